@@ -1,0 +1,364 @@
+"""Driver contracts: small typed protocols and the value objects drivers talk in.
+
+A hypervisor driver turns provider objects (libvirt domains, vSphere VMs, ...) into our
+normalized ``Guest`` and takes a ``GuestSpec`` to create one::
+
+    driver = get_driver("kvm")(uri="test:///default")
+    guest = driver.create_guest(GuestSpec(name="vm1", uuid=str(uuid4()), vcpu=1, memory_mb=256))
+    driver.stop_guest(guest.id, timeout=30)      # graceful, then forced after 30 s
+    driver.delete_guest(guest.id)
+
+Exceptions::
+
+    DriverError
+     ├── DriverUnavailable   the driver's SDK is missing, or no such driver
+     ├── NotSupported        the driver does not declare the capability for an operation
+     ├── InvalidSpec         a GuestSpec (or similar input) is malformed
+     ├── GuestNotFound       no guest with that id on this host
+     └── HypervisorError     the hypervisor refused or failed an operation
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+import uuid as _uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, NoReturn, Protocol, runtime_checkable
+
+__all__ = [
+    "Capability",
+    "DiskSpec",
+    "DriverError",
+    "DriverUnavailable",
+    "Gpu",
+    "Guest",
+    "GuestEvent",
+    "GuestNotFound",
+    "GuestSpec",
+    "GuestStatus",
+    "HostFacts",
+    "HostNic",
+    "HypervisorDriver",
+    "HypervisorError",
+    "InvalidSpec",
+    "NicSpec",
+    "NotSupported",
+    "NumaCell",
+    "StoragePath",
+    "not_supported",
+    "require",
+]
+
+
+# --- errors ---------------------------------------------------------------------------------
+
+
+class DriverError(Exception):
+    """Base of every error a driver raises on purpose."""
+
+
+class DriverUnavailable(DriverError):
+    """The driver cannot be loaded: unknown name, or its SDK is not installed."""
+
+
+class NotSupported(DriverError):
+    """The driver does not declare the capability an operation needs."""
+
+    def __init__(self, driver: str, op: str) -> None:
+        super().__init__(f"{driver} does not support {op}")
+        self.driver = driver
+        self.op = op
+
+
+class InvalidSpec(DriverError, ValueError):
+    """Malformed input to a driver (a bad name, MAC, size, path ...)."""
+
+
+class GuestNotFound(DriverError, LookupError):
+    """No guest with that id (uuid or name) on this host."""
+
+    def __init__(self, guest_id: str) -> None:
+        super().__init__(f"guest {guest_id} not found")
+        self.guest_id = guest_id
+
+
+class HypervisorError(DriverError):
+    """The hypervisor refused or failed an operation; the message is the hypervisor's."""
+
+
+def not_supported(driver: str, op: str) -> NoReturn:
+    """The one place ``NotSupported`` is raised from (a bare NotImplementedError is a bug)."""
+    raise NotSupported(driver=driver, op=op)
+
+
+# --- capabilities ---------------------------------------------------------------------------
+
+
+class Capability(str, enum.Enum):
+    """What a driver declares it can do; the scheduler turns these into host traits."""
+
+    GRACEFUL_STOP = "graceful_stop"
+    REBOOT = "reboot"
+    RESET = "reset"
+    SUSPEND = "suspend"
+    LIFECYCLE_EVENTS = "lifecycle_events"
+    CONFIG_DRIVE = "config_drive"
+    DIRECT_KERNEL_BOOT = "direct_kernel_boot"
+    SERIAL_LOG = "serial_log"
+    DISK_RESIZE = "disk_resize"
+    ATTACH_DISK_HOT = "attach_disk_hot"
+    LIVE_MIGRATE = "live_migrate"
+
+
+def require(driver: HypervisorDriver, cap: Capability, op: str) -> None:
+    """Raise NotSupported unless ``driver`` declares ``cap`` (capabilities are declared, never probed)."""
+    if cap not in driver.capabilities:
+        not_supported(driver.name, op)
+
+
+# --- guest value objects --------------------------------------------------------------------
+
+
+class GuestStatus(str, enum.Enum):
+    """Our canonical guest status; each driver maps its own states onto these (STATUS_MAP)."""
+
+    RUNNING = "running"
+    STOPPED = "stopped"
+    PAUSED = "paused"
+    SUSPENDED = "suspended"
+    SHUTTING_DOWN = "shutting_down"
+    CRASHED = "crashed"
+    UNKNOWN = "unknown"
+
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+_MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
+_IFNAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")  # Linux IFNAMSIZ - 1
+_DISK_FORMATS = frozenset({"qcow2", "raw"})
+_DISK_BUSES = frozenset({"virtio", "scsi", "sata", "ide"})
+_DISK_DEVICES = frozenset({"disk", "cdrom"})
+_NIC_MODELS = frozenset({"virtio", "e1000", "rtl8139"})
+
+
+def _abs_path(value: str, what: str) -> None:
+    if not value.startswith("/") or "\0" in value or "\n" in value:
+        raise InvalidSpec(f"{what} must be an absolute path, got {value!r}")
+
+
+@dataclass(frozen=True)
+class DiskSpec:
+    """One block device of a guest: an image file attached on a bus."""
+
+    path: str
+    format: str = "qcow2"
+    bus: str = "virtio"
+    device: str = "disk"
+    readonly: bool = False
+
+    def __post_init__(self) -> None:
+        _abs_path(self.path, "disk path")
+        if self.format not in _DISK_FORMATS:
+            raise InvalidSpec(f"disk format must be one of {sorted(_DISK_FORMATS)}, got {self.format!r}")
+        if self.bus not in _DISK_BUSES:
+            raise InvalidSpec(f"disk bus must be one of {sorted(_DISK_BUSES)}, got {self.bus!r}")
+        if self.device not in _DISK_DEVICES:
+            raise InvalidSpec(f"disk device must be one of {sorted(_DISK_DEVICES)}, got {self.device!r}")
+
+
+@dataclass(frozen=True)
+class NicSpec:
+    """One network interface: a MAC on a Linux bridge, through a tap named ``ifname``."""
+
+    mac: str
+    bridge: str
+    ifname: str | None = None
+    model: str = "virtio"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "mac", self.mac.lower())
+        if not _MAC_RE.match(self.mac):
+            raise InvalidSpec(f"bad MAC address {self.mac!r}")
+        if int(self.mac[:2], 16) & 1:
+            raise InvalidSpec(f"MAC {self.mac} is a multicast address")
+        if not _IFNAME_RE.match(self.bridge):
+            raise InvalidSpec(f"bad bridge name {self.bridge!r} (1-15 of [A-Za-z0-9_.-])")
+        if self.ifname is not None and not _IFNAME_RE.match(self.ifname):
+            raise InvalidSpec(f"bad tap name {self.ifname!r} (1-15 of [A-Za-z0-9_.-])")
+        if self.model not in _NIC_MODELS:
+            raise InvalidSpec(f"nic model must be one of {sorted(_NIC_MODELS)}, got {self.model!r}")
+
+
+@dataclass(frozen=True)
+class GuestSpec:
+    """Everything a driver needs to create a guest; validated on construction."""
+
+    name: str
+    uuid: str
+    vcpu: int
+    memory_mb: int
+    disks: tuple[DiskSpec, ...] = ()
+    nics: tuple[NicSpec, ...] = ()
+    config_drive: str | None = None
+    serial_log: str | None = None
+    kernel: str | None = None
+    initrd: str | None = None
+    cmdline: str | None = None
+    arch: str = "x86_64"
+
+    def __post_init__(self) -> None:
+        if not _NAME_RE.match(self.name):
+            raise InvalidSpec(f"bad guest name {self.name!r} (1-63 of [A-Za-z0-9_.-], not starting with . - _)")
+        try:
+            object.__setattr__(self, "uuid", str(_uuid.UUID(self.uuid)))
+        except (ValueError, TypeError, AttributeError):
+            raise InvalidSpec(f"bad guest uuid {self.uuid!r}") from None
+        if not isinstance(self.vcpu, int) or not 1 <= self.vcpu <= 512:
+            raise InvalidSpec(f"vcpu must be an integer 1..512, got {self.vcpu!r}")
+        if not isinstance(self.memory_mb, int) or not 16 <= self.memory_mb <= 16 * 1024 * 1024:
+            raise InvalidSpec(f"memory_mb must be an integer >= 16, got {self.memory_mb!r}")
+        object.__setattr__(self, "disks", tuple(self.disks))
+        object.__setattr__(self, "nics", tuple(self.nics))
+        for d in self.disks:
+            if not isinstance(d, DiskSpec):
+                raise InvalidSpec(f"disks must be DiskSpec, got {type(d).__name__}")
+        for n in self.nics:
+            if not isinstance(n, NicSpec):
+                raise InvalidSpec(f"nics must be NicSpec, got {type(n).__name__}")
+        macs = [n.mac for n in self.nics]
+        if len(set(macs)) != len(macs):
+            raise InvalidSpec("two nics share a MAC address")
+        for attr in ("config_drive", "serial_log", "kernel", "initrd"):
+            value = getattr(self, attr)
+            if value is not None:
+                _abs_path(value, attr)
+        if self.initrd and not self.kernel:
+            raise InvalidSpec("initrd given without kernel")
+        if self.cmdline and not self.kernel:
+            raise InvalidSpec("cmdline given without kernel")
+
+
+@dataclass(frozen=True)
+class Guest:
+    """A guest as a driver reports it; ``extra`` keeps provider leftovers (vcpu, memory, reason)."""
+
+    id: str
+    name: str
+    status: GuestStatus
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class GuestEvent:
+    """A lifecycle change reported by the hypervisor (status is the new canonical status)."""
+
+    guest_id: str
+    name: str
+    status: GuestStatus
+    event: str
+    detail: str
+
+
+# --- host facts -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NumaCell:
+    id: int
+    memory_mb: int
+    cpus: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class StoragePath:
+    path: str
+    total_mb: int
+    free_mb: int
+
+
+@dataclass(frozen=True)
+class HostNic:
+    name: str
+    mac: str
+    mtu: int
+    up: bool
+    speed_mbps: int | None
+    kind: str  # "physical", "bridge", "vlan", "bond", "virtual"
+
+
+@dataclass(frozen=True)
+class Gpu:
+    """A PCI display controller or processing accelerator (class 0x03xx / 0x12xx)."""
+
+    address: str
+    vendor_id: str
+    device_id: str
+    description: str
+    driver: str | None
+
+
+@dataclass(frozen=True)
+class HostFacts:
+    """What an agent reports about its host when it registers."""
+
+    hostname: str
+    arch: str
+    cpu_model: str
+    cpu_count: int
+    cpu_mhz: int
+    sockets: int
+    cores_per_socket: int
+    threads_per_core: int
+    memory_mb: int
+    numa: tuple[NumaCell, ...]
+    hypervisor: str  # the domain type guests get: "kvm", "qemu", "test"
+    hypervisor_version: str
+    guest_types: tuple[str, ...]  # domain types the hypervisor offers for this arch
+    storage: tuple[StoragePath, ...]
+    nics: tuple[HostNic, ...]
+    gpus: tuple[Gpu, ...]
+
+
+# --- the protocol ---------------------------------------------------------------------------
+
+
+@runtime_checkable
+class HypervisorDriver(Protocol):
+    """A hypervisor on one host.
+
+    Example::
+
+        drv: HypervisorDriver = KvmDriver(uri="test:///default")
+        g = drv.create_guest(spec)            # defined and started
+        assert drv.get_guest(g.id).status is GuestStatus.RUNNING
+    """
+
+    name: ClassVar[str]
+    capabilities: ClassVar[frozenset[Capability]]
+
+    def host_facts(self) -> HostFacts: ...
+
+    def list_guests(self) -> list[Guest]: ...
+
+    def get_guest(self, guest_id: str) -> Guest: ...
+
+    def create_guest(self, spec: GuestSpec, *, start: bool = True) -> Guest: ...
+
+    def start_guest(self, guest_id: str) -> None: ...
+
+    def stop_guest(self, guest_id: str, *, timeout: float = 60.0) -> None: ...
+
+    def reboot_guest(self, guest_id: str) -> None: ...
+
+    def reset_guest(self, guest_id: str) -> None: ...
+
+    def suspend_guest(self, guest_id: str) -> None: ...
+
+    def resume_guest(self, guest_id: str) -> None: ...
+
+    def delete_guest(self, guest_id: str) -> None: ...
+
+    def watch_events(self, callback: Callable[[GuestEvent], None]) -> None: ...
+
+    def close(self) -> None: ...

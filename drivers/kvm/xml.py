@@ -1,0 +1,210 @@
+"""libvirt domain XML: built from a GuestSpec, and parsed back into one.
+
+Only this module knows libvirt's XML shape (as Nova's ``config.py`` does); the driver passes
+specs in and gets specs out.
+"""
+
+from __future__ import annotations
+
+import string
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+
+from drivers.base import DiskSpec, GuestSpec, InvalidSpec, NicSpec
+
+__all__ = ["DOMAIN_TYPES", "METADATA_NS", "DomainDevices", "build_domain_xml", "parse_devices", "spec_from_xml"]
+
+DOMAIN_TYPES = frozenset({"kvm", "qemu", "test"})
+METADATA_NS = "https://cloudpods-one.dev/xmlns/guest/1"
+
+ET.register_namespace("cloudpods", METADATA_NS)  # a readable prefix instead of ns0
+
+_BUS_PREFIX = {"virtio": "vd", "scsi": "sd", "sata": "sd", "ide": "hd"}
+
+
+@dataclass(frozen=True)
+class DomainDevices:
+    """What a (running) domain's XML says about the files and taps it uses."""
+
+    disk_paths: tuple[str, ...]
+    taps: tuple[str, ...]
+    serial_log: str | None
+
+
+def build_domain_xml(spec: GuestSpec, *, domain_type: str, machine: str = "pc") -> str:
+    """Return the libvirt domain XML for ``spec``; ``domain_type`` is 'kvm' or 'qemu' ('test' for test:///)."""
+    if domain_type not in DOMAIN_TYPES:
+        raise InvalidSpec(f"domain type must be one of {sorted(DOMAIN_TYPES)}, got {domain_type!r}")
+    dom = ET.Element("domain", type=domain_type)
+    ET.SubElement(dom, "name").text = spec.name
+    ET.SubElement(dom, "uuid").text = spec.uuid
+    meta = ET.SubElement(dom, "metadata")
+    ET.SubElement(meta, f"{{{METADATA_NS}}}instance").set("managed", "true")
+    ET.SubElement(dom, "memory", unit="MiB").text = str(spec.memory_mb)
+    ET.SubElement(dom, "currentMemory", unit="MiB").text = str(spec.memory_mb)
+    ET.SubElement(dom, "vcpu", placement="static").text = str(spec.vcpu)
+
+    os_el = ET.SubElement(dom, "os")
+    ET.SubElement(os_el, "type", arch=spec.arch, machine=machine).text = "hvm"
+    if spec.kernel:
+        ET.SubElement(os_el, "kernel").text = spec.kernel
+        if spec.initrd:
+            ET.SubElement(os_el, "initrd").text = spec.initrd
+        if spec.cmdline:
+            ET.SubElement(os_el, "cmdline").text = spec.cmdline
+    else:
+        ET.SubElement(os_el, "boot", dev="hd")
+
+    features = ET.SubElement(dom, "features")
+    ET.SubElement(features, "acpi")
+    ET.SubElement(features, "apic")
+    if domain_type == "kvm":
+        # the guest sees the host CPU; under emulation (qemu) the default model is safer
+        ET.SubElement(dom, "cpu", mode="host-passthrough")
+    ET.SubElement(dom, "clock", offset="utc")
+    ET.SubElement(dom, "on_poweroff").text = "destroy"
+    ET.SubElement(dom, "on_reboot").text = "restart"
+    ET.SubElement(dom, "on_crash").text = "destroy"
+
+    devices = ET.SubElement(dom, "devices")
+    used: dict[str, int] = {}
+    disks = list(spec.disks)
+    if spec.config_drive:
+        disks.append(DiskSpec(path=spec.config_drive, format="raw", bus="ide", device="cdrom", readonly=True))
+    for disk in disks:
+        _disk(devices, disk, _target_dev(disk.bus, used))
+    for nic in spec.nics:
+        _interface(devices, nic)
+    if spec.serial_log:
+        serial = ET.SubElement(devices, "serial", type="file")
+        ET.SubElement(serial, "source", path=spec.serial_log)
+        ET.SubElement(serial, "target", port="0")
+    else:
+        serial = ET.SubElement(devices, "serial", type="pty")
+        ET.SubElement(serial, "target", port="0")
+    ET.SubElement(devices, "memballoon", model="none")
+    ET.indent(dom)
+    return ET.tostring(dom, encoding="unicode")
+
+
+def spec_from_xml(xml: str) -> GuestSpec:
+    """Parse domain XML (ours, or libvirt's expansion of it) back into a GuestSpec."""
+    root = _parse(xml)
+    mem = root.find("memory")
+    disks: list[DiskSpec] = []
+    config_drive = None
+    for d in root.iterfind("devices/disk"):
+        src = d.find("source")
+        path = src.get("file") if src is not None else None
+        if not path:
+            continue
+        drv = d.find("driver")
+        tgt = d.find("target")
+        device = d.get("device", "disk")
+        spec = DiskSpec(
+            path=path,
+            format=drv.get("type", "raw") if drv is not None else "raw",
+            bus=tgt.get("bus", "virtio") if tgt is not None else "virtio",
+            device=device,
+            readonly=d.find("readonly") is not None,
+        )
+        if device == "cdrom" and config_drive is None:
+            config_drive = path  # our builder attaches the config drive as the first cdrom
+        else:
+            disks.append(spec)
+    nics: list[NicSpec] = []
+    for i in root.iterfind("devices/interface"):
+        mac = i.find("mac")
+        src = i.find("source")
+        tgt = i.find("target")
+        model = i.find("model")
+        nics.append(
+            NicSpec(
+                mac=mac.get("address", "") if mac is not None else "",
+                bridge=(src.get("bridge") or "") if src is not None else "",
+                ifname=tgt.get("dev") if tgt is not None else None,
+                model=model.get("type", "virtio") if model is not None else "virtio",
+            )
+        )
+    ostype = root.find("os/type")
+    return GuestSpec(
+        name=_text(root, "name"),
+        uuid=_text(root, "uuid"),
+        vcpu=int(_text(root, "vcpu")),
+        memory_mb=_to_mib(int(_text(root, "memory")), mem.get("unit", "KiB") if mem is not None else "KiB"),
+        disks=tuple(disks),
+        nics=tuple(nics),
+        config_drive=config_drive,
+        serial_log=parse_devices(xml).serial_log,
+        kernel=root.findtext("os/kernel") or None,
+        initrd=root.findtext("os/initrd") or None,
+        cmdline=root.findtext("os/cmdline") or None,
+        arch=ostype.get("arch", "x86_64") if ostype is not None else "x86_64",
+    )
+
+
+def parse_devices(xml: str) -> DomainDevices:
+    """The disk files, tap names and serial log file of a domain."""
+    root = _parse(xml)
+    paths = []
+    for d in root.iterfind("devices/disk"):
+        src = d.find("source")
+        if src is not None and src.get("file"):
+            paths.append(src.get("file", ""))
+    taps = [t.get("dev", "") for t in root.iterfind("devices/interface/target") if t.get("dev")]
+    serial = None
+    for s in root.iterfind("devices/serial"):
+        src = s.find("source")
+        if s.get("type") == "file" and src is not None and src.get("path"):
+            serial = src.get("path")
+            break
+    return DomainDevices(disk_paths=tuple(paths), taps=tuple(taps), serial_log=serial)
+
+
+def _disk(devices: ET.Element, disk: DiskSpec, dev: str) -> None:
+    el = ET.SubElement(devices, "disk", type="file", device=disk.device)
+    ET.SubElement(el, "driver", name="qemu", type=disk.format)
+    ET.SubElement(el, "source", file=disk.path)
+    ET.SubElement(el, "target", dev=dev, bus=disk.bus)
+    if disk.readonly or disk.device == "cdrom":
+        ET.SubElement(el, "readonly")
+
+
+def _interface(devices: ET.Element, nic: NicSpec) -> None:
+    el = ET.SubElement(devices, "interface", type="bridge")
+    ET.SubElement(el, "mac", address=nic.mac)
+    ET.SubElement(el, "source", bridge=nic.bridge)
+    if nic.ifname:
+        ET.SubElement(el, "target", dev=nic.ifname)
+    ET.SubElement(el, "model", type=nic.model)
+
+
+def _target_dev(bus: str, used: dict[str, int]) -> str:
+    prefix = _BUS_PREFIX[bus]
+    n = used.get(prefix, 0)
+    used[prefix] = n + 1
+    if prefix == "hd" and n >= 4:
+        raise InvalidSpec("at most 4 ide devices (including the config drive)")
+    letters = string.ascii_lowercase
+    return prefix + (letters[n] if n < 26 else letters[n // 26 - 1] + letters[n % 26])
+
+
+def _parse(xml: str) -> ET.Element:
+    try:
+        return ET.fromstring(xml)
+    except ET.ParseError as exc:
+        raise InvalidSpec(f"bad domain XML: {exc}") from None
+
+
+def _text(root: ET.Element, path: str) -> str:
+    value = root.findtext(path)
+    if value is None:
+        raise InvalidSpec(f"domain XML has no <{path}>")
+    return value.strip()
+
+
+def _to_mib(value: int, unit: str) -> int:
+    factor = {"b": 1, "bytes": 1, "KiB": 1024, "k": 1024, "MiB": 1024**2, "M": 1024**2, "GiB": 1024**3, "G": 1024**3}
+    if unit not in factor:
+        raise InvalidSpec(f"unknown memory unit {unit!r}")
+    return value * factor[unit] // 1024**2
