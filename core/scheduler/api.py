@@ -1,0 +1,6 @@
+"""Scheduler API (``/api/s/scheduler``)."""
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter()

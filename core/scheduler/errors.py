@@ -1,0 +1,14 @@
+"""Errors the scheduler raises for a request it cannot even evaluate."""
+from __future__ import annotations
+
+
+class ScheduleInputError(ValueError):
+    """The request names something the snapshot does not know (e.g. an instance group).
+
+    ``field`` names the request field at fault, so the API can answer 400 with it.
+    """
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
