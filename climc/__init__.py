@@ -1,0 +1,1 @@
+"""climc: the user command line."""

@@ -1,0 +1,3 @@
+from climc.main import main
+
+main()

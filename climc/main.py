@@ -1,0 +1,82 @@
+"""climc: the user's command line. Global options follow OpenStack's OS_* conventions (API.md §7)."""
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from climc.command_table import COMMANDS
+from core.cli import LazyGroup
+from core.version import VERSION
+
+OUTPUT_FORMATS = ("table", "kv", "json", "yaml", "flatten-table", "flatten-kv", "value")
+
+
+class ClimcContext:
+    """What every command gets as ``ctx.obj``: options, output settings, a lazily built client."""
+
+    def __init__(self, **opts: Any) -> None:
+        self.opts = opts
+        self.output_format: str = opts.get("output_format") or "table"
+        self.columns: tuple[str, ...] = ()
+        self._client: Any = None
+
+    @property
+    def debug(self) -> bool:
+        return bool(self.opts.get("debug"))
+
+    def client(self) -> Any:
+        if self._client is None:
+            from core.client import AuthOptions, Client
+
+            o = self.opts
+            auth = AuthOptions.from_env()
+            for attr, key in (("auth_url", "os_auth_url"), ("username", "os_username"),
+                              ("password", "os_password"), ("project_name", "os_project_name"),
+                              ("project_domain", "os_project_domain"), ("user_domain", "os_user_domain"),
+                              ("region", "os_region_name"), ("token", "os_auth_token"),
+                              ("interface", "os_endpoint_type")):
+                if o.get(key):
+                    setattr(auth, attr, o[key])
+            if o.get("os_system_scope"):
+                auth.system_scope = True
+            self._client = Client(auth, timeout=o.get("timeout") or 30.0, insecure=bool(o.get("insecure")),
+                                  debug=self.debug)
+        return self._client
+
+
+@click.group(cls=LazyGroup, table=COMMANDS, context_settings={"help_option_names": ["-h", "--help"],
+                                                                  "max_content_width": 110})
+@click.version_option(VERSION, "--version", prog_name="climc", message="%(prog)s %(version)s")
+@click.option("--os-auth-url", envvar="OS_AUTH_URL", metavar="URL", help="Identity endpoint [OS_AUTH_URL]")
+@click.option("--os-username", envvar="OS_USERNAME", metavar="NAME", help="[OS_USERNAME]")
+@click.option("--os-password", envvar="OS_PASSWORD", metavar="PW", help="[OS_PASSWORD]")
+@click.option("--os-project-name", envvar="OS_PROJECT_NAME", metavar="NAME", help="[OS_PROJECT_NAME]")
+@click.option("--os-project-domain", envvar="OS_PROJECT_DOMAIN_NAME", metavar="NAME",
+              help="[OS_PROJECT_DOMAIN_NAME]")
+@click.option("--os-user-domain", envvar="OS_USER_DOMAIN_NAME", metavar="NAME", help="[OS_USER_DOMAIN_NAME]")
+@click.option("--os-region-name", envvar="OS_REGION_NAME", metavar="REGION", help="[OS_REGION_NAME]")
+@click.option("--os-auth-token", envvar="OS_AUTH_TOKEN", metavar="TOKEN", help="Use this token [OS_AUTH_TOKEN]")
+@click.option("--os-endpoint-type", envvar="OS_ENDPOINT_TYPE", metavar="TYPE",
+              help="public|internal|admin [OS_ENDPOINT_TYPE]")
+@click.option("--os-system-scope", is_flag=True, help="Ask for a system-scoped token")
+@click.option("--debug", is_flag=True, help="Print each request as curl (token redacted) and tracebacks")
+@click.option("-k", "--insecure", is_flag=True, help="Do not verify TLS certificates")
+@click.option("--timeout", type=float, default=30.0, show_default=True, help="HTTP timeout in seconds")
+@click.option("-o", "--output-format", envvar="CLIMC_OUTPUT_FORMAT", type=click.Choice(OUTPUT_FORMATS),
+              help="Output format [CLIMC_OUTPUT_FORMAT]")
+@click.pass_context
+def cli(ctx: click.Context, **opts: Any) -> None:
+    """climc — manage a cloudpods-one cloud. `source rc_admin` first, then e.g. `climc endpoint-list`."""
+    ctx.obj = ClimcContext(**opts)
+
+
+def main(argv: list[str] | None = None) -> None:
+    from core.cli_errors import run_cli
+
+    run_cli(cli, "climc", argv)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,1 @@
+"""The controller: config, db, api and the services."""

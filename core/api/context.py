@@ -1,0 +1,43 @@
+"""Who is calling: the credential every handler receives after token validation."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+@dataclass(frozen=True)
+class Credential:
+    """A validated token's authority. ``scope`` is project | domain | system | unscoped."""
+
+    token: str
+    user_id: str
+    user_name: str
+    user_domain_id: str
+    user_domain_name: str
+    scope: str
+    roles: tuple[str, ...] = ()
+    role_ids: tuple[str, ...] = ()
+    project_id: str | None = None
+    project_name: str | None = None
+    project_domain_id: str | None = None
+    project_domain_name: str | None = None
+    domain_id: str | None = None  # the domain of a domain-scoped token
+    domain_name: str | None = None
+    methods: tuple[str, ...] = ("password",)
+    audit_id: str = ""
+    audit_chain: tuple[str, ...] = ()
+    issued_at: datetime | None = None
+    expires_at: datetime | None = None
+    request_id: str = field(default="", compare=False)
+
+    def has_role(self, *names: str) -> bool:
+        return any(r in self.roles for r in names)
+
+    @property
+    def is_system_admin(self) -> bool:
+        return self.scope == "system" and "admin" in self.roles
+
+    @property
+    def owner_domain_id(self) -> str | None:
+        """The domain that owns what this caller creates."""
+        return self.project_domain_id if self.scope == "project" else self.domain_id

@@ -1,0 +1,51 @@
+"""FastAPI dependencies every router uses: ``SessionDep``, ``CredentialDep``, ``RequestIdDep``.
+
+Handlers that change data call ``session.commit()`` themselves before returning, so a failed
+commit becomes the reply (the dependency's own commit at exit is then a no-op).
+"""
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+
+from core.api.context import Credential
+from core.errors import UnauthorizedError
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    with request.app.state.db.session() as s:
+        yield s
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def get_request_id(request: Request) -> str:
+    return str(getattr(request.state, "request_id", ""))
+
+
+RequestIdDep = Annotated[str, Depends(get_request_id)]
+
+
+def token_from(request: Request) -> str | None:
+    tok = request.headers.get("x-auth-token")
+    if not tok:
+        authz = request.headers.get("authorization", "")
+        if authz[:7].lower() == "bearer ":
+            tok = authz[7:].strip()
+    return tok or None
+
+
+def get_credential(request: Request, session: SessionDep) -> Credential:
+    tok = token_from(request)
+    if not tok:
+        raise UnauthorizedError("missing X-Auth-Token")
+    cred = request.app.state.auth.validate(session, tok)
+    return dataclasses.replace(cred, request_id=get_request_id(request))
+
+
+CredentialDep = Annotated[Credential, Depends(get_credential)]

@@ -1,0 +1,247 @@
+"""The one list helper: Cloudpods list parameters → SQL, with a total count.
+
+    @router.get("/servers")
+    def list_servers(session: SessionDep, cred: CredentialDep, q: ListDep):
+        enforce(cred, "compute:servers:list")
+        stmt = restrict(select(Server), cred, Server, q.scope)
+        page = paginate(session, stmt, Server, q)
+        return page.envelope("servers", [to_dict(s) for s in page.rows])
+
+Parameters (API.md §3): limit, offset, paging_marker, order_by (repeatable), order, details,
+search, filter (repeatable ``field.op(args)``), filter_any, scope, field, plus any other query
+key left in ``ListQuery.extra`` for the resource's own filters (status, enabled, zone, ...).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Annotated, Any, Generic, TypeVar
+
+from fastapi import Depends, Request
+from sqlalchemy import Boolean, DateTime, Float, Integer, Numeric, Select, and_, false, func, or_, select
+from sqlalchemy.orm import Session
+from sqlalchemy.sql import ColumnElement
+
+from core.errors import InputParameterError
+
+MAX_LIMIT = 2048
+_FILTER = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)\.([a-z]+)\((.*)\)$", re.S)
+_TRUE = {"true", "1", "yes", "on", "t", "y"}
+_FALSE = {"false", "0", "no", "off", "f", "n"}
+_KNOWN = {"limit", "offset", "paging_marker", "order_by", "order", "details", "search", "filter",
+          "filter_any", "scope", "field", "with_meta", "pending_delete", "tags"}
+
+T = TypeVar("T")
+
+
+def parse_bool(value: str | bool | None, name: str, default: bool | None = None) -> bool | None:
+    """Booleans arrive as true/True/TRUE/1 from real SDKs; anything else is a 400."""
+    if value is None or value == "":
+        return default
+    if isinstance(value, bool):
+        return value
+    v = value.strip().lower()
+    if v in _TRUE:
+        return True
+    if v in _FALSE:
+        return False
+    raise InputParameterError(f"{name}: {value!r} is not a boolean")
+
+
+def _int(value: str | None, name: str, default: int, lo: int, hi: int | None = None) -> int:
+    if value is None or value == "":
+        return default
+    try:
+        n = int(value)
+    except ValueError:
+        raise InputParameterError(f"{name}: {value!r} is not an integer") from None
+    if n < lo or (hi is not None and n > hi):
+        raise InputParameterError(f"{name}: {n} is out of range")
+    return n
+
+
+@dataclass
+class ListQuery:
+    limit: int = MAX_LIMIT
+    offset: int = 0
+    paging_marker: str | None = None
+    order_by: list[str] = field(default_factory=list)
+    order: str = "desc"
+    details: bool = True
+    search: str | None = None
+    filters: list[str] = field(default_factory=list)
+    filter_any: bool = False
+    scope: str | None = None
+    fields: list[str] = field(default_factory=list)
+    pending_delete: str | None = None  # "true" | "false" | "all"
+    with_meta: bool = False
+    extra: dict[str, list[str]] = field(default_factory=dict)
+
+    def get(self, name: str) -> str | None:
+        vals = self.extra.get(name)
+        return vals[-1] if vals else None
+
+    def get_bool(self, name: str) -> bool | None:
+        return parse_bool(self.get(name), name)
+
+
+def list_query(request: Request) -> ListQuery:
+    qp = request.query_params
+    limit = _int(qp.get("limit"), "limit", MAX_LIMIT, 0)
+    order = (qp.get("order") or "desc").lower()
+    if order not in ("asc", "desc"):
+        raise InputParameterError(f"order: {order!r} must be asc or desc")
+    scope = qp.get("scope") or None
+    if scope is not None and scope not in ("system", "domain", "project"):
+        raise InputParameterError(f"scope: {scope!r} must be system, domain or project")
+    pd = qp.get("pending_delete")
+    if pd is not None and pd.lower() != "all":
+        pd = "true" if parse_bool(pd, "pending_delete") else "false"
+    extra: dict[str, list[str]] = {}
+    for k in qp.keys():
+        if k not in _KNOWN:
+            extra[k] = qp.getlist(k)
+    return ListQuery(
+        limit=MAX_LIMIT if limit == 0 else min(limit, MAX_LIMIT),
+        offset=_int(qp.get("offset"), "offset", 0, 0),
+        paging_marker=qp.get("paging_marker") or None,
+        order_by=[o for v in qp.getlist("order_by") for o in v.split(",") if o],
+        order=order,
+        details=bool(parse_bool(qp.get("details"), "details", True)),
+        search=qp.get("search") or None,
+        filters=qp.getlist("filter"),
+        filter_any=bool(parse_bool(qp.get("filter_any"), "filter_any", False)),
+        scope=scope,
+        fields=[f for v in qp.getlist("field") for f in v.split(",") if f],
+        pending_delete=pd.lower() if pd else None,
+        with_meta=bool(parse_bool(qp.get("with_meta"), "with_meta", False)),
+        extra=extra,
+    )
+
+
+ListDep = Annotated[ListQuery, Depends(list_query)]
+
+
+@dataclass
+class Page(Generic[T]):
+    rows: list[T]
+    total: int
+    limit: int
+    offset: int
+    next_marker: str | None = None
+
+    def envelope(self, key: str, items: list[dict[str, Any]]) -> dict[str, Any]:
+        """Cloudpods' list reply; zero counts are omitted as Cloudpods does."""
+        out: dict[str, Any] = {key: items}
+        for k, v in (("total", self.total), ("limit", self.limit), ("offset", self.offset)):
+            if v:
+                out[k] = v
+        if self.next_marker:
+            out["marker_field"] = "id"
+            out["next_marker"] = self.next_marker
+        return out
+
+
+def _columns(model: Any) -> dict[str, Any]:
+    hidden = set(getattr(model, "__list_hidden__", ()))
+    return {c.key: c for c in model.__table__.columns if c.key not in hidden}
+
+
+def _coerce(col: Any, raw: str, fname: str) -> Any:
+    t = col.type
+    try:
+        if isinstance(t, Boolean):
+            return parse_bool(raw, fname)
+        if isinstance(t, Integer):
+            return int(raw)
+        if isinstance(t, Float | Numeric):
+            return float(raw)
+        if isinstance(t, DateTime) or getattr(t, "impl", None) is not None and isinstance(t.impl, DateTime):
+            return datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise InputParameterError(f"filter {fname}: {raw!r} does not fit the field's type") from None
+    return raw
+
+
+def _like_escape(s: str) -> str:
+    return s.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def parse_filter(model: Any, expr: str) -> ColumnElement[bool]:
+    m = _FILTER.match(expr.strip())
+    if not m:
+        raise InputParameterError(f"filter {expr!r}: expected field.op(args)")
+    name, op, argstr = m.groups()
+    cols = _columns(model)
+    if name not in cols:
+        raise InputParameterError(f"filter {expr!r}: unknown field {name}")
+    col = getattr(model, name)
+    args = [a.strip().strip("'\"") for a in argstr.split(",")] if argstr != "" else []
+    vals = [_coerce(cols[name], a, name) for a in args]
+
+    def one() -> Any:
+        if len(vals) != 1:
+            raise InputParameterError(f"filter {expr!r}: {op} takes one argument")
+        return vals[0]
+
+    if op == "in":
+        return col.in_(vals) if vals else false()
+    if op == "notin":
+        return col.not_in(vals) if vals else ~false()
+    if op == "between":
+        if len(vals) != 2:
+            raise InputParameterError(f"filter {expr!r}: between takes two arguments")
+        return col.between(vals[0], vals[1])
+    if op in ("ge", "gt", "le", "lt", "equals", "notequals"):
+        v = one()
+        return {"ge": col >= v, "gt": col > v, "le": col <= v, "lt": col < v,
+                "equals": col == v, "notequals": col != v}[op]
+    if op in ("like", "contains", "startswith", "endswith"):
+        s = str(one())
+        pat = {"like": s, "contains": f"%{_like_escape(s)}%", "startswith": f"{_like_escape(s)}%",
+               "endswith": f"%{_like_escape(s)}"}[op]
+        return col.like(pat, escape="\\") if op != "like" else col.like(pat)
+    if op == "isnull":
+        return col.is_(None)
+    if op == "isnotnull":
+        return col.is_not(None)
+    raise InputParameterError(f"filter {expr!r}: unknown operator {op}")
+
+
+def paginate(session: Session, stmt: Select[Any], model: Any, q: ListQuery,
+             searchable: tuple[str, ...] = ("name",), count: bool = True) -> Page[Any]:
+    """Apply search/filter/order/paging to ``stmt`` (already tenant-restricted) and run it."""
+    cols = _columns(model)
+    if q.search:
+        terms = [getattr(model, c).like(f"%{_like_escape(q.search)}%", escape="\\")
+                 for c in searchable if c in cols]
+        if terms:
+            stmt = stmt.where(or_(*terms))
+    if q.filters:
+        conds = [parse_filter(model, f) for f in q.filters]
+        stmt = stmt.where(or_(*conds) if q.filter_any else and_(*conds))
+    if q.pending_delete is not None and "pending_deleted" in cols:
+        if q.pending_delete != "all":
+            stmt = stmt.where(model.pending_deleted.is_(q.pending_delete == "true"))
+    elif "pending_deleted" in cols:
+        stmt = stmt.where(model.pending_deleted.is_(False))
+    total = 0
+    if count:
+        total = session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0
+    if q.paging_marker is not None:
+        # keyset paging over id: stable under concurrent inserts, O(limit) per page
+        stmt = stmt.where(model.id > q.paging_marker).order_by(model.id.asc())
+        rows = list(session.scalars(stmt.limit(q.limit + 1)))
+        nxt = rows[q.limit - 1].id if len(rows) > q.limit else None
+        return Page(rows[: q.limit], total, q.limit, 0, nxt)
+    order_cols = q.order_by or (["created_at"] if "created_at" in cols else [])
+    for name in order_cols:
+        if name not in cols:
+            raise InputParameterError(f"order_by: unknown field {name}")
+        c = getattr(model, name)
+        stmt = stmt.order_by(c.desc() if q.order == "desc" else c.asc())
+    if "id" in cols:
+        stmt = stmt.order_by(model.id.desc() if q.order == "desc" else model.id.asc())
+    rows = list(session.scalars(stmt.offset(q.offset).limit(q.limit)))
+    return Page(rows, total, q.limit, q.offset)

@@ -1,0 +1,39 @@
+"""Lazy click groups shared by climc and ocadm: commands load on first use, from a static table.
+
+The table maps ``command-name -> ("package.module:attr", "short help")`` so ``--help`` lists every
+command without importing any of them (start-up time is a tested property).
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+import click
+
+CommandTable = dict[str, tuple[str, str]]
+
+
+class LazyGroup(click.Group):
+    def __init__(self, *args: Any, table: CommandTable, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.table = table
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.table, *super().list_commands(ctx)})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in self.table:
+            ref = self.table[name][0]
+            mod, _, attr = ref.partition(":")
+            cmd = getattr(importlib.import_module(mod), attr)
+            if not isinstance(cmd, click.Command):
+                raise TypeError(f"{ref} is not a click command")
+            return cmd
+        return super().get_command(ctx, name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(n, self.table[n][1]) for n in sorted(self.table)]
+        rows += [(n, c.get_short_help_str(60)) for n, c in sorted(self.commands.items()) if n not in self.table]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)

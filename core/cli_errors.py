@@ -1,0 +1,51 @@
+"""How both CLIs end: one readable line and a non-zero exit, never a traceback (unless --debug)."""
+from __future__ import annotations
+
+import sys
+
+import click
+
+from core.errors import CloudpodsError, ConnectionFailedError, ResourceNotFoundError
+
+EXIT_ERROR, EXIT_USAGE, EXIT_NOT_FOUND = 1, 2, 3
+
+
+def message_for(e: CloudpodsError) -> str:
+    status = getattr(e, "http_status", e.code)
+    if isinstance(e, ConnectionFailedError):
+        return e.details
+    if status == 401:
+        return f"authentication failed (401): {e.details}" if "authentication" not in e.details.lower() \
+            else "authentication failed (401)"
+    return f"{e.details} ({status} {e.error_class})" if status else e.details
+
+
+def run_cli(group: click.Group, prog: str, argv: list[str] | None) -> None:
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args
+    try:
+        group.main(args=args, prog_name=prog, standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(130)
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code)
+    except CloudpodsError as e:
+        if debug:
+            raise
+        click.echo(f"Error: {message_for(e)}", err=True)
+        sys.exit(EXIT_NOT_FOUND if isinstance(e, ResourceNotFoundError) else EXIT_ERROR)
+    except KeyboardInterrupt:
+        click.echo("Interrupted.", err=True)
+        sys.exit(130)
+    except BrokenPipeError:
+        sys.exit(0)
+    except Exception as e:  # noqa: BLE001 - the last line of defence for the one-line promise
+        if debug:
+            raise
+        click.echo(f"Error: unexpected {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''} "
+                   f"(run with --debug for details)", err=True)
+        sys.exit(EXIT_ERROR)

@@ -1,0 +1,133 @@
+"""Alembic, driven from code: works from a source tree, a wheel or a PyInstaller bundle.
+
+One migration tree for every dialect. Each service owns a branch (``branch_labels``) rooted on the
+shared ``base`` revision, so services add revisions without touching each other's chain;
+``upgrade`` goes to ``heads``. Upgrades run under a process lock and, on PostgreSQL/MariaDB, a
+database advisory lock, because N replicas may start at once.
+"""
+from __future__ import annotations
+
+import fcntl
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import Connection, Engine, inspect, text
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+_PROCESS_LOCK = threading.Lock()  # Alembic is not thread-safe
+_ADVISORY_KEY = 30300_0001
+
+
+def alembic_config(connection: Connection | None = None):  # type: ignore[no-untyped-def]
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option("version_locations", str(MIGRATIONS_DIR / "versions"))
+    if connection is not None:
+        cfg.attributes["connection"] = connection
+    return cfg
+
+
+def code_heads() -> set[str]:
+    from alembic.script import ScriptDirectory
+
+    return set(ScriptDirectory.from_config(alembic_config()).get_heads())
+
+
+def known_revisions() -> set[str]:
+    from alembic.script import ScriptDirectory
+
+    return {r.revision for r in ScriptDirectory.from_config(alembic_config()).walk_revisions()}
+
+
+def db_revisions(conn: Connection) -> set[str]:
+    if not inspect(conn).has_table("alembic_version"):
+        return set()
+    return {row[0] for row in conn.execute(text("SELECT version_num FROM alembic_version"))}
+
+
+@dataclass(frozen=True)
+class SchemaState:
+    state: str  # "empty" | "behind" | "current" | "ahead"
+    db: frozenset[str]
+    code: frozenset[str]
+
+    def problem(self) -> str | None:
+        """One line telling the operator what is wrong and which command fixes it, or None."""
+        if self.state == "empty":
+            return "the database has no schema: run `ocadm upgrade` (or `ocadm init`)"
+        if self.state == "behind":
+            return "the database schema is older than this code: run `ocadm upgrade`"
+        if self.state == "ahead":
+            unknown = ", ".join(sorted(self.db - known_revisions()))
+            return (f"the database schema ({unknown}) is newer than this code: "
+                    "upgrade cloudpods-one or restore a backup made with this version")
+        return None
+
+
+def schema_state(engine: Engine) -> SchemaState:
+    with engine.connect() as conn:
+        db = db_revisions(conn)
+    code = code_heads()
+    if not db:
+        st = "empty"
+    elif db == code:
+        st = "current"
+    elif db - known_revisions():
+        st = "ahead"
+    else:
+        st = "behind"
+    return SchemaState(st, frozenset(db), frozenset(code))
+
+
+@contextmanager
+def _migration_lock(engine: Engine, lock_file: Path | None) -> Iterator[Connection]:
+    with _PROCESS_LOCK:
+        fh = None
+        if lock_file is not None:
+            lock_file.parent.mkdir(parents=True, exist_ok=True)
+            fh = open(lock_file, "a+")
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            with engine.connect() as conn:
+                name = engine.dialect.name
+                if name == "postgresql":
+                    conn.execute(text("SET lock_timeout = '60s'"))
+                    conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _ADVISORY_KEY})
+                    conn.commit()
+                elif name in ("mysql", "mariadb"):
+                    conn.execute(text("SELECT GET_LOCK('cloudpods_migrate', 120)"))
+                try:
+                    yield conn
+                finally:
+                    if name == "postgresql":
+                        conn.rollback()
+                        conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _ADVISORY_KEY})
+                        conn.commit()
+                    elif name in ("mysql", "mariadb"):
+                        conn.execute(text("SELECT RELEASE_LOCK('cloudpods_migrate')"))
+        finally:
+            if fh is not None:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+                fh.close()
+
+
+def upgrade(engine: Engine, target: str = "heads", lock_file: Path | None = None) -> SchemaState:
+    from alembic import command
+
+    with _migration_lock(engine, lock_file) as conn:
+        command.upgrade(alembic_config(conn), target)
+        conn.commit()
+    return schema_state(engine)
+
+
+def downgrade(engine: Engine, target: str, lock_file: Path | None = None) -> None:
+    from alembic import command
+
+    with _migration_lock(engine, lock_file) as conn:
+        command.downgrade(alembic_config(conn), target)
+        conn.commit()

@@ -1,0 +1,237 @@
+"""Login and token validation: turn credentials or a token into a ``Credential``."""
+from __future__ import annotations
+
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from core.api.context import Credential
+from core.errors import InputParameterError, UnauthorizedError
+from core.keystone.models import Assignment, Domain, Project, RevokedToken, Role, User
+from core.keystone.passwords import DUMMY_HASH, verify_password
+from core.keystone.tokens import TokenCodec, TokenPayload, new_audit_id
+
+# admin ⊃ member ⊃ reader (Keystone's default implied roles)
+IMPLIED_ROLES = {"admin": ("member", "reader"), "member": ("reader",)}
+AUTH_FAILED = "The request you have made requires authentication."
+
+
+def _find_domain(session: Session, ref: dict[str, Any] | None) -> Domain | None:
+    if not ref:
+        return session.get(Domain, "default")
+    if not isinstance(ref, dict):
+        raise InputParameterError("domain must be an object with id or name")
+    if ref.get("id"):
+        return session.get(Domain, str(ref["id"]))
+    if ref.get("name"):
+        return session.scalar(select(Domain).where(Domain.name == str(ref["name"])))
+    raise InputParameterError("domain needs id or name")
+
+
+def role_names_for(session: Session, user_id: str, target_type: str, target_id: str) -> list[tuple[str, str]]:
+    """Effective (role id, role name) of a user on a target, implied roles expanded."""
+    rows = session.execute(
+        select(Role.id, Role.name)
+        .join(Assignment, Assignment.role_id == Role.id)
+        .where(Assignment.actor_type == "user", Assignment.actor_id == user_id,
+               Assignment.target_type == target_type, Assignment.target_id == target_id)
+    ).all()
+    out: dict[str, str] = {name: rid for rid, name in rows}
+    for name in list(out):
+        for implied in IMPLIED_ROLES.get(name, ()):
+            if implied not in out:
+                rid = session.scalar(select(Role.id).where(Role.name == implied, Role.domain_id == ""))
+                if rid:
+                    out[implied] = rid
+    return [(rid, name) for name, rid in out.items()]
+
+
+class Authenticator:
+    def __init__(self, codec: TokenCodec, lifetime_s: int = 3600,
+                 lockout_failures: int = 6, lockout_seconds: int = 1800) -> None:
+        self.codec = codec
+        self.lifetime_s = lifetime_s
+        self.lockout_failures = lockout_failures
+        self.lockout_seconds = lockout_seconds
+        self._cache: dict[str, tuple[float, Credential]] = {}
+        self._lock = threading.Lock()
+
+    # ---- login -------------------------------------------------------------------------------
+    def login(self, session: Session, body: dict[str, Any]) -> tuple[str, Credential]:
+        auth = body.get("auth") if isinstance(body, dict) else None
+        if not isinstance(auth, dict) or not isinstance(auth.get("identity"), dict):
+            raise InputParameterError("auth.identity is required")
+        identity = auth["identity"]
+        methods = identity.get("methods")
+        if not isinstance(methods, list) or not methods:
+            raise InputParameterError("auth.identity.methods must be a non-empty list")
+        if "password" in methods:
+            user = self._check_password(session, identity.get("password"))
+            chain: tuple[str, ...] = ()
+            base_scope: tuple[str, str] | None = None
+        elif "token" in methods:
+            tok = identity.get("token")
+            if not isinstance(tok, dict) or not isinstance(tok.get("id"), str):
+                raise InputParameterError("auth.identity.token.id is required")
+            old = self.validate(session, tok["id"])
+            user = session.get(User, old.user_id)
+            if user is None or not user.enabled:
+                raise UnauthorizedError(AUTH_FAILED)
+            chain = (old.audit_id,)
+            base_scope = (old.scope, old.project_id or old.domain_id or "")
+        else:
+            raise InputParameterError(f"unsupported auth methods {methods}")
+        scope, scope_id = self._resolve_scope(session, user, auth.get("scope"))
+        if base_scope is not None and scope == "unscoped":
+            scope, scope_id = base_scope if base_scope[0] != "unscoped" else ("unscoped", "")
+        now = time.time()
+        expires = now + self.lifetime_s
+        payload = TokenPayload(user.id, tuple(m for m in methods if m in ("password", "token")),
+                               scope, scope_id, now, expires, new_audit_id(), chain)
+        token = self.codec.encode(payload)
+        return token, self._credential(session, token, payload)
+
+    def _check_password(self, session: Session, ref: Any) -> User:
+        if not isinstance(ref, dict) or not isinstance(ref.get("user"), dict):
+            raise InputParameterError("auth.identity.password.user is required")
+        u = ref["user"]
+        password = u.get("password")
+        if not isinstance(password, str):
+            raise InputParameterError("auth.identity.password.user.password is required")
+        user: User | None = None
+        if u.get("id"):
+            user = session.get(User, str(u["id"]))
+        elif u.get("name"):
+            domain = _find_domain(session, u.get("domain"))
+            if domain is not None:
+                user = session.scalar(select(User).where(User.domain_id == domain.id, User.name == str(u["name"])))
+        else:
+            raise InputParameterError("auth.identity.password.user needs id or name")
+        if user is None:
+            verify_password(password, DUMMY_HASH)  # same cost as a real check
+            raise UnauthorizedError(AUTH_FAILED)
+        now = datetime.now(timezone.utc)
+        locked = user.locked_until is not None and user.locked_until > now
+        ok = verify_password(password, user.password_hash)
+        if locked or not ok or not user.enabled:
+            if not ok and not locked:
+                user.failed_logins += 1
+                if self.lockout_failures and user.failed_logins >= self.lockout_failures:
+                    user.locked_until = now + timedelta(seconds=self.lockout_seconds)
+                    user.failed_logins = 0
+                session.commit()
+            raise UnauthorizedError(AUTH_FAILED)
+        if user.failed_logins:
+            user.failed_logins = 0
+            session.commit()
+        return user
+
+    def _resolve_scope(self, session: Session, user: User, scope: Any) -> tuple[str, str]:
+        if not scope:
+            if user.default_project_id and role_names_for(session, user.id, "project", user.default_project_id):
+                return "project", user.default_project_id
+            return "unscoped", ""
+        if not isinstance(scope, dict):
+            raise InputParameterError("auth.scope must be an object")
+        if "project" in scope:
+            p = scope["project"]
+            if not isinstance(p, dict):
+                raise InputParameterError("auth.scope.project must be an object")
+            proj: Project | None = None
+            if p.get("id"):
+                proj = session.get(Project, str(p["id"]))
+            elif p.get("name"):
+                domain = _find_domain(session, p.get("domain"))
+                if domain is not None:
+                    proj = session.scalar(select(Project).where(Project.domain_id == domain.id,
+                                                                Project.name == str(p["name"])))
+            else:
+                raise InputParameterError("auth.scope.project needs id or name")
+            if proj is None or not proj.enabled or not role_names_for(session, user.id, "project", proj.id):
+                raise UnauthorizedError(f"user has no access to project {p.get('name') or p.get('id')}")
+            return "project", proj.id
+        if "domain" in scope:
+            dom = _find_domain(session, scope["domain"])
+            if dom is None or not dom.enabled or not role_names_for(session, user.id, "domain", dom.id):
+                raise UnauthorizedError("user has no access to the requested domain")
+            return "domain", dom.id
+        if "system" in scope:
+            if not role_names_for(session, user.id, "system", "all"):
+                raise UnauthorizedError("user has no access to the system scope")
+            return "system", "all"
+        raise InputParameterError("auth.scope must name a project, domain or system")
+
+    # ---- validation --------------------------------------------------------------------------
+    def validate(self, session: Session, token: str) -> Credential:
+        now = time.time()
+        with self._lock:
+            hit = self._cache.get(token)
+        if hit and hit[0] > now:
+            return hit[1]
+        payload = self.codec.decode(token)
+        audit_ids = (payload.audit_id, *payload.audit_chain)
+        if session.scalar(select(RevokedToken.audit_id).where(RevokedToken.audit_id.in_(audit_ids))):
+            raise UnauthorizedError("token has been revoked")
+        cred = self._credential(session, token, payload)
+        with self._lock:
+            if len(self._cache) > 50_000:
+                self._cache.clear()
+            # short cache: revocation and role changes in another replica show up within seconds
+            self._cache[token] = (min(now + 5.0, payload.expires_at), cred)
+        return cred
+
+    def forget(self, token: str | None = None) -> None:
+        with self._lock:
+            if token is None:
+                self._cache.clear()
+            else:
+                self._cache.pop(token, None)
+
+    def revoke(self, session: Session, cred: Credential) -> None:
+        if session.get(RevokedToken, cred.audit_id) is None:
+            session.add(RevokedToken(audit_id=cred.audit_id, expires_at=cred.expires_at))
+        session.commit()
+        self.forget()
+
+    def _credential(self, session: Session, token: str, p: TokenPayload) -> Credential:
+        user = session.get(User, p.user_id)
+        if user is None or not user.enabled:
+            raise UnauthorizedError("invalid token")
+        udom = session.get(Domain, user.domain_id)
+        kw: dict[str, Any] = {}
+        if p.scope == "project":
+            proj = session.get(Project, p.scope_id)
+            if proj is None or not proj.enabled:
+                raise UnauthorizedError("invalid token")
+            pdom = session.get(Domain, proj.domain_id)
+            kw = dict(project_id=proj.id, project_name=proj.name, project_domain_id=proj.domain_id,
+                      project_domain_name=pdom.name if pdom else "")
+            roles = role_names_for(session, user.id, "project", proj.id)
+        elif p.scope == "domain":
+            dom = session.get(Domain, p.scope_id)
+            if dom is None or not dom.enabled:
+                raise UnauthorizedError("invalid token")
+            kw = dict(domain_id=dom.id, domain_name=dom.name)
+            roles = role_names_for(session, user.id, "domain", dom.id)
+        elif p.scope == "system":
+            roles = role_names_for(session, user.id, "system", "all")
+        else:
+            roles = []
+        if p.scope != "unscoped" and not roles:
+            raise UnauthorizedError("invalid token: no roles on its scope any more")
+        return Credential(
+            token=token, user_id=user.id, user_name=user.name, user_domain_id=user.domain_id,
+            user_domain_name=udom.name if udom else "", scope=p.scope,
+            roles=tuple(n for _i, n in roles), role_ids=tuple(i for i, _n in roles),
+            methods=p.methods, audit_id=p.audit_id, audit_chain=p.audit_chain,
+            issued_at=p.issued, expires_at=p.expires, **kw,
+        )
+
+
+def find_user_by_name(session: Session, name: str, domain: str = "default") -> User | None:
+    return session.scalar(select(User).join(Domain, Domain.id == User.domain_id)
+                          .where(User.name == name, or_(Domain.id == domain, Domain.name == domain)))

@@ -1,0 +1,105 @@
+"""Identity tables (Keystone v3 shapes; ids are 32 hex chars)."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from core.db.base import Base, new_hex_id, str64, str255, utcnow
+
+
+class _Row:
+    id: Mapped[str64] = mapped_column(primary_key=True, default=new_hex_id)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Domain(_Row, Base):
+    __tablename__ = "ks_domains"
+    name: Mapped[str255] = mapped_column(unique=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    enabled: Mapped[bool] = mapped_column(default=True)
+    extra: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class Project(_Row, Base):
+    __tablename__ = "ks_projects"
+    __table_args__ = (UniqueConstraint("domain_id", "name"),)
+    name: Mapped[str255]
+    domain_id: Mapped[str64] = mapped_column(ForeignKey("ks_domains.id"), index=True)
+    parent_id: Mapped[str64 | None] = mapped_column(String(64), default=None)
+    description: Mapped[str] = mapped_column(Text, default="")
+    enabled: Mapped[bool] = mapped_column(default=True)
+    extra: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class User(_Row, Base):
+    __tablename__ = "ks_users"
+    __table_args__ = (UniqueConstraint("domain_id", "name"),)
+    name: Mapped[str255]
+    domain_id: Mapped[str64] = mapped_column(ForeignKey("ks_domains.id"), index=True)
+    password_hash: Mapped[str255] = mapped_column(default="")
+    enabled: Mapped[bool] = mapped_column(default=True)
+    email: Mapped[str255] = mapped_column(default="")
+    description: Mapped[str] = mapped_column(Text, default="")
+    default_project_id: Mapped[str64 | None] = mapped_column(String(64), default=None)
+    failed_logins: Mapped[int] = mapped_column(default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(default=None)
+    password_changed_at: Mapped[datetime | None] = mapped_column(default=None)
+    extra: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class Role(_Row, Base):
+    __tablename__ = "ks_roles"
+    __table_args__ = (UniqueConstraint("domain_id", "name"),)
+    name: Mapped[str255]
+    # "" for global roles (Keystone uses NULL; "" keeps the unique constraint portable)
+    domain_id: Mapped[str64] = mapped_column(default="")
+    description: Mapped[str] = mapped_column(Text, default="")
+
+
+class Assignment(Base):
+    """A role granted to an actor (user/group) on a target (project/domain/system)."""
+
+    __tablename__ = "ks_assignments"
+    actor_type: Mapped[str] = mapped_column(String(16), primary_key=True)  # user | group
+    actor_id: Mapped[str64] = mapped_column(primary_key=True)
+    target_type: Mapped[str] = mapped_column(String(16), primary_key=True)  # project | domain | system
+    target_id: Mapped[str64] = mapped_column(primary_key=True)  # "all" for system
+    role_id: Mapped[str64] = mapped_column(ForeignKey("ks_roles.id", ondelete="CASCADE"), primary_key=True)
+    inherited: Mapped[bool] = mapped_column(default=False)
+
+
+class Region(Base):
+    __tablename__ = "ks_regions"
+    id: Mapped[str255] = mapped_column(primary_key=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    parent_region_id: Mapped[str | None] = mapped_column(String(255), default=None)
+
+
+class Service(_Row, Base):
+    __tablename__ = "ks_services"
+    type: Mapped[str255] = mapped_column(index=True)
+    name: Mapped[str255]
+    description: Mapped[str] = mapped_column(Text, default="")
+    enabled: Mapped[bool] = mapped_column(default=True)
+
+
+class Endpoint(_Row, Base):
+    __tablename__ = "ks_endpoints"
+    service_id: Mapped[str64] = mapped_column(ForeignKey("ks_services.id", ondelete="CASCADE"), index=True)
+    interface: Mapped[str] = mapped_column(String(16))
+    region_id: Mapped[str255] = mapped_column(default="")
+    url: Mapped[str] = mapped_column(Text)
+    enabled: Mapped[bool] = mapped_column(default=True)
+
+
+class RevokedToken(Base):
+    """Revocation by audit id; rows expire with the token they revoke."""
+
+    __tablename__ = "ks_revoked_tokens"
+    audit_id: Mapped[str64] = mapped_column(primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+    revoked_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,0 +1,6 @@
+"""Policy rules per service, registered at import (a static list: no scanning)."""
+from __future__ import annotations
+
+from core.keystone.policies import identity
+
+__all__ = ["identity"]

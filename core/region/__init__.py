@@ -1,0 +1,1 @@
+"""Region: resources, IPAM, quotas and the tasks that change them."""

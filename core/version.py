@@ -1,0 +1,2 @@
+"""Version string; kept import-free so `climc --version` stays fast."""
+VERSION = "0.1.0"

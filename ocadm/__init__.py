@@ -1,0 +1,1 @@
+"""ocadm: the operator command line."""

@@ -1,0 +1,3 @@
+from ocadm.main import main
+
+main()

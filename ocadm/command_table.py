@@ -1,0 +1,12 @@
+"""Every ocadm command: name -> ("module:attr", short help)."""
+from __future__ import annotations
+
+COMMANDS: dict[str, tuple[str, str]] = {
+    "config": ("ocadm.commands.config:config", "Show the controller's settings"),
+    "init": ("ocadm.commands.init:init", "Create config, database, keys and the admin user"),
+    "serve": ("ocadm.commands.serve:serve", "Run the controller (every service, one port)"),
+    "status": ("ocadm.commands.status:status", "Check services, database and migrations"),
+    "token": ("ocadm.commands.token:token", "Manage token signing keys"),
+    "upgrade": ("ocadm.commands.upgrade:upgrade", "Apply database migrations"),
+    "version": ("ocadm.commands.version:version", "Show the version"),
+}

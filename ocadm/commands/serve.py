@@ -1,0 +1,60 @@
+"""ocadm serve: the controller, every service on one port."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import click
+
+from ocadm.commands import data_dir_option, load_settings
+
+
+def preflight(settings: object) -> object:
+    """Everything that must hold before we listen; a one-line reason and its fix otherwise."""
+    from sqlalchemy.exc import DatabaseError, OperationalError
+
+    from core.config import Settings
+    from core.db.engine import Database
+    from core.db.migrate import schema_state
+    from core.errors import InputParameterError, ServiceUnavailableError
+    from core.keystone.keys import KeyRepository
+
+    assert isinstance(settings, Settings)
+    if not KeyRepository(settings.key_dir).exists():
+        raise InputParameterError(f"no token keys in {settings.key_dir}: run `ocadm init` or `ocadm token rotate`")
+    db = Database(settings.database_url)
+    try:
+        state = schema_state(db.engine)
+    except (OperationalError, DatabaseError) as e:
+        db.dispose()
+        reason = str(getattr(e, "orig", e)).splitlines()[0]
+        raise ServiceUnavailableError(f"cannot read the database ({reason}); check --db-url / the database "
+                                      "server, or restore a backup") from None
+    problem = state.problem()
+    if problem:
+        db.dispose()
+        raise InputParameterError(problem)
+    return db
+
+
+@click.command("serve")
+@data_dir_option
+@click.option("--port", type=click.IntRange(1, 65535), default=None, help="Override the listen port")
+@click.option("--listen", "listen_host", default=None, help="Override the listen address")
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default=None)
+def serve(data_dir: Path | None, port: int | None, listen_host: str | None, log_level: str | None) -> None:
+    """Run the controller (every service, one port)."""
+    import os
+
+    os.umask(0o077)
+    import uvicorn
+
+    from core.api.app import create_app
+
+    s = load_settings(data_dir, port=port, listen_host=listen_host, log_level=log_level)
+    db = preflight(s)
+    logging.basicConfig(level=s.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    app = create_app(s, db=db)  # type: ignore[arg-type]
+    click.echo(f"cloudpods-one controller on http://{s.listen_host}:{s.port} (data: {s.data_dir})", err=True)
+    uvicorn.run(app, host=s.listen_host, port=s.port, log_level=s.log_level if s.log_level != "info" else "warning",
+                access_log=s.log_level == "debug", server_header=False, timeout_graceful_shutdown=5)
