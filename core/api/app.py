@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import importlib
 import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
@@ -24,6 +26,9 @@ SERVICE_ROUTERS: tuple[tuple[str, str, str], ...] = (
     ("image", "/api/s/image", "core.glance.api:router"),
     ("scheduler", "/api/s/scheduler", "core.scheduler.api:router"),
 )
+# Background services started with the app (task workers, periodic jobs, the in-process agent):
+# "module:function" taking the app and returning a stop callable. Static, like the routers.
+BACKGROUND: tuple[str, ...] = ()
 # Routes whose bodies are streamed by the handler itself (no size cap here).
 STREAM_PREFIXES = ("/api/s/image/",)
 
@@ -33,14 +38,28 @@ def _load(ref: str) -> Any:
     return getattr(importlib.import_module(mod), attr)
 
 
-def create_app(settings: Settings, db: Database | None = None) -> FastAPI:
+def create_app(settings: Settings, db: Database | None = None, run_background: bool = True) -> FastAPI:
     """Build the controller app. Raises NoKeysError if the token key repository is empty."""
     import core.db.models  # noqa: F401  (every table registered)
     import core.keystone.policies  # noqa: F401  (every rule registered)
 
     db = db or Database(settings.database_url)
     codec = TokenCodec(KeyRepository(settings.key_dir))
-    app = FastAPI(title="cloudpods-one", version=VERSION, docs_url=None, redoc_url=None)
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        stops: list[Callable[[], Any]] = []
+        if app.state.run_background:
+            for ref in BACKGROUND:
+                stops.append(_load(ref)(app))
+        try:
+            yield
+        finally:
+            for stop in reversed(stops):
+                stop()
+            db.dispose()
+
+    app = FastAPI(title="cloudpods-one", version=VERSION, docs_url=None, redoc_url=None, lifespan=lifespan)
+    app.state.run_background = run_background
     app.state.settings = settings
     app.state.db = db
     app.state.auth = Authenticator(codec, settings.token_lifetime_s,
