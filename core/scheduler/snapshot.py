@@ -319,12 +319,30 @@ class Snapshot:
             self._drop_claims_of(host_id)
             return True
 
-    def set_generation(self, host_id: str, generation: int) -> None:
-        """Record the generation a committed DB claim left on the host row."""
+    def settle(self, placements: Iterable[Placement], generations: dict[str, int]) -> None:
+        """The DB accepted these claims: keep their usage, forget them as claims in flight,
+        and record the generation each claim left on its host row."""
+        with self.lock:
+            for p in placements:
+                self._claims.pop(p.claim_id, None)
+            for host_id, gen in generations.items():
+                i = self.host_index.get(host_id)
+                if i is not None:
+                    self.generation[i] = gen
+
+    def refresh_usage(self, host_id: str, cpu_used: float, mem_used: float, generation: int) -> None:
+        """Take a host's usage and generation from its DB row (after a claim conflict).
+
+        The row includes every committed claim, so in-flight claims on the host are dropped.
+        """
         with self.lock:
             i = self.host_index.get(host_id)
-            if i is not None:
-                self.generation[i] = generation
+            if i is None:
+                return
+            self.cpu_used[i] = cpu_used
+            self.mem_used[i] = mem_used
+            self.generation[i] = generation
+            self._drop_claims_of(host_id)
 
     # ---- public: claims (engine side) ------------------------------------------------------
     def apply_claim(self, p: Placement) -> None:

@@ -1,0 +1,131 @@
+"""Write placements to the database, guarded by each host row's ``generation`` counter.
+
+    UPDATE hosts SET cpu_used = cpu_used + :cpu, mem_used = mem_used + :mem,
+                     generation = generation + 1
+     WHERE id = :id AND generation = :seen
+
+A placement was decided against the host as it was at generation ``seen``; if another writer
+(a concurrent batch, another controller replica) changed the row since, the UPDATE matches no
+row and only that host's placements come back as conflicts to re-place against a fresh row.
+All hosts of one call are written in ONE transaction. The table is passed in (any table with
+``id``, ``generation``, ``cpu_used``, ``mem_used``), so the region points this at its real
+``hosts`` table and tests at a test table.
+
+``place_and_claim`` is the loop: place, claim, and re-place only what conflicted.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from sqlalchemy import Connection, Table, bindparam, select, update
+from sqlalchemy.orm import Session
+
+from core.scheduler.engine import DEFAULT_CONFIG, SchedulerConfig, place
+from core.scheduler.placement import Placement
+from core.scheduler.request import ScheduleInput
+from core.scheduler.result import PlacementResult
+from core.scheduler.snapshot import Snapshot
+
+Conn = Connection | Session
+
+
+@dataclass(slots=True)
+class ClaimOutcome:
+    committed: list[Placement] = field(default_factory=list)
+    conflicts: list[Placement] = field(default_factory=list)
+    generations: dict[str, int] = field(default_factory=dict)  # host id -> generation after commit
+
+
+def claim(conn: Conn, table: Table, placements: Sequence[Placement]) -> ClaimOutcome:
+    """Write ``placements`` in one transaction; conflicting hosts' placements are returned.
+
+    Joins the caller's transaction when one is open, else opens and commits its own.
+    """
+    by_host: dict[tuple[str, int], list[Placement]] = {}
+    for p in placements:
+        by_host.setdefault((p.host_id, p.generation), []).append(p)
+    outcome = ClaimOutcome()
+    if not by_host:
+        return outcome
+    stmt = (
+        update(table)
+        .where(table.c.id == bindparam("b_id"), table.c.generation == bindparam("b_seen"))
+        .values(
+            cpu_used=table.c.cpu_used + bindparam("b_cpu"),
+            mem_used=table.c.mem_used + bindparam("b_mem"),
+            generation=table.c.generation + 1,
+        )
+    )
+    tx: Any = nullcontext() if conn.in_transaction() else conn.begin()
+    with tx:
+        for (host_id, seen), ps in by_host.items():
+            params = {"b_id": host_id, "b_seen": seen,
+                      "b_cpu": sum(p.vcpu for p in ps), "b_mem": sum(p.vmem for p in ps)}
+            if conn.execute(stmt, params).rowcount == 1:
+                outcome.committed.extend(ps)
+                outcome.generations[host_id] = seen + 1
+            else:
+                outcome.conflicts.extend(ps)
+    return outcome
+
+
+def read_usage(conn: Conn, table: Table, host_ids: Sequence[str]) -> dict[str, tuple[float, float, int]]:
+    """host id -> (cpu_used, mem_used, generation) as the DB has it now."""
+    rows = conn.execute(
+        select(table.c.id, table.c.cpu_used, table.c.mem_used, table.c.generation)
+        .where(table.c.id.in_(list(host_ids)))
+    )
+    return {r.id: (float(r.cpu_used), float(r.mem_used), int(r.generation)) for r in rows}
+
+
+def place_and_claim(
+    req: ScheduleInput,
+    snap: Snapshot,
+    conn: Conn,
+    table: Table,
+    config: SchedulerConfig = DEFAULT_CONFIG,
+    *,
+    max_rounds: int = 5,
+) -> PlacementResult:
+    """Place the batch, claim it, and re-place only conflicting instances (up to ``max_rounds``).
+
+    Each round's claim commits on its own, so what was placed stays placed even if a later
+    round finds no room; the result explains the shortfall.
+    """
+    caller_tx = conn.in_transaction()
+    result = place(req, snap, config)
+    committed: list[Placement] = []
+    pending = result.placements
+    for _ in range(max_rounds):
+        outcome = claim(conn, table, pending)
+        snap.settle(outcome.committed, outcome.generations)
+        committed.extend(outcome.committed)
+        if not outcome.conflicts:
+            break
+        for p in outcome.conflicts:
+            snap.release(p)
+        fresh = read_usage(conn, table, sorted({p.host_id for p in outcome.conflicts}))
+        if not caller_tx:
+            conn.commit()  # end the read so the next round's claim opens its own transaction
+        for host_id, (cpu, mem, gen) in fresh.items():
+            snap.refresh_usage(host_id, cpu, mem, gen)
+        retry = req.model_copy(update={"count": len(outcome.conflicts)})
+        again = place(retry, snap, config)
+        result.rejected, result.exhausted = again.rejected, again.exhausted
+        result.stop_reason = again.stop_reason
+        pending = [_renumber(p, len(committed) + i) for i, p in enumerate(again.placements)]
+        if not pending:
+            break
+    else:
+        for p in pending:
+            snap.release(p)
+        result.stop_reason = f"claims kept conflicting after {max_rounds} rounds"
+    result.placements = committed
+    return result
+
+
+def _renumber(p: Placement, instance: int) -> Placement:
+    return replace(p, instance=instance)
