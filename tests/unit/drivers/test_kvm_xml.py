@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+import uuid
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from drivers.base import DiskSpec, GuestSpec, InvalidSpec, NicSpec
+from drivers.kvm.xml import build_domain_xml, parse_devices, spec_from_xml
+
+
+def full_spec() -> GuestSpec:
+    return GuestSpec(
+        name="web-1",
+        uuid=str(uuid.uuid4()),
+        vcpu=2,
+        memory_mb=1536,
+        disks=(DiskSpec(path="/var/lib/i/web-1/root.qcow2"), DiskSpec(path="/var/lib/i/web-1/data.raw", format="raw")),
+        nics=(NicSpec(mac="52:54:00:00:10:01", bridge="br-w1", ifname="vnic-web1-0"),
+              NicSpec(mac="52:54:00:00:10:02", bridge="br-w2", model="e1000")),
+        config_drive="/var/lib/i/web-1/config.iso",
+        serial_log="/var/lib/i/web-1/serial.log",
+        kernel="/boot/vmlinuz",
+        initrd="/boot/initrd.img",
+        cmdline="console=ttyS0 quiet",
+    )
+
+
+def test_xml_round_trips_to_the_same_spec() -> None:
+    spec = full_spec()
+    assert spec_from_xml(build_domain_xml(spec, domain_type="qemu")) == spec
+
+
+def test_xml_shape() -> None:
+    root = ET.fromstring(build_domain_xml(full_spec(), domain_type="qemu"))
+    assert root.get("type") == "qemu"
+    assert root.find("cpu") is None  # no host-passthrough under emulation
+    assert root.find("memory").get("unit") == "MiB" and root.findtext("memory") == "1536"
+    disks = root.findall("devices/disk")
+    assert [(d.get("device"), d.find("target").get("dev"), d.find("target").get("bus"), d.find("driver").get("type"))
+            for d in disks] == [("disk", "vda", "virtio", "qcow2"), ("disk", "vdb", "virtio", "raw"),
+                                ("cdrom", "hda", "ide", "raw")]
+    assert disks[2].find("readonly") is not None
+    nics = root.findall("devices/interface")
+    assert [n.get("type") for n in nics] == ["bridge", "bridge"]
+    assert nics[0].find("target").get("dev") == "vnic-web1-0"
+    assert nics[1].find("target") is None  # libvirt picks a name
+    assert nics[1].find("model").get("type") == "e1000"
+    serial = root.find("devices/serial")
+    assert serial.get("type") == "file" and serial.find("source").get("path") == "/var/lib/i/web-1/serial.log"
+    assert root.findtext("os/kernel") == "/boot/vmlinuz" and root.find("os/boot") is None
+
+
+def test_kvm_type_passes_the_host_cpu() -> None:
+    root = ET.fromstring(build_domain_xml(full_spec(), domain_type="kvm"))
+    assert root.get("type") == "kvm"
+    assert root.find("cpu").get("mode") == "host-passthrough"
+
+
+def test_disk_boot_without_kernel() -> None:
+    spec = GuestSpec(name="plain", uuid=str(uuid.uuid4()), vcpu=1, memory_mb=256)
+    root = ET.fromstring(build_domain_xml(spec, domain_type="qemu"))
+    assert root.find("os/boot").get("dev") == "hd"
+    assert root.find("devices/serial").get("type") == "pty"
+
+
+def test_hostile_values_are_escaped() -> None:
+    spec = GuestSpec(name="x", uuid=str(uuid.uuid4()), vcpu=1, memory_mb=256, kernel="/k",
+                     cmdline="a='1' <b> & \"c\"")
+    assert spec_from_xml(build_domain_xml(spec, domain_type="qemu")).cmdline == "a='1' <b> & \"c\""
+
+
+def test_parse_devices_and_errors() -> None:
+    devs = parse_devices(build_domain_xml(full_spec(), domain_type="qemu"))
+    assert devs.taps == ("vnic-web1-0",)
+    assert devs.serial_log == "/var/lib/i/web-1/serial.log"
+    assert len(devs.disk_paths) == 3
+    with pytest.raises(InvalidSpec, match="bad domain XML"):
+        parse_devices("<domain")
+    with pytest.raises(InvalidSpec, match="domain type"):
+        build_domain_xml(full_spec(), domain_type="xen")
