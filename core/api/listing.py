@@ -13,6 +13,7 @@ key left in ``ListQuery.extra`` for the resource's own filters (status, enabled,
 """
 from __future__ import annotations
 
+import operator
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -195,8 +196,13 @@ def parse_filter(model: Any, expr: str) -> ColumnElement[bool]:
         return col.between(vals[0], vals[1])
     if op in ("ge", "gt", "le", "lt", "equals", "notequals"):
         v = one()
-        return {"ge": col >= v, "gt": col > v, "le": col <= v, "lt": col < v,
-                "equals": col == v, "notequals": col != v}[op]
+        if op == "equals":
+            return col.is_(v) if isinstance(v, bool) else col == v
+        if op == "notequals":
+            return col.is_not(v) if isinstance(v, bool) else col != v
+        if isinstance(v, bool):
+            raise InputParameterError(f"filter {expr!r}: {op} does not apply to a boolean")
+        return {"ge": operator.ge, "gt": operator.gt, "le": operator.le, "lt": operator.lt}[op](col, v)
     if op in ("like", "contains", "startswith", "endswith"):
         s = str(one())
         pat = {"like": s, "contains": f"%{_like_escape(s)}%", "startswith": f"{_like_escape(s)}%",
