@@ -19,6 +19,10 @@ import numpy as np
 from core.scheduler.placement import Placement
 from core.scheduler.records import GroupRecord, HostRecord, NetworkRecord, StorageRecord, ZoneRecord
 
+# CPython 3.10+ allocates a new object for every ``frozenset()``; share one
+_EMPTY: frozenset[str] = frozenset()
+_NO_GROUPS: dict[str, int] = {}  # shared by every host without group members; never mutated
+
 _HOST_ARRAYS: dict[str, Any] = {
     "present": np.bool_, "enabled": np.bool_, "online": np.bool_,
     "zone": np.int32, "region": np.int32, "htype": np.int32, "arch": np.int32,
@@ -57,31 +61,63 @@ class _Codes:
 
 
 class _Membership:
-    """key -> set of slots, with a cached boolean mask per key (tags, cached images)."""
+    """key -> member slots (tags, cached images), with a boolean mask per key on demand.
+
+    A key starts as a set of slots; once it holds many members it becomes a dense boolean
+    array (1 byte per slot beats ~60 bytes per set member), so memory follows the real
+    relationships whether they are sparse (a rare tag) or dense (a popular image).
+    """
 
     def __init__(self) -> None:
-        self._members: dict[str, set[int]] = {}
+        self._sparse: dict[str, set[int]] = {}
+        self._dense: dict[str, np.ndarray] = {}
         self._masks: dict[str, np.ndarray] = {}
 
     def add(self, key: str, slot: int) -> None:
-        self._members.setdefault(key, set()).add(slot)
+        dense = self._dense.get(key)
+        if dense is not None:
+            if slot >= dense.shape[0]:
+                dense = self._dense[key] = _padded(dense, max(slot + 1, dense.shape[0] * 2))
+            dense[slot] = True
+            return
+        members = self._sparse.setdefault(key, set())
+        members.add(slot)
         self._masks.pop(key, None)
+        if len(members) > 256 and len(members) * 32 > slot:
+            dense = np.zeros(max(members) * 2 + 1, np.bool_)
+            dense[np.fromiter(members, np.int64, len(members))] = True
+            self._dense[key] = dense
+            del self._sparse[key]
 
     def discard(self, key: str, slot: int) -> None:
-        members = self._members.get(key)
+        dense = self._dense.get(key)
+        if dense is not None:
+            if slot < dense.shape[0]:
+                dense[slot] = False
+            return
+        members = self._sparse.get(key)
         if members is not None:
             members.discard(slot)
             self._masks.pop(key, None)
 
     def has(self, key: str, slot: int) -> bool:
-        members = self._members.get(key)
+        dense = self._dense.get(key)
+        if dense is not None:
+            return slot < dense.shape[0] and bool(dense[slot])
+        members = self._sparse.get(key)
         return members is not None and slot in members
 
     def mask(self, key: str, size: int) -> np.ndarray:
+        """Read-only boolean mask over ``size`` slots (callers combine, never write)."""
+        dense = self._dense.get(key)
+        if dense is not None:
+            if dense.shape[0] < size:
+                dense = self._dense[key] = _padded(dense, size)
+            return dense[:size]
         m = self._masks.get(key)
         if m is None or m.shape[0] != size:
             m = np.zeros(size, dtype=np.bool_)
-            members = self._members.get(key)
+            members = self._sparse.get(key)
             if members:
                 m[np.fromiter(members, dtype=np.int64, count=len(members))] = True
             m.flags.writeable = False
@@ -89,9 +125,37 @@ class _Membership:
         return m
 
     def nbytes(self) -> int:
-        return sum(m.nbytes for m in self._masks.values()) + sum(
-            sys.getsizeof(s) for s in self._members.values()
-        )
+        return (sum(m.nbytes for m in self._masks.values()) + sum(m.nbytes for m in self._dense.values())
+                + sum(sys.getsizeof(s) + 32 * len(s) for s in self._sparse.values()))
+
+
+def _padded(a: np.ndarray, size: int) -> np.ndarray:
+    out = np.zeros(size, a.dtype)
+    out[: a.shape[0]] = a
+    return out
+
+
+class _Columns:
+    """Fixed-dtype columns that grow by doubling; ``view(name)`` covers the rows in use."""
+
+    def __init__(self, spec: dict[str, Any]) -> None:
+        self.n = 0
+        self._cols = {name: np.zeros(16, dtype=dtype) for name, dtype in spec.items()}
+
+    def add(self) -> int:
+        if self.n == next(iter(self._cols.values())).shape[0]:
+            for name, old in self._cols.items():
+                new = np.zeros(old.shape[0] * 2, dtype=old.dtype)
+                new[: self.n] = old[: self.n]
+                self._cols[name] = new
+        self.n += 1
+        return self.n - 1
+
+    def view(self, name: str) -> np.ndarray:
+        return self._cols[name][: self.n]
+
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in self._cols.values())
 
 
 class Snapshot:
@@ -130,19 +194,14 @@ class Snapshot:
         # storages
         self.storage_ids: list[str] = []
         self.storage_index: dict[str, int] = {}
-        self.s_type = np.zeros(0, np.int32)
-        self.s_medium = np.zeros(0, np.int32)
-        self.s_cap = np.zeros(0, np.float64)
-        self.s_used = np.zeros(0, np.float64)
-        self.s_ok = np.zeros(0, np.bool_)
+        self._s = _Columns({"type": np.int32, "medium": np.int32, "cap": np.float64, "used": np.float64,
+                            "ok": np.bool_})
         self.storage_tags = _Membership()
         self._storage_tagsets: list[frozenset[str]] = []
         # networks
         self.network_ids: list[str] = []
         self.network_index: dict[str, int] = {}
-        self.n_wire = np.zeros(0, np.int32)
-        self.n_free = np.zeros(0, np.float64)
-        self.n_ok = np.zeros(0, np.bool_)
+        self._n = _Columns({"wire": np.int32, "free": np.float64, "ok": np.bool_})
         self.network_tags = _Membership()
         self._network_tagsets: list[frozenset[str]] = []
         self.wire_networks: dict[int, list[int]] = {}
@@ -163,6 +222,16 @@ class Snapshot:
             self.upsert_host(h)
 
     # ---- public: reads -------------------------------------------------------------------
+    # storage and network columns, over the storages/networks in use
+    s_type = property(lambda self: self._s.view("type"))
+    s_medium = property(lambda self: self._s.view("medium"))
+    s_cap = property(lambda self: self._s.view("cap"))
+    s_used = property(lambda self: self._s.view("used"))
+    s_ok = property(lambda self: self._s.view("ok"))
+    n_wire = property(lambda self: self._n.view("wire"))
+    n_free = property(lambda self: self._n.view("free"))
+    n_ok = property(lambda self: self._n.view("ok"))
+
     @property
     def host_count(self) -> int:
         return len(self.host_index)
@@ -202,8 +271,7 @@ class Snapshot:
     def nbytes(self) -> int:
         """Approximate memory held by the snapshot (arrays, id lists and index maps)."""
         total = sum(getattr(self, n).nbytes for n in _HOST_ARRAYS)
-        total += sum(a.nbytes for a in (self.s_type, self.s_medium, self.s_cap, self.s_used, self.s_ok,
-                                         self.n_wire, self.n_free, self.n_ok))
+        total += self._s.nbytes() + self._n.nbytes()
         for lst in (self.host_ids, self.host_names, self.storage_ids, self.network_ids):
             total += sys.getsizeof(lst) + sum(sys.getsizeof(x) for x in lst)
         for d in (self.host_index, self.storage_index, self.network_index):
@@ -221,13 +289,10 @@ class Snapshot:
         with self.lock:
             i = self.storage_index.get(rec.id)
             if i is None:
-                i = len(self.storage_ids)
+                i = self._s.add()
                 self.storage_ids.append(rec.id)
                 self.storage_index[rec.id] = i
-                self._storage_tagsets.append(frozenset())
-                self.s_type, self.s_medium = np.append(self.s_type, 0), np.append(self.s_medium, 0)
-                self.s_cap, self.s_used = np.append(self.s_cap, 0.0), np.append(self.s_used, 0.0)
-                self.s_ok = np.append(self.s_ok, False)
+                self._storage_tagsets.append(_EMPTY)
             self.s_type[i] = self.stype_codes.code(rec.storage_type)
             self.s_medium[i] = self.medium_codes.code(rec.medium_type)
             self.s_cap[i] = (rec.capacity - rec.reserved) * rec.cmtbound
@@ -240,12 +305,10 @@ class Snapshot:
             i = self.network_index.get(rec.id)
             wire = self.wire_codes.code(rec.wire_id)
             if i is None:
-                i = len(self.network_ids)
+                i = self._n.add()
                 self.network_ids.append(rec.id)
                 self.network_index[rec.id] = i
-                self._network_tagsets.append(frozenset())
-                self.n_wire, self.n_free = np.append(self.n_wire, wire), np.append(self.n_free, 0.0)
-                self.n_ok = np.append(self.n_ok, False)
+                self._network_tagsets.append(_EMPTY)
             else:
                 self.wire_networks[int(self.n_wire[i])].remove(i)
             self.n_wire[i] = wire
@@ -308,8 +371,8 @@ class Snapshot:
                 return False
             self.present[i] = False
             self.enabled[i] = False
-            _retag(self.host_tags, self._host_tags, i, frozenset())
-            _retag(self.host_images, self._host_images, i, frozenset())
+            _retag(self.host_tags, self._host_tags, i, _EMPTY)
+            _retag(self.host_images, self._host_images, i, _EMPTY)
             self._set_groups(i, {})
             self.host_storages[i] = ()
             self.host_wires[i] = ()
@@ -405,7 +468,7 @@ class Snapshot:
                 self.group_members.get(g, {}).pop(i, None)
         for g, c in counts.items():
             self.group_members.setdefault(g, {})[i] = c
-        self._host_groups[i] = counts
+        self._host_groups[i] = counts if counts else _NO_GROUPS
 
     def _new_slot(self, host_id: str) -> int:
         if self._free_slots:
@@ -419,9 +482,9 @@ class Snapshot:
             self.host_names.append("")
             self.host_storages.append(())
             self.host_wires.append(())
-            self._host_tags.append(frozenset())
-            self._host_images.append(frozenset())
-            self._host_groups.append({})
+            self._host_tags.append(_EMPTY)
+            self._host_images.append(_EMPTY)
+            self._host_groups.append(_NO_GROUPS)
         self.host_ids[i] = host_id
         self.host_index[host_id] = i
         self._present_idx = self._hs_pairs = self._hw_pairs = None
@@ -444,7 +507,7 @@ def _retag(members: _Membership, current: list[frozenset[str]], i: int, new: fro
         members.discard(t, i)
     for t in new - old:
         members.add(t, i)
-    current[i] = frozenset(new)
+    current[i] = frozenset(new) if new else _EMPTY
 
 
 def _pairs(lists: list[tuple[int, ...]], present: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
