@@ -9,6 +9,7 @@ absent is a no-op), so the agent can re-apply its whole network config after a r
 
 from __future__ import annotations
 
+import errno
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -97,7 +98,12 @@ class HostNetwork:
                 raise NetconfError(f"uplink {parent} does not exist")
             idx = _index(ipr, name)
             if idx is None:
-                _call(ipr.link, "add", ifname=name, kind="vlan", link=pidx, vlan_id=vlan_id)
+                try:
+                    ipr.link("add", ifname=name, kind="vlan", link=pidx, vlan_id=vlan_id)
+                except NetlinkError as exc:
+                    if exc.code == errno.EOPNOTSUPP:
+                        raise NetconfError("the kernel has no 802.1Q VLAN support (load module 8021q)") from None
+                    raise NetconfError(f"netlink add {name}: {exc}") from None
                 idx = _index(ipr, name)
                 assert idx is not None
             else:
