@@ -1,6 +1,69 @@
-"""Scheduler API (``/api/s/scheduler``)."""
+"""Scheduler API (``/api/s/scheduler``): Cloudpods' ``POST /scheduler`` and ``/scheduler/forecast``.
+
+Both take Cloudpods' flat ``ScheduleInput`` (bare, or wrapped as ``{"scheduler": {...}}``) and
+answer from the snapshot the region registered (``core.scheduler.provider``). ``/scheduler``
+returns ``{"candidates": [...]}`` and reserves nothing: servers are claimed by the region's
+create path (``claims.place_and_claim``), which writes the DB under the generation guard.
+"""
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Any
 
-router = APIRouter()
+from fastapi import APIRouter, Body
+from pydantic import ValidationError
+
+from core.api.deps import CredentialDep
+from core.errors import InputParameterError
+from core.keystone.policy import enforce, register
+from core.scheduler.engine import forecast as run_forecast
+from core.scheduler.errors import ScheduleInputError
+from core.scheduler.policies import RULES
+from core.scheduler.provider import get_snapshot
+from core.scheduler.request import ScheduleInput
+
+register(RULES)
+
+router = APIRouter(tags=["scheduler"])
+
+
+def parse_input(body: Any) -> ScheduleInput:
+    """Validate a request body; a bad field becomes a 400 naming it."""
+    if isinstance(body, dict) and isinstance(body.get("scheduler"), dict):
+        body = body["scheduler"]
+    if not isinstance(body, dict):
+        raise InputParameterError("body must be a JSON object (ScheduleInput)")
+    try:
+        return ScheduleInput.model_validate(body)
+    except ValidationError as exc:
+        msgs = []
+        for e in exc.errors()[:5]:
+            field = ".".join(str(p) for p in e.get("loc", ())) or "body"
+            msgs.append(f"{field}: {e.get('msg', 'invalid')}")
+        raise InputParameterError("; ".join(msgs), field=_first_field(exc)) from None
+
+
+def _first_field(exc: ValidationError) -> str:
+    errs = exc.errors()
+    return ".".join(str(p) for p in errs[0].get("loc", ())) if errs else ""
+
+
+def _dry_run(body: Any) -> Any:
+    req = parse_input(body)
+    try:
+        return run_forecast(req, get_snapshot())
+    except ScheduleInputError as exc:
+        raise InputParameterError(str(exc), field=exc.field) from None
+
+
+@router.post("/scheduler")
+def schedule(cred: CredentialDep, body: Any = Body(default=None)) -> dict[str, Any]:
+    """Where would these servers go? One candidate per instance, ``error`` where none fits."""
+    enforce(cred, "scheduler:scheduler:perform")
+    return _dry_run(body).to_candidates()  # type: ignore[no-any-return]
+
+
+@router.post("/scheduler/forecast")
+def forecast(cred: CredentialDep, body: Any = Body(default=None)) -> dict[str, Any]:
+    """Dry run: can they be created, how many fit, and per filter how many hosts it removed."""
+    enforce(cred, "scheduler:scheduler:forecast")
+    return _dry_run(body).to_forecast()  # type: ignore[no-any-return]
