@@ -165,7 +165,7 @@ def _place_batch(
     groups = tuple(g.id for g in ctx.groups)
     batch = uuid.uuid4().hex
     placements: list[Placement] = []
-    while len(placements) < req.count:
+    while len(placements) < req.count and total.size:
         if ctx.quota_left is not None and ctx.quota_left <= 0:
             return placements, f"project quota allows no more instances ({ctx.quota_reason})"
         slot = int(total.argmax())
