@@ -17,13 +17,13 @@ def test_endpoint_list_table_and_json(controller: Controller) -> None:
     r = controller.climc("endpoint-list")
     assert r.returncode == 0, r.stderr
     assert "/api/s/compute_v2" in r.stdout and "region2" in r.stdout
-    assert "***  Total: 12  ***" in r.stdout
-    r = controller.climc("endpoint-list", "-o", "json")
-    data = json.loads(r.stdout)
-    assert data["total"] == 12
-    types = {e["service_type"] for e in data["data"]}
-    assert types == {"identity", "compute_v2", "image", "scheduler"}
-    assert all(e["region_id"] == "region0" for e in data["data"])
+    r2 = controller.climc("endpoint-list", "-o", "json")
+    data = json.loads(r2.stdout)
+    assert f"***  Total: {data['total']}  ***" in r.stdout  # other tests may add endpoints
+    builtin = [e for e in data["data"] if e["service_name"] in ("keystone", "region2", "glance", "scheduler")]
+    assert len(builtin) == 12  # 4 services x public/internal/admin
+    assert {e["service_type"] for e in builtin} == {"identity", "compute_v2", "image", "scheduler"}
+    assert all(e["region_id"] == "region0" for e in builtin)
 
 
 def test_output_formats_and_columns(controller: Controller) -> None:
@@ -31,11 +31,11 @@ def test_output_formats_and_columns(controller: Controller) -> None:
     assert r.returncode == 0, r.stderr
     rows = json.loads(r.stdout)["data"]
     assert {tuple(sorted(x)) for x in rows} == {("name", "type")}
-    assert {x["name"] for x in rows} == {"keystone", "region2", "glance", "scheduler"}
+    assert {x["name"] for x in rows} >= {"keystone", "region2", "glance", "scheduler"}
     r = controller.climc("service-list", "-o", "yaml")
     assert r.returncode == 0 and "name: keystone" in r.stdout
     r = controller.climc("service-list", "-o", "value", "-c", "name")
-    assert sorted(r.stdout.split()) == ["glance", "keystone", "region2", "scheduler"]
+    assert set(r.stdout.split()) >= {"glance", "keystone", "region2", "scheduler"}
     r = controller.climc("-o", "flatten-kv", "token-issue")
     assert r.returncode == 0 and "user: admin" in r.stdout and "project: system" in r.stdout
     r = controller.climc("token-issue", "-o", "kv")
