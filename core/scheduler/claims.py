@@ -105,6 +105,7 @@ def place_and_claim(
         committed.extend(outcome.committed)
         if not outcome.conflicts:
             break
+        result.conflicts += len(outcome.conflicts)
         for p in outcome.conflicts:
             snap.release(p)
         fresh = read_usage(conn, table, sorted({p.host_id for p in outcome.conflicts}))

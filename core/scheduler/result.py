@@ -62,6 +62,7 @@ class PlacementResult:
     exhausted: list[ReasonCount]  # hosts used up while placing the batch
     stop_reason: str = ""
     dry_run: bool = False
+    conflicts: int = 0  # placements the DB refused (generation moved) and that were re-placed
     _removed: np.ndarray | None = None
     _table: ReasonTable | None = None
     _snap: Snapshot | None = None
