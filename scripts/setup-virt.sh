@@ -9,6 +9,7 @@
 # Stop libvirtd afterwards with:  kill "$(cat /run/libvirtd.pid)"
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")/.." && pwd)
+SELF=$(readlink -f "$0")
 VIRT_WORK=${VIRT_WORK:-/tmp/cm-virt}
 if [ -z "${PYTHON:-}" ]; then
   if [ -x "$HERE/.venv/bin/python" ]; then PYTHON="$HERE/.venv/bin/python"; else PYTHON=python3; fi
@@ -83,7 +84,7 @@ KVER=$(basename "$(readlink vmlinuz)"); KVER=${KVER#vmlinuz-}
 # Tiny initramfs: static busybox + virtio-net modules. With `cm.net` on the kernel command line
 # it runs udhcpc on eth0 and prints what it was given (CM-DHCP-OK: ... / CM-DHCP-FAIL); with
 # `cm.stay` it keeps running (so a graceful shutdown can be tested) and powers off on ACPI.
-if [ ! -s initrd.img ] || [ "$0" -nt initrd.img ]; then
+if [ ! -s initrd.img ] || [ "$SELF" -nt initrd.img ]; then
   rm -rf initrd && mkdir -p initrd/bin initrd/proc initrd/sys initrd/dev initrd/lib/modules initrd/usr/share/udhcpc
   cp /bin/busybox initrd/bin/busybox
   M="kroot/lib/modules/$KVER/kernel"
@@ -94,7 +95,7 @@ if [ ! -s initrd.img ] || [ "$0" -nt initrd.img ]; then
   done
   cat > initrd/init <<'EOF'
 #!/bin/busybox sh
-/bin/busybox mkdir -p /usr/bin /usr/sbin /sbin
+/bin/busybox mkdir -p /usr/bin /usr/sbin /sbin /tmp
 /bin/busybox --install -s
 mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev 2>/dev/null
 echo "CM-MARKER: guest userspace up"
@@ -108,9 +109,17 @@ if grep -q cm.net /proc/cmdline; then
 fi
 if grep -q cm.stay /proc/cmdline; then
   # ACPI power button -> clean poweroff, so libvirt's graceful shutdown works
-  acpid_loop() { while true; do if [ -e /dev/input/event0 ]; then
-      dd if=/dev/input/event0 bs=24 count=1 >/dev/null 2>&1 && { echo "CM-MARKER: acpi shutdown"; poweroff -f; }
-    else sleep 1; fi; done; }
+  acpid_loop() {
+    dev=""
+    for _ in $(seq 100); do
+      for e in /sys/class/input/event*; do
+        [ "$(cat "$e/device/name" 2>/dev/null)" = "Power Button" ] && { dev=/dev/${e##*/}; break; }
+      done
+      [ -n "$dev" ] && [ -e "$dev" ] && break; sleep 0.1
+    done
+    [ -n "$dev" ] || { echo "CM-MARKER: no power button"; return; }
+    dd if="$dev" bs=24 count=1 >/dev/null 2>&1 && { echo "CM-MARKER: acpi shutdown"; poweroff -f; }
+  }
   acpid_loop &
   echo "CM-MARKER: staying up"
   while true; do sleep 3600; done
