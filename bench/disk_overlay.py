@@ -17,7 +17,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from drivers.kvm.disks import create_data_disk, create_overlay, delete_disk  # noqa: E402
+from drivers.kvm.disks import create_data_disk, create_overlay, delete_disk
 
 
 def measure(base: str, fmt: str, workdir: str, runs: int, *, bare: bool) -> list[float]:
@@ -27,7 +27,9 @@ def measure(base: str, fmt: str, workdir: str, runs: int, *, bare: bool) -> list
         path = os.path.join(workdir, f"overlay-{i}.qcow2")
         t0 = time.perf_counter()
         if bare:
-            subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", fmt, "-b", base, path], check=True)
+            subprocess.run(
+                ["qemu-img", "create", "-q", "-f", "qcow2", "-F", fmt, "-b", base, path], check=True
+            )
         else:
             create_overlay(base, path, backing_format=fmt)
         times.append((time.perf_counter() - t0) * 1000)
@@ -43,14 +45,20 @@ def main() -> None:
         bases = [
             ("64 MiB qcow2", create_data_disk(os.path.join(d, "small.qcow2"), 64).path, "qcow2"),
             ("20 GiB qcow2", create_data_disk(os.path.join(d, "large.qcow2"), 20 * 1024).path, "qcow2"),
-            ("20 GiB raw (sparse)", create_data_disk(os.path.join(d, "large.raw"), 20 * 1024, fmt="raw").path, "raw"),
+            (
+                "20 GiB raw (sparse)",
+                create_data_disk(os.path.join(d, "large.raw"), 20 * 1024, fmt="raw").path,
+                "raw",
+            ),
         ]
         print(f"{'base image':<22} {'what':<24} {'runs':>4} {'p50 ms':>8} {'p90 ms':>8} {'max ms':>8}")
         for label, base, fmt in bases:
             for what, bare in (("qemu-img create", True), ("create_overlay()+info", False)):
                 t = sorted(measure(base, fmt, d, args.runs, bare=bare))
                 p90 = t[min(len(t) - 1, int(len(t) * 0.9))]
-                print(f"{label:<22} {what:<24} {len(t):>4} {statistics.median(t):>8.1f} {p90:>8.1f} {t[-1]:>8.1f}")
+                print(
+                    f"{label:<22} {what:<24} {len(t):>4} {statistics.median(t):>8.1f} {p90:>8.1f} {t[-1]:>8.1f}"
+                )
         print("(each figure includes process start-up; shared 2-core machine, expect noise)")
 
 

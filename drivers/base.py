@@ -209,7 +209,9 @@ class GuestSpec:
 
     def __post_init__(self) -> None:
         if not _NAME_RE.match(self.name):
-            raise InvalidSpec(f"bad guest name {self.name!r} (1-63 of [A-Za-z0-9_.-], not starting with . - _)")
+            raise InvalidSpec(
+                f"bad guest name {self.name!r} (1-63 of [A-Za-z0-9_.-], not starting with . - _)"
+            )
         try:
             object.__setattr__(self, "uuid", str(_uuid.UUID(self.uuid)))
         except (ValueError, TypeError, AttributeError):

@@ -13,7 +13,7 @@ from typing import Any
 
 from drivers.base import DriverUnavailable
 
-__all__ = ["DRIVERS", "SDKS", "ENTRY_POINT_GROUP", "get_driver", "known_drivers"]
+__all__ = ["DRIVERS", "ENTRY_POINT_GROUP", "SDKS", "get_driver", "known_drivers"]
 
 DRIVERS: dict[str, str] = {
     "kvm": "drivers.kvm.driver:KvmDriver",

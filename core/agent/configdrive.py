@@ -29,7 +29,9 @@ __all__ = ["ConfigDrive", "ConfigDriveError", "NicConfig", "build_config_drive",
 
 VOLUME_LABEL = "cidata"  # what cloud-init's NoCloud datasource looks for
 
-_HOSTNAME_RE = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
+_HOSTNAME_RE = re.compile(
+    r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
+)
 _MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
 _USER_RE = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 
@@ -59,7 +61,9 @@ class NicConfig:
             try:
                 iface = ipaddress.IPv4Interface(self.address)
             except ValueError:
-                raise ConfigDriveError(f"nic {self.mac}: bad address {self.address!r} (want a.b.c.d/len)") from None
+                raise ConfigDriveError(
+                    f"nic {self.mac}: bad address {self.address!r} (want a.b.c.d/len)"
+                ) from None
             if self.gateway is not None:
                 try:
                     gw = ipaddress.IPv4Address(self.gateway)
@@ -96,7 +100,9 @@ class ConfigDrive:
         for key in self.ssh_keys:
             if not re.match(r"^(ssh-|ecdsa-|sk-)\S+ \S+", key) or "\n" in key:
                 raise ConfigDriveError(f"not an OpenSSH public key: {key[:40]!r}")
-        if self.password is not None and (not self.password or "\n" in self.password or len(self.password) > 256):
+        if self.password is not None and (
+            not self.password or "\n" in self.password or len(self.password) > 256
+        ):
             raise ConfigDriveError("password must be 1..256 characters on one line")
         object.__setattr__(self, "nics", tuple(self.nics))
         if len({n.mac for n in self.nics}) != len(self.nics):
@@ -117,7 +123,10 @@ def render(cd: ConfigDrive, *, salt: str | None = None) -> dict[str, bytes]:
         cloud_config["disable_root"] = False
     if cd.password is not None:
         hashed = sha512_crypt(cd.password, salt or _salt())
-        cloud_config["chpasswd"] = {"expire": False, "users": [{"name": cd.user, "password": hashed, "type": "hash"}]}
+        cloud_config["chpasswd"] = {
+            "expire": False,
+            "users": [{"name": cd.user, "password": hashed, "type": "hash"}],
+        }
         cloud_config["ssh_pwauth"] = True
     ours = "#cloud-config\n" + yaml.safe_dump(cloud_config, sort_keys=True)
     return {
@@ -180,7 +189,13 @@ def _user_data(ours: str, theirs: str | bytes | None) -> bytes:
     # cloud-init merges the parts of a MIME multipart user-data: ours first, the user's after
     msg = MIMEMultipart(boundary="==cloudpods-one==")
     msg.attach(MIMEText(ours, "cloud-config", "utf-8"))
-    subtype = "cloud-config" if text.startswith("#cloud-config") else "x-shellscript" if text.startswith("#!") else "plain"
+    subtype = (
+        "cloud-config"
+        if text.startswith("#cloud-config")
+        else "x-shellscript"
+        if text.startswith("#!")
+        else "plain"
+    )
     part = MIMEText(text, subtype, "utf-8")
     msg.attach(part)
     return msg.as_bytes()

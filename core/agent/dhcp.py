@@ -24,6 +24,7 @@ import time
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Self
 
 __all__ = [
     "DHCP_CLIENT_PORT",
@@ -46,7 +47,16 @@ DHCP_CLIENT_PORT = 68
 MAGIC = b"\x63\x82\x53\x63"
 
 DISCOVER, OFFER, REQUEST, DECLINE, ACK, NAK, RELEASE, INFORM = 1, 2, 3, 4, 5, 6, 7, 8
-MSG_NAMES = {1: "discover", 2: "offer", 3: "request", 4: "decline", 5: "ack", 6: "nak", 7: "release", 8: "inform"}
+MSG_NAMES = {
+    1: "discover",
+    2: "offer",
+    3: "request",
+    4: "decline",
+    5: "ack",
+    6: "nak",
+    7: "release",
+    8: "inform",
+}
 
 OPT_PAD, OPT_END = 0, 255
 OPT_SUBNET_MASK, OPT_ROUTER, OPT_DNS, OPT_HOSTNAME, OPT_DOMAIN = 1, 3, 6, 12, 15
@@ -364,7 +374,9 @@ class DhcpResponder:
             state, wanted = "malformed", None
         self._event("request", mac, wanted, state)
         if wanted != lease.ip:
-            return self._nak(req, lease, f"address {wanted} is not yours" if wanted else "no address requested")
+            return self._nak(
+                req, lease, f"address {wanted} is not yours" if wanted else "no address requested"
+            )
         return self._answer(req, lease, ACK)
 
     def _answer(self, req: DhcpPacket, lease: Lease, mtype: int, *, inform: bool = False) -> Reply:
@@ -545,7 +557,7 @@ class DhcpServer:
         self._stop_r.close()
         self._stop_w.close()
 
-    def __enter__(self) -> DhcpServer:
+    def __enter__(self) -> Self:
         self.start()
         return self
 

@@ -46,7 +46,9 @@ class HostNetwork:
 
     # --- wires ----------------------------------------------------------------------------------
 
-    def ensure_wire(self, bridge: str, *, uplink: str | None = None, vlan_id: int = 1, mtu: int | None = None) -> WireLinks:
+    def ensure_wire(
+        self, bridge: str, *, uplink: str | None = None, vlan_id: int = 1, mtu: int | None = None
+    ) -> WireLinks:
         """Bridge ``bridge`` exists and is up; ``uplink`` (or its VLAN ``vlan_id`` sub-interface) is a port."""
         _check_vlan(vlan_id)
         self.ensure_bridge(bridge, mtu=mtu)
@@ -102,7 +104,9 @@ class HostNetwork:
                     ipr.link("add", ifname=name, kind="vlan", link=pidx, vlan_id=vlan_id)
                 except NetlinkError as exc:
                     if exc.code == errno.EOPNOTSUPP:
-                        raise NetconfError("the kernel has no 802.1Q VLAN support (load module 8021q)") from None
+                        raise NetconfError(
+                            "the kernel has no 802.1Q VLAN support (load module 8021q)"
+                        ) from None
                     raise NetconfError(f"netlink add {name}: {exc}") from None
                 idx = _index(ipr, name)
                 assert idx is not None
@@ -129,7 +133,9 @@ class HostNetwork:
             bidx = _index(ipr, bridge)
             if bidx is None:
                 return []
-            return sorted(l.get_attr("IFLA_IFNAME") for l in ipr.get_links() if l.get_attr("IFLA_MASTER") == bidx)
+            return sorted(
+                l.get_attr("IFLA_IFNAME") for l in ipr.get_links() if l.get_attr("IFLA_MASTER") == bidx
+            )
 
     def exists(self, name: str) -> bool:
         with self._ipr() as ipr:
@@ -154,7 +160,9 @@ class HostNetwork:
         try:
             return NetNS(self.netns) if self.netns else IPRoute()
         except (OSError, NetlinkError) as exc:
-            raise NetconfError(f"cannot open netlink{' in ' + self.netns if self.netns else ''}: {exc}") from None
+            raise NetconfError(
+                f"cannot open netlink{' in ' + self.netns if self.netns else ''}: {exc}"
+            ) from None
 
     def _delete(self, ipr: Any, name: str, *, kind: str) -> None:
         idx = _index(ipr, name)
@@ -162,7 +170,9 @@ class HostNetwork:
             return
         actual = _kind(ipr, idx)
         if actual != kind:
-            raise NetconfError(f"refusing to delete {name}: it is a {actual or 'physical'} device, not a {kind}")
+            raise NetconfError(
+                f"refusing to delete {name}: it is a {actual or 'physical'} device, not a {kind}"
+            )
         _call(ipr.link, "del", index=idx)
 
 
@@ -190,13 +200,14 @@ def _kind(ipr: Any, idx: int) -> str | None:
     return info.get_attr("IFLA_INFO_KIND") if info is not None else None
 
 
-def _vlan_info(ipr: Any, idx: int) -> tuple[int, int] | None:
+def _vlan_info(ipr: Any, idx: int) -> tuple[int, int | None] | None:
     link = ipr.get_links(idx)[0]
     info = link.get_attr("IFLA_LINKINFO")
     if info is None or info.get_attr("IFLA_INFO_KIND") != "vlan":
         return None
     data = info.get_attr("IFLA_INFO_DATA")
-    return (link.get_attr("IFLA_LINK"), data.get_attr("IFLA_VLAN_ID") if data is not None else None)
+    parent: int = link.get_attr("IFLA_LINK")
+    return (parent, data.get_attr("IFLA_VLAN_ID") if data is not None else None)
 
 
 def _call(fn: Any, *args: Any, **kwargs: Any) -> Any:

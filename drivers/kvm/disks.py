@@ -24,7 +24,9 @@ class DiskInfo:
     backing_file: str | None
 
 
-def create_overlay(base: str, path: str, *, backing_format: str = "qcow2", size_mb: int | None = None) -> DiskInfo:
+def create_overlay(
+    base: str, path: str, *, backing_format: str = "qcow2", size_mb: int | None = None
+) -> DiskInfo:
     """A qcow2 file at ``path`` whose reads fall through to ``base``; creation cost is O(1).
 
     ``size_mb`` grows the overlay's virtual size beyond the base's (never below it).
@@ -109,7 +111,7 @@ def _qemu_img(args: list[str]) -> str:
     exe = shutil.which("qemu-img")
     if exe is None:
         raise HypervisorError("qemu-img not found (apt install qemu-utils)")
-    proc = subprocess.run([exe, *args], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run([exe, *args], capture_output=True, text=True, timeout=120, check=False)
     if proc.returncode != 0:
         raise HypervisorError(f"qemu-img {args[0]}: {proc.stderr.strip() or proc.stdout.strip()}")
     return proc.stdout

@@ -207,4 +207,7 @@ class KvmDriver:
         if not self.instances_dir:
             return False
         real = os.path.realpath(path)
-        return os.path.commonpath([real, self.instances_dir]) == self.instances_dir and real != self.instances_dir
+        return (
+            os.path.commonpath([real, self.instances_dir]) == self.instances_dir
+            and real != self.instances_dir
+        )

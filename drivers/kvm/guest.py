@@ -10,7 +10,7 @@ import libvirt
 
 from drivers.base import Guest, GuestNotFound, GuestStatus, HypervisorError
 
-__all__ = ["GuestDomain", "STATUS_MAP", "to_guest"]
+__all__ = ["STATUS_MAP", "GuestDomain", "to_guest"]
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ def to_guest(dom: Any) -> Guest:
     """Convert a virDomain into a Guest; unmapped states become UNKNOWN (logged once)."""
     try:
         state, reason = dom.state()
-        _state, max_kib, mem_kib, vcpus, _cpu_time = dom.info()
+        _state, max_kib, _mem_kib, vcpus, _cpu_time = dom.info()
         persistent = bool(dom.isPersistent())
         return Guest(
             id=dom.UUIDString(),

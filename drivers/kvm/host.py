@@ -196,7 +196,11 @@ def storage_usage(paths: tuple[str, ...]) -> tuple[StoragePath, ...]:
             log.warning("storage path %s is not accessible", p)
             continue
         out.append(
-            StoragePath(path=p, total_mb=st.f_blocks * st.f_frsize // 2**20, free_mb=st.f_bavail * st.f_frsize // 2**20)
+            StoragePath(
+                path=p,
+                total_mb=st.f_blocks * st.f_frsize // 2**20,
+                free_mb=st.f_bavail * st.f_frsize // 2**20,
+            )
         )
     return tuple(out)
 
@@ -260,7 +264,7 @@ def read_gpus(sysfs_root: str = "/sys") -> tuple[Gpu, ...]:
     for addr in addrs:
         d = base / addr
         cls = _read(d / "class") or ""
-        if not (cls.startswith("0x03") or cls.startswith("0x12")):
+        if not cls.startswith(("0x03", "0x12")):
             continue
         drv = d / "driver"
         gpus.append(
@@ -281,7 +285,9 @@ def _lspci_name(addr: str) -> str:
     if not exe:
         return ""
     try:
-        out = subprocess.run([exe, "-mm", "-s", addr], capture_output=True, text=True, timeout=5).stdout
+        out = subprocess.run(
+            [exe, "-mm", "-s", addr], capture_output=True, text=True, timeout=5, check=False
+        ).stdout
     except (OSError, subprocess.SubprocessError):
         return ""
     parts = [p.strip('"') for p in _split_quoted(out.strip())]

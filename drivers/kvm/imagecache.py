@@ -82,7 +82,9 @@ class ImageCache:
         return existed
 
     def list(self) -> list[str]:
-        return sorted(n for n in os.listdir(self.root) if _ID_RE.match(n) and not n.endswith((".sha256", ".part")))
+        return sorted(
+            n for n in os.listdir(self.root) if _ID_RE.match(n) and not n.endswith((".sha256", ".part"))
+        )
 
     # --- private ------------------------------------------------------------------------------
 
@@ -123,13 +125,12 @@ class ImageCache:
     def _image_lock(self, image_id: str) -> Iterator[None]:
         with self._guard:
             lock = self._locks.setdefault(image_id, threading.Lock())
-        with lock:
-            with open(os.path.join(self.root, ".locks", image_id), "a") as lf:
-                fcntl.flock(lf, fcntl.LOCK_EX)
-                try:
-                    yield
-                finally:
-                    fcntl.flock(lf, fcntl.LOCK_UN)
+        with lock, open(os.path.join(self.root, ".locks", image_id), "a") as lf:
+            fcntl.flock(lf, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lf, fcntl.LOCK_UN)
 
 
 def http_fetcher(

@@ -12,7 +12,14 @@ from dataclasses import dataclass
 
 from drivers.base import DiskSpec, GuestSpec, InvalidSpec, NicSpec
 
-__all__ = ["DOMAIN_TYPES", "METADATA_NS", "DomainDevices", "build_domain_xml", "parse_devices", "spec_from_xml"]
+__all__ = [
+    "DOMAIN_TYPES",
+    "METADATA_NS",
+    "DomainDevices",
+    "build_domain_xml",
+    "parse_devices",
+    "spec_from_xml",
+]
 
 DOMAIN_TYPES = frozenset({"kvm", "qemu", "test"})
 METADATA_NS = "https://cloudpods-one.dev/xmlns/guest/1"
@@ -204,7 +211,16 @@ def _text(root: ET.Element, path: str) -> str:
 
 
 def _to_mib(value: int, unit: str) -> int:
-    factor = {"b": 1, "bytes": 1, "KiB": 1024, "k": 1024, "MiB": 1024**2, "M": 1024**2, "GiB": 1024**3, "G": 1024**3}
+    factor = {
+        "b": 1,
+        "bytes": 1,
+        "KiB": 1024,
+        "k": 1024,
+        "MiB": 1024**2,
+        "M": 1024**2,
+        "GiB": 1024**3,
+        "G": 1024**3,
+    }
     if unit not in factor:
         raise InvalidSpec(f"unknown memory unit {unit!r}")
     return value * factor[unit] // 1024**2

@@ -19,13 +19,24 @@ IP = "10.213.78.50"
 
 
 def lease(mac: str = MAC, ip: str = IP, lease_time: int = 600) -> Lease:
-    return Lease(mac=mac, ip=ip, prefixlen=24, gateway="10.213.78.1", dns=("10.213.78.2", "10.213.78.3"),
-                 lease_time=lease_time, hostname="guest1")
+    return Lease(
+        mac=mac,
+        ip=ip,
+        prefixlen=24,
+        gateway="10.213.78.1",
+        dns=("10.213.78.2", "10.213.78.3"),
+        lease_time=lease_time,
+        hostname="guest1",
+    )
 
 
 def ns_addrs(ns: str) -> list[str]:
-    out = subprocess.run(["ip", "-n", ns, "-4", "-o", "addr", "show", "dev", "eth0"], capture_output=True,
-                         text=True, check=True).stdout
+    out = subprocess.run(
+        ["ip", "-n", ns, "-4", "-o", "addr", "show", "dev", "eth0"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     return [f.split()[3] for f in out.splitlines()]
 
 
@@ -51,14 +62,43 @@ def test_udhcpc_gets_exactly_the_lease(lan: Lan, tmp_path: Path) -> None:
     ns = lan.add_client(MAC)
     script, log = event_script(tmp_path)
     with DhcpServer(lan.bridge, [lease()]) as srv:
-        r = subprocess.run(["ip", "netns", "exec", ns, "busybox", "udhcpc", "-i", "eth0", "-n", "-q", "-f",
-                            "-t", "5", "-T", "2", "-s", str(script)], capture_output=True, text=True, timeout=30)
+        r = subprocess.run(
+            [
+                "ip",
+                "netns",
+                "exec",
+                ns,
+                "busybox",
+                "udhcpc",
+                "-i",
+                "eth0",
+                "-n",
+                "-q",
+                "-f",
+                "-t",
+                "5",
+                "-T",
+                "2",
+                "-s",
+                str(script),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
         assert r.returncode == 0, r.stderr
         bound = [e for e in read_events(log) if e["_arg"] == "bound"]
         assert len(bound) == 1
         b = bound[0]
         assert (b["ip"], b["mask"], b["router"], b["dns"].split(), b["lease"], b["serverid"]) == (
-            IP, "24", "10.213.78.1", ["10.213.78.2", "10.213.78.3"], "600", "10.213.78.1")
+            IP,
+            "24",
+            "10.213.78.1",
+            ["10.213.78.2", "10.213.78.3"],
+            "600",
+            "10.213.78.1",
+        )
         assert ns_addrs(ns) == [f"{IP}/24"]
         assert kinds(srv) == ["discover", "offer", "request:selecting", "ack"]
 
@@ -68,9 +108,28 @@ def test_udhcpc_renew_and_release(lan: Lan, tmp_path: Path) -> None:
     ns = lan.add_client(MAC)
     script, log = event_script(tmp_path)
     with DhcpServer(lan.bridge, [lease()]) as srv:
-        p = subprocess.Popen(["ip", "netns", "exec", ns, "busybox", "udhcpc", "-i", "eth0", "-f", "-R",
-                              "-t", "5", "-T", "2", "-s", str(script)],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        p = subprocess.Popen(
+            [
+                "ip",
+                "netns",
+                "exec",
+                ns,
+                "busybox",
+                "udhcpc",
+                "-i",
+                "eth0",
+                "-f",
+                "-R",
+                "-t",
+                "5",
+                "-T",
+                "2",
+                "-s",
+                str(script),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         try:
             wait_for(lambda: any(e["_arg"] == "bound" for e in read_events(log)), 15, "udhcpc bound")
             p.send_signal(signal.SIGUSR1)  # udhcpc: renew now (unicast REQUEST from the bound address)
@@ -93,8 +152,31 @@ def test_unknown_mac_is_ignored(lan: Lan, tmp_path: Path) -> None:
     ns = lan.add_client(stranger)
     script, log = event_script(tmp_path)
     with DhcpServer(lan.bridge, [lease()]) as srv:
-        r = subprocess.run(["ip", "netns", "exec", ns, "busybox", "udhcpc", "-i", "eth0", "-n", "-q", "-f",
-                            "-t", "2", "-T", "1", "-s", str(script)], capture_output=True, text=True, timeout=30)
+        r = subprocess.run(
+            [
+                "ip",
+                "netns",
+                "exec",
+                ns,
+                "busybox",
+                "udhcpc",
+                "-i",
+                "eth0",
+                "-n",
+                "-q",
+                "-f",
+                "-t",
+                "2",
+                "-T",
+                "1",
+                "-s",
+                str(script),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
         assert r.returncode != 0  # no lease: nobody answered
         assert not [e for e in read_events(log) if e["_arg"] == "bound"]
         seen = [e for e in srv.events if e.mac == stranger]
@@ -107,11 +189,28 @@ def test_mapping_changes_at_runtime(lan: Lan, tmp_path: Path) -> None:
     ns = lan.add_client(MAC)
     script, log = event_script(tmp_path)
     with DhcpServer(lan.bridge, []) as srv:
-        cmd = ["ip", "netns", "exec", ns, "busybox", "udhcpc", "-i", "eth0", "-n", "-q", "-f", "-t", "2", "-T", "1",
-               "-s", str(script)]
-        assert subprocess.run(cmd, capture_output=True, timeout=30).returncode != 0
+        cmd = [
+            "ip",
+            "netns",
+            "exec",
+            ns,
+            "busybox",
+            "udhcpc",
+            "-i",
+            "eth0",
+            "-n",
+            "-q",
+            "-f",
+            "-t",
+            "2",
+            "-T",
+            "1",
+            "-s",
+            str(script),
+        ]
+        assert subprocess.run(cmd, capture_output=True, timeout=30, check=False).returncode != 0
         srv.set_lease(lease(ip="10.213.78.61"))
-        assert subprocess.run(cmd, capture_output=True, timeout=30).returncode == 0
+        assert subprocess.run(cmd, capture_output=True, timeout=30, check=False).returncode == 0
         assert [e["ip"] for e in read_events(log) if e["_arg"] == "bound"] == ["10.213.78.61"]
 
 
@@ -119,9 +218,27 @@ def test_mapping_changes_at_runtime(lan: Lan, tmp_path: Path) -> None:
 
 
 def dhclient(ns: str, tmp_path: Path, script: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(["ip", "netns", "exec", ns, "dhclient", "-4", "-1", "-d", "-sf", str(script),
-                             "-lf", str(tmp_path / "dhclient.leases"), "-pf", str(tmp_path / "dhclient.pid"), "eth0"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return subprocess.Popen(
+        [
+            "ip",
+            "netns",
+            "exec",
+            ns,
+            "dhclient",
+            "-4",
+            "-1",
+            "-d",
+            "-sf",
+            str(script),
+            "-lf",
+            str(tmp_path / "dhclient.leases"),
+            "-pf",
+            str(tmp_path / "dhclient.pid"),
+            "eth0",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def test_dhclient_lease_and_renew(lan: Lan, tmp_path: Path) -> None:
@@ -131,11 +248,20 @@ def test_dhclient_lease_and_renew(lan: Lan, tmp_path: Path) -> None:
     with DhcpServer(lan.bridge, [lease(lease_time=10)]) as srv:  # T1 = 5 s: watch a real renewal
         p = dhclient(ns, tmp_path, script)
         try:
-            wait_for(lambda: [e for e in read_events(log) if e.get("reason") == "BOUND"], 20, "dhclient BOUND")
+            wait_for(
+                lambda: [e for e in read_events(log) if e.get("reason") == "BOUND"], 20, "dhclient BOUND"
+            )
             b = next(e for e in read_events(log) if e.get("reason") == "BOUND")
-            assert (b["new_ip_address"], b["new_subnet_mask"], b["new_routers"], b["new_domain_name_servers"],
-                    b["new_dhcp_lease_time"]) == (IP, "255.255.255.0", "10.213.78.1", "10.213.78.2 10.213.78.3", "10")
-            wait_for(lambda: [e for e in read_events(log) if e.get("reason") == "RENEW"], 20, "dhclient RENEW")
+            assert (
+                b["new_ip_address"],
+                b["new_subnet_mask"],
+                b["new_routers"],
+                b["new_domain_name_servers"],
+                b["new_dhcp_lease_time"],
+            ) == (IP, "255.255.255.0", "10.213.78.1", "10.213.78.2 10.213.78.3", "10")
+            wait_for(
+                lambda: [e for e in read_events(log) if e.get("reason") == "RENEW"], 20, "dhclient RENEW"
+            )
             renew = next(e for e in read_events(log) if e.get("reason") == "RENEW")
             assert renew["new_ip_address"] == IP
         finally:
@@ -150,12 +276,15 @@ def test_dhclient_foreign_address_gets_nak(lan: Lan, tmp_path: Path) -> None:
     # a remembered lease for an address that is not this guest's: dhclient starts in INIT-REBOOT
     (tmp_path / "dhclient.leases").write_text(
         'lease {\n  interface "eth0";\n  fixed-address 10.213.78.99;\n  option subnet-mask 255.255.255.0;\n'
-        '  option dhcp-server-identifier 10.213.78.1;\n  renew 4 2037/01/01 00:00:01;\n'
-        '  rebind 4 2037/01/01 00:00:01;\n  expire 4 2037/01/01 00:00:01;\n}\n')
+        "  option dhcp-server-identifier 10.213.78.1;\n  renew 4 2037/01/01 00:00:01;\n"
+        "  rebind 4 2037/01/01 00:00:01;\n  expire 4 2037/01/01 00:00:01;\n}\n"
+    )
     with DhcpServer(lan.bridge, [lease()]) as srv:
         p = dhclient(ns, tmp_path, script)
         try:
-            wait_for(lambda: [e for e in read_events(log) if e.get("reason") == "BOUND"], 30, "dhclient BOUND")
+            wait_for(
+                lambda: [e for e in read_events(log) if e.get("reason") == "BOUND"], 30, "dhclient BOUND"
+            )
         finally:
             stop(p)
         events = [(e.kind, e.ip) for e in srv.events if e.mac == MAC]
@@ -174,13 +303,38 @@ def test_dhcpcd_gets_exactly_the_lease(lan: Lan, tmp_path: Path) -> None:
     script, log = event_script(tmp_path)
     with DhcpServer(lan.bridge, [lease()]) as srv:
         # -r asks for a different address in the DISCOVER: the server still offers only the lease
-        r = subprocess.run(["ip", "netns", "exec", ns, "dhcpcd", "-4", "-1", "-B", "--noarp", "-f", "/dev/null",
-                            "-r", "10.213.78.98", "-t", "20", "-c", str(script), "eth0"],
-                           capture_output=True, text=True, timeout=40)
+        r = subprocess.run(
+            [
+                "ip",
+                "netns",
+                "exec",
+                ns,
+                "dhcpcd",
+                "-4",
+                "-1",
+                "-B",
+                "--noarp",
+                "-f",
+                "/dev/null",
+                "-r",
+                "10.213.78.98",
+                "-t",
+                "20",
+                "-c",
+                str(script),
+                "eth0",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=40,
+            check=False,
+        )
         assert r.returncode == 0, r.stderr
         bound = [e for e in read_events(log) if e.get("reason") == "BOUND"]
         assert bound, read_events(log)
         assert (bound[0]["new_ip_address"], bound[0]["new_subnet_cidr"]) == (IP, "24")
         assert f"{IP}/24" in ns_addrs(ns)
         assert kinds(srv)[-2:] == ["request:selecting", "ack"] and "offer" in kinds(srv)
-        subprocess.run(["ip", "netns", "exec", ns, "dhcpcd", "-x", "eth0"], capture_output=True, timeout=10)
+        subprocess.run(
+            ["ip", "netns", "exec", ns, "dhcpcd", "-x", "eth0"], capture_output=True, timeout=10, check=False
+        )

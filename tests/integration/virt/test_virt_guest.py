@@ -21,7 +21,13 @@ from virt_peers import make_lan, need, need_exe, need_module, need_root, wait_fo
 
 pytestmark = pytest.mark.full
 
-BRIDGE, SERVER_IP, GUEST_IP, MAC, TAP = "cmtg0", "10.213.79.1", "10.213.79.77", "52:54:00:79:00:77", "cmtg-tap0"
+BRIDGE, SERVER_IP, GUEST_IP, MAC, TAP = (
+    "cmtg0",
+    "10.213.79.1",
+    "10.213.79.77",
+    "52:54:00:79:00:77",
+    "cmtg-tap0",
+)
 
 
 @pytest.fixture
@@ -31,16 +37,21 @@ def qemu_host(virt_work: Path) -> Iterator[None]:
     need_module("pyroute2")
     need_module("pycdlib")
     need_exe("qemu-img", "qemu-system-x86_64")
-    need((virt_work / "vmlinuz").exists() and (virt_work / "initrd.img").exists(),
-         f"no guest kernel/initramfs in {virt_work}; run scripts/setup-virt.sh")
+    need(
+        (virt_work / "vmlinuz").exists() and (virt_work / "initrd.img").exists(),
+        f"no guest kernel/initramfs in {virt_work}; run scripts/setup-virt.sh",
+    )
     import libvirt
 
     libvirt.registerErrorHandler(lambda c, e: None, None)
     try:
         libvirt.open("qemu:///system").close()
     except libvirt.libvirtError as exc:
-        need(False, f"libvirtd is not answering on qemu:///system ({exc.get_error_message()}); "
-                    "run scripts/setup-virt.sh")
+        need(
+            False,
+            f"libvirtd is not answering on qemu:///system ({exc.get_error_message()}); "
+            "run scripts/setup-virt.sh",
+        )
     yield
 
 
@@ -54,7 +65,9 @@ def base_image_bytes() -> Iterator[bytes]:
                 yield chunk
 
 
-def test_guest_gets_our_ip_then_stops_and_is_deleted(qemu_host: None, virt_work: Path, tmp_path: Path) -> None:
+def test_guest_gets_our_ip_then_stops_and_is_deleted(
+    qemu_host: None, virt_work: Path, tmp_path: Path
+) -> None:
     from core.agent.configdrive import ConfigDrive, NicConfig, build_config_drive
     from core.agent.dhcp import DhcpServer, Lease
     from core.agent.netconf import HostNetwork
@@ -86,21 +99,35 @@ def test_guest_gets_our_ip_then_stops_and_is_deleted(qemu_host: None, virt_work:
         base = cache.get("tiny-image")
         root = create_overlay(base, str(inst / "root.qcow2"))
         assert root.backing_file == base
-        cd = build_config_drive(str(inst / "config.iso"),
-                                ConfigDrive(instance_id=gid, hostname="cmt-guest", password="not-on-disk",
-                                            nics=(NicConfig(mac=MAC),)))
+        cd = build_config_drive(
+            str(inst / "config.iso"),
+            ConfigDrive(
+                instance_id=gid, hostname="cmt-guest", password="not-on-disk", nics=(NicConfig(mac=MAC),)
+            ),
+        )
         serial = inst / "serial.log"
 
         drv.watch_events(on_event)
-        with DhcpServer(BRIDGE, [Lease(mac=MAC, ip=GUEST_IP, prefixlen=24, gateway=SERVER_IP,
-                                       dns=(SERVER_IP,), lease_time=3600)]) as dhcp:
+        with DhcpServer(
+            BRIDGE,
+            [Lease(mac=MAC, ip=GUEST_IP, prefixlen=24, gateway=SERVER_IP, dns=(SERVER_IP,), lease_time=3600)],
+        ) as dhcp:
             t0 = time.monotonic()
-            g = drv.create_guest(GuestSpec(
-                name=f"cmt-{gid[:8]}", uuid=gid, vcpu=1, memory_mb=256,
-                disks=(DiskSpec(path=root.path),), nics=(NicSpec(mac=MAC, bridge=BRIDGE, ifname=TAP),),
-                config_drive=cd, serial_log=str(serial),
-                kernel=str((virt_work / "vmlinuz").resolve()), initrd=str((virt_work / "initrd.img").resolve()),
-                cmdline="console=ttyS0 panic=-1 quiet cm.net cm.stay"))
+            g = drv.create_guest(
+                GuestSpec(
+                    name=f"cmt-{gid[:8]}",
+                    uuid=gid,
+                    vcpu=1,
+                    memory_mb=256,
+                    disks=(DiskSpec(path=root.path),),
+                    nics=(NicSpec(mac=MAC, bridge=BRIDGE, ifname=TAP),),
+                    config_drive=cd,
+                    serial_log=str(serial),
+                    kernel=str((virt_work / "vmlinuz").resolve()),
+                    initrd=str((virt_work / "initrd.img").resolve()),
+                    cmdline="console=ttyS0 panic=-1 quiet cm.net cm.stay",
+                )
+            )
             assert g.status is GuestStatus.RUNNING
             assert TAP in net.bridge_ports(BRIDGE)
 
@@ -111,7 +138,9 @@ def test_guest_gets_our_ip_then_stops_and_is_deleted(qemu_host: None, virt_work:
             line = wait_for(dhcp_line, 90, "the guest's DHCP result on its serial console")
             booted = time.monotonic() - t0
             assert isinstance(line, str) and line.startswith("CM-DHCP-OK:"), line
-            assert f"inet {GUEST_IP}/24" in line and f"router={SERVER_IP}" in line and f"dns={SERVER_IP}" in line
+            assert (
+                f"inet {GUEST_IP}/24" in line and f"router={SERVER_IP}" in line and f"dns={SERVER_IP}" in line
+            )
             assert dhcp.responder.bindings()[MAC].ip == GUEST_IP
             print(f"guest had {GUEST_IP} {booted:.1f} s after create")
 
@@ -122,7 +151,9 @@ def test_guest_gets_our_ip_then_stops_and_is_deleted(qemu_host: None, virt_work:
         print(f"stop took {time.monotonic() - t1:.1f} s ({'graceful' if graceful else 'forced after 5 s'})")
         assert stopped.wait(10), events
         names = [e.event for e in events]  # real qemu also reports resumed (it starts vCPUs paused)
-        assert names[0] == "defined" and "started" in names and names.index("started") < names.index("stopped")
+        assert (
+            names[0] == "defined" and "started" in names and names.index("started") < names.index("stopped")
+        )
         assert events[names.index("stopped")].status is GuestStatus.STOPPED
         assert not net.exists(TAP)  # qemu gone, tap gone
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,7 +28,10 @@ def need(ok: bool, reason: str) -> None:
 
 
 def need_root() -> None:
-    need(os.geteuid() == 0, "needs root (network namespaces, bridges, libvirtd); run scripts/setup-virt.sh as root")
+    need(
+        os.geteuid() == 0,
+        "needs root (network namespaces, bridges, libvirtd); run scripts/setup-virt.sh as root",
+    )
 
 
 def need_exe(*names: str) -> None:
@@ -96,20 +99,20 @@ def make_lan(bridge: str, server_ip: str, prefixlen: int) -> Callable[[], None]:
     return lambda: _remove_links(bridge)
 
 
-
-
 def event_script(directory: Path) -> tuple[Path, Path]:
     """A DHCP client hook script that appends each call's argument and environment to a log."""
     log = directory / "client-events.log"
     script = directory / "client-hook.sh"
-    script.write_text(f'#!/bin/sh\n{{ echo "--- $1"; env | sort; }} >> {log}\n'
-                      # udhcpc leaves address configuration to its script; configure like a guest
-                      'if [ "$1" = bound ] || [ "$1" = renew ]; then\n'
-                      '  ip addr flush dev "$interface"; ip addr add "$ip/$mask" dev "$interface"\nfi\n'
-                      # dhclient: configure the address, or it cannot unicast its renewal
-                      'case "$reason" in BOUND|RENEW|REBIND|REBOOT)\n'
-                      '  ip addr flush dev "$interface"; ip addr add "$new_ip_address/$new_subnet_mask" dev "$interface";;\n'
-                      'esac\nexit 0\n')
+    script.write_text(
+        f'#!/bin/sh\n{{ echo "--- $1"; env | sort; }} >> {log}\n'
+        # udhcpc leaves address configuration to its script; configure like a guest
+        'if [ "$1" = bound ] || [ "$1" = renew ]; then\n'
+        '  ip addr flush dev "$interface"; ip addr add "$ip/$mask" dev "$interface"\nfi\n'
+        # dhclient: configure the address, or it cannot unicast its renewal
+        'case "$reason" in BOUND|RENEW|REBIND|REBOOT)\n'
+        '  ip addr flush dev "$interface"; ip addr add "$new_ip_address/$new_subnet_mask" dev "$interface";;\n'
+        "esac\nexit 0\n"
+    )
     script.chmod(0o755)
     return script, log
 

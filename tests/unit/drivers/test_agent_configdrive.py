@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 pycdlib = pytest.importorskip("pycdlib", reason="pycdlib not installed (pip install '.[kvm]')")
-from core.agent.configdrive import (  # noqa: E402
+from core.agent.configdrive import (
     ConfigDrive,
     ConfigDriveError,
     NicConfig,
@@ -45,15 +45,26 @@ def test_nocloud_iso(tmp_path: Path) -> None:
         hostname="web-1.example.org",
         ssh_keys=(KEY,),
         password="Corr3ct horse!",
-        nics=(NicConfig(mac="52:54:00:12:34:56"),
-              NicConfig(mac="52:54:00:12:34:57", dhcp=False, address="10.1.0.5/24", gateway="10.1.0.1",
-                        dns=("10.1.0.2",), mtu=1450)),
+        nics=(
+            NicConfig(mac="52:54:00:12:34:56"),
+            NicConfig(
+                mac="52:54:00:12:34:57",
+                dhcp=False,
+                address="10.1.0.5/24",
+                gateway="10.1.0.1",
+                dns=("10.1.0.2",),
+                mtu=1450,
+            ),
+        ),
     )
     path = tmp_path / "i" / "config.iso"
     assert build_config_drive(str(path), cd) == str(path)
     label, files = read_iso(path)
     assert label == "cidata"
-    assert yaml.safe_load(files["meta-data"]) == {"instance-id": "srv-0001", "local-hostname": "web-1.example.org"}
+    assert yaml.safe_load(files["meta-data"]) == {
+        "instance-id": "srv-0001",
+        "local-hostname": "web-1.example.org",
+    }
 
     ud = files["user-data"].decode()
     assert ud.startswith("#cloud-config\n")
@@ -68,11 +79,21 @@ def test_nocloud_iso(tmp_path: Path) -> None:
     assert path.stat().st_mode & 0o777 == 0o600
 
     net = yaml.safe_load(files["network-config"])
-    assert net == {"version": 2, "ethernets": {
-        "eth0": {"match": {"macaddress": "52:54:00:12:34:56"}, "set-name": "eth0", "dhcp4": True},
-        "eth1": {"match": {"macaddress": "52:54:00:12:34:57"}, "set-name": "eth1", "dhcp4": False,
-                 "addresses": ["10.1.0.5/24"], "routes": [{"to": "0.0.0.0/0", "via": "10.1.0.1"}],
-                 "nameservers": {"addresses": ["10.1.0.2"]}, "mtu": 1450}}}
+    assert net == {
+        "version": 2,
+        "ethernets": {
+            "eth0": {"match": {"macaddress": "52:54:00:12:34:56"}, "set-name": "eth0", "dhcp4": True},
+            "eth1": {
+                "match": {"macaddress": "52:54:00:12:34:57"},
+                "set-name": "eth1",
+                "dhcp4": False,
+                "addresses": ["10.1.0.5/24"],
+                "routes": [{"to": "0.0.0.0/0", "via": "10.1.0.1"}],
+                "nameservers": {"addresses": ["10.1.0.2"]},
+                "mtu": 1450,
+            },
+        },
+    }
 
 
 def test_user_data_is_merged_as_multipart(tmp_path: Path) -> None:
@@ -86,10 +107,13 @@ def test_user_data_is_merged_as_multipart(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl missing")
-@pytest.mark.parametrize("pw, salt", [("password", "abc"), ("x" * 100, "saltsaltsaltsalt"), ("pässwörd", "./Z9")])
+@pytest.mark.parametrize(
+    "pw, salt", [("password", "abc"), ("x" * 100, "saltsaltsaltsalt"), ("pässwörd", "./Z9")]
+)
 def test_sha512_crypt_matches_openssl(pw: str, salt: str) -> None:
-    want = subprocess.run(["openssl", "passwd", "-6", "-salt", salt, pw], capture_output=True, text=True,
-                          check=True).stdout.strip()
+    want = subprocess.run(
+        ["openssl", "passwd", "-6", "-salt", salt, pw], capture_output=True, text=True, check=True
+    ).stdout.strip()
     assert sha512_crypt(pw, salt) == want
 
 

@@ -24,8 +24,17 @@ from core.agent.dhcp import (
 
 MAC = "52:54:00:aa:00:01"
 SERVER = "10.9.0.1"
-LEASE = Lease(mac=MAC, ip="10.9.0.50", prefixlen=24, gateway="10.9.0.1", dns=("10.9.0.2", "1.1.1.1"),
-              lease_time=600, hostname="vm1", domain="example.org", mtu=1450)
+LEASE = Lease(
+    mac=MAC,
+    ip="10.9.0.50",
+    prefixlen=24,
+    gateway="10.9.0.1",
+    dns=("10.9.0.2", "1.1.1.1"),
+    lease_time=600,
+    hostname="vm1",
+    domain="example.org",
+    mtu=1450,
+)
 
 
 def pkt(mtype: int, mac: str = MAC, *, ciaddr: str = "0.0.0.0", **opts: str) -> DhcpPacket:
@@ -36,7 +45,9 @@ def pkt(mtype: int, mac: str = MAC, *, ciaddr: str = "0.0.0.0", **opts: str) -> 
         options[54] = socket.inet_aton(opts["server_id"])
     if "vendor" in opts:
         options[60] = opts["vendor"].encode()
-    p = DhcpPacket(op=1, xid=0x1234, chaddr=bytes.fromhex(mac.replace(":", "")), ciaddr=ciaddr, options=options)
+    p = DhcpPacket(
+        op=1, xid=0x1234, chaddr=bytes.fromhex(mac.replace(":", "")), ciaddr=ciaddr, options=options
+    )
     return DhcpPacket.parse(p.encode())  # through the wire format, as the server sees it
 
 
@@ -55,7 +66,11 @@ def test_offer_carries_exactly_the_lease(r: DhcpResponder) -> None:
     assert o.options[6] == socket.inet_aton("10.9.0.2") + socket.inet_aton("1.1.1.1")
     assert struct.unpack("!I", o.options[51])[0] == 600
     assert struct.unpack("!I", o.options[58])[0] == 300 and struct.unpack("!I", o.options[59])[0] == 525
-    assert o.options[12] == b"vm1" and o.options[15] == b"example.org" and struct.unpack("!H", o.options[26])[0] == 1450
+    assert (
+        o.options[12] == b"vm1"
+        and o.options[15] == b"example.org"
+        and struct.unpack("!H", o.options[26])[0] == 1450
+    )
     assert 66 not in o.options and 67 not in o.options and o.siaddr == "0.0.0.0"
 
 
@@ -72,7 +87,9 @@ def test_request_for_another_server_is_silent(r: DhcpResponder) -> None:
 
 def test_renew_is_unicast_ack(r: DhcpResponder) -> None:
     reply = r.handle(pkt(REQUEST, ciaddr="10.9.0.50"))
-    assert reply is not None and reply.packet.msg_type == ACK and (reply.dest, reply.port) == ("10.9.0.50", 68)
+    assert (
+        reply is not None and reply.packet.msg_type == ACK and (reply.dest, reply.port) == ("10.9.0.50", 68)
+    )
     assert r.events[0].detail == "renewing"
 
 
@@ -142,8 +159,12 @@ def test_relay_replies_go_to_the_relay(r: DhcpResponder) -> None:
 
 @pytest.mark.parametrize(
     "data",
-    [b"", b"\x01" * 100, DhcpPacket(op=1, xid=1, chaddr=b"\0" * 6).encode()[:240] + b"XXXX",
-     DhcpPacket(op=1, xid=1, chaddr=b"\0" * 6).encode()[:240] + b"\x63\x82\x53\x63\x35\x05\x01"],
+    [
+        b"",
+        b"\x01" * 100,
+        DhcpPacket(op=1, xid=1, chaddr=b"\0" * 6).encode()[:240] + b"XXXX",
+        DhcpPacket(op=1, xid=1, chaddr=b"\0" * 6).encode()[:240] + b"\x63\x82\x53\x63\x35\x05\x01",
+    ],
 )
 def test_malformed_packets_raise_value_error(data: bytes) -> None:
     with pytest.raises(ValueError):

@@ -8,7 +8,9 @@ import pytest
 from drivers.base import InvalidSpec
 from drivers.kvm.disks import create_data_disk, create_overlay, delete_disk, disk_info, resize_disk
 
-pytestmark = pytest.mark.skipif(shutil.which("qemu-img") is None, reason="qemu-img missing (apt install qemu-utils)")
+pytestmark = pytest.mark.skipif(
+    shutil.which("qemu-img") is None, reason="qemu-img missing (apt install qemu-utils)"
+)
 
 
 @pytest.fixture

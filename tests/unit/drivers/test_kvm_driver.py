@@ -21,12 +21,17 @@ from drivers.base import (
 )
 
 libvirt = pytest.importorskip("libvirt", reason="libvirt-python not installed (pip install '.[kvm]')")
-from drivers.kvm.driver import KvmDriver  # noqa: E402
+from drivers.kvm.driver import KvmDriver
 
 
 def spec(name: str = "vm1", **kw: object) -> GuestSpec:
-    args: dict = {"name": name, "uuid": str(uuid.uuid4()), "vcpu": 2, "memory_mb": 256,
-                  "nics": (NicSpec(mac="52:54:00:00:00:01", bridge="br0", ifname="tap-vm1"),)}
+    args: dict = {
+        "name": name,
+        "uuid": str(uuid.uuid4()),
+        "vcpu": 2,
+        "memory_mb": 256,
+        "nics": (NicSpec(mac="52:54:00:00:00:01", bridge="br0", ifname="tap-vm1"),),
+    }
     return GuestSpec(**(args | kw))
 
 
@@ -40,7 +45,8 @@ def drv(node_uri: str, tmp_path: Path):  # type: ignore[no-untyped-def]
 def test_fresh_node_lists_its_guest(drv: KvmDriver) -> None:
     guests = drv.list_guests()
     assert [(g.id, g.name, g.status) for g in guests] == [
-        ("aaaaaaaa-0000-0000-0000-000000000001", "preexisting", GuestStatus.RUNNING)]
+        ("aaaaaaaa-0000-0000-0000-000000000001", "preexisting", GuestStatus.RUNNING)
+    ]
     assert guests[0].extra["vcpu"] == 2 and guests[0].extra["memory_mb"] == 512
 
 
@@ -104,8 +110,13 @@ def test_delete_removes_only_files_under_instances_dir(drv: KvmDriver, tmp_path:
     root, cd, log, base = inst / "root.qcow2", inst / "config.iso", inst / "serial.log", cache / "base.qcow2"
     for f in (root, cd, log, base):
         f.write_bytes(b"x")
-    g = drv.create_guest(spec(disks=(DiskSpec(path=str(root)), DiskSpec(path=str(base), readonly=True)),
-                              config_drive=str(cd), serial_log=str(log)))
+    g = drv.create_guest(
+        spec(
+            disks=(DiskSpec(path=str(root)), DiskSpec(path=str(base), readonly=True)),
+            config_drive=str(cd),
+            serial_log=str(log),
+        )
+    )
     drv.delete_guest(g.id)
     assert not root.exists() and not cd.exists() and not log.exists()
     assert base.exists()  # the image cache is not the guest's
@@ -196,7 +207,9 @@ def test_host_facts_from_a_fake_sysfs(node_uri: str, tmp_path: Path) -> None:
     f = d.host_facts()
     d.close()
     assert [(n.name, n.kind, n.mtu, n.up, n.speed_mbps) for n in f.nics] == [
-        ("br-w1", "bridge", 1500, False, None), ("eth7", "physical", 9000, True, 10000)]
+        ("br-w1", "bridge", 1500, False, None),
+        ("eth7", "physical", 9000, True, 10000),
+    ]
     assert [(g.address, g.vendor_id, g.device_id) for g in f.gpus] == [("0000:3b:00.0", "10de", "1eb8")]
 
 
@@ -208,6 +221,6 @@ def test_bad_uri_is_a_clear_error() -> None:
 
 def test_domain_type_can_be_pinned(node_uri: str) -> None:
     d = KvmDriver(node_uri, domain_type="kvm")
-    assert '<domain type="kvm">' in d.domain_xml(spec()) or "type=\"kvm\"" in d.domain_xml(spec())
+    assert '<domain type="kvm">' in d.domain_xml(spec()) or 'type="kvm"' in d.domain_xml(spec())
     with pytest.raises(InvalidSpec):
         KvmDriver(node_uri, domain_type="xen")

@@ -21,7 +21,7 @@ def server() -> Iterator[tuple[str, list[str]]]:
     hits: list[str] = []
 
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             hits.append(self.path)
             if self.path != "/images/img-1":
                 self.send_error(404)
@@ -57,7 +57,9 @@ def test_concurrent_callers_download_once(server: tuple[str, list[str]], tmp_pat
     url, hits = server
     cache = ImageCache(str(tmp_path), http_fetcher(url))
     results: list[str] = []
-    threads = [threading.Thread(target=lambda: results.append(cache.get("img-1", sha256=SHA))) for _ in range(8)]
+    threads = [
+        threading.Thread(target=lambda: results.append(cache.get("img-1", sha256=SHA))) for _ in range(8)
+    ]
     for t in threads:
         t.start()
     for t in threads:

@@ -28,9 +28,21 @@ def test_every_registry_entry_imports(name: str) -> None:
 def test_kvm_driver_satisfies_the_protocol() -> None:
     pytest.importorskip("libvirt")
     cls = get_driver("kvm")
-    for member in ("list_guests", "get_guest", "create_guest", "start_guest", "stop_guest", "reboot_guest",
-                   "reset_guest", "suspend_guest", "resume_guest", "delete_guest", "host_facts",
-                   "watch_events", "close"):
+    for member in (
+        "list_guests",
+        "get_guest",
+        "create_guest",
+        "start_guest",
+        "stop_guest",
+        "reboot_guest",
+        "reset_guest",
+        "suspend_guest",
+        "resume_guest",
+        "delete_guest",
+        "host_facts",
+        "watch_events",
+        "close",
+    ):
         assert callable(getattr(cls, member)), member
     assert isinstance(cls("test:///default"), HypervisorDriver)
 

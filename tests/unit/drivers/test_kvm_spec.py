@@ -10,8 +10,13 @@ U = "11111111-2222-3333-4444-555555555555"
 
 
 def test_spec_normalizes() -> None:
-    s = GuestSpec(name="vm1", uuid=U.upper(), vcpu=2, memory_mb=512,
-                  nics=[NicSpec(mac="52:54:00:AA:BB:CC", bridge="br0")])  # type: ignore[arg-type]
+    s = GuestSpec(
+        name="vm1",
+        uuid=U.upper(),
+        vcpu=2,
+        memory_mb=512,
+        nics=[NicSpec(mac="52:54:00:AA:BB:CC", bridge="br0")],
+    )  # type: ignore[arg-type]
     assert s.uuid == U
     assert s.nics == (NicSpec(mac="52:54:00:aa:bb:cc", bridge="br0"),)
 
@@ -26,8 +31,15 @@ def test_spec_normalizes() -> None:
         ({"memory_mb": 1}, "memory_mb must be"),
         ({"kernel": "relative/vmlinuz"}, "kernel must be an absolute path"),
         ({"initrd": "/i"}, "initrd given without kernel"),
-        ({"nics": (NicSpec(mac="52:54:00:00:00:01", bridge="b"), NicSpec(mac="52:54:00:00:00:01", bridge="c"))},
-         "share a MAC"),
+        (
+            {
+                "nics": (
+                    NicSpec(mac="52:54:00:00:00:01", bridge="b"),
+                    NicSpec(mac="52:54:00:00:00:01", bridge="c"),
+                )
+            },
+            "share a MAC",
+        ),
     ],
 )
 def test_bad_spec_is_a_clear_error(kwargs: dict, message: str) -> None:

@@ -15,9 +15,14 @@ def full_spec() -> GuestSpec:
         uuid=str(uuid.uuid4()),
         vcpu=2,
         memory_mb=1536,
-        disks=(DiskSpec(path="/var/lib/i/web-1/root.qcow2"), DiskSpec(path="/var/lib/i/web-1/data.raw", format="raw")),
-        nics=(NicSpec(mac="52:54:00:00:10:01", bridge="br-w1", ifname="vnic-web1-0"),
-              NicSpec(mac="52:54:00:00:10:02", bridge="br-w2", model="e1000")),
+        disks=(
+            DiskSpec(path="/var/lib/i/web-1/root.qcow2"),
+            DiskSpec(path="/var/lib/i/web-1/data.raw", format="raw"),
+        ),
+        nics=(
+            NicSpec(mac="52:54:00:00:10:01", bridge="br-w1", ifname="vnic-web1-0"),
+            NicSpec(mac="52:54:00:00:10:02", bridge="br-w2", model="e1000"),
+        ),
         config_drive="/var/lib/i/web-1/config.iso",
         serial_log="/var/lib/i/web-1/serial.log",
         kernel="/boot/vmlinuz",
@@ -37,9 +42,19 @@ def test_xml_shape() -> None:
     assert root.find("cpu") is None  # no host-passthrough under emulation
     assert root.find("memory").get("unit") == "MiB" and root.findtext("memory") == "1536"
     disks = root.findall("devices/disk")
-    assert [(d.get("device"), d.find("target").get("dev"), d.find("target").get("bus"), d.find("driver").get("type"))
-            for d in disks] == [("disk", "vda", "virtio", "qcow2"), ("disk", "vdb", "virtio", "raw"),
-                                ("cdrom", "hda", "ide", "raw")]
+    assert [
+        (
+            d.get("device"),
+            d.find("target").get("dev"),
+            d.find("target").get("bus"),
+            d.find("driver").get("type"),
+        )
+        for d in disks
+    ] == [
+        ("disk", "vda", "virtio", "qcow2"),
+        ("disk", "vdb", "virtio", "raw"),
+        ("cdrom", "hda", "ide", "raw"),
+    ]
     assert disks[2].find("readonly") is not None
     nics = root.findall("devices/interface")
     assert [n.get("type") for n in nics] == ["bridge", "bridge"]
@@ -65,8 +80,9 @@ def test_disk_boot_without_kernel() -> None:
 
 
 def test_hostile_values_are_escaped() -> None:
-    spec = GuestSpec(name="x", uuid=str(uuid.uuid4()), vcpu=1, memory_mb=256, kernel="/k",
-                     cmdline="a='1' <b> & \"c\"")
+    spec = GuestSpec(
+        name="x", uuid=str(uuid.uuid4()), vcpu=1, memory_mb=256, kernel="/k", cmdline="a='1' <b> & \"c\""
+    )
     assert spec_from_xml(build_domain_xml(spec, domain_type="qemu")).cmdline == "a='1' <b> & \"c\""
 
 
