@@ -209,7 +209,9 @@ class Snapshot:
         self.zone_tags: dict[str, frozenset[str]] = {}
         self.groups: dict[str, GroupRecord] = {}
         self.group_members: dict[str, dict[int, int]] = {}
+        # claims applied here but not yet settled (DB write pending or refused), by id and by host
         self._claims: dict[str, Placement] = {}
+        self._claims_by_host: dict[str, dict[str, Placement]] = {}
         for s in storages:
             self.upsert_storage(s)
         for n in networks:
@@ -296,7 +298,9 @@ class Snapshot:
             self.s_type[i] = self.stype_codes.code(rec.storage_type)
             self.s_medium[i] = self.medium_codes.code(rec.medium_type)
             self.s_cap[i] = (rec.capacity - rec.reserved) * rec.cmtbound
-            self.s_used[i] = rec.used
+            # claims in flight stay counted, as for hosts
+            self.s_used[i] = rec.used + sum(
+                d.size for p in self._claims.values() for d in p.disks if d.storage_id == rec.id)
             self.s_ok[i] = rec.enabled and rec.status == "online"
             _retag(self.storage_tags, self._storage_tagsets, i, rec.schedtags)
 
@@ -313,7 +317,8 @@ class Snapshot:
                 self.wire_networks[int(self.n_wire[i])].remove(i)
             self.n_wire[i] = wire
             self.wire_networks.setdefault(wire, []).append(i)
-            self.n_free[i] = rec.free_ips
+            self.n_free[i] = rec.free_ips - sum(
+                1 for p in self._claims.values() for n in p.nics if n.network_id == rec.id)
             self.n_ok[i] = rec.enabled and rec.server_type == "guest"
             _retag(self.network_tags, self._network_tagsets, i, rec.schedtags)
 
@@ -328,9 +333,10 @@ class Snapshot:
             self.group_members.setdefault(rec.id, {})
 
     def upsert_host(self, rec: HostRecord) -> None:
-        """Replace a host's state with the DB's view; claims in flight for it are dropped.
+        """Replace a host's state with the DB's view, plus the claims still in flight on it.
 
-        The DB row already includes every committed claim, so keeping them would count twice.
+        A claim in flight may or may not be in the row already (committed, not yet settled);
+        counting it again over-counts until the next refresh, which is the safe direction.
         """
         with self.lock:
             storages = tuple(self._storage_slot(rec, sid) for sid in rec.storage_ids)
@@ -361,7 +367,8 @@ class Snapshot:
             _retag(self.host_tags, self._host_tags, i, rec.schedtags)
             _retag(self.host_images, self._host_images, i, rec.cached_images)
             self._set_groups(i, {g: int(c) for g, c in rec.group_counts.items() if c > 0})
-            self._drop_claims_of(rec.id)
+            for p in self._claims_by_host.get(rec.id, {}).values():
+                self._account_host(i, p, +1)
 
     def remove_host(self, host_id: str) -> bool:
         """Forget a host; returns False when it was not known."""
@@ -379,24 +386,30 @@ class Snapshot:
             self.host_ids[i] = ""
             self._free_slots.append(i)
             self._present_idx = self._hs_pairs = self._hw_pairs = None
-            self._drop_claims_of(host_id)
+            for p in self._claims_by_host.pop(host_id, {}).values():
+                self._account_shared(p, -1)
+                del self._claims[p.claim_id]
             return True
 
     def settle(self, placements: Iterable[Placement], generations: dict[str, int]) -> None:
         """The DB accepted these claims: keep their usage, forget them as claims in flight,
-        and record the generation each claim left on its host row."""
+        and record the generation each claim left on its host row.
+
+        The generation only moves from the one the claim was decided against: if the host was
+        refreshed meanwhile, its (usage, generation) pair came from one DB read and stays.
+        """
         with self.lock:
             for p in placements:
-                self._claims.pop(p.claim_id, None)
+                self._forget(p.claim_id)
             for host_id, gen in generations.items():
                 i = self.host_index.get(host_id)
-                if i is not None:
+                if i is not None and self.generation[i] == gen - 1:
                     self.generation[i] = gen
 
     def refresh_usage(self, host_id: str, cpu_used: float, mem_used: float, generation: int) -> None:
-        """Take a host's usage and generation from its DB row (after a claim conflict).
+        """Take a host's usage and generation from one read of its DB row (after a conflict).
 
-        The row includes every committed claim, so in-flight claims on the host are dropped.
+        Claims still in flight on the host are added on top, as in ``upsert_host``.
         """
         with self.lock:
             i = self.host_index.get(host_id)
@@ -405,7 +418,9 @@ class Snapshot:
             self.cpu_used[i] = cpu_used
             self.mem_used[i] = mem_used
             self.generation[i] = generation
-            self._drop_claims_of(host_id)
+            for p in self._claims_by_host.get(host_id, {}).values():
+                self.cpu_used[i] += p.vcpu
+                self.mem_used[i] += p.vmem
 
     # ---- public: claims (engine side) ------------------------------------------------------
     def apply_claim(self, p: Placement) -> None:
@@ -414,13 +429,14 @@ class Snapshot:
             if p.claim_id in self._claims:
                 return
             self._claims[p.claim_id] = p
+            self._claims_by_host.setdefault(p.host_id, {})[p.claim_id] = p
             self._account(p, +1)
 
     def release(self, p: Placement | str) -> bool:
         """Give a claim's resources back; releasing twice (or an unknown claim) is a no-op."""
         claim_id = p if isinstance(p, str) else p.claim_id
         with self.lock:
-            claim = self._claims.pop(claim_id, None)
+            claim = self._forget(claim_id)
             if claim is None:
                 return False
             self._account(claim, -1)
@@ -432,11 +448,21 @@ class Snapshot:
     # ---- private ---------------------------------------------------------------------------
     def _account(self, p: Placement, sign: int) -> None:
         h = self.host_index.get(p.host_id)
-        if h is None:
-            return
+        if h is not None:
+            self._account_host(h, p, sign)
+        self._account_shared(p, sign)
+
+    def _account_host(self, h: int, p: Placement, sign: int) -> None:
         self.cpu_used[h] += sign * p.vcpu
         self.mem_used[h] += sign * p.vmem
         self.creating[h] += sign
+        if p.groups:
+            counts = dict(self._host_groups[h])
+            for g in p.groups:
+                counts[g] = counts.get(g, 0) + sign
+            self._set_groups(h, {g: c for g, c in counts.items() if c > 0})
+
+    def _account_shared(self, p: Placement, sign: int) -> None:
         for d in p.disks:
             s = self.storage_index.get(d.storage_id)
             if s is not None:
@@ -445,16 +471,16 @@ class Snapshot:
             k = self.network_index.get(n.network_id)
             if k is not None:
                 self.n_free[k] -= sign
-        if p.groups:
-            counts = dict(self._host_groups[h])
-            for g in p.groups:
-                counts[g] = counts.get(g, 0) + sign
-            self._set_groups(h, {g: c for g, c in counts.items() if c > 0})
 
-    def _drop_claims_of(self, host_id: str) -> None:
-        stale = [cid for cid, p in self._claims.items() if p.host_id == host_id]
-        for cid in stale:
-            del self._claims[cid]
+    def _forget(self, claim_id: str) -> Placement | None:
+        p = self._claims.pop(claim_id, None)
+        if p is not None:
+            by_host = self._claims_by_host.get(p.host_id)
+            if by_host is not None:
+                by_host.pop(claim_id, None)
+                if not by_host:
+                    del self._claims_by_host[p.host_id]
+        return p
 
     def _storage_slot(self, rec: HostRecord, sid: str) -> int:
         s = self.storage_index.get(sid)

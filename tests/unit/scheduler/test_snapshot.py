@@ -28,15 +28,32 @@ def test_apply_and_release_are_idempotent() -> None:
     assert snap.group_members["g"] == {}
 
 
-def test_upsert_host_replaces_state_and_drops_claims_in_flight() -> None:
-    snap = snapshot(2)
+def test_upsert_host_takes_the_db_view_plus_claims_in_flight() -> None:
+    snap = snapshot(2, groups=[GroupRecord(id="g")])
     snap.apply_claim(claim_on("h0"))
     snap.upsert_host(host(0, cpu_used=3, schedtags=frozenset({"gpu"}), wire_ids=("w9",)))
-    assert snap.cpu_used[0] == 3 and snap.live_claims() == 0
+    # the claim may not be in the row yet: it stays counted (over-counting is the safe side)
+    assert snap.cpu_used[0] == 5 and snap.live_claims() == 1 and snap.group_members["g"] == {0: 1}
     assert snap.host_tags.has("gpu", 0)
     snap.upsert_host(host(0, schedtags=frozenset()))
     assert not snap.host_tags.has("gpu", 0)
+    assert snap.release(claim_on("h0")) and snap.cpu_used[0] == 0 and snap.group_members["g"] == {}
     assert snap.host_count == 2
+
+
+def test_upsert_storage_and_network_keep_claims_in_flight() -> None:
+    snap = snapshot(1)
+    snap.apply_claim(claim_on("h0"))
+    snap.upsert_storage(local_storage(0, used=GB))
+    snap.upsert_network(NetworkRecord(id="net0", wire_id="w0", free_ips=50))
+    assert snap.s_used[0] == 6 * GB and snap.n_free[0] == 49
+
+
+def test_remove_host_gives_back_shared_usage_of_its_claims() -> None:
+    snap = snapshot(1)
+    snap.apply_claim(claim_on("h0"))
+    snap.remove_host("h0")
+    assert snap.live_claims() == 0 and snap.s_used[0] == 0 and snap.n_free[0] == 100
 
 
 def test_remove_host_frees_its_slot_for_the_next_host() -> None:
@@ -81,7 +98,20 @@ def test_settle_and_refresh_usage() -> None:
     snap = snapshot(1)
     p = claim_on("h0", disks=(), nics=(), groups=())
     snap.apply_claim(p)
-    snap.settle([p], {"h0": 7})
-    assert snap.generation[0] == 7 and snap.live_claims() == 0 and snap.cpu_used[0] == 2
+    snap.settle([p], {"h0": 1})  # decided at generation 0, the row is now at 1
+    assert snap.generation[0] == 1 and snap.live_claims() == 0 and snap.cpu_used[0] == 2
     snap.refresh_usage("h0", 5, 3 * GB, 9)
     assert (snap.cpu_used[0], snap.mem_used[0], snap.generation[0]) == (5, 3 * GB, 9)
+
+
+def test_settle_keeps_a_refreshed_generation() -> None:
+    """A refresh between commit and settle came from one DB read; settle must not mix pairs."""
+    snap = snapshot(1)
+    p = claim_on("h0", disks=(), nics=(), groups=())
+    snap.apply_claim(p)  # decided at generation 0; the DB commit takes the row to 1
+    snap.refresh_usage("h0", 2, GB, 1)  # another thread read the row after that commit
+    assert snap.cpu_used[0] == 4  # row (2) + claim still in flight (2): over-counted, never under
+    snap.settle([p], {"h0": 1})
+    assert snap.generation[0] == 1 and snap.cpu_used[0] == 4
+    snap.refresh_usage("h0", 2, GB, 1)
+    assert snap.cpu_used[0] == 2  # settled: the next read is exact again
