@@ -23,12 +23,19 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sqlalchemy import Column, Float, Integer, MetaData, String, Table, create_engine, insert  # noqa: E402
+from sqlalchemy import Column, Float, Integer, MetaData, String, Table, create_engine, insert
 
-from core.scheduler import (  # noqa: E402
-    GroupRecord, HostRecord, NetworkRecord, ScheduleInput, Snapshot, StorageRecord, ZoneRecord, place,
+from core.scheduler import (
+    GroupRecord,
+    HostRecord,
+    NetworkRecord,
+    ScheduleInput,
+    Snapshot,
+    StorageRecord,
+    ZoneRecord,
+    place,
 )
-from core.scheduler.claims import claim  # noqa: E402
+from core.scheduler.claims import claim
 
 GB = 1024
 

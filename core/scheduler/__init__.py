@@ -12,14 +12,32 @@ from core.scheduler.engine import DEFAULT_CONFIG, SchedulerConfig, forecast, pla
 from core.scheduler.errors import ScheduleInputError
 from core.scheduler.placement import DiskPlacement, NicPlacement, Placement
 from core.scheduler.records import GroupRecord, HostRecord, NetworkRecord, StorageRecord, ZoneRecord
-from core.scheduler.request import DiskConfig, NetworkConfig, QuotaHeadroom, ScheduleInput, SchedtagConfig
+from core.scheduler.request import DiskConfig, NetworkConfig, QuotaHeadroom, SchedtagConfig, ScheduleInput
 from core.scheduler.result import PlacementResult, ReasonCount
 from core.scheduler.snapshot import Snapshot
 from core.scheduler.verdict import Verdict
 
 __all__ = [
-    "DEFAULT_CONFIG", "DiskConfig", "DiskPlacement", "GroupRecord", "HostRecord", "NetworkConfig",
-    "NetworkRecord", "NicPlacement", "Placement", "PlacementResult", "QuotaHeadroom", "ReasonCount",
-    "ScheduleInput", "ScheduleInputError", "SchedtagConfig", "SchedulerConfig", "Snapshot",
-    "StorageRecord", "Verdict", "ZoneRecord", "forecast", "place",
+    "DEFAULT_CONFIG",
+    "DiskConfig",
+    "DiskPlacement",
+    "GroupRecord",
+    "HostRecord",
+    "NetworkConfig",
+    "NetworkRecord",
+    "NicPlacement",
+    "Placement",
+    "PlacementResult",
+    "QuotaHeadroom",
+    "ReasonCount",
+    "SchedtagConfig",
+    "ScheduleInput",
+    "ScheduleInputError",
+    "SchedulerConfig",
+    "Snapshot",
+    "StorageRecord",
+    "Verdict",
+    "ZoneRecord",
+    "forecast",
+    "place",
 ]

@@ -7,7 +7,7 @@ create path (``claims.place_and_claim``), which writes the DB under the generati
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body
 from pydantic import ValidationError
@@ -56,14 +56,14 @@ def _dry_run(body: Any) -> Any:
 
 
 @router.post("/scheduler")
-def schedule(cred: CredentialDep, body: Any = Body(default=None)) -> dict[str, Any]:
+def schedule(cred: CredentialDep, body: Annotated[Any, Body()] = None) -> dict[str, Any]:
     """Where would these servers go? One candidate per instance, ``error`` where none fits."""
     enforce(cred, "scheduler:scheduler:perform")
     return _dry_run(body).to_candidates()  # type: ignore[no-any-return]
 
 
 @router.post("/scheduler/forecast")
-def forecast(cred: CredentialDep, body: Any = Body(default=None)) -> dict[str, Any]:
+def forecast(cred: CredentialDep, body: Annotated[Any, Body()] = None) -> dict[str, Any]:
     """Dry run: can they be created, how many fit, and per filter how many hosts it removed."""
     enforce(cred, "scheduler:scheduler:forecast")
     return _dry_run(body).to_forecast()  # type: ignore[no-any-return]

@@ -64,7 +64,7 @@ def claim(conn: Conn, table: Table, placements: Sequence[Placement]) -> ClaimOut
         for (host_id, seen), ps in by_host.items():
             params = {"b_id": host_id, "b_seen": seen,
                       "b_cpu": sum(p.vcpu for p in ps), "b_mem": sum(p.vmem for p in ps)}
-            if conn.execute(stmt, params).rowcount == 1:
+            if conn.execute(stmt, params).rowcount == 1:  # type: ignore[attr-defined]
                 outcome.committed.extend(ps)
                 outcome.generations[host_id] = seen + 1
             else:

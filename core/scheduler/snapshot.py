@@ -161,6 +161,21 @@ class _Columns:
 class Snapshot:
     """All placement-relevant state, column-wise; guarded by ``lock`` for batch placement."""
 
+    # host columns (one entry per slot, see _HOST_ARRAYS)
+    present: np.ndarray
+    enabled: np.ndarray
+    online: np.ndarray
+    zone: np.ndarray
+    region: np.ndarray
+    htype: np.ndarray
+    arch: np.ndarray
+    cpu_cap: np.ndarray
+    cpu_used: np.ndarray
+    mem_cap: np.ndarray
+    mem_used: np.ndarray
+    generation: np.ndarray
+    creating: np.ndarray
+
     def __init__(
         self,
         hosts: Iterable[HostRecord] = (),
@@ -284,7 +299,7 @@ class Snapshot:
         for pairs in (self._hs_pairs, self._hw_pairs):
             if pairs is not None:
                 total += pairs[0].nbytes + pairs[1].nbytes
-        return total
+        return int(total)
 
     # ---- public: writes (region side) ------------------------------------------------------
     def upsert_storage(self, rec: StorageRecord) -> None:

@@ -24,8 +24,8 @@ class AllocationScorer(Scorer):
         with np.errstate(divide="ignore", invalid="ignore"):
             cpu = (s.cpu_cap[:n] - s.cpu_used[:n] - req.vcpu_count) / s.cpu_cap[:n]
             mem = (s.mem_cap[:n] - s.mem_used[:n] - req.vmem_size) / s.mem_cap[:n]
-        share = np.nan_to_num((cpu + mem) / 2.0, nan=0.0, posinf=0.0, neginf=0.0)
-        return self.sign * share
+        share: np.ndarray = np.nan_to_num((cpu + mem) / 2.0, nan=0.0, posinf=0.0, neginf=0.0)
+        return share * self.sign
 
     def raw_one(self, ctx: RequestContext, slot: int) -> float:
         s, req = ctx.snap, ctx.req

@@ -4,7 +4,13 @@ from __future__ import annotations
 from typing import Any
 
 from core.scheduler import (
-    GroupRecord, HostRecord, NetworkRecord, ScheduleInput, Snapshot, StorageRecord, ZoneRecord,
+    GroupRecord,
+    HostRecord,
+    NetworkRecord,
+    ScheduleInput,
+    Snapshot,
+    StorageRecord,
+    ZoneRecord,
 )
 from core.scheduler.context import RequestContext, build_context
 from core.scheduler.filters.base import Filter
@@ -15,16 +21,17 @@ GB = 1024
 
 def host(i: int, **kw: Any) -> HostRecord:
     """A roomy, enabled KVM host ``h<i>`` with local storage ``s<i>`` on wire ``w0``."""
-    base: dict[str, Any] = dict(
-        id=f"h{i}", name=f"node{i}", zone_id="z1", cloudregion_id="r1", cpu_count=8, cpu_cmtbound=1.0,
-        mem_size=16 * GB, mem_cmtbound=1.0, storage_ids=(f"s{i}",), wire_ids=("w0",),
-    )
+    base: dict[str, Any] = {
+        "id": f"h{i}", "name": f"node{i}", "zone_id": "z1", "cloudregion_id": "r1", "cpu_count": 8,
+        "cpu_cmtbound": 1.0, "mem_size": 16 * GB, "mem_cmtbound": 1.0, "storage_ids": (f"s{i}",),
+        "wire_ids": ("w0",),
+    }
     base.update(kw)
     return HostRecord(**base)
 
 
 def local_storage(i: int, **kw: Any) -> StorageRecord:
-    base: dict[str, Any] = dict(id=f"s{i}", storage_type="local", medium_type="ssd", capacity=100 * GB)
+    base: dict[str, Any] = {"id": f"s{i}", "storage_type": "local", "medium_type": "ssd", "capacity": 100 * GB}
     base.update(kw)
     return StorageRecord(**base)
 

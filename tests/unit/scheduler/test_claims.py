@@ -4,7 +4,19 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from sqlalchemy import Column, Engine, Float, Integer, MetaData, String, Table, create_engine, insert, select, update
+from sqlalchemy import (
+    Column,
+    Engine,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    create_engine,
+    insert,
+    select,
+    update,
+)
 
 from core.scheduler import HostRecord, ScheduleInput, Snapshot, place
 from core.scheduler.claims import claim, place_and_claim, read_usage
@@ -121,7 +133,7 @@ def _run_concurrently(engine: Engine, snapshots: list[Snapshot], req: ScheduleIn
                     r = place_and_claim(req, snapshots[k], conn, HOSTS, max_rounds=20)
                     placed[k] += len(r.placements)
                     conflicts[k] += r.conflicts
-        except BaseException as exc:  # surfaced in the main thread below
+        except BaseException as exc:  # noqa: BLE001 - surfaced in the main thread below
             errors.append(exc)
 
     threads = [threading.Thread(target=worker, args=(k,)) for k in range(len(snapshots))]

@@ -5,7 +5,13 @@ import pytest
 from pydantic import ValidationError
 
 from core.scheduler import (
-    GroupRecord, NetworkRecord, ScheduleInput, ScheduleInputError, Snapshot, forecast, place,
+    GroupRecord,
+    NetworkRecord,
+    ScheduleInput,
+    ScheduleInputError,
+    Snapshot,
+    forecast,
+    place,
 )
 from core.scheduler.filters import cpu, group, memory, network, zone
 from tests.unit.scheduler.helpers import GB, host, request, snapshot
@@ -87,7 +93,7 @@ def test_placements_carry_storage_and_network_per_disk_and_nic() -> None:
                   nets=[{"network": "b"}, {}])
     p = place(req, snap).placements[0]
     assert [d.index for d in p.disks] == [0, 1] and {d.storage_id for d in p.disks} == {"s0", "s1"}
-    assert [n.network_id for n in p.nics][0] == "b" and len(p.nics) == 2
+    assert p.nics[0].network_id == "b" and len(p.nics) == 2
     cand = p.to_candidate()
     assert cand["host_id"] == "h0" and cand["disks"][0] == {"index": 0, "storage_id": p.disks[0].storage_id}
 

@@ -3,12 +3,34 @@ from __future__ import annotations
 
 from core.scheduler import GroupRecord, NetworkRecord, StorageRecord, ZoneRecord
 from core.scheduler.filters import (
-    ArchFilter, CpuFilter, GroupFilter, HostFilter, HypervisorFilter, MemoryFilter, NetworkFilter, QuotaFilter,
-    SchedtagFilter, StatusFilter, StorageFilter, ZoneFilter, default_filters,
+    ArchFilter,
+    CpuFilter,
+    GroupFilter,
+    HostFilter,
+    HypervisorFilter,
+    MemoryFilter,
+    NetworkFilter,
+    QuotaFilter,
+    SchedtagFilter,
+    StatusFilter,
+    StorageFilter,
+    ZoneFilter,
+    arch,
+    cpu,
+    default_filters,
+    group,
+    host,
+    hypervisor,
+    memory,
+    network,
+    quota,
+    schedtag,
+    status,
+    storage,
+    zone,
 )
-from core.scheduler.filters import arch, cpu, group, host, hypervisor, memory, network, quota, schedtag
-from core.scheduler.filters import status, storage, zone
-from tests.unit.scheduler.helpers import GB, ctx, host as mkhost, local_storage, reasons, snapshot, verdicts
+from tests.unit.scheduler.helpers import GB, ctx, local_storage, reasons, snapshot, verdicts
+from tests.unit.scheduler.helpers import host as mkhost
 
 
 def test_status() -> None:

@@ -5,7 +5,12 @@ import numpy as np
 
 from core.scheduler import GroupRecord, NetworkRecord, SchedulerConfig, place
 from core.scheduler.scorers import (
-    AllocationScorer, BatchSpreadScorer, CreatingLoadScorer, GroupScorer, ImageCacheScorer, SchedtagScorer,
+    AllocationScorer,
+    BatchSpreadScorer,
+    CreatingLoadScorer,
+    GroupScorer,
+    ImageCacheScorer,
+    SchedtagScorer,
     default_scorers,
 )
 from tests.unit.scheduler.helpers import GB, ctx, host, local_storage, request, snapshot

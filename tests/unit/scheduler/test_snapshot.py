@@ -9,9 +9,11 @@ from tests.unit.scheduler.helpers import GB, host, local_storage, request, snaps
 
 
 def claim_on(host_id: str, claim_id: str = "c1", **kw: object) -> Placement:
-    base: dict[str, object] = dict(claim_id=claim_id, instance=0, host_id=host_id, host_name=host_id, generation=0,
-                                   vcpu=2, vmem=GB, disks=(DiskPlacement(0, "s0", 5 * GB),),
-                                   nics=(NicPlacement(0, "net0"),), groups=("g",))
+    base: dict[str, object] = {
+        "claim_id": claim_id, "instance": 0, "host_id": host_id, "host_name": host_id, "generation": 0,
+        "vcpu": 2, "vmem": GB, "disks": (DiskPlacement(0, "s0", 5 * GB),), "nics": (NicPlacement(0, "net0"),),
+        "groups": ("g",),
+    }
     base.update(kw)
     return Placement(**base)  # type: ignore[arg-type]
 
