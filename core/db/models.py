@@ -7,3 +7,4 @@ from __future__ import annotations
 import core.audit  # noqa: F401
 import core.db.lease  # noqa: F401
 import core.keystone.models  # noqa: F401
+import core.glance.models  # noqa: F401

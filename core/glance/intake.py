@@ -1,0 +1,389 @@
+"""Streaming upload: request body → staging object, hashed on the way, inspected, then committed.
+
+Memory stays flat: the body is gathered into ``chunk_bytes`` blocks and each block is written and
+hashed (md5 for Cloudpods' ``checksum``, sha256 for Glance's ``os_hash_value``) in worker threads
+while the event loop receives the next block; hashlib and os.write release the GIL.
+
+Status machine: ``queued → saving → active``, or ``→ killed`` (staged bytes removed) when the body
+is truncated, refused by inspection, over quota, or the disk fills. A ranged upload
+(``Content-Range: bytes S-E/T``) keeps its staged bytes when the connection drops: the image
+stays ``saving`` and reports ``upload_offset``, and the client resumes from there.
+
+The DB is touched only in short transactions in a worker thread, never during the transfer
+(SQLite has one writer; a multi-GB upload must not hold it).
+"""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import re
+import time
+from collections import OrderedDict
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import anyio
+from starlette.requests import ClientDisconnect, Request
+
+from core import audit
+from core.api.context import Credential
+from core.db.base import utcnow
+from core.errors import (
+    CloudpodsError,
+    ConflictError,
+    InputParameterError,
+    InvalidStatusError,
+    OutOfQuotaError,
+    RequestTooLargeError,
+    ResourceBusyError,
+    ResourceNotFoundError,
+)
+from core.glance.context import GlanceCtx
+from core.glance.formats import inspect_image
+from core.glance.images import check_quota, room_for, take_upload
+from core.glance.models import ACTIVE, KILLED, SAVING, UPLOADABLE, Image
+from core.glance.storage import StagedWriter, StoreFullError
+
+log = logging.getLogger("cloudpods.glance")
+_IO = ThreadPoolExecutor(max_workers=8, thread_name_prefix="glance-io")
+_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
+_HEARTBEAT_S = 60.0
+# Hash state of interrupted ranged uploads, so a resume in this process need not re-read the staged
+# prefix (hashlib objects cannot be persisted). Another replica re-hashes from the staged bytes.
+_HASHES: OrderedDict[str, tuple[int, Any, Any]] = OrderedDict()
+_HASHES_MAX = 64
+
+
+class UploadInterrupted(InputParameterError):
+    """The body ended early; for a ranged upload the bytes so far are kept."""
+
+
+@dataclass(frozen=True)
+class ContentRange:
+    start: int
+    end: int
+    total: int | None
+
+    @property
+    def length(self) -> int:
+        return self.end - self.start + 1
+
+
+def parse_content_range(value: str | None) -> ContentRange | None:
+    if not value:
+        return None
+    m = _RANGE.match(value.strip())
+    if not m:
+        raise InputParameterError(f"Content-Range {value!r}: expected 'bytes START-END/TOTAL' (TOTAL may be *)")
+    start, end = int(m.group(1)), int(m.group(2))
+    total = None if m.group(3) == "*" else int(m.group(3))
+    if end < start or (total is not None and end >= total):
+        raise InputParameterError(f"Content-Range {value!r}: range is not inside the total")
+    return ContentRange(start, end, total)
+
+
+@dataclass(frozen=True)
+class UploadRequest:
+    image_id: str
+    declared_format: str | None = None
+    declared_size: int | None = None  # X-Image-Meta-Size / size in the create body
+    content_length: int | None = None
+    crange: ContentRange | None = None
+
+
+def content_length_of(request: Request) -> int | None:
+    raw = request.headers.get("content-length")
+    if raw is None:
+        return None
+    try:
+        n = int(raw)
+    except ValueError:
+        raise InputParameterError(f"Content-Length {raw!r} is not an integer") from None
+    if n < 0:
+        raise InputParameterError("Content-Length must not be negative")
+    return n
+
+
+class _Pipeline:
+    """Write + md5 in one thread, sha256 in another, one block in flight while the next arrives."""
+
+    def __init__(self, writer: StagedWriter, md5: Any, sha: Any) -> None:
+        self.writer, self.md5, self.sha = writer, md5, sha
+        self._pending: list[Future[None]] = []
+
+    def _write_md5(self, block: bytearray) -> None:
+        self.md5.update(block)
+        self.writer.write(block)
+
+    async def submit(self, block: bytearray) -> None:
+        await self.drain()
+        self._pending = [_IO.submit(self._write_md5, block), _IO.submit(self.sha.update, block)]
+
+    async def drain(self) -> None:
+        # shielded: a cancellation (idle timeout) must not cancel a block between md5 and write,
+        # or the staged bytes and the hash state would disagree; the next drain() finishes it
+        while self._pending:
+            await asyncio.shield(asyncio.wrap_future(self._pending[0]))
+            self._pending.pop(0)
+
+    def settle(self) -> None:
+        """After a cancellation: wait for blocks still in threads before the writer closes."""
+        for f in self._pending:
+            try:
+                f.result()
+            except Exception:  # noqa: BLE001,S110 - the original error is being handled by the caller
+                pass
+        self._pending = []
+
+
+def _hashes_for(ctx: GlanceCtx, image_id: str, offset: int, staged: Path) -> tuple[Any, Any]:
+    cached = _HASHES.pop(image_id, None)
+    if cached is not None and cached[0] == offset:
+        return cached[1], cached[2]
+    md5, sha = hashlib.md5(usedforsecurity=False), hashlib.sha256()
+    if offset:
+        with open(staged, "rb", buffering=0) as f:
+            left = offset
+            while left:
+                block = f.read(min(ctx.cfg.chunk_bytes, left))
+                if not block:
+                    raise ConflictError("staged upload is shorter than its offset; restart the upload from 0")
+                md5.update(block)
+                sha.update(block)
+                left -= len(block)
+    return md5, sha
+
+
+def _remember_hashes(image_id: str, offset: int, md5: Any, sha: Any) -> None:
+    _HASHES[image_id] = (offset, md5, sha)
+    while len(_HASHES) > _HASHES_MAX:
+        _HASHES.popitem(last=False)
+
+
+# ---- DB steps (worker thread, short transactions) ------------------------------------------------
+def _begin(ctx: GlanceCtx, req: UploadRequest, owner: str) -> tuple[int, int | None, int]:
+    """Claim the upload; return (start offset, expected total, byte limit for this request)."""
+    with ctx.db.session() as s:
+        img = s.get(Image, req.image_id)
+        if img is None:
+            raise ResourceNotFoundError(f"image {req.image_id} not found")
+        if img.status == ACTIVE:
+            raise InvalidStatusError(f"image {img.name} is active; its data cannot be replaced")
+        if img.status not in UPLOADABLE:
+            raise InvalidStatusError(f"image {img.name} is {img.status}; data cannot be uploaded")
+        staged = ctx.store.staged_size(img.id) if img.status == SAVING else 0
+        cr = req.crange
+        start = 0
+        if cr is not None:
+            if cr.start not in (0, staged):
+                raise ConflictError(f"upload offset of image {img.name} is {staged}, not {cr.start}",
+                                    upload_offset=staged)
+            start = cr.start
+            if req.content_length is not None and req.content_length != cr.length:
+                raise InputParameterError(f"Content-Length {req.content_length} does not match "
+                                          f"Content-Range length {cr.length}")
+        total = cr.total if cr is not None else req.content_length
+        if cr is not None and cr.total is None:
+            total = img.upload_total
+        declared = req.declared_size if req.declared_size is not None else None
+        if declared is not None and total is not None and declared != total:
+            raise InputParameterError(f"declared image size {declared} does not match the "
+                                      f"{'Content-Range total' if cr else 'Content-Length'} {total}")
+        total = total if total is not None else declared
+        if total == 0:
+            raise InputParameterError("the image is empty (0 bytes)")
+        if total is not None and total > ctx.cfg.image_size_cap:
+            raise RequestTooLargeError(f"image of {total} bytes exceeds image_size_cap ({ctx.cfg.image_size_cap} bytes)")
+        if total is not None:
+            check_quota(s, img, ctx.cfg, total)
+            need = total - start
+            if need > ctx.store.free_bytes() - ctx.cfg.min_free_bytes:
+                raise StoreFullError(f"the image store has no room for {need} more bytes")
+        room = room_for(s, img, ctx.cfg)
+        if not take_upload(s, img.id, owner, UPLOADABLE):
+            raise ResourceBusyError(f"another upload to image {img.name} is in progress")
+        img = s.get(Image, req.image_id, populate_existing=True)
+        assert img is not None
+        img.upload_total = total
+        if req.declared_format:
+            img.disk_format = req.declared_format
+        limit = ctx.cfg.image_size_cap if room is None else min(ctx.cfg.image_size_cap, room)
+        return start, total, limit - start
+
+
+def _heartbeat(ctx: GlanceCtx, image_id: str, owner: str) -> None:
+    from sqlalchemy import update
+
+    with ctx.db.session() as s:
+        s.execute(update(Image).where(Image.id == image_id, Image.upload_owner == owner).values(updated_at=utcnow()))
+
+
+def _release(ctx: GlanceCtx, image_id: str, owner: str) -> None:
+    from sqlalchemy import update
+
+    with ctx.db.session() as s:
+        s.execute(update(Image).where(Image.id == image_id, Image.upload_owner == owner)
+                  .values(upload_owner=None, updated_at=utcnow()))
+
+
+def _kill(ctx: GlanceCtx, image_id: str, owner: str, reason: str, cred: Credential) -> None:
+    with ctx.db.session() as s:
+        img = s.get(Image, image_id)
+        if img is not None and img.upload_owner not in (owner, None):
+            return  # a newer upload took over (ours went stale): its staged bytes are not ours to drop
+        ctx.store.discard_staged(image_id)
+        _HASHES.pop(image_id, None)
+        if img is None:
+            return
+        img.status, img.upload_owner, img.fail_reason = KILLED, None, reason[:1000]
+        img.size = img.checksum = img.os_hash_value = img.os_hash_algo = None
+        img.upload_total = None
+        audit.record(s, cred, service="image", action="upload", obj_type="image", obj_id=img.id,
+                     obj_name=img.name, success=False, notes=reason[:500])
+
+
+def _activate(ctx: GlanceCtx, req: UploadRequest, staged: Path, cred: Credential, md5: str, sha: str) -> Image:
+    key = req.image_id
+    with ctx.db.session() as s:
+        img = s.get(Image, key)
+        if img is None:
+            raise ResourceNotFoundError(f"image {key} was deleted during the upload")
+        insp = inspect_image(staged, img.disk_format, max_virtual_size=ctx.cfg.max_virtual_size,
+                             binary=ctx.cfg.qemu_img, timeout=ctx.cfg.qemu_img_timeout_s)
+        if req.declared_size is not None and insp.actual_size != req.declared_size:
+            raise InputParameterError(f"received {insp.actual_size} bytes but the declared size is {req.declared_size}")
+        check_quota(s, img, ctx.cfg, insp.actual_size)
+        size = ctx.store.commit(key)
+        img.status, img.upload_owner, img.location = ACTIVE, None, key
+        img.size, img.virtual_size, img.disk_format = size, insp.virtual_size, insp.format
+        img.checksum, img.os_hash_algo, img.os_hash_value = md5, "sha256", sha
+        img.fail_reason, img.upload_total = "", None
+        if not img.min_disk and insp.virtual_size:
+            img.min_disk = -(-insp.virtual_size // (1 << 20))
+        audit.record(s, cred, service="image", action="upload", obj_type="image", obj_id=img.id, obj_name=img.name,
+                     notes=f"{size} bytes, {insp.format}, virtual {insp.virtual_size}")
+        s.flush()
+        s.expunge(img)
+        return img
+
+
+# ---- the transfer --------------------------------------------------------------------------------
+async def receive(ctx: GlanceCtx, request: Request, req: UploadRequest, cred: Credential) -> tuple[Image, bool]:
+    """Stream the request body into the image. Returns (image, finished) — unfinished for a ranged
+    chunk that is not the last one."""
+    owner = (cred.request_id or "up") + ":" + hex(id(request))[-6:]
+    start, total, limit = await anyio.to_thread.run_sync(_begin, ctx, req, owner)
+    cr = req.crange
+    ranged = cr is not None
+    writer: StagedWriter | None = None
+    pipe: _Pipeline | None = None
+    received = 0
+    interrupted = ""
+    try:
+        writer = await anyio.to_thread.run_sync(lambda: ctx.store.writer(req.image_id, resume=start > 0))
+        if writer.offset != start:  # a fresh start truncates; a resume must match the staged size
+            raise ConflictError(f"upload offset is {writer.offset}, not {start}", upload_offset=writer.offset)
+        md5, sha = await anyio.to_thread.run_sync(_hashes_for, ctx, req.image_id, start, writer.staged_path)
+        pipe = _Pipeline(writer, md5, sha)
+        buf = bytearray()
+        chunk_bytes = ctx.cfg.chunk_bytes
+        idle = ctx.cfg.idle_timeout_s
+        loop = asyncio.get_running_loop()
+        last_beat = last_poke = time.monotonic()
+        try:
+            async with asyncio.timeout_at(loop.time() + idle) as deadline:
+                async for chunk in request.stream():
+                    if not chunk:
+                        continue
+                    received += len(chunk)
+                    if received > limit:
+                        raise _over_limit(ctx, received + start, limit + start)
+                    buf += chunk
+                    if len(buf) >= chunk_bytes:
+                        await pipe.submit(buf)
+                        buf = bytearray()
+                    now = time.monotonic()
+                    if now - last_poke > 1.0:  # rescheduling per chunk would cost more than the check
+                        deadline.reschedule(loop.time() + idle)
+                        last_poke = now
+                        if now - last_beat > _HEARTBEAT_S:
+                            await anyio.to_thread.run_sync(_heartbeat, ctx, req.image_id, owner)
+                            last_beat = now
+        except TimeoutError:
+            interrupted = f"no data for {idle:.0f}s"
+        except ClientDisconnect:
+            interrupted = "the client disconnected"
+        if buf:
+            await pipe.submit(buf)
+        await pipe.drain()
+        await anyio.to_thread.run_sync(writer.flush)
+        offset = writer.offset
+        expected = cr.length if cr is not None else req.content_length
+        if not interrupted and expected is not None and received != expected:
+            interrupted = f"body ended after {received} of {expected} bytes"
+        if interrupted:
+            if ranged:
+                _remember_hashes(req.image_id, offset, md5, sha)
+                await anyio.to_thread.run_sync(_release, ctx, req.image_id, owner)
+                raise UploadInterrupted(f"upload interrupted ({interrupted}) at byte {offset}; resume with "
+                                        f"Content-Range: bytes {offset}-...", upload_offset=offset)
+            raise UploadInterrupted(f"upload truncated: {interrupted} (received {received} bytes"
+                                    f"{f' of {expected}' if expected is not None else ''})")
+        if ranged and (total is None or offset < total):
+            _remember_hashes(req.image_id, offset, md5, sha)
+            await anyio.to_thread.run_sync(_release, ctx, req.image_id, owner)
+            img = await anyio.to_thread.run_sync(_load, ctx, req.image_id)
+            return img, False
+        if total is not None and offset != total:
+            raise InputParameterError(f"received {offset} bytes but the image size is {total}")
+        writer.close()
+        img = await anyio.to_thread.run_sync(_activate, ctx, req, writer.staged_path, cred, md5.hexdigest(),
+                                             sha.hexdigest())
+        return img, True
+    except UploadInterrupted as e:
+        if not ranged:
+            await _fail(ctx, req.image_id, owner, e.details, cred, pipe, writer)
+        raise
+    except BaseException as e:
+        reason = e.details if isinstance(e, CloudpodsError) else f"upload failed: {type(e).__name__}"
+        if isinstance(e, asyncio.CancelledError):
+            reason = "upload cancelled"
+        elif not isinstance(e, CloudpodsError):
+            log.exception("image %s upload failed", req.image_id)
+        await _fail(ctx, req.image_id, owner, reason, cred, pipe, writer)
+        raise
+    finally:
+        if writer is not None:
+            writer.close()
+
+
+def _over_limit(ctx: GlanceCtx, got: int, limit: int) -> CloudpodsError:
+    if limit >= ctx.cfg.image_size_cap:
+        return RequestTooLargeError(f"image exceeds image_size_cap ({ctx.cfg.image_size_cap} bytes)")
+    return OutOfQuotaError(f"image quota exceeded: {got} bytes received, {limit} allowed for this image")
+
+
+async def _fail(ctx: GlanceCtx, image_id: str, owner: str, reason: str, cred: Credential,
+                pipe: _Pipeline | None, writer: StagedWriter | None) -> None:
+    def work() -> None:
+        if pipe is not None:
+            pipe.settle()
+        if writer is not None:
+            writer.close()
+        _kill(ctx, image_id, owner, reason, cred)
+
+    # shielded: the cleanup must finish even when the request task is being cancelled
+    with anyio.CancelScope(shield=True):
+        await anyio.to_thread.run_sync(work)
+
+
+def _load(ctx: GlanceCtx, image_id: str) -> Image:
+    with ctx.db.session() as s:
+        img = s.get(Image, image_id)
+        if img is None:
+            raise ResourceNotFoundError(f"image {image_id} not found")
+        s.expunge(img)
+        return img
