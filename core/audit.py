@@ -65,7 +65,7 @@ def record(
         user=cred.user_name if cred else "",
         tenant_id=(cred.project_id or "") if cred else "",
         tenant=(cred.project_name or "") if cred else "",
-        domain_id=(cred.domain_id or "") if cred else "",
+        domain_id=(cred.owner_domain_id or "") if cred else "",
     )
     session.add(row)
     return row

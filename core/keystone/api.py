@@ -7,15 +7,28 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
-from sqlalchemy import select
 
 from core.api.context import Credential
 from core.api.deps import CredentialDep, SessionDep
-from core.api.listing import ListDep, paginate
 from core.errors import InputParameterError, ResourceNotFoundError, UnauthorizedError
 from core.keystone.catalog import build_catalog
-from core.keystone.models import Endpoint, Service
 from core.keystone.policy import enforce
+from core.keystone.routes import (
+    actions,
+    catalog,
+    credentials,
+    domains,
+    grants,
+    groups,
+    policies,
+    projects,
+    role_assignments,
+    roles,
+    users,
+)
+from core.keystone.routes._common import audited, list_reply
+from core.keystone.routes.domains import domain_dict
+from core.keystone.routes.projects import project_dict
 
 router = APIRouter(tags=["identity"])
 
@@ -54,6 +67,7 @@ def token_body(cred: Credential, catalog: list[dict[str, Any]] | None) -> dict[s
         tok["project"] = {"id": cred.project_id, "name": cred.project_name,
                           "domain": {"id": cred.project_domain_id, "name": cred.project_domain_name}}
         tok["is_domain"] = False
+        tok["is_admin_project"] = bool(getattr(cred, "is_admin_project", False))
     elif cred.scope == "domain":
         tok["domain"] = {"id": cred.domain_id, "name": cred.domain_name}
     elif cred.scope == "system":
@@ -120,10 +134,12 @@ def check_token(request: Request, session: SessionDep, cred: CredentialDep) -> R
 
 @router.delete("/auth/tokens", status_code=204)
 def revoke_token(request: Request, session: SessionDep, cred: CredentialDep) -> Response:
-    subject = _subject(request, session, cred)
-    if subject.user_id != cred.user_id:
-        enforce(cred, "identity:tokens:revoke")
-    request.app.state.auth.revoke(session, subject)
+    with audited(session, cred, "revoke", "token") as a:
+        subject = _subject(request, session, cred)
+        a.obj_id, a.obj_name = subject.audit_id, subject.user_name  # the audit id, never the token
+        if subject.user_id != cred.user_id:
+            enforce(cred, "identity:tokens:revoke")
+        request.app.state.auth.revoke(session, subject)
     return Response(status_code=204)
 
 
@@ -132,45 +148,27 @@ def get_catalog(request: Request, session: SessionDep, cred: CredentialDep) -> d
     return {"catalog": build_catalog(session), "links": {"self": _link(request, "/auth/catalog")}}
 
 
-def service_dict(s: Service, request: Request) -> dict[str, Any]:
-    return {"id": s.id, "type": s.type, "name": s.name, "description": s.description, "enabled": s.enabled,
-            "links": {"self": _link(request, f"/services/{s.id}")}}
+@router.get("/auth/projects")
+def auth_projects(request: Request, session: SessionDep, cred: CredentialDep) -> dict[str, Any]:
+    """Projects the caller may scope a token to (works with an unscoped token, as in Keystone)."""
+    return list_reply(request, "projects", [project_dict(p, request)
+                                            for p in users.projects_of(session, cred.user_id)])
 
 
-@router.get("/services")
-def list_services(request: Request, session: SessionDep, cred: CredentialDep, q: ListDep) -> dict[str, Any]:
-    enforce(cred, "identity:services:list")
-    stmt = select(Service)
-    if q.get("type"):
-        stmt = stmt.where(Service.type == q.get("type"))
-    if q.get("name"):
-        stmt = stmt.where(Service.name == q.get("name"))
-    q.order = "asc"
-    q.order_by = q.order_by or ["type"]
-    page = paginate(session, stmt, Service, q)
-    return {"services": [service_dict(s, request) for s in page.rows],
-            "links": {"self": _link(request, "/services"), "next": None, "previous": None},
-            "total": page.total}
+@router.get("/auth/domains")
+def auth_domains(request: Request, session: SessionDep, cred: CredentialDep) -> dict[str, Any]:
+    return list_reply(request, "domains", [domain_dict(d, request)
+                                           for d in users.domains_of(session, cred.user_id)])
 
 
-@router.get("/endpoints")
-def list_endpoints(request: Request, session: SessionDep, cred: CredentialDep, q: ListDep) -> dict[str, Any]:
-    enforce(cred, "identity:endpoints:list")
-    stmt = select(Endpoint).join(Service, Service.id == Endpoint.service_id)
-    for key, col in (("interface", Endpoint.interface), ("service_id", Endpoint.service_id),
-                     ("region_id", Endpoint.region_id)):
-        if q.get(key):
-            stmt = stmt.where(col == q.get(key))
-    q.order = "asc"
-    q.order_by = q.order_by or ["url"]
-    page = paginate(session, stmt, Endpoint, q)
-    services = {s.id: s for s in session.scalars(select(Service))}
-    items = []
-    for e in page.rows:
-        svc = services.get(e.service_id)
-        items.append({"id": e.id, "interface": e.interface, "region": e.region_id, "region_id": e.region_id,
-                      "url": e.url, "enabled": e.enabled, "service_id": e.service_id,
-                      "service_name": svc.name if svc else "", "service_type": svc.type if svc else "",
-                      "links": {"self": _link(request, f"/endpoints/{e.id}")}})
-    return {"endpoints": items, "links": {"self": _link(request, "/endpoints"), "next": None, "previous": None},
-            "total": page.total}
+@router.get("/auth/system")
+def auth_system(request: Request, session: SessionDep, cred: CredentialDep) -> dict[str, Any]:
+    from core.keystone.auth import role_names_for
+
+    system = [{"all": True}] if role_names_for(session, cred.user_id, "system", "all") else []
+    return {"system": system, "links": {"self": _link(request, "/auth/system")}}
+
+
+for _sub in (domains, projects, users, groups, roles, grants, role_assignments, catalog, credentials, policies,
+             actions):
+    router.include_router(_sub.router)

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import or_, select
@@ -11,13 +12,29 @@ from sqlalchemy.orm import Session
 
 from core.api.context import Credential
 from core.errors import InputParameterError, UnauthorizedError
-from core.keystone.models import Assignment, Domain, Project, RevokedToken, Role, User
+from core.keystone.assignments import SYSTEM, bump_revision, current_revision, effective_roles
+from core.keystone.models import Domain, Project, RevokedToken, User
 from core.keystone.passwords import DUMMY_HASH, verify_password
 from core.keystone.tokens import TokenCodec, TokenPayload, new_audit_id
 
-# admin ⊃ member ⊃ reader (Keystone's default implied roles)
+# admin ⊃ member ⊃ reader: Keystone's default implied roles, seeded as ks_implied_roles rows
 IMPLIED_ROLES = {"admin": ("member", "reader"), "member": ("reader",)}
 AUTH_FAILED = "The request you have made requires authentication."
+# How often a replica asks the database whether anything invalidated cached tokens: the bound on how
+# long a token revoked (or a role removed) on another replica stays usable here.
+REVISION_POLL_S = 1.0
+CACHE_MAX = 50_000
+# Keystone's "admin project" (``[resource] admin_project_name``), Cloudpods' ``system`` project: a token
+# scoped to it carries ``is_admin_project`` and its roles reach the whole cloud, as a system-scoped
+# token's do. That is how ``rc_admin`` (project-scoped, for clients that know no system scope) works.
+ADMIN_PROJECT_DOMAIN, ADMIN_PROJECT_NAME = "default", "system"
+
+
+@dataclass(frozen=True)
+class KeystoneCredential(Credential):
+    """A Credential that also knows whether it is scoped to the admin project."""
+
+    is_admin_project: bool = False
 
 
 def _find_domain(session: Session, ref: dict[str, Any] | None) -> Domain | None:
@@ -33,21 +50,8 @@ def _find_domain(session: Session, ref: dict[str, Any] | None) -> Domain | None:
 
 
 def role_names_for(session: Session, user_id: str, target_type: str, target_id: str) -> list[tuple[str, str]]:
-    """Effective (role id, role name) of a user on a target, implied roles expanded."""
-    rows = session.execute(
-        select(Role.id, Role.name)
-        .join(Assignment, Assignment.role_id == Role.id)
-        .where(Assignment.actor_type == "user", Assignment.actor_id == user_id,
-               Assignment.target_type == target_type, Assignment.target_id == target_id)
-    ).all()
-    out: dict[str, str] = {name: rid for rid, name in rows}
-    for name in list(out):
-        for implied in IMPLIED_ROLES.get(name, ()):
-            if implied not in out:
-                rid = session.scalar(select(Role.id).where(Role.name == implied, Role.domain_id == ""))
-                if rid:
-                    out[implied] = rid
-    return [(rid, name) for name, rid in out.items()]
+    """Effective (role id, role name) of a user on a target (direct, via groups, implied expanded)."""
+    return effective_roles(session, user_id, target_type, target_id)
 
 
 class Authenticator:
@@ -59,6 +63,8 @@ class Authenticator:
         self.lockout_seconds = lockout_seconds
         self._cache: dict[str, tuple[float, Credential]] = {}
         self._lock = threading.Lock()
+        self._revision: tuple[int, int] = (-1, -1)
+        self._polled_at = 0.0
 
     # ---- login -------------------------------------------------------------------------------
     def login(self, session: Session, body: dict[str, Any]) -> tuple[str, Credential]:
@@ -73,6 +79,7 @@ class Authenticator:
             user = self._check_password(session, identity.get("password"))
             chain: tuple[str, ...] = ()
             base_scope: tuple[str, str] | None = None
+            base_expires: float | None = None
         elif "token" in methods:
             tok = identity.get("token")
             if not isinstance(tok, dict) or not isinstance(tok.get("id"), str):
@@ -81,15 +88,20 @@ class Authenticator:
             user = session.get(User, old.user_id)
             if user is None or not user.enabled:
                 raise UnauthorizedError(AUTH_FAILED)
-            chain = (old.audit_id,)
-            base_scope = (old.scope, old.project_id or old.domain_id or "")
+            chain = (old.audit_id, *old.audit_chain)
+            old_id = {"project": old.project_id, "domain": old.domain_id, "system": SYSTEM}.get(old.scope)
+            base_scope = (old.scope, old_id or "")
+            # a rescoped token never outlives the token it came from (Keystone keeps expires_at)
+            base_expires = old.expires_at.timestamp() if old.expires_at else None
         else:
             raise InputParameterError(f"unsupported auth methods {methods}")
-        scope, scope_id = self._resolve_scope(session, user, auth.get("scope"))
+        scope, scope_id = self._resolve_scope(session, user, auth.get("scope"), default=base_scope is None)
         if base_scope is not None and scope == "unscoped":
-            scope, scope_id = base_scope if base_scope[0] != "unscoped" else ("unscoped", "")
+            scope, scope_id = base_scope
         now = time.time()
         expires = now + self.lifetime_s
+        if base_scope is not None and base_expires:
+            expires = min(expires, base_expires)
         payload = TokenPayload(user.id, tuple(m for m in methods if m in ("password", "token")),
                                scope, scope_id, now, expires, new_audit_id(), chain)
         token = self.codec.encode(payload)
@@ -107,14 +119,24 @@ class Authenticator:
             user = session.get(User, str(u["id"]))
         elif u.get("name"):
             domain = _find_domain(session, u.get("domain"))
-            if domain is not None:
+            if domain is not None and domain.enabled:
                 user = session.scalar(select(User).where(User.domain_id == domain.id, User.name == str(u["name"])))
         else:
             raise InputParameterError("auth.identity.password.user needs id or name")
+        self.check_user_password(session, user, password)
+        assert user is not None
+        return user
+
+    def check_user_password(self, session: Session, user: User | None, password: str) -> None:
+        """Verify a password with lockout; every failure looks and costs the same to the caller.
+
+        Unknown, disabled, locked and wrong-password cases all pay one hash and get one message,
+        so an anonymous caller learns nothing (API.md §2).
+        """
         if user is None:
             verify_password(password, DUMMY_HASH)  # same cost as a real check
             raise UnauthorizedError(AUTH_FAILED)
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         locked = user.locked_until is not None and user.locked_until > now
         ok = verify_password(password, user.password_hash)
         if locked or not ok or not user.enabled:
@@ -125,14 +147,15 @@ class Authenticator:
                     user.failed_logins = 0
                 session.commit()
             raise UnauthorizedError(AUTH_FAILED)
-        if user.failed_logins:
+        if user.failed_logins or user.locked_until is not None:
             user.failed_logins = 0
+            user.locked_until = None
             session.commit()
-        return user
 
-    def _resolve_scope(self, session: Session, user: User, scope: Any) -> tuple[str, str]:
+    def _resolve_scope(self, session: Session, user: User, scope: Any, default: bool = True) -> tuple[str, str]:
         if not scope:
-            if user.default_project_id and role_names_for(session, user.id, "project", user.default_project_id):
+            if default and user.default_project_id and role_names_for(session, user.id, "project",
+                                                                      user.default_project_id):
                 return "project", user.default_project_id
             return "unscoped", ""
         if not isinstance(scope, dict):
@@ -160,17 +183,21 @@ class Authenticator:
                 raise UnauthorizedError("user has no access to the requested domain")
             return "domain", dom.id
         if "system" in scope:
-            if not role_names_for(session, user.id, "system", "all"):
+            if not role_names_for(session, user.id, "system", SYSTEM):
                 raise UnauthorizedError("user has no access to the system scope")
             return "system", "all"
         raise InputParameterError("auth.scope must name a project, domain or system")
 
     # ---- validation --------------------------------------------------------------------------
     def validate(self, session: Session, token: str) -> Credential:
+        """The credential of a token, from a cache kept until the token expires or anything that
+        can invalidate it (revocation, role/user/project change) bumps the revision counter.
+        """
         now = time.time()
-        with self._lock:
-            hit = self._cache.get(token)
-        if hit and hit[0] > now:
+        if now - self._polled_at >= REVISION_POLL_S:
+            self._poll(session, now)
+        hit = self._cache.get(token)  # dict reads are atomic under the GIL
+        if hit is not None and hit[0] > now:
             return hit[1]
         payload = self.codec.decode(token)
         audit_ids = (payload.audit_id, *payload.audit_chain)
@@ -178,11 +205,25 @@ class Authenticator:
             raise UnauthorizedError("token has been revoked")
         cred = self._credential(session, token, payload)
         with self._lock:
-            if len(self._cache) > 50_000:
-                self._cache.clear()
-            # short cache: revocation and role changes in another replica show up within seconds
-            self._cache[token] = (min(now + 5.0, payload.expires_at), cred)
+            if len(self._cache) >= CACHE_MAX:
+                self._evict(now)
+            self._cache[token] = (payload.expires_at, cred)
         return cred
+
+    def _poll(self, session: Session, now: float) -> None:
+        self.codec.refresh()
+        rev = (current_revision(session), self.codec.generation)
+        with self._lock:
+            self._polled_at = now
+            if rev != self._revision:
+                self._revision = rev
+                self._cache.clear()
+
+    def _evict(self, now: float) -> None:
+        for k in [k for k, (exp, _c) in self._cache.items() if exp <= now]:
+            del self._cache[k]
+        if len(self._cache) >= CACHE_MAX:
+            self._cache.clear()
 
     def forget(self, token: str | None = None) -> None:
         with self._lock:
@@ -191,9 +232,15 @@ class Authenticator:
             else:
                 self._cache.pop(token, None)
 
+    def changed(self, session: Session) -> None:
+        """Record (in the caller's transaction) that cached tokens may be stale; commit follows."""
+        bump_revision(session)
+        self.forget()
+
     def revoke(self, session: Session, cred: Credential) -> None:
         if session.get(RevokedToken, cred.audit_id) is None:
             session.add(RevokedToken(audit_id=cred.audit_id, expires_at=cred.expires_at))
+        bump_revision(session)
         session.commit()
         self.forget()
 
@@ -201,29 +248,36 @@ class Authenticator:
         user = session.get(User, p.user_id)
         if user is None or not user.enabled:
             raise UnauthorizedError("invalid token")
+        if user.revoke_before is not None and p.issued_at < user.revoke_before.timestamp():
+            raise UnauthorizedError("token has been revoked")
         udom = session.get(Domain, user.domain_id)
+        if udom is not None and not udom.enabled:
+            raise UnauthorizedError("invalid token")
         kw: dict[str, Any] = {}
         if p.scope == "project":
             proj = session.get(Project, p.scope_id)
             if proj is None or not proj.enabled:
                 raise UnauthorizedError("invalid token")
             pdom = session.get(Domain, proj.domain_id)
-            kw = dict(project_id=proj.id, project_name=proj.name, project_domain_id=proj.domain_id,
-                      project_domain_name=pdom.name if pdom else "")
+            if pdom is not None and not pdom.enabled:
+                raise UnauthorizedError("invalid token")
+            kw = {"project_id": proj.id, "project_name": proj.name, "project_domain_id": proj.domain_id,
+                  "project_domain_name": pdom.name if pdom else "",
+                  "is_admin_project": (proj.domain_id, proj.name) == (ADMIN_PROJECT_DOMAIN, ADMIN_PROJECT_NAME)}
             roles = role_names_for(session, user.id, "project", proj.id)
         elif p.scope == "domain":
             dom = session.get(Domain, p.scope_id)
             if dom is None or not dom.enabled:
                 raise UnauthorizedError("invalid token")
-            kw = dict(domain_id=dom.id, domain_name=dom.name)
+            kw = {"domain_id": dom.id, "domain_name": dom.name}
             roles = role_names_for(session, user.id, "domain", dom.id)
         elif p.scope == "system":
-            roles = role_names_for(session, user.id, "system", "all")
+            roles = role_names_for(session, user.id, "system", SYSTEM)
         else:
             roles = []
         if p.scope != "unscoped" and not roles:
             raise UnauthorizedError("invalid token: no roles on its scope any more")
-        return Credential(
+        return KeystoneCredential(
             token=token, user_id=user.id, user_name=user.name, user_domain_id=user.domain_id,
             user_domain_name=udom.name if udom else "", scope=p.scope,
             roles=tuple(n for _i, n in roles), role_ids=tuple(i for i, _n in roles),

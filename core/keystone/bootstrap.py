@@ -4,8 +4,21 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core.db.base import utcnow
+from core.keystone.auth import IMPLIED_ROLES
 from core.keystone.catalog import INTERFACES, SERVICES
-from core.keystone.models import Assignment, Domain, Endpoint, Project, Region, Role, Service, User
+from core.keystone.models import (
+    Assignment,
+    Domain,
+    Endpoint,
+    ImpliedRole,
+    Project,
+    Region,
+    Revision,
+    Role,
+    Service,
+    User,
+)
 from core.keystone.passwords import hash_password
 
 DEFAULT_ROLES = ("admin", "member", "reader")
@@ -36,6 +49,14 @@ def bootstrap(session: Session, *, admin_password: str, public_url: str, region_
             role = Role(name=name)
             session.add(role)
         roles[name] = role
+    session.flush()
+    for prior, implied in IMPLIED_ROLES.items():
+        for name in implied[:1]:  # admin ⊃ member, member ⊃ reader: the closure is computed
+            key = {"prior_role_id": roles[prior].id, "implied_role_id": roles[name].id}
+            if session.get(ImpliedRole, key) is None:
+                session.add(ImpliedRole(**key))
+    if session.get(Revision, 1) is None:
+        session.add(Revision(id=1, revision=0))
     admin = session.scalar(select(User).where(User.domain_id == "default", User.name == "admin"))
     if admin is None:
         admin = User(name="admin", domain_id="default")
@@ -44,6 +65,7 @@ def bootstrap(session: Session, *, admin_password: str, public_url: str, region_
     admin.enabled = True
     admin.failed_logins = 0
     admin.locked_until = None
+    admin.password_changed_at = utcnow()
     session.flush()
     admin.default_project_id = project.id
     _grant(session, admin.id, "project", project.id, roles["admin"].id)

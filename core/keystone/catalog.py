@@ -14,6 +14,9 @@ SERVICES: tuple[tuple[str, str, str, str], ...] = (
     ("compute_v2", "region2", "/api/s/compute_v2", "Region: resources and tasks"),
     ("image", "glance", "/api/s/image/v1", "Images (Cloudpods v1; OpenStack v2 at the image root)"),
     ("scheduler", "scheduler", "/api/s/scheduler", "Scheduler: placement and forecast"),
+    # Cloudpods' logger service (`actions`): served by the identity router, so a client that asks
+    # the catalog for type "log" finds GET .../actions there.
+    ("log", "logger", "/api/s/identity/v3", "Audit log (Cloudpods' logger actions)"),
 )
 INTERFACES = ("public", "internal", "admin")
 

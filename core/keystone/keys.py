@@ -54,6 +54,12 @@ class KeyRepository:
             (self.path / str(secondaries.pop(0))).unlink()
         return new_primary
 
+    def stamp(self) -> tuple[tuple[str, int], ...]:
+        """What changes when keys are rotated: each key file's name and modification time."""
+        if not self.path.is_dir():
+            return ()
+        return tuple(sorted((p.name, p.stat().st_mtime_ns) for p in self.path.iterdir() if p.name.isdigit()))
+
     def fernet(self) -> MultiFernet:
         idx = self._indexes()
         if len(idx) < 2:

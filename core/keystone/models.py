@@ -48,7 +48,24 @@ class User(_Row, Base):
     failed_logins: Mapped[int] = mapped_column(default=0)
     locked_until: Mapped[datetime | None] = mapped_column(default=None)
     password_changed_at: Mapped[datetime | None] = mapped_column(default=None)
+    # tokens issued before this instant are dead (password change/reset: Keystone's user revocation)
+    revoke_before: Mapped[datetime | None] = mapped_column(default=None)
     extra: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class Group(_Row, Base):
+    __tablename__ = "ks_groups"
+    __table_args__ = (UniqueConstraint("domain_id", "name"),)
+    name: Mapped[str255]
+    domain_id: Mapped[str64] = mapped_column(ForeignKey("ks_domains.id"), index=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+
+
+class GroupMember(Base):
+    __tablename__ = "ks_group_users"
+    group_id: Mapped[str64] = mapped_column(ForeignKey("ks_groups.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[str64] = mapped_column(ForeignKey("ks_users.id", ondelete="CASCADE"), primary_key=True,
+                                           index=True)
 
 
 class Role(_Row, Base):
@@ -70,6 +87,15 @@ class Assignment(Base):
     target_id: Mapped[str64] = mapped_column(primary_key=True)  # "all" for system
     role_id: Mapped[str64] = mapped_column(ForeignKey("ks_roles.id", ondelete="CASCADE"), primary_key=True)
     inherited: Mapped[bool] = mapped_column(default=False)
+
+
+class ImpliedRole(Base):
+    """``prior`` implies ``implied`` (admin ⊃ member ⊃ reader by default); expanded transitively."""
+
+    __tablename__ = "ks_implied_roles"
+    prior_role_id: Mapped[str64] = mapped_column(ForeignKey("ks_roles.id", ondelete="CASCADE"), primary_key=True)
+    implied_role_id: Mapped[str64] = mapped_column(ForeignKey("ks_roles.id", ondelete="CASCADE"),
+                                                   primary_key=True)
 
 
 class Region(Base):
@@ -103,3 +129,32 @@ class RevokedToken(Base):
     audit_id: Mapped[str64] = mapped_column(primary_key=True)
     expires_at: Mapped[datetime] = mapped_column(index=True)
     revoked_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class UserCredential(Base):
+    """A user's credential (EC2-style access/secret); the blob is Fernet-encrypted at rest."""
+
+    __tablename__ = "ks_credentials"
+    id: Mapped[str64] = mapped_column(primary_key=True)  # ec2: sha256(access), as Keystone does
+    user_id: Mapped[str64] = mapped_column(ForeignKey("ks_users.id", ondelete="CASCADE"), index=True)
+    project_id: Mapped[str64 | None] = mapped_column(String(64), default=None)
+    type: Mapped[str] = mapped_column(String(64))
+    encrypted_blob: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Policy(_Row, Base):
+    """Keystone's ``/v3/policies`` resource: an opaque blob with a MIME type (stored, not enforced)."""
+
+    __tablename__ = "ks_policies"
+    type: Mapped[str255]
+    blob: Mapped[str] = mapped_column(Text)
+
+
+class Revision(Base):
+    """One counter bumped by every change that can invalidate a cached token (see auth.Validator)."""
+
+    __tablename__ = "ks_revision"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    revision: Mapped[int] = mapped_column(default=0)

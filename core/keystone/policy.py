@@ -7,7 +7,7 @@ handler (owner project/domain of the row), never from the request body:
     enforce(cred, "compute:servers:update", target=owner_of(server))
     stmt = restrict(select(Server), cred, Server)
 
-Scope semantics: a system-scoped token reaches every tenant; a domain-scoped token reaches rows owned
+Scope semantics: a system-scoped token (or one scoped to the admin project, see ``reach``) reaches every tenant; a domain-scoped token reaches rows owned
 by its domain; a project-scoped token reaches rows of its project. Another tenant's row is reported
 as not found by the caller (``restrict`` / ``get_or_404``), never as forbidden.
 """
@@ -36,7 +36,7 @@ class Rule:
     description: str = ""
 
     def allows(self, cred: Credential, target: dict[str, Any] | None) -> bool:
-        if cred.scope not in self.scopes:
+        if reach(cred) not in self.scopes:
             return False
         if not any(ROLE_ORDER.get(r, -1) >= ROLE_ORDER[self.role] for r in cred.roles):
             return False
@@ -53,8 +53,20 @@ def register(rules: Iterable[Rule]) -> None:
         RULES[r.name] = r
 
 
+def reach(cred: Credential) -> str:
+    """The scope a credential acts with: its own, or ``system`` for a token on the admin project
+    (Keystone's ``is_admin_project``; Cloudpods' ``system`` project)."""
+    if cred.scope == "project" and getattr(cred, "is_admin_project", False):
+        return "system"
+    return cred.scope
+
+
+def is_system_admin(cred: Credential) -> bool:
+    return reach(cred) == "system" and "admin" in cred.roles
+
+
 def target_in_scope(cred: Credential, target: dict[str, Any] | None) -> bool:
-    if not target or cred.scope == "system":
+    if not target or reach(cred) == "system":
         return True
     if cred.scope == "domain":
         dom = target.get("domain_id") or target.get("project_domain_id")
@@ -86,19 +98,19 @@ def restrict(stmt: Select[T], cred: Credential, model: Any, scope: str | None = 
     ``model`` has ``tenant_id`` (project) and/or ``domain_id`` columns. ``scope`` is the list
     parameter (``system|domain|project``): a caller may narrow, never widen, its reach.
     """
-    reach = cred.scope
-    if scope in ALL_SCOPES and ALL_SCOPES.index(scope) > ALL_SCOPES.index(reach if reach in ALL_SCOPES else "project"):
-        reach = scope
+    where = reach(cred)
+    if scope in ALL_SCOPES and ALL_SCOPES.index(scope) > ALL_SCOPES.index(where if where in ALL_SCOPES else "project"):
+        where = scope
     has_tenant = hasattr(model, "tenant_id")
     has_domain = hasattr(model, "domain_id")
-    if reach == "system":
+    if where == "system":
         return stmt
-    if reach == "domain":
+    if where == "domain":
         dom = cred.domain_id if cred.scope == "domain" else cred.owner_domain_id
         if has_domain:
             return stmt.where(model.domain_id == dom)
         return stmt.where(false())
-    if reach == "project" and cred.project_id:
+    if where == "project" and cred.project_id:
         if has_tenant:
             return stmt.where(model.tenant_id == cred.project_id)
         if has_domain:

@@ -4,12 +4,13 @@ from __future__ import annotations
 import base64
 import json
 import os
+import time
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from cryptography.fernet import InvalidToken
 
-from core.errors import UnauthorizedError
+from core.errors import CloudpodsError, UnauthorizedError
 from core.keystone.keys import KeyRepository
 
 PAYLOAD_VERSION = 1
@@ -32,22 +33,51 @@ class TokenPayload:
 
     @property
     def expires(self) -> datetime:
-        return datetime.fromtimestamp(self.expires_at, timezone.utc)
+        return datetime.fromtimestamp(self.expires_at, UTC)
 
     @property
     def issued(self) -> datetime:
-        return datetime.fromtimestamp(self.issued_at, timezone.utc)
+        return datetime.fromtimestamp(self.issued_at, UTC)
 
 
 class TokenCodec:
+    """Encrypts with the primary key, accepts every active key; follows ``ocadm token rotate``.
+
+    The key directory is re-read when its listing changes (checked at most every ``RELOAD_S``), so a
+    rotation on a shared key volume reaches every running replica without a restart.
+    """
+
+    RELOAD_S = 2.0
+
     def __init__(self, keys: KeyRepository) -> None:
         self.keys = keys
         self._fernet = keys.fernet()
+        self._stamp = keys.stamp()
+        self._checked = time.monotonic()
+        self.generation = 0  # bumped on reload: caches of validated tokens must start over
 
     def reload(self) -> None:
         self._fernet = self.keys.fernet()
+        self._stamp = self.keys.stamp()
+        self.generation += 1
+
+    def refresh(self) -> None:
+        """Re-read the key repository if it changed (cheap; rate-limited)."""
+        self._maybe_reload()
+
+    def _maybe_reload(self) -> None:
+        now = time.monotonic()
+        if now - self._checked < self.RELOAD_S:
+            return
+        self._checked = now
+        try:
+            if self.keys.stamp() != self._stamp:
+                self.reload()
+        except (OSError, ValueError, CloudpodsError):
+            pass  # a repository caught mid-rotation: keep the keys we have, look again later
 
     def encode(self, p: TokenPayload) -> str:
+        self._maybe_reload()
         d = asdict(p)
         d["v"] = PAYLOAD_VERSION
         raw = json.dumps(d, separators=(",", ":")).encode()
@@ -57,6 +87,7 @@ class TokenCodec:
         """Decrypt and check expiry; raises UnauthorizedError for anything wrong."""
         if not token or len(token) > 4096:
             raise UnauthorizedError("invalid token")
+        self._maybe_reload()
         try:
             d = json.loads(self._fernet.decrypt(token.encode()))
             if d.pop("v", None) != PAYLOAD_VERSION:
@@ -64,6 +95,6 @@ class TokenCodec:
             p = TokenPayload(**{**d, "methods": tuple(d["methods"]), "audit_chain": tuple(d["audit_chain"])})
         except (InvalidToken, ValueError, TypeError, KeyError) as e:
             raise UnauthorizedError("invalid token") from e
-        if p.expires_at <= datetime.now(timezone.utc).timestamp():
+        if p.expires_at <= datetime.now(UTC).timestamp():
             raise UnauthorizedError("token expired")
         return p

@@ -1,0 +1,173 @@
+"""Shared helpers of the identity routes: links, lookups with visibility, audit, list envelopes.
+
+Visibility (what a caller may *see*; anything else is 404, API.md §3):
+system scope sees everything; a domain-scoped token sees its domain's rows; a project-scoped token
+sees its own project, its own user, its project's domain and the groups it belongs to.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
+
+from fastapi import Request
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy import Select, false, or_, select, true
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+from sqlalchemy.sql import ColumnElement
+
+from core.api.context import Credential
+from core.api.listing import ListQuery, Page, paginate, parse_bool
+from core.audit import record
+from core.errors import CloudpodsError, ConflictError, DuplicateNameError, ResourceNotFoundError
+from core.keystone.models import Domain, Group, GroupMember, Project, Role, User, UserCredential
+from core.keystone.policy import reach
+
+PREFIX = "/api/s/identity/v3"
+T = TypeVar("T")
+
+
+class Body(BaseModel):
+    """Request bodies: unknown keys are ignored (real clients send extras), types are checked."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+def iso(dt: datetime | None) -> str | None:
+    if dt is None:
+        return None
+    return dt.isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def link(request: Request, path: str = "") -> str:
+    return str(request.base_url).rstrip("/") + PREFIX + path
+
+
+def list_reply(request: Request, key: str, items: list[dict[str, Any]], page: Page[Any] | None = None
+               ) -> dict[str, Any]:
+    """Keystone's list shape, plus Cloudpods' ``total``/``limit``/``offset`` for climc's footer."""
+    out: dict[str, Any] = {key: items, "links": {"self": link(request, "/" + key), "next": None, "previous": None}}
+    if page is not None:
+        out.update(total=page.total, limit=page.limit, offset=page.offset)
+    return out
+
+
+def keystone_page(session: Session, stmt: Select[Any], model: Any, q: ListQuery,
+                  order_by: str = "name") -> Page[Any]:
+    """Keystone lists are name-ordered ascending unless the caller asks otherwise."""
+    if not q.order_by:
+        q.order_by = [order_by]
+        q.order = "asc" if "order" not in q.extra else q.order
+    return paginate(session, stmt, model, q)
+
+
+def bool_param(q: ListQuery, name: str) -> bool | None:
+    return parse_bool(q.get(name), name)
+
+
+# ---- visibility --------------------------------------------------------------------------------
+def visible_domain_id(cred: Credential) -> str | None:
+    """The one domain a non-system caller lives in (None for system scope = all)."""
+    if reach(cred) == "system":
+        return None
+    if reach(cred) == "domain":
+        return cred.domain_id or ""
+    if reach(cred) == "project":
+        return cred.project_domain_id or ""
+    return ""
+
+
+def visible(cred: Credential, model: Any) -> ColumnElement[bool]:
+    """SQL condition: rows of ``model`` the caller may see."""
+    if reach(cred) == "system":
+        return true()
+    dom = visible_domain_id(cred)
+    if model is Domain:
+        return Domain.id == dom
+    if model is Role:
+        return or_(Role.domain_id == "", Role.domain_id == dom)
+    if model is UserCredential:
+        return UserCredential.user_id == cred.user_id
+    if reach(cred) == "domain":
+        if model in (Project, User, Group):
+            return model.domain_id == dom
+        return false()
+    if reach(cred) == "project":
+        if model is Project:
+            return Project.id == cred.project_id
+        if model is User:
+            return User.id == cred.user_id
+        if model is Group:
+            return Group.id.in_(select(GroupMember.group_id).where(GroupMember.user_id == cred.user_id))
+    return false()
+
+
+def is_visible(session: Session, cred: Credential, model: Any, row_id: str) -> bool:
+    return session.scalar(select(model.id).where(model.id == row_id, visible(cred, model))) is not None
+
+
+def lookup(session: Session, cred: Credential, model: Any, ref: str, kind: str,
+           check_visible: bool = True) -> Any:
+    """A row by id, or by name (Cloudpods accepts a name wherever an id is); invisible rows are 404."""
+    cond = visible(cred, model) if check_visible else true()
+    row = session.scalar(select(model).where(model.id == ref, cond))
+    if row is None and hasattr(model, "name"):
+        rows = list(session.scalars(select(model).where(model.name == ref, cond).limit(2)))
+        if len(rows) > 1:
+            raise ConflictError(f"more than one {kind} is named {ref!r}: use its id")
+        row = rows[0] if rows else None
+    if row is None:
+        raise ResourceNotFoundError(f"Could not find {kind}: {ref}.")
+    return row
+
+
+# ---- audit -------------------------------------------------------------------------------------
+@dataclass
+class AuditInfo:
+    obj_id: str = ""
+    obj_name: str = ""
+    notes: str = ""
+
+    def set(self, row: Any) -> None:
+        self.obj_id = str(getattr(row, "id", "") or "")
+        self.obj_name = str(getattr(row, "name", "") or "")
+
+
+@contextmanager
+def audited(session: Session, cred: Credential | None, action: str, obj_type: str,
+            obj_id: str = "", obj_name: str = "") -> Iterator[AuditInfo]:
+    """Run a change and record it with its result; commits on success.
+
+    A refused or failed change is rolled back and then recorded as a failure in its own
+    transaction, so attempts (403, 409, ...) are in the log too. Integrity errors become 409 here.
+    """
+    info = AuditInfo(obj_id, obj_name)
+    try:
+        yield info
+        session.flush()
+    except IntegrityError:
+        err: CloudpodsError = DuplicateNameError(f"{obj_type} {info.obj_name or info.obj_id} conflicts with an "
+                                                 "existing one")
+        _record_failure(session, cred, action, obj_type, info, err)
+        raise err from None
+    except CloudpodsError as e:
+        _record_failure(session, cred, action, obj_type, info, e)
+        raise
+    record(session, cred, service="identity", action=action, obj_type=obj_type, obj_id=info.obj_id,
+           obj_name=info.obj_name, success=True, notes=info.notes)
+    session.commit()
+
+
+def _record_failure(session: Session, cred: Credential | None, action: str, obj_type: str, info: AuditInfo,
+                    e: CloudpodsError) -> None:
+    session.rollback()
+    record(session, cred, service="identity", action=action, obj_type=obj_type, obj_id=info.obj_id,
+           obj_name=info.obj_name, success=False, notes=f"{e.code} {e.error_class}: {e.details}")
+    session.commit()
+
+
+def exists(session: Session, stmt: Select[Any]) -> bool:
+    return session.scalar(stmt.limit(1)) is not None
