@@ -51,7 +51,8 @@ def test_controller_on_external_database(tmp_path, name: str, env: str) -> None:
         assert not (ctl.data_dir / "cloudpods.db").exists()
         r = ctl.climc("endpoint-list", "-o", "json")
         assert r.returncode == 0, r.stderr
-        assert json.loads(r.stdout)["total"] == 12
+        eps = json.loads(r.stdout)["data"]
+        assert {e["service_type"] for e in eps} >= {"identity", "compute_v2", "image", "scheduler"}
         r = ctl.ocadm("status", "--data-dir", str(ctl.data_dir))
         assert r.returncode == 0, r.stdout + r.stderr
         assert "cpone:***@" in r.stdout  # the password never shows
