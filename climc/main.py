@@ -8,7 +8,7 @@ import click
 
 from climc.command_table import COMMANDS
 from core.cli import LazyGroup
-from core.version import VERSION
+from core.version import version_text
 
 OUTPUT_FORMATS = ("table", "kv", "json", "yaml", "flatten-table", "flatten-kv", "value")
 
@@ -48,7 +48,7 @@ class ClimcContext:
 
 @click.group(cls=LazyGroup, table=COMMANDS, context_settings={"help_option_names": ["-h", "--help"],
                                                                   "max_content_width": 110})
-@click.version_option(VERSION, "--version", prog_name="climc", message="%(prog)s %(version)s")
+@click.version_option(version_text(), "--version", prog_name="climc", message="%(prog)s %(version)s")
 @click.option("--os-auth-url", envvar="OS_AUTH_URL", metavar="URL", help="Identity endpoint [OS_AUTH_URL]")
 @click.option("--os-username", envvar="OS_USERNAME", metavar="NAME", help="[OS_USERNAME]")
 @click.option("--os-password", envvar="OS_PASSWORD", metavar="PW", help="[OS_PASSWORD]")
