@@ -1,0 +1,113 @@
+"""Glance's public functions for other services (region's server create, the in-process agent).
+
+    info = get_image(session, "cirros", cred)            # what a server create needs, RBAC applied
+    with open_image(session, info.id, cred, data_dir=settings.data_dir) as r:
+        while block := r.read(4 << 20): ...               # streaming read, never the whole image
+
+Other services call these, never glance's models or storage directly (ARCHITECTURE: arrows one way).
+"""
+from __future__ import annotations
+
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.api.context import Credential
+from core.errors import InvalidStatusError
+from core.glance.config import GlanceConfig
+from core.glance.images import get_visible, read_target
+from core.glance.models import ACTIVE, Image
+from core.glance.storage import store_for
+from core.glance.subformats import ensure_subformat, same_format
+from core.keystone.policy import enforce
+
+__all__ = ["ImageInfo", "ImageReader", "get_image", "open_image"]
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    id: str
+    name: str
+    status: str
+    disk_format: str | None
+    size: int | None  # bytes on disk
+    virtual_size: int | None  # bytes the disk expands to
+    min_disk: int  # MB
+    min_ram: int  # MB
+    checksum: str | None  # md5 hex (Cloudpods)
+    sha256: str | None
+    is_public: bool
+    tenant_id: str
+    properties: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def os_type(self) -> str | None:
+        return self.properties.get("os_type")
+
+
+def _info(img: Image) -> ImageInfo:
+    return ImageInfo(img.id, img.name, img.status, img.disk_format, img.size, img.virtual_size, img.min_disk,
+                     img.min_ram, img.checksum, img.os_hash_value, img.is_public, img.tenant_id,
+                     dict(img.properties or {}))
+
+
+def get_image(session: Session, id_or_name: str, cred: Credential) -> ImageInfo:
+    """The image ``cred`` may read (own project's or public), by id or name; 404 otherwise."""
+    img = get_visible(session, cred, id_or_name)
+    enforce(cred, "image:images:get", read_target(img))
+    return _info(img)
+
+
+@dataclass
+class ImageReader:
+    """An open image: ``read(n)``, ``seek``/``tell`` via ``file``; ``size`` in bytes of this format."""
+
+    info: ImageInfo
+    format: str
+    size: int
+    file: BinaryIO
+
+    def read(self, n: int = -1) -> bytes:
+        return self.file.read(n)
+
+    def close(self) -> None:
+        self.file.close()
+
+
+def open_image(session: Session, id_or_name: str, cred: Credential, *, data_dir: Path,
+               fmt: str | None = None, offset: int = 0) -> AbstractContextManager[ImageReader]:
+    """Open an active image for streaming (RBAC: image:images:download). With ``fmt`` a cached
+    sub-format is used, converting once if needed (this blocks for the conversion)."""
+    img = get_visible(session, cred, id_or_name)
+    enforce(cred, "image:images:download", read_target(img))
+    if img.status != ACTIVE or not img.location:
+        raise InvalidStatusError(f"image {img.name} is {img.status}; only active images can be read")
+    store = store_for(data_dir)
+    info = _info(img)
+    key, out_fmt = img.location, img.disk_format or "raw"
+    if fmt and not same_format(img, fmt):
+        cfg = GlanceConfig.load(Path(data_dir) / "config.toml")
+        maker = sessionmaker(bind=session.get_bind(), expire_on_commit=False)
+        session.commit()  # do not hold a transaction through a conversion
+
+        @contextmanager
+        def sessions() -> Any:
+            with maker() as s, s.begin():
+                yield s
+
+        key, out_fmt = ensure_subformat(sessions, store, cfg, img.id, fmt), fmt
+
+    @contextmanager
+    def reader() -> Any:
+        f = store.open(key)
+        try:
+            if offset:
+                f.seek(offset)
+            yield ImageReader(info, out_fmt, store.size(key) or 0, f)
+        finally:
+            f.close()
+
+    return reader()
