@@ -15,6 +15,18 @@ from tests.support.peers import need
 DIALECTS = [("postgresql", "CLOUDPODS_TEST_PG_URL"), ("mariadb", "CLOUDPODS_TEST_MYSQL_URL")]
 
 
+def _reset(db: Database) -> None:
+    """Start from an empty database: MariaDB DDL is not transactional, so a failed run leaves debris."""
+    from sqlalchemy import MetaData
+
+    meta = MetaData()
+    meta.reflect(db.engine)
+    with db.engine.begin() as c:
+        if db.dialect in ("mysql", "mariadb"):
+            c.execute(text("SET FOREIGN_KEY_CHECKS=0"))
+        meta.drop_all(c)
+
+
 def _url(env: str) -> str:
     url = os.environ.get(env, "")
     need(bool(url), f"{env} is not set (run scripts/setup-db.sh as root; .ci/run does)")
@@ -26,7 +38,7 @@ def _url(env: str) -> str:
 def test_migrations_round_trip(name: str, env: str) -> None:
     db = Database(_url(env))
     try:
-        downgrade(db.engine, "base")
+        _reset(db)
         assert schema_state(db.engine).state == "empty"
         assert upgrade(db.engine).state == "current"
         with db.engine.begin() as c:
@@ -43,7 +55,7 @@ def test_controller_on_external_database(tmp_path, name: str, env: str) -> None:
     url = _url(env)
     db = Database(url)
     try:
-        downgrade(db.engine, "base")
+        _reset(db)
     finally:
         db.dispose()
     ctl = Controller.start(tmp_path, "--db-url", url)

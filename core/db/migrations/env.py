@@ -14,9 +14,10 @@ if connection is None:
 include_tables = config.attributes.get("include_tables")
 extra = {}
 if include_tables:  # only when core.db.devtools autogenerates one branch's revision
-    from core.db.devtools import include_object_for
+    from core.db.devtools import drop_tables_not_indexes, include_object_for
 
     extra["include_object"] = include_object_for(include_tables)
+    extra["process_revision_directives"] = drop_tables_not_indexes
 
 context.configure(
     connection=connection,

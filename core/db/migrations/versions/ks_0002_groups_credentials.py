@@ -97,19 +97,10 @@ def downgrade() -> None:
     with op.batch_alter_table('ks_users', schema=None) as batch_op:
         batch_op.drop_column('revoke_before')
 
-    with op.batch_alter_table('ks_group_users', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_ks_group_users_user_id'))
-
-    op.drop_table('ks_group_users')
-    with op.batch_alter_table('ks_credentials', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_ks_credentials_user_id'))
-
-    op.drop_table('ks_credentials')
+    op.drop_table('ks_group_users')  # drops its indexes too (MariaDB refuses to drop an FK's index first)
+    op.drop_table('ks_credentials')  # drops its indexes too (MariaDB refuses to drop an FK's index first)
     op.drop_table('ks_implied_roles')
-    with op.batch_alter_table('ks_groups', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_ks_groups_domain_id'))
-
-    op.drop_table('ks_groups')
+    op.drop_table('ks_groups')  # drops its indexes too (MariaDB refuses to drop an FK's index first)
     op.drop_table('ks_revision')
     op.drop_table('ks_policies')
     # ### end Alembic commands ###
