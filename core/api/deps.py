@@ -44,7 +44,7 @@ def get_credential(request: Request, session: SessionDep) -> Credential:
     tok = token_from(request)
     if not tok:
         raise UnauthorizedError("missing X-Auth-Token")
-    cred = request.app.state.auth.validate(session, tok)
+    cred: Credential = request.app.state.auth.validate(session, tok)
     return dataclasses.replace(cred, request_id=get_request_id(request))
 
 

@@ -81,10 +81,10 @@ class Controller:
         return ctl
 
     def serve(self, *args: str, timeout: float = 30.0) -> None:
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "ocadm", "serve", "--data-dir", str(self.data_dir),
-                                      *args], env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+        with open(self.log_path, "ab") as log:  # the child keeps its own copy of the descriptor
+            self.proc = subprocess.Popen([sys.executable, "-m", "ocadm", "serve", "--data-dir", str(self.data_dir),
+                                          *args], env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                                         start_new_session=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -1,9 +1,7 @@
 """Policy rules per service, registered at import (a static list: no scanning)."""
 from __future__ import annotations
 
-from core.keystone.policies import (
-    identity,
-    image,  # noqa: F401
-)
+from core.keystone.policies import identity, image
+from core.scheduler import policies as scheduler
 
-__all__ = ["identity"]
+__all__ = ["identity", "image", "scheduler"]
