@@ -12,16 +12,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body
 from pydantic import ValidationError
 
+import core.scheduler.policies  # noqa: F401  (registers the rules)
 from core.api.deps import CredentialDep
 from core.errors import InputParameterError
-from core.keystone.policy import enforce, register
+from core.keystone.policy import enforce
 from core.scheduler.engine import forecast as run_forecast
 from core.scheduler.errors import ScheduleInputError
-from core.scheduler.policies import RULES
 from core.scheduler.provider import get_snapshot
 from core.scheduler.request import ScheduleInput
-
-register(RULES)
 
 router = APIRouter(tags=["scheduler"])
 
