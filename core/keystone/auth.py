@@ -14,7 +14,7 @@ from core.api.context import Credential
 from core.errors import InputParameterError, UnauthorizedError
 from core.keystone.assignments import SYSTEM, bump_revision, current_revision, effective_roles
 from core.keystone.models import Domain, Project, RevokedToken, User
-from core.keystone.passwords import DUMMY_HASH, verify_password
+from core.keystone.passwords import DUMMY_HASH, check_new_password, hash_password, verify_password
 from core.keystone.tokens import TokenCodec, TokenPayload, new_audit_id
 
 # admin ⊃ member ⊃ reader: Keystone's default implied roles, seeded as ks_implied_roles rows
@@ -284,6 +284,17 @@ class Authenticator:
             methods=p.methods, audit_id=p.audit_id, audit_chain=p.audit_chain,
             issued_at=p.issued, expires_at=p.expires, **kw,
         )
+
+
+def set_user_password(user: User, password: str) -> None:
+    """New hash, lockout cleared, every token issued before now revoked (as Keystone does on a
+    password change). The caller bumps the token revision and commits."""
+    now = datetime.now(UTC)
+    user.password_hash = hash_password(check_new_password(password))
+    user.password_changed_at = now
+    user.revoke_before = now
+    user.failed_logins = 0
+    user.locked_until = None
 
 
 def find_user_by_name(session: Session, name: str, domain: str = "default") -> User | None:

@@ -12,6 +12,7 @@ from core.api.deps import CredentialDep, SessionDep
 from core.api.listing import ListDep
 from core.errors import DuplicateNameError, ForbiddenError, InputParameterError, ResourceNotFoundError
 from core.keystone.assignments import group_ids_of
+from core.keystone.auth import set_user_password as set_password
 from core.keystone.models import Assignment, Domain, Group, Project, User
 from core.keystone.passwords import check_new_password, hash_password
 from core.keystone.policy import enforce
@@ -164,16 +165,6 @@ def update_user(ref: str, request: Request, session: SessionDep, cred: Credentia
         a.notes = ",".join(sorted(b.model_fields_set))
     session.refresh(u)
     return {"user": user_dict(u, request)}
-
-
-def set_password(u: User, password: str) -> None:
-    """New hash, lockout cleared, every token issued before now revoked (as Keystone does)."""
-    now = datetime.now(UTC)
-    u.password_hash = hash_password(check_new_password(password))
-    u.password_changed_at = now
-    u.revoke_before = now
-    u.failed_logins = 0
-    u.locked_until = None
 
 
 @router.delete("/users/{ref}", status_code=204)
