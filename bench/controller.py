@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-
 import sys
 import tempfile
 import time
@@ -18,7 +17,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.support.controller import Controller  # noqa: E402
+from tests.support.controller import Controller
 
 
 def rss_mb(pid: int) -> float:

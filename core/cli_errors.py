@@ -43,7 +43,7 @@ def run_cli(group: click.Group, prog: str, argv: list[str] | None) -> None:
         sys.exit(130)
     except BrokenPipeError:
         sys.exit(0)
-    except Exception as e:  # noqa: BLE001 - the last line of defence for the one-line promise
+    except Exception as e:
         if debug:
             raise
         click.echo(f"Error: unexpected {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''} "

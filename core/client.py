@@ -24,6 +24,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+
 def _import_httpx():  # type: ignore[no-untyped-def]
     # httpx imports its own CLI (rich + pygments, ~50 ms) whenever they are installed; we never
     # use it, and every climc call pays for imports, so hide that one module during the import.
@@ -41,8 +42,14 @@ def _import_httpx():  # type: ignore[no-untyped-def]
 
 httpx = _import_httpx()
 
-from core.errors import CloudpodsError, ConnectionFailedError, InputParameterError, UnauthorizedError, error_for
-from core.version import VERSION
+from core.errors import (  # noqa: E402
+    CloudpodsError,
+    ConnectionFailedError,
+    InputParameterError,
+    UnauthorizedError,
+    error_for,
+)
+from core.version import VERSION  # noqa: E402
 
 USER_AGENT = f"cloudpods-one/{VERSION}"
 _RETRIES = 3

@@ -28,7 +28,7 @@ SERVICE_ROUTERS: tuple[tuple[str, str, str], ...] = (
 )
 # Background services started with the app (task workers, periodic jobs, the in-process agent):
 # "module:function" taking the app and returning a stop callable. Static, like the routers.
-BACKGROUND: tuple[str, ...] = ()
+BACKGROUND: tuple[str, ...] = ("core.region.background:start",)
 # Routes whose bodies are streamed by the handler itself (no size cap here).
 STREAM_PREFIXES = ("/api/s/image/",)
 
@@ -40,7 +40,7 @@ def _load(ref: str) -> Any:
 
 def create_app(settings: Settings, db: Database | None = None, run_background: bool = True) -> FastAPI:
     """Build the controller app. Raises NoKeysError if the token key repository is empty."""
-    import core.db.models  # noqa: F401  (every table registered)
+    import core.db.models
     import core.keystone.policies  # noqa: F401  (every rule registered)
 
     db = db or Database(settings.database_url)

@@ -7,7 +7,7 @@ route answers Cloudpods' flat ``{"code", "class", "details", "time"}``. Anything
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -31,7 +31,7 @@ _HTTP_CLASS = {400: InputParameterError, 401: UnauthorizedError, 404: ResourceNo
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def error_response(request: Request, err: CloudpodsError, status: int | None = None) -> JSONResponse:

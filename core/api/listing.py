@@ -100,7 +100,7 @@ def list_query(request: Request) -> ListQuery:
     if pd is not None and pd.lower() != "all":
         pd = "true" if parse_bool(pd, "pending_delete") else "false"
     extra: dict[str, list[str]] = {}
-    for k in qp.keys():
+    for k in qp:
         if k not in _KNOWN:
             extra[k] = qp.getlist(k)
     return ListQuery(

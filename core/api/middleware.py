@@ -10,7 +10,7 @@ import json
 import re
 import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from core.errors import RequestTooLargeError
@@ -87,7 +87,7 @@ async def _reply_413(send: Send, limit: int, path: str) -> None:
     if "/identity/v3" in path:
         body: dict[str, Any] = {"error": {"code": 413, "title": err.title, "message": err.details}}
     else:
-        body = {**err.to_dict(), "time": datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")}
+        body = {**err.to_dict(), "time": datetime.now(UTC).isoformat().replace("+00:00", "Z")}
     raw = json.dumps(body).encode()
     await send({"type": "http.response.start", "status": 413,
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(raw)).encode()),

@@ -91,7 +91,7 @@ def _migration_lock(engine: Engine, lock_file: Path | None) -> Iterator[Connecti
         fh = None
         if lock_file is not None:
             lock_file.parent.mkdir(parents=True, exist_ok=True)
-            fh = open(lock_file, "a+")
+            fh = open(lock_file, "a+")  # noqa: SIM115  (held across the yield)
             fcntl.flock(fh, fcntl.LOCK_EX)
         try:
             with engine.connect() as conn:

@@ -37,7 +37,7 @@ def status(data_dir: Path | None, output_format: str) -> None:
                      "detail": f"{redact_url(s.database_url)} rev {','.join(sorted(st.db)) or '-'}"
                                + ("" if ok else f" — {st.problem()}"), "ms": f"{ms:.0f}"})
         healthy &= ok
-    except Exception as e:  # noqa: BLE001 - report, do not crash
+    except Exception as e:
         rows.append({"component": "database", "status": "unreachable", "detail": str(e).splitlines()[0][:120],
                      "ms": ""})
         healthy = False
