@@ -4,7 +4,8 @@ A static list on purpose: scanning breaks a PyInstaller binary (STYLE.md pitfall
 """
 from __future__ import annotations
 
-import core.audit  # noqa: F401
-import core.db.lease  # noqa: F401
+import core.audit
+import core.db.lease
+import core.glance.models
 import core.keystone.models  # noqa: F401
-import core.glance.models  # noqa: F401
+import core.region.models  # noqa: F401  (region + task tables)

@@ -1,6 +1,13 @@
-"""Region API (``/api/s/compute_v2``). Resource routers are added here as they land."""
+"""Region API (``/api/s/compute_v2``): specific routes first, then the generic resource grammar."""
 from __future__ import annotations
 
 from fastapi import APIRouter
 
+from core.region.agent_api import router as agent_router
+from core.region.quota_api import router as quota_router
+from core.region.routes import router as resource_router
+
 router = APIRouter()
+router.include_router(agent_router)
+router.include_router(quota_router)
+router.include_router(resource_router)

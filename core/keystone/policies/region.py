@@ -1,0 +1,29 @@
+"""Region rules: readers read, members manage their project's resources, admins run the cloud."""
+from __future__ import annotations
+
+from core.keystone.policy import Rule, register
+
+_INFRA = ("cloudregions", "zones", "vpcs", "wires", "hosts", "storages", "hoststorages", "hostwires",
+          "reservedips")
+_NETWORKS = ("networks", "eips")
+_OWNED = ("servers", "disks", "keypairs", "secgroups", "snapshots")
+
+rules = []
+for plural in _INFRA + _NETWORKS + _OWNED + ("tasks",):
+    rules += [Rule(f"compute:{plural}:list", "reader", description=f"List {plural}."),
+              Rule(f"compute:{plural}:get", "reader", description=f"Show one of {plural}.")]
+for plural in _INFRA:
+    rules += [Rule(f"compute:{plural}:{op}", "admin", description=f"{op.capitalize()} {plural} (cloud admins).")
+              for op in ("create", "update", "delete", "perform")]
+for plural in _NETWORKS + _OWNED:
+    role = "admin" if plural == "networks" else "member"
+    rules += [Rule(f"compute:{plural}:{op}", role, description=f"{op.capitalize()} {plural}.")
+              for op in ("create", "update", "delete", "perform")]
+rules += [
+    Rule("compute:tasks:perform", "admin", description="Report a work item's result (host agents)."),
+    Rule("compute:hosts:agent", "admin", description="Long-poll a host's work items (host agents)."),
+    Rule("compute:quotas:get", "reader", description="Show the project's quota."),
+    Rule("compute:quotas:manage", "admin", description="Set any project's quota."),
+    Rule("compute:usages:get", "reader", description="Show resource usage."),
+]
+register(rules)

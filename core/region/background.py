@@ -1,0 +1,35 @@
+"""Background services of the region, hooked into ``core.api.app.BACKGROUND``.
+
+``start(app)`` starts the task workers (claiming with a lease; requeues this controller's
+orphaned tasks first) and the periodic jobs (apscheduler, each under a DB lease so one replica
+runs it), registers the scheduler's snapshot provider, and returns the stop callable.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+
+def start(app: Any) -> Callable[[], None]:
+    from core.tasks.periodic import PeriodicRunner
+    from core.region.scheduling import provider_snapshot
+    from core.scheduler.provider import set_snapshot_provider
+    from core.tasks.worker import Worker, default_owner
+
+    settings = app.state.settings
+    db = app.state.db
+    owner = os.environ.get("CLOUDPODS_TASK_OWNER") or default_owner(settings.port)
+    threads = int(os.environ.get("CLOUDPODS_TASK_WORKERS", "2"))
+    worker = Worker(db, owner, threads=threads)
+    worker.start()
+    periodic = PeriodicRunner(db, owner)
+    periodic.start()
+    set_snapshot_provider(provider_snapshot(db))
+
+    def stop() -> None:
+        set_snapshot_provider(None)
+        periodic.stop()
+        worker.stop()
+
+    return stop

@@ -1,0 +1,107 @@
+"""Small helpers every region module shares: write transactions, names, owners, input models."""
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime
+from typing import Any, TypeVar
+
+from fastapi.responses import Response
+from pydantic import BaseModel, ValidationError
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from core.api.context import Credential
+from core.errors import InputParameterError
+
+M = TypeVar("M", bound=BaseModel)
+_BAD_NAME = re.compile(r"[\x00-\x1f\x7f/]")
+MAX_NAME = 255
+
+
+def begin_write(session: Session) -> None:
+    """Start the transaction as a writer on SQLite (no-op elsewhere).
+
+    pysqlite opens deferred transactions: a read-then-write transaction that loses the race to
+    another writer fails with SQLITE_BUSY at once (the busy timeout cannot help a stale
+    snapshot). An UPDATE as first statement takes the write lock up front, so concurrent writers
+    queue on the busy timeout instead. Call it before the first read of a mutating handler.
+    """
+    bind = session.get_bind()
+    if bind.dialect.name == "sqlite":
+        session.execute(text("UPDATE db_leases SET name = name WHERE 0 = 1"))
+
+
+def check_name(name: Any, what: str = "name") -> str:
+    """A usable resource name: 1..255 characters, no control characters or '/' (it goes in URLs)."""
+    if not isinstance(name, str) or name == "":
+        raise InputParameterError(f"{what}: must be a non-empty string")
+    if len(name) > MAX_NAME:
+        raise InputParameterError(f"{what}: longer than {MAX_NAME} characters")
+    if _BAD_NAME.search(name):
+        raise InputParameterError(f"{what}: must not contain '/' or control characters")
+    return name
+
+
+def parse(model: type[M], data: Any, what: str = "") -> M:
+    """Validate ``data`` with a pydantic model; the first errors become one 400 naming the fields."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise InputParameterError(f"{what or 'body'}: expected a JSON object")
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        parts = []
+        for err in e.errors()[:5]:
+            loc = ".".join(str(p) for p in err.get("loc", ()) if p != "__root__") or (what or "body")
+            msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+            parts.append(f"{loc}: {msg}")
+        raise InputParameterError("; ".join(parts)) from None
+
+
+def unwrap(body: Any, keyword: str) -> dict[str, Any]:
+    """Bodies come wrapped (``{"server": {...}}``) or bare; return the inner object."""
+    if body is None:
+        return {}
+    if not isinstance(body, dict):
+        raise InputParameterError("body: expected a JSON object")
+    inner = body.get(keyword)
+    if isinstance(inner, dict):
+        return inner
+    return body
+
+
+def iso(dt: datetime | None) -> str | None:
+    if dt is None:
+        return None
+    return dt.isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def owner_of(row: Any) -> dict[str, Any]:
+    """RBAC target from a stored row (never from the request)."""
+    tenant = getattr(row, "tenant_id", None)
+    return {"project_id": tenant or None, "domain_id": getattr(row, "domain_id", None)}
+
+
+def cred_snapshot(cred: Credential | None) -> dict[str, Any]:
+    """What a task keeps of its caller: identity and roles, never the token."""
+    if cred is None:
+        return {}
+    return {"user_id": cred.user_id, "user": cred.user_name, "project_id": cred.project_id,
+            "project": cred.project_name, "domain_id": cred.project_domain_id or cred.domain_id,
+            "roles": list(cred.roles), "scope": cred.scope, "request_id": cred.request_id}
+
+
+def _default(o: Any) -> Any:
+    if isinstance(o, datetime):
+        return iso(o)
+    if isinstance(o, set | frozenset | tuple):
+        return list(o)
+    raise TypeError(f"not serialisable: {type(o).__name__}")
+
+
+def json_response(data: Any, status: int = 200) -> Response:
+    """Serialise without FastAPI's per-field encoder (lists of thousands of rows)."""
+    raw = json.dumps(data, default=_default, separators=(",", ":"), ensure_ascii=False)
+    return Response(raw, status_code=status, media_type="application/json")

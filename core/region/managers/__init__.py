@@ -1,0 +1,1 @@
+"""One manager per region resource (see core.region.registry for the table)."""

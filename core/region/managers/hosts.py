@@ -1,0 +1,287 @@
+"""Hosts: registration by agents, ping/online/offline, enable/disable, capacity, joints."""
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from core.api.context import Credential
+from core.api.listing import ListQuery
+from core.db.base import utcnow
+from core.errors import InputParameterError, InvalidStatusError, NotEmptyError
+from core.region.common import check_name, parse
+from core.region.managers._util import add_names, apply_update, names_by_id, unique_name
+from core.region.models import Host, HostStorage, HostWire, Server, Storage, Wire, Zone
+from core.region.resource import Joint, Manager
+
+HOST_TYPES = ("hypervisor", "baremetal", "esxi", "container")
+
+
+class StorageIn(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    name: str
+    storage_type: str = "local"
+    medium_type: str = "ssd"
+    capacity: int = Field(ge=0)
+    mount_point: str = ""
+
+
+class WireIn(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    wire: str
+    bridge: str = ""
+    interface: str = ""
+    mac: str = ""
+
+
+class HostRegister(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    name: str
+    description: str = ""
+    host_type: str = "hypervisor"
+    access_ip: str = ""
+    access_mac: str = ""
+    cpu_arch: str = "x86_64"
+    cpu_count: int = Field(default=0, ge=0, le=65536)
+    cpu_reserved: int = Field(default=0, ge=0)
+    cpu_cmtbound: float = Field(default=8.0, gt=0, le=1000)
+    mem_size: int = Field(default=0, ge=0)
+    mem_reserved: int = Field(default=0, ge=0)
+    mem_cmtbound: float = Field(default=1.0, gt=0, le=1000)
+    storage_size: int = Field(default=0, ge=0)
+    sys_info: dict[str, Any] = Field(default_factory=dict)
+    version: str = ""
+    enabled: bool | None = None
+    storages: list[StorageIn] = Field(default_factory=list)
+    wires: list[WireIn] = Field(default_factory=list)
+
+
+class HostManager(Manager):
+    keyword, plural, model = "host", "hosts", Host
+    contexts: ClassVar[dict[str, str]] = {"zones": "zone_id"}
+    query_filters: ClassVar[dict[str, str]] = {"zone": "zone_id", "zone_id": "zone_id", "host_type": "host_type",
+                                               "host_status": "host_status", "status": "status",
+                                               "enabled": "enabled"}
+    actions: ClassVar[dict[str, str]] = {
+        "ping": "do_ping", "enable": "do_enable", "disable": "do_disable", "online": "do_online",
+        "offline": "do_offline", "maintenance": "do_maintenance", "unmaintenance": "do_unmaintenance",
+    }
+    specs: ClassVar[dict[str, str]] = {"spec": "spec_capacity", "capacity": "spec_capacity"}
+
+    @property
+    def joints(self) -> dict[str, Joint]:  # type: ignore[override]
+        return {"storages": Joint("hoststorages", attach_storage, detach_storage, show_storage),
+                "wires": Joint("hostwires", attach_wire, detach_wire, show_wire)}
+
+    def list_filter(self, session: Session, cred: Credential, stmt: Any, q: ListQuery) -> Any:
+        if "enabled" in q.extra:
+            en = q.get_bool("enabled")
+            q = ListQuery(**{**q.__dict__, "extra": {k: v for k, v in q.extra.items() if k != "enabled"}})
+            stmt = stmt.where(Host.enabled.is_(bool(en)))
+        return super().list_filter(session, cred, stmt, q)
+
+    def create(self, session: Session, cred: Credential, body: dict[str, Any], count: int,
+               ctx: tuple[str, str] | None = None) -> list[Any]:
+        """Register (or re-register) a host: the same access_mac/name updates the row."""
+        from core.region.registry import get_manager
+
+        data = parse(HostRegister, body)
+        check_name(data.name)
+        if data.host_type not in HOST_TYPES:
+            raise InputParameterError(f"host_type: must be one of {', '.join(HOST_TYPES)}")
+        zone_ref = (ctx[1] if ctx else None) or body.get("zone") or body.get("zone_id")
+        if not zone_ref:
+            raise InputParameterError("zone: required (POST /zones/<zone>/hosts)")
+        zone = get_manager("zones").lookup(session, cred, str(zone_ref))
+        row = None
+        if data.access_mac:
+            row = session.scalar(select(Host).where(Host.access_mac == data.access_mac))
+        if row is None:
+            row = session.scalar(select(Host).where(Host.name == data.name))
+        fields = data.model_dump(exclude={"storages", "wires", "enabled"})
+        if row is None:
+            row = Host(zone_id=zone.id, status="running", host_status="online", last_ping_at=utcnow(),
+                       enabled=bool(data.enabled) if data.enabled is not None else True, **fields)
+            session.add(row)
+            session.flush()
+            self.audit(session, cred, "create", row)
+        else:
+            if row.name != data.name:
+                unique_name(session, Host, data.name, exclude_id=row.id)
+            for k, v in fields.items():
+                setattr(row, k, v)
+            row.zone_id, row.host_status, row.last_ping_at, row.status = zone.id, "online", utcnow(), "running"
+            if data.enabled is not None:
+                row.enabled = data.enabled
+            row.generation += 1
+            self.audit(session, cred, "register", row)
+        for s in data.storages:
+            st = session.scalar(select(Storage).where(Storage.name == s.name))
+            if st is None:
+                st = Storage(name=check_name(s.name), zone_id=zone.id, storage_type=s.storage_type,
+                             medium_type=s.medium_type, capacity=s.capacity, status="online")
+                session.add(st)
+                session.flush()
+            else:
+                st.capacity, st.status = s.capacity, "online"
+            if session.scalar(select(HostStorage.id).where(HostStorage.host_id == row.id,
+                                                           HostStorage.storage_id == st.id)) is None:
+                session.add(HostStorage(host_id=row.id, storage_id=st.id, mount_point=s.mount_point))
+        for w in data.wires:
+            wire = get_manager("wires").lookup(session, cred, w.wire)
+            if session.scalar(select(HostWire.id).where(HostWire.host_id == row.id,
+                                                        HostWire.wire_id == wire.id)) is None:
+                session.add(HostWire(host_id=row.id, wire_id=wire.id, bridge=w.bridge, interface=w.interface,
+                                     mac_addr=w.mac))
+        return [row]
+
+    def update(self, session: Session, cred: Credential, row: Any, body: dict[str, Any]) -> Any:
+        if "name" in body:
+            unique_name(session, Host, body["name"], exclude_id=row.id)
+        for k in ("cpu_cmtbound", "mem_cmtbound"):
+            if k in body and (not isinstance(body[k], int | float) or isinstance(body[k], bool) or body[k] <= 0):
+                raise InputParameterError(f"{k}: must be a positive number")
+        for k in ("cpu_reserved", "mem_reserved"):
+            if k in body and (not isinstance(body[k], int) or isinstance(body[k], bool) or body[k] < 0):
+                raise InputParameterError(f"{k}: must be a non-negative integer")
+        apply_update(row, body, ("name", "description", "cpu_cmtbound", "mem_cmtbound", "cpu_reserved",
+                                 "mem_reserved", "access_ip"))
+        row.generation += 1
+        return row
+
+    def validate_delete(self, session: Session, row: Any) -> None:
+        if row.enabled:
+            raise InvalidStatusError(f"host {row.name} is enabled: disable it first")
+        n = session.scalar(select(func.count()).select_from(Server).where(Server.host_id == row.id)) or 0
+        if n:
+            raise NotEmptyError(f"host {row.name} still has {n} server(s)")
+
+    def delete(self, session: Session, cred: Credential, row: Any, params: dict[str, str]) -> None:
+        self.validate_delete(session, row)
+        for model in (HostStorage, HostWire):
+            for j in session.scalars(select(model).where(model.host_id == row.id)):
+                session.delete(j)
+        session.flush()
+        session.delete(row)
+        return None
+
+    def add_details(self, session: Session, rows: Any, items: list[dict[str, Any]]) -> None:
+        add_names(items, "zone_id", names_by_id(session, Zone, [r.zone_id for r in rows]), "zone")
+        ids = [r.id for r in rows]
+        guests = dict(session.execute(select(Server.host_id, func.count()).where(Server.host_id.in_(ids))
+                                      .group_by(Server.host_id)).all())  # type: ignore[arg-type]
+        for r, it in zip(rows, items, strict=True):
+            it["guests"] = int(guests.get(r.id, 0))
+            it.update(capacity(r))
+
+    # ---- actions -----------------------------------------------------------------------------
+    def do_ping(self, session: Session, cred: Credential, row: Any, body: dict[str, Any]) -> dict[str, Any]:
+        was = row.host_status
+        row.last_ping_at = utcnow()
+        row.host_status = "online"
+        if was != "online":
+            row.generation += 1
+        return {"name": row.name, "host_status": row.host_status, "enabled": row.enabled}
+
+    def do_enable(self, session: Session, cred: Credential, row: Any, body: dict[str, Any]) -> None:
+        row.enabled = True
+        row.generation += 1
+
+    def do_disable(self, session: Session, cred: Credential, row: Any, body: dict[str, Any]) -> None:
+        row.enabled = False
+        row.generation += 1
+
+    def do_online(self, session: Session, cred: Credential, row: Any, body: dict[str, Any]) -> None:
+        row.host_status, row.last_ping_at = "online", utcnow()
+        row.generation += 1
+
+    def do_offline(self, session: Session, cred: Credential, row: Any, body: dict[str, Any]) -> None:
+        row.host_status = "offline"
+        row.generation += 1
+
+    def do_maintenance(self, session: Session, cred: Credential, row: Any, body: dict[str, Any]) -> None:
+        row.is_maintenance, row.enabled = True, False
+        row.generation += 1
+
+    def do_unmaintenance(self, session: Session, cred: Credential, row: Any, body: dict[str, Any]) -> None:
+        row.is_maintenance, row.enabled = False, True
+        row.generation += 1
+
+    def spec_capacity(self, session: Session, cred: Credential, row: Any, q: ListQuery) -> dict[str, Any]:
+        storages = session.scalars(select(Storage).join(HostStorage, HostStorage.storage_id == Storage.id)
+                                   .where(HostStorage.host_id == row.id))
+        return {"spec": {"host_type": row.host_type, "cpu_arch": row.cpu_arch, **capacity(row),
+                         "storages": [storage_capacity(s) for s in storages]}}
+
+
+def capacity(h: Host) -> dict[str, Any]:
+    """Cloudpods' capacity figures: (total - reserved) * cmtbound, and what servers committed."""
+    cpu_total = (h.cpu_count - h.cpu_reserved) * h.cpu_cmtbound
+    mem_total = (h.mem_size - h.mem_reserved) * h.mem_cmtbound
+    return {"cpu_commit": h.cpu_used, "mem_commit": h.mem_used,
+            "cpu_commit_bound": h.cpu_cmtbound, "mem_commit_bound": h.mem_cmtbound,
+            "cpu_free": cpu_total - h.cpu_used, "mem_free": mem_total - h.mem_used,
+            "cpu_commit_rate": round(h.cpu_used / (h.cpu_count - h.cpu_reserved), 3)
+            if h.cpu_count > h.cpu_reserved else 0.0,
+            "mem_commit_rate": round(h.mem_used / (h.mem_size - h.mem_reserved), 3)
+            if h.mem_size > h.mem_reserved else 0.0}
+
+
+def storage_capacity(s: Storage) -> dict[str, Any]:
+    total = (s.capacity - s.reserved) * s.cmtbound
+    return {"id": s.id, "name": s.name, "storage_type": s.storage_type, "medium_type": s.medium_type,
+            "capacity": s.capacity, "used_capacity": s.used_capacity, "free_capacity": total - s.used_capacity}
+
+
+# ---- joints ------------------------------------------------------------------------------------
+def attach_storage(session: Session, cred: Credential, host: Host, st: Storage, body: dict[str, Any]) -> dict[str, Any]:
+    j = session.scalar(select(HostStorage).where(HostStorage.host_id == host.id, HostStorage.storage_id == st.id))
+    if j is None:
+        j = HostStorage(host_id=host.id, storage_id=st.id, mount_point=str(body.get("mount_point", "")))
+        session.add(j)
+        host.generation += 1
+        session.flush()
+    return {"host_id": host.id, "storage_id": st.id, "mount_point": j.mount_point}
+
+
+def detach_storage(session: Session, cred: Credential, host: Host, st: Storage) -> None:
+    from core.region.models import Disk
+
+    busy = session.scalar(select(Disk.id).join(Server, Server.id == Disk.server_id)
+                          .where(Disk.storage_id == st.id, Server.host_id == host.id).limit(1))
+    if busy:
+        raise NotEmptyError(f"storage {st.name} holds disks of servers on host {host.name}")
+    for j in session.scalars(select(HostStorage).where(HostStorage.host_id == host.id,
+                                                       HostStorage.storage_id == st.id)):
+        session.delete(j)
+    host.generation += 1
+
+
+def show_storage(session: Session, host: Host, st: Storage) -> dict[str, Any] | None:
+    j = session.scalar(select(HostStorage).where(HostStorage.host_id == host.id, HostStorage.storage_id == st.id))
+    return None if j is None else {"host_id": host.id, "storage_id": st.id, "mount_point": j.mount_point}
+
+
+def attach_wire(session: Session, cred: Credential, host: Host, wire: Wire, body: dict[str, Any]) -> dict[str, Any]:
+    j = session.scalar(select(HostWire).where(HostWire.host_id == host.id, HostWire.wire_id == wire.id))
+    if j is None:
+        j = HostWire(host_id=host.id, wire_id=wire.id, bridge=str(body.get("bridge", "")),
+                     interface=str(body.get("interface", "")), mac_addr=str(body.get("mac", "")))
+        session.add(j)
+        host.generation += 1
+        session.flush()
+    return {"host_id": host.id, "wire_id": wire.id, "bridge": j.bridge, "interface": j.interface}
+
+
+def detach_wire(session: Session, cred: Credential, host: Host, wire: Wire) -> None:
+    for j in session.scalars(select(HostWire).where(HostWire.host_id == host.id, HostWire.wire_id == wire.id)):
+        session.delete(j)
+    host.generation += 1
+
+
+def show_wire(session: Session, host: Host, wire: Wire) -> dict[str, Any] | None:
+    j = session.scalar(select(HostWire).where(HostWire.host_id == host.id, HostWire.wire_id == wire.id))
+    return None if j is None else {"host_id": host.id, "wire_id": wire.id, "bridge": j.bridge}

@@ -1,0 +1,243 @@
+"""Keypairs, security groups and rules, EIPs, snapshots (models and API; enforcement later)."""
+from __future__ import annotations
+
+import base64
+import hashlib
+import ipaddress
+import re
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core.api.context import Credential
+from core.errors import InputParameterError, NotEmptyError
+from core.region import ipam
+from core.region.common import check_name, parse
+from core.region.managers._util import apply_update, unique_name
+from core.region.models import Eip, Keypair, Secgroup, SecgroupRule, Server, Snapshot
+from core.region.resource import Manager
+
+_PORTS = re.compile(r"^(\d{1,5})(-(\d{1,5}))?(,(\d{1,5})(-(\d{1,5}))?)*$")
+
+
+def _owner(cred: Credential) -> dict[str, str]:
+    if not cred.project_id:
+        raise InputParameterError("use a project-scoped token to create project resources")
+    return {"tenant_id": cred.project_id, "domain_id": cred.project_domain_id or "default"}
+
+
+def fingerprint(public_key: str) -> tuple[str, str]:
+    parts = public_key.strip().split()
+    if len(parts) < 2 or parts[0] not in ("ssh-rsa", "ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384",
+                                          "ecdsa-sha2-nistp521", "ssh-dss"):
+        raise InputParameterError("public_key: not an OpenSSH public key (ssh-rsa/ssh-ed25519/ecdsa-...)")
+    try:
+        raw = base64.b64decode(parts[1], validate=True)
+    except ValueError:
+        raise InputParameterError("public_key: the key body is not base64") from None
+    md5 = hashlib.md5(raw, usedforsecurity=False).hexdigest()
+    scheme = {"ssh-rsa": "RSA", "ssh-ed25519": "ED25519", "ssh-dss": "DSA"}.get(parts[0], "ECDSA")
+    return scheme, ":".join(md5[i:i + 2] for i in range(0, 32, 2))
+
+
+class KeypairManager(Manager):
+    keyword, plural, model = "keypair", "keypairs", Keypair
+    owned = True
+
+    def create(self, session: Session, cred: Credential, body: dict[str, Any], count: int,
+               ctx: tuple[str, str] | None = None) -> list[Any]:
+        own = _owner(cred)
+        name = unique_name(session, Keypair, str(body.get("name", "")), scope={"tenant_id": own["tenant_id"]})
+        pk = body.get("public_key")
+        if not isinstance(pk, str) or not pk.strip():
+            raise InputParameterError("public_key: required (generating keys is left to ssh-keygen)")
+        scheme, fp = fingerprint(pk)
+        row = Keypair(name=name, description=str(body.get("description", "")), public_key=pk.strip(), scheme=scheme,
+                      fingerprint=fp, status="ready", **own)
+        session.add(row)
+        self.audit(session, cred, "create", row)
+        return [row]
+
+    def update(self, session: Session, cred: Credential, row: Any, body: dict[str, Any]) -> Any:
+        if "name" in body:
+            unique_name(session, Keypair, body["name"], scope={"tenant_id": row.tenant_id}, exclude_id=row.id)
+        apply_update(row, body, ("name", "description"))
+        return row
+
+    def validate_delete(self, session: Session, row: Any) -> None:
+        if session.scalar(select(Server.id).where(Server.keypair_id == row.id).limit(1)):
+            raise NotEmptyError(f"keypair {row.name} is used by servers")
+
+
+class RuleIn(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    direction: str = "in"
+    action: str = "allow"
+    protocol: str = "any"
+    ports: str = ""
+    cidr: str = ""
+    priority: int = Field(default=1, ge=1, le=100)
+    description: str = ""
+
+    @field_validator("direction")
+    @classmethod
+    def _dir(cls, v: str) -> str:
+        if v not in ("in", "out"):
+            raise ValueError("must be in or out")
+        return v
+
+    @field_validator("action")
+    @classmethod
+    def _act(cls, v: str) -> str:
+        if v not in ("allow", "deny"):
+            raise ValueError("must be allow or deny")
+        return v
+
+    @field_validator("protocol")
+    @classmethod
+    def _proto(cls, v: str) -> str:
+        if v not in ("any", "tcp", "udp", "icmp"):
+            raise ValueError("must be any, tcp, udp or icmp")
+        return v
+
+    @field_validator("ports")
+    @classmethod
+    def _ports(cls, v: str) -> str:
+        if v and (not _PORTS.match(v) or any(int(p) > 65535 for p in re.findall(r"\d+", v))):
+            raise ValueError("ports: e.g. 22, 80-443 or 22,80")
+        return v
+
+    @field_validator("cidr")
+    @classmethod
+    def _cidr(cls, v: str) -> str:
+        if v:
+            try:
+                ipaddress.ip_network(v, strict=False)
+            except ValueError:
+                raise ValueError(f"{v!r} is not a CIDR") from None
+        return v
+
+
+class SecgroupManager(Manager):
+    keyword, plural, model = "secgroup", "secgroups", Secgroup
+    owned = True
+    actions: ClassVar[dict[str, str]] = {"add-rule": "do_add_rule"}
+
+    def create(self, session: Session, cred: Credential, body: dict[str, Any], count: int,
+               ctx: tuple[str, str] | None = None) -> list[Any]:
+        own = _owner(cred)
+        name = unique_name(session, Secgroup, str(body.get("name", "")), scope={"tenant_id": own["tenant_id"]})
+        row = Secgroup(name=name, description=str(body.get("description", "")), status="ready", **own)
+        session.add(row)
+        session.flush()
+        for i, r in enumerate(body.get("rules") or []):
+            session.add(SecgroupRule(secgroup_id=row.id, **parse(RuleIn, r, f"rules.{i}").model_dump()))
+        self.audit(session, cred, "create", row)
+        return [row]
+
+    def update(self, session: Session, cred: Credential, row: Any, body: dict[str, Any]) -> Any:
+        if "name" in body:
+            unique_name(session, Secgroup, body["name"], scope={"tenant_id": row.tenant_id}, exclude_id=row.id)
+        apply_update(row, body, ("name", "description"))
+        return row
+
+    def delete(self, session: Session, cred: Credential, row: Any, params: dict[str, str]) -> None:
+        if session.scalar(select(Server.id).where(Server.secgroup_id == row.id).limit(1)):
+            raise NotEmptyError(f"secgroup {row.name} is used by servers")
+        for r in session.scalars(select(SecgroupRule).where(SecgroupRule.secgroup_id == row.id)):
+            session.delete(r)
+        session.flush()
+        session.delete(row)
+        return None
+
+    def add_details(self, session: Session, rows: Any, items: list[dict[str, Any]]) -> None:
+        rules: dict[str, list[dict[str, Any]]] = {}
+        for r in session.scalars(select(SecgroupRule).where(SecgroupRule.secgroup_id.in_([x.id for x in rows]))
+                                 .order_by(SecgroupRule.priority)):
+            rules.setdefault(r.secgroup_id, []).append(
+                {"id": r.id, "direction": r.direction, "action": r.action, "protocol": r.protocol,
+                 "ports": r.ports, "cidr": r.cidr, "priority": r.priority})
+        for it in items:
+            it["rules"] = rules.get(it["id"], [])
+
+    def do_add_rule(self, session: Session, cred: Credential, row: Any, body: dict[str, Any]) -> None:
+        session.add(SecgroupRule(secgroup_id=row.id, **parse(RuleIn, body).model_dump()))
+
+
+class SecgroupRuleManager(Manager):
+    keyword, plural, model = "secgrouprule", "secgrouprules", SecgroupRule
+    contexts: ClassVar[dict[str, str]] = {"secgroups": "secgroup_id"}
+    searchable = ("description",)
+
+    @property
+    def policy(self) -> str:
+        return "compute:secgroups"
+
+    def visible(self, stmt: Any, cred: Credential, scope: str | None = None) -> Any:
+        from core.region.registry import get_manager
+
+        sg = get_manager("secgroups")
+        return stmt.where(SecgroupRule.secgroup_id.in_(sg.visible(select(Secgroup.id), cred, scope)))
+
+    def create(self, session: Session, cred: Credential, body: dict[str, Any], count: int,
+               ctx: tuple[str, str] | None = None) -> list[Any]:
+        from core.region.registry import get_manager
+
+        sg = get_manager("secgroups").lookup(session, cred, str((ctx[1] if ctx else None) or
+                                                               body.get("secgroup") or body.get("secgroup_id") or ""))
+        row = SecgroupRule(secgroup_id=sg.id, **parse(RuleIn, body).model_dump())
+        session.add(row)
+        return [row]
+
+    def update(self, session: Session, cred: Credential, row: Any, body: dict[str, Any]) -> Any:
+        merged = {**{k: getattr(row, k) for k in RuleIn.model_fields}, **body}
+        for k, v in parse(RuleIn, merged).model_dump().items():
+            setattr(row, k, v)
+        return row
+
+
+class EipManager(Manager):
+    keyword, plural, model = "eip", "eips", Eip
+    owned = True
+
+    def create(self, session: Session, cred: Credential, body: dict[str, Any], count: int,
+               ctx: tuple[str, str] | None = None) -> list[Any]:
+        from core.region.registry import get_manager
+
+        own = _owner(cred)
+        name = check_name(str(body.get("name", "")))
+        ref = body.get("network") or body.get("network_id")
+        if not ref:
+            raise InputParameterError("network: required (an eip network)")
+        net = get_manager("networks").lookup(session, cred, str(ref), "network")
+        if net.server_type != "eip":
+            raise InputParameterError(f"network {net.name} is not an eip network")
+        bw = body.get("bandwidth", 0)
+        if isinstance(bw, bool) or not isinstance(bw, int) or bw < 0:
+            raise InputParameterError("bandwidth: must be a non-negative integer (Mbps)")
+        row = Eip(name=name, network_id=net.id, bandwidth=bw, status="ready", **own)
+        session.add(row)
+        session.flush()
+        a = ipam.allocate(session, net, "eip", row.id, address=body.get("ip_addr") or None)
+        row.ip_addr = a.ip_addr
+        self.audit(session, cred, "create", row)
+        return [row]
+
+    def update(self, session: Session, cred: Credential, row: Any, body: dict[str, Any]) -> Any:
+        apply_update(row, body, ("name", "description", "bandwidth"))
+        return row
+
+    def delete(self, session: Session, cred: Credential, row: Any, params: dict[str, str]) -> None:
+        if row.associate_id:
+            raise NotEmptyError(f"eip {row.name} is associated: dissociate it first")
+        ipam.release(session, "eip", row.id)
+        session.delete(row)
+        return None
+
+
+class SnapshotManager(Manager):
+    keyword, plural, model = "snapshot", "snapshots", Snapshot
+    owned = True
+    contexts: ClassVar[dict[str, str]] = {"disks": "disk_id"}

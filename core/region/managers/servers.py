@@ -1,0 +1,230 @@
+"""Servers: create (single/batch), details, update, recycle bin, and every action through tasks."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core.api.context import Credential
+from core.api.listing import ListQuery, parse_bool
+from core.db.base import utcnow
+from core.errors import InputParameterError, InvalidStatusError
+from core.region import quotas
+from core.region import statemachine as sm
+from core.region.managers._util import apply_update, names_by_id, unique_name
+from core.region.models import Disk, Host, IpAllocation, Network, Server, Zone
+from core.region.resource import Manager
+from core.region.sizes import to_mb
+from core.tasks.engine import submit
+from core.tasks.models import Task
+
+POWER_ACTIONS = ("start", "stop", "restart", "reset", "suspend", "resume")
+
+
+class ServerManager(Manager):
+    keyword, plural, model = "server", "servers", Server
+    owned = True
+    contexts: ClassVar[dict[str, str]] = {"hosts": "host_id", "zones": "zone_id"}
+    query_filters: ClassVar[dict[str, str]] = {"host": "host_id", "host_id": "host_id", "zone": "zone_id",
+                                               "zone_id": "zone_id", "status": "status",
+                                               "hypervisor": "hypervisor", "os_type": "os_type"}
+    columns = ("id", "name", "description", "status", "created_at", "updated_at", "meta", "tenant_id", "domain_id",
+               "is_public", "pending_deleted", "pending_deleted_at", "vcpu_count", "vmem_size", "hypervisor",
+               "os_type", "os_arch", "host_id", "zone_id", "keypair_id", "secgroup_id", "power_status",
+               "auto_start", "active_task_id")
+    actions: ClassVar[dict[str, str]] = {
+        **{a: a for a in POWER_ACTIONS},  # dispatched by action_fn below
+        "syncstatus": "do_syncstatus", "change-config": "do_change_config", "migrate": "do_migrate",
+        "rebuild-root": "do_rebuild_root", "attachdisk": "do_attachdisk", "detachdisk": "do_detachdisk",
+        "cancel-delete": "do_cancel_delete", "purge": "do_purge",
+    }
+    specs: ClassVar[dict[str, str]] = {"tasks": "spec_tasks", "status": "spec_status"}
+
+    def create(self, session: Session, cred: Credential, body: dict[str, Any], count: int,
+               ctx: tuple[str, str] | None = None) -> list[Any]:
+        from core.region.server_create import create_servers
+
+        if ctx is not None:
+            body = {**body, f"prefer_{ctx[0][:-1]}": ctx[1]}
+        return create_servers(self, session, cred, body, count)
+
+    def update(self, session: Session, cred: Credential, row: Any, body: dict[str, Any]) -> Any:
+        if "name" in body:
+            unique_name(session, Server, body["name"], scope={"tenant_id": row.tenant_id}, exclude_id=row.id)
+        if "auto_start" in body:
+            body = {**body, "auto_start": bool(parse_bool(body["auto_start"], "auto_start"))}
+        apply_update(row, body, ("name", "description", "auto_start", "os_type"))
+        return row
+
+    def add_details(self, session: Session, rows: Sequence[Any], items: list[dict[str, Any]]) -> None:
+        ids = [r.id for r in rows]
+        hosts = names_by_id(session, Host, [r.host_id for r in rows])
+        zones = names_by_id(session, Zone, [r.zone_id for r in rows])
+        nics: dict[str, list[dict[str, Any]]] = {}
+        for a, net_name in session.execute(
+                select(IpAllocation, Network.name).join(Network, Network.id == IpAllocation.network_id)
+                .where(IpAllocation.owner_type == "server", IpAllocation.owner_id.in_(ids))
+                .order_by(IpAllocation.nic_index)):
+            nics.setdefault(a.owner_id, []).append({"index": a.nic_index, "ip_addr": a.ip_addr, "mac": a.mac,
+                                                    "network_id": a.network_id, "network": net_name,
+                                                    "ifname": a.ifname})
+        disks: dict[str, list[dict[str, Any]]] = {}
+        for d in session.execute(select(Disk.server_id, Disk.id, Disk.disk_index, Disk.disk_size, Disk.disk_type,
+                                        Disk.disk_format, Disk.storage_id, Disk.template_id, Disk.status)
+                                 .where(Disk.server_id.in_(ids)).order_by(Disk.disk_index)):
+            disks.setdefault(d.server_id, []).append({
+                "id": d.id, "index": d.disk_index, "size": d.disk_size, "disk_type": d.disk_type,
+                "disk_format": d.disk_format, "storage_id": d.storage_id, "image_id": d.template_id or None,
+                "status": d.status})
+        for r, it in zip(rows, items, strict=True):
+            it["host"] = hosts.get(r.host_id or "", "")
+            it["zone"] = zones.get(r.zone_id or "", "")
+            n = nics.get(r.id, [])
+            it["nics"] = n
+            it["ips"] = ",".join(x["ip_addr"] for x in n)
+            dl = disks.get(r.id, [])
+            it["disks_info"] = dl
+            it["disk"] = sum(x["size"] for x in dl)
+
+    # ---- recycle bin -------------------------------------------------------------------------
+    def delete(self, session: Session, cred: Credential, row: Any, params: dict[str, str]) -> dict[str, Any] | None:
+        override = bool(parse_bool(params.get("override_pending_delete"), "override_pending_delete", False))
+        purge = bool(parse_bool(params.get("purge"), "purge", False))
+        sm.guard_busy(row)
+        if override or purge or row.pending_deleted:
+            if row.pending_deleted and not (override or purge):
+                raise InvalidStatusError(f"server {row.name} is already in the recycle bin: purge it "
+                                         "(?override_pending_delete=true or the purge action)")
+            self._start_delete(session, cred, row, purge)
+        else:
+            sm.check(row, "delete")
+            row.pending_deleted, row.pending_deleted_at = True, utcnow()
+        session.flush()
+        return self.to_dict(session, row)
+
+    def _start_delete(self, session: Session, cred: Credential | None, row: Any, purge: bool) -> Task:
+        before = row.status
+        sm.apply(row, "delete")
+        row.create_spec = {**row.create_spec, "status_before_delete": before}
+        t = submit(session, "ServerDeleteTask", "server", row.id, row.name, {"purge": purge}, cred=cred,
+                   tenant_id=row.tenant_id, domain_id=row.domain_id)
+        row.active_task_id = t.id
+        return t
+
+    def do_cancel_delete(self, session: Session, cred: Credential, row: Any, body: dict[str, Any]) -> None:
+        if not row.pending_deleted:
+            raise InvalidStatusError(f"server {row.name} is not in the recycle bin")
+        sm.guard_busy(row)
+        unique_name(session, Server, row.name, scope={"tenant_id": row.tenant_id, "pending_deleted": False},
+                    exclude_id=row.id)
+        row.pending_deleted, row.pending_deleted_at = False, None
+
+    def do_purge(self, session: Session, cred: Credential, row: Any, body: dict[str, Any]) -> None:
+        sm.guard_busy(row)
+        self._start_delete(session, cred, row, True)
+
+    # ---- actions -----------------------------------------------------------------------------
+    def _task(self, session: Session, cred: Credential, row: Any, event: str, task: str,
+              params: dict[str, Any]) -> None:
+        if row.pending_deleted:
+            raise InvalidStatusError(f"server {row.name} is in the recycle bin: cancel-delete it first")
+        sm.guard_busy(row)
+        sm.apply(row, event)
+        t = submit(session, task, "server", row.id, row.name, params, cred=cred, tenant_id=row.tenant_id,
+                   domain_id=row.domain_id)
+        row.active_task_id = t.id
+
+    def action_fn(self, action: str) -> Any:
+        if action in POWER_ACTIONS:
+            def power(m: ServerManager, session: Session, cred: Credential, row: Any, body: dict[str, Any]) -> None:
+                params = {"action": action}
+                if action == "stop":
+                    params["is_force"] = bool(parse_bool(body.get("is_force"), "is_force", False))
+                    params["timeout_secs"] = int(body.get("timeout_secs") or 30)
+                m._task(session, cred, row, action, "ServerPowerTask", params)
+            return power
+        return super().action_fn(action)
+
+    def do_syncstatus(self, session: Session, cred: Credential, row: Any, body: dict[str, Any]) -> None:
+        self._task(session, cred, row, "syncstatus", "ServerSyncstatusTask", {})
+
+    def do_change_config(self, session: Session, cred: Credential, row: Any, body: dict[str, Any]) -> None:
+        from core.region.server_create import MAX_VCPU, MAX_VMEM_MB
+
+        vcpu = body.get("vcpu_count", row.vcpu_count)
+        if isinstance(vcpu, bool) or not isinstance(vcpu, int) or not 1 <= vcpu <= MAX_VCPU:
+            raise InputParameterError(f"vcpu_count: must be between 1 and {MAX_VCPU}")
+        vmem = to_mb(body.get("vmem_size", row.vmem_size), "vmem_size")
+        if vmem > MAX_VMEM_MB:
+            raise InputParameterError(f"vmem_size: more than {MAX_VMEM_MB} MB")
+        if vcpu == row.vcpu_count and vmem == row.vmem_size:
+            raise InputParameterError("change-config: nothing to change")
+        sm.guard_busy(row)
+        sm.check(row, "change-config")
+        delta = {"cpu": vcpu - row.vcpu_count, "memory": vmem - row.vmem_size}
+        quotas.reserve(session, row.tenant_id, row.domain_id, **{k: v for k, v in delta.items() if v > 0})
+        self._task(session, cred, row, "change-config", "ServerChangeConfigTask",
+                   {"vcpu_count": vcpu, "vmem_size": vmem, "delta": delta})
+
+    def do_migrate(self, session: Session, cred: Credential, row: Any, body: dict[str, Any]) -> None:
+        from core.region.registry import get_manager
+
+        target = None
+        ref = body.get("prefer_host") or body.get("prefer_host_id") or body.get("host")
+        if ref:
+            target = get_manager("hosts").lookup(session, cred, str(ref), "host").id
+            if target == row.host_id:
+                raise InputParameterError("migrate: the server is already on that host")
+        self._task(session, cred, row, "migrate", "ServerMigrateTask", {"prefer_host": target})
+
+    def do_rebuild_root(self, session: Session, cred: Credential, row: Any, body: dict[str, Any]) -> None:
+        from core.region.images import check_image
+
+        ref = body.get("image_id") or body.get("image")
+        img = check_image(session, str(ref), cred).id if ref else None
+        if not row.host_id:
+            raise InvalidStatusError(f"server {row.name} has no host")
+        self._task(session, cred, row, "rebuild-root", "ServerRebuildRootTask", {"image_id": img})
+
+    def do_attachdisk(self, session: Session, cred: Credential, row: Any, body: dict[str, Any]) -> None:
+        from core.region.registry import get_manager
+
+        ref = body.get("disk_id") or body.get("disk")
+        if not ref:
+            raise InputParameterError("disk_id: required")
+        disk = get_manager("disks").lookup(session, cred, str(ref), "disk")
+        if disk.server_id:
+            raise InvalidStatusError(f"disk {disk.name} is already attached")
+        if disk.status != "ready":
+            raise InvalidStatusError(f"disk {disk.name} is {disk.status}, not ready")
+        sm.guard_busy(disk, "disk")
+        self._task(session, cred, row, "attachdisk", "ServerAttachDiskTask", {"disk_id": disk.id})
+        disk.status, disk.active_task_id = "attaching", row.active_task_id
+
+    def do_detachdisk(self, session: Session, cred: Credential, row: Any, body: dict[str, Any]) -> None:
+        from core.region.registry import get_manager
+
+        ref = body.get("disk_id") or body.get("disk")
+        if not ref:
+            raise InputParameterError("disk_id: required")
+        disk = get_manager("disks").lookup(session, cred, str(ref), "disk")
+        if disk.server_id != row.id:
+            raise InputParameterError(f"disk {disk.name} is not attached to server {row.name}")
+        if disk.disk_index == 0:
+            raise InputParameterError("the system disk cannot be detached")
+        self._task(session, cred, row, "detachdisk", "ServerDetachDiskTask",
+                   {"disk_id": disk.id, "keep_disk": bool(parse_bool(body.get("keep_disk"), "keep_disk", True))})
+        disk.status, disk.active_task_id = "detaching", row.active_task_id
+
+    # ---- specs -------------------------------------------------------------------------------
+    def spec_tasks(self, session: Session, cred: Credential, row: Any, q: ListQuery) -> dict[str, Any]:
+        from core.region.managers.tasks import task_dict
+
+        tasks = session.scalars(select(Task).where(Task.obj_id == row.id).order_by(Task.created_at.desc())
+                                .limit(min(q.limit, 200)))
+        return {"tasks": [task_dict(t) for t in tasks]}
+
+    def spec_status(self, session: Session, cred: Credential, row: Any, q: ListQuery) -> dict[str, Any]:
+        return {"status": row.status, "power_status": row.power_status, "active_task_id": row.active_task_id}

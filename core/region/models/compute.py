@@ -1,0 +1,49 @@
+"""Servers (guests) and disks."""
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import ForeignKey, Integer, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from core.db.base import Base, SoftDeleteMixin, str36, str64, str255
+from core.region.models.base import OwnedMixin, ResourceMixin
+
+
+class Server(ResourceMixin, OwnedMixin, SoftDeleteMixin, Base):
+    __tablename__ = "servers"
+
+    vcpu_count: Mapped[int] = mapped_column(Integer, default=1)
+    vmem_size: Mapped[int] = mapped_column(Integer, default=1024)
+    hypervisor: Mapped[str64] = mapped_column(default="kvm")
+    os_type: Mapped[str64] = mapped_column(default="")
+    os_arch: Mapped[str64] = mapped_column(default="")
+    host_id: Mapped[str36 | None] = mapped_column(ForeignKey("hosts.id"), index=True, default=None)
+    zone_id: Mapped[str36 | None] = mapped_column(default=None)
+    keypair_id: Mapped[str36 | None] = mapped_column(default=None)
+    secgroup_id: Mapped[str36 | None] = mapped_column(default=None)
+    power_status: Mapped[str64] = mapped_column(default="")
+    auto_start: Mapped[bool] = mapped_column(default=False)
+    # the task currently acting on the server: a second action while it is set is a 409
+    active_task_id: Mapped[str36 | None] = mapped_column(default=None)
+    # what create asked for (disks, nets, user data...), kept for rebuild and for the agent
+    create_spec: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    user_data: Mapped[str] = mapped_column(Text, default="")
+    # what the server holds and must give back exactly once: {"quota": {...}, "host": {...}}
+    held: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class Disk(ResourceMixin, OwnedMixin, SoftDeleteMixin, Base):
+    __tablename__ = "disks"
+
+    disk_size: Mapped[int] = mapped_column(Integer)
+    disk_format: Mapped[str64] = mapped_column(default="qcow2")
+    disk_type: Mapped[str64] = mapped_column(default="data")
+    storage_id: Mapped[str36 | None] = mapped_column(ForeignKey("storages.id"), index=True, default=None)
+    template_id: Mapped[str255] = mapped_column(default="")
+    server_id: Mapped[str36 | None] = mapped_column(ForeignKey("servers.id"), index=True, default=None)
+    disk_index: Mapped[int] = mapped_column(Integer, default=0)
+    access_path: Mapped[str255] = mapped_column(default="")
+    auto_delete: Mapped[bool] = mapped_column(default=True)
+    active_task_id: Mapped[str36 | None] = mapped_column(default=None)
+    held: Mapped[dict[str, Any]] = mapped_column(default=dict)

@@ -1,0 +1,72 @@
+"""Keypairs, security groups (+ rules), EIPs, snapshots and per-project quotas."""
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, ForeignKey, Integer, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from core.db.base import Base, StandardMixin, str36, str64, str255
+from core.region.models.base import OwnedMixin, ResourceMixin
+
+
+class Keypair(ResourceMixin, OwnedMixin, Base):
+    __tablename__ = "keypairs"
+
+    scheme: Mapped[str64] = mapped_column(default="RSA")
+    fingerprint: Mapped[str255] = mapped_column(default="")
+    public_key: Mapped[str] = mapped_column(Text)
+
+
+class Secgroup(ResourceMixin, OwnedMixin, Base):
+    __tablename__ = "secgroups"
+
+
+class SecgroupRule(StandardMixin, Base):
+    __tablename__ = "secgrouprules"
+
+    secgroup_id: Mapped[str36] = mapped_column(ForeignKey("secgroups.id"), index=True)
+    direction: Mapped[str64] = mapped_column(default="in")
+    action: Mapped[str64] = mapped_column(default="allow")
+    protocol: Mapped[str64] = mapped_column(default="any")
+    ports: Mapped[str255] = mapped_column(default="")
+    cidr: Mapped[str64] = mapped_column(default="")
+    priority: Mapped[int] = mapped_column(Integer, default=1)
+    description: Mapped[str255] = mapped_column(default="")
+
+
+class Eip(ResourceMixin, OwnedMixin, Base):
+    __tablename__ = "eips"
+
+    network_id: Mapped[str36 | None] = mapped_column(ForeignKey("networks.id"), default=None)
+    ip_addr: Mapped[str64] = mapped_column(default="")
+    bandwidth: Mapped[int] = mapped_column(Integer, default=0)
+    associate_type: Mapped[str64] = mapped_column(default="")
+    associate_id: Mapped[str36 | None] = mapped_column(default=None)
+
+
+class Snapshot(ResourceMixin, OwnedMixin, Base):
+    __tablename__ = "snapshots"
+
+    disk_id: Mapped[str36] = mapped_column(ForeignKey("disks.id"), index=True)
+    storage_id: Mapped[str36 | None] = mapped_column(default=None)
+    size: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Quota(Base):
+    """Limits and usage of one project in one row, so a reservation is one conditional UPDATE."""
+
+    __tablename__ = "quotas"
+
+    tenant_id: Mapped[str64] = mapped_column(primary_key=True)
+    domain_id: Mapped[str64] = mapped_column(default="default")
+    cpu: Mapped[int] = mapped_column(BigInteger)
+    memory: Mapped[int] = mapped_column(BigInteger)
+    storage: Mapped[int] = mapped_column(BigInteger)
+    servers: Mapped[int] = mapped_column(BigInteger)
+    ips: Mapped[int] = mapped_column(BigInteger)
+    images: Mapped[int] = mapped_column(BigInteger)
+    used_cpu: Mapped[int] = mapped_column(BigInteger, default=0)
+    used_memory: Mapped[int] = mapped_column(BigInteger, default=0)
+    used_storage: Mapped[int] = mapped_column(BigInteger, default=0)
+    used_servers: Mapped[int] = mapped_column(BigInteger, default=0)
+    used_ips: Mapped[int] = mapped_column(BigInteger, default=0)
+    used_images: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -1,0 +1,57 @@
+"""The region's periodic jobs (scheduled by core.tasks.periodic)."""
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from core.db.base import utcnow
+from core.region.common import begin_write
+from core.region.models import Host, Server
+from core.tasks.models import WorkItem
+
+OFFLINE_AFTER_S = 180  # three missed pings (agents ping every 60 s)
+BATCH = 200
+
+
+def mark_offline_hosts(session: Session) -> int:
+    """Hosts not heard from in 180 s go offline (the scheduler stops placing on them)."""
+    limit = utcnow() - timedelta(seconds=float(os.environ.get("CLOUDPODS_HOST_OFFLINE_S", OFFLINE_AFTER_S)))
+    begin_write(session)
+    res = session.execute(update(Host).where(Host.host_status == "online",
+                                             (Host.last_ping_at < limit) | Host.last_ping_at.is_(None))
+                          .values(host_status="offline", generation=Host.generation + 1))
+    return int(res.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def redeliver_work_items(session: Session) -> int:
+    """Work items fetched but never reported (the agent died) are queued again."""
+    limit = utcnow() - timedelta(seconds=float(os.environ.get("CLOUDPODS_WORK_ITEM_TIMEOUT_S", 900)))
+    begin_write(session)
+    res = session.execute(update(WorkItem).where(WorkItem.status == "dispatched", WorkItem.dispatched_at < limit)
+                          .values(status="queued", dispatched_at=None))
+    return int(res.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def purge_recycle_bin(session: Session) -> int:
+    """Servers in the recycle bin longer than the retention time are deleted for good."""
+    from core.region.registry import get_manager
+
+    keep = float(os.environ.get("CLOUDPODS_PENDING_DELETE_S", 3 * 24 * 3600))
+    limit = utcnow() - timedelta(seconds=keep)
+    begin_write(session)
+    rows = list(session.scalars(select(Server).where(Server.pending_deleted.is_(True),
+                                                     Server.pending_deleted_at < limit,
+                                                     Server.active_task_id.is_(None)).limit(BATCH)))
+    m = get_manager("servers")
+    n = 0
+    for r in rows:
+        try:
+            with session.begin_nested():
+                m._start_delete(session, None, r, True)
+            n += 1
+        except Exception:  # noqa: BLE001 - a server in a status that cannot be deleted stays for now
+            continue
+    return n

@@ -1,0 +1,95 @@
+"""Per-project quotas: limits and usage in one row, reserved by one conditional UPDATE.
+
+Reserve runs in the transaction that creates the resources, so either both commit or neither;
+the UPDATE's WHERE clause re-checks every limit against the row's *current* usage, which makes
+two concurrent reservations unable to exceed a limit together (the loser's UPDATE matches no row
+and we read the row to say which limit it would exceed). A negative limit means unlimited.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import and_, case, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from core.errors import InputParameterError, OutOfQuotaError
+from core.region.models import Quota
+
+KEYS = ("cpu", "memory", "storage", "servers", "ips", "images")
+UNITS = {"cpu": "vCPU", "memory": "MB", "storage": "MB", "servers": "", "ips": "", "images": ""}
+DEFAULTS = {"cpu": 256, "memory": 512 * 1024, "storage": 10 * 1024 * 1024, "servers": 100, "ips": 256,
+            "images": 100}
+
+
+def ensure(session: Session, tenant_id: str, domain_id: str = "default") -> Quota:
+    row = session.get(Quota, tenant_id)
+    if row is None:
+        row = Quota(tenant_id=tenant_id, domain_id=domain_id or "default", **DEFAULTS)
+        try:
+            with session.begin_nested():
+                session.add(row)
+                session.flush()
+        except IntegrityError:
+            row = session.get(Quota, tenant_id)
+            assert row is not None
+    return row
+
+
+def reserve(session: Session, tenant_id: str, domain_id: str = "default", **amounts: int) -> dict[str, int]:
+    """Add ``amounts`` to the project's usage, or raise OutOfQuotaError naming every exceeded key."""
+    want = {k: int(v) for k, v in amounts.items() if v}
+    for k in want:
+        if k not in KEYS:
+            raise ValueError(f"unknown quota key {k}")
+    if not want:
+        return {}
+    ensure(session, tenant_id, domain_id)
+    conds = []
+    for k, v in want.items():
+        limit, used = getattr(Quota, k), getattr(Quota, f"used_{k}")
+        if v > 0:
+            conds.append((limit < 0) | (used + v <= limit))
+    stmt = (update(Quota).where(Quota.tenant_id == tenant_id, and_(*conds))
+            .values({f"used_{k}": getattr(Quota, f"used_{k}") + v for k, v in want.items()}))
+    if session.execute(stmt).rowcount == 1:  # type: ignore[attr-defined]
+        return want
+    row = session.scalar(select(Quota).where(Quota.tenant_id == tenant_id).execution_options(populate_existing=True))
+    assert row is not None
+    over = []
+    for k, v in want.items():
+        limit, used = getattr(row, k), getattr(row, f"used_{k}")
+        if limit >= 0 and used + v > limit:
+            unit = f" {UNITS[k]}" if UNITS[k] else ""
+            over.append(f"{k} (requested {v}{unit}, used {used}, limit {limit})")
+    raise OutOfQuotaError("out of quota: " + "; ".join(over or ["limits changed, retry"]))
+
+
+def release(session: Session, tenant_id: str, amounts: dict[str, int]) -> None:
+    """Give ``amounts`` back (never below zero). Callers keep what they hold to release it once."""
+    vals = {}
+    for k, v in amounts.items():
+        if k in KEYS and v:
+            col = getattr(Quota, f"used_{k}")
+            vals[f"used_{k}"] = case((col - int(v) < 0, 0), else_=col - int(v))
+    if vals:
+        session.execute(update(Quota).where(Quota.tenant_id == tenant_id).values(vals))
+
+
+def set_limits(session: Session, tenant_id: str, domain_id: str, limits: dict[str, Any]) -> Quota:
+    row = ensure(session, tenant_id, domain_id)
+    for k, v in limits.items():
+        if k not in KEYS:
+            raise InputParameterError(f"{k}: not a quota (known: {', '.join(KEYS)})")
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise InputParameterError(f"{k}: must be an integer (-1 for unlimited)")
+        setattr(row, k, v)
+    return row
+
+
+def to_dict(row: Quota) -> dict[str, Any]:
+    out: dict[str, Any] = {"tenant_id": row.tenant_id, "domain_id": row.domain_id}
+    for k in KEYS:
+        out[k] = getattr(row, k)
+        out[f"usage.{k}"] = getattr(row, f"used_{k}")
+    return out

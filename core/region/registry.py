@@ -1,0 +1,54 @@
+"""The static table of region resources (no scanning: PyInstaller-safe)."""
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from core.errors import ResourceNotFoundError
+
+# plural -> "module:Manager class"
+MANAGERS: dict[str, str] = {
+    "cloudregions": "core.region.managers.infra:CloudregionManager",
+    "zones": "core.region.managers.infra:ZoneManager",
+    "vpcs": "core.region.managers.infra:VpcManager",
+    "wires": "core.region.managers.infra:WireManager",
+    "networks": "core.region.managers.networks:NetworkManager",
+    "reservedips": "core.region.managers.networks:ReservedIpManager",
+    "hosts": "core.region.managers.hosts:HostManager",
+    "storages": "core.region.managers.storages:StorageManager",
+    "hoststorages": "core.region.managers.storages:HostStorageManager",
+    "hostwires": "core.region.managers.storages:HostWireManager",
+    "servers": "core.region.managers.servers:ServerManager",
+    "disks": "core.region.managers.disks:DiskManager",
+    "keypairs": "core.region.managers.misc:KeypairManager",
+    "secgroups": "core.region.managers.misc:SecgroupManager",
+    "secgrouprules": "core.region.managers.misc:SecgroupRuleManager",
+    "eips": "core.region.managers.misc:EipManager",
+    "snapshots": "core.region.managers.misc:SnapshotManager",
+    "tasks": "core.region.managers.tasks:TaskManager",
+}
+
+_instances: dict[str, Any] = {}
+
+
+def get_manager(plural: str) -> Any:
+    m = _instances.get(plural)
+    if m is None:
+        ref = MANAGERS.get(plural)
+        if ref is None:
+            raise ResourceNotFoundError(f"no such resource type {plural}")
+        mod, _, attr = ref.partition(":")
+        m = _instances[plural] = getattr(importlib.import_module(mod), attr)()
+    return m
+
+
+def manager_for_keyword(keyword: str) -> Any | None:
+    for plural in MANAGERS:
+        m = get_manager(plural)
+        if m.keyword == keyword:
+            return m
+    return None
+
+
+def all_managers() -> list[Any]:
+    return [get_manager(p) for p in MANAGERS]

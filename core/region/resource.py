@@ -1,0 +1,199 @@
+"""The resource base: one ``Manager`` per resource and a registry the generic router dispatches to.
+
+A manager declares what differs between resources (model, names, policy, owner rules, list
+filters, serialisation, create/update/delete, actions, specs, joints); ``routes.py`` turns the
+registry into Cloudpods' URL grammar (API.md §3) once, for every resource.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import Select, false, or_, select
+from sqlalchemy.orm import Session
+
+from core.api.context import Credential
+from core.api.listing import ListQuery
+from core.audit import record
+from core.errors import ActionNotFoundError, InputParameterError, ResourceNotFoundError, SpecNotFoundError
+from core.keystone.policy import enforce, restrict
+from core.region.common import iso, owner_of
+
+# (manager, session, cred, row, body) -> reply dict
+ActionFn = Callable[[Any, Session, Credential, Any, dict[str, Any]], Any]
+ClassActionFn = Callable[[Any, Session, Credential, dict[str, Any]], Any]
+SpecFn = Callable[[Any, Session, Credential, Any, ListQuery], Any]
+
+
+@dataclass(frozen=True)
+class Joint:
+    """``/<master>/<mid>/<slave>/<sid>``: attach (POST), detach (DELETE), show (GET)."""
+
+    slave: str  # plural of the slave manager
+    attach: Callable[[Session, Credential, Any, Any, dict[str, Any]], dict[str, Any]]
+    detach: Callable[[Session, Credential, Any, Any], None]
+    show: Callable[[Session, Any, Any], dict[str, Any] | None]
+
+
+class Manager:
+    keyword: ClassVar[str]
+    plural: ClassVar[str]
+    model: ClassVar[Any]
+    owned: ClassVar[bool] = False  # tenant-owned rows: restrict lists, 404 for other tenants
+    shareable: ClassVar[bool] = False  # is_public rows are visible to every project
+    searchable: ClassVar[tuple[str, ...]] = ("name",)
+    columns: ClassVar[tuple[str, ...]] = ()  # serialised fields; default: every column
+    # context lists: /<ctx plural>/<ctx id>/<plural> filters on this column
+    contexts: ClassVar[dict[str, str]] = {}
+    # query keys that filter on a column of the same meaning (?zone=..., ?status=...)
+    query_filters: ClassVar[dict[str, str]] = {}
+    actions: ClassVar[dict[str, str]] = {}  # kebab-case action -> method name
+    class_actions: ClassVar[dict[str, str]] = {}
+    specs: ClassVar[dict[str, str]] = {}
+    joints: ClassVar[dict[str, Joint]] = {}
+
+    @property
+    def policy(self) -> str:
+        return f"compute:{self.plural}"
+
+    # ---- access ------------------------------------------------------------------------------
+    def enforce(self, cred: Credential, op: str, row: Any = None) -> None:
+        enforce(cred, f"{self.policy}:{op}", owner_of(row) if row is not None and self.owned else None)
+
+    def visible(self, stmt: Select[Any], cred: Credential, scope: str | None = None) -> Select[Any]:
+        if not self.owned:
+            return stmt
+        narrowed = restrict(stmt, cred, self.model, scope)
+        if not self.shareable:
+            return narrowed
+        # shared rows (is_public) are visible to every project besides the caller's own
+        own = narrowed.whereclause  # base_stmt has no WHERE of its own, so this is the tenant filter
+        if own is None:
+            return stmt
+        return stmt.where(or_(own, self.model.is_public.is_(True)))
+
+    def base_stmt(self) -> Select[Any]:
+        return select(self.model)
+
+    def fetch(self, session: Session, cred: Credential, ident: str, *, lock: bool = False,
+              pending: bool = True) -> Any:
+        """The row with id ``ident`` or else the one named ``ident``; another tenant's is 404."""
+        if not isinstance(ident, str) or not ident:
+            raise ResourceNotFoundError(f"{self.keyword} not found")
+        stmt = self.visible(self.base_stmt(), cred)
+        row = session.scalar(stmt.where(self.model.id == ident))
+        if row is None:
+            rows = list(session.scalars(stmt.where(self.model.name == ident).limit(2)))
+            if len(rows) > 1:
+                raise InputParameterError(f"{self.keyword} name {ident!r} is ambiguous: use the id")
+            row = rows[0] if rows else None
+        if row is None or (not pending and getattr(row, "pending_deleted", False)):
+            raise ResourceNotFoundError(f"{self.keyword} {ident} not found")
+        return row
+
+    def lookup(self, session: Session, cred: Credential, ident: str, what: str | None = None) -> Any:
+        """Like ``fetch`` but for a reference in a request body: unknown → 400 naming it."""
+        try:
+            return self.fetch(session, cred, ident, pending=False)
+        except ResourceNotFoundError:
+            raise InputParameterError(f"{what or self.keyword} {ident!r} not found") from None
+
+    # ---- listing -----------------------------------------------------------------------------
+    def list_filter(self, session: Session, cred: Credential, stmt: Select[Any], q: ListQuery) -> Select[Any]:
+        for key, colname in self.query_filters.items():
+            vals = q.extra.get(key)
+            if vals:
+                col = getattr(self.model, colname)
+                if colname.endswith("_id") and key != colname:
+                    # ?zone=<id or name>: resolve through the referenced manager when given a name
+                    vals = [self.resolve_ref(session, cred, key, v) for v in vals]
+                stmt = stmt.where(col.in_(vals))
+        return stmt
+
+    def resolve_ref(self, session: Session, cred: Credential, key: str, value: str) -> str:
+        from core.region.registry import manager_for_keyword
+
+        m = manager_for_keyword(key)
+        if m is None:
+            return value
+        try:
+            return str(m.fetch(session, cred, value).id)
+        except ResourceNotFoundError:
+            return value
+
+    def context_filter(self, session: Session, cred: Credential, stmt: Select[Any], ctx_plural: str,
+                       ctx_id: str) -> Select[Any]:
+        from core.region.registry import get_manager
+
+        col = self.contexts.get(ctx_plural)
+        if col is None:
+            return stmt.where(false())
+        ctx = get_manager(ctx_plural).fetch(session, cred, ctx_id)
+        return stmt.where(getattr(self.model, col) == ctx.id)
+
+    # ---- serialisation -----------------------------------------------------------------------
+    def field_names(self) -> Sequence[str]:
+        if self.columns:
+            return self.columns
+        return [c.key for c in self.model.__mapper__.column_attrs]
+
+    def base_dict(self, row: Any) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name in self.field_names():
+            v = getattr(row, name)
+            out["metadata" if name == "meta" else name] = iso(v) if isinstance(v, datetime) else v
+        return out
+
+    def to_dicts(self, session: Session, rows: Sequence[Any], details: bool = True) -> list[dict[str, Any]]:
+        items = [self.base_dict(r) for r in rows]
+        if details and rows:
+            self.add_details(session, rows, items)
+        return items
+
+    def add_details(self, session: Session, rows: Sequence[Any], items: list[dict[str, Any]]) -> None:
+        """Batch-add joined fields (names of referenced rows...) to serialised ``items``."""
+
+    def to_dict(self, session: Session, row: Any) -> dict[str, Any]:
+        return self.to_dicts(session, [row], True)[0]
+
+    # ---- writes ------------------------------------------------------------------------------
+    def create(self, session: Session, cred: Credential, body: dict[str, Any], count: int,
+               ctx: tuple[str, str] | None = None) -> list[Any]:
+        raise ActionNotFoundError(f"{self.plural} cannot be created through the API")
+
+    def update(self, session: Session, cred: Credential, row: Any, body: dict[str, Any]) -> Any:
+        raise ActionNotFoundError(f"{self.plural} cannot be updated")
+
+    def delete(self, session: Session, cred: Credential, row: Any, params: dict[str, str]) -> dict[str, Any] | None:
+        """Delete ``row``; return the reply object, or None when the row is gone."""
+        self.validate_delete(session, row)
+        session.delete(row)
+        return None
+
+    def validate_delete(self, session: Session, row: Any) -> None:
+        """Raise (NotEmptyError, InvalidStatusError...) when ``row`` cannot be deleted now."""
+
+    def audit(self, session: Session, cred: Credential | None, action: str, row: Any, success: bool = True,
+              notes: str = "") -> None:
+        record(session, cred, service="compute", action=action, obj_type=self.keyword,
+               obj_id=str(getattr(row, "id", "")), obj_name=str(getattr(row, "name", "") or ""),
+               success=success, notes=notes)
+
+    # ---- dispatch ----------------------------------------------------------------------------
+    def action_fn(self, action: str) -> ActionFn:
+        name = self.actions.get(action) or self.actions.get(action.replace("_", "-"))
+        if name is None:
+            raise ActionNotFoundError(f"{self.keyword} has no action {action}")
+        return getattr(type(self), name)  # type: ignore[no-any-return]
+
+    def class_action_fn(self, action: str) -> ClassActionFn | None:
+        name = self.class_actions.get(action) or self.class_actions.get(action.replace("_", "-"))
+        return getattr(type(self), name) if name else None
+
+    def spec_fn(self, spec: str) -> SpecFn:
+        name = self.specs.get(spec)
+        if name is None:
+            raise SpecNotFoundError(f"{self.keyword} has no spec {spec}")
+        return getattr(type(self), name)  # type: ignore[no-any-return]

@@ -1,0 +1,127 @@
+"""The region's side of scheduling: a warm snapshot built from DB rows, and place + claim.
+
+The snapshot (``core.scheduler.Snapshot``) is built once and then refreshed incrementally: hosts
+and storages whose ``updated_at`` moved since the last refresh are upserted (a claim's UPDATE
+bumps it too), vanished hosts are removed, and networks' free address counts are recomputed
+(one GROUP BY). Every replica keeps its own; claims are generation-guarded in the DB, so a stale
+snapshot costs a retry, never an over-commit.
+"""
+from __future__ import annotations
+
+import threading
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import event, select
+from sqlalchemy.orm import Session
+
+from core.region import ipam
+from core.region.models import Host, HostStorage, HostWire, Network, Storage, Zone
+from core.scheduler import HostRecord, NetworkRecord, PlacementResult, ScheduleInput, Snapshot, StorageRecord
+from core.scheduler.claims import place_and_claim
+from core.scheduler.records import ZoneRecord
+
+
+def host_record(h: Host, storage_ids: tuple[str, ...], wire_ids: tuple[str, ...], region_id: str) -> HostRecord:
+    return HostRecord(
+        id=h.id, name=h.name, zone_id=h.zone_id, cloudregion_id=region_id, host_type=h.host_type,
+        enabled=h.enabled and not h.is_maintenance, host_status=h.host_status, cpu_arch=h.cpu_arch,
+        cpu_count=h.cpu_count, cpu_reserved=h.cpu_reserved, cpu_cmtbound=h.cpu_cmtbound, cpu_used=h.cpu_used,
+        mem_size=h.mem_size, mem_reserved=h.mem_reserved, mem_cmtbound=h.mem_cmtbound, mem_used=h.mem_used,
+        storage_ids=storage_ids, wire_ids=wire_ids, generation=h.generation)
+
+
+def storage_record(s: Storage) -> StorageRecord:
+    return StorageRecord(id=s.id, storage_type=s.storage_type, medium_type=s.medium_type, capacity=s.capacity,
+                         reserved=s.reserved, cmtbound=s.cmtbound, used=s.used_capacity, enabled=s.enabled,
+                         status=s.status)
+
+
+class SnapshotCache:
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.snap = Snapshot()
+        self._host_mark: datetime | None = None
+        self._storage_mark: datetime | None = None
+
+    def refresh(self, session: Session) -> Snapshot:
+        with self.lock:
+            snap = self.snap
+            st_stmt = select(Storage)
+            if self._storage_mark is not None:
+                st_stmt = st_stmt.where(Storage.updated_at >= self._storage_mark)
+            for s in session.scalars(st_stmt):
+                snap.upsert_storage(storage_record(s))
+                self._storage_mark = max(self._storage_mark or s.updated_at, s.updated_at)
+            for z in session.scalars(select(Zone)):
+                snap.upsert_zone(ZoneRecord(id=z.id))
+            used = ipam.used_counts(session)
+            for n in session.scalars(select(Network)):
+                snap.upsert_network(NetworkRecord(id=n.id, wire_id=n.wire_id, name=n.name,
+                                                  free_ips=ipam.size_of(n) - used.get(n.id, 0),
+                                                  enabled=n.status == "available", server_type=n.server_type))
+            h_stmt = select(Host)
+            if self._host_mark is not None:
+                h_stmt = h_stmt.where(Host.updated_at >= self._host_mark)
+            changed = list(session.scalars(h_stmt))
+            if changed:
+                ids = [h.id for h in changed]
+                sts: dict[str, list[str]] = {}
+                for hid, sid in session.execute(select(HostStorage.host_id, HostStorage.storage_id)
+                                                .where(HostStorage.host_id.in_(ids))):
+                    sts.setdefault(hid, []).append(sid)
+                wires: dict[str, list[str]] = {}
+                for hid, wid in session.execute(select(HostWire.host_id, HostWire.wire_id)
+                                                .where(HostWire.host_id.in_(ids))):
+                    wires.setdefault(hid, []).append(wid)
+                regions = dict(session.execute(select(Zone.id, Zone.cloudregion_id)).all())  # type: ignore[arg-type]
+                for h in changed:
+                    snap.upsert_host(host_record(h, tuple(sorted(sts.get(h.id, ()))),
+                                                 tuple(sorted(wires.get(h.id, ()))), regions.get(h.zone_id, "")))
+                    self._host_mark = max(self._host_mark or h.updated_at, h.updated_at)
+            live = set(session.scalars(select(Host.id)))
+            for hid in [h for h in snap.host_index if h not in live]:
+                snap.remove_host(hid)
+            return snap
+
+    def place(self, session: Session, req: ScheduleInput) -> PlacementResult:
+        """Place and claim in the caller's transaction (hosts.cpu_used/mem_used, generation-guarded).
+
+        If that transaction rolls back, the claims the snapshot settled never reached the DB, so
+        the next refresh re-reads every host (``invalidate``).
+        """
+        with self.lock:
+            snap = self.refresh(session)
+            session.info["sched_claimed"] = True
+            return place_and_claim(req, snap, session, Host.__table__)
+
+    def invalidate(self) -> None:
+        with self.lock:
+            self._host_mark = self._storage_mark = None
+
+    def reset(self) -> None:
+        with self.lock:
+            self.snap = Snapshot()
+            self._host_mark = self._storage_mark = None
+
+
+CACHE = SnapshotCache()
+
+
+@event.listens_for(Session, "after_rollback")
+def _claims_rolled_back(session: Session) -> None:
+    if session.info.pop("sched_claimed", False):
+        CACHE.invalidate()
+
+
+@event.listens_for(Session, "after_commit")
+def _claims_committed(session: Session) -> None:
+    session.info.pop("sched_claimed", None)
+
+
+def provider_snapshot(db: Any) -> Any:
+    """For ``core.scheduler.provider.set_snapshot_provider``: refresh and return the snapshot."""
+    def get() -> Snapshot:
+        with db.session() as s:
+            return CACHE.refresh(s)
+    return get

@@ -1,0 +1,227 @@
+"""Server create: validate the request, pick names, reserve quota, insert rows, queue the task.
+
+All of it runs in the API's transaction; the reply only waits for that commit (the rest is the
+``ServerBatchCreateTask``), which is what keeps "create accepted" fast.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core.api.context import Credential
+from core.errors import DuplicateNameError, InputParameterError
+from core.region import ipam, quotas
+from core.region import statemachine as sm
+from core.region.common import check_name, parse
+from core.region.images import check_image
+from core.region.models import Disk, Server
+from core.region.sizes import to_mb
+from core.tasks.engine import submit
+
+MAX_VCPU = 512
+MAX_VMEM_MB = 4 * 1024 * 1024  # 4 TB
+MAX_DISK_MB = 64 * 1024 * 1024  # 64 TB
+DEFAULT_SYS_DISK_MB = 10 * 1024
+DISK_FORMATS = ("qcow2", "raw", "vmdk")
+
+
+class DiskIn(BaseModel):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+    index: int | None = Field(default=None, ge=0, le=63)
+    image_id: str | None = Field(default=None, validation_alias=AliasChoices("image_id", "image"))
+    size: int | str | None = None
+    disk_type: str | None = None
+    storage_id: str | None = Field(default=None, validation_alias=AliasChoices("storage_id", "storage"))
+    backend: str | None = Field(default=None, validation_alias=AliasChoices("backend", "storage_type"))
+    medium: str | None = None
+    format: str = "qcow2"
+
+
+class NetIn(BaseModel):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+    network: str | None = Field(default=None, validation_alias=AliasChoices("network", "network_id"))
+    address: str | None = None
+    mac: str | None = None
+
+
+class ServerCreate(BaseModel):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+    name: str | None = None
+    generate_name: str | None = None
+    description: str = ""
+    vcpu_count: int = Field(default=1)
+    vmem_size: int | str = 1024
+    disks: list[DiskIn | str] = Field(default_factory=list)
+    nets: list[NetIn | str] = Field(default_factory=list, validation_alias=AliasChoices("nets", "networks"))
+    prefer_zone: str | None = Field(default=None, validation_alias=AliasChoices("prefer_zone", "prefer_zone_id",
+                                                                                 "zone", "zone_id"))
+    prefer_host: str | None = Field(default=None, validation_alias=AliasChoices("prefer_host", "prefer_host_id",
+                                                                                 "host", "host_id"))
+    hypervisor: str = "kvm"
+    os_type: str = ""
+    os_arch: str | None = None
+    keypair: str | None = Field(default=None, validation_alias=AliasChoices("keypair", "keypair_id"))
+    password: str | None = None
+    secgroups: list[str] | str | None = Field(default=None, validation_alias=AliasChoices("secgroups", "secgroup"))
+    user_data: str = Field(default="", max_length=64 * 1024)
+    auto_start: bool = False
+    schedtags: list[dict[str, Any]] = Field(default_factory=list)
+
+    @field_validator("vcpu_count", mode="before")
+    @classmethod
+    def _vcpu(cls, v: Any) -> Any:
+        if isinstance(v, bool) or (isinstance(v, int) and not 1 <= v <= MAX_VCPU):
+            raise ValueError(f"must be between 1 and {MAX_VCPU}")
+        return v
+
+
+def _disk_from_str(s: str) -> DiskIn:
+    """``IMAGE[:size]`` or ``size`` (climc's --disk form)."""
+    head, _, size = s.partition(":")
+    try:
+        to_mb(head, "disk")
+        return DiskIn(size=head)
+    except InputParameterError:
+        return DiskIn(image_id=head, size=size or None)
+
+
+def _net_from_str(s: str) -> NetIn:
+    net, _, addr = s.partition(":")
+    return NetIn(network=net, address=addr or None)
+
+
+def pick_names(session: Session, tenant_id: str, data: ServerCreate, count: int) -> list[str]:
+    def taken(names: list[str]) -> set[str]:
+        return set(session.scalars(select(Server.name).where(Server.tenant_id == tenant_id,
+                                                             Server.name.in_(names))))
+
+    if data.generate_name:
+        base = check_name(data.generate_name, "generate_name")
+        out: list[str] = []
+        n = 0
+        while len(out) < count:
+            want = [(base if n + i == 0 else f"{base}-{n + i}") for i in range(count - len(out) + 8)]
+            n += len(want)
+            used = taken(want)
+            out += [w for w in want if w not in used][: count - len(out)]
+        return [check_name(x) for x in out]
+    if not data.name:
+        raise InputParameterError("name: required (or give generate_name)")
+    base = check_name(data.name)
+    names = [base] if count == 1 else [f"{base}-{i + 1}" for i in range(count)]
+    for n_ in names:
+        check_name(n_)
+    dup = taken(names)
+    if dup:
+        raise DuplicateNameError(f"server name {sorted(dup)[0]!r} is already in use (use generate_name)")
+    return names
+
+
+def create_servers(manager: Any, session: Session, cred: Credential, body: dict[str, Any], count: int) -> list[Any]:
+    from core.region.registry import get_manager
+
+    data = parse(ServerCreate, body)
+    if not cred.project_id:
+        raise InputParameterError("servers are created in a project: use a project-scoped token")
+    vmem = to_mb(data.vmem_size, "vmem_size")
+    if vmem > MAX_VMEM_MB:
+        raise InputParameterError(f"vmem_size: {vmem} MB is more than {MAX_VMEM_MB} MB")
+    if data.hypervisor not in ("kvm", "baremetal", "esxi", "container"):
+        raise InputParameterError(f"hypervisor: {data.hypervisor!r} is not supported")
+    # disks: the first is the system disk (from an image), the others data disks
+    disks: list[dict[str, Any]] = []
+    for i, raw in enumerate(data.disks):
+        d = _disk_from_str(raw) if isinstance(raw, str) else raw
+        if d.format not in DISK_FORMATS:
+            raise InputParameterError(f"disks.{i}.format: must be one of {', '.join(DISK_FORMATS)}")
+        img = check_image(session, d.image_id, cred) if d.image_id else None
+        if d.size is not None:
+            size = to_mb(d.size, f"disks.{i}.size")
+        elif img is not None:
+            size = max(img.min_disk_mb, img.size_mb, DEFAULT_SYS_DISK_MB)
+        else:
+            raise InputParameterError(f"disks.{i}.size: required for a data disk")
+        if img is not None and img.min_disk_mb and size < img.min_disk_mb:
+            raise InputParameterError(f"disks.{i}.size: image {img.name} needs at least {img.min_disk_mb} MB")
+        if size > MAX_DISK_MB:
+            raise InputParameterError(f"disks.{i}.size: {size} MB is more than {MAX_DISK_MB} MB")
+        storage_id = None
+        if d.storage_id:
+            storage_id = get_manager("storages").lookup(session, cred, d.storage_id, "storage").id
+        disks.append({"index": d.index if d.index is not None else i, "size": size,
+                      "image_id": img.id if img else None, "format": d.format, "storage_id": storage_id,
+                      "disk_type": d.disk_type or ("sys" if i == 0 else "data"), "backend": d.backend,
+                      "medium": d.medium, "os_type": img.os_type if img else ""})
+    nets: list[dict[str, Any]] = []
+    for i, rawn in enumerate(data.nets):
+        n = _net_from_str(rawn) if isinstance(rawn, str) else rawn
+        if not n.network:
+            raise InputParameterError(f"nets.{i}.network: required")
+        net = get_manager("networks").lookup(session, cred, n.network, "network")
+        if net.server_type != "guest":
+            raise InputParameterError(f"network {net.name} is for {net.server_type}, not guests")
+        if n.address:
+            a = ipam.ip_int(n.address, f"nets.{i}.address")
+            if not net.ip_start_int <= a <= net.ip_end_int:
+                raise InputParameterError(f"nets.{i}.address {n.address} is outside network {net.name}")
+            if count > 1:
+                raise InputParameterError(f"nets.{i}.address: a fixed address cannot be given with count > 1")
+        nets.append({"index": i, "network": net.id, "address": n.address, "mac": n.mac, "wire": net.wire_id})
+    zone = host = None
+    if data.prefer_zone:
+        zone = get_manager("zones").lookup(session, cred, data.prefer_zone, "zone")
+    if data.prefer_host:
+        host = get_manager("hosts").lookup(session, cred, data.prefer_host, "host")
+    keypair_id = get_manager("keypairs").lookup(session, cred, data.keypair, "keypair").id if data.keypair else None
+    sgs = [data.secgroups] if isinstance(data.secgroups, str) else (data.secgroups or [])
+    secgroup_ids = [get_manager("secgroups").lookup(session, cred, s, "secgroup").id for s in sgs]
+    names = pick_names(session, cred.project_id, data, count)
+    storage_total = sum(d["size"] for d in disks)
+    per_server = {"cpu": data.vcpu_count, "memory": vmem, "storage": storage_total, "servers": 1,
+                  "ips": len(nets)}
+    tenant, domain = cred.project_id, cred.project_domain_id or "default"
+    quotas.reserve(session, tenant, domain, **{k: v * count for k, v in per_server.items()})
+    os_type = data.os_type or (disks[0]["os_type"] if disks else "")
+    spec = {"disks": disks, "nets": [{k: v for k, v in n.items()} for n in nets], "secgroups": secgroup_ids}
+    rows = []
+    for name in names:
+        s = Server(name=name, description=data.description, status="init", vcpu_count=data.vcpu_count,
+                   vmem_size=vmem, hypervisor=data.hypervisor, os_type=os_type, os_arch=data.os_arch or "",
+                   tenant_id=tenant, domain_id=domain, keypair_id=keypair_id,
+                   secgroup_id=secgroup_ids[0] if secgroup_ids else None, auto_start=data.auto_start,
+                   user_data=data.user_data, create_spec=spec, held={"quota": per_server})
+        sm.apply(s, "schedule")
+        session.add(s)
+        rows.append(s)
+    session.flush()
+    sched = {"vcpu_count": data.vcpu_count, "vmem_size": vmem, "hypervisor": data.hypervisor,
+             "os_arch": data.os_arch, "prefer_zone": zone.id if zone else None,
+             "prefer_host": host.id if host else None, "schedtags": data.schedtags,
+             "disks": [{"index": d["index"], "size": d["size"], "storage_id": d["storage_id"],
+                        "storage_type": d["backend"], "medium": d["medium"], "image_id": d["image_id"]}
+                       for d in disks],
+             "networks": [{"index": n["index"], "network": n["network"]} for n in nets]}
+    task = submit(session, "ServerBatchCreateTask", "server", rows[0].id, rows[0].name,
+                  {"server_ids": [r.id for r in rows], "sched": sched, "password": data.password}, cred=cred)
+    for r in rows:
+        r.active_task_id = task.id
+        manager.audit(session, cred, "create", r)
+    return rows
+
+
+def disk_rows_for(server: Server, placement_disks: list[dict[str, Any]]) -> list[Disk]:
+    """Disk rows of a placed server (one per requested disk, on the storage the scheduler chose)."""
+    by_index = {d["index"]: d for d in server.create_spec.get("disks", [])}
+    out = []
+    for p in placement_disks:
+        want = by_index.get(p["index"], {})
+        out.append(Disk(name=f"{server.name}-disk{p['index']}"[:255], disk_size=p["size"],
+                        disk_format=want.get("format", "qcow2"), disk_type=want.get("disk_type", "data"),
+                        storage_id=p["storage_id"], template_id=want.get("image_id") or "", server_id=server.id,
+                        disk_index=p["index"], status="init", tenant_id=server.tenant_id,
+                        domain_id=server.domain_id,
+                        held={"storage": {"storage_id": p["storage_id"], "size": p["size"]}}))
+    return out

@@ -1,0 +1,1 @@
+"""Region task classes (listed in core.tasks.registry)."""

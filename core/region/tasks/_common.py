@@ -1,0 +1,56 @@
+"""What region tasks share: loading the server, the agent payload, finishing."""
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core.region.models import Disk, HostStorage, HostWire, IpAllocation, Keypair, Network, Server, Storage, Wire
+from core.tasks.engine import Run, StageError
+
+
+def server_of(run: Run) -> Server:
+    s = run.session.get(Server, run.task.obj_id)
+    if s is None:
+        raise StageError(f"server {run.task.obj_id} no longer exists")
+    return s
+
+
+def release_task(server: Server, run: Run) -> None:
+    if server.active_task_id == run.task.id:
+        server.active_task_id = None
+
+
+def agent_payload(session: Session, server: Server, password: str | None = None) -> dict[str, Any]:
+    """Everything the host agent needs to build the guest (the region never calls the agent)."""
+    nics = []
+    for a, net in session.execute(select(IpAllocation, Network).join(Network, Network.id == IpAllocation.network_id)
+                                  .where(IpAllocation.owner_type == "server", IpAllocation.owner_id == server.id)
+                                  .order_by(IpAllocation.nic_index)):
+        hw = session.scalar(select(HostWire).where(HostWire.host_id == server.host_id,
+                                                   HostWire.wire_id == net.wire_id))
+        wire = session.get(Wire, net.wire_id)
+        nics.append({"index": a.nic_index, "ifname": a.ifname, "ip": a.ip_addr, "mac": a.mac,
+                     "mask": net.guest_ip_mask, "gateway": net.guest_gateway, "dns": net.guest_dns,
+                     "vlan_id": net.vlan_id, "network_id": net.id, "wire_id": net.wire_id,
+                     "bridge": hw.bridge if hw else "", "mtu": wire.mtu if wire else 1500})
+    disks = []
+    for d in session.scalars(select(Disk).where(Disk.server_id == server.id).order_by(Disk.disk_index)):
+        st = session.get(Storage, d.storage_id) if d.storage_id else None
+        hs = session.scalar(select(HostStorage).where(HostStorage.host_id == server.host_id,
+                                                      HostStorage.storage_id == d.storage_id)) if st else None
+        disks.append({"id": d.id, "index": d.disk_index, "size": d.disk_size, "format": d.disk_format,
+                      "disk_type": d.disk_type, "image_id": d.template_id or None, "storage_id": d.storage_id,
+                      "storage_type": st.storage_type if st else "", "mount_point": hs.mount_point if hs else ""})
+    kp = session.get(Keypair, server.keypair_id) if server.keypair_id else None
+    out: dict[str, Any] = {
+        "server": {"id": server.id, "name": server.name, "vcpu_count": server.vcpu_count,
+                   "vmem_size": server.vmem_size, "hypervisor": server.hypervisor, "os_type": server.os_type,
+                   "os_arch": server.os_arch, "auto_start": server.auto_start, "user_data": server.user_data,
+                   "public_key": kp.public_key if kp else None},
+        "nics": nics, "disks": disks,
+    }
+    if password:
+        out["server"]["password"] = password
+    return out

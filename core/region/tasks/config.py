@@ -1,0 +1,270 @@
+"""Change-config, migrate, rebuild-root, attach/detach disk: each one work item for the agent."""
+from __future__ import annotations
+
+from sqlalchemy import select, update
+
+from core.region import quotas
+from core.region import statemachine as sm
+from core.region.models import Disk, Host, HostStorage, Server
+from core.region.release import release_host_claim
+from core.region.tasks._common import agent_payload, release_task, server_of
+from core.tasks.engine import Run, TaskBase
+
+
+def _server_ref(server: Server) -> dict[str, str]:
+    return {"id": server.id, "name": server.name}
+
+
+class ServerChangeConfigTask(TaskBase):
+    """Claim the CPU/memory delta on the host (capacity-checked), tell the agent, then commit."""
+
+    name = "ServerChangeConfigTask"
+
+    def on_init(self, run: Run) -> None:
+        server = server_of(run)
+        d = run.params["delta"]
+        dc, dm = int(d.get("cpu", 0)), int(d.get("memory", 0))
+        if not run.params.get("claimed") and (dc or dm):
+            h = Host.__table__.c
+            cap_cpu = (h.cpu_count - h.cpu_reserved) * h.cpu_cmtbound
+            cap_mem = (h.mem_size - h.mem_reserved) * h.mem_cmtbound
+            res = run.session.execute(update(Host.__table__).where(
+                h.id == server.host_id, (h.cpu_used + dc <= cap_cpu) | (dc <= 0),
+                (h.mem_used + dm <= cap_mem) | (dm <= 0)).values(
+                cpu_used=h.cpu_used + dc, mem_used=h.mem_used + dm, generation=h.generation + 1))
+            if res.rowcount != 1:  # type: ignore[attr-defined]
+                run.fail("the host lacks free CPU or memory for the new configuration")
+            hc = dict(server.held.get("host") or {})
+            hc["vcpu"], hc["vmem"] = int(hc.get("vcpu", 0)) + dc, int(hc.get("vmem", 0)) + dm
+            q = dict(server.held.get("quota") or {})
+            q["cpu"], q["memory"] = int(q.get("cpu", 0)) + max(dc, 0), int(q.get("memory", 0)) + max(dm, 0)
+            server.held = {**server.held, "host": hc, "quota": q}
+            run.set_params(claimed=True)
+        run.dispatch(str(server.host_id), "guest-change-config",
+                     {"server": _server_ref(server), "vcpu_count": run.params["vcpu_count"],
+                      "vmem_size": run.params["vmem_size"]}, then="on_config_complete")
+
+    def on_config_complete(self, run: Run) -> None:
+        server = server_of(run)
+        d = run.params["delta"]
+        server.vcpu_count, server.vmem_size = int(run.params["vcpu_count"]), int(run.params["vmem_size"])
+        shrink = {k: -int(v) for k, v in d.items() if int(v) < 0}
+        if shrink:
+            quotas.release(run.session, server.tenant_id, shrink)
+            q = dict(server.held.get("quota") or {})
+            for k, v in shrink.items():
+                q[k] = max(int(q.get(k, 0)) - v, 0)
+            server.held = {**server.held, "quota": q}
+        sm.apply_if(server, "configured")
+        release_task(server, run)
+        run.complete()
+
+    def on_failed(self, run: Run, reason: str) -> None:
+        server = run.session.get(Server, run.task.obj_id)
+        if server is None:
+            return
+        d = run.params.get("delta", {})
+        dc, dm = int(d.get("cpu", 0)), int(d.get("memory", 0))
+        if run.params.get("claimed") and server.host_id:
+            release_host_claim(run.session, server.host_id, dc, dm)
+            hc = dict(server.held.get("host") or {})
+            hc["vcpu"], hc["vmem"] = int(hc.get("vcpu", 0)) - dc, int(hc.get("vmem", 0)) - dm
+            server.held = {**server.held, "host": hc}
+        grow = {k: int(v) for k, v in d.items() if int(v) > 0}
+        if grow:  # reserved by the API when it accepted the action
+            quotas.release(run.session, server.tenant_id, grow)
+            if run.params.get("claimed"):
+                q = dict(server.held.get("quota") or {})
+                for k, v in grow.items():
+                    q[k] = max(int(q.get(k, 0)) - v, 0)
+                server.held = {**server.held, "quota": q}
+        sm.apply_if(server, "change_config_fail")
+        release_task(server, run)
+
+
+class ServerMigrateTask(TaskBase):
+    """Schedule on another host (claim there), the target agent pulls the guest, then move."""
+
+    name = "ServerMigrateTask"
+
+    def on_init(self, run: Run) -> None:
+        from core.scheduler import ScheduleInput
+
+        server = server_of(run)
+        disks = list(run.session.scalars(select(Disk).where(Disk.server_id == server.id)))
+        req = ScheduleInput.model_validate({
+            "vcpu_count": server.vcpu_count, "vmem_size": server.vmem_size, "hypervisor": server.hypervisor,
+            "prefer_host": run.params.get("prefer_host"),
+            "disks": [{"index": d.disk_index, "size": d.disk_size} for d in disks], "count": 1})
+        old = server.host_id
+        result = _place_excluding(run, req, old)
+        if not result:
+            run.fail("no other host can take the server")
+        p = result[0]
+        run.set_params(target=p.host_id, source=old, vcpu=p.vcpu, vmem=p.vmem,
+                       disks=[{"index": d.index, "storage_id": d.storage_id} for d in p.disks])
+        payload = agent_payload(run.session, server)
+        payload["source_host_id"] = old
+        payload["target_disks"] = run.params["disks"]
+        run.dispatch(p.host_id, "guest-migrate", payload, then="on_migrate_complete")
+
+    def on_migrate_complete(self, run: Run) -> None:
+        server = server_of(run)
+        old = server.held.get("host") or {}
+        if old.get("host_id"):
+            release_host_claim(run.session, old["host_id"], int(old.get("vcpu", 0)), int(old.get("vmem", 0)))
+        target = run.session.get(Host, run.params["target"])
+        server.host_id = run.params["target"]
+        server.zone_id = target.zone_id if target else server.zone_id
+        server.held = {**server.held, "host": {"host_id": run.params["target"], "vcpu": run.params["vcpu"],
+                                               "vmem": run.params["vmem"]}}
+        by_index = {d["index"]: d["storage_id"] for d in run.params.get("disks", [])}
+        from core.region.release import adjust_storage
+
+        for d in run.session.scalars(select(Disk).where(Disk.server_id == server.id)):
+            new = by_index.get(d.disk_index)
+            if new and new != d.storage_id:
+                adjust_storage(run.session, d.storage_id, -d.disk_size)
+                adjust_storage(run.session, new, d.disk_size)
+                d.storage_id = new
+                d.held = {**d.held, "storage": {"storage_id": new, "size": d.disk_size}}
+        sm.apply_if(server, "migrated")
+        release_task(server, run)
+        run.complete()
+
+    def on_failed(self, run: Run, reason: str) -> None:
+        server = run.session.get(Server, run.task.obj_id)
+        if server is None:
+            return
+        if run.params.get("target"):
+            release_host_claim(run.session, run.params["target"], int(run.params.get("vcpu", 0)),
+                               int(run.params.get("vmem", 0)))
+        sm.apply_if(server, "migrate_fail")
+        release_task(server, run)
+
+
+def _place_excluding(run: Run, req: object, host_id: str | None) -> list[object]:
+    """Place with the server's current host taken out of this one decision."""
+    from core.region.scheduling import CACHE
+    from core.scheduler.claims import claim
+
+    with CACHE.lock:
+        snap = CACHE.refresh(run.session)
+        slot = snap.host_index.get(host_id or "")
+        was = bool(snap.enabled[slot]) if slot is not None else None
+        if slot is not None:
+            snap.enabled[slot] = False
+        try:
+            from core.scheduler import place
+
+            result = place(req, snap)  # type: ignore[arg-type]
+        finally:
+            if slot is not None and was is not None:
+                snap.enabled[slot] = was
+        if not result.placements:
+            return []
+        run.session.info["sched_claimed"] = True
+        outcome = claim(run.session, Host.__table__, result.placements)
+        snap.settle(outcome.committed, outcome.generations)
+        for p in outcome.conflicts:
+            snap.release(p)
+        return list(outcome.committed)
+
+
+class ServerRebuildRootTask(TaskBase):
+    name = "ServerRebuildRootTask"
+
+    def on_init(self, run: Run) -> None:
+        server = server_of(run)
+        img = run.params.get("image_id")
+        if img:
+            sysd = run.session.scalar(select(Disk).where(Disk.server_id == server.id, Disk.disk_index == 0))
+            if sysd is not None:
+                run.set_params(old_image=sysd.template_id)
+                sysd.template_id = img
+        payload = agent_payload(run.session, server)
+        run.dispatch(str(server.host_id), "guest-rebuild-root", payload, then="on_rebuild_complete")
+
+    def on_rebuild_complete(self, run: Run) -> None:
+        server = server_of(run)
+        sm.apply_if(server, "rebuilt")
+        release_task(server, run)
+        run.complete()
+
+    def on_failed(self, run: Run, reason: str) -> None:
+        server = run.session.get(Server, run.task.obj_id)
+        if server is None:
+            return
+        if "old_image" in run.params:
+            sysd = run.session.scalar(select(Disk).where(Disk.server_id == server.id, Disk.disk_index == 0))
+            if sysd is not None:
+                sysd.template_id = run.params["old_image"]
+        sm.apply_if(server, "rebuild_root_fail")
+        release_task(server, run)
+
+
+class ServerAttachDiskTask(TaskBase):
+    name = "ServerAttachDiskTask"
+
+    def on_init(self, run: Run) -> None:
+        server = server_of(run)
+        disk = run.session.get(Disk, run.params["disk_id"])
+        if disk is None:
+            run.fail("the disk no longer exists")
+        assert disk is not None
+        if disk.storage_id and not run.session.scalar(select(HostStorage.id).where(
+                HostStorage.host_id == server.host_id, HostStorage.storage_id == disk.storage_id)):
+            run.fail(f"disk {disk.name} is on a storage host {server.host_id} cannot reach")
+        used = set(run.session.scalars(select(Disk.disk_index).where(Disk.server_id == server.id)))
+        index = next(i for i in range(64) if i not in used)
+        run.set_params(index=index)
+        run.dispatch(str(server.host_id), "guest-attach-disk",
+                     {"server": _server_ref(server), "disk": {"id": disk.id, "index": index, "size": disk.disk_size,
+                                                              "format": disk.disk_format,
+                                                              "storage_id": disk.storage_id}},
+                     then="on_attach_complete")
+
+    def on_attach_complete(self, run: Run) -> None:
+        server = server_of(run)
+        disk = run.session.get(Disk, run.params["disk_id"])
+        if disk is not None:
+            disk.server_id, disk.disk_index, disk.status, disk.active_task_id = (
+                server.id, int(run.params["index"]), "ready", None)
+            disk.auto_delete = False
+        sm.apply_if(server, "attachdisk")
+        release_task(server, run)
+        run.complete()
+
+    def on_failed(self, run: Run, reason: str) -> None:
+        disk = run.session.get(Disk, run.params.get("disk_id", ""))
+        if disk is not None:
+            disk.status, disk.active_task_id = "ready", None
+        server = run.session.get(Server, run.task.obj_id)
+        if server is not None:
+            release_task(server, run)
+
+
+class ServerDetachDiskTask(TaskBase):
+    name = "ServerDetachDiskTask"
+
+    def on_init(self, run: Run) -> None:
+        server = server_of(run)
+        run.dispatch(str(server.host_id), "guest-detach-disk",
+                     {"server": _server_ref(server), "disk": {"id": run.params["disk_id"]}},
+                     then="on_detach_complete")
+
+    def on_detach_complete(self, run: Run) -> None:
+        server = server_of(run)
+        disk = run.session.get(Disk, run.params["disk_id"])
+        if disk is not None:
+            disk.server_id, disk.status, disk.active_task_id = None, "ready", None
+        release_task(server, run)
+        run.complete()
+
+    def on_failed(self, run: Run, reason: str) -> None:
+        disk = run.session.get(Disk, run.params.get("disk_id", ""))
+        if disk is not None:
+            disk.status, disk.active_task_id = "ready", None
+        server = run.session.get(Server, run.task.obj_id)
+        if server is not None:
+            release_task(server, run)

@@ -1,0 +1,60 @@
+"""Deleting servers and disks: the agent removes the guest, then we release and drop rows."""
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from core.region import statemachine as sm
+from core.region.models import Disk, Host, Server
+from core.region.release import release_disk, release_server
+from core.region.tasks._common import release_task, server_of
+from core.tasks.engine import Run, TaskBase
+
+# statuses in which nothing exists on a host yet: no agent round trip needed
+NOTHING_DEPLOYED = ("init", "schedule", "sched_fail", "net_fail", "disk_fail")
+
+
+class ServerDeleteTask(TaskBase):
+    name = "ServerDeleteTask"
+
+    def on_init(self, run: Run) -> None:
+        server = server_of(run)
+        host = run.session.get(Host, server.host_id) if server.host_id else None
+        before = (server.create_spec or {}).get("status_before_delete")
+        deployed = host is not None and before not in NOTHING_DEPLOYED
+        if deployed and host is not None and host.host_status == "online":
+            run.dispatch(host.id, "guest-delete", {"server": {"id": server.id, "name": server.name},
+                                                   "disks": [d.id for d in run.session.scalars(
+                                                       select(Disk).where(Disk.server_id == server.id))]},
+                         then="on_delete_complete")
+        else:
+            # never deployed, or its host is gone/offline: nothing to undo on a host
+            run.next("on_delete_complete")
+
+    def on_delete_complete(self, run: Run) -> None:
+        server = server_of(run)
+        release_server(run.session, server)
+        run.session.flush()
+        run.session.delete(server)
+        run.complete()
+
+    def on_failed(self, run: Run, reason: str) -> None:
+        server = run.session.get(Server, run.task.obj_id)
+        if server is not None:
+            sm.apply_if(server, "delete_fail")
+            release_task(server, run)
+
+
+class DiskDeleteTask(TaskBase):
+    name = "DiskDeleteTask"
+
+    def on_init(self, run: Run) -> None:
+        d = run.session.get(Disk, run.task.obj_id)
+        if d is not None:
+            release_disk(run.session, d)
+            run.session.delete(d)
+        run.complete()
+
+    def on_failed(self, run: Run, reason: str) -> None:
+        d = run.session.get(Disk, run.task.obj_id)
+        if d is not None:
+            d.status, d.active_task_id = "dealloc_failed", None

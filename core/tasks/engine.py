@@ -1,0 +1,285 @@
+"""Task execution: submit, run one stage at a time, fail cleanly, report from agents.
+
+A stage is a method ``on_<something>(run)`` of a ``TaskBase`` subclass. The runner records the
+stage (attempts + 1, stage log) and commits *before* calling it; the stage's own database work
+and the stage's outcome (next stage / wait / done / fail) commit together afterwards. So a
+crash mid-stage leaves the task at that stage: a restarted controller runs it again (stages are
+idempotent: work items are unique per (task, stage), releases are idempotent) or, after
+``max_attempts``, fails it through ``on_failed`` which releases what the task held.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import timedelta
+from typing import Any, ClassVar
+
+from sqlalchemy import event, func, select
+from sqlalchemy.orm import Session
+
+from core.api.context import Credential
+from core.db.base import new_uuid, utcnow
+from core.errors import CloudpodsError, ConflictError, InputParameterError, ResourceNotFoundError
+from core.tasks.models import DONE, FAILED, FINISHED, QUEUED, RUNNING, WAITING, Task, WorkItem
+
+log = logging.getLogger("cloudpods.tasks")
+
+# Set after any commit that queued a task, so idle workers in this process wake at once;
+# WORK_AVAILABLE likewise wakes agents long-polling this process for work items.
+WAKEUP = threading.Event()
+WORK_AVAILABLE = threading.Event()
+
+
+@event.listens_for(Session, "after_commit")
+def _after_commit(session: Session) -> None:
+    if session.info.pop("tasks_queued", False):
+        WAKEUP.set()
+    if session.info.pop("work_queued", False):
+        WORK_AVAILABLE.set()
+
+
+@event.listens_for(Session, "after_rollback")
+def _after_rollback(session: Session) -> None:
+    session.info.pop("tasks_queued", None)
+    session.info.pop("work_queued", None)
+
+
+class StageError(CloudpodsError):
+    """A stage decided the task fails (the message is the task's reason)."""
+
+
+class TaskBase:
+    name: ClassVar[str]
+    max_attempts: ClassVar[int] = 3
+
+    def on_init(self, run: Run) -> None:
+        run.complete()
+
+    def on_failed(self, run: Run, reason: str) -> None:
+        """Release what the task held. Must be idempotent: it may run after a partial stage."""
+
+
+class Run:
+    """What a stage sees: the session, the task row and ways to say what happens next."""
+
+    def __init__(self, session: Session, task: Task, impl: TaskBase) -> None:
+        self.session = session
+        self.task = task
+        self.impl = impl
+        self.outcome: tuple[str, Any] | None = None
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return self.task.params
+
+    def set_params(self, **kw: Any) -> None:
+        self.task.params = {**self.task.params, **kw}
+
+    def result(self) -> dict[str, Any]:
+        """What the agent (or the sub-tasks) reported for the stage that woke this one."""
+        return dict(self.task.params.get("__result__") or {})
+
+    def result_reason(self) -> str:
+        r = self.result()
+        return str(r.get("__reason__") or r.get("reason") or "the agent reported a failure")
+
+    # ---- outcomes ----------------------------------------------------------------------------
+    def next(self, stage: str) -> None:
+        self.outcome = ("next", stage)
+
+    def wait(self, stage: str) -> None:
+        self.outcome = ("wait", stage)
+
+    def complete(self, **data: Any) -> None:
+        if data:
+            self.set_params(**data)
+        self.outcome = ("done", None)
+
+    def fail(self, reason: str) -> None:
+        raise StageError(reason)
+
+    # ---- side effects ------------------------------------------------------------------------
+    def dispatch(self, host_id: str, kind: str, payload: dict[str, Any], then: str) -> WorkItem:
+        """Queue a work item for a host's agent and wait for its report at stage ``then``."""
+        s = self.session
+        wi = s.scalar(select(WorkItem).where(WorkItem.task_id == self.task.id, WorkItem.stage == self.task.stage))
+        if wi is None:
+            wi = WorkItem(task_id=self.task.id, stage=self.task.stage, host_id=host_id, kind=kind,
+                          payload={**payload, "task_id": self.task.id})
+            s.add(wi)
+            s.flush()
+            s.info["work_queued"] = True
+        self.wait(then)
+        return wi
+
+    def spawn(self, task_name: str, obj_type: str, obj_id: str, obj_name: str = "",
+              params: dict[str, Any] | None = None) -> Task:
+        return submit(self.session, task_name, obj_type, obj_id, obj_name, params or {},
+                      cred_dict=self.task.user_cred, parent_id=self.task.id, tenant_id=self.task.tenant_id,
+                      domain_id=self.task.domain_id)
+
+    def wait_children(self, stage: str) -> None:
+        """Wait until every sub-task finished; resumes at ``stage`` (now, if none is left)."""
+        self.session.flush()
+        left = self.session.scalar(select(func.count()).select_from(Task).where(
+            Task.parent_task_id == self.task.id, Task.status.not_in(FINISHED)))
+        self.outcome = ("wait", stage) if left else ("next", stage)
+
+
+def submit(session: Session, task_name: str, obj_type: str, obj_id: str, obj_name: str = "",
+           params: dict[str, Any] | None = None, *, cred: Credential | None = None,
+           cred_dict: dict[str, Any] | None = None, parent_id: str | None = None, tenant_id: str = "",
+           domain_id: str = "", task_id: str | None = None) -> Task:
+    """Add a queued task to ``session`` (it runs once the caller commits)."""
+    from core.region.common import cred_snapshot
+
+    uc = cred_dict if cred_dict is not None else cred_snapshot(cred)
+    t = Task(task_name=task_name, obj_type=obj_type, obj_id=obj_id, obj_name=obj_name[:255],
+             params=dict(params or {}), parent_task_id=parent_id, status=QUEUED, user_cred=uc,
+             tenant_id=tenant_id or str(uc.get("project_id") or ""), domain_id=domain_id or str(uc.get("domain_id") or ""))
+    t.id = task_id or new_uuid()  # now, not at flush: callers store it on the object at once
+    session.add(t)
+    session.info["tasks_queued"] = True
+    return t
+
+
+# ---- running -------------------------------------------------------------------------------
+def execute(db: Any, task_id: str, owner: str, lease_s: float) -> None:
+    """Run the claimed task's stages until it waits, finishes or loses its claim."""
+    from core.region.common import begin_write
+    from core.tasks.registry import task_class
+
+    for _ in range(100):  # a task never needs more stages in one go; bounds a buggy loop
+        with db.session() as s:
+            begin_write(s)
+            t = s.get(Task, task_id)
+            if t is None or t.owner != owner or t.status != RUNNING:
+                return
+            try:
+                impl = task_class(t.task_name)()
+            except KeyError:
+                _finish_failed(s, t, None, f"unknown task {t.task_name}")
+                return
+            if t.attempts >= impl.max_attempts:
+                _fail_task(s, t, impl, f"stage {t.stage} did not complete after {t.attempts} attempt(s)")
+                return
+            t.attempts += 1
+            t.lease_expires_at = utcnow() + timedelta(seconds=lease_s)
+            t.stages_log = [*t.stages_log[-49:], {"stage": t.stage, "at": utcnow().isoformat(),
+                                                  "attempt": t.attempts}]
+            stage = t.stage
+        # the stage is recorded; now act
+        with db.session() as s:
+            begin_write(s)
+            t = s.get(Task, task_id)
+            if t is None or t.owner != owner:
+                return
+            impl = task_class(t.task_name)()
+            run = Run(s, t, impl)
+            method = getattr(impl, stage, None)
+            try:
+                if method is None:
+                    if stage.endswith("_failed"):
+                        raise StageError(str((t.params.get("__result__") or {}).get("__reason__") or
+                                             f"{stage}: the agent reported a failure"))
+                    raise StageError(f"task {t.task_name} has no stage {stage}")
+                method(run)
+                if run.outcome is None:
+                    raise StageError(f"stage {stage} of {t.task_name} ended without an outcome")
+            except Exception as exc:  # noqa: BLE001 - any failure of a stage fails the task cleanly
+                s.rollback()
+                reason = exc.details if isinstance(exc, CloudpodsError) else f"{type(exc).__name__}: {exc}"
+                if not isinstance(exc, CloudpodsError):
+                    log.exception("task %s stage %s failed", task_id, stage)
+                _fail_in_new_tx(db, task_id, reason)
+                return
+            kind, arg = run.outcome
+            if kind == "next":
+                t.stage, t.attempts = arg, 0
+            elif kind == "wait":
+                t.stage, t.attempts, t.status = arg, 0, WAITING
+                t.owner, t.lease_expires_at = "", None
+            elif kind == "done":
+                t.status, t.finished_at, t.owner, t.lease_expires_at = DONE, utcnow(), "", None
+                t.stage = "complete"
+                _on_finished(s, t)
+            if kind != "next":
+                return
+
+
+def _fail_in_new_tx(db: Any, task_id: str, reason: str) -> None:
+    from core.region.common import begin_write
+    from core.tasks.registry import task_class
+
+    with db.session() as s:
+        begin_write(s)
+        t = s.get(Task, task_id)
+        if t is None or t.status in FINISHED:
+            return
+        try:
+            impl = task_class(t.task_name)()
+        except KeyError:
+            impl = None
+        _fail_task(s, t, impl, reason)
+
+
+def _fail_task(s: Session, t: Task, impl: TaskBase | None, reason: str) -> None:
+    if impl is not None:
+        try:
+            with s.begin_nested():
+                impl.on_failed(Run(s, t, impl), reason)
+        except Exception:  # noqa: BLE001 - a broken release must not keep the task alive forever
+            log.exception("task %s: on_failed raised", t.id)
+            reason += " (releasing its resources also failed; see the controller log)"
+    _finish_failed(s, t, impl, reason)
+
+
+def _finish_failed(s: Session, t: Task, impl: TaskBase | None, reason: str) -> None:
+    t.status, t.reason, t.finished_at = FAILED, reason[:4000], utcnow()
+    t.owner, t.lease_expires_at = "", None
+    t.stage = f"{t.stage}_failed" if not t.stage.endswith("_failed") else t.stage
+    _on_finished(s, t)
+
+
+def _on_finished(s: Session, t: Task) -> None:
+    """Wake the parent when its last sub-task finished (the parent row is locked first)."""
+    s.flush()
+    if not t.parent_task_id:
+        return
+    parent = s.scalar(select(Task).where(Task.id == t.parent_task_id).with_for_update())
+    if parent is None or parent.status != WAITING:
+        return
+    left = s.scalar(select(func.count()).select_from(Task).where(
+        Task.parent_task_id == parent.id, Task.status.not_in(FINISHED)))
+    if not left:
+        parent.status, parent.run_after = QUEUED, utcnow()
+        s.info["tasks_queued"] = True
+
+
+# ---- agents report ---------------------------------------------------------------------------
+def report(session: Session, task_id: str, body: dict[str, Any]) -> Task:
+    """An agent's result for the task's current work item: wake the task at its next stage.
+
+    ``__status__: error`` (Cloudpods' convention) routes to ``<stage>_failed``.
+    """
+    t = session.scalar(select(Task).where(Task.id == task_id).with_for_update())
+    if t is None:
+        raise ResourceNotFoundError(f"task {task_id} not found")
+    if t.status != WAITING:
+        raise ConflictError(f"task {task_id} is {t.status}, not waiting for a report")
+    wi_id = body.get("work_item_id")
+    stmt = select(WorkItem).where(WorkItem.task_id == t.id, WorkItem.status.in_(("queued", "dispatched")))
+    if wi_id:
+        stmt = stmt.where(WorkItem.id == str(wi_id))
+    wi = session.scalar(stmt.order_by(WorkItem.created_at.desc()).limit(1))
+    if wi is None:
+        raise InputParameterError(f"task {task_id} has no open work item to report on")
+    failed = str(body.get("__status__", "")).lower() in ("error", "failed", "fail")
+    wi.status = "failed" if failed else "done"
+    wi.result = {k: v for k, v in body.items() if k != "work_item_id"}
+    t.params = {**t.params, "__result__": wi.result}
+    if failed:
+        t.stage = f"{t.stage}_failed"
+    t.status, t.run_after = QUEUED, utcnow()
+    session.info["tasks_queued"] = True
+    return t
