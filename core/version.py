@@ -75,6 +75,6 @@ def build_info() -> dict[str, str]:
 def version_text() -> str:
     """``0.1.0 (commit 0e66aef1c2d3, built 2026-11-01T10:00:00Z)``: what --version prints."""
     i = build_info()
-    commit = i["commit"][:12]
+    commit = i["commit"][:12] + ("-dirty" if i["commit"].endswith("-dirty") else "")
     date = i["date"] if i["date"] in ("unknown", "source checkout") else f"built {i['date']}"
     return f"{i['version']} (commit {commit}, {date})"
