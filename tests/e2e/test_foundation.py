@@ -19,7 +19,7 @@ def test_endpoint_list_table_and_json(controller: Controller) -> None:
     assert "/api/s/compute_v2" in r.stdout and "region2" in r.stdout
     r2 = controller.climc("endpoint-list", "-o", "json")
     data = json.loads(r2.stdout)
-    assert f"***  Total: {data['total']}  ***" in r.stdout  # other tests may add endpoints
+    assert f"***  Total: {data['total']}" in r.stdout  # other tests may add endpoints
     builtin = [e for e in data["data"] if e["service_name"] in ("keystone", "region2", "glance", "scheduler")]
     assert len(builtin) == 12  # 4 services x public/internal/admin
     assert {e["service_type"] for e in builtin} == {"identity", "compute_v2", "image", "scheduler"}
