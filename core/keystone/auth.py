@@ -7,12 +7,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from core.api.context import Credential
 from core.errors import InputParameterError, UnauthorizedError
-from core.keystone.assignments import SYSTEM, bump_revision, current_revision, effective_roles
+from core.keystone.assignments import SYSTEM, begin_write, bump_revision, current_revision, effective_roles
 from core.keystone.models import Domain, Project, RevokedToken, User
 from core.keystone.passwords import DUMMY_HASH, check_new_password, hash_password, verify_password
 from core.keystone.tokens import TokenCodec, TokenPayload, new_audit_id
@@ -141,16 +141,23 @@ class Authenticator:
         ok = verify_password(password, user.password_hash)
         if locked or not ok or not user.enabled:
             if not ok and not locked:
-                user.failed_logins += 1
-                if self.lockout_failures and user.failed_logins >= self.lockout_failures:
-                    user.locked_until = now + timedelta(seconds=self.lockout_seconds)
-                    user.failed_logins = 0
-                session.commit()
+                self._count_failure(session, user.id, now)
             raise UnauthorizedError(AUTH_FAILED)
         if user.failed_logins or user.locked_until is not None:
-            user.failed_logins = 0
-            user.locked_until = None
+            begin_write(session)
+            session.execute(update(User).where(User.id == user.id).values(failed_logins=0, locked_until=None))
             session.commit()
+
+    def _count_failure(self, session: Session, user_id: str, now: datetime) -> None:
+        # the hash took tens of milliseconds: write in a fresh transaction, counting in SQL, so
+        # concurrent failures neither lose counts nor trip over a stale snapshot
+        begin_write(session)
+        session.execute(update(User).where(User.id == user_id).values(failed_logins=User.failed_logins + 1))
+        count = session.scalar(select(User.failed_logins).where(User.id == user_id)) or 0
+        if self.lockout_failures and count >= self.lockout_failures:
+            session.execute(update(User).where(User.id == user_id).values(
+                failed_logins=0, locked_until=now + timedelta(seconds=self.lockout_seconds)))
+        session.commit()
 
     def _resolve_scope(self, session: Session, user: User, scope: Any, default: bool = True) -> tuple[str, str]:
         if not scope:

@@ -7,7 +7,8 @@ handler (owner project/domain of the row), never from the request body:
     enforce(cred, "compute:servers:update", target=owner_of(server))
     stmt = restrict(select(Server), cred, Server)
 
-Scope semantics: a system-scoped token (or one scoped to the admin project, see ``reach``) reaches every tenant; a domain-scoped token reaches rows owned
+Scope semantics: a system-scoped token (or one scoped to the admin project, see ``reach``) reaches
+every tenant; a domain-scoped token reaches rows owned
 by its domain; a project-scoped token reaches rows of its project. Another tenant's row is reported
 as not found by the caller (``restrict`` / ``get_or_404``), never as forbidden.
 """

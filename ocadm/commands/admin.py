@@ -30,7 +30,7 @@ def reset_password(data_dir: Path | None, user_name: str, domain: str, password:
     from core.config import write_private
     from core.db.engine import Database
     from core.errors import ResourceNotFoundError
-    from core.keystone.assignments import bump_revision
+    from core.keystone.assignments import begin_write, bump_revision
     from core.keystone.auth import find_user_by_name, set_user_password
     from core.keystone.models import User
 
@@ -39,6 +39,7 @@ def reset_password(data_dir: Path | None, user_name: str, domain: str, password:
     db = Database(s.database_url)
     try:
         with db.session() as session:
+            begin_write(session)  # a running controller may write too: take the lock first
             user = session.get(User, user_name) or find_user_by_name(session, user_name, domain)
             if user is None:
                 raise ResourceNotFoundError(f"no user {user_name} in domain {domain}")

@@ -23,6 +23,7 @@ from core.api.context import Credential
 from core.api.listing import ListQuery, Page, paginate, parse_bool
 from core.audit import record
 from core.errors import CloudpodsError, ConflictError, DuplicateNameError, ResourceNotFoundError
+from core.keystone.assignments import begin_write
 from core.keystone.models import Domain, Group, GroupMember, Project, Role, User, UserCredential
 from core.keystone.policy import reach
 
@@ -145,6 +146,7 @@ def audited(session: Session, cred: Credential | None, action: str, obj_type: st
     transaction, so attempts (403, 409, ...) are in the log too. Integrity errors become 409 here.
     """
     info = AuditInfo(obj_id, obj_name)
+    begin_write(session)
     try:
         yield info
         session.flush()
