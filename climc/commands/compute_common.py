@@ -1,0 +1,142 @@
+"""Shared pieces of the region (compute) commands: list flags, generic verbs, batch verbs.
+
+No heavy imports here: httpx arrives through ``obj.client()``, rich through climc.output.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import click
+
+from climc.output import output_options, show_list, show_object
+
+S = "compute_v2"
+
+
+def list_flags(f: Callable[..., Any]) -> Callable[..., Any]:
+    for opt in reversed([
+        click.option("--limit", type=int, default=20, show_default=True, help="Page size"),
+        click.option("--offset", type=int, default=0, help="Skip this many"),
+        click.option("--order-by", multiple=True, help="Sort field (repeatable)"),
+        click.option("--order", type=click.Choice(["asc", "desc"]), default=None, help="Sort direction"),
+        click.option("--search", default=None, help="Fuzzy name match"),
+        click.option("--filter", "filters", multiple=True, help="field.op(args), e.g. status.equals(running)"),
+        click.option("--filter-any", is_flag=True, help="OR the filters instead of AND"),
+        click.option("--scope", type=click.Choice(["system", "domain", "project"]), default=None),
+        click.option("--details/--no-details", default=True, help="Joined fields (host, zone, ips...)"),
+        click.option("--pending-delete", is_flag=True, help="Show the recycle bin instead"),
+    ]):
+        f = opt(f)
+    return f
+
+
+def list_params(kw: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    p: dict[str, Any] = {"limit": kw.get("limit", 20), "offset": kw.get("offset", 0),
+                         "details": "true" if kw.get("details", True) else "false"}
+    for k in ("order", "search", "scope"):
+        if kw.get(k):
+            p[k] = kw[k]
+    if kw.get("order_by"):
+        p["order_by"] = list(kw["order_by"])
+    if kw.get("filters"):
+        p["filter"] = list(kw["filters"])
+    if kw.get("filter_any"):
+        p["filter_any"] = "true"
+    if kw.get("pending_delete"):
+        p["pending_delete"] = "true"
+    p.update({k: v for k, v in extra.items() if v not in (None, "", ())})
+    return p
+
+
+def run_list(obj: Any, path: str, key: str, columns: Sequence[str], kw: dict[str, Any], **extra: Any) -> None:
+    params = list_params(kw, **extra)
+    data = obj.client().get(S, path, params=params)
+    show_list(data.get(key, []), columns=columns, total=data.get("total", 0), limit=params["limit"],
+              offset=params["offset"])
+
+
+def batch(obj: Any, idents: Sequence[str], what: str, verb: str, fn: Callable[[str], Any]) -> None:
+    """Run ``fn`` per id; continue past failures, then exit 1 naming how many failed."""
+    from core.errors import CloudpodsError
+    from core.cli_errors import message_for
+
+    failed = 0
+    for ident in idents:
+        try:
+            out = fn(ident)
+            if isinstance(out, dict) and len(idents) == 1:
+                inner = next(iter(out.values())) if len(out) == 1 and isinstance(next(iter(out.values())), dict) \
+                    else out
+                show_object(inner)
+            else:
+                click.echo(f"{what} {ident}: {verb} ok", err=True)
+        except CloudpodsError as e:
+            failed += 1
+            click.echo(f"{what} {ident}: {message_for(e)}", err=True)
+    if failed:
+        raise click.ClickException(f"{failed} of {len(idents)} {what}s failed to {verb}")
+
+
+def make_list(name: str, plural: str, columns: Sequence[str], help_: str,
+              filters: Sequence[tuple[str, str]] = ()) -> click.Command:
+    """``<res>-list`` with the standard flags plus ``--<filter>`` options mapped to query keys."""
+    @click.command(name, help=help_)
+    @list_flags
+    @output_options
+    @click.pass_obj
+    def cmd(obj: Any, **kw: Any) -> None:
+        extra = {q: kw.pop(opt.replace("-", "_"), None) for opt, q in filters}
+        run_list(obj, f"/{plural}", plural, columns, kw, **extra)
+
+    for opt, _q in reversed(filters):
+        cmd = click.option(f"--{opt}", default=None, help=f"Only this {opt}")(cmd)
+    return cmd
+
+
+def make_show(name: str, plural: str, keyword: str, help_: str) -> click.Command:
+    @click.command(name, help=help_)
+    @click.argument("ident")
+    @output_options
+    @click.pass_obj
+    def cmd(obj: Any, ident: str) -> None:
+        show_object(obj.client().get(S, f"/{plural}/{ident}")[keyword])
+    return cmd
+
+
+def make_delete(name: str, plural: str, keyword: str, help_: str) -> click.Command:
+    @click.command(name, help=help_)
+    @click.argument("idents", nargs=-1, required=True)
+    @output_options
+    @click.pass_obj
+    def cmd(obj: Any, idents: tuple[str, ...]) -> None:
+        c = obj.client()
+        batch(obj, idents, keyword, "delete", lambda i: c.delete(S, f"/{plural}/{i}"))
+    return cmd
+
+
+def make_action(name: str, plural: str, keyword: str, action: str, help_: str) -> click.Command:
+    @click.command(name, help=help_)
+    @click.argument("idents", nargs=-1, required=True)
+    @output_options
+    @click.pass_obj
+    def cmd(obj: Any, idents: tuple[str, ...]) -> None:
+        c = obj.client()
+        batch(obj, idents, keyword, action, lambda i: c.post(S, f"/{plural}/{i}/{action}", json={}))
+    return cmd
+
+
+def make_update(name: str, plural: str, keyword: str, fields: Sequence[tuple[str, type]], help_: str) -> click.Command:
+    @click.command(name, help=help_)
+    @click.argument("ident")
+    @output_options
+    @click.pass_obj
+    def cmd(obj: Any, ident: str, **kw: Any) -> None:
+        body = {k: v for k, v in kw.items() if v is not None}
+        if not body:
+            raise click.UsageError("nothing to update: give at least one option")
+        show_object(obj.client().put(S, f"/{plural}/{ident}", json={keyword: body})[keyword])
+
+    for fname, ftype in reversed(fields):
+        cmd = click.option(f"--{fname.replace('_', '-')}", fname, type=ftype, default=None)(cmd)
+    return cmd

@@ -1,0 +1,121 @@
+"""Tasks, quotas, usage, keypairs, security groups, EIPs, snapshots."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from climc.commands.compute_common import S, make_delete, make_list, make_show
+from climc.output import output_options, show_object
+
+task_list = make_list("task-list", "tasks", ["id", "task_name", "obj_type", "obj_name", "stage", "status", "reason",
+                                             "created_at"], "List tasks",
+                      [("status", "status"), ("obj-id", "obj_id"), ("obj-type", "obj_type")])
+task_show = make_show("task-show", "tasks", "task", "Show a task with its stages")
+keypair_list = make_list("keypair-list", "keypairs", ["id", "name", "scheme", "fingerprint", "created_at"],
+                         "List keypairs")
+keypair_show = make_show("keypair-show", "keypairs", "keypair", "Show a keypair")
+keypair_delete = make_delete("keypair-delete", "keypairs", "keypair", "Delete keypairs")
+secgroup_list = make_list("secgroup-list", "secgroups", ["id", "name", "rules", "created_at"],
+                          "List security groups")
+secgroup_show = make_show("secgroup-show", "secgroups", "secgroup", "Show a security group and its rules")
+secgroup_delete = make_delete("secgroup-delete", "secgroups", "secgroup", "Delete unused security groups")
+eip_list = make_list("eip-list", "eips", ["id", "name", "ip_addr", "bandwidth", "status", "associate_id"],
+                     "List elastic IPs")
+eip_show = make_show("eip-show", "eips", "eip", "Show an elastic IP")
+eip_delete = make_delete("eip-delete", "eips", "eip", "Delete elastic IPs")
+snapshot_list = make_list("snapshot-list", "snapshots", ["id", "name", "disk_id", "size", "status"],
+                          "List snapshots")
+
+
+@click.command("keypair-create")
+@click.argument("name")
+@click.option("--public-key", "public_key", required=True, help="The key, or @FILE to read it from a file")
+@output_options
+@click.pass_obj
+def keypair_create(obj: Any, name: str, public_key: str) -> None:
+    """Import an OpenSSH public key."""
+    if public_key.startswith("@"):
+        public_key = Path(public_key[1:]).expanduser().read_text()
+    show_object(obj.client().post(S, "/keypairs", json={"keypair": {"name": name, "public_key": public_key}})
+                ["keypair"])
+
+
+@click.command("secgroup-create")
+@click.argument("name")
+@click.option("--desc", default=None)
+@output_options
+@click.pass_obj
+def secgroup_create(obj: Any, name: str, desc: str | None) -> None:
+    """Create a security group."""
+    body = {"name": name, **({"description": desc} if desc else {})}
+    show_object(obj.client().post(S, "/secgroups", json={"secgroup": body})["secgroup"])
+
+
+@click.command("secgroup-add-rule")
+@click.argument("secgroup")
+@click.option("--direction", type=click.Choice(["in", "out"]), default="in", show_default=True)
+@click.option("--action", type=click.Choice(["allow", "deny"]), default="allow", show_default=True)
+@click.option("--protocol", type=click.Choice(["any", "tcp", "udp", "icmp"]), default="any", show_default=True)
+@click.option("--ports", default="")
+@click.option("--cidr", default="")
+@click.option("--priority", type=int, default=1)
+@output_options
+@click.pass_obj
+def secgroup_add_rule(obj: Any, secgroup: str, **rule: Any) -> None:
+    """Add a rule to a security group."""
+    show_object(obj.client().post(S, f"/secgroups/{secgroup}/add-rule", json=rule)["secgroup"])
+
+
+@click.command("eip-create")
+@click.argument("name")
+@click.argument("network")
+@click.option("--bandwidth", type=int, default=0)
+@click.option("--ip", default=None)
+@output_options
+@click.pass_obj
+def eip_create(obj: Any, name: str, network: str, bandwidth: int, ip: str | None) -> None:
+    """Allocate an elastic IP from an eip network."""
+    body: dict[str, Any] = {"name": name, "network": network, "bandwidth": bandwidth}
+    if ip:
+        body["ip_addr"] = ip
+    show_object(obj.client().post(S, "/eips", json={"eip": body})["eip"])
+
+
+@click.command("quota-show")
+@click.option("--project", default=None, help="Another project's id (admins)")
+@output_options
+@click.pass_obj
+def quota_show(obj: Any, project: str | None) -> None:
+    """Show a project's quota and usage."""
+    show_object(obj.client().get(S, "/quotas", params={"project": project} if project else {})["quota"])
+
+
+@click.command("quota-set")
+@click.option("--project", default=None, help="Project id (default: the current one)")
+@click.option("--cpu", type=int, default=None)
+@click.option("--memory", type=int, default=None, help="MB")
+@click.option("--storage", type=int, default=None, help="MB")
+@click.option("--servers", type=int, default=None)
+@click.option("--ips", type=int, default=None)
+@click.option("--images", type=int, default=None)
+@output_options
+@click.pass_obj
+def quota_set(obj: Any, project: str | None, **limits: Any) -> None:
+    """Set quota limits (-1 = unlimited)."""
+    body: dict[str, Any] = {"quota": {k: v for k, v in limits.items() if v is not None}}
+    if not body["quota"]:
+        raise click.UsageError("give at least one limit")
+    if project:
+        body["project"] = project
+    show_object(obj.client().post(S, "/quotas", json=body)["quota"])
+
+
+@click.command("usage")
+@click.option("--scope", type=click.Choice(["system", "project"]), default=None)
+@output_options
+@click.pass_obj
+def usage(obj: Any, scope: str | None) -> None:
+    """Show resource usage (the project's, or the cloud's for system admins)."""
+    show_object(obj.client().get(S, "/usages", params={"scope": scope} if scope else {})["usage"])

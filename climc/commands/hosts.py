@@ -1,0 +1,81 @@
+"""Hosts and storages."""
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from climc.commands.compute_common import S, make_action, make_delete, make_list, make_show, make_update
+from climc.output import output_options, show_object
+
+host_list = make_list("host-list", "hosts",
+                      ["id", "name", "zone", "host_type", "host_status", "enabled", "access_ip", "cpu_count",
+                       "mem_size", "cpu_commit", "mem_commit", "guests"], "List hosts",
+                      [("zone", "zone"), ("host-type", "host_type"), ("host-status", "host_status")])
+host_show = make_show("host-show", "hosts", "host", "Show a host")
+host_delete = make_delete("host-delete", "hosts", "host", "Delete disabled, empty hosts")
+host_enable = make_action("host-enable", "hosts", "host", "enable", "Enable hosts for scheduling")
+host_disable = make_action("host-disable", "hosts", "host", "disable", "Disable hosts (no new servers)")
+host_ping = make_action("host-ping", "hosts", "host", "ping", "Mark hosts as alive (what agents do every 60 s)")
+host_update = make_update("host-update", "hosts", "host",
+                          [("name", str), ("description", str), ("cpu_cmtbound", float), ("mem_cmtbound", float),
+                           ("cpu_reserved", int), ("mem_reserved", int)], "Update a host")
+storage_list = make_list("storage-list", "storages",
+                         ["id", "name", "zone", "storage_type", "medium_type", "capacity", "used_capacity",
+                          "free_capacity", "status", "hosts"], "List storages", [("zone", "zone")])
+storage_show = make_show("storage-show", "storages", "storage", "Show a storage")
+storage_delete = make_delete("storage-delete", "storages", "storage", "Delete empty, detached storages")
+
+
+@click.command("host-spec")
+@click.argument("ident")
+@output_options
+@click.pass_obj
+def host_spec(obj: Any, ident: str) -> None:
+    """Show a host's capacity: CPU/memory committed and free, storages."""
+    show_object(obj.client().get(S, f"/hosts/{ident}/spec")["spec"])
+
+
+@click.command("host-register")
+@click.argument("zone")
+@click.argument("name")
+@click.option("--cpu", "cpu_count", type=int, required=True)
+@click.option("--mem", "mem_size", type=int, required=True, help="MB")
+@click.option("--access-ip", default=None)
+@click.option("--access-mac", default=None)
+@click.option("--storage", "storages", multiple=True, help="NAME:CAPACITY_MB local storage (repeatable)")
+@click.option("--wire", "wires", multiple=True, help="WIRE[:BRIDGE] (repeatable)")
+@output_options
+@click.pass_obj
+def host_register(obj: Any, zone: str, name: str, cpu_count: int, mem_size: int, access_ip: str | None,
+                  access_mac: str | None, storages: tuple[str, ...], wires: tuple[str, ...]) -> None:
+    """Register a host in ZONE by hand (agents do this themselves)."""
+    body: dict[str, Any] = {"name": name, "cpu_count": cpu_count, "mem_size": mem_size}
+    if access_ip:
+        body["access_ip"] = access_ip
+    if access_mac:
+        body["access_mac"] = access_mac
+    sts = []
+    for s in storages:
+        n, _, cap = s.partition(":")
+        if not cap.isdigit():
+            raise click.BadParameter(f"{s!r}: expected NAME:CAPACITY_MB", param_hint="--storage")
+        sts.append({"name": n, "capacity": int(cap)})
+    body["storages"] = sts
+    body["wires"] = [{"wire": w.partition(":")[0], "bridge": w.partition(":")[2]} for w in wires]
+    show_object(obj.client().post(S, f"/zones/{zone}/hosts", json={"host": body})["host"])
+
+
+@click.command("storage-create")
+@click.argument("zone")
+@click.argument("name")
+@click.argument("capacity", type=int)
+@click.option("--storage-type", default="local", show_default=True)
+@click.option("--medium-type", type=click.Choice(["ssd", "rotate", "hybrid"]), default="ssd", show_default=True)
+@output_options
+@click.pass_obj
+def storage_create(obj: Any, zone: str, name: str, capacity: int, storage_type: str, medium_type: str) -> None:
+    """Create a storage: ZONE NAME CAPACITY(MB)."""
+    body = {"zone": zone, "name": name, "capacity": capacity, "storage_type": storage_type,
+            "medium_type": medium_type}
+    show_object(obj.client().post(S, "/storages", json={"storage": body})["storage"])

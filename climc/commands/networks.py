@@ -1,0 +1,81 @@
+"""Networks and reserved addresses."""
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from climc.commands.compute_common import S, make_delete, make_list, make_show, make_update
+from climc.output import output_options, show_list, show_object
+
+network_list = make_list("network-list", "networks",
+                         ["id", "name", "wire", "guest_ip_start", "guest_ip_end", "guest_ip_mask", "guest_gateway",
+                          "ports", "ports_used", "alloc_policy", "status"], "List networks", [("wire", "wire")])
+network_show = make_show("network-show", "networks", "network", "Show a network")
+network_delete = make_delete("network-delete", "networks", "network", "Delete networks without allocated addresses")
+network_update = make_update("network-update", "networks", "network",
+                             [("name", str), ("description", str), ("guest_ip_start", str), ("guest_ip_end", str),
+                              ("guest_ip_mask", int), ("guest_gateway", str), ("guest_dns", str),
+                              ("alloc_policy", str)], "Update a network")
+
+
+@click.command("network-create")
+@click.argument("wire")
+@click.argument("name")
+@click.argument("start")
+@click.argument("end")
+@click.argument("mask", type=int)
+@click.option("--gateway", default=None, help="Gateway address (inside MASK, outside START..END)")
+@click.option("--dns", default=None)
+@click.option("--vlan", type=int, default=None)
+@click.option("--alloc-policy", type=click.Choice(["none", "stepdown", "stepup", "random"]), default=None)
+@click.option("--server-type", type=click.Choice(["guest", "baremetal", "pxe", "ipmi", "eip"]), default=None)
+@click.option("--desc", default=None)
+@output_options
+@click.pass_obj
+def network_create(obj: Any, wire: str, name: str, start: str, end: str, mask: int, gateway: str | None,
+                   dns: str | None, vlan: int | None, alloc_policy: str | None, server_type: str | None,
+                   desc: str | None) -> None:
+    """Create a network: WIRE NAME START END MASK."""
+    body: dict[str, Any] = {"wire": wire, "name": name, "guest_ip_start": start, "guest_ip_end": end,
+                            "guest_ip_mask": mask}
+    body.update({k: v for k, v in (("guest_gateway", gateway), ("guest_dns", dns), ("vlan_id", vlan),
+                                   ("alloc_policy", alloc_policy), ("server_type", server_type),
+                                   ("description", desc)) if v is not None})
+    show_object(obj.client().post(S, "/networks", json={"network": body})["network"])
+
+
+@click.command("network-reserve-ip")
+@click.argument("network")
+@click.argument("ips", nargs=-1, required=True)
+@click.option("--notes", default=None)
+@output_options
+@click.pass_obj
+def network_reserve_ip(obj: Any, network: str, ips: tuple[str, ...], notes: str | None) -> None:
+    """Reserve addresses of a network so IPAM never hands them out."""
+    body: dict[str, Any] = {"ips": list(ips)}
+    if notes:
+        body["notes"] = notes
+    out = obj.client().post(S, f"/networks/{network}/reserve-ip", json=body)
+    show_object({"network": out["network"]["name"], "reserved": out["reserved"]})
+
+
+@click.command("network-release-reserved-ip")
+@click.argument("network")
+@click.argument("ip")
+@output_options
+@click.pass_obj
+def network_release_reserved_ip(obj: Any, network: str, ip: str) -> None:
+    """Release a reserved address."""
+    obj.client().post(S, f"/networks/{network}/release-reserved-ip", json={"ip": ip})
+    click.echo(f"{ip} released", err=True)
+
+
+@click.command("network-addresses")
+@click.argument("network")
+@output_options
+@click.pass_obj
+def network_addresses(obj: Any, network: str) -> None:
+    """List the addresses held in a network."""
+    items = obj.client().get(S, f"/networks/{network}/addresses")["addresses"]
+    show_list(items, columns=["ip_addr", "owner_type", "owner_id", "mac", "notes"])

@@ -1,0 +1,192 @@
+"""Servers and disks."""
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from climc.commands.compute_common import S, batch, make_action, make_delete, make_list, make_show, make_update
+from climc.output import output_options, show_list, show_object
+
+SERVER_COLUMNS = ["id", "name", "status", "vcpu_count", "vmem_size", "ips", "host", "zone", "disk", "created_at"]
+
+server_list = make_list("server-list", "servers", SERVER_COLUMNS, "List servers",
+                        [("host", "host"), ("zone", "zone"), ("status", "status"), ("hypervisor", "hypervisor")])
+server_show = make_show("server-show", "servers", "server", "Show a server")
+server_update = make_update("server-update", "servers", "server", [("name", str), ("description", str)],
+                            "Update a server")
+server_start = make_action("server-start", "servers", "server", "start", "Start servers")
+server_restart = make_action("server-restart", "servers", "server", "restart", "Restart servers")
+server_reset = make_action("server-reset", "servers", "server", "reset", "Reset servers (hard)")
+server_suspend = make_action("server-suspend", "servers", "server", "suspend", "Suspend servers")
+server_resume = make_action("server-resume", "servers", "server", "resume", "Resume suspended servers")
+server_syncstatus = make_action("server-syncstatus", "servers", "server", "syncstatus",
+                                "Ask the host agent for servers' real status")
+server_cancel_delete = make_action("server-cancel-delete", "servers", "server", "cancel-delete",
+                                   "Take servers back out of the recycle bin")
+server_purge = make_action("server-purge", "servers", "server", "purge", "Delete servers for good")
+disk_list = make_list("disk-list", "disks", ["id", "name", "disk_size", "disk_type", "disk_format", "status",
+                                             "storage", "server"], "List disks",
+                      [("server", "server"), ("storage", "storage")])
+disk_show = make_show("disk-show", "disks", "disk", "Show a disk")
+disk_delete = make_delete("disk-delete", "disks", "disk", "Delete detached disks")
+
+
+@click.command("server-create")
+@click.argument("name")
+@click.option("--ncpu", "vcpu_count", type=int, default=1, show_default=True, help="vCPUs")
+@click.option("--mem-spec", default="1g", show_default=True, help="Memory: 2g, 512m or MB")
+@click.option("--disk", "disks", multiple=True, help="IMAGE[:size] for the system disk, then sizes (100g)")
+@click.option("--net", "nets", multiple=True, help="NETWORK[:ip] (repeatable)")
+@click.option("--count", type=click.IntRange(1, 1000), default=1, show_default=True)
+@click.option("--host", default=None, help="Prefer this host")
+@click.option("--zone", default=None, help="Prefer this zone")
+@click.option("--hypervisor", default=None)
+@click.option("--keypair", default=None)
+@click.option("--password", default=None)
+@click.option("--secgroup", "secgroups", multiple=True)
+@click.option("--auto-start", is_flag=True, help="Start once deployed")
+@click.option("--generate-name", is_flag=True, help="NAME is a pattern: make unique names")
+@click.option("--desc", default=None)
+@click.option("--dry-run", is_flag=True, help="Only ask the scheduler whether it would fit")
+@output_options
+@click.pass_obj
+def server_create(obj: Any, name: str, vcpu_count: int, mem_spec: str, disks: tuple[str, ...],
+                  nets: tuple[str, ...], count: int, host: str | None, zone: str | None, hypervisor: str | None,
+                  keypair: str | None, password: str | None, secgroups: tuple[str, ...], auto_start: bool,
+                  generate_name: bool, desc: str | None, dry_run: bool) -> None:
+    """Create servers: NAME --ncpu 2 --mem-spec 2g --disk IMAGE:20g --disk 100g --net NET[:ip]."""
+    body: dict[str, Any] = {"vcpu_count": vcpu_count, "vmem_size": mem_spec, "disks": list(disks),
+                            "nets": list(nets), "auto_start": auto_start}
+    body["generate_name" if generate_name else "name"] = name
+    for k, v in (("prefer_host", host), ("prefer_zone", zone), ("hypervisor", hypervisor), ("keypair", keypair),
+                 ("password", password), ("description", desc)):
+        if v:
+            body[k] = v
+    if secgroups:
+        body["secgroups"] = list(secgroups)
+    c = obj.client()
+    if dry_run:
+        sched = {"vcpu_count": vcpu_count, "vmem_size": mem_spec, "count": count}
+        show_object(c.post("scheduler", "/scheduler/forecast", json=sched))
+        return
+    if count > 1:
+        out = c.post(S, "/servers", json={"server": body, "count": count})["servers"]
+        show_list([o["body"] for o in out], columns=SERVER_COLUMNS)
+    else:
+        show_object(c.post(S, "/servers", json={"server": body})["server"])
+
+
+@click.command("server-stop")
+@click.argument("idents", nargs=-1, required=True)
+@click.option("--force", is_flag=True, help="Power off instead of a clean shutdown")
+@click.option("--timeout", "timeout_secs", type=int, default=None)
+@output_options
+@click.pass_obj
+def server_stop(obj: Any, idents: tuple[str, ...], force: bool, timeout_secs: int | None) -> None:
+    """Stop servers."""
+    body: dict[str, Any] = {"is_force": force}
+    if timeout_secs:
+        body["timeout_secs"] = timeout_secs
+    c = obj.client()
+    batch(obj, idents, "server", "stop", lambda i: c.post(S, f"/servers/{i}/stop", json=body))
+
+
+@click.command("server-delete")
+@click.argument("idents", nargs=-1, required=True)
+@click.option("-f", "--force", "override", is_flag=True, help="Skip the recycle bin (override_pending_delete)")
+@output_options
+@click.pass_obj
+def server_delete(obj: Any, idents: tuple[str, ...], override: bool) -> None:
+    """Delete servers (to the recycle bin unless -f)."""
+    c = obj.client()
+    params = {"override_pending_delete": "true"} if override else {}
+    batch(obj, idents, "server", "delete", lambda i: c.delete(S, f"/servers/{i}", params=params))
+
+
+@click.command("server-change-config")
+@click.argument("ident")
+@click.option("--ncpu", "vcpu_count", type=int, default=None)
+@click.option("--mem-spec", default=None)
+@output_options
+@click.pass_obj
+def server_change_config(obj: Any, ident: str, vcpu_count: int | None, mem_spec: str | None) -> None:
+    """Change a stopped server's vCPUs and/or memory."""
+    body: dict[str, Any] = {}
+    if vcpu_count is not None:
+        body["vcpu_count"] = vcpu_count
+    if mem_spec is not None:
+        body["vmem_size"] = mem_spec
+    show_object(obj.client().post(S, f"/servers/{ident}/change-config", json=body)["server"])
+
+
+@click.command("server-migrate")
+@click.argument("ident")
+@click.option("--host", default=None, help="Prefer this host")
+@output_options
+@click.pass_obj
+def server_migrate(obj: Any, ident: str, host: str | None) -> None:
+    """Move a stopped server to another host."""
+    body = {"prefer_host": host} if host else {}
+    show_object(obj.client().post(S, f"/servers/{ident}/migrate", json=body)["server"])
+
+
+@click.command("server-rebuild-root")
+@click.argument("ident")
+@click.option("--image", default=None)
+@output_options
+@click.pass_obj
+def server_rebuild_root(obj: Any, ident: str, image: str | None) -> None:
+    """Rebuild a server's system disk (optionally from another image)."""
+    body = {"image_id": image} if image else {}
+    show_object(obj.client().post(S, f"/servers/{ident}/rebuild-root", json=body)["server"])
+
+
+@click.command("server-attach-disk")
+@click.argument("ident")
+@click.argument("disk")
+@output_options
+@click.pass_obj
+def server_attach_disk(obj: Any, ident: str, disk: str) -> None:
+    """Attach a disk to a server."""
+    show_object(obj.client().post(S, f"/servers/{ident}/attachdisk", json={"disk_id": disk})["server"])
+
+
+@click.command("server-detach-disk")
+@click.argument("ident")
+@click.argument("disk")
+@output_options
+@click.pass_obj
+def server_detach_disk(obj: Any, ident: str, disk: str) -> None:
+    """Detach a disk from a server."""
+    show_object(obj.client().post(S, f"/servers/{ident}/detachdisk", json={"disk_id": disk})["server"])
+
+
+@click.command("server-tasks")
+@click.argument("ident")
+@output_options
+@click.pass_obj
+def server_tasks(obj: Any, ident: str) -> None:
+    """List a server's tasks, newest first."""
+    items = obj.client().get(S, f"/servers/{ident}/tasks")["tasks"]
+    show_list(items, columns=["id", "task_name", "stage", "status", "reason", "created_at"])
+
+
+@click.command("disk-create")
+@click.argument("name")
+@click.argument("size")
+@click.option("--storage", default=None)
+@click.option("--zone", default=None)
+@click.option("--backend", default=None, help="Storage type (local, rbd, ...)")
+@output_options
+@click.pass_obj
+def disk_create(obj: Any, name: str, size: str, storage: str | None, zone: str | None, backend: str | None) -> None:
+    """Create a data disk: NAME SIZE (e.g. 100g)."""
+    body: dict[str, Any] = {"name": name, "size": size}
+    for k, v in (("storage", storage), ("prefer_zone", zone), ("storage_type", backend)):
+        if v:
+            body[k] = v
+    show_object(obj.client().post(S, "/disks", json={"disk": body})["disk"])
+
+
+disk_update = make_update("disk-update", "disks", "disk", [("name", str), ("description", str)], "Update a disk")
