@@ -176,7 +176,8 @@ def upload_offset(img: Image, store: ImageStore) -> int:
     return store.staged_size(img.id) if img.status == SAVING else (img.size or 0 if img.status == ACTIVE else 0)
 
 
-def to_v1(img: Image, store: ImageStore | None = None, subformats: list[ImageSubformat] | None = None) -> dict[str, Any]:
+def to_v1(img: Image, store: ImageStore | None = None,
+          subformats: list[ImageSubformat] | None = None) -> dict[str, Any]:
     """Cloudpods' image object (glance v1 fields plus Cloudpods' own)."""
     out: dict[str, Any] = {
         "id": img.id, "name": img.name, "description": img.description, "status": img.status,

@@ -19,7 +19,7 @@ import hashlib
 import logging
 import re
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,35 +108,52 @@ def content_length_of(request: Request) -> int | None:
 
 
 class _Pipeline:
-    """Write + md5 in one thread, sha256 in another, one block in flight while the next arrives."""
+    """Two ordered lanes per upload: md5 in one thread, sha256 + write in another (md5 is the slower
+    hash, so the write rides with sha256). Up to ``depth`` blocks are in flight, so the event loop keeps
+    receiving while the threads hash and write; memory stays at most depth × chunk_bytes."""
 
-    def __init__(self, writer: StagedWriter, md5: Any, sha: Any) -> None:
-        self.writer, self.md5, self.sha = writer, md5, sha
-        self._pending: list[Future[None]] = []
+    def __init__(self, writer: StagedWriter, md5: Any, sha: Any, depth: int = 3) -> None:
+        self.writer, self.md5, self.sha, self.depth = writer, md5, sha, depth
+        self._md5_lane = ThreadPoolExecutor(1, thread_name_prefix="glance-md5")
+        self._sha_lane = ThreadPoolExecutor(1, thread_name_prefix="glance-sha")
+        self._pending: deque[tuple[Future[None], Future[None]]] = deque()
 
-    def _write_md5(self, block: bytearray) -> None:
-        self.md5.update(block)
+    def _sha_write(self, block: bytearray) -> None:
+        self.sha.update(block)
         self.writer.write(block)
 
     async def submit(self, block: bytearray) -> None:
-        await self.drain()
-        self._pending = [_IO.submit(self._write_md5, block), _IO.submit(self.sha.update, block)]
+        while len(self._pending) >= self.depth:
+            await self._wait_oldest()
+        self._pending.append((self._md5_lane.submit(self.md5.update, block),
+                              self._sha_lane.submit(self._sha_write, block)))
+
+    async def _wait_oldest(self) -> None:
+        # shielded: a cancellation (idle timeout) must not cancel a block between hashing and
+        # writing, or the staged bytes and the hash state would disagree; the next drain() finishes it
+        a, b = self._pending[0]
+        await asyncio.shield(asyncio.wrap_future(a))
+        await asyncio.shield(asyncio.wrap_future(b))
+        self._pending.popleft()
 
     async def drain(self) -> None:
-        # shielded: a cancellation (idle timeout) must not cancel a block between md5 and write,
-        # or the staged bytes and the hash state would disagree; the next drain() finishes it
         while self._pending:
-            await asyncio.shield(asyncio.wrap_future(self._pending[0]))
-            self._pending.pop(0)
+            await self._wait_oldest()
 
     def settle(self) -> None:
-        """After a cancellation: wait for blocks still in threads before the writer closes."""
-        for f in self._pending:
-            try:
-                f.result()
-            except Exception:  # noqa: BLE001,S110 - the original error is being handled by the caller
-                pass
-        self._pending = []
+        """After a failure or cancellation: let blocks still in the lanes finish, then stop the lanes."""
+        for fut_pair in self._pending:
+            for f in fut_pair:
+                try:
+                    f.result()
+                except Exception:
+                    pass
+        self._pending.clear()
+        self.close()
+
+    def close(self) -> None:
+        self._md5_lane.shutdown(wait=True)
+        self._sha_lane.shutdown(wait=True)
 
 
 def _hashes_for(ctx: GlanceCtx, image_id: str, offset: int, staged: Path) -> tuple[Any, Any]:
@@ -196,7 +213,8 @@ def _begin(ctx: GlanceCtx, req: UploadRequest, owner: str) -> tuple[int, int | N
         if total == 0:
             raise InputParameterError("the image is empty (0 bytes)")
         if total is not None and total > ctx.cfg.image_size_cap:
-            raise RequestTooLargeError(f"image of {total} bytes exceeds image_size_cap ({ctx.cfg.image_size_cap} bytes)")
+            raise RequestTooLargeError(f"image of {total} bytes exceeds image_size_cap "
+                                       f"({ctx.cfg.image_size_cap} bytes)")
         if total is not None:
             check_quota(s, img, ctx.cfg, total)
             need = total - start
@@ -356,6 +374,8 @@ async def receive(ctx: GlanceCtx, request: Request, req: UploadRequest, cred: Cr
         await _fail(ctx, req.image_id, owner, reason, cred, pipe, writer)
         raise
     finally:
+        if pipe is not None:
+            pipe.close()
         if writer is not None:
             writer.close()
 
