@@ -1,0 +1,211 @@
+"""The task engine on a real (SQLite) database: stages, failures, sub-tasks, reports, recovery."""
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select, update
+
+from core.db.base import utcnow
+from core.db.engine import Database
+from core.tasks.engine import Run, TaskBase, report, submit
+from core.tasks.models import DONE, FAILED, QUEUED, RUNNING, WAITING, Task, WorkItem
+from core.tasks.registry import EXTRA
+from core.tasks.worker import Worker, claim_one
+
+LOG: list[str] = []
+
+
+class TwoStage(TaskBase):
+    name = "TwoStage"
+
+    def on_init(self, run: Run) -> None:
+        LOG.append("init")
+        run.next("on_second")
+
+    def on_second(self, run: Run) -> None:
+        LOG.append("second")
+        run.complete(answer=42)
+
+
+class Boom(TaskBase):
+    name = "Boom"
+
+    def on_init(self, run: Run) -> None:
+        run.set_params(held=True)
+        raise RuntimeError("disk on fire")
+
+    def on_failed(self, run: Run, reason: str) -> None:
+        LOG.append(f"released:{reason}")
+
+
+class Parent(TaskBase):
+    name = "Parent"
+
+    def on_init(self, run: Run) -> None:
+        for i in range(3):
+            run.spawn("TwoStage", "thing", f"c{i}")
+        run.wait_children("on_children_done")
+
+    def on_children_done(self, run: Run) -> None:
+        LOG.append("parent done")
+        run.complete()
+
+
+class Agented(TaskBase):
+    name = "Agented"
+
+    def on_init(self, run: Run) -> None:
+        run.dispatch("host-1", "guest-start", {"x": 1}, then="on_started")
+
+    def on_started(self, run: Run) -> None:
+        LOG.append(f"agent said {run.result().get('power_status')}")
+        run.complete()
+
+    def on_failed(self, run: Run, reason: str) -> None:
+        LOG.append(f"failed:{reason}")
+
+
+class Crashy(TaskBase):
+    """A stage that never finishes (as if the controller died in it every time)."""
+
+    name = "Crashy"
+    max_attempts = 2
+
+    def on_failed(self, run: Run, reason: str) -> None:
+        LOG.append("crashy released")
+
+
+@pytest.fixture(autouse=True)
+def _register() -> Iterator[None]:
+    LOG.clear()
+    for cls in (TwoStage, Boom, Parent, Agented, Crashy):
+        EXTRA[cls.name] = cls
+    yield
+    EXTRA.clear()
+
+
+def _submit(db: Database, name: str) -> str:
+    with db.session() as s:
+        return submit(s, name, "thing", "obj-1", "thing").id
+
+
+def _task(db: Database, tid: str) -> Task:
+    with db.session() as s:
+        t = s.get(Task, tid)
+        assert t is not None
+        return t
+
+
+def test_stages_run_in_order_and_are_logged(db: Database) -> None:
+    tid = _submit(db, "TwoStage")
+    assert Worker(db, "me").run_pending() == 1
+    t = _task(db, tid)
+    assert t.status == DONE and t.params["answer"] == 42
+    assert LOG == ["init", "second"]
+    assert [x["stage"] for x in t.stages_log] == ["on_init", "on_second"]
+
+
+def test_failure_goes_to_on_failed_and_rolls_back_the_stage(db: Database) -> None:
+    tid = _submit(db, "Boom")
+    Worker(db, "me").run_pending()
+    t = _task(db, tid)
+    assert t.status == FAILED and "disk on fire" in t.reason
+    assert "held" not in t.params  # the failed stage's writes were rolled back
+    assert LOG == ["released:RuntimeError: disk on fire"]
+
+
+def test_subtasks_wake_the_parent(db: Database) -> None:
+    tid = _submit(db, "Parent")
+    w = Worker(db, "me")
+    w.run_pending()
+    assert _task(db, tid).status == DONE
+    assert LOG.count("second") == 3 and LOG[-1] == "parent done"
+
+
+def test_agent_report_success_and_failure(db: Database) -> None:
+    a, b = _submit(db, "Agented"), _submit(db, "Agented")
+    w = Worker(db, "me")
+    w.run_pending()
+    assert _task(db, a).status == WAITING and _task(db, a).stage == "on_started"
+    with db.session() as s:
+        items = list(s.scalars(select(WorkItem)))
+        assert len(items) == 2 and {i.kind for i in items} == {"guest-start"}
+        report(s, a, {"power_status": "running"})
+        report(s, b, {"__status__": "error", "__reason__": "no such domain"})
+    w.run_pending()
+    assert _task(db, a).status == DONE and "agent said running" in LOG
+    tb = _task(db, b)
+    assert tb.status == FAILED and "no such domain" in tb.reason
+    with db.session() as s:
+        from core.errors import ConflictError
+
+        with pytest.raises(ConflictError):
+            report(s, a, {})  # finished tasks take no more reports
+
+
+def test_restart_requeues_owned_tasks_at_their_stage(db: Database) -> None:
+    """kill -9 mid-stage: the task is RUNNING, owned by us, lease not expired; a restart resumes it."""
+    tid = _submit(db, "TwoStage")
+    with db.session() as s:
+        s.execute(update(Task).where(Task.id == tid).values(
+            status=RUNNING, owner="ctl-a", stage="on_second", attempts=1,
+            lease_expires_at=utcnow() + timedelta(minutes=5)))
+    other = Worker(db, "ctl-b")
+    assert other.run_pending() == 0  # another controller must not steal a live lease
+    w = Worker(db, "ctl-a", threads=1)
+    w.start()
+    try:
+        for _ in range(100):
+            if _task(db, tid).status == DONE:
+                break
+            threading.Event().wait(0.05)
+    finally:
+        w.stop()
+    assert _task(db, tid).status == DONE and LOG == ["second"]
+
+
+def test_expired_lease_is_claimed_by_another_controller(db: Database) -> None:
+    tid = _submit(db, "TwoStage")
+    with db.session() as s:
+        s.execute(update(Task).where(Task.id == tid).values(
+            status=RUNNING, owner="dead", lease_expires_at=utcnow() - timedelta(seconds=1)))
+    Worker(db, "alive").run_pending()
+    assert _task(db, tid).status == DONE
+
+
+def test_a_stage_that_keeps_dying_fails_cleanly(db: Database) -> None:
+    tid = _submit(db, "Crashy")
+    with db.session() as s:  # as if two controllers died inside on_init
+        s.execute(update(Task).where(Task.id == tid).values(attempts=2))
+    Worker(db, "me").run_pending()
+    t = _task(db, tid)
+    assert t.status == FAILED and "did not complete after 2" in t.reason
+    assert LOG == ["crashy released"]
+
+
+def test_claims_are_exclusive_across_threads(db: Database) -> None:
+    with db.session() as s:
+        for i in range(60):
+            submit(s, "TwoStage", "thing", f"o{i}")
+    claimed: list[str] = []
+    lock = threading.Lock()
+
+    def grab(k: int) -> None:
+        while True:
+            tid = claim_one(db, f"w{k}")
+            if tid is None:
+                return
+            with lock:
+                claimed.append(tid)
+
+    threads = [threading.Thread(target=grab, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(claimed) == 60 and len(set(claimed)) == 60
+    with db.session() as s:
+        assert s.scalar(select(Task.id).where(Task.status == QUEUED)) is None
