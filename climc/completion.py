@@ -63,7 +63,7 @@ def bounded(fn: Callable[[], list[CompletionItem]], timeout: float) -> list[Comp
     def run() -> None:
         try:
             result.append(fn())
-        except BaseException:  # noqa: BLE001 - completion must stay silent whatever happens
+        except BaseException:  # completion must stay silent whatever happens
             pass
 
     t = threading.Thread(target=run, daemon=True, name="climc-complete")

@@ -21,7 +21,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 PACKAGES = ("core", "climc", "ocadm", "drivers")
-REF = re.compile(r"^((?:%s)(?:\.[A-Za-z_]\w*)+):([A-Za-z_]\w*)$" % "|".join(PACKAGES))
+REF = re.compile(r"^((?:" + "|".join(PACKAGES) + r")(?:\.[A-Za-z_]\w*)+):([A-Za-z_]\w*)$")
 # modules whose job is to import every model / every policy module by static import lines
 STATIC_IMPORT_LISTS = ("core.db.models", "core.keystone.policies")
 # third-party SDKs bundled when the build machine has them (drivers' SDKs come from drivers.registry.SDKS)
@@ -106,11 +106,14 @@ def sdk_modules(repo: Path = REPO) -> list[str]:
     tree = ast.parse((repo / "drivers" / "registry.py").read_text(encoding="utf-8"))
     found: list[str] = []
     for node in tree.body:
-        target = node.target if isinstance(node, ast.AnnAssign) else (
-            node.targets[0] if isinstance(node, ast.Assign) else None)
-        if isinstance(target, ast.Name) and target.id == "SDKS" and node.value is not None:
-            sdks = ast.literal_eval(node.value)
-            found += [mod for mod, _dist in sdks.values()]
+        if isinstance(node, ast.AnnAssign) and node.value is not None:
+            target, value = node.target, node.value
+        elif isinstance(node, ast.Assign):
+            target, value = node.targets[0], node.value
+        else:
+            continue
+        if isinstance(target, ast.Name) and target.id == "SDKS":
+            found += [mod for mod, _dist in ast.literal_eval(value).values()]
     return sorted(set(found) | set(OPTIONAL_SDKS), key=str.lower)
 
 
