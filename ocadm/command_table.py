@@ -4,10 +4,10 @@ from __future__ import annotations
 COMMANDS: dict[str, tuple[str, str]] = {
     "admin": ("ocadm.commands.admin:admin", "Break-glass operations on the database (reset a password)"),
     "config": ("ocadm.commands.config:config", "Show the controller's settings"),
-    "install-service": ("ocadm.commands.install_service:install_service",
-                        "Write a systemd unit for the controller or the agent"),
     "deploy": ("ocadm.commands.deploy:deploy", "Render a Kubernetes deployment (and bootstrap it)"),
     "init": ("ocadm.commands.init:init", "Create config, database, keys and the admin user"),
+    "install-service": ("ocadm.commands.install_service:install_service",
+                        "Write a systemd unit for the controller or the agent"),
     "policy": ("ocadm.commands.policy:policy", "Show the effective RBAC rules"),
     "serve": ("ocadm.commands.serve:serve", "Run the controller (every service, one port)"),
     "status": ("ocadm.commands.status:status", "Check services, database and migrations"),

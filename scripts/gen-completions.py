@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Write completions/ for climc and ocadm (bash, zsh, fish) from the click command tree.
+"""Write completions/ for climc and ocadm (bash, zsh, fish) from the click command tree, and the
+other generated files that are committed: packaging/systemd/*.service and packaging/k8s/*.yaml.
 
     .venv/bin/python scripts/gen-completions.py          # regenerate
     .venv/bin/python scripts/gen-completions.py --check  # exit 1 if a committed file is stale
@@ -42,20 +43,38 @@ def target(prog: str, shell: str) -> Path:
     return REPO / "completions" / shell / SHELLS[shell].format(prog=prog)
 
 
+def packaging_files() -> dict[Path, str]:
+    """The systemd units and an example Kubernetes deployment, as `ocadm` renders them by default."""
+    sys.path.insert(0, str(REPO))
+    from ocadm.commands.deploy import K8sSpec, render, to_yaml
+    from ocadm.commands.install_service import DEFAULT_DATA, UNIT_NAMES, UnitSpec, render_unit
+
+    out: dict[Path, str] = {}
+    for role in ("controller", "agent"):
+        unit = render_unit(UnitSpec(role, ["/usr/local/bin/ocadm"], DEFAULT_DATA[role]))
+        out[REPO / "packaging" / "systemd" / UNIT_NAMES[role]] = unit
+    example = K8sSpec(db_url="postgresql://cloudpods:PASSWORD@postgres.example/cloudpods",
+                      image="cloudpods-one:latest", replicas=3)
+    note = ("# Example: `ocadm deploy k8s --db-url postgresql://... --replicas 3 --image cloudpods-one:latest "
+            "--no-secrets`.\n# Secrets are not shown here: render your own with --secrets-dir DIR.\n")
+    out[REPO / "packaging" / "k8s" / "cloudpods-one.example.yaml"] = note + to_yaml(render(example))
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--check", action="store_true", help="only report stale files (exit 1 if any)")
     a = ap.parse_args()
     stale = []
-    for prog in PROGRAMS:
-        for shell in SHELLS:
-            text, path = render(prog, shell), target(prog, shell)
-            if path.exists() and path.read_text() == text:
-                continue
-            stale.append(path)
-            if not a.check:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_text(text)
+    files = {target(prog, shell): render(prog, shell) for prog in PROGRAMS for shell in SHELLS}
+    files.update(packaging_files())
+    for path, text in files.items():
+        if path.exists() and path.read_text() == text:
+            continue
+        stale.append(path)
+        if not a.check:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
     for p in stale:
         print(f"{'stale' if a.check else 'wrote'} {p.relative_to(REPO)}")
     if a.check and stale:

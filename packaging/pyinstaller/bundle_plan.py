@@ -106,12 +106,11 @@ def sdk_modules(repo: Path = REPO) -> list[str]:
     tree = ast.parse((repo / "drivers" / "registry.py").read_text(encoding="utf-8"))
     found: list[str] = []
     for node in tree.body:
+        target: ast.expr | None = None
         if isinstance(node, ast.AnnAssign) and node.value is not None:
             target, value = node.target, node.value
         elif isinstance(node, ast.Assign):
             target, value = node.targets[0], node.value
-        else:
-            continue
         if isinstance(target, ast.Name) and target.id == "SDKS":
             found += [mod for mod, _dist in ast.literal_eval(value).values()]
     return sorted(set(found) | set(OPTIONAL_SDKS), key=str.lower)
