@@ -59,10 +59,35 @@ def _module_name(path: Path, repo: Path) -> str:
     return ".".join(parts)
 
 
-def table_refs(path: Path) -> set[str]:
-    """Modules named by "module:attr" strings in the module-level assignments of one file."""
+def _is_import_call(node: ast.AST) -> bool:
+    if not isinstance(node, ast.Call):
+        return False
+    f = node.func
+    name = f.attr if isinstance(f, ast.Attribute) else f.id if isinstance(f, ast.Name) else ""
+    return name in ("import_module", "__import__")
+
+
+def dynamic_imports(path: Path) -> tuple[set[str], int]:
+    """``import_module("x.y")`` calls in one file: (the literal names, how many take a computed name)."""
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-    out: set[str] = set()
+    literal: set[str] = set()
+    computed = 0
+    for node in ast.walk(tree):
+        if _is_import_call(node):
+            assert isinstance(node, ast.Call)
+            arg = node.args[0] if node.args else None
+            if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+                literal.add(arg.value)
+            else:
+                computed += 1
+    return literal, computed
+
+
+def table_refs(path: Path) -> set[str]:
+    """Modules named by "module:attr" strings in the module-level assignments of one file, plus
+    literal ``import_module("...")`` names anywhere in it."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    out: set[str] = {m for m in dynamic_imports(path)[0] if m.split(".")[0] in PACKAGES}
     for node in tree.body:
         value = node.value if isinstance(node, (ast.Assign, ast.AnnAssign)) else None
         if value is None:
