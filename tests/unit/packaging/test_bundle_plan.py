@@ -9,7 +9,7 @@ import pytest
 from tests.support.controller import REPO
 
 sys.path.insert(0, str(REPO / "packaging" / "pyinstaller"))
-import bundle_plan  # noqa: E402
+import bundle_plan
 
 # (module, attribute): every static "module:attr" table the runtime loads from by name
 TABLES = [("climc.command_table", "COMMANDS"), ("ocadm.command_table", "COMMANDS"),
