@@ -9,8 +9,9 @@ from core.region.release import release_disk, release_server
 from core.region.tasks._common import release_task, server_of
 from core.tasks.engine import Run, TaskBase
 
-# statuses in which nothing exists on a host yet: no agent round trip needed
-NOTHING_DEPLOYED = ("init", "schedule", "sched_fail", "net_fail", "disk_fail")
+# statuses in which nothing exists on a host: no agent round trip needed. An agent that reports a
+# failed deploy has cleaned up after itself (that is part of its answer), so deploy_fail counts too.
+NOTHING_DEPLOYED = ("init", "schedule", "sched_fail", "net_fail", "disk_fail", "deploy_fail")
 
 
 class ServerDeleteTask(TaskBase):
