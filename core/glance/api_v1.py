@@ -21,6 +21,7 @@ from core.api.deps import CredentialDep, SessionDep
 from core.api.listing import ListDep, paginate
 from core.errors import ActionNotFoundError, InputParameterError, ResourceNotFoundError
 from core.glance.context import GlanceCtx, glance_ctx
+from core.glance.dbutil import begin_write, write_session
 from core.glance.images import (
     check_size_field,
     get_visible,
@@ -98,7 +99,7 @@ def _shown(ctx: GlanceCtx, img: Image) -> dict[str, Any]:
 
 
 def _drop_if_queued(ctx: GlanceCtx, image_id: str) -> None:
-    with ctx.db.session() as s:
+    with write_session(ctx.db) as s:
         img = s.get(Image, image_id)
         if img is not None and img.status == QUEUED:
             s.delete(img)
@@ -277,6 +278,7 @@ async def set_quota(request: Request, project_id: str, session: SessionDep, cred
     def work() -> dict[str, Any]:
         from core.keystone.models import Project
 
+        begin_write(session)
         if session.get(Project, project_id) is None:
             raise ResourceNotFoundError(f"project {project_id} not found")
         row = session.get(ImageQuota, project_id)

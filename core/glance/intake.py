@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+from sqlalchemy import select
 from starlette.requests import ClientDisconnect, Request
 
 from core import audit
@@ -42,6 +43,7 @@ from core.errors import (
     ResourceNotFoundError,
 )
 from core.glance.context import GlanceCtx
+from core.glance.dbutil import write_session
 from core.glance.formats import inspect_image
 from core.glance.images import check_quota, room_for, take_upload
 from core.glance.models import ACTIVE, KILLED, SAVING, UPLOADABLE, Image
@@ -183,7 +185,7 @@ def _remember_hashes(image_id: str, offset: int, md5: Any, sha: Any) -> None:
 # ---- DB steps (worker thread, short transactions) ------------------------------------------------
 def _begin(ctx: GlanceCtx, req: UploadRequest, owner: str) -> tuple[int, int | None, int]:
     """Claim the upload; return (start offset, expected total, byte limit for this request)."""
-    with ctx.db.session() as s:
+    with write_session(ctx.db) as s:
         img = s.get(Image, req.image_id)
         if img is None:
             raise ResourceNotFoundError(f"image {req.image_id} not found")
@@ -235,20 +237,20 @@ def _begin(ctx: GlanceCtx, req: UploadRequest, owner: str) -> tuple[int, int | N
 def _heartbeat(ctx: GlanceCtx, image_id: str, owner: str) -> None:
     from sqlalchemy import update
 
-    with ctx.db.session() as s:
+    with write_session(ctx.db) as s:
         s.execute(update(Image).where(Image.id == image_id, Image.upload_owner == owner).values(updated_at=utcnow()))
 
 
 def _release(ctx: GlanceCtx, image_id: str, owner: str) -> None:
     from sqlalchemy import update
 
-    with ctx.db.session() as s:
+    with write_session(ctx.db) as s:
         s.execute(update(Image).where(Image.id == image_id, Image.upload_owner == owner)
                   .values(upload_owner=None, updated_at=utcnow()))
 
 
 def _kill(ctx: GlanceCtx, image_id: str, owner: str, reason: str, cred: Credential) -> None:
-    with ctx.db.session() as s:
+    with write_session(ctx.db) as s:
         img = s.get(Image, image_id)
         if img is not None and img.upload_owner not in (owner, None):
             return  # a newer upload took over (ours went stale): its staged bytes are not ours to drop
@@ -266,13 +268,16 @@ def _kill(ctx: GlanceCtx, image_id: str, owner: str, reason: str, cred: Credenti
 def _activate(ctx: GlanceCtx, req: UploadRequest, staged: Path, cred: Credential, md5: str, sha: str) -> Image:
     key = req.image_id
     with ctx.db.session() as s:
+        declared = s.scalar(select(Image.disk_format).where(Image.id == key))
+    # inspection runs outside any transaction: qemu-img may take a while
+    insp = inspect_image(staged, declared, max_virtual_size=ctx.cfg.max_virtual_size,
+                         binary=ctx.cfg.qemu_img, timeout=ctx.cfg.qemu_img_timeout_s)
+    if req.declared_size is not None and insp.actual_size != req.declared_size:
+        raise InputParameterError(f"received {insp.actual_size} bytes but the declared size is {req.declared_size}")
+    with write_session(ctx.db) as s:
         img = s.get(Image, key)
         if img is None:
             raise ResourceNotFoundError(f"image {key} was deleted during the upload")
-        insp = inspect_image(staged, img.disk_format, max_virtual_size=ctx.cfg.max_virtual_size,
-                             binary=ctx.cfg.qemu_img, timeout=ctx.cfg.qemu_img_timeout_s)
-        if req.declared_size is not None and insp.actual_size != req.declared_size:
-            raise InputParameterError(f"received {insp.actual_size} bytes but the declared size is {req.declared_size}")
         check_quota(s, img, ctx.cfg, insp.actual_size)
         size = ctx.store.commit(key)
         img.status, img.upload_owner, img.location = ACTIVE, None, key

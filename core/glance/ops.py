@@ -15,6 +15,7 @@ from core import audit
 from core.api.context import Credential
 from core.errors import ForbiddenError, InputParameterError, InvalidStatusError, ResourceBusyError
 from core.glance.context import GlanceCtx
+from core.glance.dbutil import begin_write, write_session
 from core.glance.download import parse_range, stream_file
 from core.glance.formats import check_container_format, check_disk_format
 from core.glance.images import (
@@ -96,6 +97,7 @@ def _bool(v: Any, name: str) -> bool:
 def create_image(session: Session, cred: Credential, f: ImageFields) -> Image:
     enforce(cred, "image:images:create")
     tenant, domain = owner_project(cred)
+    begin_write(session)
     name = f.values.get("name")
     if not name:
         raise InputParameterError("name is required")
@@ -119,6 +121,8 @@ def update_image(session: Session, cred: Credential, img: Image, f: ImageFields)
     enforce(cred, "image:images:update", owner_of(img))
     if "is_public" in f.values and f.values["is_public"] != img.is_public:
         enforce(cred, "image:images:publicize", owner_of(img))
+    begin_write(session)
+    session.refresh(img)
     if img.status == ACTIVE:
         for k in ("disk_format", "container_format"):
             if k in f.values and f.values[k] != getattr(img, k):
@@ -145,6 +149,8 @@ def update_image(session: Session, cred: Credential, img: Image, f: ImageFields)
 
 def set_public(session: Session, cred: Credential, img: Image, public: bool) -> Image:
     enforce(cred, "image:images:publicize", owner_of(img))
+    begin_write(session)
+    session.refresh(img)
     if img.is_public != public:
         img.is_public = public
         audit.record(session, cred, service="image", action="public" if public else "private",
@@ -154,6 +160,8 @@ def set_public(session: Session, cred: Credential, img: Image, public: bool) -> 
 
 def delete_image(ctx: GlanceCtx, session: Session, cred: Credential, img: Image) -> None:
     enforce(cred, "image:images:delete", owner_of(img))
+    begin_write(session)
+    session.refresh(img)
     if img.protected:
         raise ForbiddenError(f"image {img.name} is protected; unset protected first")
     if img.status == SAVING and img.upload_owner:
@@ -181,7 +189,8 @@ async def download_response(ctx: GlanceCtx, request: Request, session: Session, 
         fmt = fmt.lower()
         if not same_format(img, fmt):
             checksum = None
-            key = await anyio.to_thread.run_sync(ensure_subformat, ctx.db.session, ctx.store, ctx.cfg, image_id, fmt)
+            key = await anyio.to_thread.run_sync(ensure_subformat, lambda: write_session(ctx.db), ctx.store, ctx.cfg,
+                                                 image_id, fmt)
             sub_sum = await anyio.to_thread.run_sync(_sub_checksum, ctx, image_id, fmt)
             checksum = sub_sum
     f = await anyio.to_thread.run_sync(ctx.store.open, key)

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from core.api.context import Credential
 from core.errors import InvalidStatusError
 from core.glance.config import GlanceConfig
+from core.glance.dbutil import begin_write
 from core.glance.images import get_visible, read_target
 from core.glance.models import ACTIVE, Image
 from core.glance.storage import store_for
@@ -95,8 +96,16 @@ def open_image(session: Session, id_or_name: str, cred: Credential, *, data_dir:
 
         @contextmanager
         def sessions() -> Any:
-            with maker() as s, s.begin():
+            s = maker()
+            try:
+                begin_write(s)
                 yield s
+                s.commit()
+            except BaseException:
+                s.rollback()
+                raise
+            finally:
+                s.close()
 
         key, out_fmt = ensure_subformat(sessions, store, cfg, img.id, fmt), fmt
 
