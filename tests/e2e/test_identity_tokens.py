@@ -10,7 +10,16 @@ import httpx
 import pytest
 
 from tests.e2e.test_identity_support import (
-    KS, admin, client, grant, login, login_raw, mk_project, mk_user, ok, uniq,
+    KS,
+    admin,
+    client,
+    grant,
+    login,
+    login_raw,
+    mk_project,
+    mk_user,
+    ok,
+    uniq,
 )
 from tests.support.controller import Controller, parse_rc
 
