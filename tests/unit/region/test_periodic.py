@@ -1,0 +1,31 @@
+"""Periodic jobs: hosts go offline after 180 s without a ping; the lease lets one runner at a time."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+from core.db.base import utcnow
+from core.db.engine import Database
+from core.region.models import Host, Zone
+from core.region.periodic import mark_offline_hosts
+from core.tasks.periodic import JOBS, run_job
+
+
+def test_offline_after_180s(db: Database) -> None:
+    with db.session() as s:
+        z = Zone(name="z", cloudregion_id="default")
+        s.add(z)
+        s.flush()
+        s.add(Host(name="fresh", zone_id=z.id, host_status="online", last_ping_at=utcnow() - timedelta(seconds=60)))
+        s.add(Host(name="stale", zone_id=z.id, host_status="online", last_ping_at=utcnow() - timedelta(seconds=181)))
+    with db.session() as s:
+        assert mark_offline_hosts(s) == 1
+    with db.session() as s:
+        got = {h.name: (h.host_status, h.generation) for h in s.query(Host)}
+    assert got == {"fresh": ("online", 0), "stale": ("offline", 1)}
+
+
+def test_one_holder_per_job(db: Database) -> None:
+    job = next(j for j in JOBS if j.name == "hosts-offline")
+    assert run_job(db, job, "replica-a") == 0
+    assert run_job(db, job, "replica-b") is None  # a holds the lease
+    assert run_job(db, job, "replica-a") == 0  # renewing is fine
