@@ -13,6 +13,7 @@ import pytest
 from ocadm.command_table import COMMANDS
 from ocadm.commands.install_service import UNIT_NAMES, UnitSpec, render_unit
 from tests.support.controller import REPO, base_env
+from tests.support.peers import need_binary
 
 
 def _units(tmp_path: Path, binary: str) -> dict[str, Path]:
@@ -49,10 +50,8 @@ def test_low_port_gets_only_bind_capability() -> None:
 
 
 def _need_systemd_analyze() -> str:
-    exe = shutil.which("systemd-analyze")
-    if exe is None:
-        pytest.skip("needs systemd-analyze (apt install systemd)")
-    return exe
+    need_binary("systemd-analyze", "systemd")
+    return str(shutil.which("systemd-analyze"))
 
 
 def test_systemd_analyze_verify_is_clean(tmp_path: Path) -> None:
