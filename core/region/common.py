@@ -29,6 +29,10 @@ def begin_write(session: Session) -> None:
     """
     bind = session.get_bind()
     if bind.dialect.name == "sqlite":
+        if session.in_transaction() and not (session.new or session.dirty or session.deleted):
+            # a read-only transaction (e.g. token validation) is already open: its snapshot may be
+            # stale, and upgrading it to a writer would fail at once. End it; nothing is lost.
+            session.commit()
         session.execute(text("UPDATE db_leases SET name = name WHERE 0 = 1"))
 
 
