@@ -8,7 +8,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from sqlalchemy import or_, select, update
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
+from sqlalchemy.sql import ColumnElement
 
 from core.keystone.models import Assignment, GroupMember, ImpliedRole, Revision, Role
 
@@ -42,8 +44,7 @@ def expand_implied(role_ids: Iterable[str], imap: dict[str, set[str]]) -> dict[s
 def effective_roles(session: Session, user_id: str, target_type: str, target_id: str) -> list[tuple[str, str]]:
     """Effective (role id, role name) of a user on a target: direct + via groups, implied expanded."""
     groups = group_ids_of(session, user_id)
-    actor = Assignment.actor_id == user_id
-    cond = (Assignment.actor_type == "user") & actor
+    cond: ColumnElement[bool] = (Assignment.actor_type == "user") & (Assignment.actor_id == user_id)
     if groups:
         cond = or_(cond, (Assignment.actor_type == "group") & Assignment.actor_id.in_(groups))
     direct = set(session.scalars(select(Assignment.role_id).where(
@@ -57,8 +58,8 @@ def effective_roles(session: Session, user_id: str, target_type: str, target_id:
 
 def bump_revision(session: Session) -> None:
     """Tell every replica's token cache that roles, users or revocations changed (same transaction)."""
-    n = session.execute(update(Revision).where(Revision.id == 1).values(revision=Revision.revision + 1)).rowcount
-    if not n:
+    res = session.execute(update(Revision).where(Revision.id == 1).values(revision=Revision.revision + 1))
+    if isinstance(res, CursorResult) and not res.rowcount:
         session.add(Revision(id=1, revision=1))
 
 

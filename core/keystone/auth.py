@@ -85,9 +85,10 @@ class Authenticator:
             if not isinstance(tok, dict) or not isinstance(tok.get("id"), str):
                 raise InputParameterError("auth.identity.token.id is required")
             old = self.validate(session, tok["id"])
-            user = session.get(User, old.user_id)
-            if user is None or not user.enabled:
+            found = session.get(User, old.user_id)
+            if found is None or not found.enabled:
                 raise UnauthorizedError(AUTH_FAILED)
+            user = found
             chain = (old.audit_id, *old.audit_chain)
             old_id = {"project": old.project_id, "domain": old.domain_id, "system": SYSTEM}.get(old.scope)
             base_scope = (old.scope, old_id or "")

@@ -92,7 +92,8 @@ def _effective(session: SessionDep, entries: list[Entry], only_user: str | None)
     for e in entries:
         if e.atype == "group":
             members = session.scalars(select(GroupMember.user_id).where(GroupMember.group_id == e.actor_id))
-            users = [(u, e.actor_id) for u in members if only_user is None or u == only_user]
+            users: list[tuple[str, str | None]] = [(u, e.actor_id) for u in members
+                                                   if only_user is None or u == only_user]
         else:
             users = [(e.actor_id, None)]
         for uid, via in users:
@@ -113,7 +114,7 @@ class _Namer:
         return {"id": did, "name": self.domains.get(did, "")}
 
     def actor(self, atype: str, aid: str) -> dict[str, Any]:
-        row = self.s.get(User if atype == "user" else Group, aid)
+        row: User | Group | None = self.s.get(User, aid) if atype == "user" else self.s.get(Group, aid)
         if row is None:
             return {"id": aid}
         return {"id": aid, "name": row.name, "domain": self.domain(row.domain_id)}
