@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_glance_support import V2, gctl, make_qcow2, qemu_img, stored_files, uniq  # noqa: F401
+from tests.e2e.test_glance_support import V2, controller_fixture, make_qcow2, qemu_img, stored_files, uniq
 from tests.support.controller import Controller
 from tests.support.peers import need
 
+gctl = controller_fixture()
 
 def _openstack() -> str:
     exe = shutil.which("openstack") or str(Path(sys.executable).parent / "openstack")

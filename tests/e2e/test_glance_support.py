@@ -32,11 +32,16 @@ def start_controller(root: Path, extra_env: dict[str, str] | None = None) -> Con
     return ctl
 
 
-@pytest.fixture(scope="module")
-def gctl(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Controller]:
-    ctl = start_controller(tmp_path_factory.mktemp("glance"))
-    yield ctl
-    ctl.stop()
+def controller_fixture() -> Any:
+    """A module-scoped fixture: ``gctl = controller_fixture()`` in a test module."""
+
+    @pytest.fixture(scope="module")
+    def gctl(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Controller]:
+        ctl = start_controller(tmp_path_factory.mktemp("glance"))
+        yield ctl
+        ctl.stop()
+
+    return gctl
 
 
 def images_dir(ctl: Controller) -> Path:
@@ -119,5 +124,5 @@ def client_for(ctl: Controller, token: str) -> httpx.Client:
     return httpx.Client(base_url=ctl.url, headers={"X-Auth-Token": token}, timeout=60)
 
 
-__all__ = ["V1", "V2", "client_for", "gctl", "images_dir", "make_qcow2", "put_head", "qemu_img", "raw_request",
-           "start_controller", "stored_files", "tenant", "uniq", "wait_status"]
+__all__ = ["V1", "V2", "client_for", "controller_fixture", "images_dir", "make_qcow2", "put_head", "qemu_img",
+           "raw_request", "start_controller", "stored_files", "tenant", "uniq", "wait_status"]

@@ -10,10 +10,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.test_glance_support import (  # noqa: F401  (gctl is a fixture)
+from tests.e2e.test_glance_support import (
     V1,
     client_for,
-    gctl,
+    controller_fixture,
     make_qcow2,
     put_head,
     qemu_img,
@@ -25,6 +25,7 @@ from tests.e2e.test_glance_support import (  # noqa: F401  (gctl is a fixture)
 )
 from tests.support.controller import Controller
 
+gctl = controller_fixture()
 
 def _post_bytes(api: httpx.Client, name: str, data: bytes, fmt: str | None = "raw", **meta: str) -> httpx.Response:
     headers = {"Content-Type": "application/octet-stream", "X-Image-Meta-Name": name}

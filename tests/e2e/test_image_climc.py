@@ -6,9 +6,10 @@ import json
 import os
 from pathlib import Path
 
-from tests.e2e.test_glance_support import gctl, make_qcow2, stored_files, uniq  # noqa: F401
+from tests.e2e.test_glance_support import controller_fixture, make_qcow2, stored_files, uniq
 from tests.support.controller import Controller
 
+gctl = controller_fixture()
 
 def climc_json(ctl: Controller, *args: str) -> dict:  # type: ignore[type-arg]
     r = ctl.climc(*args, "-o", "json")
