@@ -39,7 +39,9 @@ def main() -> None:
         with engine.connect() as conn:
             cfg = alembic_config(conn)
             cfg.attributes["include_tables"] = globs
-            kwargs = {"branch_label": a.branch, "head": "root_0001"} if a.new_branch else {"head": f"{a.branch}@head"}
+            # a new branch starts beside the others on root_0001 (splice: root_0001 already has children)
+            kwargs = ({"branch_label": a.branch, "head": "root_0001", "splice": True} if a.new_branch
+                      else {"head": f"{a.branch}@head"})
             script = command.revision(cfg, message=a.message, autogenerate=True, rev_id=a.rev_id, **kwargs)
     print(f"wrote {script.path if script else '?'}")  # type: ignore[union-attr]
 

@@ -1,13 +1,10 @@
-"""Image references in server/disk requests, checked through glance's public lookup.
+"""Image references in server/disk requests, resolved through glance's public functions.
 
-Glance (``core.glance``) is built in parallel; when it exposes ``lookup_image(session, ref)``
-returning a mapping with ``id``, ``name``, ``size`` (bytes), ``min_disk`` (MB), ``status`` and
-``properties``, we use it and an unknown image is a 400 naming it. Until then only the form of the
-reference is checked (an id or a name), and the reply says ``checked: false``.
+An unknown (or invisible to the caller) image is a 400 naming it; an image that is not active yet
+is a 400 saying so. The disk built from an image is at least its virtual size and ``min_disk``.
 """
 from __future__ import annotations
 
-import importlib
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +12,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from core.errors import InputParameterError, ResourceNotFoundError
+from core.glance.service import get_image
 
 _REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@+-]{0,254}$")
 
@@ -26,41 +24,20 @@ class ImageRef:
     min_disk_mb: int = 0
     size_mb: int = 0
     os_type: str = ""
-    checked: bool = False
+    disk_format: str = ""
+    checked: bool = True
 
 
-def _glance_lookup() -> Any:
-    try:
-        mod = importlib.import_module("core.glance")
-    except ImportError:
-        return None
-    return getattr(mod, "lookup_image", None)
-
-
-def check_image(session: Session, ref: str, cred: Any = None) -> ImageRef:
+def check_image(session: Session, ref: str, cred: Any) -> ImageRef:
     if not isinstance(ref, str) or not _REF.match(ref):
         raise InputParameterError(f"image {ref!r} is not a valid image id or name")
-    lookup = _glance_lookup()
-    if lookup is None:
-        return ImageRef(id=ref, name=ref)
     try:
-        img = lookup(session, ref) if cred is None else _call(lookup, session, ref, cred)
+        img = get_image(session, ref, cred)
     except ResourceNotFoundError:
-        img = None
-    if not img:
-        raise InputParameterError(f"image {ref!r} not found")
-    get = img.get if isinstance(img, dict) else (lambda k, d=None: getattr(img, k, d))
-    status = get("status", "active")
-    if status not in ("active", None):
-        raise InputParameterError(f"image {ref!r} is {status}, not active")
-    props = get("properties", {}) or {}
-    size = int(get("size", 0) or 0)
-    return ImageRef(id=str(get("id")), name=str(get("name", ref)), min_disk_mb=int(get("min_disk", 0) or 0),
-                    size_mb=(size + (1 << 20) - 1) >> 20, os_type=str(props.get("os_type", "")), checked=True)
-
-
-def _call(lookup: Any, session: Session, ref: str, cred: Any) -> Any:
-    try:
-        return lookup(session, ref, cred)
-    except TypeError:
-        return lookup(session, ref)
+        raise InputParameterError(f"image {ref!r} not found") from None
+    if img.status != "active":
+        raise InputParameterError(f"image {ref!r} is {img.status}, not active")
+    size = int(img.virtual_size or img.size or 0)
+    return ImageRef(id=img.id, name=img.name, min_disk_mb=int(img.min_disk or 0),
+                    size_mb=(size + (1 << 20) - 1) >> 20, os_type=str(img.properties.get("os_type") or ""),
+                    disk_format=img.disk_format or "")

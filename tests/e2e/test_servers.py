@@ -27,7 +27,7 @@ def wait_for(fn: Callable[[], Any], timeout: float = 20.0) -> Any:
 
 
 @pytest.fixture(scope="module")
-def infra(controller: Controller) -> Iterator[dict[str, str]]:
+def infra(controller: Controller, cirros_image: dict[str, object]) -> Iterator[dict[str, str]]:
     tag = uuid.uuid4().hex[:6]
     names = {"zone": f"z-{tag}", "wire": f"w-{tag}", "net": f"n-{tag}", "host": f"h-{tag}", "tag": tag}
     r = controller.climc("zone-create", names["zone"])
