@@ -258,3 +258,27 @@ def test_project_quota_on_image_bytes(gctl: Controller) -> None:
         q = c.get(f"{V1}/image_quotas/{proj}").json()["image_quota"]
         assert q["max_bytes"] == 100_000 and q["used_bytes"] == 60_000
         assert c.put(f"{V1}/image_quotas/{proj}", json={"max_bytes": 1}).status_code == 403
+
+
+def test_one_upload_at_a_time_per_image(gctl: Controller) -> None:
+    import socket
+
+    api = gctl.api
+    img = api.post(f"{V1}/images", json={"image": {"name": uniq("busy"), "disk_format": "raw"}}).json()["image"]
+    path = f"{V1}/images/{img['id']}"
+    token = api.headers["x-auth-token"]
+    s = socket.create_connection(("127.0.0.1", gctl.port))
+    try:
+        s.sendall(put_head(path, token, 3_000_000).encode() + os.urandom(100_000))  # holds the upload open
+        deadline = time.monotonic() + 10
+        while api.get(path).json()["image"]["status"] != "saving" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        r = api.put(path, content=b"y" * 1000, headers={"Content-Type": "application/octet-stream"})
+        assert r.status_code == 409 and r.json()["class"] == "ResourceBusyError", r.text
+        assert api.delete(path).status_code == 409
+    finally:
+        s.close()
+    wait_status(api, img["id"], "killed")
+    data = os.urandom(50_000)
+    r = api.put(path, content=data, headers={"Content-Type": "application/octet-stream"})  # killed → retry works
+    assert r.status_code == 200 and r.json()["image"]["status"] == "active", r.text
