@@ -156,8 +156,9 @@ def image_upload(obj: Any, name: str, file: Path, disk_format: str | None, os_ty
             if v:
                 properties[k] = v
         body: dict[str, Any] = {"name": name, "size": size, "properties": properties}
-        for k, v in (("disk_format", disk_format), ("min_disk", min_disk), ("min_ram", min_ram),
-                     ("description", description)):
+        optional: tuple[tuple[str, Any], ...] = (("disk_format", disk_format), ("min_disk", min_disk),
+                                                 ("min_ram", min_ram), ("description", description))
+        for k, v in optional:
             if v is not None:
                 body[k] = v
         if public:

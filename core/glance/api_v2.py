@@ -219,9 +219,9 @@ async def download(request: Request, image_id: str, session: SessionDep, cred: C
 
 @router.get("/schemas/image")
 def image_schema() -> dict[str, Any]:
-    props = {k: {"type": ["null", "string"]} for k in ("id", "name", "status", "visibility", "disk_format",
-                                                        "container_format", "checksum", "owner", "created_at",
-                                                        "updated_at", "os_hash_algo", "os_hash_value")}
+    strings = ("id", "name", "status", "visibility", "disk_format", "container_format", "checksum", "owner",
+               "created_at", "updated_at", "os_hash_algo", "os_hash_value")
+    props: dict[str, Any] = {k: {"type": ["null", "string"]} for k in strings}
     props.update({k: {"type": ["null", "integer"]} for k in ("size", "virtual_size", "min_disk", "min_ram")})
     props["protected"] = {"type": "boolean"}
     props["tags"] = {"type": "array", "items": {"type": "string"}}

@@ -45,9 +45,9 @@ class GlanceConfig:
                 raise InputParameterError(f"cannot parse {config_path}: {e}") from e
             if isinstance(table, dict):
                 values.update(table)
-        e = os.environ if env is None else env
+        environ = os.environ if env is None else env
         for f in fields(cls):
-            raw = e.get(f"CLOUDPODS_GLANCE_{f.name.upper()}")
+            raw = environ.get(f"CLOUDPODS_GLANCE_{f.name.upper()}")
             if raw is not None:
                 values[f.name] = raw
         kwargs: dict[str, Any] = {}

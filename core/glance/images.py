@@ -31,12 +31,12 @@ def check_name(name: Any) -> str:
     """Names reach file names in other tools (downloads, caches): no paths, no control characters."""
     if not isinstance(name, str) or not name.strip():
         raise InputParameterError("name: must be a non-empty string")
-    name = name.strip()
-    if len(name) > 128:
+    clean: str = name.strip()
+    if len(clean) > 128:
         raise InputParameterError("name: at most 128 characters")
-    if "/" in name or "\\" in name or name in (".", "..") or any(ord(c) < 32 or ord(c) == 127 for c in name):
-        raise InputParameterError(f"name {name!r}: must not contain '/', '\\' or control characters")
-    return name
+    if "/" in clean or "\\" in clean or clean in (".", "..") or any(ord(c) < 32 or ord(c) == 127 for c in clean):
+        raise InputParameterError(f"name {clean!r}: must not contain '/', '\\' or control characters")
+    return clean
 
 
 def check_properties(props: Any) -> dict[str, str]:
