@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from core.api.context import Credential
@@ -246,6 +246,8 @@ class Authenticator:
         self.forget()
 
     def revoke(self, session: Session, cred: Credential) -> None:
+        # rows for tokens that expired anyway are useless: prune them here (no periodic job needed)
+        session.execute(delete(RevokedToken).where(RevokedToken.expires_at < datetime.now(UTC)))
         if session.get(RevokedToken, cred.audit_id) is None:
             session.add(RevokedToken(audit_id=cred.audit_id, expires_at=cred.expires_at))
         bump_revision(session)

@@ -199,6 +199,18 @@ def test_audit_records_changes_without_secrets(controller: Controller) -> None:
     assert secret.encode() not in raw
 
 
+def test_ocadm_policy_dump(controller: Controller) -> None:
+    import json
+
+    r = controller.ocadm("policy", "dump", "-o", "json", "--service", "identity")
+    assert r.returncode == 0, r.stderr
+    rules = {x["name"]: x for x in json.loads(r.stdout)}
+    assert rules["identity:domains:create"] == {"name": "identity:domains:create", "role": "admin",
+                                                "scopes": ["system"], "description": "Create domains."}
+    r = controller.ocadm("policy", "dump")
+    assert r.returncode == 0 and "unknown rules deny" in r.stdout
+
+
 def test_climc_identity_commands(controller: Controller) -> None:
     name = uniq("cli")
     run = controller.climc
@@ -316,6 +328,14 @@ def test_admin_reset_password_rewrites_rc(strict_controller: Controller) -> None
     assert r.returncode == 0, r.stderr
     r = ctl.ocadm("admin", "reset-password", "--data-dir", str(ctl.data_dir), "--user", "nobody")
     assert r.returncode != 0 and "no user nobody" in r.stderr
+    # another user: given password, rc_admin untouched
+    u = mk_user(admin(ctl), PW)
+    before = (ctl.data_dir / "rc_admin").read_text()
+    r = ctl.ocadm("admin", "reset-password", "--data-dir", str(ctl.data_dir), "--user", u["name"],
+                  "--password", "Reset-pw-9")
+    assert r.returncode == 0 and "Reset-pw-9" not in r.stdout, r.stderr
+    assert (ctl.data_dir / "rc_admin").read_text() == before
+    assert login_raw(ctl, u["name"], "Reset-pw-9").status_code == 201
 
 
 def test_expired_token_is_401(tmp_path: Path) -> None:
