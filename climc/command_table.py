@@ -109,6 +109,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "server-cancel-delete": ("climc.commands.servers:server_cancel_delete", "Take servers back out of the recycle bin"),
     "server-change-config": ("climc.commands.servers:server_change_config", "Change a stopped server's vCPUs and/or memory"),
     "server-create": ("climc.commands.servers:server_create", "Create servers: NAME --ncpu 2 --mem-spec 2g --disk IMAGE:20g --disk 100g --net NET[:ip]"),
+    "scheduler-forecast": ("climc.commands.servers:scheduler_forecast", "Dry-run a server create through the scheduler"),
     "server-delete": ("climc.commands.servers:server_delete", "Delete servers (to the recycle bin unless -f)"),
     "server-detach-disk": ("climc.commands.servers:server_detach_disk", "Detach a disk from a server"),
     "server-list": ("climc.commands.servers:server_list", "List servers"),

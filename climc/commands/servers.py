@@ -67,8 +67,7 @@ def server_create(obj: Any, name: str, vcpu_count: int, mem_spec: str, disks: tu
         body["secgroups"] = list(secgroups)
     c = obj.client()
     if dry_run:
-        sched = {"vcpu_count": vcpu_count, "vmem_size": mem_spec, "count": count}
-        show_object(c.post("scheduler", "/scheduler/forecast", json=sched))
+        show_forecast(c.post(S, "/servers/forecast", json={"server": body, "count": count})["forecast"])
         return
     if count > 1:
         out = c.post(S, "/servers", json={"server": body, "count": count})["servers"]
@@ -190,3 +189,32 @@ def disk_create(obj: Any, name: str, size: str, storage: str | None, zone: str |
 
 
 disk_update = make_update("disk-update", "disks", "disk", [("name", str), ("description", str)], "Update a disk")
+
+
+def show_forecast(fc: dict[str, Any]) -> None:
+    """The scheduler's verdict, readable: how many fit, and which filter removed how many hosts and why."""
+    import click as _click
+
+    ctx = _click.get_current_context()
+    if getattr(ctx.obj, "output_format", "table") in ("json", "yaml"):
+        show_object(fc)
+        return
+    verdict = "yes" if fc.get("can_create") else "NO"
+    _click.echo(f"Can create: {verdict} ({fc.get('allow_count', 0)} of {fc.get('req_count', 0)} fit)")
+    if fc.get("explanation"):
+        _click.echo(f"Why: {fc['explanation']}")
+    rows = [{"filter": f.get("filter_name"), "hosts_removed": f.get("count"), "reasons": "; ".join(f.get("reasons", []))}
+            for f in fc.get("filtered_candidates", [])]
+    if rows:
+        show_list(rows, columns=["filter", "hosts_removed", "reasons"])
+
+
+def _forecast_callback(**kwargs: Any) -> None:
+    server_create.callback(**kwargs, dry_run=True)  # type: ignore[misc]
+
+
+scheduler_forecast = click.Command(
+    "scheduler-forecast", callback=_forecast_callback,
+    params=[p for p in server_create.params if p.name != "dry_run"],
+    help="Ask the scheduler whether servers would fit, and why not: same options as server-create.",
+    short_help="Dry-run a server create through the scheduler")

@@ -70,16 +70,25 @@ class SchemaState:
         return None
 
 
+def applied_revisions(db: set[str]) -> set[str]:
+    """Every revision a database at ``db`` has: the listed ones and their ancestors, dependencies
+    included (Alembic drops a ``depends_on`` target from ``alembic_version`` once a dependant is in)."""
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(alembic_config())
+    return {r.revision for r in script.iterate_revisions(tuple(db), "base")}
+
+
 def schema_state(engine: Engine) -> SchemaState:
     with engine.connect() as conn:
         db = db_revisions(conn)
     code = code_heads()
     if not db:
         st = "empty"
-    elif db == code:
-        st = "current"
     elif db - known_revisions():
         st = "ahead"
+    elif code <= applied_revisions(db):
+        st = "current"
     else:
         st = "behind"
     return SchemaState(st, frozenset(db), frozenset(code))

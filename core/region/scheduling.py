@@ -19,6 +19,7 @@ from core.region import ipam
 from core.region.models import Host, HostStorage, HostWire, Network, Storage, Zone
 from core.scheduler import HostRecord, NetworkRecord, PlacementResult, ScheduleInput, Snapshot, StorageRecord
 from core.scheduler.claims import place_and_claim
+from core.scheduler.engine import forecast
 from core.scheduler.records import ZoneRecord
 
 
@@ -94,6 +95,11 @@ class SnapshotCache:
             snap = self.refresh(session)
             session.info["sched_claimed"] = True
             return place_and_claim(req, snap, session, Host.__table__)
+
+    def forecast(self, session: Session, req: ScheduleInput) -> PlacementResult:
+        """The same decisions ``place`` would make now, keeping nothing."""
+        with self.lock:
+            return forecast(req, self.refresh(session))
 
     def invalidate(self) -> None:
         with self.lock:

@@ -5,6 +5,7 @@ All of it runs in the API's transaction; the reply only waits for that commit (t
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
@@ -120,7 +121,21 @@ def pick_names(session: Session, tenant_id: str, data: ServerCreate, count: int)
     return names
 
 
-def create_servers(manager: Any, session: Session, cred: Credential, body: dict[str, Any], count: int) -> list[Any]:
+@dataclass
+class CreatePlan:
+    """A validated create request: everything resolved to ids, nothing written yet."""
+
+    data: ServerCreate
+    vmem: int
+    disks: list[dict[str, Any]]
+    nets: list[dict[str, Any]]
+    keypair_id: str | None
+    secgroup_ids: list[str]
+    sched: dict[str, Any]
+
+
+def plan_servers(session: Session, cred: Credential, body: dict[str, Any], count: int) -> CreatePlan:
+    """Validate a create body and resolve every reference (images, networks, hosts...) to ids."""
     from core.region.registry import get_manager
 
     data = parse(ServerCreate, body)
@@ -178,25 +193,6 @@ def create_servers(manager: Any, session: Session, cred: Credential, body: dict[
     keypair_id = get_manager("keypairs").lookup(session, cred, data.keypair, "keypair").id if data.keypair else None
     sgs = [data.secgroups] if isinstance(data.secgroups, str) else (data.secgroups or [])
     secgroup_ids = [get_manager("secgroups").lookup(session, cred, s, "secgroup").id for s in sgs]
-    names = pick_names(session, cred.project_id, data, count)
-    storage_total = sum(d["size"] for d in disks)
-    per_server = {"cpu": data.vcpu_count, "memory": vmem, "storage": storage_total, "servers": 1,
-                  "ips": len(nets)}
-    tenant, domain = cred.project_id, cred.project_domain_id or "default"
-    quotas.reserve(session, tenant, domain, **{k: v * count for k, v in per_server.items()})
-    os_type = data.os_type or (disks[0]["os_type"] if disks else "")
-    spec = {"disks": disks, "nets": [{k: v for k, v in n.items()} for n in nets], "secgroups": secgroup_ids}
-    rows = []
-    for name in names:
-        s = Server(name=name, description=data.description, status="init", vcpu_count=data.vcpu_count,
-                   vmem_size=vmem, hypervisor=data.hypervisor, os_type=os_type, os_arch=data.os_arch or "",
-                   tenant_id=tenant, domain_id=domain, keypair_id=keypair_id,
-                   secgroup_id=secgroup_ids[0] if secgroup_ids else None, auto_start=data.auto_start,
-                   user_data=data.user_data, create_spec=spec, held={"quota": per_server})
-        sm.apply(s, "schedule")
-        session.add(s)
-        rows.append(s)
-    session.flush()
     sched = {"vcpu_count": data.vcpu_count, "vmem_size": vmem, "hypervisor": data.hypervisor,
              "os_arch": data.os_arch, "prefer_zone": zone.id if zone else None,
              "prefer_host": host.id if host else None, "schedtags": data.schedtags,
@@ -204,12 +200,64 @@ def create_servers(manager: Any, session: Session, cred: Credential, body: dict[
                         "storage_type": d["backend"], "medium": d["medium"], "image_id": d["image_id"]}
                        for d in disks],
              "networks": [{"index": n["index"], "network": n["network"]} for n in nets]}
+    return CreatePlan(data, vmem, disks, nets, keypair_id, secgroup_ids, sched)
+
+
+def create_servers(manager: Any, session: Session, cred: Credential, body: dict[str, Any], count: int) -> list[Any]:
+    plan = plan_servers(session, cred, body, count)
+    data, disks, nets = plan.data, plan.disks, plan.nets
+    assert cred.project_id
+    names = pick_names(session, cred.project_id, data, count)
+    storage_total = sum(d["size"] for d in disks)
+    per_server = {"cpu": data.vcpu_count, "memory": plan.vmem, "storage": storage_total, "servers": 1,
+                  "ips": len(nets)}
+    tenant, domain = cred.project_id, cred.project_domain_id or "default"
+    quotas.reserve(session, tenant, domain, **{k: v * count for k, v in per_server.items()})
+    os_type = data.os_type or (disks[0]["os_type"] if disks else "")
+    spec = {"disks": disks, "nets": [dict(n) for n in nets], "secgroups": plan.secgroup_ids}
+    rows = []
+    for name in names:
+        s = Server(name=name, description=data.description, status="init", vcpu_count=data.vcpu_count,
+                   vmem_size=plan.vmem, hypervisor=data.hypervisor, os_type=os_type, os_arch=data.os_arch or "",
+                   tenant_id=tenant, domain_id=domain, keypair_id=plan.keypair_id,
+                   secgroup_id=plan.secgroup_ids[0] if plan.secgroup_ids else None, auto_start=data.auto_start,
+                   user_data=data.user_data, create_spec=spec, held={"quota": per_server})
+        sm.apply(s, "schedule")
+        session.add(s)
+        rows.append(s)
+    session.flush()
     task = submit(session, "ServerBatchCreateTask", "server", rows[0].id, rows[0].name,
-                  {"server_ids": [r.id for r in rows], "sched": sched, "password": data.password}, cred=cred)
+                  {"server_ids": [r.id for r in rows], "sched": plan.sched, "password": data.password}, cred=cred)
     for r in rows:
         r.active_task_id = task.id
         manager.audit(session, cred, "create", r)
     return rows
+
+
+def forecast_servers(session: Session, cred: Credential, body: dict[str, Any]) -> dict[str, Any]:
+    """Dry run of a create: the scheduler's forecast for exactly what ``POST /servers`` would ask.
+
+    Body as for create (``{"server": {...}, "count": N}`` or bare). Nothing is written or claimed.
+    """
+    from core.region.scheduling import CACHE
+    from core.scheduler.errors import ScheduleInputError
+    from core.scheduler.request import ScheduleInput
+
+    inner = body.get("server", body) if isinstance(body.get("server"), dict) else body
+    raw_count = body.get("count", inner.get("count", 1))
+    if isinstance(raw_count, bool) or not isinstance(raw_count, int | str) or not str(raw_count).isdigit() \
+            or not 1 <= int(raw_count) <= 1000:
+        raise InputParameterError("count: must be an integer between 1 and 1000")
+    count = int(raw_count)
+    plan = plan_servers(session, cred, {k: v for k, v in inner.items() if k != "count"}, count)
+    try:
+        req = ScheduleInput.model_validate({**plan.sched, "count": count})
+    except (ScheduleInputError, ValueError) as e:
+        raise InputParameterError(f"scheduling input rejected: {e}") from None
+    result = CACHE.forecast(session, req)
+    out = result.to_forecast()
+    out["explanation"] = result.explanation()
+    return out
 
 
 def disk_rows_for(server: Server, placement_disks: list[dict[str, Any]]) -> list[Disk]:

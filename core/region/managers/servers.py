@@ -41,6 +41,7 @@ class ServerManager(Manager):
         "cancel-delete": "do_cancel_delete", "purge": "do_purge",
     }
     specs: ClassVar[dict[str, str]] = {"tasks": "spec_tasks", "status": "spec_status"}
+    class_actions: ClassVar[dict[str, str]] = {"forecast": "forecast"}
 
     def create(self, session: Session, cred: Credential, body: dict[str, Any], count: int,
                ctx: tuple[str, str] | None = None) -> list[Any]:
@@ -49,6 +50,12 @@ class ServerManager(Manager):
         if ctx is not None:
             body = {**body, f"prefer_{ctx[0][:-1]}": ctx[1]}
         return create_servers(self, session, cred, body, count)
+
+    def forecast(self, session: Session, cred: Credential, body: dict[str, Any]) -> dict[str, Any]:
+        """``POST /servers/forecast``: would this create fit, and if not, which filter says why."""
+        from core.region.server_create import forecast_servers
+
+        return {"forecast": forecast_servers(session, cred, body)}
 
     def update(self, session: Session, cred: Credential, row: Any, body: dict[str, Any]) -> Any:
         if "name" in body:
@@ -87,6 +94,8 @@ class ServerManager(Manager):
             dl = disks.get(r.id, [])
             it["disks_info"] = dl
             it["disk"] = sum(x["size"] for x in dl)
+            if (r.create_spec or {}).get("fail_reason"):
+                it["fail_reason"] = r.create_spec["fail_reason"]  # e.g. the scheduler's explanation
 
     # ---- recycle bin -------------------------------------------------------------------------
     def delete(self, session: Session, cred: Credential, row: Any, params: dict[str, str]) -> dict[str, Any] | None:
