@@ -21,6 +21,7 @@ V2 = "/api/s/image/v2"
 GLANCE_ENV = {
     "CLOUDPODS_GLANCE_IDLE_TIMEOUT_S": "3",  # a stalled body is dropped quickly
     "CLOUDPODS_GLANCE_MAX_VIRTUAL_SIZE": str(8 << 30),
+    "CLOUDPODS_GLANCE_IMAGE_SIZE_CAP": str(256 << 20),
 }
 
 

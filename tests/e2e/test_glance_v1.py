@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -282,3 +283,22 @@ def test_one_upload_at_a_time_per_image(gctl: Controller) -> None:
     data = os.urandom(50_000)
     r = api.put(path, content=data, headers={"Content-Type": "application/octet-stream"})  # killed → retry works
     assert r.status_code == 200 and r.json()["image"]["status"] == "active", r.text
+
+
+def test_image_size_cap_refuses_before_reading(gctl: Controller) -> None:
+    api = gctl.api
+    before = stored_files(gctl)
+    img = api.post(f"{V1}/images", json={"image": {"name": uniq("cap"), "disk_format": "raw"}}).json()["image"]
+    token = api.headers["x-auth-token"]
+    reply = raw_request(gctl, put_head(f"{V1}/images/{img['id']}", token, 300 << 20), b"x" * 1000, wait_reply=10)
+    assert reply.startswith(b"HTTP/1.1 413"), reply[:300]
+    assert b"image_size_cap" in reply
+    # chunked: no size up front, so the cap stops the stream when crossed
+    def body() -> Iterator[bytes]:
+        for _ in range(300):
+            yield b"\0" * (1 << 20)
+
+    r = api.put(f"{V1}/images/{img['id']}", content=body(), headers={"Content-Type": "application/octet-stream"})
+    assert r.status_code == 413, r.text
+    assert wait_status(api, img["id"], "killed")["fail_reason"]
+    assert stored_files(gctl) == before
