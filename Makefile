@@ -1,5 +1,5 @@
 # The README's two commands are ./scripts/demo.sh and ./scripts/test.sh; these are shortcuts.
-.PHONY: demo test test-fast bench venv
+.PHONY: demo test test-fast bench venv binary
 venv:
 	./scripts/bootstrap.sh
 demo:
@@ -11,3 +11,5 @@ test-fast:
 bench: venv
 	.venv/bin/python bench/cli_startup.py
 	.venv/bin/python bench/controller.py
+binary: venv
+	./scripts/build-binary.sh
