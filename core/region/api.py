@@ -3,11 +3,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from core.agent.api import router as host_agent_router
 from core.region.agent_api import router as agent_router
 from core.region.quota_api import router as quota_router
 from core.region.routes import router as resource_router
 
 router = APIRouter()
+router.include_router(host_agent_router)  # /agent/...: before the generic grammar
 router.include_router(agent_router)
 router.include_router(quota_router)
 router.include_router(resource_router)

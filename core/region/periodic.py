@@ -17,13 +17,21 @@ BATCH = 200
 
 
 def mark_offline_hosts(session: Session) -> int:
-    """Hosts not heard from in 180 s go offline (the scheduler stops placing on them)."""
+    """Hosts not heard from in 180 s go offline (the scheduler stops placing on them); their idle
+    guests become ``unknown`` (nobody can say what they are doing now)."""
+    from core.region import statemachine as sm
+
     limit = utcnow() - timedelta(seconds=float(os.environ.get("CLOUDPODS_HOST_OFFLINE_S", OFFLINE_AFTER_S)))
     begin_write(session)
-    res = session.execute(update(Host).where(Host.host_status == "online",
-                                             (Host.last_ping_at < limit) | Host.last_ping_at.is_(None))
-                          .values(host_status="offline", generation=Host.generation + 1))
-    return int(res.rowcount or 0)  # type: ignore[attr-defined]
+    stale = (Host.host_status == "online", (Host.last_ping_at < limit) | Host.last_ping_at.is_(None))
+    gone = list(session.scalars(select(Host.id).where(*stale).with_for_update()))
+    if not gone:
+        return 0
+    session.execute(update(Host).where(Host.id.in_(gone), *stale)
+                    .values(host_status="offline", generation=Host.generation + 1))
+    for server in session.scalars(select(Server).where(Server.host_id.in_(gone), Server.active_task_id.is_(None))):
+        sm.apply_if(server, "observed:unknown")
+    return len(gone)
 
 
 def redeliver_work_items(session: Session) -> int:
@@ -52,6 +60,6 @@ def purge_recycle_bin(session: Session) -> int:
             with session.begin_nested():
                 m._start_delete(session, None, r, True)
             n += 1
-        except Exception:  # noqa: BLE001 - a server in a status that cannot be deleted stays for now
+        except Exception:
             continue
     return n

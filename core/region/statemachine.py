@@ -64,6 +64,9 @@ _add(STABLE, "syncstatus", "syncing")
 for _s in ("ready", "running", "suspend", "unknown"):
     _add("syncing", f"synced:{_s}", _s)
 _add("syncing", "sync_fail", "unknown")
+# the host agent observed the guest (lifecycle event, periodic sync, host offline) while no task held it
+for _s in ("ready", "running", "suspend", "unknown"):
+    _add(("ready", "running", "suspend", "unknown"), f"observed:{_s}", _s)
 # ---- configuration ------------------------------------------------------------------------------
 _add(("ready", "change_config_fail"), "change-config", "change_config")
 _add("change_config", "configured", "ready")

@@ -45,6 +45,7 @@ def init(data_dir: Path | None, port: int | None, listen_host: str | None, publi
     from core.db.migrate import upgrade
     from core.keystone.bootstrap import bootstrap
     from core.keystone.keys import KeyRepository
+    from core.region.defaults import create_defaults
 
     t0 = time.monotonic()
     d = (data_dir or default_data_dir()).expanduser().resolve()
@@ -66,6 +67,7 @@ def init(data_dir: Path | None, port: int | None, listen_host: str | None, publi
         password = secrets.token_urlsafe(18)
         with db.session() as session:
             bootstrap(session, admin_password=password, public_url=s.public_url, region_id=s.region_id)
+            create_defaults(session)  # zone, wire, storage, network: the first server-create just works
     finally:
         db.dispose()
     auth_url = f"{s.public_url}/api/s/identity/v3"

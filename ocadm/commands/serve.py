@@ -42,7 +42,10 @@ def preflight(settings: object) -> object:
 @click.option("--port", type=click.IntRange(1, 65535), default=None, help="Override the listen port")
 @click.option("--listen", "listen_host", default=None, help="Override the listen address")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default=None)
-def serve(data_dir: Path | None, port: int | None, listen_host: str | None, log_level: str | None) -> None:
+@click.option("--with-agent", is_flag=True,
+              help="Also run a host agent in this process, on a simulated host (libvirt test:///)")
+def serve(data_dir: Path | None, port: int | None, listen_host: str | None, log_level: str | None,
+          with_agent: bool) -> None:
     """Run the controller (every service, one port)."""
     import os
 
@@ -56,5 +59,17 @@ def serve(data_dir: Path | None, port: int | None, listen_host: str | None, log_
     logging.basicConfig(level=s.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app = create_app(s, db=db)  # type: ignore[arg-type]
     click.echo(f"cloudpods-one controller on http://{s.listen_host}:{s.port} (data: {s.data_dir})", err=True)
-    uvicorn.run(app, host=s.listen_host, port=s.port, log_level=s.log_level if s.log_level != "info" else "warning",
-                access_log=s.log_level == "debug", server_header=False, timeout_graceful_shutdown=5)
+    stop_agent = None
+    if with_agent:
+        from core.agent.local import start_local_agent
+
+        # its threads register (retrying) once the port below is listening
+        stop_agent = start_local_agent(s, db)
+        click.echo(f"in-process agent: simulated host on {s.data_dir / 'agent' / 'node.xml'}", err=True)
+    try:
+        uvicorn.run(app, host=s.listen_host, port=s.port,
+                    log_level=s.log_level if s.log_level != "info" else "warning",
+                    access_log=s.log_level == "debug", server_header=False, timeout_graceful_shutdown=5)
+    finally:
+        if stop_agent is not None:
+            stop_agent()

@@ -1,0 +1,217 @@
+"""The host agent: register, long-poll work items, run them, report; ping; sync guest status.
+
+    agent = Agent(AgentConfig.load(Path("/var/lib/cloudpods-one-agent")))
+    agent.start()            # threads: poller, heartbeat (ping + full status sync), event sender
+    ...
+    agent.stop()
+
+Threads, and why each: the poller holds one long-poll open and hands items to a small pool
+(deploys of one batch run side by side); the heartbeat pings every ``ping_interval_s`` and
+sends every guest's status every ``sync_interval_s`` (fixes drift the events missed); libvirt
+lifecycle events are queued by libvirt's event thread and sent by a sender thread (never block
+libvirt's loop on HTTP).
+"""
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from core.agent.config import AgentConfig
+from core.agent.facts import registration, usage
+from core.agent.guests import GuestBuilder, ImageStore
+from core.agent.handlers import SERVER_STATUS, handle
+from core.agent.link import ControllerLink
+from core.agent.network import GuestNetwork
+from core.errors import CloudpodsError, ConnectionFailedError
+from drivers.base import DriverError, GuestEvent, GuestStatus
+
+log = logging.getLogger("cloudpods.agent")
+logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per long-poll drowns the agent's log
+
+# hypervisor status -> what the region's /agent/.../guests route accepts
+EVENT_STATUS = {s: s.value for s in GuestStatus}
+
+
+class Agent:
+    def __init__(self, cfg: AgentConfig, *, driver: Any = None, link: ControllerLink | None = None) -> None:
+        self.cfg = cfg
+        if driver is None:
+            from drivers.kvm.driver import KvmDriver
+
+            driver = KvmDriver(uri=cfg.libvirt_uri, domain_type=cfg.libvirt_domain_type(),
+                               storage_paths=(cfg.data_dir,), instances_dir=cfg.instances_dir)
+        self.driver = driver
+        self.link = link or ControllerLink(cfg)
+        self.network = GuestNetwork(cfg)
+        self.images = ImageStore(cfg, self.link.image)
+        self.builder = GuestBuilder(cfg, driver, self.images, self.network)
+        self.pool = ThreadPoolExecutor(max_workers=cfg.workers, thread_name_prefix="agent-work")
+        self._stop = threading.Event()
+        self._events: queue.Queue[GuestEvent] = queue.Queue(maxsize=10000)
+        self._threads: list[threading.Thread] = []
+        self._inflight = threading.BoundedSemaphore(cfg.workers * 2)
+        self.registered = threading.Event()
+        self.handled = 0  # work items reported (tests, bench)
+
+    # --- lifecycle -----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        import os
+
+        os.makedirs(self.cfg.instances_dir, mode=0o700, exist_ok=True)
+        os.makedirs(self.cfg.image_dir, mode=0o700, exist_ok=True)
+        if self.network.real:
+            n = self.builder.restore_leases()
+            if n:
+                log.info("restored %d DHCP lease(s)", n)
+        try:
+            self.driver.watch_events(self._on_event)
+        except DriverError as exc:
+            log.warning("no lifecycle events (%s); relying on the periodic sync", exc)
+        for name, fn in (("agent-poll", self._poll_loop), ("agent-heartbeat", self._heartbeat_loop),
+                         ("agent-events", self._event_loop)):
+            t = threading.Thread(target=fn, name=name, daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def stop(self) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(5)
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        self.network.close()
+        self.link.close()
+        self.driver.close()
+
+    def wait(self) -> None:
+        while not self._stop.wait(1):
+            pass
+
+    # --- registration and heartbeat --------------------------------------------------------------
+
+    def register(self) -> dict[str, Any]:
+        host = self.link.register(registration(self.cfg, self.driver.host_facts()))
+        self.registered.set()
+        log.info("registered as host %s (%s) in zone %s", host["name"], host["id"], host["zone_id"])
+        return host
+
+    def _heartbeat_loop(self) -> None:
+        backoff = 1.0
+        while not self._stop.is_set() and not self.registered.is_set():
+            try:
+                self.register()
+            except (CloudpodsError, DriverError, OSError) as exc:
+                log.warning("cannot register yet (%s); retrying in %.0f s", exc, backoff)
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, 30.0)
+        next_ping = next_sync = 0.0
+        while not self._stop.is_set():
+            now = time.monotonic()
+            try:
+                if now >= next_sync:
+                    self.sync_all()
+                    next_sync = now + self.cfg.sync_interval_s
+                if now >= next_ping:
+                    self.link.ping(usage(self.cfg, self.driver.list_guests()))
+                    next_ping = now + self.cfg.ping_interval_s
+            except (CloudpodsError, DriverError, OSError) as exc:
+                log.warning("heartbeat failed: %s", exc)
+                next_ping = min(next_ping, now + 5)
+            self._stop.wait(max(0.05, min(next_ping, next_sync) - time.monotonic()))
+
+    def sync_all(self) -> list[dict[str, Any]]:
+        """Every guest's status to the region; servers of this host it lacks become unknown."""
+        guests = [{"id": g.id, "status": EVENT_STATUS[g.status]} for g in self.driver.list_guests()]
+        changed = self.link.guests(guests, full=True)
+        for c in changed:
+            log.info("status of %s (%s) corrected to %s", c["name"], c["id"], c["status"])
+        return changed
+
+    # --- lifecycle events ------------------------------------------------------------------------
+
+    def _on_event(self, ev: GuestEvent) -> None:
+        try:
+            self._events.put_nowait(ev)
+        except queue.Full:  # the periodic sync repairs what is dropped here
+            log.warning("event queue full; dropping %s of %s", ev.event, ev.name)
+
+    def _event_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                ev = self._events.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            batch = {ev.guest_id: ev}
+            while len(batch) < 100:  # coalesce a burst; the latest status per guest wins
+                try:
+                    e = self._events.get_nowait()
+                except queue.Empty:
+                    break
+                batch[e.guest_id] = e
+            if not self.registered.is_set():
+                continue
+            try:
+                self.link.guests([{"id": e.guest_id, "status": EVENT_STATUS[e.status]} for e in batch.values()],
+                                 full=False)
+            except CloudpodsError as exc:
+                log.warning("cannot report %d guest event(s): %s", len(batch), exc)
+
+    # --- work items ------------------------------------------------------------------------------
+
+    def _poll_loop(self) -> None:
+        self.registered.wait()
+        backoff = 0.5
+        while not self._stop.is_set():
+            try:
+                items = self.link.work_items(wait=self.cfg.poll_wait_s, limit=self.cfg.workers)
+                backoff = 0.5
+            except ConnectionFailedError as exc:
+                log.warning("controller unreachable (%s); retrying in %.1f s", exc, backoff)
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, 15.0)
+                continue
+            except CloudpodsError as exc:
+                log.warning("polling work items failed: %s", exc)
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, 15.0)
+                continue
+            for wi in items:
+                self._inflight.acquire()  # at most 2x workers items fetched and not yet done
+                self.pool.submit(self._run_item, wi)
+
+    def _run_item(self, wi: dict[str, Any]) -> None:
+        try:
+            t0 = time.monotonic()
+            try:
+                result = handle(self.builder, str(wi["kind"]), dict(wi.get("payload") or {}))
+            except Exception as exc:  # every failure becomes the task's reason
+                if not isinstance(exc, (DriverError, CloudpodsError, ValueError, OSError)):
+                    log.exception("work item %s (%s) failed", wi["id"], wi["kind"])
+                reason = getattr(exc, "details", None) or str(exc) or type(exc).__name__
+                result = {"__status__": "error", "__reason__": f"{wi['kind']}: {reason}"[:2000]}
+            log.info("%s for task %s: %s in %.0f ms", wi["kind"], wi["task_id"],
+                     "failed" if result.get("__status__") == "error" else "done", (time.monotonic() - t0) * 1000)
+            self._report(wi, result)
+        finally:
+            self._inflight.release()
+
+    def _report(self, wi: dict[str, Any], result: dict[str, Any]) -> None:
+        for attempt in range(5):
+            try:
+                self.link.report(str(wi["task_id"]), str(wi["id"]), result)
+                self.handled += 1
+                return
+            except ConnectionFailedError as exc:
+                log.warning("report of task %s failed (%s); retrying", wi["task_id"], exc)
+                if self._stop.wait(0.5 * (attempt + 1)):
+                    return
+            except CloudpodsError as exc:  # the task moved on (e.g. a redelivered item already reported)
+                log.warning("report of task %s refused: %s", wi["task_id"], exc)
+                return
+
+
+__all__ = ["SERVER_STATUS", "Agent"]

@@ -1,0 +1,244 @@
+"""Routes for host agents under ``/api/s/compute_v2/agent`` (mounted by core/region/api.py).
+
+    POST /agent/join                          {token, host_name, access_mac}  (no auth: the token is it)
+    POST /agent/hosts/<id>/register           host facts, storages, wires → the host
+    POST /agent/hosts/<id>/ping               {usage} → {host_status, enabled}
+    POST /agent/hosts/<id>/guests             {guests: [{id, status}], full} → servers whose status moved
+    GET  /agent/hosts/<id>/work-items?wait=N  long-poll (like /hosts/<id>/work-items)
+    POST /agent/tasks/<task_id>               a work item's report (like /tasks/<id>)
+    GET  /agent/hosts/<id>/images/<image_id>  an image one of the host's guests boots from (streamed)
+
+An agent's service user (core.agent.enroll) may call these for its own host only (403 else);
+a cloud admin may call them for any host (the test double agent, tools).
+"""
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from fastapi import APIRouter, Body, Request
+from fastapi.responses import Response, StreamingResponse
+from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
+
+from core.agent.enroll import binding_host, redeem_join_token
+from core.api.context import Credential
+from core.api.deps import CredentialDep, SessionDep
+from core.api.listing import _int
+from core.db.base import utcnow
+from core.errors import ForbiddenError, InputParameterError, ResourceNotFoundError
+from core.keystone.policy import enforce
+from core.region.common import begin_write, json_response
+from core.region.models import Disk, Host, Server
+from core.tasks.models import WorkItem
+
+router = APIRouter(prefix="/agent")
+AnyBody = Body(default=None)
+MAX_WAIT_S = 60
+GUEST_STATUSES = ("running", "stopped", "paused", "suspended", "shutting_down", "crashed", "unknown", "absent")
+# what the hypervisor says -> the server status it means (absent: no such guest on the host)
+OBSERVED = {"running": "running", "stopped": "ready", "crashed": "ready", "paused": "suspend",
+            "suspended": "suspend", "absent": "unknown", "unknown": "unknown"}
+POWER = {"running": "on", "ready": "off", "suspend": "suspend"}
+
+
+def guard(session: Any, cred: Credential, host_id: str) -> Host:
+    """The host ``cred`` may act as the agent of: its bound host, or any host for an admin."""
+    bound = binding_host(session, cred.user_id)
+    if bound is None:
+        enforce(cred, "compute:hosts:agent")
+    elif bound != host_id:
+        raise ForbiddenError(f"this agent acts for host {bound} only, not {host_id}")
+    host = session.get(Host, host_id)
+    if host is None:
+        raise ResourceNotFoundError(f"host {host_id} not found")
+    return host
+
+
+def _body(body: Any) -> dict[str, Any]:
+    if body is None:
+        return {}
+    if not isinstance(body, dict):
+        raise InputParameterError("body: expected a JSON object")
+    return body
+
+
+@router.post("/join")
+def join(session: SessionDep, body: Any = AnyBody) -> Response:
+    data = _body(body)
+    token, name = data.get("token"), data.get("host_name")
+    if not isinstance(name, str) or not name:
+        raise InputParameterError("host_name: required")
+    begin_write(session)
+    creds = redeem_join_token(session, str(token or ""), host_name=name, access_mac=str(data.get("access_mac") or ""))
+    from core.audit import record
+
+    record(session, None, service="compute", action="join", obj_type="host", obj_id=creds.host_id,
+           obj_name=creds.host_name, success=True, notes=f"agent user {creds.user_name}")
+    session.commit()
+    return json_response({"host_id": creds.host_id, "host_name": creds.host_name, "zone_id": creds.zone_id,
+                          "username": creds.user_name, "password": creds.password,
+                          "project_name": creds.project_name, "domain_name": creds.domain_name})
+
+
+@router.post("/hosts/{host_id}/register")
+def register(host_id: str, session: SessionDep, cred: CredentialDep, body: Any = AnyBody) -> Response:
+    from core.region.managers.hosts import capacity
+    from core.region.registry import get_manager
+
+    data = _body(body)
+    begin_write(session)
+    host = guard(session, cred, host_id)
+    # the agent describes its host; it cannot rename it, move it or claim another host's MAC
+    data = {**data, "name": host.name, "access_mac": host.access_mac, "enabled": None}
+    (row,) = get_manager("hosts").create(session, cred, data, 1, ("zones", host.zone_id))
+    # a restarted agent lost what it had fetched: hand those work items out again
+    for wi in session.scalars(select(WorkItem).where(WorkItem.host_id == host.id, WorkItem.status == "dispatched")):
+        wi.status, wi.dispatched_at = "queued", None
+        session.info["work_queued"] = True
+    session.flush()
+    out = {"id": row.id, "name": row.name, "zone_id": row.zone_id, "host_status": row.host_status,
+           "enabled": row.enabled, **capacity(row)}
+    session.commit()
+    return json_response({"host": out})
+
+
+@router.post("/hosts/{host_id}/ping")
+def ping(host_id: str, session: SessionDep, cred: CredentialDep, body: Any = AnyBody) -> Response:
+    data = _body(body)
+    begin_write(session)
+    host = guard(session, cred, host_id)
+    was = host.host_status
+    host.last_ping_at, host.host_status = utcnow(), "online"
+    if was != "online":
+        host.generation += 1
+    usage = data.get("usage")
+    if isinstance(usage, dict):
+        host.sys_info = {**(host.sys_info or {}), "usage": usage}
+    session.commit()
+    return json_response({"host_status": "online", "enabled": host.enabled, "was": was})
+
+
+@router.post("/hosts/{host_id}/guests")
+def guests(host_id: str, session: SessionDep, cred: CredentialDep, body: Any = AnyBody) -> Response:
+    """Lifecycle events and the periodic sync: the hypervisor's view settles idle servers' status."""
+    from core.region import statemachine as sm
+
+    data = _body(body)
+    seen = data.get("guests")
+    if not isinstance(seen, list) or not all(isinstance(g, dict) for g in seen):
+        raise InputParameterError("guests: expected a list of {id, status}")
+    reported: dict[str, str] = {}
+    for g in seen:
+        st = g.get("status")
+        if st not in GUEST_STATUSES:
+            raise InputParameterError(f"guests: status {st!r} is not one of {', '.join(GUEST_STATUSES)}")
+        reported[str(g.get("id"))] = str(st)
+    begin_write(session)
+    host = guard(session, cred, host_id)
+    stmt = select(Server).where(Server.host_id == host.id)
+    if not data.get("full"):
+        stmt = stmt.where(Server.id.in_(list(reported)))
+    changed = []
+    for server in session.scalars(stmt):
+        st = reported.get(server.id, "absent")
+        if st == "shutting_down" or server.active_task_id:
+            continue  # in passing, or a task is about to say what happened
+        to = OBSERVED[st]
+        if to != server.status and sm.apply_if(server, f"observed:{to}"):
+            server.power_status = POWER.get(to, server.power_status)
+            changed.append({"id": server.id, "name": server.name, "status": server.status})
+    session.commit()
+    return json_response({"changed": changed})
+
+
+def _take(db: Any, cred: Credential, host_id: str, limit: int) -> list[dict[str, Any]]:
+    from core.region.agent_api import take_work
+
+    with db.session() as s:
+        guard(s, cred, host_id)
+    return take_work(db, cred, host_id, limit)
+
+
+@router.get("/hosts/{host_id}/work-items")
+async def work_items(host_id: str, request: Request, cred: CredentialDep) -> Response:
+    from core.region.agent_api import POLL_S, _wait_event
+    from core.tasks.engine import WORK_AVAILABLE
+
+    wait = _int(request.query_params.get("wait"), "wait", 0, 0, MAX_WAIT_S)
+    limit = _int(request.query_params.get("limit"), "limit", 10, 1, 100)
+    db = request.app.state.db
+    deadline = time.monotonic() + wait
+    while True:
+        items = await run_in_threadpool(_take, db, cred, host_id, limit)
+        if items or time.monotonic() >= deadline or await request.is_disconnected():
+            return json_response({"work_items": items})
+        await _wait_event(min(POLL_S, deadline - time.monotonic()))
+        WORK_AVAILABLE.clear()
+
+
+@router.post("/tasks/{task_id}")
+def report_task(task_id: str, session: SessionDep, cred: CredentialDep, body: Any = AnyBody) -> Response:
+    from core.region.managers.tasks import task_dict
+    from core.tasks.engine import report
+
+    data = _body(body)
+    begin_write(session)
+    stmt = select(WorkItem).where(WorkItem.task_id == task_id, WorkItem.status.in_(("queued", "dispatched")))
+    if data.get("work_item_id"):
+        stmt = stmt.where(WorkItem.id == str(data["work_item_id"]))
+    wi = session.scalar(stmt.limit(1))
+    if wi is None:
+        raise ResourceNotFoundError(f"task {task_id} has no open work item")
+    guard(session, cred, wi.host_id)
+    t = report(session, task_id, data)
+    out = task_dict(t)
+    session.commit()
+    return json_response({"task": out})
+
+
+def _host_images(session: Any, host: Host) -> set[str]:
+    """Images the host's guests boot from, with the kernels/ramdisks those images name."""
+    ids = set(session.scalars(select(Disk.template_id).join(Server, Server.id == Disk.server_id)
+                              .where(Server.host_id == host.id, Disk.template_id != "")))
+    from core.glance.models import Image
+
+    for img in session.scalars(select(Image).where(Image.id.in_(list(ids)))):
+        props = img.properties or {}
+        ids.update(str(props[k]) for k in ("kernel_id", "ramdisk_id") if props.get(k))
+    return ids
+
+
+@router.get("/hosts/{host_id}/images/{image_id}")
+def image(host_id: str, image_id: str, request: Request, session: SessionDep, cred: CredentialDep) -> Response:
+    from core.glance.service import open_image
+
+    host = guard(session, cred, host_id)
+    reader_cred = cred
+    if binding_host(session, cred.user_id) is not None:
+        if image_id not in _host_images(session, host):
+            raise ForbiddenError(f"no guest of host {host.name} uses image {image_id}")
+        # the agent reads a tenant's image on the region's authority, for that tenant's guest only
+        reader_cred = Credential(token="", user_id=cred.user_id, user_name=cred.user_name,
+                                 user_domain_id=cred.user_domain_id, user_domain_name=cred.user_domain_name,
+                                 scope="system", roles=("admin", "member", "reader"))
+    cm = open_image(session, image_id, reader_cred, data_dir=request.app.state.settings.data_dir)
+    reader = cm.__enter__()
+    info = reader.info
+    session.commit()  # nothing to write; do not hold a transaction while streaming
+
+    def chunks() -> Iterator[bytes]:
+        try:
+            while block := reader.read(1 << 20):
+                yield block
+        finally:
+            cm.__exit__(None, None, None)
+
+    headers = {"content-length": str(reader.size), "x-image-id": info.id, "x-image-name": info.name,
+               "x-image-format": reader.format, "x-image-sha256": info.sha256 or "",
+               "x-image-properties": json.dumps(info.properties, separators=(",", ":"))}
+    if reader.format != (info.disk_format or "raw"):
+        headers["x-image-sha256"] = ""  # a converted sub-format has other bytes than the upload
+    return StreamingResponse(chunks(), media_type="application/octet-stream", headers=headers)

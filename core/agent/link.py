@@ -1,0 +1,61 @@
+"""The agent's side of core.agent.api: one authenticated client, one method per route."""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from core.agent.config import AgentConfig
+from core.client import AuthOptions, Client
+
+BASE = "/agent"
+
+
+class ControllerLink:
+    def __init__(self, cfg: AgentConfig, *, timeout: float = 90.0) -> None:
+        self.cfg = cfg
+        auth = AuthOptions(auth_url=cfg.auth_url, username=cfg.username, password=cfg.password,
+                           project_name=cfg.project_name, project_domain=cfg.domain_name,
+                           user_domain=cfg.domain_name, region=cfg.region)
+        # timeout above the long-poll wait; no token cache file (the agent lives long and alone)
+        self.client = Client(auth, use_cache=False, timeout=max(timeout, cfg.poll_wait_s + 30))
+        self.host = f"{BASE}/hosts/{cfg.host_id}"
+
+    def close(self) -> None:
+        self.client.close()
+
+    def register(self, body: dict[str, Any]) -> dict[str, Any]:
+        return dict(self.client.post("compute_v2", f"{self.host}/register", json=body)["host"])
+
+    def ping(self, usage: dict[str, Any]) -> dict[str, Any]:
+        return dict(self.client.post("compute_v2", f"{self.host}/ping", json={"usage": usage}))
+
+    def guests(self, guests: list[dict[str, str]], *, full: bool) -> list[dict[str, Any]]:
+        out = self.client.post("compute_v2", f"{self.host}/guests", json={"guests": guests, "full": full})
+        return list(out.get("changed", []))
+
+    def work_items(self, wait: int, limit: int = 10) -> list[dict[str, Any]]:
+        out = self.client.get("compute_v2", f"{self.host}/work-items", params={"wait": wait, "limit": limit})
+        return list(out.get("work_items", []))
+
+    def report(self, task_id: str, work_item_id: str, result: dict[str, Any]) -> None:
+        self.client.post("compute_v2", f"{BASE}/tasks/{task_id}", json={"work_item_id": work_item_id, **result})
+
+    @contextmanager
+    def image(self, image_id: str) -> Iterator[Any]:
+        """The streamed image response (headers: x-image-format, x-image-sha256, x-image-properties)."""
+        with self.client.stream("GET", "compute_v2", f"{self.host}/images/{image_id}") as resp:
+            yield resp
+
+
+def join(controller: str, token: str, host_name: str, access_mac: str = "", timeout: float = 30.0) -> dict[str, Any]:
+    """Spend a join token at ``controller`` (its base URL); returns the new agent's identity."""
+    import httpx
+
+    from core.client import _to_error
+
+    url = controller.rstrip("/") + "/api/s/compute_v2/agent/join"
+    resp = httpx.post(url, json={"token": token, "host_name": host_name, "access_mac": access_mac}, timeout=timeout)
+    if resp.status_code >= 400:
+        raise _to_error(resp)
+    return dict(resp.json())
