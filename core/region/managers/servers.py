@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from core.api.context import Credential
 from core.api.listing import ListQuery, parse_bool
 from core.db.base import utcnow
-from core.errors import InputParameterError, InvalidStatusError
+from core.errors import ConflictError, InputParameterError, InvalidStatusError
 from core.region import quotas
 from core.region import statemachine as sm
 from core.region.managers._util import apply_update, names_by_id, unique_name
@@ -140,6 +140,8 @@ class ServerManager(Manager):
         if row.pending_deleted:
             raise InvalidStatusError(f"server {row.name} is in the recycle bin: cancel-delete it first")
         sm.guard_busy(row)
+        if event != "syncstatus":  # syncstatus of an offline host's server settles it as unknown
+            guard_host_online(session, row)
         sm.apply(row, event)
         t = submit(session, task, "server", row.id, row.name, params, cred=cred, tenant_id=row.tenant_id,
                    domain_id=row.domain_id)
@@ -237,3 +239,12 @@ class ServerManager(Manager):
 
     def spec_status(self, session: Session, cred: Credential, row: Any, q: ListQuery) -> dict[str, Any]:
         return {"status": row.status, "power_status": row.power_status, "active_task_id": row.active_task_id}
+
+
+def guard_host_online(session: Session, row: Any) -> None:
+    """An action needs the server's host agent: an offline host is a 409 saying so (not a queued task)."""
+    host = session.get(Host, row.host_id) if row.host_id else None
+    if host is not None and host.host_status != "online":
+        seen = host.last_ping_at.isoformat(timespec="seconds") if host.last_ping_at else "never"
+        raise ConflictError(f"host {host.name} of server {row.name} is {host.host_status} (last ping {seen}): "
+                            "its agent cannot act now; retry when the host is back online")
