@@ -139,17 +139,22 @@ def main() -> None:
             sampler.start()
             ups: list[float] = []
             downs: list[float] = []
+            proc = psutil.Process(ctl.proc.pid)
+            cpu_up = cpu_down = 0.0
             moved = 0
             i = 0
             target = int(a.move_gib * (1 << 30))
             ids = [iid]
             while moved < target:
+                c0 = sum(proc.cpu_times()[:4])
                 if i % 3 == 0:
                     new_id, dt = upload(ctl, token, src, f"bench-{i}")
                     ids.append(new_id)
                     ups.append(dt)
+                    cpu_up += sum(proc.cpu_times()[:4]) - c0
                 else:
                     downs.append(download(ctl, token, ids[-1], size))
+                    cpu_down += sum(proc.cpu_times()[:4]) - c0
                 moved += size
                 i += 1
             sampler.stop.set()
@@ -163,6 +168,10 @@ def main() -> None:
             if downs:
                 print(f"download             best {mb / min(downs):7.0f} MB/s   median "
                       f"{mb / sorted(downs)[len(downs) // 2]:7.0f} MB/s   target >= 1000")
+            gib = size / (1 << 30)
+            print(f"controller CPU       upload {cpu_up / (len(ups) * gib):.2f} s/GiB, download "
+                  f"{cpu_down / max(1, len(downs)) / gib:.2f} s/GiB (threads included; load-independent)")
+            print(f"load average         {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (shared machine)")
             print(f"controller RSS       base {base_rss / MB:.0f} MB, peak {sampler.peak / MB:.0f} MB, "
                   f"growth {growth:.1f} MB   target <= 50")
         finally:

@@ -34,6 +34,9 @@ class GlanceConfig:
     qemu_img_timeout_s: float = 60.0
     convert_timeout_s: float = 4 * 3600.0
     chunk_bytes: int = 4 << 20  # unit of writing, hashing and reading
+    abandon_after_s: float = 86400.0  # a `saving` upload silent this long is killed (staged bytes freed)
+    janitor_interval_s: float = 600.0
+    orphan_grace_s: float = 600.0  # files younger than this are never swept (a commit may be in flight)
 
     @classmethod
     def load(cls, config_path: Path | None = None, env: dict[str, str] | None = None) -> GlanceConfig:

@@ -10,18 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from core.db.engine import Database
-
-
-def begin_write(session: Session) -> None:
-    """End the session's read snapshot and hold SQLite's write lock until the next commit."""
-    if session.get_bind().dialect.name != "sqlite":
-        return
-    session.commit()  # callers flush nothing before this: it only ends the read snapshot
-    session.execute(text("UPDATE images SET status = status WHERE 0 = 1"))  # no row, but the write lock
+from core.db.engine import Database, begin_write
 
 
 @contextmanager
