@@ -16,7 +16,6 @@ from tests.support.controller import REPO, Controller, base_env
 from tests.support.peers import need
 
 
-
 @pytest.fixture
 def kv() -> Any:
     """Kubernetes' own OpenAPI schemas, offline (the kubernetes-validate package ships them)."""
