@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 from pathlib import Path
 
 from tests.e2e.test_glance_support import controller_fixture, make_qcow2, stored_files, uniq
@@ -77,3 +78,22 @@ def test_refused_upload_is_one_line_error(gctl: Controller, tmp_path: Path) -> N
     empty.write_bytes(b"")
     r = gctl.climc("image-upload", uniq("empty"), str(empty))
     assert r.returncode == 1 and "empty" in r.stderr
+
+
+def test_upload_resume_continues_where_the_server_stopped(gctl: Controller, tmp_path: Path) -> None:
+    from tests.e2e.test_glance_support import V1, put_head, raw_request
+
+    data = os.urandom(5_000_000)
+    src = tmp_path / "r.raw"
+    src.write_bytes(data)
+    api = gctl.api
+    img = api.post(f"{V1}/images", json={"image": {"name": uniq("res"), "disk_format": "raw"}}).json()["image"]
+    head = put_head(f"{V1}/images/{img['id']}", api.headers["x-auth-token"], len(data),
+                    f"Content-Range: bytes 0-{len(data) - 1}/{len(data)}\r\n")
+    raw_request(gctl, head, data[:3_000_000], close_write=True, wait_reply=3)  # connection dropped
+    for _ in range(100):
+        if api.get(f"{V1}/images/{img['id']}").json()["image"].get("upload_offset") == 3_000_000:
+            break
+        time.sleep(0.05)
+    done = climc_json(gctl, "image-upload", img["name"], str(src), "--resume", img["id"])
+    assert done["status"] == "active" and done["checksum"] == hashlib.md5(data).hexdigest()
