@@ -49,10 +49,12 @@ def _digest(token: str) -> str:
 def create_join_token(session: Session, *, zone: str, ttl_s: int, created_by: str = "",
                       description: str = "") -> tuple[str, JoinToken]:
     """A new one-time token for ``zone``; the plain token is returned once and stored hashed."""
+    from core.region.common import begin_write
     from core.region.models import Zone
 
     if not 60 <= ttl_s <= MAX_TTL_S:
         raise InputParameterError(f"ttl: must be between 60 s and {MAX_TTL_S} s")
+    begin_write(session)  # a running controller writes too: queue on the lock, not fail on a stale read
     z = session.scalar(select(Zone).where((Zone.id == zone) | (Zone.name == zone)))
     if z is None:
         raise InputParameterError(f"zone {zone!r} not found")

@@ -51,7 +51,10 @@ def local_config(settings: Any, db: Any) -> AgentConfig:
         return AgentConfig.load(data)
     node = data / "node.xml"
     write_node_xml(node)
+    from core.region.common import begin_write
+
     with db.session() as s:
+        begin_write(s)
         zone = s.scalar(select(Zone).where(Zone.name == DEFAULTS.zone))
         if zone is None:
             raise RuntimeError(f"zone {DEFAULTS.zone} is missing: run `ocadm init` (it creates the defaults)")

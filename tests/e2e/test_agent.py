@@ -1,0 +1,219 @@
+"""Host agents end to end (fast tier): a controller, three real `ocadm agent` processes on libvirt's
+test:/// driver, climc for the whole server lifecycle; join tokens; agent credentials confined to
+their own host; an agent killed mid-create; a host going offline and its guests turning unknown."""
+from __future__ import annotations
+
+import json
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.test_agent_support import B, AgentProc, libvirt_or_skip, server, upload_tiny_image, wait_for
+from tests.support.controller import Controller
+
+
+@pytest.fixture(scope="module")
+def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Controller, list[AgentProc]]]:
+    libvirt_or_skip()
+    root = tmp_path_factory.mktemp("agents")
+    ctl = Controller.init(root / "ctl")
+    # hosts go offline 4 s after their last ping, checked every second (the default is 180 s / 30 s)
+    ctl.env.update({"CLOUDPODS_HOST_OFFLINE_S": "4", "CLOUDPODS_JOB_HOSTS_OFFLINE_INTERVAL_S": "1"})
+    ctl.serve()
+    agents = [AgentProc.join(ctl, root / f"a{i}", f"node-{i}") for i in range(3)]
+    try:
+        for a in agents:
+            a.start()
+        upload_tiny_image(ctl)
+        yield ctl, agents
+    finally:
+        for a in agents:
+            a.stop()
+        ctl.stop()
+
+
+def _usage(ctl: Controller) -> dict[str, Any]:
+    net = ctl.api.get(f"{B}/networks/default").json()["network"]
+    quota = ctl.api.get(f"{B}/quotas").json()
+    storages = ctl.api.get(f"{B}/storages", params={"limit": 1000}).json()["storages"]
+    return {"ports_used": net["ports_used"], "quota": quota,
+            "storage_used": sum(int(x["used_capacity"]) for x in storages)}
+
+
+def test_lifecycle_through_climc_across_three_agents(cloud: tuple[Controller, list[AgentProc]]) -> None:
+    ctl, agents = cloud
+    by_host = {a.host_id: a for a in agents}
+    before = _usage(ctl)
+    r = ctl.climc("server-create", "web", "--disk", "tiny", "--net", "default", "--count", "6", "--auto-start",
+                  "-o", "json")
+    assert r.returncode == 0, r.stderr
+    ids = [s["id"] for s in json.loads(r.stdout)["data"]]
+    rows = [wait_for(lambda i=i: (s := server(ctl, i))["status"] == "running" and s, 30, f"server {i} running")
+            for i in ids]
+    # the scheduler spread them over all three agents; each guest exists on the host the region says
+    assert {s["host_id"] for s in rows} == set(by_host), [s["host"] for s in rows]
+    for s in rows:
+        assert s["id"] in by_host[s["host_id"]].instance_dirs()
+        assert s["ips"].startswith("10.199.0.") and s["power_status"] == "on"
+        assert all(d["status"] == "ready" for d in s["disks_info"])
+    lst = ctl.climc("server-list", "--search", "web", "-o", "json")
+    assert lst.returncode == 0 and {x["name"] for x in json.loads(lst.stdout)["data"]} >= {s["name"] for s in rows}
+    show = ctl.climc("server-show", rows[0]["name"], "-o", "json")
+    assert show.returncode == 0 and json.loads(show.stdout)["host"] in {a.cfg["host_name"] for a in agents}
+
+    name = rows[0]["name"]
+    assert ctl.climc("server-stop", name).returncode == 0
+    wait_for(lambda: (s := server(ctl, name))["status"] == "ready" and not s["active_task_id"], 20, "stopped")
+    assert server(ctl, name)["power_status"] == "off"
+    assert ctl.climc("server-start", name).returncode == 0
+    wait_for(lambda: server(ctl, name)["status"] == "running", 20, "started")
+    assert ctl.climc("server-syncstatus", name).returncode == 0
+    wait_for(lambda: (s := server(ctl, name))["status"] == "running" and not s["active_task_id"], 20, "synced")
+
+    # delete (skipping the recycle bin) releases addresses, quota and storage, and removes the guest
+    r = ctl.climc("server-delete", "-f", *[s["name"] for s in rows])
+    assert r.returncode == 0, r.stderr
+    wait_for(lambda: all(ctl.api.get(f"{B}/servers/{i}").status_code == 404 for i in ids), 30, "servers gone")
+    for s in rows:
+        assert s["id"] not in by_host[s["host_id"]].instance_dirs()
+    assert _usage(ctl) == before
+    disks = ctl.api.get(f"{B}/disks", params={"limit": 1000}).json()["disks"]
+    assert not [d for d in disks if d.get("server_id") in ids]
+
+
+def test_join_tokens_are_one_time_and_expire(cloud: tuple[Controller, list[AgentProc]]) -> None:
+    import httpx
+    from sqlalchemy import update
+
+    from core.agent.models import JoinToken
+    from core.db.base import utcnow
+    from core.db.engine import Database
+
+    ctl, _ = cloud
+    url = ctl.url + f"{B}/agent/join"
+    tok = ctl.ocadm("token", "create", "--data-dir", str(ctl.data_dir), "--ttl", "5m")
+    assert tok.returncode == 0 and "ocadm join --controller" in tok.stderr, tok.stderr
+    plain = tok.stdout.strip()
+    first = httpx.post(url, json={"token": plain, "host_name": "spare-1"}, timeout=30)
+    assert first.status_code == 200 and first.json()["username"].startswith("host-agent-"), first.text
+    again = httpx.post(url, json={"token": plain, "host_name": "spare-2"}, timeout=30)
+    assert again.status_code == 401 and "already used" in again.json()["details"]
+    bogus = httpx.post(url, json={"token": "cpj1.nope", "host_name": "spare-3"}, timeout=30)
+    assert bogus.status_code == 401
+    late = ctl.ocadm("token", "create", "--data-dir", str(ctl.data_dir), "--ttl", "2m").stdout.strip()
+    db = Database(f"sqlite:///{ctl.data_dir / 'cloudpods.db'}")
+    try:
+        with db.session() as s:
+            s.execute(update(JoinToken).where(JoinToken.created_by.like("ocadm:%"), JoinToken.used_at.is_(None))
+                      .values(expires_at=utcnow()))
+    finally:
+        db.dispose()
+    time.sleep(0.1)
+    expired = httpx.post(url, json={"token": late, "host_name": "spare-4"}, timeout=30)
+    assert expired.status_code == 401 and "expired" in expired.json()["details"]
+    bad = ctl.ocadm("token", "create", "--data-dir", str(ctl.data_dir), "--ttl", "forever")
+    assert bad.returncode != 0 and "Traceback" not in bad.stderr and "--ttl" in bad.stderr
+
+
+def test_agent_credentials_reach_only_their_own_host(cloud: tuple[Controller, list[AgentProc]]) -> None:
+    ctl, agents = cloud
+    a, other = agents[0], agents[1]
+    with a.client() as c:
+        assert c.post(f"{B}/agent/hosts/{a.host_id}/ping", json={}).status_code == 200
+        for method, path in (("GET", f"{B}/agent/hosts/{other.host_id}/work-items"),
+                             ("POST", f"{B}/agent/hosts/{other.host_id}/ping"),
+                             ("POST", f"{B}/agent/hosts/{other.host_id}/register"),
+                             ("POST", f"{B}/agent/hosts/{other.host_id}/guests"),
+                             ("GET", f"{B}/hosts/{other.host_id}/work-items"),  # the admins' route
+                             ("POST", f"{B}/hosts/{other.host_id}/disable")):
+            r = c.request(method, path, json={"guests": []} if method == "POST" else None)
+            assert r.status_code == 403, (method, path, r.status_code, r.text)
+        # an image no guest of its host uses is not its business
+        img = upload_tiny_image(ctl)
+        r = c.get(f"{B}/agent/hosts/{a.host_id}/images/{img['id']}")
+        assert r.status_code == 403, r.text
+        # and no tenant's servers are visible to it through the ordinary API
+        assert c.get(f"{B}/servers").json()["servers"] == []
+
+
+def _work_item_status(ctl: Controller, task_id: str) -> str | None:
+    from sqlalchemy import select
+
+    from core.db.engine import Database
+    from core.tasks.models import WorkItem
+
+    db = Database(f"sqlite:///{ctl.data_dir / 'cloudpods.db'}")
+    try:
+        with db.session() as s:
+            return s.scalar(select(WorkItem.status).where(WorkItem.task_id == task_id))
+    finally:
+        db.dispose()
+
+
+def test_agent_killed_mid_create_resumes_after_restart(cloud: tuple[Controller, list[AgentProc]],
+                                                        tmp_path: Path) -> None:
+    ctl, agents = cloud
+    victim, bystander = agents[2], agents[0]
+    # frozen in its long poll, the agent is handed the deploy (dispatched) and never answers: then killed
+    victim.signal(signal.SIGSTOP)
+    try:
+        r = ctl.climc("server-create", "crashy", "--disk", "tiny", "--net", "default", "--host",
+                      victim.cfg["host_name"], "--auto-start", "-o", "json")
+        assert r.returncode == 0, r.stderr
+        sid = json.loads(r.stdout)["id"]
+
+        def deploy_task() -> str | None:
+            tasks = ctl.api.get(f"{B}/tasks", params={"obj_id": sid, "task_name": "ServerCreateTask"}).json()
+            return tasks["tasks"][0]["id"] if tasks.get("tasks") else None
+
+        tid = wait_for(deploy_task, 20, "create task")
+        wait_for(lambda: _work_item_status(ctl, tid) == "dispatched", 20, "deploy handed to the frozen agent")
+        # another agent may not answer for it
+        with bystander.client() as c:
+            r = c.post(f"{B}/agent/tasks/{tid}", json={"__status__": "error", "__reason__": "not mine"})
+            assert r.status_code == 403, r.text
+    finally:
+        victim.kill()
+    assert server(ctl, sid)["status"] == "deploying"
+    # leftovers of a half-done attempt must not stop the redelivered deploy
+    half = victim.data / "instances" / sid
+    half.mkdir(parents=True, exist_ok=True)
+    (half / "disk0.qcow2").write_bytes(b"half-written")
+    victim.start()
+    s = wait_for(lambda: (x := server(ctl, sid))["status"] == "running" and x, 30, "redelivered deploy")
+    assert s["host_id"] == victim.host_id and (victim.data / "instances" / sid / "config.iso").exists()
+    assert (victim.data / "instances" / sid / "disk0.qcow2").read_bytes()[:4] == b"QFI\xfb"  # a real overlay now
+    assert ctl.climc("server-delete", "-f", sid).returncode == 0
+    wait_for(lambda: ctl.api.get(f"{B}/servers/{sid}").status_code == 404, 20, "deleted")
+
+
+def test_offline_host_guests_turn_unknown_and_actions_are_409(cloud: tuple[Controller, list[AgentProc]]) -> None:
+    ctl, agents = cloud
+    a = agents[1]
+    r = ctl.climc("server-create", "lonely", "--disk", "tiny", "--net", "default", "--host", a.cfg["host_name"],
+                  "--auto-start", "-o", "json")
+    assert r.returncode == 0, r.stderr
+    sid = json.loads(r.stdout)["id"]
+    wait_for(lambda: server(ctl, sid)["status"] == "running", 30, "running")
+    a.kill()
+    host = wait_for(lambda: (h := ctl.api.get(f"{B}/hosts/{a.host_id}").json()["host"])["host_status"] == "offline"
+                    and h, 20, "host offline")
+    assert host["host_status"] == "offline"
+    wait_for(lambda: server(ctl, sid)["status"] == "unknown", 10, "guest unknown")
+    r = ctl.api.post(f"{B}/servers/{sid}/stop", json={})
+    assert r.status_code == 409 and "offline" in r.json()["details"] and a.cfg["host_name"] in r.json()["details"]
+    out = ctl.climc("server-stop", "lonely")
+    assert out.returncode != 0 and "offline" in out.stderr and "Traceback" not in out.stderr
+    # the agent comes back online. Its simulated hypervisor (test:///, in the agent's memory) lost the
+    # guest with the process, and the status sync says exactly that: the server stays unknown
+    a.start()
+    time.sleep(3)  # a full sync (every 2 s here) ran
+    assert server(ctl, sid)["status"] == "unknown"
+    assert ctl.api.post(f"{B}/servers/{sid}/syncstatus", json={}).status_code == 200
+    wait_for(lambda: (s := server(ctl, sid))["status"] == "unknown" and not s["active_task_id"], 20, "synced")
+    assert ctl.climc("server-delete", "-f", sid).returncode == 0
+    wait_for(lambda: ctl.api.get(f"{B}/servers/{sid}").status_code == 404, 20, "deleted")

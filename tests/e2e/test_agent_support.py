@@ -1,0 +1,139 @@
+"""Real host agents for tests: `ocadm token create` + `ocadm join` + `ocadm agent` subprocesses.
+
+    agent = AgentProc.join(ctl, tmp_path / "a1", "node-a")   # libvirt test:///<its node.xml>
+    agent.start(); ...; agent.kill()                          # SIGKILL, like a crash
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.support.controller import Controller
+
+B = "/api/s/compute_v2"
+NODE_XML = """<node>
+  <cpu><mhz>2400</mhz><model>x86_64</model><active>{cpus}</active>
+       <nodes>1</nodes><sockets>1</sockets><cores>{cpus}</cores><threads>1</threads></cpu>
+  <memory>{kib}</memory>
+</node>
+"""
+
+
+def wait_for(fn: Callable[[], Any], timeout: float = 20.0, what: str = "") -> Any:
+    end = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < end:
+        last = fn()
+        if last:
+            return last
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what or fn}; last value {last!r}")
+
+
+def libvirt_or_skip() -> None:
+    from tests.support.peers import need
+
+    try:
+        import libvirt  # noqa: F401
+    except ImportError:
+        need(False, "libvirt-python missing (pip install '.[kvm]')")
+
+
+@dataclass
+class AgentProc:
+    ctl: Controller
+    data: Path
+    cfg: dict[str, Any]
+    log_path: Path
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def host_id(self) -> str:
+        return str(self.cfg["host_id"])
+
+    @classmethod
+    def join(cls, ctl: Controller, root: Path, name: str, *, cpus: int = 8, memory_mb: int = 32768,
+             settings: dict[str, Any] | None = None) -> AgentProc:
+        root.mkdir(parents=True, exist_ok=True)
+        node = root / "node.xml"
+        node.write_text(NODE_XML.format(cpus=cpus, kib=memory_mb * 1024))
+        tok = ctl.ocadm("token", "create", "--data-dir", str(ctl.data_dir), "--ttl", "10m")
+        assert tok.returncode == 0, tok.stderr
+        data = root / "agent"
+        r = ctl.ocadm("join", "--controller", ctl.url, "--token", tok.stdout.strip(), "--name", name,
+                      "--data-dir", str(data), "--libvirt-uri", f"test://{node}", "--wire", "default=br-sim",
+                      "--storage-capacity-mb", "1000000")
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert "Registered:" in r.stdout, r.stdout + r.stderr
+        cfg = json.loads((data / "agent.json").read_text())
+        cfg.update({"ping_interval_s": 1.0, "sync_interval_s": 2.0, "poll_wait_s": 30, **(settings or {})})
+        (data / "agent.json").write_text(json.dumps(cfg))
+        return cls(ctl, data, cfg, root / "agent.log")
+
+    def start(self) -> None:
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen([sys.executable, "-m", "ocadm", "agent", "--data-dir", str(self.data)],
+                                         env=self.ctl.env, stdout=log, stderr=subprocess.STDOUT,
+                                         start_new_session=True)
+        wait_for(lambda: self.ctl.api.get(f"{B}/hosts/{self.host_id}").json()["host"]["host_status"] == "online"
+                 and b"registered as host" in self.log_path.read_bytes(), 30, f"agent {self.cfg['host_name']}")
+
+    def signal(self, sig: int) -> None:
+        assert self.proc is not None
+        os.killpg(self.proc.pid, sig)
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+        self.proc = None
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self.proc = None
+
+    def client(self) -> httpx.Client:
+        """httpx with this agent's own token (its service user)."""
+        body = {"auth": {"identity": {"methods": ["password"], "password": {"user": {
+            "name": self.cfg["username"], "password": self.cfg["password"], "domain": {"name": "Default"}}}},
+            "scope": {"project": {"name": self.cfg["project_name"], "domain": {"name": "Default"}}}}}
+        r = httpx.post(self.ctl.url + "/api/s/identity/v3/auth/tokens", json=body, timeout=30)
+        r.raise_for_status()
+        return httpx.Client(base_url=self.ctl.url, headers={"X-Auth-Token": r.headers["x-subject-token"]},
+                            timeout=30)
+
+    def instance_dirs(self) -> set[str]:
+        d = self.data / "instances"
+        return set(os.listdir(d)) if d.exists() else set()
+
+
+def upload_tiny_image(ctl: Controller, name: str = "tiny") -> dict[str, Any]:
+    got = ctl.api.get(f"/api/s/image/v1/images/{name}")
+    if got.status_code == 200:
+        return dict(got.json()["image"])
+    r = ctl.api.post("/api/s/image/v1/images", content=b"\0" * (1 << 20), headers={
+        "Content-Type": "application/octet-stream", "X-Image-Meta-Name": name, "X-Image-Meta-Disk-Format": "raw",
+        "X-Image-Meta-Is-Public": "true"})
+    assert r.status_code in (200, 201), r.text
+    return dict(r.json()["image"])
+
+
+def server(ctl: Controller, ident: str) -> dict[str, Any]:
+    r = ctl.api.get(f"{B}/servers/{ident}")
+    assert r.status_code == 200, r.text
+    return dict(r.json()["server"])
