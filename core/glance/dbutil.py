@@ -14,6 +14,8 @@ from sqlalchemy.orm import Session
 
 from core.db.engine import Database, begin_write
 
+__all__ = ["begin_write", "write_session"]
+
 
 @contextmanager
 def write_session(db: Database) -> Iterator[Session]:

@@ -19,6 +19,7 @@ import hashlib
 import logging
 import re
 import time
+import uuid
 from collections import OrderedDict, deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -297,7 +298,7 @@ def _activate(ctx: GlanceCtx, req: UploadRequest, staged: Path, cred: Credential
 async def receive(ctx: GlanceCtx, request: Request, req: UploadRequest, cred: Credential) -> tuple[Image, bool]:
     """Stream the request body into the image. Returns (image, finished) — unfinished for a ranged
     chunk that is not the last one."""
-    owner = (cred.request_id or "up") + ":" + hex(id(request))[-6:]
+    owner = f"{(cred.request_id or 'up')[:48]}:{uuid.uuid4().hex[:12]}"  # fits String(64)
     start, total, limit = await anyio.to_thread.run_sync(_begin, ctx, req, owner)
     cr = req.crange
     ranged = cr is not None
