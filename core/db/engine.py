@@ -1,12 +1,15 @@
 """Engines and sessions for SQLite (default), PostgreSQL (psycopg 3) and MariaDB (PyMySQL)."""
 from __future__ import annotations
 
+import threading
+import time
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
 _DRIVER_HINT = {
     "postgresql": ("postgresql+psycopg", "pip install 'cloudpods-one[postgres]'"),
@@ -88,3 +91,96 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+# ---- writers on SQLite -----------------------------------------------------------------------
+# SQLite has one writer at a time. Left to itself, a waiting writer polls in SQLite's busy handler
+# with sleeps growing to 100 ms, which under load turns a 2 ms create into hundreds of ms. In one
+# process (the embedded controller) writers queue on a gate per engine instead and get the database
+# the moment the previous writer commits. API requests go first: background writers (task stages,
+# periodic jobs) yield to waiting requests for up to BACKGROUND_YIELD_S, so a burst of creates is
+# accepted at the rate one transaction allows while the tasks catch up after it.
+# Replicas use PostgreSQL/MariaDB, where row locks do this job.
+BACKGROUND_YIELD_S = 0.05
+
+
+class _WriterGate:
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._owner: int | None = None
+        self._depth = 0
+        self._fg_waiting = 0
+
+    def acquire(self, background: bool) -> None:
+        me = threading.get_ident()
+        with self._cond:
+            if self._owner == me:  # re-entry from a second session of the same thread
+                self._depth += 1
+                return
+            if background:
+                deadline = time.monotonic() + BACKGROUND_YIELD_S
+                while self._owner is not None or (self._fg_waiting and time.monotonic() < deadline):
+                    self._cond.wait(max(0.001, deadline - time.monotonic()) if self._fg_waiting else None)
+            else:
+                self._fg_waiting += 1
+                try:
+                    while self._owner is not None:
+                        self._cond.wait()
+                finally:
+                    self._fg_waiting -= 1
+            self._owner, self._depth = me, 1
+
+    def release(self) -> None:
+        with self._cond:
+            self._depth -= 1
+            if self._depth == 0:
+                self._owner = None
+                self._cond.notify_all()
+
+
+_GATES: weakref.WeakKeyDictionary[Engine, _WriterGate] = weakref.WeakKeyDictionary()
+_GATES_GUARD = threading.Lock()
+
+
+def _gate(engine: Engine) -> _WriterGate:
+    with _GATES_GUARD:
+        gate = _GATES.get(engine)
+        if gate is None:
+            gate = _GATES[engine] = _WriterGate()
+        return gate
+
+
+def begin_write(session: Session, *, background: bool = False) -> None:
+    """Make the session's transaction a writer from its first statement (no-op off SQLite).
+
+    A deferred SQLite transaction that read first and writes later fails at once with
+    SQLITE_BUSY_SNAPSHOT when another writer committed in between; taking the write lock up front
+    makes it wait its turn instead. Call it before the first read of a mutating unit of work. A
+    read-only transaction already open (e.g. token validation) is ended first: nothing is lost.
+    The lock is held until the transaction ends (commit, rollback or close). ``background=True``
+    for work nobody is waiting on (task stages, periodic jobs): it lets API requests go first.
+    """
+    bind = session.get_bind()
+    if bind.dialect.name != "sqlite" or session.info.get("_sqlite_writer"):
+        return
+    if session.in_transaction():
+        if session.new or session.dirty or session.deleted:
+            raise RuntimeError("begin_write must come before the first change of a transaction")
+        session.commit()
+    engine = bind.engine if hasattr(bind, "engine") else bind
+    gate = _gate(engine)  # type: ignore[arg-type]
+    gate.acquire(background)
+    session.info["_sqlite_writer"] = gate
+    try:
+        session.execute(text("UPDATE db_leases SET name = name WHERE 0 = 1"))  # no row, but the write lock
+    except BaseException:
+        session.rollback()
+        raise
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _release_writer(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:
+        gate = session.info.pop("_sqlite_writer", None)
+        if gate is not None:
+            gate.release()

@@ -12,6 +12,7 @@ from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement
 
+from core.db.engine import begin_write  # noqa: F401  (re-exported for keystone's routes)
 from core.keystone.models import Assignment, GroupMember, ImpliedRole, Revision, Role
 
 SYSTEM = "all"  # target_id of system assignments
@@ -61,20 +62,6 @@ def bump_revision(session: Session) -> None:
     res = session.execute(update(Revision).where(Revision.id == 1).values(revision=Revision.revision + 1))
     if isinstance(res, CursorResult) and not res.rowcount:
         session.add(Revision(id=1, revision=1))
-
-
-def begin_write(session: Session) -> None:
-    """Start a write transaction holding SQLite's write lock from its first statement.
-
-    A deferred SQLite transaction that read first and writes later fails at once with
-    SQLITE_BUSY_SNAPSHOT ("database is locked") when another connection (a background job) committed
-    in between; taking the lock up front makes it wait its turn instead (busy timeout). Other
-    databases lock rows as they go and need nothing here.
-    """
-    if session.get_bind().dialect.name != "sqlite":
-        return
-    session.commit()  # end the read snapshot (nothing is pending at this point)
-    session.execute(update(Revision).where(Revision.id == 1).values(revision=Revision.revision))
 
 
 def current_revision(session: Session) -> int:

@@ -8,32 +8,14 @@ from typing import Any, TypeVar
 
 from fastapi.responses import Response
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import text
-from sqlalchemy.orm import Session
 
 from core.api.context import Credential
+from core.db.engine import begin_write  # noqa: F401  (re-exported: region code imports it from here)
 from core.errors import InputParameterError
 
 M = TypeVar("M", bound=BaseModel)
 _BAD_NAME = re.compile(r"[\x00-\x1f\x7f/]")
 MAX_NAME = 255
-
-
-def begin_write(session: Session) -> None:
-    """Start the transaction as a writer on SQLite (no-op elsewhere).
-
-    pysqlite opens deferred transactions: a read-then-write transaction that loses the race to
-    another writer fails with SQLITE_BUSY at once (the busy timeout cannot help a stale
-    snapshot). An UPDATE as first statement takes the write lock up front, so concurrent writers
-    queue on the busy timeout instead. Call it before the first read of a mutating handler.
-    """
-    bind = session.get_bind()
-    if bind.dialect.name == "sqlite":
-        if session.in_transaction() and not (session.new or session.dirty or session.deleted):
-            # a read-only transaction (e.g. token validation) is already open: its snapshot may be
-            # stale, and upgrading it to a writer would fail at once. End it; nothing is lost.
-            session.commit()
-        session.execute(text("UPDATE db_leases SET name = name WHERE 0 = 1"))
 
 
 def check_name(name: Any, what: str = "name") -> str:

@@ -151,7 +151,7 @@ def execute(db: Any, task_id: str, owner: str, lease_s: float) -> None:
 
     for _ in range(100):  # a task never needs more stages in one go; bounds a buggy loop
         with db.session() as s:
-            begin_write(s)
+            begin_write(s, background=True)
             t = s.get(Task, task_id)
             if t is None or t.owner != owner or t.status != RUNNING:
                 return
@@ -170,7 +170,7 @@ def execute(db: Any, task_id: str, owner: str, lease_s: float) -> None:
             stage = t.stage
         # the stage is recorded; now act
         with db.session() as s:
-            begin_write(s)
+            begin_write(s, background=True)
             t = s.get(Task, task_id)
             if t is None or t.owner != owner:
                 return
@@ -186,7 +186,7 @@ def execute(db: Any, task_id: str, owner: str, lease_s: float) -> None:
                 method(run)
                 if run.outcome is None:
                     raise StageError(f"stage {stage} of {t.task_name} ended without an outcome")
-            except Exception as exc:  # noqa: BLE001 - any failure of a stage fails the task cleanly
+            except Exception as exc:
                 s.rollback()
                 reason = exc.details if isinstance(exc, CloudpodsError) else f"{type(exc).__name__}: {exc}"
                 if not isinstance(exc, CloudpodsError):
@@ -212,7 +212,7 @@ def _fail_in_new_tx(db: Any, task_id: str, reason: str) -> None:
     from core.tasks.registry import task_class
 
     with db.session() as s:
-        begin_write(s)
+        begin_write(s, background=True)
         t = s.get(Task, task_id)
         if t is None or t.status in FINISHED:
             return
@@ -228,7 +228,7 @@ def _fail_task(s: Session, t: Task, impl: TaskBase | None, reason: str) -> None:
         try:
             with s.begin_nested():
                 impl.on_failed(Run(s, t, impl), reason)
-        except Exception:  # noqa: BLE001 - a broken release must not keep the task alive forever
+        except Exception:
             log.exception("task %s: on_failed raised", t.id)
             reason += " (releasing its resources also failed; see the controller log)"
     _finish_failed(s, t, impl, reason)

@@ -77,7 +77,7 @@ class PeriodicRunner:
             n = run_job(self.db, job, self.holder)
             if n:
                 log.info("periodic %s handled %d item(s)", job.name, n)
-        except Exception:  # noqa: BLE001 - a failing job must not stop the scheduler
+        except Exception:
             log.exception("periodic job %s failed", job.name)
 
     def stop(self) -> None:

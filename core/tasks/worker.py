@@ -41,7 +41,7 @@ def claim_one(db: Any, owner: str, lease_s: float = LEASE_S) -> str | None:
         (Task.status == RUNNING) & (Task.lease_expires_at < now),
     )
     with db.session() as s:
-        begin_write(s)
+        begin_write(s, background=True)
         stmt = select(Task.id).where(claimable).order_by(Task.run_after).limit(1)
         if db.dialect in ("postgresql", "mysql", "mariadb"):
             stmt = stmt.with_for_update(skip_locked=True)
@@ -60,7 +60,7 @@ def recover(db: Any, owner: str) -> int:
     from core.region.common import begin_write
 
     with db.session() as s:
-        begin_write(s)
+        begin_write(s, background=True)
         res = s.execute(update(Task).where(Task.owner == owner, Task.status == RUNNING)
                         .values(status=QUEUED, owner="", lease_expires_at=None, run_after=utcnow()))
         n = int(res.rowcount or 0)  # type: ignore[attr-defined]
@@ -114,7 +114,7 @@ class Worker:
                 if tid is not None:
                     execute(self.db, tid, self.owner, self.lease_s)
                     continue
-            except Exception:  # noqa: BLE001 - a database hiccup must not kill the worker
+            except Exception:
                 log.exception("task worker error")
                 self._stop.wait(1.0)
                 continue
