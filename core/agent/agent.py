@@ -81,7 +81,7 @@ class Agent:
     def stop(self) -> None:
         self._stop.set()
         for t in self._threads:
-            t.join(5)
+            t.join(1)  # daemon threads: a long poll in flight is abandoned, not waited for
         self.pool.shutdown(wait=True, cancel_futures=True)
         self.network.close()
         self.link.close()

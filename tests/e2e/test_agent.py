@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.test_agent_support import B, AgentProc, libvirt_or_skip, server, upload_tiny_image, wait_for
+from tests.e2e.test_agent_support import AgentProc, B, libvirt_or_skip, server, upload_tiny_image, wait_for
 from tests.support.controller import Controller
 
 
