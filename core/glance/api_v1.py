@@ -34,6 +34,7 @@ from core.glance.images import (
     visible,
 )
 from core.glance.intake import UploadRequest, content_length_of, parse_content_range, receive
+from core.glance.jsonbody import read_json
 from core.glance.models import QUEUED, Image, ImageQuota
 from core.glance.ops import (
     ImageFields,
@@ -77,10 +78,7 @@ def meta_from_headers(request: Request) -> dict[str, Any]:
 
 
 async def _json_body(request: Request, key: str = "image") -> dict[str, Any]:
-    try:
-        body = await request.json()
-    except ValueError:
-        raise InputParameterError("malformed JSON body") from None
+    body = await read_json(request)
     if isinstance(body, dict) and isinstance(body.get(key), dict):
         body = body[key]
     if not isinstance(body, dict):

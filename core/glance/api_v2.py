@@ -18,6 +18,7 @@ from core.errors import CloudpodsError, InputParameterError
 from core.glance.context import glance_ctx
 from core.glance.images import get_visible, owner_of, read_target, to_v2, visible
 from core.glance.intake import UploadRequest, content_length_of, parse_content_range, receive
+from core.glance.jsonbody import read_json
 from core.glance.models import Image
 from core.glance.ops import (
     ImageFields,
@@ -117,10 +118,7 @@ def list_images(request: Request, session: SessionDep, cred: CredentialDep) -> d
 
 @router.post("/images", status_code=201)
 async def create(request: Request, session: SessionDep, cred: CredentialDep) -> Any:
-    try:
-        body = await request.json()
-    except ValueError:
-        raise InputParameterError("malformed JSON body") from None
+    body = await read_json(request)
     if not isinstance(body, dict):
         raise InputParameterError("body must be a JSON object")
     f = _v2_fields(body)
@@ -143,10 +141,7 @@ def show(image_id: str, session: SessionDep, cred: CredentialDep) -> dict[str, A
 
 @router.patch("/images/{image_id}")
 async def patch(request: Request, image_id: str, session: SessionDep, cred: CredentialDep) -> Any:
-    try:
-        ops = await request.json()
-    except ValueError:
-        raise InputParameterError("malformed JSON body") from None
+    ops = await read_json(request)
     if not isinstance(ops, list):
         raise InputParameterError("body must be a JSON-patch list of operations")
 

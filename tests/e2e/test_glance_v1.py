@@ -302,3 +302,11 @@ def test_image_size_cap_refuses_before_reading(gctl: Controller) -> None:
     assert r.status_code == 413, r.text
     assert wait_status(api, img["id"], "killed")["fail_reason"]
     assert stored_files(gctl) == before
+
+
+def test_json_bodies_are_capped_although_uploads_are_not(gctl: Controller) -> None:
+    huge = {"image": {"name": uniq("big"), "description": "x" * (9 << 20)}}
+    r = gctl.api.post(f"{V1}/images", json=huge)
+    assert r.status_code == 413, r.text[:300]
+    r = gctl.api.post("/api/s/image/v2/images", content=b"{" * 100, headers={"Content-Type": "application/json"})
+    assert r.status_code == 400 and "malformed" in r.json()["details"]
