@@ -11,6 +11,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from core.api.context import Credential
 from core.errors import UnauthorizedError
@@ -40,11 +41,21 @@ def token_from(request: Request) -> str | None:
     return tok or None
 
 
-def get_credential(request: Request, session: SessionDep) -> Credential:
+def _validate(request: Request, tok: str) -> Credential:
+    with request.app.state.db.session() as s:
+        cred: Credential = request.app.state.auth.validate(s, tok)
+        return cred
+
+
+async def get_credential(request: Request) -> Credential:
+    """The caller's validated token. A cache hit costs no thread hop and no database session
+    (token validation is on every request's path); a miss validates in the thread pool."""
     tok = token_from(request)
     if not tok:
         raise UnauthorizedError("missing X-Auth-Token")
-    cred: Credential = request.app.state.auth.validate(session, tok)
+    cred = request.app.state.auth.cached(tok)
+    if cred is None:
+        cred = await run_in_threadpool(_validate, request, tok)
     return dataclasses.replace(cred, request_id=get_request_id(request))
 
 

@@ -218,6 +218,15 @@ class Authenticator:
             self._cache[token] = (payload.expires_at, cred)
         return cred
 
+    def cached(self, token: str) -> Credential | None:
+        """The cached credential of ``token`` if it is still trustworthy without the database
+        (the revision counter was polled less than REVISION_POLL_S ago), else None."""
+        now = time.time()
+        if now - self._polled_at >= REVISION_POLL_S:
+            return None
+        hit = self._cache.get(token)
+        return hit[1] if hit is not None and hit[0] > now else None
+
     def _poll(self, session: Session, now: float) -> None:
         self.codec.refresh()
         rev = (current_revision(session), self.codec.generation)
