@@ -1,0 +1,160 @@
+"""The real tier of the host agent: libvirtd + qemu (software emulation, type='qemu') + our bridge +
+OUR DHCP server, driven only through climc.
+
+The guest is the tiny Debian-kernel + busybox initramfs of scripts/setup-virt.sh, uploaded to glance
+as three images: kernel and ramdisk (raw), and a small qcow2 root disk whose ``kernel_id`` /
+``ramdisk_id`` / ``os_command_line`` properties (OpenStack's convention) make the agent boot that
+kernel directly. The initramfs runs udhcpc and prints what it was given on the serial console:
+the test reads the serial log and wants exactly the address the region allocated.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.test_agent_support import B, AgentProc, server, wait_for
+from tests.support.controller import Controller
+from tests.support.peers import need, need_binary, need_root
+
+pytestmark = pytest.mark.full
+
+BRIDGE, GW, PREFIX = "cmtr0", "10.213.81.1", "10.213.81"
+VIRT_WORK = Path(os.environ.get("VIRT_WORK", "/tmp/cm-virt"))
+
+
+def _qemu_ready() -> None:
+    need_root()
+    need_binary("qemu-img", "qemu-utils")
+    need_binary("qemu-system-x86_64", "qemu-system-x86")
+    for mod in ("libvirt", "pyroute2", "pycdlib"):
+        try:
+            __import__(mod)
+        except ImportError:
+            need(False, f"python module {mod} missing; run scripts/setup-virt.sh")
+    need((VIRT_WORK / "vmlinuz").exists() and (VIRT_WORK / "initrd.img").exists(),
+         f"no guest kernel/initramfs in {VIRT_WORK}; run scripts/setup-virt.sh")
+    import libvirt
+
+    libvirt.registerErrorHandler(lambda c, e: None, None)
+    try:
+        libvirt.open("qemu:///system").close()
+    except libvirt.libvirtError as exc:
+        need(False, f"libvirtd is not answering on qemu:///system ({exc.get_error_message()}); "
+                    "run scripts/setup-virt.sh")
+
+
+def _remove_link(name: str) -> None:
+    from pyroute2 import IPRoute
+
+    with IPRoute() as ipr:
+        for i in ipr.link_lookup(ifname=name):
+            ipr.link("del", index=i)
+
+
+def _link_exists(name: str) -> bool:
+    from pyroute2 import IPRoute
+
+    with IPRoute() as ipr:
+        return bool(ipr.link_lookup(ifname=name))
+
+
+def _upload(ctl: Controller, name: str, path: Path, fmt: str, *props: str) -> str:
+    args = ["image-upload", name, str(path), "--format", fmt, "-o", "json"]
+    for p in props:
+        args += ["--property", p]
+    r = ctl.climc(*args, timeout=300)
+    assert r.returncode == 0, r.stderr
+    return str(json.loads(r.stdout)["id"])
+
+
+@pytest.fixture
+def real_cloud(tmp_path: Path) -> Iterator[tuple[Controller, AgentProc]]:
+    _qemu_ready()
+    _remove_link(BRIDGE)  # a killed earlier run
+    ctl = Controller.start(tmp_path / "ctl")
+    agent: AgentProc | None = None
+    try:
+        for args in (("wire-create", "zone0", "realwire", "1000"),
+                     ("network-create", "realwire", "realnet", f"{PREFIX}.10", f"{PREFIX}.50", "24",
+                      "--gateway", GW)):
+            r = ctl.climc(*args)
+            assert r.returncode == 0, r.stderr
+        tok = ctl.ocadm("token", "create", "--data-dir", str(ctl.data_dir)).stdout.strip()
+        data = tmp_path / "agent"
+        r = ctl.ocadm("join", "--controller", ctl.url, "--token", tok, "--name", "realhost", "--data-dir", str(data),
+                      "--libvirt-uri", "qemu:///system", "--domain-type", "qemu",
+                      "--wire", f"realwire={BRIDGE}@{GW}/24", "--storage-capacity-mb", "100000")
+        assert r.returncode == 0 and "Registered:" in r.stdout, r.stdout + r.stderr
+        cfg = json.loads((data / "agent.json").read_text())
+        assert cfg["network_mode"] == "host"
+        cfg.update({"ping_interval_s": 2.0, "sync_interval_s": 5.0})
+        (data / "agent.json").write_text(json.dumps(cfg))
+        agent = AgentProc(ctl, data, cfg, tmp_path / "agent.log")
+        agent.start()
+        yield ctl, agent
+    finally:
+        if agent is not None:
+            agent.stop()
+        ctl.stop()
+        _remove_link(BRIDGE)
+
+
+def test_guest_boots_gets_the_region_ip_from_our_dhcp_then_stops_and_is_deleted(
+        real_cloud: tuple[Controller, AgentProc], tmp_path: Path) -> None:
+    import libvirt
+
+    ctl, agent = real_cloud
+    kernel = _upload(ctl, "cm-kernel", VIRT_WORK / "vmlinuz", "raw")
+    ramdisk = _upload(ctl, "cm-ramdisk", VIRT_WORK / "initrd.img", "raw")
+    root = tmp_path / "root.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(root), "64M"], check=True)
+    _upload(ctl, "cm-tiny", root, "qcow2", f"kernel_id={kernel}", f"ramdisk_id={ramdisk}",
+            "os_command_line=console=ttyS0 panic=-1 cm.net cm.stay")
+
+    r = ctl.climc("server-create", "realvm", "--disk", "cm-tiny", "--net", "realnet", "--ncpu", "1",
+                  "--mem-spec", "256m", "--auto-start", "-o", "json")
+    assert r.returncode == 0, r.stderr
+    sid = json.loads(r.stdout)["id"]
+    s = wait_for(lambda: (x := server(ctl, sid))["status"] in ("running", "deploy_fail") and x, 120, "deployed")
+    assert s["status"] == "running", s.get("create_spec") or agent.log_path.read_text()[-3000:]
+    ip = s["ips"]
+    assert ip.startswith(PREFIX + ".")
+    inst = agent.data / "instances" / sid
+    serial = inst / "serial.log"
+
+    def dhcp_line() -> str | None:
+        text = serial.read_text(errors="replace") if serial.exists() else ""
+        return next((ln for ln in text.splitlines() if ln.startswith(("CM-DHCP-OK", "CM-DHCP-FAIL"))), None)
+
+    line = wait_for(dhcp_line, 150, "the guest's DHCP result on its serial console")
+    assert line.startswith("CM-DHCP-OK"), line
+    assert f"inet {ip}/24" in line and f"router={GW}" in line, line  # exactly what the region allocated
+
+    conn = libvirt.open("qemu:///system")
+    try:
+        dom = conn.lookupByUUIDString(sid)
+        assert dom.isActive() and '<domain type="qemu"' in dom.XMLDesc(0).replace("'", '"')
+        taps = [t for t in os.listdir("/sys/class/net") if t.startswith("cp" + sid.replace("-", "")[:10])]
+        assert taps and _link_exists(BRIDGE)
+
+        assert ctl.climc("server-stop", "realvm").returncode == 0
+        wait_for(lambda: (x := server(ctl, sid))["status"] == "ready" and not x["active_task_id"], 90, "stopped")
+        assert dom.state()[0] == libvirt.VIR_DOMAIN_SHUTOFF
+        # ACPI first; the busybox guest may ignore the power button, then the agent destroys it
+        graceful = "CM-MARKER: acpi shutdown" in serial.read_text(errors="replace")
+        print(f"stop was {'graceful' if graceful else 'forced after the timeout'}")
+        assert not any(_link_exists(t) for t in taps)  # qemu gone, its tap gone
+
+        assert ctl.climc("server-delete", "-f", "realvm").returncode == 0
+        wait_for(lambda: ctl.api.get(f"{B}/servers/{sid}").status_code == 404, 60, "deleted")
+        with pytest.raises(libvirt.libvirtError):
+            conn.lookupByUUIDString(sid)
+        assert not inst.exists()  # overlay, config drive, serial log
+        assert not any(_link_exists(t) for t in taps)
+    finally:
+        conn.close()
