@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_agent_support import B, AgentProc, server, wait_for
+from tests.e2e.test_agent_support import AgentProc, B, server, wait_for
 from tests.support.controller import Controller
 from tests.support.peers import need, need_binary, need_root
 
