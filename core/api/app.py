@@ -28,7 +28,7 @@ SERVICE_ROUTERS: tuple[tuple[str, str, str], ...] = (
 )
 # Background services started with the app (task workers, periodic jobs, the in-process agent):
 # "module:function" taking the app and returning a stop callable. Static, like the routers.
-BACKGROUND: tuple[str, ...] = ("core.region.background:start",)
+BACKGROUND: tuple[str, ...] = ("core.region.background:start", "core.glance.janitor:start")
 # Routes whose bodies are streamed by the handler itself (no size cap here).
 STREAM_PREFIXES = ("/api/s/image/",)
 
