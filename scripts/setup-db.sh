@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # setup-db.sh [up|down]: PostgreSQL 15 and MariaDB 10.11 on 127.0.0.1 with a throwaway database each
-# (Debian 12, root, no systemd). Prints the URLs the tests read:
+# (Debian 12, root, no systemd). The test user may create databases named cpone_t_* (a fresh one per
+# test controller under CLOUDPODS_TEST_DB=pg|mysql; `up` drops the ones left behind). Prints the URLs
+# the tests read:
 #   CLOUDPODS_TEST_PG_URL=postgresql+psycopg://cpone:cpone-test@127.0.0.1:5432/cpone_test
 #   CLOUDPODS_TEST_MYSQL_URL=mysql+pymysql://cpone:cpone-test@127.0.0.1:3306/cpone_test
 set -euo pipefail
@@ -28,21 +30,29 @@ pg_lsclusters -h | grep -q '^15 *main ' || pg_createcluster 15 main >/dev/null
 echo "listen_addresses = '127.0.0.1'" > /etc/postgresql/15/main/conf.d/listen.conf
 pg_ctlcluster 15 main start 2>/dev/null || [ $? -eq 2 ]
 wait_ok pg_isready -h 127.0.0.1 -p 5432
+for d in $(cd / && runuser -u postgres -- psql -Atq -c "SELECT datname FROM pg_database WHERE datname LIKE 'cpone\_t\_%'"); do
+  (cd / && runuser -u postgres -- psql -q -c "DROP DATABASE IF EXISTS \"$d\" WITH (FORCE)")
+done
 (cd / && runuser -u postgres -- psql -q -v ON_ERROR_STOP=1) <<SQL
 SET client_min_messages = warning;
 DROP DATABASE IF EXISTS $DB WITH (FORCE);
 DROP ROLE IF EXISTS $U;
-CREATE ROLE $U LOGIN PASSWORD '$P';
+CREATE ROLE $U LOGIN CREATEDB PASSWORD '$P';
 CREATE DATABASE $DB OWNER $U;
 SQL
 service mariadb start >/dev/null
 wait_ok mysqladmin ping
 mariadb -uroot -N -e "SELECT CONCAT('KILL ',id,';') FROM information_schema.processlist WHERE user='$U'" | mariadb -uroot -f 2>/dev/null || true
+for d in $(mariadb -uroot -N -e "SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE 'cpone\\_t\\_%'"); do
+  mariadb -uroot -e "DROP DATABASE IF EXISTS \`$d\`"
+done
 mariadb -uroot <<SQL
 SET SESSION lock_wait_timeout = 30;
+SET SESSION foreign_key_checks = 0;  -- a left-over schema drops in any table order
 CREATE OR REPLACE DATABASE $DB;
 CREATE OR REPLACE USER '$U'@'%' IDENTIFIED BY '$P';
 GRANT ALL ON $DB.* TO '$U'@'%';
+GRANT ALL ON \`cpone\\_t\\_%\`.* TO '$U'@'%';
 SQL
 echo "CLOUDPODS_TEST_PG_URL=postgresql+psycopg://$U:$P@127.0.0.1:5432/$DB"
 echo "CLOUDPODS_TEST_MYSQL_URL=mysql+pymysql://$U:$P@127.0.0.1:3306/$DB"

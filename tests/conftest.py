@@ -6,7 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.controller import Controller
+from tests.support.controller import Controller, drop_test_databases
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _test_databases() -> Iterator[None]:
+    """Drop the per-controller PostgreSQL/MariaDB databases (CLOUDPODS_TEST_DB) after the session."""
+    yield
+    drop_test_databases()
 
 
 @pytest.fixture(scope="session")

@@ -57,6 +57,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     kwargs.setdefault("max_overflow", 20)
     if url.startswith("mysql"):
         kwargs.setdefault("pool_recycle", 3600)
+        # PostgreSQL's default. MariaDB's REPEATABLE READ would show a transaction its first snapshot
+        # again, so a claim that lost a race re-reads the stale generation and loses again.
+        kwargs.setdefault("isolation_level", "READ COMMITTED")
     try:
         return create_engine(url, **kwargs)
     except ModuleNotFoundError as e:

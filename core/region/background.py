@@ -15,13 +15,15 @@ def start(app: Any) -> Callable[[], None]:
     from core.tasks.periodic import PeriodicRunner
     from core.region.scheduling import provider_snapshot
     from core.scheduler.provider import set_snapshot_provider
-    from core.tasks.worker import Worker, default_owner
+    from core.tasks.worker import LEASE_S, Worker, default_owner
 
     settings = app.state.settings
     db = app.state.db
     owner = os.environ.get("CLOUDPODS_TASK_OWNER") or default_owner(settings.port)
     threads = int(os.environ.get("CLOUDPODS_TASK_WORKERS", "2"))
-    worker = Worker(db, owner, threads=threads)
+    # how long a replica that died mid-stage keeps its tasks before another one takes them over
+    lease_s = float(os.environ.get("CLOUDPODS_TASK_LEASE_S", LEASE_S))
+    worker = Worker(db, owner, threads=threads, lease_s=lease_s)
     worker.start()
     periodic = PeriodicRunner(db, owner)
     periodic.start()

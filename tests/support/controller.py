@@ -7,6 +7,16 @@
 
 Commands run as ``python -m climc`` / ``python -m ocadm`` from this checkout, so they work from any
 worktree without reinstalling.
+
+Databases: ``CLOUDPODS_TEST_DB=pg|mysql`` gives every controller made here (without its own
+``--db-url``) a fresh database ``cpone_t_<random>`` on the server named by ``CLOUDPODS_TEST_PG_URL`` /
+``CLOUDPODS_TEST_MYSQL_URL`` (scripts/setup-db.sh lets the test user create them); ``Controller.init(...,
+db="pg")`` asks for one explicitly. They are dropped at the end of the session (tests/conftest.py) and
+by the next ``setup-db.sh up``. ``ctl.db_url`` is the controller's database either way.
+
+Replicas: ``ctl.replica()`` is another ``ocadm serve`` on the same data dir (so the same database,
+token keys, credential keys and image store) on its own port — see tests/support/balancer.py for the
+load balancer in front of them.
 """
 from __future__ import annotations
 
@@ -17,6 +27,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +35,59 @@ from typing import Any
 import httpx
 
 REPO = Path(__file__).resolve().parents[2]
+DB_ENV = {"pg": "CLOUDPODS_TEST_PG_URL", "mysql": "CLOUDPODS_TEST_MYSQL_URL"}
+_CREATED_DBS: list[str] = []  # URLs of the databases made here, dropped by drop_test_databases()
+
+
+def test_db_kind() -> str:
+    """The database server the suite runs on: sqlite (default), pg or mysql (CLOUDPODS_TEST_DB)."""
+    kind = os.environ.get("CLOUDPODS_TEST_DB", "sqlite").strip().lower() or "sqlite"
+    kind = {"postgresql": "pg", "postgres": "pg", "mariadb": "mysql"}.get(kind, kind)
+    if kind not in ("sqlite", "pg", "mysql"):
+        raise RuntimeError(f"CLOUDPODS_TEST_DB={kind!r}: use sqlite, pg or mysql")
+    return kind
+
+
+def fresh_database(kind: str) -> str:
+    """Create an empty database on the ``kind`` server (pg|mysql); its SQLAlchemy URL."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    base = os.environ.get(DB_ENV[kind], "")
+    if not base:
+        raise RuntimeError(f"CLOUDPODS_TEST_DB={kind} needs {DB_ENV[kind]} (run scripts/setup-db.sh up as root)")
+    name = f"cpone_t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(make_url(base), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as c:
+            if kind == "pg":
+                c.execute(text(f'CREATE DATABASE "{name}"'))
+            else:
+                c.execute(text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
+    finally:
+        admin.dispose()
+    url = make_url(base).set(database=name).render_as_string(hide_password=False)
+    _CREATED_DBS.append(url)
+    return url
+
+
+def drop_test_databases() -> None:
+    """Drop every database fresh_database made in this process (best effort)."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    while _CREATED_DBS:
+        u = make_url(_CREATED_DBS.pop())
+        kind = "pg" if u.get_backend_name() == "postgresql" else "mysql"
+        admin = create_engine(make_url(os.environ[DB_ENV[kind]]), isolation_level="AUTOCOMMIT")
+        try:
+            with admin.connect() as c:
+                c.execute(text(f'DROP DATABASE IF EXISTS "{u.database}" WITH (FORCE)' if kind == "pg"
+                               else f"DROP DATABASE IF EXISTS `{u.database}`"))
+        except Exception as e:  # a controller still holding it: setup-db.sh up drops it later
+            print(f"could not drop test database {u.database}: {e}", file=sys.stderr)
+        finally:
+            admin.dispose()
 
 
 def free_port() -> int:
@@ -56,34 +120,62 @@ class Controller:
     env: dict[str, str]
     log_path: Path
     _api: httpx.Client | None = field(default=None, repr=False)
+    db_url: str = ""
+    _serve_port: int = field(default=0, repr=False)  # replicas: `ocadm serve --port` (config has the first's)
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def dialect(self) -> str:
+        """sqlite | postgresql | mysql (MariaDB)."""
+        return self.db_url.split(":", 1)[0].split("+", 1)[0] if self.db_url else "sqlite"
+
     @classmethod
-    def init(cls, root: Path, *extra: str, port: int | None = None) -> Controller:
+    def init(cls, root: Path, *extra: str, port: int | None = None, db: str | None = None) -> Controller:
+        """``ocadm init`` in ``root/data``; ``db`` = sqlite | pg | mysql (default: CLOUDPODS_TEST_DB)."""
         root.mkdir(parents=True, exist_ok=True)
         port = port or free_port()
         data = root / "data"
         env = base_env(root)
+        extra_args = list(extra)
+        if "--db-url" in extra_args:
+            db_url = extra_args[extra_args.index("--db-url") + 1]
+        else:
+            kind = test_db_kind() if db is None else db
+            db_url = fresh_database(kind) if kind != "sqlite" else ""
+            if db_url:
+                extra_args += ["--db-url", db_url]
         r = subprocess.run([sys.executable, "-m", "ocadm", "init", "--data-dir", str(data), "--port", str(port),
-                            *extra], env=env, capture_output=True, text=True, timeout=120)
+                            *extra_args], env=env, capture_output=True, text=True, timeout=120)
         if r.returncode != 0:
             raise RuntimeError(f"ocadm init failed: {r.stderr}")
         env.update(parse_rc(data / "rc_admin"))
-        return cls(data, port, None, env, root / "serve.log")
+        return cls(data, port, None, env, root / "serve.log",
+                   db_url=db_url or f"sqlite:///{data / 'cloudpods.db'}")
+
+    def replica(self, port: int | None = None, name: str | None = None) -> Controller:
+        """Another controller process on this one's data dir (same DB and keys), on its own port.
+
+        Call ``.serve()`` on it; it passes ``--port`` itself. Only for PostgreSQL/MariaDB."""
+        port = port or free_port()
+        r = Controller(self.data_dir, port, None, dict(self.env),
+                       self.log_path.with_name(f"{name or f'replica-{port}'}.log"), db_url=self.db_url)
+        r._serve_port = port
+        return r
 
     @classmethod
-    def start(cls, root: Path, *init_args: str, serve_args: tuple[str, ...] = ()) -> Controller:
-        ctl = cls.init(root, *init_args)
+    def start(cls, root: Path, *init_args: str, serve_args: tuple[str, ...] = (), db: str | None = None) -> Controller:
+        ctl = cls.init(root, *init_args, db=db)
         ctl.serve(*serve_args)
         return ctl
 
     def serve(self, *args: str, timeout: float = 30.0) -> None:
+        port_args = ["--port", str(self._serve_port)] if self._serve_port and "--port" not in args else []
         with open(self.log_path, "ab") as log:  # the child keeps its own copy of the descriptor
             self.proc = subprocess.Popen([sys.executable, "-m", "ocadm", "serve", "--data-dir", str(self.data_dir),
-                                          *args], env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                                          *port_args, *args], env=self.env, stdout=log, stderr=subprocess.STDOUT,
                                          start_new_session=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
