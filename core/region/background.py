@@ -12,9 +12,9 @@ from typing import Any
 
 
 def start(app: Any) -> Callable[[], None]:
-    from core.tasks.periodic import PeriodicRunner
     from core.region.scheduling import provider_snapshot
     from core.scheduler.provider import set_snapshot_provider
+    from core.tasks.periodic import PeriodicRunner
     from core.tasks.worker import LEASE_S, Worker, default_owner
 
     settings = app.state.settings

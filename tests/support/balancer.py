@@ -68,7 +68,7 @@ class Balancer:
             port = self.backends[(start + i) % n]
             try:
                 r, w = await asyncio.wait_for(asyncio.open_connection(self.host, port), 2)
-            except (OSError, asyncio.TimeoutError):
+            except (TimeoutError, OSError):
                 continue
             self.connections[port] = self.connections.get(port, 0) + 1
             return r, w
