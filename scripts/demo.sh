@@ -9,7 +9,7 @@ PORT=${DEMO_PORT:-30300}
 LOG="$DATA.serve.log"
 mkdir -p "$(dirname "$DATA")"
 ocadm init --data-dir "$DATA" --port "$PORT" --force
-ocadm serve --data-dir "$DATA" >"$LOG" 2>&1 &
+ocadm serve --data-dir "$DATA" --with-agent >"$LOG" 2>&1 &
 SERVE=$!
 trap 'kill $SERVE 2>/dev/null; wait $SERVE 2>/dev/null || true' EXIT
 for _ in $(seq 100); do

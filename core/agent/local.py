@@ -46,13 +46,20 @@ def local_config(settings: Any, db: Any) -> AgentConfig:
     from core.region.defaults import DEFAULTS
     from core.region.models import Zone
 
-    data = Path(settings.data_dir) / "agent"
-    if (data / "agent.json").exists():
-        return AgentConfig.load(data)
-    node = data / "node.xml"
-    write_node_xml(node)
+    from core.agent.enroll import binding_host
+    from core.keystone.models import User
     from core.region.common import begin_write
 
+    data = Path(settings.data_dir) / "agent"
+    if (data / "agent.json").exists():
+        cfg = AgentConfig.load(data)
+        with db.session() as s:
+            user = s.scalar(select(User.id).where(User.domain_id == "default", User.name == cfg.username))
+            if user is not None and binding_host(s, user) == cfg.host_id:
+                return cfg
+        log.info("the in-process agent's host is not in this database (re-initialised?): enrolling it again")
+    node = data / "node.xml"
+    write_node_xml(node)
     with db.session() as s:
         begin_write(s)
         zone = s.scalar(select(Zone).where(Zone.name == DEFAULTS.zone))
