@@ -2,14 +2,19 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from ocadm.commands.agent import AGENT_DIR
 
+if TYPE_CHECKING:
+    from core.agent.config import WireConfig
 
-def _wire(value: str) -> dict[str, str | None]:
+
+def _wire(value: str) -> WireConfig:
     """``WIRE=BRIDGE[:UPLINK][@ADDRESS/LEN]``."""
+    from core.agent.config import WireConfig
     from core.errors import InputParameterError
 
     wire, sep, rest = value.partition("=")
@@ -17,7 +22,7 @@ def _wire(value: str) -> dict[str, str | None]:
         raise InputParameterError(f"--wire {value!r}: expected WIRE=BRIDGE[:UPLINK][@ADDRESS/LEN]")
     rest, _, address = rest.partition("@")
     bridge, _, uplink = rest.partition(":")
-    return {"wire": wire, "bridge": bridge, "uplink": uplink or None, "address": address or None}
+    return WireConfig(wire=wire, bridge=bridge, uplink=uplink or None, address=address or None)
 
 
 @click.command("join")
@@ -42,7 +47,7 @@ def join(controller: str, token: str, host_name: str | None, data_dir: Path, lib
     """Enroll this host: spend a join token, write the agent config, register the host."""
     import os
 
-    from core.agent.config import CONFIG_NAME, AgentConfig, WireConfig
+    from core.agent.config import CONFIG_NAME, AgentConfig
     from core.agent.link import join as redeem
     from core.agent.local import local_host_name
     from core.errors import CloudpodsError, InputParameterError
@@ -51,7 +56,7 @@ def join(controller: str, token: str, host_name: str | None, data_dir: Path, lib
     d = data_dir.expanduser().resolve()
     if (d / CONFIG_NAME).exists() and not force:
         raise InputParameterError(f"{d / CONFIG_NAME} exists: this host already joined (use --force to re-join)")
-    wire_cfgs = tuple(WireConfig(**_wire(w)) for w in wires)  # bad input fails before the token is spent
+    wire_cfgs = tuple(_wire(w) for w in wires)  # bad input fails before the token is spent
     mode = network_mode or ("none" if libvirt_uri.startswith("test:") else "host")
     ident = redeem(controller, token, host_name or local_host_name())
     base = controller.rstrip("/")
