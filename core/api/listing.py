@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import operator
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from datetime import datetime
 from typing import Annotated, Any, Generic, TypeVar
 
@@ -216,8 +218,13 @@ def parse_filter(model: Any, expr: str) -> ColumnElement[bool]:
 
 
 def paginate(session: Session, stmt: Select[Any], model: Any, q: ListQuery,
-             searchable: tuple[str, ...] = ("name",), count: bool = True) -> Page[Any]:
-    """Apply search/filter/order/paging to ``stmt`` (already tenant-restricted) and run it."""
+             searchable: tuple[str, ...] = ("name",), count: bool = True,
+             columns: Sequence[str] | None = None) -> Page[Any]:
+    """Apply search/filter/order/paging to ``stmt`` (already tenant-restricted) and run it.
+
+    With ``columns``, the page is loaded as plain rows of just those columns (attribute access
+    like an ORM object, without the ORM's per-object cost: lists of thousands stay cheap).
+    """
     cols = _columns(model)
     if q.search:
         terms = [getattr(model, c).like(f"%{_like_escape(q.search)}%", escape="\\")
@@ -235,10 +242,17 @@ def paginate(session: Session, stmt: Select[Any], model: Any, q: ListQuery,
     total = 0
     if count:
         total = session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0
+    def run(st: Select[Any]) -> list[Any]:
+        if columns:
+            res = session.execute(st.with_only_columns(*[getattr(model, c) for c in columns]))
+            # SQLAlchemy Row attribute access costs ~1.5 us; a namespace is a plain dict lookup
+            return [SimpleNamespace(**dict(zip(columns, r, strict=True))) for r in res]
+        return list(session.scalars(st))
+
     if q.paging_marker is not None:
         # keyset paging over id: stable under concurrent inserts, O(limit) per page
         stmt = stmt.where(model.id > q.paging_marker).order_by(model.id.asc())
-        rows = list(session.scalars(stmt.limit(q.limit + 1)))
+        rows = run(stmt.limit(q.limit + 1))
         nxt = rows[q.limit - 1].id if len(rows) > q.limit else None
         return Page(rows[: q.limit], total, q.limit, 0, nxt)
     order_cols = q.order_by or (["created_at"] if "created_at" in cols else [])
@@ -249,5 +263,5 @@ def paginate(session: Session, stmt: Select[Any], model: Any, q: ListQuery,
         stmt = stmt.order_by(c.desc() if q.order == "desc" else c.asc())
     if "id" in cols:
         stmt = stmt.order_by(model.id.desc() if q.order == "desc" else model.id.asc())
-    rows = list(session.scalars(stmt.offset(q.offset).limit(q.limit)))
+    rows = run(stmt.offset(q.offset).limit(q.limit))
     return Page(rows, total, q.limit, q.offset)

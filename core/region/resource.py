@@ -134,6 +134,13 @@ class Manager:
         return stmt.where(getattr(self.model, col) == ctx.id)
 
     # ---- serialisation -----------------------------------------------------------------------
+    def list_columns(self) -> Sequence[str] | None:
+        """Columns a list page loads as plain rows (None: ORM objects). Opt in by setting
+        ``row_lists = True`` when ``base_dict`` and ``add_details`` read only these columns."""
+        if not getattr(self, "row_lists", False):
+            return None
+        return [*self.field_names(), *getattr(self, "list_extra_columns", ())]
+
     def field_names(self) -> Sequence[str]:
         if self.columns:
             return self.columns

@@ -39,7 +39,7 @@ def _list(session: Any, cred: Any, m: Any, q: ListQuery, ctx: tuple[str, str] | 
     if ctx is not None:
         stmt = m.context_filter(session, cred, stmt, *ctx)
     stmt = m.list_filter(session, cred, stmt, q)
-    page = paginate(session, stmt, m.model, q, searchable=m.searchable)
+    page = paginate(session, stmt, m.model, q, searchable=m.searchable, columns=m.list_columns())
     items = m.to_dicts(session, page.rows, q.details)
     if q.fields:
         items = [{k: v for k, v in it.items() if k in q.fields} for it in items]

@@ -42,6 +42,8 @@ class ServerManager(Manager):
     }
     specs: ClassVar[dict[str, str]] = {"tasks": "spec_tasks", "status": "spec_status"}
     class_actions: ClassVar[dict[str, str]] = {"forecast": "forecast"}
+    row_lists = True  # lists load plain rows: base_dict/add_details read only these columns
+    list_extra_columns = ("create_spec",)
 
     def create(self, session: Session, cred: Credential, body: dict[str, Any], count: int,
                ctx: tuple[str, str] | None = None) -> list[Any]:

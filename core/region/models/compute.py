@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ForeignKey, Integer, Text
+from sqlalchemy import ForeignKey, Index, Integer, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.db.base import Base, SoftDeleteMixin, str36, str64, str255
@@ -12,6 +12,10 @@ from core.region.models.base import OwnedMixin, ResourceMixin
 
 class Server(ResourceMixin, OwnedMixin, SoftDeleteMixin, Base):
     __tablename__ = "servers"
+    # list pages filter pending_deleted and order by (created_at, id): a page reads 20 index entries and
+    # the total is counted from the index, instead of sorting / scanning every row
+    __table_args__ = (Index("ix_servers_live_created_id", "pending_deleted", "created_at", "id"),
+                      Index("ix_servers_tenant_live_created_id", "tenant_id", "pending_deleted", "created_at", "id"))
 
     vcpu_count: Mapped[int] = mapped_column(Integer, default=1)
     vmem_size: Mapped[int] = mapped_column(Integer, default=1024)
