@@ -158,3 +158,31 @@ def test_guest_boots_gets_the_region_ip_from_our_dhcp_then_stops_and_is_deleted(
         assert not any(_link_exists(t) for t in taps)
     finally:
         conn.close()
+
+
+def test_a_guest_powering_itself_off_is_reported_by_lifecycle_events(
+        real_cloud: tuple[Controller, AgentProc], tmp_path: Path) -> None:
+    """No task involved: qemu stops, libvirt's event reaches the agent, the server becomes ready."""
+    ctl, agent = real_cloud
+    kernel = _upload(ctl, "cm-kernel", VIRT_WORK / "vmlinuz", "raw")
+    ramdisk = _upload(ctl, "cm-ramdisk", VIRT_WORK / "initrd.img", "raw")
+    root = tmp_path / "root.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(root), "64M"], check=True)
+    # without cm.stay the initramfs powers off right after its DHCP attempt
+    _upload(ctl, "cm-once", root, "qcow2", f"kernel_id={kernel}", f"ramdisk_id={ramdisk}",
+            "os_command_line=console=ttyS0 panic=-1 cm.net")
+    r = ctl.climc("server-create", "oncevm", "--disk", "cm-once", "--net", "realnet", "--mem-spec", "256m",
+                  "--auto-start", "-o", "json")
+    assert r.returncode == 0, r.stderr
+    sid = json.loads(r.stdout)["id"]
+    wait_for(lambda: server(ctl, sid)["status"] in ("running", "ready"), 120, "deployed")
+    s = wait_for(lambda: (x := server(ctl, sid))["status"] == "ready" and x, 150, "the event-driven status")
+    assert s["power_status"] == "off" and not s["active_task_id"]
+    # the event did it, not the periodic full sync (which logs each status it corrects)
+    assert f"({sid}) corrected" not in agent.log_path.read_text()
+    tasks = ctl.api.get(f"{B}/tasks", params={"obj_id": sid}).json()["tasks"]
+    assert {t["task_name"] for t in tasks} <= {"ServerBatchCreateTask", "ServerCreateTask"}  # no stop task
+    assert "CM-MARKER: powering off" in (agent.data / "instances" / sid / "serial.log").read_text(errors="replace")
+    assert ctl.climc("server-delete", "-f", sid).returncode == 0
+    wait_for(lambda: ctl.api.get(f"{B}/servers/{sid}").status_code == 404, 60, "deleted")
+
