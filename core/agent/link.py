@@ -53,9 +53,16 @@ def join(controller: str, token: str, host_name: str, access_mac: str = "", time
     import httpx
 
     from core.client import _to_error
+    from core.errors import ConnectionFailedError, InputParameterError
 
+    if not controller.startswith(("http://", "https://")):
+        raise InputParameterError(f"--controller {controller!r}: expected http(s)://host:port")
     url = controller.rstrip("/") + "/api/s/compute_v2/agent/join"
-    resp = httpx.post(url, json={"token": token, "host_name": host_name, "access_mac": access_mac}, timeout=timeout)
+    try:
+        resp = httpx.post(url, json={"token": token, "host_name": host_name, "access_mac": access_mac},
+                          timeout=timeout)
+    except httpx.TransportError as e:
+        raise ConnectionFailedError(f"cannot reach the controller at {controller}: {e}") from None
     if resp.status_code >= 400:
         raise _to_error(resp)
     return dict(resp.json())
