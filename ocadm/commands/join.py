@@ -55,7 +55,11 @@ def join(controller: str, token: str, host_name: str | None, data_dir: Path, lib
     os.umask(0o077)
     d = data_dir.expanduser().resolve()
     if (d / CONFIG_NAME).exists() and not force:
-        raise InputParameterError(f"{d / CONFIG_NAME} exists: this host already joined (use --force to re-join)")
+        # idempotent, so an init container may run it on every start; the token stays unspent
+        have = AgentConfig.load(d)
+        click.echo(f"Already joined as host {have.host_name} ({have.host_id}); nothing to do "
+                   f"(--force re-joins with a new token).")
+        return
     wire_cfgs = tuple(_wire(w) for w in wires)  # bad input fails before the token is spent
     mode = network_mode or ("none" if libvirt_uri.startswith("test:") else "host")
     ident = redeem(controller, token, host_name or local_host_name())
