@@ -50,7 +50,7 @@ def join(controller: str, token: str, host_name: str | None, data_dir: Path, lib
     from core.agent.config import CONFIG_NAME, AgentConfig
     from core.agent.link import join as redeem
     from core.agent.local import local_host_name
-    from core.errors import CloudpodsError, InputParameterError
+    from core.errors import CloudpodsError
 
     os.umask(0o077)
     d = data_dir.expanduser().resolve()
