@@ -166,7 +166,7 @@ def execute(db: Any, task_id: str, owner: str, lease_s: float) -> None:
             t.attempts += 1
             t.lease_expires_at = utcnow() + timedelta(seconds=lease_s)
             t.stages_log = [*t.stages_log[-49:], {"stage": t.stage, "at": utcnow().isoformat(),
-                                                  "attempt": t.attempts}]
+                                                  "attempt": t.attempts, "by": owner}]  # which replica
             stage = t.stage
         # the stage is recorded; now act
         with db.session() as s:
