@@ -4,6 +4,7 @@ from __future__ import annotations
 COMMANDS: dict[str, tuple[str, str]] = {
     "admin": ("ocadm.commands.admin:admin", "Break-glass operations on the database (reset a password)"),
     "agent": ("ocadm.commands.agent:agent", "Run the host agent (libvirt guests, bridges, DHCP)"),
+    "backup": ("ocadm.commands.backup:backup", "Back up a running controller (database, keys, config)"),
     "config": ("ocadm.commands.config:config", "Show the controller's settings"),
     "deploy": ("ocadm.commands.deploy:deploy", "Render a Kubernetes deployment (and bootstrap it)"),
     "init": ("ocadm.commands.init:init", "Create config, database, keys and the admin user"),
@@ -11,6 +12,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
                         "Write a systemd unit for the controller or the agent"),
     "join": ("ocadm.commands.join:join", "Enroll this host with a controller (one-time join token)"),
     "policy": ("ocadm.commands.policy:policy", "Show the effective RBAC rules"),
+    "restore": ("ocadm.commands.backup:restore", "Restore a backup into a new data dir and database"),
     "serve": ("ocadm.commands.serve:serve", "Run the controller (every service, one port)"),
     "status": ("ocadm.commands.status:status", "Check services, database and migrations"),
     "token": ("ocadm.commands.token:token", "Manage token signing keys and host join tokens"),
