@@ -272,7 +272,7 @@ def restore_backup(path: Path, data_dir: Path, *, db_url: str = "", port: int | 
     if (d / "config.toml").exists() and not force:
         raise InputParameterError(f"{d} is already initialised: restore into a new data dir (or use --force)")
     try:
-        tar = tarfile.open(path, "r:gz")
+        tar = tarfile.open(path, "r:gz")  # noqa: SIM115  (closed by the `with tar` below)
     except (tarfile.TarError, OSError) as e:
         raise InputParameterError(f"{path} is not a readable backup: {e}") from None
     summary = Summary(path=path)
@@ -404,7 +404,8 @@ def _reset_sequences(c: Connection, meta: MetaData) -> None:
     """Integer keys inserted explicitly leave PostgreSQL's sequences behind: move them past the rows."""
     for t in meta.sorted_tables:
         for col in t.primary_key.columns:
-            if isinstance(col.type, Integer) and len(t.primary_key.columns) == 1 and col.autoincrement in (True, "auto"):
+            single = len(t.primary_key.columns) == 1
+            if isinstance(col.type, Integer) and single and col.autoincrement in (True, "auto"):
                 c.execute(text(f"SELECT setval(pg_get_serial_sequence(:t, :c), "
                                f"COALESCE((SELECT MAX({col.name}) FROM {t.name}), 0) + 1, false)"),
                           {"t": t.name, "c": col.name})
