@@ -169,3 +169,13 @@ def test_bad_input_is_one_line(bundle: Path, home: Path) -> None:
     assert r.returncode != 0 and "Traceback" not in r.stderr and "ocadm init" in r.stderr
     r = run(bundle, home, "cloudpods-one", "what")
     assert r.returncode == 2 and "climc|ocadm" in r.stderr
+
+
+def test_install_service_and_deploy_from_the_binary(bundle: Path, home: Path) -> None:
+    r = run(bundle, home, "ocadm", "install-service", "--dry-run")
+    assert r.returncode == 0, r.stderr
+    exe = os.path.realpath(bundle / "cloudpods-one")
+    assert f"ExecStart={exe} ocadm serve --data-dir /var/lib/cloudpods-one" in r.stdout
+    r = run(bundle, home, "ocadm", "deploy", "k8s", "--db-url", "postgresql://u:p@db/cp", "--no-secrets")
+    assert r.returncode == 0, r.stderr
+    assert "kind: Deployment" in r.stdout and "kind: DaemonSet" in r.stdout
