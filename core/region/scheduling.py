@@ -94,7 +94,21 @@ class SnapshotCache:
         with self.lock:
             snap = self.refresh(session)
             session.info["sched_claimed"] = True
-            return place_and_claim(req, snap, session, Host.__table__)
+            result = place_and_claim(req, snap, session, Host.__table__)
+            # Replicas placing at once on the same best hosts can out-race one claim loop; a row
+            # committed out of timestamp order also hides from the incremental refresh. Re-read
+            # every host and place what is still missing, a few times, before calling it a failure.
+            for _ in range(3):
+                short = result.req_count - len(result.placements)
+                if short <= 0 or "conflicting" not in (result.stop_reason or ""):
+                    break
+                self.invalidate()
+                more = place_and_claim(req.model_copy(update={"count": short}), self.refresh(session), session,
+                                       Host.__table__)
+                result.placements += more.placements
+                result.conflicts += more.conflicts
+                result.rejected, result.exhausted, result.stop_reason = more.rejected, more.exhausted, more.stop_reason
+            return result
 
     def forecast(self, session: Session, req: ScheduleInput) -> PlacementResult:
         """The same decisions ``place`` would make now, keeping nothing."""
