@@ -23,8 +23,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.e2e.test_agent_support import upload_tiny_image  # noqa: E402
-from tests.integration.test_scale_support import (  # noqa: E402
+from tests.e2e.test_agent_support import upload_tiny_image
+from tests.integration.test_scale_support import (
     Cluster,
     chaos_run,
     invariants,
@@ -32,7 +32,7 @@ from tests.integration.test_scale_support import (  # noqa: E402
     scale_network,
     wait_for,
 )
-from tests.support.controller import drop_test_databases  # noqa: E402
+from tests.support.controller import drop_test_databases
 
 
 def run(replicas: int, servers: int, hosts: int, concurrency: int, kill_every: float, db: str) -> dict[str, object]:
