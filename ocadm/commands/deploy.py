@@ -48,6 +48,7 @@ class K8sSpec:
     credential_keys: dict[str, bytes] | None = None
     admin_password: str | None = None
     join_token: str = ""
+    join_args: tuple[str, ...] = ()  # extra `ocadm join` options, e.g. ("--wire", "bcast0=br0:eth0")
     version: str = ""
 
     @property
@@ -237,8 +238,9 @@ def _agent_daemonset(spec: K8sSpec) -> dict[str, Any]:
         return {"name": name, "image": spec.image, "imagePullPolicy": "IfNotPresent", "command": ["ocadm"],
                 "args": args, "env": env, "volumeMounts": mounts, "securityContext": privileged}
 
+    # `ocadm join` is a no-op once this node's agent config exists (hostPath), so it may run on every start
     join = c("join", ["join", "--controller", spec.controller_url, "--token", "$(CLOUDPODS_JOIN_TOKEN)",
-                      "--data-dir", AGENT_DATA])
+                      "--data-dir", AGENT_DATA, *spec.join_args])
     agent = c("agent", ["agent", "--data-dir", AGENT_DATA])
     agent["resources"] = {"requests": {"cpu": "100m", "memory": "128Mi"}}
     return {
@@ -322,6 +324,9 @@ def deploy() -> None:
 @click.option("--agents/--no-agents", default=True, show_default=True, help="Render the host agent DaemonSet")
 @click.option("--agent-node-selector", multiple=True, metavar="KEY=VALUE",
               help="Nodes that run agents (repeatable) [default cloudpods.io/hypervisor=true]")
+@click.option("--join-token", default="", help="Join token for the agents (`ocadm token create` on a controller)")
+@click.option("--join-arg", "join_args", multiple=True, metavar="ARG",
+              help="Extra `ocadm join` argument for every agent (repeatable), e.g. --join-arg=--wire=w0=br0:eth0")
 @click.option("--secrets-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Keep generated keys and passwords here and reuse them on the next render (mode 0700)")
 @click.option("--no-secrets", is_flag=True, help="Do not render Secret objects (you create them yourself)")
@@ -329,8 +334,8 @@ def deploy() -> None:
               help="Write the manifests to this file (mode 0600) instead of stdout")
 def k8s(db_url: str, image: str | None, namespace: str, replicas: int, port: int, public_host: str,
         service_type: str, region_id: str, images_claim: str, images_size: str, storage_class: str, agents: bool,
-        agent_node_selector: tuple[str, ...], secrets_dir: Path | None, no_secrets: bool,
-        output: Path | None) -> None:
+        agent_node_selector: tuple[str, ...], join_token: str, join_args: tuple[str, ...],
+        secrets_dir: Path | None, no_secrets: bool, output: Path | None) -> None:
     """Print Kubernetes manifests: N controllers over an external database, agents as a DaemonSet."""
     import tempfile
 
@@ -349,7 +354,8 @@ def k8s(db_url: str, image: str | None, namespace: str, replicas: int, port: int
     spec = K8sSpec(db_url=_check_db_url(db_url), image=image or f"cloudpods-one:{VERSION}", namespace=namespace,
                    replicas=replicas, port=port, public_host=public_host, service_type=service_type,
                    region_id=region_id, images_claim=images_claim, images_size=images_size,
-                   storage_class=storage_class, agents=agents, version=VERSION)
+                   storage_class=storage_class, agents=agents, join_token=join_token, join_args=join_args,
+                   version=VERSION)
     if selector:
         spec.agent_node_selector = selector
     if not no_secrets:

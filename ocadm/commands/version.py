@@ -17,7 +17,7 @@ def version(as_json: bool) -> None:
     import platform
     import sys
 
-    info = dict(build_info())
+    info: dict[str, object] = dict(build_info())
     info["python"] = platform.python_version()
     info["frozen"] = bool(getattr(sys, "frozen", False))  # True inside the PyInstaller binary
     click.echo(json.dumps(info, indent=2))

@@ -116,8 +116,8 @@ def test_version_names_commit_and_build_date(bundle: Path, home: Path) -> None:
     if (REPO / ".git").exists() and not os.environ.get("CLOUDPODS_BINARY_DIR"):
         # the build's commit is this checkout's HEAD or, when others commit meanwhile, an ancestor of it
         commit = info["commit"].split("-")[0]
-        r = subprocess.run(["git", "-C", str(REPO), "merge-base", "--is-ancestor", commit, "HEAD"])
-        assert r.returncode == 0, f"{commit} is not in this checkout's history"
+        anc = subprocess.run(["git", "-C", str(REPO), "merge-base", "--is-ancestor", commit, "HEAD"])
+        assert anc.returncode == 0, f"{commit} is not in this checkout's history"
     assert info["date"][:2] == "20"
     r = run(bundle, home, "climc", "--version")
     assert r.returncode == 0 and r.stdout.startswith("climc ") and "built 20" in r.stdout

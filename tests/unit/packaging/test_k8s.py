@@ -80,7 +80,7 @@ def test_keys_are_kept_in_the_secrets_dir(tmp_path: Path) -> None:
     keys = [{s["metadata"]["name"]: s.get("data") or s.get("stringData") for s in _by_kind(d)["Secret"]}
             for d in runs]
     assert keys[0] == keys[1]  # a re-render must not log everyone out
-    tok = keys[0]["cloudpods-one-token-keys"]
+    tok: dict[str, str] = keys[0]["cloudpods-one-token-keys"] or {}
     assert set(tok) == {"0", "1"}
     Fernet(base64.b64decode(tok["1"]))  # a real Fernet key
     assert (tmp_path / "s" / "keys").stat().st_mode & 0o077 == 0
@@ -152,3 +152,14 @@ def test_bootstrap_job_command_sets_admin_password(tmp_path: Path) -> None:
         assert ctl.token(password="k8s-bootstrap-pw-1")
     finally:
         ctl.stop()
+
+
+def test_join_token_and_args_reach_the_agents(tmp_path: Path) -> None:
+    r = _deploy("k8s", "--db-url", DB, "--secrets-dir", str(tmp_path / "s"), "--join-token", "jt-123",
+                "--join-arg=--wire=w0=br0:eth0")
+    assert r.returncode == 0, r.stderr
+    kinds = _by_kind(_docs(r.stdout))
+    admin = next(s for s in kinds["Secret"] if s["metadata"]["name"] == "cloudpods-one-admin")
+    assert admin["stringData"]["join-token"] == "jt-123"
+    join = kinds["DaemonSet"][0]["spec"]["template"]["spec"]["initContainers"][0]
+    assert join["args"][-1] == "--wire=w0=br0:eth0" and "$(CLOUDPODS_JOIN_TOKEN)" in join["args"]
