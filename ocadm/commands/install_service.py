@@ -181,6 +181,14 @@ def _ensure_user(user: str, home: Path) -> None:
     click.echo(f"Created system user {user}.")
 
 
+def _agent_joined(data_dir: Path) -> bool:
+    try:
+        from core.agent.config import CONFIG_NAME
+    except ImportError:  # an agent-less build
+        return True
+    return (data_dir / CONFIG_NAME).exists()
+
+
 def _controller_port(data_dir: Path) -> int | None:
     from core.config import Settings
     from core.errors import CloudpodsError
@@ -240,6 +248,8 @@ def install_service(role: str, data_dir: Path | None, user: str, unit_dir: Path,
     os.replace(tmp, path)
     click.echo(f"Wrote {path}.")
     name = UNIT_NAMES[role]
+    if role == "agent" and not _agent_joined(d):
+        click.echo(f"Note: this host has not joined yet: ocadm join --controller URL --token TOKEN --data-dir {d}")
     if start:
         _run(["systemctl", "daemon-reload"])
         _run(["systemctl", "enable", "--now", name])
