@@ -54,6 +54,9 @@ class Agent:
         self._events: queue.Queue[GuestEvent] = queue.Queue(maxsize=10000)
         self._threads: list[threading.Thread] = []
         self._inflight = threading.BoundedSemaphore(cfg.workers * 2)
+        # what the hypervisor says and what reports say must reach the region in the order they
+        # were true: a status read (sync, event) and its post hold this lock, and so does a report
+        self._order = threading.Lock()
         self.registered = threading.Event()
         self.handled = 0  # work items reported (tests, bench)
 
@@ -125,8 +128,9 @@ class Agent:
 
     def sync_all(self) -> list[dict[str, Any]]:
         """Every guest's status to the region; servers of this host it lacks become unknown."""
-        guests = [{"id": g.id, "status": EVENT_STATUS[g.status]} for g in self.driver.list_guests()]
-        changed = self.link.guests(guests, full=True)
+        with self._order:
+            guests = [{"id": g.id, "status": EVENT_STATUS[g.status]} for g in self.driver.list_guests()]
+            changed = self.link.guests(guests, full=True)
         for c in changed:
             log.info("status of %s (%s) corrected to %s", c["name"], c["id"], c["status"])
         return changed
@@ -155,9 +159,17 @@ class Agent:
             if not self.registered.is_set():
                 continue
             try:
-                self.link.guests([{"id": e.guest_id, "status": EVENT_STATUS[e.status]} for e in batch.values()],
-                                 full=False)
-            except CloudpodsError as exc:
+                with self._order:
+                    # the guest's status now, not the event's: a late event must not undo a newer report
+                    now = []
+                    for gid in batch:
+                        try:
+                            now.append({"id": gid, "status": EVENT_STATUS[self.driver.get_guest(gid).status]})
+                        except DriverError:
+                            continue  # deleted meanwhile: the delete task settles that server
+                    if now:
+                        self.link.guests(now, full=False)
+            except (CloudpodsError, DriverError) as exc:
                 log.warning("cannot report %d guest event(s): %s", len(batch), exc)
 
     # --- work items ------------------------------------------------------------------------------
@@ -202,7 +214,8 @@ class Agent:
     def _report(self, wi: dict[str, Any], result: dict[str, Any]) -> None:
         for attempt in range(5):
             try:
-                self.link.report(str(wi["task_id"]), str(wi["id"]), result)
+                with self._order:
+                    self.link.report(str(wi["task_id"]), str(wi["id"]), result)
                 self.handled += 1
                 return
             except ConnectionFailedError as exc:
