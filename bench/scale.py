@@ -66,6 +66,7 @@ def run(replicas: int, servers: int, hosts: int, concurrency: int, kill_every: f
                 "running_max_s": round(last, 1),
                 "throughput_per_s": round(running / last, 1) if running and last == last else 0.0,
                 "invariant_problems": problems[:10], "fail_reasons": rep.fail_reasons,
+                "create_error_samples": rep.create_errors[:3],
                 "load_1m": round(os.getloadavg()[0], 1),
             }
             return out
@@ -96,6 +97,8 @@ def main() -> None:
               f"{res['to_agent_max_s']}s; running p50/p95/max {res['running_p50_s']}/{res['running_p95_s']}/"
               f"{res['running_max_s']}s; {res['throughput_per_s']} servers/s; kills {res['kills']}; "
               f"load {res['load_1m']}", flush=True)
+        if res["create_error_samples"]:
+            print(f"  create errors (first 3): {res['create_error_samples']}")
         if res["fail_reasons"]:
             print(f"  failure reasons: {res['fail_reasons']}")
         print(f"  invariants: {'all hold' if not res['invariant_problems'] else res['invariant_problems']}",
