@@ -101,8 +101,9 @@ def test_schedule_needs_admin(client: Client) -> None:
     assert client.post("/api/s/scheduler/scheduler/forecast", json={}).status_code == 200
 
 
-def test_running_controller_answers_from_an_empty_snapshot(controller: Controller) -> None:
-    """Until the region registers a snapshot provider the honest answer is "no hosts"."""
+def test_running_controller_answers_from_an_empty_snapshot(fresh_controller: Controller) -> None:
+    """A controller with no hosts registered says so, through the region's snapshot provider."""
+    controller = fresh_controller
     api: httpx.Client = controller.api
     r = api.post("/api/s/scheduler/scheduler/forecast", json={"vcpu_count": 1, "count": 2})
     assert r.status_code == 200, r.text
