@@ -84,6 +84,9 @@ def main() -> None:
     ap.add_argument("--kill-every", type=float, default=0.0, help="SIGKILL a replica every N s (0: never)")
     ap.add_argument("--db", choices=["pg", "mysql"], default="pg")
     a = ap.parse_args()
+    import signal
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the replicas and agents on the way out
     from tests.support.controller import DB_ENV
 
     if not os.environ.get(DB_ENV[a.db]):

@@ -263,9 +263,12 @@ def is_terminal(status: str) -> bool:
 
 
 def scale_network(cl: Cluster, name: str = "scale") -> str:
-    """A /20 on the default wire (the default network has 241 addresses)."""
+    """A /20 on the default wire (the default network has 241 addresses); no quota limits."""
     from core.region.defaults import DEFAULTS
 
+    # the admin project's default quota is 100 servers / 256 addresses: lift it for load runs
+    q = cl.api.post(f"{B}/quotas", json={"quota": {k: -1 for k in ("cpu", "memory", "storage", "servers", "ips")}})
+    assert q.status_code == 200, q.text
     if cl.api.get(f"{B}/networks/{name}").status_code == 200:
         return name
     r = cl.first.climc("network-create", DEFAULTS.wire, name, "10.200.0.10", "10.200.15.250", "20",
