@@ -124,16 +124,23 @@ def main() -> None:
             for ag in agents:
                 ag.log_path.write_text("")
 
-            single, accepted = [], []
+            single, accepted, single_ids = [], [], []
             for i in range(a.single):
                 ids, acc = _create(ctl, f"one-{i}")
                 single.append(acc + _running(ctl, ids, 60))
                 accepted.append(acc)
+                single_ids += ids
                 _delete(ctl, ids)
             q = statistics.quantiles(single, n=10)
             print(f"single server, API call → running (cached image, {a.single} runs): "
                   f"p50 {statistics.median(single):.3f} s  p90 {q[8]:.3f} s  max {max(single):.3f} s  "
                   f"(create accepted: p50 {statistics.median(accepted) * 1000:.0f} ms)")
+            ms = _agent_ms(agents)
+            if ms:
+                print(f"  agent guest-deploy handler: p50 {statistics.median(ms):.0f} ms")
+            print("  create task stage gaps (median s):")
+            for k, v in _stage_profile(ctl, single_ids).items():
+                print(f"    {k:45s} {v:.3f}")
             for ag in agents:
                 ag.log_path.write_text("")
 

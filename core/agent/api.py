@@ -13,6 +13,7 @@ a cloud admin may call them for any host (the test double agent, tools).
 """
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Iterator
@@ -20,7 +21,8 @@ from typing import Any
 
 from fastapi import APIRouter, Body, Request
 from fastapi.responses import Response, StreamingResponse
-from sqlalchemy import select
+from sqlalchemy import event, select
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from core.agent.enroll import binding_host, redeem_join_token
@@ -162,21 +164,35 @@ def _take(db: Any, cred: Credential, host_id: str, limit: int) -> list[dict[str,
     return take_work(db, cred, host_id, limit)
 
 
+# A generation bumped by every commit that queued a work item in this process. Each long poll
+# remembers the one it saw, so no waiter can consume another's wake-up (a shared Event that
+# every waiter clears loses them when several agents wait at once); other replicas' items are
+# found by the periodic re-check every POLL_S.
+_work_gen = [0]
+
+
+@event.listens_for(Session, "after_commit", insert=True)  # before core.tasks.engine pops the flag
+def _work_committed(session: Session) -> None:
+    if session.info.get("work_queued"):
+        _work_gen[0] += 1
+
+
 @router.get("/hosts/{host_id}/work-items")
 async def work_items(host_id: str, request: Request, cred: CredentialDep) -> Response:
-    from core.region.agent_api import POLL_S, _wait_event
-    from core.tasks.engine import WORK_AVAILABLE
+    from core.region.agent_api import POLL_S
 
     wait = _int(request.query_params.get("wait"), "wait", 0, 0, MAX_WAIT_S)
     limit = _int(request.query_params.get("limit"), "limit", 10, 1, 100)
     db = request.app.state.db
     deadline = time.monotonic() + wait
     while True:
+        seen = _work_gen[0]
         items = await run_in_threadpool(_take, db, cred, host_id, limit)
         if items or time.monotonic() >= deadline or await request.is_disconnected():
             return json_response({"work_items": items})
-        await _wait_event(min(POLL_S, deadline - time.monotonic()))
-        WORK_AVAILABLE.clear()
+        until = min(time.monotonic() + POLL_S, deadline)
+        while _work_gen[0] == seen and time.monotonic() < until:
+            await asyncio.sleep(0.01)
 
 
 @router.post("/tasks/{task_id}")
