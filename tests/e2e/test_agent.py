@@ -217,3 +217,24 @@ def test_offline_host_guests_turn_unknown_and_actions_are_409(cloud: tuple[Contr
     wait_for(lambda: (s := server(ctl, sid))["status"] == "unknown" and not s["active_task_id"], 20, "synced")
     assert ctl.climc("server-delete", "-f", sid).returncode == 0
     wait_for(lambda: ctl.api.get(f"{B}/servers/{sid}").status_code == 404, 20, "deleted")
+
+
+def test_embedded_default_first_server_needs_no_setup(tmp_path: Path) -> None:
+    """`ocadm init` + `ocadm serve --with-agent`: an image and one server-create, nothing else."""
+    libvirt_or_skip()
+    ctl = Controller.start(tmp_path, serve_args=("--with-agent",))
+    try:
+        wait_for(lambda: any(h["host_status"] == "online" for h in ctl.api.get(f"{B}/hosts").json()["hosts"]),
+                 30, "the in-process agent's host")
+        upload_tiny_image(ctl, "first")
+        r = ctl.climc("server-create", "first-vm", "--disk", "first", "--net", "default", "--auto-start")
+        assert r.returncode == 0, r.stderr
+        s = wait_for(lambda: (x := server(ctl, "first-vm"))["status"] == "running" and x, 30, "running")
+        assert s["ips"].startswith("10.199.0.") and s["zone"] == "zone0"
+        inst = ctl.data_dir / "agent" / "instances" / s["id"]
+        assert (inst / "disk0.qcow2").exists() and (inst / "config.iso").exists()
+        assert ctl.climc("server-delete", "-f", "first-vm").returncode == 0
+        wait_for(lambda: ctl.api.get(f"{B}/servers/first-vm").status_code == 404, 20, "deleted")
+        assert not inst.exists()
+    finally:
+        ctl.stop()
