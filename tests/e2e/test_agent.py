@@ -23,9 +23,10 @@ def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Controller
     ctl = Controller.init(root / "ctl")
     # hosts go offline 4 s after their last ping, checked every second (the default is 180 s / 30 s)
     ctl.env.update({"CLOUDPODS_HOST_OFFLINE_S": "4", "CLOUDPODS_JOB_HOSTS_OFFLINE_INTERVAL_S": "1"})
-    ctl.serve()
-    agents = [AgentProc.join(ctl, root / f"a{i}", f"node-{i}") for i in range(3)]
+    agents: list[AgentProc] = []
     try:
+        ctl.serve()
+        agents += [AgentProc.join(ctl, root / f"a{i}", f"node-{i}") for i in range(3)]
         for a in agents:
             a.start()
         upload_tiny_image(ctl)
