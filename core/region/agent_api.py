@@ -38,8 +38,10 @@ def take_work(db: Any, cred: Credential, host_ref: str, limit: int) -> list[dict
     with db.session() as s:
         begin_write(s)
         host = get_manager("hosts").fetch(s, cred, host_ref)
+        # SKIP LOCKED: a second poll for the host on another replica (the agent gave up on a slow one
+        # and asked again) must not be handed the same items (PostgreSQL/MariaDB; SQLite has one writer)
         items = list(s.scalars(select(WorkItem).where(WorkItem.host_id == host.id, WorkItem.status == "queued")
-                               .order_by(WorkItem.created_at).limit(limit)))
+                               .order_by(WorkItem.created_at).limit(limit).with_for_update(skip_locked=True)))
         now = utcnow()
         out = []
         for wi in items:
