@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import stat
 import subprocess
 import sys
@@ -135,25 +134,41 @@ def test_ocadm_status_and_config(controller: Controller) -> None:
 def test_init_is_idempotent_and_private(controller: Controller) -> None:
     r = controller.ocadm("init", "--data-dir", str(controller.data_dir))
     assert r.returncode == 0 and "already initialised" in r.stderr
-    for name in ("config.toml", "rc_admin", "cloudpods.db", "keys/0", "keys/1"):
+    private = ["config.toml", "rc_admin", "keys/0", "keys/1"]
+    if controller.dialect == "sqlite":
+        private.append("cloudpods.db")
+    for name in private:
         mode = stat.S_IMODE(os.stat(controller.data_dir / name).st_mode)
         assert mode & 0o077 == 0, f"{name} is {oct(mode)}"
     # no plaintext admin password anywhere in the database
-    con = sqlite3.connect(controller.data_dir / "cloudpods.db")
-    dump = "\n".join(con.iterdump())
-    con.close()
-    assert controller.env["OS_PASSWORD"] not in dump
+    from sqlalchemy import MetaData, select
+
+    from core.db.engine import Database
+
+    db = Database(controller.db_url)
+    try:
+        meta = MetaData()
+        meta.reflect(db.engine)
+        with db.engine.connect() as c:
+            dump = "\n".join(repr(row) for t in meta.sorted_tables for row in c.execute(select(t)))
+    finally:
+        db.dispose()
+    assert "admin" in dump and controller.env["OS_PASSWORD"] not in dump
 
 
 def test_serve_refuses_newer_or_corrupt_database(tmp_path) -> None:  # type: ignore[no-untyped-def]
     ctl = Controller.init(tmp_path / "a")
-    con = sqlite3.connect(ctl.data_dir / "cloudpods.db")
-    con.execute("INSERT INTO alembic_version VALUES ('zz_9999_from_the_future')")
-    con.commit()
-    con.close()
+    from sqlalchemy import text
+
+    from core.db.engine import Database
+
+    db = Database(ctl.db_url)
+    with db.engine.begin() as c:
+        c.execute(text("INSERT INTO alembic_version VALUES ('zz_9999_from_the_future')"))
+    db.dispose()
     r = ctl.ocadm("serve", "--data-dir", str(ctl.data_dir), timeout=30)
     assert r.returncode == 1 and "newer than this code" in r.stderr and len(r.stderr.strip().splitlines()) == 1
-    ctl2 = Controller.init(tmp_path / "b")
+    ctl2 = Controller.init(tmp_path / "b", db="sqlite")  # a corrupt database *file*
     (ctl2.data_dir / "cloudpods.db").write_bytes(b"this is not a database" * 100)
     for s in ("-wal", "-shm"):
         (ctl2.data_dir / f"cloudpods.db{s}").unlink(missing_ok=True)
