@@ -1,0 +1,1 @@
+"""Drivers behind small protocols; see drivers/base.py and drivers/registry.py."""
