@@ -38,6 +38,27 @@ def _load(ref: str) -> Any:
     return getattr(importlib.import_module(mod), attr)
 
 
+def _merged_openapi(app: FastAPI, services: list[tuple[str, FastAPI]]) -> Callable[[], dict[str, Any]]:
+    """One OpenAPI document for the whole process: the root routes plus every service's, prefixed."""
+    from fastapi.openapi.utils import get_openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        doc = get_openapi(title=app.title, version=app.version, routes=app.routes)
+        paths = doc.setdefault("paths", {})
+        schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+        for prefix, sub in services:
+            part = get_openapi(title=sub.title, version=sub.version, routes=sub.routes)
+            for path, item in part.get("paths", {}).items():
+                paths[prefix + (path if path != "/" else "/")] = item
+            schemas.update(part.get("components", {}).get("schemas", {}))
+        app.openapi_schema = doc
+        return doc
+
+    return openapi
+
+
 def create_app(settings: Settings, db: Database | None = None, run_background: bool = True) -> FastAPI:
     """Build the controller app. Raises NoKeysError if the token key repository is empty."""
     import core.db.models
@@ -66,9 +87,20 @@ def create_app(settings: Settings, db: Database | None = None, run_background: b
                                    settings.lockout_failures, settings.lockout_seconds)
     errors.install(app)
     app.include_router(root_router())
+    # Each service is its own sub-app behind a Mount: a request is matched against one prefix and then
+    # only its service's routes (matching every route of every service cost ~25% of a request's CPU).
+    services: list[tuple[str, FastAPI]] = []
     for service, prefix, ref in SERVICE_ROUTERS:
-        app.include_router(service_router(service), prefix=prefix)
-        app.include_router(_load(ref), prefix=prefix)
-    app.add_middleware(GatewayMiddleware, max_body=settings.max_body_bytes, stream_prefixes=STREAM_PREFIXES)
+        sub = FastAPI(title=f"cloudpods-one {service}", version=VERSION, docs_url=None, redoc_url=None,
+                      openapi_url=None)
+        sub.state = app.state  # one settings/db/auth for every service
+        errors.install(sub)
+        sub.include_router(service_router(service))
+        sub.include_router(_load(ref))
+        app.mount(prefix, sub)
+        services.append((prefix, sub))
+    app.openapi = _merged_openapi(app, services)  # type: ignore[method-assign]
+    app.add_middleware(GatewayMiddleware, max_body=settings.max_body_bytes, stream_prefixes=STREAM_PREFIXES,
+                       mount_prefixes=tuple(prefix for _s, prefix, _r in SERVICE_ROUTERS))
     logging.getLogger("cloudpods").setLevel(settings.log_level.upper())
     return app

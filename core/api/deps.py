@@ -6,7 +6,7 @@ commit becomes the reply (the dependency's own commit at exit is then a no-op).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -17,9 +17,19 @@ from core.api.context import Credential
 from core.errors import UnauthorizedError
 
 
-def get_session(request: Request) -> Iterator[Session]:
-    with request.app.state.db.session() as s:
+async def get_session(request: Request) -> AsyncIterator[Session]:
+    """A session per request. Opening one does no I/O, so this runs on the event loop: a sync
+    generator dependency costs two thread-pool hops per request. The closing commit/rollback is
+    short (the handler already committed its own work), so it runs here too."""
+    s = request.app.state.db.sessionmaker()
+    try:
         yield s
+        s.commit()
+    except BaseException:
+        s.rollback()
+        raise
+    finally:
+        s.close()
 
 
 SessionDep = Annotated[Session, Depends(get_session)]

@@ -1,6 +1,7 @@
 """One pure-ASGI middleware for the gateway concerns every route shares.
 
-- empty path segments are dropped (``//servers`` works: a real SDK sends it);
+- empty path segments are dropped (``//servers`` works: a real SDK sends it), and a service's
+  bare prefix (``/api/s/identity/v3``) reaches that service's root route;
 - a request id is taken from ``X-Request-Id`` or made, and echoed in the reply;
 - request bodies are capped at ``max_body`` bytes (413), except on streaming upload routes.
 """
@@ -26,10 +27,13 @@ _RID_OK = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 
 class GatewayMiddleware:
-    def __init__(self, app: ASGIApp, max_body: int, stream_prefixes: tuple[str, ...] = ()) -> None:
+    def __init__(self, app: ASGIApp, max_body: int, stream_prefixes: tuple[str, ...] = (),
+                 mount_prefixes: tuple[str, ...] = ()) -> None:
         self.app = app
         self.max_body = max_body
         self.stream_prefixes = stream_prefixes
+        # a service mounted at /api/s/x answers /api/s/x itself (version documents live there)
+        self.mount_prefixes = frozenset(mount_prefixes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -38,6 +42,9 @@ class GatewayMiddleware:
         path: str = scope["path"]
         if "//" in path:
             path = _MULTI_SLASH.sub("/", path)
+            scope = dict(scope, path=path, raw_path=path.encode())
+        if path in self.mount_prefixes:
+            path += "/"
             scope = dict(scope, path=path, raw_path=path.encode())
         rid = ""
         for k, v in scope.get("headers", ()):

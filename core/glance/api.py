@@ -28,8 +28,7 @@ def versions(request: Request) -> dict[str, Any]:
     return {"versions": out}
 
 
-@router.get("", include_in_schema=False)
-@router.get("/", include_in_schema=False)
+@router.get("/", include_in_schema=False)  # the bare /api/s/image too (the gateway adds the slash)
 def version_document(request: Request) -> dict[str, Any]:
     return versions(request)
 

@@ -43,8 +43,7 @@ def _link(request: Request, path: str = "") -> str:
     return str(request.base_url).rstrip("/") + "/api/s/identity/v3" + path
 
 
-@router.get("")
-@router.get("/")
+@router.get("/")  # the bare /v3 reaches here too (the gateway middleware adds the slash)
 def version_document(request: Request) -> dict[str, Any]:
     return {"version": {
         "id": "v3.14", "status": "stable", "updated": "2020-04-07T00:00:00Z",

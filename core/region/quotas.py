@@ -44,16 +44,21 @@ def reserve(session: Session, tenant_id: str, domain_id: str = "default", **amou
             raise ValueError(f"unknown quota key {k}")
     if not want:
         return {}
-    ensure(session, tenant_id, domain_id)
     conds = []
     for k, v in want.items():
         limit, used = getattr(Quota, k), getattr(Quota, f"used_{k}")
         if v > 0:
             conds.append((limit < 0) | (used + v <= limit))
+    # plain SQL UPDATE (no ORM session sync: nothing here reads a cached Quota afterwards)
     stmt = (update(Quota).where(Quota.tenant_id == tenant_id, and_(*conds))
-            .values({f"used_{k}": getattr(Quota, f"used_{k}") + v for k, v in want.items()}))
+            .values({f"used_{k}": getattr(Quota, f"used_{k}") + v for k, v in want.items()})
+            .execution_options(synchronize_session=False))
     if session.execute(stmt).rowcount == 1:  # type: ignore[attr-defined]
         return want
+    if session.get(Quota, tenant_id) is None:  # the project's first reservation: make its row, try again
+        ensure(session, tenant_id, domain_id)
+        if session.execute(stmt).rowcount == 1:  # type: ignore[attr-defined]
+            return want
     row = session.scalar(select(Quota).where(Quota.tenant_id == tenant_id).execution_options(populate_existing=True))
     assert row is not None
     over = []
@@ -73,7 +78,8 @@ def release(session: Session, tenant_id: str, amounts: dict[str, int]) -> None:
             col = getattr(Quota, f"used_{k}")
             vals[f"used_{k}"] = case((col - int(v) < 0, 0), else_=col - int(v))
     if vals:
-        session.execute(update(Quota).where(Quota.tenant_id == tenant_id).values(vals))
+        session.execute(update(Quota).where(Quota.tenant_id == tenant_id).values(vals)
+                        .execution_options(synchronize_session=False))
 
 
 def set_limits(session: Session, tenant_id: str, domain_id: str, limits: dict[str, Any]) -> Quota:
