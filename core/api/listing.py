@@ -17,8 +17,8 @@ import operator
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from types import SimpleNamespace
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Depends, Request
