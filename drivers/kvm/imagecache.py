@@ -12,6 +12,7 @@ import os
 import re
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -67,7 +68,16 @@ class ImageCache:
         with self._image_lock(image_id):
             if os.path.isfile(path) and (want is None or self._recorded_sha(image_id) == want):
                 return path
-            self._download(image_id, path, want)
+            for attempt in range(FETCH_ATTEMPTS):
+                try:
+                    self._download(image_id, path, want)
+                    break
+                except ImageFetchError as e:
+                    # a dropped connection (a busy or restarting controller) is worth another try;
+                    # an HTTP error answer is not
+                    if not getattr(e, "transient", False) or attempt == FETCH_ATTEMPTS - 1:
+                        raise
+                    time.sleep(0.5 * (attempt + 1))
         return path
 
     def remove(self, image_id: str) -> bool:
@@ -108,7 +118,9 @@ class ImageCache:
                 except DriverError:
                     raise
                 except (OSError, httpx.HTTPError) as exc:
-                    raise ImageFetchError(f"download of image {image_id} failed: {exc}") from None
+                    err = ImageFetchError(f"download of image {image_id} failed: {exc}")
+                    err.transient = isinstance(exc, httpx.TransportError)  # type: ignore[attr-defined]
+                    raise err from None
                 f.flush()
                 os.fsync(f.fileno())
             got = digest.hexdigest()
@@ -131,6 +143,9 @@ class ImageCache:
                 yield
             finally:
                 fcntl.flock(lf, fcntl.LOCK_UN)
+
+
+FETCH_ATTEMPTS = 3
 
 
 def http_fetcher(

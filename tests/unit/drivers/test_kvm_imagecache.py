@@ -23,7 +23,16 @@ def server() -> Iterator[tuple[str, list[str]]]:
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             hits.append(self.path)
-            if self.path != "/images/img-1":
+            if self.path == "/images/flaky" and hits.count(self.path) == 1:
+                # first try: promise the whole image, send half, drop the connection
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(IMAGE)))
+                self.end_headers()
+                self.wfile.write(IMAGE[: len(IMAGE) // 2])
+                self.wfile.flush()
+                self.connection.shutdown(2)
+                return
+            if self.path not in ("/images/img-1", "/images/flaky"):
                 self.send_error(404)
                 return
             self.send_response(200)
@@ -98,3 +107,12 @@ def test_bad_image_ids(bad: str, tmp_path: Path) -> None:
     cache = ImageCache(str(tmp_path), lambda i: iter([b""]))
     with pytest.raises(InvalidSpec, match="bad image id"):
         cache.get(bad)
+
+
+def test_dropped_connection_is_retried(server: tuple[str, list[str]], tmp_path: Path) -> None:
+    url, hits = server
+    cache = ImageCache(str(tmp_path), http_fetcher(url))
+    path = cache.get("flaky", sha256=SHA)
+    assert Path(path).read_bytes() == IMAGE
+    assert hits == ["/images/flaky", "/images/flaky"]
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".part")]
