@@ -132,11 +132,14 @@ def test_periodic_job_runs_under_one_lease_and_moves_when_its_replica_dies(clust
 
 
 def test_chaos_small(cluster: Cluster) -> None:
-    """A replica SIGKILLed every 10 s during 60 creates: every server settles, everything adds up."""
+    """A replica SIGKILLed every 3 s during 60 creates: every server settles, everything adds up.
+
+    (The issue's "every 10 s" is bench/scale.py's default at 500 creates; 60 creates settle in ~7 s
+    on a quiet machine, so here the kills come faster to be sure some land mid-run.)"""
     cl = cluster
     net = scale_network(cl)
     lines: list[str] = []
-    rep, ids = chaos_run(cl, 60, image="tiny", net=net, concurrency=10, kill_every_s=10, settle_timeout_s=240,
+    rep, ids = chaos_run(cl, 60, image="tiny", net=net, concurrency=10, kill_every_s=3, settle_timeout_s=240,
                          prefix="chaos-s", log=lines.append)
     assert rep.create_errors == [], rep.create_errors[:3]
     assert rep.accepted == 60
