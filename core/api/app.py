@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 
 from core.api import errors
 from core.api.common import root_router, service_router
@@ -38,7 +38,7 @@ def _load(ref: str) -> Any:
     return getattr(importlib.import_module(mod), attr)
 
 
-def _merged_openapi(app: FastAPI, services: list[tuple[str, FastAPI]]) -> Callable[[], dict[str, Any]]:
+def _merged_openapi(app: FastAPI, services: list[tuple[str, APIRouter]]) -> Callable[[], dict[str, Any]]:
     """One OpenAPI document for the whole process: the root routes plus every service's, prefixed."""
     from fastapi.openapi.utils import get_openapi
 
@@ -49,7 +49,7 @@ def _merged_openapi(app: FastAPI, services: list[tuple[str, FastAPI]]) -> Callab
         paths = doc.setdefault("paths", {})
         schemas = doc.setdefault("components", {}).setdefault("schemas", {})
         for prefix, sub in services:
-            part = get_openapi(title=sub.title, version=sub.version, routes=sub.routes)
+            part = get_openapi(title=app.title, version=app.version, routes=sub.routes)
             for path, item in part.get("paths", {}).items():
                 paths[prefix + (path if path != "/" else "/")] = item
             schemas.update(part.get("components", {}).get("schemas", {}))
@@ -89,12 +89,11 @@ def create_app(settings: Settings, db: Database | None = None, run_background: b
     app.include_router(root_router())
     # Each service is its own sub-app behind a Mount: a request is matched against one prefix and then
     # only its service's routes (matching every route of every service cost ~25% of a request's CPU).
-    services: list[tuple[str, FastAPI]] = []
+    # The mounted router runs inside this app: its errors reach this app's handlers, request.app is
+    # this app (one settings/db/auth for every service), and no second middleware stack is paid.
+    services: list[tuple[str, APIRouter]] = []
     for service, prefix, ref in SERVICE_ROUTERS:
-        sub = FastAPI(title=f"cloudpods-one {service}", version=VERSION, docs_url=None, redoc_url=None,
-                      openapi_url=None)
-        sub.state = app.state  # one settings/db/auth for every service
-        errors.install(sub)
+        sub = APIRouter()
         sub.include_router(service_router(service))
         sub.include_router(_load(ref))
         app.mount(prefix, sub)
