@@ -20,8 +20,11 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
+
 from core.agent.config import AgentConfig
 from core.agent.network import GuestNetwork
+from core.errors import ConnectionFailedError
 from drivers.base import DiskSpec, GuestNotFound, GuestSpec, HypervisorError, NicSpec
 
 log = logging.getLogger("cloudpods.agent.guests")
@@ -60,12 +63,21 @@ class ImageStore:
         self._info: dict[str, CachedImage] = {}
 
     def _fetch(self, image_id: str) -> Any:
-        with self._fetch_meta(image_id) as resp:
-            meta = {"format": resp.headers.get("x-image-format", "raw"),
-                    "sha256": resp.headers.get("x-image-sha256", ""),
-                    "properties": json.loads(resp.headers.get("x-image-properties") or "{}")}
-            self._meta[image_id] = meta
-            yield from resp.iter_bytes(1 << 20)
+        try:
+            with self._fetch_meta(image_id) as resp:
+                meta = {"format": resp.headers.get("x-image-format", "raw"),
+                        "sha256": resp.headers.get("x-image-sha256", ""),
+                        "properties": json.loads(resp.headers.get("x-image-properties") or "{}")}
+                self._meta[image_id] = meta
+                yield from resp.iter_bytes(1 << 20)
+        except (ConnectionFailedError, httpx.TransportError) as e:
+            # the controller (or the replica behind the balancer) went away mid-transfer: the image
+            # cache tries again, where an HTTP error answer would not be retried
+            from drivers.kvm.imagecache import ImageFetchError
+
+            err = ImageFetchError(f"download of image {image_id} failed: {e}")
+            err.transient = True  # type: ignore[attr-defined]
+            raise err from None
 
     def get(self, image_id: str) -> CachedImage:
         with self._lock:
