@@ -51,7 +51,7 @@ def _merged_openapi(app: FastAPI, services: list[tuple[str, APIRouter]]) -> Call
         for prefix, sub in services:
             part = get_openapi(title=app.title, version=app.version, routes=sub.routes)
             for path, item in part.get("paths", {}).items():
-                paths[prefix + (path if path != "/" else "/")] = item
+                paths[prefix + path] = item
             schemas.update(part.get("components", {}).get("schemas", {}))
         app.openapi_schema = doc
         return doc

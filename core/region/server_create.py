@@ -243,7 +243,7 @@ def forecast_servers(session: Session, cred: Credential, body: dict[str, Any]) -
     from core.scheduler.errors import ScheduleInputError
     from core.scheduler.request import ScheduleInput
 
-    inner = body.get("server", body) if isinstance(body.get("server"), dict) else body
+    inner = body["server"] if isinstance(body.get("server"), dict) else body
     raw_count = body.get("count", inner.get("count", 1))
     if isinstance(raw_count, bool) or not isinstance(raw_count, int | str) or not str(raw_count).isdigit() \
             or not 1 <= int(raw_count) <= 1000:
