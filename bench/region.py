@@ -26,9 +26,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import httpx  # noqa: E402
+import httpx
 
-from tests.support.controller import Controller  # noqa: E402
+from tests.support.controller import Controller
 
 B = "/api/s/compute_v2"
 

@@ -38,9 +38,18 @@ __all__ = [
     "GuestNotFound",
     "GuestSpec",
     "GuestStatus",
+    "HostEnv",
     "HostFacts",
     "HostNic",
+    "HostedDriver",
     "HypervisorDriver",
+    "ImageSource",
+    "InstanceDisk",
+    "InstanceNic",
+    "InstanceSpec",
+    "Deployed",
+    "LocalImage",
+    "NetworkBackend",
     "HypervisorError",
     "InvalidSpec",
     "NicSpec",
@@ -108,8 +117,14 @@ class Capability(str, enum.Enum):
     DIRECT_KERNEL_BOOT = "direct_kernel_boot"
     SERIAL_LOG = "serial_log"
     DISK_RESIZE = "disk_resize"
-    ATTACH_DISK_HOT = "attach_disk_hot"
+    CHANGE_CONFIG = "change_config"  # vCPU/memory of a stopped guest
+    ATTACH_DISK = "attach_disk"  # data disks attached/detached while the guest is stopped
+    ATTACH_DISK_HOT = "attach_disk_hot"  # ... and while it runs
+    REBUILD_ROOT = "rebuild_root"
+    COLD_MIGRATE = "cold_migrate"
     LIVE_MIGRATE = "live_migrate"
+    VNC = "vnc"
+    SERIAL_CONSOLE = "serial_console"
 
 
 def require(driver: HypervisorDriver, cap: Capability, op: str) -> None:
@@ -362,5 +377,151 @@ class HypervisorDriver(Protocol):
     def delete_guest(self, guest_id: str) -> None: ...
 
     def watch_events(self, callback: Callable[[GuestEvent], None]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+# --- what an agent gives the driver it hosts, and what it asks of it --------------------------------
+#
+# The agent (core/agent) is driver-neutral: it pulls work items, keeps the image cache and the
+# host network (bridges, DHCP), and hands each item to the driver named in its config through
+# the ``HostedDriver`` protocol below, in these value objects. Driver code never imports core.
+
+
+@dataclass(frozen=True)
+class LocalImage:
+    """An image in the agent's cache: a local file, its format and glance's properties."""
+
+    path: str
+    format: str
+    properties: Mapping[str, Any]
+    virtual_size_mb: int
+
+
+class ImageSource(Protocol):
+    """The agent's image cache: ``get`` downloads once, verifies, and returns the local file."""
+
+    def get(self, image_id: str) -> LocalImage: ...
+
+
+@dataclass(frozen=True)
+class InstanceNic:
+    """One NIC of an instance as the region allocated it (address, wire, MAC)."""
+
+    index: int
+    mac: str
+    ip: str
+    mask: int
+    gateway: str = ""
+    dns: str = ""
+    vlan_id: int = 1
+    mtu: int = 1500
+    network_id: str = ""
+    wire_id: str = ""
+    bridge: str = ""
+
+
+class NetworkBackend(Protocol):
+    """The host network: make the NIC's bridge ready and answer DHCP for its MAC."""
+
+    def plug(self, nic: InstanceNic, hostname: str | None = None) -> str:
+        """Ready the NIC's bridge and lease its address; returns the bridge name."""
+        ...
+
+    def unplug(self, mac: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class InstanceDisk:
+    """One disk of an instance: from an image (``image_id``) or blank (``size_mb``)."""
+
+    id: str
+    index: int
+    size_mb: int
+    image_id: str | None = None
+    format: str = "qcow2"
+    access_path: str = ""
+
+
+@dataclass(frozen=True)
+class InstanceSpec:
+    """Everything about an instance a driver builds it from (the region's view, driver-neutral)."""
+
+    server_id: str
+    name: str
+    vcpu: int
+    memory_mb: int
+    arch: str = "x86_64"
+    auto_start: bool = False
+    disks: tuple[InstanceDisk, ...] = ()
+    nics: tuple[InstanceNic, ...] = ()
+    ssh_keys: tuple[str, ...] = ()
+    password: str | None = field(default=None, repr=False)
+    user_data: str | None = None
+    os_type: str = ""
+
+
+@dataclass(frozen=True)
+class Deployed:
+    """What building an instance gave: the guest, its status, where each disk lives."""
+
+    guest_id: str
+    status: GuestStatus
+    disks: tuple[tuple[str, str], ...] = ()  # (disk id, access path)
+
+
+@dataclass(frozen=True)
+class HostEnv:
+    """What the agent gives a hosted driver: where to keep files, the image cache, the network."""
+
+    uri: str
+    data_dir: str
+    instances_dir: str
+    images: ImageSource
+    network: NetworkBackend
+    domain_type: str = "auto"
+    stop_timeout_s: float = 30.0
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class HostedDriver(Protocol):
+    """A driver as a host agent runs it: instances end to end, on top of a ``HypervisorDriver``.
+
+    Made by the driver class's ``for_host(env)``; ``capabilities`` are what registration
+    reports (the scheduler and the API act on them); a method whose capability is not declared
+    raises ``NotSupported``.
+    """
+
+    name: str
+    version: str
+    capabilities: frozenset[Capability]
+    driver: HypervisorDriver
+
+    def validate(self) -> None:
+        """Check the configuration without touching guests (raise DriverError naming the fix)."""
+        ...
+
+    def deploy(self, spec: InstanceSpec) -> Deployed: ...
+
+    def remove(self, server_id: str) -> bool:
+        """Guest, leases and files gone (each step fine if already gone). True if a guest existed."""
+        ...
+
+    def reconfigure(self, server_id: str, *, vcpu: int, memory_mb: int) -> None: ...
+
+    def attach_disk(self, server_id: str, disk: InstanceDisk) -> tuple[str, bool]:
+        """Attach a data disk (made if missing); (access path, whether it was hot-plugged)."""
+        ...
+
+    def detach_disk(self, server_id: str, disk: InstanceDisk, *, keep: bool = True) -> bool:
+        """Detach a data disk (its file removed unless ``keep``); whether it was hot-unplugged."""
+        ...
+
+    def rebuild_root(self, spec: InstanceSpec) -> Deployed: ...
+
+    def restore(self) -> list[tuple[str, str]]:
+        """After a restart: re-define persisted instances the hypervisor lost; [(server id, problem)]."""
+        ...
 
     def close(self) -> None: ...

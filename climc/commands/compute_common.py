@@ -58,8 +58,8 @@ def run_list(obj: Any, path: str, key: str, columns: Sequence[str], kw: dict[str
 
 def batch(obj: Any, idents: Sequence[str], what: str, verb: str, fn: Callable[[str], Any]) -> None:
     """Run ``fn`` per id; continue past failures, then exit 1 naming how many failed."""
-    from core.errors import CloudpodsError
     from core.cli_errors import message_for
+    from core.errors import CloudpodsError
 
     failed = 0
     for ident in idents:

@@ -1,17 +1,19 @@
-"""The host agent: it pulls work from the region and turns it into guests on its host.
+"""The host agent daemon: it pulls work from the region and hands it to the driver it hosts.
 
     agent.py      the loop: register, long-poll work items, report; ping; status sync; events
-    handlers.py   work item kind -> driver calls -> the report body
-    guests.py     deploy/remove a guest: image cache, qcow2 overlays, config drive, NICs
+    handlers.py   work kind (core.hostapi.protocol) -> hosted driver calls -> the typed result
+    images.py     the image cache (imagecache.py) plus glance's metadata: HostEnv.images
     network.py    the wire's bridge and our DHCP server (dhcp.py) answering each guest's MAC
-    facts.py      host facts -> the registration body; usage for pings
-    config.py     agent.json;  link.py: the HTTP client of the routes in api.py
-    api.py        the region side: /agent/... routes, each confined to the caller's own host
-    enroll.py     join tokens and the per-host service users (models.py: their tables)
+    facts.py      host facts + driver capabilities -> the registration body; usage for pings
+    config.py     agent.json;  link.py: the HTTP client of core.hostapi.routes
     local.py      the in-process agent of `ocadm serve --with-agent` (libvirt test:///)
-    configdrive.py, netconf.py, dhcp.py: NoCloud ISO, pyroute2 bridges, the DHCP server
-"""
+    hollow.py     N simulated hosts in one process (scale tests)
+    netconf.py, dhcp.py: pyroute2 bridges, the DHCP server
 
+The driver (KVM, ...) is chosen by name through drivers/registry.py; its own preparation (qcow2
+overlays, config drive, taps for KVM) lives in its package. The controller's side of the agent
+protocol lives in core.hostapi.
+"""
 from __future__ import annotations
 
-__all__: list[str] = []  # import the submodules; pyroute2/pycdlib/libvirt stay unloaded until used
+__all__: list[str] = []  # import the submodules; pyroute2/libvirt stay unloaded until used

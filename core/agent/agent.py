@@ -22,33 +22,37 @@ from typing import Any
 
 from core.agent.config import AgentConfig
 from core.agent.facts import registration, usage
-from core.agent.guests import GuestBuilder, ImageStore
-from core.agent.handlers import SERVER_STATUS, handle
+from core.agent.handlers import handle
+from core.agent.images import ImageStore
 from core.agent.link import ControllerLink
 from core.agent.network import GuestNetwork
 from core.errors import CloudpodsError, ConnectionFailedError
-from drivers.base import DriverError, GuestEvent, GuestStatus
+from core.hostapi.protocol import ContractError, error_result, guest_state
+from drivers.base import DriverError, GuestEvent, HostedDriver, HostEnv
 
 log = logging.getLogger("cloudpods.agent")
 logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per long-poll drowns the agent's log
 
-# hypervisor status -> what the region's /agent/.../guests route accepts
-EVENT_STATUS = {s: s.value for s in GuestStatus}
+
+def host_driver(cfg: AgentConfig, images: Any, network: Any) -> HostedDriver:
+    """The driver named in the agent's config, as this host runs it (drivers/registry.py)."""
+    from drivers.registry import get_driver
+
+    env = HostEnv(uri=cfg.libvirt_uri, data_dir=cfg.data_dir, instances_dir=cfg.instances_dir, images=images,
+                  network=network, domain_type=cfg.libvirt_domain_type(), stop_timeout_s=cfg.stop_timeout_s)
+    hosted: HostedDriver = get_driver(cfg.driver).for_host(env)
+    hosted.validate()
+    return hosted
 
 
 class Agent:
-    def __init__(self, cfg: AgentConfig, *, driver: Any = None, link: ControllerLink | None = None) -> None:
+    def __init__(self, cfg: AgentConfig, *, link: ControllerLink | None = None) -> None:
         self.cfg = cfg
-        if driver is None:
-            from drivers.kvm.driver import KvmDriver
-
-            driver = KvmDriver(uri=cfg.libvirt_uri, domain_type=cfg.libvirt_domain_type(),
-                               storage_paths=(cfg.data_dir,), instances_dir=cfg.instances_dir)
-        self.driver = driver
         self.link = link or ControllerLink(cfg)
         self.network = GuestNetwork(cfg)
         self.images = ImageStore(cfg, self.link.image)
-        self.builder = GuestBuilder(cfg, driver, self.images, self.network)
+        self.hosted = host_driver(cfg, self.images, self.network)
+        self.driver = self.hosted.driver
         self.pool = ThreadPoolExecutor(max_workers=cfg.workers, thread_name_prefix="agent-work")
         self._stop = threading.Event()
         self._events: queue.Queue[GuestEvent] = queue.Queue(maxsize=10000)
@@ -67,10 +71,8 @@ class Agent:
 
         os.makedirs(self.cfg.instances_dir, mode=0o700, exist_ok=True)
         os.makedirs(self.cfg.image_dir, mode=0o700, exist_ok=True)
-        if self.network.real:
-            n = self.builder.restore_leases()
-            if n:
-                log.info("restored %d DHCP lease(s)", n)
+        for sid, problem in self.hosted.restore():
+            log.warning("could not restore guest %s: %s", sid, problem)
         try:
             self.driver.watch_events(self._on_event)
         except DriverError as exc:
@@ -88,7 +90,7 @@ class Agent:
         self.pool.shutdown(wait=True, cancel_futures=True)
         self.network.close()
         self.link.close()
-        self.driver.close()
+        self.hosted.close()
 
     def wait(self) -> None:
         while not self._stop.wait(1):
@@ -97,7 +99,7 @@ class Agent:
     # --- registration and heartbeat --------------------------------------------------------------
 
     def register(self) -> dict[str, Any]:
-        host = self.link.register(registration(self.cfg, self.driver.host_facts()))
+        host = self.link.register(registration(self.cfg, self.hosted))
         self.registered.set()
         log.info("registered as host %s (%s) in zone %s", host["name"], host["id"], host["zone_id"])
         return host
@@ -129,7 +131,7 @@ class Agent:
     def sync_all(self) -> list[dict[str, Any]]:
         """Every guest's status to the region; servers of this host it lacks become unknown."""
         with self._order:
-            guests = [{"id": g.id, "status": EVENT_STATUS[g.status]} for g in self.driver.list_guests()]
+            guests = [{"id": g.id, "status": guest_state(g.status).value} for g in self.driver.list_guests()]
             changed = self.link.guests(guests, full=True)
         for c in changed:
             log.info("status of %s (%s) corrected to %s", c["name"], c["id"], c["status"])
@@ -164,7 +166,7 @@ class Agent:
                     now = []
                     for gid in batch:
                         try:
-                            now.append({"id": gid, "status": EVENT_STATUS[self.driver.get_guest(gid).status]})
+                            now.append({"id": gid, "status": guest_state(self.driver.get_guest(gid).status).value})
                         except DriverError:
                             continue  # deleted meanwhile: the delete task settles that server
                     if now:
@@ -199,12 +201,12 @@ class Agent:
         try:
             t0 = time.monotonic()
             try:
-                result = handle(self.builder, str(wi["kind"]), dict(wi.get("payload") or {}))
+                result = handle(self.hosted, str(wi["kind"]), wi.get("payload"))
             except Exception as exc:  # every failure becomes the task's reason
-                if not isinstance(exc, (DriverError, CloudpodsError, ValueError, OSError)):
+                if not isinstance(exc, (DriverError, CloudpodsError, ContractError, ValueError, OSError)):
                     log.exception("work item %s (%s) failed", wi["id"], wi["kind"])
                 reason = getattr(exc, "details", None) or str(exc) or type(exc).__name__
-                result = {"__status__": "error", "__reason__": f"{wi['kind']}: {reason}"[:2000]}
+                result = error_result(f"{wi['kind']}: {reason}"[:2000])
             log.info("%s for task %s: %s in %.0f ms", wi["kind"], wi["task_id"],
                      "failed" if result.get("__status__") == "error" else "done", (time.monotonic() - t0) * 1000)
             self._report(wi, result)
@@ -227,4 +229,4 @@ class Agent:
                 return
 
 
-__all__ = ["SERVER_STATUS", "Agent"]
+__all__ = ["Agent", "host_driver"]

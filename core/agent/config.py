@@ -62,6 +62,7 @@ class AgentConfig:
     domain_name: str = "Default"
     region: str = ""
     data_dir: str = "/var/lib/cloudpods-one-agent"
+    driver: str = "kvm"  # the hosted driver, by its name in drivers/registry.py
     libvirt_uri: str = "qemu:///system"
     domain_type: str = "auto"  # auto | kvm | qemu | test
     network_mode: str = "host"  # host: bridges + DHCP (root); none: simulated (test:///)

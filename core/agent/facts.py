@@ -7,10 +7,12 @@ from typing import Any
 
 from core.agent.config import AgentConfig
 from core.version import VERSION
-from drivers.base import Guest, GuestStatus, HostFacts
+from drivers.base import Guest, GuestStatus, HostedDriver
 
 
-def registration(cfg: AgentConfig, facts: HostFacts) -> dict[str, Any]:
+def registration(cfg: AgentConfig, hosted: HostedDriver) -> dict[str, Any]:
+    """The host row the agent registers: facts, and the driver's name, version and capabilities."""
+    facts = hosted.driver.host_facts()
     storage_mb = cfg.storage_capacity_mb or _fs_total_mb(cfg.data_dir)
     nics = [n for n in facts.nics if n.kind == "physical" and n.mac] or [n for n in facts.nics if n.mac]
     return {
@@ -24,6 +26,9 @@ def registration(cfg: AgentConfig, facts: HostFacts) -> dict[str, Any]:
         "mem_cmtbound": cfg.mem_cmtbound,
         "storage_size": storage_mb,
         "version": VERSION,
+        "driver": hosted.name,
+        "driver_version": hosted.version,
+        "capabilities": sorted(c.value for c in hosted.capabilities),
         "sys_info": {"facts": dataclasses.asdict(facts), "libvirt_uri": cfg.libvirt_uri,
                      "network_mode": cfg.network_mode},
         "storages": [{"name": cfg.storage, "storage_type": "local", "medium_type": "ssd", "capacity": storage_mb,

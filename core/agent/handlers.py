@@ -1,114 +1,140 @@
-"""Work item kinds (queued by core/region/tasks/**) → driver calls → the report's body.
+"""Work items (core.hostapi.protocol) → calls on the hosted driver → the typed result.
 
-A handler returns the result dict; raising makes the report ``{"__status__": "error",
-"__reason__": <message>}`` so the region's task fails cleanly with that reason.
+One handler per ``WorkKind`` (a test fails when a kind has none). A handler gets the parsed
+payload and returns the kind's result model; raising makes the report an ``ErrorResult`` so
+the region's task fails cleanly with that reason. Every guest-touching result carries the
+guest's state afterwards, read back from the hypervisor (not assumed).
 """
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from typing import Any
 
-from core.agent.guests import GuestBuilder
-from drivers.base import GuestNotFound, GuestStatus, HypervisorError
+from core.hostapi import protocol as hp
+from core.hostapi.protocol import WorkKind
+from drivers.base import GuestNotFound, GuestStatus, HostedDriver, InstanceDisk, InstanceNic, InstanceSpec
 
-# hypervisor status -> the server status the region keeps (synced:<status> in its state table)
-SERVER_STATUS = {GuestStatus.RUNNING: "running", GuestStatus.STOPPED: "ready", GuestStatus.CRASHED: "ready",
-                 GuestStatus.PAUSED: "suspend", GuestStatus.SUSPENDED: "suspend"}
-
-Handler = Callable[[GuestBuilder, dict[str, Any]], dict[str, Any]]
+Handler = Callable[[HostedDriver, Any], Any]
 
 
-def _sid(p: dict[str, Any]) -> str:
-    sid = (p.get("server") or {}).get("id")
-    if not sid:
-        raise HypervisorError("work item has no server id")
-    return str(sid)
+def instance_spec(p: hp.GuestPayload) -> InstanceSpec:
+    """The driver-neutral instance a guest payload describes."""
+    srv = p.server
+    return InstanceSpec(
+        server_id=srv.id, name=srv.name or srv.id, vcpu=srv.vcpu_count, memory_mb=srv.vmem_size,
+        arch=srv.os_arch if srv.os_arch in ("x86_64", "aarch64") else "x86_64", auto_start=srv.auto_start,
+        disks=tuple(instance_disk(d) for d in p.disks),
+        nics=tuple(InstanceNic(index=n.index, mac=n.mac, ip=n.ip, mask=n.mask, gateway=n.gateway, dns=n.dns,
+                               vlan_id=n.vlan_id, mtu=n.mtu, network_id=n.network_id, wire_id=n.wire_id,
+                               bridge=n.bridge) for n in p.nics),
+        ssh_keys=(srv.public_key,) if srv.public_key else (), password=srv.password or None,
+        user_data=srv.user_data or None, os_type=srv.os_type)
 
 
-def deploy(b: GuestBuilder, p: dict[str, Any]) -> dict[str, Any]:
-    return b.deploy(p)
+def instance_disk(d: hp.DiskPayload) -> InstanceDisk:
+    return InstanceDisk(id=d.id, index=d.index, size_mb=d.size, image_id=d.image_id or None, format=d.format,
+                        access_path=d.access_path)
 
 
-def delete(b: GuestBuilder, p: dict[str, Any]) -> dict[str, Any]:
-    existed = b.remove(_sid(p))
-    return {"deleted": existed}
-
-
-def start(b: GuestBuilder, p: dict[str, Any]) -> dict[str, Any]:
-    b.driver.start_guest(_sid(p))
-    return {"status": "running"}
-
-
-def stop(b: GuestBuilder, p: dict[str, Any]) -> dict[str, Any]:
-    timeout = 0.0 if p.get("is_force") else float(p.get("timeout_secs") or b.cfg.stop_timeout_s)
-    b.driver.stop_guest(_sid(p), timeout=timeout)
-    return {"status": "ready"}
-
-
-def restart(b: GuestBuilder, p: dict[str, Any]) -> dict[str, Any]:
-    sid = _sid(p)
-    if b.driver.get_guest(sid).status is GuestStatus.RUNNING:
-        b.driver.reboot_guest(sid)
-    else:
-        b.driver.start_guest(sid)
-    return {"status": "running"}
-
-
-def reset(b: GuestBuilder, p: dict[str, Any]) -> dict[str, Any]:
-    b.driver.reset_guest(_sid(p))
-    return {"status": "running"}
-
-
-def suspend(b: GuestBuilder, p: dict[str, Any]) -> dict[str, Any]:
-    b.driver.suspend_guest(_sid(p))
-    return {"status": "suspend"}
-
-
-def resume(b: GuestBuilder, p: dict[str, Any]) -> dict[str, Any]:
-    b.driver.resume_guest(_sid(p))
-    return {"status": "running"}
-
-
-def status(b: GuestBuilder, p: dict[str, Any]) -> dict[str, Any]:
+def state_of(h: HostedDriver, server_id: str) -> hp.GuestState:
     try:
-        g = b.driver.get_guest(_sid(p))
+        return hp.guest_state(h.driver.get_guest(server_id).status)
     except GuestNotFound:
-        return {"status": "unknown", "reason": "no such guest on this host"}
-    return {"status": SERVER_STATUS.get(g.status, "unknown"), "guest_status": g.status.value}
+        return hp.GuestState.ABSENT
 
 
-def change_config(b: GuestBuilder, p: dict[str, Any]) -> dict[str, Any]:
-    """New vCPU/memory for a stopped guest: redefine the domain from its own XML."""
-    from drivers.kvm.xml import spec_from_xml
-
-    sid = _sid(p)
-    g = b.driver.get_guest(sid)
-    if g.status is not GuestStatus.STOPPED:
-        raise HypervisorError(f"guest {sid} is {g.status.value}: stop it before changing its configuration")
-    dom = b.driver.host.lookup(sid)
-    spec = dataclasses.replace(spec_from_xml(dom.XMLDesc(0)), vcpu=int(p["vcpu_count"]),
-                               memory_mb=int(p["vmem_size"]))
-    b.driver.host.conn().defineXML(b.driver.domain_xml(spec))
-    return {"vcpu_count": spec.vcpu, "vmem_size": spec.memory_mb}
+def _deployed(h: HostedDriver, server_id: str, out: Any) -> hp.DeployResult:
+    return hp.DeployResult(guest_status=state_of(h, server_id), guest_id=out.guest_id,
+                           disks=[hp.DiskOut(id=i, access_path=p) for i, p in out.disks])
 
 
-HANDLERS: dict[str, Handler] = {
-    "guest-deploy": deploy,
-    "guest-delete": delete,
-    "guest-start": start,
-    "guest-stop": stop,
-    "guest-restart": restart,
-    "guest-reset": reset,
-    "guest-suspend": suspend,
-    "guest-resume": resume,
-    "guest-status": status,
-    "guest-change-config": change_config,
+def deploy(h: HostedDriver, p: hp.DeployPayload) -> hp.DeployResult:
+    return _deployed(h, p.server.id, h.deploy(instance_spec(p)))
+
+
+def delete(h: HostedDriver, p: hp.DeletePayload) -> hp.DeleteResult:
+    return hp.DeleteResult(deleted=h.remove(p.server.id))
+
+
+def _power(op: Callable[[HostedDriver, str], None]) -> Handler:
+    def handler(h: HostedDriver, p: hp.PowerPayload) -> hp.GuestResult:
+        op(h, p.server.id)
+        return hp.GuestResult(guest_status=state_of(h, p.server.id))
+
+    return handler
+
+
+def _restart(h: HostedDriver, sid: str) -> None:
+    if h.driver.get_guest(sid).status is GuestStatus.RUNNING:
+        h.driver.reboot_guest(sid)
+    else:
+        h.driver.start_guest(sid)
+
+
+def stop(h: HostedDriver, p: hp.StopPayload) -> hp.GuestResult:
+    timeout = 0.0 if p.is_force else float(p.timeout_secs)
+    h.driver.stop_guest(p.server.id, timeout=timeout)
+    return hp.GuestResult(guest_status=state_of(h, p.server.id))
+
+
+def status(h: HostedDriver, p: hp.PowerPayload) -> hp.StatusResult:
+    st = state_of(h, p.server.id)
+    return hp.StatusResult(guest_status=st, reason="no such guest on this host" if st is hp.GuestState.ABSENT else "")
+
+
+def reconfigure(h: HostedDriver, p: hp.ReconfigurePayload) -> hp.ReconfigureResult:
+    h.reconfigure(p.server.id, vcpu=p.vcpu_count, memory_mb=p.vmem_size)
+    return hp.ReconfigureResult(guest_status=state_of(h, p.server.id), vcpu_count=p.vcpu_count,
+                                vmem_size=p.vmem_size)
+
+
+def attach_disk(h: HostedDriver, p: hp.AttachDiskPayload) -> hp.AttachDiskResult:
+    path, hot = h.attach_disk(p.server.id, instance_disk(p.disk))
+    return hp.AttachDiskResult(guest_status=state_of(h, p.server.id), disk=hp.DiskOut(id=p.disk.id, access_path=path),
+                               hot=hot)
+
+
+def detach_disk(h: HostedDriver, p: hp.DetachDiskPayload) -> hp.DetachDiskResult:
+    hot = h.detach_disk(p.server.id, instance_disk(p.disk), keep=p.keep_disk)
+    return hp.DetachDiskResult(guest_status=state_of(h, p.server.id), disk_id=p.disk.id, hot=hot)
+
+
+def rebuild_root(h: HostedDriver, p: hp.RebuildRootPayload) -> hp.DeployResult:
+    return _deployed(h, p.server.id, h.rebuild_root(instance_spec(p)))
+
+
+def _unsupported(op: str) -> Handler:
+    def handler(h: HostedDriver, p: Any) -> Any:
+        from drivers.base import not_supported
+
+        not_supported(h.name, op)
+
+    return handler
+
+
+HANDLERS: dict[WorkKind, Handler] = {
+    WorkKind.DEPLOY: deploy,
+    WorkKind.DELETE: delete,
+    WorkKind.START: _power(lambda h, sid: h.driver.start_guest(sid)),
+    WorkKind.STOP: stop,
+    WorkKind.RESTART: _power(_restart),
+    WorkKind.RESET: _power(lambda h, sid: h.driver.reset_guest(sid)),
+    WorkKind.SUSPEND: _power(lambda h, sid: h.driver.suspend_guest(sid)),
+    WorkKind.RESUME: _power(lambda h, sid: h.driver.resume_guest(sid)),
+    WorkKind.STATUS: status,
+    WorkKind.RECONFIGURE: reconfigure,
+    WorkKind.ATTACH_DISK: attach_disk,
+    WorkKind.DETACH_DISK: detach_disk,
+    WorkKind.REBUILD_ROOT: rebuild_root,
+    WorkKind.MIGRATE_OUT: _unsupported("migrate_out"),
+    WorkKind.MIGRATE_IN: _unsupported("migrate_in"),
+    WorkKind.MIGRATE_CLEANUP: _unsupported("migrate_cleanup"),
+    WorkKind.LIVE_MIGRATE: _unsupported("live_migrate"),
 }
 
 
-def handle(b: GuestBuilder, kind: str, payload: dict[str, Any]) -> dict[str, Any]:
-    fn = HANDLERS.get(kind)
-    if fn is None:
-        raise HypervisorError(f"this agent does not handle {kind} work items yet")
-    return fn(b, payload)
+def handle(h: HostedDriver, kind: str, payload: Any) -> dict[str, Any]:
+    """Run one work item; the JSON result (a ContractError for an unknown kind or bad payload)."""
+    k = hp.work_kind(kind)
+    p = hp.parse_payload(k, payload)
+    return hp.dump(HANDLERS[k](h, p))

@@ -1,4 +1,4 @@
-"""The agent's side of core.agent.api: one authenticated client, one method per route."""
+"""The agent's side of core.hostapi.routes: one authenticated client, one method per route."""
 from __future__ import annotations
 
 from collections.abc import Iterator

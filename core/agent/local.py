@@ -42,7 +42,7 @@ def local_config(settings: Any, db: Any) -> AgentConfig:
     """The in-process agent's config, enrolling its host on first use."""
     from sqlalchemy import select
 
-    from core.agent.enroll import binding_host, enroll_host
+    from core.hostapi.enroll import binding_host, enroll_host
     from core.keystone.models import User
     from core.region.common import begin_write
     from core.region.defaults import DEFAULTS

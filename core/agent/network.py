@@ -1,7 +1,7 @@
 """Guest networking on the host: the wire's bridge (pyroute2), and our DHCP server on it.
 
     net = GuestNetwork(cfg)                    # network_mode "none" (test:///): names only, no kernel
-    bridge = net.plug(nic_payload, hostname)   # bridge ready, DHCP answers the nic's MAC with its IP
+    bridge = net.plug(nic, hostname)           # an InstanceNic: bridge ready, DHCP answers its MAC with its IP
     net.unplug(mac)
 
 One ``DhcpServer`` per bridge, started on first use; each answers only the MACs of this host's
@@ -16,21 +16,21 @@ from typing import Any
 
 from core.agent.config import AgentConfig, WireConfig
 from core.errors import InputParameterError
+from drivers.base import InstanceNic
 
 log = logging.getLogger("cloudpods.agent.network")
 
 SIMULATED_BRIDGE = "br-sim"  # what test:/// guests are "attached" to when no bridge is configured
 
 
-def lease_for(nic: dict[str, Any], hostname: str | None = None) -> Any:
-    """The DHCP lease of one nic of a guest-deploy payload."""
+def lease_for(nic: InstanceNic, hostname: str | None = None) -> Any:
+    """The DHCP lease of one nic of an instance."""
     from core.agent.dhcp import Lease
 
-    dns = tuple(d.strip() for d in str(nic.get("dns") or "").split(",") if d.strip())
-    mtu = int(nic["mtu"]) if nic.get("mtu") else None
-    return Lease(mac=str(nic["mac"]), ip=str(nic["ip"]), prefixlen=int(nic["mask"]),
-                 gateway=str(nic["gateway"]) if nic.get("gateway") else None, dns=dns, hostname=hostname,
-                 mtu=mtu if mtu and mtu != 1500 else None)
+    dns = tuple(d.strip() for d in (nic.dns or "").split(",") if d.strip())
+    mtu = nic.mtu or None
+    return Lease(mac=nic.mac, ip=nic.ip, prefixlen=int(nic.mask), gateway=nic.gateway or None, dns=dns,
+                 hostname=hostname, mtu=mtu if mtu and mtu != 1500 else None)
 
 
 class GuestNetwork:
@@ -44,17 +44,17 @@ class GuestNetwork:
     def real(self) -> bool:
         return self.cfg.network_mode == "host"
 
-    def bridge_for(self, nic: dict[str, Any]) -> tuple[str, WireConfig | None]:
-        wc = self.cfg.bridge_of(str(nic.get("wire_id", "")), str(nic.get("wire", "")))
-        bridge = (wc.bridge if wc else "") or str(nic.get("bridge") or "")
+    def bridge_for(self, nic: InstanceNic) -> tuple[str, WireConfig | None]:
+        wc = self.cfg.bridge_of(nic.wire_id)
+        bridge = (wc.bridge if wc else "") or nic.bridge
         if not bridge:
             if self.real:
-                raise InputParameterError(f"wire {nic.get('wire_id')} has no bridge on host {self.cfg.host_name}: "
+                raise InputParameterError(f"wire {nic.wire_id} has no bridge on host {self.cfg.host_name}: "
                                           "add it to the agent's wires or the host-wire joint")
             bridge = SIMULATED_BRIDGE
         return bridge, wc
 
-    def plug(self, nic: dict[str, Any], hostname: str | None = None) -> str:
+    def plug(self, nic: InstanceNic, hostname: str | None = None) -> str:
         """Make the nic's bridge ready and lease its address; returns the bridge name."""
         bridge, wc = self.bridge_for(nic)
         lease = lease_for(nic, hostname)
@@ -63,9 +63,9 @@ class GuestNetwork:
         from core.agent.netconf import HostNetwork
 
         with self._lock:
-            vlan = int(nic.get("vlan_id") or 1)
+            vlan = int(nic.vlan_id or 1)
             HostNetwork().ensure_wire(bridge, uplink=wc.uplink if wc else None, vlan_id=vlan if wc and wc.uplink else 1,
-                                      mtu=int(nic["mtu"]) if nic.get("mtu") else None)
+                                      mtu=nic.mtu or None)
             if wc and wc.address:
                 _ensure_address(bridge, wc.address)
             srv = self._dhcp.get(bridge)
@@ -94,16 +94,16 @@ class GuestNetwork:
             self._dhcp.clear()
 
 
-def _server_ip(bridge: str, nic: dict[str, Any]) -> str:
+def _server_ip(bridge: str, nic: InstanceNic) -> str:
     """The DHCP server's own address: the bridge's, else the network's gateway (the usual router)."""
     from core.agent.dhcp import interface_ipv4
 
     ip = interface_ipv4(bridge)
     if ip:
         return ip
-    if nic.get("gateway"):
-        return str(nic["gateway"])
-    raise InputParameterError(f"bridge {bridge} has no IPv4 address and network {nic.get('network_id')} no "
+    if nic.gateway:
+        return nic.gateway
+    raise InputParameterError(f"bridge {bridge} has no IPv4 address and network {nic.network_id} no "
                               "gateway: give the wire an address or dhcp_server_ip in the agent config")
 
 

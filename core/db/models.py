@@ -4,9 +4,9 @@ A static list on purpose: scanning breaks a PyInstaller binary (STYLE.md pitfall
 """
 from __future__ import annotations
 
-import core.agent.models  # noqa: F401  (join tokens, agent bindings)
 import core.audit
 import core.db.lease
 import core.glance.models
-import core.keystone.models  # noqa: F401
+import core.hostapi.models
+import core.keystone.models
 import core.region.models  # noqa: F401  (region + task tables)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from core.agent.api import router as host_agent_router
+from core.hostapi.routes import router as host_agent_router
 from core.region.agent_api import router as agent_router
 from core.region.quota_api import router as quota_router
 from core.region.routes import router as resource_router

@@ -121,7 +121,7 @@ def forecast(req: ScheduleInput, snap: Snapshot, config: SchedulerConfig = DEFAU
 def _evaluate(f: Filter, ctx: RequestContext) -> list[Rejection]:
     try:
         return f.evaluate(ctx)
-    except Exception as exc:  # noqa: BLE001 - a broken filter rejects every host with its error, no 500
+    except Exception as exc:
         return [Rejection(Verdict.error(exc).reason, True, np.ones(ctx.size, np.bool_))]
 
 
@@ -205,7 +205,7 @@ def _recheck(ctx: RequestContext, filters: list[Filter], slot: int) -> tuple[str
     for f in filters:
         try:
             v = f.check(ctx, slot)
-        except Exception as exc:  # noqa: BLE001 - same policy as the vector pass: report, not raise
+        except Exception as exc:
             v = Verdict.error(exc)
         if not v.ok:
             return f.name, v.reason, v.status != "unfit"

@@ -14,12 +14,14 @@ import threading
 from datetime import timedelta
 from typing import Any, ClassVar
 
+from pydantic import BaseModel
 from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
 
 from core.api.context import Credential
 from core.db.base import new_uuid, utcnow
 from core.errors import CloudpodsError, ConflictError, InputParameterError, ResourceNotFoundError
+from core.hostapi.protocol import PAYLOADS, ContractError, ErrorResult, WorkKind, dump, error_result, parse_result
 from core.tasks.models import DONE, FAILED, FINISHED, QUEUED, RUNNING, WAITING, Task, WorkItem
 
 log = logging.getLogger("cloudpods.tasks")
@@ -79,6 +81,13 @@ class Run:
         """What the agent (or the sub-tasks) reported for the stage that woke this one."""
         return dict(self.task.params.get("__result__") or {})
 
+    def result_of(self, kind: WorkKind) -> Any:
+        """The report of the work item that woke this stage, as the kind's result model."""
+        try:
+            return parse_result(kind, self.result())
+        except ContractError as exc:
+            raise StageError(str(exc)) from None
+
     def result_reason(self) -> str:
         r = self.result()
         return str(r.get("__reason__") or r.get("reason") or "the agent reported a failure")
@@ -99,13 +108,19 @@ class Run:
         raise StageError(reason)
 
     # ---- side effects ------------------------------------------------------------------------
-    def dispatch(self, host_id: str, kind: str, payload: dict[str, Any], then: str) -> WorkItem:
-        """Queue a work item for a host's agent and wait for its report at stage ``then``."""
+    def dispatch(self, host_id: str, kind: WorkKind, payload: BaseModel, then: str) -> WorkItem:
+        """Queue a work item (a typed payload of the host contract) for a host; resume at ``then``.
+
+        The item commits with the stage's outcome, in one transaction with whatever status the
+        stage set: a server is never ``deploying`` without its work item, nor the reverse.
+        """
+        if not isinstance(payload, PAYLOADS[kind]):
+            raise StageError(f"{kind.value}: payload must be a {PAYLOADS[kind].__name__}")
         s = self.session
         wi = s.scalar(select(WorkItem).where(WorkItem.task_id == self.task.id, WorkItem.stage == self.task.stage))
         if wi is None:
-            wi = WorkItem(task_id=self.task.id, stage=self.task.stage, host_id=host_id, kind=kind,
-                          payload={**payload, "task_id": self.task.id})
+            wi = WorkItem(task_id=self.task.id, stage=self.task.stage, host_id=host_id, kind=kind.value,
+                          payload={**dump(payload), "task_id": self.task.id})
             s.add(wi)
             s.flush()
             s.info["work_queued"] = True
@@ -274,9 +289,15 @@ def report(session: Session, task_id: str, body: dict[str, Any]) -> Task:
     wi = session.scalar(stmt.order_by(WorkItem.created_at.desc()).limit(1))
     if wi is None:
         raise InputParameterError(f"task {task_id} has no open work item to report on")
-    failed = str(body.get("__status__", "")).lower() in ("error", "failed", "fail")
+    # the host contract: a result that does not parse fails the task with a reason, changes nothing else
+    try:
+        parsed = parse_result(wi.kind, body)
+        failed = isinstance(parsed, ErrorResult)
+        result = {k: v for k, v in body.items() if k != "work_item_id"}
+    except ContractError as exc:
+        failed, result = True, error_result(f"malformed report from host {wi.host_id}: {exc}")
     wi.status = "failed" if failed else "done"
-    wi.result = {k: v for k, v in body.items() if k != "work_item_id"}
+    wi.result = result
     t.params = {**t.params, "__result__": wi.result}
     if failed:
         t.stage = f"{t.stage}_failed"

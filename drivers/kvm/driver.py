@@ -15,6 +15,7 @@ from drivers.base import (
     GuestEvent,
     GuestNotFound,
     GuestSpec,
+    HostEnv,
     HostFacts,
     HypervisorError,
     InvalidSpec,
@@ -25,7 +26,9 @@ from drivers.kvm.guest import GuestDomain, to_guest
 from drivers.kvm.host import Host
 from drivers.kvm.xml import build_domain_xml, parse_devices
 
-__all__ = ["KvmDriver"]
+__all__ = ["VERSION", "KvmDriver"]
+
+VERSION = "1.1"  # of this driver's host contract implementation (reported at registration)
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +59,21 @@ class KvmDriver:
             Capability.DIRECT_KERNEL_BOOT,
             Capability.SERIAL_LOG,
             Capability.DISK_RESIZE,
+            Capability.CHANGE_CONFIG,
         }
     )
+
+    @classmethod
+    def for_host(cls, env: HostEnv) -> Any:
+        """The driver as an agent hosts it (drivers.base.HostedDriver) on ``env.uri``."""
+        from drivers.kvm.instances import KvmInstances
+
+        domain_type = env.domain_type
+        if domain_type == "auto" and env.uri.startswith("test:"):
+            domain_type = "test"
+        drv = cls(uri=env.uri, domain_type=domain_type, storage_paths=(env.data_dir,),
+                  instances_dir=env.instances_dir)
+        return KvmInstances(drv, env)
 
     def __init__(
         self,

@@ -53,8 +53,8 @@ def create(data_dir: Path | None, zone: str | None, ttl: str, description: str) 
     """Create a one-time join token for a new host (`ocadm join` on that host spends it)."""
     import getpass
 
-    from core.agent.enroll import create_join_token
     from core.db.engine import Database
+    from core.hostapi.enroll import create_join_token
     from core.region.defaults import DEFAULTS
 
     s = load_settings(data_dir)

@@ -38,18 +38,21 @@ class FakeAgent:
             return {"__status__": "error", "__reason__": f"fake agent refuses {kind}"}
         if kind == "guest-deploy":
             on = bool(p["server"].get("auto_start"))
-            self.power[sid] = "running" if on else "ready"
-            return {"power_status": "running" if on else "off",
+            self.power[sid] = "running" if on else "stopped"
+            return {"guest_status": self.power[sid],
                     "disks": [{"id": d["id"], "access_path": f"/fake/{d['id']}.qcow2"} for d in p["disks"]]}
         if kind in ("guest-start", "guest-restart", "guest-reset", "guest-resume"):
             self.power[sid] = "running"
         elif kind == "guest-stop":
-            self.power[sid] = "ready"
+            self.power[sid] = "stopped"
         elif kind == "guest-suspend":
-            self.power[sid] = "suspend"
-        elif kind == "guest-status":
-            return {"status": self.power.get(sid, "unknown")}
-        return {}
+            self.power[sid] = "suspended"
+        elif kind == "guest-change-config":
+            return {"guest_status": self.power.get(sid, "absent"), "vcpu_count": p["vcpu_count"],
+                    "vmem_size": p["vmem_size"]}
+        elif kind == "guest-delete":
+            return {"deleted": self.power.pop(sid, None) is not None}
+        return {"guest_status": self.power.get(sid, "absent")}
 
     def _loop(self) -> None:
         while not self._stop.is_set():

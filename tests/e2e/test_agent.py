@@ -90,9 +90,9 @@ def test_join_tokens_are_one_time_and_expire(cloud: tuple[Controller, list[Agent
     import httpx
     from sqlalchemy import update
 
-    from core.agent.models import JoinToken
     from core.db.base import utcnow
     from core.db.engine import Database
+    from core.hostapi.models import JoinToken
 
     ctl, _ = cloud
     url = ctl.url + f"{B}/agent/join"

@@ -54,6 +54,9 @@ class HostRegister(BaseModel):
     storage_size: int = Field(default=0, ge=0)
     sys_info: dict[str, Any] = Field(default_factory=dict)
     version: str = ""
+    driver: str = Field(default="kvm", pattern=r"^[a-z][a-z0-9_-]{0,31}$")
+    driver_version: str = Field(default="", max_length=64)
+    capabilities: list[str] = Field(default_factory=list, max_length=64)
     enabled: bool | None = None
     storages: list[StorageIn] = Field(default_factory=list)
     wires: list[WireIn] = Field(default_factory=list)

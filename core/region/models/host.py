@@ -34,6 +34,10 @@ class Host(ResourceMixin, Base):
     generation: Mapped[int] = mapped_column(Integer, default=0)
     sys_info: Mapped[dict[str, Any]] = mapped_column(default=dict)
     version: Mapped[str64] = mapped_column(default="")
+    # the host contract: the driver its agent (or the controller's executor) runs, and what it can do
+    driver: Mapped[str64] = mapped_column(default="kvm", server_default="kvm")
+    driver_version: Mapped[str64] = mapped_column(default="", server_default="")
+    capabilities: Mapped[list[Any]] = mapped_column(default=list)
     last_ping_at: Mapped[datetime | None] = mapped_column(default=None)
     is_maintenance: Mapped[bool] = mapped_column(default=False)
 

@@ -6,6 +6,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core.hostapi.protocol import DeployPayload, GuestPayload, ServerRef
 from core.region.models import Disk, HostStorage, HostWire, IpAllocation, Keypair, Network, Server, Storage, Wire
 from core.tasks.engine import Run, StageError
 
@@ -22,8 +23,9 @@ def release_task(server: Server, run: Run) -> None:
         server.active_task_id = None
 
 
-def agent_payload(session: Session, server: Server, password: str | None = None) -> dict[str, Any]:
-    """Everything the host agent needs to build the guest (the region never calls the agent)."""
+def agent_payload(session: Session, server: Server, password: str | None = None,
+                  model: type[GuestPayload] = DeployPayload, **extra: Any) -> Any:
+    """Everything a host needs to build the guest, as the contract's ``model`` (a GuestPayload)."""
     nics = []
     for a, net in session.execute(select(IpAllocation, Network).join(Network, Network.id == IpAllocation.network_id)
                                   .where(IpAllocation.owner_type == "server", IpAllocation.owner_id == server.id)
@@ -42,15 +44,21 @@ def agent_payload(session: Session, server: Server, password: str | None = None)
                                                       HostStorage.storage_id == d.storage_id)) if st else None
         disks.append({"id": d.id, "index": d.disk_index, "size": d.disk_size, "format": d.disk_format,
                       "disk_type": d.disk_type, "image_id": d.template_id or None, "storage_id": d.storage_id,
-                      "storage_type": st.storage_type if st else "", "mount_point": hs.mount_point if hs else ""})
+                      "storage_type": st.storage_type if st else "", "mount_point": hs.mount_point if hs else "",
+                      "access_path": d.access_path or ""})
     kp = session.get(Keypair, server.keypair_id) if server.keypair_id else None
     out: dict[str, Any] = {
         "server": {"id": server.id, "name": server.name, "vcpu_count": server.vcpu_count,
-                   "vmem_size": server.vmem_size, "hypervisor": server.hypervisor, "os_type": server.os_type,
-                   "os_arch": server.os_arch, "auto_start": server.auto_start, "user_data": server.user_data,
+                   "vmem_size": server.vmem_size, "hypervisor": server.hypervisor or "kvm",
+                   "os_type": server.os_type or "", "os_arch": server.os_arch or "",
+                   "auto_start": bool(server.auto_start), "user_data": server.user_data or "",
                    "public_key": kp.public_key if kp else None},
         "nics": nics, "disks": disks,
     }
     if password:
         out["server"]["password"] = password
-    return out
+    return model.model_validate({**out, **extra})
+
+
+def server_ref(server: Server) -> ServerRef:
+    return ServerRef(id=server.id, name=server.name)

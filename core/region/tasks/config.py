@@ -3,16 +3,22 @@ from __future__ import annotations
 
 from sqlalchemy import select, update
 
+from core.hostapi.protocol import (
+    AttachDiskPayload,
+    AttachDiskResult,
+    DetachDiskPayload,
+    DiskPayload,
+    MigrateInPayload,
+    RebuildRootPayload,
+    ReconfigurePayload,
+    WorkKind,
+)
 from core.region import quotas
 from core.region import statemachine as sm
 from core.region.models import Disk, Host, HostStorage, Server
 from core.region.release import release_host_claim
-from core.region.tasks._common import agent_payload, release_task, server_of
+from core.region.tasks._common import agent_payload, release_task, server_of, server_ref
 from core.tasks.engine import Run, TaskBase
-
-
-def _server_ref(server: Server) -> dict[str, str]:
-    return {"id": server.id, "name": server.name}
 
 
 class ServerChangeConfigTask(TaskBase):
@@ -40,12 +46,13 @@ class ServerChangeConfigTask(TaskBase):
             q["cpu"], q["memory"] = int(q.get("cpu", 0)) + max(dc, 0), int(q.get("memory", 0)) + max(dm, 0)
             server.held = {**server.held, "host": hc, "quota": q}
             run.set_params(claimed=True)
-        run.dispatch(str(server.host_id), "guest-change-config",
-                     {"server": _server_ref(server), "vcpu_count": run.params["vcpu_count"],
-                      "vmem_size": run.params["vmem_size"]}, then="on_config_complete")
+        run.dispatch(str(server.host_id), WorkKind.RECONFIGURE,
+                     ReconfigurePayload(server=server_ref(server), vcpu_count=int(run.params["vcpu_count"]),
+                                        vmem_size=int(run.params["vmem_size"])), then="on_config_complete")
 
     def on_config_complete(self, run: Run) -> None:
         server = server_of(run)
+        run.result_of(WorkKind.RECONFIGURE)
         d = run.params["delta"]
         server.vcpu_count, server.vmem_size = int(run.params["vcpu_count"]), int(run.params["vmem_size"])
         shrink = {k: -int(v) for k, v in d.items() if int(v) < 0}
@@ -103,10 +110,8 @@ class ServerMigrateTask(TaskBase):
         p = result[0]
         run.set_params(target=p.host_id, source=old, vcpu=p.vcpu, vmem=p.vmem,
                        disks=[{"index": d.index, "storage_id": d.storage_id} for d in p.disks])
-        payload = agent_payload(run.session, server)
-        payload["source_host_id"] = old
-        payload["target_disks"] = run.params["disks"]
-        run.dispatch(p.host_id, "guest-migrate", payload, then="on_migrate_complete")
+        payload = agent_payload(run.session, server, model=MigrateInPayload, source_host_id=old or "")
+        run.dispatch(p.host_id, WorkKind.MIGRATE_IN, payload, then="on_migrate_complete")
 
     def on_migrate_complete(self, run: Run) -> None:
         server = server_of(run)
@@ -182,11 +187,12 @@ class ServerRebuildRootTask(TaskBase):
             if sysd is not None:
                 run.set_params(old_image=sysd.template_id)
                 sysd.template_id = img
-        payload = agent_payload(run.session, server)
-        run.dispatch(str(server.host_id), "guest-rebuild-root", payload, then="on_rebuild_complete")
+        payload = agent_payload(run.session, server, model=RebuildRootPayload)
+        run.dispatch(str(server.host_id), WorkKind.REBUILD_ROOT, payload, then="on_rebuild_complete")
 
     def on_rebuild_complete(self, run: Run) -> None:
         server = server_of(run)
+        run.result_of(WorkKind.REBUILD_ROOT)
         sm.apply_if(server, "rebuilt")
         release_task(server, run)
         run.complete()
@@ -218,16 +224,20 @@ class ServerAttachDiskTask(TaskBase):
         used = set(run.session.scalars(select(Disk.disk_index).where(Disk.server_id == server.id)))
         index = next(i for i in range(64) if i not in used)
         run.set_params(index=index)
-        run.dispatch(str(server.host_id), "guest-attach-disk",
-                     {"server": _server_ref(server), "disk": {"id": disk.id, "index": index, "size": disk.disk_size,
-                                                              "format": disk.disk_format,
-                                                              "storage_id": disk.storage_id}},
-                     then="on_attach_complete")
+        run.dispatch(str(server.host_id), WorkKind.ATTACH_DISK, AttachDiskPayload(
+            server=server_ref(server), disk=DiskPayload(id=disk.id, index=index, size=disk.disk_size,
+                                                        format=disk.disk_format or "qcow2",
+                                                        disk_type=disk.disk_type or "data",
+                                                        storage_id=disk.storage_id or "",
+                                                        access_path=disk.access_path or "")),
+            then="on_attach_complete")
 
     def on_attach_complete(self, run: Run) -> None:
         server = server_of(run)
+        res: AttachDiskResult = run.result_of(WorkKind.ATTACH_DISK)
         disk = run.session.get(Disk, run.params["disk_id"])
         if disk is not None:
+            disk.access_path = res.disk.access_path[:255] or disk.access_path
             disk.server_id, disk.disk_index, disk.status, disk.active_task_id = (
                 server.id, int(run.params["index"]), "ready", None)
             disk.auto_delete = False
@@ -249,12 +259,19 @@ class ServerDetachDiskTask(TaskBase):
 
     def on_init(self, run: Run) -> None:
         server = server_of(run)
-        run.dispatch(str(server.host_id), "guest-detach-disk",
-                     {"server": _server_ref(server), "disk": {"id": run.params["disk_id"]}},
-                     then="on_detach_complete")
+        disk = run.session.get(Disk, run.params["disk_id"])
+        if disk is None:
+            run.fail("the disk no longer exists")
+        assert disk is not None
+        run.dispatch(str(server.host_id), WorkKind.DETACH_DISK, DetachDiskPayload(
+            server=server_ref(server), keep_disk=bool(run.params.get("keep_disk", True)),
+            disk=DiskPayload(id=disk.id, index=disk.disk_index, size=disk.disk_size, format=disk.disk_format or "qcow2",
+                             disk_type=disk.disk_type or "data", storage_id=disk.storage_id or "",
+                             access_path=disk.access_path or "")), then="on_detach_complete")
 
     def on_detach_complete(self, run: Run) -> None:
         server = server_of(run)
+        run.result_of(WorkKind.DETACH_DISK)
         disk = run.session.get(Disk, run.params["disk_id"])
         if disk is not None:
             disk.server_id, disk.status, disk.active_task_id = None, "ready", None

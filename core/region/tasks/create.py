@@ -3,17 +3,15 @@
     ServerBatchCreateTask  on_init: place + claim (hosts, storages), disk rows, spawn children
                            on_children_done: complete
     ServerCreateTask       on_init (network): allocate addresses
-                           on_disk: disks ready to build
-                           on_deploy: work item "guest-deploy" for the host's agent
+                           on_disk: disks allocating + work item guest-deploy, in one transaction
                            on_deploy_complete[_failed]: agent's report
     on_failed (both):      *_fail status, release addresses, disks, host claim, quota
 """
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy import select
 
+from core.hostapi.protocol import POWER_STATUS, DeployResult, WorkKind, server_status
 from core.region import ipam
 from core.region import statemachine as sm
 from core.region.models import Disk, Host, IpAllocation, Network, Server
@@ -120,33 +118,30 @@ class ServerCreateTask(TaskBase):
         run.next("on_disk")
 
     def on_disk(self, run: Run) -> None:
-        server = server_of(run)
-        for d in run.session.scalars(select(Disk).where(Disk.server_id == server.id, Disk.status == "init")):
-            d.status = "allocating"
-        sm.apply(server, "disk_ok")
-        run.next("on_deploy")
-
-    def on_deploy(self, run: Run) -> None:
+        """Disks allocating, the server ``deploying`` and its work item queued: one transaction."""
         server = server_of(run)
         assert server.host_id
+        for d in run.session.scalars(select(Disk).where(Disk.server_id == server.id, Disk.status == "init")):
+            d.status = "allocating"
+        sm.apply_if(server, "disk_ok")  # a re-run of this stage after a crash finds it deploying
         payload = agent_payload(run.session, server, run.params.get("password"))
-        run.dispatch(server.host_id, "guest-deploy", payload, then="on_deploy_complete")
+        run.dispatch(server.host_id, WorkKind.DEPLOY, payload, then="on_deploy_complete")
         run.set_params(password=None)
+
+    on_deploy = on_disk  # tasks recorded at this stage by an older controller resume here
 
     def on_deploy_complete(self, run: Run) -> None:
         server = server_of(run)
-        res = run.result()
-        paths = {d.get("id"): d for d in res.get("disks", []) if isinstance(d, dict)}
+        res: DeployResult = run.result_of(WorkKind.DEPLOY)
+        paths = {d.id: d.access_path for d in res.disks}
         for d in run.session.scalars(select(Disk).where(Disk.server_id == server.id)):
             d.status = "ready"
             if d.id in paths:
-                d.access_path = str(paths[d.id].get("access_path", ""))[:255]
+                d.access_path = paths[d.id][:255]
         sm.apply(server, "deployed")
-        if res.get("power_status") == "running" or res.get("status") == "running":
+        if server_status(res.guest_status) == "running":
             sm.apply_if(server, "boot")
-            server.power_status = "on"
-        else:
-            server.power_status = "off"
+        server.power_status = POWER_STATUS.get(server.status, "off")
         release_task(server, run)
         run.complete()
 

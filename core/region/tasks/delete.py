@@ -3,10 +3,11 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from core.hostapi.protocol import DeletePayload, WorkKind
 from core.region import statemachine as sm
 from core.region.models import Disk, Host, Server
 from core.region.release import release_disk, release_server
-from core.region.tasks._common import release_task, server_of
+from core.region.tasks._common import release_task, server_of, server_ref
 from core.tasks.engine import Run, TaskBase
 
 # statuses in which nothing exists on a host: no agent round trip needed. An agent that reports a
@@ -23,9 +24,8 @@ class ServerDeleteTask(TaskBase):
         before = (server.create_spec or {}).get("status_before_delete")
         deployed = host is not None and before not in NOTHING_DEPLOYED
         if deployed and host is not None and host.host_status == "online":
-            run.dispatch(host.id, "guest-delete", {"server": {"id": server.id, "name": server.name},
-                                                   "disks": [d.id for d in run.session.scalars(
-                                                       select(Disk).where(Disk.server_id == server.id))]},
+            disks = [d.id for d in run.session.scalars(select(Disk).where(Disk.server_id == server.id))]
+            run.dispatch(host.id, WorkKind.DELETE, DeletePayload(server=server_ref(server), disks=disks),
                          then="on_delete_complete")
         else:
             # never deployed, or its host is gone/offline: nothing to undo on a host

@@ -1,9 +1,11 @@
 """Power actions and status sync: one work item each, the agent's report settles the status."""
 from __future__ import annotations
 
+from core.hostapi.protocol import POWER_STATUS as SERVER_POWER
+from core.hostapi.protocol import GuestResult, PowerPayload, StatusResult, StopPayload, WorkKind, server_status
 from core.region import statemachine as sm
 from core.region.models import Server
-from core.region.tasks._common import release_task, server_of
+from core.region.tasks._common import release_task, server_of, server_ref
 from core.tasks.engine import Run, TaskBase
 
 # action -> (progress event when dispatched, success event, failure event)
@@ -15,7 +17,6 @@ POWER = {
     "suspend": (None, "suspended", "suspend_fail"),
     "resume": (None, "started", "resume_fail"),
 }
-POWER_STATUS = {"started": "on", "stopped": "off", "suspended": "suspend"}
 
 
 class ServerPowerTask(TaskBase):
@@ -30,15 +31,25 @@ class ServerPowerTask(TaskBase):
         if not server.host_id:
             run.fail(f"server {server.name} has no host")
         assert server.host_id
-        run.dispatch(server.host_id, f"guest-{action}", {"server": {"id": server.id, "name": server.name},
-                                                         **{k: v for k, v in run.params.items() if k != "action"}},
-                     then="on_power_complete")
+        kind = WorkKind(f"guest-{action}")
+        if kind is WorkKind.STOP:
+            payload: PowerPayload = StopPayload(server=server_ref(server), is_force=bool(run.params.get("is_force")),
+                                                timeout_secs=int(run.params.get("timeout_secs") or 30))
+        else:
+            payload = PowerPayload(server=server_ref(server))
+        run.dispatch(server.host_id, kind, payload, then="on_power_complete")
 
     def on_power_complete(self, run: Run) -> None:
         server = server_of(run)
-        _p, ok, _f = POWER[str(run.params["action"])]
+        action = str(run.params["action"])
+        res: GuestResult = run.result_of(WorkKind(f"guest-{action}"))
+        _p, ok, _f = POWER[action]
+        want = {"started": "running", "stopped": "ready", "suspended": "suspend"}[ok]
+        got = server_status(res.guest_status)
+        if got != want:  # the host did it, but the guest is not where the action leads
+            run.fail(f"{action}: the guest is {res.guest_status.value} afterwards, not {want}")
         sm.apply_if(server, ok)
-        server.power_status = POWER_STATUS.get(ok, server.power_status)
+        server.power_status = SERVER_POWER.get(server.status, server.power_status)
         release_task(server, run)
         run.complete()
 
@@ -63,14 +74,15 @@ class ServerSyncstatusTask(TaskBase):
             release_task(server, run)
             run.complete(note="host offline or missing")
             return
-        run.dispatch(host.id, "guest-status", {"server": {"id": server.id, "name": server.name}},
-                     then="on_sync_complete")
+        run.dispatch(host.id, WorkKind.STATUS, PowerPayload(server=server_ref(server)), then="on_sync_complete")
 
     def on_sync_complete(self, run: Run) -> None:
         server = server_of(run)
-        st = str(run.result().get("status", "unknown"))
+        res: StatusResult = run.result_of(WorkKind.STATUS)
+        st = server_status(res.guest_status) or "unknown"
         if not sm.apply_if(server, f"synced:{st}"):
             sm.apply_if(server, "synced:unknown")
+        server.power_status = SERVER_POWER.get(server.status, server.power_status)
         release_task(server, run)
         run.complete()
 

@@ -68,13 +68,13 @@ def base_image_bytes() -> Iterator[bytes]:
 def test_guest_gets_our_ip_then_stops_and_is_deleted(
     qemu_host: None, virt_work: Path, tmp_path: Path
 ) -> None:
-    from core.agent.configdrive import ConfigDrive, NicConfig, build_config_drive
     from core.agent.dhcp import DhcpServer, Lease
+    from core.agent.imagecache import ImageCache
     from core.agent.netconf import HostNetwork
     from drivers.base import DiskSpec, GuestEvent, GuestNotFound, GuestSpec, GuestStatus, NicSpec
+    from drivers.kvm.configdrive import ConfigDrive, NicConfig, build_config_drive
     from drivers.kvm.disks import create_overlay
     from drivers.kvm.driver import KvmDriver
-    from drivers.kvm.imagecache import ImageCache
 
     gid = str(uuid.uuid4())
     inst = tmp_path / "instances" / gid

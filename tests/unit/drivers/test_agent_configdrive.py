@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 pycdlib = pytest.importorskip("pycdlib", reason="pycdlib not installed (pip install '.[kvm]')")
-from core.agent.configdrive import (
+from drivers.kvm.configdrive import (
     ConfigDrive,
     ConfigDriveError,
     NicConfig,

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from core.agent.imagecache import ImageCache, ImageChecksumMismatch, ImageFetchError, http_fetcher
 from drivers.base import InvalidSpec
-from drivers.kvm.imagecache import ImageCache, ImageChecksumMismatch, ImageFetchError, http_fetcher
 
 IMAGE = bytes(range(256)) * 8192  # 2 MiB
 SHA = hashlib.sha256(IMAGE).hexdigest()

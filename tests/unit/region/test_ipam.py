@@ -113,7 +113,7 @@ def test_concurrent_allocations_never_share_an_address(db: Database) -> None:
                     a = ipam.allocate(s, net, "server", f"t{k}-{i}")
                     with lock:
                         got.append(a.ip_addr)
-        except BaseException as e:  # noqa: BLE001
+        except BaseException as e:
             errors.append(e)
 
     threads = [threading.Thread(target=worker, args=(k,)) for k in range(8)]

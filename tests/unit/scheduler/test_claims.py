@@ -133,7 +133,7 @@ def _run_concurrently(engine: Engine, snapshots: list[Snapshot], req: ScheduleIn
                     r = place_and_claim(req, snapshots[k], conn, HOSTS, max_rounds=20)
                     placed[k] += len(r.placements)
                     conflicts[k] += r.conflicts
-        except BaseException as exc:  # noqa: BLE001 - surfaced in the main thread below
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=worker, args=(k,)) for k in range(len(snapshots))]

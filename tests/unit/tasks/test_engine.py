@@ -10,6 +10,7 @@ from sqlalchemy import select, update
 
 from core.db.base import utcnow
 from core.db.engine import Database
+from core.hostapi.protocol import PowerPayload, ServerRef, WorkKind
 from core.tasks.engine import Run, TaskBase, report, submit
 from core.tasks.models import DONE, FAILED, QUEUED, RUNNING, WAITING, Task, WorkItem
 from core.tasks.registry import EXTRA
@@ -58,14 +59,17 @@ class Agented(TaskBase):
     name = "Agented"
 
     def on_init(self, run: Run) -> None:
-        run.dispatch("host-1", "guest-start", {"x": 1}, then="on_started")
+        run.dispatch("host-1", WorkKind.START, PowerPayload(server=ServerRef(id=SID)), then="on_started")
 
     def on_started(self, run: Run) -> None:
-        LOG.append(f"agent said {run.result().get('power_status')}")
+        LOG.append(f"agent said {run.result_of(WorkKind.START).guest_status.value}")
         run.complete()
 
     def on_failed(self, run: Run, reason: str) -> None:
         LOG.append(f"failed:{reason}")
+
+
+SID = "3f2504e0-4f89-11d3-9a0c-0305e82c3301"
 
 
 class Crashy(TaskBase):
@@ -133,7 +137,7 @@ def test_agent_report_success_and_failure(db: Database) -> None:
     with db.session() as s:
         items = list(s.scalars(select(WorkItem)))
         assert len(items) == 2 and {i.kind for i in items} == {"guest-start"}
-        report(s, a, {"power_status": "running"})
+        report(s, a, {"guest_status": "running"})
         report(s, b, {"__status__": "error", "__reason__": "no such domain"})
     w.run_pending()
     assert _task(db, a).status == DONE and "agent said running" in LOG
@@ -144,6 +148,18 @@ def test_agent_report_success_and_failure(db: Database) -> None:
 
         with pytest.raises(ConflictError):
             report(s, a, {})  # finished tasks take no more reports
+
+
+def test_a_malformed_report_fails_the_task_with_a_reason(db: Database) -> None:
+    a = _submit(db, "Agented")
+    w = Worker(db, "me")
+    w.run_pending()
+    with db.session() as s:
+        report(s, a, {"guest_status": "flying"})  # not a guest state of the contract
+    w.run_pending()
+    t = _task(db, a)
+    assert t.status == FAILED and "malformed report" in t.reason and "guest_status" in t.reason, t.reason
+    assert LOG == [f"failed:{t.reason}"]  # on_failed ran (releases), the success stage never did
 
 
 def test_restart_requeues_owned_tasks_at_their_stage(db: Database) -> None:

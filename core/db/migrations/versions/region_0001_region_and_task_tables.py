@@ -6,13 +6,12 @@ Create Date: 2026-11-22 00:14:40.425079
 """
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from alembic import op
 
-import core.db.base  # noqa: F401  (custom column types)
-
+import core.db.base
 
 revision = "region_0001"
 down_revision = "root_0001"
@@ -489,7 +488,7 @@ def upgrade() -> None:
 
     # ### end Alembic commands ###
     # Cloudpods installs always have a `default` cloud region and a `default` (classic) VPC.
-    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    now = datetime.now(UTC).replace(tzinfo=None)
     def table(name: str, *cols: str) -> sa.TableClause:
         types = {"metadata": sa.JSON(), "created_at": core.db.base.UTCDateTime(),
                  "updated_at": core.db.base.UTCDateTime(), "is_default": sa.Boolean()}

@@ -6,11 +6,9 @@ Create Date: 2026-11-22 00:40:12.338675
 """
 from __future__ import annotations
 
-import sqlalchemy as sa
 from alembic import op
 
 import core.db.base  # noqa: F401  (custom column types)
-
 
 revision = 'region_0002'
 down_revision = 'region_0001'

@@ -5,7 +5,7 @@
     binding_host(session, cred.user_id)                               # -> the one host it may touch
 
 The agent's user is a *reader* of the ``host-agents`` project only: every tenant's objects are
-out of its reach through the ordinary API; the agent routes (core.agent.api) let it act on its
+out of its reach through the ordinary API; the agent routes (core.hostapi.routes) let it act on its
 own host and nothing else.
 """
 from __future__ import annotations
@@ -19,9 +19,9 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.agent.models import AgentBinding, JoinToken
 from core.db.base import utcnow
 from core.errors import InputParameterError, UnauthorizedError
+from core.hostapi.models import AgentBinding, JoinToken
 
 AGENT_PROJECT = "host-agents"
 AGENT_ROLE = "reader"

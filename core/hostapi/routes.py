@@ -8,7 +8,7 @@
     POST /agent/tasks/<task_id>               a work item's report (like /tasks/<id>)
     GET  /agent/hosts/<id>/images/<image_id>  an image one of the host's guests boots from (streamed)
 
-An agent's service user (core.agent.enroll) may call these for its own host only (403 else);
+An agent's service user (core.hostapi.enroll) may call these for its own host only (403 else);
 a cloud admin may call them for any host (the test double agent, tools).
 """
 from __future__ import annotations
@@ -25,12 +25,13 @@ from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from core.agent.enroll import binding_host, redeem_join_token
 from core.api.context import Credential
 from core.api.deps import CredentialDep, SessionDep
 from core.api.listing import _int
 from core.db.base import utcnow
 from core.errors import ForbiddenError, InputParameterError, ResourceNotFoundError
+from core.hostapi.enroll import binding_host, redeem_join_token
+from core.hostapi.protocol import POWER_STATUS, GuestState, server_status
 from core.keystone.policy import enforce
 from core.region.common import begin_write, json_response
 from core.region.models import Disk, Host, Server
@@ -39,11 +40,7 @@ from core.tasks.models import WorkItem
 router = APIRouter(prefix="/agent")
 AnyBody = Body(default=None)
 MAX_WAIT_S = 60
-GUEST_STATUSES = ("running", "stopped", "paused", "suspended", "shutting_down", "crashed", "unknown", "absent")
-# what the hypervisor says -> the server status it means (absent: no such guest on the host)
-OBSERVED = {"running": "running", "stopped": "ready", "crashed": "ready", "paused": "suspend",
-            "suspended": "suspend", "absent": "unknown", "unknown": "unknown"}
-POWER = {"running": "on", "ready": "off", "suspend": "suspend"}
+GUEST_STATUSES = tuple(s.value for s in GuestState)
 
 
 def guard(session: Any, cred: Credential, host_id: str) -> Host:
@@ -145,12 +142,11 @@ def guests(host_id: str, session: SessionDep, cred: CredentialDep, body: Any = A
         stmt = stmt.where(Server.id.in_(list(reported)))
     changed = []
     for server in session.scalars(stmt):
-        st = reported.get(server.id, "absent")
-        if st == "shutting_down" or server.active_task_id:
+        to = server_status(reported.get(server.id, GuestState.ABSENT.value))
+        if to is None or server.active_task_id:
             continue  # in passing, or a task is about to say what happened
-        to = OBSERVED[st]
         if to != server.status and sm.apply_if(server, f"observed:{to}"):
-            server.power_status = POWER.get(to, server.power_status)
+            server.power_status = POWER_STATUS.get(to, server.power_status)
             changed.append({"id": server.id, "name": server.name, "status": server.status})
     session.commit()
     return json_response({"changed": changed})

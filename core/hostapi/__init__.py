@@ -1,0 +1,10 @@
+"""The host contract and the controller's host-facing side.
+
+    protocol.py   work kinds, typed payloads/results, guest states -> server status (no DB: the
+                  agent daemon imports it too)
+    routes.py     /api/s/compute_v2/agent/...: join, register, ping, guests, work items, reports, images
+    enroll.py     join tokens and the per-host service users (models.py: their tables)
+"""
+from __future__ import annotations
+
+__all__: list[str] = []

@@ -1,0 +1,408 @@
+"""The host contract: what the region asks of a host (agent or in-controller executor) and what it answers.
+
+Importable without the database (the agent daemon imports it; so do region tasks). One enum of
+work kinds, one pydantic model per payload and per result, one guest-status vocabulary and the
+ONE translation of guest status to server status::
+
+    payload = DeployPayload(server=..., nics=[...], disks=[...])     # region task builds it
+    wi = run.dispatch(host_id, WorkKind.DEPLOY, payload, then=...)   # stored as JSON
+    p = parse_payload(WorkKind.DEPLOY, wi["payload"])                 # agent/executor parses it
+    r = parse_result(WorkKind.DEPLOY, report_body)                    # region parses the answer
+    server.status = server_status(r.guest_status)                     # the one translation
+
+A kind nobody handles is a test failure (tests/unit/hostapi), not a runtime surprise; a payload
+or result that does not parse is a recorded task failure with a reason.
+"""
+from __future__ import annotations
+
+import enum
+import re
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from drivers.base import Capability, GuestStatus
+
+_UUID = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+_MAC = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
+
+
+class WorkKind(str, enum.Enum):
+    """Every kind of work item. The string is what goes over the wire (Cloudpods-like names)."""
+
+    DEPLOY = "guest-deploy"
+    DELETE = "guest-delete"
+    START = "guest-start"
+    STOP = "guest-stop"
+    RESTART = "guest-restart"
+    RESET = "guest-reset"
+    SUSPEND = "guest-suspend"
+    RESUME = "guest-resume"
+    STATUS = "guest-status"
+    RECONFIGURE = "guest-change-config"
+    ATTACH_DISK = "guest-attach-disk"
+    DETACH_DISK = "guest-detach-disk"
+    REBUILD_ROOT = "guest-rebuild-root"
+    MIGRATE_OUT = "guest-migrate-out"  # source host: stop, hand the disks over (export)
+    MIGRATE_IN = "guest-migrate-in"  # target host: take the disks, define the guest
+    MIGRATE_CLEANUP = "guest-migrate-cleanup"  # source host: forget the guest that moved away
+    LIVE_MIGRATE = "guest-live-migrate"  # source host: libvirt live migration to the target
+
+
+# What a host must declare to be sent a kind. Kinds absent here need nothing beyond a driver.
+KIND_CAPABILITY: dict[WorkKind, Capability] = {
+    WorkKind.RESTART: Capability.REBOOT,
+    WorkKind.RESET: Capability.RESET,
+    WorkKind.SUSPEND: Capability.SUSPEND,
+    WorkKind.RESUME: Capability.SUSPEND,
+    WorkKind.RECONFIGURE: Capability.CHANGE_CONFIG,
+    WorkKind.ATTACH_DISK: Capability.ATTACH_DISK,
+    WorkKind.DETACH_DISK: Capability.ATTACH_DISK,
+    WorkKind.REBUILD_ROOT: Capability.REBUILD_ROOT,
+    WorkKind.MIGRATE_OUT: Capability.COLD_MIGRATE,
+    WorkKind.MIGRATE_IN: Capability.COLD_MIGRATE,
+    WorkKind.MIGRATE_CLEANUP: Capability.COLD_MIGRATE,
+    WorkKind.LIVE_MIGRATE: Capability.LIVE_MIGRATE,
+}
+
+# server actions of the API -> the capability the server's host must declare (400 before a task)
+ACTION_CAPABILITY: dict[str, Capability] = {
+    "restart": Capability.REBOOT,
+    "reset": Capability.RESET,
+    "suspend": Capability.SUSPEND,
+    "resume": Capability.SUSPEND,
+    "change-config": Capability.CHANGE_CONFIG,
+    "attachdisk": Capability.ATTACH_DISK,
+    "detachdisk": Capability.ATTACH_DISK,
+    "rebuild-root": Capability.REBUILD_ROOT,
+    "migrate": Capability.COLD_MIGRATE,
+    "live-migrate": Capability.LIVE_MIGRATE,
+}
+
+
+# --- guest status: one vocabulary, one translation ------------------------------------------------
+
+class GuestState(str, enum.Enum):
+    """What a host says about a guest: the driver's canonical statuses, plus ``absent``."""
+
+    RUNNING = "running"
+    STOPPED = "stopped"
+    PAUSED = "paused"
+    SUSPENDED = "suspended"
+    SHUTTING_DOWN = "shutting_down"
+    CRASHED = "crashed"
+    UNKNOWN = "unknown"
+    ABSENT = "absent"  # no such guest on the host
+
+
+def guest_state(status: GuestStatus) -> GuestState:
+    return GuestState(status.value)
+
+
+# guest state -> the server status it means; None: in passing, says nothing settled
+_SERVER_STATUS: dict[GuestState, str | None] = {
+    GuestState.RUNNING: "running",
+    GuestState.STOPPED: "ready",
+    GuestState.CRASHED: "ready",
+    GuestState.PAUSED: "suspend",
+    GuestState.SUSPENDED: "suspend",
+    GuestState.SHUTTING_DOWN: None,
+    GuestState.UNKNOWN: "unknown",
+    GuestState.ABSENT: "unknown",
+}
+POWER_STATUS = {"running": "on", "ready": "off", "suspend": "suspend"}
+
+
+def server_status(state: GuestState | str) -> str | None:
+    """THE translation of a host's guest state into the server status the region keeps."""
+    return _SERVER_STATUS[GuestState(state)]
+
+
+# --- payloads ------------------------------------------------------------------------------------
+
+class _Model(BaseModel):
+    # payloads are ours: an unknown key is a bug of one side; results may carry extras (forward compat)
+    model_config = ConfigDict(extra="forbid")
+
+
+class ServerRef(_Model):
+    id: str = Field(pattern=_UUID)
+    name: str = Field(default="", max_length=255)
+
+
+class ServerSpec(ServerRef):
+    vcpu_count: int = Field(ge=1, le=512)
+    vmem_size: int = Field(ge=16, le=16 * 1024 * 1024)  # MB
+    hypervisor: str = "kvm"
+    os_type: str = ""
+    os_arch: str = ""
+    auto_start: bool = False
+    user_data: str = ""
+    public_key: str | None = None
+    password: str | None = None
+
+
+class NicPayload(_Model):
+    index: int = Field(ge=0, le=63)
+    ifname: str = ""
+    ip: str
+    mac: str
+    mask: int = Field(ge=0, le=32)
+    gateway: str = ""
+    dns: str = ""
+    vlan_id: int = Field(default=1, ge=0, le=4095)
+    network_id: str = ""
+    wire_id: str = ""
+    bridge: str = ""
+    mtu: int = Field(default=1500, ge=0, le=65535)
+
+    @field_validator("mac")
+    @classmethod
+    def _mac(cls, v: str) -> str:
+        if not _MAC.match(v):
+            raise ValueError(f"bad MAC {v!r}")
+        return v.lower()
+
+
+class DiskPayload(_Model):
+    id: str
+    index: int = Field(ge=0, le=63)
+    size: int = Field(ge=0)  # MB
+    format: str = "qcow2"
+    disk_type: str = "data"
+    image_id: str | None = None
+    storage_id: str = ""
+    storage_type: str = ""
+    mount_point: str = ""
+    access_path: str = ""
+
+
+class GuestPayload(_Model):
+    """A whole guest: deploy, rebuild-root, migrate-in all describe the guest this way."""
+
+    server: ServerSpec
+    nics: list[NicPayload] = Field(default_factory=list, max_length=64)
+    disks: list[DiskPayload] = Field(default_factory=list, max_length=64)
+
+
+class DeployPayload(GuestPayload):
+    pass
+
+
+class DeletePayload(_Model):
+    server: ServerRef
+    disks: list[str] = Field(default_factory=list)
+
+
+class PowerPayload(_Model):
+    server: ServerRef
+
+
+class StopPayload(PowerPayload):
+    is_force: bool = False
+    timeout_secs: int = Field(default=30, ge=0, le=3600)
+
+
+class ReconfigurePayload(_Model):
+    server: ServerRef
+    vcpu_count: int = Field(ge=1, le=512)
+    vmem_size: int = Field(ge=16, le=16 * 1024 * 1024)
+
+
+class AttachDiskPayload(_Model):
+    server: ServerRef
+    disk: DiskPayload
+
+
+class DetachDiskPayload(_Model):
+    server: ServerRef
+    disk: DiskPayload
+    keep_disk: bool = True
+
+
+class RebuildRootPayload(GuestPayload):
+    pass
+
+
+class MigrateOutPayload(_Model):
+    """To the source host: stop the guest and make its disks available to ``target_host_id``."""
+
+    server: ServerRef
+    target_host_id: str
+    disks: list[DiskPayload] = Field(default_factory=list, max_length=64)
+
+
+class MigrateInPayload(GuestPayload):
+    """To the target host: fetch the disks the source exported, define the guest (stopped)."""
+
+    source_host_id: str
+    source: dict[str, Any] = Field(default_factory=dict)  # what migrate-out reported (where the disks are)
+
+
+class MigrateCleanupPayload(_Model):
+    server: ServerRef
+
+
+class LiveMigratePayload(GuestPayload):
+    """To the source host: migrate the running guest to ``target_uri`` (libvirt)."""
+
+    target_host_id: str
+    target_uri: str
+
+
+# --- results -------------------------------------------------------------------------------------
+
+class _Result(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class GuestResult(_Result):
+    """Every guest-touching result says what state the guest is in afterwards."""
+
+    guest_status: GuestState
+
+
+class DiskOut(_Result):
+    id: str
+    access_path: str = ""
+
+
+class DeployResult(GuestResult):
+    guest_id: str = ""
+    disks: list[DiskOut] = Field(default_factory=list)
+
+
+class DeleteResult(_Result):
+    deleted: bool
+
+
+class StatusResult(GuestResult):
+    reason: str = ""
+
+
+class ReconfigureResult(GuestResult):
+    vcpu_count: int
+    vmem_size: int
+
+
+class AttachDiskResult(GuestResult):
+    disk: DiskOut
+    hot: bool = False
+
+
+class DetachDiskResult(GuestResult):
+    disk_id: str
+    hot: bool = False
+
+
+class MigrateOutResult(GuestResult):
+    source: dict[str, Any] = Field(default_factory=dict)
+
+
+class MigrateCleanupResult(_Result):
+    deleted: bool
+
+
+class ErrorResult(BaseModel):
+    """A failed work item, in Cloudpods' convention."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="allow")
+    status: str = Field(alias="__status__", pattern=r"^(error|failed|fail)$")
+    reason: str = Field(default="the host reported a failure", alias="__reason__", max_length=4000)
+
+
+PAYLOADS: dict[WorkKind, type[BaseModel]] = {
+    WorkKind.DEPLOY: DeployPayload,
+    WorkKind.DELETE: DeletePayload,
+    WorkKind.START: PowerPayload,
+    WorkKind.STOP: StopPayload,
+    WorkKind.RESTART: PowerPayload,
+    WorkKind.RESET: PowerPayload,
+    WorkKind.SUSPEND: PowerPayload,
+    WorkKind.RESUME: PowerPayload,
+    WorkKind.STATUS: PowerPayload,
+    WorkKind.RECONFIGURE: ReconfigurePayload,
+    WorkKind.ATTACH_DISK: AttachDiskPayload,
+    WorkKind.DETACH_DISK: DetachDiskPayload,
+    WorkKind.REBUILD_ROOT: RebuildRootPayload,
+    WorkKind.MIGRATE_OUT: MigrateOutPayload,
+    WorkKind.MIGRATE_IN: MigrateInPayload,
+    WorkKind.MIGRATE_CLEANUP: MigrateCleanupPayload,
+    WorkKind.LIVE_MIGRATE: LiveMigratePayload,
+}
+
+RESULTS: dict[WorkKind, type[BaseModel]] = {
+    WorkKind.DEPLOY: DeployResult,
+    WorkKind.DELETE: DeleteResult,
+    WorkKind.START: GuestResult,
+    WorkKind.STOP: GuestResult,
+    WorkKind.RESTART: GuestResult,
+    WorkKind.RESET: GuestResult,
+    WorkKind.SUSPEND: GuestResult,
+    WorkKind.RESUME: GuestResult,
+    WorkKind.STATUS: StatusResult,
+    WorkKind.RECONFIGURE: ReconfigureResult,
+    WorkKind.ATTACH_DISK: AttachDiskResult,
+    WorkKind.DETACH_DISK: DetachDiskResult,
+    WorkKind.REBUILD_ROOT: DeployResult,
+    WorkKind.MIGRATE_OUT: MigrateOutResult,
+    WorkKind.MIGRATE_IN: DeployResult,
+    WorkKind.MIGRATE_CLEANUP: MigrateCleanupResult,
+    WorkKind.LIVE_MIGRATE: GuestResult,
+}
+
+
+class ContractError(ValueError):
+    """A payload or result that does not follow the contract (the message names the field)."""
+
+
+def _explain(kind: WorkKind, what: str, exc: ValidationError) -> ContractError:
+    errs = exc.errors()[:3]
+    parts = [f"{'.'.join(str(x) for x in e.get('loc', ())) or '(body)'}: {e.get('msg', '')}" for e in errs]
+    return ContractError(f"malformed {kind.value} {what}: {'; '.join(parts)}")
+
+
+def work_kind(kind: str) -> WorkKind:
+    try:
+        return WorkKind(kind)
+    except ValueError:
+        raise ContractError(f"unknown work kind {kind!r}") from None
+
+
+def parse_payload(kind: WorkKind | str, data: Any) -> Any:
+    """The typed payload of a work item (``task_id`` is added by the task engine, not part of it)."""
+    k = work_kind(kind) if isinstance(kind, str) else kind
+    if isinstance(data, dict):
+        data = {key: v for key, v in data.items() if key != "task_id"}
+    try:
+        return PAYLOADS[k].model_validate(data)
+    except ValidationError as exc:
+        raise _explain(k, "payload", exc) from None
+
+
+def parse_result(kind: WorkKind | str, data: Any) -> Any:
+    """A host's answer: ``ErrorResult`` for a failure, else the kind's result model."""
+    k = work_kind(kind) if isinstance(kind, str) else kind
+    if not isinstance(data, dict):
+        raise ContractError(f"malformed {k.value} result: expected a JSON object")
+    body = {key: v for key, v in data.items() if key != "work_item_id"}
+    if "__status__" in body and str(body["__status__"]).lower() in ("error", "failed", "fail"):
+        try:
+            return ErrorResult.model_validate({**body, "__status__": str(body["__status__"]).lower(),
+                                               "__reason__": str(body.get("__reason__") or "")[:4000]
+                                               or "the host reported a failure"})
+        except ValidationError as exc:
+            raise _explain(k, "error result", exc) from None
+    try:
+        return RESULTS[k].model_validate(body)
+    except ValidationError as exc:
+        raise _explain(k, "result", exc) from None
+
+
+def dump(model: BaseModel) -> dict[str, Any]:
+    """A model as the JSON a work item stores (aliases, no Nones that mean 'absent')."""
+    return model.model_dump(mode="json", by_alias=True)
+
+
+def error_result(reason: str) -> dict[str, Any]:
+    return {"__status__": "error", "__reason__": reason[:4000]}

@@ -1,0 +1,251 @@
+"""KVM instances end to end: qcow2 overlays on the image cache, the NoCloud config drive, taps.
+
+    hosted = KvmDriver.for_host(env)          # a HostedDriver (drivers.base)
+    out = hosted.deploy(spec)                 # InstanceSpec -> Deployed
+    hosted.remove(spec.server_id)
+
+Each instance lives in ``<instances>/<server id>/``: disk overlays, the config drive, the serial
+log, and ``nics.json`` (its leases, re-applied to the DHCP server when the agent restarts). A
+deploy that finds leftovers of an earlier, interrupted attempt (agent killed mid-create) removes
+them and starts over, so a redelivered work item ends in the same state as a first one.
+
+Images with ``kernel_id`` / ``ramdisk_id`` / ``os_command_line`` properties (OpenStack's
+convention) boot that kernel directly, with the image as the root disk.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import re
+import shutil
+from typing import Any
+
+from drivers.base import (
+    Deployed,
+    DiskSpec,
+    GuestNotFound,
+    GuestSpec,
+    GuestStatus,
+    HostEnv,
+    HypervisorError,
+    InstanceNic,
+    InstanceSpec,
+    LocalImage,
+    NicSpec,
+    not_supported,
+)
+
+log = logging.getLogger(__name__)
+
+BOOT_PROPS = ("kernel_id", "ramdisk_id", "os_command_line")
+
+
+def hostname_of(name: str) -> str:
+    """A server name as a DNS label (cloud-init and DHCP want one)."""
+    h = re.sub(r"[^A-Za-z0-9-]+", "-", name).strip("-")[:63].strip("-")
+    return h or "guest"
+
+
+def tap_name(server_id: str, index: int) -> str:
+    return f"cp{server_id.replace('-', '')[:10]}{index}"[:15]
+
+
+def domain_name(name: str, sid: str) -> str:
+    """libvirt names are unique per host: the server name plus a short id (names may repeat across projects)."""
+    base = re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-._")[:50] or "guest"
+    return f"{base}-{sid[:8]}"
+
+
+class KvmInstances:
+    """The ``HostedDriver`` of KVM: instances built from ``InstanceSpec`` on a ``KvmDriver``."""
+
+    name = "kvm"
+
+    def __init__(self, driver: Any, env: HostEnv) -> None:
+        from drivers.kvm.driver import VERSION
+
+        self.driver = driver
+        self.env = env
+        self.version = VERSION
+        self.capabilities = frozenset(driver.capabilities)
+        self.simulated = env.uri.startswith("test:")
+        self._qemu_img = shutil.which("qemu-img") is not None
+        if self.simulated and not self._qemu_img:
+            log.warning("qemu-img not found: guests of this simulated host get sparse files as disks")
+
+    # --- HostedDriver ---------------------------------------------------------------------------
+
+    def validate(self) -> None:
+        if not os.path.isabs(self.env.instances_dir):
+            raise HypervisorError(f"instances dir must be absolute, got {self.env.instances_dir!r}")
+        if not self.simulated and not self._qemu_img:
+            raise HypervisorError("qemu-img not found (apt install qemu-utils)")
+
+    def close(self) -> None:
+        self.driver.close()
+
+    def instance_dir(self, server_id: str) -> str:
+        if not re.fullmatch(r"[0-9a-fA-F-]{36}", server_id):
+            raise HypervisorError(f"bad server id {server_id!r}")
+        return os.path.join(self.env.instances_dir, server_id)
+
+    def deploy(self, spec: InstanceSpec) -> Deployed:
+        sid = spec.server_id
+        self.remove(sid, spec.nics)  # leftovers of an interrupted attempt
+        d = self.instance_dir(sid)
+        os.makedirs(d, mode=0o700)
+        try:
+            gspec, disks_out = self._guest_spec(spec, d)
+            guest = self.driver.create_guest(gspec, start=spec.auto_start)
+        except BaseException:
+            self.remove(sid, spec.nics)
+            raise
+        return Deployed(guest_id=guest.id, status=guest.status, disks=tuple(disks_out))
+
+    def remove(self, server_id: str, nics: tuple[InstanceNic, ...] | None = None) -> bool:
+        d = self.instance_dir(server_id)
+        if nics is None:
+            nics = _read_nics(d)
+        existed = True
+        try:
+            self.driver.delete_guest(server_id)
+        except GuestNotFound:
+            existed = False
+        for nic in nics:
+            self.env.network.unplug(nic.mac)
+        shutil.rmtree(d, ignore_errors=True)
+        return existed
+
+    def reconfigure(self, server_id: str, *, vcpu: int, memory_mb: int) -> None:
+        """New vCPU/memory for a stopped guest: redefine the domain from its own XML."""
+        from drivers.kvm.xml import spec_from_xml
+
+        g = self.driver.get_guest(server_id)
+        if g.status is not GuestStatus.STOPPED:
+            raise HypervisorError(f"guest {server_id} is {g.status.value}: stop it before changing its configuration")
+        dom = self.driver.host.lookup(server_id)
+        spec = dataclasses.replace(spec_from_xml(dom.XMLDesc(0)), vcpu=vcpu, memory_mb=memory_mb)
+        self.driver.host.conn().defineXML(self.driver.domain_xml(spec))
+
+    def attach_disk(self, server_id: str, disk: Any) -> tuple[str, bool]:
+        not_supported(self.name, "attach_disk")
+
+    def detach_disk(self, server_id: str, disk: Any, *, keep: bool = True) -> bool:
+        not_supported(self.name, "detach_disk")
+
+    def rebuild_root(self, spec: InstanceSpec) -> Deployed:
+        not_supported(self.name, "rebuild_root")
+
+    def restore(self) -> list[tuple[str, str]]:
+        """After a restart: every guest's DHCP leases again (from its nics.json)."""
+        problems: list[tuple[str, str]] = []
+        try:
+            ids = os.listdir(self.env.instances_dir)
+        except FileNotFoundError:
+            return problems
+        for sid in ids:
+            d = os.path.join(self.env.instances_dir, sid)
+            for nic in _read_nics(d):
+                try:
+                    self.env.network.plug(nic, None)
+                except Exception as exc:  # one bad record must not stop the others
+                    log.warning("cannot restore the lease of %s on %s: %s", nic.mac, sid, exc)
+                    problems.append((sid, f"DHCP lease of {nic.mac}: {exc}"))
+        return problems
+
+    # --- building -------------------------------------------------------------------------------
+
+    def _guest_spec(self, spec: InstanceSpec, d: str) -> tuple[GuestSpec, list[tuple[str, str]]]:
+        from drivers.kvm.configdrive import ConfigDrive, NicConfig, build_config_drive
+
+        disks: list[DiskSpec] = []
+        out: list[tuple[str, str]] = []
+        boot: dict[str, Any] = {}
+        for disk in sorted(spec.disks, key=lambda x: x.index):
+            path = os.path.join(d, f"disk{disk.index}.qcow2")
+            if disk.image_id:
+                img = self.env.images.get(disk.image_id)
+                if not boot:
+                    boot = {k: img.properties[k] for k in BOOT_PROPS if img.properties.get(k)}
+                self._overlay(img, path, max(disk.size_mb, img.virtual_size_mb))
+            else:
+                self._data_disk(path, disk.size_mb)
+            disks.append(DiskSpec(path=path, format="qcow2" if self._qemu_img else "raw"))
+            out.append((disk.id, path))
+        nics, nic_cfgs = [], []
+        host = hostname_of(spec.name)
+        for nic in sorted(spec.nics, key=lambda x: x.index):
+            bridge = self.env.network.plug(nic, host)
+            nics.append(NicSpec(mac=nic.mac, bridge=bridge, ifname=tap_name(spec.server_id, nic.index)))
+            nic_cfgs.append(NicConfig(mac=nic.mac, dhcp=True))
+        _write_nics(d, spec.nics)
+        config_drive = build_config_drive(os.path.join(d, "config.iso"), ConfigDrive(
+            instance_id=spec.server_id, hostname=host, ssh_keys=spec.ssh_keys, password=spec.password or None,
+            user_data=spec.user_data or None, nics=tuple(nic_cfgs)))
+        kernel = initrd = cmdline = None
+        if boot.get("kernel_id"):
+            kernel = self.env.images.get(str(boot["kernel_id"])).path
+            if boot.get("ramdisk_id"):
+                initrd = self.env.images.get(str(boot["ramdisk_id"])).path
+            cmdline = str(boot.get("os_command_line") or "console=ttyS0") or None
+        gspec = GuestSpec(name=domain_name(spec.name, spec.server_id), uuid=spec.server_id, vcpu=spec.vcpu,
+                          memory_mb=spec.memory_mb, disks=tuple(disks), nics=tuple(nics), config_drive=config_drive,
+                          serial_log=os.path.join(d, "serial.log"), kernel=kernel, initrd=initrd, cmdline=cmdline,
+                          arch=spec.arch if spec.arch in ("x86_64", "aarch64") else "x86_64")
+        return gspec, out
+
+    def _overlay(self, img: LocalImage, path: str, size_mb: int) -> None:
+        if self._qemu_img:
+            from drivers.kvm.disks import create_overlay
+
+            if img.format not in ("qcow2", "raw"):
+                raise HypervisorError(f"cannot use a {img.format} image as a backing file (qcow2 or raw only)")
+            create_overlay(img.path, path, backing_format=img.format, size_mb=size_mb)
+        elif self.simulated:
+            _sparse(path, size_mb)
+        else:
+            raise HypervisorError("qemu-img not found (apt install qemu-utils)")
+
+    def _data_disk(self, path: str, size_mb: int) -> None:
+        if size_mb <= 0:
+            raise HypervisorError("a data disk needs a positive size")
+        if self._qemu_img:
+            from drivers.kvm.disks import create_data_disk
+
+            create_data_disk(path, size_mb)
+        elif self.simulated:
+            _sparse(path, size_mb)
+        else:
+            raise HypervisorError("qemu-img not found (apt install qemu-utils)")
+
+
+def _write_nics(d: str, nics: tuple[InstanceNic, ...]) -> None:
+    with open(os.path.join(d, "nics.json"), "w") as f:
+        json.dump([dataclasses.asdict(n) for n in nics], f)
+
+
+def _read_nics(d: str) -> tuple[InstanceNic, ...]:
+    try:
+        with open(os.path.join(d, "nics.json")) as f:
+            data = json.load(f)
+    except (OSError, ValueError):
+        return ()
+    known = {f.name for f in dataclasses.fields(InstanceNic)}
+    out = []
+    for n in data if isinstance(data, list) else []:
+        if isinstance(n, dict) and n.get("mac"):
+            try:
+                out.append(InstanceNic(**{k: v for k, v in n.items() if k in known}))
+            except TypeError:
+                continue
+    return tuple(out)
+
+
+def _sparse(path: str, size_mb: int) -> None:
+    with open(path, "wb") as f:
+        f.truncate(size_mb << 20)
+
+
+__all__ = ["KvmInstances", "domain_name", "hostname_of", "tap_name"]
