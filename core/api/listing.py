@@ -10,19 +10,25 @@
 Parameters (API.md §3): limit, offset, paging_marker, order_by (repeatable), order, details,
 search, filter (repeatable ``field.op(args)``), filter_any, scope, field, plus any other query
 key left in ``ListQuery.extra`` for the resource's own filters (status, enabled, zone, ...).
+
+Every list-valued parameter arrives in any of the three forms Cloudpods' clients send: indexed
+(``status.0=running&status.1=ready``, Go climc/SDK), repeated (``status=running&status=ready``,
+Python SDKs) or bare. Every other key that names a plain column of the model (``name``,
+``status``, ``zone`` for ``zone_id``, ``tenant`` for ``tenant_id`` ...) filters on it, several
+values meaning IN, unless the route read the key itself (``ListQuery.get`` marks it consumed).
 """
 from __future__ import annotations
 
 import operator
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import SimpleNamespace
 from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Depends, Request
-from sqlalchemy import Boolean, DateTime, Float, Integer, Numeric, Select, and_, false, func, or_, select
+from sqlalchemy import JSON, Boolean, DateTime, Float, Integer, Numeric, Select, and_, false, func, or_, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement
 
@@ -34,6 +40,12 @@ _TRUE = {"true", "1", "yes", "on", "t", "y"}
 _FALSE = {"false", "0", "no", "off", "f", "n"}
 _KNOWN = {"limit", "offset", "paging_marker", "order_by", "order", "details", "search", "filter",
           "filter_any", "scope", "field", "with_meta", "pending_delete", "tags"}
+_INDEXED = re.compile(r"^(.+)\.(\d+)$")  # status.0, filter.1, obj_type.0
+# query keys Cloudpods' clients use for an ownership column of another name
+_ALIASES = {"tenant": "tenant_id", "project": "tenant_id", "project_id": "tenant_id",
+            "domain": "domain_id", "project_domain": "domain_id", "project_domain_id": "domain_id"}
+# (column name, value as sent) -> value to compare: resolves names of referenced rows to ids
+Resolver = Callable[[str, str], str]
 
 T = TypeVar("T")
 
@@ -80,24 +92,58 @@ class ListQuery:
     pending_delete: str | None = None  # "true" | "false" | "all"
     with_meta: bool = False
     extra: dict[str, list[str]] = field(default_factory=dict)
+    consumed: set[str] = field(default_factory=set)  # extra keys a route handled itself
 
     def get(self, name: str) -> str | None:
+        self.consumed.add(name)
         vals = self.extra.get(name)
         return vals[-1] if vals else None
+
+    def values(self, name: str) -> list[str]:
+        """Every non-empty value of ``name`` (indexed, repeated or bare), marking it handled."""
+        self.consumed.add(name)
+        return [v for v in self.extra.get(name, ()) if v != ""]
 
     def get_bool(self, name: str) -> bool | None:
         return parse_bool(self.get(name), name)
 
 
+class _Params:
+    """The query string with indexed keys (``status.0``) folded into their base key, in order."""
+
+    def __init__(self, items: Sequence[tuple[str, str]]) -> None:
+        self.multi: dict[str, list[str]] = {}
+        for k, v in items:
+            m = _INDEXED.match(k)
+            self.multi.setdefault(m.group(1) if m else k, []).append(v)
+
+    def get(self, key: str) -> str | None:
+        vals = self.multi.get(key)
+        return vals[-1] if vals else None
+
+    def getlist(self, key: str) -> list[str]:
+        return self.multi.get(key, [])
+
+    def __iter__(self) -> Any:
+        return iter(self.multi)
+
+
 def list_query(request: Request) -> ListQuery:
-    qp = request.query_params
+    return parse_list_query(request.query_params.multi_items())
+
+
+def parse_list_query(items: Sequence[tuple[str, str]]) -> ListQuery:
+    qp = _Params(items)
     limit = _int(qp.get("limit"), "limit", MAX_LIMIT, 0)
     order = (qp.get("order") or "desc").lower()
     if order not in ("asc", "desc"):
         raise InputParameterError(f"order: {order!r} must be asc or desc")
-    scope = qp.get("scope") or None
+    scope = (qp.get("scope") or "").lower() or None
+    # Cloudpods' rbacscope also has ``max`` (the caller's widest reach: no narrowing) and ``user``
+    # (rows the user owns; ours are owned by projects, so the nearest is the caller's project)
+    scope = {"max": None, "user": "project"}.get(scope, scope) if scope else None
     if scope is not None and scope not in ("system", "domain", "project"):
-        raise InputParameterError(f"scope: {scope!r} must be system, domain or project")
+        raise InputParameterError(f"scope: {scope!r} must be system, domain, project, user or max")
     pd = qp.get("pending_delete")
     if pd is not None and pd.lower() != "all":
         pd = "true" if parse_bool(pd, "pending_delete") else "false"
@@ -113,7 +159,7 @@ def list_query(request: Request) -> ListQuery:
         order=order,
         details=bool(parse_bool(qp.get("details"), "details", True)),
         search=qp.get("search") or None,
-        filters=qp.getlist("filter"),
+        filters=[f for f in qp.getlist("filter") if f],
         filter_any=bool(parse_bool(qp.get("filter_any"), "filter_any", False)),
         scope=scope,
         fields=[f for v in qp.getlist("field") for f in v.split(",") if f],
@@ -217,15 +263,57 @@ def parse_filter(model: Any, expr: str) -> ColumnElement[bool]:
     raise InputParameterError(f"filter {expr!r}: unknown operator {op}")
 
 
+def field_column(cols: dict[str, Any], key: str) -> str | None:
+    """The column a plain query key filters on: itself, an ownership alias, or ``<key>_id``."""
+    if key in cols:
+        return key
+    alias = _ALIASES.get(key)
+    if alias in cols:
+        return alias
+    if f"{key}_id" in cols:
+        return f"{key}_id"
+    return None
+
+
+def field_conditions(model: Any, q: ListQuery, resolve: Resolver | None = None) -> list[ColumnElement[bool]]:
+    """``name=web``, ``status.0=a&status.1=b``, ``zone=z1``: one IN per plain column key."""
+    cols = _columns(model)
+    conds: list[ColumnElement[bool]] = []
+    for key, raw in q.extra.items():
+        if key in q.consumed:
+            continue
+        name = field_column(cols, key)
+        vals = [v for v in raw if v != ""]
+        if name is None or not vals or isinstance(cols[name].type, JSON):
+            continue  # JSON columns (metadata, specs) are not comparable to a string
+        if resolve is not None and name.endswith("_id"):
+            vals = [resolve(name, v) for v in vals]
+        typed = [_coerce(cols[name], v, key) for v in vals]
+        col = getattr(model, name)
+        if len(typed) == 1:
+            conds.append(col.is_(typed[0]) if isinstance(typed[0], bool) else col == typed[0])
+        else:
+            conds.append(col.in_(typed))
+    return conds
+
+
 def paginate(session: Session, stmt: Select[Any], model: Any, q: ListQuery,
              searchable: tuple[str, ...] = ("name",), count: bool = True,
-             columns: Sequence[str] | None = None) -> Page[Any]:
+             columns: Sequence[str] | None = None, plain_filters: bool = True,
+             resolve: Resolver | None = None) -> Page[Any]:
     """Apply search/filter/order/paging to ``stmt`` (already tenant-restricted) and run it.
 
     With ``columns``, the page is loaded as plain rows of just those columns (attribute access
     like an ORM object, without the ORM's per-object cost: lists of thousands stay cheap).
+    ``plain_filters`` turns every unconsumed query key naming a column into a filter (Keystone's
+    grammar differs, ``name__contains`` / ``lt:``, so its lists turn it off); ``resolve`` maps a
+    referenced row's name to its id for ``*_id`` columns.
     """
     cols = _columns(model)
+    if plain_filters:
+        conds = field_conditions(model, q, resolve)
+        if conds:
+            stmt = stmt.where(and_(*conds))
     if q.search:
         terms = [getattr(model, c).like(f"%{_like_escape(q.search)}%", escape="\\")
                  for c in searchable if c in cols]

@@ -47,8 +47,6 @@ class Manager:
     columns: ClassVar[tuple[str, ...]] = ()  # serialised fields; default: every column
     # context lists: /<ctx plural>/<ctx id>/<plural> filters on this column
     contexts: ClassVar[dict[str, str]] = {}
-    # query keys that filter on a column of the same meaning (?zone=..., ?status=...)
-    query_filters: ClassVar[dict[str, str]] = {}
     actions: ClassVar[dict[str, str]] = {}  # kebab-case action -> method name
     class_actions: ClassVar[dict[str, str]] = {}
     specs: ClassVar[dict[str, str]] = {}
@@ -102,20 +100,28 @@ class Manager:
 
     # ---- listing -----------------------------------------------------------------------------
     def list_filter(self, session: Session, cred: Credential, stmt: Select[Any], q: ListQuery) -> Select[Any]:
-        for key, colname in self.query_filters.items():
-            vals = q.extra.get(key)
-            if vals:
-                col = getattr(self.model, colname)
-                if colname.endswith("_id") and key != colname:
-                    # ?zone=<id or name>: resolve through the referenced manager when given a name
-                    vals = [self.resolve_ref(session, cred, key, v) for v in vals]
-                stmt = stmt.where(col.in_(vals))
+        """Filters beyond the plain columns (those paginate applies for every resource): joins
+        such as ``?zone=`` on networks. Read keys with ``q.values`` so paginate skips them."""
         return stmt
 
-    def resolve_ref(self, session: Session, cred: Credential, key: str, value: str) -> str:
+    def ref_values(self, session: Session, cred: Credential, q: ListQuery, key: str, column: str) -> list[str]:
+        """Ids given as ``?<key>=`` or ``?<column>=`` (ids or names; indexed or repeated)."""
+        return [self.resolve_ref(session, cred, column, v) for v in [*q.values(key), *q.values(column)]]
+
+    def resolve_ref(self, session: Session, cred: Credential, column: str, value: str) -> str:
+        """``?zone=<id or name>``, ``?tenant=<id or name>``: the id of the row ``column`` refers
+        to; an unknown value stays as given (the filter then matches nothing, as Cloudpods)."""
         from core.region.registry import manager_for_keyword
 
-        m = manager_for_keyword(key)
+        if column in ("tenant_id", "domain_id"):
+            from core.keystone.models import Domain, Project
+
+            model = Project if column == "tenant_id" else Domain
+            if session.scalar(select(model.id).where(model.id == value)) is not None:
+                return value
+            ids = list(session.scalars(select(model.id).where(model.name == value).limit(2)))
+            return ids[0] if len(ids) == 1 else value
+        m = manager_for_keyword(column.removesuffix("_id"))
         if m is None:
             return value
         try:

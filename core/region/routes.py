@@ -39,7 +39,8 @@ def _list(session: Any, cred: Any, m: Any, q: ListQuery, ctx: tuple[str, str] | 
     if ctx is not None:
         stmt = m.context_filter(session, cred, stmt, *ctx)
     stmt = m.list_filter(session, cred, stmt, q)
-    page = paginate(session, stmt, m.model, q, searchable=m.searchable, columns=m.list_columns())
+    page = paginate(session, stmt, m.model, q, searchable=m.searchable, columns=m.list_columns(),
+                    resolve=lambda col, v: m.resolve_ref(session, cred, col, v))
     items = m.to_dicts(session, page.rows, q.details)
     if q.fields:
         items = [{k: v for k, v in it.items() if k in q.fields} for it in items]

@@ -62,7 +62,7 @@ def keystone_page(session: Session, stmt: Select[Any], model: Any, q: ListQuery,
     if not q.order_by:
         q.order_by = [order_by]
         q.order = "asc" if "order" not in q.extra else q.order
-    return paginate(session, stmt, model, q)
+    return paginate(session, stmt, model, q, plain_filters=False)  # Keystone's own filter grammar
 
 
 def bool_param(q: ListQuery, name: str) -> bool | None:

@@ -35,9 +35,6 @@ class DiskManager(Manager):
     keyword, plural, model = "disk", "disks", Disk
     owned = True
     contexts: ClassVar[dict[str, str]] = {"storages": "storage_id", "servers": "server_id"}
-    query_filters: ClassVar[dict[str, str]] = {"storage": "storage_id", "storage_id": "storage_id",
-                                               "server": "server_id", "server_id": "server_id",
-                                               "status": "status", "disk_type": "disk_type"}
 
     def create(self, session: Session, cred: Credential, body: dict[str, Any], count: int,
                ctx: tuple[str, str] | None = None) -> list[Any]:

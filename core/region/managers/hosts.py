@@ -65,9 +65,6 @@ class HostRegister(BaseModel):
 class HostManager(Manager):
     keyword, plural, model = "host", "hosts", Host
     contexts: ClassVar[dict[str, str]] = {"zones": "zone_id"}
-    query_filters: ClassVar[dict[str, str]] = {"zone": "zone_id", "zone_id": "zone_id", "host_type": "host_type",
-                                               "host_status": "host_status", "status": "status",
-                                               "enabled": "enabled"}
     actions: ClassVar[dict[str, str]] = {
         "ping": "do_ping", "enable": "do_enable", "disable": "do_disable", "online": "do_online",
         "offline": "do_offline", "maintenance": "do_maintenance", "unmaintenance": "do_unmaintenance",
@@ -80,11 +77,12 @@ class HostManager(Manager):
                 "wires": Joint("hostwires", attach_wire, detach_wire, show_wire)}
 
     def list_filter(self, session: Session, cred: Credential, stmt: Any, q: ListQuery) -> Any:
-        if "enabled" in q.extra:
-            en = q.get_bool("enabled")
-            q = ListQuery(**{**q.__dict__, "extra": {k: v for k, v in q.extra.items() if k != "enabled"}})
-            stmt = stmt.where(Host.enabled.is_(bool(en)))
-        return super().list_filter(session, cred, stmt, q)
+        """``?storage=`` / ``?wire=``: hosts attached to them (Cloudpods' host list filters)."""
+        for key, joint, col in (("storage", HostStorage, "storage_id"), ("wire", HostWire, "wire_id")):
+            ids = self.ref_values(session, cred, q, key, col)
+            if ids:
+                stmt = stmt.where(Host.id.in_(select(joint.host_id).where(getattr(joint, col).in_(ids))))
+        return stmt
 
     def create(self, session: Session, cred: Credential, body: dict[str, Any], count: int,
                ctx: tuple[str, str] | None = None) -> list[Any]:

@@ -78,8 +78,6 @@ class CloudregionManager(Manager):
 class ZoneManager(Manager):
     keyword, plural, model = "zone", "zones", Zone
     contexts: ClassVar[dict[str, str]] = {"cloudregions": "cloudregion_id"}
-    query_filters: ClassVar[dict[str, str]] = {"cloudregion": "cloudregion_id", "cloudregion_id": "cloudregion_id",
-                                               "status": "status"}
     actions: ClassVar[dict[str, str]] = {"enable": "do_enable", "disable": "do_disable", "soldout": "do_soldout"}
 
     def create(self, session: Session, cred: Credential, body: dict[str, Any], count: int,
@@ -160,8 +158,6 @@ class VpcManager(Manager):
 class WireManager(Manager):
     keyword, plural, model = "wire", "wires", Wire
     contexts: ClassVar[dict[str, str]] = {"zones": "zone_id", "vpcs": "vpc_id"}
-    query_filters: ClassVar[dict[str, str]] = {"zone": "zone_id", "zone_id": "zone_id", "vpc": "vpc_id",
-                                               "vpc_id": "vpc_id"}
 
     def create(self, session: Session, cred: Credential, body: dict[str, Any], count: int,
                ctx: tuple[str, str] | None = None) -> list[Any]:

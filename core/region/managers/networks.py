@@ -62,13 +62,19 @@ class NetworkManager(Manager):
     keyword, plural, model = "network", "networks", Network
     owned, shareable = True, True
     contexts: ClassVar[dict[str, str]] = {"wires": "wire_id"}
-    query_filters: ClassVar[dict[str, str]] = {"wire": "wire_id", "wire_id": "wire_id", "status": "status",
-                                               "server_type": "server_type"}
     actions: ClassVar[dict[str, str]] = {"reserve-ip": "do_reserve_ip", "release-reserved-ip": "do_release_ip"}
     specs: ClassVar[dict[str, str]] = {"addresses": "spec_addresses"}
     columns = ("id", "name", "description", "status", "created_at", "updated_at", "meta", "tenant_id",
                "domain_id", "is_public", "wire_id", "guest_ip_start", "guest_ip_end", "guest_ip_mask",
                "guest_gateway", "guest_dns", "vlan_id", "alloc_policy", "server_type")
+
+    def list_filter(self, session: Session, cred: Credential, stmt: Any, q: ListQuery) -> Any:
+        """``?zone=`` / ``?vpc=``: networks on wires of that zone or VPC (Cloudpods' network list)."""
+        for key, col in (("zone", "zone_id"), ("vpc", "vpc_id")):
+            ids = self.ref_values(session, cred, q, key, col)
+            if ids:
+                stmt = stmt.where(Network.wire_id.in_(select(Wire.id).where(getattr(Wire, col).in_(ids))))
+        return stmt
 
     def create(self, session: Session, cred: Credential, body: dict[str, Any], count: int,
                ctx: tuple[str, str] | None = None) -> list[Any]:

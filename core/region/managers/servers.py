@@ -27,9 +27,6 @@ class ServerManager(Manager):
     keyword, plural, model = "server", "servers", Server
     owned = True
     contexts: ClassVar[dict[str, str]] = {"hosts": "host_id", "zones": "zone_id"}
-    query_filters: ClassVar[dict[str, str]] = {"host": "host_id", "host_id": "host_id", "zone": "zone_id",
-                                               "zone_id": "zone_id", "status": "status",
-                                               "hypervisor": "hypervisor", "os_type": "os_type"}
     columns = ("id", "name", "description", "status", "created_at", "updated_at", "meta", "tenant_id", "domain_id",
                "is_public", "pending_deleted", "pending_deleted_at", "vcpu_count", "vmem_size", "hypervisor",
                "os_type", "os_arch", "host_id", "zone_id", "keypair_id", "secgroup_id", "power_status",
@@ -44,6 +41,14 @@ class ServerManager(Manager):
     class_actions: ClassVar[dict[str, str]] = {"forecast": "forecast"}
     row_lists = True  # lists load plain rows: base_dict/add_details read only these columns
     list_extra_columns = ("create_spec",)
+
+    def list_filter(self, session: Session, cred: Credential, stmt: Any, q: ListQuery) -> Any:
+        """``?network=``: servers with a NIC on that network (Cloudpods' server list filter)."""
+        ids = self.ref_values(session, cred, q, "network", "network_id")
+        if ids:
+            stmt = stmt.where(Server.id.in_(select(IpAllocation.owner_id).where(
+                IpAllocation.owner_type == "server", IpAllocation.network_id.in_(ids))))
+        return stmt
 
     def create(self, session: Session, cred: Credential, body: dict[str, Any], count: int,
                ctx: tuple[str, str] | None = None) -> list[Any]:

@@ -33,8 +33,6 @@ class StorageCreate(BaseModel):
 class StorageManager(Manager):
     keyword, plural, model = "storage", "storages", Storage
     contexts: ClassVar[dict[str, str]] = {"zones": "zone_id"}
-    query_filters: ClassVar[dict[str, str]] = {"zone": "zone_id", "zone_id": "zone_id",
-                                               "storage_type": "storage_type", "status": "status"}
     actions: ClassVar[dict[str, str]] = {"enable": "do_enable", "disable": "do_disable"}
 
     def create(self, session: Session, cred: Credential, body: dict[str, Any], count: int,

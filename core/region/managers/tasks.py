@@ -1,7 +1,7 @@
 """``/tasks``: list and show tasks; ``POST /tasks/<id>`` is an agent's report."""
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -26,8 +26,6 @@ class TaskManager(Manager):
     keyword, plural, model = "task", "tasks", Task
     owned = True
     searchable = ("task_name", "obj_name")
-    query_filters: ClassVar[dict[str, str]] = {"obj_id": "obj_id", "obj_type": "obj_type", "status": "status",
-                                               "task_name": "task_name", "parent_task_id": "parent_task_id"}
 
     def fetch(self, session: Session, cred: Credential, ident: str, *, lock: bool = False,
               pending: bool = True) -> Any:

@@ -83,3 +83,67 @@ def test_parse_bool_case_insensitive() -> None:
     assert parse_bool("True", "x") is True and parse_bool("FALSE", "x") is False
     with pytest.raises(InputParameterError):
         parse_bool("yesplease", "x")
+
+
+# ---- the list grammar Cloudpods' clients send (issue 20) ------------------------------------------
+from core.api.listing import parse_list_query  # noqa: E402
+
+
+def test_indexed_repeated_and_bare_keys_fold_into_one_list() -> None:
+    lq = parse_list_query([("status.0", "running"), ("status.1", "ready"), ("filter.0", "a.equals(1)"),
+                           ("filter.1", "b.equals(2)"), ("order_by", "name"), ("obj_type", "server"),
+                           ("obj_type", "disk"), ("limit.0", "5"), ("field.0", "id"), ("field.1", "name")])
+    assert lq.extra["status"] == ["running", "ready"] and lq.extra["obj_type"] == ["server", "disk"]
+    assert lq.filters == ["a.equals(1)", "b.equals(2)"] and lq.limit == 5 and lq.fields == ["id", "name"]
+
+
+def test_scope_max_and_user_are_accepted() -> None:
+    assert parse_list_query([("scope", "max")]).scope is None
+    assert parse_list_query([("scope", "user")]).scope == "project"
+    with pytest.raises(InputParameterError):
+        parse_list_query([("scope", "galaxy")])
+
+
+def test_every_plain_column_filters(session: Session) -> None:
+    p = paginate(session, select(Action), Action, parse_list_query([("obj_name", "vm-03")]))
+    assert [a.id for a in p.rows] == ["id03"]
+    p = paginate(session, select(Action), Action, parse_list_query([("obj_name", "no-such")]))
+    assert p.rows == [] and p.total == 0
+    p = paginate(session, select(Action), Action,
+                 parse_list_query([("id.0", "id01"), ("id.1", "id02"), ("id.2", "id04")]))
+    assert {a.id for a in p.rows} == {"id01", "id02", "id04"}
+    p = paginate(session, select(Action), Action,
+                 parse_list_query([("action", "create"), ("success", "False")]))  # AND across keys
+    assert {a.id for a in p.rows} == {"id03", "id09", "id15", "id21", "id27"}
+    # keys that are no column are ignored (Cloudpods ignores unknown list parameters)
+    assert paginate(session, select(Action), Action, parse_list_query([("nosuch", "x")])).total == 30
+    with pytest.raises(InputParameterError):
+        paginate(session, select(Action), Action, parse_list_query([("success", "maybe")]))
+
+
+def test_indexed_filters_and_or_with_filter_any(session: Session) -> None:
+    both = [("filter.0", "id.in(id01,id02)"), ("filter.1", "id.equals(id02)")]
+    assert [a.id for a in paginate(session, select(Action), Action, parse_list_query(both)).rows] == ["id02"]
+    p = paginate(session, select(Action), Action, parse_list_query([*both, ("filter_any", "True")]))
+    assert {a.id for a in p.rows} == {"id01", "id02"}
+
+
+def test_a_key_the_route_read_itself_is_not_filtered_again(session: Session) -> None:
+    lq = parse_list_query([("obj_name", "vm-03")])
+    assert lq.get("obj_name") == "vm-03"  # the route handled it (e.g. with its own semantics)
+    assert paginate(session, select(Action), Action, lq).total == 30
+    assert paginate(session, select(Action), Action, parse_list_query([("obj_name", "vm-03")]),
+                    plain_filters=False).total == 30
+
+
+def test_resolver_maps_names_of_referenced_rows(session: Session) -> None:
+    seen: list[tuple[str, str]] = []
+
+    def resolve(col: str, v: str) -> str:
+        seen.append((col, v))
+        return "id05" if v == "five" else v
+
+    # obj_id is a *_id column: its values go through the resolver (names -> ids)
+    session.execute(Action.__table__.update().where(Action.id == "id05").values(obj_id="id05"))
+    p = paginate(session, select(Action), Action, parse_list_query([("obj", "five")]), resolve=resolve)
+    assert [a.id for a in p.rows] == ["id05"] and seen == [("obj_id", "five")]
