@@ -7,6 +7,10 @@ from core.hostapi.routes import router as host_agent_router
 from core.region.agent_api import router as agent_router
 from core.region.quota_api import router as quota_router
 from core.region.routes import router as resource_router
+from core.region.scheduling import resolve_schedule_refs
+from core.scheduler.provider import set_ref_resolver
+
+set_ref_resolver(resolve_schedule_refs)  # the scheduler accepts names wherever ids, as Cloudpods'
 
 router = APIRouter()
 router.include_router(host_agent_router)  # /agent/...: before the generic grammar

@@ -145,3 +145,51 @@ def provider_snapshot(db: Any) -> Any:
         with db.session() as s:
             return CACHE.refresh(s)
     return get
+
+
+_REF_KEYS = ((("prefer_zone", "prefer_zone_id"), "zones"), (("prefer_host", "prefer_host_id"), "hosts"),
+             (("prefer_region", "prefer_region_id"), "cloudregions"))
+_NIC_KEYS = ((("network", "network_id"), "networks"), (("wire", "wire_id"), "wires"))
+
+
+def resolve_schedule_refs(session: Session, cred: Any, body: dict[str, Any]) -> dict[str, Any]:
+    """For ``core.scheduler.provider.set_ref_resolver``: a scheduler body's references (zone, host,
+    region, networks, wires, storages, images) by id or name become ids; an unknown one stays as
+    given, so the scheduler's own answer ("network x not found") names it."""
+    from core.errors import ResourceNotFoundError
+    from core.glance.service import get_image
+    from core.region.registry import get_manager
+
+    def ref(plural: str, v: Any) -> Any:
+        if not isinstance(v, str) or not v:
+            return v
+        try:
+            return str(get_manager(plural).fetch(session, cred, v).id)
+        except ResourceNotFoundError:
+            return v
+
+    def fix(d: dict[str, Any], table: tuple[tuple[tuple[str, ...], str], ...]) -> dict[str, Any]:
+        d = dict(d)
+        for keys, plural in table:
+            for k in keys:
+                if k in d:
+                    d[k] = ref(plural, d[k])
+        return d
+
+    out = fix(body, _REF_KEYS)
+    for key in ("networks", "nets"):
+        if isinstance(out.get(key), list):
+            out[key] = [fix(n, _NIC_KEYS) if isinstance(n, dict) else n for n in out[key]]
+    if isinstance(out.get("disks"), list):
+        disks = []
+        for d in out["disks"]:
+            if isinstance(d, dict):
+                d = fix(d, ((("storage", "storage_id"), "storages"),))
+                if isinstance(d.get("image_id"), str) and d["image_id"]:
+                    try:
+                        d = {**d, "image_id": get_image(session, d["image_id"], cred).id}
+                    except ResourceNotFoundError:
+                        pass
+            disks.append(d)
+        out["disks"] = disks
+    return out

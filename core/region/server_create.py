@@ -40,6 +40,12 @@ class DiskIn(BaseModel):
     medium: str | None = None
     format: str = "qcow2"
 
+    @field_validator("size", mode="before")
+    @classmethod
+    def _autoextend(cls, v: Any) -> Any:
+        # Cloudpods' autoextend: size -1 (or "autoextend") means "as large as the image needs"
+        return None if v in (-1, "-1") or (isinstance(v, str) and v.strip().lower() == "autoextend") else v
+
 
 class NetIn(BaseModel):
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
@@ -82,6 +88,8 @@ class ServerCreate(BaseModel):
 def _disk_from_str(s: str) -> DiskIn:
     """``IMAGE[:size]`` or ``size`` (climc's --disk form)."""
     head, _, size = s.partition(":")
+    if size.strip().lower() in ("-1", "autoextend"):
+        size = ""
     try:
         to_mb(head, "disk")
         return DiskIn(size=head)

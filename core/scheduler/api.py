@@ -13,23 +13,28 @@ from fastapi import APIRouter, Body
 from pydantic import ValidationError
 
 import core.scheduler.policies  # noqa: F401  (registers the rules)
-from core.api.deps import CredentialDep
+from core.api.deps import CredentialDep, SessionDep
 from core.errors import InputParameterError
 from core.keystone.policy import enforce
 from core.scheduler.engine import forecast as run_forecast
 from core.scheduler.errors import ScheduleInputError
-from core.scheduler.provider import get_snapshot
+from core.scheduler.provider import get_snapshot, resolve_refs
 from core.scheduler.request import ScheduleInput
 
 router = APIRouter(tags=["scheduler"])
 
 
-def parse_input(body: Any) -> ScheduleInput:
-    """Validate a request body; a bad field becomes a 400 naming it."""
+def unwrap(body: Any) -> dict[str, Any]:
     if isinstance(body, dict) and isinstance(body.get("scheduler"), dict):
         body = body["scheduler"]
     if not isinstance(body, dict):
         raise InputParameterError("body must be a JSON object (ScheduleInput)")
+    return body
+
+
+def parse_input(body: Any) -> ScheduleInput:
+    """Validate a request body; a bad field becomes a 400 naming it."""
+    body = unwrap(body)
     try:
         return ScheduleInput.model_validate(body)
     except ValidationError as exc:
@@ -45,8 +50,8 @@ def _first_field(exc: ValidationError) -> str:
     return ".".join(str(p) for p in errs[0].get("loc", ())) if errs else ""
 
 
-def _dry_run(body: Any) -> Any:
-    req = parse_input(body)
+def _dry_run(session: Any, cred: Any, body: Any) -> Any:
+    req = parse_input(resolve_refs(session, cred, unwrap(body)))
     try:
         return run_forecast(req, get_snapshot())
     except ScheduleInputError as exc:
@@ -54,14 +59,14 @@ def _dry_run(body: Any) -> Any:
 
 
 @router.post("/scheduler")
-def schedule(cred: CredentialDep, body: Annotated[Any, Body()] = None) -> dict[str, Any]:
+def schedule(cred: CredentialDep, session: SessionDep, body: Annotated[Any, Body()] = None) -> dict[str, Any]:
     """Where would these servers go? One candidate per instance, ``error`` where none fits."""
     enforce(cred, "scheduler:scheduler:perform")
-    return _dry_run(body).to_candidates()  # type: ignore[no-any-return]
+    return _dry_run(session, cred, body).to_candidates()  # type: ignore[no-any-return]
 
 
 @router.post("/scheduler/forecast")
-def forecast(cred: CredentialDep, body: Annotated[Any, Body()] = None) -> dict[str, Any]:
+def forecast(cred: CredentialDep, session: SessionDep, body: Annotated[Any, Body()] = None) -> dict[str, Any]:
     """Dry run: can they be created, how many fit, and per filter how many hosts it removed."""
     enforce(cred, "scheduler:scheduler:forecast")
-    return _dry_run(body).to_forecast()  # type: ignore[no-any-return]
+    return _dry_run(session, cred, body).to_forecast()  # type: ignore[no-any-return]

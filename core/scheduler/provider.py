@@ -7,14 +7,18 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from typing import Any
 
 from core.scheduler.snapshot import Snapshot
 
 SnapshotProvider = Callable[[], Snapshot]
+# (session, credential, request body) -> the body with names of hosts, networks... turned to ids
+RefResolver = Callable[[Any, Any, dict[str, Any]], dict[str, Any]]
 
 _lock = threading.Lock()
 _provider: SnapshotProvider | None = None
 _empty = Snapshot()
+_resolver: RefResolver | None = None
 
 
 def set_snapshot_provider(fn: SnapshotProvider | None) -> None:
@@ -28,3 +32,15 @@ def get_snapshot() -> Snapshot:
     with _lock:
         fn = _provider
     return fn() if fn is not None else _empty
+
+
+def set_ref_resolver(fn: RefResolver | None) -> None:
+    """Register how names in a request become ids (the region knows its rows; the snapshot is
+    keyed by id). Cloudpods accepts a name wherever an id is, in the scheduler too."""
+    global _resolver
+    _resolver = fn
+
+
+def resolve_refs(session: Any, cred: Any, body: dict[str, Any]) -> dict[str, Any]:
+    fn = _resolver
+    return fn(session, cred, body) if fn is not None else body

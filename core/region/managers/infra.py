@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -29,6 +29,9 @@ class ZoneCreate(_In):
     location: str = ""
 
 
+DEFAULT_MTU = 1500
+
+
 class WireCreate(_In):
     name: str
     description: str = ""
@@ -37,7 +40,12 @@ class WireCreate(_In):
     vpc: str | None = None
     vpc_id: str | None = None
     bandwidth: int = Field(default=1000, ge=1, le=10_000_000)
-    mtu: int = Field(default=1500, ge=576, le=65535)
+    mtu: int = Field(default=DEFAULT_MTU, ge=576, le=65535)
+
+    @field_validator("mtu", mode="before")
+    @classmethod
+    def _mtu_default(cls, v: Any) -> Any:
+        return DEFAULT_MTU if v in (0, "0", None) else v  # Cloudpods: mtu 0 means the default
 
 
 class VpcCreate(_In):
@@ -180,6 +188,8 @@ class WireManager(Manager):
     def update(self, session: Session, cred: Credential, row: Any, body: dict[str, Any]) -> Any:
         if "name" in body:
             unique_name(session, Wire, body["name"], exclude_id=row.id)
+        if body.get("mtu") in (0, "0"):
+            body = {**body, "mtu": DEFAULT_MTU}  # as on create: 0 means the default
         for k in ("bandwidth", "mtu"):
             if k in body and (isinstance(body[k], bool) or not isinstance(body[k], int) or body[k] <= 0):
                 raise InputParameterError(f"{k}: must be a positive integer")

@@ -136,3 +136,69 @@ def test_plain_typed_fields_and_scope_words(controller: Controller, infra: dict[
     assert names(api.get(f"{B}/hosts", params={"name": infra["host"], "enabled": str(not enabled)}), "hosts") == []
     for scope in ("max", "system", "user", "project"):
         assert api.get(f"{B}/zones", params={"scope": scope}).status_code == 200, scope
+
+
+# ---- create grammar -------------------------------------------------------------------------------
+def test_disk_size_minus_one_is_the_image_size(controller: Controller, infra: dict[str, Any]) -> None:
+    t = infra["tag"]
+    api = controller.api
+    sizes = {}
+    for label, disk in (("auto", {"image_id": "cirros", "size": -1}), ("none", {"image_id": "cirros"}),
+                        ("str", "cirros:autoextend")):
+        r = api.post(f"{B}/servers/forecast", json={"server": {
+            "name": f"f-{label}-{t}", "vcpu_count": 1, "vmem_size": 256, "prefer_host": infra["host"],
+            "disks": [disk], "nets": [{"network": f"ln1-{t}"}]}})
+        assert r.status_code == 200, r.text
+        assert r.json()["forecast"]["can_create"] is True, r.text
+    for label, disk in (("auto", {"image_id": "cirros", "size": -1}), ("none", {"image_id": "cirros"})):
+        r = api.post(f"{B}/servers", json={"server": {
+            "name": f"la-{label}-{t}", "vcpu_count": 1, "vmem_size": 256, "prefer_host": infra["host"],
+            "disks": [disk], "nets": [{"network": f"ln1-{t}"}]}})
+        assert r.status_code == 200, r.text
+        sid = r.json()["server"]["id"]
+        end = time.monotonic() + 30
+        while time.monotonic() < end and not api.get(f"{B}/servers/{sid}").json()["server"]["disks_info"]:
+            time.sleep(0.1)
+        sizes[label] = api.get(f"{B}/servers/{sid}").json()["server"]["disk"]
+    assert sizes["auto"] == sizes["none"] > 0
+    # a data disk has no image to take a size from
+    r = api.post(f"{B}/servers", json={"server": {
+        "name": f"lb-{t}", "vcpu_count": 1, "vmem_size": 256, "prefer_host": infra["host"],
+        "disks": [{"image_id": "cirros"}, {"size": -1}], "nets": [{"network": f"ln1-{t}"}]}})
+    assert r.status_code == 400 and "disks.1.size" in r.json()["details"], r.text
+
+
+def test_wire_mtu_zero_is_the_default(controller: Controller, infra: dict[str, Any]) -> None:
+    t = infra["tag"]
+    api = controller.api
+    r = api.post(f"{B}/wires", json={"wire": {"name": f"lm-{t}", "zone": infra["zone"], "mtu": 0}})
+    assert r.status_code == 200, r.text
+    assert r.json()["wire"]["mtu"] == 1500
+    r = api.put(f"{B}/wires/lm-{t}", json={"wire": {"mtu": 9000}})
+    assert r.status_code == 200 and r.json()["wire"]["mtu"] == 9000, r.text
+    r = api.put(f"{B}/wires/lm-{t}", json={"wire": {"mtu": 0}})
+    assert r.status_code == 200 and r.json()["wire"]["mtu"] == 1500, r.text
+
+
+def test_scheduler_takes_names_wherever_ids(controller: Controller, infra: dict[str, Any]) -> None:
+    t = infra["tag"]
+    api = controller.api
+    net = api.get(f"{B}/networks/ln2-{t}").json()["network"]
+    zone = api.get(f"{B}/zones/{infra['zone']}").json()["zone"]
+    storage = api.get(f"{B}/storages/{infra['host']}-local").json()["storage"]
+    by_id = {"vcpu_count": 1, "vmem_size": 256, "prefer_zone": zone["id"], "prefer_host": infra["host_id"],
+             "disks": [{"size": 1024, "storage_id": storage["id"]}], "networks": [{"network": net["id"]}]}
+    by_name = {"vcpu_count": 1, "vmem_size": 256, "prefer_zone": infra["zone"], "prefer_host": infra["host"],
+               "disks": [{"size": 1024, "storage": storage["name"], "image_id": "cirros"}],
+               "nets": [{"network": net["name"], "wire": infra["wire"]}]}
+    for body in (by_id, by_name):
+        r = api.post("/api/s/scheduler/scheduler/forecast", json={"scheduler": body})
+        assert r.status_code == 200, r.text
+        assert r.json()["can_create"] is True, r.text
+        r = api.post("/api/s/scheduler/scheduler", json=body)
+        assert r.status_code == 200, r.text
+        cands = r.json()["candidates"]
+        assert [c["host_id"] for c in cands] == [infra["host_id"]], r.text
+    r = api.post("/api/s/scheduler/scheduler/forecast", json={**by_name, "nets": [{"network": f"nope-{t}"}]})
+    assert r.status_code in (200, 400), r.text
+    assert r.status_code == 400 or r.json()["can_create"] is False
