@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body
+from fastapi import APIRouter, Body, Request
 from pydantic import ValidationError
 
 import core.scheduler.policies  # noqa: F401  (registers the rules)
-from core.api.deps import CredentialDep, SessionDep
+from core.api.deps import CredentialDep
 from core.errors import InputParameterError
 from core.keystone.policy import enforce
 from core.scheduler.engine import forecast as run_forecast
@@ -50,8 +50,13 @@ def _first_field(exc: ValidationError) -> str:
     return ".".join(str(p) for p in errs[0].get("loc", ())) if errs else ""
 
 
-def _dry_run(session: Any, cred: Any, body: Any) -> Any:
-    req = parse_input(resolve_refs(session, cred, unwrap(body)))
+def _dry_run(request: Request, cred: Any, body: Any) -> Any:
+    body = unwrap(body)
+    db = getattr(request.app.state, "db", None)  # None: a scheduler alone (tests), ids only
+    if db is not None:
+        with db.session() as session:
+            body = resolve_refs(session, cred, body)
+    req = parse_input(body)
     try:
         return run_forecast(req, get_snapshot())
     except ScheduleInputError as exc:
@@ -59,14 +64,14 @@ def _dry_run(session: Any, cred: Any, body: Any) -> Any:
 
 
 @router.post("/scheduler")
-def schedule(cred: CredentialDep, session: SessionDep, body: Annotated[Any, Body()] = None) -> dict[str, Any]:
+def schedule(request: Request, cred: CredentialDep, body: Annotated[Any, Body()] = None) -> dict[str, Any]:
     """Where would these servers go? One candidate per instance, ``error`` where none fits."""
     enforce(cred, "scheduler:scheduler:perform")
-    return _dry_run(session, cred, body).to_candidates()  # type: ignore[no-any-return]
+    return _dry_run(request, cred, body).to_candidates()  # type: ignore[no-any-return]
 
 
 @router.post("/scheduler/forecast")
-def forecast(cred: CredentialDep, session: SessionDep, body: Annotated[Any, Body()] = None) -> dict[str, Any]:
+def forecast(request: Request, cred: CredentialDep, body: Annotated[Any, Body()] = None) -> dict[str, Any]:
     """Dry run: can they be created, how many fit, and per filter how many hosts it removed."""
     enforce(cred, "scheduler:scheduler:forecast")
-    return _dry_run(session, cred, body).to_forecast()  # type: ignore[no-any-return]
+    return _dry_run(request, cred, body).to_forecast()  # type: ignore[no-any-return]
