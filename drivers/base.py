@@ -520,6 +520,12 @@ class HostedDriver(Protocol):
 
     def rebuild_root(self, spec: InstanceSpec) -> Deployed: ...
 
+    def persist(self, server_id: str) -> None:
+        """Keep the instance's description on the host (no secrets in it), so ``restore`` can re-define it.
+
+        The agent calls it after every work item that touched the instance; a gone instance is a no-op."""
+        ...
+
     def restore(self) -> list[tuple[str, str]]:
         """After a restart: re-define persisted instances the hypervisor lost; [(server id, problem)]."""
         ...

@@ -28,7 +28,7 @@ from core.agent.link import ControllerLink
 from core.agent.network import GuestNetwork
 from core.errors import CloudpodsError, ConnectionFailedError
 from core.hostapi.protocol import ContractError, error_result, guest_state
-from drivers.base import DriverError, GuestEvent, HostedDriver, HostEnv
+from drivers.base import DriverError, GuestEvent, GuestStatus, HostedDriver, HostEnv
 
 log = logging.getLogger("cloudpods.agent")
 logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per long-poll drowns the agent's log
@@ -43,6 +43,14 @@ def host_driver(cfg: AgentConfig, images: Any, network: Any) -> HostedDriver:
     hosted: HostedDriver = get_driver(cfg.driver).for_host(env)
     hosted.validate()
     return hosted
+
+
+# the region's last record of a server -> the guest state reconcile restores ("unknown:<power>":
+# a server the region lost track of, e.g. while this host was offline, by its last power status)
+_WANTED: dict[str, GuestStatus] = {
+    "running": GuestStatus.RUNNING, "suspend": GuestStatus.SUSPENDED,
+    "unknown:on": GuestStatus.RUNNING, "unknown:suspend": GuestStatus.SUSPENDED,
+}
 
 
 class Agent:
@@ -63,6 +71,7 @@ class Agent:
         self._order = threading.Lock()
         self.registered = threading.Event()
         self.handled = 0  # work items reported (tests, bench)
+        self.restore_problems: dict[str, str] = {}  # server id -> why restore() could not bring it back
 
     # --- lifecycle -----------------------------------------------------------------------------
 
@@ -71,8 +80,9 @@ class Agent:
 
         os.makedirs(self.cfg.instances_dir, mode=0o700, exist_ok=True)
         os.makedirs(self.cfg.image_dir, mode=0o700, exist_ok=True)
-        for sid, problem in self.hosted.restore():
-            log.warning("could not restore guest %s: %s", sid, problem)
+        # guests the hypervisor lost are re-defined (stopped) now; what runs is decided at
+        # registration, with the region's record (reconcile)
+        self.restore_problems = dict(self.hosted.restore())
         try:
             self.driver.watch_events(self._on_event)
         except DriverError as exc:
@@ -100,9 +110,61 @@ class Agent:
 
     def register(self) -> dict[str, Any]:
         host = self.link.register(registration(self.cfg, self.hosted))
-        self.registered.set()
         log.info("registered as host %s (%s) in zone %s", host["name"], host["id"], host["zone_id"])
+        self.reconcile()  # before work items flow: no start of ours races a user's action
+        self.registered.set()
         return host
+
+    def reconcile(self) -> dict[str, list[str]]:
+        """Make the hypervisor match what the region last recorded for this host's guests.
+
+        Guests the region has as running (or suspended) that are stopped here — re-defined by
+        ``restore`` after the hypervisor lost them, or a host that rebooted — are started (and
+        suspended); a guest the region expects that this host cannot produce is reported absent
+        with the reason, which the server keeps (``status_reason``). Servers a task holds are
+        left to that task. Returns {"started": [...], "lost": [...]} (server ids).
+        """
+        out: dict[str, list[str]] = {"started": [], "lost": []}
+        try:
+            expected = self.link.guests_expected()
+        except (CloudpodsError, OSError) as exc:
+            log.warning("cannot ask the region which guests this host holds (%s); not reconciling", exc)
+            return out
+        present = {g.id: g.status for g in self.driver.list_guests()}
+        lost = []
+        for e in expected:
+            sid = str(e["id"])
+            if e.get("active_task_id"):
+                continue
+            if sid not in present:
+                why = (self.restore_problems.get(sid)
+                       or "the hypervisor has no such guest and this host kept nothing to re-define it from")
+                lost.append({"id": sid, "status": "absent",
+                             "reason": f"guest lost on host {self.cfg.host_name}: {why}"})
+                continue
+            status = str(e.get("status"))
+            want = _WANTED.get(f"unknown:{e.get('power_status')}" if status == "unknown" else status)
+            if want and present[sid] in (GuestStatus.STOPPED, GuestStatus.CRASHED):
+                try:
+                    self.driver.start_guest(sid)
+                    if want is GuestStatus.SUSPENDED:
+                        self.driver.suspend_guest(sid)
+                    out["started"].append(sid)
+                    log.info("started guest %s (%s): the region last recorded it %s", e.get("name"), sid,
+                             e.get("status"))
+                except DriverError as exc:
+                    lost.append({"id": sid, "status": guest_state(self.driver.get_guest(sid).status).value,
+                                 "reason": f"cannot start it again on host {self.cfg.host_name}: {exc}"})
+        if lost:
+            for g in lost:
+                log.warning("guest %s: %s", g["id"], g["reason"])
+            try:
+                with self._order:
+                    self.link.guests(lost, full=False)
+                out["lost"] = [g["id"] for g in lost]
+            except (CloudpodsError, OSError) as exc:
+                log.warning("cannot report %d lost guest(s): %s", len(lost), exc)
+        return out
 
     def _heartbeat_loop(self) -> None:
         backoff = 1.0
@@ -202,6 +264,7 @@ class Agent:
             t0 = time.monotonic()
             try:
                 result = handle(self.hosted, str(wi["kind"]), wi.get("payload"))
+                self._persist(wi)
             except Exception as exc:  # every failure becomes the task's reason
                 if not isinstance(exc, (DriverError, CloudpodsError, ContractError, ValueError, OSError)):
                     log.exception("work item %s (%s) failed", wi["id"], wi["kind"])
@@ -212,6 +275,17 @@ class Agent:
             self._report(wi, result)
         finally:
             self._inflight.release()
+
+    def _persist(self, wi: dict[str, Any]) -> None:
+        """The guest as it is after this item, kept on the host for restore (a gone guest: no-op)."""
+        payload = wi.get("payload")
+        server = payload.get("server") if isinstance(payload, dict) else None
+        if not isinstance(server, dict) or not server.get("id"):
+            return
+        try:
+            self.hosted.persist(str(server["id"]))
+        except (DriverError, OSError) as exc:  # the work is done; only a later restore would miss it
+            log.warning("cannot keep the description of guest %s: %s", server["id"], exc)
 
     def _report(self, wi: dict[str, Any], result: dict[str, Any]) -> None:
         for attempt in range(5):

@@ -30,9 +30,13 @@ class ControllerLink:
     def ping(self, usage: dict[str, Any]) -> dict[str, Any]:
         return dict(self.client.post("compute_v2", f"{self.host}/ping", json={"usage": usage}))
 
-    def guests(self, guests: list[dict[str, str]], *, full: bool) -> list[dict[str, Any]]:
+    def guests(self, guests: list[dict[str, Any]], *, full: bool) -> list[dict[str, Any]]:
         out = self.client.post("compute_v2", f"{self.host}/guests", json={"guests": guests, "full": full})
         return list(out.get("changed", []))
+
+    def guests_expected(self) -> list[dict[str, Any]]:
+        """The servers the region places on this host, with their last recorded status."""
+        return list(self.client.get("compute_v2", f"{self.host}/guests-expected").get("guests", []))
 
     def work_items(self, wait: int, limit: int = 10) -> list[dict[str, Any]]:
         out = self.client.get("compute_v2", f"{self.host}/work-items", params={"wait": wait, "limit": limit})

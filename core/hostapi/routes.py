@@ -3,7 +3,8 @@
     POST /agent/join                          {token, host_name, access_mac}  (no auth: the token is it)
     POST /agent/hosts/<id>/register           host facts, storages, wires → the host
     POST /agent/hosts/<id>/ping               {usage} → {host_status, enabled}
-    POST /agent/hosts/<id>/guests             {guests: [{id, status}], full} → servers whose status moved
+    POST /agent/hosts/<id>/guests             {guests: [{id, status, reason?}], full} → servers whose status moved
+    GET  /agent/hosts/<id>/guests-expected    the servers the region places on the host, last recorded status
     GET  /agent/hosts/<id>/work-items?wait=N  long-poll (like /hosts/<id>/work-items)
     POST /agent/tasks/<task_id>               a work item's report (like /tasks/<id>)
     GET  /agent/hosts/<id>/images/<image_id>  an image one of the host's guests boots from (streamed)
@@ -130,11 +131,14 @@ def guests(host_id: str, session: SessionDep, cred: CredentialDep, body: Any = A
     if not isinstance(seen, list) or not all(isinstance(g, dict) for g in seen):
         raise InputParameterError("guests: expected a list of {id, status}")
     reported: dict[str, str] = {}
+    reasons: dict[str, str] = {}  # why a guest is absent/unknown (e.g. lost by the hypervisor, see Agent.reconcile)
     for g in seen:
         st = g.get("status")
         if st not in GUEST_STATUSES:
             raise InputParameterError(f"guests: status {st!r} is not one of {', '.join(GUEST_STATUSES)}")
         reported[str(g.get("id"))] = str(st)
+        if g.get("reason"):
+            reasons[str(g.get("id"))] = str(g["reason"])[:2000]
     begin_write(session)
     host = guard(session, cred, host_id)
     stmt = select(Server).where(Server.host_id == host.id)
@@ -145,11 +149,29 @@ def guests(host_id: str, session: SessionDep, cred: CredentialDep, body: Any = A
         to = server_status(reported.get(server.id, GuestState.ABSENT.value))
         if to is None or server.active_task_id:
             continue  # in passing, or a task is about to say what happened
-        if to != server.status and sm.apply_if(server, f"observed:{to}"):
+        moved = to != server.status and sm.apply_if(server, f"observed:{to}")
+        if moved:
             server.power_status = POWER_STATUS.get(to, server.power_status)
-            changed.append({"id": server.id, "name": server.name, "status": server.status})
+        why = reasons.get(server.id)
+        if why and server.status == to and why != server.status_reason:
+            sm.set_reason(server, why)
+            moved = True
+        if moved:
+            changed.append({"id": server.id, "name": server.name, "status": server.status,
+                            "status_reason": server.status_reason})
     session.commit()
     return json_response({"changed": changed})
+
+
+@router.get("/hosts/{host_id}/guests-expected")
+def guests_expected(host_id: str, session: SessionDep, cred: CredentialDep) -> Response:
+    """What the region holds on this host (every tenant's servers, this host only): the agent
+    that starts reconciles its hypervisor with it (re-defined guests started again, lost ones named)."""
+    host = guard(session, cred, host_id)
+    rows = session.execute(select(Server.id, Server.name, Server.status, Server.power_status, Server.active_task_id)
+                           .where(Server.host_id == host.id).order_by(Server.created_at, Server.id))
+    return json_response({"guests": [{"id": i, "name": n, "status": st, "power_status": p, "active_task_id": t}
+                                     for i, n, st, p, t in rows]})
 
 
 def _take(db: Any, cred: Credential, host_id: str, limit: int) -> list[dict[str, Any]]:

@@ -29,8 +29,11 @@ def mark_offline_hosts(session: Session) -> int:
         return 0
     session.execute(update(Host).where(Host.id.in_(gone), *stale)
                     .values(host_status="offline", generation=Host.generation + 1))
+    names = dict(session.execute(select(Host.id, Host.name).where(Host.id.in_(gone))).tuples().all())
     for server in session.scalars(select(Server).where(Server.host_id.in_(gone), Server.active_task_id.is_(None))):
-        sm.apply_if(server, "observed:unknown")
+        if sm.apply_if(server, "observed:unknown"):
+            sm.set_reason(server, f"host {names.get(server.host_id, server.host_id)} went offline (no ping for "
+                                  f"{(utcnow() - limit).total_seconds():.0f} s): its guest's state is not known")
     return len(gone)
 
 

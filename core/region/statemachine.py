@@ -108,8 +108,15 @@ def check(server: Any, event: str) -> str:
     return to
 
 
+def _move(server: Any, to: str) -> None:
+    # a reason explains the status it was given with; the next status needs its own (or none)
+    if to != server.status and getattr(server, "status_reason", None):
+        server.status_reason = ""
+    server.status = to
+
+
 def apply(server: Any, event: str) -> str:
-    server.status = check(server, event)
+    _move(server, check(server, event))
     return str(server.status)
 
 
@@ -118,8 +125,14 @@ def apply_if(server: Any, event: str) -> bool:
     to = TRANSITIONS.get((server.status, event))
     if to is None:
         return False
-    server.status = to
+    _move(server, to)
     return True
+
+
+def set_reason(server: Any, reason: str) -> None:
+    """Why the server is in its current status (``server-show`` prints it); cleared by the next move."""
+    if hasattr(server, "status_reason"):
+        server.status_reason = reason[:2000]
 
 
 def guard_busy(row: Any, kind: str = "server") -> None:

@@ -5,7 +5,10 @@
     hosted.remove(spec.server_id)
 
 Each instance lives in ``<instances>/<server id>/``: disk overlays, the config drive, the serial
-log, and ``nics.json`` (its leases, re-applied to the DHCP server when the agent restarts). A
+log, ``nics.json`` (its leases, re-applied to the DHCP server when the agent restarts) and
+``domain.xml`` (its libvirt definition, mode 0600, written whenever the agent changed the guest:
+``restore()`` re-defines a guest the hypervisor lost from it — libvirt's test:/// driver keeps
+guests in memory only, a real host can lose definitions with a libvirtd reset). A
 deploy that finds leftovers of an earlier, interrupted attempt (agent killed mid-create) removes
 them and starts over, so a redelivered work item ends in the same state as a first one.
 
@@ -40,6 +43,7 @@ from drivers.base import (
 log = logging.getLogger(__name__)
 
 BOOT_PROPS = ("kernel_id", "ramdisk_id", "os_command_line")
+DOMAIN_FILE = "domain.xml"
 
 
 def hostname_of(name: str) -> str:
@@ -99,6 +103,7 @@ class KvmInstances:
         try:
             gspec, disks_out = self._guest_spec(spec, d)
             guest = self.driver.create_guest(gspec, start=spec.auto_start)
+            self.persist(sid)
         except BaseException:
             self.remove(sid, spec.nics)
             raise
@@ -128,6 +133,7 @@ class KvmInstances:
         dom = self.driver.host.lookup(server_id)
         spec = dataclasses.replace(spec_from_xml(dom.XMLDesc(0)), vcpu=vcpu, memory_mb=memory_mb)
         self.driver.host.conn().defineXML(self.driver.domain_xml(spec))
+        self.persist(server_id)
 
     def attach_disk(self, server_id: str, disk: Any) -> tuple[str, bool]:
         not_supported(self.name, "attach_disk")
@@ -138,22 +144,84 @@ class KvmInstances:
     def rebuild_root(self, spec: InstanceSpec) -> Deployed:
         not_supported(self.name, "rebuild_root")
 
+    def persist(self, server_id: str) -> None:
+        """Keep the guest's definition in its instance dir (``domain.xml``), for ``restore``.
+
+        The inactive XML without VIR_DOMAIN_XML_SECURE: no console passwords in it (the guest's
+        password only ever is in the config drive). A guest or dir that is gone: nothing to keep.
+        """
+        import libvirt
+
+        d = self.instance_dir(server_id)
+        if not os.path.isdir(d):
+            return
+        try:  # the definition, not the running state (which names live taps, ports, ...)
+            xml = str(self.driver.host.lookup(server_id).XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+        except GuestNotFound:
+            return
+        except Exception as exc:  # libvirt errors: the previous description stays
+            raise HypervisorError(f"cannot read the definition of guest {server_id}: {exc}") from None
+        path = os.path.join(d, DOMAIN_FILE)
+        tmp = path + ".tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(xml)
+        os.replace(tmp, path)  # never a half-written description, even if the agent dies here
+
     def restore(self) -> list[tuple[str, str]]:
-        """After a restart: every guest's DHCP leases again (from its nics.json)."""
+        """After a restart: DHCP leases again (nics.json), and guests the hypervisor lost re-defined
+        (stopped) from their ``domain.xml``; [(server id, why it could not be restored)].
+
+        Power state is not decided here: the agent asks the region what each guest should be.
+        """
         problems: list[tuple[str, str]] = []
         try:
-            ids = os.listdir(self.env.instances_dir)
+            ids = sorted(os.listdir(self.env.instances_dir))
         except FileNotFoundError:
             return problems
         for sid in ids:
             d = os.path.join(self.env.instances_dir, sid)
+            if not os.path.isdir(d) or not re.fullmatch(r"[0-9a-fA-F-]{36}", sid):
+                continue
             for nic in _read_nics(d):
                 try:
                     self.env.network.plug(nic, None)
                 except Exception as exc:  # one bad record must not stop the others
                     log.warning("cannot restore the lease of %s on %s: %s", nic.mac, sid, exc)
                     problems.append((sid, f"DHCP lease of {nic.mac}: {exc}"))
+            try:
+                problem = self._define_lost(sid, d)
+            except Exception as exc:  # a broken description or libvirt refusing it: say so, go on
+                problem = f"cannot re-define the guest from {DOMAIN_FILE}: {exc}"
+            if problem:
+                log.warning("guest %s: %s", sid, problem)
+                problems.append((sid, problem))
         return problems
+
+    def _define_lost(self, sid: str, d: str) -> str:
+        """Define the guest from its description if the hypervisor lacks it; a problem, or ""."""
+        from drivers.kvm.xml import parse_devices
+
+        try:
+            self.driver.host.lookup(sid)
+        except GuestNotFound:
+            pass
+        else:
+            if not os.path.exists(os.path.join(d, DOMAIN_FILE)):
+                self.persist(sid)  # deployed by an agent that kept no description yet
+            return ""
+        try:
+            with open(os.path.join(d, DOMAIN_FILE)) as f:
+                xml = f.read()
+        except FileNotFoundError:
+            return f"the hypervisor lost the guest and this host kept no description of it ({DOMAIN_FILE})"
+        devices = parse_devices(xml)
+        missing = [p for p in devices.disk_paths if not os.path.exists(p)]
+        if missing:
+            return f"the hypervisor lost the guest and its disk file {', '.join(missing)} is missing"
+        self.driver.host.conn().defineXML(xml)
+        log.info("re-defined guest %s from %s", sid, os.path.join(d, DOMAIN_FILE))
+        return ""
 
     # --- building -------------------------------------------------------------------------------
 

@@ -27,6 +27,9 @@ class Server(ResourceMixin, OwnedMixin, SoftDeleteMixin, Base):
     keypair_id: Mapped[str36 | None] = mapped_column(default=None)
     secgroup_id: Mapped[str36 | None] = mapped_column(default=None)
     power_status: Mapped[str64] = mapped_column(default="")
+    # why the server is in its status when that is not self-evident (a guest its host lost, a host
+    # offline, a failed action); cleared by the next status change (core.region.statemachine)
+    status_reason: Mapped[str] = mapped_column(Text, default="")
     auto_start: Mapped[bool] = mapped_column(default=False)
     # the task currently acting on the server: a second action while it is set is a 409
     active_task_id: Mapped[str36 | None] = mapped_column(default=None)

@@ -56,8 +56,10 @@ class ServerPowerTask(TaskBase):
     def on_failed(self, run: Run, reason: str) -> None:
         server = run.session.get(Server, run.task.obj_id)
         if server is not None:
-            _p, _ok, fail = POWER[str(run.params.get("action", "start"))]
-            sm.apply_if(server, fail)
+            action = str(run.params.get("action", "start"))
+            _p, _ok, fail = POWER[action]
+            if sm.apply_if(server, fail):
+                sm.set_reason(server, f"{action} failed: {reason}")
             release_task(server, run)
 
 
@@ -71,6 +73,7 @@ class ServerSyncstatusTask(TaskBase):
         host = run.session.get(Host, server.host_id) if server.host_id else None
         if host is None or host.host_status != "online":
             sm.apply_if(server, "synced:unknown")
+            sm.set_reason(server, f"host {host.name} is {host.host_status}" if host else "the server has no host")
             release_task(server, run)
             run.complete(note="host offline or missing")
             return
@@ -82,6 +85,8 @@ class ServerSyncstatusTask(TaskBase):
         st = server_status(res.guest_status) or "unknown"
         if not sm.apply_if(server, f"synced:{st}"):
             sm.apply_if(server, "synced:unknown")
+        if server.status == "unknown":
+            sm.set_reason(server, res.reason or f"the host says the guest is {res.guest_status.value}")
         server.power_status = SERVER_POWER.get(server.status, server.power_status)
         release_task(server, run)
         run.complete()
