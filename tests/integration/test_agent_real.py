@@ -192,3 +192,58 @@ def test_a_guest_powering_itself_off_is_reported_by_lifecycle_events(
     assert ctl.climc("server-delete", "-f", sid).returncode == 0
     wait_for(lambda: ctl.api.get(f"{B}/servers/{sid}").status_code == 404, 60, "deleted")
 
+
+
+def test_a_guest_undefined_behind_the_agents_back_is_redefined_and_started_after_an_agent_restart(
+        real_cloud: tuple[Controller, AgentProc], tmp_path: Path) -> None:
+    """libvirtd lost the definition (a reset, a host rebuilt): the agent's domain.xml brings it back."""
+    import libvirt
+
+    ctl, agent = real_cloud
+    kernel = _upload(ctl, "cm-kernel", VIRT_WORK / "vmlinuz", "raw")
+    ramdisk = _upload(ctl, "cm-ramdisk", VIRT_WORK / "initrd.img", "raw")
+    root = tmp_path / "root.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(root), "64M"], check=True)
+    _upload(ctl, "cm-tiny", root, "qcow2", f"kernel_id={kernel}", f"ramdisk_id={ramdisk}",
+            "os_command_line=console=ttyS0 panic=-1 cm.net cm.stay")
+    r = ctl.climc("server-create", "lostvm", "--disk", "cm-tiny", "--net", "realnet", "--mem-spec", "256m",
+                  "--auto-start", "-o", "json")
+    assert r.returncode == 0, r.stderr
+    sid = json.loads(r.stdout)["id"]
+    s = wait_for(lambda: (x := server(ctl, sid))["status"] in ("running", "deploy_fail") and x, 120, "deployed")
+    assert s["status"] == "running", agent.log_path.read_text()[-3000:]
+    desc = agent.data / "instances" / sid / "domain.xml"
+    assert desc.exists() and oct(desc.stat().st_mode & 0o777) == "0o600"
+
+    agent.stop()
+    conn = libvirt.open("qemu:///system")
+    try:
+        dom = conn.lookupByUUIDString(sid)
+        dom.destroy()
+        dom.undefine()  # behind the agent's back
+        with pytest.raises(libvirt.libvirtError):
+            conn.lookupByUUIDString(sid)
+        agent.start()
+        wait_for(lambda: _active(conn, sid), 60, "the guest re-defined and started again")
+        s = wait_for(lambda: (x := server(ctl, sid))["status"] == "running" and not x["active_task_id"] and x, 30,
+                     "running in the region")
+        assert s["status_reason"] == "" and s["ips"].startswith(PREFIX + ".")
+        assert "re-defined guest " + sid in agent.log_path.read_text()
+        # and it is operable: stop, delete
+        assert ctl.climc("server-stop", "lostvm").returncode == 0
+        wait_for(lambda: (x := server(ctl, sid))["status"] == "ready" and not x["active_task_id"], 90, "stopped")
+        assert ctl.climc("server-delete", "-f", "lostvm").returncode == 0
+        wait_for(lambda: ctl.api.get(f"{B}/servers/{sid}").status_code == 404, 60, "deleted")
+        with pytest.raises(libvirt.libvirtError):
+            conn.lookupByUUIDString(sid)
+    finally:
+        conn.close()
+
+
+def _active(conn: object, sid: str) -> bool:
+    import libvirt
+
+    try:
+        return bool(conn.lookupByUUIDString(sid).isActive())  # type: ignore[attr-defined]
+    except libvirt.libvirtError:
+        return False

@@ -17,7 +17,7 @@ import pytest
 from drivers.base import GuestNotFound, GuestStatus, HostEnv, InstanceDisk, InstanceNic, InstanceSpec
 
 pytest.importorskip("libvirt", reason="libvirt-python not installed (pip install '.[kvm]')")
-from drivers.kvm.driver import KvmDriver  # noqa: E402
+from drivers.kvm.driver import KvmDriver
 
 
 class Net:
