@@ -5,7 +5,7 @@ from datetime import timedelta
 
 from core.db.base import utcnow
 from core.db.engine import Database
-from core.region.models import Host, Zone
+from core.region.models import Host, Server, Zone
 from core.region.periodic import mark_offline_hosts
 from core.tasks.periodic import JOBS, run_job
 
@@ -22,6 +22,23 @@ def test_offline_after_180s(db: Database) -> None:
     with db.session() as s:
         got = {h.name: (h.host_status, h.generation) for h in s.query(Host)}
     assert got == {"fresh": ("online", 0), "stale": ("offline", 1)}
+
+
+def test_guests_of_an_offline_host_are_unknown_with_the_reason(db: Database) -> None:
+    with db.session() as s:
+        z = Zone(name="z", cloudregion_id="default")
+        s.add(z)
+        s.flush()
+        h = Host(name="gone", zone_id=z.id, host_status="online", last_ping_at=utcnow() - timedelta(seconds=500))
+        s.add(h)
+        s.flush()
+        s.add(Server(name="vm", host_id=h.id, status="running", power_status="on"))
+    with db.session() as s:
+        assert mark_offline_hosts(s) == 1
+    with db.session() as s:
+        vm = s.query(Server).one()
+        assert (vm.status, vm.power_status) == ("unknown", "on")  # the agent restores "on" when it is back
+        assert vm.status_reason.startswith("host gone went offline"), vm.status_reason
 
 
 def test_one_holder_per_job(db: Database) -> None:

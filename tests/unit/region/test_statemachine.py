@@ -46,3 +46,12 @@ def test_every_target_is_a_known_status() -> None:
 def test_progress_events_do_not_jump() -> None:
     s = srv("ready")
     assert sm.apply_if(s, "deployed") is False and s.status == "ready"
+
+
+def test_a_reason_lasts_until_the_status_moves() -> None:
+    s = SimpleNamespace(name="vm", status="running", active_task_id=None, status_reason="")
+    assert sm.apply_if(s, "observed:unknown")
+    sm.set_reason(s, "guest lost on host h1: disk0.qcow2 is missing")
+    assert sm.apply_if(s, "observed:unknown") and s.status_reason.startswith("guest lost")  # same status: kept
+    assert sm.apply(s, "stop") == "start_stop" and s.status_reason == ""
+    sm.set_reason(srv("ready"), "rows without the column are left alone")
