@@ -77,6 +77,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "eip-delete": ("climc.commands.compute_misc:eip_delete", "Delete elastic IPs"),
     "eip-list": ("climc.commands.compute_misc:eip_list", "List elastic IPs"),
     "eip-show": ("climc.commands.compute_misc:eip_show", "Show an elastic IP"),
+    "host-create": ("climc.commands.hosts:host_create", "Create a host run by the controller's executor (remote driver API)"),
     "host-delete": ("climc.commands.hosts:host_delete", "Delete disabled, empty hosts"),
     "host-disable": ("climc.commands.hosts:host_disable", "Disable hosts (no new servers)"),
     "host-enable": ("climc.commands.hosts:host_enable", "Enable hosts for scheduling"),

@@ -9,7 +9,8 @@ from climc.commands.compute_common import S, make_action, make_delete, make_list
 from climc.output import output_options, show_object
 
 host_list = make_list("host-list", "hosts",
-                      ["id", "name", "zone", "host_type", "host_status", "enabled", "access_ip", "cpu_count",
+                      ["id", "name", "zone", "host_type", "target", "driver", "host_status", "enabled", "access_ip",
+                       "cpu_count",
                        "mem_size", "cpu_commit", "mem_commit", "guests"], "List hosts",
                       [("zone", "zone"), ("host-type", "host_type"), ("host-status", "host_status")])
 host_show = make_show("host-show", "hosts", "host", "Show a host")
@@ -55,15 +56,71 @@ def host_register(obj: Any, zone: str, name: str, cpu_count: int, mem_size: int,
         body["access_ip"] = access_ip
     if access_mac:
         body["access_mac"] = access_mac
-    sts = []
+    body["storages"] = _storages(storages)
+    body["wires"] = [{"wire": w.partition(":")[0], "bridge": w.partition(":")[2]} for w in wires]
+    show_object(obj.client().post(S, f"/zones/{zone}/hosts", json={"host": body})["host"])
+
+
+def _storages(storages: tuple[str, ...]) -> list[dict[str, Any]]:
+    out = []
     for s in storages:
         n, _, cap = s.partition(":")
         if not cap.isdigit():
             raise click.BadParameter(f"{s!r}: expected NAME:CAPACITY_MB", param_hint="--storage")
-        sts.append({"name": n, "capacity": int(cap)})
-    body["storages"] = sts
-    body["wires"] = [{"wire": w.partition(":")[0], "bridge": w.partition(":")[2]} for w in wires]
-    show_object(obj.client().post(S, f"/zones/{zone}/hosts", json={"host": body})["host"])
+        out.append({"name": n, "capacity": int(cap)})
+    return out
+
+
+def _config_value(v: str) -> Any:
+    """KEY=VALUE values: integers and true/false as such, the rest as strings."""
+    if v.lower() in ("true", "false"):
+        return v.lower() == "true"
+    return int(v) if v.lstrip("-").isdigit() else v
+
+
+@click.command("host-create")
+@click.argument("name")
+@click.option("--zone", required=True, help="The zone the host is in")
+@click.option("--driver", required=True, help="The driver, by its name in drivers/registry.py (e.g. kvm)")
+@click.option("--config", "config", multiple=True, metavar="KEY=VALUE",
+              help="Driver config, e.g. uri=test:///default (repeatable)")
+@click.option("--config-file", type=click.File("r"), default=None,
+              help="Driver config as a JSON object (keeps secrets off the command line)")
+@click.option("--host-type", default=None, help="hypervisor (default), esxi, ...")
+@click.option("--storage", "storages", multiple=True, help="NAME:CAPACITY_MB (repeatable; default <name>-local)")
+@click.option("--wire", "wires", multiple=True, help="WIRE[:BRIDGE] (repeatable)")
+@click.option("--description", default=None)
+@output_options
+@click.pass_obj
+def host_create(obj: Any, name: str, zone: str, driver: str, config: tuple[str, ...], config_file: Any,
+                host_type: str | None, storages: tuple[str, ...], wires: tuple[str, ...],
+                description: str | None) -> None:
+    """Create a host run by the controller's executor (a driver whose API is remote); agents enrol
+    themselves (ocadm join). The driver is validated now; its config is stored encrypted."""
+    import json
+
+    cfg: dict[str, Any] = {}
+    if config_file is not None:
+        try:
+            loaded = json.load(config_file)
+        except ValueError as e:
+            raise click.BadParameter(f"not JSON: {e}", param_hint="--config-file") from None
+        if not isinstance(loaded, dict):
+            raise click.BadParameter("expected a JSON object", param_hint="--config-file")
+        cfg.update(loaded)
+    for kv in config:
+        k, sep, v = kv.partition("=")
+        if not sep or not k:
+            raise click.BadParameter(f"{kv!r}: expected KEY=VALUE", param_hint="--config")
+        cfg[k] = _config_value(v)
+    body: dict[str, Any] = {"name": name, "zone": zone, "target": "executor", "driver": driver,
+                            "driver_config": cfg, "storages": _storages(storages),
+                            "wires": [{"wire": w.partition(":")[0], "bridge": w.partition(":")[2]} for w in wires]}
+    if host_type:
+        body["host_type"] = host_type
+    if description:
+        body["description"] = description
+    show_object(obj.client().post(S, "/hosts", json={"host": body})["host"])
 
 
 @click.command("storage-create")

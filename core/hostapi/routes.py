@@ -54,6 +54,8 @@ def guard(session: Any, cred: Credential, host_id: str) -> Host:
     host = session.get(Host, host_id)
     if host is None:
         raise ResourceNotFoundError(f"host {host_id} not found")
+    if host.target == "executor":  # its items are the controller's (core/hostapi/executor.py), not an agent's
+        raise ForbiddenError(f"host {host.name} is run by the controller's executor, not by an agent")
     return host
 
 

@@ -1,7 +1,8 @@
 """Background services of the region, hooked into ``core.api.app.BACKGROUND``.
 
 ``start(app)`` starts the task workers (claiming with a lease; requeues this controller's
-orphaned tasks first) and the periodic jobs (apscheduler, each under a DB lease so one replica
+orphaned tasks first), the executor of hosts whose driver runs in the controller
+(core/hostapi/executor.py) and the periodic jobs (apscheduler, each under a DB lease so one replica
 runs it), registers the scheduler's snapshot provider, and returns the stop callable.
 """
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 
 
 def start(app: Any) -> Callable[[], None]:
+    from core.hostapi import executor
     from core.region.scheduling import provider_snapshot
     from core.scheduler.provider import set_snapshot_provider
     from core.tasks.periodic import PeriodicRunner
@@ -25,6 +27,12 @@ def start(app: Any) -> Callable[[], None]:
     lease_s = float(os.environ.get("CLOUDPODS_TASK_LEASE_S", LEASE_S))
     worker = Worker(db, owner, threads=threads, lease_s=lease_s)
     worker.start()
+    # the target of hosts whose driver runs in the controller: same owner, same lease as tasks
+    rt = executor.configure(settings.data_dir, db)
+    runner = executor.Executor(rt, owner, threads=int(os.environ.get("CLOUDPODS_EXECUTOR_THREADS", "2")),
+                               lease_s=lease_s, heartbeat_s=float(os.environ.get("CLOUDPODS_EXECUTOR_HEARTBEAT_S",
+                                                                                 executor.HEARTBEAT_S)))
+    runner.start()
     periodic = PeriodicRunner(db, owner)
     periodic.start()
     set_snapshot_provider(provider_snapshot(db))
@@ -32,6 +40,8 @@ def start(app: Any) -> Callable[[], None]:
     def stop() -> None:
         set_snapshot_provider(None)
         periodic.stop()
+        runner.stop()
         worker.stop()
+        executor.unconfigure()
 
     return stop

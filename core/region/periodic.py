@@ -38,10 +38,12 @@ def mark_offline_hosts(session: Session) -> int:
 
 
 def redeliver_work_items(session: Session) -> int:
-    """Work items fetched but never reported (the agent died) are queued again."""
+    """Work items fetched but never reported (the agent died) are queued again. (Items an executor
+    runs have a lease instead, renewed while they run: core/hostapi/executor.py takes those over.)"""
     limit = utcnow() - timedelta(seconds=float(os.environ.get("CLOUDPODS_WORK_ITEM_TIMEOUT_S", 900)))
     begin_write(session)
-    res = session.execute(update(WorkItem).where(WorkItem.status == "dispatched", WorkItem.dispatched_at < limit)
+    res = session.execute(update(WorkItem).where(WorkItem.status == "dispatched", WorkItem.dispatched_at < limit,
+                                                 WorkItem.owner == "")
                           .values(status="queued", dispatched_at=None))
     return int(res.rowcount or 0)  # type: ignore[attr-defined]
 

@@ -67,6 +67,9 @@ class WorkItem(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
     status: Mapped[str64] = mapped_column(String(64), default="queued")  # queued|dispatched|done|failed
     dispatched_at: Mapped[datetime | None] = mapped_column(default=None)
+    # items of executor hosts: the replica running it and until when (renewed while it runs)
+    owner: Mapped[str128] = mapped_column(default="", server_default="")
+    lease_expires_at: Mapped[datetime | None] = mapped_column(default=None)
     result: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

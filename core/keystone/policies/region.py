@@ -22,6 +22,8 @@ for plural in _NETWORKS + _OWNED:
 rules += [
     Rule("compute:tasks:perform", "admin", description="Report a work item's result (host agents)."),
     Rule("compute:hosts:agent", "admin", description="Long-poll a host's work items (host agents)."),
+    Rule("compute:hosts:executor", "admin", scopes=("system",),
+         description="See and create hosts run by the controller's executor, and their driver config."),
     Rule("compute:quotas:get", "reader", description="Show the project's quota."),
     Rule("compute:quotas:manage", "admin", description="Set any project's quota."),
     Rule("compute:usages:get", "reader", description="Show resource usage."),

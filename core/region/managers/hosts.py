@@ -1,16 +1,17 @@
 """Hosts: registration by agents, ping/online/offline, enable/disable, capacity, joints."""
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from core.api.context import Credential
 from core.api.listing import ListQuery
 from core.db.base import utcnow
-from core.errors import InputParameterError, InvalidStatusError, NotEmptyError
+from core.errors import ConflictError, InputParameterError, InvalidStatusError, NotEmptyError
+from core.keystone.policy import allowed, enforce
 from core.region.common import check_name, parse
 from core.region.managers._util import add_names, apply_update, names_by_id, unique_name
 from core.region.models import Host, HostStorage, HostWire, Server, Storage, Wire, Zone
@@ -62,6 +63,29 @@ class HostRegister(BaseModel):
     wires: list[WireIn] = Field(default_factory=list)
 
 
+class ExecutorHostIn(BaseModel):
+    """A host whose work items the controller's executor runs (core/hostapi/executor.py)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    description: str = ""
+    zone: str | None = None
+    zone_id: str | None = None
+    target: Literal["executor"]
+    host_type: str = "hypervisor"
+    driver: str = Field(pattern=r"^[a-z][a-z0-9_-]{0,31}$")
+    driver_config: dict[str, str | int | float | bool] = Field(default_factory=dict, max_length=64)
+    cpu_cmtbound: float = Field(default=8.0, gt=0, le=1000)
+    mem_cmtbound: float = Field(default=1.0, gt=0, le=1000)
+    enabled: bool = True
+    storages: list[StorageIn] = Field(default_factory=list)
+    wires: list[WireIn] = Field(default_factory=list)
+
+
+DEFAULT_EXECUTOR_STORAGE_MB = 1024 * 1024  # a storage for a host created without --storage
+
+
 class HostManager(Manager):
     keyword, plural, model = "host", "hosts", Host
     contexts: ClassVar[dict[str, str]] = {"zones": "zone_id"}
@@ -76,6 +100,24 @@ class HostManager(Manager):
         return {"storages": Joint("hoststorages", attach_storage, detach_storage, show_storage),
                 "wires": Joint("hostwires", attach_wire, detach_wire, show_wire)}
 
+    def visible(self, stmt: Select[Any], cred: Credential, scope: str | None = None) -> Select[Any]:
+        """Executor hosts (and their driver config) are for cloud admins only: others never see them."""
+        if allowed(cred, "compute:hosts:executor"):
+            return stmt
+        return stmt.where(Host.target != "executor")
+
+    def base_dict(self, row: Any) -> dict[str, Any]:
+        out = super().base_dict(row)
+        blob = out.pop("driver_config", "")
+        if blob:  # never the stored secret: the keys, with secret-looking values hidden
+            from core.hostapi import executor
+
+            try:
+                out["driver_config"] = executor.masked(executor.decrypt_config(blob))
+            except Exception as exc:  # no executor here, or its key is gone: say so, show nothing
+                out["driver_config"] = {"error": getattr(exc, "details", None) or type(exc).__name__}
+        return out
+
     def list_filter(self, session: Session, cred: Credential, stmt: Any, q: ListQuery) -> Any:
         """``?storage=`` / ``?wire=``: hosts attached to them (Cloudpods' host list filters)."""
         for key, joint, col in (("storage", HostStorage, "storage_id"), ("wire", HostWire, "wire_id")):
@@ -86,9 +128,13 @@ class HostManager(Manager):
 
     def create(self, session: Session, cred: Credential, body: dict[str, Any], count: int,
                ctx: tuple[str, str] | None = None) -> list[Any]:
-        """Register (or re-register) a host: the same access_mac/name updates the row."""
+        """Register (or re-register) a host: the same access_mac/name updates the row.
+
+        ``target: executor`` creates a host the controller's executor runs instead (``create_executor``)."""
         from core.region.registry import get_manager
 
+        if isinstance(body, dict) and body.get("target", "agent") != "agent":
+            return [self.create_executor(session, cred, body, ctx)]
         data = parse(HostRegister, body)
         check_name(data.name)
         if data.host_type not in HOST_TYPES:
@@ -102,6 +148,8 @@ class HostManager(Manager):
             row = session.scalar(select(Host).where(Host.access_mac == data.access_mac))
         if row is None:
             row = session.scalar(select(Host).where(Host.name == data.name))
+        if row is not None and row.target == "executor":
+            raise ConflictError(f"host {row.name} is run by the controller's executor: an agent cannot register as it")
         fields = data.model_dump(exclude={"storages", "wires", "enabled"})
         if row is None:
             row = Host(zone_id=zone.id, status="running", host_status="online", last_ping_at=utcnow(),
@@ -119,25 +167,49 @@ class HostManager(Manager):
                 row.enabled = data.enabled
             row.generation += 1
             self.audit(session, cred, "register", row)
-        for s in data.storages:
-            st = session.scalar(select(Storage).where(Storage.name == s.name))
-            if st is None:
-                st = Storage(name=check_name(s.name), zone_id=zone.id, storage_type=s.storage_type,
-                             medium_type=s.medium_type, capacity=s.capacity, status="online")
-                session.add(st)
-                session.flush()
-            else:
-                st.capacity, st.status = s.capacity, "online"
-            if session.scalar(select(HostStorage.id).where(HostStorage.host_id == row.id,
-                                                           HostStorage.storage_id == st.id)) is None:
-                session.add(HostStorage(host_id=row.id, storage_id=st.id, mount_point=s.mount_point))
-        for w in data.wires:
-            wire = get_manager("wires").lookup(session, cred, w.wire)
-            if session.scalar(select(HostWire.id).where(HostWire.host_id == row.id,
-                                                        HostWire.wire_id == wire.id)) is None:
-                session.add(HostWire(host_id=row.id, wire_id=wire.id, bridge=w.bridge, interface=w.interface,
-                                     mac_addr=w.mac))
+        attach_joints(session, cred, row, zone, data.storages, data.wires)
         return [row]
+
+    def create_executor(self, session: Session, cred: Credential, body: dict[str, Any],
+                        ctx: tuple[str, str] | None) -> Host:
+        """A host run by the controller's executor: its driver is built by name and validated now,
+        its facts and capabilities recorded like an agent's registration, its config encrypted."""
+        from core.db.base import new_uuid
+        from core.hostapi import executor
+        from core.region.registry import get_manager
+        from drivers.base import DriverError
+
+        enforce(cred, "compute:hosts:executor")
+        data = parse(ExecutorHostIn, body)
+        unique_name(session, Host, data.name)
+        if data.host_type not in HOST_TYPES:
+            raise InputParameterError(f"host_type: must be one of {', '.join(HOST_TYPES)}")
+        zone_ref = (ctx[1] if ctx else None) or data.zone or data.zone_id
+        if not zone_ref:
+            raise InputParameterError("zone: required")
+        zone = get_manager("zones").lookup(session, cred, str(zone_ref))
+        rt = executor.runtime()
+        host_id = new_uuid()
+        config = dict(data.driver_config)
+        try:
+            hosted = executor.build(rt.data_dir, host_id, data.driver, config, rt.drivers.images())
+            try:
+                reg = executor.registration(hosted)
+            finally:
+                hosted.close()
+        except DriverError as exc:
+            raise InputParameterError(f"driver {data.driver} does not validate: {exc}") from None
+        row = Host(id=host_id, name=data.name, description=data.description, zone_id=zone.id, host_type=data.host_type,
+                   target="executor", driver_config=executor.encrypt_config(config), status="running",
+                   host_status="online", last_ping_at=utcnow(), enabled=data.enabled,
+                   cpu_cmtbound=data.cpu_cmtbound, mem_cmtbound=data.mem_cmtbound, **reg)
+        session.add(row)
+        session.flush()
+        storages = data.storages or [StorageIn(name=f"{data.name}-local", capacity=DEFAULT_EXECUTOR_STORAGE_MB)]
+        row.storage_size = sum(st.capacity for st in storages)
+        attach_joints(session, cred, row, zone, storages, data.wires)
+        self.audit(session, cred, "create", row, notes=f"executor host, driver {row.driver} {row.driver_version}")
+        return row
 
     def update(self, session: Session, cred: Credential, row: Any, body: dict[str, Any]) -> Any:
         if "name" in body:
@@ -216,6 +288,31 @@ class HostManager(Manager):
                                    .where(HostStorage.host_id == row.id))
         return {"spec": {"host_type": row.host_type, "cpu_arch": row.cpu_arch, **capacity(row),
                          "storages": [storage_capacity(s) for s in storages]}}
+
+
+def attach_joints(session: Session, cred: Credential, row: Host, zone: Zone, storages: list[StorageIn],
+                  wires: list[WireIn]) -> None:
+    """A host's local storages (made if missing) and its wires, as its registration names them."""
+    from core.region.registry import get_manager
+
+    for s in storages:
+        st = session.scalar(select(Storage).where(Storage.name == s.name))
+        if st is None:
+            st = Storage(name=check_name(s.name), zone_id=zone.id, storage_type=s.storage_type,
+                         medium_type=s.medium_type, capacity=s.capacity, status="online")
+            session.add(st)
+            session.flush()
+        else:
+            st.capacity, st.status = s.capacity, "online"
+        if session.scalar(select(HostStorage.id).where(HostStorage.host_id == row.id,
+                                                       HostStorage.storage_id == st.id)) is None:
+            session.add(HostStorage(host_id=row.id, storage_id=st.id, mount_point=s.mount_point))
+    for w in wires:
+        wire = get_manager("wires").lookup(session, cred, w.wire)
+        if session.scalar(select(HostWire.id).where(HostWire.host_id == row.id,
+                                                    HostWire.wire_id == wire.id)) is None:
+            session.add(HostWire(host_id=row.id, wire_id=wire.id, bridge=w.bridge, interface=w.interface,
+                                 mac_addr=w.mac))
 
 
 def capacity(h: Host) -> dict[str, Any]:

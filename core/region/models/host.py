@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Float, ForeignKey, Integer
+from sqlalchemy import BigInteger, Float, ForeignKey, Integer, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.db.base import Base, StandardMixin, str36, str64, str255
@@ -38,6 +38,10 @@ class Host(ResourceMixin, Base):
     driver: Mapped[str64] = mapped_column(default="kvm", server_default="kvm")
     driver_version: Mapped[str64] = mapped_column(default="", server_default="")
     capabilities: Mapped[list[Any]] = mapped_column(default=list)
+    # who runs the host's work items: its agent (pulls them over HTTP) or the controller's executor
+    # (core/hostapi/executor.py); an executor host's driver config, encrypted (never returned)
+    target: Mapped[str64] = mapped_column(default="agent", server_default="agent")
+    driver_config: Mapped[str] = mapped_column(Text, default="")
     last_ping_at: Mapped[datetime | None] = mapped_column(default=None)
     is_maintenance: Mapped[bool] = mapped_column(default=False)
 

@@ -1,0 +1,528 @@
+"""The in-controller executor: the target of hosts whose driver's API is remote (vCenter, clouds).
+
+A host's ``target`` says who runs its work items: ``agent`` (the host's agent pulls them over
+HTTP, core/hostapi/routes.py) or ``executor`` (this module, inside every controller replica).
+An executor host records its driver's name (drivers/registry.py) and its driver config, the
+latter encrypted at rest with the credential key repository (core/keystone/credkeys.py), never
+returned by the API.
+
+Every replica runs an ``Executor``: threads that claim queued items of executor hosts under a
+lease (``work_items.owner`` + ``lease_expires_at``, renewed while the item runs; the claim is one
+conditional UPDATE checked by its row count, with ``FOR UPDATE SKIP LOCKED`` on PostgreSQL and
+MariaDB, as core/tasks/worker.py claims tasks), build the host's driver by name with a ``HostEnv``
+under ``<data_dir>/executors/<host id>``, run the agent's own handler table
+(core/agent/handlers.py) and report through the task engine's ``report()``, so result parsing,
+malformed-result failures and the server-status translation stay in one place. An item whose
+lease expired (its replica died mid-item) is claimed again by another replica; only the
+replica holding the item may report it, so a task completes once.
+
+A separate pool from the task workers, on purpose: a remote API call may take minutes (a clone in
+vCenter) and must not starve task stages; the claim/lease discipline is the workers' own.
+
+The executor also keeps its hosts online while their driver validates (a heartbeat under a DB
+lease, so one replica does it per interval); a host whose driver stops validating goes offline
+with the reason in ``sys_info.executor_error``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import re
+import threading
+import time
+import types
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Select, event, or_, select, update
+from sqlalchemy.orm import Session
+
+from core.api.context import Credential
+from core.db.base import utcnow
+from core.errors import CloudpodsError, InputParameterError, ServiceUnavailableError
+from core.hostapi.protocol import ContractError, error_result
+from drivers.base import DriverError, GuestNotFound, HostedDriver, HostEnv, InstanceNic
+
+log = logging.getLogger("cloudpods.executor")
+
+TARGET_AGENT, TARGET_EXECUTOR = "agent", "executor"
+TARGETS = (TARGET_AGENT, TARGET_EXECUTOR)
+LEASE_S = 60.0
+HEARTBEAT_S = 30.0
+IDLE_POLL_S = 1.0
+# test hook (tests/e2e/test_executor.py): while this file exists a claimed item waits before its
+# driver call (lease renewed), so a test can kill the replica that holds it mid-item
+HOLD_ENV = "CLOUDPODS_TEST_EXECUTOR_HOLD"
+_SECRET = re.compile(r"pass|secret|token|key|credential", re.I)
+
+# the region reads images on its own authority for the guests of its executor hosts
+EXECUTOR_CRED = Credential(token="", user_id="", user_name="executor", user_domain_id="default",
+                           user_domain_name="Default", scope="system", roles=("admin", "member", "reader"))
+
+# set after a commit that queued a work item in this process: idle executor threads wake at once
+WAKEUP = threading.Event()
+
+
+@event.listens_for(Session, "after_flush")
+def _saw_work_item(session: Session, _ctx: Any) -> None:
+    from core.tasks.models import WorkItem
+
+    if any(isinstance(o, WorkItem) for o in session.new):
+        session.info["executor_work"] = True
+
+
+@event.listens_for(Session, "after_commit")
+def _work_committed(session: Session) -> None:
+    if session.info.pop("executor_work", False):
+        WAKEUP.set()
+
+
+@event.listens_for(Session, "after_rollback")
+def _work_rolled_back(session: Session) -> None:
+    session.info.pop("executor_work", None)
+
+
+# ---- the runtime of this process (configured by core.region.background.start) -----------------
+@dataclasses.dataclass
+class Runtime:
+    data_dir: Path
+    db: Any
+    drivers: Drivers
+    cipher: Any
+
+
+_runtime: list[Runtime] = []
+
+
+def configure(data_dir: Path, db: Any) -> Runtime:
+    from core.keystone.credkeys import cipher_for
+
+    rt = Runtime(Path(data_dir), db, Drivers(Path(data_dir), db), cipher_for(Path(data_dir)))
+    _runtime[:] = [rt]
+    return rt
+
+
+def runtime() -> Runtime:
+    if not _runtime:
+        raise ServiceUnavailableError("this controller runs no executor (its background services are off)")
+    return _runtime[0]
+
+
+def unconfigure() -> None:
+    for rt in _runtime:
+        rt.drivers.close()
+    _runtime.clear()
+
+
+# ---- driver config -------------------------------------------------------------------------------
+def encrypt_config(config: dict[str, Any]) -> str:
+    return str(runtime().cipher.encrypt(json.dumps(config, sort_keys=True)))
+
+
+def decrypt_config(blob: str) -> dict[str, Any]:
+    if not blob:
+        return {}
+    out = json.loads(runtime().cipher.decrypt(blob))
+    return dict(out) if isinstance(out, dict) else {}
+
+
+def masked(config: dict[str, Any]) -> dict[str, Any]:
+    """What an admin may see of a driver config: secret-looking values hidden."""
+    return {k: ("******" if _SECRET.search(k) else v) for k, v in sorted(config.items())}
+
+
+def executor_only(stmt: Select[Any], include: bool) -> Select[Any]:
+    from core.region.models import Host
+
+    return stmt if include else stmt.where(Host.target != TARGET_EXECUTOR)
+
+
+# ---- what a hosted driver gets in the controller ----------------------------------------------------
+class NullNetwork:
+    """The executor's network backend: a remote driver's networks are its API's business (and
+    libvirt's test:/// simulates bridges), so there is no bridge or DHCP server to run here."""
+
+    def plug(self, nic: InstanceNic, hostname: str | None = None) -> str:
+        return nic.bridge or "br-sim"
+
+    def unplug(self, mac: str) -> None:
+        return None
+
+
+class _ImageResponse:
+    """The shape core.agent.images.ImageStore reads (headers + iter_bytes), from glance's store."""
+
+    def __init__(self, reader: Any) -> None:
+        info = reader.info
+        same = reader.format == (info.disk_format or "raw")
+        self.headers = {"x-image-format": reader.format, "x-image-sha256": (info.sha256 or "") if same else "",
+                        "x-image-properties": json.dumps(info.properties)}
+        self._reader = reader
+
+    def iter_bytes(self, size: int) -> Iterator[bytes]:
+        while block := self._reader.read(size):
+            yield block
+
+
+def controller_images(data_dir: Path, db: Any) -> Any:
+    """The agent's image cache (core.agent.images.ImageStore), filled from glance's store directly."""
+    from core.agent.images import ImageStore
+    from core.glance.service import open_image
+
+    @contextmanager
+    def fetch(image_id: str) -> Iterator[_ImageResponse]:
+        with db.session() as s, open_image(s, image_id, EXECUTOR_CRED, data_dir=data_dir) as reader:
+            s.commit()  # nothing to write; no transaction held while copying
+            yield _ImageResponse(reader)
+
+    root = data_dir / "executors" / "images"
+    root.mkdir(parents=True, exist_ok=True)
+    # ImageStore reads only ``image_dir`` of the agent's config
+    return ImageStore(types.SimpleNamespace(image_dir=str(root)), fetch)  # type: ignore[arg-type]
+
+
+def host_env(data_dir: Path, host_id: str, config: dict[str, Any], images: Any) -> HostEnv:
+    d = data_dir / "executors" / host_id
+    (d / "instances").mkdir(parents=True, exist_ok=True, mode=0o700)
+    return HostEnv(uri=str(config.get("uri") or ""), data_dir=str(d), instances_dir=str(d / "instances"),
+                   images=images, network=NullNetwork(), domain_type=str(config.get("domain_type") or "auto"),
+                   stop_timeout_s=float(config.get("stop_timeout_s") or 30.0), options=dict(config))
+
+
+def build(data_dir: Path, host_id: str, driver: str, config: dict[str, Any], images: Any) -> HostedDriver:
+    """The named driver as the executor hosts it, validated (DriverError/DriverUnavailable else)."""
+    from drivers.registry import get_driver
+
+    cls = get_driver(driver)
+    if not hasattr(cls, "for_host"):
+        raise InputParameterError(f"driver {driver} cannot be hosted (it has no for_host)")
+    hosted: HostedDriver = cls.for_host(host_env(data_dir, host_id, config, images))
+    try:
+        hosted.validate()
+    except BaseException:
+        hosted.close()
+        raise
+    return hosted
+
+
+def registration(hosted: HostedDriver) -> dict[str, Any]:
+    """The host row fields an executor host gets from its driver, like an agent's registration."""
+    from core.version import VERSION
+
+    facts = hosted.driver.host_facts()
+    return {"cpu_arch": facts.arch, "cpu_count": facts.cpu_count, "mem_size": facts.memory_mb, "version": VERSION,
+            "driver": hosted.name, "driver_version": hosted.version,
+            "capabilities": sorted(c.value for c in hosted.capabilities),
+            "sys_info": {"facts": dataclasses.asdict(facts)}}
+
+
+def _fingerprint(driver: str, blob: str) -> str:
+    return hashlib.sha256(f"{driver}\0{blob}".encode()).hexdigest()
+
+
+class Drivers:
+    """This process's hosted drivers of executor hosts, built on first use, rebuilt when the
+    host's driver or config changed; ``restore`` runs once per build, as at an agent's start."""
+
+    def __init__(self, data_dir: Path, db: Any) -> None:
+        self.data_dir = data_dir
+        self.db = db
+        self._lock = threading.Lock()
+        self._building = threading.Lock()
+        self._built: dict[str, tuple[str, HostedDriver]] = {}
+        self._images: Any = None
+
+    def images(self) -> Any:
+        with self._lock:
+            if self._images is None:
+                self._images = controller_images(self.data_dir, self.db)
+            return self._images
+
+    def get(self, host_id: str, driver: str, blob: str) -> HostedDriver:
+        fp = _fingerprint(driver, blob)
+        with self._lock:
+            have = self._built.get(host_id)
+            if have is not None and have[0] == fp:
+                return have[1]
+        images = self.images()
+        with self._building:  # one build at a time: two threads must not each make (and close) one
+            with self._lock:
+                have = self._built.get(host_id)
+                if have is not None and have[0] == fp:
+                    return have[1]
+            hosted = build(self.data_dir, host_id, driver, decrypt_config(blob), images)
+            for sid, why in hosted.restore():
+                log.warning("executor host %s: guest %s not restored: %s", host_id, sid, why)
+            with self._lock:
+                old = self._built.get(host_id)
+                self._built[host_id] = (fp, hosted)
+        if old is not None:  # the host's driver or config changed
+            old[1].close()
+        return hosted
+
+    def forget(self, keep: set[str]) -> None:
+        with self._lock:
+            gone = [h for h in self._built if h not in keep]
+            closing = [self._built.pop(h)[1] for h in gone]
+        for hosted in closing:
+            hosted.close()
+
+    def close(self) -> None:
+        self.forget(set())
+
+
+# ---- claiming and running items ---------------------------------------------------------------------
+def _claimable(now: Any) -> Any:
+    from core.tasks.models import WorkItem
+
+    return or_(WorkItem.status == "queued",
+               (WorkItem.status == "dispatched") & (WorkItem.lease_expires_at < now))
+
+
+def claim(db: Any, owner: str, lease_s: float = LEASE_S) -> dict[str, Any] | None:
+    """Claim one item of an executor host for ``owner``: the item and its host's driver, or None."""
+    from core.db.engine import begin_write
+    from core.region.models import Host
+    from core.tasks.models import WorkItem
+
+    now = utcnow()
+    with db.session() as s:
+        begin_write(s, background=True)
+        executor_hosts = select(Host.id).where(Host.target == TARGET_EXECUTOR)
+        stmt = (select(WorkItem.id).where(WorkItem.host_id.in_(executor_hosts), _claimable(now))
+                .order_by(WorkItem.created_at).limit(1))
+        if db.dialect in ("postgresql", "mysql", "mariadb"):
+            stmt = stmt.with_for_update(skip_locked=True)
+        wid = s.scalar(stmt)
+        if wid is None:
+            return None
+        res = s.execute(update(WorkItem).where(WorkItem.id == wid, _claimable(now)).values(
+            status="dispatched", owner=owner, dispatched_at=now, lease_expires_at=now + timedelta(seconds=lease_s)))
+        if res.rowcount != 1:  # type: ignore[attr-defined]
+            return None
+        wi = s.get(WorkItem, wid)
+        host = s.get(Host, wi.host_id) if wi is not None else None
+        if wi is None or host is None:
+            return None
+        out = {"id": wi.id, "task_id": wi.task_id, "kind": wi.kind, "payload": wi.payload, "host_id": host.id,
+               "host_name": host.name, "driver": host.driver, "config": host.driver_config}
+        s.commit()
+        return out
+
+
+def recover(db: Any, owner: str) -> int:
+    """Items this controller held when it died go back to the queue at once (called at start)."""
+    from core.db.engine import begin_write
+    from core.tasks.models import WorkItem
+
+    with db.session() as s:
+        begin_write(s, background=True)
+        res = s.execute(update(WorkItem).where(WorkItem.owner == owner, WorkItem.status == "dispatched")
+                        .values(status="queued", owner="", lease_expires_at=None, dispatched_at=None))
+        n = int(res.rowcount or 0)  # type: ignore[attr-defined]
+        s.commit()
+    if n:
+        log.warning("requeued %d executor work item(s) left running by a previous run of %s", n, owner)
+    return n
+
+
+def run(rt: Runtime, item: dict[str, Any]) -> dict[str, Any]:
+    """The item's result (the contract's JSON; an ErrorResult for any failure), like the agent's."""
+    from core.agent.handlers import handle
+
+    kind = str(item["kind"])
+    try:
+        hosted = rt.drivers.get(item["host_id"], item["driver"], item["config"])
+        _hold()
+        result = handle(hosted, kind, item.get("payload"))
+        server = (item.get("payload") or {}).get("server")
+        if isinstance(server, dict) and server.get("id"):
+            try:  # what restore() re-defines after a controller restart
+                hosted.persist(str(server["id"]))
+            except (DriverError, OSError) as exc:
+                log.warning("cannot keep the description of guest %s: %s", server["id"], exc)
+        return result
+    except Exception as exc:  # every failure becomes the task's reason
+        if not isinstance(exc, DriverError | CloudpodsError | ContractError | GuestNotFound | ValueError | OSError):
+            log.exception("work item %s (%s) failed", item["id"], kind)
+        reason = getattr(exc, "details", None) or str(exc) or type(exc).__name__
+        return error_result(f"{kind}: {reason}"[:2000])
+
+
+def _hold() -> None:
+    path = os.environ.get(HOLD_ENV)
+    while path and os.path.exists(path):
+        time.sleep(0.05)
+
+
+def report_item(db: Any, owner: str, item: dict[str, Any], result: dict[str, Any]) -> bool:
+    """Report through the engine's ``report()`` if this owner still holds the item; True if reported."""
+    from core.db.engine import begin_write
+    from core.tasks.engine import report
+    from core.tasks.models import WorkItem
+
+    with db.session() as s:
+        begin_write(s, background=True)
+        wi = s.scalar(select(WorkItem).where(WorkItem.id == item["id"], WorkItem.owner == owner,
+                                             WorkItem.status == "dispatched").with_for_update())
+        if wi is None:  # our lease expired and another replica took the item over
+            log.warning("work item %s (%s) is no longer ours: not reporting", item["id"], item["kind"])
+            return False
+        try:
+            with s.begin_nested():
+                report(s, wi.task_id, {**result, "work_item_id": wi.id})
+        except CloudpodsError as exc:  # the task moved on (e.g. it was failed meanwhile): close the item
+            log.warning("report of task %s refused: %s", wi.task_id, exc)
+            wi.status, wi.result = "failed", error_result(f"report refused: {exc}")
+            wi.lease_expires_at = None
+            s.commit()
+            return False
+        wi.lease_expires_at = None
+        s.commit()
+        return True
+
+
+class Executor:
+    """N threads claiming executor items, a lease keeper, and the hosts' heartbeat."""
+
+    def __init__(self, rt: Runtime, owner: str, threads: int = 2, lease_s: float = LEASE_S,
+                 heartbeat_s: float = HEARTBEAT_S) -> None:
+        self.rt = rt
+        self.owner = owner
+        self.threads = threads
+        self.lease_s = lease_s
+        self.heartbeat_s = heartbeat_s
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._inflight: set[str] = set()
+        self._lock = threading.Lock()
+        self.handled = 0
+
+    def start(self) -> None:
+        recover(self.rt.db, self.owner)
+        loops = [(f"executor-{i}", self._loop) for i in range(self.threads)]
+        for name, fn in [*loops, ("executor-lease", self._lease_loop), ("executor-heartbeat", self._heartbeat_loop)]:
+            th = threading.Thread(target=fn, name=name, daemon=True)
+            th.start()
+            self._threads.append(th)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        WAKEUP.set()
+        for th in self._threads:
+            th.join(timeout)
+        self._threads.clear()
+
+    def run_pending(self, limit: int = 100) -> int:
+        """Run claimable items in the calling thread until none is left (tests, tools)."""
+        n = 0
+        while n < limit and self.run_one():
+            n += 1
+        return n
+
+    def run_one(self) -> bool:
+        item = claim(self.rt.db, self.owner, self.lease_s)
+        if item is None:
+            return False
+        with self._lock:
+            self._inflight.add(item["id"])
+        try:
+            t0 = time.monotonic()
+            result = run(self.rt, item)
+            ok = report_item(self.rt.db, self.owner, item, result)
+            log.info("%s for task %s on executor host %s: %s in %.0f ms%s", item["kind"], item["task_id"],
+                     item["host_name"], "failed" if result.get("__status__") == "error" else "done",
+                     (time.monotonic() - t0) * 1000, "" if ok else " (not reported)")
+            self.handled += int(ok)
+        finally:
+            with self._lock:
+                self._inflight.discard(item["id"])
+        return True
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                if self.run_one():
+                    continue
+            except Exception:
+                log.exception("executor error")
+                self._stop.wait(1.0)
+                continue
+            WAKEUP.wait(IDLE_POLL_S)
+            WAKEUP.clear()
+
+    def _lease_loop(self) -> None:
+        """Renew the leases of the items this replica is running (a dead replica stops renewing)."""
+        from core.db.engine import begin_write
+        from core.tasks.models import WorkItem
+
+        while not self._stop.wait(max(0.2, self.lease_s / 3)):
+            with self._lock:
+                ids = list(self._inflight)
+            if not ids:
+                continue
+            try:
+                with self.rt.db.session() as s:
+                    begin_write(s, background=True)
+                    s.execute(update(WorkItem).where(WorkItem.id.in_(ids), WorkItem.owner == self.owner,
+                                                     WorkItem.status == "dispatched")
+                              .values(lease_expires_at=utcnow() + timedelta(seconds=self.lease_s)))
+                    s.commit()
+            except Exception:
+                log.exception("renewing executor leases failed")
+
+    def _heartbeat_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                heartbeat(self.rt, self.owner, self.heartbeat_s)
+            except Exception:
+                log.exception("executor heartbeat failed")
+            self._stop.wait(self.heartbeat_s)
+
+
+def heartbeat(rt: Runtime, holder: str, interval_s: float = HEARTBEAT_S) -> int | None:
+    """Validate each executor host's driver: online while it validates, offline with the reason
+    else. One replica per interval (a DB lease); None when another holds it."""
+    from core.db.engine import begin_write
+    from core.db.lease import try_acquire
+    from core.region.models import Host
+
+    with rt.db.session() as s:
+        if not try_acquire(s, "executor:heartbeat", holder, interval_s * 0.9):
+            return None
+    with rt.db.session() as s:
+        hosts = [(h.id, h.name, h.driver, h.driver_config)
+                 for h in s.scalars(select(Host).where(Host.target == TARGET_EXECUTOR))]
+    rt.drivers.forget({h[0] for h in hosts})
+    for hid, name, driver, blob in hosts:
+        problem = ""
+        try:
+            rt.drivers.get(hid, driver, blob).validate()
+        except Exception as exc:
+            problem = getattr(exc, "details", None) or str(exc) or type(exc).__name__
+            log.warning("executor host %s: its driver does not validate: %s", name, problem)
+        with rt.db.session() as s:
+            begin_write(s, background=True)
+            h = s.get(Host, hid)
+            if h is None:
+                continue
+            status = "offline" if problem else "online"
+            if h.host_status != status:
+                h.generation += 1
+            h.host_status = status
+            if not problem:
+                h.last_ping_at = utcnow()
+            info = dict(h.sys_info or {})
+            if problem:
+                info["executor_error"] = problem[:2000]
+            else:
+                info.pop("executor_error", None)
+            h.sys_info = info
+            s.commit()
+    return len(hosts)
