@@ -38,6 +38,10 @@ def take_work(db: Any, cred: Credential, host_ref: str, limit: int) -> list[dict
     with db.session() as s:
         begin_write(s)
         host = get_manager("hosts").fetch(s, cred, host_ref)
+        if host.target == "executor":  # the controller's executor runs its items (core/hostapi/executor.py)
+            from core.errors import ForbiddenError
+
+            raise ForbiddenError(f"host {host.name} is run by the controller's executor, not by an agent")
         # SKIP LOCKED: a second poll for the host on another replica (the agent gave up on a slow one
         # and asked again) must not be handed the same items (PostgreSQL/MariaDB; SQLite has one writer)
         items = list(s.scalars(select(WorkItem).where(WorkItem.host_id == host.id, WorkItem.status == "queued")
