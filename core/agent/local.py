@@ -43,7 +43,7 @@ def local_config(settings: Any, db: Any) -> AgentConfig:
     from sqlalchemy import select
 
     from core.hostapi.enroll import binding_host, enroll_host
-    from core.keystone.models import User
+    from core.keystone.service_users import service_user_id
     from core.region.common import begin_write
     from core.region.defaults import DEFAULTS
     from core.region.models import Zone
@@ -52,7 +52,7 @@ def local_config(settings: Any, db: Any) -> AgentConfig:
     if (data / "agent.json").exists():
         cfg = AgentConfig.load(data)
         with db.session() as s:
-            user = s.scalar(select(User.id).where(User.domain_id == "default", User.name == cfg.username))
+            user = service_user_id(s, cfg.username)
             if user is not None and binding_host(s, user) == cfg.host_id:
                 return cfg
         log.info("the in-process agent's host is not in this database (re-initialised?): enrolling it again")

@@ -1,8 +1,9 @@
 """Join tokens and host agent identities (migration branch ``agent``).
 
-A join token is stored as its SHA-256 only; it is one-time (``used_at``) and expires. Redeeming
-it creates a keystone service user for the new host and an ``AgentBinding`` row: that user may
-act as the agent of exactly that host (``core.agent.auth``).
+A join token is stored as its SHA-256 only; it may be redeemed ``uses`` times (``used`` counts the
+redemptions, ``used_at`` is the last one) and expires. Each redemption creates a keystone service
+user for a host and an ``AgentBinding`` row: that user may act as the agent of exactly that host
+(``core.hostapi.routes.guard``).
 """
 from __future__ import annotations
 
@@ -20,8 +21,10 @@ class JoinToken(StandardMixin, Base):
     token_sha256: Mapped[str64] = mapped_column(unique=True)
     zone_id: Mapped[str36] = mapped_column(ForeignKey("zones.id"))
     expires_at: Mapped[datetime]
-    used_at: Mapped[datetime | None] = mapped_column(default=None)
-    host_id: Mapped[str36 | None] = mapped_column(default=None)  # the host it enrolled
+    uses: Mapped[int] = mapped_column(default=1, server_default="1")  # redemptions allowed (agent_0002)
+    used: Mapped[int] = mapped_column(default=0, server_default="0")  # redemptions so far
+    used_at: Mapped[datetime | None] = mapped_column(default=None)  # the last redemption
+    host_id: Mapped[str36 | None] = mapped_column(default=None)  # the host it last enrolled
     created_by: Mapped[str255] = mapped_column(default="")
     description: Mapped[str255] = mapped_column(default="")
 

@@ -233,7 +233,12 @@ class HostManager(Manager):
             raise NotEmptyError(f"host {row.name} still has {n} server(s)")
 
     def delete(self, session: Session, cred: Credential, row: Any, params: dict[str, str]) -> None:
+        from core.hostapi.enroll import unenroll_host
+
         self.validate_delete(session, row)
+        # the host's agent identity goes with it: its service user (audited by keystone) and binding,
+        # so the agent's password and tokens fail at once (401), and a re-join needs a new token
+        unenroll_host(session, row.id, cred=cred)
         for model in (HostStorage, HostWire):
             for j in session.scalars(select(model).where(model.host_id == row.id)):
                 session.delete(j)

@@ -47,3 +47,21 @@ def test_downgrade_to_base_and_back_with_data(tmp_path) -> None:  # type: ignore
     assert upgrade(engine).state == "current"
     with engine.connect() as c:
         assert c.execute(text("SELECT count(*) FROM db_leases")).scalar() == 0
+
+
+def test_agent_0002_keeps_old_join_tokens_one_time(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A database from before join-token use counts: a spent token stays spent, an unspent one has one use."""
+    engine = create_engine(f"sqlite:///{tmp_path / 'o.db'}")
+    upgrade(engine, "agent_0001")
+    cols = "id, token_sha256, zone_id, expires_at, used_at, host_id, created_by, description, created_at, updated_at"
+    with engine.begin() as c:
+        for i, used_at in ((1, "'2026-11-30 00:00:00'"), (2, "NULL")):
+            c.execute(text(f"INSERT INTO agent_join_tokens ({cols}) VALUES ('t{i}', 'sha{i}', 'z', "
+                           f"'2030-01-01 00:00:00', {used_at}, NULL, '', '', '2026-11-30 00:00:00', "
+                           "'2026-11-30 00:00:00')"))
+    assert upgrade(engine).state == "current"
+    with engine.connect() as c:
+        rows = dict(c.execute(text("SELECT id, uses || '/' || used FROM agent_join_tokens")).all())
+    assert rows == {"t1": "1/1", "t2": "1/0"}
+    downgrade(engine, "agent_0001")
+    assert "uses" not in {col["name"] for col in inspect(engine).get_columns("agent_join_tokens")}
