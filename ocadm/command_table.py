@@ -10,7 +10,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "init": ("ocadm.commands.init:init", "Create config, database, keys and the admin user"),
     "install-service": ("ocadm.commands.install_service:install_service",
                         "Write a systemd unit for the controller or the agent"),
-    "join": ("ocadm.commands.join:join", "Enroll this host with a controller (one-time join token)"),
+    "join": ("ocadm.commands.join:join", "Enroll this host with a controller (spends one use of a join token)"),
     "policy": ("ocadm.commands.policy:policy", "Show the effective RBAC rules"),
     "restore": ("ocadm.commands.backup:restore", "Restore a backup into a new data dir and database"),
     "serve": ("ocadm.commands.serve:serve", "Run the controller (every service, one port)"),

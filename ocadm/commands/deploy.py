@@ -324,7 +324,8 @@ def deploy() -> None:
 @click.option("--agents/--no-agents", default=True, show_default=True, help="Render the host agent DaemonSet")
 @click.option("--agent-node-selector", multiple=True, metavar="KEY=VALUE",
               help="Nodes that run agents (repeatable) [default cloudpods.io/hypervisor=true]")
-@click.option("--join-token", default="", help="Join token for the agents (`ocadm token create` on a controller)")
+@click.option("--join-token", default="",
+              help="Join token for the agents, one use per node (`ocadm token create --uses N` on a controller)")
 @click.option("--join-arg", "join_args", multiple=True, metavar="ARG",
               help="Extra `ocadm join` argument for every agent (repeatable), e.g. --join-arg=--wire=w0=br0:eth0")
 @click.option("--secrets-dir", type=click.Path(file_okay=False, path_type=Path), default=None,

@@ -1,4 +1,4 @@
-"""ocadm join: enroll this host with a controller (one-time token) and write the agent's config."""
+"""ocadm join: enroll this host with a controller (one use of a join token) and write the agent's config."""
 from __future__ import annotations
 
 from pathlib import Path

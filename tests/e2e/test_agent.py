@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -99,15 +100,16 @@ def test_join_tokens_are_one_time_and_expire(cloud: tuple[Controller, list[Agent
     url = ctl.url + f"{B}/agent/join"
     tok = ctl.ocadm("token", "create", "--data-dir", str(ctl.data_dir), "--ttl", "5m")
     assert tok.returncode == 0 and "ocadm join --controller" in tok.stderr, tok.stderr
+    assert "One-time join token" in tok.stderr, tok.stderr  # --uses 1 by default
     plain = tok.stdout.strip()
     first = httpx.post(url, json={"token": plain, "host_name": "spare-1"}, timeout=30)
     assert first.status_code == 200 and first.json()["username"].startswith("host-agent-"), first.text
     again = httpx.post(url, json={"token": plain, "host_name": "spare-2"}, timeout=30)
-    assert again.status_code == 401 and "already used" in again.json()["details"]
+    assert again.status_code == 401 and "used up (1 of 1 uses)" in again.json()["details"], again.text
     bogus = httpx.post(url, json={"token": "cpj1.nope", "host_name": "spare-3"}, timeout=30)
     assert bogus.status_code == 401
     late = ctl.ocadm("token", "create", "--data-dir", str(ctl.data_dir), "--ttl", "2m").stdout.strip()
-    db = Database(f"sqlite:///{ctl.data_dir / 'cloudpods.db'}")
+    db = Database(ctl.db_url)
     try:
         with db.session() as s:
             s.execute(update(JoinToken).where(JoinToken.created_by.like("ocadm:%"), JoinToken.used_at.is_(None))
@@ -117,8 +119,81 @@ def test_join_tokens_are_one_time_and_expire(cloud: tuple[Controller, list[Agent
     time.sleep(0.1)
     expired = httpx.post(url, json={"token": late, "host_name": "spare-4"}, timeout=30)
     assert expired.status_code == 401 and "expired" in expired.json()["details"]
-    bad = ctl.ocadm("token", "create", "--data-dir", str(ctl.data_dir), "--ttl", "forever")
-    assert bad.returncode != 0 and "Traceback" not in bad.stderr and "--ttl" in bad.stderr
+    for bad_args, named in ((("--ttl", "forever"), "--ttl"), (("--ttl", "10y"), "--ttl"), (("--ttl", "8d"), "--ttl"),
+                            (("--uses", "0"), "--uses"), (("--uses", "1001"), "--uses"),
+                            (("--uses", "lots"), "--uses")):
+        bad = ctl.ocadm("token", "create", "--data-dir", str(ctl.data_dir), *bad_args)
+        assert bad.returncode != 0 and "Traceback" not in bad.stderr and named in bad.stderr, (bad_args, bad.stderr)
+        assert len(bad.stderr.strip().splitlines()) == 1, bad.stderr
+
+
+def test_a_token_with_uses_enrols_that_many_hosts_and_host_delete_removes_the_agent_user(
+        cloud: tuple[Controller, list[AgentProc]], tmp_path: Path) -> None:
+    import httpx
+
+    from tests.e2e.test_agent_support import NODE_XML
+
+    ctl, _ = cloud
+    tok = ctl.ocadm("token", "create", "--data-dir", str(ctl.data_dir), "--uses", "2", "--ttl", "10m",
+                    "--description", "daemonset")
+    assert tok.returncode == 0 and "up to 2 hosts" in tok.stderr, tok.stderr
+    plain = tok.stdout.strip()
+
+    def join(name: str) -> subprocess.CompletedProcess[str]:
+        (tmp_path / name).mkdir()
+        node = tmp_path / name / "node.xml"
+        node.write_text(NODE_XML.format(cpus=2, kib=4 * 1024 * 1024))
+        return ctl.ocadm("join", "--controller", ctl.url, "--token", plain, "--name", name, "--data-dir",
+                         str(tmp_path / name / "agent"), "--libvirt-uri", f"test://{node}", "--wire",
+                         "default=br-sim", "--storage-capacity-mb", "1000")
+
+    cfgs = []
+    for name in ("ds-node-1", "ds-node-2"):
+        r = join(name)
+        assert r.returncode == 0 and "Registered:" in r.stdout, r.stdout + r.stderr
+        cfgs.append(json.loads((tmp_path / name / "agent" / "agent.json").read_text()))
+        # not schedulable (no agent runs for them here), and disabled is what host-delete needs
+        assert ctl.climc("host-disable", name).returncode == 0
+    third = join("ds-node-3")
+    assert third.returncode != 0 and "Traceback" not in third.stderr, third.stderr
+    assert "join token used up (2 of 2 uses): create another" in third.stderr, third.stderr
+    assert ctl.api.get(f"{B}/hosts/ds-node-3").status_code == 404
+    listed = ctl.ocadm("token", "list", "--data-dir", str(ctl.data_dir), "-o", "json")
+    assert listed.returncode == 0, listed.stderr
+    assert plain not in listed.stdout  # never the token itself after its creation
+    (row,) = [t for t in json.loads(listed.stdout)["data"] if t["description"] == "daemonset"]
+    assert (row["uses"], row["used"], row["state"]) == (2, 2, "used up") and row["expires_at"]
+
+    def agent_login(cfg: dict[str, Any]) -> httpx.Response:
+        body = {"auth": {"identity": {"methods": ["password"], "password": {"user": {
+            "name": cfg["username"], "password": cfg["password"], "domain": {"name": "Default"}}}},
+            "scope": {"project": {"name": cfg["project_name"], "domain": {"name": "Default"}}}}}
+        return httpx.post(ctl.url + "/api/s/identity/v3/auth/tokens", json=body, timeout=30)
+
+    gone, kept = cfgs
+    r = agent_login(gone)
+    assert r.status_code == 201, r.text
+    old_token = r.headers["x-subject-token"]
+    ping = f"{B}/agent/hosts/{gone['host_id']}/ping"
+    assert httpx.post(ctl.url + ping, headers={"X-Auth-Token": old_token}, json={}, timeout=30).status_code == 200
+
+    d = ctl.climc("host-delete", gone["host_name"])
+    assert d.returncode == 0, d.stderr
+    assert agent_login(gone).status_code == 401  # its password at once
+    wait_for(lambda: httpx.post(ctl.url + ping, headers={"X-Auth-Token": old_token}, json={},
+                                timeout=30).status_code == 401, 5, "the deleted agent's token refused")
+    users = ctl.climc("user-list", "--limit", "0", "-o", "json")
+    assert users.returncode == 0, users.stderr
+    names = {u["name"] for u in json.loads(users.stdout)["data"]}
+    assert gone["username"] not in names and kept["username"] in names
+    assert agent_login(kept).status_code == 201  # the other host's agent is untouched
+    audit = ctl.api.get("/api/s/identity/v3/actions", params={"obj_type": "user", "action": "delete", "limit": 0})
+    assert audit.status_code == 200, audit.text
+    rows = audit.json()["actions"]
+    assert any(a["obj_type"] == "user" and a["action"] == "delete" and a["obj_name"] == gone["username"]
+               and a["user"] == "admin" for a in rows), rows[:5]
+    assert ctl.climc("host-delete", kept["host_name"]).returncode == 0
+    assert agent_login(kept).status_code == 401
 
 
 def test_agent_credentials_reach_only_their_own_host(cloud: tuple[Controller, list[AgentProc]]) -> None:
