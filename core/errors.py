@@ -7,6 +7,7 @@ Every error a user can see is a ``CloudpodsError``; the API renders it in Cloudp
     CloudpodsError (500 InternalServerError)
     ├── InputParameterError (400)
     │   ├── MissingParameterError (400)
+    │   ├── UnsupportedOperationError (400: the host driver lacks a capability)
     │   ├── InvalidStatusError (400)
     │   ├── InsufficientResourceError (400)
     │   └── OutOfQuotaError (400)
@@ -55,6 +56,12 @@ class InputParameterError(CloudpodsError):
 
 class MissingParameterError(InputParameterError):
     error_class = "MissingParameterError"
+
+
+class UnsupportedOperationError(InputParameterError):
+    """The server's host driver does not declare the capability an action needs (refused before a task)."""
+
+    error_class = "UnsupportedOperationError"
 
 
 class InvalidStatusError(InputParameterError):

@@ -183,7 +183,8 @@ class Agent:
                     self.sync_all()
                     next_sync = now + self.cfg.sync_interval_s
                 if now >= next_ping:
-                    self.link.ping(usage(self.cfg, self.driver.list_guests()))
+                    if self.link.ping(usage(self.cfg, self.driver.list_guests())).get("register"):
+                        self.register()  # the region lacks our driver and capabilities (upgraded controller)
                     next_ping = now + self.cfg.ping_interval_s
             except (CloudpodsError, DriverError, OSError) as exc:
                 log.warning("heartbeat failed: %s", exc)

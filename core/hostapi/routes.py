@@ -5,12 +5,13 @@
     POST /agent/hosts/<id>/ping               {usage} → {host_status, enabled}
     POST /agent/hosts/<id>/guests             {guests: [{id, status, reason?}], full} → servers whose status moved
     GET  /agent/hosts/<id>/guests-expected    the servers the region places on the host, last recorded status
-    GET  /agent/hosts/<id>/work-items?wait=N  long-poll (like /hosts/<id>/work-items)
-    POST /agent/tasks/<task_id>               a work item's report (like /tasks/<id>)
+    GET  /agent/hosts/<id>/work-items?wait=N  long-poll: queued items, marked dispatched (≤ N s, ≤ limit)
+    POST /agent/tasks/<task_id>               a work item's report {work_item_id, ...result} or an ErrorResult
     GET  /agent/hosts/<id>/images/<image_id>  an image one of the host's guests boots from (streamed)
 
 An agent's service user (core.hostapi.enroll) may call these for its own host only (403 else);
-a cloud admin may call them for any host (the test double agent, tools).
+a cloud admin may call them for any host (the tests' agent, tools). These are the ONLY routes
+an agent uses: the real agent, hollow agents and the tests' agent all speak exactly this.
 """
 from __future__ import annotations
 
@@ -34,13 +35,14 @@ from core.errors import ForbiddenError, InputParameterError, ResourceNotFoundErr
 from core.hostapi.enroll import binding_host, redeem_join_token
 from core.hostapi.protocol import POWER_STATUS, GuestState, server_status
 from core.keystone.policy import enforce
-from core.region.common import begin_write, json_response
+from core.region.common import begin_write, iso, json_response
 from core.region.models import Disk, Host, Server
 from core.tasks.models import WorkItem
 
 router = APIRouter(prefix="/agent")
 AnyBody = Body(default=None)
 MAX_WAIT_S = 60
+POLL_S = 0.5  # how often a long poll looks for items queued by other replicas
 GUEST_STATUSES = tuple(s.value for s in GuestState)
 
 
@@ -120,7 +122,11 @@ def ping(host_id: str, session: SessionDep, cred: CredentialDep, body: Any = Any
     if isinstance(usage, dict):
         host.sys_info = {**(host.sys_info or {}), "usage": usage}
     session.commit()
-    return json_response({"host_status": "online", "enabled": host.enabled, "was": was})
+    # a host that never registered under the host contract (its agent started before the upgrade
+    # that added driver/capabilities, region_0003) is asked to register again, so its
+    # capabilities reach the scheduler and the API without restarting the agent
+    return json_response({"host_status": "online", "enabled": host.enabled, "was": was,
+                          "register": not host.driver_version})
 
 
 @router.post("/hosts/{host_id}/guests")
@@ -177,11 +183,25 @@ def guests_expected(host_id: str, session: SessionDep, cred: CredentialDep) -> R
 
 
 def _take(db: Any, cred: Credential, host_id: str, limit: int) -> list[dict[str, Any]]:
-    from core.region.agent_api import take_work
-
+    """Hand out up to ``limit`` queued items of the host (marked ``dispatched``); the poll is a ping."""
     with db.session() as s:
-        guard(s, cred, host_id)
-    return take_work(db, cred, host_id, limit)
+        begin_write(s)
+        host = guard(s, cred, host_id)
+        # SKIP LOCKED: a second poll for the host on another replica (the agent gave up on a slow one
+        # and asked again) must not be handed the same items (PostgreSQL/MariaDB; SQLite has one writer)
+        items = list(s.scalars(select(WorkItem).where(WorkItem.host_id == host.id, WorkItem.status == "queued")
+                               .order_by(WorkItem.created_at).limit(limit).with_for_update(skip_locked=True)))
+        now = utcnow()
+        out = []
+        for wi in items:
+            wi.status, wi.dispatched_at = "dispatched", now
+            out.append({"id": wi.id, "task_id": wi.task_id, "stage": wi.stage, "kind": wi.kind, "host_id": wi.host_id,
+                        "payload": wi.payload, "created_at": iso(wi.created_at)})
+        if host.host_status != "online":  # an agent asking for work is alive
+            host.host_status = "online"
+            host.generation += 1
+        host.last_ping_at = now
+        return out
 
 
 # A generation bumped by every commit that queued a work item in this process. Each long poll
@@ -199,16 +219,18 @@ def _work_committed(session: Session) -> None:
 
 @router.get("/hosts/{host_id}/work-items")
 async def work_items(host_id: str, request: Request, cred: CredentialDep) -> Response:
-    from core.region.agent_api import POLL_S
-
     wait = _int(request.query_params.get("wait"), "wait", 0, 0, MAX_WAIT_S)
     limit = _int(request.query_params.get("limit"), "limit", 10, 1, 100)
     db = request.app.state.db
     deadline = time.monotonic() + wait
     while True:
         seen = _work_gen[0]
+        # an agent that went away (stopped, restarted) mid-poll must not be handed items it will
+        # never see: they would sit "dispatched" until the redelivery job, not go to its successor
+        if await request.is_disconnected():
+            return json_response({"work_items": []})
         items = await run_in_threadpool(_take, db, cred, host_id, limit)
-        if items or time.monotonic() >= deadline or await request.is_disconnected():
+        if items or time.monotonic() >= deadline:
             return json_response({"work_items": items})
         until = min(time.monotonic() + POLL_S, deadline)
         while _work_gen[0] == seen and time.monotonic() < until:

@@ -4,7 +4,6 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from core.hostapi.routes import router as host_agent_router
-from core.region.agent_api import router as agent_router
 from core.region.quota_api import router as quota_router
 from core.region.routes import router as resource_router
 from core.region.scheduling import resolve_schedule_refs
@@ -14,6 +13,5 @@ set_ref_resolver(resolve_schedule_refs)  # the scheduler accepts names wherever 
 
 router = APIRouter()
 router.include_router(host_agent_router)  # /agent/...: before the generic grammar
-router.include_router(agent_router)
 router.include_router(quota_router)
 router.include_router(resource_router)

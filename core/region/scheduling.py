@@ -29,7 +29,8 @@ def host_record(h: Host, storage_ids: tuple[str, ...], wire_ids: tuple[str, ...]
         enabled=h.enabled and not h.is_maintenance, host_status=h.host_status, cpu_arch=h.cpu_arch,
         cpu_count=h.cpu_count, cpu_reserved=h.cpu_reserved, cpu_cmtbound=h.cpu_cmtbound, cpu_used=h.cpu_used,
         mem_size=h.mem_size, mem_reserved=h.mem_reserved, mem_cmtbound=h.mem_cmtbound, mem_used=h.mem_used,
-        storage_ids=storage_ids, wire_ids=wire_ids, generation=h.generation)
+        storage_ids=storage_ids, wire_ids=wire_ids, generation=h.generation,
+        capabilities=frozenset(str(c) for c in (h.capabilities or ())))
 
 
 def storage_record(s: Storage) -> StorageRecord:

@@ -36,6 +36,8 @@ class HostRecord:
     wire_ids: tuple[str, ...] = ()
     schedtags: frozenset[str] = frozenset()
     cached_images: frozenset[str] = frozenset()
+    # what the host's driver declared (drivers.base.Capability values), e.g. "cold_migrate"
+    capabilities: frozenset[str] = frozenset()
     # instance-group id -> how many of the group's servers already run here
     group_counts: Mapping[str, int] = field(default_factory=dict)
     # servers currently being created on this host (deploy load)

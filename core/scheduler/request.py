@@ -88,6 +88,20 @@ class ScheduleInput(_Model):
     quota: QuotaHeadroom | None = Field(
         default=None, validation_alias=AliasChoices("quota", "quota_remaining"))
     ignore_filters: list[str] = Field(default_factory=list)
+    # what the chosen host's driver must declare (drivers.base.Capability values), e.g. a migration
+    # target needs "cold_migrate"; hosts lacking one are filtered out with the capability named
+    required_capabilities: list[str] = Field(default_factory=list, max_length=32)
+
+    @field_validator("required_capabilities")
+    @classmethod
+    def _caps(cls, v: list[str]) -> list[str]:
+        from drivers.base import Capability
+
+        known = {c.value for c in Capability}
+        bad = [c for c in v if c not in known]
+        if bad:
+            raise ValueError(f"unknown capabilities {bad} (known: {', '.join(sorted(known))})")
+        return v
 
     @field_validator("instance_groups", mode="before")
     @classmethod

@@ -202,7 +202,9 @@ class Snapshot:
         self._host_tags: list[frozenset[str]] = []
         self._host_images: list[frozenset[str]] = []
         self._host_groups: list[dict[str, int]] = []
+        self._host_caps: list[frozenset[str]] = []
         self.host_tags, self.host_images = _Membership(), _Membership()
+        self.host_caps = _Membership()  # what each host's driver declared (drivers.base.Capability)
         self._present_idx: np.ndarray | None = None
         self._hs_pairs: tuple[np.ndarray, np.ndarray] | None = None
         self._hw_pairs: tuple[np.ndarray, np.ndarray] | None = None
@@ -293,9 +295,9 @@ class Snapshot:
             total += sys.getsizeof(lst) + sum(sys.getsizeof(x) for x in lst)
         for d in (self.host_index, self.storage_index, self.network_index):
             total += sys.getsizeof(d)
-        for lst2 in (self.host_storages, self.host_wires, self._host_tags, self._host_groups):
+        for lst2 in (self.host_storages, self.host_wires, self._host_tags, self._host_caps, self._host_groups):
             total += sys.getsizeof(lst2) + sum(sys.getsizeof(x) for x in lst2)
-        total += self.host_tags.nbytes() + self.host_images.nbytes() + self.storage_tags.nbytes()
+        total += self.host_tags.nbytes() + self.host_images.nbytes() + self.host_caps.nbytes() + self.storage_tags.nbytes()
         for pairs in (self._hs_pairs, self._hw_pairs):
             if pairs is not None:
                 total += pairs[0].nbytes + pairs[1].nbytes
@@ -381,6 +383,7 @@ class Snapshot:
                 self._hw_pairs = None
             _retag(self.host_tags, self._host_tags, i, rec.schedtags)
             _retag(self.host_images, self._host_images, i, rec.cached_images)
+            _retag(self.host_caps, self._host_caps, i, rec.capabilities)
             self._set_groups(i, {g: int(c) for g, c in rec.group_counts.items() if c > 0})
             for p in self._claims_by_host.get(rec.id, {}).values():
                 self._account_host(i, p, +1)
@@ -395,6 +398,7 @@ class Snapshot:
             self.enabled[i] = False
             _retag(self.host_tags, self._host_tags, i, _EMPTY)
             _retag(self.host_images, self._host_images, i, _EMPTY)
+            _retag(self.host_caps, self._host_caps, i, _EMPTY)
             self._set_groups(i, {})
             self.host_storages[i] = ()
             self.host_wires[i] = ()
@@ -525,6 +529,7 @@ class Snapshot:
             self.host_wires.append(())
             self._host_tags.append(_EMPTY)
             self._host_images.append(_EMPTY)
+            self._host_caps.append(_EMPTY)
             self._host_groups.append(_NO_GROUPS)
         self.host_ids[i] = host_id
         self.host_index[host_id] = i

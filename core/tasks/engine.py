@@ -26,18 +26,17 @@ from core.tasks.models import DONE, FAILED, FINISHED, QUEUED, RUNNING, WAITING, 
 
 log = logging.getLogger("cloudpods.tasks")
 
-# Set after any commit that queued a task, so idle workers in this process wake at once;
-# WORK_AVAILABLE likewise wakes agents long-polling this process for work items.
+# Set after any commit that queued a task, so idle workers in this process wake at once.
+# (Agents long-polling this process are woken by core/hostapi/routes.py's own after_commit hook,
+# which reads "work_queued" before this one drops it.)
 WAKEUP = threading.Event()
-WORK_AVAILABLE = threading.Event()
 
 
 @event.listens_for(Session, "after_commit")
 def _after_commit(session: Session) -> None:
     if session.info.pop("tasks_queued", False):
         WAKEUP.set()
-    if session.info.pop("work_queued", False):
-        WORK_AVAILABLE.set()
+    session.info.pop("work_queued", None)
 
 
 @event.listens_for(Session, "after_rollback")

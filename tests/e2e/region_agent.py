@@ -1,67 +1,95 @@
-"""A test double of a host agent that speaks the real HTTP API (long-poll + POST /tasks/<id>).
+"""The tests' host agent: the real ``core.agent.Agent``, in this process, on libvirt's test driver.
 
-It is a small loop over ``core.client``, not a mock inside the server: the controller cannot tell
-it from the KVM agent. ``fail_kinds`` makes it report errors for some work kinds.
+Not a double that answers anything: it is the agent ``ocadm agent`` runs (same routes, same
+handlers, the real KVM driver on a private ``test://<node.xml>`` hypervisor), acting for a host
+an admin created, with the admin's credentials (the agent routes let a cloud admin act for any
+host). ``fail_kinds`` makes the hosted driver raise for some work kinds (a driver failure the
+agent reports like any other), e.g. ``fail_kinds=("guest-deploy",)``.
+
+    with TestbedAgent(ctl.env, host_id, tmp_path) as agent:
+        ...                      # servers on the host deploy, start, stop ... for real
 """
 from __future__ import annotations
 
-import threading
+import tempfile
+import time
+from pathlib import Path
 from typing import Any
 
-from core.client import AuthOptions, Client
-from core.errors import CloudpodsError
+from core.agent.agent import Agent
+from core.agent.config import AgentConfig
+from drivers.base import HypervisorError
+
+NODE_XML = """<node>
+  <cpu><mhz>2400</mhz><model>x86_64</model><active>{cpus}</active>
+       <nodes>1</nodes><sockets>1</sockets><cores>{cpus}</cores><threads>1</threads></cpu>
+  <memory>{kib}</memory>
+</node>
+"""
+
+# wire kind -> the hosted-driver method it runs (for fault injection)
+_KIND_METHOD = {"guest-deploy": "deploy", "guest-delete": "remove", "guest-change-config": "reconfigure",
+                "guest-attach-disk": "attach_disk", "guest-detach-disk": "detach_disk",
+                "guest-rebuild-root": "rebuild_root"}
 
 
-class FakeAgent:
-    def __init__(self, env: dict[str, str], host_id: str, fail_kinds: tuple[str, ...] = ()) -> None:
-        self.client = Client(AuthOptions.from_env(env), use_cache=False, timeout=30)
-        self.host_id = host_id
+class _Faulty:
+    """The hosted driver, except that the methods behind ``fail_kinds`` raise a driver error."""
+
+    def __init__(self, hosted: Any, fail_kinds: set[str]) -> None:
+        unknown = fail_kinds - set(_KIND_METHOD)
+        if unknown:
+            raise ValueError(f"cannot inject a failure into {sorted(unknown)}")
+        self._hosted = hosted
+        self._fail = {_KIND_METHOD[k]: k for k in fail_kinds}
+
+    def __getattr__(self, name: str) -> Any:
+        if name in self._fail:
+            kind = self._fail[name]
+
+            def refuse(*_a: Any, **_k: Any) -> Any:
+                raise HypervisorError(f"injected failure of {kind}")
+            return refuse
+        return getattr(self._hosted, name)
+
+
+class TestbedAgent:
+    __test__ = False  # not a test class
+
+    def __init__(self, env: dict[str, str], host_id: str, root: Path | None = None, *,
+                 fail_kinds: tuple[str, ...] = (), host_name: str = "", wires: tuple[dict[str, str], ...] = (),
+                 cpus: int = 16, memory_mb: int = 65536, storage_capacity_mb: int = 1_000_000) -> None:
+        self._tmp = None if root is not None else tempfile.TemporaryDirectory(prefix="cp-agent-")
+        self.root = Path(root if root is not None else self._tmp.name)  # type: ignore[union-attr]
+        self.root.mkdir(parents=True, exist_ok=True)
+        node = self.root / "node.xml"
+        node.write_text(NODE_XML.format(cpus=cpus, kib=memory_mb * 1024))
+        self.cfg = AgentConfig(
+            auth_url=env["OS_AUTH_URL"], username=env["OS_USERNAME"], password=env["OS_PASSWORD"],
+            project_name=env.get("OS_PROJECT_NAME", "system"), domain_name=env.get("OS_USER_DOMAIN_NAME", "Default"),
+            host_id=host_id, host_name=host_name or host_id, data_dir=str(self.root / "agent"),
+            libvirt_uri=f"test://{node}", network_mode="none", wires=tuple(wires),  # type: ignore[arg-type]
+            storage_capacity_mb=storage_capacity_mb, ping_interval_s=1.0, sync_interval_s=2.0, poll_wait_s=5)
         self.fail_kinds = set(fail_kinds)
-        self.seen: list[dict[str, Any]] = []
-        self.power: dict[str, str] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self.agent: Agent | None = None
 
-    def __enter__(self) -> FakeAgent:
-        self._thread.start()
+    def __enter__(self) -> TestbedAgent:
+        self.agent = Agent(self.cfg)
+        if self.fail_kinds:
+            self.agent.hosted = _Faulty(self.agent.hosted, self.fail_kinds)  # type: ignore[assignment]
+        self.agent.start()
+        end = time.monotonic() + 30
+        while not self.agent.registered.wait(0.1):
+            if time.monotonic() > end:
+                raise AssertionError(f"agent of host {self.cfg.host_id} did not register within 30 s")
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(10)
-        self.client.close()
+        if self.agent is not None:
+            self.agent.stop()
+        if self._tmp is not None:
+            self._tmp.cleanup()
 
-    def answer(self, wi: dict[str, Any]) -> dict[str, Any]:
-        kind, p = wi["kind"], wi["payload"]
-        sid = (p.get("server") or {}).get("id", "")
-        if kind in self.fail_kinds:
-            return {"__status__": "error", "__reason__": f"fake agent refuses {kind}"}
-        if kind == "guest-deploy":
-            on = bool(p["server"].get("auto_start"))
-            self.power[sid] = "running" if on else "stopped"
-            return {"guest_status": self.power[sid],
-                    "disks": [{"id": d["id"], "access_path": f"/fake/{d['id']}.qcow2"} for d in p["disks"]]}
-        if kind in ("guest-start", "guest-restart", "guest-reset", "guest-resume"):
-            self.power[sid] = "running"
-        elif kind == "guest-stop":
-            self.power[sid] = "stopped"
-        elif kind == "guest-suspend":
-            self.power[sid] = "suspended"
-        elif kind == "guest-change-config":
-            return {"guest_status": self.power.get(sid, "absent"), "vcpu_count": p["vcpu_count"],
-                    "vmem_size": p["vmem_size"]}
-        elif kind == "guest-delete":
-            return {"deleted": self.power.pop(sid, None) is not None}
-        return {"guest_status": self.power.get(sid, "absent")}
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                items = self.client.get("compute_v2", f"/hosts/{self.host_id}/work-items",
-                                        params={"wait": 1})["work_items"]
-                for wi in items:
-                    self.seen.append(wi)
-                    body = {"work_item_id": wi["id"], **self.answer(wi)}
-                    self.client.post("compute_v2", f"/tasks/{wi['task_id']}", json=body)
-            except CloudpodsError:
-                self._stop.wait(0.2)
+    @property
+    def handled(self) -> int:
+        return self.agent.handled if self.agent else 0

@@ -9,13 +9,13 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.region_agent import FakeAgent
+from tests.e2e.region_agent import TestbedAgent
 from tests.support.controller import Controller
 
 B = "/api/s/compute_v2"
 
 
-def wait_for(fn: Callable[[], Any], timeout: float = 20.0) -> Any:
+def wait_for(fn: Callable[[], Any], timeout: float = 20.0, what: Callable[[], Any] | None = None) -> Any:
     end = time.monotonic() + timeout
     last = None
     while time.monotonic() < end:
@@ -23,7 +23,8 @@ def wait_for(fn: Callable[[], Any], timeout: float = 20.0) -> Any:
         if last:
             return last
         time.sleep(0.1)
-    raise AssertionError(f"timed out; last value {last!r}")
+    detail = f"; {what()}" if what else ""
+    raise AssertionError(f"timed out; last value {last!r}{detail}")
 
 
 @pytest.fixture(scope="module")
@@ -48,6 +49,12 @@ def infra(controller: Controller, cirros_image: dict[str, object]) -> Iterator[d
     yield names
 
 
+def agent_for(controller: Controller, infra: dict[str, str], **kw: Any) -> TestbedAgent:
+    """The real agent (test:/// hypervisor) acting for the infra's host, as an admin may."""
+    return TestbedAgent(controller.env, infra["host_id"], host_name=infra["host"],
+                        wires=({"wire": infra["wire"], "bridge": "br0"},), **kw)
+
+
 def srv(controller: Controller, ident: str) -> dict[str, Any]:
     r = controller.api.get(f"{B}/servers/{ident}")
     assert r.status_code == 200, r.text
@@ -63,7 +70,7 @@ def test_create_batch_ends_queued_for_the_host_without_an_agent(controller: Cont
     for i in ids:
         s = wait_for(lambda i=i: (x := srv(controller, i))["status"] == "deploying" and x)
         assert s["host"] == infra["host"] and s["ips"].startswith(infra["prefix"]) and s["disk"] == 2048
-    items = controller.api.get(f"{B}/hosts/{infra['host_id']}/work-items").json()["work_items"]
+    items = controller.api.get(f"{B}/agent/hosts/{infra['host_id']}/work-items").json()["work_items"]
     assert sorted(wi["payload"]["server"]["id"] for wi in items) == sorted(ids)
     assert all(wi["kind"] == "guest-deploy" and wi["payload"]["nics"][0]["bridge"] == "br0" for wi in items)
     # a task holds each server until the agent reports: any second action is a 409
@@ -72,7 +79,7 @@ def test_create_batch_ends_queued_for_the_host_without_an_agent(controller: Cont
     gone = controller.api.delete(f"{B}/servers/{ids[0]}", params={"override_pending_delete": "true"})
     assert gone.status_code == 409
     # the agent's report (here: a failure) finishes the task and frees the server
-    r = controller.api.post(f"{B}/tasks/{items[0]['task_id']}",
+    r = controller.api.post(f"{B}/agent/tasks/{items[0]['task_id']}",
                             json={"work_item_id": items[0]["id"], "__status__": "error", "__reason__": "no kvm"})
     assert r.status_code == 200, r.text
     failed = items[0]["payload"]["server"]["id"]
@@ -81,7 +88,7 @@ def test_create_batch_ends_queued_for_the_host_without_an_agent(controller: Cont
 
 def test_lifecycle_with_a_test_double_agent(controller: Controller, infra: dict[str, str]) -> None:
     name = f"vm-{infra['tag']}"
-    with FakeAgent(controller.env, infra["host_id"]):
+    with agent_for(controller, infra):
         r = controller.climc("server-create", name, "--ncpu", "2", "--mem-spec", "1g", "--disk", "cirros:5g",
                              "--disk", "10g", "--net", f"{infra['net']}:{infra['prefix']}30", "--host",
                              infra["host"], "--auto-start", "-o", "json")
@@ -129,17 +136,18 @@ def test_lifecycle_with_a_test_double_agent(controller: Controller, infra: dict[
 def test_deploy_failure_releases_everything(controller: Controller, infra: dict[str, str]) -> None:
     name = f"bad-{infra['tag']}"
     before = controller.api.get(f"{B}/quotas").json()["quota"]
-    with FakeAgent(controller.env, infra["host_id"], fail_kinds=("guest-deploy",)):
+    with agent_for(controller, infra, fail_kinds=("guest-deploy",)):
         r = controller.api.post(f"{B}/servers", json={"server": {
             "name": name, "vcpu_count": 1, "vmem_size": 256, "disks": ["cirros:1g"], "nets": [infra["net"]],
             "prefer_host": infra["host"]}})
         assert r.status_code == 200, r.text
-        s = wait_for(lambda: (x := srv(controller, name))["status"] == "deploy_fail" and x)
+        s = wait_for(lambda: (x := srv(controller, name))["status"] == "deploy_fail" and x,
+                     what=lambda: (srv(controller, name), controller.api.get(f"{B}/servers/{name}/tasks").json()))
     assert s["ips"] == "" and s["disks_info"] == []
     after = controller.api.get(f"{B}/quotas").json()["quota"]
     assert after["usage.cpu"] == before["usage.cpu"] and after["usage.ips"] == before["usage.ips"]
     tasks = controller.api.get(f"{B}/servers/{name}/tasks").json()["tasks"]
-    assert any("fake agent refuses guest-deploy" in t["reason"] for t in tasks)
+    assert any("injected failure of guest-deploy" in t["reason"] for t in tasks), tasks
     assert controller.climc("server-delete", "-f", name).returncode == 0
     wait_for(lambda: controller.api.get(f"{B}/servers/{s['id']}").status_code == 404)
 

@@ -51,7 +51,7 @@ def create_on(api: httpx.Client, host: str, name: str) -> str:
 
 def take_item(api: httpx.Client, host_id: str, server_id: str) -> dict[str, Any]:
     def get() -> dict[str, Any] | None:
-        items = api.get(f"{B}/hosts/{host_id}/work-items", params={"wait": 1}).json()["work_items"]
+        items = api.get(f"{B}/agent/hosts/{host_id}/work-items", params={"wait": 1}).json()["work_items"]
         return next((w for w in items if w["payload"]["server"]["id"] == server_id), None)
     return dict(wait_for(get, 30, f"work item of {server_id}"))
 
@@ -95,7 +95,7 @@ def test_replica_killed_mid_stage_its_task_is_taken_over_after_the_lease(pair: C
     try:
         with eng.connect() as lock:
             lock.execute(text("SELECT id FROM servers WHERE id = :i FOR UPDATE"), {"i": sid})
-            r = cl.api.post(f"{B}/tasks/{tid}", json=deployed(wi))
+            r = cl.api.post(f"{B}/agent/tasks/{tid}", json=deployed(wi))
             assert r.status_code == 200, r.text
 
             def claimed() -> str | None:
@@ -220,7 +220,7 @@ def test_database_restart_under_load_is_503_then_recovers(tmp_path: Path) -> Non
         assert len(seen["ok"]) > n_ok  # the load kept succeeding after the restart
         assert ctl.proc is not None and ctl.proc.poll() is None
         # the task that waited through the outage completes when its agent reports
-        r = ctl.api.post(f"{B}/tasks/{wi['task_id']}", json=deployed(wi))
+        r = ctl.api.post(f"{B}/agent/tasks/{wi['task_id']}", json=deployed(wi))
         assert r.status_code == 200, r.text
         wait_for(lambda: status(ctl.api, sid) == "running", 30, "task after the outage")
         print(f"db outage: {during['503']} x 503 during 3 s down; recovered {recovered:.1f}s after restart")
@@ -247,7 +247,7 @@ def test_task_completes_after_its_users_token_expired(tmp_path: Path) -> None:
             gone = c.get(f"{B}/servers/{sid}")
             assert gone.status_code == 401, gone.text  # the token that asked is dead now
         with httpx.Client(base_url=ctl.url, headers={"X-Auth-Token": ctl.token()}, timeout=30) as c:
-            r = c.post(f"{B}/tasks/{wi['task_id']}", json=deployed(wi))
+            r = c.post(f"{B}/agent/tasks/{wi['task_id']}", json=deployed(wi))
             assert r.status_code == 200, r.text
             wait_for(lambda: status(c, sid) == "running", 30, "completed on its recorded authority")
             task = c.get(f"{B}/tasks/{wi['task_id']}").json()["task"]

@@ -149,6 +149,7 @@ class ServerManager(Manager):
         sm.guard_busy(row)
         if event != "syncstatus":  # syncstatus of an offline host's server settles it as unknown
             guard_host_online(session, row)
+        guard_capability(session, row, event)
         sm.apply(row, event)
         t = submit(session, task, "server", row.id, row.name, params, cred=cred, tenant_id=row.tenant_id,
                    domain_id=row.domain_id)
@@ -247,6 +248,29 @@ class ServerManager(Manager):
     def spec_status(self, session: Session, cred: Credential, row: Any, q: ListQuery) -> dict[str, Any]:
         return {"status": row.status, "power_status": row.power_status, "status_reason": row.status_reason,
                 "active_task_id": row.active_task_id}
+
+
+def guard_capability(session: Session, row: Any, action: str) -> None:
+    """An action the server's host driver does not declare is a 400 naming host, driver and
+    capability, before any task starts (capabilities are what the host registered: data, not probes)."""
+    from core.errors import UnsupportedOperationError
+    from core.hostapi.protocol import ACTION_CAPABILITY
+    from drivers.base import Capability
+
+    cap = ACTION_CAPABILITY.get(action)
+    host = session.get(Host, row.host_id) if row.host_id else None
+    if cap is None or host is None:
+        return
+    declared = set(host.capabilities or ())
+    if action in ("attachdisk", "detachdisk") and row.status == "running":
+        cap = Capability.ATTACH_DISK_HOT  # plugging a disk into a running guest is its own capability
+    if cap.value not in declared:
+        driver = host.driver or "unknown"
+        hint = " (stop the server first)" if cap is Capability.ATTACH_DISK_HOT and \
+            Capability.ATTACH_DISK.value in declared else ""
+        raise UnsupportedOperationError(
+            f"{action}: host {host.name} (driver {driver}) does not support {cap.value}{hint}",
+            host=host.name, driver=driver, capability=cap.value)
 
 
 def guard_host_online(session: Session, row: Any) -> None:

@@ -1,4 +1,4 @@
-"""``/tasks``: list and show tasks; ``POST /tasks/<id>`` is an agent's report."""
+"""``/tasks``: list and show tasks (an agent reports through ``POST /agent/tasks/<id>``, core/hostapi)."""
 from __future__ import annotations
 
 from typing import Any
@@ -8,7 +8,6 @@ from sqlalchemy.orm import Session
 from core.api.context import Credential
 from core.region.common import iso
 from core.region.resource import Manager
-from core.tasks.engine import report
 from core.tasks.models import Task
 
 
@@ -38,10 +37,3 @@ class TaskManager(Manager):
 
     def to_dicts(self, session: Session, rows: Any, details: bool = True) -> list[dict[str, Any]]:
         return [task_dict(t) for t in rows]
-
-    def class_action_fn(self, action: str) -> Any:
-        """``POST /tasks/<id>``: there are no class actions on tasks, so the path is a task id."""
-        def agent_report(m: TaskManager, session: Session, cred: Credential, body: dict[str, Any]) -> dict[str, Any]:
-            t = report(session, action, body)
-            return {"task": task_dict(t)}
-        return agent_report

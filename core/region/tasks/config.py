@@ -19,6 +19,7 @@ from core.region.models import Disk, Host, HostStorage, Server
 from core.region.release import release_host_claim
 from core.region.tasks._common import agent_payload, release_task, server_of, server_ref
 from core.tasks.engine import Run, TaskBase
+from drivers.base import Capability
 
 
 class ServerChangeConfigTask(TaskBase):
@@ -102,7 +103,8 @@ class ServerMigrateTask(TaskBase):
         req = ScheduleInput.model_validate({
             "vcpu_count": server.vcpu_count, "vmem_size": server.vmem_size, "hypervisor": server.hypervisor,
             "prefer_host": run.params.get("prefer_host"),
-            "disks": [{"index": d.disk_index, "size": d.disk_size} for d in disks], "count": 1})
+            "disks": [{"index": d.disk_index, "size": d.disk_size} for d in disks], "count": 1,
+            "required_capabilities": [Capability.COLD_MIGRATE.value]})  # the target must take the guest in
         old = server.host_id
         result = _place_excluding(run, req, old)
         if not result:

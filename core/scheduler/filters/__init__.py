@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from core.scheduler.filters.arch import ArchFilter
 from core.scheduler.filters.base import Filter, Rejection
+from core.scheduler.filters.capability import CapabilityFilter
 from core.scheduler.filters.cpu import CpuFilter
 from core.scheduler.filters.group import GroupFilter
 from core.scheduler.filters.host import HostFilter
@@ -20,13 +21,13 @@ from core.scheduler.filters.zone import ZoneFilter
 
 
 def default_filters() -> tuple[Filter, ...]:
-    return (StatusFilter(), HypervisorFilter(), ZoneFilter(), HostFilter(), ArchFilter(),
+    return (StatusFilter(), HypervisorFilter(), CapabilityFilter(), ZoneFilter(), HostFilter(), ArchFilter(),
             SchedtagFilter(), QuotaFilter(), GroupFilter(), CpuFilter(), MemoryFilter(),
             StorageFilter(), NetworkFilter())
 
 
 __all__ = [
-    "ArchFilter", "CpuFilter", "Filter", "GroupFilter", "HostFilter", "HypervisorFilter",
+    "ArchFilter", "CapabilityFilter", "CpuFilter", "Filter", "GroupFilter", "HostFilter", "HypervisorFilter",
     "MemoryFilter", "NetworkFilter", "QuotaFilter", "Rejection", "SchedtagFilter", "StatusFilter",
     "StorageFilter", "ZoneFilter", "default_filters",
 ]

@@ -1,6 +1,8 @@
 """Each filter on a small table: the pass case and every reason it can give."""
 from __future__ import annotations
 
+import pytest
+
 from core.scheduler import GroupRecord, NetworkRecord, StorageRecord, ZoneRecord
 from core.scheduler.filters import (
     ArchFilter,
@@ -29,7 +31,7 @@ from core.scheduler.filters import (
     storage,
     zone,
 )
-from tests.unit.scheduler.helpers import GB, ctx, local_storage, reasons, snapshot, verdicts
+from tests.unit.scheduler.helpers import GB, ctx, local_storage, reasons, request, snapshot, verdicts
 from tests.unit.scheduler.helpers import host as mkhost
 
 
@@ -45,6 +47,21 @@ def test_hypervisor() -> None:
     snap = snapshot(hosts=[mkhost(0), mkhost(1, host_type="esxi")])
     assert reasons(HypervisorFilter(), snap) == {"h0": "", "h1": hypervisor.WRONG_HYPERVISOR}
     assert reasons(HypervisorFilter(), snap, hypervisor="esxi") == {"h0": hypervisor.WRONG_HYPERVISOR, "h1": ""}
+
+
+def test_capability() -> None:
+    from core.scheduler.filters.capability import CapabilityFilter, lacks
+
+    snap = snapshot(hosts=[mkhost(0, capabilities=frozenset({"cold_migrate", "reboot"})),
+                           mkhost(1, capabilities=frozenset({"reboot"})), mkhost(2)])
+    assert reasons(CapabilityFilter(), snap) == {"h0": "", "h1": "", "h2": ""}
+    assert reasons(CapabilityFilter(), snap, required_capabilities=["cold_migrate"]) == {
+        "h0": "", "h1": lacks("cold_migrate"), "h2": lacks("cold_migrate")}
+    # a host re-registering with more capabilities is a candidate at once
+    snap.upsert_host(mkhost(2, capabilities=frozenset({"cold_migrate"})))
+    assert reasons(CapabilityFilter(), snap, required_capabilities=["cold_migrate"])["h2"] == ""
+    with pytest.raises(ValueError, match="unknown capabilities"):
+        request(required_capabilities=["teleport"])
 
 
 def test_zone_and_region() -> None:
@@ -195,5 +212,5 @@ def test_quota_headroom() -> None:
 
 def test_default_filters_table_is_complete_and_named() -> None:
     names = [f.name for f in default_filters()]
-    assert len(names) == len(set(names)) == 12
+    assert len(names) == len(set(names)) == 13
     assert all(names)
