@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -41,3 +42,12 @@ class Credential:
     def owner_domain_id(self) -> str | None:
         """The domain that owns what this caller creates."""
         return self.project_domain_id if self.scope == "project" else self.domain_id
+
+
+def cred_snapshot(cred: Credential | None) -> dict[str, Any]:
+    """What a task keeps of its caller (core.tasks.engine.submit): identity and roles, never the token."""
+    if cred is None:
+        return {}
+    return {"user_id": cred.user_id, "user": cred.user_name, "project_id": cred.project_id,
+            "project": cred.project_name, "domain_id": cred.project_domain_id or cred.domain_id,
+            "roles": list(cred.roles), "scope": cred.scope, "request_id": cred.request_id}

@@ -55,6 +55,17 @@ def _info(img: Image) -> ImageInfo:
                      dict(img.properties or {}))
 
 
+def with_boot_files(session: Session, image_ids: set[str]) -> set[str]:
+    """``image_ids`` plus the kernels and ramdisks those images name (``kernel_id``/``ramdisk_id``):
+    what a host needs to boot guests from them (the agent's image route checks against it)."""
+    from sqlalchemy import select
+
+    out = set(image_ids)
+    for props in session.scalars(select(Image.properties).where(Image.id.in_(list(image_ids)))):
+        out.update(str(props[k]) for k in ("kernel_id", "ramdisk_id") if (props or {}).get(k))
+    return out
+
+
 def get_image(session: Session, id_or_name: str, cred: Credential) -> ImageInfo:
     """The image ``cred`` may read (own project's or public), by id or name; 404 otherwise."""
     img = get_visible(session, cred, id_or_name)

@@ -259,14 +259,11 @@ def report_task(task_id: str, session: SessionDep, cred: CredentialDep, body: An
 
 def _host_images(session: Any, host: Host) -> set[str]:
     """Images the host's guests boot from, with the kernels/ramdisks those images name."""
+    from core.glance.service import with_boot_files
+
     ids = set(session.scalars(select(Disk.template_id).join(Server, Server.id == Disk.server_id)
                               .where(Server.host_id == host.id, Disk.template_id != "")))
-    from core.glance.models import Image
-
-    for img in session.scalars(select(Image).where(Image.id.in_(list(ids)))):
-        props = img.properties or {}
-        ids.update(str(props[k]) for k in ("kernel_id", "ramdisk_id") if props.get(k))
-    return ids
+    return with_boot_files(session, ids)
 
 
 @router.get("/hosts/{host_id}/images/{image_id}")

@@ -70,15 +70,6 @@ def owner_of(row: Any) -> dict[str, Any]:
     return {"project_id": tenant or None, "domain_id": getattr(row, "domain_id", None)}
 
 
-def cred_snapshot(cred: Credential | None) -> dict[str, Any]:
-    """What a task keeps of its caller: identity and roles, never the token."""
-    if cred is None:
-        return {}
-    return {"user_id": cred.user_id, "user": cred.user_name, "project_id": cred.project_id,
-            "project": cred.project_name, "domain_id": cred.project_domain_id or cred.domain_id,
-            "roles": list(cred.roles), "scope": cred.scope, "request_id": cred.request_id}
-
-
 def _default(o: Any) -> Any:
     if isinstance(o, datetime):
         return iso(o)

@@ -18,8 +18,9 @@ from pydantic import BaseModel
 from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
 
-from core.api.context import Credential
+from core.api.context import Credential, cred_snapshot
 from core.db.base import new_uuid, utcnow
+from core.db.engine import begin_write
 from core.errors import CloudpodsError, ConflictError, InputParameterError, ResourceNotFoundError
 from core.hostapi.protocol import PAYLOADS, ContractError, ErrorResult, WorkKind, dump, error_result, parse_result
 from core.tasks.models import DONE, FAILED, FINISHED, QUEUED, RUNNING, WAITING, Task, WorkItem
@@ -145,8 +146,6 @@ def submit(session: Session, task_name: str, obj_type: str, obj_id: str, obj_nam
            cred_dict: dict[str, Any] | None = None, parent_id: str | None = None, tenant_id: str = "",
            domain_id: str = "", task_id: str | None = None) -> Task:
     """Add a queued task to ``session`` (it runs once the caller commits)."""
-    from core.region.common import cred_snapshot
-
     uc = cred_dict if cred_dict is not None else cred_snapshot(cred)
     t = Task(task_name=task_name, obj_type=obj_type, obj_id=obj_id, obj_name=obj_name[:255],
              params=dict(params or {}), parent_task_id=parent_id, status=QUEUED, user_cred=uc,
@@ -160,7 +159,6 @@ def submit(session: Session, task_name: str, obj_type: str, obj_id: str, obj_nam
 # ---- running -------------------------------------------------------------------------------
 def execute(db: Any, task_id: str, owner: str, lease_s: float) -> None:
     """Run the claimed task's stages until it waits, finishes or loses its claim."""
-    from core.region.common import begin_write
     from core.tasks.registry import task_class
 
     for _ in range(100):  # a task never needs more stages in one go; bounds a buggy loop
@@ -222,7 +220,6 @@ def execute(db: Any, task_id: str, owner: str, lease_s: float) -> None:
 
 
 def _fail_in_new_tx(db: Any, task_id: str, reason: str) -> None:
-    from core.region.common import begin_write
     from core.tasks.registry import task_class
 
     with db.session() as s:

@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import or_, select, update
 
 from core.db.base import utcnow
+from core.db.engine import begin_write
 from core.tasks.engine import WAKEUP, execute
 from core.tasks.models import QUEUED, RUNNING, Task
 
@@ -33,7 +34,6 @@ def default_owner(port: int | str = "") -> str:
 
 def claim_one(db: Any, owner: str, lease_s: float = LEASE_S) -> str | None:
     """Claim one runnable task for ``owner``; its id, or None when nothing is runnable."""
-    from core.region.common import begin_write
 
     now = utcnow()
     claimable = or_(
@@ -57,7 +57,6 @@ def claim_one(db: Any, owner: str, lease_s: float = LEASE_S) -> str | None:
 
 def recover(db: Any, owner: str) -> int:
     """Requeue tasks this controller owned when it died (called once at start)."""
-    from core.region.common import begin_write
 
     with db.session() as s:
         begin_write(s, background=True)

@@ -1,1 +1,15 @@
-"""Region task classes (listed in core.tasks.registry)."""
+"""Region task classes, by name (registered with the task engine by core/region/__init__.py)."""
+
+REGION_TASKS: dict[str, str] = {
+    "ServerBatchCreateTask": "core.region.tasks.create:ServerBatchCreateTask",
+    "ServerCreateTask": "core.region.tasks.create:ServerCreateTask",
+    "ServerDeleteTask": "core.region.tasks.delete:ServerDeleteTask",
+    "ServerPowerTask": "core.region.tasks.power:ServerPowerTask",
+    "ServerSyncstatusTask": "core.region.tasks.power:ServerSyncstatusTask",
+    "ServerChangeConfigTask": "core.region.tasks.config:ServerChangeConfigTask",
+    "ServerMigrateTask": "core.region.tasks.config:ServerMigrateTask",
+    "ServerRebuildRootTask": "core.region.tasks.config:ServerRebuildRootTask",
+    "ServerAttachDiskTask": "core.region.tasks.config:ServerAttachDiskTask",
+    "ServerDetachDiskTask": "core.region.tasks.config:ServerDetachDiskTask",
+    "DiskDeleteTask": "core.region.tasks.delete:DiskDeleteTask",
+}
