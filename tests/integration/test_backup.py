@@ -14,7 +14,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.region_agent import FakeAgent
+from core.region.defaults import DEFAULTS
+from tests.e2e.region_agent import TestbedAgent
 from tests.e2e.test_agent_support import upload_tiny_image
 from tests.integration.test_faults import create_on, manual_host
 from tests.integration.test_scale_support import B, wait_for
@@ -32,7 +33,7 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
     try:
         image = upload_tiny_image(ctl)
         host = manual_host(ctl.api, "h-backup")
-        with FakeAgent(ctl.env, host):
+        with TestbedAgent(ctl.env, host, host_name="h-backup", wires=({"wire": DEFAULTS.wire, "bridge": "br0"},)):
             sid = create_on(ctl.api, "h-backup", "kept")
             wait_for(lambda: ctl.api.get(f"{B}/servers/{sid}").json()["server"]["status"] == "running", 30, "running")
         cred = ctl.api.post(f"{ID}/credentials", json={"credential": {"type": "ec2"}})
@@ -108,7 +109,7 @@ def test_restore_into_a_fresh_controller(source: dict[str, Any], tmp_path: Path,
         assert body.status_code == 200 and len(body.content) == 1 << 20
         # and it keeps working: a new server gets the next address, not a reused one
         host = ctl.api.get(f"{B}/hosts/h-backup").json()["host"]["id"]
-        with FakeAgent(ctl.env, host):
+        with TestbedAgent(ctl.env, host, host_name="h-backup", wires=({"wire": DEFAULTS.wire, "bridge": "br0"},)):
             sid = create_on(ctl.api, "h-backup", "after-restore")
             s = wait_for(lambda: (x := ctl.api.get(f"{B}/servers/{sid}").json()["server"])["status"] == "running"
                          and x, 30, "new server")
