@@ -46,6 +46,11 @@ def run_cli(group: click.Group, prog: str, argv: list[str] | None) -> None:
     except Exception as e:
         if debug:
             raise
+        from drivers.base import DriverError  # here, not at startup: most commands never load a driver
+
+        if isinstance(e, DriverError):  # a driver's own error (unknown driver, missing SDK, refusal)
+            click.echo(f"Error: {e}", err=True)
+            sys.exit(EXIT_ERROR)
         click.echo(f"Error: unexpected {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''} "
                    f"(run with --debug for details)", err=True)
         sys.exit(EXIT_ERROR)

@@ -31,6 +31,8 @@ def _wire(value: str) -> WireConfig:
 @click.option("--name", "host_name", default=None, help="Host name [default: this machine's]")
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), envvar="CLOUDPODS_AGENT_DIR",
               default=AGENT_DIR, show_default=True, help="Agent directory")
+@click.option("--driver", default="kvm", show_default=True,
+              help="The driver this host's agent runs, by its name in drivers/registry.py")
 @click.option("--libvirt-uri", default="qemu:///system", show_default=True,
               help="Hypervisor (test:///<node.xml> simulates one)")
 @click.option("--domain-type", type=click.Choice(["auto", "kvm", "qemu", "test"]), default="auto", show_default=True,
@@ -42,8 +44,9 @@ def _wire(value: str) -> WireConfig:
 @click.option("--storage-capacity-mb", type=click.IntRange(0), default=0,
               help="Storage to offer [default: the data dir's filesystem size]")
 @click.option("--force", is_flag=True, help="Replace an existing agent config")
-def join(controller: str, token: str, host_name: str | None, data_dir: Path, libvirt_uri: str, domain_type: str,
-         wires: tuple[str, ...], network_mode: str | None, storage_capacity_mb: int, force: bool) -> None:
+def join(controller: str, token: str, host_name: str | None, data_dir: Path, driver: str, libvirt_uri: str,
+         domain_type: str, wires: tuple[str, ...], network_mode: str | None, storage_capacity_mb: int,
+         force: bool) -> None:
     """Enroll this host: spend a join token, write the agent config, register the host."""
     import os
 
@@ -61,12 +64,15 @@ def join(controller: str, token: str, host_name: str | None, data_dir: Path, lib
                    f"(--force re-joins with a new token).")
         return
     wire_cfgs = tuple(_wire(w) for w in wires)  # bad input fails before the token is spent
+    from drivers.registry import get_driver
+
+    get_driver(driver)  # an unknown driver or a missing SDK: one line, token unspent
     mode = network_mode or ("none" if libvirt_uri.startswith("test:") else "host")
     ident = redeem(controller, token, host_name or local_host_name())
     base = controller.rstrip("/")
     cfg = AgentConfig(auth_url=f"{base}/api/s/identity/v3", username=ident["username"], password=ident["password"],
                       project_name=ident["project_name"], domain_name=ident["domain_name"],
-                      host_id=ident["host_id"], host_name=ident["host_name"], data_dir=str(d),
+                      host_id=ident["host_id"], host_name=ident["host_name"], data_dir=str(d), driver=driver,
                       libvirt_uri=libvirt_uri, domain_type=domain_type, network_mode=mode, wires=wire_cfgs,
                       storage_capacity_mb=storage_capacity_mb)
     path = cfg.save()
