@@ -86,9 +86,9 @@ class GuestDomain:
     def to_guest(self) -> Guest:
         return to_guest(self.dom)
 
-    def xml(self) -> str:
+    def xml(self, flags: int = 0) -> str:
         try:
-            return str(self.dom.XMLDesc(0))
+            return str(self.dom.XMLDesc(flags))
         except libvirt.libvirtError as exc:
             raise _error(exc, self.id) from None
 

@@ -26,6 +26,7 @@ import shutil
 from typing import Any
 
 from drivers.base import (
+    Capability,
     Deployed,
     DiskSpec,
     GuestNotFound,
@@ -33,11 +34,11 @@ from drivers.base import (
     GuestStatus,
     HostEnv,
     HypervisorError,
+    InstanceDisk,
     InstanceNic,
     InstanceSpec,
     LocalImage,
     NicSpec,
-    not_supported,
 )
 
 log = logging.getLogger(__name__)
@@ -73,8 +74,11 @@ class KvmInstances:
         self.driver = driver
         self.env = env
         self.version = VERSION
-        self.capabilities = frozenset(driver.capabilities)
         self.simulated = env.uri.startswith("test:")
+        # libvirt's test driver has no device calls: a simulated host changes a running guest's
+        # disks in its definition only (they show at the next boot), and says so at registration
+        self.capabilities = frozenset(driver.capabilities) - (
+            {Capability.ATTACH_DISK_HOT} if self.simulated else set())
         self._qemu_img = shutil.which("qemu-img") is not None
         if self.simulated and not self._qemu_img:
             log.warning("qemu-img not found: guests of this simulated host get sparse files as disks")
@@ -135,14 +139,67 @@ class KvmInstances:
         self.driver.host.conn().defineXML(self.driver.domain_xml(spec))
         self.persist(server_id)
 
-    def attach_disk(self, server_id: str, disk: Any) -> tuple[str, bool]:
-        not_supported(self.name, "attach_disk")
+    def attach_disk(self, server_id: str, disk: InstanceDisk) -> tuple[str, bool]:
+        """Attach a data disk: its file (made blank if missing) into the definition, and hot-plugged
+        into the guest if it runs on a host that can (ATTACH_DISK_HOT); (file, whether hot-plugged).
 
-    def detach_disk(self, server_id: str, disk: Any, *, keep: bool = True) -> bool:
-        not_supported(self.name, "detach_disk")
+        A disk that was attached before (``access_path`` given, file there) is re-attached as it is;
+        a new one is ``<instance dir>/disk<index>-<disk id>.qcow2`` (the id in the name: a file a
+        detached disk left behind is never handed to another disk). Redelivered: the same state.
+        """
+        if disk.index == 0:
+            raise HypervisorError("disk index 0 is the root disk: attach data disks at index 1 or higher")
+        live = self._hot(server_id, "attach")
+        path = self._disk_path(server_id, disk)
+        if not os.path.exists(path):
+            self._data_disk(path, disk.size_mb)
+        self.driver.attach_disk(server_id, DiskSpec(path=path, format=self._format_of(path)), index=disk.index,
+                                live=live)
+        self.persist(server_id)
+        return path, live
+
+    def detach_disk(self, server_id: str, disk: InstanceDisk, *, keep: bool = True) -> bool:
+        """Take a data disk out of the definition, and out of the running guest (hot-unplug) if it
+        runs on a host that can; its file is removed unless ``keep``. Already detached: fine.
+        The root disk is never detached."""
+        path = self._disk_path(server_id, disk, existing=True)
+        roots = [d for d in self.driver.guest_disks(server_id, live=False) if d.device == "disk"]
+        if disk.index == 0 or (roots and os.path.realpath(roots[0].path) == os.path.realpath(path)):
+            raise HypervisorError(f"disk {disk.id} is the root disk of {server_id}: it cannot be detached "
+                                  "(rebuild-root replaces it)")
+        live = self._hot(server_id, "detach")
+        self.driver.detach_disk(server_id, path, live=live, timeout=max(self.env.stop_timeout_s, 5.0))
+        self.persist(server_id)
+        if not keep and self._owned(path):
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+        return live
 
     def rebuild_root(self, spec: InstanceSpec) -> Deployed:
-        not_supported(self.name, "rebuild_root")
+        """A fresh root overlay on the spec's image (the same or another), data disks kept, a new
+        config drive (keys, password, user data of ``spec``), the domain re-defined from ``spec``;
+        started if ``spec.auto_start``. A running guest is stopped first. Redelivered: rebuilt again.
+        """
+        sid = spec.server_id
+        d = self.instance_dir(sid)
+        g = self.driver.get_guest(sid)  # GuestNotFound: there is nothing to rebuild on this host
+        roots = [x for x in spec.disks if x.index == 0]
+        if not roots or not roots[0].image_id:
+            raise HypervisorError(f"server {sid} has no root disk from an image to rebuild")
+        if g.status is not GuestStatus.STOPPED:
+            log.info("rebuild-root: stopping guest %s first", sid)
+            self.driver.stop_guest(sid, timeout=self.env.stop_timeout_s)
+        gspec, disks_out = self._guest_spec(spec, d, rebuild=True)
+        try:
+            self.driver.host.conn().defineXML(self.driver.domain_xml(gspec))
+        except Exception as exc:
+            raise HypervisorError(f"re-define guest {sid}: {exc}") from None
+        if spec.auto_start:
+            self.driver.start_guest(sid)
+        self.persist(sid)
+        return Deployed(guest_id=sid, status=self.driver.get_guest(sid).status, disks=tuple(disks_out))
 
     def persist(self, server_id: str) -> None:
         """Keep the guest's definition in its instance dir (``domain.xml``), for ``restore``.
@@ -225,7 +282,10 @@ class KvmInstances:
 
     # --- building -------------------------------------------------------------------------------
 
-    def _guest_spec(self, spec: InstanceSpec, d: str) -> tuple[GuestSpec, list[tuple[str, str]]]:
+    def _guest_spec(self, spec: InstanceSpec, d: str, *,
+                    rebuild: bool = False) -> tuple[GuestSpec, list[tuple[str, str]]]:
+        """The guest ``spec`` describes, its disk files made (``rebuild``: a fresh root overlay in
+        place of the old one, data disks used as they are); [(disk id, file)]."""
         from drivers.kvm.configdrive import ConfigDrive, NicConfig, build_config_drive
 
         disks: list[DiskSpec] = []
@@ -233,14 +293,26 @@ class KvmInstances:
         boot: dict[str, Any] = {}
         for disk in sorted(spec.disks, key=lambda x: x.index):
             path = os.path.join(d, f"disk{disk.index}.qcow2")
-            if disk.image_id:
+            if rebuild and disk.index > 0:  # a data disk keeps its file (and data)
+                path = self._disk_path(spec.server_id, disk, existing=True)
+                if not os.path.exists(path):
+                    raise HypervisorError(f"data disk {disk.id} of {spec.server_id}: {path} is missing")
+            elif disk.image_id:
                 img = self.env.images.get(disk.image_id)
                 if not boot:
                     boot = {k: img.properties[k] for k in BOOT_PROPS if img.properties.get(k)}
-                self._overlay(img, path, max(disk.size_mb, img.virtual_size_mb))
+                if rebuild:  # the old root stays until the new one is complete
+                    if disk.access_path and disk.index == 0:
+                        path = disk.access_path
+                    new = path + ".rebuild"
+                    _unlink(new)
+                    self._overlay(img, new, max(disk.size_mb, img.virtual_size_mb))
+                    os.replace(new, path)
+                else:
+                    self._overlay(img, path, max(disk.size_mb, img.virtual_size_mb))
             else:
                 self._data_disk(path, disk.size_mb)
-            disks.append(DiskSpec(path=path, format="qcow2" if self._qemu_img else "raw"))
+            disks.append(DiskSpec(path=path, format=self._format_of(path)))
             out.append((disk.id, path))
         nics, nic_cfgs = [], []
         host = hostname_of(spec.name)
@@ -263,6 +335,43 @@ class KvmInstances:
                           serial_log=os.path.join(d, "serial.log"), kernel=kernel, initrd=initrd, cmdline=cmdline,
                           arch=spec.arch if spec.arch in ("x86_64", "aarch64") else "x86_64")
         return gspec, out
+
+    def _hot(self, server_id: str, op: str) -> bool:
+        """Whether to change the running guest too: it runs, and this host can hot-plug disks."""
+        import libvirt
+
+        try:
+            active = bool(self.driver.host.lookup(server_id).isActive())
+        except libvirt.libvirtError as exc:
+            raise HypervisorError(f"{op} disk: guest {server_id}: {exc.get_error_message()}") from None
+        if active and Capability.ATTACH_DISK_HOT not in self.capabilities:
+            log.info("%s disk on running guest %s: this host cannot hot-plug, the change applies at the "
+                     "next boot", op, server_id)
+            return False
+        return active
+
+    def _disk_path(self, server_id: str, disk: InstanceDisk, *, existing: bool = False) -> str:
+        """Where a data disk's file is: where the region says it is, else where attach_disk makes it
+        (``existing``: or deploy's ``disk<index>.qcow2``, when only that one is there)."""
+        if disk.access_path:
+            if not os.path.isabs(disk.access_path):
+                raise HypervisorError(f"disk {disk.id}: access path {disk.access_path!r} is not absolute")
+            return disk.access_path
+        d = self.instance_dir(server_id)
+        path = os.path.join(d, f"disk{disk.index}-{disk.id[:8]}.qcow2")
+        deployed = os.path.join(d, f"disk{disk.index}.qcow2")
+        if existing and not os.path.exists(path) and os.path.exists(deployed):
+            return deployed
+        return path
+
+    def _format_of(self, path: str) -> str:
+        """qcow2 where qemu-img makes the files; a simulated host without it writes sparse raw files."""
+        return "qcow2" if self._qemu_img else "raw"
+
+    def _owned(self, path: str) -> bool:
+        base = os.path.realpath(self.env.instances_dir)
+        real = os.path.realpath(path)
+        return os.path.commonpath([real, base]) == base and real != base
 
     def _overlay(self, img: LocalImage, path: str, size_mb: int) -> None:
         if self._qemu_img:
@@ -309,6 +418,13 @@ def _read_nics(d: str) -> tuple[InstanceNic, ...]:
             except TypeError:
                 continue
     return tuple(out)
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
 
 
 def _sparse(path: str, size_mb: int) -> None:

@@ -16,9 +16,15 @@ __all__ = [
     "DOMAIN_TYPES",
     "METADATA_NS",
     "DomainDevices",
+    "DomainDisk",
     "build_domain_xml",
+    "disk_device_xml",
+    "free_target",
     "parse_devices",
+    "parse_disks",
     "spec_from_xml",
+    "with_disk",
+    "without_disk",
 ]
 
 DOMAIN_TYPES = frozenset({"kvm", "qemu", "test"})
@@ -36,6 +42,16 @@ class DomainDevices:
     disk_paths: tuple[str, ...]
     taps: tuple[str, ...]
     serial_log: str | None
+
+
+@dataclass(frozen=True)
+class DomainDisk:
+    """One ``<disk>`` of a domain: its file, target device (vda, hdc, ...), bus and kind."""
+
+    path: str
+    dev: str
+    bus: str
+    device: str
 
 
 def build_domain_xml(spec: GuestSpec, *, domain_type: str, machine: str = "pc") -> str:
@@ -168,6 +184,59 @@ def parse_devices(xml: str) -> DomainDevices:
     return DomainDevices(disk_paths=tuple(paths), taps=tuple(taps), serial_log=serial)
 
 
+def parse_disks(xml: str) -> tuple[DomainDisk, ...]:
+    """The file-backed disks (and cdroms) of a domain, in document order."""
+    out = []
+    for d in _parse(xml).iterfind("devices/disk"):
+        src, tgt = d.find("source"), d.find("target")
+        if src is None or not src.get("file") or tgt is None:
+            continue
+        out.append(DomainDisk(path=src.get("file", ""), dev=tgt.get("dev", ""), bus=tgt.get("bus", "virtio"),
+                              device=d.get("device", "disk")))
+    return tuple(out)
+
+
+def free_target(bus: str, used: set[str], preferred: int) -> str:
+    """A target device name on ``bus`` not in ``used``: the ``preferred``-th (vda=0, vdb=1, ...) if free,
+    else the first free one. Attached disks follow the builder's scheme: disk index n is the n-th device."""
+    prefix = _BUS_PREFIX[bus]
+    for n in (preferred, *range(26 * 27)):
+        dev = _dev_name(prefix, n)
+        if dev not in used:
+            return dev
+    raise InvalidSpec(f"no free {bus} target device left")
+
+
+def disk_device_xml(disk: DiskSpec, dev: str) -> str:
+    """The ``<disk>`` element alone, as attachDeviceFlags/detachDeviceFlags take it."""
+    holder = ET.Element("devices")
+    _disk(holder, disk, dev)
+    return ET.tostring(holder[0], encoding="unicode")
+
+
+def with_disk(xml: str, disk: DiskSpec, dev: str) -> str:
+    """``xml`` (a domain) with one more disk, after its last disk (a redefinition, for a stopped guest)."""
+    root = _parse(xml)
+    devices = root.find("devices")
+    if devices is None:
+        devices = ET.SubElement(root, "devices")
+    el = ET.fromstring(disk_device_xml(disk, dev))
+    disks = devices.findall("disk")
+    devices.insert(list(devices).index(disks[-1]) + 1 if disks else 0, el)
+    return ET.tostring(root, encoding="unicode")
+
+
+def without_disk(xml: str, path: str) -> str:
+    """``xml`` (a domain) without the disk whose source file is ``path``."""
+    root = _parse(xml)
+    devices = root.find("devices")
+    for d in list(devices) if devices is not None else []:
+        src = d.find("source")
+        if d.tag == "disk" and src is not None and src.get("file") == path:
+            devices.remove(d)  # type: ignore[union-attr]
+    return ET.tostring(root, encoding="unicode")
+
+
 def _disk(devices: ET.Element, disk: DiskSpec, dev: str) -> None:
     el = ET.SubElement(devices, "disk", type="file", device=disk.device)
     ET.SubElement(el, "driver", name="qemu", type=disk.format)
@@ -192,6 +261,10 @@ def _target_dev(bus: str, used: dict[str, int]) -> str:
     used[prefix] = n + 1
     if prefix == "hd" and n >= 4:
         raise InvalidSpec("at most 4 ide devices (including the config drive)")
+    return _dev_name(prefix, n)
+
+
+def _dev_name(prefix: str, n: int) -> str:
     letters = string.ascii_lowercase
     return prefix + (letters[n] if n < 26 else letters[n // 26 - 1] + letters[n % 26])
 

@@ -4,14 +4,17 @@ from __future__ import annotations
 from sqlalchemy import select, update
 
 from core.hostapi.protocol import (
+    POWER_STATUS,
     AttachDiskPayload,
     AttachDiskResult,
+    DeployResult,
     DetachDiskPayload,
     DiskPayload,
     MigrateInPayload,
     RebuildRootPayload,
     ReconfigurePayload,
     WorkKind,
+    server_status,
 )
 from core.region import quotas
 from core.region import statemachine as sm
@@ -194,8 +197,15 @@ class ServerRebuildRootTask(TaskBase):
 
     def on_rebuild_complete(self, run: Run) -> None:
         server = server_of(run)
-        run.result_of(WorkKind.REBUILD_ROOT)
+        res: DeployResult = run.result_of(WorkKind.REBUILD_ROOT)
+        paths = {d.id: d.access_path for d in res.disks}
+        for d in run.session.scalars(select(Disk).where(Disk.server_id == server.id)):
+            if paths.get(d.id):
+                d.access_path = paths[d.id][:255]
         sm.apply_if(server, "rebuilt")
+        if server_status(res.guest_status) == "running":  # auto_start: the host started it again
+            sm.apply_if(server, "boot")
+        server.power_status = POWER_STATUS.get(server.status, "off")
         release_task(server, run)
         run.complete()
 
