@@ -266,8 +266,7 @@ class KvmDriver:
         xml = disk_device_xml(DiskSpec(path=path, bus=have.bus, device=have.device), have.dev)
         try:
             if path in running:
-                dom.detachDeviceFlags(xml, libvirt.VIR_DOMAIN_AFFECT_LIVE)
-                self._wait_detached(guest_id, path, timeout)
+                self._unplug(dom, guest_id, xml, path, timeout)
             if path in config:
                 self._change_config(dom, dom.detachDeviceFlags, xml, lambda x: without_disk(x, path))
         except libvirt.libvirtError as exc:
@@ -289,17 +288,32 @@ class KvmDriver:
                 raise
         self.host.conn().defineXML(edit(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)))
 
-    def _wait_detached(self, guest_id: str, path: str, timeout: float) -> None:
-        """A hot-unplug completes when the guest acknowledges it (ACPI); libvirt may return before."""
+    def _unplug(self, dom: Any, guest_id: str, device_xml: str, path: str, timeout: float) -> None:
+        """Hot-unplug: the guest OS must acknowledge it (ACPI eject), and one that was still booting
+        may never see the first request; ask again every few seconds, as Nova does, until ``timeout``."""
         import time
 
         end = time.monotonic() + timeout
-        while any(d.path == path for d in self.guest_disks(guest_id, live=True)):
+        first = True
+        while True:
+            try:
+                dom.detachDeviceFlags(device_xml, libvirt.VIR_DOMAIN_AFFECT_LIVE)
+            except libvirt.libvirtError:
+                if first and self._live_has(guest_id, path):
+                    raise
+                # a repeated request qemu refuses ("already in the process of unplug"): keep waiting
+            first = False
+            again = min(time.monotonic() + 3.0, end)
+            while time.monotonic() < again:
+                if not self._live_has(guest_id, path):
+                    return
+                time.sleep(0.1)
             if time.monotonic() >= end:
                 raise HypervisorError(f"guest {guest_id} did not release {path} within {timeout:.0f} s "
                                       "(the guest OS must support PCI hot-unplug; is the disk in use?)")
-            time.sleep(0.1)
 
+    def _live_has(self, guest_id: str, path: str) -> bool:
+        return any(d.path == path for d in self.guest_disks(guest_id, live=True))
 
     def _guest(self, guest_id: str) -> GuestDomain:
         return GuestDomain(self.host.lookup(guest_id))

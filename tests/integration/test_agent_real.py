@@ -247,3 +247,81 @@ def _active(conn: object, sid: str) -> bool:
         return bool(conn.lookupByUUIDString(sid).isActive())  # type: ignore[attr-defined]
     except libvirt.libvirtError:
         return False
+
+
+def _disk_files(dom: object, flags: int = 0) -> list[str]:
+    from drivers.kvm.xml import parse_disks
+
+    return [d.path for d in parse_disks(dom.XMLDesc(flags)) if d.device == "disk"]  # type: ignore[attr-defined]
+
+
+def test_a_disk_is_hot_plugged_into_a_running_guest_and_unplugged_again_then_rebuild_root(
+        real_cloud: tuple[Controller, AgentProc], tmp_path: Path) -> None:
+    """attach-disk on a running qemu guest shows in its live definition (libvirt hot-plug), detach takes
+    it out again; rebuild-root of the stopped guest boots it from a fresh system disk, the data disk kept."""
+    import libvirt
+
+    ctl, agent = real_cloud
+    kernel = _upload(ctl, "cm-kernel", VIRT_WORK / "vmlinuz", "raw")
+    ramdisk = _upload(ctl, "cm-ramdisk", VIRT_WORK / "initrd.img", "raw")
+    root = tmp_path / "root.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(root), "64M"], check=True)
+    _upload(ctl, "cm-tiny", root, "qcow2", f"kernel_id={kernel}", f"ramdisk_id={ramdisk}",
+            "os_command_line=console=ttyS0 panic=-1 cm.net cm.stay")
+    host = ctl.api.get(f"{B}/hosts/{agent.host_id}").json()["host"]
+    assert {"attach_disk", "attach_disk_hot", "rebuild_root"} <= set(host["capabilities"])
+    r = ctl.climc("server-create", "diskvm", "--disk", "cm-tiny", "--net", "realnet", "--mem-spec", "256m",
+                  "--auto-start", "-o", "json")
+    assert r.returncode == 0, r.stderr
+    sid = json.loads(r.stdout)["id"]
+    s = wait_for(lambda: (x := server(ctl, sid))["status"] in ("running", "deploy_fail") and x, 120, "deployed")
+    assert s["status"] == "running", agent.log_path.read_text()[-3000:]
+    r = ctl.climc("disk-create", "diskvm-data", "32m", "--storage", s["disks_info"][0]["storage_id"], "-o", "json")
+    assert r.returncode == 0, r.stderr
+    disk_id = json.loads(r.stdout)["id"]
+
+    def settled(status: str) -> dict[str, object]:
+        return dict(wait_for(lambda: (x := server(ctl, sid))["status"] == status and not x["active_task_id"] and x,
+                             90, status))
+
+    serial = agent.data / "instances" / sid / "serial.log"
+    # hot-unplug needs the guest OS up (it acknowledges the ACPI eject); the initramfs says when it is
+    wait_for(lambda: serial.exists() and "CM-MARKER: staying up" in serial.read_text(errors="replace"), 150,
+             "the guest up")
+    conn = libvirt.open("qemu:///system")
+    try:
+        dom = conn.lookupByUUIDString(sid)
+        blk = "[1af4:1001]"  # the guest kernel logs each virtio-blk PCI device it finds (the root at boot)
+        seen = serial.read_text(errors="replace").count(blk)
+        assert ctl.climc("server-attach-disk", "diskvm", "diskvm-data").returncode == 0
+        s = settled("running")
+        wait_for(lambda: serial.read_text(errors="replace").count(blk) > seen, 30,
+                 "the guest kernel finding the hot-plugged disk")
+        assert [d["id"] for d in s["disks_info"]] == [s["disks_info"][0]["id"], disk_id], s  # type: ignore[index]
+        path = ctl.api.get(f"{B}/disks/{disk_id}").json()["disk"]["access_path"]
+        assert path in _disk_files(dom), agent.log_path.read_text()[-3000:]  # the running qemu has it
+        assert path in _disk_files(dom, libvirt.VIR_DOMAIN_XML_INACTIVE)  # and its next boot
+        assert "attach disk on running guest" not in agent.log_path.read_text()  # really hot, not deferred
+        assert dom.isActive()
+
+        assert ctl.climc("server-detach-disk", "diskvm", "diskvm-data").returncode == 0
+        settled("running")
+        row = ctl.api.get(f"{B}/disks/{disk_id}").json()["disk"]
+        assert not row.get("server_id"), agent.log_path.read_text()[-3000:]  # the detach task succeeded
+        assert path not in _disk_files(dom) and path not in _disk_files(dom, libvirt.VIR_DOMAIN_XML_INACTIVE)
+        assert Path(path).exists()  # kept: the disk is free to attach again
+
+        # rebuild-root: stopped first by the region's rules, a fresh system overlay, booted again
+        assert ctl.climc("server-attach-disk", "diskvm", "diskvm-data").returncode == 0
+        settled("running")
+        assert ctl.climc("server-stop", "diskvm").returncode == 0
+        settled("ready")
+        sysdisk = Path(ctl.api.get(f"{B}/disks/{s['disks_info'][0]['id']}").json()["disk"]["access_path"])  # type: ignore[index]
+        before = sysdisk.stat().st_ino
+        assert ctl.climc("server-rebuild-root", "diskvm").returncode == 0
+        s = settled("running")  # auto-start: booted from the new root
+        assert sysdisk.stat().st_ino != before and set(_disk_files(dom)) == {str(sysdisk), path}
+        assert ctl.climc("server-delete", "-f", "diskvm").returncode == 0
+        wait_for(lambda: ctl.api.get(f"{B}/servers/{sid}").status_code == 404, 60, "deleted")
+    finally:
+        conn.close()
