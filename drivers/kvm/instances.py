@@ -152,6 +152,8 @@ class KvmInstances:
         live = self._hot(server_id, "attach")
         path = self._disk_path(server_id, disk)
         if not os.path.exists(path):
+            if disk.access_path:  # it had data once: never hand out a blank disk in its place
+                raise HypervisorError(f"disk {disk.id}: its file {path} is missing on this host")
             self._data_disk(path, disk.size_mb)
         self.driver.attach_disk(server_id, DiskSpec(path=path, format=self._format_of(path)), index=disk.index,
                                 live=live)

@@ -153,6 +153,15 @@ def test_detach_from_a_stopped_guest_keeps_the_file_unless_told_and_is_idempoten
     assert path == kept and kept in disks(h, spec.server_id, live=False)
 
 
+def test_a_disk_whose_file_is_gone_is_not_replaced_by_a_blank_one(h: Any, tmp_path: Path) -> None:
+    spec = instance(auto_start=False)
+    h.deploy(spec)
+    lost = str(tmp_path / "instances" / "elsewhere" / "disk1-gone.qcow2")
+    with pytest.raises(HypervisorError, match="missing"):
+        h.attach_disk(spec.server_id, data_disk(1, access_path=lost))
+    assert not os.path.exists(lost) and len(disks(h, spec.server_id, live=False)) == 1
+
+
 def test_detach_from_a_running_guest_of_a_simulated_host_changes_its_definition(h: Any) -> None:
     spec = instance(auto_start=False)
     h.deploy(spec)
