@@ -69,7 +69,7 @@ class TestbedAgent:
             project_name=env.get("OS_PROJECT_NAME", "system"), domain_name=env.get("OS_USER_DOMAIN_NAME", "Default"),
             host_id=host_id, host_name=host_name or host_id, data_dir=str(self.root / "agent"),
             libvirt_uri=f"test://{node}", network_mode="none", wires=tuple(wires),  # type: ignore[arg-type]
-            storage_capacity_mb=storage_capacity_mb, ping_interval_s=1.0, sync_interval_s=2.0, poll_wait_s=5)
+            storage_capacity_mb=storage_capacity_mb, ping_interval_s=1.0, sync_interval_s=2.0, poll_wait_s=2)
         self.fail_kinds = set(fail_kinds)
         self.agent: Agent | None = None
 
@@ -87,6 +87,12 @@ class TestbedAgent:
     def __exit__(self, *exc: object) -> None:
         if self.agent is not None:
             self.agent.stop()
+            # a long poll still in flight could take the next test's work item for this host:
+            # wait until every thread of this agent is really gone
+            end = time.monotonic() + 3 * self.cfg.poll_wait_s + 10
+            for t in self.agent._threads:
+                t.join(max(0.0, end - time.monotonic()))
+                assert not t.is_alive(), f"agent thread {t.name} still running"
         if self._tmp is not None:
             self._tmp.cleanup()
 

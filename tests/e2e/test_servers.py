@@ -84,6 +84,15 @@ def test_create_batch_ends_queued_for_the_host_without_an_agent(controller: Cont
     assert r.status_code == 200, r.text
     failed = items[0]["payload"]["server"]["id"]
     wait_for(lambda: srv(controller, failed)["status"] == "deploy_fail")
+    # leave nothing behind for the next tests' agents: the other item fails too, both servers go
+    r = controller.api.post(f"{B}/agent/tasks/{items[1]['task_id']}",
+                            json={"work_item_id": items[1]["id"], "__status__": "error", "__reason__": "no kvm"})
+    assert r.status_code == 200, r.text
+    for i in ids:
+        wait_for(lambda i=i: srv(controller, i)["status"] == "deploy_fail")
+        assert controller.api.delete(f"{B}/servers/{i}", params={"override_pending_delete": "true"}).status_code == 200
+    for i in ids:
+        wait_for(lambda i=i: controller.api.get(f"{B}/servers/{i}").status_code == 404)
 
 
 def test_lifecycle_with_a_test_double_agent(controller: Controller, infra: dict[str, str]) -> None:
