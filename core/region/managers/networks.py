@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from core.api.context import Credential
 from core.api.listing import ListQuery
 from core.errors import InputParameterError, NotEmptyError, ResourceNotFoundError
+from core.keystone.policy import restrict
 from core.region import ipam
 from core.region.managers._util import add_names, apply_update, names_by_id, unique_name
 from core.region.models import IpAllocation, Network, Wire
@@ -185,9 +186,16 @@ class ReservedIpManager(Manager):
     def base_stmt(self) -> Any:
         return select(IpAllocation).where(IpAllocation.owner_type == "reserved")
 
+    def visible(self, stmt: Any, cred: Credential, scope: str | None = None) -> Any:
+        """A reservation belongs to its network's project: only that project (and those who
+        reach it: its domain's admins, the system) sees it. A shared network's reservations
+        stay its owner's: their notes are the owner's business."""
+        own = restrict(select(Network.id), cred, Network, scope)
+        return stmt.where(IpAllocation.network_id.in_(own))
+
     def fetch(self, session: Session, cred: Credential, ident: str, *, lock: bool = False,
               pending: bool = True) -> Any:
-        row = session.scalar(self.base_stmt().where(IpAllocation.id == ident))
+        row = session.scalar(self.visible(self.base_stmt(), cred).where(IpAllocation.id == ident))
         if row is None:
             raise ResourceNotFoundError(f"reservedip {ident} not found")
         return row

