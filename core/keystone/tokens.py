@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import base64
+import binascii
 import json
 import os
 import time
@@ -18,6 +19,21 @@ PAYLOAD_VERSION = 1
 
 def new_audit_id() -> str:
     return base64.urlsafe_b64encode(os.urandom(16)).decode().rstrip("=")
+
+
+def is_canonical(token: str) -> bool:
+    """True if ``token`` is exactly the URL-safe base64 text Fernet writes for its bytes.
+
+    The lenient decoder behind Fernet ignores what follows the padding, characters outside the
+    alphabet and the unused low bits of the last character, so one token has many spellings that
+    all decrypt: each would authenticate (and occupy a cache slot of its own). Only the one
+    spelling the codec itself produces is accepted.
+    """
+    try:
+        raw = token.encode("ascii")
+        return base64.urlsafe_b64encode(base64.urlsafe_b64decode(raw)) == raw
+    except (UnicodeEncodeError, binascii.Error, ValueError):
+        return False
 
 
 @dataclass(frozen=True)
@@ -85,7 +101,7 @@ class TokenCodec:
 
     def decode(self, token: str) -> TokenPayload:
         """Decrypt and check expiry; raises UnauthorizedError for anything wrong."""
-        if not token or len(token) > 4096:
+        if not token or len(token) > 4096 or not is_canonical(token):
             raise UnauthorizedError("invalid token")
         self._maybe_reload()
         try:

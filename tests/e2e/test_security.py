@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.test_identity_support import admin, grant, login, mk_project, mk_user, ok
+from tests.e2e.test_identity_support import KS, admin, grant, login, mk_project, mk_user, ok
 from tests.support.controller import Controller
 
 B = "/api/s/compute_v2"
@@ -94,3 +94,28 @@ def test_reserved_ips_are_invisible_to_another_project(controller: Controller, t
     assert all(r["id"] != rid for r in widened)
     # nothing changed: the owner still has it
     assert ok(tenants.a.get(f"/reservedips/{rid}"))["reservedip"]["ip_addr"] == ip
+
+
+# ---- 2. only the canonical token spelling authenticates -----------------------------------------
+def test_token_variants_are_401(controller: Controller) -> None:
+    from tests.unit.keystone.test_tokens import variants
+
+    api = admin(controller)
+    u = mk_user(api, PW)
+    p = mk_project(api)
+    grant(api, f"projects/{p['id']}", u["id"], "member")
+    tok = login(controller, u["name"], PW, {"project": {"id": p["id"]}})
+    assert httpx.get(controller.url + KS + "/auth/tokens", timeout=30,
+                     headers={"X-Auth-Token": tok, "X-Subject-Token": tok}).status_code == 200
+    for bad in variants(tok):
+        if "\n" in bad or "\x00" in bad or bad.startswith(" "):
+            continue  # not sendable as a header value (httpx refuses / the server strips)
+        keystone_error(httpx.get(controller.url + KS + "/projects", headers={"X-Auth-Token": bad}, timeout=30), 401)
+        flat_error(httpx.get(controller.url + B + "/servers", headers={"X-Auth-Token": bad}, timeout=30),
+                   401, "UnauthorizedError")
+        # a variant as the subject of a validation is not a token either
+        r = api.get("/auth/tokens", headers={"X-Subject-Token": bad})
+        assert r.status_code == 404, r.text
+    # nothing changed: the real token still works
+    ok(httpx.get(controller.url + B + "/servers", headers={"X-Auth-Token": tok}, timeout=30))
+    api.close()

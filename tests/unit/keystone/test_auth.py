@@ -142,3 +142,17 @@ def test_rescope_keeps_expiry_and_chain(db: Database, auth: Authenticator) -> No
         assert c2.expires_at is not None and cred.expires_at is not None and c2.expires_at <= cred.expires_at
         t3, c3 = auth.login(s, {"auth": {"identity": {"methods": ["token"], "token": {"id": t2}}}})
         assert c3.scope == "domain"  # no scope asked: the token's own
+
+
+def test_token_variants_neither_authenticate_nor_fill_the_cache(db: Database, auth: Authenticator) -> None:
+    from tests.unit.keystone.test_tokens import variants
+
+    with db.session() as s:
+        tok, cred = auth.login(s, body("admin", ADMIN_PW))
+        assert auth.validate(s, tok).user_id == cred.user_id
+        before = dict(auth._cache)
+        for bad in variants(tok):
+            with pytest.raises(UnauthorizedError):
+                auth.validate(s, bad)
+            assert auth.cached(bad) is None
+        assert auth._cache.keys() == before.keys()  # only the real token holds a slot

@@ -25,6 +25,32 @@ def test_round_trip_and_tamper(keys: KeyRepository) -> None:
             c.decode(bad)
 
 
+def variants(tok: str) -> list[str]:
+    """Spellings of ``tok`` that a lenient base64 decoder reads as the same bytes."""
+    base = tok.rstrip("=")
+    last = base[-1]
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    pad = len(tok) - len(base)
+    unused = {1: 2, 2: 4}.get(pad, 0)  # low bits of the last character that carry nothing
+    same_bits = [c for c in alphabet if c != last and alphabet.index(c) >> unused == alphabet.index(last) >> unused]
+    out = [tok + "x", tok + "=", tok + "==", tok + "AAAA", tok[:10] + "\n" + tok[10:], tok[:10] + "*" + tok[10:],
+           " " + tok, tok + "\x00"]
+    if same_bits and unused:
+        out.append(base[:-1] + same_bits[0] + tok[len(base):])
+    return out
+
+
+def test_only_the_canonical_spelling_decodes(keys: KeyRepository) -> None:
+    c = TokenCodec(keys)
+    for n in range(6):  # payload sizes that give each padding length
+        p = TokenPayload("u" * n, ("password",), "project", "p1", time.time(), time.time() + 60, new_audit_id())
+        tok = c.encode(p)
+        assert c.decode(tok) == p
+        for bad in variants(tok):
+            with pytest.raises(UnauthorizedError):
+                c.decode(bad)
+
+
 def test_expired(keys: KeyRepository) -> None:
     c = TokenCodec(keys)
     with pytest.raises(UnauthorizedError, match="expired"):
