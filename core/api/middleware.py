@@ -3,7 +3,11 @@
 - empty path segments are dropped (``//servers`` works: a real SDK sends it), and a service's
   bare prefix (``/api/s/identity/v3``) reaches that service's root route;
 - a request id is taken from ``X-Request-Id`` or made, and echoed in the reply;
-- request bodies are capped at ``max_body`` bytes (413), except on streaming upload routes.
+- request bodies are capped at ``max_body`` bytes (413), except on streaming upload routes;
+- a JSON body (or one without a content type, which FastAPI parses as JSON) is read whole, within
+  the cap, and refused (400) when nested deeper than ``MAX_JSON_DEPTH`` before any route parses it:
+  the parser recurses per level, so 10000 nested lists were a RecursionError (a 500) per request.
+  On the streaming prefixes only bodies that say they are JSON are read this way; uploads stream.
 """
 from __future__ import annotations
 
@@ -14,7 +18,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from datetime import UTC, datetime
 from typing import Any
 
-from core.errors import RequestTooLargeError
+from core.errors import CloudpodsError, InputParameterError, RequestTooLargeError
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -24,6 +28,55 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 _MULTI_SLASH = re.compile(r"/{2,}")
 _RID_OK = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+MAX_JSON_DEPTH = 64
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\[\s\S][^"\\]*)*"?')  # escapes; an unterminated one to the end
+_BRACKETS = bytes.maketrans(b"{}", b"[]")
+_NOT_BRACKET = bytes(set(range(256)) - set(b"[]{}"))
+
+
+def json_too_deep(raw: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
+    """True if the JSON text ``raw`` nests arrays/objects deeper than ``limit`` (brackets inside
+    strings do not count). No recursion: strings are cut out and only the brackets kept (C speed),
+    a few passes drop innermost pairs (what real bodies are made of), one linear scan counts what
+    is left. Unclosed brackets count as depth: the parser would recurse into them too."""
+    if raw.count(b"[") + raw.count(b"{") <= limit:
+        return False
+    s = _JSON_STRING.sub(b"", raw).translate(_BRACKETS, _NOT_BRACKET)
+    removed = 0  # layers dropped: every bracket left sits at least this deep
+    for _ in range(4):
+        shorter = s.replace(b"[]", b"")
+        if len(shorter) == len(s):
+            break
+        s, removed = shorter, removed + 1
+    if s.count(b"[") + removed <= limit:
+        return False
+    depth = removed
+    for c in s:
+        depth += 1 if c == 0x5B else -1
+        if depth > limit:
+            return True
+    return False
+
+
+def too_deep_error() -> InputParameterError:
+    # unclosed brackets count as depth, so a truncated body can land here too
+    return InputParameterError(f"malformed JSON body: nested deeper than {MAX_JSON_DEPTH} levels or unclosed")
+
+
+def _media_type(headers: Any) -> str | None:
+    for k, v in headers:
+        if k == b"content-type":
+            return v.decode("latin-1").split(";")[0].strip().lower()
+    return None
+
+
+def _has_body(headers: Any) -> bool:
+    for k, v in headers:
+        if k == b"content-length" and v.strip() not in (b"", b"0"):
+            return True
+        if k == b"transfer-encoding" and b"chunked" in v.lower():
+            return True
+    return False
 
 
 class GatewayMiddleware:
@@ -62,7 +115,11 @@ class GatewayMiddleware:
                 message["headers"] = [*message["headers"], rid_header]
             await send(message)
 
-        if any(path.startswith(p) for p in self.stream_prefixes):
+        headers = scope.get("headers", ())
+        media = _media_type(headers)
+        streamed = any(path.startswith(p) for p in self.stream_prefixes)
+        json_body = _has_body(headers) and ("json" in media if media is not None else not streamed)
+        if streamed and not json_body:
             await self.app(scope, receive, send_with_id)
             return
         for k, v in scope.get("headers", ()):
@@ -74,6 +131,9 @@ class GatewayMiddleware:
                 if too_big:
                     await _reply_413(send_with_id, self.max_body, path)
                     return
+        if json_body:
+            await self._buffered(scope, receive, send_with_id, path)
+            return
         seen = 0
         limit = self.max_body
 
@@ -88,15 +148,52 @@ class GatewayMiddleware:
 
         await self.app(scope, capped_receive, send_with_id)
 
+    async def _buffered(self, scope: Scope, receive: Receive, send: Send, path: str) -> None:
+        """Read the whole JSON body (413 past the cap, sized or chunked), refuse it if nested too
+        deep, then hand the app the same bytes."""
+        chunks: list[bytes] = []
+        seen = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client went away before sending its body
+            chunk = message.get("body", b"")
+            seen += len(chunk)
+            if seen > self.max_body:
+                await _reply_413(send, self.max_body, path)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        raw = b"".join(chunks)
+        if json_too_deep(raw):
+            await _reply(send, too_deep_error(), path)
+            return
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": raw, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
 
 async def _reply_413(send: Send, limit: int, path: str) -> None:
-    err = RequestTooLargeError(f"request body exceeds {limit} bytes")
+    await _reply(send, RequestTooLargeError(f"request body exceeds {limit} bytes"), path)
+
+
+async def _reply(send: Send, err: CloudpodsError, path: str) -> None:
+    """An error answered by the gateway itself, in the shape of the route it was meant for."""
     if "/identity/v3" in path:
-        body: dict[str, Any] = {"error": {"code": 413, "title": err.title, "message": err.details}}
+        body: dict[str, Any] = {"error": {"code": err.code, "title": err.title, "message": err.details}}
     else:
         body = {**err.to_dict(), "time": datetime.now(UTC).isoformat().replace("+00:00", "Z")}
     raw = json.dumps(body).encode()
-    await send({"type": "http.response.start", "status": 413,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(raw)).encode()),
-                            (b"connection", b"close")]})
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(raw)).encode())]
+    if err.code == 413:
+        headers.append((b"connection", b"close"))  # the rest of the body was never read
+    await send({"type": "http.response.start", "status": err.code, "headers": headers})
     await send({"type": "http.response.body", "body": raw})

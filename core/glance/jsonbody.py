@@ -10,6 +10,7 @@ from typing import Any
 
 from fastapi import Request
 
+from core.api.middleware import json_too_deep, too_deep_error
 from core.errors import InputParameterError, RequestTooLargeError
 
 
@@ -23,7 +24,9 @@ async def read_json(request: Request) -> Any:
         buf += chunk
         if len(buf) > limit:
             raise RequestTooLargeError(f"request body exceeds {limit} bytes")
+    if json_too_deep(bytes(buf)):  # a body that did not say it is JSON skipped the gateway's check
+        raise too_deep_error()
     try:
         return json.loads(buf) if buf else None
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise InputParameterError("malformed JSON body") from None

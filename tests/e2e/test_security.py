@@ -119,3 +119,44 @@ def test_token_variants_are_401(controller: Controller) -> None:
     # nothing changed: the real token still works
     ok(httpx.get(controller.url + B + "/servers", headers={"X-Auth-Token": tok}, timeout=30))
     api.close()
+
+
+# ---- 3. bounded JSON: depth and size before parsing, on every route -----------------------------
+DEEP = b"[" * 10000 + b"]" * 10000
+
+
+def test_deeply_nested_json_is_400_everywhere(controller: Controller) -> None:
+    js = {"Content-Type": "application/json"}
+    tracebacks = controller.log_path.read_text().count("Traceback")
+    # unauthenticated login: Keystone's shape
+    for body in (DEEP, b'{"auth":' * 5000 + b"1" + b"}" * 5000, b"[" * 65 + b"]" * 65):
+        r = httpx.post(controller.url + KS + "/auth/tokens", content=body, headers=js, timeout=30)
+        err = keystone_error(r, 400)
+        assert "nested deeper than 64" in err["message"]
+    # no content type at all: FastAPI would still parse it as JSON
+    keystone_error(httpx.post(controller.url + KS + "/auth/tokens", content=DEEP, timeout=30), 400)
+    api = controller.api
+    before = {r["id"] for r in api.get("/api/s/image/v1/images", params={"limit": 2048}).json()["images"]}
+    for path, headers in (("/api/s/image/v1/images", js), ("/api/s/image/v2/images", js),
+                          ("/api/s/image/v2/images", {}), (B + "/servers", js), (B + "/networks", {}),
+                          (B + "/servers/x/stop", js), ("/api/s/scheduler/scheduler/forecast", js)):
+        r = api.post(path, content=DEEP, headers=headers)
+        assert "nested deeper than 64" in flat_error(r, 400, "InputParameterError")["details"], path
+    patch = api.patch("/api/s/image/v2/images/x", content=DEEP,
+                      headers={"Content-Type": "application/openstack-images-v2.1-json-patch"})
+    flat_error(patch, 400, "InputParameterError")
+    # chunked bodies are read the same way; over the cap they are 413 like sized ones
+    def chunks() -> Iterator[bytes]:
+        yield from (DEEP[i:i + 1000] for i in range(0, len(DEEP), 1000))
+    flat_error(api.post(B + "/servers", content=chunks(), headers=js), 400, "InputParameterError")
+    huge = b'{"server":{"name":"' + b"x" * (9 * 1024 * 1024) + b'"}}'
+    flat_error(api.post(B + "/servers", content=iter([huge[i:i + 65536] for i in range(0, len(huge), 65536)]),
+                        headers=js), 413)
+    keystone_error(httpx.post(controller.url + KS + "/auth/tokens", content=huge, headers=js, timeout=30), 413)
+    # 64 levels are fine (the route answers on its own terms), and nothing was created
+    r = api.post(B + "/servers", content=b"[" * 64 + b"]" * 64, headers=js)
+    assert r.status_code == 400 and "nested" not in r.json()["details"], r.text
+    after = {r["id"] for r in api.get("/api/s/image/v1/images", params={"limit": 2048}).json()["images"]}
+    assert after == before
+    assert controller.log_path.read_text().count("Traceback") == tracebacks
+    ok(api.get(B + "/servers"))  # still serving
