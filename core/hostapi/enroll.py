@@ -29,11 +29,13 @@ from core.db.base import utcnow
 from core.db.engine import begin_write
 from core.errors import InputParameterError, UnauthorizedError
 from core.hostapi.models import AgentBinding, JoinToken
+from core.keystone.holdings import register_service_project
 
 if TYPE_CHECKING:
     from core.api.context import Credential
 
 AGENT_PROJECT = "host-agents"
+register_service_project(AGENT_PROJECT)  # keystone refuses to delete it (every agent logs in to it)
 AGENT_ROLE = "reader"
 TOKEN_PREFIX = "cpj1."
 MIN_TTL_S, MAX_TTL_S = 60, 7 * 24 * 3600

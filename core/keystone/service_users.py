@@ -22,6 +22,7 @@ from core.audit import record
 from core.db.base import utcnow
 from core.errors import InputParameterError
 from core.keystone.assignments import bump_revision
+from core.keystone.holdings import register_service_project
 from core.keystone.models import Assignment, GroupMember, Project, Role, User, UserCredential
 from core.keystone.passwords import hash_password
 
@@ -43,6 +44,7 @@ def ensure_service_user(session: Session, name: str, project_name: str, role_nam
     role = session.scalar(select(Role).where(Role.name == role_name, Role.domain_id == ""))
     if role is None:
         raise InputParameterError(f"role {role_name} is missing: run `ocadm init` or `ocadm upgrade`")
+    register_service_project(project_name)
     project = session.scalar(select(Project).where(Project.domain_id == SERVICE_DOMAIN,
                                                    Project.name == project_name))
     if project is None:

@@ -160,3 +160,35 @@ def test_deeply_nested_json_is_400_everywhere(controller: Controller) -> None:
     assert after == before
     assert controller.log_path.read_text().count("Traceback") == tracebacks
     ok(api.get(B + "/servers"))  # still serving
+
+
+# ---- 4. projects that hold something cannot be deleted ------------------------------------------
+def test_projects_holding_users_resources_or_platform_identities_are_403(controller: Controller) -> None:
+    api = admin(controller)
+    projects = ok(api.get("/projects", params={"domain_id": "default"}))["projects"]
+    system = next(p for p in projects if p["name"] == "system")
+    agents = next((p for p in projects if p["name"] == "host-agents"), None) or mk_project(api, name="host-agents")
+    for p, words in ((system, "admin project"), (agents, "service users")):
+        err = keystone_error(api.delete(f"/projects/{p['id']}"), 403)
+        assert words in err["message"], err
+        assert ok(api.get(f"/projects/{p['id']}"))["project"]["name"] == p["name"]  # nothing changed
+    # the admin still logs in to it
+    login(controller, controller.env["OS_USERNAME"], controller.env["OS_PASSWORD"], {"project": {"id": system["id"]}})
+
+    p = mk_project(api)
+    u = mk_user(api, PW)
+    grant(api, f"projects/{p['id']}", u["id"], "member")
+    err = keystone_error(api.delete(f"/projects/{p['id']}"), 403)
+    assert "1 users" in err["message"], err
+    member = region(controller, login(controller, u["name"], PW, {"project": {"id": p["id"]}}))
+    pk = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl sec"
+    kp = ok(member.post("/keypairs", json={"keypair": {"name": "k1", "public_key": pk}}))["keypair"]
+    ok(api.delete(f"/projects/{p['id']}/users/{u['id']}/roles/member"), 204)
+    err = keystone_error(api.delete(f"/projects/{p['id']}"), 403)
+    assert "1 keypairs" in err["message"] and "users" not in err["message"], err
+    assert ok(api.get(f"/projects/{p['id']}"))["project"]["id"] == p["id"]
+    ok(controller.api.delete(f"{B}/keypairs/{kp['id']}"))
+    ok(api.delete(f"/projects/{p['id']}"), 204)  # empty now: gone
+    keystone_error(api.get(f"/projects/{p['id']}"), 404)
+    member.close()
+    api.close()

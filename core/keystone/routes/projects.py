@@ -9,7 +9,8 @@ from sqlalchemy import delete, func, select
 from core.api.context import Credential
 from core.api.deps import CredentialDep, SessionDep
 from core.api.listing import ListDep
-from core.errors import DuplicateNameError, InputParameterError, NotEmptyError, ResourceNotFoundError
+from core.errors import DuplicateNameError, ForbiddenError, InputParameterError, NotEmptyError, ResourceNotFoundError
+from core.keystone.holdings import refusal
 from core.keystone.models import Assignment, Domain, Project
 from core.keystone.policy import enforce
 from core.keystone.routes._common import (
@@ -172,6 +173,9 @@ def delete_project(ref: str, request: Request, session: SessionDep, cred: Creden
         n = session.scalar(select(func.count()).select_from(Project).where(Project.parent_id == p.id)) or 0
         if n:
             raise NotEmptyError(f"project {p.name} has {n} sub-projects; delete them first")
+        why = refusal(session, p)
+        if why:
+            raise ForbiddenError(why)
         session.execute(delete(Assignment).where(Assignment.target_type == "project", Assignment.target_id == p.id))
         session.delete(p)
         request.app.state.auth.changed(session)
