@@ -34,6 +34,24 @@ log = logging.getLogger("cloudpods.agent")
 logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per long-poll drowns the agent's log
 
 
+class Backoff:
+    """Exponential delays after consecutive failures: base, 2*base, ... up to ``cap``; a success
+    starts over. An agent whose credentials stopped working (its user or project deleted, the
+    controller's keys rotated) waits up to ``cap`` between attempts instead of hammering the
+    controller (and the login rate limits) several times a second."""
+
+    def __init__(self, base: float = 1.0, cap: float = 60.0) -> None:
+        self.base, self.cap = base, cap
+        self.failures = 0
+
+    def failed(self) -> float:
+        self.failures += 1
+        return min(self.cap, self.base * 2 ** min(self.failures - 1, 32))
+
+    def reset(self) -> None:
+        self.failures = 0
+
+
 def host_driver(cfg: AgentConfig, images: Any, network: Any) -> HostedDriver:
     """The driver named in the agent's config, as this host runs it (drivers/registry.py)."""
     from drivers.registry import get_driver
@@ -70,6 +88,7 @@ class Agent:
         # were true: a status read (sync, event) and its post hold this lock, and so does a report
         self._order = threading.Lock()
         self.registered = threading.Event()
+        self.heartbeat_backoff = Backoff(1.0, cfg.backoff_max_s)
         self.handled = 0  # work items reported (tests, bench)
         self.restore_problems: dict[str, str] = {}  # server id -> why restore() could not bring it back
 
@@ -167,14 +186,15 @@ class Agent:
         return out
 
     def _heartbeat_loop(self) -> None:
-        backoff = 1.0
+        backoff = self.heartbeat_backoff
         while not self._stop.is_set() and not self.registered.is_set():
             try:
                 self.register()
+                backoff.reset()
             except (CloudpodsError, DriverError, OSError) as exc:
-                log.warning("cannot register yet (%s); retrying in %.0f s", exc, backoff)
-                self._stop.wait(backoff)
-                backoff = min(backoff * 2, 30.0)
+                delay = backoff.failed()
+                log.warning("cannot register yet (%s); retrying in %.0f s", exc, delay)
+                self._stop.wait(delay)
         next_ping = next_sync = 0.0
         while not self._stop.is_set():
             now = time.monotonic()
@@ -186,9 +206,13 @@ class Agent:
                     if self.link.ping(usage(self.cfg, self.driver.list_guests())).get("register"):
                         self.register()  # the region lacks our driver and capabilities (upgraded controller)
                     next_ping = now + self.cfg.ping_interval_s
+                backoff.reset()
             except (CloudpodsError, DriverError, OSError) as exc:
-                log.warning("heartbeat failed: %s", exc)
-                next_ping = min(next_ping, now + 5)
+                # a failed sync or ping is retried after a growing delay, never in a tight loop
+                delay = backoff.failed()
+                log.warning("heartbeat failed (%d in a row; next try in %.0f s): %s", backoff.failures, delay, exc)
+                next_ping = now + delay  # the ping is what tells us we are back
+                next_sync = max(next_sync, now + delay)
             self._stop.wait(max(0.05, min(next_ping, next_sync) - time.monotonic()))
 
     def sync_all(self) -> list[dict[str, Any]]:
@@ -241,20 +265,20 @@ class Agent:
 
     def _poll_loop(self) -> None:
         self.registered.wait()
-        backoff = 0.5
+        backoff = Backoff(0.5, self.cfg.backoff_max_s)
         while not self._stop.is_set():
             try:
                 items = self.link.work_items(wait=self.cfg.poll_wait_s, limit=self.cfg.workers)
-                backoff = 0.5
+                backoff.reset()
             except ConnectionFailedError as exc:
-                log.warning("controller unreachable (%s); retrying in %.1f s", exc, backoff)
-                self._stop.wait(backoff)
-                backoff = min(backoff * 2, 15.0)
+                delay = backoff.failed()
+                log.warning("controller unreachable (%s); retrying in %.1f s", exc, delay)
+                self._stop.wait(delay)
                 continue
             except CloudpodsError as exc:
-                log.warning("polling work items failed: %s", exc)
-                self._stop.wait(backoff)
-                backoff = min(backoff * 2, 15.0)
+                delay = backoff.failed()
+                log.warning("polling work items failed (%s); retrying in %.1f s", exc, delay)
+                self._stop.wait(delay)
                 continue
             for wi in items:
                 self._inflight.acquire()  # at most 2x workers items fetched and not yet done

@@ -76,6 +76,7 @@ class AgentConfig:
     poll_wait_s: int = 20
     workers: int = 4
     stop_timeout_s: float = 30.0
+    backoff_max_s: float = 60.0  # longest wait between retries after failures (auth, unreachable)
 
     def __post_init__(self) -> None:
         if self.domain_type not in ("auto", "kvm", "qemu", "test"):
@@ -84,7 +85,7 @@ class AgentConfig:
             raise InputParameterError(f"network_mode: must be host or none, not {self.network_mode!r}")
         if not os.path.isabs(self.data_dir):
             raise InputParameterError(f"data_dir: must be an absolute path, got {self.data_dir!r}")
-        for name in ("ping_interval_s", "sync_interval_s", "stop_timeout_s"):
+        for name in ("ping_interval_s", "sync_interval_s", "stop_timeout_s", "backoff_max_s"):
             if not 0 < float(getattr(self, name)) <= 3600:
                 raise InputParameterError(f"{name}: must be in (0, 3600]")
         if not 0 <= self.poll_wait_s <= 60:

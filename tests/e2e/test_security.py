@@ -3,14 +3,17 @@ reserved IPs, canonical tokens, bounded JSON, protected projects, encrypted serv
 the password policy. Each case asserts the status, the error shape and that nothing changed."""
 from __future__ import annotations
 
+import logging
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
 
+from tests.e2e.region_agent import TestbedAgent
 from tests.e2e.test_identity_support import KS, admin, grant, login, mk_project, mk_user, ok
 from tests.support.controller import Controller
 
@@ -192,3 +195,71 @@ def test_projects_holding_users_resources_or_platform_identities_are_403(control
     keystone_error(api.get(f"/projects/{p['id']}"), 404)
     member.close()
     api.close()
+
+
+@pytest.fixture(scope="module")
+def infra(controller: Controller) -> dict[str, str]:
+    """A zone, wire and network of their own, for the hosts of the agent tests below."""
+    tag = uuid.uuid4().hex[:6]
+    third = int(tag, 16) % 250
+    names = {"zone": f"sz-{tag}", "wire": f"sw-{tag}", "net": f"sn-{tag}", "tag": tag}
+    ok(controller.api.post(f"{B}/zones", json={"zone": {"name": names["zone"]}}))
+    ok(controller.api.post(f"{B}/wires", json={"wire": {"name": names["wire"], "zone": names["zone"]}}))
+    ok(controller.api.post(f"{B}/networks", json={"network": {
+        "name": names["net"], "wire": names["wire"], "guest_ip_start": f"10.{third}.9.10",
+        "guest_ip_end": f"10.{third}.9.40", "guest_ip_mask": 24, "guest_gateway": f"10.{third}.9.1"}}))
+    return names
+
+
+def mk_host(controller: Controller, infra: dict[str, str]) -> dict[str, Any]:
+    tag = uuid.uuid4().hex[:6]
+    name = f"sh-{tag}"
+    return ok(controller.api.post(f"{B}/zones/{infra['zone']}/hosts", json={"host": {
+        "name": name, "access_mac": f"00:16:3e:{tag[:2]}:{tag[2:4]}:{tag[4:6]}", "cpu_count": 16,
+        "mem_size": 65536, "storages": [{"name": f"{name}-local", "capacity": 1_000_000}],
+        "wires": [{"wire": infra["wire"], "bridge": "br0"}]}}))["host"]
+
+
+def wait_for(fn: Callable[[], Any], timeout: float = 30.0) -> Any:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        got = fn()
+        if got:
+            return got
+        time.sleep(0.1)
+    raise AssertionError("timed out")
+
+
+def test_agent_backs_off_on_authentication_failures(controller: Controller, infra: dict[str, str],
+                                                   caplog: pytest.LogCaptureFixture) -> None:
+    api = admin(controller)
+    u = mk_user(api, PW)
+    system = next(p for p in ok(api.get("/projects", params={"name": "system"}))["projects"]
+                  if p["domain_id"] == "default")
+    grant(api, f"projects/{system['id']}", u["id"], "admin")
+    host = mk_host(controller, infra)
+    env = dict(controller.env, OS_USERNAME=u["name"], OS_PASSWORD=PW, OS_PROJECT_NAME="system")
+    with TestbedAgent(env, host["id"], host_name=host["name"],
+                      wires=({"wire": infra["wire"], "bridge": "br0"},)) as tb:
+        agent = tb.agent
+        assert agent is not None
+        ok(api.patch(f"/users/{u['id']}", json={"user": {"enabled": False}}))  # its logins fail from now on
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="cloudpods.agent"):
+            time.sleep(8)
+            failed = [r for r in caplog.records if "heartbeat failed" in r.getMessage()]
+        # 1 + 2 + 4 s between tries: at most 4 in 8 s (it used to be ~8 per second)
+        assert 1 <= len(failed) <= 4, [r.getMessage() for r in failed]
+        assert agent.heartbeat_backoff.failures == len(failed)
+        ok(api.patch(f"/users/{u['id']}", json={"user": {"enabled": True}}))
+        wait_for(lambda: agent.heartbeat_backoff.failures == 0, timeout=20)  # back: the delay starts over
+    api.close()
+
+
+def test_backoff_doubles_up_to_its_cap() -> None:
+    from core.agent.agent import Backoff
+
+    b = Backoff(1.0, 60.0)
+    assert [b.failed() for _ in range(9)] == [1, 2, 4, 8, 16, 32, 60, 60, 60]
+    b.reset()
+    assert b.failed() == 1
