@@ -15,6 +15,7 @@ from core.api.middleware import GatewayMiddleware
 from core.config import Settings
 from core.db.engine import Database
 from core.keystone.auth import Authenticator
+from core.keystone.credkeys import cipher_for, use_cipher
 from core.keystone.keys import KeyRepository
 from core.keystone.tokens import TokenCodec
 from core.version import VERSION
@@ -85,6 +86,8 @@ def create_app(settings: Settings, db: Database | None = None, run_background: b
     app.state.db = db
     app.state.auth = Authenticator(codec, settings.token_lifetime_s,
                                    settings.lockout_failures, settings.lockout_seconds)
+    app.state.credential_cipher = cipher_for(settings.data_dir)
+    use_cipher(app.state.credential_cipher)  # secrets at rest in other services' rows (server passwords)
     errors.install(app)
     app.include_router(root_router())
     # Each service is its own sub-app behind a Mount: a request is matched against one prefix and then

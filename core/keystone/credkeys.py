@@ -40,3 +40,26 @@ class CredentialCipher:
 
 def cipher_for(data_dir: Path) -> CredentialCipher:
     return CredentialCipher(data_dir / "credential-keys")
+
+
+_process: list[CredentialCipher] = []
+
+
+def use_cipher(c: CredentialCipher) -> None:
+    """The controller's cipher for secrets kept in rows of other services (set by the app factory)."""
+    _process[:] = [c]
+
+
+def process_cipher() -> CredentialCipher:
+    if not _process:
+        raise CloudpodsError("no credential key repository configured in this process")
+    return _process[0]
+
+
+def seal(plain: str) -> str:
+    """Encrypt a secret another service keeps at rest (a server password in a task's params)."""
+    return process_cipher().encrypt(plain)
+
+
+def unseal(token: str) -> str:
+    return process_cipher().decrypt(token)

@@ -234,12 +234,32 @@ def create_servers(manager: Any, session: Session, cred: Credential, body: dict[
         session.add(s)
         rows.append(s)
     session.flush()
-    task = submit(session, "ServerBatchCreateTask", "server", rows[0].id, rows[0].name,
-                  {"server_ids": [r.id for r in rows], "sched": plan.sched, "password": data.password}, cred=cred)
+    params = {"server_ids": [r.id for r in rows], "sched": plan.sched, **sealed_password(data.password)}
+    task = submit(session, "ServerBatchCreateTask", "server", rows[0].id, rows[0].name, params, cred=cred)
     for r in rows:
         r.active_task_id = task.id
         manager.audit(session, cred, "create", r)
     return rows
+
+
+def sealed_password(password: str | None) -> dict[str, str]:
+    """The task params that carry a server's password: encrypted with the credential keys, so the
+    tasks table (and its backups) never hold it in clear. Unsealed only into the agent payload."""
+    if not password:
+        return {}
+    from core.keystone.credkeys import seal
+
+    return {"password_sealed": seal(password)}
+
+
+def unseal_password(params: dict[str, Any]) -> str | None:
+    from core.keystone.credkeys import unseal
+
+    sealed = params.get("password_sealed")
+    if sealed:
+        return unseal(str(sealed))
+    plain = params.get("password")  # a task queued by an older controller
+    return str(plain) if plain else None
 
 
 def forecast_servers(session: Session, cred: Credential, body: dict[str, Any]) -> dict[str, Any]:

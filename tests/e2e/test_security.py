@@ -263,3 +263,74 @@ def test_backoff_doubles_up_to_its_cap() -> None:
     assert [b.failed() for _ in range(9)] == [1, 2, 4, 8, 16, 32, 60, 60, 60]
     b.reset()
     assert b.failed() == 1
+
+
+# ---- 5. a server's password is sealed at rest --------------------------------------------------
+def make_infra(ctl: Controller) -> dict[str, str]:
+    tag = uuid.uuid4().hex[:6]
+    third = int(tag, 16) % 250
+    names = {"zone": f"sz-{tag}", "wire": f"sw-{tag}", "net": f"sn-{tag}", "tag": tag}
+    ok(ctl.api.post(f"{B}/zones", json={"zone": {"name": names["zone"]}}))
+    ok(ctl.api.post(f"{B}/wires", json={"wire": {"name": names["wire"], "zone": names["zone"]}}))
+    ok(ctl.api.post(f"{B}/networks", json={"network": {
+        "name": names["net"], "wire": names["wire"], "guest_ip_start": f"10.{third}.9.10",
+        "guest_ip_end": f"10.{third}.9.40", "guest_ip_mask": 24, "guest_gateway": f"10.{third}.9.1"}}))
+    return names
+
+
+def rows_text(ctl: Controller, table: str) -> str:
+    from sqlalchemy import create_engine, text
+
+    eng = create_engine(ctl.db_url)
+    try:
+        with eng.connect() as c:
+            return "\n".join(repr(tuple(r)) for r in c.execute(text(f"SELECT * FROM {table}")))
+    finally:
+        eng.dispose()
+
+
+def test_server_password_is_sealed_at_rest_and_reaches_the_config_drive(tmp_path: Any) -> None:
+    import io
+
+    import pycdlib
+    import yaml
+
+    from drivers.kvm.configdrive import sha512_crypt
+
+    ctl = Controller.init(tmp_path / "ctl")
+    ctl.env["CLOUDPODS_TASK_WORKERS"] = "0"  # the create task waits in its row, as behind a busy worker
+    ctl.serve()
+    try:
+        inf = make_infra(ctl)
+        host = mk_host(ctl, inf)
+        img = ok(ctl.api.post("/api/s/image/v1/images", content=b"\0" * (1 << 20), headers={
+            "Content-Type": "application/octet-stream", "X-Image-Meta-Name": "tiny",
+            "X-Image-Meta-Disk-Format": "raw", "X-Image-Meta-Property-Os_type": "Linux"}), 201)["image"]
+        pw = "Sealed-" + uuid.uuid4().hex[:10]
+        sid = ok(ctl.api.post(f"{B}/servers", json={"server": {
+            "name": f"pw-{inf['tag']}", "vcpu_count": 1, "vmem_size": 64, "password": pw,
+            "prefer_host": host["name"], "disks": [{"image_id": img["id"], "size": 1024}],
+            "nets": [{"network": inf["net"]}]}}))["server"]["id"]
+        tasks = rows_text(ctl, "tasks")
+        assert "password_sealed" in tasks and pw not in tasks  # waiting, encrypted
+        assert pw not in rows_text(ctl, "actions")  # nor in the audit records
+        assert pw not in ctl.api.get(f"{B}/tasks", params={"limit": 2048}).text
+        ctl.stop()
+        del ctl.env["CLOUDPODS_TASK_WORKERS"]
+        ctl.serve()
+        with TestbedAgent(ctl.env, host["id"], tmp_path / "agent", host_name=host["name"],
+                          wires=({"wire": inf["wire"], "bridge": "br0"},)):
+            wait_for(lambda: ctl.api.get(f"{B}/servers/{sid}").json()["server"]["status"] in ("ready", "running"),
+                     timeout=60)
+            (iso_path,) = list((tmp_path / "agent").rglob(f"{sid}/config.iso"))
+            iso = pycdlib.PyCdlib()
+            iso.open(str(iso_path))
+            buf = io.BytesIO()
+            iso.get_file_from_iso_fp(buf, rr_path="/user-data")
+            iso.close()
+        (user,) = yaml.safe_load(buf.getvalue().decode())["chpasswd"]["users"]
+        assert user["password"] == sha512_crypt(pw, user["password"].split("$")[2])  # the guest gets it
+        assert pw not in rows_text(ctl, "tasks") and pw not in rows_text(ctl, "actions")
+        assert pw not in ctl.log_path.read_text()
+    finally:
+        ctl.stop()

@@ -12,7 +12,7 @@ from core.tasks.models import Task
 
 
 def task_dict(t: Task) -> dict[str, Any]:
-    params = {k: v for k, v in (t.params or {}).items() if k not in ("password",)}
+    params = {k: v for k, v in (t.params or {}).items() if k not in ("password", "password_sealed")}
     return {"id": t.id, "task_name": t.task_name, "obj_type": t.obj_type, "obj_id": t.obj_id,
             "obj_name": t.obj_name, "stage": t.stage, "status": t.status, "attempts": t.attempts,
             "parent_task_id": t.parent_task_id, "reason": t.reason, "params": params, "owner": t.owner,

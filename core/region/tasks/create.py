@@ -66,12 +66,13 @@ class ServerBatchCreateTask(TaskBase):
                 adjust_storage(s, d.storage_id, d.disk_size)
             sm.apply(server, "scheduled")
             child = run.spawn("ServerCreateTask", "server", server.id, server.name,
-                              {"password": run.params.get("password")})
+                              {k: run.params[k] for k in ("password_sealed", "password") if run.params.get(k)})
             s.flush()
             server.active_task_id = child.id
         for server in todo[len(placements):]:
             _fail_server(run, server, why or "no host fits")
-        run.set_params(password=None, explanation=why, placed=len(placements), requested=len(todo))
+        run.set_params(password=None, password_sealed=None, explanation=why, placed=len(placements),
+                       requested=len(todo))
         run.wait_children("on_children_done")
 
     def on_children_done(self, run: Run) -> None:
@@ -124,9 +125,11 @@ class ServerCreateTask(TaskBase):
         for d in run.session.scalars(select(Disk).where(Disk.server_id == server.id, Disk.status == "init")):
             d.status = "allocating"
         sm.apply_if(server, "disk_ok")  # a re-run of this stage after a crash finds it deploying
-        payload = agent_payload(run.session, server, run.params.get("password"))
+        from core.region.server_create import unseal_password
+
+        payload = agent_payload(run.session, server, unseal_password(run.params))
         run.dispatch(server.host_id, WorkKind.DEPLOY, payload, then="on_deploy_complete")
-        run.set_params(password=None)
+        run.set_params(password=None, password_sealed=None)
 
     on_deploy = on_disk  # tasks recorded at this stage by an older controller resume here
 
