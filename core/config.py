@@ -40,6 +40,7 @@ class Settings:
     max_body_bytes: int = 8 * 1024 * 1024
     lockout_failures: int = 6
     lockout_seconds: int = 1800
+    password_min_length: int = 6  # password policy for users and servers (Cloudpods' default)
 
     # ---- derived -------------------------------------------------------------
     @property
@@ -99,6 +100,8 @@ class Settings:
         s = cls(**kwargs)
         if not 0 < s.port < 65536:
             raise InputParameterError(f"setting port: {s.port} is not a TCP port")
+        if not 1 <= s.password_min_length <= 128:
+            raise InputParameterError(f"setting password_min_length: {s.password_min_length} is not in 1..128")
         return s
 
     def save(self) -> Path:

@@ -17,6 +17,7 @@ from core.db.engine import Database
 from core.keystone.auth import Authenticator
 from core.keystone.credkeys import cipher_for, use_cipher
 from core.keystone.keys import KeyRepository
+from core.keystone.passwords import set_policy as set_password_policy
 from core.keystone.tokens import TokenCodec
 from core.version import VERSION
 
@@ -88,6 +89,7 @@ def create_app(settings: Settings, db: Database | None = None, run_background: b
                                    settings.lockout_failures, settings.lockout_seconds)
     app.state.credential_cipher = cipher_for(settings.data_dir)
     use_cipher(app.state.credential_cipher)  # secrets at rest in other services' rows (server passwords)
+    set_password_policy(settings.password_min_length)
     errors.install(app)
     app.include_router(root_router())
     # Each service is its own sub-app behind a Mount: a request is matched against one prefix and then

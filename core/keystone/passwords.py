@@ -34,6 +34,32 @@ def check_new_password(password: object) -> str:
     return password
 
 
+DEFAULT_MIN_LENGTH = 6  # Cloudpods' default password policy
+_policy = {"min_length": DEFAULT_MIN_LENGTH}
+
+
+def set_policy(min_length: int) -> None:
+    """The controller's password policy (config ``password_min_length``), set by the app factory."""
+    if not 1 <= int(min_length) <= 128:
+        raise InputParameterError(f"setting password_min_length: {min_length} is not in 1..128")
+    _policy["min_length"] = int(min_length)
+
+
+def min_length() -> int:
+    return _policy["min_length"]
+
+
+def check_password_policy(password: object, what: str = "password") -> str:
+    """A new password a person chose (user create/update/change, a server's password): the policy's
+    minimum length, in characters. Generated passwords (service users, ``ocadm init``) skip it."""
+    check_new_password(password)
+    assert isinstance(password, str)
+    n = min_length()
+    if len(password) < n:
+        raise InputParameterError(f"{what}: too short, the password policy requires at least {n} characters")
+    return password
+
+
 def hash_password(password: str) -> str:
     check_new_password(password)
     salt = os.urandom(16)

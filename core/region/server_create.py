@@ -147,6 +147,10 @@ def plan_servers(session: Session, cred: Credential, body: dict[str, Any], count
     from core.region.registry import get_manager
 
     data = parse(ServerCreate, body)
+    if data.password:  # "" means no password, as Cloudpods' clients send it
+        from core.keystone.passwords import check_password_policy
+
+        check_password_policy(data.password, "server password")
     if not cred.project_id:
         raise InputParameterError("servers are created in a project: use a project-scoped token")
     vmem = to_mb(data.vmem_size, "vmem_size")

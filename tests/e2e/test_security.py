@@ -334,3 +334,41 @@ def test_server_password_is_sealed_at_rest_and_reaches_the_config_drive(tmp_path
         assert pw not in ctl.log_path.read_text()
     finally:
         ctl.stop()
+
+
+# ---- 6. password policy ------------------------------------------------------------------------
+def test_password_policy_minimum_length(controller: Controller) -> None:
+    api = admin(controller)
+    name = "short-" + uuid.uuid4().hex[:6]
+    err = keystone_error(api.post("/users", json={"user": {"name": name, "password": "abc12"}}), 400)
+    assert "at least 6 characters" in err["message"], err
+    assert ok(api.get("/users", params={"name": name}))["users"] == []  # nothing created
+    u = mk_user(api, "abc123")  # six is enough
+    err = keystone_error(api.patch(f"/users/{u['id']}", json={"user": {"password": "12345"}}), 400)
+    assert "at least 6 characters" in err["message"]
+    login(controller, u["name"], "abc123")  # unchanged
+    url = controller.url + KS + f"/users/{u['id']}/password"
+    r = httpx.post(url, json={"user": {"password": "x", "original_password": "abc123"}}, timeout=30)
+    assert "at least 6 characters" in keystone_error(r, 400)["message"]
+    login(controller, u["name"], "abc123")
+    # a server's password too, before anything is created
+    sname = "pwsrv-" + uuid.uuid4().hex[:6]
+    r = controller.api.post(f"{B}/servers", json={"server": {"name": sname, "vcpu_count": 1, "vmem_size": 64,
+                                                             "password": "abc"}})
+    assert "server password" in flat_error(r, 400, "InputParameterError")["details"]
+    assert controller.api.get(f"{B}/servers", params={"name": sname}).json().get("total", 0) == 0
+    api.close()
+
+
+def test_password_policy_is_configurable(tmp_path: Any) -> None:
+    ctl = Controller.init(tmp_path / "ctl")
+    ctl.env["CLOUDPODS_PASSWORD_MIN_LENGTH"] = "10"
+    ctl.serve()
+    try:
+        api = admin(ctl)
+        err = keystone_error(api.post("/users", json={"user": {"name": "nine", "password": "123456789"}}), 400)
+        assert "at least 10 characters" in err["message"]
+        ok(api.post("/users", json={"user": {"name": "ten", "password": "1234567890"}}), 201)
+        api.close()
+    finally:
+        ctl.stop()

@@ -14,7 +14,7 @@ from core.errors import DuplicateNameError, ForbiddenError, InputParameterError,
 from core.keystone.assignments import group_ids_of
 from core.keystone.auth import set_user_password as set_password
 from core.keystone.models import Assignment, Domain, Group, Project, User
-from core.keystone.passwords import check_new_password, hash_password
+from core.keystone.passwords import check_password_policy, hash_password
 from core.keystone.policy import enforce
 from core.keystone.routes._common import (
     Body,
@@ -106,7 +106,7 @@ def create_user(request: Request, session: SessionDep, cred: CredentialDep, body
         name = _check_name(session, dom.id, b.name)
         u = User(name=name, domain_id=dom.id, enabled=True if b.enabled is None else b.enabled,
                  email=b.email or "", description=b.description or "",
-                 password_hash=hash_password(b.password) if b.password is not None else "",
+                 password_hash=hash_password(check_password_policy(b.password)) if b.password is not None else "",
                  password_changed_at=datetime.now(UTC) if b.password is not None else None)
         u.default_project_id = _default_project(session, cred, b.default_project_id, dom.id)
         session.add(u)
@@ -159,7 +159,7 @@ def update_user(ref: str, request: Request, session: SessionDep, cred: Credentia
             u.enabled = b.enabled
             request.app.state.auth.changed(session)
         if b.password is not None:
-            set_password(u, b.password)
+            set_password(u, check_password_policy(b.password))
             request.app.state.auth.changed(session)
         # which fields changed, never their values (a password must not reach the log)
         a.notes = ",".join(sorted(b.model_fields_set))
@@ -188,7 +188,7 @@ def change_password(user_id: str, request: Request, session: SessionDep, body: P
     an expired password can still change it). The original is checked with the login's lockout.
     """
     b = body.user
-    check_new_password(b.password)
+    check_password_policy(b.password)
     u = session.get(User, user_id)
     auth = request.app.state.auth
     with audited(session, None, "change-password", "user", obj_id=user_id) as a:
