@@ -29,6 +29,8 @@ from typing import Any, ClassVar, NoReturn, Protocol, runtime_checkable
 
 __all__ = [
     "Capability",
+    "ColdMigratable",
+    "DiskExchange",
     "DiskSpec",
     "DriverError",
     "DriverUnavailable",
@@ -55,6 +57,7 @@ __all__ = [
     "NicSpec",
     "NotSupported",
     "NumaCell",
+    "StagedDisk",
     "StoragePath",
     "not_supported",
     "require",
@@ -471,6 +474,27 @@ class Deployed:
 
 
 @dataclass(frozen=True)
+class StagedDisk:
+    """A disk file the controller holds for a moving guest: its sha256 and size in bytes."""
+
+    disk_id: str
+    sha256: str
+    size: int
+
+
+@runtime_checkable
+class DiskExchange(Protocol):
+    """Disk files through the controller, for a cold migration (the agent streams, never buffers).
+
+    The source uploads each disk of the guest it hands over; the target downloads them, checked
+    against the sha256 the upload gave (a mismatch raises ``HypervisorError``)."""
+
+    def upload(self, server_id: str, disk_id: str, path: str) -> StagedDisk: ...
+
+    def download(self, server_id: str, disk_id: str, path: str, *, sha256: str) -> None: ...
+
+
+@dataclass(frozen=True)
 class HostEnv:
     """What the agent gives a hosted driver: where to keep files, the image cache, the network."""
 
@@ -482,6 +506,7 @@ class HostEnv:
     domain_type: str = "auto"
     stop_timeout_s: float = 30.0
     options: Mapping[str, Any] = field(default_factory=dict)
+    exchange: DiskExchange | None = None  # disks to/from the controller (cold migration); None: no such link
 
 
 @runtime_checkable
@@ -531,3 +556,20 @@ class HostedDriver(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class ColdMigratable(Protocol):
+    """A hosted driver that moves stopped guests between hosts (``Capability.COLD_MIGRATE``).
+
+    ``migrate_out`` (source): the guest must be stopped; its disks go to ``env.exchange``; returns
+    what the target needs (JSON: per disk its sha256, format, backing image). ``migrate_in``
+    (target): the guest built from ``spec`` with those disks, defined stopped. ``migrate_cleanup``
+    (source): the guest, its leases and files gone (True if it existed). All three are idempotent.
+    """
+
+    def migrate_out(self, server_id: str, disks: tuple[InstanceDisk, ...]) -> dict[str, Any]: ...
+
+    def migrate_in(self, spec: InstanceSpec, source: Mapping[str, Any]) -> Deployed: ...
+
+    def migrate_cleanup(self, server_id: str) -> bool: ...

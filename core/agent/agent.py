@@ -24,7 +24,7 @@ from core.agent.config import AgentConfig
 from core.agent.facts import registration, usage
 from core.agent.handlers import handle
 from core.agent.images import ImageStore
-from core.agent.link import ControllerLink
+from core.agent.link import ControllerLink, DiskTransfer
 from core.agent.network import GuestNetwork
 from core.errors import CloudpodsError, ConnectionFailedError
 from core.hostapi.protocol import ContractError, error_result, guest_state
@@ -52,12 +52,13 @@ class Backoff:
         self.failures = 0
 
 
-def host_driver(cfg: AgentConfig, images: Any, network: Any) -> HostedDriver:
+def host_driver(cfg: AgentConfig, images: Any, network: Any, exchange: Any = None) -> HostedDriver:
     """The driver named in the agent's config, as this host runs it (drivers/registry.py)."""
     from drivers.registry import get_driver
 
     env = HostEnv(uri=cfg.libvirt_uri, data_dir=cfg.data_dir, instances_dir=cfg.instances_dir, images=images,
-                  network=network, domain_type=cfg.libvirt_domain_type(), stop_timeout_s=cfg.stop_timeout_s)
+                  network=network, domain_type=cfg.libvirt_domain_type(), stop_timeout_s=cfg.stop_timeout_s,
+                  exchange=exchange)
     hosted: HostedDriver = get_driver(cfg.driver).for_host(env)
     hosted.validate()
     return hosted
@@ -77,7 +78,7 @@ class Agent:
         self.link = link or ControllerLink(cfg)
         self.network = GuestNetwork(cfg)
         self.images = ImageStore(cfg, self.link.image)
-        self.hosted = host_driver(cfg, self.images, self.network)
+        self.hosted = host_driver(cfg, self.images, self.network, DiskTransfer(self.link))
         self.driver = self.hosted.driver
         self.pool = ThreadPoolExecutor(max_workers=cfg.workers, thread_name_prefix="agent-work")
         self._stop = threading.Event()

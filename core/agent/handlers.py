@@ -7,12 +7,13 @@ guest's state afterwards, read back from the hypervisor (not assumed).
 """
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
 from core.hostapi import protocol as hp
 from core.hostapi.protocol import WorkKind
-from drivers.base import GuestNotFound, GuestStatus, HostedDriver, InstanceDisk, InstanceNic, InstanceSpec
+from drivers.base import ColdMigratable, GuestNotFound, GuestStatus, HostedDriver, InstanceDisk, InstanceNic, InstanceSpec
 
 Handler = Callable[[HostedDriver, Any], Any]
 
@@ -103,6 +104,28 @@ def rebuild_root(h: HostedDriver, p: hp.RebuildRootPayload) -> hp.DeployResult:
     return _deployed(h, p.server.id, h.rebuild_root(instance_spec(p)))
 
 
+def _migratable(h: HostedDriver, op: str) -> ColdMigratable:
+    if not isinstance(h, ColdMigratable):
+        from drivers.base import not_supported
+
+        not_supported(h.name, op)
+    return h
+
+
+def migrate_out(h: HostedDriver, p: hp.MigrateOutPayload) -> hp.MigrateOutResult:
+    source = _migratable(h, "migrate_out").migrate_out(p.server.id, tuple(instance_disk(d) for d in p.disks))
+    return hp.MigrateOutResult(guest_status=state_of(h, p.server.id), source=hp.MigrationSource.model_validate(source))
+
+
+def migrate_in(h: HostedDriver, p: hp.MigrateInPayload) -> hp.DeployResult:
+    spec = dataclasses.replace(instance_spec(p), auto_start=False)  # defined stopped; the region starts it
+    return _deployed(h, p.server.id, _migratable(h, "migrate_in").migrate_in(spec, p.source.model_dump()))
+
+
+def migrate_cleanup(h: HostedDriver, p: hp.MigrateCleanupPayload) -> hp.MigrateCleanupResult:
+    return hp.MigrateCleanupResult(deleted=_migratable(h, "migrate_cleanup").migrate_cleanup(p.server.id))
+
+
 def _unsupported(op: str) -> Handler:
     def handler(h: HostedDriver, p: Any) -> Any:
         from drivers.base import not_supported
@@ -126,9 +149,9 @@ HANDLERS: dict[WorkKind, Handler] = {
     WorkKind.ATTACH_DISK: attach_disk,
     WorkKind.DETACH_DISK: detach_disk,
     WorkKind.REBUILD_ROOT: rebuild_root,
-    WorkKind.MIGRATE_OUT: _unsupported("migrate_out"),
-    WorkKind.MIGRATE_IN: _unsupported("migrate_in"),
-    WorkKind.MIGRATE_CLEANUP: _unsupported("migrate_cleanup"),
+    WorkKind.MIGRATE_OUT: migrate_out,
+    WorkKind.MIGRATE_IN: migrate_in,
+    WorkKind.MIGRATE_CLEANUP: migrate_cleanup,
     WorkKind.LIVE_MIGRATE: _unsupported("live_migrate"),
 }
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from core.agent.config import AgentConfig
 from core.client import AuthOptions, Client
+from drivers.base import HypervisorError, StagedDisk
 
 BASE = "/agent"
 
@@ -45,11 +46,72 @@ class ControllerLink:
     def report(self, task_id: str, work_item_id: str, result: dict[str, Any]) -> None:
         self.client.post("compute_v2", f"{BASE}/tasks/{task_id}", json={"work_item_id": work_item_id, **result})
 
+    def upload_disk(self, server_id: str, disk_id: str, chunks: Iterator[bytes], sha256: str = "") -> dict[str, Any]:
+        """Stream a migrating guest's disk to the controller; {id, sha256, size} as it stored them."""
+        with self.client.stream("PUT", "compute_v2", f"{self.host}/migrations/{server_id}/disks/{disk_id}",
+                                content=chunks, headers={"content-type": "application/octet-stream",
+                                                         **({"x-disk-sha256": sha256} if sha256 else {})}) as resp:
+            resp.read()
+            return dict(resp.json()["disk"])
+
+    @contextmanager
+    def download_disk(self, server_id: str, disk_id: str) -> Iterator[Any]:
+        """The streamed disk another host uploaded (header x-disk-sha256)."""
+        with self.client.stream("GET", "compute_v2", f"{self.host}/migrations/{server_id}/disks/{disk_id}") as resp:
+            yield resp
+
     @contextmanager
     def image(self, image_id: str) -> Iterator[Any]:
         """The streamed image response (headers: x-image-format, x-image-sha256, x-image-properties)."""
         with self.client.stream("GET", "compute_v2", f"{self.host}/images/{image_id}") as resp:
             yield resp
+
+
+class DiskTransfer:
+    """``drivers.base.DiskExchange`` over this link: disk files stream through the controller, sha256-checked."""
+
+    CHUNK = 4 << 20
+
+    def __init__(self, link: ControllerLink) -> None:
+        self.link = link
+
+    def upload(self, server_id: str, disk_id: str, path: str) -> StagedDisk:
+        import hashlib
+
+        h = hashlib.sha256()
+
+        def chunks() -> Iterator[bytes]:  # hashed as it goes; the controller hashes what it stored
+            with open(path, "rb") as f:
+                while block := f.read(self.CHUNK):
+                    h.update(block)
+                    yield block
+
+        out = self.link.upload_disk(server_id, disk_id, chunks())
+        if out.get("sha256") != h.hexdigest():
+            raise HypervisorError(f"disk {disk_id} of {server_id}: the controller stored sha256 {out.get('sha256')}, "
+                                  f"this host sent {h.hexdigest()}")
+        return StagedDisk(disk_id=disk_id, sha256=str(out["sha256"]), size=int(out["size"]))
+
+    def download(self, server_id: str, disk_id: str, path: str, *, sha256: str) -> None:
+        import hashlib
+        import os
+
+        h = hashlib.sha256()
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            with os.fdopen(fd, "wb") as f, self.link.download_disk(server_id, disk_id) as resp:
+                for block in resp.iter_bytes(self.CHUNK):
+                    h.update(block)
+                    f.write(block)
+            if h.hexdigest() != sha256:
+                raise HypervisorError(f"disk {disk_id} of {server_id}: downloaded sha256 {h.hexdigest()}, "
+                                      f"the source uploaded {sha256 or 'none'}")
+        except BaseException:
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+            raise
 
 
 def join(controller: str, token: str, host_name: str, access_mac: str = "", timeout: float = 30.0) -> dict[str, Any]:

@@ -33,6 +33,8 @@ SERVICE_ROUTERS: tuple[tuple[str, str, str], ...] = (
 BACKGROUND: tuple[str, ...] = ("core.region.background:start", "core.glance.janitor:start")
 # Routes whose bodies are streamed by the handler itself (no size cap here).
 STREAM_PREFIXES = ("/api/s/image/",)
+# ... and single routes, by pattern: an agent's upload of a migrating guest's disk (no other agent route)
+STREAM_PATTERNS = ("core.hostapi.migrations:UPLOAD_PATH",)
 
 
 def _load(ref: str) -> Any:
@@ -105,6 +107,7 @@ def create_app(settings: Settings, db: Database | None = None, run_background: b
         services.append((prefix, sub))
     app.openapi = _merged_openapi(app, services)  # type: ignore[method-assign]
     app.add_middleware(GatewayMiddleware, max_body=settings.max_body_bytes, stream_prefixes=STREAM_PREFIXES,
+                       stream_patterns=tuple(_load(p) for p in STREAM_PATTERNS),
                        mount_prefixes=tuple(prefix for _s, prefix, _r in SERVICE_ROUTERS))
     logging.getLogger("cloudpods").setLevel(settings.log_level.upper())
     return app

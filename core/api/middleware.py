@@ -3,7 +3,8 @@
 - empty path segments are dropped (``//servers`` works: a real SDK sends it), and a service's
   bare prefix (``/api/s/identity/v3``) reaches that service's root route;
 - a request id is taken from ``X-Request-Id`` or made, and echoed in the reply;
-- request bodies are capped at ``max_body`` bytes (413), except on streaming upload routes;
+- request bodies are capped at ``max_body`` bytes (413), except on streaming upload routes
+  (``stream_prefixes``, or single routes by ``stream_patterns``);
 - a JSON body (or one without a content type, which FastAPI parses as JSON) is read whole, within
   the cap, and refused (400) when nested deeper than ``MAX_JSON_DEPTH`` before any route parses it:
   the parser recurses per level, so 10000 nested lists were a RecursionError (a 500) per request.
@@ -81,10 +82,11 @@ def _has_body(headers: Any) -> bool:
 
 class GatewayMiddleware:
     def __init__(self, app: ASGIApp, max_body: int, stream_prefixes: tuple[str, ...] = (),
-                 mount_prefixes: tuple[str, ...] = ()) -> None:
+                 mount_prefixes: tuple[str, ...] = (), stream_patterns: tuple[re.Pattern[str], ...] = ()) -> None:
         self.app = app
         self.max_body = max_body
         self.stream_prefixes = stream_prefixes
+        self.stream_patterns = stream_patterns
         # a service mounted at /api/s/x answers /api/s/x itself (version documents live there)
         self.mount_prefixes = frozenset(mount_prefixes)
 
@@ -117,7 +119,8 @@ class GatewayMiddleware:
 
         headers = scope.get("headers", ())
         media = _media_type(headers)
-        streamed = any(path.startswith(p) for p in self.stream_prefixes)
+        streamed = any(path.startswith(p) for p in self.stream_prefixes) or any(
+            p.match(path) for p in self.stream_patterns)
         json_body = _has_body(headers) and ("json" in media if media is not None else not streamed)
         if streamed and not json_body:
             await self.app(scope, receive, send_with_id)

@@ -232,11 +232,28 @@ class MigrateOutPayload(_Model):
     disks: list[DiskPayload] = Field(default_factory=list, max_length=64)
 
 
+class MigratedDisk(_Model):
+    """One disk the source uploaded to the controller for the target to download."""
+
+    id: str
+    index: int = Field(ge=0, le=63)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    size: int = Field(ge=0)  # bytes of the file
+    format: str = Field(pattern=r"^(qcow2|raw)$")
+    backing_image_id: str | None = None  # a qcow2 overlay on this image (the target rebases onto its cache)
+
+
+class MigrationSource(_Model):
+    """What migrate-out handed over: the disks staged on the controller."""
+
+    disks: list[MigratedDisk] = Field(default_factory=list, max_length=64)
+
+
 class MigrateInPayload(GuestPayload):
     """To the target host: fetch the disks the source exported, define the guest (stopped)."""
 
     source_host_id: str
-    source: dict[str, Any] = Field(default_factory=dict)  # what migrate-out reported (where the disks are)
+    source: MigrationSource = Field(default_factory=MigrationSource)  # what migrate-out reported
 
 
 class MigrateCleanupPayload(_Model):
@@ -296,7 +313,7 @@ class DetachDiskResult(GuestResult):
 
 
 class MigrateOutResult(GuestResult):
-    source: dict[str, Any] = Field(default_factory=dict)
+    source: MigrationSource = Field(default_factory=MigrationSource)
 
 
 class MigrateCleanupResult(_Result):

@@ -8,6 +8,8 @@
     GET  /agent/hosts/<id>/work-items?wait=N  long-poll: queued items, marked dispatched (≤ N s, ≤ limit)
     POST /agent/tasks/<task_id>               a work item's report {work_item_id, ...result} or an ErrorResult
     GET  /agent/hosts/<id>/images/<image_id>  an image one of the host's guests boots from (streamed)
+    PUT  /agent/hosts/<id>/migrations/<server_id>/disks/<disk_id>  a migrating guest's disk, from its source
+    GET  /agent/hosts/<id>/migrations/<server_id>/disks/<disk_id>  the same, to its target (core/hostapi/migrations.py)
 
 An agent's service user (core.hostapi.enroll) may call these for its own host only (403 else);
 a cloud admin may call them for any host (the tests' agent, tools). These are the ONLY routes
@@ -258,11 +260,18 @@ def report_task(task_id: str, session: SessionDep, cred: CredentialDep, body: An
 
 
 def _host_images(session: Any, host: Host) -> set[str]:
-    """Images the host's guests boot from, with the kernels/ramdisks those images name."""
+    """Images the host's guests boot from (or will: migrating in), with the kernels/ramdisks those images name."""
     from core.glance.service import with_boot_files
 
     ids = set(session.scalars(select(Disk.template_id).join(Server, Server.id == Disk.server_id)
                               .where(Server.host_id == host.id, Disk.template_id != "")))
+    # ... and those of guests migrating in (still on their source host until migrate-in is done)
+    from core.hostapi.protocol import WorkKind
+
+    for p in session.scalars(select(WorkItem.payload).where(WorkItem.host_id == host.id,
+                                                            WorkItem.kind == WorkKind.MIGRATE_IN.value,
+                                                            WorkItem.status.in_(("queued", "dispatched")))):
+        ids |= {str(d["image_id"]) for d in (p or {}).get("disks") or [] if isinstance(d, dict) and d.get("image_id")}
     return with_boot_files(session, ids)
 
 
@@ -297,3 +306,37 @@ def image(host_id: str, image_id: str, request: Request, session: SessionDep, cr
     if reader.format != (info.disk_format or "raw"):
         headers["x-image-sha256"] = ""  # a converted sub-format has other bytes than the upload
     return StreamingResponse(chunks(), media_type="application/octet-stream", headers=headers)
+
+
+@router.put("/hosts/{host_id}/migrations/{server_id}/disks/{disk_id}")
+async def upload_migrating_disk(host_id: str, server_id: str, disk_id: str, request: Request,
+                                cred: CredentialDep) -> Response:
+    """The source host hands over one disk of a guest it migrates out (streamed to the staging dir)."""
+    from core.hostapi import migrations
+
+    db = request.app.state.db
+
+    def allowed() -> None:
+        with db.session() as s:
+            guard(s, cred, host_id)
+            migrations.may_upload(s, host_id, server_id, disk_id)
+
+    await run_in_threadpool(allowed)
+    out = await migrations.receive(request.app.state.settings.data_dir, server_id, disk_id, request.stream(),
+                                   request.headers.get("x-disk-sha256", ""))
+    return json_response({"disk": out})
+
+
+@router.get("/hosts/{host_id}/migrations/{server_id}/disks/{disk_id}")
+def download_migrating_disk(host_id: str, server_id: str, disk_id: str, request: Request, session: SessionDep,
+                            cred: CredentialDep) -> Response:
+    """The target host takes one staged disk of a guest it migrates in (streamed, x-disk-sha256)."""
+    from fastapi.responses import FileResponse
+
+    from core.hostapi import migrations
+
+    guard(session, cred, host_id)
+    migrations.may_download(session, host_id, server_id, disk_id)
+    path, sha = migrations.staged(request.app.state.settings.data_dir, server_id, disk_id)
+    session.commit()  # nothing to write; do not hold a transaction while streaming
+    return FileResponse(path, media_type="application/octet-stream", headers={"x-disk-sha256": sha})

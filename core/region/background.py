@@ -13,7 +13,7 @@ from typing import Any
 
 
 def start(app: Any) -> Callable[[], None]:
-    from core.hostapi import executor
+    from core.hostapi import executor, migrations
     from core.region.scheduling import provider_snapshot
     from core.scheduler.provider import set_snapshot_provider
     from core.tasks.periodic import PeriodicRunner
@@ -25,6 +25,7 @@ def start(app: Any) -> Callable[[], None]:
     threads = int(os.environ.get("CLOUDPODS_TASK_WORKERS", "2"))
     # how long a replica that died mid-stage keeps its tasks before another one takes them over
     lease_s = float(os.environ.get("CLOUDPODS_TASK_LEASE_S", LEASE_S))
+    migrations.configure(settings.data_dir)  # where migrating disks are staged (tasks discard them)
     worker = Worker(db, owner, threads=threads, lease_s=lease_s)
     worker.start()
     # the target of hosts whose driver runs in the controller: same owner, same lease as tasks
@@ -43,5 +44,6 @@ def start(app: Any) -> Callable[[], None]:
         runner.stop()
         worker.stop()
         executor.unconfigure()
+        migrations.unconfigure()
 
     return stop

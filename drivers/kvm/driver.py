@@ -73,6 +73,7 @@ class KvmDriver:
             Capability.ATTACH_DISK,
             Capability.ATTACH_DISK_HOT,
             Capability.REBUILD_ROOT,
+            Capability.COLD_MIGRATE,  # through the controller (drivers/kvm/migration.py)
         }
     )
 

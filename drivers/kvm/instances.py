@@ -40,6 +40,7 @@ from drivers.base import (
     LocalImage,
     NicSpec,
 )
+from drivers.kvm.migration import KvmMigration
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +64,10 @@ def domain_name(name: str, sid: str) -> str:
     return f"{base}-{sid[:8]}"
 
 
-class KvmInstances:
-    """The ``HostedDriver`` of KVM: instances built from ``InstanceSpec`` on a ``KvmDriver``."""
+class KvmInstances(KvmMigration):
+    """The ``HostedDriver`` of KVM: instances built from ``InstanceSpec`` on a ``KvmDriver``.
+
+    Cold migration (migrate-out / migrate-in / cleanup) is ``KvmMigration`` (drivers/kvm/migration.py)."""
 
     name = "kvm"
 

@@ -24,13 +24,16 @@ def release_task(server: Server, run: Run) -> None:
 
 
 def agent_payload(session: Session, server: Server, password: str | None = None,
-                  model: type[GuestPayload] = DeployPayload, **extra: Any) -> Any:
-    """Everything a host needs to build the guest, as the contract's ``model`` (a GuestPayload)."""
+                  model: type[GuestPayload] = DeployPayload, host_id: str | None = None, **extra: Any) -> Any:
+    """Everything a host needs to build the guest, as the contract's ``model`` (a GuestPayload).
+
+    Bridges and mount points are those of ``host_id`` (default: the server's host; a migration's target)."""
+    hid = host_id or server.host_id
     nics = []
     for a, net in session.execute(select(IpAllocation, Network).join(Network, Network.id == IpAllocation.network_id)
                                   .where(IpAllocation.owner_type == "server", IpAllocation.owner_id == server.id)
                                   .order_by(IpAllocation.nic_index)):
-        hw = session.scalar(select(HostWire).where(HostWire.host_id == server.host_id,
+        hw = session.scalar(select(HostWire).where(HostWire.host_id == hid,
                                                    HostWire.wire_id == net.wire_id))
         wire = session.get(Wire, net.wire_id)
         nics.append({"index": a.nic_index, "ifname": a.ifname, "ip": a.ip_addr, "mac": a.mac,
@@ -40,7 +43,7 @@ def agent_payload(session: Session, server: Server, password: str | None = None,
     disks = []
     for d in session.scalars(select(Disk).where(Disk.server_id == server.id).order_by(Disk.disk_index)):
         st = session.get(Storage, d.storage_id) if d.storage_id else None
-        hs = session.scalar(select(HostStorage).where(HostStorage.host_id == server.host_id,
+        hs = session.scalar(select(HostStorage).where(HostStorage.host_id == hid,
                                                       HostStorage.storage_id == d.storage_id)) if st else None
         disks.append({"id": d.id, "index": d.disk_index, "size": d.disk_size, "format": d.disk_format,
                       "disk_type": d.disk_type, "image_id": d.template_id or None, "storage_id": d.storage_id,

@@ -10,7 +10,9 @@ from core.hostapi.protocol import (
     DeployResult,
     DetachDiskPayload,
     DiskPayload,
+    MigrateCleanupPayload,
     MigrateInPayload,
+    MigrateOutPayload,
     RebuildRootPayload,
     ReconfigurePayload,
     WorkKind,
@@ -94,7 +96,14 @@ class ServerChangeConfigTask(TaskBase):
 
 
 class ServerMigrateTask(TaskBase):
-    """Schedule on another host (claim there), the target agent pulls the guest, then move."""
+    """Cold migration: schedule a target (claim there); the source uploads the stopped guest's disks
+    to the controller (migrate-out), the target downloads them and defines the guest (migrate-in),
+    the server moves, the source forgets its copy (cleanup). Staged disks go when it ends.
+
+    Until migrate-in succeeded a failure leaves the server on its source, untouched there
+    (``migrate_fail`` with the reason; the target's claim released). A cleanup that fails after the
+    move leaves the server ready on its new host, the reason naming the copy left on the old one.
+    """
 
     name = "ServerMigrateTask"
 
@@ -109,17 +118,28 @@ class ServerMigrateTask(TaskBase):
             "disks": [{"index": d.disk_index, "size": d.disk_size} for d in disks], "count": 1,
             "required_capabilities": [Capability.COLD_MIGRATE.value]})  # the target must take the guest in
         old = server.host_id
+        if not old:
+            run.fail("the server is on no host")
         result = _place_excluding(run, req, old)
         if not result:
             run.fail("no other host can take the server")
         p = result[0]
         run.set_params(target=p.host_id, source=old, vcpu=p.vcpu, vmem=p.vmem,
                        disks=[{"index": d.index, "storage_id": d.storage_id} for d in p.disks])
-        payload = agent_payload(run.session, server, model=MigrateInPayload, source_host_id=old or "")
-        run.dispatch(p.host_id, WorkKind.MIGRATE_IN, payload, then="on_migrate_complete")
+        guest = agent_payload(run.session, server)
+        payload = MigrateOutPayload(server=server_ref(server), target_host_id=p.host_id, disks=guest.disks)
+        run.dispatch(str(old), WorkKind.MIGRATE_OUT, payload, then="on_migrated_out")
 
-    def on_migrate_complete(self, run: Run) -> None:
+    def on_migrated_out(self, run: Run) -> None:
         server = server_of(run)
+        out = run.result_of(WorkKind.MIGRATE_OUT)
+        payload = agent_payload(run.session, server, model=MigrateInPayload, host_id=run.params["target"],
+                                source_host_id=run.params["source"], source=out.source)
+        run.dispatch(run.params["target"], WorkKind.MIGRATE_IN, payload, then="on_migrated_in")
+
+    def on_migrated_in(self, run: Run) -> None:
+        server = server_of(run)
+        got = run.result_of(WorkKind.MIGRATE_IN)
         old = server.held.get("host") or {}
         if old.get("host_id"):
             release_host_claim(run.session, old["host_id"], int(old.get("vcpu", 0)), int(old.get("vmem", 0)))
@@ -129,6 +149,7 @@ class ServerMigrateTask(TaskBase):
         server.held = {**server.held, "host": {"host_id": run.params["target"], "vcpu": run.params["vcpu"],
                                                "vmem": run.params["vmem"]}}
         by_index = {d["index"]: d["storage_id"] for d in run.params.get("disks", [])}
+        paths = {d.id: d.access_path for d in got.disks}
         from core.region.release import adjust_storage
 
         for d in run.session.scalars(select(Disk).where(Disk.server_id == server.id)):
@@ -138,18 +159,50 @@ class ServerMigrateTask(TaskBase):
                 adjust_storage(run.session, new, d.disk_size)
                 d.storage_id = new
                 d.held = {**d.held, "storage": {"storage_id": new, "size": d.disk_size}}
+            if paths.get(d.id):
+                d.access_path = paths[d.id]
+        run.set_params(moved=True)
+        run.dispatch(run.params["source"], WorkKind.MIGRATE_CLEANUP, MigrateCleanupPayload(server=server_ref(server)),
+                     then="on_cleaned_up")
+
+    def on_cleaned_up(self, run: Run) -> None:
+        server = server_of(run)
+        run.result_of(WorkKind.MIGRATE_CLEANUP)
+        self._finish(run, server)
+
+    def on_cleaned_up_failed(self, run: Run) -> None:
+        """The guest runs from its new host; only the old host's copy is left (say so, do not undo the move)."""
+        server = server_of(run)
+        self._finish(run, server)
+        src = run.session.get(Host, run.params["source"])
+        sm.set_reason(server, f"migrated; the old copy on host {src.name if src else run.params['source']} "
+                              f"was not removed: {run.result_reason()}")
+
+    def _finish(self, run: Run, server: Server) -> None:
+        from core.hostapi import migrations
+
+        migrations.discard(server.id)
         sm.apply_if(server, "migrated")
         release_task(server, run)
         run.complete()
 
     def on_failed(self, run: Run, reason: str) -> None:
+        from core.hostapi import migrations
+
         server = run.session.get(Server, run.task.obj_id)
         if server is None:
+            return
+        migrations.discard(server.id)
+        if run.params.get("moved"):  # on its new host already: only the old copy may be left
+            sm.apply_if(server, "migrated")
+            sm.set_reason(server, f"migrated; cleaning up the old host failed: {reason}")
+            release_task(server, run)
             return
         if run.params.get("target"):
             release_host_claim(run.session, run.params["target"], int(run.params.get("vcpu", 0)),
                                int(run.params.get("vmem", 0)))
         sm.apply_if(server, "migrate_fail")
+        sm.set_reason(server, f"migration failed, the server stays on its host: {reason}")
         release_task(server, run)
 
 
