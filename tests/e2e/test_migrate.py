@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -101,35 +102,79 @@ def test_server_migrate_moves_a_stopped_server_with_its_disks_and_address(
     wait_for(lambda: ctl.api.get(f"{B}/servers/mover").status_code == 404, 30, "deleted")
 
 
-def test_a_running_server_is_refused_and_a_dead_target_leaves_the_server_on_its_source(
+def _item_status(ctl: Controller, task_id: str, kind: str) -> str | None:
+    from sqlalchemy import select
+
+    from core.db.engine import Database
+    from core.tasks.models import WorkItem
+
+    db = Database(f"sqlite:///{ctl.data_dir / 'cloudpods.db'}")
+    try:
+        with db.session() as s:
+            return s.scalar(select(WorkItem.status).where(WorkItem.task_id == task_id, WorkItem.kind == kind))
+    finally:
+        db.dispose()
+
+
+def _task_id(ctl: Controller, sid: str) -> str | None:
+    tasks = ctl.api.get(f"{B}/tasks", params={"obj_id": sid, "task_name": "ServerMigrateTask"}).json()
+    open_ = [t for t in tasks.get("tasks", []) if t["status"] not in ("done", "failed")]
+    return open_[0]["id"] if open_ else None
+
+
+def test_a_running_server_is_refused_and_a_failed_migrate_in_leaves_the_server_on_its_source(
         cloud: tuple[Controller, list[AgentProc]]) -> None:
     ctl, agents = cloud
     by_host = {a.host_id: a for a in agents}
     s = _create_stopped(ctl, "stayer")
+    sid = s["id"]
     src = by_host[s["host_id"]]
     dst = next(a for a in agents if a is not src)
     assert ctl.climc("server-start", "stayer").returncode == 0
     wait_for(lambda: server(ctl, "stayer")["status"] == "running", 20, "running")
     r = ctl.climc("server-migrate", "stayer")
-    assert r.returncode != 0 and "running" in (r.stderr + r.stdout)
+    assert r.returncode != 0 and "running" in (r.stderr + r.stdout), r.stdout + r.stderr
     assert ctl.climc("server-stop", "stayer").returncode == 0
     _ready(ctl, "stayer")
+    src_files = sorted(os.listdir(src.data / "instances" / sid))
 
-    # the target's agent dies after the scheduler picked it; its host goes offline and the region
-    # refuses to wait for it: the server stays where it was, with the reason
-    dst.kill()
+    # the target is frozen in its long poll while the source hands the disks over; a staged disk is
+    # then damaged on the controller: the target refuses it (sha256) and the server stays where it was
+    dst.signal(signal.SIGSTOP)
     try:
-        wait_for(lambda: ctl.api.get(f"{B}/hosts/{dst.host_id}").json()["host"]["host_status"] == "offline", 20,
-                 "target offline")
         r = ctl.climc("server-migrate", "stayer", "--host", dst.cfg["host_name"])
-        if r.returncode == 0:  # accepted: then the task must fail and say why
-            failed = wait_for(lambda: (x := server(ctl, "stayer"))["status"] == "migrate_fail" and x, 60,
-                              "migrate_fail")
-            assert failed["host_id"] == src.host_id and failed["status_reason"], failed
-        else:
-            assert "offline" in (r.stderr + r.stdout) or "no other host" in (r.stderr + r.stdout), r.stderr
-        assert server(ctl, "stayer")["host_id"] == src.host_id
-        assert s["id"] in src.instance_dirs() and s["id"] not in dst.instance_dirs()
+        assert r.returncode == 0, r.stderr
+        tid = wait_for(lambda: _task_id(ctl, sid), 20, "migrate task")
+        wait_for(lambda: _item_status(ctl, tid, "guest-migrate-in") == "dispatched", 20,
+                 "migrate-in handed to the frozen target")
+        staged = Path(ctl.data_dir) / "migrations" / sid
+        files = [p for p in staged.iterdir() if not p.name.endswith(".sha256") and not p.name.startswith(".")]
+        assert files and all(oct(p.stat().st_mode & 0o777) == "0o600" for p in files)
+        assert oct(staged.stat().st_mode & 0o777) == "0o700"
+        # only the target of the open migrate-in reads a staged disk; nobody writes one any more
+        disk = files[0].name
+        path = f"{B}/agent/hosts/{{}}/migrations/{sid}/disks/{disk}"
+        with src.client() as c:
+            assert c.get(path.format(src.host_id)).status_code == 403
+            assert c.put(path.format(src.host_id), content=b"x").status_code == 403  # its migrate-out is done
+            assert c.get(path.format(dst.host_id)).status_code == 403  # another host's route
+        with dst.client() as c:
+            assert c.put(path.format(dst.host_id), content=b"x").status_code == 403
+        with open(files[0], "r+b") as f:
+            f.write(b"bitrot")
     finally:
-        dst.start()
+        dst.signal(signal.SIGCONT)
+    failed = wait_for(lambda: (x := server(ctl, "stayer"))["status"] == "migrate_fail" and not x["active_task_id"]
+                      and x, 30, "migrate_fail")
+    assert failed["host_id"] == src.host_id and "sha256" in failed["status_reason"], failed
+    assert sorted(os.listdir(src.data / "instances" / sid)) == src_files  # the source's guest is untouched
+    assert sid not in dst.instance_dirs()  # nothing half-built is left on the target
     assert _staged(ctl) == []
+    # the target's claim went back: a second attempt fits and succeeds
+    r = ctl.climc("server-migrate", "stayer", "--host", dst.cfg["host_name"])
+    assert r.returncode == 0, r.stderr
+    moved = _ready(ctl, "stayer")
+    assert moved["host_id"] == dst.host_id and moved["ips"] == s["ips"] and not moved["status_reason"]
+    assert sid in dst.instance_dirs() and sid not in src.instance_dirs()
+    assert ctl.climc("server-delete", "-f", "stayer").returncode == 0
+    wait_for(lambda: ctl.api.get(f"{B}/servers/{sid}").status_code == 404, 30, "deleted")
