@@ -13,7 +13,15 @@ from typing import Any
 
 from core.hostapi import protocol as hp
 from core.hostapi.protocol import WorkKind
-from drivers.base import ColdMigratable, GuestNotFound, GuestStatus, HostedDriver, InstanceDisk, InstanceNic, InstanceSpec
+from drivers.base import (
+    ColdMigratable,
+    GuestNotFound,
+    GuestStatus,
+    HostedDriver,
+    InstanceDisk,
+    InstanceNic,
+    InstanceSpec,
+)
 
 Handler = Callable[[HostedDriver, Any], Any]
 
