@@ -67,6 +67,42 @@ class ControllerLink:
             yield resp
 
 
+class _Behind:
+    """Work on blocks in a thread beside the transfer (sha256 and file writes release the GIL).
+
+    ``put`` hands a block over (at most ``depth`` wait); ``close`` waits for the last one and
+    re-raises what the thread raised."""
+
+    def __init__(self, fn: Any, depth: int = 4) -> None:
+        import queue
+        import threading
+
+        self._fn = fn
+        self._q: queue.Queue[bytes | None] = queue.Queue(maxsize=depth)
+        self._err: BaseException | None = None
+        self._t = threading.Thread(target=self._run, name="disk-transfer", daemon=True)
+        self._t.start()
+
+    def _run(self) -> None:
+        while (block := self._q.get()) is not None:
+            if self._err is None:
+                try:
+                    self._fn(block)
+                except BaseException as exc:  # reported by close()
+                    self._err = exc
+
+    def put(self, block: bytes) -> None:
+        if self._err is not None:
+            raise self._err
+        self._q.put(block)
+
+    def close(self) -> None:
+        self._q.put(None)
+        self._t.join()
+        if self._err is not None:
+            raise self._err
+
+
 class DiskTransfer:
     """``drivers.base.DiskExchange`` over this link: disk files stream through the controller, sha256-checked."""
 
@@ -79,14 +115,18 @@ class DiskTransfer:
         import hashlib
 
         h = hashlib.sha256()
+        hasher = _Behind(h.update)
 
-        def chunks() -> Iterator[bytes]:  # hashed as it goes; the controller hashes what it stored
+        def chunks() -> Iterator[bytes]:  # hashed beside the upload; the controller hashes what it stored
             with open(path, "rb") as f:
                 while block := f.read(self.CHUNK):
-                    h.update(block)
+                    hasher.put(block)
                     yield block
 
-        out = self.link.upload_disk(server_id, disk_id, chunks())
+        try:
+            out = self.link.upload_disk(server_id, disk_id, chunks())
+        finally:
+            hasher.close()
         if out.get("sha256") != h.hexdigest():
             raise HypervisorError(f"disk {disk_id} of {server_id}: the controller stored sha256 {out.get('sha256')}, "
                                   f"this host sent {h.hexdigest()}")
@@ -99,10 +139,26 @@ class DiskTransfer:
         h = hashlib.sha256()
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
-            with os.fdopen(fd, "wb") as f, self.link.download_disk(server_id, disk_id) as resp:
-                for block in resp.iter_bytes(self.CHUNK):
+            with os.fdopen(fd, "wb") as f:
+                def keep(block: bytes) -> None:
                     h.update(block)
                     f.write(block)
+
+                writer = _Behind(keep)
+                try:
+                    with self.link.download_disk(server_id, disk_id) as resp:
+                        buf: list[bytes] = []
+                        n = 0
+                        for piece in resp.iter_raw():  # identity encoding: the bytes as sent
+                            buf.append(piece)
+                            n += len(piece)
+                            if n >= self.CHUNK:
+                                writer.put(b"".join(buf))
+                                buf, n = [], 0
+                        if buf:
+                            writer.put(b"".join(buf))
+                finally:
+                    writer.close()
             if h.hexdigest() != sha256:
                 raise HypervisorError(f"disk {disk_id} of {server_id}: downloaded sha256 {h.hexdigest()}, "
                                       f"the source uploaded {sha256 or 'none'}")

@@ -10,12 +10,13 @@ staging dir when the migration completes or fails.
 """
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import re
 import shutil
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -98,10 +99,17 @@ async def receive(data_dir: Path | str, server_id: str, disk_id: str, chunks: As
     fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{disk_id}.", suffix=".part")  # mode 0600
     h = hashlib.sha256()
     size = 0
+
+    def put(f: Any, block: bytes) -> None:  # in a worker thread: hashing and writing release the GIL
+        h.update(block)
+        f.write(block)
+
     try:
         with os.fdopen(fd, "wb") as f:
             buf: list[bytes] = []
             pending = 0
+            # one block hashed and written while the next one is received
+            writing: asyncio.Future[None] | None = None
             async for chunk in chunks:
                 if not chunk:
                     continue
@@ -110,14 +118,16 @@ async def receive(data_dir: Path | str, server_id: str, disk_id: str, chunks: As
                 if pending >= WRITE_CHUNK:
                     block = b"".join(buf)
                     buf, pending = [], 0
-                    h.update(block)
                     size += len(block)
-                    await run_in_threadpool(f.write, block)
+                    if writing is not None:
+                        await writing
+                    writing = asyncio.ensure_future(run_in_threadpool(put, f, block))
+            if writing is not None:
+                await writing
             if buf:
                 block = b"".join(buf)
-                h.update(block)
                 size += len(block)
-                f.write(block)
+                put(f, block)
         got = h.hexdigest()
         if want and got != want:
             raise InputParameterError(f"disk {disk_id}: the upload's sha256 is {got}, the sender said {want}")
@@ -132,6 +142,13 @@ async def receive(data_dir: Path | str, server_id: str, disk_id: str, chunks: As
                 pass
         raise
     return {"id": disk_id, "sha256": got, "size": size}
+
+
+def chunks_of(path: Path, size: int = WRITE_CHUNK) -> Iterator[bytes]:
+    """A staged file in big blocks (a streaming response reads each in a worker thread)."""
+    with open(path, "rb") as f:
+        while block := f.read(size):
+            yield block
 
 
 def staged(data_dir: Path | str, server_id: str, disk_id: str) -> tuple[Path, str]:

@@ -331,12 +331,11 @@ async def upload_migrating_disk(host_id: str, server_id: str, disk_id: str, requ
 def download_migrating_disk(host_id: str, server_id: str, disk_id: str, request: Request, session: SessionDep,
                             cred: CredentialDep) -> Response:
     """The target host takes one staged disk of a guest it migrates in (streamed, x-disk-sha256)."""
-    from fastapi.responses import FileResponse
-
     from core.hostapi import migrations
 
     guard(session, cred, host_id)
     migrations.may_download(session, host_id, server_id, disk_id)
     path, sha = migrations.staged(request.app.state.settings.data_dir, server_id, disk_id)
     session.commit()  # nothing to write; do not hold a transaction while streaming
-    return FileResponse(path, media_type="application/octet-stream", headers={"x-disk-sha256": sha})
+    return StreamingResponse(migrations.chunks_of(path), media_type="application/octet-stream",
+                             headers={"x-disk-sha256": sha, "content-length": str(path.stat().st_size)})
