@@ -4,7 +4,8 @@ Not a double that answers anything: it is the agent ``ocadm agent`` runs (same r
 handlers, the real KVM driver on a private ``test://<node.xml>`` hypervisor), acting for a host
 an admin created, with the admin's credentials (the agent routes let a cloud admin act for any
 host). ``fail_kinds`` makes the hosted driver raise for some work kinds (a driver failure the
-agent reports like any other), e.g. ``fail_kinds=("guest-deploy",)``.
+agent reports like any other), e.g. ``fail_kinds=("guest-deploy",)``; ``without`` names
+capabilities its driver then does not declare (``without=("cold_migrate",)``).
 
     with TestbedAgent(ctl.env, host_id, tmp_path) as agent:
         ...                      # servers on the host deploy, start, stop ... for real
@@ -30,18 +31,21 @@ NODE_XML = """<node>
 # wire kind -> the hosted-driver method it runs (for fault injection)
 _KIND_METHOD = {"guest-deploy": "deploy", "guest-delete": "remove", "guest-change-config": "reconfigure",
                 "guest-attach-disk": "attach_disk", "guest-detach-disk": "detach_disk",
-                "guest-rebuild-root": "rebuild_root"}
+                "guest-rebuild-root": "rebuild_root", "guest-migrate-out": "migrate_out",
+                "guest-migrate-in": "migrate_in", "guest-migrate-cleanup": "migrate_cleanup"}
 
 
 class _Faulty:
-    """The hosted driver, except that the methods behind ``fail_kinds`` raise a driver error."""
+    """The hosted driver, except that the methods behind ``fail_kinds`` raise a driver error and
+    the capabilities named in ``without`` are not declared (registration reports the rest)."""
 
-    def __init__(self, hosted: Any, fail_kinds: set[str]) -> None:
+    def __init__(self, hosted: Any, fail_kinds: set[str], without: frozenset[str] | set[str] = frozenset()) -> None:
         unknown = fail_kinds - set(_KIND_METHOD)
         if unknown:
             raise ValueError(f"cannot inject a failure into {sorted(unknown)}")
         self._hosted = hosted
         self._fail = {_KIND_METHOD[k]: k for k in fail_kinds}
+        self.capabilities = frozenset(c for c in hosted.capabilities if c.value not in without)
 
     def __getattr__(self, name: str) -> Any:
         if name in self._fail:
@@ -57,7 +61,7 @@ class TestbedAgent:
     __test__ = False  # not a test class
 
     def __init__(self, env: dict[str, str], host_id: str, root: Path | None = None, *,
-                 fail_kinds: tuple[str, ...] = (), host_name: str = "", wires: tuple[dict[str, str], ...] = (),
+                 fail_kinds: tuple[str, ...] = (), without: tuple[str, ...] = (), host_name: str = "", wires: tuple[dict[str, str], ...] = (),
                  cpus: int = 16, memory_mb: int = 65536, storage_capacity_mb: int = 1_000_000) -> None:
         self._tmp = None if root is not None else tempfile.TemporaryDirectory(prefix="cp-agent-")
         self.root = Path(root if root is not None else self._tmp.name)  # type: ignore[union-attr]
@@ -71,12 +75,13 @@ class TestbedAgent:
             libvirt_uri=f"test://{node}", network_mode="none", wires=tuple(wires),  # type: ignore[arg-type]
             storage_capacity_mb=storage_capacity_mb, ping_interval_s=1.0, sync_interval_s=2.0, poll_wait_s=2)
         self.fail_kinds = set(fail_kinds)
+        self.without = set(without)  # capability names this host's driver does not declare
         self.agent: Agent | None = None
 
     def __enter__(self) -> TestbedAgent:
         self.agent = Agent(self.cfg)
-        if self.fail_kinds:
-            self.agent.hosted = _Faulty(self.agent.hosted, self.fail_kinds)  # type: ignore[assignment]
+        if self.fail_kinds or self.without:
+            self.agent.hosted = _Faulty(self.agent.hosted, self.fail_kinds, self.without)  # type: ignore[assignment]
         self.agent.start()
         end = time.monotonic() + 30
         while not self.agent.registered.wait(0.1):
