@@ -61,7 +61,8 @@ class TestbedAgent:
     __test__ = False  # not a test class
 
     def __init__(self, env: dict[str, str], host_id: str, root: Path | None = None, *,
-                 fail_kinds: tuple[str, ...] = (), without: tuple[str, ...] = (), host_name: str = "", wires: tuple[dict[str, str], ...] = (),
+                 fail_kinds: tuple[str, ...] = (), without: tuple[str, ...] = (), host_name: str = "",
+                 wires: tuple[dict[str, str], ...] = (),
                  cpus: int = 16, memory_mb: int = 65536, storage_capacity_mb: int = 1_000_000) -> None:
         self._tmp = None if root is not None else tempfile.TemporaryDirectory(prefix="cp-agent-")
         self.root = Path(root if root is not None else self._tmp.name)  # type: ignore[union-attr]
