@@ -178,3 +178,49 @@ def test_a_running_server_is_refused_and_a_failed_migrate_in_leaves_the_server_o
     assert sid in dst.instance_dirs() and sid not in src.instance_dirs()
     assert ctl.climc("server-delete", "-f", "stayer").returncode == 0
     wait_for(lambda: ctl.api.get(f"{B}/servers/{sid}").status_code == 404, 30, "deleted")
+
+
+def test_a_failed_cleanup_keeps_the_move_and_says_what_was_left(controller: Controller,
+                                                                 cirros_image: dict[str, object]) -> None:
+    """The source cannot remove its copy: the server still runs from its new host; the reason names the leftover."""
+    import uuid
+
+    from tests.e2e.region_agent import TestbedAgent
+
+    ctl = controller
+    tag = uuid.uuid4().hex[:6]
+    zone, wire, net = f"mz-{tag}", f"mw-{tag}", f"mn-{tag}"
+    assert ctl.climc("zone-create", zone).returncode == 0
+    assert ctl.climc("wire-create", zone, wire, "1000").returncode == 0
+    third = int(tag, 16) % 250
+    r = ctl.climc("network-create", wire, net, f"10.{third}.9.10", f"10.{third}.9.40", "24")
+    assert r.returncode == 0, r.stderr
+    hosts = []
+    for i in range(2):
+        h = ctl.api.post(f"{B}/zones/{zone}/hosts", json={"host": {
+            "name": f"mh{i}-{tag}", "access_mac": f"00:16:3e:{tag[:2]}:{tag[2:4]}:{i:02x}", "cpu_count": 16,
+            "mem_size": 65536, "storages": [{"name": f"mh{i}-{tag}-local", "capacity": 1_000_000}],
+            "wires": [{"wire": wire, "bridge": "br0"}]}})
+        assert h.status_code == 200, h.text
+        hosts.append(h.json()["host"])
+    wires = ({"wire": wire, "bridge": "br0"},)
+    with TestbedAgent(ctl.env, hosts[0]["id"], host_name=hosts[0]["name"], wires=wires,
+                      fail_kinds=("guest-migrate-cleanup",)) as src, \
+            TestbedAgent(ctl.env, hosts[1]["id"], host_name=hosts[1]["name"], wires=wires) as dst:
+        r = ctl.api.post(f"{B}/servers", json={"server": {
+            "name": f"left-{tag}", "vcpu_count": 1, "vmem_size": 256, "disks": [f"{cirros_image['name']}:1g"],
+            "nets": [net], "prefer_host": hosts[0]["id"]}})
+        assert r.status_code == 200, r.text
+        sid = r.json()["server"]["id"]
+        s = _ready(ctl, sid)
+        assert s["host_id"] == hosts[0]["id"]
+        r = ctl.climc("server-migrate", sid, "--host", hosts[1]["name"])
+        assert r.returncode == 0, r.stderr
+        moved = _ready(ctl, sid)
+        assert moved["host_id"] == hosts[1]["id"] and moved["ips"] == s["ips"]
+        assert "not removed" in moved["status_reason"] and "injected failure" in moved["status_reason"], moved
+        assert hosts[0]["name"] in moved["status_reason"]
+        assert os.path.isdir(os.path.join(dst.cfg.instances_dir, sid))
+        assert os.path.isdir(os.path.join(src.cfg.instances_dir, sid))  # the leftover the reason names
+        assert ctl.climc("server-delete", "-f", sid).returncode == 0
+        wait_for(lambda: ctl.api.get(f"{B}/servers/{sid}").status_code == 404, 30, "deleted")
