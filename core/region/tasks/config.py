@@ -1,6 +1,8 @@
 """Change-config, migrate, rebuild-root, attach/detach disk: each one work item for the agent."""
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import select, update
 
 from core.hostapi.protocol import (
@@ -123,7 +125,7 @@ class ServerMigrateTask(TaskBase):
         result = _place_excluding(run, req, old)
         if not result:
             run.fail("no other host can take the server")
-        p = result[0]
+        p: Any = result[0]  # a scheduler Placement
         run.set_params(target=p.host_id, source=old, vcpu=p.vcpu, vmem=p.vmem,
                        disks=[{"index": d.index, "storage_id": d.storage_id} for d in p.disks])
         guest = agent_payload(run.session, server)
