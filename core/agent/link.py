@@ -67,6 +67,19 @@ class ControllerLink:
             yield resp
 
 
+def _big_reads() -> None:
+    """Socket reads of 1 MiB instead of httpcore's 64 KiB: a downloaded disk costs a third of the CPU.
+
+    A class attribute of httpcore's HTTP/1.1 connection (how much one ``recv`` may return), so it
+    holds for this agent's every connection; answers are parsed the same either way."""
+    try:
+        from httpcore._sync.http11 import HTTP11Connection
+    except ImportError:  # another httpcore layout: the default reads still work
+        return
+    if getattr(HTTP11Connection, "READ_NUM_BYTES", 0) < 1 << 20:
+        HTTP11Connection.READ_NUM_BYTES = 1 << 20
+
+
 class _Behind:
     """Work on blocks in a thread beside the transfer (sha256 and file writes release the GIL).
 
@@ -111,19 +124,6 @@ class DiskTransfer:
     def __init__(self, link: ControllerLink) -> None:
         self.link = link
         _big_reads()
-
-
-def _big_reads() -> None:
-    """Socket reads of 1 MiB instead of httpcore's 64 KiB: a downloaded disk costs a third of the CPU.
-
-    A class attribute of httpcore's HTTP/1.1 connection (how much one ``recv`` may return), so it
-    holds for this agent's every connection; answers are parsed the same either way."""
-    try:
-        from httpcore._sync.http11 import HTTP11Connection
-    except ImportError:  # another httpcore layout: the default reads still work
-        return
-    if getattr(HTTP11Connection, "READ_NUM_BYTES", 0) < 1 << 20:
-        HTTP11Connection.READ_NUM_BYTES = 1 << 20
 
     def upload(self, server_id: str, disk_id: str, path: str) -> StagedDisk:
         import hashlib
