@@ -4,9 +4,11 @@
 
 A controller and two real `ocadm agent` processes on libvirt's test:/// driver (qemu-img does the
 disk files, as on a real host); one stopped server whose data disk holds ``--size-mb`` of
-incompressible data (a qcow2 file of that size). Each run migrates it to the other host and back
-is not counted: the figure is from `climc server-migrate` to the server being ready on the target
-(upload to the controller, download to the target, sha256 both ways, cleanup of the source).
+incompressible data (a qcow2 file of that size). Each run migrates it to the other host (the next run
+back again); the figure is from `climc server-migrate` to the server being ready on the target
+(upload to the controller, download to the target, sha256 both ways, cleanup of the source);
+each run also prints the agents' own time for migrate-out (upload), migrate-in (download, rebase,
+define) and cleanup.
 Target (issue 12): <= 10 s for 1 GiB. Machine noise: a shared 2-core box moves it by 20 % or more.
 """
 from __future__ import annotations
@@ -26,14 +28,15 @@ sys.path.insert(0, str(REPO))
 
 
 def _phases(logs: list[Path]) -> dict[str, float]:
-    """The agents' own timing of the last migrate-out / -in / cleanup (ms), from their logs."""
+    """The agents' own timing of the latest migrate-out / -in / cleanup (ms), from their logs."""
     import re
 
-    out: dict[str, float] = {}
+    seen: list[tuple[str, str, float]] = []
     for log in logs:
-        for m in re.finditer(r"guest-migrate-(out|in|cleanup) for task \S+: done in (\d+) ms", log.read_text()):
-            out[m.group(1)] = float(m.group(2))
-    return out
+        for m in re.finditer(r"^(\S+ \S+) .*guest-migrate-(out|in|cleanup) for task \S+: done in (\d+) ms",
+                             log.read_text(), re.M):
+            seen.append((m.group(1), m.group(2), float(m.group(3))))
+    return {kind: ms for _ts, kind, ms in sorted(seen)}
 
 
 def main() -> None:
