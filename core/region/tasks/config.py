@@ -1,4 +1,4 @@
-"""Change-config, migrate, rebuild-root, attach/detach disk: each one work item for the agent."""
+"""Change-config, migrate (out, in, cleanup: three work items), rebuild-root, attach/detach disk."""
 from __future__ import annotations
 
 from typing import Any
