@@ -545,6 +545,11 @@ class HostedDriver(Protocol):
 
     def rebuild_root(self, spec: InstanceSpec) -> Deployed: ...
 
+    def keep_disks(self, server_id: str, disks: list[InstanceDisk]) -> list[tuple[str, str]]:
+        """Before ``remove``: move these data disks' files out of the instance, so they outlive it;
+        [(disk id, new access path)]. Already moved (redelivery): the same answer."""
+        ...
+
     def persist(self, server_id: str) -> None:
         """Keep the instance's description on the host (no secrets in it), so ``restore`` can re-define it.
 

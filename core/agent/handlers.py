@@ -62,7 +62,8 @@ def deploy(h: HostedDriver, p: hp.DeployPayload) -> hp.DeployResult:
 
 
 def delete(h: HostedDriver, p: hp.DeletePayload) -> hp.DeleteResult:
-    return hp.DeleteResult(deleted=h.remove(p.server.id))
+    kept = h.keep_disks(p.server.id, [instance_disk(d) for d in p.keep]) if p.keep else []
+    return hp.DeleteResult(deleted=h.remove(p.server.id), kept=[hp.DiskOut(id=i, access_path=a) for i, a in kept])
 
 
 def _power(op: Callable[[HostedDriver, str], None]) -> Handler:

@@ -192,6 +192,9 @@ class DeployPayload(GuestPayload):
 class DeletePayload(_Model):
     server: ServerRef
     disks: list[str] = Field(default_factory=list)
+    # data disks the region keeps (auto_delete off): their files must survive the guest, moved out
+    # of the instance dir; the result says where they are now
+    keep: list[DiskPayload] = Field(default_factory=list, max_length=64)
 
 
 class PowerPayload(_Model):
@@ -291,6 +294,7 @@ class DeployResult(GuestResult):
 
 class DeleteResult(_Result):
     deleted: bool
+    kept: list[DiskOut] = Field(default_factory=list)  # where the kept disks' files are now
 
 
 class StatusResult(GuestResult):

@@ -130,6 +130,29 @@ class KvmInstances(KvmMigration):
         shutil.rmtree(d, ignore_errors=True)
         return existed
 
+    def keep_disks(self, server_id: str, disks: list[Any]) -> list[tuple[str, str]]:
+        """Data disks the region keeps when the server goes: their files move to
+        ``<data dir>/disks/<disk id>.<ext>`` (0600 in a 0700 dir), out of the instance dir that
+        ``remove`` deletes; a later attach finds them by that access path."""
+        kept_dir = os.path.join(self.env.data_dir, "disks")
+        os.makedirs(kept_dir, mode=0o700, exist_ok=True)
+        out = []
+        for disk in disks:
+            if not re.fullmatch(r"[0-9A-Za-z-]{1,64}", disk.id):
+                raise HypervisorError(f"bad disk id {disk.id!r}")
+            src = self._disk_path(server_id, disk, existing=True)
+            dst = os.path.join(kept_dir, disk.id + (os.path.splitext(src)[1] or ".qcow2"))
+            if os.path.exists(src) and os.path.realpath(src) != os.path.realpath(dst):
+                if not self._owned(src):  # a file outside our instances is not ours to move
+                    out.append((disk.id, src))
+                    continue
+                os.replace(src, dst)  # same filesystem: a rename, never a copy
+                os.chmod(dst, 0o600)
+            elif not os.path.exists(dst):
+                raise HypervisorError(f"disk {disk.id}: its file {src} is missing on this host")
+            out.append((disk.id, dst))
+        return out
+
     def reconfigure(self, server_id: str, *, vcpu: int, memory_mb: int) -> None:
         """New vCPU/memory for a stopped guest: redefine the domain from its own XML."""
         from drivers.kvm.xml import spec_from_xml

@@ -138,3 +138,20 @@ def test_attach_detach_and_rebuild_root_through_climc(cloud: tuple[Controller, A
     assert ctl.climc("server-delete", "-f", "vm-disks").returncode == 0
     wait_for(lambda: ctl.api.get(f"{B}/servers/{srv['id']}").status_code == 404, 30, "server gone")
     assert disk_row(ctl, "vm-data")["status"] == "ready"  # attached after create: kept (auto_delete off)
+    # ... and its data with it: the file moved out of the deleted instance, the row says where
+    kept = access_path(ctl, made["id"])
+    assert kept != path and Path(kept).exists() and not Path(path).exists() and not inst.exists()
+    assert kept.startswith(str(agent.data / "disks")), kept
+    Path(kept).write_bytes(Path(kept).read_bytes()[:4096] + b"data-that-outlives-its-server")
+    # a new server gets the same disk, with that data, at that path
+    r = ctl.climc("server-create", "vm-heir", "--disk", "tiny", "--net", "default")
+    assert r.returncode == 0, r.stderr
+    heir = settled(ctl, "vm-heir", "ready", "heir created")
+    assert ctl.climc("server-attach-disk", "vm-heir", "vm-data").returncode == 0
+    heir = settled(ctl, "vm-heir", "ready", "heir has the disk")
+    assert access_path(ctl, made["id"]) == kept
+    assert kept in (agent.data / "instances" / heir["id"] / "domain.xml").read_text()
+    assert Path(kept).read_bytes().endswith(b"data-that-outlives-its-server")
+    assert ctl.climc("server-delete", "-f", "vm-heir").returncode == 0
+    wait_for(lambda: ctl.api.get(f"{B}/servers/{heir['id']}").status_code == 404, 30, "heir gone")
+    assert Path(kept).exists()  # kept again, in place

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from core.hostapi.protocol import DeletePayload, WorkKind
+from core.hostapi.protocol import DeletePayload, DeleteResult, DiskPayload, WorkKind
 from core.region import statemachine as sm
 from core.region.models import Disk, Host, Server
 from core.region.release import release_disk, release_server
@@ -24,15 +24,23 @@ class ServerDeleteTask(TaskBase):
         before = (server.create_spec or {}).get("status_before_delete")
         deployed = host is not None and before not in NOTHING_DEPLOYED
         if deployed and host is not None and host.host_status == "online":
-            disks = [d.id for d in run.session.scalars(select(Disk).where(Disk.server_id == server.id))]
-            run.dispatch(host.id, WorkKind.DELETE, DeletePayload(server=server_ref(server), disks=disks),
-                         then="on_delete_complete")
+            rows = list(run.session.scalars(select(Disk).where(Disk.server_id == server.id)))
+            keep = [DiskPayload(id=d.id, index=d.disk_index, size=d.disk_size, format=d.disk_format,
+                                access_path=d.access_path) for d in rows if not d.auto_delete and d.disk_index > 0]
+            run.dispatch(host.id, WorkKind.DELETE, DeletePayload(server=server_ref(server), disks=[d.id for d in rows],
+                                                                 keep=keep), then="on_delete_complete")
         else:
             # never deployed, or its host is gone/offline: nothing to undo on a host
             run.next("on_delete_complete")
 
     def on_delete_complete(self, run: Run) -> None:
         server = server_of(run)
+        if run.result():  # the host's answer (none when nothing was deployed)
+            res: DeleteResult = run.result_of(WorkKind.DELETE)
+            for k in res.kept:  # a kept disk's file now lives outside the gone instance
+                d = run.session.get(Disk, k.id)
+                if d is not None:
+                    d.access_path = k.access_path
         release_server(run.session, server)
         run.session.flush()
         run.session.delete(server)
