@@ -222,7 +222,7 @@ def _work_item_status(ctl: Controller, task_id: str) -> str | None:
     from core.db.engine import Database
     from core.tasks.models import WorkItem
 
-    db = Database(f"sqlite:///{ctl.data_dir / 'cloudpods.db'}")
+    db = Database(ctl.db_url)
     try:
         with db.session() as s:
             return s.scalar(select(WorkItem.status).where(WorkItem.task_id == task_id))

@@ -108,7 +108,7 @@ def _item_status(ctl: Controller, task_id: str, kind: str) -> str | None:
     from core.db.engine import Database
     from core.tasks.models import WorkItem
 
-    db = Database(f"sqlite:///{ctl.data_dir / 'cloudpods.db'}")
+    db = Database(ctl.db_url)  # CI runs this suite on PostgreSQL and MariaDB too
     try:
         with db.session() as s:
             return s.scalar(select(WorkItem.status).where(WorkItem.task_id == task_id, WorkItem.kind == kind))
