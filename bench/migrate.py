@@ -57,57 +57,47 @@ def main() -> None:
     a = ap.parse_args()
     if shutil.which("qemu-img") is None:
         raise SystemExit("qemu-img not found (apt install qemu-utils)")
-    from tests.e2e.test_agent_support import AgentProc, server, upload_tiny_image, wait_for
-    from tests.support.controller import Controller
+    from tests.e2e.test_agent_support import agent_cloud, server, wait_for
 
     root = Path(tempfile.mkdtemp(prefix="bench-migrate-"))
-    ctl = Controller.init(root / "ctl")
-    agents: list[AgentProc] = []
     try:
-        ctl.serve()
-        agents += [AgentProc.join(ctl, root / f"a{i}", f"bench-{i}") for i in range(2)]
-        for ag in agents:
-            ag.start()
-        upload_tiny_image(ctl)
-        r = ctl.climc("server-create", "big", "--disk", "tiny", "--disk", f"{a.size_mb}m", "--net", "default")
-        if r.returncode != 0:
-            raise SystemExit(r.stderr)
-        s = wait_for(lambda: (x := server(ctl, "big"))["status"] == "ready" and not x["active_task_id"] and x, 60)
-        by_host = {ag.host_id: ag for ag in agents}
-        disk = by_host[s["host_id"]].data / "instances" / s["id"] / "disk1.qcow2"
-        raw = root / "data.raw"
-        with open(raw, "wb") as f:  # incompressible, so no layer can cheat on the bytes
-            for _ in range(a.size_mb):
-                f.write(os.urandom(1 << 20))
-        subprocess.run(["qemu-img", "convert", "-f", "raw", "-O", "qcow2", str(raw), str(disk)], check=True)
-        raw.unlink()
-        size = disk.stat().st_size
-        took, cpu = [], []
-        pids = [p.pid for p in (ctl.proc, *(ag.proc for ag in agents)) if p is not None]
-        for i in range(a.runs):
-            here = server(ctl, "big")["host_id"]
-            there = next(ag for ag in agents if ag.host_id != here)
-            t0, c0 = time.perf_counter(), _cpu_s(pids)
-            r = ctl.climc("server-migrate", "big", "--host", there.cfg["host_name"])
+        with agent_cloud(root, 2, "bench", quick_offline=False) as (ctl, agents):
+            r = ctl.climc("server-create", "big", "--disk", "tiny", "--disk", f"{a.size_mb}m", "--net", "default")
             if r.returncode != 0:
                 raise SystemExit(r.stderr)
-            wait_for(lambda h=there.host_id: (x := server(ctl, "big"))["host_id"] == h and x["status"] == "ready"
-                     and not x["active_task_id"], 120, "migrated")
-            took.append(time.perf_counter() - t0)
-            cpu.append(_cpu_s(pids) - c0)
-            phases = _phases([ag.log_path for ag in agents])
-            print(f"run {i + 1}: {took[-1]:.2f} s ({size / took[-1] / 2**20:.0f} MiB/s of disk file moved), "
-                  f"CPU {cpu[-1]:.2f} s of controller + agents; "
-                  + ", ".join(f"{k} {v / 1000:.2f} s" for k, v in phases.items()))
-        load = os.getloadavg()[0]
-        print(f"cold migrate of a {size / 2**30:.2f} GiB disk file between two local agents: "
-              f"median {statistics.median(took):.2f} s over {len(took)} runs (target <= 10 s; load {load:.1f}); "
-              f"CPU of controller + agents median {statistics.median(cpu):.2f} s "
-              "(other load moves it less than the wall time)")
+            s = wait_for(lambda: (x := server(ctl, "big"))["status"] == "ready" and not x["active_task_id"] and x, 60)
+            by_host = {ag.host_id: ag for ag in agents}
+            disk = by_host[s["host_id"]].data / "instances" / s["id"] / "disk1.qcow2"
+            raw = root / "data.raw"
+            with open(raw, "wb") as f:  # incompressible, so no layer can cheat on the bytes
+                for _ in range(a.size_mb):
+                    f.write(os.urandom(1 << 20))
+            subprocess.run(["qemu-img", "convert", "-f", "raw", "-O", "qcow2", str(raw), str(disk)], check=True)
+            raw.unlink()
+            size = disk.stat().st_size
+            took, cpu = [], []
+            pids = [p.pid for p in (ctl.proc, *(ag.proc for ag in agents)) if p is not None]
+            for i in range(a.runs):
+                here = server(ctl, "big")["host_id"]
+                there = next(ag for ag in agents if ag.host_id != here)
+                t0, c0 = time.perf_counter(), _cpu_s(pids)
+                r = ctl.climc("server-migrate", "big", "--host", there.cfg["host_name"])
+                if r.returncode != 0:
+                    raise SystemExit(r.stderr)
+                wait_for(lambda h=there.host_id: (x := server(ctl, "big"))["host_id"] == h and x["status"] == "ready"
+                         and not x["active_task_id"], 120, "migrated")
+                took.append(time.perf_counter() - t0)
+                cpu.append(_cpu_s(pids) - c0)
+                phases = _phases([ag.log_path for ag in agents])
+                print(f"run {i + 1}: {took[-1]:.2f} s ({size / took[-1] / 2**20:.0f} MiB/s of disk file moved), "
+                      f"CPU {cpu[-1]:.2f} s of controller + agents; "
+                      + ", ".join(f"{k} {v / 1000:.2f} s" for k, v in phases.items()))
+            load = os.getloadavg()[0]
+            print(f"cold migrate of a {size / 2**30:.2f} GiB disk file between two local agents: "
+                  f"median {statistics.median(took):.2f} s over {len(took)} runs (target <= 10 s; load {load:.1f}); "
+                  f"CPU of controller + agents median {statistics.median(cpu):.2f} s "
+                  "(other load moves it less than the wall time)")
     finally:
-        for ag in agents:
-            ag.stop()
-        ctl.stop()
         shutil.rmtree(root, ignore_errors=True)
 
 

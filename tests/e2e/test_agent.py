@@ -14,29 +14,15 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.test_agent_support import AgentProc, B, libvirt_or_skip, server, upload_tiny_image, wait_for
+from tests.e2e.test_agent_support import AgentProc, B, agent_cloud, libvirt_or_skip, server, upload_tiny_image, wait_for
 from tests.support.controller import Controller
 
 
 @pytest.fixture(scope="module")
 def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Controller, list[AgentProc]]]:
     libvirt_or_skip()
-    root = tmp_path_factory.mktemp("agents")
-    ctl = Controller.init(root / "ctl")
-    # hosts go offline 4 s after their last ping, checked every second (the default is 180 s / 30 s)
-    ctl.env.update({"CLOUDPODS_HOST_OFFLINE_S": "4", "CLOUDPODS_JOB_HOSTS_OFFLINE_INTERVAL_S": "1"})
-    agents: list[AgentProc] = []
-    try:
-        ctl.serve()
-        agents += [AgentProc.join(ctl, root / f"a{i}", f"node-{i}") for i in range(3)]
-        for a in agents:
-            a.start()
-        upload_tiny_image(ctl)
-        yield ctl, agents
-    finally:
-        for a in agents:
-            a.stop()
-        ctl.stop()
+    with agent_cloud(tmp_path_factory.mktemp("agents"), 3, "node") as cloud:
+        yield cloud
 
 
 def _usage(ctl: Controller) -> dict[str, Any]:

@@ -155,3 +155,31 @@ def test_attach_detach_and_rebuild_root_through_climc(cloud: tuple[Controller, A
     assert ctl.climc("server-delete", "-f", "vm-heir").returncode == 0
     wait_for(lambda: ctl.api.get(f"{B}/servers/{heir['id']}").status_code == 404, 30, "heir gone")
     assert Path(kept).exists()  # kept again, in place
+
+
+def test_another_projects_member_cannot_see_or_act_on_these_servers_and_disks(
+        cloud: tuple[Controller, AgentProc]) -> None:
+    import httpx
+
+    from tests.e2e.test_identity_support import admin, grant, login, mk_project, mk_user
+
+    ctl, _agent = cloud
+    r = ctl.climc("server-create", "vm-private", "--disk", "tiny", "--net", "default")
+    assert r.returncode == 0, r.stderr
+    srv = settled(ctl, "vm-private", "ready", "private server")
+    disk = climc_json(ctl, "disk-create", "d-private", "16m", "--storage", srv["disks_info"][0]["storage_id"])
+    ks = admin(ctl)
+    p = mk_project(ks)
+    u = mk_user(ks, "pw-Secret-1")
+    grant(ks, f"projects/{p['id']}", u["id"], "member")
+    tok = login(ctl, u["name"], "pw-Secret-1", {"project": {"id": p["id"]}})
+    with httpx.Client(base_url=ctl.url, headers={"X-Auth-Token": tok}, timeout=30) as c:
+        assert c.get(f"{B}/disks/{disk['id']}").status_code == 404
+        for action, body in (("attachdisk", {"disk_id": disk["id"]}), ("detachdisk", {"disk_id": disk["id"]}),
+                             ("rebuild-root", {}), ("migrate", {})):
+            r = c.post(f"{B}/servers/{srv['id']}/{action}", json=body)
+            assert r.status_code == 404, (action, r.status_code, r.text)
+    # nothing changed for the owner
+    assert server(ctl, "vm-private")["status"] == "ready" and disk_row(ctl, "d-private")["status"] == "ready"
+    assert ctl.climc("server-delete", "-f", "vm-private").returncode == 0
+    wait_for(lambda: ctl.api.get(f"{B}/servers/{srv['id']}").status_code == 404, 30, "private server gone")

@@ -2,6 +2,7 @@
 
     agent = AgentProc.join(ctl, tmp_path / "a1", "node-a")   # libvirt test:///<its node.xml>
     agent.start(); ...; agent.kill()                          # SIGKILL, like a crash
+    with agent_cloud(tmp_path, 2, "node") as (ctl, agents): ...  # a controller and N started agents
 """
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -137,3 +139,26 @@ def server(ctl: Controller, ident: str) -> dict[str, Any]:
     r = ctl.api.get(f"{B}/servers/{ident}")
     assert r.status_code == 200, r.text
     return dict(r.json()["server"])
+
+
+@contextmanager
+def agent_cloud(root: Path, n: int, prefix: str, *, quick_offline: bool = True
+                ) -> Iterator[tuple[Controller, list[AgentProc]]]:
+    """A controller under ``root`` with ``n`` real agents (``<prefix>-0`` ...) started and the tiny
+    image uploaded; everything stopped on exit. ``quick_offline``: hosts go offline 4 s after their
+    last ping, checked every second (the defaults are 180 s / 30 s)."""
+    ctl = Controller.init(root / "ctl")
+    if quick_offline:
+        ctl.env.update({"CLOUDPODS_HOST_OFFLINE_S": "4", "CLOUDPODS_JOB_HOSTS_OFFLINE_INTERVAL_S": "1"})
+    agents: list[AgentProc] = []
+    try:
+        ctl.serve()
+        agents += [AgentProc.join(ctl, root / f"{prefix}{i}", f"{prefix}-{i}") for i in range(n)]
+        for a in agents:
+            a.start()
+        upload_tiny_image(ctl)
+        yield ctl, agents
+    finally:
+        for a in agents:
+            a.stop()
+        ctl.stop()

@@ -13,28 +13,15 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.test_agent_support import AgentProc, B, libvirt_or_skip, server, upload_tiny_image, wait_for
+from tests.e2e.test_agent_support import AgentProc, B, agent_cloud, libvirt_or_skip, server, wait_for
 from tests.support.controller import Controller
 
 
 @pytest.fixture(scope="module")
 def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Controller, list[AgentProc]]]:
     libvirt_or_skip()
-    root = tmp_path_factory.mktemp("migrate")
-    ctl = Controller.init(root / "ctl")
-    ctl.env.update({"CLOUDPODS_HOST_OFFLINE_S": "4", "CLOUDPODS_JOB_HOSTS_OFFLINE_INTERVAL_S": "1"})
-    agents: list[AgentProc] = []
-    try:
-        ctl.serve()
-        agents += [AgentProc.join(ctl, root / f"m{i}", f"mig-{i}") for i in range(2)]
-        for a in agents:
-            a.start()
-        upload_tiny_image(ctl)
-        yield ctl, agents
-    finally:
-        for a in agents:
-            a.stop()
-        ctl.stop()
+    with agent_cloud(tmp_path_factory.mktemp("migrate"), 2, "mig") as cloud:
+        yield cloud
 
 
 def _ready(ctl: Controller, name: str, timeout: float = 30) -> dict[str, Any]:
