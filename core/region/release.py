@@ -39,8 +39,8 @@ def release_server(session: Session, server: Server, *, keep_disks: bool = False
             if d.auto_delete:
                 release_disk(session, d)
                 session.delete(d)
-            else:
-                d.server_id = None
+            else:  # kept: back out of the recycle bin it went to with its server
+                d.server_id, d.pending_deleted, d.pending_deleted_at = None, False, None
     server.held = held
     return held
 

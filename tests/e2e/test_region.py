@@ -116,7 +116,7 @@ def test_quota_set_and_out_of_quota(controller: Controller, wire: dict[str, str]
         r = controller.climc("quota-set", "--cpu", str(q["usage.cpu"] + 1))
         assert r.returncode == 0, r.stderr
         r = api.post(f"{B}/servers", json={"server": {"name": f"qq-{wire['tag']}", "vcpu_count": 2,
-                                                      "vmem_size": 64}})
+                                                      "vmem_size": 64, "disks": ["1g"]}})
         assert r.status_code == 400 and r.json()["class"] == "OutOfQuotaError"
         assert "cpu" in r.json()["details"]
     finally:

@@ -163,7 +163,7 @@ def test_deploy_failure_releases_everything(controller: Controller, infra: dict[
 
 def test_no_host_fits_is_sched_fail(controller: Controller, infra: dict[str, str]) -> None:
     r = controller.api.post(f"{B}/servers", json={"server": {
-        "name": f"huge-{infra['tag']}", "vcpu_count": 500, "vmem_size": "3t", "prefer_host": infra["host"]}})
+        "name": f"huge-{infra['tag']}", "vcpu_count": 500, "vmem_size": "3t", "prefer_host": infra["host"], "disks": ["1g"]}})
     if r.status_code == 400:  # the project quota refuses it first: also a clean answer
         assert r.json()["class"] == "OutOfQuotaError" and "cpu" in r.json()["details"]
         return
@@ -178,6 +178,7 @@ def test_no_host_fits_is_sched_fail(controller: Controller, infra: dict[str, str
     ({"name": "x", "vmem_size": 0}, "vmem_size"),
     ({"name": "x", "vmem_size": "999t"}, "vmem_size"),
     ({"name": "x", "nets": ["no-such-net"]}, "no-such-net"),
+    ({"name": "x", "nets": []}, "system disk"),  # nothing to boot from: not an empty shell of a guest
     ({"name": "x", "prefer_zone": "no-such-zone"}, "no-such-zone"),
     ({"name": "x", "disks": [{"image_id": "../../etc/passwd"}]}, "image"),
     ({"name": ""}, "name"),
@@ -193,7 +194,8 @@ def test_bad_server_input_is_400(controller: Controller, body: dict[str, Any], f
 
 def test_sql_metacharacters_are_stored_verbatim(controller: Controller, infra: dict[str, str]) -> None:
     name = f"x'; DROP TABLE servers;-- {infra['tag']}"
-    r = controller.api.post(f"{B}/servers", json={"server": {"name": name, "vcpu_count": 1, "vmem_size": 64}})
+    r = controller.api.post(f"{B}/servers", json={"server": {"name": name, "vcpu_count": 1, "vmem_size": 64,
+                                                             "disks": ["1g"]}})
     assert r.status_code == 200, r.text
     sid = r.json()["server"]["id"]
     assert srv(controller, sid)["name"] == name

@@ -116,9 +116,29 @@ class ServerManager(Manager):
             self._start_delete(session, cred, row, purge)
         else:
             sm.check(row, "delete")
-            row.pending_deleted, row.pending_deleted_at = True, utcnow()
+            self._pending_delete(session, cred, row)
         session.flush()
         return self.to_dict(session, row)
+
+    def _pending_delete(self, session: Session, cred: Credential, row: Any) -> None:
+        """To the recycle bin, as Cloudpods: the guest is stopped and the server's disks go to the bin
+        with it (they leave ``disk-list``); its addresses stay held until the purge."""
+        now = utcnow()
+        row.pending_deleted, row.pending_deleted_at = True, now
+        for d in session.scalars(select(Disk).where(Disk.server_id == row.id)):
+            d.pending_deleted, d.pending_deleted_at = True, now
+        host = session.get(Host, row.host_id) if row.host_id else None
+        if row.status != "running" or host is None:
+            return
+        if host.host_status != "online":
+            sm.set_reason(row, f"in the recycle bin; host {host.name} is {host.host_status}, so its guest "
+                               "could not be stopped (it is when the server is purged)")
+            return
+        sm.apply(row, "stop")
+        t = submit(session, "ServerPowerTask", "server", row.id, row.name,
+                   {"action": "stop", "is_force": False, "timeout_secs": 30}, cred=cred, tenant_id=row.tenant_id,
+                   domain_id=row.domain_id)
+        row.active_task_id = t.id
 
     def _start_delete(self, session: Session, cred: Credential | None, row: Any, purge: bool) -> Task:
         before = row.status
@@ -136,6 +156,8 @@ class ServerManager(Manager):
         unique_name(session, Server, row.name, scope={"tenant_id": row.tenant_id, "pending_deleted": False},
                     exclude_id=row.id)
         row.pending_deleted, row.pending_deleted_at = False, None
+        for d in session.scalars(select(Disk).where(Disk.server_id == row.id)):
+            d.pending_deleted, d.pending_deleted_at = False, None
 
     def do_purge(self, session: Session, cred: Credential, row: Any, body: dict[str, Any]) -> None:
         sm.guard_busy(row)
