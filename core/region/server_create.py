@@ -205,10 +205,6 @@ def plan_servers(session: Session, cred: Credential, body: dict[str, Any], count
     keypair_id = get_manager("keypairs").lookup(session, cred, data.keypair, "keypair").id if data.keypair else None
     sgs = [data.secgroups] if isinstance(data.secgroups, str) else (data.secgroups or [])
     secgroup_ids = [get_manager("secgroups").lookup(session, cred, s, "secgroup").id for s in sgs]
-    if data.hypervisor == "kvm" and not data.disks:
-        # a guest with nothing to boot from: refused here rather than deployed as an empty shell
-        raise InputParameterError("disks: a kvm server needs a system disk: give an image (--disk IMAGE[:size]) "
-                                  "or a size (--disk 10g)")
     sched = {"vcpu_count": data.vcpu_count, "vmem_size": vmem, "hypervisor": data.hypervisor,
              "os_arch": data.os_arch, "prefer_zone": zone.id if zone else None,
              "prefer_host": host.id if host else None, "schedtags": data.schedtags,
@@ -224,6 +220,10 @@ def create_servers(manager: Any, session: Session, cred: Credential, body: dict[
     data, disks, nets = plan.data, plan.disks, plan.nets
     assert cred.project_id
     names = pick_names(session, cred.project_id, data, count)
+    if data.hypervisor == "kvm" and not data.disks:
+        # a guest with nothing to boot from: refused here rather than deployed as an empty shell
+        raise InputParameterError("disks: a kvm server needs a system disk: give an image (--disk IMAGE[:size]) "
+                                  "or a size (--disk 10g)")
     storage_total = sum(d["size"] for d in disks)
     per_server = {"cpu": data.vcpu_count, "memory": plan.vmem, "storage": storage_total, "servers": 1,
                   "ips": len(nets)}
