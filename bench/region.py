@@ -58,7 +58,8 @@ def seed(ctl: Controller, n: int) -> str:
         "storages": [{"name": "bs", "capacity": 1 << 40}], "wires": [{"wire": "bw"}]}}).raise_for_status()
     api.post(f"{B}/quotas", json={"quota": {k: -1 for k in ("cpu", "memory", "storage", "servers", "ips")}}
              ).raise_for_status()
-    first = api.post(f"{B}/servers", json={"server": {"name": "seed", "vcpu_count": 1, "vmem_size": 64}})
+    first = api.post(f"{B}/servers", json={"server": {"name": "seed", "vcpu_count": 1, "vmem_size": 64,
+                                                        "disks": ["1g"]}})
     first.raise_for_status()
     tenant = first.json()["server"]["tenant_id"]
     from sqlalchemy import insert
@@ -89,7 +90,7 @@ def creates(ctl: Controller, total: int, threads: int = 2) -> float:
         with httpx.Client(base_url=ctl.url, headers={"X-Auth-Token": token}, timeout=60) as c:
             for i in range(total // threads):
                 r = c.post(f"{B}/servers", json={"server": {"name": f"c{k}-{i}", "vcpu_count": 1, "vmem_size": 64,
-                                                            "nets": ["bn"]}})
+                                                            "disks": ["1g"], "nets": ["bn"]}})
                 r.raise_for_status()
                 done.append(1)
 
