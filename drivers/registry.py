@@ -17,11 +17,13 @@ __all__ = ["DRIVERS", "ENTRY_POINT_GROUP", "SDKS", "get_driver", "known_drivers"
 
 DRIVERS: dict[str, str] = {
     "kvm": "drivers.kvm.driver:KvmDriver",
+    "esxi": "drivers.esxi.driver:EsxiDriver",
 }
 
 # The third-party module each driver needs, and the distribution that provides it.
 SDKS: dict[str, tuple[str, str]] = {
     "kvm": ("libvirt", "libvirt-python"),
+    "esxi": ("pyVmomi", "pyvmomi"),
 }
 
 ENTRY_POINT_GROUP = "cloudpods_one.drivers"
