@@ -81,6 +81,11 @@ def vm_config(name: str, sid: str, vcpu: int, memory_mb: int, datastore: str, de
         files=vim.vm.FileInfo(vmPathName=vmx), deviceChange=devices)
 
 
+def disk_file(device: Any) -> str:
+    """A virtual disk's file, ``[datastore] dir/name.vmdk`` ('' for a backing without a file)."""
+    return str(getattr(device.backing, "fileName", "") or "")
+
+
 def _add(device: Any, create: bool = False) -> Any:
     spec = vim.vm.device.VirtualDeviceSpec(operation=vim.vm.device.VirtualDeviceSpec.Operation.add, device=device)
     if create:
@@ -182,7 +187,7 @@ class EsxiInstances:
             ref = self.driver.vm_ref(si, server_id)
             dc = self.driver.refs().datacenter
             devices = [d for d in ref.config.hardware.device if isinstance(d, vim.vm.device.VirtualDisk)]
-            by_file = {str(d.backing.fileName): d for d in devices}
+            by_file = {disk_file(d): d for d in devices}
             content = si.RetrieveContent()
             for disk in disks:
                 if not re.fullmatch(r"[0-9A-Za-z-]{1,64}", disk.id):
@@ -194,7 +199,7 @@ class EsxiInstances:
                         continue
                     raise HypervisorError(f"esxi: disk {disk.id} ({disk.access_path or 'no path'}) is not attached "
                                           f"to the VM of server {server_id}")
-                src = str(dev.backing.fileName)
+                src = disk_file(dev)
                 ds = src[1:src.index("]")]
                 dst = f"[{ds}] {KEPT_DIR}/{disk.id}.vmdk"
                 remove = vim.vm.device.VirtualDeviceSpec(operation=vim.vm.device.VirtualDeviceSpec.Operation.remove,
@@ -231,6 +236,8 @@ class EsxiInstances:
                                       "bridge on this host, or set the host's network option")
             if isinstance(net, vim.dvs.DistributedVirtualPortgroup):
                 dvs = net.config.distributedVirtualSwitch
+                if dvs is None:
+                    raise HypervisorError(f"esxi: port group {want!r} belongs to no distributed switch")
                 backing: Any = vim.vm.device.VirtualEthernetCard.DistributedVirtualPortBackingInfo(
                     port=vim.dvs.PortConnection(portgroupKey=net.key, switchUuid=dvs.uuid))
             else:
@@ -306,7 +313,9 @@ class EsxiInstances:
                 else:
                     changes.append(_scsi_controller())
                     ctl = _CONTROLLER_KEY
-                changes += self._data_disks(spec, ds, vm_dir(spec.name, spec.server_id), ctl)
+                vmx = str(vm.config.files.vmPathName)  # "[ds] dir/name.vmx": data disks go next to it
+                directory = vmx.split("] ", 1)[-1].rsplit("/", 1)[0]
+                changes += self._data_disks(spec, vmx[1:vmx.index("]")], directory, ctl)
             cfg = vim.vm.ConfigSpec(numCPUs=spec.vcpu, memoryMB=spec.memory_mb, deviceChange=changes)
             self.session.wait(vm.ReconfigVM_Task(spec=cfg), f"configure the clone {spec.name}")
 
@@ -317,14 +326,14 @@ class EsxiInstances:
         def run(si: Any) -> list[tuple[str, str]]:
             ref = self.driver.vm_ref(si, sid)
             vdisks = sorted((d for d in ref.config.hardware.device if isinstance(d, vim.vm.device.VirtualDisk)),
-                            key=lambda d: (int(d.controllerKey), int(d.unitNumber or 0)))
+                            key=lambda d: (int(d.controllerKey or 0), int(d.unitNumber or 0)))
             edits, out = [], []
             for want, dev in zip(sorted(disks, key=lambda d: d.index), vdisks, strict=False):
                 if want.size_mb and int(dev.capacityInKB or 0) < want.size_mb * 1024:
                     dev.capacityInKB = want.size_mb * 1024
                     edits.append(vim.vm.device.VirtualDeviceSpec(
                         operation=vim.vm.device.VirtualDeviceSpec.Operation.edit, device=dev))
-                out.append((want.id, str(dev.backing.fileName)))
+                out.append((want.id, disk_file(dev)))
             if edits:
                 self.session.wait(ref.ReconfigVM_Task(spec=vim.vm.ConfigSpec(deviceChange=edits)), "grow disks")
             return out

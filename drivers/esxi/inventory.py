@@ -255,7 +255,8 @@ def _host(o: Obj, dc: str, clusters: dict[str, str]) -> HostInfo:
         id=o.id, name=str(o.props["name"]), datacenter=dc,
         cluster=clusters.get(str(parent._moId), "") if parent is not None else "",
         uuid=str(o.get("hardware.systemInfo.uuid", "")),
-        cpu_count=int(o.props["summary.hardware.numCpuThreads"]), cpu_cores=int(o.get("summary.hardware.numCpuCores", 0)),
+        cpu_count=int(o.props["summary.hardware.numCpuThreads"]),
+        cpu_cores=int(o.get("summary.hardware.numCpuCores", 0)),
         cpu_sockets=int(o.get("summary.hardware.numCpuPkgs", 0)), cpu_mhz=int(o.get("summary.hardware.cpuMhz", 0)),
         cpu_model=str(o.get("summary.hardware.cpuModel", "")),
         mem_mb=int(o.props["summary.hardware.memorySize"]) // (1024 * 1024),
@@ -318,7 +319,10 @@ def _vm_devices(devices: Any, ds_ids: dict[str, str], net_names: dict[str, str],
         if gn.macAddress:
             ips_by_mac[gn.macAddress.lower()] = tuple(str(ip) for ip in (gn.ipAddress or []))
     disks, nics = [], []
-    for d in devices or []:
+    # disks in bus order (controller, unit): the first is the boot disk
+    ordered = sorted(devices or [], key=lambda d: (int(getattr(d, "controllerKey", 0) or 0),
+                                                   int(getattr(d, "unitNumber", 0) or 0), int(d.key)))
+    for d in ordered:
         if isinstance(d, vim.vm.device.VirtualDisk):
             backing = d.backing
             fname = str(getattr(backing, "fileName", "") or "")
@@ -379,32 +383,34 @@ def _read(si: Any, only_dc: str, with_vms: bool) -> Inventory:
         if only_dc and only_dc not in (dc_name, dco.id):
             continue
         inv.datacenters.append(DatacenterInfo(dco.id, dc_name))
-        root = dco.ref
-        clusters = {o.id: str(o.get("name", o.id)) for o in collect(si, root, vim.ClusterComputeResource, ["name"])}
-        inv.clusters += [ClusterInfo(cid, name, dc_name) for cid, name in clusters.items()]
-        inv.hosts += _each(collect(si, root, vim.HostSystem, HOST_PATHS), "host", dc_name, HOST_REQUIRED,
-                           lambda o: _host(o, dc_name, clusters), inv.faults)
-        dss = list(_each(collect(si, root, vim.Datastore, DATASTORE_PATHS), "datastore", dc_name, DATASTORE_REQUIRED,
-                         lambda o: _datastore(o, dc_name), inv.faults))
-        inv.datastores += dss
-        vlans = _standard_vlans(si, root)
-        switches = collect(si, root, vim.DistributedVirtualSwitch, ["uuid", "config.uplinkPortgroup"])
-        dvs_uuids = {o.id: str(o.get("uuid", "")) for o in switches}
-        uplinks = {str(pg._moId) for o in switches for pg in o.get("config.uplinkPortgroup", [])}
-        dvpgs = collect(si, root, vim.dvs.DistributedVirtualPortgroup, DVPG_PATHS)
-        dvpg_ids = {o.id for o in dvpgs}
-        nets = [o for o in collect(si, root, vim.Network, NETWORK_PATHS) if o.id not in dvpg_ids]
-        networks = list(_each(nets, "network", dc_name, ("name",), lambda o: _network(o, dc_name, vlans), inv.faults))
-        # DVS uplink port groups carry no VMs: not networks a server can use
-        networks += _each([o for o in dvpgs if o.id not in uplinks and not o.get("config.uplink", False)],
-                          "network", dc_name, ("name",),
-                          lambda o: _dvportgroup(o, dc_name, dvs_uuids), inv.faults)
-        inv.networks += networks
-        if with_vms:
-            ds_ids = {d.name: d.id for d in dss}
-            net_names = {n.portgroup_key: n.name for n in networks if n.portgroup_key}
-            inv.vms += _each(collect(si, root, vim.VirtualMachine, VM_PATHS), "vm", dc_name, VM_REQUIRED,
-                             lambda o: _vm(o, dc_name, ds_ids, net_names), inv.faults)
+        _read_datacenter(si, dco.ref, dc_name, inv, with_vms)
     for f in inv.faults:
         log.warning("esxi inventory: %s %s (%s) not read: %s", f.kind, f.name, f.id, f.reason)
     return inv
+
+
+def _read_datacenter(si: Any, root: Any, dc: str, inv: Inventory, with_vms: bool) -> None:
+    clusters = {o.id: str(o.get("name", o.id)) for o in collect(si, root, vim.ClusterComputeResource, ["name"])}
+    inv.clusters += [ClusterInfo(cid, name, dc) for cid, name in clusters.items()]
+    inv.hosts += _each(collect(si, root, vim.HostSystem, HOST_PATHS), "host", dc, HOST_REQUIRED,
+                       lambda o: _host(o, dc, clusters), inv.faults)
+    dss = list(_each(collect(si, root, vim.Datastore, DATASTORE_PATHS), "datastore", dc, DATASTORE_REQUIRED,
+                     lambda o: _datastore(o, dc), inv.faults))
+    inv.datastores += dss
+    vlans = _standard_vlans(si, root)
+    switches = collect(si, root, vim.DistributedVirtualSwitch, ["uuid", "config.uplinkPortgroup"])
+    dvs_uuids = {o.id: str(o.get("uuid", "")) for o in switches}
+    uplinks = {str(pg._moId) for o in switches for pg in o.get("config.uplinkPortgroup", [])}
+    dvpgs = collect(si, root, vim.dvs.DistributedVirtualPortgroup, DVPG_PATHS)
+    dvpg_ids = {o.id for o in dvpgs}
+    nets = [o for o in collect(si, root, vim.Network, NETWORK_PATHS) if o.id not in dvpg_ids]
+    networks = list(_each(nets, "network", dc, ("name",), lambda o: _network(o, dc, vlans), inv.faults))
+    # DVS uplink port groups carry no VMs: not networks a server can use
+    networks += _each([o for o in dvpgs if o.id not in uplinks and not o.get("config.uplink", False)],
+                      "network", dc, ("name",), lambda o: _dvportgroup(o, dc, dvs_uuids), inv.faults)
+    inv.networks += networks
+    if with_vms:
+        ds_ids = {d.name: d.id for d in dss}
+        net_names = {n.portgroup_key: n.name for n in networks if n.portgroup_key}
+        inv.vms += _each(collect(si, root, vim.VirtualMachine, VM_PATHS), "vm", dc, VM_REQUIRED,
+                         lambda o: _vm(o, dc, ds_ids, net_names), inv.faults)

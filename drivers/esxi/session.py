@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import http.client
 import logging
-import socket
 import ssl
 import threading
 import time
@@ -150,8 +149,9 @@ class Session:
             raise EsxiLoginError(f"esxi: {cfg.host}:{cfg.port} refused the login of {cfg.username!r}: "
                                  "wrong username or password") from None
         except ssl.SSLCertVerificationError as exc:
-            raise EsxiUnreachable(f"esxi: the certificate of {cfg.host}:{cfg.port} is not trusted ({exc.verify_message});"
-                                  " install its CA, or set insecure=true for a self-signed certificate") from None
+            raise EsxiUnreachable(f"esxi: the certificate of {cfg.host}:{cfg.port} is not trusted "
+                                  f"({exc.verify_message}); install its CA, or set insecure=true for a "
+                                  "self-signed certificate") from None
         except (ssl.SSLError, OSError, http.client.HTTPException) as exc:
             reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
             raise EsxiUnreachable(f"esxi: cannot reach {cfg.endpoint}: {reason} (check host and port)") from None
@@ -208,7 +208,7 @@ class Session:
                 raise
             except vmodl.MethodFault as exc:
                 raise HypervisorError(f"esxi: {what}: {fault_text(exc)}") from None
-            except (OSError, http.client.HTTPException, socket.timeout) as exc:
+            except (OSError, http.client.HTTPException) as exc:
                 if attempt == 2:
                     raise EsxiUnreachable(f"esxi: {what}: {self.cfg.endpoint}: {exc}") from None
                 self.relogin(si)  # a dropped connection: reconnect once
