@@ -41,6 +41,11 @@ class Settings:
     lockout_failures: int = 6
     lockout_seconds: int = 1800
     password_min_length: int = 6  # password policy for users and servers (Cloudpods' default)
+    # this replica's own base URL for host agents' console connections (each replica its own, e.g.
+    # http://<pod IP>:30300 from CLOUDPODS_CONSOLE_RELAY_URL): a console session lives on the replica
+    # the browser reached, so the agent must dial that one. Empty: agents dial their configured
+    # controller URL (right for one replica; see core/console/relay.py for several)
+    console_relay_url: str = ""
 
     # ---- derived -------------------------------------------------------------
     @property

@@ -30,6 +30,8 @@ from typing import Any, ClassVar, NoReturn, Protocol, runtime_checkable
 __all__ = [
     "Capability",
     "ColdMigratable",
+    "ConsoleEndpoint",
+    "Consoles",
     "DiskExchange",
     "DiskSpec",
     "DriverError",
@@ -224,6 +226,11 @@ class GuestSpec:
     initrd: str | None = None
     cmdline: str | None = None
     arch: str = "x86_64"
+    # consoles: a password-less VNC server on this address (loopback or the host's management
+    # address: only the agent's console proxy may reach it); the first serial port as a pty the
+    # agent can attach to (its output still goes to ``serial_log``). None/False: no such device.
+    vnc_listen: str | None = None
+    serial_console: bool = False
 
     def __post_init__(self) -> None:
         if not _NAME_RE.match(self.name):
@@ -257,6 +264,13 @@ class GuestSpec:
             raise InvalidSpec("initrd given without kernel")
         if self.cmdline and not self.kernel:
             raise InvalidSpec("cmdline given without kernel")
+        if self.vnc_listen is not None:
+            import ipaddress
+
+            try:
+                ipaddress.ip_address(self.vnc_listen)
+            except ValueError:
+                raise InvalidSpec(f"vnc_listen must be an IP address, got {self.vnc_listen!r}") from None
 
 
 @dataclass(frozen=True)
@@ -492,6 +506,29 @@ class DiskExchange(Protocol):
     def upload(self, server_id: str, disk_id: str, path: str) -> StagedDisk: ...
 
     def download(self, server_id: str, disk_id: str, path: str, *, sha256: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class ConsoleEndpoint:
+    """Where a guest's console listens on its host, for the agent's console proxy to attach to.
+
+    ``protocol``: ``vnc`` (RFB over TCP at ``host``:``port``) or ``serial`` (a pty at ``path``,
+    or TCP at ``host``:``port``). ``standin`` says it is not the guest's own device but a test
+    peer configured in its place (libvirt's test:/// guests have no consoles)."""
+
+    protocol: str
+    host: str = ""
+    port: int = 0
+    path: str = ""
+    standin: bool = False
+
+
+@runtime_checkable
+class Consoles(Protocol):
+    """A hosted driver that gives access to its guests' consoles (``Capability.VNC`` /
+    ``Capability.SERIAL_CONSOLE``): where the console of a running guest listens right now."""
+
+    def console(self, server_id: str, protocol: str) -> ConsoleEndpoint: ...
 
 
 @dataclass(frozen=True)

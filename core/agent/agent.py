@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from core.agent.config import AgentConfig
+from core.agent.console import ConsoleBridge
 from core.agent.facts import registration, usage
 from core.agent.handlers import handle
 from core.agent.images import ImageStore
@@ -58,7 +59,8 @@ def host_driver(cfg: AgentConfig, images: Any, network: Any, exchange: Any = Non
 
     env = HostEnv(uri=cfg.libvirt_uri, data_dir=cfg.data_dir, instances_dir=cfg.instances_dir, images=images,
                   network=network, domain_type=cfg.libvirt_domain_type(), stop_timeout_s=cfg.stop_timeout_s,
-                  exchange=exchange)
+                  exchange=exchange,
+                  options={"console_listen": cfg.console_listen, "console_standin": dict(cfg.console_standin)})
     hosted: HostedDriver = get_driver(cfg.driver).for_host(env)
     hosted.validate()
     return hosted
@@ -80,6 +82,7 @@ class Agent:
         self.images = ImageStore(cfg, self.link.image)
         self.hosted = host_driver(cfg, self.images, self.network, DiskTransfer(self.link))
         self.driver = self.hosted.driver
+        self.consoles = ConsoleBridge(self.hosted, self.link)
         self.pool = ThreadPoolExecutor(max_workers=cfg.workers, thread_name_prefix="agent-work")
         self._stop = threading.Event()
         self._events: queue.Queue[GuestEvent] = queue.Queue(maxsize=10000)
@@ -269,7 +272,7 @@ class Agent:
         backoff = Backoff(0.5, self.cfg.backoff_max_s)
         while not self._stop.is_set():
             try:
-                items = self.link.work_items(wait=self.cfg.poll_wait_s, limit=self.cfg.workers)
+                items, consoles = self.link.poll(wait=self.cfg.poll_wait_s, limit=self.cfg.workers)
                 backoff.reset()
             except ConnectionFailedError as exc:
                 delay = backoff.failed()
@@ -281,6 +284,9 @@ class Agent:
                 log.warning("polling work items failed (%s); retrying in %.1f s", exc, delay)
                 self._stop.wait(delay)
                 continue
+            for c in consoles:  # each session its own thread: a console lives long, work items do not
+                threading.Thread(target=self.consoles.serve, args=(c,), name=f"console-{str(c.get('id'))[:8]}",
+                                 daemon=True).start()
             for wi in items:
                 self._inflight.acquire()  # at most 2x workers items fetched and not yet done
                 self.pool.submit(self._run_item, wi)

@@ -77,6 +77,12 @@ class AgentConfig:
     workers: int = 4
     stop_timeout_s: float = 30.0
     backoff_max_s: float = 60.0  # longest wait between retries after failures (auth, unreachable)
+    # guests' VNC servers listen here, password-less: loopback, or the management address where the
+    # agent's console proxy runs elsewhere (never an address guests' users can reach)
+    console_listen: str = "127.0.0.1"
+    # tests on libvirt's test:/// only: a peer standing in for every guest's console,
+    # {"vnc": "127.0.0.1:5907", "serial": "/dev/pts/7" or "host:port"} (a simulated guest has none)
+    console_standin: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.domain_type not in ("auto", "kvm", "qemu", "test"):
@@ -92,6 +98,16 @@ class AgentConfig:
             raise InputParameterError("poll_wait_s: must be 0..60")
         if not 1 <= self.workers <= 64:
             raise InputParameterError("workers: must be 1..64")
+        try:
+            ipaddress.ip_address(self.console_listen)
+        except ValueError:
+            raise InputParameterError(f"console_listen: must be an IP address, got {self.console_listen!r}") from None
+        if not isinstance(self.console_standin, dict) or \
+                not set(self.console_standin) <= {"vnc", "serial"}:
+            raise InputParameterError("console_standin: expected {\"vnc\": \"host:port\", \"serial\": ...}")
+        if self.console_standin and not self.libvirt_uri.startswith("test:"):
+            raise InputParameterError("console_standin: only for a simulated host (libvirt test:///); "
+                                      "real guests have their own consoles")
         object.__setattr__(self, "wires", tuple(w if isinstance(w, WireConfig) else WireConfig(**w)
                                                 for w in self.wires))
 

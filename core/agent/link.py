@@ -40,8 +40,17 @@ class ControllerLink:
         return list(self.client.get("compute_v2", f"{self.host}/guests-expected").get("guests", []))
 
     def work_items(self, wait: int, limit: int = 10) -> list[dict[str, Any]]:
+        return self.poll(wait, limit)[0]
+
+    def poll(self, wait: int, limit: int = 10) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """The long poll: (work items, console sessions to connect)."""
         out = self.client.get("compute_v2", f"{self.host}/work-items", params={"wait": wait, "limit": limit})
-        return list(out.get("work_items", []))
+        return list(out.get("work_items", [])), list(out.get("consoles", []))
+
+    def console_socket(self, session_id: str, relay_url: str = "") -> Any:
+        """An outbound websocket carrying console session ``session_id`` (to the replica that holds it)."""
+        base = (relay_url.rstrip("/") + "/api/s/compute_v2") if relay_url else self.client.endpoint("compute_v2")
+        return self.client.websocket(f"{base}{self.host}/consoles/{session_id}")
 
     def report(self, task_id: str, work_item_id: str, result: dict[str, Any]) -> None:
         self.client.post("compute_v2", f"{BASE}/tasks/{task_id}", json={"work_item_id": work_item_id, **result})

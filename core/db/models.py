@@ -5,6 +5,7 @@ A static list on purpose: scanning breaks a PyInstaller binary (STYLE.md pitfall
 from __future__ import annotations
 
 import core.audit
+import core.console.models
 import core.db.lease
 import core.glance.models
 import core.hostapi.models

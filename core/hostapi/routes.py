@@ -5,7 +5,9 @@
     POST /agent/hosts/<id>/ping               {usage} → {host_status, enabled}
     POST /agent/hosts/<id>/guests             {guests: [{id, status, reason?}], full} → servers whose status moved
     GET  /agent/hosts/<id>/guests-expected    the servers the region places on the host, last recorded status
-    GET  /agent/hosts/<id>/work-items?wait=N  long-poll: queued items, marked dispatched (≤ N s, ≤ limit)
+    GET  /agent/hosts/<id>/work-items?wait=N  long-poll: queued items, marked dispatched (≤ N s, ≤ limit),
+                                              and console sessions to open ({"consoles": [...]})
+    WS   /agent/hosts/<id>/consoles/<sid>     the agent's outbound side of a console session (core/console)
     POST /agent/tasks/<task_id>               a work item's report {work_item_id, ...result} or an ErrorResult
     GET  /agent/hosts/<id>/images/<image_id>  an image one of the host's guests boots from (streamed)
     PUT  /agent/hosts/<id>/migrations/<server_id>/disks/<disk_id>  a migrating guest's disk, from its source
@@ -23,7 +25,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from fastapi import APIRouter, Body, Request
+from fastapi import APIRouter, Body, Request, WebSocket
 from fastapi.responses import Response, StreamingResponse
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session
@@ -33,7 +35,7 @@ from core.api.context import Credential
 from core.api.deps import CredentialDep, SessionDep
 from core.api.listing import _int
 from core.db.base import utcnow
-from core.errors import ForbiddenError, InputParameterError, ResourceNotFoundError
+from core.errors import CloudpodsError, ForbiddenError, InputParameterError, ResourceNotFoundError, UnauthorizedError
 from core.hostapi.enroll import binding_host, redeem_join_token
 from core.hostapi.protocol import POWER_STATUS, GuestState, server_status
 from core.keystone.policy import enforce
@@ -184,8 +186,11 @@ def guests_expected(host_id: str, session: SessionDep, cred: CredentialDep) -> R
                                      for i, n, st, p, t in rows]})
 
 
-def _take(db: Any, cred: Credential, host_id: str, limit: int) -> list[dict[str, Any]]:
-    """Hand out up to ``limit`` queued items of the host (marked ``dispatched``); the poll is a ping."""
+def _take(db: Any, cred: Credential, host_id: str, limit: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Hand out up to ``limit`` queued items of the host (marked ``dispatched``) and the console
+    sessions its agent should connect (``connecting`` → ``dispatched``); the poll is a ping."""
+    from core.console.models import ConsoleSession
+
     with db.session() as s:
         begin_write(s)
         host = guard(s, cred, host_id)
@@ -199,11 +204,18 @@ def _take(db: Any, cred: Credential, host_id: str, limit: int) -> list[dict[str,
             wi.status, wi.dispatched_at = "dispatched", now
             out.append({"id": wi.id, "task_id": wi.task_id, "stage": wi.stage, "kind": wi.kind, "host_id": wi.host_id,
                         "payload": wi.payload, "created_at": iso(wi.created_at)})
+        consoles = []
+        for cs in s.scalars(select(ConsoleSession).where(ConsoleSession.host_id == host.id,
+                                                         ConsoleSession.status == "connecting")
+                            .with_for_update(skip_locked=True)):
+            cs.status = "dispatched"
+            consoles.append({"id": cs.id, "server_id": cs.server_id, "protocol": cs.protocol,
+                             "relay_url": cs.relay_url})
         if host.host_status != "online":  # an agent asking for work is alive
             host.host_status = "online"
             host.generation += 1
         host.last_ping_at = now
-        return out
+        return out, consoles
 
 
 # A generation bumped by every commit that queued a work item in this process. Each long poll
@@ -231,12 +243,37 @@ async def work_items(host_id: str, request: Request, cred: CredentialDep) -> Res
         # never see: they would sit "dispatched" until the redelivery job, not go to its successor
         if await request.is_disconnected():
             return json_response({"work_items": []})
-        items = await run_in_threadpool(_take, db, cred, host_id, limit)
-        if items or time.monotonic() >= deadline:
-            return json_response({"work_items": items})
+        items, consoles = await run_in_threadpool(_take, db, cred, host_id, limit)
+        if items or consoles or time.monotonic() >= deadline:
+            return json_response({"work_items": items, "consoles": consoles})
         until = min(time.monotonic() + POLL_S, deadline)
         while _work_gen[0] == seen and time.monotonic() < until:
             await asyncio.sleep(0.01)
+
+
+@router.websocket("/hosts/{host_id}/consoles/{session_id}")
+async def console_link(ws: WebSocket, host_id: str, session_id: str) -> None:
+    """The agent dials out to carry one console session (it was told by its long poll)."""
+    from core.console import relay
+    from core.console.models import ConsoleSession
+    from core.console.routes import _deny, _ws_user
+
+    def allowed(cred: Credential) -> None:
+        with ws.app.state.db.session() as s:
+            guard(s, cred, host_id)
+            cs = s.get(ConsoleSession, session_id)
+            if cs is None or cs.host_id != host_id or cs.status != "dispatched":
+                raise ResourceNotFoundError(f"no console session {session_id} waits for host {host_id}")
+
+    try:
+        cred = await _ws_user(ws)
+        if cred is None:
+            raise UnauthorizedError("missing X-Auth-Token")
+        await run_in_threadpool(allowed, cred)
+    except CloudpodsError as err:
+        await _deny(ws, err)
+        return
+    await relay.agent_arrived(session_id, ws)
 
 
 @router.post("/tasks/{task_id}")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from core.console.routes import router as console_router
 from core.hostapi.routes import router as host_agent_router
 from core.region.quota_api import router as quota_router
 from core.region.routes import router as resource_router
@@ -13,5 +14,6 @@ set_ref_resolver(resolve_schedule_refs)  # the scheduler accepts names wherever 
 
 router = APIRouter()
 router.include_router(host_agent_router)  # /agent/...: before the generic grammar
+router.include_router(console_router)  # /servers/<id>/vnc, /webconsole/...: before the generic grammar
 router.include_router(quota_router)
 router.include_router(resource_router)

@@ -38,7 +38,7 @@ from drivers.kvm.xml import (
 
 __all__ = ["VERSION", "KvmDriver"]
 
-VERSION = "1.1"  # of this driver's host contract implementation (reported at registration)
+VERSION = "1.2"  # of this driver's host contract implementation (reported at registration)
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +74,8 @@ class KvmDriver:
             Capability.ATTACH_DISK_HOT,
             Capability.REBUILD_ROOT,
             Capability.COLD_MIGRATE,  # through the controller (drivers/kvm/migration.py)
+            Capability.VNC,  # password-less on loopback/management address, reached via the agent's proxy
+            Capability.SERIAL_CONSOLE,  # the first serial port as a pty (its output still logged)
         }
     )
 

@@ -27,6 +27,7 @@ from typing import Any
 
 from drivers.base import (
     Capability,
+    ConsoleEndpoint,
     Deployed,
     DiskSpec,
     GuestNotFound,
@@ -37,8 +38,10 @@ from drivers.base import (
     InstanceDisk,
     InstanceNic,
     InstanceSpec,
+    InvalidSpec,
     LocalImage,
     NicSpec,
+    not_supported,
 )
 from drivers.kvm.migration import KvmMigration
 
@@ -46,6 +49,16 @@ log = logging.getLogger(__name__)
 
 BOOT_PROPS = ("kernel_id", "ramdisk_id", "os_command_line")
 DOMAIN_FILE = "domain.xml"
+
+
+def _endpoint(protocol: str, where: str, *, standin: bool = False) -> ConsoleEndpoint:
+    """``/dev/pts/N`` (a pty) or ``host:port`` (TCP) as a ConsoleEndpoint."""
+    if where.startswith("/"):
+        return ConsoleEndpoint(protocol=protocol, path=where, standin=standin)
+    host, _, port = where.rpartition(":")
+    if not host or not port.isdigit():
+        raise InvalidSpec(f"console {protocol}: expected host:port or a pty path, got {where!r}")
+    return ConsoleEndpoint(protocol=protocol, host=host.strip("[]"), port=int(port), standin=standin)
 
 
 def hostname_of(name: str) -> str:
@@ -82,6 +95,13 @@ class KvmInstances(KvmMigration):
         # disks in its definition only (they show at the next boot), and says so at registration
         self.capabilities = frozenset(driver.capabilities) - (
             {Capability.ATTACH_DISK_HOT} if self.simulated else set())
+        # consoles: a real guest has them (VNC on ``console_listen``, the serial pty); a test:///
+        # guest has none, unless a stand-in peer is configured for it (tests: ``console_standin``)
+        self.standin: dict[str, str] = dict(env.options.get("console_standin") or {})
+        if self.simulated:
+            self.capabilities -= {c for c, p in ((Capability.VNC, "vnc"), (Capability.SERIAL_CONSOLE, "serial"))
+                                  if p not in self.standin}
+        self.console_listen = str(env.options.get("console_listen") or "127.0.0.1")
         self._qemu_img = shutil.which("qemu-img") is not None
         if self.simulated and not self._qemu_img:
             log.warning("qemu-img not found: guests of this simulated host get sparse files as disks")
@@ -361,8 +381,34 @@ class KvmInstances(KvmMigration):
         gspec = GuestSpec(name=domain_name(spec.name, spec.server_id), uuid=spec.server_id, vcpu=spec.vcpu,
                           memory_mb=spec.memory_mb, disks=tuple(disks), nics=tuple(nics), config_drive=config_drive,
                           serial_log=os.path.join(d, "serial.log"), kernel=kernel, initrd=initrd, cmdline=cmdline,
-                          arch=spec.arch if spec.arch in ("x86_64", "aarch64") else "x86_64")
+                          arch=spec.arch if spec.arch in ("x86_64", "aarch64") else "x86_64",
+                          vnc_listen=self.console_listen if Capability.VNC in self.driver.capabilities else None,
+                          serial_console=Capability.SERIAL_CONSOLE in self.driver.capabilities)
         return gspec, out
+
+    def console(self, server_id: str, protocol: str) -> ConsoleEndpoint:
+        """Where the running guest's ``vnc`` or ``serial`` console listens now (drivers.base.Consoles)."""
+        from drivers.kvm.xml import console_places
+
+        cap = {"vnc": Capability.VNC, "serial": Capability.SERIAL_CONSOLE}.get(protocol)
+        if cap is None:
+            raise InvalidSpec(f"console protocol must be vnc or serial, not {protocol!r}")
+        if cap not in self.capabilities:
+            not_supported(self.name, f"{protocol} console")
+        g = self.driver.get_guest(server_id)
+        if g.status is not GuestStatus.RUNNING:
+            raise HypervisorError(f"guest {server_id} is {g.status.value}: its console is there while it runs")
+        if self.simulated:  # a test:/// guest: the configured stand-in peer, labelled as such
+            return _endpoint(protocol, self.standin[protocol], standin=True)
+        places = console_places(self.driver.host.lookup(server_id).XMLDesc(0))
+        if protocol == "vnc":
+            if places.vnc is None:
+                raise HypervisorError(f"guest {server_id} has no VNC display (defined before consoles existed: "
+                                      "rebuild or redeploy it)")
+            return ConsoleEndpoint(protocol="vnc", host=places.vnc[0], port=places.vnc[1])
+        if places.serial_pty is None:
+            raise HypervisorError(f"guest {server_id} has no serial console pty (defined before consoles existed)")
+        return ConsoleEndpoint(protocol="serial", path=places.serial_pty)
 
     def _hot(self, server_id: str, op: str) -> bool:
         """Whether to change the running guest too: it runs, and this host can hot-plug disks."""

@@ -14,6 +14,8 @@ from drivers.base import DiskSpec, GuestSpec, InvalidSpec, NicSpec
 
 __all__ = [
     "DOMAIN_TYPES",
+    "ConsolePlaces",
+    "console_places",
     "METADATA_NS",
     "DomainDevices",
     "DomainDisk",
@@ -98,13 +100,23 @@ def build_domain_xml(spec: GuestSpec, *, domain_type: str, machine: str = "pc") 
         _disk(devices, disk, _target_dev(disk.bus, used))
     for nic in spec.nics:
         _interface(devices, nic)
-    if spec.serial_log:
+    if spec.serial_log and not spec.serial_console:
         serial = ET.SubElement(devices, "serial", type="file")
         ET.SubElement(serial, "source", path=spec.serial_log)
         ET.SubElement(serial, "target", port="0")
     else:
+        # a pty the agent's console proxy attaches to; libvirt still copies its output to the log
         serial = ET.SubElement(devices, "serial", type="pty")
+        if spec.serial_log:
+            ET.SubElement(serial, "log", file=spec.serial_log, append="on")
         ET.SubElement(serial, "target", port="0")
+    if spec.vnc_listen:
+        # no password: the address is loopback (or the management network) and only the agent's
+        # proxy, behind the controller's one-time console tokens, connects to it
+        gfx = ET.SubElement(devices, "graphics", type="vnc", port="-1", autoport="yes", listen=spec.vnc_listen)
+        ET.SubElement(gfx, "listen", type="address", address=spec.vnc_listen)
+        video = ET.SubElement(devices, "video")
+        ET.SubElement(video, "model", type="vga")
     ET.SubElement(devices, "memballoon", model="none")
     ET.indent(dom)
     return ET.tostring(dom, encoding="unicode")
@@ -163,7 +175,46 @@ def spec_from_xml(xml: str) -> GuestSpec:
         initrd=root.findtext("os/initrd") or None,
         cmdline=root.findtext("os/cmdline") or None,
         arch=ostype.get("arch", "x86_64") if ostype is not None else "x86_64",
+        vnc_listen=_vnc_listen(root),
+        serial_console=any(s.get("type") == "pty" for s in root.iterfind("devices/serial")),
     )
+
+
+@dataclass(frozen=True)
+class ConsolePlaces:
+    """Where a running domain's consoles listen (its live XML): VNC (address, port) and the serial pty."""
+
+    vnc: tuple[str, int] | None
+    serial_pty: str | None
+
+
+def console_places(xml: str) -> ConsolePlaces:
+    """Read from the live XML, where libvirt fills in the autoport and the pty it opened."""
+    root = _parse(xml)
+    vnc = None
+    for g in root.iterfind("devices/graphics"):
+        port = g.get("port", "-1")
+        if g.get("type") == "vnc" and port.lstrip("-").isdigit() and int(port) > 0:
+            vnc = (_vnc_listen(root) or "127.0.0.1", int(port))
+            break
+    pty = None
+    for s in root.iterfind("devices/serial"):
+        src = s.find("source")
+        tgt = s.find("target")
+        if s.get("type") == "pty" and src is not None and src.get("path") and \
+                (tgt is None or tgt.get("port", "0") == "0"):
+            pty = src.get("path")
+            break
+    return ConsolePlaces(vnc=vnc, serial_pty=pty)
+
+
+def _vnc_listen(root: ET.Element) -> str | None:
+    for g in root.iterfind("devices/graphics"):
+        if g.get("type") != "vnc":
+            continue
+        addr = g.find("listen[@type='address']")
+        return (addr.get("address") if addr is not None else None) or g.get("listen") or "127.0.0.1"
+    return None
 
 
 def parse_devices(xml: str) -> DomainDevices:
@@ -177,9 +228,12 @@ def parse_devices(xml: str) -> DomainDevices:
     taps = [t.get("dev", "") for t in root.iterfind("devices/interface/target") if t.get("dev")]
     serial = None
     for s in root.iterfind("devices/serial"):
-        src = s.find("source")
+        src, log = s.find("source"), s.find("log")
         if s.get("type") == "file" and src is not None and src.get("path"):
             serial = src.get("path")
+            break
+        if log is not None and log.get("file"):  # a pty whose output libvirt copies to a file
+            serial = log.get("file")
             break
     return DomainDevices(disk_paths=tuple(paths), taps=tuple(taps), serial_log=serial)
 

@@ -1,0 +1,123 @@
+"""Consoles of a real guest (libvirtd + qemu, the tiny kernel of scripts/setup-virt.sh), through
+the controller's websocket relay and the agent's outbound connection, driven by climc:
+
+- VNC: qemu's own VNC server (password-less, on 127.0.0.1) answers the RFB handshake and sends a
+  framebuffer update through the proxy;
+- serial: ``climc server-console`` in a terminal sees the guest's tty echo what it types, then,
+  after a hard reset, the guest's boot marker; the serial log keeps recording meanwhile.
+"""
+from __future__ import annotations
+
+import json
+import os
+import select
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from tests.e2e.test_agent_support import AgentProc, B, server, wait_for
+from tests.integration.test_agent_real import VIRT_WORK, _upload, real_cloud  # noqa: F401  (fixture)
+from tests.support.controller import Controller
+
+
+def _recv_exactly(ws: Any, n: int, buf: bytearray) -> bytes:
+    while len(buf) < n:
+        buf += ws.recv(timeout=60)
+    out = bytes(buf[:n])
+    del buf[:n]
+    return out
+
+
+def test_vnc_and_serial_console_of_a_real_guest_through_the_proxy(
+        real_cloud: tuple[Controller, AgentProc], tmp_path: Path) -> None:
+    import libvirt
+    from websockets.sync.client import connect
+
+    ctl, agent = real_cloud
+    host = ctl.api.get(f"{B}/hosts/{agent.host_id}").json()["host"]
+    assert {"vnc", "serial_console"} <= set(host["capabilities"]), host["capabilities"]
+    kernel = _upload(ctl, "cm-kernel", VIRT_WORK / "vmlinuz", "raw")
+    ramdisk = _upload(ctl, "cm-ramdisk", VIRT_WORK / "initrd.img", "raw")
+    root = tmp_path / "root.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(root), "64M"], check=True)
+    _upload(ctl, "cm-con", root, "qcow2", f"kernel_id={kernel}", f"ramdisk_id={ramdisk}",
+            "os_command_line=console=ttyS0 panic=-1 cm.stay")
+    r = ctl.climc("server-create", "convm", "--disk", "cm-con", "--net", "realnet", "--mem-spec", "256m",
+                  "--auto-start", "-o", "json")
+    assert r.returncode == 0, r.stderr
+    sid = json.loads(r.stdout)["id"]
+    s = wait_for(lambda: (x := server(ctl, sid))["status"] in ("running", "deploy_fail") and x, 120, "deployed")
+    assert s["status"] == "running", agent.log_path.read_text()[-3000:]
+    log = agent.data / "instances" / sid / "serial.log"
+    wait_for(lambda: log.exists() and "CM-MARKER: staying up" in log.read_text(errors="replace"), 150,
+             "the guest up (its serial log, now a pty's log)")
+    conn = libvirt.open("qemu:///system")
+    try:
+        xml = conn.lookupByUUIDString(sid).XMLDesc(0)
+    finally:
+        conn.close()
+    assert "<graphics type='vnc'" in xml and "listen='127.0.0.1'" in xml and "passwd" not in xml, xml
+
+    # VNC: qemu's RFB server, through controller and agent
+    info = json.loads(ctl.climc("server-vnc", "convm", "-o", "json").stdout)
+    t0 = time.monotonic()
+    ws = connect(info["websocket_url"], subprotocols=["binary", f"cptoken.{info['token']}"],  # type: ignore[list-item]
+                 open_timeout=60, compression=None, max_size=None).__enter__()
+    buf = bytearray()
+    try:
+        assert _recv_exactly(ws, 12, buf) == b"RFB 003.008\n"
+        print(f"token -> first RFB byte from a real guest: {(time.monotonic() - t0) * 1000:.0f} ms")
+        ws.send(b"RFB 003.008\n")
+        types = _recv_exactly(ws, _recv_exactly(ws, 1, buf)[0], buf)
+        assert 1 in types
+        ws.send(b"\x01")
+        assert _recv_exactly(ws, 4, buf) == b"\0\0\0\0"
+        ws.send(b"\x01")
+        w, h = struct.unpack(">HH", _recv_exactly(ws, 4, buf))
+        _recv_exactly(ws, 16, buf)
+        _recv_exactly(ws, struct.unpack(">I", _recv_exactly(ws, 4, buf))[0], buf)
+        assert w >= 320 and h >= 200, (w, h)
+        ws.send(struct.pack(">BBHHHH", 3, 0, 0, 0, w, h))
+        assert _recv_exactly(ws, 1, buf) == b"\0"  # FramebufferUpdate
+        nrects = struct.unpack(">xH", _recv_exactly(ws, 3, buf))[0]
+        assert nrects >= 1
+    finally:
+        ws.close()
+
+    # serial: climc in a terminal; the guest's tty echoes, and a reset shows its boot through the console
+    master, slave = os.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "climc", "server-console", "convm"], env=ctl.env,
+                            stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
+    os.close(slave)
+    out = bytearray()
+
+    def until(marker: bytes, timeout: float) -> None:
+        end = time.monotonic() + timeout
+        while marker not in out and time.monotonic() < end:
+            r, _, _ = select.select([master], [], [], 0.2)
+            if r:
+                try:
+                    out.extend(os.read(master, 65536))
+                except OSError:
+                    break
+        assert marker in out, bytes(out[-3000:])
+
+    try:
+        until(b"escape character is ^]", 60)
+        os.write(master, b"cm-probe-42")
+        until(b"cm-probe-42", 60)  # echoed by the guest kernel's tty, not by ours (raw mode)
+        assert ctl.climc("server-reset", "convm").returncode == 0
+        until(b"CM-MARKER: guest userspace up", 180)
+        os.write(master, b"\x1d")
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(master)
+    acts = ctl.api.get("/api/s/identity/v3/actions", params={"limit": 200}).json()["actions"]
+    assert {"console-open-vnc", "console-open-serial"} <= {a["action"] for a in acts if a["obj_id"] == sid}
+    assert ctl.climc("server-delete", "-f", "convm").returncode == 0
+    wait_for(lambda: ctl.api.get(f"{B}/servers/{sid}").status_code == 404, 60, "deleted")
