@@ -315,3 +315,24 @@ def test_a_stopped_server_or_a_host_without_consoles_gets_a_clear_400(cloud: dic
     r = ctl.climc("server-vnc", sid)
     assert r.returncode != 0 and "start it" in r.stderr and "Traceback" not in r.stderr, r.stderr
     assert ctl.climc("server-delete", "-f", sid).returncode == 0
+
+
+def test_the_console_page_serves_novnc_from_its_package_without_a_cdn(cloud: dict[str, Any]) -> None:
+    import httpx
+
+    from tests.support.peers import need
+
+    need(os.path.exists("/usr/share/novnc/core/rfb.js"), "noVNC missing: apt install novnc "
+         "(scripts/setup-peers.d/console.sh)")
+    ctl = cloud["ctl"]
+    url = ctl.climc("server-vnc", "cweb").stdout.strip()
+    page = httpx.get(url, timeout=30)  # the fragment (#server=…&token=…) never leaves the client
+    assert page.status_code == 200 and 'from "./novnc/core/rfb.js"' in page.text
+    import re
+
+    imports = re.findall(r'from "([^"]+)"', page.text)
+    assert imports and all(i.startswith("./") for i in imports) and " src=" not in page.text  # no CDN
+    rfb = httpx.get(f"{ctl.url}{B}/webconsole/novnc/core/rfb.js", timeout=30)
+    assert rfb.status_code == 200 and "javascript" in rfb.headers["content-type"] and "class RFB" in rfb.text
+    for bad in ("../../../../etc/passwd", "%2e%2e/%2e%2e/etc/passwd", "core/nope.js"):
+        assert httpx.get(f"{ctl.url}{B}/webconsole/novnc/{bad}", timeout=30).status_code == 404, bad
