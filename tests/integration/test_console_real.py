@@ -19,8 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from tests.e2e.test_agent_support import AgentProc, B, server, wait_for
-from tests.integration.test_agent_real import VIRT_WORK, _upload, real_cloud  # noqa: F401  (fixture)
+from tests.integration import test_agent_real
+from tests.integration.test_agent_real import VIRT_WORK, _upload
 from tests.support.controller import Controller
+
+
+real_cloud = test_agent_real.real_cloud  # the fixture: a controller and a real agent on qemu:///system
 
 
 def _recv_exactly(ws: Any, n: int, buf: bytearray) -> bytes:
