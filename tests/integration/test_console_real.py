@@ -23,7 +23,6 @@ from tests.integration import test_agent_real
 from tests.integration.test_agent_real import VIRT_WORK, _upload
 from tests.support.controller import Controller
 
-
 real_cloud = test_agent_real.real_cloud  # the fixture: a controller and a real agent on qemu:///system
 
 
