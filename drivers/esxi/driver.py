@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -33,7 +33,7 @@ from drivers.base import (
     InvalidSpec,
     StoragePath,
 )
-from drivers.esxi.inventory import Obj, collect, vm_status
+from drivers.esxi.inventory import Obj, collect, fetch, vm_status
 from drivers.esxi.session import EsxiConfig, Session, fault_text
 
 __all__ = ["VERSION", "EsxiDriver", "HostRefs"]
@@ -59,27 +59,7 @@ class HostRefs:
     pool: Any
 
 
-def props(si: Any, refs: Sequence[Any], paths: Sequence[str]) -> list[Obj]:
-    """Properties of the given objects in ONE collector call (objects gone meanwhile are left out)."""
-    if not refs:
-        return []
-    pc = si.RetrieveContent().propertyCollector
-    by_type: dict[Any, list[Any]] = {}
-    for r in refs:
-        by_type.setdefault(type(r), []).append(r)
-    spec = vmodl.query.PropertyCollector.FilterSpec(
-        objectSet=[vmodl.query.PropertyCollector.ObjectSpec(obj=r, skip=False) for r in refs],
-        propSet=[vmodl.query.PropertyCollector.PropertySpec(type=t, pathSet=list(paths)) for t in by_type])
-    out: list[Obj] = []
-    result = pc.RetrievePropertiesEx([spec], vmodl.query.PropertyCollector.RetrieveOptions())
-    while result is not None:
-        for oc in result.objects or []:
-            out.append(Obj(oc.obj, {p.name: p.val for p in oc.propSet or []},
-                           {m.path: fault_text(m.fault) for m in oc.missingSet or []}))
-        if not result.token:
-            break
-        result = pc.ContinueRetrievePropertiesEx(result.token)
-    return out
+props = fetch  # one collector call for the given objects
 
 
 def to_guest(o: Obj) -> Guest:

@@ -13,6 +13,7 @@ esxi sync drops whole lists when one VM faults: cloudpods#23381, #10832).
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -208,22 +209,42 @@ def collect(si: Any, root: Any, vim_type: Any, paths: Sequence[str]) -> list[Obj
         spec = vmodl.query.PropertyCollector.FilterSpec(
             objectSet=[vmodl.query.PropertyCollector.ObjectSpec(obj=view, skip=True, selectSet=[traversal])],
             propSet=[vmodl.query.PropertyCollector.PropertySpec(type=vim_type, pathSet=list(paths))])
-        out: list[Obj] = []
-        result = pc.RetrievePropertiesEx([spec], vmodl.query.PropertyCollector.RetrieveOptions(maxObjects=PAGE))
-        while result is not None:
-            for oc in result.objects or []:
-                props = {p.name: p.val for p in oc.propSet or []}
-                missing = {m.path: fault_text(m.fault) for m in oc.missingSet or []}
-                out.append(Obj(oc.obj, props, missing))
-            if not result.token:
-                break
-            result = pc.ContinueRetrievePropertiesEx(result.token)
-        return out
+        return _retrieve(pc, spec)
     finally:
         try:
             view.DestroyView()
         except vmodl.MethodFault:
             pass
+
+
+def fetch(si: Any, refs: Sequence[Any], paths: Sequence[str]) -> list[Obj]:
+    """Properties of the given objects in ONE collector call (objects gone meanwhile are left out)."""
+    if not refs:
+        return []
+    pc = si.RetrieveContent().propertyCollector
+    types = list(dict.fromkeys(type(r) for r in refs))
+    spec = vmodl.query.PropertyCollector.FilterSpec(
+        objectSet=[vmodl.query.PropertyCollector.ObjectSpec(obj=r, skip=False) for r in refs],
+        propSet=[vmodl.query.PropertyCollector.PropertySpec(type=t, pathSet=list(paths)) for t in types])
+    return _retrieve(pc, spec)
+
+
+def _retrieve(pc: Any, spec: Any) -> list[Obj]:
+    out: list[Obj] = []
+    result = pc.RetrievePropertiesEx([spec], vmodl.query.PropertyCollector.RetrieveOptions(maxObjects=PAGE))
+    while result is not None:
+        for oc in result.objects or []:
+            out.append(Obj(oc.obj, {p.name: p.val for p in oc.propSet or []},
+                           {m.path: fault_text(m.fault) for m in oc.missingSet or []}))
+        if not result.token:
+            break
+        result = pc.ContinueRetrievePropertiesEx(result.token)
+    return out
+
+
+def endpoint_of(si: Any) -> str:
+    stub = si._stub
+    return str(getattr(stub, "host", "") or id(stub))
 
 
 def _each(objs: list[Obj], kind: str, dc: str, required: Sequence[str], make: Callable[[Obj], T],
@@ -306,9 +327,13 @@ def _dvportgroup(o: Obj, dc: str, dvs_uuids: dict[str, str]) -> NetworkInfo:
                        portgroup_key=str(o.get("key", "")))
 
 
+# every read: small values only (pyvmomi's XML parsing costs ~0.1 ms per value: 1,000 VMs' device
+# lists take seconds); the device list and guest NICs come from DETAIL_PATHS, re-read only for VMs
+# whose configuration version (or guest address) moved since the last read (``_Details``)
 VM_PATHS = ("name", "config.instanceUuid", "config.uuid", "config.template", "config.hardware.numCPU",
-            "config.hardware.memoryMB", "config.guestId", "config.hardware.device", "runtime.powerState",
-            "runtime.connectionState", "runtime.host", "guest.ipAddress", "guest.net")
+            "config.hardware.memoryMB", "config.guestId", "runtime.powerState", "runtime.connectionState",
+            "runtime.host", "guest.ipAddress", "config.changeVersion", "config.modified")
+DETAIL_PATHS = ("config.hardware.device", "guest.net")
 VM_REQUIRED = ("name", "config.instanceUuid", "config.hardware.numCPU", "config.hardware.memoryMB")
 
 
@@ -344,11 +369,14 @@ def _vm_devices(devices: Any, ds_ids: dict[str, str], net_names: dict[str, str],
     return tuple(disks), tuple(nics)
 
 
-def _vm(o: Obj, dc: str, ds_ids: dict[str, str], net_names: dict[str, str]) -> VmInfo:
+def _vm(o: Obj, dc: str, ds_ids: dict[str, str], net_names: dict[str, str], details: dict[str, Any]) -> VmInfo:
+    if o.id not in details:
+        raise LookupError("the VM vanished while its devices were read")
+    devices, guest_net = details[o.id]
     host = o.props.get("runtime.host")
     power = str(o.get("runtime.powerState", ""))
     conn = str(o.get("runtime.connectionState", ""))
-    disks, nics = _vm_devices(o.get("config.hardware.device"), ds_ids, net_names, o.get("guest.net"))
+    disks, nics = _vm_devices(devices, ds_ids, net_names, guest_net)
     return VmInfo(
         id=o.id, name=str(o.props["name"]), datacenter=dc, instance_uuid=str(o.props["config.instanceUuid"]),
         bios_uuid=str(o.get("config.uuid", "")), host=str(host._moId) if host is not None else "",
@@ -356,6 +384,38 @@ def _vm(o: Obj, dc: str, ds_ids: dict[str, str], net_names: dict[str, str]) -> V
         template=bool(o.get("config.template", False)), vcpu=int(o.props["config.hardware.numCPU"]),
         memory_mb=int(o.props["config.hardware.memoryMB"]), guest_os=str(o.get("config.guestId", "")),
         disks=disks, nics=nics, ip=str(o.get("guest.ipAddress", "")))
+
+
+def _version(o: Obj) -> str:
+    return f"{o.get('config.changeVersion', '')}|{o.get('config.modified', '')}|{o.get('guest.ipAddress', '')}"
+
+
+class _Details:
+    """Each VM's device list and guest NICs, kept per endpoint and re-read only when the VM's
+    ``config.changeVersion`` / ``config.modified`` / guest address moved: a second sync of an
+    unchanged vCenter reads no device list. Process-local: another replica reads them once."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_endpoint: dict[str, dict[str, tuple[str, Any, Any]]] = {}
+
+    def get(self, si: Any, endpoint: str, objs: list[Obj]) -> dict[str, tuple[Any, Any]]:
+        with self._lock:
+            cache = dict(self._by_endpoint.get(endpoint, {}))
+        stale = [o for o in objs if cache.get(o.id, ("",))[0] != _version(o) or o.id not in cache]
+        for i in range(0, len(stale), PAGE):
+            chunk = stale[i:i + PAGE]
+            versions = {o.id: _version(o) for o in chunk}
+            for d in fetch(si, [o.ref for o in chunk], DETAIL_PATHS):
+                cache[d.id] = (versions[d.id], d.get("config.hardware.device", []), d.get("guest.net", []))
+        ids = {o.id for o in objs}
+        with self._lock:
+            kept = self._by_endpoint.setdefault(endpoint, {})
+            kept.update({k: v for k, v in cache.items() if k in ids})
+        return {k: (v[1], v[2]) for k, v in cache.items() if k in ids}
+
+
+DETAILS = _Details()
 
 
 def _standard_vlans(si: Any, dc_ref: Any) -> dict[str, int]:
@@ -412,5 +472,6 @@ def _read_datacenter(si: Any, root: Any, dc: str, inv: Inventory, with_vms: bool
     if with_vms:
         ds_ids = {d.name: d.id for d in dss}
         net_names = {n.portgroup_key: n.name for n in networks if n.portgroup_key}
-        inv.vms += _each(collect(si, root, vim.VirtualMachine, VM_PATHS), "vm", dc, VM_REQUIRED,
-                         lambda o: _vm(o, dc, ds_ids, net_names), inv.faults)
+        objs = collect(si, root, vim.VirtualMachine, VM_PATHS)
+        details = DETAILS.get(si, f"{inv.instance_uuid}@{endpoint_of(si)}", objs)
+        inv.vms += _each(objs, "vm", dc, VM_REQUIRED, lambda o: _vm(o, dc, ds_ids, net_names, details), inv.faults)

@@ -372,3 +372,22 @@ def test_vm_state_is_what_vcenter_says(sim: Vcsim, hosted: object) -> None:
         assert isinstance(vm, vim.VirtualMachine)
     assert h.driver.get_guest(sp.server_id).status is GuestStatus.STOPPED  # type: ignore[attr-defined]
     assert h.remove(sp.server_id)  # type: ignore[attr-defined]
+
+
+def test_a_device_change_made_in_vcenter_shows_at_the_next_read(sim: Vcsim, hosted: object) -> None:
+    """Device lists are re-read only for VMs whose config version moved: a change must still show."""
+    h = hosted
+    sp = spec("devchange", disks=(InstanceDisk(id="dc-root", index=0, size_mb=16),), start=False)
+    h.deploy(sp)  # type: ignore[attr-defined]
+    with session(sim) as s:
+        before = next(v for v in read_inventory(s).vms if v.instance_uuid == sp.server_id)
+        vm = s.si.RetrieveContent().searchIndex.FindByUuid(None, sp.server_id, True, True)
+        ctl = next(d for d in vm.config.hardware.device if isinstance(d, vim.vm.device.VirtualSCSIController))
+        disk = vim.vm.device.VirtualDisk(key=-1, controllerKey=ctl.key, unitNumber=3, capacityInKB=8 * 1024,
+                                         backing=vim.vm.device.VirtualDisk.FlatVer2BackingInfo(
+                                             fileName="[LocalDS_0]", diskMode="persistent"))
+        add = vim.vm.device.VirtualDeviceSpec(operation="add", fileOperation="create", device=disk)
+        s.wait(vm.ReconfigVM_Task(spec=vim.vm.ConfigSpec(deviceChange=[add])), "add a disk")
+        after = next(v for v in read_inventory(s).vms if v.instance_uuid == sp.server_id)
+    assert len(after.disks) == len(before.disks) + 1 and after.disks[-1].size_mb == 8
+    assert h.remove(sp.server_id)  # type: ignore[attr-defined]
