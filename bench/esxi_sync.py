@@ -22,9 +22,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from drivers.esxi.inventory import read_inventory  # noqa: E402
-from drivers.esxi.session import EsxiConfig, Session  # noqa: E402
-from tests.support.vcsim import Vcsim  # noqa: E402
+from drivers.esxi.inventory import read_inventory
+from drivers.esxi.session import EsxiConfig, Session
+from tests.support.vcsim import Vcsim
 
 
 def main() -> int:
@@ -76,9 +76,11 @@ def controller_sync(sim: Vcsim) -> None:
                 t = time.monotonic()
                 r = ctl.climc("cloud-account-sync", "bench-vc", "--wait", "-o", "json", timeout=600)
                 wall = time.monotonic() - t
-                report = json.loads(r.stdout).get("sync_report", {}) if r.returncode == 0 else {}
+                acct = json.loads(r.stdout) if r.returncode == 0 else {}
+                report = acct.get("sync_report", {})
+                status = acct.get("status") or r.stderr.strip()
                 print(f"sync {i}: {wall:.2f} s wall, {report.get('seconds')} s in the controller, "
-                      f"{report.get('changed')} change(s), status {json.loads(r.stdout).get('status') if r.stdout else r.stderr.strip()}")
+                      f"{report.get('changed')} change(s), status {status}")
         finally:
             ctl.stop()
 
