@@ -25,7 +25,7 @@ REF = re.compile(r"^((?:" + "|".join(PACKAGES) + r")(?:\.[A-Za-z_]\w*)+):([A-Za-
 # modules whose job is to import every model / every policy module by static import lines
 STATIC_IMPORT_LISTS = ("core.db.models", "core.keystone.policies")
 # third-party SDKs bundled when the build machine has them (drivers' SDKs come from drivers.registry.SDKS)
-OPTIONAL_SDKS = ("libvirt", "pyVmomi", "pyghmi", "pyroute2", "pycdlib", "boto3", "psycopg", "pymysql")
+OPTIONAL_SDKS = ("libvirt", "pyVmomi", "pyVim", "pyghmi", "pyroute2", "pycdlib", "boto3", "psycopg", "pymysql")
 # SDKs that import their own submodules by computed names, so every submodule must be collected
 COLLECT_SUBMODULES = ("pyroute2", "pyVmomi", "pyghmi", "uvicorn")
 # never useful at run time, and large
