@@ -1,7 +1,8 @@
 """An ESXi host run by the controller's executor, end to end through climc, against govmomi's vSphere
-simulator (PEERS.md "VMware"): the host is created with its vCenter credentials (validated, stored
-encrypted), servers on it are real VMs in the simulator: create from an image (uploaded to the
-datastore), stop, start, suspend, resume, restart, change-config, delete."""
+simulator (PEERS.md "VMware"; a real peer, so this runs once per CI in the integration tier): the
+host is created with its vCenter credentials (validated, stored encrypted), servers on it are real
+VMs in the simulator: create from an image (uploaded to the datastore), stop, start, suspend,
+resume, restart, change-config, delete."""
 from __future__ import annotations
 
 import json
