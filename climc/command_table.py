@@ -67,6 +67,17 @@ COMMANDS: dict[str, tuple[str, str]] = {
     # general
     "version": ("climc.commands.general:version", "Show client and server versions"),
     # region (compute)
+    "cachedimage-list": ("climc.commands.cloud:cachedimage_list", "List images cached in clouds (e.g. AMIs)"),
+    "cloud-account-create-aws": ("climc.commands.cloud:cloud_account_create_aws", "Create an AWS cloud account"),
+    "cloud-account-delete": ("climc.commands.cloud:cloud_account_delete", "Delete disabled cloud accounts (local records only)"),
+    "cloud-account-disable": ("climc.commands.cloud:cloud_account_disable", "Disable cloud accounts"),
+    "cloud-account-enable": ("climc.commands.cloud:cloud_account_enable", "Enable cloud accounts"),
+    "cloud-account-list": ("climc.commands.cloud:cloud_account_list", "List cloud accounts"),
+    "cloud-account-show": ("climc.commands.cloud:cloud_account_show", "Show a cloud account"),
+    "cloud-account-sync": ("climc.commands.cloud:cloud_account_sync", "Sync a cloud account (--wait: until done)"),
+    "cloud-account-update": ("climc.commands.cloud:cloud_account_update", "Update a cloud account"),
+    "cloud-account-update-credential": ("climc.commands.cloud:cloud_account_update_credential", "Replace a cloud account's keys"),
+    "cloudprovider-list": ("climc.commands.cloud:cloudprovider_list", "List cloud providers"),
     "cloudregion-list": ("climc.commands.zones:cloudregion_list", "List cloud regions"),
     "disk-create": ("climc.commands.servers:disk_create", "Create a data disk: NAME SIZE (e.g. 100g)"),
     "disk-delete": ("climc.commands.servers:disk_delete", "Delete detached disks"),

@@ -28,7 +28,26 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, NoReturn, Protocol, runtime_checkable
 
 __all__ = [
+    "CLOUD_KINDS",
     "Capability",
+    "CloudDisk",
+    "CloudEip",
+    "CloudImage",
+    "CloudInstance",
+    "CloudNetwork",
+    "CloudProvider",
+    "CloudRegion",
+    "CloudSecgroup",
+    "CloudSecgroupRule",
+    "CloudStatus",
+    "CloudVpc",
+    "CloudZone",
+    "Page",
+    "imported_server_id",
+    "ProviderAuthError",
+    "ProviderCapability",
+    "ProviderError",
+    "map_status",
     "ColdMigratable",
     "ConsoleEndpoint",
     "Consoles",
@@ -615,3 +634,219 @@ class ColdMigratable(Protocol):
     def migrate_in(self, spec: InstanceSpec, source: Mapping[str, Any]) -> Deployed: ...
 
     def migrate_cleanup(self, server_id: str) -> bool: ...
+
+
+# --- cloud providers (public clouds, another Cloudpods, vCenter) ----------------------------------
+#
+# A cloud account's provider lists what the cloud has, page by page, as normalised value objects
+# (libcloud's lesson): the fields every cloud has, typed; whatever else the cloud says in ``extra``.
+# Each provider maps its own statuses onto ours through a ``STATUS_MAP`` with an explicit unknown
+# (``map_status``), so a status nobody mapped reads "unknown", never a crash nor a guess. What a
+# provider can do is data (``ProviderCapability``), never a NotImplementedError at run time.
+#
+# The controller's sync (core/cloud/sync.py) calls ``fetch_page(kind, page_token)``: a ``Page`` holds
+# items and the next token ("" when the listing is complete). A raised ``ProviderError`` (or any
+# error) for a page means: that kind was not fully seen, so nothing of that kind is marked gone.
+# Instance lifecycle goes through the host contract instead: each synced zone is an executor host
+# whose driver (``for_host``) is a ``HostedDriver`` built from the account's config.
+
+
+class ProviderError(DriverError):
+    """The cloud's API refused or failed a call; the message is the cloud's (code + text)."""
+
+
+class ProviderAuthError(ProviderError):
+    """The cloud refused the account's credentials (wrong keys, expired, no permission)."""
+
+
+class ProviderCapability(str, enum.Enum):
+    """What a cloud provider can do (the API refuses the rest before a task starts)."""
+
+    SYNC = "sync"
+    COMPUTE = "compute"  # instances: create, start, stop, reboot, delete
+    DISK = "disk"  # volumes: create, attach, detach
+    EIP = "eip"  # allocate, associate, dissociate, release
+    SECGROUP_PUSH = "secgroup_push"  # rules written back to the cloud
+    IMAGE = "image"
+
+
+class CloudStatus(str, enum.Enum):
+    """Canonical statuses of synced cloud objects (servers use GuestStatus via ``Guest``)."""
+
+    AVAILABLE = "available"
+    CREATING = "creating"
+    DELETING = "deleting"
+    IN_USE = "in_use"
+    ERROR = "error"
+    UNKNOWN = "unknown"
+
+
+def map_status(status_map: Mapping[str, Any], native: str | None, unknown: Any) -> Any:
+    """A provider status through its map; ``unknown`` for anything unmapped (never KeyError)."""
+    return status_map.get(str(native or "").lower(), unknown)
+
+
+@dataclass(frozen=True)
+class CloudRegion:
+    external_id: str
+    name: str
+    status: CloudStatus = CloudStatus.AVAILABLE
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CloudZone:
+    external_id: str
+    name: str
+    region_id: str  # external id of its region
+    status: CloudStatus = CloudStatus.AVAILABLE
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CloudVpc:
+    external_id: str
+    name: str
+    region_id: str
+    cidr_block: str = ""
+    is_default: bool = False
+    status: CloudStatus = CloudStatus.AVAILABLE
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CloudNetwork:
+    """A subnet: addresses ``ip_start..ip_end`` of ``cidr`` usable by guests, in one zone of a VPC."""
+
+    external_id: str
+    name: str
+    vpc_id: str
+    zone_id: str
+    cidr: str
+    ip_start: str
+    ip_end: str
+    gateway: str = ""
+    status: CloudStatus = CloudStatus.AVAILABLE
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CloudSecgroupRule:
+    direction: str  # in | out
+    protocol: str  # any | tcp | udp | icmp
+    ports: str = ""  # "" (all), "22", "1000-2000"
+    cidr: str = ""
+    action: str = "allow"
+    priority: int = 1
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class CloudSecgroup:
+    external_id: str
+    name: str
+    vpc_id: str = ""
+    description: str = ""
+    rules: tuple[CloudSecgroupRule, ...] = ()
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CloudInstance:
+    """An instance: ``status`` through the provider's STATUS_MAP (GuestStatus.UNKNOWN if unmapped);
+    ``server_id`` is the id of the server row that created it (a tag we set), "" for others."""
+
+    external_id: str
+    name: str
+    zone_id: str
+    status: GuestStatus
+    vcpu: int = 0
+    memory_mb: int = 0
+    instance_type: str = ""
+    image_id: str = ""
+    private_ips: tuple[tuple[str, str], ...] = ()  # (subnet external id, address)
+    public_ip: str = ""
+    secgroup_ids: tuple[str, ...] = ()
+    server_id: str = ""
+    os_type: str = ""
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CloudDisk:
+    external_id: str
+    name: str
+    zone_id: str
+    size_mb: int
+    status: CloudStatus
+    disk_type: str = "data"  # sys | data
+    storage_type: str = ""
+    instance_id: str = ""
+    device: str = ""
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CloudEip:
+    external_id: str
+    name: str
+    ip_addr: str
+    region_id: str = ""
+    instance_id: str = ""
+    status: CloudStatus = CloudStatus.AVAILABLE
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CloudImage:
+    external_id: str
+    name: str
+    size_mb: int = 0
+    os_type: str = ""
+    status: CloudStatus = CloudStatus.AVAILABLE
+    is_public: bool = False
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a listing; ``next_token`` "" when this was the last page."""
+
+    items: tuple[Any, ...]
+    next_token: str = ""
+
+
+# the kinds a provider lists, in the order the sync walks them (parents before children)
+CLOUD_KINDS = ("cloudregions", "zones", "vpcs", "networks", "secgroups", "cachedimages", "servers", "disks",
+               "eips")
+
+
+@runtime_checkable
+class CloudProvider(Protocol):
+    """One cloud account's API, as the controller's sync sees it.
+
+    Made by the driver class's ``for_account(config)`` where ``config`` is the decrypted account
+    (``access_url``, ``account``, ``secret``, ``options``). ``fetch_page(kind, page_token)`` returns a
+    ``Page`` of the value objects above for each kind in ``CLOUD_KINDS`` the provider has (an
+    empty page for one it has not); ``validate`` checks the credentials (``ProviderAuthError``).
+    """
+
+    name: str
+    capabilities: frozenset[ProviderCapability]
+
+    def validate(self) -> dict[str, Any]:
+        """Call the cloud once to prove the credentials work; facts about the account."""
+        ...
+
+    def fetch_page(self, kind: str, page_token: str = "") -> Page: ...
+
+    def close(self) -> None: ...
+
+
+_IMPORTED_NS = _uuid.UUID("6f1c9a52-3b0e-4c57-9d7e-0c3c1f5a9b21")
+
+
+def imported_server_id(manager_id: str, external_id: str) -> str:
+    """The id the sync gives the server row of a cloud instance it did not create: stable, so the
+    zone's hosted driver finds the instance of a server id without state kept anywhere."""
+    return str(_uuid.uuid5(_IMPORTED_NS, f"{manager_id}:{external_id}"))

@@ -18,12 +18,14 @@ __all__ = ["DRIVERS", "ENTRY_POINT_GROUP", "SDKS", "get_driver", "known_drivers"
 DRIVERS: dict[str, str] = {
     "kvm": "drivers.kvm.driver:KvmDriver",
     "esxi": "drivers.esxi.driver:EsxiDriver",
+    "aws": "drivers.aws.driver:AwsDriver",
 }
 
 # The third-party module each driver needs, and the distribution that provides it.
 SDKS: dict[str, tuple[str, str]] = {
     "kvm": ("libvirt", "libvirt-python"),
     "esxi": ("pyVmomi", "pyvmomi"),
+    "aws": ("boto3", "boto3"),
 }
 
 ENTRY_POINT_GROUP = "cloudpods_one.drivers"

@@ -34,6 +34,11 @@ def start(app: Any) -> Callable[[], None]:
                                lease_s=lease_s, heartbeat_s=float(os.environ.get("CLOUDPODS_EXECUTOR_HEARTBEAT_S",
                                                                                  executor.HEARTBEAT_S)))
     runner.start()
+    # cloud account syncs: their own threads (a sync may take minutes), claimed under a DB lease
+    from core.region.cloud.sync import Syncer
+
+    syncer = Syncer(db, owner, threads=int(os.environ.get("CLOUDPODS_CLOUDSYNC_THREADS", "1")))
+    syncer.start()
     periodic = PeriodicRunner(db, owner)
     periodic.start()
     set_snapshot_provider(provider_snapshot(db))
@@ -41,6 +46,7 @@ def start(app: Any) -> Callable[[], None]:
     def stop() -> None:
         set_snapshot_provider(None)
         periodic.stop()
+        syncer.stop()
         runner.stop()
         worker.stop()
         executor.unconfigure()

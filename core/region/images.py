@@ -34,6 +34,9 @@ def check_image(session: Session, ref: str, cred: Any) -> ImageRef:
     try:
         img = get_image(session, ref, cred)
     except ResourceNotFoundError:
+        cached = _cloud_image(session, ref, cred)
+        if cached is not None:
+            return cached
         raise InputParameterError(f"image {ref!r} not found") from None
     if img.status != "active":
         raise InputParameterError(f"image {ref!r} is {img.status}, not active")
@@ -41,3 +44,15 @@ def check_image(session: Session, ref: str, cred: Any) -> ImageRef:
     return ImageRef(id=img.id, name=img.name, min_disk_mb=int(img.min_disk or 0),
                     size_mb=(size + (1 << 20) - 1) >> 20, os_type=str(img.properties.get("os_type") or ""),
                     disk_format=img.disk_format or "")
+
+
+def _cloud_image(session: Session, ref: str, cred: Any) -> ImageRef | None:
+    """An image a cloud has (a synced cached image, e.g. an AMI): the disk's image is its cloud id."""
+    from core.region.cloud.accounts import find_cachedimage
+
+    c = find_cachedimage(session, cred, ref)
+    if c is None:
+        return None
+    if c.status != "active":
+        raise InputParameterError(f"image {ref!r} is {c.status} in its cloud, not active")
+    return ImageRef(id=c.external_id, name=c.name, size_mb=int(c.size or 0), os_type=c.os_type, disk_format="")

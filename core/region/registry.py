@@ -26,6 +26,9 @@ MANAGERS: dict[str, str] = {
     "eips": "core.region.managers.misc:EipManager",
     "snapshots": "core.region.managers.misc:SnapshotManager",
     "tasks": "core.region.managers.tasks:TaskManager",
+    "cloudaccounts": "core.region.cloud.accounts:CloudaccountManager",
+    "cloudproviders": "core.region.cloud.accounts:CloudproviderManager",
+    "cachedimages": "core.region.cloud.accounts:CachedimageManager",
 }
 
 _instances: dict[str, Any] = {}

@@ -156,7 +156,7 @@ def plan_servers(session: Session, cred: Credential, body: dict[str, Any], count
     vmem = to_mb(data.vmem_size, "vmem_size")
     if vmem > MAX_VMEM_MB:
         raise InputParameterError(f"vmem_size: {vmem} MB is more than {MAX_VMEM_MB} MB")
-    if data.hypervisor not in ("kvm", "baremetal", "esxi", "container"):
+    if data.hypervisor not in ("kvm", "baremetal", "esxi", "container", "aws", "cloudpods"):
         raise InputParameterError(f"hypervisor: {data.hypervisor!r} is not supported")
     # disks: the first is the system disk (from an image), the others data disks
     disks: list[dict[str, Any]] = []

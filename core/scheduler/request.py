@@ -18,6 +18,8 @@ TagTarget = Literal["hosts", "storages", "networks", "zones"]
 HYPERVISOR_HOST_TYPES: dict[str, str] = {
     "kvm": "hypervisor", "baremetal": "baremetal", "esxi": "esxi", "container": "container",
     "pod": "container",
+    # public clouds: each synced zone is an executor host of the cloud's driver (core/region/cloud)
+    "aws": "aws", "cloudpods": "cloudpods",
 }
 
 _MAX_COUNT = 10_000

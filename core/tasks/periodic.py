@@ -33,6 +33,8 @@ JOBS: tuple[Job, ...] = (
     Job("hosts-offline", "core.region.periodic:mark_offline_hosts",
         float(os.environ.get("CLOUDPODS_JOB_HOSTS_OFFLINE_INTERVAL_S", 30.0)), _env_on("CLOUDPODS_JOB_HOSTS_OFFLINE")),
     Job("work-items-redeliver", "core.region.periodic:redeliver_work_items", 60.0),
+    Job("cloudaccounts-sync", "core.region.cloud.sync:due",
+        float(os.environ.get("CLOUDPODS_JOB_CLOUDSYNC_INTERVAL_S", 60.0)), _env_on("CLOUDPODS_JOB_CLOUDSYNC")),
     Job("recycle-bin-purge", "core.region.periodic:purge_recycle_bin", 300.0, _env_on("CLOUDPODS_JOB_PURGE")),
 )
 

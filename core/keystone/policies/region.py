@@ -19,6 +19,12 @@ for plural in _NETWORKS + _OWNED:
     role = "admin" if plural == "networks" else "member"
     rules += [Rule(f"compute:{plural}:{op}", role, description=f"{op.capitalize()} {plural}.")
               for op in ("create", "update", "delete", "perform")]
+# public clouds: readers see their project's accounts and what they synced; admins manage accounts
+for plural in ("cloudaccounts", "cloudproviders", "cachedimages"):
+    rules += [Rule(f"compute:{plural}:list", "reader", description=f"List {plural}."),
+              Rule(f"compute:{plural}:get", "reader", description=f"Show one of {plural}.")]
+rules += [Rule(f"compute:cloudaccounts:{op}", "admin", description=f"{op.capitalize()} cloud accounts.")
+          for op in ("create", "update", "delete", "perform")]
 rules += [
     Rule("compute:tasks:perform", "admin", description="Report a work item's result (host agents)."),
     Rule("compute:hosts:agent", "admin", description="Long-poll a host's work items (host agents)."),

@@ -67,7 +67,7 @@ class NetworkManager(Manager):
     specs: ClassVar[dict[str, str]] = {"addresses": "spec_addresses"}
     columns = ("id", "name", "description", "status", "created_at", "updated_at", "meta", "tenant_id",
                "domain_id", "is_public", "wire_id", "guest_ip_start", "guest_ip_end", "guest_ip_mask",
-               "guest_gateway", "guest_dns", "vlan_id", "alloc_policy", "server_type")
+               "guest_gateway", "guest_dns", "vlan_id", "alloc_policy", "server_type", "external_id", "manager_id")
 
     def list_filter(self, session: Session, cred: Credential, stmt: Any, q: ListQuery) -> Any:
         """``?zone=`` / ``?vpc=``: networks on wires of that zone or VPC (Cloudpods' network list)."""

@@ -30,7 +30,7 @@ class ServerManager(Manager):
     columns = ("id", "name", "description", "status", "created_at", "updated_at", "meta", "tenant_id", "domain_id",
                "is_public", "pending_deleted", "pending_deleted_at", "vcpu_count", "vmem_size", "hypervisor",
                "os_type", "os_arch", "host_id", "zone_id", "keypair_id", "secgroup_id", "power_status",
-               "status_reason", "auto_start", "active_task_id")
+               "status_reason", "auto_start", "active_task_id", "external_id", "manager_id")
     actions: ClassVar[dict[str, str]] = {
         **{a: a for a in POWER_ACTIONS},  # dispatched by action_fn below
         "syncstatus": "do_syncstatus", "change-config": "do_change_config", "migrate": "do_migrate",

@@ -1,6 +1,7 @@
 """Region tables (registered through ``core.db.models``)."""
 from __future__ import annotations
 
+from core.region.models.cloud import Cachedimage, Cloudaccount, Cloudprovider
 from core.region.models.compute import Disk, Server
 from core.region.models.host import Host, HostStorage, HostWire, Storage
 from core.region.models.infra import Cloudregion, Vpc, Wire, Zone
@@ -9,6 +10,6 @@ from core.region.models.network import IpAllocation, Network
 from core.tasks.models import Task, WorkItem  # the task tables ship with the region branch
 
 __all__ = [
-    "Cloudregion", "Disk", "Eip", "Host", "HostStorage", "HostWire", "IpAllocation", "Keypair", "Network",
+    "Cachedimage", "Cloudaccount", "Cloudprovider", "Cloudregion", "Disk", "Eip", "Host", "HostStorage", "HostWire", "IpAllocation", "Keypair", "Network",
     "Quota", "Secgroup", "SecgroupRule", "Server", "Snapshot", "Storage", "Task", "Vpc", "Wire", "WorkItem", "Zone",
 ]

@@ -24,3 +24,11 @@ class OwnedMixin:
     tenant_id: Mapped[str64] = mapped_column(index=True, default="")
     domain_id: Mapped[str64] = mapped_column(default="default")
     is_public: Mapped[bool] = mapped_column(default=False)
+
+
+class ExternalMixin:
+    """A row synced from a cloud: its id there and the cloudprovider it came through ("" / None
+    for the rows of this cloud). The sync matches rows on (manager_id, external_id)."""
+
+    external_id: Mapped[str255] = mapped_column(default="", server_default="", index=True)
+    manager_id: Mapped[str | None] = mapped_column(String(36), default=None, index=True)

@@ -7,10 +7,10 @@ from sqlalchemy import ForeignKey, Index, Integer, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.db.base import Base, SoftDeleteMixin, str36, str64, str255
-from core.region.models.base import OwnedMixin, ResourceMixin
+from core.region.models.base import ExternalMixin, OwnedMixin, ResourceMixin
 
 
-class Server(ResourceMixin, OwnedMixin, SoftDeleteMixin, Base):
+class Server(ResourceMixin, OwnedMixin, ExternalMixin, SoftDeleteMixin, Base):
     __tablename__ = "servers"
     # list pages filter pending_deleted and order by (created_at, id): a page reads 20 index entries and
     # the total is counted from the index, instead of sorting / scanning every row
@@ -40,7 +40,7 @@ class Server(ResourceMixin, OwnedMixin, SoftDeleteMixin, Base):
     held: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
 
-class Disk(ResourceMixin, OwnedMixin, SoftDeleteMixin, Base):
+class Disk(ResourceMixin, OwnedMixin, ExternalMixin, SoftDeleteMixin, Base):
     __tablename__ = "disks"
 
     disk_size: Mapped[int] = mapped_column(Integer)

@@ -8,10 +8,10 @@ from sqlalchemy import BigInteger, Float, ForeignKey, Integer, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.db.base import Base, StandardMixin, str36, str64, str255
-from core.region.models.base import ResourceMixin
+from core.region.models.base import ExternalMixin, ResourceMixin
 
 
-class Host(ResourceMixin, Base):
+class Host(ResourceMixin, ExternalMixin, Base):
     __tablename__ = "hosts"
 
     zone_id: Mapped[str36] = mapped_column(ForeignKey("zones.id"), index=True)
@@ -46,7 +46,7 @@ class Host(ResourceMixin, Base):
     is_maintenance: Mapped[bool] = mapped_column(default=False)
 
 
-class Storage(ResourceMixin, Base):
+class Storage(ResourceMixin, ExternalMixin, Base):
     __tablename__ = "storages"
 
     zone_id: Mapped[str36] = mapped_column(ForeignKey("zones.id"), index=True)

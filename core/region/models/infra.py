@@ -5,23 +5,23 @@ from sqlalchemy import ForeignKey, Integer
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.db.base import Base, str36, str64, str255
-from core.region.models.base import ResourceMixin
+from core.region.models.base import ExternalMixin, ResourceMixin
 
 
-class Cloudregion(ResourceMixin, Base):
+class Cloudregion(ResourceMixin, ExternalMixin, Base):
     __tablename__ = "cloudregions"
 
     provider: Mapped[str64] = mapped_column(default="OneCloud")
 
 
-class Zone(ResourceMixin, Base):
+class Zone(ResourceMixin, ExternalMixin, Base):
     __tablename__ = "zones"
 
     cloudregion_id: Mapped[str36] = mapped_column(ForeignKey("cloudregions.id"), index=True)
     location: Mapped[str255] = mapped_column(default="")
 
 
-class Vpc(ResourceMixin, Base):
+class Vpc(ResourceMixin, ExternalMixin, Base):
     __tablename__ = "vpcs"
 
     cloudregion_id: Mapped[str36] = mapped_column(ForeignKey("cloudregions.id"), index=True)
@@ -29,7 +29,7 @@ class Vpc(ResourceMixin, Base):
     is_default: Mapped[bool] = mapped_column(default=False)
 
 
-class Wire(ResourceMixin, Base):
+class Wire(ResourceMixin, ExternalMixin, Base):
     __tablename__ = "wires"
 
     vpc_id: Mapped[str36] = mapped_column(ForeignKey("vpcs.id"), index=True)

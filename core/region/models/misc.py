@@ -5,7 +5,7 @@ from sqlalchemy import BigInteger, ForeignKey, Integer, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.db.base import Base, StandardMixin, str36, str64, str255
-from core.region.models.base import OwnedMixin, ResourceMixin
+from core.region.models.base import ExternalMixin, OwnedMixin, ResourceMixin
 
 
 class Keypair(ResourceMixin, OwnedMixin, Base):
@@ -16,7 +16,7 @@ class Keypair(ResourceMixin, OwnedMixin, Base):
     public_key: Mapped[str] = mapped_column(Text)
 
 
-class Secgroup(ResourceMixin, OwnedMixin, Base):
+class Secgroup(ResourceMixin, OwnedMixin, ExternalMixin, Base):
     __tablename__ = "secgroups"
 
 
@@ -33,7 +33,7 @@ class SecgroupRule(StandardMixin, Base):
     description: Mapped[str255] = mapped_column(default="")
 
 
-class Eip(ResourceMixin, OwnedMixin, Base):
+class Eip(ResourceMixin, OwnedMixin, ExternalMixin, Base):
     __tablename__ = "eips"
 
     network_id: Mapped[str36 | None] = mapped_column(ForeignKey("networks.id"), default=None)

@@ -5,10 +5,10 @@ from sqlalchemy import BigInteger, ForeignKey, Index, Integer, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.db.base import Base, str36, str64, str255
-from core.region.models.base import OwnedMixin, ResourceMixin
+from core.region.models.base import ExternalMixin, OwnedMixin, ResourceMixin
 
 
-class Network(ResourceMixin, OwnedMixin, Base):
+class Network(ResourceMixin, OwnedMixin, ExternalMixin, Base):
     __tablename__ = "networks"
 
     wire_id: Mapped[str36] = mapped_column(ForeignKey("wires.id"), index=True)

@@ -141,6 +141,9 @@ class ServerCreateTask(TaskBase):
             d.status = "ready"
             if d.id in paths:
                 d.access_path = paths[d.id][:255]
+        host = run.session.get(Host, server.host_id) if server.host_id else None
+        if host is not None and host.manager_id and res.guest_id:  # a cloud's zone: the instance's id there
+            server.external_id, server.manager_id = res.guest_id[:255], host.manager_id
         sm.apply(server, "deployed")
         if server_status(res.guest_status) == "running":
             sm.apply_if(server, "boot")

@@ -82,6 +82,8 @@ class _NoNetwork:
 # (a HypervisorError), which is "it got to work", while NotSupported comes before any call
 _REMOTE_OPTIONS: dict[str, dict[str, Any]] = {
     "esxi": {"host": "127.0.0.1", "port": 9, "username": "contract", "password": "contract", "http_timeout_s": 2},
+    "aws": {"access_url": "http://127.0.0.1:9", "account": "AKIAEXAMPLE", "secret": "x", "region": "us-east-1",
+            "zone": "us-east-1a", "manager_id": "m"},
 }
 
 

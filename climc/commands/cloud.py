@@ -1,0 +1,122 @@
+"""Public clouds: cloud accounts, their cloud providers and the images cached in clouds."""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import click
+
+from climc.commands.compute_common import S, make_action, make_delete, make_list, make_show, make_update
+from climc.output import output_options, show_object
+
+ACCOUNT_COLUMNS = ["id", "name", "provider", "account", "status", "sync_status", "enabled", "last_sync",
+                   "guest_count"]
+
+cloud_account_list = make_list("cloud-account-list", "cloudaccounts", ACCOUNT_COLUMNS, "List cloud accounts",
+                               [("provider", "provider"), ("status", "status")])
+cloud_account_show = make_show("cloud-account-show", "cloudaccounts", "cloudaccount",
+                               "Show a cloud account (its secret is never shown)")
+cloud_account_delete = make_delete("cloud-account-delete", "cloudaccounts", "cloudaccount",
+                                   "Delete disabled cloud accounts and what their sync made here (the cloud keeps it)")
+cloud_account_enable = make_action("cloud-account-enable", "cloudaccounts", "cloudaccount", "enable",
+                                   "Enable cloud accounts (periodic sync)")
+cloud_account_disable = make_action("cloud-account-disable", "cloudaccounts", "cloudaccount", "disable",
+                                    "Disable cloud accounts (no sync)")
+cloud_account_update = make_update("cloud-account-update", "cloudaccounts", "cloudaccount",
+                                   [("name", str), ("description", str), ("sync_interval_seconds", int)],
+                                   "Update a cloud account")
+cloudprovider_list = make_list("cloudprovider-list", "cloudproviders",
+                               ["id", "name", "provider", "cloudaccount", "account", "status", "last_sync"],
+                               "List cloud providers (one per account or sub-account)",
+                               [("cloudaccount", "cloudaccount")])
+cachedimage_list = make_list("cachedimage-list", "cachedimages",
+                             ["id", "name", "external_id", "status", "os_type", "size", "manager"],
+                             "List images cached in clouds (usable as server-create --disk on their cloud)")
+
+
+@click.command("cloud-account-create-aws")
+@click.argument("name")
+@click.option("--access-key", required=True, help="AWS access key id")
+@click.option("--secret", prompt=True, hide_input=True, envvar="CLOUDPODS_CLOUD_SECRET",
+              help="AWS secret access key (prompted, or $CLOUDPODS_CLOUD_SECRET; avoid it on the command line)")
+@click.option("--access-url", default="", help="Endpoint URL (empty: AWS itself)")
+@click.option("--region", "regions", multiple=True, help="Regions to sync (repeatable; default: every region)")
+@click.option("--image-owner", "image_owners", multiple=True,
+              help="Whose images to sync: self (default), amazon, an account id (repeatable)")
+@click.option("--sync-interval", type=int, default=None, help="Seconds between periodic syncs (0: none)")
+@click.option("--page-size", type=click.IntRange(5, 1000), default=None,
+              help="Objects per listing call (default 500)")
+@click.option("--no-sync", is_flag=True, help="Do not start the first sync now")
+@click.option("--desc", default=None)
+@output_options
+@click.pass_obj
+def cloud_account_create_aws(obj: Any, name: str, access_key: str, secret: str, access_url: str,
+                             regions: tuple[str, ...], image_owners: tuple[str, ...], sync_interval: int | None,
+                             page_size: int | None, no_sync: bool, desc: str | None) -> None:
+    """Create an AWS cloud account (the keys are checked against the cloud first)."""
+    options: dict[str, Any] = {}
+    if regions:
+        options["regions"] = list(regions)
+    if image_owners:
+        options["image_owners"] = list(image_owners)
+    if page_size:
+        options["page_size"] = page_size
+    body: dict[str, Any] = {"name": name, "provider": "Aws", "account": access_key, "secret": secret,
+                            "access_url": access_url, "options": options, "auto_sync": not no_sync}
+    if sync_interval is not None:
+        body["sync_interval_seconds"] = sync_interval
+    if desc:
+        body["description"] = desc
+    show_object(obj.client().post(S, "/cloudaccounts", json={"cloudaccount": body})["cloudaccount"])
+
+
+@click.command("cloud-account-update-credential")
+@click.argument("ident")
+@click.option("--access-key", required=True)
+@click.option("--secret", prompt=True, hide_input=True, envvar="CLOUDPODS_CLOUD_SECRET")
+@output_options
+@click.pass_obj
+def cloud_account_update_credential(obj: Any, ident: str, access_key: str, secret: str) -> None:
+    """Replace a cloud account's keys (checked against the cloud first; refused keys change nothing)."""
+    out = obj.client().post(S, f"/cloudaccounts/{ident}/update-credential",
+                            json={"cloudaccount": {"account": access_key, "secret": secret}})
+    show_object(out.get("cloudaccount", out))
+
+
+@click.command("cloud-account-sync")
+@click.argument("ident")
+@click.option("--wait", is_flag=True, help="Wait for the sync to end, show its progress and report")
+@click.option("--timeout", type=float, default=1800.0, show_default=True, help="Seconds to wait")
+@output_options
+@click.pass_obj
+def cloud_account_sync(obj: Any, ident: str, wait: bool, timeout: float) -> None:
+    """Sync a cloud account now (exit 1 when the sync ends partial or unhealthy)."""
+    c = obj.client()
+    before = c.get(S, f"/cloudaccounts/{ident}")["cloudaccount"]
+    out = c.post(S, f"/cloudaccounts/{ident}/sync", json={})
+    acct = out.get("cloudaccount", out)
+    if not wait:
+        show_object(acct)
+        return
+    end = time.monotonic() + timeout
+    last_phase = ""
+    while True:
+        acct = c.get(S, f"/cloudaccounts/{ident}")["cloudaccount"]
+        if acct.get("sync_status") == "idle" and acct.get("last_sync") != before.get("last_sync"):
+            break
+        phase = (acct.get("sync_report") or {}).get("phase", "")
+        if acct.get("sync_status") == "syncing" and phase and phase != last_phase:
+            click.echo(f"syncing {phase} ...", err=True)
+            last_phase = phase
+        if time.monotonic() > end:
+            raise click.ClickException(f"cloud account {ident}: the sync did not end in {timeout:.0f} s "
+                                       f"(it goes on; see cloud-account-show)")
+        time.sleep(0.5)
+    report = acct.get("sync_report") or {}
+    rows = {k: {x: v.get(x) for x in ("seen", "created", "updated", "deleted")} | {"errors": len(v.get("errors", []))}
+            for k, v in (report.get("kinds") or {}).items()}
+    show_object({"status": acct.get("status"), "reason": acct.get("status_reason", ""),
+                 "seconds": report.get("seconds"), "changed": report.get("changed"), **rows})
+    if acct.get("status") != "connected":
+        raise click.ClickException(f"cloud account {acct.get('name')} is {acct.get('status')}: "
+                                   f"{acct.get('status_reason') or 'see cloud-account-show'}")

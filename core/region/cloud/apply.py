@@ -1,0 +1,419 @@
+"""Cloud objects (drivers.base value objects) -> region rows, one page at a time.
+
+Every row the sync writes carries ``manager_id`` (the cloudprovider) and ``external_id`` (the
+cloud's id). ``setf`` writes a field only when its value changed, so a sync of an unchanged cloud
+issues no UPDATE. Owned rows (servers, disks, networks, secgroups, eips, cached images) belong to
+the account's project; infrastructure rows (regions, zones, vpcs, wires, hosts, storages) are the
+system's. Each synced zone gets an executor host (``target=executor``, the account's driver) and
+a storage, so server verbs go through the host contract like any host's.
+"""
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from core.db.base import utcnow
+from core.hostapi.protocol import POWER_STATUS, guest_state, server_status
+from core.region.models import (
+    Cachedimage,
+    Cloudregion,
+    Disk,
+    Eip,
+    Host,
+    HostStorage,
+    HostWire,
+    IpAllocation,
+    Network,
+    Secgroup,
+    SecgroupRule,
+    Server,
+    Storage,
+    Vpc,
+    Wire,
+    Zone,
+)
+from drivers.base import CloudStatus, imported_server_id
+
+ErrorFn = Callable[[str, str], None]
+
+MODELS: dict[str, Any] = {
+    "cloudregions": Cloudregion, "zones": Zone, "vpcs": Vpc, "networks": Network, "secgroups": Secgroup,
+    "cachedimages": Cachedimage, "servers": Server, "disks": Disk, "eips": Eip,
+}
+DISK_STATUS = {CloudStatus.AVAILABLE: "ready", CloudStatus.IN_USE: "ready", CloudStatus.CREATING: "allocating",
+               CloudStatus.DELETING: "deleting", CloudStatus.ERROR: "alloc_failed", CloudStatus.UNKNOWN: "unknown"}
+IMAGE_STATUS = {CloudStatus.AVAILABLE: "active", CloudStatus.CREATING: "saving", CloudStatus.ERROR: "killed",
+                CloudStatus.DELETING: "deleted", CloudStatus.UNKNOWN: "unknown"}
+INFRA_STATUS = {CloudStatus.AVAILABLE: "available", CloudStatus.CREATING: "pending", CloudStatus.UNKNOWN: "unknown"}
+
+
+@dataclass
+class Context:
+    """One sync's fixed facts: the account, its provider row, and its driver's host facts."""
+
+    account_id: str
+    account_name: str
+    manager_id: str
+    tenant_id: str
+    domain_id: str
+    provider: str
+    driver: str
+    host_config: dict[str, Any]  # the account's config for its zone hosts (secret included; encrypted there)
+    ids: dict[str, dict[str, str]] = field(default_factory=dict)  # kind -> external id -> row id
+
+    @classmethod
+    def of(cls, acct: Any, prov: Any) -> Context:
+        from core.region.cloud.config import account_config
+
+        return cls(account_id=acct.id, account_name=acct.name, manager_id=prov.id, tenant_id=acct.tenant_id,
+                   domain_id=acct.domain_id, provider=acct.provider, driver=acct.driver,
+                   host_config=account_config(acct, manager_id=prov.id))
+
+    def id_of(self, session: Session, kind: str, external_id: str) -> str | None:
+        if not external_id:
+            return None
+        table = self.ids.get(kind)
+        if table is None:
+            model = MODELS[kind]
+            table = self.ids[kind] = dict(session.execute(
+                select(model.external_id, model.id).where(model.manager_id == self.manager_id)).tuples().all())
+        return table.get(external_id)
+
+    def remember(self, kind: str, external_id: str, row_id: str) -> None:
+        self.ids.setdefault(kind, {})[external_id] = row_id
+
+    def owner(self) -> dict[str, Any]:
+        return {"tenant_id": self.tenant_id, "domain_id": self.domain_id}
+
+    def infra_name(self, name: str) -> str:
+        return f"{self.account_name}-{name}"[:255]
+
+
+def setf(row: Any, **fields: Any) -> bool:
+    """Set only the fields whose value differs; True if any did."""
+    changed = False
+    for k, v in fields.items():
+        if getattr(row, k) != v:
+            setattr(row, k, v)
+            changed = True
+    return changed
+
+
+def apply_page(session: Session, ctx: Context, kind: str, items: list[Any], seen: set[str],
+               stats: dict[str, Any], error: ErrorFn) -> None:
+    model = MODELS[kind]
+    fn = APPLIERS[kind]
+    exts = [i.external_id for i in items]
+    rows = {r.external_id: r for r in session.scalars(
+        select(model).where(model.manager_id == ctx.manager_id, model.external_id.in_(exts)))} if exts else {}
+    for item in items:
+        seen.add(item.external_id)  # seen even if applying it fails: it exists, it must not be deleted
+        stats["seen"] += 1
+        try:
+            with session.begin_nested():
+                outcome = fn(session, ctx, item, rows.get(item.external_id))
+                session.flush()
+        except Exception as exc:
+            error(kind, f"{item.external_id}: {getattr(exc, 'details', None) or exc}")
+            continue
+        if outcome:
+            stats[outcome] += 1
+
+
+def _new(session: Session, ctx: Context, kind: str, row: Any) -> str:
+    row.manager_id = ctx.manager_id
+    session.add(row)
+    session.flush()
+    ctx.remember(kind, row.external_id, row.id)
+    return "created"
+
+
+def _done(changed: bool) -> str | None:
+    return "updated" if changed else None
+
+
+# ---- per kind -----------------------------------------------------------------------------------------
+def _region(session: Session, ctx: Context, o: Any, row: Cloudregion | None) -> str | None:
+    status = INFRA_STATUS.get(o.status, "unknown")
+    if row is None:
+        return _new(session, ctx, "cloudregions", Cloudregion(
+            name=ctx.infra_name(o.name), external_id=o.external_id, provider=ctx.provider, status=status))
+    return _done(setf(row, status=status, provider=ctx.provider))
+
+
+def _zone(session: Session, ctx: Context, o: Any, row: Zone | None) -> str | None:
+    region_id = ctx.id_of(session, "cloudregions", o.region_id)
+    if region_id is None:
+        raise ValueError(f"its region {o.region_id} was not synced")
+    status = "enable" if o.status is CloudStatus.AVAILABLE else "disable"
+    if row is None:
+        row = Zone(name=ctx.infra_name(o.name), external_id=o.external_id, cloudregion_id=region_id, status=status)
+        out: str | None = _new(session, ctx, "zones", row)
+    else:
+        out = _done(setf(row, cloudregion_id=region_id, status=status))
+    _zone_host(session, ctx, row, o.region_id)
+    return out
+
+
+def _zone_host(session: Session, ctx: Context, zone: Zone, region: str) -> None:
+    """The zone's executor host (the account's driver, its config encrypted) and its storage."""
+    from core.hostapi import executor
+
+    config = {**ctx.host_config, "region": region, "zone": zone.external_id}
+    host = session.scalar(select(Host).where(Host.manager_id == ctx.manager_id, Host.zone_id == zone.id))
+    if host is None:
+        from drivers.registry import get_driver
+
+        cls = get_driver(ctx.driver)
+        host = Host(name=ctx.infra_name(zone.external_id), external_id=zone.external_id, manager_id=ctx.manager_id,
+                    zone_id=zone.id, host_type=ctx.driver, target="executor", driver=ctx.driver,
+                    driver_version=str(getattr(cls, "version", "") or ""),
+                    capabilities=sorted(c.value for c in getattr(cls, "capabilities", ())),
+                    driver_config=executor.encrypt_config(config), status="running", host_status="online",
+                    enabled=True, last_ping_at=utcnow(), cpu_count=100_000, mem_size=1 << 30, cpu_cmtbound=1.0,
+                    mem_cmtbound=1.0, storage_size=1 << 40)
+        session.add(host)
+        session.flush()
+        st = Storage(name=ctx.infra_name(f"{zone.external_id}-ebs"), external_id=f"{zone.external_id}/storage",
+                     manager_id=ctx.manager_id, zone_id=zone.id, storage_type="cloud", medium_type="ssd",
+                     capacity=1 << 40, status="online", enabled=True)
+        session.add(st)
+        session.flush()
+        session.add(HostStorage(host_id=host.id, storage_id=st.id, mount_point=""))
+    elif executor.decrypt_config(host.driver_config) != config:  # new credentials: re-encrypt (else: no write)
+        host.driver_config = executor.encrypt_config(config)
+
+
+def _vpc(session: Session, ctx: Context, o: Any, row: Vpc | None) -> str | None:
+    region_id = ctx.id_of(session, "cloudregions", o.region_id)
+    if region_id is None:
+        raise ValueError(f"its region {o.region_id} was not synced")
+    status = INFRA_STATUS.get(o.status, "unknown")
+    if row is None:
+        return _new(session, ctx, "vpcs", Vpc(name=ctx.infra_name(o.name), external_id=o.external_id,
+                                              cloudregion_id=region_id, cidr_block=o.cidr_block,
+                                              is_default=o.is_default, status=status))
+    return _done(setf(row, cloudregion_id=region_id, cidr_block=o.cidr_block, is_default=o.is_default, status=status))
+
+
+def _wire(session: Session, ctx: Context, vpc_ext: str, zone_ext: str) -> str:
+    """The wire of (vpc, zone) (Cloudpods' model), joined to the zone's host with the VPC as bridge."""
+    ext = f"{vpc_ext}/{zone_ext}"
+    wid = session.scalar(select(Wire.id).where(Wire.manager_id == ctx.manager_id, Wire.external_id == ext))
+    if wid is not None:
+        return str(wid)
+    vpc_id, zone_id = ctx.id_of(session, "vpcs", vpc_ext), ctx.id_of(session, "zones", zone_ext)
+    if vpc_id is None or zone_id is None:
+        raise ValueError(f"its vpc {vpc_ext} or zone {zone_ext} was not synced")
+    w = Wire(name=ctx.infra_name(f"{vpc_ext}-{zone_ext}"), external_id=ext, manager_id=ctx.manager_id,
+             vpc_id=vpc_id, zone_id=zone_id, bandwidth=10000, mtu=9001, status="available")
+    session.add(w)
+    session.flush()
+    host_id = session.scalar(select(Host.id).where(Host.manager_id == ctx.manager_id, Host.zone_id == zone_id))
+    if host_id is not None:
+        session.add(HostWire(host_id=host_id, wire_id=w.id, bridge=vpc_ext, interface=""))
+    return w.id
+
+
+def _network(session: Session, ctx: Context, o: Any, row: Network | None) -> str | None:
+    from core.region import ipam
+
+    wire_id = _wire(session, ctx, o.vpc_id, o.zone_id)
+    mask = ipaddress.ip_network(o.cidr, strict=False).prefixlen
+    fields = {"wire_id": wire_id, "guest_ip_start": o.ip_start, "guest_ip_end": o.ip_end, "guest_ip_mask": mask,
+              "guest_gateway": o.gateway, "ip_start_int": ipam.ip_int(o.ip_start), "ip_end_int": ipam.ip_int(o.ip_end),
+              "status": INFRA_STATUS.get(o.status, "unknown")}
+    if row is None:
+        return _new(session, ctx, "networks", Network(name=o.name, external_id=o.external_id, server_type="guest",
+                                                      alloc_policy="none", vlan_id=1, **fields, **ctx.owner()))
+    return _done(setf(row, **fields))
+
+
+def _secgroup(session: Session, ctx: Context, o: Any, row: Secgroup | None) -> str | None:
+    want = sorted((r.direction, r.protocol, r.ports, r.cidr, r.action, r.priority) for r in o.rules)
+    out: str | None
+    if row is None:
+        row = Secgroup(name=o.name, external_id=o.external_id, description=o.description, status="ready",
+                       **ctx.owner())
+        out = _new(session, ctx, "secgroups", row)
+        have: list[Any] = []
+    else:
+        out = _done(setf(row, name=o.name, description=o.description))
+        have = sorted((r.direction, r.protocol, r.ports, r.cidr, r.action, r.priority) for r in session.scalars(
+            select(SecgroupRule).where(SecgroupRule.secgroup_id == row.id)))
+    if have != want:
+        session.execute(delete(SecgroupRule).where(SecgroupRule.secgroup_id == row.id))
+        for d, p, ports, cidr, action, prio in want:
+            session.add(SecgroupRule(secgroup_id=row.id, direction=d, protocol=p, ports=ports, cidr=cidr,
+                                     action=action, priority=prio))
+        out = out or "updated"
+    return out
+
+
+def _image(session: Session, ctx: Context, o: Any, row: Cachedimage | None) -> str | None:
+    fields = {"name": o.name, "size": o.size_mb, "os_type": o.os_type, "status": IMAGE_STATUS.get(o.status, "unknown")}
+    if row is None:
+        return _new(session, ctx, "cachedimages", Cachedimage(external_id=o.external_id, image_type="system",
+                                                              **fields, **ctx.owner()))
+    return _done(setf(row, **fields))
+
+
+def _server(session: Session, ctx: Context, o: Any, row: Server | None) -> str | None:
+    zone_id = ctx.id_of(session, "zones", o.zone_id)
+    host_id = session.scalar(select(Host.id).where(Host.manager_id == ctx.manager_id, Host.zone_id == zone_id)) \
+        if zone_id else None
+    out: str | None = None
+    if row is None and o.server_id:  # made by a server-create here: link the row to the instance
+        row = session.scalar(select(Server).where(Server.id == o.server_id, Server.tenant_id == ctx.tenant_id))
+        if row is not None:
+            setf(row, external_id=o.external_id, manager_id=ctx.manager_id)
+            ctx.remember("servers", o.external_id, row.id)
+            out = "updated"
+    status = server_status(guest_state(o.status))
+    if row is None:
+        row = Server(id=imported_server_id(ctx.manager_id, o.external_id), name=o.name, external_id=o.external_id,
+                     status=status or "unknown", power_status=POWER_STATUS.get(status or "", "unknown"),
+                     vcpu_count=o.vcpu or 1, vmem_size=o.memory_mb or 0, hypervisor=ctx.driver, os_type=o.os_type,
+                     host_id=host_id, zone_id=zone_id, **ctx.owner())
+        out = _new(session, ctx, "servers", row)
+    else:
+        fields: dict[str, Any] = {"name": o.name, "host_id": host_id, "zone_id": zone_id}
+        if o.vcpu:
+            fields.update(vcpu_count=o.vcpu, vmem_size=o.memory_mb)
+        if row.active_task_id is None and status is not None:  # a task acting on it owns its status
+            fields.update(status=status, power_status=POWER_STATUS.get(status, "unknown"))
+        out = out or _done(setf(row, **fields))
+    if _server_ips(session, ctx, row.id, o.private_ips):
+        out = out or "updated"
+    return out
+
+
+def _server_ips(session: Session, ctx: Context, server_id: str, ips: tuple[tuple[str, str], ...]) -> bool:
+    """The instance's private addresses held in their networks (IPAM never hands them out again)."""
+    from core.region import ipam
+
+    have = {(a.network_id, a.ip_addr) for a in session.scalars(
+        select(IpAllocation).where(IpAllocation.owner_type == "server", IpAllocation.owner_id == server_id))}
+    changed = False
+    for index, (subnet, ip) in enumerate(ips):
+        net_id = ctx.id_of(session, "networks", subnet)
+        if net_id is None or (net_id, ip) in have:
+            continue
+        net = session.get(Network, net_id)
+        if net is None:
+            continue
+        n = ipam.ip_int(ip)
+        if session.scalar(select(IpAllocation.id).where(IpAllocation.network_id == net_id,
+                                                        IpAllocation.ip_int == n)) is not None:
+            continue  # held by another owner here: the cloud's answer wins at its next change
+        session.add(IpAllocation(id=_uuid(), network_id=net_id, ip_addr=ip, ip_int=n, owner_type="server",
+                                 owner_id=server_id, mac="", nic_index=index, notes="synced"))
+        changed = True
+    return changed
+
+
+def _uuid() -> str:
+    from core.db.base import new_uuid
+
+    return new_uuid()
+
+
+def _disk(session: Session, ctx: Context, o: Any, row: Disk | None) -> str | None:
+    zone_id = ctx.id_of(session, "zones", o.zone_id)
+    storage_id = session.scalar(select(Storage.id).where(Storage.manager_id == ctx.manager_id,
+                                                         Storage.zone_id == zone_id)) if zone_id else None
+    server_id = ctx.id_of(session, "servers", o.instance_id)
+    fields = {"name": o.name, "disk_size": o.size_mb, "storage_id": storage_id, "server_id": server_id,
+              "access_path": o.device, "status": DISK_STATUS.get(o.status, "unknown")}
+    if row is None and server_id:  # a disk a server-create made here: link it
+        row = session.scalar(select(Disk).where(Disk.server_id == server_id, Disk.external_id == "",
+                                                Disk.disk_type == o.disk_type).order_by(Disk.disk_index).limit(1))
+        if row is not None:
+            row.external_id, row.manager_id = o.external_id, ctx.manager_id
+            ctx.remember("disks", o.external_id, row.id)
+            setf(row, **{k: v for k, v in fields.items() if k != "name"})
+            return "updated"
+    if row is None:
+        return _new(session, ctx, "disks", Disk(external_id=o.external_id, disk_format="raw", disk_type=o.disk_type,
+                                                auto_delete=True, **fields, **ctx.owner()))
+    return _done(setf(row, **fields))
+
+
+def _eip(session: Session, ctx: Context, o: Any, row: Eip | None) -> str | None:
+    server_id = ctx.id_of(session, "servers", o.instance_id)
+    fields = {"name": o.name, "ip_addr": o.ip_addr, "associate_type": "server" if server_id else "",
+              "associate_id": server_id, "status": "ready"}
+    if row is None:
+        return _new(session, ctx, "eips", Eip(external_id=o.external_id, **fields, **ctx.owner()))
+    return _done(setf(row, **fields))
+
+
+APPLIERS: dict[str, Callable[[Session, Context, Any, Any], str | None]] = {
+    "cloudregions": _region, "zones": _zone, "vpcs": _vpc, "networks": _network, "secgroups": _secgroup,
+    "cachedimages": _image, "servers": _server, "disks": _disk, "eips": _eip,
+}
+
+
+# ---- what the cloud no longer has (only after a complete listing) ----------------------------------------
+def delete_gone(session: Session, ctx: Context, kind: str, seen: set[str], stats: dict[str, Any],
+                error: ErrorFn) -> None:
+    model = MODELS[kind]
+    stmt = select(model).where(model.manager_id == ctx.manager_id, model.external_id != "")
+    for row in list(session.scalars(stmt)):
+        if row.external_id in seen:
+            continue
+        if getattr(row, "active_task_id", None):
+            continue  # a task acts on it (e.g. its delete): the task decides
+        try:
+            with session.begin_nested():
+                purge_row(session, kind, row)
+                session.flush()
+        except Exception as exc:
+            error(kind, f"{row.external_id}: gone from the cloud but not deleted here: "
+                        f"{getattr(exc, 'details', None) or exc}")
+            continue
+        ctx.ids.get(kind, {}).pop(row.external_id, None)
+        stats["deleted"] += 1
+
+
+def purge_row(session: Session, kind: str, row: Any) -> None:
+    """Delete one synced row and what hangs off it here (never anything in the cloud)."""
+    if kind == "servers":
+        from core.region.release import release_server
+
+        release_server(session, row, keep_disks=True)
+        for d in session.scalars(select(Disk).where(Disk.server_id == row.id)):
+            d.server_id = None
+    elif kind == "disks":
+        pass
+    elif kind == "networks":
+        session.execute(delete(IpAllocation).where(IpAllocation.network_id == row.id))
+    elif kind == "secgroups":
+        session.execute(delete(SecgroupRule).where(SecgroupRule.secgroup_id == row.id))
+    elif kind == "zones":
+        for h in session.scalars(select(Host).where(Host.zone_id == row.id, Host.manager_id == row.manager_id)):
+            session.execute(delete(HostStorage).where(HostStorage.host_id == h.id))
+            session.execute(delete(HostWire).where(HostWire.host_id == h.id))
+            session.delete(h)
+        session.flush()
+        for w in session.scalars(select(Wire).where(Wire.zone_id == row.id, Wire.manager_id == row.manager_id)):
+            session.delete(w)
+        for st in session.scalars(select(Storage).where(Storage.zone_id == row.id,
+                                                        Storage.manager_id == row.manager_id)):
+            session.delete(st)
+        session.flush()
+    elif kind == "vpcs":
+        for w in session.scalars(select(Wire).where(Wire.vpc_id == row.id, Wire.manager_id == row.manager_id)):
+            session.execute(delete(HostWire).where(HostWire.wire_id == w.id))
+            session.delete(w)
+        session.flush()
+    session.delete(row)
+
+
+# the order rows are purged in when an account goes (children first)
+PURGE_ORDER = ("eips", "disks", "servers", "cachedimages", "secgroups", "networks", "vpcs", "zones", "cloudregions")

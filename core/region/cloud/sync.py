@@ -1,0 +1,308 @@
+"""Sync of a cloud account: page by page, incremental, idempotent, never deleting what it could not see.
+
+    queue(session, account)            on demand (``POST /cloudaccounts/<id>/sync``) or when due
+                                       (the periodic job ``cloudaccounts-sync``)
+    Syncer (threads in every replica)  claims a queued account under a DB lease, runs ``sync_account``
+
+``sync_account`` walks ``drivers.base.CLOUD_KINDS`` in order (parents first). Each page is applied
+in its own transaction (core/region/cloud/apply.py): rows are matched on (manager_id, external_id),
+created or updated only when a field changed (an unchanged second sync writes nothing), and an
+object that fails to apply is recorded in the report and still counts as seen. A kind whose
+listing failed on any page is *incomplete*: nothing of that kind is deleted, and the account ends
+``partial`` with the reason. Only after a complete listing are rows the cloud no longer has
+deleted. Wrong credentials make the account ``unhealthy`` (and change nothing else).
+
+Progress (kind, pages, objects) and the final report live on the account row (``sync_report``);
+the lease is renewed per page, so a replica that dies mid-sync is taken over by another.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
+
+from core.db.base import utcnow
+from core.db.engine import begin_write
+from core.db.lease import release, try_acquire
+from core.region.cloud import apply
+from core.region.cloud.config import provider_of
+from core.region.models import Cloudaccount, Cloudprovider
+from drivers.base import CLOUD_KINDS, DriverError, ProviderAuthError
+
+log = logging.getLogger("cloudpods.cloudsync")
+
+LEASE_S = 120.0
+IDLE_POLL_S = 2.0
+WAKEUP = threading.Event()
+MAX_ERRORS = 50  # per kind, kept in the report
+
+
+def lease_name(account_id: str) -> str:
+    return f"cloudsync:{account_id}"
+
+
+def queue(session: Session, account: Cloudaccount) -> bool:
+    """Ask for a sync (a no-op while one is queued or running); True if newly queued."""
+    if account.sync_status in ("queued", "syncing"):
+        return False
+    account.sync_status = "queued"
+    session.info["cloudsync_queued"] = True
+    return True
+
+
+def due(session: Session) -> int:
+    """The periodic job: enabled accounts whose last sync is older than their interval are queued."""
+    begin_write(session)
+    now = utcnow()
+    n = 0
+    for a in session.scalars(select(Cloudaccount).where(Cloudaccount.enabled.is_(True),
+                                                        Cloudaccount.sync_status == "idle")):
+        if a.sync_interval_seconds > 0 and (a.last_sync is None or
+                                            a.last_sync < now - timedelta(seconds=a.sync_interval_seconds)):
+            n += int(queue(session, a))
+    session.commit()
+    if n:
+        WAKEUP.set()
+    return n
+
+
+class Report:
+    """What a sync saw and did, per kind; ``errors`` name the object (or page) and the reason."""
+
+    def __init__(self) -> None:
+        self.kinds: dict[str, dict[str, Any]] = {}
+        self.incomplete: list[str] = []
+        self.started = time.monotonic()
+
+    def kind(self, kind: str) -> dict[str, Any]:
+        return self.kinds.setdefault(kind, {"seen": 0, "created": 0, "updated": 0, "deleted": 0, "pages": 0,
+                                            "errors": []})
+
+    def error(self, kind: str, what: str) -> None:
+        errs = self.kind(kind)["errors"]
+        if len(errs) < MAX_ERRORS:
+            errs.append(what[:500])
+
+    def as_dict(self, done: bool) -> dict[str, Any]:
+        changed = sum(k["created"] + k["updated"] + k["deleted"] for k in self.kinds.values())
+        return {"done": done, "seconds": round(time.monotonic() - self.started, 3), "changed": changed,
+                "incomplete": list(self.incomplete), "kinds": self.kinds}
+
+
+def _progress(db: Any, account_id: str, report: Report, phase: str, owner: str) -> None:
+    with db.session() as s:
+        if not try_acquire(s, lease_name(account_id), owner, LEASE_S):
+            raise _LostLease(account_id)
+    with db.session() as s:
+        begin_write(s, background=True)
+        s.execute(update(Cloudaccount).where(Cloudaccount.id == account_id)
+                  .values(sync_report={**report.as_dict(False), "phase": phase}))
+        s.commit()
+
+
+class _LostLease(Exception):
+    pass
+
+
+def sync_account(db: Any, account_id: str, owner: str) -> dict[str, Any]:
+    """One full sync of the account (the caller holds its lease); the report."""
+    report = Report()
+    with db.session() as s:
+        acct = s.get(Cloudaccount, account_id)
+        if acct is None:
+            return {"error": "account gone"}
+        prov = s.scalar(select(Cloudprovider).where(Cloudprovider.cloudaccount_id == acct.id))
+        if prov is None:
+            return {"error": "account has no cloudprovider"}
+        ctx = apply.Context.of(acct, prov)
+        try:
+            provider = provider_of(acct)
+        except Exception as exc:  # a missing SDK, an undecryptable secret: the account cannot sync
+            return _finish(db, account_id, report, "unhealthy", _why(exc))
+    try:
+        try:
+            provider.validate()
+        except ProviderAuthError as exc:
+            return _finish(db, account_id, report, "unhealthy", f"the cloud refused the credentials: {exc}")
+        except Exception as exc:
+            return _finish(db, account_id, report, "unhealthy", f"the cloud cannot be reached: {_why(exc)}")
+        seen: dict[str, set[str]] = {}
+        for kind in CLOUD_KINDS:
+            seen[kind] = set()
+            if not _walk(db, provider, ctx, kind, seen[kind], report, owner):
+                report.incomplete.append(kind)
+        # children before parents; a kind whose listing was incomplete deletes nothing
+        for kind in apply.PURGE_ORDER:
+            if kind not in report.incomplete:
+                _delete_gone(db, ctx, kind, seen[kind], report)
+        if report.incomplete:
+            errs = [e for k in report.incomplete for e in report.kind(k)["errors"][:1]]
+            reason = (f"not every {', '.join(report.incomplete)} could be listed: nothing of those was deleted; "
+                      + "; ".join(errs))
+            return _finish(db, account_id, report, "partial", reason)
+        return _finish(db, account_id, report, "connected", "")
+    finally:
+        provider.close()
+
+
+def _walk(db: Any, provider: Any, ctx: apply.Context, kind: str, seen: set[str], report: Report,
+          owner: str) -> bool:
+    """List ``kind`` page by page, applying each page; False if a page failed (listing incomplete)."""
+    token = ""
+    stats = report.kind(kind)
+    while True:
+        _progress(db, ctx.account_id, report, kind, owner)
+        try:
+            page = provider.fetch_page(kind, token)
+        except Exception as exc:
+            report.error(kind, f"page {stats['pages'] + 1}: {_why(exc)}")
+            log.warning("cloud account %s: listing %s failed: %s", ctx.account_name, kind, _why(exc))
+            return False
+        stats["pages"] += 1
+        with db.session() as s:
+            begin_write(s, background=True)
+            apply.apply_page(s, ctx, kind, list(page.items), seen, stats, report.error)
+            s.commit()
+        if not page.next_token:
+            return True
+        if page.next_token == token:
+            report.error(kind, f"page {stats['pages']}: the cloud returned the same page token again")
+            return False
+        token = page.next_token
+
+
+def _delete_gone(db: Any, ctx: apply.Context, kind: str, seen: set[str], report: Report) -> None:
+    with db.session() as s:
+        begin_write(s, background=True)
+        apply.delete_gone(s, ctx, kind, seen, report.kind(kind), report.error)
+        s.commit()
+
+
+def _finish(db: Any, account_id: str, report: Report, status: str, reason: str) -> dict[str, Any]:
+    out = report.as_dict(True)
+    out["status"] = status
+    if reason:
+        out["reason"] = reason
+    with db.session() as s:
+        begin_write(s, background=True)
+        acct = s.get(Cloudaccount, account_id)
+        if acct is not None:
+            acct.status, acct.status_reason = status, reason[:4000]
+            acct.sync_report = out
+            acct.last_sync = acct.last_sync_end_at = utcnow()
+            acct.sync_status = "idle"
+            for p in s.scalars(select(Cloudprovider).where(Cloudprovider.cloudaccount_id == account_id)):
+                p.status, p.last_sync, p.sync_status = status, acct.last_sync, "idle"
+        s.commit()
+    log.info("cloud account %s synced: %s in %.2f s (%d change(s))%s", account_id, status, out["seconds"],
+             out["changed"], f": {reason}" if reason else "")
+    return out
+
+
+def _why(exc: BaseException) -> str:
+    if isinstance(exc, DriverError):
+        return str(exc)
+    return getattr(exc, "details", None) or str(exc) or type(exc).__name__
+
+
+# ---- the runner in every replica -------------------------------------------------------------------
+def claim(db: Any, owner: str) -> str | None:
+    """A queued account (or one whose syncing replica died: its lease expired) for ``owner``."""
+    with db.session() as s:
+        cands = list(s.scalars(select(Cloudaccount.id).where(
+            or_(Cloudaccount.sync_status == "queued", Cloudaccount.sync_status == "syncing"))
+            .order_by(Cloudaccount.updated_at).limit(20)))
+    for aid in cands:
+        with db.session() as s:
+            if not try_acquire(s, lease_name(aid), owner, LEASE_S):
+                continue
+        with db.session() as s:
+            begin_write(s, background=True)
+            res = s.execute(update(Cloudaccount).where(Cloudaccount.id == aid,
+                                                       Cloudaccount.sync_status.in_(("queued", "syncing")))
+                            .values(sync_status="syncing"))
+            s.commit()
+        if res.rowcount == 1:  # type: ignore[attr-defined]
+            return aid
+        with db.session() as s:
+            release(s, lease_name(aid), owner)
+    return None
+
+
+def run_one(db: Any, owner: str) -> dict[str, Any] | None:
+    aid = claim(db, owner)
+    if aid is None:
+        return None
+    try:
+        return sync_account(db, aid, owner)
+    except _LostLease:
+        log.warning("cloud account %s: another replica took its sync over", aid)
+        return None
+    except Exception as exc:  # a bug: the account must not stay 'syncing' for ever
+        log.exception("cloud account %s: sync failed", aid)
+        report = Report()
+        report.error("sync", _why(exc))
+        return _finish(db, aid, report, "partial", f"the sync stopped: {_why(exc)}")
+    finally:
+        with db.session() as s:
+            release(s, lease_name(aid), owner)
+
+
+class Syncer:
+    """Threads that run queued syncs (a separate pool: a sync may take minutes)."""
+
+    def __init__(self, db: Any, owner: str, threads: int = 1) -> None:
+        self.db, self.owner, self.threads = db, owner, threads
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        for i in range(self.threads):
+            th = threading.Thread(target=self._loop, name=f"cloudsync-{i}", daemon=True)
+            th.start()
+            self._threads.append(th)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        WAKEUP.set()
+        for th in self._threads:
+            th.join(timeout)
+        self._threads.clear()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                if run_one(self.db, self.owner) is not None:
+                    continue
+            except Exception:
+                log.exception("cloud sync runner error")
+                self._stop.wait(2.0)
+                continue
+            WAKEUP.wait(float(os.environ.get("CLOUDPODS_CLOUDSYNC_POLL_S", IDLE_POLL_S)))
+            WAKEUP.clear()
+
+
+def _after_commit(session: Session) -> None:
+    if session.info.pop("cloudsync_queued", False):
+        WAKEUP.set()
+
+
+def _after_rollback(session: Session) -> None:
+    session.info.pop("cloudsync_queued", None)
+
+
+def install_hooks() -> None:
+    from sqlalchemy import event
+
+    if not event.contains(Session, "after_commit", _after_commit):
+        event.listen(Session, "after_commit", _after_commit)
+        event.listen(Session, "after_rollback", _after_rollback)
+
+
+install_hooks()

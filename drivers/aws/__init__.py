@@ -1,0 +1,1 @@
+"""AWS (EC2) as a cloud provider, on boto3: sync (provider.py) and instances (compute.py)."""

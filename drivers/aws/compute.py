@@ -1,0 +1,254 @@
+"""AWS instances of one availability zone as a hosted driver: the executor runs the host
+contract's work items (deploy, start, stop, restart, delete, status) on it.
+
+A server is found by the tag ``cloudpods:server-id`` (instances a server-create made) or, for
+instances the sync imported, by the server id the sync gave them: uuid5 of the cloudprovider and
+the instance id (drivers.base ``imported_server_id``), so nothing is kept on the controller's disk.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from drivers.aws.provider import INSTANCE_TYPES, SERVER_TAG, instance_of
+from drivers.aws.session import AwsAccount, call
+from drivers.base import (
+    Capability,
+    Deployed,
+    Guest,
+    GuestNotFound,
+    GuestStatus,
+    HostEnv,
+    HostFacts,
+    HypervisorError,
+    InstanceDisk,
+    InstanceSpec,
+    InvalidSpec,
+    imported_server_id,
+    not_supported,
+)
+
+VERSION = "1"
+CAPABILITIES = frozenset({Capability.GRACEFUL_STOP, Capability.REBOOT})
+WAIT_S = 300.0
+
+
+def pick_instance_type(vcpu: int, memory_mb: int) -> str:
+    """The smallest known type with at least the asked vCPUs and memory."""
+    fits = [(m, c, t) for t, (c, m) in INSTANCE_TYPES.items() if c >= vcpu and m >= memory_mb]
+    if not fits:
+        raise InvalidSpec(f"aws: no instance type with {vcpu} vCPU and {memory_mb} MB")
+    return min(fits)[2]
+
+
+class AwsInstances:
+    """The zone's instances as a HypervisorDriver (what the contract's handlers call)."""
+
+    name = "aws"
+    capabilities = CAPABILITIES
+
+    def __init__(self, config: Mapping[str, Any]) -> None:
+        self.acct = AwsAccount(config)
+        self.region = str(config.get("region") or self.acct.default_region)
+        self.zone = str(config.get("zone") or "")
+        self.manager_id = str(config.get("manager_id") or "")
+        self.ec2 = self.acct.ec2(self.region)
+
+    # ---- finding a server's instance -----------------------------------------------------------
+    def _describe(self, **kw: Any) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        token = ""
+        while True:
+            args = dict(kw)
+            if token:
+                args["NextToken"] = token
+            page = call("DescribeInstances", self.ec2.describe_instances, **args)
+            out += [i for r in page.get("Reservations") or [] for i in r.get("Instances") or []
+                    if (i.get("State") or {}).get("Name") != "terminated"]
+            token = str(page.get("NextToken") or "")
+            if not token:
+                return out
+
+    def find(self, guest_id: str) -> dict[str, Any]:
+        if guest_id.startswith("i-"):
+            found = self._describe(Filters=[{"Name": "instance-id", "Values": [guest_id]}])
+        else:
+            found = self._describe(Filters=[{"Name": f"tag:{SERVER_TAG}", "Values": [guest_id]}])
+            if not found and self.manager_id:
+                filters = [{"Name": "availability-zone", "Values": [self.zone]}] if self.zone else []
+                found = [i for i in self._describe(Filters=filters) if
+                         imported_server_id(self.manager_id, i["InstanceId"]) == guest_id]
+        if not found:
+            raise GuestNotFound(guest_id)
+        return found[0]
+
+    def get_guest(self, guest_id: str) -> Guest:
+        ci = instance_of(self.find(guest_id))
+        return Guest(id=ci.external_id, name=ci.name, status=ci.status,
+                     extra={"state": ci.extra.get("state", ""), "instance_type": ci.instance_type})
+
+    def list_guests(self) -> list[Guest]:
+        filters = [{"Name": "availability-zone", "Values": [self.zone]}] if self.zone else []
+        return [Guest(id=c.external_id, name=c.name, status=c.status)
+                for c in (instance_of(i) for i in self._describe(Filters=filters))]
+
+    def _wait(self, iid: str, want: set[str]) -> str:
+        end = time.monotonic() + WAIT_S
+        state = ""
+        while time.monotonic() < end:
+            found = self._describe(Filters=[{"Name": "instance-id", "Values": [iid]}])
+            state = (found[0].get("State") or {}).get("Name", "") if found else "terminated"
+            if state in want:
+                return str(state)
+            time.sleep(1.0)
+        raise HypervisorError(f"aws: instance {iid} is still {state} after {WAIT_S:.0f} s")
+
+    # ---- power ---------------------------------------------------------------------------------
+    def start_guest(self, guest_id: str) -> None:
+        iid = self.find(guest_id)["InstanceId"]
+        call("StartInstances", self.ec2.start_instances, InstanceIds=[iid])
+        self._wait(iid, {"running"})
+
+    def stop_guest(self, guest_id: str, *, timeout: float = 60.0) -> None:
+        iid = self.find(guest_id)["InstanceId"]
+        call("StopInstances", self.ec2.stop_instances, InstanceIds=[iid], Force=timeout <= 0)
+        self._wait(iid, {"stopped"})
+
+    def reboot_guest(self, guest_id: str) -> None:
+        iid = self.find(guest_id)["InstanceId"]
+        call("RebootInstances", self.ec2.reboot_instances, InstanceIds=[iid])
+
+    def reset_guest(self, guest_id: str) -> None:
+        not_supported(self.name, "reset")
+
+    def suspend_guest(self, guest_id: str) -> None:
+        not_supported(self.name, "suspend")
+
+    def resume_guest(self, guest_id: str) -> None:
+        not_supported(self.name, "resume")
+
+    def delete_guest(self, guest_id: str) -> None:
+        iid = self.find(guest_id)["InstanceId"]
+        call("TerminateInstances", self.ec2.terminate_instances, InstanceIds=[iid])
+        self._wait(iid, {"terminated"})
+
+    def create_guest(self, spec: Any, *, start: bool = True) -> Guest:
+        not_supported(self.name, "create_guest (use deploy)")
+
+    def watch_events(self, callback: Callable[[Any], None]) -> None:
+        return None
+
+    def host_facts(self) -> HostFacts:
+        # a cloud zone has no fixed size: large numbers, so only quotas bound what is placed there
+        return HostFacts(hostname=self.zone or self.region, arch="x86_64", cpu_model="aws", cpu_count=100_000,
+                         cpu_mhz=0, sockets=1, cores_per_socket=100_000, threads_per_core=1,
+                         memory_mb=1 << 30, numa=(), hypervisor="aws", hypervisor_version=VERSION,
+                         guest_types=("aws",), storage=(), nics=(), gpus=())
+
+    def close(self) -> None:
+        self.acct.close()
+
+
+class AwsHosted:
+    """The HostedDriver the executor builds for an AWS zone host."""
+
+    name = "aws"
+    version = VERSION
+    capabilities = CAPABILITIES
+
+    def __init__(self, env: HostEnv) -> None:
+        self.env = env
+        self.driver = AwsInstances(env.options)
+
+    def validate(self) -> None:
+        call("DescribeAvailabilityZones", self.driver.ec2.describe_availability_zones,
+             ZoneNames=[self.driver.zone] if self.driver.zone else [])
+
+    def _subnet_for(self, ip: str, vpc_id: str) -> str:
+        import ipaddress
+
+        filters = [{"Name": "availability-zone", "Values": [self.driver.zone]}]
+        if vpc_id.startswith("vpc-"):
+            filters.append({"Name": "vpc-id", "Values": [vpc_id]})
+        subnets = call("DescribeSubnets", self.driver.ec2.describe_subnets, Filters=filters).get("Subnets") or []
+        for s in subnets:
+            if ipaddress.ip_address(ip) in ipaddress.ip_network(s["CidrBlock"]):
+                return str(s["SubnetId"])
+        raise InvalidSpec(f"aws: no subnet of zone {self.driver.zone} holds {ip}")
+
+    def _key_name(self, public_key: str) -> str:
+        name = "cloudpods-" + hashlib.sha256(public_key.strip().encode()).hexdigest()[:16]
+        have = call("DescribeKeyPairs", self.driver.ec2.describe_key_pairs,
+                    Filters=[{"Name": "key-name", "Values": [name]}]).get("KeyPairs") or []
+        if not have:
+            call("ImportKeyPair", self.driver.ec2.import_key_pair, KeyName=name,
+                 PublicKeyMaterial=public_key.strip().encode())
+        return name
+
+    def deploy(self, spec: InstanceSpec) -> Deployed:
+        try:  # a redelivered item: the instance exists already
+            found = self.driver.find(spec.server_id)
+            return Deployed(guest_id=found["InstanceId"], status=instance_of(found).status)
+        except GuestNotFound:
+            pass
+        if not spec.disks or not spec.disks[0].image_id:
+            raise InvalidSpec("aws: the system disk needs an image (an AMI: --disk <cachedimage>)")
+        if not spec.nics:
+            raise InvalidSpec("aws: a server needs a network (a synced subnet)")
+        nic = spec.nics[0]
+        args: dict[str, Any] = {
+            "ImageId": spec.disks[0].image_id, "MinCount": 1, "MaxCount": 1,
+            "InstanceType": pick_instance_type(spec.vcpu, spec.memory_mb),
+            "SubnetId": self._subnet_for(nic.ip, nic.bridge), "PrivateIpAddress": nic.ip,
+            "Placement": {"AvailabilityZone": self.driver.zone},
+            "TagSpecifications": [{"ResourceType": "instance", "Tags": [
+                {"Key": "Name", "Value": spec.name}, {"Key": SERVER_TAG, "Value": spec.server_id}]}],
+            "BlockDeviceMappings": [{"DeviceName": "/dev/xvda", "Ebs": {
+                "VolumeSize": max(1, (spec.disks[0].size_mb + 1023) // 1024), "DeleteOnTermination": True}}],
+        }
+        if spec.ssh_keys:
+            args["KeyName"] = self._key_name(spec.ssh_keys[0])
+        if spec.user_data:
+            args["UserData"] = base64.b64encode(spec.user_data.encode()).decode()
+        out = call("RunInstances", self.driver.ec2.run_instances, **args)
+        iid = str(out["Instances"][0]["InstanceId"])
+        self.driver._wait(iid, {"running"})
+        if not spec.auto_start:  # AWS starts what it creates; the server asked to stay stopped
+            call("StopInstances", self.driver.ec2.stop_instances, InstanceIds=[iid])
+            self.driver._wait(iid, {"stopped"})
+        return Deployed(guest_id=iid, status=GuestStatus.RUNNING if spec.auto_start else GuestStatus.STOPPED)
+
+    def remove(self, server_id: str) -> bool:
+        try:
+            self.driver.delete_guest(server_id)
+        except GuestNotFound:
+            return False
+        return True
+
+    def reconfigure(self, server_id: str, *, vcpu: int, memory_mb: int) -> None:
+        not_supported(self.name, "change_config")
+
+    def attach_disk(self, server_id: str, disk: InstanceDisk) -> tuple[str, bool]:
+        not_supported(self.name, "attach_disk")
+
+    def detach_disk(self, server_id: str, disk: InstanceDisk, *, keep: bool = True) -> bool:
+        not_supported(self.name, "detach_disk")
+
+    def rebuild_root(self, spec: InstanceSpec) -> Deployed:
+        not_supported(self.name, "rebuild_root")
+
+    def keep_disks(self, server_id: str, disks: list[InstanceDisk]) -> list[tuple[str, str]]:
+        # EBS volumes a server keeps are the cloud's: they stay where they are
+        return [(d.id, d.access_path) for d in disks]
+
+    def persist(self, server_id: str) -> None:
+        return None  # the cloud keeps the instance; nothing to keep here
+
+    def restore(self) -> list[tuple[str, str]]:
+        return []
+
+    def close(self) -> None:
+        self.driver.close()

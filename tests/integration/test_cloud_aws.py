@@ -1,0 +1,317 @@
+"""Public clouds end to end through climc, against moto's server playing AWS (PEERS.md "AWS").
+
+A cloud account is created and synced (zones become executor hosts of the aws driver), a server
+is created, stopped, started and deleted through climc and seen in EC2 with boto3; an instance
+made directly in the cloud appears after a sync and goes after it is terminated; a page that fails
+leaves the account ``partial`` with nothing deleted; refused keys are a clear error and make the
+account ``unhealthy``; another project sees none of it.
+"""
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support.controller import Controller
+from tests.support.moto import FailingProxy, Moto, have_moto, moto_server
+
+B = "/api/s/compute_v2"
+SECRET = "s3cret-Of-The-Account-9"
+
+
+@pytest.fixture(scope="module")
+def moto() -> Iterator[Moto]:
+    have_moto()
+    with moto_server() as m:
+        yield m
+
+
+@pytest.fixture(scope="module")
+def ctl(tmp_path_factory: pytest.TempPathFactory, moto: Moto) -> Iterator[Controller]:
+    c = Controller.init(tmp_path_factory.mktemp("cloud"))
+    c.env["CLOUDPODS_JOB_CLOUDSYNC"] = "0"  # syncs on demand only: the tests decide when
+    c.serve()
+    yield c
+    c.stop()
+
+
+@pytest.fixture()
+def cloud(moto: Moto) -> Iterator[Moto]:
+    moto.reset()
+    yield moto
+
+
+def wait_for(fn: Callable[[], Any], timeout: float, what: str) -> Any:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        v = fn()
+        if v:
+            return v
+        time.sleep(0.3)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def climc_json(ctl: Controller, *args: str) -> Any:
+    r = ctl.climc(*args, "-o", "json")
+    assert r.returncode == 0, (args, r.stderr)
+    return json.loads(r.stdout)
+
+
+def create_account(ctl: Controller, name: str, url: str, *extra: str, key: str = "testing",
+                   secret: str = SECRET) -> Any:
+    r = ctl.climc("cloud-account-create-aws", name, "--access-key", key, "--access-url", url, "--region",
+                  "us-east-1", "--no-sync", *extra, "-o", "json", env={**ctl.env, "CLOUDPODS_CLOUD_SECRET": secret})
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+def sync(ctl: Controller, name: str) -> Any:
+    r = ctl.climc("cloud-account-sync", name, "--wait", "--timeout", "120")
+    return r
+
+
+def drop_account(ctl: Controller, name: str) -> None:
+    assert ctl.climc("cloud-account-disable", name).returncode == 0
+    r = ctl.climc("cloud-account-delete", name)
+    assert r.returncode == 0, r.stderr
+
+
+def servers(ctl: Controller, **params: str) -> list[dict[str, Any]]:
+    r = ctl.api.get(f"{B}/servers", params={"limit": 1000, **params})
+    assert r.status_code == 200, r.text
+    return list(r.json()["servers"])
+
+
+def server_status(ctl: Controller, name: str, want: str, timeout: float = 90) -> dict[str, Any]:
+    last: dict[str, Any] = {}
+
+    def check() -> bool:
+        nonlocal last
+        r = ctl.api.get(f"{B}/servers/{name}")
+        last = r.json().get("server", {}) if r.status_code == 200 else {"status": str(r.status_code)}
+        if want == "gone":
+            return r.status_code == 404
+        return last.get("status") == want
+
+    wait_for(check, timeout, f"server {name} {want} (last: {last.get('status')} {last.get('status_reason', '')})")
+    return last
+
+
+def instances(ec2: Any, **filters: str) -> list[dict[str, Any]]:
+    f = [{"Name": k, "Values": [v]} for k, v in filters.items()]
+    return [i for r in ec2.describe_instances(Filters=f)["Reservations"] for i in r["Instances"]]
+
+
+def base_image(ec2: Any) -> str:
+    """An AMI this account owns (what a user uploads): made from moto's stock image."""
+    stock = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    iid = ec2.run_instances(ImageId=stock, MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+    ami = ec2.create_image(InstanceId=iid, Name="cp-base")["ImageId"]
+    ec2.terminate_instances(InstanceIds=[iid])
+    return str(ami)
+
+
+def subnet_of(ec2: Any, zone: str) -> str:
+    subnets = ec2.describe_subnets(Filters=[{"Name": "availability-zone", "Values": [zone]}])["Subnets"]
+    return str(subnets[0]["SubnetId"])
+
+
+# ---- tests -----------------------------------------------------------------------------------------
+def test_an_account_syncs_the_cloud_its_secret_stays_hidden_and_a_second_sync_writes_nothing(
+        ctl: Controller, cloud: Moto) -> None:
+    acct = create_account(ctl, "aws-a", cloud.url)
+    assert acct["provider"] == "Aws" and acct["account"] == "testing" and "secret" not in acct
+    r = sync(ctl, "aws-a")
+    assert r.returncode == 0, r.stderr
+    shown = climc_json(ctl, "cloud-account-show", "aws-a")
+    assert shown["status"] == "connected" and shown["sync_status"] == "idle" and "secret" not in shown
+    assert SECRET not in json.dumps(shown)
+    if ctl.db_url.startswith("sqlite"):
+        assert SECRET.encode() not in Path(ctl.data_dir / "cloudpods.db").read_bytes()
+    ec2 = cloud.client()
+    zones = {z["ZoneName"] for z in ec2.describe_availability_zones()["AvailabilityZones"]}
+    hosts = ctl.api.get(f"{B}/hosts", params={"limit": 100, "host_type": "aws"}).json()["hosts"]
+    assert {h["name"] for h in hosts} == {f"aws-a-{z}" for z in zones}
+    assert all(h["target"] == "executor" and h["driver"] == "aws" and h["host_status"] == "online" for h in hosts)
+    assert all(h.get("driver_config", {}).get("secret") == "******" for h in hosts)
+    nets = ctl.api.get(f"{B}/networks", params={"limit": 100}).json()["networks"]
+    subnets = {s["SubnetId"] for s in ec2.describe_subnets()["Subnets"]}
+    assert subnets <= {n["name"] for n in nets}
+    provs = ctl.api.get(f"{B}/cloudproviders").json()["cloudproviders"]
+    assert [p["cloudaccount"] for p in provs] == ["aws-a"] and provs[0]["id"] == shown["cloudprovider_id"]
+    report = climc_json(ctl, "cloud-account-show", "aws-a")["sync_report"]
+    assert report["changed"] > 0
+    r = sync(ctl, "aws-a")
+    assert r.returncode == 0, r.stderr
+    again = climc_json(ctl, "cloud-account-show", "aws-a")["sync_report"]
+    assert again["changed"] == 0, again
+    drop_account(ctl, "aws-a")
+    assert ctl.api.get(f"{B}/hosts", params={"host_type": "aws"}).json()["hosts"] == []
+
+
+def test_a_server_created_stopped_started_and_deleted_through_climc_is_an_ec2_instance(
+        ctl: Controller, cloud: Moto) -> None:
+    ec2 = cloud.client()
+    ami = base_image(ec2)
+    create_account(ctl, "aws-b", cloud.url)
+    assert sync(ctl, "aws-b").returncode == 0
+    images = ctl.api.get(f"{B}/cachedimages").json()["cachedimages"]
+    assert [(i["name"], i["external_id"], i["status"]) for i in images] == [("cp-base", ami, "active")]
+    subnet = subnet_of(ec2, "us-east-1a")
+    r = ctl.climc("server-create", "vm-aws", "--ncpu", "1", "--mem-spec", "1g", "--disk", "cp-base", "--net", subnet,
+                  "--host", "aws-b-us-east-1a", "--hypervisor", "aws", "--auto-start")
+    assert r.returncode == 0, r.stderr
+    srv = server_status(ctl, "vm-aws", "running")
+    found = instances(ec2, **{"tag:cloudpods:server-id": srv["id"]})
+    assert len(found) == 1 and found[0]["State"]["Name"] == "running", found
+    inst = found[0]
+    assert inst["ImageId"] == ami and inst["SubnetId"] == subnet and inst["InstanceType"] == "t2.micro"
+    assert inst["PrivateIpAddress"] in json.dumps(srv), (inst["PrivateIpAddress"], srv.get("ips"))
+    assert ctl.climc("server-stop", "vm-aws").returncode == 0
+    server_status(ctl, "vm-aws", "ready")
+    assert instances(ec2, **{"instance-id": inst["InstanceId"]})[0]["State"]["Name"] == "stopped"
+    assert ctl.climc("server-start", "vm-aws").returncode == 0
+    server_status(ctl, "vm-aws", "running")
+    assert instances(ec2, **{"instance-id": inst["InstanceId"]})[0]["State"]["Name"] == "running"
+    # a sync links the row to its instance: no second server appears for it
+    assert sync(ctl, "aws-b").returncode == 0
+    mine = [s for s in servers(ctl) if s["name"] == "vm-aws"]
+    assert len(mine) == 1 and mine[0]["external_id"] == inst["InstanceId"], mine
+    assert ctl.climc("server-delete", "-f", "vm-aws").returncode == 0
+    server_status(ctl, "vm-aws", "gone")
+    assert instances(ec2, **{"instance-id": inst["InstanceId"]})[0]["State"]["Name"] == "terminated"
+    drop_account(ctl, "aws-b")
+
+
+def test_an_instance_made_in_the_cloud_appears_after_a_sync_obeys_climc_and_goes_when_terminated(
+        ctl: Controller, cloud: Moto) -> None:
+    ec2 = cloud.client()
+    stock = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    iid = ec2.run_instances(ImageId=stock, MinCount=1, MaxCount=1, InstanceType="t3.small",
+                            SubnetId=subnet_of(ec2, "us-east-1b"), TagSpecifications=[{
+                                "ResourceType": "instance", "Tags": [{"Key": "Name", "Value": "made-in-cloud"}]}]
+                            )["Instances"][0]["InstanceId"]
+    create_account(ctl, "aws-c", cloud.url)
+    assert sync(ctl, "aws-c").returncode == 0
+    srv = server_status(ctl, "made-in-cloud", "running")
+    assert srv["external_id"] == iid and srv["host"] == "aws-c-us-east-1b" and srv["vcpu_count"] == 2
+    ip = instances(ec2, **{"instance-id": iid})[0]["PrivateIpAddress"]
+    assert ip in json.dumps(srv)
+    # the imported server is operable like any other
+    assert ctl.climc("server-stop", "made-in-cloud").returncode == 0
+    server_status(ctl, "made-in-cloud", "ready")
+    assert instances(ec2, **{"instance-id": iid})[0]["State"]["Name"] == "stopped"
+    ec2.terminate_instances(InstanceIds=[iid])
+    assert sync(ctl, "aws-c").returncode == 0
+    server_status(ctl, "made-in-cloud", "gone")
+    drop_account(ctl, "aws-c")
+
+
+def test_a_failing_page_leaves_the_account_partial_and_deletes_nothing(ctl: Controller, cloud: Moto) -> None:
+    ec2 = cloud.client()
+    stock = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    # one reservation each: EC2 (and moto) page DescribeInstances by reservation
+    made = [ec2.run_instances(ImageId=stock, MinCount=1, MaxCount=1, InstanceType="t3.micro",
+                              TagSpecifications=[{"ResourceType": "instance",
+                                                  "Tags": [{"Key": "Name", "Value": "bulk"}]}])["Instances"][0]
+            for _ in range(12)]
+    proxy = FailingProxy(cloud.url)
+    try:
+        create_account(ctl, "aws-p", proxy.url, "--page-size", "5")
+        assert sync(ctl, "aws-p").returncode == 0
+        assert len([s for s in servers(ctl) if s["name"] == "bulk"]) == 12
+        ec2.terminate_instances(InstanceIds=[made[0]["InstanceId"]])
+        # the second page of the instance listing fails
+        proxy.fail = lambda body: "Action=DescribeInstances" in body and "NextToken=" in body
+        r = sync(ctl, "aws-p")
+        assert r.returncode == 1 and "partial" in r.stderr, (r.stdout, r.stderr)
+        assert proxy.failed >= 1
+        acct = climc_json(ctl, "cloud-account-show", "aws-p")
+        assert acct["status"] == "partial" and "servers" in acct["status_reason"], acct
+        assert "InjectedFailure" in acct["status_reason"]
+        assert len([s for s in servers(ctl) if s["name"] == "bulk"]) == 12  # nothing it could not see is gone
+        proxy.fail = lambda body: False
+        assert sync(ctl, "aws-p").returncode == 0
+        assert climc_json(ctl, "cloud-account-show", "aws-p")["status"] == "connected"
+        assert len([s for s in servers(ctl) if s["name"] == "bulk"]) == 11
+    finally:
+        proxy.close()
+    drop_account(ctl, "aws-p")
+
+
+def test_refused_keys_are_a_clear_error_and_make_the_account_unhealthy(ctl: Controller) -> None:
+    have_moto()
+    with moto_server(auth_free_calls=4) as m:  # then every call needs keys IAM knows
+        iam = m.client("iam")
+        iam.create_user(UserName="cp")
+        iam.put_user_policy(UserName="cp", PolicyName="all", PolicyDocument=json.dumps({
+            "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}))
+        key = iam.create_access_key(UserName="cp")["AccessKey"]
+        spare = iam.create_access_key(UserName="cp")["AccessKey"]
+        r = ctl.climc("cloud-account-create-aws", "aws-bad", "--access-key", "AKIAWRONGWRONG", "--access-url", m.url,
+                      "--region", "us-east-1", "--no-sync", env={**ctl.env, "CLOUDPODS_CLOUD_SECRET": "nope"})
+        assert r.returncode == 1 and "refused the credentials" in r.stderr and "AuthFailure" in r.stderr, r.stderr
+        assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+        assert ctl.api.get(f"{B}/cloudaccounts/aws-bad").status_code == 404  # nothing stored
+        create_account(ctl, "aws-k", m.url, key=key["AccessKeyId"], secret=key["SecretAccessKey"])
+        assert sync(ctl, "aws-k").returncode == 0
+        hosts_before = len(ctl.api.get(f"{B}/hosts", params={"host_type": "aws", "limit": 100}).json()["hosts"])
+        # the key is revoked in the cloud
+        m.client("iam", key["AccessKeyId"], key["SecretAccessKey"]).delete_access_key(
+            UserName="cp", AccessKeyId=key["AccessKeyId"])
+        r = sync(ctl, "aws-k")
+        assert r.returncode == 1 and "unhealthy" in r.stderr and "refused the credentials" in r.stderr, r.stderr
+        acct = climc_json(ctl, "cloud-account-show", "aws-k")
+        assert acct["status"] == "unhealthy" and "AuthFailure" in acct["status_reason"]
+        assert len(ctl.api.get(f"{B}/hosts", params={"host_type": "aws", "limit": 100}).json()["hosts"]) \
+            == hosts_before  # nothing deleted
+        # refused new keys change nothing; good ones make it connected again
+        r = ctl.climc("cloud-account-update-credential", "aws-k", "--access-key", "AKIAWRONGWRONG",
+                      env={**ctl.env, "CLOUDPODS_CLOUD_SECRET": "nope"})
+        assert r.returncode == 1 and "refused the credentials" in r.stderr
+        assert climc_json(ctl, "cloud-account-show", "aws-k")["account"] == key["AccessKeyId"]
+        r = ctl.climc("cloud-account-update-credential", "aws-k", "--access-key", spare["AccessKeyId"],
+                      env={**ctl.env, "CLOUDPODS_CLOUD_SECRET": spare["SecretAccessKey"]})
+        assert r.returncode == 0, r.stderr
+        assert sync(ctl, "aws-k").returncode == 0
+        assert climc_json(ctl, "cloud-account-show", "aws-k")["status"] == "connected"
+        drop_account(ctl, "aws-k")
+
+
+def test_another_project_sees_no_account_and_nothing_it_synced(ctl: Controller, cloud: Moto) -> None:
+    from tests.e2e.test_identity_support import admin, grant, login, mk_project, mk_user
+
+    ec2 = cloud.client()
+    base_image(ec2)
+    stock = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    ec2.run_instances(ImageId=stock, MinCount=1, MaxCount=1, TagSpecifications=[{
+        "ResourceType": "instance", "Tags": [{"Key": "Name", "Value": "private-vm"}]}])
+    acct = create_account(ctl, "aws-t", cloud.url)
+    assert sync(ctl, "aws-t").returncode == 0
+    srv = server_status(ctl, "private-vm", "running")
+    ks = admin(ctl)
+    p = mk_project(ks)
+    u = mk_user(ks, "pw-Secret-1")
+    grant(ks, f"projects/{p['id']}", u["id"], "admin")
+    tok = login(ctl, u["name"], "pw-Secret-1", {"project": {"id": p["id"]}})
+    with httpx.Client(base_url=ctl.url + B, headers={"X-Auth-Token": tok}, timeout=30) as c:
+        assert c.get("/cloudaccounts").json()["cloudaccounts"] == []
+        assert c.get("/cloudproviders").json()["cloudproviders"] == []
+        assert c.get("/cachedimages").json()["cachedimages"] == []
+        assert c.get(f"/cloudaccounts/{acct['id']}").status_code == 404
+        for action in ("sync", "disable", "update-credential"):
+            assert c.post(f"/cloudaccounts/{acct['id']}/{action}", json={}).status_code == 404, action
+        assert c.delete(f"/cloudaccounts/{acct['id']}").status_code == 404
+        assert c.get(f"/servers/{srv['id']}").status_code == 404
+        assert c.post(f"/servers/{srv['id']}/stop", json={}).status_code == 404
+        assert all(n["name"] != subnet_of(ec2, "us-east-1a") for n in c.get("/networks").json()["networks"])
+        r = c.post("/servers", json={"server": {"name": "steal", "vcpu_count": 1, "vmem_size": 1024,
+                                                "disks": ["cp-base"], "hypervisor": "aws"}})
+        assert r.status_code == 400 and "cp-base" in r.text, r.text
+    assert climc_json(ctl, "cloud-account-show", "aws-t")["enabled"] is True  # nothing changed for the owner
+    drop_account(ctl, "aws-t")
