@@ -3,6 +3,7 @@ the controller's websocket relay and the agent's outbound connection, driven by 
 
 - VNC: qemu's own VNC server (password-less, on 127.0.0.1) answers the RFB handshake and sends a
   framebuffer update through the proxy;
+- a browser: headless Chromium loads the console page (noVNC) and its canvas shows the screen;
 - serial: ``climc server-console`` in a terminal sees the guest's tty echo what it types, then,
   after a hard reset, the guest's boot marker; the serial log keeps recording meanwhile.
 """
@@ -21,8 +22,16 @@ from typing import Any
 from tests.e2e.test_agent_support import AgentProc, B, server, wait_for
 from tests.integration import test_agent_real
 from tests.integration.test_agent_real import VIRT_WORK, _upload
+from tests.support import chromium
 from tests.support.controller import Controller
+from tests.support.peers import need
 
+# true once noVNC's canvas holds a pixel that is not black (the guest's screen arrived)
+NONBLANK = """(() => { const c = document.querySelector('#screen canvas');
+  if (!c || !c.width || !c.height) return false;
+  const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+  for (let i = 0; i < d.length; i += 4) { if (d[i] | d[i + 1] | d[i + 2]) return true; }
+  return false; })()"""
 real_cloud = test_agent_real.real_cloud  # the fixture: a controller and a real agent on qemu:///system
 
 
@@ -89,6 +98,20 @@ def test_vnc_and_serial_console_of_a_real_guest_through_the_proxy(
         assert nrects >= 1
     finally:
         ws.close()
+
+    # a browser: headless Chromium opens the URL climc prints; noVNC (served by the controller from its
+    # Debian package) connects through the proxy and draws the guest's screen into its canvas
+    need(chromium.binary() is not None, "chromium missing: apt install chromium (scripts/setup-peers.d/console.sh)")
+    need(os.path.exists("/usr/share/novnc/core/rfb.js"), "noVNC missing: apt install novnc")
+    url = ctl.climc("server-vnc", "convm").stdout.strip()
+    with chromium.Chromium(tmp_path) as browser:
+        browser.navigate(url)
+        browser.wait_for("document.title", "console (connected)", 90)
+        browser.wait_for(NONBLANK, True, 90)
+        shot = browser.screenshot()
+        (tmp_path / "console.png").write_bytes(shot)
+        assert shot[:8] == b"\x89PNG\r\n\x1a\n"
+        assert browser.evaluate("location.href").endswith("/webconsole/vnc")  # the token left the address bar
 
     # serial: climc in a terminal; the guest's tty echoes, and a reset shows its boot through the console
     master, slave = os.openpty()
