@@ -66,6 +66,8 @@ __all__ = [
     "HostNic",
     "HostedDriver",
     "HypervisorDriver",
+    "ImageSaver",
+    "ImageUpload",
     "ImageSource",
     "InstanceDisk",
     "InstanceNic",
@@ -78,6 +80,7 @@ __all__ = [
     "NicSpec",
     "NotSupported",
     "NumaCell",
+    "Snapshottable",
     "StagedDisk",
     "StoragePath",
     "not_supported",
@@ -147,6 +150,8 @@ class Capability(str, enum.Enum):
     REBUILD_ROOT = "rebuild_root"
     COLD_MIGRATE = "cold_migrate"
     LIVE_MIGRATE = "live_migrate"
+    SNAPSHOT = "snapshot"  # disk snapshots: create, delete, reset a disk to one (drivers.base.Snapshottable)
+    SAVE_IMAGE = "save_image"  # a stopped guest's disk into a glance image (drivers.base.ImageSaver)
     VNC = "vnc"
     SERIAL_CONSOLE = "serial_console"
 
@@ -850,3 +855,35 @@ def imported_server_id(manager_id: str, external_id: str) -> str:
     """The id the sync gives the server row of a cloud instance it did not create: stable, so the
     zone's hosted driver finds the instance of a server id without state kept anywhere."""
     return str(_uuid.uuid5(_IMPORTED_NS, f"{manager_id}:{external_id}"))
+@runtime_checkable
+class Snapshottable(Protocol):
+    """A hosted driver that keeps point-in-time snapshots of a guest's disks (``Capability.SNAPSHOT``).
+
+    A snapshot is named by the region's snapshot id and kept with its disk (it moves with it).
+    ``create_snapshot`` works on a stopped or running guest and returns the disk's virtual size
+    (MiB); ``reset_disk`` needs the guest stopped; all three are idempotent (a redelivered item
+    finds its work done: create sees the snapshot, delete sees it gone).
+    """
+
+    def create_snapshot(self, server_id: str, disk: InstanceDisk, snapshot_id: str) -> int: ...
+
+    def delete_snapshot(self, server_id: str, disk: InstanceDisk, snapshot_id: str) -> bool: ...
+
+    def reset_disk(self, server_id: str, disk: InstanceDisk, snapshot_id: str) -> None: ...
+
+
+@runtime_checkable
+class ImageUpload(Protocol):
+    """A host's way into the controller's image service (``HostEnv.exchange`` may provide it): the
+    file streams into the queued image through glance's intake checks; glance's answer
+    (``{"id", "status", "size", "disk_format"}``) is returned, an intake refusal raised."""
+
+    def upload_image(self, image_id: str, path: str) -> Mapping[str, Any]: ...
+
+
+@runtime_checkable
+class ImageSaver(Protocol):
+    """A hosted driver that saves a stopped guest's disk as an image (``Capability.SAVE_IMAGE``):
+    the disk flattened (no backing file, no snapshots) and uploaded with ``ImageUpload``; glance's answer."""
+
+    def save_image(self, server_id: str, disk: InstanceDisk, image_id: str) -> Mapping[str, Any]: ...

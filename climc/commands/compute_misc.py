@@ -25,8 +25,8 @@ eip_list = make_list("eip-list", "eips", ["id", "name", "ip_addr", "bandwidth", 
                      "List elastic IPs")
 eip_show = make_show("eip-show", "eips", "eip", "Show an elastic IP")
 eip_delete = make_delete("eip-delete", "eips", "eip", "Delete elastic IPs")
-snapshot_list = make_list("snapshot-list", "snapshots", ["id", "name", "disk_id", "size", "status"],
-                          "List snapshots")
+snapshot_list = make_list("snapshot-list", "snapshots", ["id", "name", "disk", "size", "status", "created_at"],
+                          "List snapshots", [("disk", "disk")])
 
 
 @click.command("keypair-create")
@@ -100,6 +100,7 @@ def quota_show(obj: Any, project: str | None) -> None:
 @click.option("--servers", type=int, default=None)
 @click.option("--ips", type=int, default=None)
 @click.option("--images", type=int, default=None)
+@click.option("--snapshot", type=int, default=None, help="Disk snapshots")
 @output_options
 @click.pass_obj
 def quota_set(obj: Any, project: str | None, **limits: Any) -> None:

@@ -20,7 +20,9 @@ from drivers.base import (
     HostedDriver,
     InstanceDisk,
     InstanceNic,
+    ImageSaver,
     InstanceSpec,
+    Snapshottable,
 )
 
 Handler = Callable[[HostedDriver, Any], Any]
@@ -135,6 +137,39 @@ def migrate_cleanup(h: HostedDriver, p: hp.MigrateCleanupPayload) -> hp.MigrateC
     return hp.MigrateCleanupResult(deleted=_migratable(h, "migrate_cleanup").migrate_cleanup(p.server.id))
 
 
+def _snapshots(h: HostedDriver, op: str) -> Snapshottable:
+    if not isinstance(h, Snapshottable):
+        from drivers.base import not_supported
+
+        not_supported(h.name, op)
+    return h
+
+
+def snapshot_create(h: HostedDriver, p: hp.SnapshotPayload) -> hp.SnapshotResult:
+    size = _snapshots(h, "create_snapshot").create_snapshot(p.server.id, instance_disk(p.disk), p.snapshot_id)
+    return hp.SnapshotResult(guest_status=state_of(h, p.server.id), snapshot_id=p.snapshot_id, size=size)
+
+
+def snapshot_delete(h: HostedDriver, p: hp.SnapshotPayload) -> hp.SnapshotDeleteResult:
+    return hp.SnapshotDeleteResult(deleted=_snapshots(h, "delete_snapshot").delete_snapshot(
+        p.server.id, instance_disk(p.disk), p.snapshot_id))
+
+
+def disk_reset(h: HostedDriver, p: hp.DiskResetPayload) -> hp.GuestResult:
+    _snapshots(h, "reset_disk").reset_disk(p.server.id, instance_disk(p.disk), p.snapshot_id)
+    return hp.GuestResult(guest_status=state_of(h, p.server.id))
+
+
+def save_image(h: HostedDriver, p: hp.SaveImagePayload) -> hp.SaveImageResult:
+    if not isinstance(h, ImageSaver):
+        from drivers.base import not_supported
+
+        not_supported(h.name, "save_image")
+    out = h.save_image(p.server.id, instance_disk(p.disks[0]), p.image_id)
+    return hp.SaveImageResult(guest_status=state_of(h, p.server.id), image_id=p.image_id,
+                              image_status=str(out.get("status", "")), size=int(out.get("size") or 0))
+
+
 def _unsupported(op: str) -> Handler:
     def handler(h: HostedDriver, p: Any) -> Any:
         from drivers.base import not_supported
@@ -162,6 +197,10 @@ HANDLERS: dict[WorkKind, Handler] = {
     WorkKind.MIGRATE_IN: migrate_in,
     WorkKind.MIGRATE_CLEANUP: migrate_cleanup,
     WorkKind.LIVE_MIGRATE: _unsupported("live_migrate"),
+    WorkKind.SNAPSHOT_CREATE: snapshot_create,
+    WorkKind.SNAPSHOT_DELETE: snapshot_delete,
+    WorkKind.DISK_RESET: disk_reset,
+    WorkKind.SAVE_IMAGE: save_image,
 }
 
 

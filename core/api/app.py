@@ -33,8 +33,8 @@ SERVICE_ROUTERS: tuple[tuple[str, str, str], ...] = (
 BACKGROUND: tuple[str, ...] = ("core.region.background:start", "core.glance.janitor:start")
 # Routes whose bodies are streamed by the handler itself (no size cap here).
 STREAM_PREFIXES = ("/api/s/image/",)
-# ... and single routes, by pattern: an agent's upload of a migrating guest's disk (no other agent route)
-STREAM_PATTERNS = ("core.hostapi.migrations:UPLOAD_PATH",)
+# ... and single routes, by pattern: an agent's upload of a migrating guest's disk, of a saved image
+STREAM_PATTERNS = ("core.hostapi.migrations:UPLOAD_PATH", "core.hostapi.routes:IMAGE_UPLOAD_PATH")
 
 
 def _load(ref: str) -> Any:

@@ -131,3 +131,24 @@ def open_image(session: Session, id_or_name: str, cred: Credential, *, data_dir:
             f.close()
 
     return reader()
+
+
+def create_queued_image(session: Session, cred: Credential, name: str, *, disk_format: str = "qcow2",
+                        properties: dict[str, str] | None = None) -> ImageInfo:
+    """A new image (status ``queued``) owned by ``cred``'s project, for data that arrives later through
+    the intake (e.g. a host saving a guest's disk). Name, quota of images and RBAC as for any create."""
+    from core.glance.ops import create_image, parse_fields
+
+    f = parse_fields({"name": name, "disk_format": disk_format, "container_format": "bare",
+                      "properties": dict(properties or {})})
+    return _info(create_image(session, cred, f))
+
+
+def discard_unfinished_image(session: Session, image_id: str) -> bool:
+    """Delete an image whose data never arrived (``queued``, or ``killed`` by the intake, which
+    removed the staged bytes): what a failed save leaves behind. True if it was deleted."""
+    img = session.get(Image, image_id)
+    if img is None or img.status not in ("queued", "killed") or img.location:
+        return False
+    session.delete(img)
+    return True

@@ -47,6 +47,10 @@ class WorkKind(str, enum.Enum):
     MIGRATE_IN = "guest-migrate-in"  # target host: take the disks, define the guest
     MIGRATE_CLEANUP = "guest-migrate-cleanup"  # source host: forget the guest that moved away
     LIVE_MIGRATE = "guest-live-migrate"  # source host: libvirt live migration to the target
+    SNAPSHOT_CREATE = "disk-snapshot-create"  # a point-in-time copy of one disk, kept with it
+    SNAPSHOT_DELETE = "disk-snapshot-delete"
+    DISK_RESET = "disk-reset"  # roll a disk back to one of its snapshots (guest stopped)
+    SAVE_IMAGE = "guest-save-image"  # one disk of a stopped guest, flattened, into a queued glance image
 
 
 # What a host must declare to be sent a kind. Kinds absent here need nothing beyond a driver.
@@ -63,6 +67,10 @@ KIND_CAPABILITY: dict[WorkKind, Capability] = {
     WorkKind.MIGRATE_IN: Capability.COLD_MIGRATE,
     WorkKind.MIGRATE_CLEANUP: Capability.COLD_MIGRATE,
     WorkKind.LIVE_MIGRATE: Capability.LIVE_MIGRATE,
+    WorkKind.SNAPSHOT_CREATE: Capability.SNAPSHOT,
+    WorkKind.SNAPSHOT_DELETE: Capability.SNAPSHOT,
+    WorkKind.DISK_RESET: Capability.SNAPSHOT,
+    WorkKind.SAVE_IMAGE: Capability.SAVE_IMAGE,
 }
 
 # server actions of the API -> the capability the server's host must declare (400 before a task)
@@ -77,6 +85,9 @@ ACTION_CAPABILITY: dict[str, Capability] = {
     "rebuild-root": Capability.REBUILD_ROOT,
     "migrate": Capability.COLD_MIGRATE,
     "live-migrate": Capability.LIVE_MIGRATE,
+    "create-snapshot": Capability.SNAPSHOT,  # a disk's snapshots need its server's host (drivers' snapshot)
+    "disk-reset": Capability.SNAPSHOT,
+    "save-image": Capability.SAVE_IMAGE,  # server-save-image and disk-save
 }
 
 
@@ -270,6 +281,28 @@ class LiveMigratePayload(GuestPayload):
     target_uri: str
 
 
+class SnapshotPayload(_Model):
+    """A snapshot of ``disk`` (attached to ``server``) named by the snapshot's id."""
+
+    server: ServerRef
+    disk: DiskPayload
+    snapshot_id: str = Field(pattern=_UUID)
+
+
+class DiskResetPayload(SnapshotPayload):
+    pass
+
+
+class SaveImagePayload(_Model):
+    """Upload disk ``disks[0]`` of the stopped ``server``, flattened, into the queued image ``image_id``
+    (through the controller's agent route into glance's intake). A list, as in migrate-out: the
+    upload route checks the disk against the dispatched item the same way."""
+
+    server: ServerRef
+    disks: list[DiskPayload] = Field(min_length=1, max_length=1)
+    image_id: str = Field(pattern=_UUID)
+
+
 # --- results -------------------------------------------------------------------------------------
 
 class _Result(BaseModel):
@@ -324,6 +357,21 @@ class MigrateCleanupResult(_Result):
     deleted: bool
 
 
+class SnapshotResult(GuestResult):
+    snapshot_id: str
+    size: int = Field(default=0, ge=0)  # MB: the disk's virtual size when it was taken
+
+
+class SaveImageResult(GuestResult):
+    image_id: str
+    image_status: str  # glance's status after its intake: active, or why not
+    size: int = Field(default=0, ge=0)  # bytes of the uploaded file
+
+
+class SnapshotDeleteResult(_Result):
+    deleted: bool  # False: the disk had no such snapshot (already deleted)
+
+
 class ErrorResult(BaseModel):
     """A failed work item, in Cloudpods' convention."""
 
@@ -350,6 +398,10 @@ PAYLOADS: dict[WorkKind, type[BaseModel]] = {
     WorkKind.MIGRATE_IN: MigrateInPayload,
     WorkKind.MIGRATE_CLEANUP: MigrateCleanupPayload,
     WorkKind.LIVE_MIGRATE: LiveMigratePayload,
+    WorkKind.SNAPSHOT_CREATE: SnapshotPayload,
+    WorkKind.SNAPSHOT_DELETE: SnapshotPayload,
+    WorkKind.DISK_RESET: DiskResetPayload,
+    WorkKind.SAVE_IMAGE: SaveImagePayload,
 }
 
 RESULTS: dict[WorkKind, type[BaseModel]] = {
@@ -370,6 +422,10 @@ RESULTS: dict[WorkKind, type[BaseModel]] = {
     WorkKind.MIGRATE_IN: DeployResult,
     WorkKind.MIGRATE_CLEANUP: MigrateCleanupResult,
     WorkKind.LIVE_MIGRATE: GuestResult,
+    WorkKind.SNAPSHOT_CREATE: SnapshotResult,
+    WorkKind.SNAPSHOT_DELETE: SnapshotDeleteResult,
+    WorkKind.DISK_RESET: GuestResult,
+    WorkKind.SAVE_IMAGE: SaveImageResult,
 }
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -44,6 +45,8 @@ from core.region.models import Disk, Host, Server
 from core.tasks.models import WorkItem
 
 router = APIRouter(prefix="/agent")
+# an agent's upload of a saved image: streamed into glance's intake (exempt from the gateway's body cap)
+IMAGE_UPLOAD_PATH = re.compile(r"^/api/s/compute_v2/agent/hosts/[^/]+/images/[^/]+$")
 AnyBody = Body(default=None)
 MAX_WAIT_S = 60
 POLL_S = 0.5  # how often a long poll looks for items queued by other replicas
@@ -376,3 +379,29 @@ def download_migrating_disk(host_id: str, server_id: str, disk_id: str, request:
     session.commit()  # nothing to write; do not hold a transaction while streaming
     return StreamingResponse(migrations.chunks_of(path), media_type="application/octet-stream",
                              headers={"x-disk-sha256": sha, "content-length": str(path.stat().st_size)})
+
+
+@router.put("/hosts/{host_id}/images/{image_id}")
+async def upload_saved_image(host_id: str, image_id: str, request: Request, cred: CredentialDep) -> Response:
+    """A host saves a guest's disk as an image: only into the image a dispatched save-image item of
+    this host names, streamed through glance's own intake (size cap, quota, qemu-img inspection)."""
+    from core.glance.context import glance_ctx
+    from core.glance.intake import UploadRequest, content_length_of, receive
+    from core.hostapi.protocol import WorkKind
+
+    db = request.app.state.db
+
+    def allowed() -> None:
+        with db.session() as s:
+            guard(s, cred, host_id)
+            for wi in s.scalars(select(WorkItem).where(WorkItem.host_id == host_id, WorkItem.status == "dispatched",
+                                                       WorkItem.kind == WorkKind.SAVE_IMAGE.value)):
+                if (wi.payload or {}).get("image_id") == image_id:
+                    return
+            raise ForbiddenError(f"host {host_id} is not saving image {image_id}")
+
+    await run_in_threadpool(allowed)
+    req = UploadRequest(image_id=image_id, declared_format="qcow2", content_length=content_length_of(request))
+    img, _done = await receive(glance_ctx(request.app), request, req, cred)
+    return json_response({"image": {"id": img.id, "status": img.status, "size": img.size,
+                                    "disk_format": img.disk_format}})

@@ -16,10 +16,10 @@ from sqlalchemy.orm import Session
 from core.errors import InputParameterError, OutOfQuotaError
 from core.region.models import Quota
 
-KEYS = ("cpu", "memory", "storage", "servers", "ips", "images")
-UNITS = {"cpu": "vCPU", "memory": "MB", "storage": "MB", "servers": "", "ips": "", "images": ""}
+KEYS = ("cpu", "memory", "storage", "servers", "ips", "images", "snapshot")
+UNITS = {"cpu": "vCPU", "memory": "MB", "storage": "MB", "servers": "", "ips": "", "images": "", "snapshot": ""}
 DEFAULTS = {"cpu": 256, "memory": 512 * 1024, "storage": 10 * 1024 * 1024, "servers": 100, "ips": 256,
-            "images": 100}
+            "images": 100, "snapshot": 100}
 
 
 def ensure(session: Session, tenant_id: str, domain_id: str = "default") -> Quota:

@@ -24,7 +24,7 @@ MANAGERS: dict[str, str] = {
     "secgroups": "core.region.managers.misc:SecgroupManager",
     "secgrouprules": "core.region.managers.misc:SecgroupRuleManager",
     "eips": "core.region.managers.misc:EipManager",
-    "snapshots": "core.region.managers.misc:SnapshotManager",
+    "snapshots": "core.region.managers.snapshots:SnapshotManager",
     "tasks": "core.region.managers.tasks:TaskManager",
     "cloudaccounts": "core.region.cloud.accounts:CloudaccountManager",
     "cloudproviders": "core.region.cloud.accounts:CloudproviderManager",

@@ -77,6 +77,10 @@ _add("migrating", "migrate_fail", "migrate_fail")
 _add(("ready", "deploy_fail", "rebuild_root_fail"), "rebuild-root", "rebuild_root")
 _add("rebuild_root", "rebuilt", "ready")
 _add("rebuild_root", "rebuild_root_fail", "rebuild_root_fail")
+# save-image / disk-save: a stopped server's disk read by its host; ready again either way
+_add("ready", "save-image", "save_image")
+_add("save_image", "saved", "ready")
+_add("save_image", "save_image_fail", "ready")
 # disks: the server keeps its status while a disk is attached or detached
 for _s in ("ready", "running"):
     _add(_s, "attachdisk", _s)
@@ -87,7 +91,7 @@ _add("deleting", "delete_fail", "delete_fail")
 
 TRANSITIONS: dict[tuple[str, str], str] = dict(_T)
 ACTIONS = ("start", "stop", "restart", "reset", "suspend", "resume", "syncstatus", "change-config", "migrate",
-           "rebuild-root", "attachdisk", "detachdisk", "delete")
+           "rebuild-root", "attachdisk", "detachdisk", "delete", "save-image")
 
 
 def next_status(status: str, event: str) -> str | None:

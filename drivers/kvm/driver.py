@@ -76,6 +76,8 @@ class KvmDriver:
             Capability.COLD_MIGRATE,  # through the controller (drivers/kvm/migration.py)
             Capability.VNC,  # password-less on loopback/management address, reached via the agent's proxy
             Capability.SERIAL_CONSOLE,  # the first serial port as a pty (its output still logged)
+            Capability.SNAPSHOT,  # qcow2 internal snapshots (drivers/kvm/snapshots.py)
+            Capability.SAVE_IMAGE,  # flattened qcow2 into glance (drivers/kvm/saveimage.py)
         }
     )
 

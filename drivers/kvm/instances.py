@@ -44,6 +44,8 @@ from drivers.base import (
     not_supported,
 )
 from drivers.kvm.migration import KvmMigration
+from drivers.kvm.saveimage import KvmSaveImage
+from drivers.kvm.snapshots import KvmSnapshots
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +79,7 @@ def domain_name(name: str, sid: str) -> str:
     return f"{base}-{sid[:8]}"
 
 
-class KvmInstances(KvmMigration):
+class KvmInstances(KvmMigration, KvmSnapshots, KvmSaveImage):
     """The ``HostedDriver`` of KVM: instances built from ``InstanceSpec`` on a ``KvmDriver``.
 
     Cold migration (migrate-out / migrate-in / cleanup) is ``KvmMigration`` (drivers/kvm/migration.py)."""
@@ -103,6 +105,8 @@ class KvmInstances(KvmMigration):
                                   if p not in self.standin}
         self.console_listen = str(env.options.get("console_listen") or "127.0.0.1")
         self._qemu_img = shutil.which("qemu-img") is not None
+        if not self._qemu_img:  # sparse raw files keep no snapshots, and there is nothing to convert with
+            self.capabilities -= {Capability.SNAPSHOT, Capability.SAVE_IMAGE}
         if self.simulated and not self._qemu_img:
             log.warning("qemu-img not found: guests of this simulated host get sparse files as disks")
 

@@ -161,19 +161,14 @@ def test_another_projects_member_cannot_see_or_act_on_these_servers_and_disks(
         cloud: tuple[Controller, AgentProc]) -> None:
     import httpx
 
-    from tests.e2e.test_identity_support import admin, grant, login, mk_project, mk_user
+    from tests.e2e.test_agent_support import outsider_token
 
     ctl, _agent = cloud
     r = ctl.climc("server-create", "vm-private", "--disk", "tiny", "--net", "default")
     assert r.returncode == 0, r.stderr
     srv = settled(ctl, "vm-private", "ready", "private server")
     disk = climc_json(ctl, "disk-create", "d-private", "16m", "--storage", srv["disks_info"][0]["storage_id"])
-    ks = admin(ctl)
-    p = mk_project(ks)
-    u = mk_user(ks, "pw-Secret-1")
-    grant(ks, f"projects/{p['id']}", u["id"], "member")
-    tok = login(ctl, u["name"], "pw-Secret-1", {"project": {"id": p["id"]}})
-    with httpx.Client(base_url=ctl.url, headers={"X-Auth-Token": tok}, timeout=30) as c:
+    with httpx.Client(base_url=ctl.url, headers={"X-Auth-Token": outsider_token(ctl)}, timeout=30) as c:
         assert c.get(f"{B}/disks/{disk['id']}").status_code == 404
         for action, body in (("attachdisk", {"disk_id": disk["id"]}), ("detachdisk", {"disk_id": disk["id"]}),
                              ("rebuild-root", {}), ("migrate", {})):

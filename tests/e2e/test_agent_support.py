@@ -162,3 +162,14 @@ def agent_cloud(root: Path, n: int, prefix: str, *, quick_offline: bool = True
         for a in agents:
             a.stop()
         ctl.stop()
+
+
+def outsider_token(ctl: Controller) -> str:
+    """A token of a member of a fresh project: another tenant, for cross-tenant checks."""
+    from tests.e2e.test_identity_support import admin, grant, login, mk_project, mk_user
+
+    ks = admin(ctl)
+    p = mk_project(ks)
+    u = mk_user(ks, "pw-Secret-1")
+    grant(ks, f"projects/{p['id']}", u["id"], "member")
+    return str(login(ctl, u["name"], "pw-Secret-1", {"project": {"id": p["id"]}}))

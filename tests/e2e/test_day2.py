@@ -8,6 +8,8 @@ a kvm server without a system disk refused.
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -123,3 +125,233 @@ def test_a_taken_name_is_409_and_a_kvm_server_needs_a_system_disk(cloud: tuple[C
     assert names(ctl, "server-list") == before
     for n in ("vm-once", "vm-once-1"):
         assert ctl.climc("server-delete", "-f", n).returncode == 0
+
+
+def disk_file(ctl: Controller, disk_id: str) -> str:
+    r = ctl.api.get(f"{B}/disks/{disk_id}")
+    assert r.status_code == 200, r.text
+    return str(r.json()["disk"]["access_path"])
+
+
+def guest_write(path: str, pattern: int) -> None:
+    """Write 64 KiB of ``pattern`` at offset 1 MiB as the guest would see it (qemu-io: through qcow2)."""
+    subprocess.run(["qemu-io", "-f", "qcow2", "-c", f"write -P {pattern} 1M 64k", path], check=True,
+                   capture_output=True)
+
+
+def guest_reads(path: str, pattern: int) -> bool:
+    r = subprocess.run(["qemu-io", "-f", "qcow2", "-r", "-U", "-c", f"read -P {pattern} 1M 64k", path],
+                       capture_output=True, text=True)
+    return r.returncode == 0 and "Pattern verification failed" not in r.stdout + r.stderr
+
+
+def file_snapshots(path: str) -> set[str]:
+    out = subprocess.run(["qemu-img", "info", "-U", "--output=json", path], check=True, capture_output=True,
+                         text=True).stdout
+    return {s["name"] for s in json.loads(out).get("snapshots") or []}
+
+
+def snap_row(ctl: Controller, name: str) -> dict[str, Any]:
+    r = ctl.api.get(f"{B}/snapshots/{name}")
+    assert r.status_code == 200, r.text
+    return dict(r.json()["snapshot"])
+
+
+def snap_ready(ctl: Controller, name: str) -> dict[str, Any]:
+    return dict(wait_for(lambda: (s := snap_row(ctl, name))["status"] == "ready" and s, 30, f"snapshot {name}"))
+
+
+def test_snapshot_then_disk_reset_brings_the_data_back_and_delete_removes_it(
+        cloud: tuple[Controller, AgentProc]) -> None:
+    if not (shutil.which("qemu-img") and shutil.which("qemu-io")):
+        from tests.support.peers import need
+
+        need(False, "qemu-img/qemu-io missing (apt install qemu-utils)")
+    ctl, agent = cloud
+    host = ctl.api.get(f"{B}/hosts/{agent.host_id}").json()["host"]
+    assert "snapshot" in host["capabilities"]
+    r = ctl.climc("server-create", "vm-snap", "--disk", "tiny", "--disk", "64m", "--net", "default")
+    assert r.returncode == 0, r.stderr
+    srv = settled(ctl, "vm-snap", "ready", "created")
+    data = next(d for d in srv["disks_info"] if d["index"] == 1)
+    path = disk_file(ctl, data["id"])
+    used = ctl.api.get(f"{B}/quotas").json()["quota"]["usage.snapshot"]
+    guest_write(path, 0x61)
+
+    # a snapshot of a stopped server's disk: ready, inside the disk's file, counted in the quota
+    made = climc_json(ctl, "disk-create-snapshot", "vm-snap-disk1", "before")
+    assert made["name"] == "before" and made["disk_id"] == data["id"]
+    before = snap_ready(ctl, "before")
+    assert before["id"] in file_snapshots(path) and before["size"] == 64
+    assert ctl.api.get(f"{B}/quotas").json()["quota"]["usage.snapshot"] == used + 1
+    assert "before" in {s["name"] for s in climc_json(ctl, "snapshot-list", "--disk", "vm-snap-disk1")["data"]}
+    guest_write(path, 0x62)
+
+    # ... and of a running one (snapshot-create, Cloudpods' other spelling)
+    assert ctl.climc("server-start", "vm-snap").returncode == 0
+    settled(ctl, "vm-snap", "running", "running")
+    assert climc_json(ctl, "snapshot-create", "while-running", "--disk", data["id"])["status"] == "creating"
+    running = snap_ready(ctl, "while-running")
+    assert running["id"] in file_snapshots(path)
+    settled(ctl, "vm-snap", "running", "the server let go")
+    # a reset needs the server stopped: 400 naming the status, nothing changes
+    r = ctl.api.post(f"{B}/disks/{data['id']}/disk-reset", json={"snapshot_id": before["id"]})
+    assert r.status_code == 400 and r.json()["class"] == "InvalidStatusError" and "stop" in r.json()["details"]
+    assert ctl.climc("server-stop", "vm-snap").returncode == 0
+    settled(ctl, "vm-snap", "ready", "stopped")
+    # a snapshot of another disk, a snapshot that does not exist: 400
+    root = next(d for d in srv["disks_info"] if d["index"] == 0)
+    r = ctl.climc("disk-reset", root["id"], "before")
+    assert r.returncode != 0 and "not a snapshot of disk" in r.stderr, r.stderr
+    r = ctl.climc("disk-reset", "vm-snap-disk1", "no-such-snapshot")
+    assert r.returncode != 0 and "no-such-snapshot" in r.stderr, r.stderr
+    assert not guest_reads(path, 0x61) and guest_reads(path, 0x62)
+
+    # disk-reset: what the guest wrote before the snapshot is back
+    assert ctl.climc("disk-reset", "vm-snap-disk1", "before").returncode == 0
+    wait_for(lambda: (d := ctl.api.get(f"{B}/disks/{data['id']}").json()["disk"])["status"] == "ready"
+             and not d["active_task_id"], 30, "reset")
+    assert guest_reads(path, 0x61) and not guest_reads(path, 0x62)
+    assert ctl.climc("server-start", "vm-snap").returncode == 0
+    settled(ctl, "vm-snap", "running", "starts after the reset")
+
+    # snapshot-delete: gone from the list, the file and the quota
+    assert ctl.climc("snapshot-delete", "while-running").returncode == 0
+    wait_for(lambda: ctl.api.get(f"{B}/snapshots/{running['id']}").status_code == 404, 30, "deleted")
+    assert running["id"] not in file_snapshots(path) and before["id"] in file_snapshots(path)
+    assert ctl.api.get(f"{B}/quotas").json()["quota"]["usage.snapshot"] == used + 1
+
+    # the quota: at the limit, the next snapshot is refused before anything starts
+    assert ctl.climc("quota-set", "--snapshot", str(used + 1)).returncode == 0
+    try:
+        r = ctl.climc("disk-create-snapshot", "vm-snap-disk1", "one-too-many")
+        assert r.returncode != 0 and "snapshot" in r.stderr and "quota" in r.stderr.lower(), r.stderr
+        assert ctl.api.get(f"{B}/snapshots/one-too-many").status_code == 404
+    finally:
+        assert ctl.climc("quota-set", "--snapshot", "100").returncode == 0
+
+    # the server purged: its disks' snapshots go with them (they were inside the files)
+    settled(ctl, "vm-snap", "running", "idle")
+    assert ctl.climc("server-delete", "-f", "vm-snap").returncode == 0
+    wait_for(lambda: ctl.api.get(f"{B}/servers/{srv['id']}").status_code == 404, 30, "purged")
+    assert ctl.api.get(f"{B}/snapshots/{before['id']}").status_code == 404
+    assert ctl.api.get(f"{B}/quotas").json()["quota"]["usage.snapshot"] == used
+
+
+def test_another_projects_member_gets_404_on_these_snapshots(cloud: tuple[Controller, AgentProc]) -> None:
+    import httpx
+
+    from tests.e2e.test_agent_support import outsider_token
+
+    ctl, _agent = cloud
+    assert ctl.climc("server-create", "vm-mine", "--disk", "tiny", "--net", "default").returncode == 0
+    srv = settled(ctl, "vm-mine", "ready", "created")
+    root = srv["disks_info"][0]["id"]
+    snap = climc_json(ctl, "disk-create-snapshot", root, "mine")
+    snap_ready(ctl, "mine")
+    with httpx.Client(base_url=ctl.url, headers={"X-Auth-Token": outsider_token(ctl)}, timeout=30) as c:
+        assert c.get(f"{B}/snapshots/{snap['id']}").status_code == 404
+        assert snap["id"] not in json.dumps(c.get(f"{B}/snapshots").json())
+        assert c.delete(f"{B}/snapshots/{snap['id']}").status_code == 404
+        assert c.post(f"{B}/disks/{root}/create-snapshot", json={"name": "theirs"}).status_code == 404
+        assert c.post(f"{B}/disks/{root}/disk-reset", json={"snapshot_id": snap["id"]}).status_code == 404
+        r = c.post(f"{B}/snapshots", json={"snapshot": {"name": "theirs", "disk": root}})
+        assert r.status_code == 400 and "not found" in r.text, r.text  # a reference in a body: 400 naming it
+    assert snap_row(ctl, "mine")["status"] == "ready"
+    assert ctl.climc("server-delete", "-f", "vm-mine").returncode == 0
+    wait_for(lambda: ctl.api.get(f"{B}/servers/{srv['id']}").status_code == 404, 30, "gone")
+
+
+def _set_capabilities(ctl: Controller, host_id: str, caps: list[str]) -> None:
+    """What the host registered, changed in place (as if its driver declared ``caps``)."""
+    from sqlalchemy import update
+    from sqlalchemy.orm import Session
+
+    from core.db.engine import Database
+    from core.region.models import Host
+
+    db = Database(ctl.db_url)
+    try:
+        with Session(db.engine) as s, s.begin():
+            s.execute(update(Host).where(Host.id == host_id).values(capabilities=caps))
+    finally:
+        db.dispose()
+
+
+def test_a_host_without_the_snapshot_capability_is_refused_before_any_task(
+        cloud: tuple[Controller, AgentProc]) -> None:
+    ctl, agent = cloud
+    caps = ctl.api.get(f"{B}/hosts/{agent.host_id}").json()["host"]["capabilities"]
+    assert ctl.climc("server-create", "vm-nocap", "--disk", "tiny", "--net", "default").returncode == 0
+    srv = settled(ctl, "vm-nocap", "ready", "created")
+    _set_capabilities(ctl, agent.host_id, [c for c in caps if c != "snapshot"])
+    try:
+        for r in (ctl.api.post(f"{B}/disks/{srv['disks_info'][0]['id']}/create-snapshot", json={"name": "nocap"}),
+                  ctl.api.post(f"{B}/snapshots", json={"snapshot": {"name": "nocap",
+                                                                    "disk": srv["disks_info"][0]["id"]}})):
+            assert r.status_code == 400 and "snapshot" in r.json()["details"] and "day2-node" in r.json()["details"], \
+                r.text
+        assert ctl.api.get(f"{B}/snapshots/nocap").status_code == 404
+        assert not server(ctl, "vm-nocap")["active_task_id"]
+    finally:
+        _set_capabilities(ctl, agent.host_id, caps)
+    assert ctl.climc("server-delete", "-f", "vm-nocap").returncode == 0
+    wait_for(lambda: ctl.api.get(f"{B}/servers/{srv['id']}").status_code == 404, 30, "gone")
+
+
+def test_server_save_image_makes_an_image_a_second_server_boots_with_the_same_data(
+        cloud: tuple[Controller, AgentProc]) -> None:
+    if not (shutil.which("qemu-img") and shutil.which("qemu-io")):
+        from tests.support.peers import need
+
+        need(False, "qemu-img/qemu-io missing (apt install qemu-utils)")
+    ctl, agent = cloud
+    assert "save_image" in ctl.api.get(f"{B}/hosts/{agent.host_id}").json()["host"]["capabilities"]
+    r = ctl.climc("server-create", "vm-gold", "--disk", "tiny:64m", "--disk", "32m", "--net", "default",
+                  "--auto-start")
+    assert r.returncode == 0, r.stderr
+    srv = settled(ctl, "vm-gold", "running", "running")
+    root = next(d for d in srv["disks_info"] if d["index"] == 0)
+    # a running server: 400 naming the status, no image made
+    r = ctl.climc("server-save-image", "vm-gold", "gold-img")
+    assert r.returncode != 0 and "InvalidStatusError" in r.stderr and "running" in r.stderr, r.stderr
+    assert ctl.api.get("/api/s/image/v1/images/gold-img").status_code == 404
+    assert ctl.climc("server-stop", "vm-gold").returncode == 0
+    settled(ctl, "vm-gold", "ready", "stopped")
+    guest_write(disk_file(ctl, root["id"]), 0x63)  # what the guest installed
+
+    out = climc_json(ctl, "server-save-image", "vm-gold", "gold-img")
+    assert out["status"] == "save_image" and out["image_name"] == "gold-img"
+    settled(ctl, "vm-gold", "ready", "saved")
+    img = ctl.api.get("/api/s/image/v1/images/gold-img").json()["image"]
+    assert img["status"] == "active" and img["disk_format"] == "qcow2" and img["size"] > 0, img
+    # glance's own intake accounted for it: the project's image bytes include it
+    tenant = srv["tenant_id"]
+    q = ctl.api.get(f"/api/s/image/v1/image_quotas/{tenant}").json()["image_quota"]
+    assert q["used_bytes"] >= img["size"]
+
+    # a second server from it sees what the first one wrote
+    r = ctl.climc("server-create", "vm-clone", "--disk", "gold-img", "--net", "default")
+    assert r.returncode == 0, r.stderr
+    clone = settled(ctl, "vm-clone", "ready", "clone deployed")
+    assert guest_reads(disk_file(ctl, clone["disks_info"][0]["id"]), 0x63)
+
+    # disk-save: a data disk of the stopped server
+    data = next(d for d in srv["disks_info"] if d["index"] == 1)
+    assert climc_json(ctl, "disk-save", data["id"], "gold-data")["image_name"] == "gold-data"
+    settled(ctl, "vm-gold", "ready", "data disk saved")
+    assert ctl.api.get("/api/s/image/v1/images/gold-data").json()["image"]["status"] == "active"
+
+    # glance's intake refuses (the project's image bytes are full): no half image, the server says why
+    ctl.api.put(f"/api/s/image/v1/image_quotas/{tenant}", json={"image_quota": {"max_bytes": q["used_bytes"]}}
+                ).raise_for_status()
+    try:
+        assert ctl.climc("server-save-image", "vm-gold", "gold-too-much").returncode == 0
+        s = settled(ctl, "vm-gold", "ready", "save refused")
+        assert "save-image failed" in s["status_reason"] and "quota" in s["status_reason"].lower(), s
+        assert ctl.api.get("/api/s/image/v1/images/gold-too-much").status_code == 404
+    finally:
+        ctl.api.put(f"/api/s/image/v1/image_quotas/{tenant}", json={"image_quota": {"max_bytes": -1}})
+    for n in ("vm-gold", "vm-clone"):
+        assert ctl.climc("server-delete", "-f", n).returncode == 0
+    assert not (agent.data / "saving").exists() or not list((agent.data / "saving").iterdir())

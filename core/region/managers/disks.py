@@ -35,6 +35,32 @@ class DiskManager(Manager):
     keyword, plural, model = "disk", "disks", Disk
     owned = True
     contexts: ClassVar[dict[str, str]] = {"storages": "storage_id", "servers": "server_id"}
+    actions: ClassVar[dict[str, str]] = {"create-snapshot": "do_create_snapshot", "disk-reset": "do_disk_reset",
+                                         "save": "do_save"}
+
+    def do_save(self, session: Session, cred: Credential, row: Any, body: dict[str, Any]) -> Any:
+        """``disk-save``: this disk of a stopped server into a new image (Cloudpods' disk ``save``)."""
+        from core.region.saveimage import save_image
+
+        server = session.get(Server, row.server_id) if row.server_id else None
+        if server is None:
+            raise InvalidStatusError(f"disk {row.name} is not attached to a server: its host saves it")
+        out = save_image(session, cred, server, row, body)
+        return {"disk": {**self.to_dict(session, row), **out}}
+
+    def do_create_snapshot(self, session: Session, cred: Credential, row: Any, body: dict[str, Any]) -> Any:
+        """Answers the snapshot (what the caller wants next: its id to wait on)."""
+        from core.region.managers.snapshots import create_snapshot
+        from core.region.registry import get_manager
+
+        snap = create_snapshot(session, cred, row, body.get("name"))
+        get_manager("snapshots").audit(session, cred, "create", snap)
+        return {"snapshot": get_manager("snapshots").to_dict(session, snap)}
+
+    def do_disk_reset(self, session: Session, cred: Credential, row: Any, body: dict[str, Any]) -> None:
+        from core.region.managers.snapshots import reset_disk
+
+        reset_disk(session, cred, row, body.get("snapshot_id") or body.get("snapshot"))
 
     def create(self, session: Session, cred: Credential, body: dict[str, Any], count: int,
                ctx: tuple[str, str] | None = None) -> list[Any]:

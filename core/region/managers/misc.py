@@ -1,4 +1,4 @@
-"""Keypairs, security groups and rules, EIPs, snapshots (models and API; enforcement later)."""
+"""Keypairs, security groups and rules, EIPs (snapshots: core/region/managers/snapshots.py)."""
 from __future__ import annotations
 
 import base64
@@ -16,7 +16,7 @@ from core.errors import InputParameterError, NotEmptyError
 from core.region import ipam
 from core.region.common import check_name, parse
 from core.region.managers._util import apply_update, unique_name
-from core.region.models import Eip, Keypair, Secgroup, SecgroupRule, Server, Snapshot
+from core.region.models import Eip, Keypair, Secgroup, SecgroupRule, Server
 from core.region.resource import Manager
 
 _PORTS = re.compile(r"^(\d{1,5})(-(\d{1,5}))?(,(\d{1,5})(-(\d{1,5}))?)*$")
@@ -236,8 +236,3 @@ class EipManager(Manager):
         session.delete(row)
         return None
 
-
-class SnapshotManager(Manager):
-    keyword, plural, model = "snapshot", "snapshots", Snapshot
-    owned = True
-    contexts: ClassVar[dict[str, str]] = {"disks": "disk_id"}

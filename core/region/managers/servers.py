@@ -35,7 +35,7 @@ class ServerManager(Manager):
         **{a: a for a in POWER_ACTIONS},  # dispatched by action_fn below
         "syncstatus": "do_syncstatus", "change-config": "do_change_config", "migrate": "do_migrate",
         "rebuild-root": "do_rebuild_root", "attachdisk": "do_attachdisk", "detachdisk": "do_detachdisk",
-        "cancel-delete": "do_cancel_delete", "purge": "do_purge",
+        "cancel-delete": "do_cancel_delete", "purge": "do_purge", "save-image": "do_save_image",
     }
     specs: ClassVar[dict[str, str]] = {"tasks": "spec_tasks", "status": "spec_status"}
     class_actions: ClassVar[dict[str, str]] = {"forecast": "forecast"}
@@ -258,6 +258,16 @@ class ServerManager(Manager):
         self._task(session, cred, row, "detachdisk", "ServerDetachDiskTask",
                    {"disk_id": disk.id, "keep_disk": bool(parse_bool(body.get("keep_disk"), "keep_disk", True))})
         disk.status, disk.active_task_id = "detaching", row.active_task_id
+
+    def do_save_image(self, session: Session, cred: Credential, row: Any, body: dict[str, Any]) -> Any:
+        """``server-save-image``: the system disk of the stopped server into a new image."""
+        from core.region.saveimage import save_image
+
+        root = session.scalar(select(Disk).where(Disk.server_id == row.id, Disk.disk_index == 0))
+        if root is None:
+            raise InvalidStatusError(f"server {row.name} has no system disk")
+        out = save_image(session, cred, row, root, body)
+        return {"server": {**self.to_dict(session, row), **out}}
 
     # ---- specs -------------------------------------------------------------------------------
     def spec_tasks(self, session: Session, cred: Credential, row: Any, q: ListQuery) -> dict[str, Any]:

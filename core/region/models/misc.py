@@ -64,9 +64,11 @@ class Quota(Base):
     servers: Mapped[int] = mapped_column(BigInteger)
     ips: Mapped[int] = mapped_column(BigInteger)
     images: Mapped[int] = mapped_column(BigInteger)
+    snapshot: Mapped[int] = mapped_column(BigInteger, default=100, server_default="100")  # disk snapshots
     used_cpu: Mapped[int] = mapped_column(BigInteger, default=0)
     used_memory: Mapped[int] = mapped_column(BigInteger, default=0)
     used_storage: Mapped[int] = mapped_column(BigInteger, default=0)
     used_servers: Mapped[int] = mapped_column(BigInteger, default=0)
     used_ips: Mapped[int] = mapped_column(BigInteger, default=0)
     used_images: Mapped[int] = mapped_column(BigInteger, default=0)
+    used_snapshot: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")

@@ -12,4 +12,8 @@ REGION_TASKS: dict[str, str] = {
     "ServerAttachDiskTask": "core.region.tasks.config:ServerAttachDiskTask",
     "ServerDetachDiskTask": "core.region.tasks.config:ServerDetachDiskTask",
     "DiskDeleteTask": "core.region.tasks.delete:DiskDeleteTask",
+    "SnapshotCreateTask": "core.region.tasks.snapshots:SnapshotCreateTask",
+    "SnapshotDeleteTask": "core.region.tasks.snapshots:SnapshotDeleteTask",
+    "DiskResetTask": "core.region.tasks.snapshots:DiskResetTask",
+    "ServerSaveImageTask": "core.region.tasks.saveimage:ServerSaveImageTask",
 }

@@ -35,6 +35,10 @@ PAYLOAD: dict[WorkKind, dict[str, Any]] = {
     WorkKind.MIGRATE_IN: {"server": _SPEC, "source_host_id": "h1"},
     WorkKind.MIGRATE_CLEANUP: {"server": _SRV},
     WorkKind.LIVE_MIGRATE: {"server": _SPEC, "target_host_id": "h2", "target_uri": "qemu+tcp://h2/system"},
+    WorkKind.SNAPSHOT_CREATE: {"server": _SRV, "disk": _DISK, "snapshot_id": SID},
+    WorkKind.SNAPSHOT_DELETE: {"server": _SRV, "disk": _DISK, "snapshot_id": SID},
+    WorkKind.DISK_RESET: {"server": _SRV, "disk": _DISK, "snapshot_id": SID},
+    WorkKind.SAVE_IMAGE: {"server": _SRV, "disks": [_DISK], "image_id": SID},
 }
 
 

@@ -1,0 +1,148 @@
+"""Disk snapshots: taken, deleted and rolled back to (``disk-reset``) by the host of the disk's server.
+
+A snapshot belongs to its disk's project; the host keeps it inside the disk's file (drivers name
+it by the snapshot's id), so it goes with its disk: the region deletes a disk's snapshot rows when
+the disk goes (``drop_disk_snapshots``). Each snapshot counts against the project's ``snapshot``
+quota. While a snapshot task runs, the disk and its server are held (a second action is a 409).
+"""
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core.api.context import Credential
+from core.errors import InputParameterError, InvalidStatusError
+from core.region import quotas
+from core.region import statemachine as sm
+from core.region.managers._util import add_names, names_by_id, unique_name
+from core.region.models import Disk, Server, Snapshot
+from core.region.resource import Manager
+from core.tasks.engine import submit
+
+
+def _server_for(session: Session, disk: Disk, action: str) -> Server:
+    """The server whose host acts on ``disk``, checked: attached, not in the recycle bin, not busy,
+    host online and able (400 naming the capability)."""
+    from core.region.managers.servers import guard_capability, guard_host_online
+
+    server = session.get(Server, disk.server_id) if disk.server_id else None
+    if server is None or not server.host_id:
+        raise InvalidStatusError(f"disk {disk.name} is not attached to a deployed server: its snapshots are "
+                                 "taken by the host that runs it (attach it first)")
+    if server.pending_deleted or disk.pending_deleted:
+        raise InvalidStatusError(f"disk {disk.name} is in the recycle bin with server {server.name}")
+    sm.guard_busy(server)
+    sm.guard_busy(disk, "disk")
+    guard_host_online(session, server)
+    guard_capability(session, server, action)
+    return server
+
+
+def _hold(server: Server, disk: Disk, task_id: str) -> None:
+    server.active_task_id = disk.active_task_id = task_id
+
+
+def create_snapshot(session: Session, cred: Credential, disk: Disk, name: Any) -> Snapshot:
+    """``POST /disks/<id>/create-snapshot`` and ``POST /snapshots``: a snapshot row (creating) and its task."""
+    if not isinstance(name, str) or not name:
+        raise InputParameterError("name: required (the snapshot's name)")
+    server = _server_for(session, disk, "create-snapshot")
+    if server.status not in ("ready", "running"):
+        raise InvalidStatusError(f"cannot snapshot a disk of server {server.name} in status {server.status} "
+                                 "(allowed: ready, running)")
+    unique_name(session, Snapshot, name, scope={"tenant_id": disk.tenant_id})
+    quotas.reserve(session, disk.tenant_id, disk.domain_id, snapshot=1)
+    snap = Snapshot(name=name, disk_id=disk.id, storage_id=disk.storage_id, size=disk.disk_size, status="creating",
+                    tenant_id=disk.tenant_id, domain_id=disk.domain_id)
+    session.add(snap)
+    session.flush()
+    t = submit(session, "SnapshotCreateTask", "snapshot", snap.id, snap.name, {"disk_id": disk.id}, cred=cred,
+               tenant_id=disk.tenant_id, domain_id=disk.domain_id)
+    _hold(server, disk, t.id)
+    return snap
+
+
+def reset_disk(session: Session, cred: Credential, disk: Disk, ref: Any) -> None:
+    """``POST /disks/<id>/disk-reset {snapshot_id}``: the disk back to the snapshot; its server stopped."""
+    from core.region.registry import get_manager
+
+    if not ref:
+        raise InputParameterError("snapshot_id: required (a snapshot of this disk)")
+    snap = get_manager("snapshots").lookup(session, cred, str(ref), "snapshot")
+    if snap.disk_id != disk.id:
+        raise InputParameterError(f"snapshot {snap.name} is not a snapshot of disk {disk.name}")
+    if snap.status != "ready":
+        raise InvalidStatusError(f"snapshot {snap.name} is {snap.status}, not ready")
+    server = _server_for(session, disk, "disk-reset")
+    if server.status != "ready":
+        raise InvalidStatusError(f"cannot reset a disk of server {server.name} in status {server.status}: "
+                                 "stop the server first (allowed: ready)")
+    t = submit(session, "DiskResetTask", "disk", disk.id, disk.name, {"snapshot_id": snap.id}, cred=cred,
+               tenant_id=disk.tenant_id, domain_id=disk.domain_id)
+    _hold(server, disk, t.id)
+    disk.status = "resetting"
+
+
+def drop_disk_snapshots(session: Session, disk: Disk) -> None:
+    """A disk is gone for good: its snapshots were inside it. Rows deleted, quota given back."""
+    rows = list(session.scalars(select(Snapshot).where(Snapshot.disk_id == disk.id)))
+    for s in rows:
+        session.delete(s)
+    held = sum(1 for s in rows if s.status != "create_failed")  # a failed create gave its quota back already
+    if held:
+        quotas.release(session, disk.tenant_id, {"snapshot": held})
+    if rows:
+        session.flush()
+
+
+class SnapshotManager(Manager):
+    keyword, plural, model = "snapshot", "snapshots", Snapshot
+    owned = True
+    contexts: ClassVar[dict[str, str]] = {"disks": "disk_id"}
+
+    def create(self, session: Session, cred: Credential, body: dict[str, Any], count: int,
+               ctx: tuple[str, str] | None = None) -> list[Any]:
+        from core.region.registry import get_manager
+
+        ref = (ctx[1] if ctx else None) or body.get("disk") or body.get("disk_id")
+        if not ref:
+            raise InputParameterError("disk: required (the disk to snapshot)")
+        if count != 1:
+            raise InputParameterError("count: one snapshot at a time")
+        disk = get_manager("disks").lookup(session, cred, str(ref), "disk")
+        snap = create_snapshot(session, cred, disk, body.get("name"))
+        self.audit(session, cred, "create", snap)
+        return [snap]
+
+    def update(self, session: Session, cred: Credential, row: Any, body: dict[str, Any]) -> Any:
+        from core.region.managers._util import apply_update
+
+        if "name" in body:
+            unique_name(session, Snapshot, body["name"], scope={"tenant_id": row.tenant_id}, exclude_id=row.id)
+        apply_update(row, body, ("name", "description"))
+        return row
+
+    def delete(self, session: Session, cred: Credential, row: Any, params: dict[str, str]) -> dict[str, Any] | None:
+        if row.status == "deleting":
+            raise InvalidStatusError(f"snapshot {row.name} is being deleted already")
+        if row.status == "creating":
+            raise InvalidStatusError(f"snapshot {row.name} is still being taken: retry when it is ready")
+        disk = session.get(Disk, row.disk_id)
+        server = session.get(Server, disk.server_id) if disk is not None and disk.server_id else None
+        if disk is None or server is None or not server.host_id or row.status == "create_failed":
+            # nothing on a host to remove (never taken), or no host can reach it: the row goes
+            session.delete(row)
+            if row.status != "create_failed":  # a failed create gave its quota back already
+                quotas.release(session, row.tenant_id, {"snapshot": 1})
+            return None
+        _server_for(session, disk, "create-snapshot")
+        t = submit(session, "SnapshotDeleteTask", "snapshot", row.id, row.name, {"disk_id": disk.id}, cred=cred,
+                   tenant_id=row.tenant_id, domain_id=row.domain_id)
+        _hold(server, disk, t.id)
+        row.status = "deleting"
+        return self.to_dict(session, row)
+
+    def add_details(self, session: Session, rows: Any, items: list[dict[str, Any]]) -> None:
+        add_names(items, "disk_id", names_by_id(session, Disk, [r.disk_id for r in rows]), "disk")
