@@ -67,6 +67,7 @@ __all__ = [
     "HostedDriver",
     "HypervisorDriver",
     "ImageSaver",
+    "DiskResizable",
     "ImageUpload",
     "ImageSource",
     "InstanceDisk",
@@ -887,3 +888,11 @@ class ImageSaver(Protocol):
     the disk flattened (no backing file, no snapshots) and uploaded with ``ImageUpload``; glance's answer."""
 
     def save_image(self, server_id: str, disk: InstanceDisk, image_id: str) -> Mapping[str, Any]: ...
+
+
+@runtime_checkable
+class DiskResizable(Protocol):
+    """A hosted driver that grows a guest's disk (``Capability.DISK_RESIZE``): never shrinks; online
+    (the running guest told, e.g. libvirt blockResize) where it can; (new size MiB, whether online)."""
+
+    def resize_disk(self, server_id: str, disk: InstanceDisk, size_mb: int) -> tuple[int, bool]: ...

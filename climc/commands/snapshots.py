@@ -60,3 +60,13 @@ def server_save_image(obj: Any, server: str, image: str) -> None:
 def disk_save(obj: Any, disk: str, image: str) -> None:
     """Save DISK (of a stopped server) as a new image IMAGE."""
     show_object(obj.client().post(S, f"/disks/{disk}/save", json={"name": image})["disk"])
+
+
+@click.command("disk-resize")
+@click.argument("disk")
+@click.argument("size")
+@output_options
+@click.pass_obj
+def disk_resize(obj: Any, disk: str, size: str) -> None:
+    """Grow DISK to SIZE (e.g. 20g); online when its server runs on a host that can."""
+    show_object(obj.client().post(S, f"/disks/{disk}/resize", json={"size": size})["disk"])

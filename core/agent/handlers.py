@@ -20,6 +20,7 @@ from drivers.base import (
     HostedDriver,
     InstanceDisk,
     InstanceNic,
+    DiskResizable,
     ImageSaver,
     InstanceSpec,
     Snapshottable,
@@ -170,6 +171,15 @@ def save_image(h: HostedDriver, p: hp.SaveImagePayload) -> hp.SaveImageResult:
                               image_status=str(out.get("status", "")), size=int(out.get("size") or 0))
 
 
+def disk_resize(h: HostedDriver, p: hp.DiskResizePayload) -> hp.DiskResizeResult:
+    if not isinstance(h, DiskResizable):
+        from drivers.base import not_supported
+
+        not_supported(h.name, "resize_disk")
+    size, online = h.resize_disk(p.server.id, instance_disk(p.disk), p.size)
+    return hp.DiskResizeResult(guest_status=state_of(h, p.server.id), size=size, online=online)
+
+
 def _unsupported(op: str) -> Handler:
     def handler(h: HostedDriver, p: Any) -> Any:
         from drivers.base import not_supported
@@ -201,6 +211,7 @@ HANDLERS: dict[WorkKind, Handler] = {
     WorkKind.SNAPSHOT_DELETE: snapshot_delete,
     WorkKind.DISK_RESET: disk_reset,
     WorkKind.SAVE_IMAGE: save_image,
+    WorkKind.DISK_RESIZE: disk_resize,
 }
 
 

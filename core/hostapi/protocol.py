@@ -51,6 +51,7 @@ class WorkKind(str, enum.Enum):
     SNAPSHOT_DELETE = "disk-snapshot-delete"
     DISK_RESET = "disk-reset"  # roll a disk back to one of its snapshots (guest stopped)
     SAVE_IMAGE = "guest-save-image"  # one disk of a stopped guest, flattened, into a queued glance image
+    DISK_RESIZE = "disk-resize"  # grow a disk (online when the guest runs and the host can)
 
 
 # What a host must declare to be sent a kind. Kinds absent here need nothing beyond a driver.
@@ -71,6 +72,7 @@ KIND_CAPABILITY: dict[WorkKind, Capability] = {
     WorkKind.SNAPSHOT_DELETE: Capability.SNAPSHOT,
     WorkKind.DISK_RESET: Capability.SNAPSHOT,
     WorkKind.SAVE_IMAGE: Capability.SAVE_IMAGE,
+    WorkKind.DISK_RESIZE: Capability.DISK_RESIZE,
 }
 
 # server actions of the API -> the capability the server's host must declare (400 before a task)
@@ -88,6 +90,7 @@ ACTION_CAPABILITY: dict[str, Capability] = {
     "create-snapshot": Capability.SNAPSHOT,  # a disk's snapshots need its server's host (drivers' snapshot)
     "disk-reset": Capability.SNAPSHOT,
     "save-image": Capability.SAVE_IMAGE,  # server-save-image and disk-save
+    "resize": Capability.DISK_RESIZE,  # disk-resize
 }
 
 
@@ -303,6 +306,12 @@ class SaveImagePayload(_Model):
     image_id: str = Field(pattern=_UUID)
 
 
+class DiskResizePayload(_Model):
+    server: ServerRef
+    disk: DiskPayload
+    size: int = Field(ge=1)  # MB, the new (larger) size
+
+
 # --- results -------------------------------------------------------------------------------------
 
 class _Result(BaseModel):
@@ -368,6 +377,11 @@ class SaveImageResult(GuestResult):
     size: int = Field(default=0, ge=0)  # bytes of the uploaded file
 
 
+class DiskResizeResult(GuestResult):
+    size: int = Field(ge=0)  # MB the disk has now
+    online: bool = False  # the running guest was told (it sees the new size without a reboot)
+
+
 class SnapshotDeleteResult(_Result):
     deleted: bool  # False: the disk had no such snapshot (already deleted)
 
@@ -402,6 +416,7 @@ PAYLOADS: dict[WorkKind, type[BaseModel]] = {
     WorkKind.SNAPSHOT_DELETE: SnapshotPayload,
     WorkKind.DISK_RESET: DiskResetPayload,
     WorkKind.SAVE_IMAGE: SaveImagePayload,
+    WorkKind.DISK_RESIZE: DiskResizePayload,
 }
 
 RESULTS: dict[WorkKind, type[BaseModel]] = {
@@ -426,6 +441,7 @@ RESULTS: dict[WorkKind, type[BaseModel]] = {
     WorkKind.SNAPSHOT_DELETE: SnapshotDeleteResult,
     WorkKind.DISK_RESET: GuestResult,
     WorkKind.SAVE_IMAGE: SaveImageResult,
+    WorkKind.DISK_RESIZE: DiskResizeResult,
 }
 
 

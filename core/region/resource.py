@@ -6,6 +6,7 @@ registry into Cloudpods' URL grammar (API.md §3) once, for every resource.
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -197,6 +198,8 @@ class Manager:
     # ---- dispatch ----------------------------------------------------------------------------
     def action_fn(self, action: str) -> ActionFn:
         name = self.actions.get(action) or self.actions.get(action.replace("_", "-"))
+        if name is None and action.replace("_", "-") in METADATA_ACTIONS and hasattr(self.model, "meta"):
+            return METADATA_ACTIONS[action.replace("_", "-")]
         if name is None:
             raise ActionNotFoundError(f"{self.keyword} has no action {action}")
         return getattr(type(self), name)  # type: ignore[no-any-return]
@@ -207,6 +210,71 @@ class Manager:
 
     def spec_fn(self, spec: str) -> SpecFn:
         name = self.specs.get(spec)
+        if name is None and spec == "metadata" and hasattr(self.model, "meta"):
+            return _spec_metadata
         if name is None:
             raise SpecNotFoundError(f"{self.keyword} has no spec {spec}")
         return getattr(type(self), name)  # type: ignore[no-any-return]
+
+
+# ---- metadata (every resource with a ``metadata`` column, as in Cloudpods) -------------------------
+_META_KEY = re.compile(r"^[A-Za-z0-9_.:/@-]{1,128}$")
+META_MAX_KEYS = 64
+META_MAX_VALUE = 1024
+USER_PREFIX = "user:"
+
+
+def _meta_changes(body: dict[str, Any], prefix: str = "") -> dict[str, str | None]:
+    """``{key: value}`` checked: keys of letters, digits and ``_.:/@-``, string values up to 1 KiB;
+    ``null`` or "" removes the key."""
+    out: dict[str, str | None] = {}
+    for k, v in body.items():
+        key = f"{prefix}{k}" if prefix and not str(k).startswith(prefix) else str(k)
+        if not _META_KEY.match(key):
+            raise InputParameterError(f"metadata key {k!r}: 1-128 letters, digits or _ . : / @ -")
+        if v is not None and not isinstance(v, str | int | float | bool):
+            raise InputParameterError(f"metadata {k}: the value must be a string")
+        val = None if v is None or v == "" else str(v)
+        if val is not None and len(val) > META_MAX_VALUE:
+            raise InputParameterError(f"metadata {k}: the value is longer than {META_MAX_VALUE} characters")
+        out[key] = val
+    return out
+
+
+def _apply_meta(row: Any, changes: dict[str, str | None], *, replace_prefix: str | None = None) -> None:
+    meta = {k: v for k, v in dict(row.meta or {}).items()
+            if replace_prefix is None or not str(k).startswith(replace_prefix)}
+    for k, v in changes.items():
+        if v is None:
+            meta.pop(k, None)
+        else:
+            meta[k] = v
+    if len(meta) > META_MAX_KEYS:
+        raise InputParameterError(f"metadata: at most {META_MAX_KEYS} keys ({len(meta)} asked)")
+    row.meta = meta  # a new dict: the JSON column sees the change
+
+
+def _do_metadata(m: Manager, session: Session, cred: Credential, row: Any, body: dict[str, Any]) -> Any:
+    """``POST /<res>/<id>/metadata {k: v}``: add or change keys (null removes one)."""
+    _apply_meta(row, _meta_changes(body))
+    return {"metadata": dict(row.meta)}
+
+
+def _do_user_metadata(m: Manager, session: Session, cred: Credential, row: Any, body: dict[str, Any]) -> Any:
+    """``POST /<res>/<id>/user-metadata {k: v}``: add or change user tags (stored as ``user:k``)."""
+    _apply_meta(row, _meta_changes(body, USER_PREFIX))
+    return {"metadata": dict(row.meta)}
+
+
+def _do_set_user_metadata(m: Manager, session: Session, cred: Credential, row: Any, body: dict[str, Any]) -> Any:
+    """``POST /<res>/<id>/set-user-metadata {k: v}``: the user tags become exactly these."""
+    _apply_meta(row, _meta_changes(body, USER_PREFIX), replace_prefix=USER_PREFIX)
+    return {"metadata": dict(row.meta)}
+
+
+def _spec_metadata(m: Manager, session: Session, cred: Credential, row: Any, q: ListQuery) -> Any:
+    return {"metadata": dict(row.meta or {})}
+
+
+METADATA_ACTIONS: dict[str, ActionFn] = {"metadata": _do_metadata, "user-metadata": _do_user_metadata,
+                                         "set-user-metadata": _do_set_user_metadata}

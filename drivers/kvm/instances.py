@@ -106,7 +106,7 @@ class KvmInstances(KvmMigration, KvmSnapshots, KvmSaveImage):
         self.console_listen = str(env.options.get("console_listen") or "127.0.0.1")
         self._qemu_img = shutil.which("qemu-img") is not None
         if not self._qemu_img:  # sparse raw files keep no snapshots, and there is nothing to convert with
-            self.capabilities -= {Capability.SNAPSHOT, Capability.SAVE_IMAGE}
+            self.capabilities -= {Capability.SNAPSHOT, Capability.SAVE_IMAGE, Capability.DISK_RESIZE}
         if self.simulated and not self._qemu_img:
             log.warning("qemu-img not found: guests of this simulated host get sparse files as disks")
 

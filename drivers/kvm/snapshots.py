@@ -1,4 +1,5 @@
-"""Disk snapshots of KVM guests: qcow2 INTERNAL snapshots, named by the region's snapshot id.
+"""Disk snapshots of KVM guests (qcow2 INTERNAL snapshots, named by the region's snapshot id), and
+growing a disk (``resize_disk``: the same file, online or not).
 
 Why internal (the snapshot lives inside the disk's own qcow2 file) and not external (a new overlay
 file per snapshot, the old file frozen as its backing):
@@ -105,6 +106,29 @@ class KvmSnapshots:
         if snapshot_id not in snapshot_names(path):
             raise HypervisorError(f"disk {disk.id} has no snapshot {snapshot_id} (its file is {path})")
         apply_snapshot(path, snapshot_id)
+
+    def resize_disk(self, server_id: str, disk: InstanceDisk, size_mb: int) -> tuple[int, bool]:
+        """Grow the disk (``drivers.base.DiskResizable``): a running guest through libvirt's blockResize
+        (qemu tells the guest, which sees the new size at once), a stopped one with qemu-img. A disk
+        already that large: nothing to do (redelivery); smaller: refused, it would lose data."""
+        from drivers.kvm.disks import disk_info, resize_disk
+
+        path = self._snapshot_file(server_id, disk)
+        have = disk_info(path).virtual_size_mb
+        if size_mb < have:
+            raise HypervisorError(f"disk {disk.id} is {have} MiB: it cannot shrink to {size_mb} MiB")
+        if size_mb == have:
+            return have, False
+        if self.simulated or not self._active(server_id):
+            return resize_disk(path, size_mb).virtual_size_mb, False
+        import libvirt
+
+        dom = self.driver.host.lookup(server_id)
+        try:
+            dom.blockResize(path, size_mb << 20, libvirt.VIR_DOMAIN_BLOCK_RESIZE_BYTES)
+        except libvirt.libvirtError as exc:
+            raise HypervisorError(f"online resize of {path} in guest {server_id}: {exc.get_error_message()}") from None
+        return disk_info(path).virtual_size_mb, True
 
     # --- private ----------------------------------------------------------------------------------
 

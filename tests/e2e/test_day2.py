@@ -355,3 +355,85 @@ def test_server_save_image_makes_an_image_a_second_server_boots_with_the_same_da
     for n in ("vm-gold", "vm-clone"):
         assert ctl.climc("server-delete", "-f", n).returncode == 0
     assert not (agent.data / "saving").exists() or not list((agent.data / "saving").iterdir())
+
+
+def virtual_mb(path: str) -> int:
+    out = subprocess.run(["qemu-img", "info", "-U", "--output=json", path], check=True, capture_output=True,
+                         text=True).stdout
+    return int(json.loads(out)["virtual-size"]) >> 20
+
+
+def test_disk_resize_grows_only_and_the_quota_follows(cloud: tuple[Controller, AgentProc]) -> None:
+    if not shutil.which("qemu-img"):
+        from tests.support.peers import need
+
+        need(False, "qemu-img missing (apt install qemu-utils)")
+    import httpx
+
+    from tests.e2e.test_agent_support import outsider_token
+
+    ctl, _agent = cloud
+    r = ctl.climc("server-create", "vm-grow", "--disk", "tiny:64m", "--disk", "32m", "--net", "default",
+                  "--auto-start")
+    assert r.returncode == 0, r.stderr
+    srv = settled(ctl, "vm-grow", "running", "running")
+    data = next(d for d in srv["disks_info"] if d["index"] == 1)
+    path = disk_file(ctl, data["id"])
+    used = ctl.api.get(f"{B}/quotas").json()["quota"]["usage.storage"]
+    for size, words in (("16m", "only grow"), ("32m", "already"), ("nonsense", "size")):
+        r = ctl.climc("disk-resize", data["id"], size)
+        assert r.returncode != 0 and words in r.stderr, (size, r.stderr)
+    with httpx.Client(base_url=ctl.url, headers={"X-Auth-Token": outsider_token(ctl)}, timeout=30) as c:
+        assert c.post(f"{B}/disks/{data['id']}/resize", json={"size": "48m"}).status_code == 404
+    assert virtual_mb(path) == 32
+
+    # a running server's data disk, then its system disk
+    out = climc_json(ctl, "disk-resize", data["id"], "48m")
+    assert out["status"] == "resizing"
+    wait_for(lambda: (d := ctl.api.get(f"{B}/disks/{data['id']}").json()["disk"])["status"] == "ready"
+             and d["disk_size"] == 48 and not d["active_task_id"], 30, "resized")
+    assert virtual_mb(path) == 48
+    assert ctl.api.get(f"{B}/quotas").json()["quota"]["usage.storage"] == used + 16
+    root = next(d for d in srv["disks_info"] if d["index"] == 0)
+    assert ctl.climc("disk-resize", root["id"], "96m").returncode == 0
+    wait_for(lambda: ctl.api.get(f"{B}/disks/{root['id']}").json()["disk"]["disk_size"] == 96, 30, "root resized")
+    assert virtual_mb(disk_file(ctl, root["id"])) == 96
+    s = settled(ctl, "vm-grow", "running", "still running")
+    assert s["disk"] == 96 + 48
+    # the grown disks give it all back when the server goes
+    assert ctl.climc("server-delete", "-f", "vm-grow").returncode == 0
+    wait_for(lambda: ctl.api.get(f"{B}/servers/{srv['id']}").status_code == 404, 30, "gone")
+    assert ctl.api.get(f"{B}/quotas").json()["quota"]["usage.storage"] == used - 64 - 32
+
+
+def test_metadata_and_user_tags_of_a_server(cloud: tuple[Controller, AgentProc]) -> None:
+    import httpx
+
+    from tests.e2e.test_agent_support import outsider_token
+
+    ctl, _agent = cloud
+    assert ctl.climc("server-create", "vm-meta", "--disk", "tiny", "--net", "default").returncode == 0
+    srv = settled(ctl, "vm-meta", "ready", "created")
+    assert climc_json(ctl, "server-set-metadata", "vm-meta", "owner=alice", "tier=web") == \
+        {"owner": "alice", "tier": "web"}
+    assert climc_json(ctl, "server-add-user-metadata", "vm-meta", "env=prod")["user:env"] == "prod"
+    got = climc_json(ctl, "server-set-user-metadata", "vm-meta", "team=ops")
+    assert got == {"owner": "alice", "tier": "web", "user:team": "ops"}, got
+    assert climc_json(ctl, "server-set-metadata", "vm-meta", "tier=") == {"owner": "alice", "user:team": "ops"}
+    assert climc_json(ctl, "server-metadata", "vm-meta") == {"owner": "alice", "user:team": "ops"}
+    assert server(ctl, "vm-meta")["metadata"] == {"owner": "alice", "user:team": "ops"}
+    # bad input: 400 naming it, nothing changes
+    for body, words in (({"a b": "1"}, "a b"), ({"k": "x" * 2000}, "longer"), ({"k": {"nested": 1}}, "string"),
+                        ({f"k{i}": "v" for i in range(70)}, "at most")):
+        r = ctl.api.post(f"{B}/servers/vm-meta/metadata", json=body)
+        assert r.status_code == 400 and words in r.json()["details"], r.text
+    r = ctl.climc("server-set-metadata", "vm-meta", "no-equals-sign")
+    assert r.returncode != 0 and "KEY=VALUE" in r.stderr
+    assert climc_json(ctl, "server-metadata", "vm-meta") == {"owner": "alice", "user:team": "ops"}
+    with httpx.Client(base_url=ctl.url, headers={"X-Auth-Token": outsider_token(ctl)}, timeout=30) as c:
+        assert c.get(f"{B}/servers/{srv['id']}/metadata").status_code == 404
+        assert c.post(f"{B}/servers/{srv['id']}/metadata", json={"owner": "mallory"}).status_code == 404
+    assert climc_json(ctl, "server-metadata", "vm-meta")["owner"] == "alice"
+    acts = climc_json(ctl, "action-list", "--limit", "200")["data"]
+    assert any(a.get("obj_id") == srv["id"] and a.get("action") == "set-user-metadata" for a in acts), acts[:3]
+    assert ctl.climc("server-delete", "-f", "vm-meta").returncode == 0

@@ -36,7 +36,13 @@ class DiskManager(Manager):
     owned = True
     contexts: ClassVar[dict[str, str]] = {"storages": "storage_id", "servers": "server_id"}
     actions: ClassVar[dict[str, str]] = {"create-snapshot": "do_create_snapshot", "disk-reset": "do_disk_reset",
-                                         "save": "do_save"}
+                                         "save": "do_save", "resize": "do_resize"}
+
+    def do_resize(self, session: Session, cred: Credential, row: Any, body: dict[str, Any]) -> None:
+        """``disk-resize``: grow only; its server ready or running (online where the host can)."""
+        from core.region.managers.snapshots import resize_disk
+
+        resize_disk(session, cred, row, body.get("size", body.get("disk_size")))
 
     def do_save(self, session: Session, cred: Credential, row: Any, body: dict[str, Any]) -> Any:
         """``disk-save``: this disk of a stopped server into a new image (Cloudpods' disk ``save``)."""

@@ -85,6 +85,40 @@ def reset_disk(session: Session, cred: Credential, disk: Disk, ref: Any) -> None
     disk.status = "resetting"
 
 
+def resize_disk(session: Session, cred: Credential, disk: Disk, size: Any) -> None:
+    """Grow ``disk`` to ``size`` (MB or 10g): storage room and quota claimed now, given back if it fails."""
+    from core.errors import InsufficientResourceError
+    from core.region.models import Storage
+    from core.region.release import adjust_storage
+    from core.region.server_create import MAX_DISK_MB
+    from core.region.sizes import to_mb
+
+    if size is None or size == "":
+        raise InputParameterError("size: required (the new size, e.g. 20g)")
+    new = to_mb(size, "size")
+    if new < disk.disk_size:
+        raise InputParameterError(f"size: disk {disk.name} is {disk.disk_size} MB; disks only grow "
+                                  f"({new} MB would lose data)")
+    if new == disk.disk_size:
+        raise InputParameterError(f"size: disk {disk.name} is {new} MB already")
+    if new > MAX_DISK_MB:
+        raise InputParameterError(f"size: {new} MB is more than {MAX_DISK_MB} MB")
+    server = _server_for(session, disk, "resize")
+    if server.status not in ("ready", "running"):
+        raise InvalidStatusError(f"cannot resize a disk of server {server.name} in status {server.status} "
+                                 "(allowed: ready, running)")
+    grow = new - disk.disk_size
+    st = session.get(Storage, disk.storage_id) if disk.storage_id else None
+    if st is not None and (st.capacity - st.reserved) * st.cmtbound - st.used_capacity < grow:
+        raise InsufficientResourceError(f"storage {st.name} lacks {grow} MB free")
+    quotas.reserve(session, disk.tenant_id, disk.domain_id, storage=grow)
+    adjust_storage(session, disk.storage_id, grow)
+    t = submit(session, "DiskResizeTask", "disk", disk.id, disk.name, {"size": new, "grow": grow}, cred=cred,
+               tenant_id=disk.tenant_id, domain_id=disk.domain_id)
+    _hold(server, disk, t.id)
+    disk.status = "resizing"
+
+
 def drop_disk_snapshots(session: Session, disk: Disk) -> None:
     """A disk is gone for good: its snapshots were inside it. Rows deleted, quota given back."""
     rows = list(session.scalars(select(Snapshot).where(Snapshot.disk_id == disk.id)))

@@ -15,5 +15,6 @@ REGION_TASKS: dict[str, str] = {
     "SnapshotCreateTask": "core.region.tasks.snapshots:SnapshotCreateTask",
     "SnapshotDeleteTask": "core.region.tasks.snapshots:SnapshotDeleteTask",
     "DiskResetTask": "core.region.tasks.snapshots:DiskResetTask",
+    "DiskResizeTask": "core.region.tasks.snapshots:DiskResizeTask",
     "ServerSaveImageTask": "core.region.tasks.saveimage:ServerSaveImageTask",
 }

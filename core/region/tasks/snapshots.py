@@ -5,7 +5,7 @@ The API held the disk and its server (``active_task_id``) when it accepted the a
 """
 from __future__ import annotations
 
-from core.hostapi.protocol import DiskPayload, DiskResetPayload, SnapshotPayload, WorkKind
+from core.hostapi.protocol import DiskPayload, DiskResetPayload, DiskResizePayload, SnapshotPayload, WorkKind
 from core.region import quotas
 from core.region.models import Disk, Server, Snapshot
 from core.region.tasks._common import server_ref
@@ -120,4 +120,49 @@ class DiskResetTask(TaskBase):
         disk = run.session.get(Disk, run.task.obj_id)
         if disk is not None and disk.status == "resetting":
             disk.status = "ready"  # the host changed nothing it could not finish (qemu-img applies or fails)
+        _let_go(run, run.task.obj_id)
+
+
+class DiskResizeTask(TaskBase):
+    """The API claimed the growth (storage, quota); on success the disk holds it, on failure it goes back."""
+
+    name = "DiskResizeTask"
+
+    def on_init(self, run: Run) -> None:
+        disk, server = _disk_server(run, run.task.obj_id)
+        run.dispatch(str(server.host_id), WorkKind.DISK_RESIZE,
+                     DiskResizePayload(server=server_ref(server), disk=_disk_payload(disk), size=int(run.params["size"])),
+                     then="on_resized")
+
+    def on_resized(self, run: Run) -> None:
+        res = run.result_of(WorkKind.DISK_RESIZE)
+        disk = run.session.get(Disk, run.task.obj_id)
+        if disk is not None:
+            grow = int(run.params["grow"])
+            held = dict(disk.held or {})
+            st = dict(held.get("storage") or {"storage_id": disk.storage_id, "size": disk.disk_size})
+            st["size"] = int(st.get("size", 0)) + grow
+            server = run.session.get(Server, disk.server_id) if disk.server_id else None
+            if "quota" in held or server is None:  # a disk made on its own holds its quota
+                q = dict(held.get("quota") or {})
+                q["storage"] = int(q.get("storage", 0)) + grow
+                held["quota"] = q
+            else:  # a disk made with its server: the server holds the quota of its disks
+                q = dict(server.held.get("quota") or {})
+                q["storage"] = int(q.get("storage", 0)) + grow
+                server.held = {**server.held, "quota": q}
+            disk.held = {**held, "storage": st}
+            disk.disk_size, disk.status = max(int(run.params["size"]), res.size), "ready"
+        _let_go(run, run.task.obj_id)
+        run.complete(online=res.online)
+
+    def on_failed(self, run: Run, reason: str) -> None:
+        from core.region.release import adjust_storage
+
+        disk = run.session.get(Disk, run.task.obj_id)
+        if disk is not None and disk.status == "resizing":
+            grow = int(run.params.get("grow", 0))
+            adjust_storage(run.session, disk.storage_id, -grow)
+            quotas.release(run.session, disk.tenant_id, {"storage": grow})
+            disk.status = "ready"
         _let_go(run, run.task.obj_id)
