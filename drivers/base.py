@@ -86,6 +86,13 @@ __all__ = [
     "StoragePath",
     "not_supported",
     "require",
+    "BmcError",
+    "BootDevice",
+    "MachineInventory",
+    "Management",
+    "PowerState",
+    "Probing",
+    "Sensor",
 ]
 
 
@@ -155,6 +162,12 @@ class Capability(str, enum.Enum):
     SAVE_IMAGE = "save_image"  # a stopped guest's disk into a glance image (drivers.base.ImageSaver)
     VNC = "vnc"
     SERIAL_CONSOLE = "serial_console"
+    # a physical machine behind a BMC (drivers/baremetal): what its management controller offers
+    BMC_POWER = "bmc_power"  # power on/off/reset/status of the whole machine
+    BOOT_DEVICE = "boot_device"  # next boot from pxe/disk/cdrom/bios
+    SENSORS = "sensors"  # sensor readings and overall health
+    INVENTORY = "inventory"  # FRU / system inventory (serial, model, CPUs, memory, NICs)
+    SOL_CONSOLE = "sol_console"  # serial-over-LAN
 
 
 def require(driver: HypervisorDriver, cap: Capability, op: str) -> None:
@@ -849,6 +862,101 @@ class CloudProvider(Protocol):
     def close(self) -> None: ...
 
 
+# --- machines behind a BMC (bare metal), Ironic-style composed interfaces --------------------------
+#
+# A bare-metal driver composes a power interface, a management interface (boot device), an
+# inventory/sensor interface and (where the BMC has it) a serial-over-LAN console, each implemented
+# per protocol (IPMI, Redfish). ``validate()`` checks the configuration without contacting the BMC;
+# every call that does is bounded (timeouts, a few retries) and fails with a ``BmcError`` whose
+# message says what to do.
+
+
+class BmcError(DriverError):
+    """The BMC could not do what was asked. ``status`` classifies it for the host row's
+    ``ipmi_status``: ``unreachable`` (no answer), ``auth_failed`` (credentials refused),
+    ``timeout`` (it answered, then stopped), ``error`` (it refused the command)."""
+
+    STATUSES = ("unreachable", "auth_failed", "timeout", "error")
+
+    def __init__(self, message: str, status: str = "error") -> None:
+        super().__init__(message)
+        self.status = status if status in self.STATUSES else "error"
+
+
+class PowerState(str, enum.Enum):
+    ON = "on"
+    OFF = "off"
+    UNKNOWN = "unknown"
+
+
+class BootDevice(str, enum.Enum):
+    PXE = "pxe"
+    DISK = "disk"
+    CDROM = "cdrom"
+    BIOS = "bios"
+
+
+@dataclass(frozen=True)
+class Sensor:
+    """One sensor reading: ``health`` is ok/warning/critical/unknown."""
+
+    name: str
+    value: float | None
+    unit: str
+    health: str
+    states: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class MachineInventory:
+    """What the BMC says the machine is (fields it does not report stay 0/empty)."""
+
+    manufacturer: str = ""
+    model: str = ""
+    serial: str = ""
+    uuid: str = ""
+    cpu_count: int = 0
+    memory_mb: int = 0
+    nic_macs: tuple[str, ...] = ()
+    disks: tuple[str, ...] = ()
+    firmware: str = ""
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Management(Protocol):
+    """Power, boot device, inventory and sensors of one machine through its BMC."""
+
+    protocol: str  # "ipmi" | "redfish"
+    address: str  # what an error names: "127.0.0.1:6230", "http://127.0.0.1:8001"
+
+    def validate(self) -> None: ...
+
+    def info(self) -> dict[str, Any]:
+        """The BMC's protocol, address and user: what may be shown (never the password)."""
+        ...
+
+    def get_power_state(self) -> PowerState: ...
+
+    def set_power_state(self, action: str) -> PowerState:
+        """``on`` / ``off`` (hard) / ``soft`` (ACPI shutdown) / ``reset``; the state it reads back."""
+        ...
+
+    def set_boot_device(self, device: BootDevice, *, persistent: bool = False) -> None: ...
+
+    def get_boot_device(self) -> str: ...
+
+    def inventory(self) -> MachineInventory: ...
+
+    def sensors(self) -> list[Sensor]: ...
+
+    def health(self) -> str:
+        """ok / warning / critical / unknown."""
+        ...
+
+    def close(self) -> None: ...
+
+
 _IMPORTED_NS = _uuid.UUID("6f1c9a52-3b0e-4c57-9d7e-0c3c1f5a9b21")
 
 
@@ -896,3 +1004,14 @@ class DiskResizable(Protocol):
     (the running guest told, e.g. libvirt blockResize) where it can; (new size MiB, whether online)."""
 
     def resize_disk(self, server_id: str, disk: InstanceDisk, size_mb: int) -> tuple[int, bool]: ...
+
+
+@runtime_checkable
+class Probing(Protocol):
+    """A hosted driver of a machine behind a BMC (``bmc``): ``probe()`` contacts it and returns
+    what the host row records (``ipmi_status``, ``power_status``, ``health``); a ``BmcError`` else.
+    The controller probes such hosts periodically, each independently of the others."""
+
+    bmc: Management
+
+    def probe(self) -> dict[str, Any]: ...

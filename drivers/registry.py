@@ -17,6 +17,7 @@ __all__ = ["DRIVERS", "ENTRY_POINT_GROUP", "SDKS", "get_driver", "known_drivers"
 
 DRIVERS: dict[str, str] = {
     "kvm": "drivers.kvm.driver:KvmDriver",
+    "baremetal": "drivers.baremetal.driver:BaremetalDriver",
     "esxi": "drivers.esxi.driver:EsxiDriver",
     "aws": "drivers.aws.driver:AwsDriver",
 }

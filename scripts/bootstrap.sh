@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 VENV=${VENV:-.venv}
-EXTRAS=${EXTRAS:-dev,kvm,esxi,postgres,mysql}
+EXTRAS=${EXTRAS:-dev,kvm,baremetal,esxi,postgres,mysql}
 APT_PKGS="pkg-config libvirt-dev gcc python3-dev qemu-utils"
 
 apt_install() {

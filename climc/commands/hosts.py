@@ -5,8 +5,18 @@ from typing import Any
 
 import click
 
-from climc.commands.compute_common import S, make_action, make_delete, make_list, make_show, make_update
-from climc.output import output_options, show_object
+from climc.commands.compute_common import (
+    S,
+    batch,
+    list_flags,
+    make_action,
+    make_delete,
+    make_list,
+    make_show,
+    make_update,
+    run_list,
+)
+from climc.output import output_options, show_list, show_object
 
 host_list = make_list("host-list", "hosts",
                       ["id", "name", "zone", "host_type", "target", "driver", "host_status", "enabled", "access_ip",
@@ -81,22 +91,33 @@ def _config_value(v: str) -> Any:
 @click.command("host-create")
 @click.argument("name")
 @click.option("--zone", required=True, help="The zone the host is in")
-@click.option("--driver", required=True, help="The driver, by its name in drivers/registry.py (e.g. kvm)")
+@click.option("--driver", default=None, help="The driver, by its name in drivers/registry.py (e.g. kvm); "
+              "baremetal when --ipmi-ip/--redfish-url is given")
 @click.option("--config", "config", multiple=True, metavar="KEY=VALUE",
               help="Driver config, e.g. uri=test:///default (repeatable)")
 @click.option("--config-file", type=click.File("r"), default=None,
               help="Driver config as a JSON object (keeps secrets off the command line)")
-@click.option("--host-type", default=None, help="hypervisor (default), esxi, ...")
+@click.option("--host-type", default=None, help="hypervisor (default), baremetal, esxi, ...")
+@click.option("--ipmi-ip", default=None, help="baremetal: the BMC's IPMI address")
+@click.option("--ipmi-port", type=click.IntRange(1, 65535), default=None, help="baremetal: the BMC's UDP port (623)")
+@click.option("--ipmi-username", "--bmc-username", "ipmi_username", default=None, help="baremetal: the BMC user")
+@click.option("--ipmi-password", "--bmc-password", "ipmi_password", default=None, envvar="CLIMC_IPMI_PASSWORD",
+              help="baremetal: the BMC user's password (or env CLIMC_IPMI_PASSWORD; prompted when absent); "
+                   "stored encrypted, never shown")
+@click.option("--redfish-url", default=None, help="baremetal: the BMC's Redfish service, http(s)://HOST[:PORT]")
+@click.option("--redfish-system", default=None, help="baremetal: which ComputerSystem (default: the first)")
 @click.option("--storage", "storages", multiple=True, help="NAME:CAPACITY_MB (repeatable; default <name>-local)")
 @click.option("--wire", "wires", multiple=True, help="WIRE[:BRIDGE] (repeatable)")
 @click.option("--description", default=None)
 @output_options
 @click.pass_obj
-def host_create(obj: Any, name: str, zone: str, driver: str, config: tuple[str, ...], config_file: Any,
-                host_type: str | None, storages: tuple[str, ...], wires: tuple[str, ...],
-                description: str | None) -> None:
-    """Create a host run by the controller's executor (a driver whose API is remote); agents enrol
-    themselves (ocadm join). The driver is validated now; its config is stored encrypted."""
+def host_create(obj: Any, name: str, zone: str, driver: str | None, config: tuple[str, ...], config_file: Any,
+                host_type: str | None, ipmi_ip: str | None, ipmi_port: int | None, ipmi_username: str | None,
+                ipmi_password: str | None, redfish_url: str | None, redfish_system: str | None,
+                storages: tuple[str, ...], wires: tuple[str, ...], description: str | None) -> None:
+    """Create a host run by the controller's executor (a driver whose API is remote), or register a
+    bare-metal machine by its BMC (--host-type baremetal --ipmi-ip ... or --redfish-url ...); agents
+    enrol themselves (ocadm join). The driver is validated now; its config is stored encrypted."""
     import json
 
     cfg: dict[str, Any] = {}
@@ -113,6 +134,26 @@ def host_create(obj: Any, name: str, zone: str, driver: str, config: tuple[str, 
         if not sep or not k:
             raise click.BadParameter(f"{kv!r}: expected KEY=VALUE", param_hint="--config")
         cfg[k] = _config_value(v)
+    bmc = {"ipmi_ip": ipmi_ip, "ipmi_port": ipmi_port, "ipmi_username": ipmi_username, "redfish_url": redfish_url,
+           "redfish_system": redfish_system}
+    bmc = {k: v for k, v in bmc.items() if v is not None}
+    if bmc:
+        if ipmi_ip and redfish_url:
+            raise click.UsageError("give --ipmi-ip (IPMI) or --redfish-url (Redfish), not both")
+        if not (ipmi_ip or redfish_url):
+            raise click.UsageError("a bare-metal host needs --ipmi-ip or --redfish-url")
+        if not ipmi_username:
+            raise click.UsageError("a bare-metal host needs --ipmi-username (the BMC user)")
+        if ipmi_password is None:
+            ipmi_password = click.prompt("BMC password", hide_input=True, err=True)
+        bmc["ipmi_password"] = ipmi_password
+        host_type = host_type or "baremetal"
+        if host_type != "baremetal":
+            raise click.UsageError("--ipmi-*/--redfish-* options are for --host-type baremetal")
+        cfg.update(bmc)
+        driver = driver or "baremetal"
+    if not driver:
+        raise click.UsageError("missing --driver (or --ipmi-ip/--redfish-url for a bare-metal host)")
     body: dict[str, Any] = {"name": name, "zone": zone, "target": "executor", "driver": driver,
                             "driver_config": cfg, "storages": _storages(storages),
                             "wires": [{"wire": w.partition(":")[0], "bridge": w.partition(":")[2]} for w in wires]}
@@ -121,6 +162,79 @@ def host_create(obj: Any, name: str, zone: str, driver: str, config: tuple[str, 
     if description:
         body["description"] = description
     show_object(obj.client().post(S, "/hosts", json={"host": body})["host"])
+
+
+# ---- machines behind a BMC (bare metal) -----------------------------------------------------------
+BAREMETAL_COLUMNS = ["id", "name", "zone", "host_status", "ipmi_status", "power_status", "health", "enabled",
+                     "cpu_count", "mem_size", "guests"]
+
+
+@click.command("baremetal-list")
+@list_flags
+@output_options
+@click.pass_obj
+def baremetal_list(obj: Any, **kw: Any) -> None:
+    """List bare-metal hosts with their BMC status (ipmi_status, power_status, health)."""
+    run_list(obj, "/hosts", "hosts", BAREMETAL_COLUMNS, kw, host_type="baremetal")
+
+
+@click.command("host-ipmi-info")
+@click.argument("ident")
+@output_options
+@click.pass_obj
+def host_ipmi_info(obj: Any, ident: str) -> None:
+    """Show a bare-metal host's BMC: protocol, address, user (never the password), power state read now."""
+    show_object(obj.client().get(S, f"/hosts/{ident}/ipmi")["ipmi"])
+
+
+def _power_cmd(name: str, action: str, help_: str) -> click.Command:
+    @click.command(name, help=help_)
+    @click.argument("idents", nargs=-1, required=True)
+    @output_options
+    @click.pass_obj
+    def cmd(obj: Any, idents: tuple[str, ...], **kw: Any) -> None:
+        c = obj.client()
+        body = {"soft": True} if kw.get("soft") else {}
+        batch(obj, idents, "host", name.removeprefix("host-"),
+              lambda i: c.post(S, f"/hosts/{i}/{action}", json=body))
+    return cmd
+
+
+host_power_on = _power_cmd("host-power-on", "start", "Power bare-metal hosts on through their BMC")
+host_power_off = click.option("--soft", is_flag=True, help="ACPI shutdown instead of a hard power off")(
+    _power_cmd("host-power-off", "stop", "Power bare-metal hosts off through their BMC (hard unless --soft)"))
+host_power_reset = _power_cmd("host-power-reset", "reset", "Reset (hard reboot) bare-metal hosts through their BMC")
+
+
+@click.command("host-boot-device")
+@click.argument("ident")
+@click.argument("device", type=click.Choice(["pxe", "disk", "cdrom", "bios"]))
+@click.option("--persistent", is_flag=True, help="Every boot, not only the next one")
+@output_options
+@click.pass_obj
+def host_boot_device(obj: Any, ident: str, device: str, persistent: bool) -> None:
+    """Set the device a bare-metal host boots from next (pxe, disk, cdrom, bios)."""
+    show_object(obj.client().post(S, f"/hosts/{ident}/set-boot-device",
+                                  json={"boot_device": device, "persistent": persistent})["host"])
+
+
+@click.command("host-sensors")
+@click.argument("ident")
+@output_options
+@click.pass_obj
+def host_sensors(obj: Any, ident: str) -> None:
+    """Read a bare-metal host's sensors (temperatures, fans, ...) and its health from its BMC."""
+    out = obj.client().get(S, f"/hosts/{ident}/sensors")
+    show_list(out["sensors"], columns=["name", "value", "unit", "health"], total=out.get("total"))
+
+
+@click.command("host-ipmi-probe")
+@click.argument("ident")
+@output_options
+@click.pass_obj
+def host_ipmi_probe(obj: Any, ident: str) -> None:
+    """Read a bare-metal host's power state, health and inventory from its BMC again."""
+    show_object(obj.client().post(S, f"/hosts/{ident}/ipmi-probe", json={})["host"])
 
 
 @click.command("storage-create")

@@ -222,6 +222,34 @@ def registration(hosted: HostedDriver) -> dict[str, Any]:
             "sys_info": {"facts": dataclasses.asdict(facts)}}
 
 
+def register_remote(hosted: HostedDriver) -> tuple[dict[str, Any], str]:
+    """(host row fields, problem) for a new executor host. A device that cannot be reached now (a BMC
+    that is down, a wrong password) does not stop the host being created: it is created offline with
+    the reason (``sys_info.executor_error``, and ``sys_info.bmc`` for a machine behind a BMC), and the
+    heartbeat or ``ipmi-probe`` fills in its facts once the device answers."""
+    from core.region.host_bmc import failure
+    from core.version import VERSION
+    from drivers.base import BmcError, Probing
+
+    base = {"version": VERSION, "driver": hosted.name, "driver_version": hosted.version,
+            "capabilities": sorted(c.value for c in hosted.capabilities)}
+    try:
+        reg = registration(hosted)
+    except DriverError as exc:
+        info: dict[str, Any] = {"executor_error": str(exc)[:2000]}
+        if isinstance(exc, BmcError):
+            info["bmc"] = {**failure(exc), "power_status": "unknown", "health": "unknown"}
+        return {**base, "sys_info": info}, str(exc)
+    if isinstance(hosted, Probing):
+        try:
+            reg["sys_info"]["bmc"] = {**hosted.probe(), "checked_at": utcnow().isoformat()}
+        except BmcError as exc:
+            reg["sys_info"]["bmc"] = {**failure(exc), "power_status": "unknown", "health": "unknown"}
+            reg["sys_info"]["executor_error"] = str(exc)[:2000]
+            return reg, str(exc)
+    return reg, ""
+
+
 def _fingerprint(driver: str, blob: str) -> str:
     return hashlib.sha256(f"{driver}\0{blob}".encode()).hexdigest()
 
@@ -499,11 +527,19 @@ def heartbeat(rt: Runtime, holder: str, interval_s: float = HEARTBEAT_S) -> int 
     with rt.db.session() as s:
         hosts = [(h.id, h.name, h.driver, h.driver_config)
                  for h in s.scalars(select(Host).where(Host.target == TARGET_EXECUTOR))]
+    from core.region.host_bmc import probe_all
+    from drivers.base import Probing
+
     rt.drivers.forget({h[0] for h in hosts})
+    probing: list[tuple[str, str, Any]] = []
     for hid, name, driver, blob in hosts:
         problem = ""
         try:
-            rt.drivers.get(hid, driver, blob).validate()
+            hosted = rt.drivers.get(hid, driver, blob)
+            hosted.validate()
+            if isinstance(hosted, Probing):  # its device answering is what "online" means: probed below
+                probing.append((hid, name, hosted))
+                continue
         except Exception as exc:
             problem = getattr(exc, "details", None) or str(exc) or type(exc).__name__
             log.warning("executor host %s: its driver does not validate: %s", name, problem)
@@ -525,4 +561,5 @@ def heartbeat(rt: Runtime, holder: str, interval_s: float = HEARTBEAT_S) -> int 
                 info.pop("executor_error", None)
             h.sys_info = info
             s.commit()
+    probe_all(rt.db, probing)  # all at once: one dead BMC costs its own timeout, not the others'
     return len(hosts)

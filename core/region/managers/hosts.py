@@ -85,6 +85,20 @@ class ExecutorHostIn(BaseModel):
 
 DEFAULT_EXECUTOR_STORAGE_MB = 1024 * 1024  # a storage for a host created without --storage
 
+# Cloudpods' way to register a machine by its BMC: POST /hosts {"host_type": "baremetal", "ipmi_ip": ...}
+BMC_KEYS = ("ipmi_ip", "ipmi_port", "ipmi_username", "ipmi_password", "redfish_url", "redfish_system",
+            "verify_tls", "timeout_s", "retries", "protocol")
+
+
+def baremetal_body(body: dict[str, Any]) -> dict[str, Any] | None:
+    """A baremetal host given by its BMC → the executor host (driver ``baremetal``) it is; None if not one."""
+    if body.get("host_type") != "baremetal" or not any(k in body for k in ("ipmi_ip", "redfish_url")):
+        return None
+    out = {k: v for k, v in body.items() if k not in BMC_KEYS}
+    out.update(target="executor", driver=body.get("driver") or "baremetal",
+               driver_config={k: body[k] for k in BMC_KEYS if body.get(k) not in (None, "")})
+    return out
+
 
 class HostManager(Manager):
     keyword, plural, model = "host", "hosts", Host
@@ -107,7 +121,10 @@ class HostManager(Manager):
         return stmt.where(Host.target != "executor")
 
     def base_dict(self, row: Any) -> dict[str, Any]:
+        from core.region.host_bmc import bmc_fields
+
         out = super().base_dict(row)
+        out.update(bmc_fields(row.sys_info))  # ipmi_status, power_status, health of a machine behind a BMC
         blob = out.pop("driver_config", "")
         if blob:  # never the stored secret: the keys, with secret-looking values hidden
             from core.hostapi import executor
@@ -133,6 +150,8 @@ class HostManager(Manager):
         ``target: executor`` creates a host the controller's executor runs instead (``create_executor``)."""
         from core.region.registry import get_manager
 
+        if isinstance(body, dict) and (bm := baremetal_body(body)) is not None:
+            body = bm
         if isinstance(body, dict) and body.get("target", "agent") != "agent":
             return [self.create_executor(session, cred, body, ctx)]
         data = parse(HostRegister, body)
@@ -193,16 +212,16 @@ class HostManager(Manager):
         config = dict(data.driver_config)
         try:
             hosted = executor.build(rt.data_dir, host_id, data.driver, config, rt.drivers.images())
-            try:
-                reg = executor.registration(hosted)
-            finally:
-                hosted.close()
-        except DriverError as exc:
+        except DriverError as exc:  # the config itself is wrong: nothing to create
             raise InputParameterError(f"driver {data.driver} does not validate: {exc}") from None
+        try:
+            reg, problem = executor.register_remote(hosted)
+        finally:
+            hosted.close()
         row = Host(id=host_id, name=data.name, description=data.description, zone_id=zone.id, host_type=data.host_type,
                    target="executor", driver_config=executor.encrypt_config(config), status="running",
-                   host_status="online", last_ping_at=utcnow(), enabled=data.enabled,
-                   cpu_cmtbound=data.cpu_cmtbound, mem_cmtbound=data.mem_cmtbound, **reg)
+                   host_status="offline" if problem else "online", last_ping_at=None if problem else utcnow(),
+                   enabled=data.enabled, cpu_cmtbound=data.cpu_cmtbound, mem_cmtbound=data.mem_cmtbound, **reg)
         session.add(row)
         session.flush()
         storages = data.storages or [StorageIn(name=f"{data.name}-local", capacity=DEFAULT_EXECUTOR_STORAGE_MB)]

@@ -1,0 +1,265 @@
+"""Machines behind a BMC (hosts whose driver declares ``bmc_power`` & co., e.g. ``baremetal``):
+power, boot device, sensors, IPMI info, probing. Mounted before the generic resource grammar.
+
+    GET  /hosts/<id>/ipmi            {"ipmi": {ip, port, username, protocol, ipmi_status, power_status, ...}}
+    GET  /hosts/<id>/sensors         {"sensors": [{name, value, unit, health}], "health": "ok"}
+    POST /hosts/<id>/start|stop|reset            power on / off (hard; "soft": true for ACPI) / reset
+    POST /hosts/<id>/set-boot-device {"boot_device": "pxe|disk|cdrom|bios", "persistent": false}
+    POST /hosts/<id>/ipmi-probe      read power, health and inventory again → host capacity
+
+Where the BMC calls run: in the controller that took the request (every replica can reach the
+BMC network, like the executor that runs these hosts' other work), OUTSIDE any database
+transaction (a BMC call may take seconds; SQLite's single writer must not wait for it), each
+bounded by the driver (timeout x retries). The host row records the outcome either way
+(``sys_info.bmc``: ipmi_status ok/unreachable/auth_failed/timeout/error, power_status, health,
+ipmi_reason) and its ``host_status`` (online while the BMC answers): a failed call leaves a
+reason, never a transient status, because none is set before the call.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from fastapi import APIRouter, Body, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict
+
+from core.api.context import Credential
+from core.api.deps import CredentialDep
+from core.db.base import utcnow
+from core.errors import InvalidStatusError, UnsupportedOperationError
+from core.region.common import begin_write, iso, json_response, parse
+from drivers.base import BmcError, BootDevice, Capability, DriverError, Probing
+
+log = logging.getLogger("cloudpods.bmc")
+router = APIRouter()
+AnyBody = Body(default=None)
+BMC_KEYS = ("ipmi_status", "power_status", "health", "ipmi_reason")
+PROBE_WORKERS = 32  # BMCs probed at once by the heartbeat: one slow BMC costs only its own thread
+
+
+class BootDeviceIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    boot_device: BootDevice
+    persistent: bool = False
+
+
+class StopIn(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    soft: bool = False
+    is_force: bool | None = None
+
+
+# ---- the host row side ------------------------------------------------------------------------
+def bmc_fields(sys_info: dict[str, Any] | None) -> dict[str, Any]:
+    """What a host shows of its BMC (from ``sys_info.bmc``); {} for a host without one."""
+    bmc = (sys_info or {}).get("bmc")
+    return {k: bmc.get(k, "") for k in (*BMC_KEYS, "checked_at")} if isinstance(bmc, dict) else {}
+
+
+def record(db: Any, host_id: str, seen: dict[str, Any], *, cred: Credential | None = None, action: str = "",
+           extra: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    """Write what a BMC call showed onto the host (and an audit record for an action); the host dict."""
+    from core.region.models import Host
+    from core.region.registry import get_manager
+
+    with db.session() as s:
+        begin_write(s)
+        h = s.get(Host, host_id)
+        if h is None:
+            return None
+        info = dict(h.sys_info or {})
+        bmc = dict(info.get("bmc") or {})
+        bmc.update(seen)
+        bmc["checked_at"] = iso(utcnow())
+        info["bmc"] = bmc
+        if bmc.get("ipmi_status") == "ok":
+            info.pop("executor_error", None)
+        else:
+            info["executor_error"] = str(bmc.get("ipmi_reason") or "")[:2000]
+        info.update(extra or {})
+        h.sys_info = info
+        status = "online" if bmc.get("ipmi_status") == "ok" else "offline"
+        if h.host_status != status:
+            h.generation += 1
+        h.host_status = status
+        if status == "online":
+            h.last_ping_at = utcnow()
+        m = get_manager("hosts")
+        if action:
+            m.audit(s, cred, action, h, success=bmc.get("ipmi_status") == "ok",
+                    notes=str(bmc.get("ipmi_reason") or "")[:500])
+        s.flush()
+        out = m.to_dict(s, h)
+        s.commit()
+        return out  # type: ignore[no-any-return]
+
+
+def failure(exc: BmcError) -> dict[str, Any]:
+    return {"ipmi_status": exc.status, "ipmi_reason": str(exc)[:1000]}
+
+
+# ---- finding the machine and its driver -------------------------------------------------------------
+def _machine(request: Request, cred: Credential, ident: str, cap: Capability, op: str) -> tuple[str, str, Any]:
+    """(host id, host name, the host's hosted driver) after RBAC and the capability check."""
+    from core.hostapi import executor
+    from core.region.registry import get_manager
+
+    m = get_manager("hosts")
+    with request.app.state.db.session() as s:
+        row = m.fetch(s, cred, ident)
+        m.enforce(cred, "perform", row)
+        if cap.value not in (row.capabilities or []):
+            raise UnsupportedOperationError(f"host {row.name} (driver {row.driver}) cannot {op}: it does not declare "
+                                            f"the {cap.value} capability (only hosts with a BMC do)")
+        host_id, name, driver, blob = row.id, row.name, row.driver, row.driver_config
+        s.rollback()  # no transaction held while the BMC is contacted
+    try:
+        hosted = executor.runtime().drivers.get(host_id, driver, blob)
+    except DriverError as exc:
+        raise InvalidStatusError(f"host {name}: its driver does not load: {exc}") from None
+    return host_id, name, hosted
+
+
+def _run(request: Request, cred: Credential, ident: str, cap: Capability, op: str, action: str,
+         call: Callable[[Any], dict[str, Any]]) -> Response:
+    """Run one BMC operation; record its outcome on the host; the host, or a 400 saying what failed."""
+    host_id, name, hosted = _machine(request, cred, ident, cap, op)
+    db = request.app.state.db
+    try:
+        seen = call(hosted)
+    except BmcError as exc:
+        record(db, host_id, failure(exc), cred=cred, action=action)
+        raise InvalidStatusError(str(exc)) from None
+    host = record(db, host_id, {"ipmi_status": "ok", "ipmi_reason": "", **seen}, cred=cred, action=action)
+    return json_response({"host": host})
+
+
+def _power(action: str) -> Callable[[Any], dict[str, Any]]:
+    def call(hosted: Any) -> dict[str, Any]:
+        return {"power_status": hosted.bmc.set_power_state(action).value}
+
+    return call
+
+
+@router.post("/hosts/{ident}/start")
+def host_start(ident: str, request: Request, cred: CredentialDep, body: Any = AnyBody) -> Response:
+    return _run(request, cred, ident, Capability.BMC_POWER, "power on", "start", _power("on"))
+
+
+@router.post("/hosts/{ident}/stop")
+def host_stop(ident: str, request: Request, cred: CredentialDep, body: Any = AnyBody) -> Response:
+    data = parse(StopIn, (body or {}).get("host", body) if isinstance(body, dict) else body)
+    soft = data.soft and not data.is_force
+    return _run(request, cred, ident, Capability.BMC_POWER, "power off", "stop", _power("soft" if soft else "off"))
+
+
+@router.post("/hosts/{ident}/reset")
+def host_reset(ident: str, request: Request, cred: CredentialDep, body: Any = AnyBody) -> Response:
+    return _run(request, cred, ident, Capability.BMC_POWER, "reset", "reset", _power("reset"))
+
+
+@router.post("/hosts/{ident}/set-boot-device")
+def host_boot_device(ident: str, request: Request, cred: CredentialDep, body: Any = AnyBody) -> Response:
+    data = parse(BootDeviceIn, (body or {}).get("host", body) if isinstance(body, dict) else body)
+
+    def call(hosted: Any) -> dict[str, Any]:
+        hosted.bmc.set_boot_device(data.boot_device, persistent=data.persistent)
+        return {"boot_device": data.boot_device.value}
+
+    return _run(request, cred, ident, Capability.BOOT_DEVICE, "set its boot device", "set-boot-device", call)
+
+
+@router.post("/hosts/{ident}/ipmi-probe")
+def host_ipmi_probe(ident: str, request: Request, cred: CredentialDep, body: Any = AnyBody) -> Response:
+    host_id, name, hosted = _machine(request, cred, ident, Capability.INVENTORY, "read its inventory")
+    db = request.app.state.db
+    try:
+        seen = hosted.probe()
+        reg = registration_fields(hosted)
+    except BmcError as exc:
+        record(db, host_id, failure(exc), cred=cred, action="ipmi-probe")
+        raise InvalidStatusError(str(exc)) from None
+    apply_registration(db, host_id, reg)
+    return json_response({"host": record(db, host_id, seen, cred=cred, action="ipmi-probe")})
+
+
+@router.get("/hosts/{ident}/sensors")
+def host_sensors(ident: str, request: Request, cred: CredentialDep) -> Response:
+    host_id, name, hosted = _machine(request, cred, ident, Capability.SENSORS, "read sensors")
+    db = request.app.state.db
+    try:
+        sensors = hosted.bmc.sensors()
+    except BmcError as exc:
+        record(db, host_id, failure(exc))
+        raise InvalidStatusError(str(exc)) from None
+    order = ["ok", "unknown", "warning", "critical"]
+    health = max((x.health for x in sensors), key=order.index, default="ok")
+    record(db, host_id, {"ipmi_status": "ok", "ipmi_reason": "", "health": health})
+    return json_response({"sensors": [{"name": x.name, "value": x.value, "unit": x.unit, "health": x.health,
+                                       "states": list(x.states)} for x in sensors], "health": health,
+                          "total": len(sensors)})
+
+
+@router.get("/hosts/{ident}/ipmi")
+def host_ipmi(ident: str, request: Request, cred: CredentialDep) -> Response:
+    """The BMC's address, user and protocol (never the password), and its power state read now."""
+    host_id, name, hosted = _machine(request, cred, ident, Capability.BMC_POWER, "show IPMI info")
+    db = request.app.state.db
+    try:
+        seen = {"ipmi_status": "ok", "ipmi_reason": "", "power_status": hosted.bmc.get_power_state().value}
+    except BmcError as exc:
+        seen = failure(exc)
+    host = record(db, host_id, seen) or {}
+    info = {**hosted.bmc.info(), **bmc_fields(host.get("sys_info"))}
+    return json_response({"ipmi": info})
+
+
+# ---- registration and the periodic probe --------------------------------------------------------------
+def registration_fields(hosted: Any) -> dict[str, Any]:
+    from core.hostapi import executor
+
+    return executor.registration(hosted)
+
+
+def apply_registration(db: Any, host_id: str, reg: dict[str, Any]) -> None:
+    from core.region.models import Host
+
+    with db.session() as s:
+        begin_write(s)
+        h = s.get(Host, host_id)
+        if h is None:
+            return
+        info = dict(h.sys_info or {})
+        info.update(reg.pop("sys_info", {}))
+        h.sys_info = info
+        for k in ("cpu_count", "mem_size", "cpu_arch"):
+            if k in reg and (reg[k] or not getattr(h, k)):
+                setattr(h, k, reg[k])
+        h.generation += 1
+        s.commit()
+
+
+def probe_all(db: Any, targets: list[tuple[str, str, Any]], workers: int = PROBE_WORKERS) -> dict[str, dict[str, Any]]:
+    """Probe every (host id, name, hosted driver) at once, each bounded by its own driver: one slow or
+    dead BMC costs its own thread, never the others' time. Records each outcome; {host id: outcome}."""
+    def one(t: tuple[str, str, Any]) -> tuple[str, dict[str, Any]]:
+        hid, name, hosted = t
+        try:
+            seen = hosted.probe()
+        except BmcError as exc:
+            log.warning("host %s: BMC probe failed: %s", name, exc)
+            seen = failure(exc)
+        except Exception as exc:
+            log.exception("host %s: BMC probe failed", name)
+            seen = {"ipmi_status": "error", "ipmi_reason": str(exc)[:1000]}
+        record(db, hid, seen)
+        return hid, seen
+
+    probing = [t for t in targets if isinstance(t[2], Probing)]
+    if not probing:
+        return {}
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(probing))), thread_name_prefix="bmc-probe") as pool:
+        return dict(pool.map(one, probing))

@@ -1,0 +1,1 @@
+"""Bare metal: machines managed through their BMC (IPMI on pyghmi, Redfish on httpx)."""

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# bare-metal peers (called by .ci/run as root): OpenIPMI's ipmi_sim (an IPMI BMC simulator) and
+# ipmitool (a second IPMI client), and sushy-tools' Redfish emulator in its own venv (its Flask
+# stack stays out of the project's venv); pyghmi (the driver's SDK) in the project's venv.
+# Idempotent.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+PY=${PYTHON:-.venv/bin/python}
+CACHE=${CLOUDPODS_PEER_CACHE:-/var/cache/cloudpods-ci}
+missing=$(for p in openipmi ipmitool; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || echo "$p"; done)
+if [ -n "${missing// /}" ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -qq -o DPkg::Lock::Timeout=600 --no-install-recommends $missing >/dev/null \
+    || { apt-get update -qq -o DPkg::Lock::Timeout=600 >/dev/null; \
+         apt-get install -y -qq -o DPkg::Lock::Timeout=600 --no-install-recommends $missing >/dev/null; }
+fi
+"$PY" -c "import pyghmi" 2>/dev/null || "$PY" -m pip install -q "pyghmi>=1.5"
+SV="$CACHE/sushy-venv"
+if [ ! -x "$SV/bin/sushy-emulator" ]; then
+  mkdir -p "$CACHE"
+  "$PY" -m venv "$SV"
+  "$SV/bin/pip" install -q "sushy-tools>=1.0" bcrypt
+fi
+echo "bare-metal peers ready: ipmi_sim ipmitool pyghmi $SV/bin/sushy-emulator"
