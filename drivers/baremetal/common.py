@@ -145,7 +145,7 @@ class Bounded:
         t0 = time.monotonic()
         if not self._lock.acquire(timeout=deadline):
             raise BmcError(f"BMC {self.cfg.address} is still busy with an earlier call that did not answer; "
-                           "try again shortly", "timeout")
+                           "try again shortly", "unreachable")
         try:
             fut = _POOL.submit(fn)
             try:

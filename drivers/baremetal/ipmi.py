@@ -85,11 +85,14 @@ class IpmiBmc:
         self._forget()  # whatever failed, the next call starts from a new login
         if "password" in low or "unauthorized name" in low or "unknown user" in low or "privilege" in low:
             return BmcError(f"BMC {self.address} refused user {self.cfg.username!r}: {msg}; check the IPMI "
-                            "username and password (host-update-ipmi or re-create the host)", "auth_failed")
+                            "username and password (delete the host and create it with the right ones)", "auth_failed")
         if "cipher" in low or "authentication algorithm" in low or "integrity" in low:
             return BmcError(f"BMC {self.address} refused the RMCP+ cipher suites we offer (17, then 3): {msg}; "
                             "enable cipher suite 3 or 17 on the BMC", "error")
-        if "timeout" in low or "no longer connected" in low or "unable to establish" in low or "logged out" in low:
+        # pyghmi's login to a BMC that never answered raises IpmiException(None): no answer, no reason
+        if low in ("none", "") or any(w in low for w in ("timeout", "no longer connected", "unable to establish",
+                                                          "logged out")):
+            msg = msg if low not in ("none", "") else "no answer to the login"
             return BmcError(f"BMC {self.address} did not answer ({msg}): check that it is powered and that the "
                             f"controller reaches UDP {self.cfg.port}", "unreachable")
         return BmcError(f"BMC {self.address}: {msg}", "error")

@@ -150,7 +150,9 @@ def test_a_bmc_that_stops_answering_is_marked_and_recovers(ctl: Controller, work
         assert r.returncode != 0 and "did not answer" in r.stderr and "Traceback" not in r.stderr, r.stderr
         assert took < 25, took  # bounded: 5 s x (1 + 1 retry), not pyghmi's ~30 s per call
         h = host(ctl, "bm2")
-        assert h["ipmi_status"] == "unreachable" and h["host_status"] == "offline" and h["status"] == "running"
+        # (the heartbeat's own probe may have recorded it meanwhile, as "unreachable" or "timeout")
+        assert h["ipmi_status"] in ("unreachable", "timeout") and h["host_status"] == "offline", h
+        assert h["status"] == "running"
         s2.start()  # same port: the BMC is back
         h = wait_for(lambda: (x := host(ctl, "bm2"))["ipmi_status"] == "ok" and x, timeout=45)  # heartbeat probe
         assert h and h["host_status"] == "online", host(ctl, "bm2")
