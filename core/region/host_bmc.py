@@ -242,9 +242,11 @@ def apply_registration(db: Any, host_id: str, reg: dict[str, Any]) -> None:
         s.commit()
 
 
-def probe_all(db: Any, targets: list[tuple[str, str, Any]], workers: int = PROBE_WORKERS) -> dict[str, dict[str, Any]]:
+def probe_all(db: Any, targets: list[tuple[str, str, Any]], workers: int = PROBE_WORKERS,
+              sink: Callable[[str, dict[str, Any]], Any] | None = None) -> dict[str, dict[str, Any]]:
     """Probe every (host id, name, hosted driver) at once, each bounded by its own driver: one slow or
-    dead BMC costs its own thread, never the others' time. Records each outcome; {host id: outcome}."""
+    dead BMC costs its own thread, never the others' time. Each outcome is recorded on its host as
+    soon as it is known (``sink`` instead, for bench/ipmi.py); {host id: outcome}."""
     def one(t: tuple[str, str, Any]) -> tuple[str, dict[str, Any]]:
         hid, name, hosted = t
         try:
@@ -255,7 +257,10 @@ def probe_all(db: Any, targets: list[tuple[str, str, Any]], workers: int = PROBE
         except Exception as exc:
             log.exception("host %s: BMC probe failed", name)
             seen = {"ipmi_status": "error", "ipmi_reason": str(exc)[:1000]}
-        record(db, hid, seen)
+        if sink is not None:
+            sink(hid, seen)
+        else:
+            record(db, hid, seen)
         return hid, seen
 
     probing = [t for t in targets if isinstance(t[2], Probing)]
