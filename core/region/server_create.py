@@ -158,6 +158,12 @@ def plan_servers(session: Session, cred: Credential, body: dict[str, Any], count
         raise InputParameterError(f"vmem_size: {vmem} MB is more than {MAX_VMEM_MB} MB")
     if data.hypervisor not in ("kvm", "baremetal", "esxi", "container", "aws", "cloudpods"):
         raise InputParameterError(f"hypervisor: {data.hypervisor!r} is not supported")
+    if data.hypervisor == "baremetal":  # refused before anything is reserved, not a deploy_fail later
+        from core.errors import UnsupportedOperationError
+
+        raise UnsupportedOperationError("hypervisor baremetal: deploying an OS onto a bare-metal machine (PXE) is "
+                                        "not available yet; bare-metal hosts offer power, boot device, sensors and "
+                                        "inventory (climc host-power-on, host-boot-device, host-sensors)")
     # disks: the first is the system disk (from an image), the others data disks
     disks: list[dict[str, Any]] = []
     for i, raw in enumerate(data.disks):

@@ -189,6 +189,12 @@ def test_redfish_machine_power_boot_sensors(ctl: Controller, work: Path) -> None
         assert bad["ipmi_status"] == "auth_failed" and bad["host_status"] == "offline"
 
 
+def test_a_baremetal_server_is_refused_up_front_not_failed_later(ctl: Controller) -> None:
+    r = ctl.climc("server-create", "bm-vm", "--hypervisor", "baremetal", "--ncpu", "1", "--mem-spec", "256m")
+    assert r.returncode != 0 and "not available yet" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert ctl.api.get(f"{B}/servers/bm-vm").status_code == 404
+
+
 def test_bad_bmc_config_is_refused_and_nothing_is_created(ctl: Controller) -> None:
     r = ctl.climc("host-create", "bm-x", "--zone", "zone0", "--host-type", "baremetal", "--ipmi-ip", "not an ip!",
                   "--ipmi-username", USER, "--ipmi-password", "x")
