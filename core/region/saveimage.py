@@ -18,6 +18,26 @@ from core.region.models import Disk, Server
 from core.tasks.engine import submit
 
 
+# what a saved system disk keeps from the image it was made from: how it boots and what it is
+INHERITED = ("kernel_id", "ramdisk_id", "os_command_line", "os_type", "os_distribution", "os_version", "os_arch")
+
+
+def _inherited_properties(session: Session, cred: Credential, server: Server, disk: Disk) -> dict[str, str]:
+    from core.errors import CloudpodsError
+    from core.glance.service import get_image
+
+    if disk.disk_index != 0:
+        return {}
+    props: dict[str, str] = {"os_type": server.os_type} if server.os_type else {}
+    if disk.template_id:
+        try:
+            src = get_image(session, disk.template_id, cred)
+        except CloudpodsError:  # deleted since, or not visible to the caller: nothing to inherit
+            return props
+        props.update({k: str(v) for k, v in src.properties.items() if k in INHERITED and v})
+    return props
+
+
 def save_image(session: Session, cred: Credential, server: Server, disk: Disk, body: dict[str, Any]) -> dict[str, Any]:
     from core.glance.service import create_queued_image
     from core.region.managers.servers import guard_capability, guard_host_online
@@ -36,7 +56,7 @@ def save_image(session: Session, cred: Credential, server: Server, disk: Disk, b
     guard_host_online(session, server)
     guard_capability(session, server, "save-image")
     sm.check(server, "save-image")  # 400 naming the status: stop the server first
-    props = {"os_type": server.os_type} if server.os_type and disk.disk_index == 0 else {}
+    props = _inherited_properties(session, cred, server, disk)
     img = create_queued_image(session, cred, name, properties=props)
     sm.apply(server, "save-image")
     t = submit(session, "ServerSaveImageTask", "server", server.id, server.name,
