@@ -132,12 +132,14 @@ def server_migrate(obj: Any, ident: str, host: str | None) -> None:
 
 @click.command("server-rebuild-root")
 @click.argument("ident")
-@click.option("--image", default=None)
+@click.option("--image", default=None, help="Image of the new system disk (default: the same image)")
+@click.option("--password", default=None, help="Login password of the new system disk")
+@click.option("--keypair", default=None, help="SSH keypair of the new system disk (becomes the server's)")
 @output_options
 @click.pass_obj
-def server_rebuild_root(obj: Any, ident: str, image: str | None) -> None:
-    """Rebuild a server's system disk (optionally from another image)."""
-    body = {"image_id": image} if image else {}
+def server_rebuild_root(obj: Any, ident: str, image: str | None, password: str | None, keypair: str | None) -> None:
+    """Rebuild a server's system disk (optionally from another image, with a new password or keypair)."""
+    body = {k: v for k, v in {"image_id": image, "password": password, "keypair": keypair}.items() if v}
     show_object(obj.client().post(S, f"/servers/{ident}/rebuild-root", json=body)["server"])
 
 

@@ -157,6 +157,57 @@ def test_attach_detach_and_rebuild_root_through_climc(cloud: tuple[Controller, A
     assert Path(kept).exists()  # kept again, in place
 
 
+def _config_drive(agent: AgentProc, server_id: str) -> dict[str, Any]:
+    """The user-data the host wrote into the server's config drive (what cloud-init will apply)."""
+    import io
+
+    import pycdlib
+    import yaml
+
+    iso = pycdlib.PyCdlib()
+    iso.open(str(agent.data / "instances" / server_id / "config.iso"))
+    try:
+        buf = io.BytesIO()
+        iso.get_file_from_iso_fp(buf, rr_path="/user-data")
+    finally:
+        iso.close()
+    return dict(yaml.safe_load(buf.getvalue().decode().removeprefix("#cloud-config")) or {})
+
+
+def test_rebuild_root_sets_a_new_password_and_keypair(cloud: tuple[Controller, AgentProc]) -> None:
+    pytest.importorskip("pycdlib", reason="pycdlib not installed (pip install '.[kvm]')")
+    from drivers.kvm.configdrive import sha512_crypt
+
+    ctl, agent = cloud
+    key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDy0pCp1c7N8y3mR0nQm0ZxJ8S4fQd8mHq6mYHc9c3vS rebuild@test"
+    assert ctl.climc("keypair-create", "kp-rebuild", "--public-key", key).returncode == 0
+    assert ctl.climc("server-create", "vm-rb", "--disk", "tiny", "--net", "default").returncode == 0
+    srv = settled(ctl, "vm-rb", "ready", "created")
+    assert "chpasswd" not in _config_drive(agent, srv["id"])  # created without a password
+
+    # a password the policy refuses: a 400 naming the rule, before any task, nothing changes
+    r = ctl.climc("server-rebuild-root", "vm-rb", "--password", "abc")
+    assert r.returncode != 0 and "at least" in r.stderr, r.stderr
+    assert server(ctl, "vm-rb")["status"] == "ready" and not server(ctl, "vm-rb")["active_task_id"]
+    r = ctl.climc("server-rebuild-root", "vm-rb", "--keypair", "no-such-keypair")
+    assert r.returncode != 0 and "no-such-keypair" in r.stderr, r.stderr  # a bad reference: 400
+
+    pw = "Rebuilt-" + srv["id"][:8]
+    r = ctl.climc("server-rebuild-root", "vm-rb", "--password", pw, "--keypair", "kp-rebuild")
+    assert r.returncode == 0, r.stderr
+    srv = settled(ctl, "vm-rb", "ready", "rebuilt")
+    ud = _config_drive(agent, srv["id"])
+    (user,) = ud["chpasswd"]["users"]
+    assert user["password"] == sha512_crypt(pw, user["password"].split("$")[2])  # the new root gets it
+    assert key in ud.get("ssh_authorized_keys", []) or key in str(ud)
+    kp = climc_json(ctl, "keypair-show", "kp-rebuild")
+    assert ctl.api.get(f"{B}/servers/{srv['id']}").json()["server"]["keypair_id"] == kp["id"]
+    tasks = ctl.api.get(f"{B}/tasks", params={"limit": 2048}).text
+    assert pw not in tasks and pw not in ctl.log_path.read_text()  # never in clear at rest or in logs
+    assert ctl.climc("server-delete", "-f", "vm-rb").returncode == 0
+    wait_for(lambda: ctl.api.get(f"{B}/servers/{srv['id']}").status_code == 404, 30, "server gone")
+
+
 def test_another_projects_member_cannot_see_or_act_on_these_servers_and_disks(
         cloud: tuple[Controller, AgentProc]) -> None:
     import httpx

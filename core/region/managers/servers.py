@@ -221,13 +221,29 @@ class ServerManager(Manager):
         self._task(session, cred, row, "migrate", "ServerMigrateTask", {"prefer_host": target})
 
     def do_rebuild_root(self, session: Session, cred: Credential, row: Any, body: dict[str, Any]) -> None:
+        """A fresh system disk: ``image_id`` (default: the same image), and the new root's login as
+        Cloudpods sets it: ``password`` (policy-checked) and/or ``keypair`` (id or name; the server's
+        keypair changes with it). Neither: the new root has the keypair the server had, no password."""
         from core.region.images import check_image
+        from core.region.registry import get_manager
+        from core.region.server_create import sealed_password
 
+        for key in ("image_id", "image", "password", "keypair", "keypair_id"):
+            if body.get(key) is not None and not isinstance(body[key], str):
+                raise InputParameterError(f"{key}: must be a string")
         ref = body.get("image_id") or body.get("image")
         img = check_image(session, str(ref), cred).id if ref else None
+        password = body.get("password") or None
+        if password:
+            from core.keystone.passwords import check_password_policy
+
+            check_password_policy(password, "server password")
+        kp_ref = body.get("keypair") or body.get("keypair_id")
+        keypair = get_manager("keypairs").lookup(session, cred, kp_ref, "keypair").id if kp_ref else None
         if not row.host_id:
             raise InvalidStatusError(f"server {row.name} has no host")
-        self._task(session, cred, row, "rebuild-root", "ServerRebuildRootTask", {"image_id": img})
+        self._task(session, cred, row, "rebuild-root", "ServerRebuildRootTask",
+                   {"image_id": img, "keypair_id": keypair, **sealed_password(password)})
 
     def do_attachdisk(self, session: Session, cred: Credential, row: Any, body: dict[str, Any]) -> None:
         from core.region.registry import get_manager

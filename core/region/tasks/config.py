@@ -247,8 +247,15 @@ class ServerRebuildRootTask(TaskBase):
             if sysd is not None:
                 run.set_params(old_image=sysd.template_id)
                 sysd.template_id = img
-        payload = agent_payload(run.session, server, model=RebuildRootPayload)
+        kp = run.params.get("keypair_id")
+        if kp and kp != server.keypair_id:
+            run.set_params(old_keypair=server.keypair_id or "")
+            server.keypair_id = kp
+        from core.region.server_create import unseal_password
+
+        payload = agent_payload(run.session, server, unseal_password(run.params), model=RebuildRootPayload)
         run.dispatch(str(server.host_id), WorkKind.REBUILD_ROOT, payload, then="on_rebuild_complete")
+        run.set_params(password=None, password_sealed=None)  # in the work item only until the host took it
 
     def on_rebuild_complete(self, run: Run) -> None:
         server = server_of(run)
@@ -272,6 +279,8 @@ class ServerRebuildRootTask(TaskBase):
             sysd = run.session.scalar(select(Disk).where(Disk.server_id == server.id, Disk.disk_index == 0))
             if sysd is not None:
                 sysd.template_id = run.params["old_image"]
+        if "old_keypair" in run.params:
+            server.keypair_id = run.params["old_keypair"] or None
         sm.apply_if(server, "rebuild_root_fail")
         release_task(server, run)
 
