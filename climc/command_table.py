@@ -143,6 +143,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "server-list": ("climc.commands.servers:server_list", "List servers"),
     "server-metadata": ("climc.commands.metadata:server_metadata", "Show a server's metadata (user tags: user: keys)"),
     "server-migrate": ("climc.commands.servers:server_migrate", "Move a stopped server to another host"),
+    "server-live-migrate": ("climc.commands.servers:server_live_migrate",
+                            "Move a running server to another host without stopping it"),
     "server-purge": ("climc.commands.servers:server_purge", "Delete servers for good"),
     "server-rebuild-root": ("climc.commands.servers:server_rebuild_root", "Rebuild a server's system disk (optionally from another image)"),
     "server-reset": ("climc.commands.servers:server_reset", "Reset servers (hard)"),

@@ -51,6 +51,7 @@ __all__ = [
     "ColdMigratable",
     "ConsoleEndpoint",
     "Consoles",
+    "LiveMigratable",
     "DiskExchange",
     "DiskSpec",
     "DriverError",
@@ -653,6 +654,26 @@ class ColdMigratable(Protocol):
     def migrate_in(self, spec: InstanceSpec, source: Mapping[str, Any]) -> Deployed: ...
 
     def migrate_cleanup(self, server_id: str) -> bool: ...
+
+
+@runtime_checkable
+class LiveMigratable(Protocol):
+    """A hosted driver that moves running guests between hosts (``Capability.LIVE_MIGRATE``).
+
+    ``live_migrate_prepare`` (target): everything but the running guest made here from ``spec``
+    (disks of the same sizes on the same images, leases, config drive); returns (disk id, file)
+    pairs and the hand-over the source needs (JSON: how to reach this hypervisor, the definition
+    the guest gets here). ``live_migrate`` (source): the guest moved live with that hand-over, its
+    memory and the disks' own blocks copied; the source's leases and files gone afterwards; the
+    guest's status on the target. A failed move leaves the guest running on the source. Both
+    idempotent (a prepared target is prepared again; a guest already moved is not moved twice).
+    ``migrate_cleanup`` (ColdMigratable) undoes a prepare that was never used.
+    """
+
+    def live_migrate_prepare(self, spec: InstanceSpec) -> tuple[list[tuple[str, str]], dict[str, Any]]: ...
+
+    def live_migrate(self, server_id: str, target: Mapping[str, Any],
+                     disks: tuple[InstanceDisk, ...] = ()) -> GuestStatus: ...
 
 
 # --- cloud providers (public clouds, another Cloudpods, vCenter) ----------------------------------

@@ -130,6 +130,17 @@ def server_migrate(obj: Any, ident: str, host: str | None) -> None:
     show_object(obj.client().post(S, f"/servers/{ident}/migrate", json=body)["server"])
 
 
+@click.command("server-live-migrate")
+@click.argument("ident")
+@click.option("--prefer-host", "--host", "host", default=None, help="Target host (id or name) [default: the scheduler's pick]")
+@output_options
+@click.pass_obj
+def server_live_migrate(obj: Any, ident: str, host: str | None) -> None:
+    """Move a running server to another host without stopping it."""
+    body = {"prefer_host": host} if host else {}
+    show_object(obj.client().post(S, f"/servers/{ident}/live-migrate", json=body)["server"])
+
+
 @click.command("server-rebuild-root")
 @click.argument("ident")
 @click.option("--image", default=None, help="Image of the new system disk (default: the same image)")

@@ -60,7 +60,8 @@ def host_driver(cfg: AgentConfig, images: Any, network: Any, exchange: Any = Non
     env = HostEnv(uri=cfg.libvirt_uri, data_dir=cfg.data_dir, instances_dir=cfg.instances_dir, images=images,
                   network=network, domain_type=cfg.libvirt_domain_type(), stop_timeout_s=cfg.stop_timeout_s,
                   exchange=exchange,
-                  options={"console_listen": cfg.console_listen, "console_standin": dict(cfg.console_standin)})
+                  options={"console_listen": cfg.console_listen, "console_standin": dict(cfg.console_standin),
+                           "migrate_uri": cfg.migrate_uri, "migrate_address": cfg.migrate_address})
     hosted: HostedDriver = get_driver(cfg.driver).for_host(env)
     hosted.validate()
     return hosted

@@ -51,6 +51,14 @@ class WireConfig:
                 raise InputParameterError(f"wire {self.wire}: bad dhcp_server_ip {self.dhcp_server_ip!r}") from None
 
 
+def check_migration(uri: str, address: str) -> None:
+    """``migrate_uri`` / ``migrate_address`` of a config (``ocadm join`` checks them before it spends a token)."""
+    if uri and not re.match(r"^[a-z][a-z0-9+]*://\S*$", uri):
+        raise InputParameterError(f"migrate_uri: a libvirt URI such as qemu+tcp://HOST/system, not {uri!r}")
+    if address and not re.match(r"^(tcp|rdma|unix)://\S+$", address):
+        raise InputParameterError(f"migrate_address: tcp://HOST[:PORT], not {address!r}")
+
+
 @dataclass(frozen=True)
 class AgentConfig:
     auth_url: str
@@ -64,6 +72,11 @@ class AgentConfig:
     data_dir: str = "/var/lib/cloudpods-one-agent"
     driver: str = "kvm"  # the hosted driver, by its name in drivers/registry.py
     libvirt_uri: str = "qemu:///system"
+    # live migration into this host: the libvirt URI other hosts reach this host's libvirtd by
+    # (qemu+tcp://10.0.0.2/system; "" = this host takes no live migrations), and the address qemu
+    # streams the guest to (tcp://10.0.0.2; "" = libvirt's choice, the host name)
+    migrate_uri: str = ""
+    migrate_address: str = ""
     domain_type: str = "auto"  # auto | kvm | qemu | test
     network_mode: str = "host"  # host: bridges + DHCP (root); none: simulated (test:///)
     wires: tuple[WireConfig, ...] = ()
@@ -96,6 +109,7 @@ class AgentConfig:
                 raise InputParameterError(f"{name}: must be in (0, 3600]")
         if not 0 <= self.poll_wait_s <= 60:
             raise InputParameterError("poll_wait_s: must be 0..60")
+        check_migration(self.migrate_uri, self.migrate_address)
         if not 1 <= self.workers <= 64:
             raise InputParameterError("workers: must be 1..64")
         try:

@@ -15,6 +15,7 @@ from core.hostapi import protocol as hp
 from core.hostapi.protocol import WorkKind
 from drivers.base import (
     ColdMigratable,
+    LiveMigratable,
     GuestNotFound,
     GuestStatus,
     HostedDriver,
@@ -180,13 +181,22 @@ def disk_resize(h: HostedDriver, p: hp.DiskResizePayload) -> hp.DiskResizeResult
     return hp.DiskResizeResult(guest_status=state_of(h, p.server.id), size=size, online=online)
 
 
-def _unsupported(op: str) -> Handler:
-    def handler(h: HostedDriver, p: Any) -> Any:
+def _live(h: HostedDriver, op: str) -> LiveMigratable:
+    if not isinstance(h, LiveMigratable):
         from drivers.base import not_supported
 
         not_supported(h.name, op)
+    return h
 
-    return handler
+
+def live_migrate_prepare(h: HostedDriver, p: hp.LiveMigratePreparePayload) -> hp.LiveMigratePrepared:
+    disks, target = _live(h, "live_migrate").live_migrate_prepare(instance_spec(p))
+    return hp.LiveMigratePrepared(disks=[hp.DiskOut(id=i, access_path=a) for i, a in disks], target=target)
+
+
+def live_migrate(h: HostedDriver, p: hp.LiveMigratePayload) -> hp.GuestResult:
+    status = _live(h, "live_migrate").live_migrate(p.server.id, p.target, tuple(instance_disk(d) for d in p.disks))
+    return hp.GuestResult(guest_status=hp.guest_state(status))  # the guest's state on the target
 
 
 HANDLERS: dict[WorkKind, Handler] = {
@@ -206,12 +216,13 @@ HANDLERS: dict[WorkKind, Handler] = {
     WorkKind.MIGRATE_OUT: migrate_out,
     WorkKind.MIGRATE_IN: migrate_in,
     WorkKind.MIGRATE_CLEANUP: migrate_cleanup,
-    WorkKind.LIVE_MIGRATE: _unsupported("live_migrate"),
     WorkKind.SNAPSHOT_CREATE: snapshot_create,
     WorkKind.SNAPSHOT_DELETE: snapshot_delete,
     WorkKind.DISK_RESET: disk_reset,
     WorkKind.SAVE_IMAGE: save_image,
     WorkKind.DISK_RESIZE: disk_resize,
+    WorkKind.LIVE_MIGRATE_PREPARE: live_migrate_prepare,
+    WorkKind.LIVE_MIGRATE: live_migrate,
 }
 
 

@@ -46,7 +46,8 @@ class WorkKind(str, enum.Enum):
     MIGRATE_OUT = "guest-migrate-out"  # source host: stop, hand the disks over (export)
     MIGRATE_IN = "guest-migrate-in"  # target host: take the disks, define the guest
     MIGRATE_CLEANUP = "guest-migrate-cleanup"  # source host: forget the guest that moved away
-    LIVE_MIGRATE = "guest-live-migrate"  # source host: libvirt live migration to the target
+    LIVE_MIGRATE_PREPARE = "guest-live-migrate-prepare"  # target host: disks, leases, the guest's definition
+    LIVE_MIGRATE = "guest-live-migrate"  # source host: live migration to the prepared target
     SNAPSHOT_CREATE = "disk-snapshot-create"  # a point-in-time copy of one disk, kept with it
     SNAPSHOT_DELETE = "disk-snapshot-delete"
     DISK_RESET = "disk-reset"  # roll a disk back to one of its snapshots (guest stopped)
@@ -67,6 +68,7 @@ KIND_CAPABILITY: dict[WorkKind, Capability] = {
     WorkKind.MIGRATE_OUT: Capability.COLD_MIGRATE,
     WorkKind.MIGRATE_IN: Capability.COLD_MIGRATE,
     WorkKind.MIGRATE_CLEANUP: Capability.COLD_MIGRATE,
+    WorkKind.LIVE_MIGRATE_PREPARE: Capability.LIVE_MIGRATE,
     WorkKind.LIVE_MIGRATE: Capability.LIVE_MIGRATE,
     WorkKind.SNAPSHOT_CREATE: Capability.SNAPSHOT,
     WorkKind.SNAPSHOT_DELETE: Capability.SNAPSHOT,
@@ -277,11 +279,20 @@ class MigrateCleanupPayload(_Model):
     server: ServerRef
 
 
-class LiveMigratePayload(GuestPayload):
-    """To the source host: migrate the running guest to ``target_uri`` (libvirt)."""
+class LiveMigratePreparePayload(GuestPayload):
+    """To the target host: make the running guest's disks (empty, same sizes and backing images),
+    DHCP leases and config drive here, and say how the source reaches this host."""
 
+    source_host_id: str
+
+
+class LiveMigratePayload(_Model):
+    """To the source host: migrate the running guest live to the target that was prepared."""
+
+    server: ServerRef
     target_host_id: str
-    target_uri: str
+    target: dict[str, Any] = Field(default_factory=dict)  # what the target's prepare returned (driver's own)
+    disks: list[DiskPayload] = Field(default_factory=list, max_length=64)  # the guest's disks on the source
 
 
 class SnapshotPayload(_Model):
@@ -362,6 +373,13 @@ class MigrateOutResult(GuestResult):
     source: MigrationSource = Field(default_factory=MigrationSource)
 
 
+class LiveMigratePrepared(_Result):
+    """The target is ready: where the guest's disks will be, and the driver's hand-over (URIs, definition)."""
+
+    disks: list[DiskOut] = Field(default_factory=list)
+    target: dict[str, Any] = Field(default_factory=dict)
+
+
 class MigrateCleanupResult(_Result):
     deleted: bool
 
@@ -411,6 +429,7 @@ PAYLOADS: dict[WorkKind, type[BaseModel]] = {
     WorkKind.MIGRATE_OUT: MigrateOutPayload,
     WorkKind.MIGRATE_IN: MigrateInPayload,
     WorkKind.MIGRATE_CLEANUP: MigrateCleanupPayload,
+    WorkKind.LIVE_MIGRATE_PREPARE: LiveMigratePreparePayload,
     WorkKind.LIVE_MIGRATE: LiveMigratePayload,
     WorkKind.SNAPSHOT_CREATE: SnapshotPayload,
     WorkKind.SNAPSHOT_DELETE: SnapshotPayload,
@@ -436,6 +455,7 @@ RESULTS: dict[WorkKind, type[BaseModel]] = {
     WorkKind.MIGRATE_OUT: MigrateOutResult,
     WorkKind.MIGRATE_IN: DeployResult,
     WorkKind.MIGRATE_CLEANUP: MigrateCleanupResult,
+    WorkKind.LIVE_MIGRATE_PREPARE: LiveMigratePrepared,
     WorkKind.LIVE_MIGRATE: GuestResult,
     WorkKind.SNAPSHOT_CREATE: SnapshotResult,
     WorkKind.SNAPSHOT_DELETE: SnapshotDeleteResult,

@@ -74,6 +74,10 @@ _add("change_config", "change_config_fail", "change_config_fail")
 _add(("ready", "migrate_fail"), "migrate", "migrating")
 _add("migrating", "migrated", "ready")
 _add("migrating", "migrate_fail", "migrate_fail")
+# live migration: the guest runs throughout; a failure leaves it running where it was (with the reason)
+_add("running", "live-migrate", "live_migrating")
+_add("live_migrating", "live_migrated", "running")
+_add("live_migrating", "live_migrate_fail", "running")
 _add(("ready", "deploy_fail", "rebuild_root_fail"), "rebuild-root", "rebuild_root")
 _add("rebuild_root", "rebuilt", "ready")
 _add("rebuild_root", "rebuild_root_fail", "rebuild_root_fail")
@@ -91,7 +95,7 @@ _add("deleting", "delete_fail", "delete_fail")
 
 TRANSITIONS: dict[tuple[str, str], str] = dict(_T)
 ACTIONS = ("start", "stop", "restart", "reset", "suspend", "resume", "syncstatus", "change-config", "migrate",
-           "rebuild-root", "attachdisk", "detachdisk", "delete", "save-image")
+           "live-migrate", "rebuild-root", "attachdisk", "detachdisk", "delete", "save-image")
 
 
 def next_status(status: str, event: str) -> str | None:

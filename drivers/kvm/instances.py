@@ -43,6 +43,7 @@ from drivers.base import (
     NicSpec,
     not_supported,
 )
+from drivers.kvm.live import KvmLiveMigration
 from drivers.kvm.migration import KvmMigration
 from drivers.kvm.saveimage import KvmSaveImage
 from drivers.kvm.snapshots import KvmSnapshots
@@ -79,10 +80,11 @@ def domain_name(name: str, sid: str) -> str:
     return f"{base}-{sid[:8]}"
 
 
-class KvmInstances(KvmMigration, KvmSnapshots, KvmSaveImage):
+class KvmInstances(KvmMigration, KvmLiveMigration, KvmSnapshots, KvmSaveImage):
     """The ``HostedDriver`` of KVM: instances built from ``InstanceSpec`` on a ``KvmDriver``.
 
-    Cold migration (migrate-out / migrate-in / cleanup) is ``KvmMigration`` (drivers/kvm/migration.py)."""
+    Cold migration (migrate-out / migrate-in / cleanup) is ``KvmMigration`` (drivers/kvm/migration.py),
+    live migration ``KvmLiveMigration`` (drivers/kvm/live.py)."""
 
     name = "kvm"
 
@@ -95,8 +97,10 @@ class KvmInstances(KvmMigration, KvmSnapshots, KvmSaveImage):
         self.simulated = env.uri.startswith("test:")
         # libvirt's test driver has no device calls: a simulated host changes a running guest's
         # disks in its definition only (they show at the next boot), and says so at registration
+        # ... and migrates nothing live; nor does a host that names no URI other hosts reach it by
         self.capabilities = frozenset(driver.capabilities) - (
-            {Capability.ATTACH_DISK_HOT} if self.simulated else set())
+            {Capability.ATTACH_DISK_HOT, Capability.LIVE_MIGRATE} if self.simulated else set()) - (
+            set() if env.options.get("migrate_uri") else {Capability.LIVE_MIGRATE})
         # consoles: a real guest has them (VNC on ``console_listen``, the serial pty); a test:///
         # guest has none, unless a stand-in peer is configured for it (tests: ``console_standin``)
         self.standin: dict[str, str] = dict(env.options.get("console_standin") or {})

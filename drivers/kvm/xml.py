@@ -24,6 +24,7 @@ __all__ = [
     "free_target",
     "parse_devices",
     "parse_disks",
+    "retarget",
     "spec_from_xml",
     "with_disk",
     "without_disk",
@@ -289,6 +290,50 @@ def without_disk(xml: str, path: str) -> str:
         if d.tag == "disk" and src is not None and src.get("file") == path:
             devices.remove(d)  # type: ignore[union-attr]
     return ET.tostring(root, encoding="unicode")
+
+
+def retarget(xml: str, *, paths: dict[str, str], nics: dict[str, tuple[str, str]]) -> str:
+    """A running domain's XML as another host will run it: every file in ``paths`` (disk sources,
+    serial/console files, kernel, initrd) replaced by that host's file, each interface (by MAC) on
+    that host's bridge and tap. Devices, addresses and everything else stay: libvirt refuses a live
+    migration whose guest ABI changes. A disk or interface with no counterpart is an error (the
+    guest would lose it)."""
+    root = _parse(xml)
+    for tag in ("kernel", "initrd"):
+        el = root.find(f"os/{tag}")
+        if el is not None and el.text:
+            el.text = _moved(paths, el.text.strip(), tag)
+    for d in root.iterfind("devices/disk"):
+        src = d.find("source")
+        if src is not None and src.get("file"):
+            src.set("file", _moved(paths, src.get("file", ""), "disk"))
+    for kind in ("serial", "console"):
+        for el in root.iterfind(f"devices/{kind}"):
+            src = el.find("source")
+            if el.get("type") == "file" and src is not None and src.get("path"):
+                src.set("path", _moved(paths, src.get("path", ""), kind))
+    for el in root.iterfind("devices/interface"):
+        mac = el.find("mac")
+        addr = (mac.get("address", "") if mac is not None else "").lower()
+        if addr not in nics:
+            raise InvalidSpec(f"interface {addr or '?'} has no counterpart on the target")
+        bridge, tap = nics[addr]
+        src = el.find("source")
+        if src is not None and src.get("bridge") is not None:
+            src.set("bridge", bridge)
+        tgt = el.find("target")
+        if tgt is not None:
+            if tap:
+                tgt.set("dev", tap)
+            else:
+                el.remove(tgt)
+    return ET.tostring(root, encoding="unicode")
+
+
+def _moved(paths: dict[str, str], path: str, what: str) -> str:
+    if path not in paths:
+        raise InvalidSpec(f"{what} {path} has no counterpart on the target")
+    return paths[path]
 
 
 def _disk(devices: ET.Element, disk: DiskSpec, dev: str) -> None:

@@ -43,10 +43,14 @@ def _wire(value: str) -> WireConfig:
               help="host: make bridges, serve DHCP (root) [default; none for test:///]")
 @click.option("--storage-capacity-mb", type=click.IntRange(0), default=0,
               help="Storage to offer [default: the data dir's filesystem size]")
+@click.option("--migrate-uri", default="", help="The libvirt URI other hosts reach this host by, for live "
+              "migrations into it (e.g. qemu+tcp://10.0.0.2/system) [default: none, no live migration here]")
+@click.option("--migrate-address", default="", help="Where qemu streams migrating guests to (tcp://10.0.0.2) "
+              "[default: libvirt's choice]")
 @click.option("--force", is_flag=True, help="Replace an existing agent config")
 def join(controller: str, token: str, host_name: str | None, data_dir: Path, driver: str, libvirt_uri: str,
          domain_type: str, wires: tuple[str, ...], network_mode: str | None, storage_capacity_mb: int,
-         force: bool) -> None:
+         migrate_uri: str, migrate_address: str, force: bool) -> None:
     """Enroll this host: spend a join token, write the agent config, register the host."""
     import os
 
@@ -64,6 +68,9 @@ def join(controller: str, token: str, host_name: str | None, data_dir: Path, dri
                    f"(--force re-joins with a new token).")
         return
     wire_cfgs = tuple(_wire(w) for w in wires)  # bad input fails before the token is spent
+    from core.agent.config import check_migration
+
+    check_migration(migrate_uri, migrate_address)
     from drivers.registry import get_driver
 
     get_driver(driver)  # an unknown driver or a missing SDK: one line, token unspent
@@ -74,7 +81,8 @@ def join(controller: str, token: str, host_name: str | None, data_dir: Path, dri
                       project_name=ident["project_name"], domain_name=ident["domain_name"],
                       host_id=ident["host_id"], host_name=ident["host_name"], data_dir=str(d), driver=driver,
                       libvirt_uri=libvirt_uri, domain_type=domain_type, network_mode=mode, wires=wire_cfgs,
-                      storage_capacity_mb=storage_capacity_mb)
+                      storage_capacity_mb=storage_capacity_mb, migrate_uri=migrate_uri,
+                      migrate_address=migrate_address)
     path = cfg.save()
     click.echo(f"Joined as host {cfg.host_name} ({cfg.host_id}); agent user {cfg.username}; config {path}")
     try:

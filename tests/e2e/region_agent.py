@@ -32,7 +32,8 @@ NODE_XML = """<node>
 _KIND_METHOD = {"guest-deploy": "deploy", "guest-delete": "remove", "guest-change-config": "reconfigure",
                 "guest-attach-disk": "attach_disk", "guest-detach-disk": "detach_disk",
                 "guest-rebuild-root": "rebuild_root", "guest-migrate-out": "migrate_out",
-                "guest-migrate-in": "migrate_in", "guest-migrate-cleanup": "migrate_cleanup"}
+                "guest-migrate-in": "migrate_in", "guest-migrate-cleanup": "migrate_cleanup",
+                "guest-live-migrate-prepare": "live_migrate_prepare", "guest-live-migrate": "live_migrate"}
 
 
 class _Faulty:

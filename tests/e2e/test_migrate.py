@@ -121,6 +121,13 @@ def test_a_running_server_is_refused_and_a_failed_migrate_in_leaves_the_server_o
     wait_for(lambda: server(ctl, "stayer")["status"] == "running", 20, "running")
     r = ctl.climc("server-migrate", "stayer")
     assert r.returncode != 0 and "running" in (r.stderr + r.stdout), r.stdout + r.stderr
+    # libvirt's test:/// migrates nothing live: its hosts do not declare it, the API says so (no task)
+    for a in agents:
+        assert "live_migrate" not in ctl.api.get(f"{B}/hosts/{a.host_id}").json()["host"]["capabilities"]
+    r = ctl.climc("server-live-migrate", "stayer", "--prefer-host", dst.cfg["host_name"])
+    assert r.returncode != 0 and "live_migrate" in r.stderr, r.stdout + r.stderr
+    s = server(ctl, "stayer")
+    assert s["status"] == "running" and s["host_id"] == src.host_id and not s["active_task_id"]
     assert ctl.climc("server-stop", "stayer").returncode == 0
     _ready(ctl, "stayer")
     src_files = sorted(os.listdir(src.data / "instances" / sid))

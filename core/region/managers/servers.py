@@ -34,6 +34,7 @@ class ServerManager(Manager):
     actions: ClassVar[dict[str, str]] = {
         **{a: a for a in POWER_ACTIONS},  # dispatched by action_fn below
         "syncstatus": "do_syncstatus", "change-config": "do_change_config", "migrate": "do_migrate",
+        "live-migrate": "do_live_migrate",
         "rebuild-root": "do_rebuild_root", "attachdisk": "do_attachdisk", "detachdisk": "do_detachdisk",
         "cancel-delete": "do_cancel_delete", "purge": "do_purge", "save-image": "do_save_image",
     }
@@ -219,6 +220,23 @@ class ServerManager(Manager):
             if target == row.host_id:
                 raise InputParameterError("migrate: the server is already on that host")
         self._task(session, cred, row, "migrate", "ServerMigrateTask", {"prefer_host": target})
+
+    def do_live_migrate(self, session: Session, cred: Credential, row: Any, body: dict[str, Any]) -> None:
+        """Move a running server to another host without stopping it (both hosts declare live_migrate)."""
+        from core.region.registry import get_manager
+
+        unknown = sorted(set(body) - {"prefer_host", "prefer_host_id", "host"})
+        if unknown:
+            raise InputParameterError(f"live-migrate: unknown parameter(s) {', '.join(unknown)}")
+        target = None
+        ref = body.get("prefer_host") or body.get("prefer_host_id") or body.get("host")
+        if ref:
+            if not isinstance(ref, str):
+                raise InputParameterError("prefer_host: must be a host id or name")
+            target = get_manager("hosts").lookup(session, cred, ref, "host").id
+            if target == row.host_id:
+                raise InputParameterError("live-migrate: the server is already on that host")
+        self._task(session, cred, row, "live-migrate", "ServerLiveMigrateTask", {"prefer_host": target})
 
     def do_rebuild_root(self, session: Session, cred: Credential, row: Any, body: dict[str, Any]) -> None:
         """A fresh system disk: ``image_id`` (default: the same image), and the new root's login as

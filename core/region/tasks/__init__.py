@@ -8,6 +8,7 @@ REGION_TASKS: dict[str, str] = {
     "ServerSyncstatusTask": "core.region.tasks.power:ServerSyncstatusTask",
     "ServerChangeConfigTask": "core.region.tasks.config:ServerChangeConfigTask",
     "ServerMigrateTask": "core.region.tasks.config:ServerMigrateTask",
+    "ServerLiveMigrateTask": "core.region.tasks.live:ServerLiveMigrateTask",
     "ServerRebuildRootTask": "core.region.tasks.config:ServerRebuildRootTask",
     "ServerAttachDiskTask": "core.region.tasks.config:ServerAttachDiskTask",
     "ServerDetachDiskTask": "core.region.tasks.config:ServerDetachDiskTask",

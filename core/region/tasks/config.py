@@ -110,27 +110,14 @@ class ServerMigrateTask(TaskBase):
     name = "ServerMigrateTask"
 
     def on_init(self, run: Run) -> None:
-        from core.scheduler import ScheduleInput
-
         server = server_of(run)
-        disks = list(run.session.scalars(select(Disk).where(Disk.server_id == server.id)))
-        req = ScheduleInput.model_validate({
-            "vcpu_count": server.vcpu_count, "vmem_size": server.vmem_size, "hypervisor": server.hypervisor,
-            "prefer_host": run.params.get("prefer_host"),
-            "disks": [{"index": d.disk_index, "size": d.disk_size} for d in disks], "count": 1,
-            "required_capabilities": [Capability.COLD_MIGRATE.value]})  # the target must take the guest in
-        old = server.host_id
-        if not old:
-            run.fail("the server is on no host")
-        result = _place_excluding(run, req, old)
-        if not result:
+        p = schedule_target(run, server, Capability.COLD_MIGRATE)
+        if p is None:
             run.fail("no other host can take the server")
-        p: Any = result[0]  # a scheduler Placement
-        run.set_params(target=p.host_id, source=old, vcpu=p.vcpu, vmem=p.vmem,
-                       disks=[{"index": d.index, "storage_id": d.storage_id} for d in p.disks])
+        assert p is not None
         guest = agent_payload(run.session, server)
         payload = MigrateOutPayload(server=server_ref(server), target_host_id=p.host_id, disks=guest.disks)
-        run.dispatch(str(old), WorkKind.MIGRATE_OUT, payload, then="on_migrated_out")
+        run.dispatch(str(run.params["source"]), WorkKind.MIGRATE_OUT, payload, then="on_migrated_out")
 
     def on_migrated_out(self, run: Run) -> None:
         server = server_of(run)
@@ -142,28 +129,7 @@ class ServerMigrateTask(TaskBase):
     def on_migrated_in(self, run: Run) -> None:
         server = server_of(run)
         got = run.result_of(WorkKind.MIGRATE_IN)
-        old = server.held.get("host") or {}
-        if old.get("host_id"):
-            release_host_claim(run.session, old["host_id"], int(old.get("vcpu", 0)), int(old.get("vmem", 0)))
-        target = run.session.get(Host, run.params["target"])
-        server.host_id = run.params["target"]
-        server.zone_id = target.zone_id if target else server.zone_id
-        server.held = {**server.held, "host": {"host_id": run.params["target"], "vcpu": run.params["vcpu"],
-                                               "vmem": run.params["vmem"]}}
-        by_index = {d["index"]: d["storage_id"] for d in run.params.get("disks", [])}
-        paths = {d.id: d.access_path for d in got.disks}
-        from core.region.release import adjust_storage
-
-        for d in run.session.scalars(select(Disk).where(Disk.server_id == server.id)):
-            new = by_index.get(d.disk_index)
-            if new and new != d.storage_id:
-                adjust_storage(run.session, d.storage_id, -d.disk_size)
-                adjust_storage(run.session, new, d.disk_size)
-                d.storage_id = new
-                d.held = {**d.held, "storage": {"storage_id": new, "size": d.disk_size}}
-            if paths.get(d.id):
-                d.access_path = paths[d.id]
-        run.set_params(moved=True)
+        move_to_target(run, server, {d.id: d.access_path for d in got.disks})
         run.dispatch(run.params["source"], WorkKind.MIGRATE_CLEANUP, MigrateCleanupPayload(server=server_ref(server)),
                      then="on_cleaned_up")
 
@@ -206,6 +172,54 @@ class ServerMigrateTask(TaskBase):
         sm.apply_if(server, "migrate_fail")
         sm.set_reason(server, f"migration failed, the server stays on its host: {reason}")
         release_task(server, run)
+
+
+def move_to_target(run: Run, server: Server, paths: dict[str, str]) -> None:
+    """A migration's move: the server (its host claim, zone, disks' storages and files) now on the
+    target the task placed it on (``params``: target, vcpu, vmem, disks), the source's claim released."""
+    from core.region.release import adjust_storage
+
+    old = server.held.get("host") or {}
+    if old.get("host_id"):
+        release_host_claim(run.session, old["host_id"], int(old.get("vcpu", 0)), int(old.get("vmem", 0)))
+    target = run.session.get(Host, run.params["target"])
+    server.host_id = run.params["target"]
+    server.zone_id = target.zone_id if target else server.zone_id
+    server.held = {**server.held, "host": {"host_id": run.params["target"], "vcpu": run.params["vcpu"],
+                                           "vmem": run.params["vmem"]}}
+    by_index = {d["index"]: d["storage_id"] for d in run.params.get("disks", [])}
+    for d in run.session.scalars(select(Disk).where(Disk.server_id == server.id)):
+        new = by_index.get(d.disk_index)
+        if new and new != d.storage_id:
+            adjust_storage(run.session, d.storage_id, -d.disk_size)
+            adjust_storage(run.session, new, d.disk_size)
+            d.storage_id = new
+            d.held = {**d.held, "storage": {"storage_id": new, "size": d.disk_size}}
+        if paths.get(d.id):
+            d.access_path = paths[d.id][:255]
+    run.set_params(moved=True)
+
+
+def schedule_target(run: Run, server: Server, capability: Capability) -> Any:
+    """Place the server on another host that declares ``capability`` (claimed there); the params a
+    migration keeps (target, source, claim, disks' storages); None if no host fits."""
+    from core.scheduler import ScheduleInput
+
+    disks = list(run.session.scalars(select(Disk).where(Disk.server_id == server.id)))
+    req = ScheduleInput.model_validate({
+        "vcpu_count": server.vcpu_count, "vmem_size": server.vmem_size, "hypervisor": server.hypervisor,
+        "prefer_host": run.params.get("prefer_host"),
+        "disks": [{"index": d.disk_index, "size": d.disk_size} for d in disks], "count": 1,
+        "required_capabilities": [capability.value]})  # the target must take the guest in
+    if not server.host_id:
+        run.fail("the server is on no host")
+    result = _place_excluding(run, req, server.host_id)
+    if not result:
+        return None
+    p: Any = result[0]  # a scheduler Placement
+    run.set_params(target=p.host_id, source=server.host_id, vcpu=p.vcpu, vmem=p.vmem,
+                   disks=[{"index": d.index, "storage_id": d.storage_id} for d in p.disks])
+    return p
 
 
 def _place_excluding(run: Run, req: object, host_id: str | None) -> list[object]:
