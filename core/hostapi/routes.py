@@ -305,11 +305,12 @@ def _host_images(session: Any, host: Host) -> set[str]:
 
     ids = set(session.scalars(select(Disk.template_id).join(Server, Server.id == Disk.server_id)
                               .where(Server.host_id == host.id, Disk.template_id != "")))
-    # ... and those of guests migrating in (still on their source host until migrate-in is done)
+    # ... and those of guests migrating in, cold or live (on their source host until the move is done)
     from core.hostapi.protocol import WorkKind
 
+    incoming = (WorkKind.MIGRATE_IN.value, WorkKind.LIVE_MIGRATE_PREPARE.value)
     for p in session.scalars(select(WorkItem.payload).where(WorkItem.host_id == host.id,
-                                                            WorkItem.kind == WorkKind.MIGRATE_IN.value,
+                                                            WorkItem.kind.in_(incoming),
                                                             WorkItem.status.in_(("queued", "dispatched")))):
         ids |= {str(d["image_id"]) for d in (p or {}).get("disks") or [] if isinstance(d, dict) and d.get("image_id")}
     return with_boot_files(session, ids)
