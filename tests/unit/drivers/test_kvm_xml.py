@@ -95,3 +95,29 @@ def test_parse_devices_and_errors() -> None:
         parse_devices("<domain")
     with pytest.raises(InvalidSpec, match="domain type"):
         build_domain_xml(full_spec(), domain_type="xen")
+
+
+def test_retarget_moves_every_file_and_interface_and_keeps_the_devices() -> None:
+    """A live migration's destination XML: the same devices (libvirt refuses an ABI change), the
+    target's files, bridges and taps; anything without a counterpart is refused, never dropped."""
+    from drivers.kvm.xml import retarget
+
+    want = full_spec()
+    src = build_domain_xml(want, domain_type="qemu")
+    paths = {p: p.replace("/var/lib/i/", "/srv/b/") for p in
+             ("/var/lib/i/web-1/root.qcow2", "/var/lib/i/web-1/data.raw", "/var/lib/i/web-1/config.iso",
+              "/var/lib/i/web-1/serial.log")}
+    paths |= {"/boot/vmlinuz": "/srv/b/cache/k", "/boot/initrd.img": "/srv/b/cache/r"}
+    nics = {"52:54:00:00:10:01": ("br-b1", "tap-b1"), "52:54:00:00:10:02": ("br-b2", "")}
+    out = spec_from_xml(retarget(src, paths=paths, nics=nics))
+    assert [d.path for d in out.disks] == ["/srv/b/web-1/root.qcow2", "/srv/b/web-1/data.raw"]
+    assert [d.format for d in out.disks] == [d.format for d in want.disks]
+    assert (out.config_drive, out.serial_log) == ("/srv/b/web-1/config.iso", "/srv/b/web-1/serial.log")
+    assert (out.kernel, out.initrd, out.cmdline) == ("/srv/b/cache/k", "/srv/b/cache/r", want.cmdline)
+    assert [(n.mac, n.bridge, n.ifname, n.model) for n in out.nics] == [
+        ("52:54:00:00:10:01", "br-b1", "tap-b1", "virtio"), ("52:54:00:00:10:02", "br-b2", None, "e1000")]
+    assert (out.uuid, out.name, out.vcpu, out.memory_mb) == (want.uuid, want.name, want.vcpu, want.memory_mb)
+    with pytest.raises(InvalidSpec, match="data.raw has no counterpart"):
+        retarget(src, paths={k: v for k, v in paths.items() if not k.endswith("data.raw")}, nics=nics)
+    with pytest.raises(InvalidSpec, match="52:54:00:00:10:02 has no counterpart"):
+        retarget(src, paths=paths, nics={"52:54:00:00:10:01": ("br-b1", "")})
