@@ -63,7 +63,7 @@ OPT_SUBNET_MASK, OPT_ROUTER, OPT_DNS, OPT_HOSTNAME, OPT_DOMAIN = 1, 3, 6, 12, 15
 OPT_MTU, OPT_BROADCAST = 26, 28
 OPT_REQUESTED_IP, OPT_LEASE_TIME, OPT_MSG_TYPE, OPT_SERVER_ID = 50, 51, 53, 54
 OPT_MESSAGE, OPT_T1, OPT_T2, OPT_VENDOR_CLASS = 56, 58, 59, 60
-OPT_TFTP_SERVER, OPT_BOOTFILE, OPT_IPXE_ENCAP = 66, 67, 175
+OPT_TFTP_SERVER, OPT_BOOTFILE, OPT_USER_CLASS, OPT_IPXE_ENCAP = 66, 67, 77, 175
 BROADCAST_FLAG = 0x8000
 
 
@@ -76,7 +76,9 @@ class DhcpConfigError(ValueError):
 
 @dataclass(frozen=True)
 class Lease:
-    """What one guest MAC is told. ``next_server``/``bootfile`` make it a PXE answer."""
+    """What one guest MAC is told. ``next_server``/``bootfile`` make it a PXE answer; with
+    ``ipxe_bootfile`` a legacy PXE ROM gets ``bootfile`` (e.g. undionly.kpxe, which is iPXE) and
+    a client that says it is iPXE (user class "iPXE") gets ``ipxe_bootfile`` (its boot script)."""
 
     mac: str
     ip: str
@@ -89,6 +91,7 @@ class Lease:
     mtu: int | None = None
     next_server: str | None = None
     bootfile: str | None = None
+    ipxe_bootfile: str | None = None
 
     def __post_init__(self) -> None:
         mac = self.mac.lower().replace("-", ":")
@@ -110,7 +113,9 @@ class Lease:
             raise DhcpConfigError(f"lease_time must be 10..{0xFFFFFFFE} seconds, got {self.lease_time!r}")
         if self.mtu is not None and not 68 <= self.mtu <= 65535:
             raise DhcpConfigError(f"mtu must be 68..65535, got {self.mtu}")
-        for name in ("hostname", "domain", "bootfile"):
+        if self.ipxe_bootfile is not None and not self.bootfile:
+            raise DhcpConfigError("ipxe_bootfile given without bootfile")
+        for name in ("hostname", "domain", "bootfile", "ipxe_bootfile"):
             value = getattr(self, name)
             if value is not None and (not value or len(value.encode()) > 127 or "\0" in value):
                 raise DhcpConfigError(f"{name} must be 1..127 bytes, got {value!r}")
@@ -402,7 +407,8 @@ class DhcpResponder:
             opts[OPT_MTU] = struct.pack("!H", lease.mtu)
         siaddr, file = "0.0.0.0", b""
         if lease.bootfile:
-            file = lease.bootfile.encode()
+            ipxe = b"iPXE" in req.options.get(OPT_USER_CLASS, b"")
+            file = (lease.ipxe_bootfile if ipxe and lease.ipxe_bootfile else lease.bootfile).encode()
             opts[OPT_BOOTFILE] = file
             if lease.next_server:
                 siaddr = lease.next_server

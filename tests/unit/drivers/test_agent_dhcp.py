@@ -45,6 +45,8 @@ def pkt(mtype: int, mac: str = MAC, *, ciaddr: str = "0.0.0.0", **opts: str) -> 
         options[54] = socket.inet_aton(opts["server_id"])
     if "vendor" in opts:
         options[60] = opts["vendor"].encode()
+    if "user_class" in opts:
+        options[77] = opts["user_class"].encode()
     p = DhcpPacket(
         op=1, xid=0x1234, chaddr=bytes.fromhex(mac.replace(":", "")), ciaddr=ciaddr, options=options
     )
@@ -148,6 +150,19 @@ def test_pxe_lease(r: DhcpResponder) -> None:
     assert o.siaddr == "10.9.0.1" and o.file == b"boot.ipxe"
     assert o.options[67] == b"boot.ipxe" and o.options[66] == b"10.9.0.1"
     assert o.options[175] == bytes([176, 1, 1])  # iPXE: skip the ProxyDHCP wait
+
+
+def test_pxe_chainload_legacy_rom_gets_ipxe_and_ipxe_gets_its_script(r: DhcpResponder) -> None:
+    r.set_lease(Lease(mac=MAC, ip="10.9.0.50", prefixlen=24, next_server="10.9.0.1", bootfile="undionly.kpxe",
+                      ipxe_bootfile="52-54-00-aa-00-01.ipxe"))
+    legacy = r.handle(pkt(DISCOVER, vendor="PXEClient:Arch:00000:UNDI:002001"))
+    ipxe = r.handle(pkt(DISCOVER, vendor="PXEClient:Arch:00000:UNDI:002001", user_class="iPXE"))
+    assert legacy is not None and ipxe is not None
+    assert DhcpPacket.parse(legacy.packet.encode()).options[67] == b"undionly.kpxe"
+    o = DhcpPacket.parse(ipxe.packet.encode())
+    assert o.options[67] == b"52-54-00-aa-00-01.ipxe" and o.file == b"52-54-00-aa-00-01.ipxe"
+    with pytest.raises(DhcpConfigError, match="without bootfile"):
+        Lease(mac=MAC, ip="10.9.0.50", prefixlen=24, ipxe_bootfile="x.ipxe")
 
 
 def test_relay_replies_go_to_the_relay(r: DhcpResponder) -> None:
