@@ -134,3 +134,20 @@ def finish(session: Session, session_id: str, *, status: str, reason: str = "", 
                notes=(f"console session {row.id} of user {row.user_id}: {status}"
                       f"{': ' + reason if reason else ''}; {up} bytes up, {down} down")[:4000])
     session.commit()
+
+
+KEEP_S = 24 * 3600  # a session row outlives its use by a day (the audit records keep the history)
+KEEP_OPEN_S = 7 * 24 * 3600  # an "open" row this old lost its replica (killed mid-session)
+
+
+def purge(session: Session) -> int:
+    """Periodic job (core/tasks/periodic.py): drop spent or abandoned session rows."""
+    from sqlalchemy import and_, delete, or_
+
+    now = utcnow()
+    begin = now - timedelta(seconds=KEEP_S)
+    res = session.execute(delete(ConsoleSession).where(or_(
+        and_(ConsoleSession.status != "open", ConsoleSession.created_at < begin),
+        ConsoleSession.created_at < now - timedelta(seconds=KEEP_OPEN_S))))
+    session.commit()
+    return int(res.rowcount or 0)  # type: ignore[attr-defined]
