@@ -69,6 +69,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     # region (compute)
     "cachedimage-list": ("climc.commands.cloud:cachedimage_list", "List images cached in clouds (e.g. AMIs)"),
     "cloud-account-create-aws": ("climc.commands.cloud:cloud_account_create_aws", "Create an AWS cloud account"),
+    "cloud-account-create-cloudpods": ("climc.commands.cloud:cloud_account_create_cloudpods", "Create an account on another Cloudpods controller"),
     "cloud-account-delete": ("climc.commands.cloud:cloud_account_delete", "Delete disabled cloud accounts (local records only)"),
     "cloud-account-disable": ("climc.commands.cloud:cloud_account_disable", "Disable cloud accounts"),
     "cloud-account-enable": ("climc.commands.cloud:cloud_account_enable", "Enable cloud accounts"),

@@ -20,6 +20,7 @@ DRIVERS: dict[str, str] = {
     "baremetal": "drivers.baremetal.driver:BaremetalDriver",
     "esxi": "drivers.esxi.driver:EsxiDriver",
     "aws": "drivers.aws.driver:AwsDriver",
+    "cloudpods": "drivers.cloudpods.driver:CloudpodsDriver",
 }
 
 # The third-party module each driver needs, and the distribution that provides it.

@@ -70,6 +70,33 @@ def cloud_account_create_aws(obj: Any, name: str, access_key: str, secret: str, 
     show_object(obj.client().post(S, "/cloudaccounts", json={"cloudaccount": body})["cloudaccount"])
 
 
+@click.command("cloud-account-create-cloudpods")
+@click.argument("name")
+@click.option("--auth-url", "access_url", required=True, help="The other controller's URL (http(s)://host:port)")
+@click.option("--user", required=True, help="A user of the other controller")
+@click.option("--password", prompt=True, hide_input=True, envvar="CLOUDPODS_CLOUD_SECRET",
+              help="Its password (prompted, or $CLOUDPODS_CLOUD_SECRET)")
+@click.option("--project", default=None, help="Project there (default: system)")
+@click.option("--domain", default=None, help="Domain there (default: Default)")
+@click.option("--sync-interval", type=int, default=None, help="Seconds between periodic syncs (0: none)")
+@click.option("--no-sync", is_flag=True, help="Do not start the first sync now")
+@click.option("--desc", default=None)
+@output_options
+@click.pass_obj
+def cloud_account_create_cloudpods(obj: Any, name: str, access_url: str, user: str, password: str,
+                                   project: str | None, domain: str | None, sync_interval: int | None,
+                                   no_sync: bool, desc: str | None) -> None:
+    """Create an account on another Cloudpods controller (the login is checked first)."""
+    options = {k: v for k, v in (("project", project), ("domain", domain)) if v}
+    body: dict[str, Any] = {"name": name, "provider": "Cloudpods", "account": user, "secret": password,
+                            "access_url": access_url, "options": options, "auto_sync": not no_sync}
+    if sync_interval is not None:
+        body["sync_interval_seconds"] = sync_interval
+    if desc:
+        body["description"] = desc
+    show_object(obj.client().post(S, "/cloudaccounts", json={"cloudaccount": body})["cloudaccount"])
+
+
 @click.command("cloud-account-update-credential")
 @click.argument("ident")
 @click.option("--access-key", required=True)

@@ -52,6 +52,9 @@ class Manager:
     class_actions: ClassVar[dict[str, str]] = {}
     specs: ClassVar[dict[str, str]] = {}
     joints: ClassVar[dict[str, Joint]] = {}
+    # what may be done here to a row synced from a cloud (manager_id set): None = everything (its
+    # verbs reach the cloud, e.g. servers through the host contract); else these ops/actions only
+    cloud_ops: ClassVar[frozenset[str] | None] = frozenset()
 
     @property
     def policy(self) -> str:
@@ -98,6 +101,13 @@ class Manager:
             return self.fetch(session, cred, ident, pending=False)
         except ResourceNotFoundError:
             raise InputParameterError(f"{what or self.keyword} {ident!r} not found") from None
+
+    def check_cloud(self, row: Any, op: str) -> None:
+        """A synced row changes in its cloud, not here (the next sync would undo a local change)."""
+        if not getattr(row, "manager_id", None) or self.cloud_ops is None or op in self.cloud_ops:
+            return
+        raise InputParameterError(f"{self.keyword} {getattr(row, 'name', '') or row.id} is synced from a cloud "
+                                  f"account: {op} it in the cloud (the next cloud-account-sync brings it here)")
 
     # ---- listing -----------------------------------------------------------------------------
     def list_filter(self, session: Session, cred: Credential, stmt: Select[Any], q: ListQuery) -> Select[Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from drivers.aws.compute import CAPABILITIES, AwsHosted
+from drivers.aws.compute import CAPABILITIES, VERSION, AwsHosted
 from drivers.aws.provider import CAPABILITIES as PROVIDER_CAPABILITIES
 from drivers.aws.provider import AwsProvider
 from drivers.base import HostEnv
@@ -13,6 +13,7 @@ from drivers.base import HostEnv
 class AwsDriver:
     name = "aws"
     provider = "Aws"  # Cloudpods' brand name
+    version = VERSION
     capabilities = CAPABILITIES  # of a zone's host (the host contract)
     provider_capabilities = PROVIDER_CAPABILITIES
 

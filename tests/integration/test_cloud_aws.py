@@ -142,6 +142,11 @@ def test_an_account_syncs_the_cloud_its_secret_stays_hidden_and_a_second_sync_wr
     nets = ctl.api.get(f"{B}/networks", params={"limit": 100}).json()["networks"]
     subnets = {s["SubnetId"] for s in ec2.describe_subnets()["Subnets"]}
     assert subnets <= {n["name"] for n in nets}
+    # what the sync made changes in the cloud, not here: a clear refusal, nothing lost
+    some = sorted(subnets)[0]
+    r = ctl.climc("network-delete", some)
+    assert r.returncode != 0 and "synced from a cloud" in r.stderr, r.stderr
+    assert ctl.api.get(f"{B}/networks/{some}").status_code == 200
     provs = ctl.api.get(f"{B}/cloudproviders").json()["cloudproviders"]
     assert [p["cloudaccount"] for p in provs] == ["aws-a"] and provs[0]["id"] == shown["cloudprovider_id"]
     report = climc_json(ctl, "cloud-account-show", "aws-a")["sync_report"]
@@ -178,6 +183,11 @@ def test_a_server_created_stopped_started_and_deleted_through_climc_is_an_ec2_in
     assert ctl.climc("server-start", "vm-aws").returncode == 0
     server_status(ctl, "vm-aws", "running")
     assert instances(ec2, **{"instance-id": inst["InstanceId"]})[0]["State"]["Name"] == "running"
+    assert ctl.climc("server-restart", "vm-aws").returncode == 0
+    server_status(ctl, "vm-aws", "running")
+    # a verb the zone's driver does not declare is refused before anything starts
+    r = ctl.climc("server-suspend", "vm-aws")
+    assert r.returncode != 0 and "suspend" in r.stderr, r.stderr
     # a sync links the row to its instance: no second server appears for it
     assert sync(ctl, "aws-b").returncode == 0
     mine = [s for s in servers(ctl) if s["name"] == "vm-aws"]

@@ -35,6 +35,8 @@ class AccountOptions(BaseModel):
     image_owners: list[Annotated[str, Field(pattern=r"^[a-z0-9-]{1,64}$")]] = Field(default_factory=list,
                                                                                      max_length=16)
     page_size: int | None = Field(default=None, ge=5, le=1000)
+    project: str | None = Field(default=None, min_length=1, max_length=255)  # cloudpods: the project there
+    domain: str | None = Field(default=None, min_length=1, max_length=255)
 
 
 class AccountCreate(BaseModel):

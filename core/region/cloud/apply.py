@@ -65,6 +65,10 @@ class Context:
     driver: str
     host_config: dict[str, Any]  # the account's config for its zone hosts (secret included; encrypted there)
     ids: dict[str, dict[str, str]] = field(default_factory=dict)  # kind -> external id -> row id
+    zone_rows: dict[tuple[str, str], str | None] = field(default_factory=dict)  # (table, zone id) -> host/storage
+    ips: dict[str, set[tuple[str, str]]] = field(default_factory=dict)  # server id -> (network id, address)
+    occupied: set[tuple[str, int]] = field(default_factory=set)  # (network id, address) held here
+    unlinked: set[str] | None = None  # servers with disks not linked to a volume (None: not preloaded)
 
     @classmethod
     def of(cls, acct: Any, prov: Any) -> Context:
@@ -83,6 +87,46 @@ class Context:
             table = self.ids[kind] = dict(session.execute(
                 select(model.external_id, model.id).where(model.manager_id == self.manager_id)).tuples().all())
         return table.get(external_id)
+
+    def forget(self) -> None:
+        self.ids.clear()
+        self.zone_rows.clear()
+        self.ips.clear()
+        self.occupied.clear()
+        self.unlinked = None
+
+    def zone_row(self, session: Session, model: Any, zone_id: str | None) -> str | None:
+        """The id of this provider's host (or storage) of a zone (cached for the sync)."""
+        if not zone_id:
+            return None
+        key = (model.__tablename__, zone_id)
+        if key not in self.zone_rows:
+            self.zone_rows[key] = session.scalar(select(model.id).where(model.manager_id == self.manager_id,
+                                                                       model.zone_id == zone_id).limit(1))
+        return self.zone_rows[key]
+
+    def preload_ips(self, session: Session, server_ids: list[str], items: list[Any]) -> None:
+        """The addresses the page's servers hold, and which of the page's addresses anyone holds
+        here: two queries per page instead of some per server."""
+        from core.region import ipam
+
+        self.ips = {sid: set() for sid in server_ids}
+        if server_ids:
+            for sid, net, ip in session.execute(select(IpAllocation.owner_id, IpAllocation.network_id,
+                                                       IpAllocation.ip_addr).where(
+                    IpAllocation.owner_type == "server", IpAllocation.owner_id.in_(server_ids))).tuples():
+                self.ips[sid].add((net, ip))
+        wanted = {(self.id_of(session, "networks", sub), ipam.ip_int(ip)) for i in items for sub, ip in i.private_ips}
+        nets = {n for n, _ in wanted if n}
+        ints = {i for n, i in wanted if n}
+        self.occupied = set(session.execute(select(IpAllocation.network_id, IpAllocation.ip_int).where(
+            IpAllocation.network_id.in_(nets), IpAllocation.ip_int.in_(ints))).tuples()) if nets else set()
+
+    def preload_unlinked(self, session: Session, instance_ids: list[str]) -> None:
+        """Servers of the page's volumes that have disks not yet linked to a volume (made here)."""
+        sids = [s for s in (self.id_of(session, "servers", i) for i in instance_ids) if s]
+        self.unlinked = set(session.scalars(select(Disk.server_id).where(
+            Disk.server_id.in_(sids), Disk.external_id == ""))) if sids else set()
 
     def remember(self, kind: str, external_id: str, row_id: str) -> None:
         self.ids.setdefault(kind, {})[external_id] = row_id
@@ -106,29 +150,49 @@ def setf(row: Any, **fields: Any) -> bool:
 
 def apply_page(session: Session, ctx: Context, kind: str, items: list[Any], seen: set[str],
                stats: dict[str, Any], error: ErrorFn) -> None:
+    """Apply one page: all of it in one savepoint (the fast path); if anything in it fails, again
+    object by object, each in its own savepoint, so one bad object costs only itself."""
+    for item in items:
+        seen.add(item.external_id)  # seen even if applying it fails: it exists, it must not be deleted
+    stats["seen"] += len(items)
+    try:
+        with session.begin_nested():
+            outcomes = _apply_all(session, ctx, kind, items)
+            session.flush()
+    except Exception:  # which object it was is found below
+        ctx.forget()  # ids remembered inside the rolled-back savepoint are not in the database
+        outcomes = []
+        for item in items:
+            try:
+                with session.begin_nested():
+                    outcomes += _apply_all(session, ctx, kind, [item])
+                    session.flush()
+            except Exception as exc:
+                ctx.forget()
+                error(kind, f"{item.external_id}: {getattr(exc, 'details', None) or exc}")
+    for outcome in outcomes:
+        if outcome:
+            stats[outcome] += 1
+
+
+def _apply_all(session: Session, ctx: Context, kind: str, items: list[Any]) -> list[str | None]:
     model = MODELS[kind]
     fn = APPLIERS[kind]
     exts = [i.external_id for i in items]
     rows = {r.external_id: r for r in session.scalars(
         select(model).where(model.manager_id == ctx.manager_id, model.external_id.in_(exts)))} if exts else {}
-    for item in items:
-        seen.add(item.external_id)  # seen even if applying it fails: it exists, it must not be deleted
-        stats["seen"] += 1
-        try:
-            with session.begin_nested():
-                outcome = fn(session, ctx, item, rows.get(item.external_id))
-                session.flush()
-        except Exception as exc:
-            error(kind, f"{item.external_id}: {getattr(exc, 'details', None) or exc}")
-            continue
-        if outcome:
-            stats[outcome] += 1
+    if kind == "servers":
+        ctx.preload_ips(session, [r.id for r in rows.values()], items)
+    elif kind == "disks":
+        ctx.preload_unlinked(session, [i.instance_id for i in items if i.instance_id])
+    return [fn(session, ctx, item, rows.get(item.external_id)) for item in items]
 
 
 def _new(session: Session, ctx: Context, kind: str, row: Any) -> str:
+    if not row.id:  # the id now, not at flush: a page of new rows is flushed once, at its end
+        row.id = _uuid()
     row.manager_id = ctx.manager_id
     session.add(row)
-    session.flush()
     ctx.remember(kind, row.external_id, row.id)
     return "created"
 
@@ -170,7 +234,7 @@ def _zone_host(session: Session, ctx: Context, zone: Zone, region: str) -> None:
         from drivers.registry import get_driver
 
         cls = get_driver(ctx.driver)
-        host = Host(name=ctx.infra_name(zone.external_id), external_id=zone.external_id, manager_id=ctx.manager_id,
+        host = Host(name=zone.name, external_id=zone.external_id, manager_id=ctx.manager_id,
                     zone_id=zone.id, host_type=ctx.driver, target="executor", driver=ctx.driver,
                     driver_version=str(getattr(cls, "version", "") or ""),
                     capabilities=sorted(c.value for c in getattr(cls, "capabilities", ())),
@@ -179,7 +243,7 @@ def _zone_host(session: Session, ctx: Context, zone: Zone, region: str) -> None:
                     mem_cmtbound=1.0, storage_size=1 << 40)
         session.add(host)
         session.flush()
-        st = Storage(name=ctx.infra_name(f"{zone.external_id}-ebs"), external_id=f"{zone.external_id}/storage",
+        st = Storage(name=f"{zone.name}-storage"[:255], external_id=f"{zone.external_id}/storage",
                      manager_id=ctx.manager_id, zone_id=zone.id, storage_type="cloud", medium_type="ssd",
                      capacity=1 << 40, status="online", enabled=True)
         session.add(st)
@@ -265,8 +329,7 @@ def _image(session: Session, ctx: Context, o: Any, row: Cachedimage | None) -> s
 
 def _server(session: Session, ctx: Context, o: Any, row: Server | None) -> str | None:
     zone_id = ctx.id_of(session, "zones", o.zone_id)
-    host_id = session.scalar(select(Host.id).where(Host.manager_id == ctx.manager_id, Host.zone_id == zone_id)) \
-        if zone_id else None
+    host_id = ctx.zone_row(session, Host, zone_id)
     out: str | None = None
     if row is None and o.server_id:  # made by a server-create here: link the row to the instance
         row = session.scalar(select(Server).where(Server.id == o.server_id, Server.tenant_id == ctx.tenant_id))
@@ -281,6 +344,8 @@ def _server(session: Session, ctx: Context, o: Any, row: Server | None) -> str |
                      vcpu_count=o.vcpu or 1, vmem_size=o.memory_mb or 0, hypervisor=ctx.driver, os_type=o.os_type,
                      host_id=host_id, zone_id=zone_id, **ctx.owner())
         out = _new(session, ctx, "servers", row)
+        if row.id not in ctx.ips:
+            ctx.ips[row.id] = set()  # a row new here holds no address yet
     else:
         fields: dict[str, Any] = {"name": o.name, "host_id": host_id, "zone_id": zone_id}
         if o.vcpu:
@@ -297,22 +362,25 @@ def _server_ips(session: Session, ctx: Context, server_id: str, ips: tuple[tuple
     """The instance's private addresses held in their networks (IPAM never hands them out again)."""
     from core.region import ipam
 
-    have = {(a.network_id, a.ip_addr) for a in session.scalars(
-        select(IpAllocation).where(IpAllocation.owner_type == "server", IpAllocation.owner_id == server_id))}
+    if server_id in ctx.ips:
+        have = ctx.ips[server_id]
+    else:
+        have = {(a.network_id, a.ip_addr) for a in session.scalars(
+            select(IpAllocation).where(IpAllocation.owner_type == "server", IpAllocation.owner_id == server_id))}
+    if all((ctx.id_of(session, "networks", sub), ip) in have for sub, ip in ips):
+        return False  # the usual case: nothing to look up
     changed = False
     for index, (subnet, ip) in enumerate(ips):
         net_id = ctx.id_of(session, "networks", subnet)
         if net_id is None or (net_id, ip) in have:
             continue
-        net = session.get(Network, net_id)
-        if net is None:
-            continue
         n = ipam.ip_int(ip)
-        if session.scalar(select(IpAllocation.id).where(IpAllocation.network_id == net_id,
-                                                        IpAllocation.ip_int == n)) is not None:
+        if (net_id, n) in ctx.occupied:
             continue  # held by another owner here: the cloud's answer wins at its next change
+        ctx.occupied.add((net_id, n))
         session.add(IpAllocation(id=_uuid(), network_id=net_id, ip_addr=ip, ip_int=n, owner_type="server",
                                  owner_id=server_id, mac="", nic_index=index, notes="synced"))
+        have.add((net_id, ip))
         changed = True
     return changed
 
@@ -325,12 +393,12 @@ def _uuid() -> str:
 
 def _disk(session: Session, ctx: Context, o: Any, row: Disk | None) -> str | None:
     zone_id = ctx.id_of(session, "zones", o.zone_id)
-    storage_id = session.scalar(select(Storage.id).where(Storage.manager_id == ctx.manager_id,
-                                                         Storage.zone_id == zone_id)) if zone_id else None
+    storage_id = ctx.zone_row(session, Storage, zone_id)
     server_id = ctx.id_of(session, "servers", o.instance_id)
     fields = {"name": o.name, "disk_size": o.size_mb, "storage_id": storage_id, "server_id": server_id,
               "access_path": o.device, "status": DISK_STATUS.get(o.status, "unknown")}
-    if row is None and server_id:  # a disk a server-create made here: link it
+    if row is None and server_id and (ctx.unlinked is None or server_id in ctx.unlinked):
+        # a disk a server-create made here: link it
         row = session.scalar(select(Disk).where(Disk.server_id == server_id, Disk.external_id == "",
                                                 Disk.disk_type == o.disk_type).order_by(Disk.disk_index).limit(1))
         if row is not None:
@@ -363,10 +431,10 @@ APPLIERS: dict[str, Callable[[Session, Context, Any, Any], str | None]] = {
 def delete_gone(session: Session, ctx: Context, kind: str, seen: set[str], stats: dict[str, Any],
                 error: ErrorFn) -> None:
     model = MODELS[kind]
-    stmt = select(model).where(model.manager_id == ctx.manager_id, model.external_id != "")
-    for row in list(session.scalars(stmt)):
-        if row.external_id in seen:
-            continue
+    have = session.execute(select(model.external_id, model.id).where(model.manager_id == ctx.manager_id,
+                                                                     model.external_id != "")).tuples().all()
+    gone = [rid for ext, rid in have if ext not in seen]
+    for row in list(session.scalars(select(model).where(model.id.in_(gone)))) if gone else []:
         if getattr(row, "active_task_id", None):
             continue  # a task acts on it (e.g. its delete): the task decides
         try:

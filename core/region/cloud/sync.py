@@ -158,6 +158,7 @@ def _walk(db: Any, provider: Any, ctx: apply.Context, kind: str, seen: set[str],
     stats = report.kind(kind)
     while True:
         _progress(db, ctx.account_id, report, kind, owner)
+        t0 = time.monotonic()
         try:
             page = provider.fetch_page(kind, token)
         except Exception as exc:
@@ -165,10 +166,14 @@ def _walk(db: Any, provider: Any, ctx: apply.Context, kind: str, seen: set[str],
             log.warning("cloud account %s: listing %s failed: %s", ctx.account_name, kind, _why(exc))
             return False
         stats["pages"] += 1
+        t1 = time.monotonic()
         with db.session() as s:
             begin_write(s, background=True)
             apply.apply_page(s, ctx, kind, list(page.items), seen, stats, report.error)
             s.commit()
+        # where the time goes: the cloud's API, or writing here
+        stats["cloud_s"] = round(stats.get("cloud_s", 0.0) + t1 - t0, 3)
+        stats["apply_s"] = round(stats.get("apply_s", 0.0) + time.monotonic() - t1, 3)
         if not page.next_token:
             return True
         if page.next_token == token:

@@ -107,6 +107,8 @@ class HostManager(Manager):
         "ping": "do_ping", "enable": "do_enable", "disable": "do_disable", "online": "do_online",
         "offline": "do_offline", "maintenance": "do_maintenance", "unmaintenance": "do_unmaintenance",
     }
+    # a cloud zone's host: whether the scheduler places there is decided here
+    cloud_ops: ClassVar[frozenset[str] | None] = frozenset({"enable", "disable", "maintenance", "unmaintenance"})
     specs: ClassVar[dict[str, str]] = {"spec": "spec_capacity", "capacity": "spec_capacity"}
 
     @property

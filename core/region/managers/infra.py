@@ -87,6 +87,7 @@ class ZoneManager(Manager):
     keyword, plural, model = "zone", "zones", Zone
     contexts: ClassVar[dict[str, str]] = {"cloudregions": "cloudregion_id"}
     actions: ClassVar[dict[str, str]] = {"enable": "do_enable", "disable": "do_disable", "soldout": "do_soldout"}
+    cloud_ops: ClassVar[frozenset[str] | None] = frozenset({"enable", "disable", "soldout"})  # placement here
 
     def create(self, session: Session, cred: Credential, body: dict[str, Any], count: int,
                ctx: tuple[str, str] | None = None) -> list[Any]:

@@ -40,6 +40,7 @@ class ServerManager(Manager):
     }
     specs: ClassVar[dict[str, str]] = {"tasks": "spec_tasks", "status": "spec_status"}
     class_actions: ClassVar[dict[str, str]] = {"forecast": "forecast"}
+    cloud_ops = None  # a cloud's server verbs go through its zone host's driver (capabilities decide)
     row_lists = True  # lists load plain rows: base_dict/add_details read only these columns
     list_extra_columns = ("create_spec",)
 

@@ -65,3 +65,26 @@ def test_agent_0002_keeps_old_join_tokens_one_time(tmp_path) -> None:  # type: i
     assert rows == {"t1": "1/1", "t2": "1/0"}
     downgrade(engine, "agent_0001")
     assert "uses" not in {col["name"] for col in inspect(engine).get_columns("agent_join_tokens")}
+
+
+def test_cloud_0001_keeps_servers_of_an_older_database_as_local_ones(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A database from before cloud accounts: its servers and hosts get no external id and no
+    manager (they are this cloud's own), and a downgrade gives the old tables back intact."""
+    engine = create_engine(f"sqlite:///{tmp_path / 'c.db'}")
+    upgrade(engine, "region_0005")
+    now = "'2026-12-01 00:00:00'"
+    with engine.begin() as c:
+        c.execute(text(f"INSERT INTO servers (id, name, description, status, metadata, created_at, updated_at, "
+                       "tenant_id, domain_id, is_public, pending_deleted, vcpu_count, vmem_size, hypervisor, os_type, "
+                       "os_arch, power_status, status_reason, auto_start, create_spec, user_data, held) VALUES "
+                       f"('s1', 'old-vm', '', 'ready', '{{}}', {now}, {now}, 'p', 'default', 0, 0, 1, 512, 'kvm', '', "
+                       "'', 'off', '', 0, '{}', '', '{}')"))
+    assert upgrade(engine).state == "current"
+    with engine.connect() as c:
+        assert c.execute(text("SELECT name, external_id, manager_id FROM servers")).one() == ("old-vm", "", None)
+        assert c.execute(text("SELECT count(*) FROM cloudaccounts")).scalar() == 0
+    downgrade(engine, "cloud@-1")
+    assert "cloudaccounts" not in inspect(engine).get_table_names()
+    assert "external_id" not in {col["name"] for col in inspect(engine).get_columns("servers")}
+    with engine.connect() as c:
+        assert c.execute(text("SELECT name FROM servers")).scalar() == "old-vm"

@@ -90,6 +90,8 @@ _REMOTE_OPTIONS: dict[str, dict[str, Any]] = {
     "esxi": {"host": "127.0.0.1", "port": 9, "username": "contract", "password": "contract", "http_timeout_s": 2},
     "aws": {"access_url": "http://127.0.0.1:9", "account": "AKIAEXAMPLE", "secret": "x", "region": "us-east-1",
             "zone": "us-east-1a", "manager_id": "m"},
+    "cloudpods": {"access_url": "http://127.0.0.1:9", "account": "contract", "secret": "x", "zone": "z",
+                  "manager_id": "m"},
 }
 
 
