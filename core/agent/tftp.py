@@ -38,6 +38,7 @@ class TftpBootServer:
         self.listen_ip, self.port = listen_ip, port
         self.timeout, self.retries = timeout, retries
         self.served: list[str] = []  # names sent, for the agent's log and tests
+        self.started_at: list[tuple[float, str]] = []  # (time.time(), name) of each transfer's start
         self.refused: list[str] = []
         self._server: Any = None
         self._thread: threading.Thread | None = None
@@ -60,6 +61,7 @@ class TftpBootServer:
             log.info("tftp: refused %r (not a file under %s)", name, self.root)
             return None
         self.served.append(name)
+        self.started_at.append((time.time(), name))
         return open(path, "rb")  # noqa: SIM115 (tftpy closes it when the transfer ends)
 
     def _no_upload(self, path: str, _ctx: Any) -> None:

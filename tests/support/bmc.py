@@ -26,15 +26,20 @@ USER, PASSWORD = "admin", "password"
 
 _CHASSIS = r"""#!/bin/sh
 # ipmi_sim's chassis_control program: records power and boot device in files (PEERS.md)
-D=$(dirname "$0"); STATE=$D/power.state; BOOT=$D/boot.state
+# With an executable $D/vm.sh (start|stop|status), power drives a real machine (a qemu VM).
+D=$(dirname "$0"); STATE=$D/power.state; BOOT=$D/boot.state; VM=$D/vm.sh
 [ -f $STATE ] || echo 0 > $STATE; [ -f $BOOT ] || echo default > $BOOT
+power() { if [ -x $VM ]; then $VM status; else cat $STATE; fi; }
+setpower() { echo $1 > $STATE; [ -x $VM ] || return 0
+  if [ "$1" = 1 ]; then [ "$($VM status)" = 1 ] || $VM start; else $VM stop; fi; }
 dev=$1; op=$2; shift 2
 case $op in
 get) for p in "$@"; do case $p in
-        power) echo "power:$(cat $STATE)";; boot) echo "boot:$(cat $BOOT)";;
+        power) echo "power:$(power)";; boot) echo "boot:$(cat $BOOT)";;
         *) echo "bad parm $p"; exit 1;; esac; done;;
 set) while [ $# -ge 2 ]; do p=$1; v=$2; shift 2; case $p in
-        power) echo $v > $STATE;; reset) echo reset >> $D/resets;; boot) echo $v > $BOOT;;
+        power) setpower $v;; reset) echo reset >> $D/resets; [ -x $VM ] && { $VM stop; $VM start; };;
+        boot) echo $v > $BOOT;;
         identify) [ $# -ge 1 ] && shift;; *) echo "bad parm $p"; exit 1;; esac; done;;
 check) exit 0;;
 *) exit 1;;
@@ -191,6 +196,14 @@ class IpmiSim:
         """What the simulated chassis recorded: "on" / "off"."""
         p = self.dir / "power.state"
         return "on" if p.exists() and p.read_text().strip() == "1" else "off"
+
+    def attach_vm(self, script: str) -> None:
+        """Make power on/off/reset start/stop a real machine: ``script`` is a shell program taking
+        start | stop | status (status prints 1 or 0); it must return at once (ipmi_sim waits for it)."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        vm = self.dir / "vm.sh"
+        vm.write_text(script)
+        vm.chmod(0o755)
 
     def boot_device(self) -> str:
         p = self.dir / "boot.state"
