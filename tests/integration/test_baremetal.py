@@ -229,3 +229,69 @@ def test_another_projects_users_cannot_see_or_power_machines(ctl: Controller, si
     r = ctl.climc("host-power-on", "bm1", env=env)
     assert r.returncode != 0 and "not found" in r.stderr
     assert sim.power_state() == before
+
+
+class LossyRelay:
+    """A UDP relay between our driver and ipmi_sim that drops chosen replies (a lost packet)."""
+
+    def __init__(self, target_port: int, drop: int) -> None:
+        import socket
+        import threading
+
+        self.target = ("127.0.0.1", target_port)
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.up = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.up.settimeout(0.2)
+        self.client: tuple[str, int] | None = None
+        self.to_drop, self.dropped = drop, 0
+        self.stop = threading.Event()
+        self.threads = [threading.Thread(target=self._down, daemon=True), threading.Thread(target=self._up, daemon=True)]
+        for t in self.threads:
+            t.start()
+
+    def _down(self) -> None:  # client -> BMC
+        while not self.stop.is_set():
+            try:
+                data, self.client = self.sock.recvfrom(4096)
+            except OSError:
+                continue
+            self.up.sendto(data, self.target)
+
+    def _up(self) -> None:  # BMC -> client, dropping the first `to_drop` replies after arming
+        while not self.stop.is_set():
+            try:
+                data, _ = self.up.recvfrom(4096)
+            except OSError:
+                continue
+            if self.dropped < self.to_drop:
+                self.dropped += 1
+                continue
+            if self.client is not None:
+                self.sock.sendto(data, self.client)
+
+    def close(self) -> None:
+        self.stop.set()
+        for t in self.threads:
+            t.join(2)
+        self.sock.close()
+        self.up.close()
+
+
+def test_a_dropped_udp_reply_is_retried_not_reported(sim: IpmiSim) -> None:
+    from drivers.baremetal.driver import BaremetalDriver
+
+    relay = LossyRelay(sim.port, drop=0)
+    try:
+        d = BaremetalDriver({"ipmi_ip": "127.0.0.1", "ipmi_port": relay.port, "ipmi_username": USER,
+                             "ipmi_password": SECRET, "timeout_s": 5})
+        assert d.probe()["ipmi_status"] == "ok"  # logged in through the relay
+        relay.to_drop = relay.dropped + 1  # the next reply is lost on the way back
+        t0 = time.monotonic()
+        assert d.bmc.get_power_state().value in ("on", "off")
+        assert relay.dropped == relay.to_drop and time.monotonic() - t0 < 10  # retransmitted, answered
+        d.close()
+    finally:
+        relay.close()
