@@ -113,7 +113,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "host-show": ("climc.commands.hosts:host_show", "Show a host"),
     "host-spec": ("climc.commands.hosts:host_spec", "Show a host's capacity: CPU/memory committed and free, storages"),
     "host-update": ("climc.commands.hosts:host_update", "Update a host"),
-    "keypair-create": ("climc.commands.compute_misc:keypair_create", "Import an OpenSSH public key"),
+    "keypair-create": ("climc.commands.compute_misc:keypair_create", "Import an OpenSSH public key, or generate a pair"),
     "keypair-delete": ("climc.commands.compute_misc:keypair_delete", "Delete keypairs"),
     "keypair-list": ("climc.commands.compute_misc:keypair_list", "List keypairs"),
     "keypair-show": ("climc.commands.compute_misc:keypair_show", "Show a keypair"),

@@ -437,3 +437,51 @@ def test_metadata_and_user_tags_of_a_server(cloud: tuple[Controller, AgentProc])
     acts = climc_json(ctl, "action-list", "--limit", "200")["data"]
     assert any(a.get("obj_id") == srv["id"] and a.get("action") == "set-user-metadata" for a in acts), acts[:3]
     assert ctl.climc("server-delete", "-f", "vm-meta").returncode == 0
+
+
+def test_keypair_create_without_a_key_generates_one_and_shows_the_private_key_once(
+        cloud: tuple[Controller, AgentProc], tmp_path: Path) -> None:
+    import os
+
+    from cryptography.hazmat.primitives import serialization
+
+    ctl, _agent = cloud
+    made = climc_json(ctl, "keypair-create", "kp-generated")
+    assert made["scheme"] == "RSA" and made["public_key"].startswith("ssh-rsa ")
+    key = serialization.load_pem_private_key(made["private_key"].encode(), None)
+    assert key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
+                                         ).decode() == made["public_key"]
+    shown = climc_json(ctl, "keypair-show", "kp-generated")
+    assert "private_key" not in shown and shown["fingerprint"] == made["fingerprint"]
+    assert made["private_key"] not in json.dumps(climc_json(ctl, "keypair-list"))
+    # ... or written to a new 0600 file, not printed
+    path = tmp_path / "id_ed25519"
+    r = ctl.climc("keypair-create", "kp-file", "--scheme", "ED25519", "--private-key-file", str(path))
+    assert r.returncode == 0 and "BEGIN" not in r.stdout, r.stdout
+    assert path.read_text().startswith("-----BEGIN OPENSSH PRIVATE KEY-----") and (os.stat(path).st_mode & 0o777) == 0o600
+    assert climc_json(ctl, "keypair-show", "kp-file")["public_key"].startswith("ssh-ed25519 ")
+    r = ctl.api.post(f"{B}/keypairs", json={"keypair": {"name": "kp-bad", "scheme": "DSA"}})
+    assert r.status_code == 400 and "scheme" in r.json()["details"], r.text
+    for n in ("kp-generated", "kp-file"):
+        assert ctl.climc("keypair-delete", n).returncode == 0
+
+
+def test_snapshots_go_to_the_recycle_bin_with_their_disk(cloud: tuple[Controller, AgentProc]) -> None:
+    if not shutil.which("qemu-img"):
+        from tests.support.peers import need
+
+        need(False, "qemu-img missing (apt install qemu-utils)")
+    ctl, _agent = cloud
+    assert ctl.climc("server-create", "vm-binsnap", "--disk", "tiny", "--net", "default").returncode == 0
+    srv = settled(ctl, "vm-binsnap", "ready", "created")
+    climc_json(ctl, "disk-create-snapshot", srv["disks_info"][0]["id"], "binsnap")
+    snap_ready(ctl, "binsnap")
+    assert "binsnap" in names(ctl, "snapshot-list")
+    assert ctl.climc("server-delete", "vm-binsnap").returncode == 0
+    wait_for(lambda: "binsnap" not in names(ctl, "snapshot-list"), 30, "snapshot in the bin")
+    assert "binsnap" in names(ctl, "snapshot-list", "--pending-delete")
+    assert ctl.climc("server-cancel-delete", "vm-binsnap").returncode == 0
+    assert "binsnap" in names(ctl, "snapshot-list")
+    assert ctl.climc("server-delete", "-f", "vm-binsnap").returncode == 0
+    wait_for(lambda: ctl.api.get(f"{B}/servers/{srv['id']}").status_code == 404, 30, "purged")
+    assert "binsnap" not in names(ctl, "snapshot-list", "--pending-delete")

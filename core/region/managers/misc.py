@@ -42,6 +42,25 @@ def fingerprint(public_key: str) -> tuple[str, str]:
     return scheme, ":".join(md5[i:i + 2] for i in range(0, 32, 2))
 
 
+def generate_keypair(scheme: str) -> tuple[str, str]:
+    """A new key pair: (OpenSSH public key, private key PEM). RSA 2048 (Cloudpods' default) or ED25519."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+
+    s = scheme.upper()
+    if s == "RSA":
+        key: Any = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        fmt = serialization.PrivateFormat.TraditionalOpenSSL
+    elif s == "ED25519":
+        key = ed25519.Ed25519PrivateKey.generate()
+        fmt = serialization.PrivateFormat.OpenSSH
+    else:
+        raise InputParameterError("scheme: RSA or ED25519")
+    private = key.private_bytes(serialization.Encoding.PEM, fmt, serialization.NoEncryption()).decode()
+    public = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode()
+    return public, private
+
+
 class KeypairManager(Manager):
     keyword, plural, model = "keypair", "keypairs", Keypair
     owned = True
@@ -51,11 +70,17 @@ class KeypairManager(Manager):
         own = _owner(cred)
         name = unique_name(session, Keypair, str(body.get("name", "")), scope={"tenant_id": own["tenant_id"]})
         pk = body.get("public_key")
-        if not isinstance(pk, str) or not pk.strip():
-            raise InputParameterError("public_key: required (generating keys is left to ssh-keygen)")
+        private = None
+        if pk is None or (isinstance(pk, str) and not pk.strip()):
+            # Cloudpods: no public key given -> a pair is generated; the private key is in this reply only
+            pk, private = generate_keypair(str(body.get("scheme") or "RSA"))
+        if not isinstance(pk, str):
+            raise InputParameterError("public_key: must be an OpenSSH public key string")
         scheme, fp = fingerprint(pk)
         row = Keypair(name=name, description=str(body.get("description", "")), public_key=pk.strip(), scheme=scheme,
                       fingerprint=fp, status="ready", **own)
+        if private is not None:
+            row.private_key_once = private  # not a column: never stored, shown by add_details of this reply
         session.add(row)
         self.audit(session, cred, "create", row)
         return [row]
@@ -65,6 +90,12 @@ class KeypairManager(Manager):
             unique_name(session, Keypair, body["name"], scope={"tenant_id": row.tenant_id}, exclude_id=row.id)
         apply_update(row, body, ("name", "description"))
         return row
+
+    def add_details(self, session: Session, rows: Any, items: list[dict[str, Any]]) -> None:
+        for r, it in zip(rows, items, strict=True):
+            once = getattr(r, "private_key_once", None)  # only on the object the create made
+            if once:
+                it["private_key"] = once
 
     def validate_delete(self, session: Session, row: Any) -> None:
         if session.scalar(select(Server.id).where(Server.keypair_id == row.id).limit(1)):

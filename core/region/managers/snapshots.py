@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.api.context import Credential
+from core.api.listing import ListQuery
 from core.errors import InputParameterError, InvalidStatusError
 from core.region import quotas
 from core.region import statemachine as sm
@@ -135,6 +136,15 @@ class SnapshotManager(Manager):
     keyword, plural, model = "snapshot", "snapshots", Snapshot
     owned = True
     contexts: ClassVar[dict[str, str]] = {"disks": "disk_id"}
+
+    def list_filter(self, session: Session, cred: Credential, stmt: Any, q: ListQuery) -> Any:
+        """Snapshots follow their disk into the recycle bin: listed with ``--pending-delete`` only."""
+        binned = select(Disk.id).where(Disk.pending_deleted.is_(True))
+        if q.pending_delete == "all":
+            return stmt
+        if q.pending_delete == "true":
+            return stmt.where(Snapshot.disk_id.in_(binned))
+        return stmt.where(Snapshot.disk_id.not_in(binned))
 
     def create(self, session: Session, cred: Credential, body: dict[str, Any], count: int,
                ctx: tuple[str, str] | None = None) -> list[Any]:
