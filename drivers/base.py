@@ -53,6 +53,7 @@ __all__ = [
     "Consoles",
     "LiveMigratable",
     "DiskExchange",
+    "DiskFiles",
     "DiskSpec",
     "DriverError",
     "DriverUnavailable",
@@ -654,6 +655,16 @@ class ColdMigratable(Protocol):
     def migrate_in(self, spec: InstanceSpec, source: Mapping[str, Any]) -> Deployed: ...
 
     def migrate_cleanup(self, server_id: str) -> bool: ...
+
+
+@runtime_checkable
+class DiskFiles(Protocol):
+    """A hosted driver whose disks are files on the host: a deleted disk's file goes with it.
+
+    ``delete_disk`` removes the file of a disk no guest uses (refused if one does), only inside
+    the driver's own directories; True if a file was removed, False if there was none."""
+
+    def delete_disk(self, disk: InstanceDisk) -> bool: ...
 
 
 @runtime_checkable

@@ -15,6 +15,7 @@ from core.hostapi import protocol as hp
 from core.hostapi.protocol import WorkKind
 from drivers.base import (
     ColdMigratable,
+    DiskFiles,
     LiveMigratable,
     GuestNotFound,
     GuestStatus,
@@ -189,6 +190,13 @@ def _live(h: HostedDriver, op: str) -> LiveMigratable:
     return h
 
 
+def disk_delete(h: HostedDriver, p: hp.DiskDeletePayload) -> hp.DiskDeleteResult:
+    """A driver whose disks are no files of this host (a cloud's volumes) has nothing to remove here."""
+    if not isinstance(h, DiskFiles):
+        return hp.DiskDeleteResult(deleted=False)
+    return hp.DiskDeleteResult(deleted=h.delete_disk(instance_disk(p.disk)))
+
+
 def live_migrate_prepare(h: HostedDriver, p: hp.LiveMigratePreparePayload) -> hp.LiveMigratePrepared:
     disks, target = _live(h, "live_migrate").live_migrate_prepare(instance_spec(p))
     return hp.LiveMigratePrepared(disks=[hp.DiskOut(id=i, access_path=a) for i, a in disks], target=target)
@@ -221,6 +229,7 @@ HANDLERS: dict[WorkKind, Handler] = {
     WorkKind.DISK_RESET: disk_reset,
     WorkKind.SAVE_IMAGE: save_image,
     WorkKind.DISK_RESIZE: disk_resize,
+    WorkKind.DISK_DELETE: disk_delete,
     WorkKind.LIVE_MIGRATE_PREPARE: live_migrate_prepare,
     WorkKind.LIVE_MIGRATE: live_migrate,
 }

@@ -53,6 +53,7 @@ class WorkKind(str, enum.Enum):
     DISK_RESET = "disk-reset"  # roll a disk back to one of its snapshots (guest stopped)
     SAVE_IMAGE = "guest-save-image"  # one disk of a stopped guest, flattened, into a queued glance image
     DISK_RESIZE = "disk-resize"  # grow a disk (online when the guest runs and the host can)
+    DISK_DELETE = "disk-delete"  # a detached disk's file removed from the host (the disk is deleted)
 
 
 # What a host must declare to be sent a kind. Kinds absent here need nothing beyond a driver.
@@ -307,6 +308,12 @@ class DiskResetPayload(SnapshotPayload):
     pass
 
 
+class DiskDeletePayload(_Model):
+    """A disk no server has any more, deleted: its file on this host goes."""
+
+    disk: DiskPayload
+
+
 class SaveImagePayload(_Model):
     """Upload disk ``disks[0]`` of the stopped ``server``, flattened, into the queued image ``image_id``
     (through the controller's agent route into glance's intake). A list, as in migrate-out: the
@@ -400,6 +407,10 @@ class DiskResizeResult(GuestResult):
     online: bool = False  # the running guest was told (it sees the new size without a reboot)
 
 
+class DiskDeleteResult(_Result):
+    deleted: bool  # False: no file of that disk on this host (never made, or already gone)
+
+
 class SnapshotDeleteResult(_Result):
     deleted: bool  # False: the disk had no such snapshot (already deleted)
 
@@ -436,6 +447,7 @@ PAYLOADS: dict[WorkKind, type[BaseModel]] = {
     WorkKind.DISK_RESET: DiskResetPayload,
     WorkKind.SAVE_IMAGE: SaveImagePayload,
     WorkKind.DISK_RESIZE: DiskResizePayload,
+    WorkKind.DISK_DELETE: DiskDeletePayload,
 }
 
 RESULTS: dict[WorkKind, type[BaseModel]] = {
@@ -462,6 +474,7 @@ RESULTS: dict[WorkKind, type[BaseModel]] = {
     WorkKind.DISK_RESET: GuestResult,
     WorkKind.SAVE_IMAGE: SaveImageResult,
     WorkKind.DISK_RESIZE: DiskResizeResult,
+    WorkKind.DISK_DELETE: DiskDeleteResult,
 }
 
 

@@ -181,6 +181,26 @@ class KvmInstances(KvmMigration, KvmLiveMigration, KvmSnapshots, KvmSaveImage):
             out.append((disk.id, dst))
         return out
 
+    def delete_disk(self, disk: InstanceDisk) -> bool:
+        """A deleted disk's file goes (drivers.base.DiskFiles): only a file of ours (the instances
+        or the kept-disks dir), never one a guest of this host still uses."""
+        path = disk.access_path
+        if not path:
+            return False
+        kept = os.path.realpath(os.path.join(self.env.data_dir, "disks"))
+        real = os.path.realpath(path)
+        if not (self._owned(path) or os.path.dirname(real) == kept):
+            raise HypervisorError(f"disk {disk.id}: {path} is not a file this host made; left in place")
+        for guest in self.driver.list_guests():
+            if any(os.path.realpath(d.path) == real for d in self.driver.guest_disks(guest.id, live=False)):
+                raise HypervisorError(f"disk {disk.id}: {path} is used by guest {guest.name} on this host")
+        try:
+            os.unlink(real)
+        except FileNotFoundError:
+            return False
+        log.info("disk %s deleted: %s removed", disk.id, real)
+        return True
+
     def reconfigure(self, server_id: str, *, vcpu: int, memory_mb: int) -> None:
         """New vCPU/memory for a stopped guest: redefine the domain from its own XML."""
         from drivers.kvm.xml import spec_from_xml

@@ -155,6 +155,10 @@ def test_attach_detach_and_rebuild_root_through_climc(cloud: tuple[Controller, A
     assert ctl.climc("server-delete", "-f", "vm-heir").returncode == 0
     wait_for(lambda: ctl.api.get(f"{B}/servers/{heir['id']}").status_code == 404, 30, "heir gone")
     assert Path(kept).exists()  # kept again, in place
+    # deleting the disk deletes its data: the host removes the file, then the row goes
+    assert ctl.climc("disk-delete", "vm-data").returncode == 0
+    wait_for(lambda: ctl.api.get(f"{B}/disks/{made['id']}").status_code == 404, 30, "disk gone")
+    assert not Path(kept).exists()
 
 
 def _config_drive(agent: AgentProc, server_id: str) -> dict[str, Any]:

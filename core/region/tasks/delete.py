@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from core.hostapi.protocol import DeletePayload, DeleteResult, DiskPayload, WorkKind
+from core.hostapi.protocol import DeletePayload, DeleteResult, DiskDeletePayload, DiskPayload, WorkKind
 from core.region import statemachine as sm
-from core.region.models import Disk, Host, Server
+from core.region.models import Disk, Host, HostStorage, Server
 from core.region.release import release_disk, release_server
 from core.region.tasks._common import release_task, server_of, server_ref
 from core.tasks.engine import Run, TaskBase
@@ -57,6 +57,25 @@ class DiskDeleteTask(TaskBase):
     name = "DiskDeleteTask"
 
     def on_init(self, run: Run) -> None:
+        """The host that holds the disk's file removes it, then the row goes; a disk never made
+        into a file (created, never attached) or on a storage no host serves goes at once."""
+        d = run.session.get(Disk, run.task.obj_id)
+        if d is None:
+            run.complete()
+            return
+        host_id = run.session.scalar(select(HostStorage.host_id).where(HostStorage.storage_id == d.storage_id)
+                                     .order_by(HostStorage.host_id).limit(1)) if d.access_path else None
+        if host_id is None:
+            run.next("on_file_deleted")
+            return
+        run.dispatch(host_id, WorkKind.DISK_DELETE, DiskDeletePayload(disk=DiskPayload(
+            id=d.id, index=max(d.disk_index, 0), size=d.disk_size, format=d.disk_format or "qcow2",
+            disk_type=d.disk_type or "data", storage_id=d.storage_id or "", access_path=d.access_path or "")),
+            then="on_file_deleted")
+
+    def on_file_deleted(self, run: Run) -> None:
+        if run.result():
+            run.result_of(WorkKind.DISK_DELETE)
         d = run.session.get(Disk, run.task.obj_id)
         if d is not None:
             release_disk(run.session, d)

@@ -41,6 +41,7 @@ PAYLOAD: dict[WorkKind, dict[str, Any]] = {
     WorkKind.DISK_RESET: {"server": _SRV, "disk": _DISK, "snapshot_id": SID},
     WorkKind.SAVE_IMAGE: {"server": _SRV, "disks": [_DISK], "image_id": SID},
     WorkKind.DISK_RESIZE: {"server": _SRV, "disk": _DISK, "size": 32},
+    WorkKind.DISK_DELETE: {"disk": _DISK},
 }
 
 
@@ -98,16 +99,25 @@ _REMOTE_OPTIONS: dict[str, dict[str, Any]] = {
 def _hosted_drivers(tmp_path: Path, node_uri: str) -> list[Any]:
     from drivers.registry import DRIVERS, get_driver
 
-    out = []
+    out, missing = [], []
     for name in DRIVERS:
         try:
             cls = get_driver(name)
-        except DriverUnavailable as exc:  # only a missing SDK may skip: anything else is a failure
-            pytest.skip(f"driver {name}: {exc}")
+        except DriverUnavailable as exc:  # only a missing SDK may skip (that driver): anything else fails
+            missing.append(f"driver {name}: {exc}")
+            continue
         env = HostEnv(uri=node_uri, data_dir=str(tmp_path), instances_dir=str(tmp_path / "instances"),
                       images=None, network=_NoNetwork(), domain_type="test", stop_timeout_s=1.0,
                       options=_REMOTE_OPTIONS.get(name, {}))
         out.append(cls.for_host(env))
+    if missing:  # the drivers that are here are checked; the others skip (fail in the full tier)
+        from tests.support.peers import FULL
+
+        if FULL:
+            pytest.fail("; ".join(missing))
+        import warnings
+
+        warnings.warn("not checked: " + "; ".join(missing), stacklevel=2)
     return out
 
 
