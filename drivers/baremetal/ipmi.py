@@ -151,7 +151,13 @@ class IpmiBmc:
         if action not in _POWER:
             raise BmcError(f"power action must be one of {', '.join(_POWER)}, got {action!r}")
         # on/off are idempotent (retried on no answer); a reset is not
-        self._do(f"power {action}", lambda c: c.set_power(_POWER[action]), retry=action in ("on", "off"))
+        try:
+            self._do(f"power {action}", lambda c: c.set_power(_POWER[action]), retry=action in ("on", "off"))
+        except BmcError as exc:
+            if action != "soft" or exc.status != "error":
+                raise
+            raise BmcError(f"BMC {self.address} refused a soft (ACPI) power off ({exc}): power off without "
+                           "--soft instead", "error") from None
         if action in ("on", "off"):
             end = time.monotonic() + self.cfg.timeout_s
             while time.monotonic() < end:

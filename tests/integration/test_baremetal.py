@@ -100,6 +100,13 @@ def test_register_by_ipmi_power_boot_sensors_and_the_password_never_returned(ctl
     assert sim.ipmitool("chassis", "power", "status").stdout.strip() == "Chassis Power is off"
     assert host(ctl, "bm1")["power_status"] == "off"
 
+    h = climc_json(ctl, "host-ipmi-probe", "bm1")  # power, health and the FRU inventory read again
+    assert h["ipmi_status"] == "ok" and h["power_status"] == "off" and h["sys_info"]["facts"]["hostname"] == "BM-SN-0001"
+    assert ctl.climc("host-power-on", "bm1").returncode == 0
+    r = ctl.climc("host-power-off", "--soft", "bm1")  # ipmi_sim has no ACPI soft off: a clear refusal
+    assert r.returncode != 0 and "without --soft" in r.stderr and sim.power_state() == "on", r.stderr
+    assert ctl.climc("host-power-off", "bm1").returncode == 0 and sim.power_state() == "off"
+
     info = climc_json(ctl, "host-ipmi-info", "bm1")
     assert info["ip"] == "127.0.0.1" and info["port"] == sim.port and info["username"] == USER
     assert info["protocol"] == "ipmi" and info["ipmi_status"] == "ok" and "password" not in info
@@ -177,6 +184,8 @@ def test_redfish_machine_power_boot_sensors(ctl: Controller, work: Path) -> None
         r = ctl.climc("host-power-on", "rf1")  # sushy's fake driver applies it 1-11 s later: we wait for it
         assert r.returncode == 0, r.stderr
         assert power() == "On" and host(ctl, "rf1")["power_status"] == "on"
+        r = ctl.climc("host-power-off", "--soft", "rf1")  # Redfish GracefulShutdown, applied late: waited for
+        assert r.returncode == 0 and power() == "Off" and host(ctl, "rf1")["power_status"] == "off", r.stderr
         assert ctl.climc("host-boot-device", "rf1", "pxe").returncode == 0
         boot = httpx.get(system, auth=(USER, "password"), timeout=10).json()["Boot"]
         assert boot["BootSourceOverrideTarget"] == "Pxe"
