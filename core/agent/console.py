@@ -34,7 +34,9 @@ class _Guest:
         self.sock: socket.socket | None = None
         self.fd = -1
         self._closed = threading.Event()
+        self._wake_r = self._wake_w = -1
         if ep.path:
+            self._wake_r, self._wake_w = os.pipe()  # close() wakes a reader blocked on the pty at once
             import tty
 
             self.fd = os.open(ep.path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
@@ -47,8 +49,10 @@ class _Guest:
     def read(self) -> bytes:
         if self.sock is not None:
             return self.sock.recv(CHUNK)
-        while not self._closed.is_set():  # poll: closing an fd does not wake a blocked read
-            r, _, _ = select.select([self.fd], [], [], 0.5)
+        while not self._closed.is_set():
+            r, _, _ = select.select([self.fd, self._wake_r], [], [], 5.0)
+            if self._closed.is_set():
+                break
             if r:
                 try:
                     return os.read(self.fd, CHUNK)
@@ -71,16 +75,27 @@ class _Guest:
                 select.select([], [self.fd], [], 0.5)
 
     def close(self) -> None:
+        """Stop both directions now; the descriptors go in ``release`` (after both threads ended:
+        an fd closed under a thread could be reused by the next session's pty and read by it)."""
         if self._closed.is_set():
             return
         self._closed.set()
         if self.sock is not None:
             with contextlib.suppress(OSError):
                 self.sock.shutdown(socket.SHUT_RDWR)
-            self.sock.close()
-        elif self.fd >= 0:
+        elif self._wake_w >= 0:
             with contextlib.suppress(OSError):
-                os.close(self.fd)
+                os.write(self._wake_w, b"x")
+
+    def release(self) -> None:
+        self.close()
+        if self.sock is not None:
+            self.sock.close()
+        for fd in (self.fd, self._wake_r, self._wake_w):
+            if fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        self.fd = self._wake_r = self._wake_w = -1
 
 
 def describe(ep: ConsoleEndpoint) -> str:
@@ -93,6 +108,10 @@ class ConsoleBridge:
         self.hosted = hosted
         self.link = link
         self.active = 0  # sessions being served (tests, bench)
+        # one attachment per serial console, as `virsh console --force`: a new session takes the
+        # pty over and the older one ends (two readers of one pty would each get half the bytes)
+        self._serial: dict[str, _Guest] = {}
+        self._lock = threading.Lock()
 
     def serve(self, session: dict[str, Any]) -> None:
         sid = str(session.get("id"))
@@ -102,7 +121,16 @@ class ConsoleBridge:
             if not isinstance(self.hosted, Consoles):
                 raise DriverError(f"driver {self.hosted.name} has no consoles")
             ep = self.hosted.console(str(session.get("server_id")), str(session.get("protocol")))
+            if ep.path:
+                with self._lock:
+                    old = self._serial.pop(ep.path, None)
+                if old is not None:
+                    log.info("console session %s takes over %s from an older session", sid, ep.path)
+                    old.close()
             guest = _Guest(ep)
+            if ep.path:
+                with self._lock:
+                    self._serial[ep.path] = guest
             head = {"endpoint": describe(ep)}
         except (DriverError, OSError) as exc:
             head = {"error": f"{session.get('protocol')} console of {session.get('server_id')}: {exc}"}
@@ -111,7 +139,7 @@ class ConsoleBridge:
         except CloudpodsError as exc:
             log.warning("console session %s: cannot reach the controller: %s", sid, exc)
             if guest is not None:
-                guest.close()
+                guest.release()
             return
         self.active += 1
         try:
@@ -124,7 +152,11 @@ class ConsoleBridge:
         finally:
             self.active -= 1
             if guest is not None:
-                guest.close()
+                guest.release()  # _bridge returned: its threads are done with the descriptors
+                with self._lock:
+                    for path, g in list(self._serial.items()):
+                        if g is guest:
+                            del self._serial[path]
             with contextlib.suppress(Exception):
                 ws.close()
 

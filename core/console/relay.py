@@ -40,18 +40,22 @@ class Pending:
 _pending: dict[str, Pending] = {}
 
 
-def expect(session_id: str) -> Pending:
+def expect(session_id: str) -> Pending | None:
+    """Wait for the agent of ``session_id`` here; None if a client already waits for it (the same
+    token presented twice at once: the redemption refuses the second, which must not unseat the first)."""
+    if session_id in _pending:
+        return None
     p = Pending(agent=asyncio.get_running_loop().create_future())
     _pending[session_id] = p
     return p
 
 
-def forget(session_id: str) -> None:
-    p = _pending.pop(session_id, None)
-    if p is not None:
-        p.done.set()
-        if not p.agent.done():
-            p.agent.cancel()
+def forget(session_id: str, p: Pending) -> None:
+    if _pending.get(session_id) is p:
+        del _pending[session_id]
+    p.done.set()
+    if not p.agent.done():
+        p.agent.cancel()
 
 
 async def agent_arrived(session_id: str, ws: WebSocket) -> None:

@@ -29,7 +29,7 @@ from starlette.concurrency import run_in_threadpool
 from core.api.context import Credential
 from core.api.deps import CredentialDep, SessionDep, _validate
 from core.console import relay, tokens
-from core.errors import CloudpodsError, InputParameterError, ResourceNotFoundError, UnauthorizedError
+from core.errors import CloudpodsError, InputParameterError, ResourceNotFoundError
 from core.region.common import begin_write, iso, json_response
 
 router = APIRouter()
@@ -221,17 +221,14 @@ async def console_ws(ws: WebSocket, server_id: str, protocol: str) -> None:
         sid = await run_in_threadpool(_peek, db, token)
         p = relay.expect(sid) if sid else None
         sid = await run_in_threadpool(redeem)
-    except UnauthorizedError as err:
-        await _deny(ws, err)
-        if p is not None:
-            relay.forget(sid)
-        return
     except CloudpodsError as err:
         await _deny(ws, err)
         if p is not None:
-            relay.forget(sid)
+            relay.forget(sid, p)
         return
-    assert p is not None
+    if p is None:  # redeemed although another connection waits with the same token: cannot happen
+        await ws.close(code=1011)
+        return
     await ws.accept(subprotocol=answer)
     status, reason, endpoint = "failed", "", ""
     try:
@@ -254,7 +251,7 @@ async def console_ws(ws: WebSocket, server_id: str, protocol: str) -> None:
     except (TimeoutError, OSError) as exc:
         reason = f"console relay failed: {exc}"
     finally:
-        relay.forget(sid)
+        relay.forget(sid, p)
         await run_in_threadpool(_finish, db, sid, status, reason, endpoint, p.up, p.down)
 
 

@@ -336,3 +336,31 @@ def test_the_console_page_serves_novnc_from_its_package_without_a_cdn(cloud: dic
     assert rfb.status_code == 200 and "javascript" in rfb.headers["content-type"] and "class RFB" in rfb.text
     for bad in ("../../../../etc/passwd", "%2e%2e/%2e%2e/etc/passwd", "core/nope.js"):
         assert httpx.get(f"{ctl.url}{B}/webconsole/novnc/{bad}", timeout=30).status_code == 404, bad
+
+
+def test_a_second_serial_session_takes_the_console_over(cloud: dict[str, Any]) -> None:
+    """One reader per pty, as `virsh console --force`: the newer session gets the bytes, the older ends."""
+    from websockets.exceptions import ConnectionClosed
+
+    ctl, sid = cloud["ctl"], cloud["server"]
+
+    def session() -> Any:
+        info = ctl.api.post(f"{B}/webconsole/server/{sid}", json={"protocol": "serial"}).json()["webconsole"]
+        return _ws(info["websocket_url"], info["token"])
+
+    def answer(ws: Any, want: bytes) -> None:
+        got = b""
+        while want not in got:
+            got += ws.recv(timeout=30)
+
+    first = session()
+    first.send(b"one")
+    answer(first, b"ONE")
+    second = session()
+    second.send(b"two")
+    answer(second, b"TWO")
+    with pytest.raises((ConnectionClosed, TimeoutError)):
+        while True:  # the first session was ended by the agent
+            first.recv(timeout=30)
+    second.close()
+    first.close()
