@@ -71,19 +71,72 @@ def secgroup_create(obj: Any, name: str, desc: str | None) -> None:
     show_object(obj.client().post(S, "/secgroups", json={"secgroup": body})["secgroup"])
 
 
+def _rule_options(create: bool) -> Any:
+    """The rule fields as options (Cloudpods' names); on update every one is optional."""
+    def deco(fn: Any) -> Any:
+        d = (lambda v: v) if create else (lambda v: None)
+        for opt in reversed([
+            click.option("--direction", type=click.Choice(["in", "out"]), default=d("in"), show_default=create),
+            click.option("--action", type=click.Choice(["allow", "deny"]), default=d("allow"), show_default=create),
+            click.option("--protocol", type=click.Choice(["any", "tcp", "udp", "icmp"]), default=d("any"),
+                         show_default=create),
+            click.option("--ports", default=None, help="tcp/udp ports: 22, 80-443 or 22,80"),
+            click.option("--cidr", default=None, help="remote addresses (IPv4 CIDR); none: any"),
+            click.option("--peer-secgroup", "peer_secgroup", default=None,
+                         help="remote side: the guests of this security group (instead of --cidr)"),
+            click.option("--priority", type=click.IntRange(1, 100), default=d(1), show_default=create,
+                         help="1..100, the larger wins"),
+            click.option("--desc", "description", default=None),
+        ]):
+            fn = opt(fn)
+        return fn
+    return deco
+
+
+def _rule_body(rule: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in rule.items() if v is not None}
+
+
 @click.command("secgroup-add-rule")
 @click.argument("secgroup")
-@click.option("--direction", type=click.Choice(["in", "out"]), default="in", show_default=True)
-@click.option("--action", type=click.Choice(["allow", "deny"]), default="allow", show_default=True)
-@click.option("--protocol", type=click.Choice(["any", "tcp", "udp", "icmp"]), default="any", show_default=True)
-@click.option("--ports", default="")
-@click.option("--cidr", default="")
-@click.option("--priority", type=int, default=1)
+@_rule_options(True)
 @output_options
 @click.pass_obj
 def secgroup_add_rule(obj: Any, secgroup: str, **rule: Any) -> None:
-    """Add a rule to a security group."""
-    show_object(obj.client().post(S, f"/secgroups/{secgroup}/add-rule", json=rule)["secgroup"])
+    """Add a rule to a security group (shows the group)."""
+    show_object(obj.client().post(S, f"/secgroups/{secgroup}/add-rule", json=_rule_body(rule))["secgroup"])
+
+
+@click.command("secgroup-rule-create")
+@click.argument("secgroup")
+@_rule_options(True)
+@output_options
+@click.pass_obj
+def secgroup_rule_create(obj: Any, secgroup: str, **rule: Any) -> None:
+    """Create a rule in a security group; applied on the hosts of its servers within a second."""
+    body = {"secgroup_id": secgroup, **_rule_body(rule)}
+    show_object(obj.client().post(S, "/secgrouprules", json={"secgrouprule": body})["secgrouprule"])
+
+
+@click.command("secgroup-rule-update")
+@click.argument("ident")
+@_rule_options(False)
+@output_options
+@click.pass_obj
+def secgroup_rule_update(obj: Any, ident: str, **rule: Any) -> None:
+    """Change a security group rule."""
+    body = _rule_body(rule)
+    if not body:
+        raise click.UsageError("nothing to update: give at least one option")
+    show_object(obj.client().put(S, f"/secgrouprules/{ident}", json={"secgrouprule": body})["secgrouprule"])
+
+
+secgroup_rule_delete = make_delete("secgroup-rule-delete", "secgrouprules", "secgrouprule",
+                                   "Delete security group rules")
+secgroup_rule_show = make_show("secgroup-rule-show", "secgrouprules", "secgrouprule", "Show a security group rule")
+secgroup_rule_list = make_list("secgroup-rule-list", "secgrouprules",
+                               ["id", "secgroup_id", "direction", "priority", "action", "protocol", "ports", "cidr",
+                                "peer_secgroup_id"], "List security group rules", [("secgroup", "secgroup_id")])
 
 
 @click.command("eip-create")

@@ -13,7 +13,8 @@ SERVER_COLUMNS = ["id", "name", "status", "vcpu_count", "vmem_size", "ips", "hos
 server_list = make_list("server-list", "servers", SERVER_COLUMNS, "List servers",
                         [("host", "host"), ("zone", "zone"), ("status", "status"), ("hypervisor", "hypervisor")])
 server_show = make_show("server-show", "servers", "server", "Show a server")
-server_update = make_update("server-update", "servers", "server", [("name", str), ("description", str)],
+server_update = make_update("server-update", "servers", "server",
+                            [("name", str), ("description", str), ("src_ip_check", bool), ("src_mac_check", bool)],
                             "Update a server")
 server_start = make_action("server-start", "servers", "server", "start", "Start servers")
 server_restart = make_action("server-restart", "servers", "server", "restart", "Restart servers")
@@ -231,3 +232,23 @@ scheduler_forecast = click.Command(
     params=[p for p in server_create.params if p.name != "dry_run"],
     help="Ask the scheduler whether servers would fit, and why not: same options as server-create.",
     short_help="Dry-run a server create through the scheduler")
+
+
+def _secgroup_verb(name: str, action: str, help_: str) -> click.Command:
+    @click.command(name, help=help_)
+    @click.argument("ident")
+    @click.argument("secgroups", nargs=-1, required=True)
+    @output_options
+    @click.pass_obj
+    def cmd(obj: Any, ident: str, secgroups: tuple[str, ...]) -> None:
+        out = obj.client().post(S, f"/servers/{ident}/{action}", json={"secgroup_ids": list(secgroups)})["server"]
+        show_object(out)
+    return cmd
+
+
+server_add_secgroup = _secgroup_verb("server-add-secgroup", "add-secgroup",
+                                     "Put a server in more security groups: SERVER SECGROUP...")
+server_revoke_secgroup = _secgroup_verb("server-revoke-secgroup", "revoke-secgroup",
+                                        "Take a server out of security groups: SERVER SECGROUP...")
+server_set_secgroup = _secgroup_verb("server-set-secgroup", "set-secgroup",
+                                     "Replace a server's security groups: SERVER SECGROUP...")

@@ -23,6 +23,7 @@ from typing import Any
 from core.agent.config import AgentConfig
 from core.agent.console import ConsoleBridge
 from core.agent.facts import registration, usage
+from core.agent.firewall import FirewallSync, firewall_backend
 from core.agent.handlers import handle
 from core.agent.images import ImageStore
 from core.agent.link import ControllerLink, DiskTransfer
@@ -80,10 +81,17 @@ class Agent:
         self.cfg = cfg
         self.link = link or ControllerLink(cfg)
         self.network = GuestNetwork(cfg)
+        self.firewall = FirewallSync(firewall_backend(cfg.firewall, cfg.network_mode, cfg.firewall_table,
+                                                      cfg.firewall_netns),
+                                     cfg.firewall_table, self.link.secgroups, None)
         self.images = ImageStore(cfg, self.link.image)
         self.hosted = host_driver(cfg, self.images, self.network, DiskTransfer(self.link))
         self.driver = self.hosted.driver
         self.consoles = ConsoleBridge(self.hosted, self.link)
+        # the name of a guest nic's port on this host (a tap), for rules bound to ports
+        self.firewall.port_name = getattr(self.hosted, "port_name", None) or self.firewall.port_name
+        if not self.firewall.backend.enforcing:
+            log.warning("security groups are NOT enforced on this host: %s", self.firewall.backend.reason)
         self.pool = ThreadPoolExecutor(max_workers=cfg.workers, thread_name_prefix="agent-work")
         self._stop = threading.Event()
         self._events: queue.Queue[GuestEvent] = queue.Queue(maxsize=10000)
@@ -112,13 +120,15 @@ class Agent:
         except DriverError as exc:
             log.warning("no lifecycle events (%s); relying on the periodic sync", exc)
         for name, fn in (("agent-poll", self._poll_loop), ("agent-heartbeat", self._heartbeat_loop),
-                         ("agent-events", self._event_loop)):
+                         ("agent-events", self._event_loop),
+                         ("agent-firewall", lambda: self.firewall.run(self._stop, self.registered))):
             t = threading.Thread(target=fn, name=name, daemon=True)
             t.start()
             self._threads.append(t)
 
     def stop(self) -> None:
         self._stop.set()
+        self.firewall.kick()  # its thread wakes and sees the stop (the ruleset stays: guests stay protected)
         for t in self._threads:
             t.join(1)  # daemon threads: a long poll in flight is abandoned, not waited for
         self.pool.shutdown(wait=True, cancel_futures=True)
@@ -136,6 +146,7 @@ class Agent:
         host = self.link.register(registration(self.cfg, self.hosted))
         log.info("registered as host %s (%s) in zone %s", host["name"], host["id"], host["zone_id"])
         self.reconcile()  # before work items flow: no start of ours races a user's action
+        self.firewall.kick()  # the host's rules as the region has them now
         self.registered.set()
         return host
 
@@ -206,9 +217,11 @@ class Agent:
             try:
                 if now >= next_sync:
                     self.sync_all()
+                    self.firewall.kick()  # repairs a ruleset changed behind the agent's back
                     next_sync = now + self.cfg.sync_interval_s
                 if now >= next_ping:
-                    if self.link.ping(usage(self.cfg, self.driver.list_guests())).get("register"):
+                    use = {**usage(self.cfg, self.driver.list_guests()), "firewall": self.firewall.status()}
+                    if self.link.ping(use).get("register"):
                         self.register()  # the region lacks our driver and capabilities (upgraded controller)
                     next_ping = now + self.cfg.ping_interval_s
                 backoff.reset()
@@ -271,9 +284,14 @@ class Agent:
     def _poll_loop(self) -> None:
         self.registered.wait()
         backoff = Backoff(0.5, self.cfg.backoff_max_s)
+        seen: int | None = None  # the secgroup_version the last poll returned
         while not self._stop.is_set():
             try:
-                items, consoles = self.link.poll(wait=self.cfg.poll_wait_s, limit=self.cfg.workers)
+                items, consoles, version = self.link.poll(wait=self.cfg.poll_wait_s, limit=self.cfg.workers,
+                                                          secgroup_version=seen)
+                seen = version
+                if version is not None and version != self.firewall.applied_version:
+                    self.firewall.kick()  # the region changed this host's security groups
                 backoff.reset()
             except ConnectionFailedError as exc:
                 delay = backoff.failed()
@@ -306,6 +324,7 @@ class Agent:
             log.info("%s for task %s: %s in %.0f ms", wi["kind"], wi["task_id"],
                      "failed" if result.get("__status__") == "error" else "done", (time.monotonic() - t0) * 1000)
             self._report(wi, result)
+            self.firewall.kick()  # a guest built or gone: its ports' rules (and rate limits) now
         finally:
             self._inflight.release()
 

@@ -96,6 +96,11 @@ class AgentConfig:
     # tests on libvirt's test:/// only: a peer standing in for every guest's console,
     # {"vnc": "127.0.0.1:5907", "serial": "/dev/pts/7" or "host:port"} (a simulated guest has none)
     console_standin: dict[str, str] = field(default_factory=dict)
+    # security groups: auto = nftables with network_mode host, none elsewhere; nft = always (e.g. a
+    # simulated hypervisor whose guest ports are real veths); none = never (the host reports it)
+    firewall: str = "auto"
+    firewall_table: str = "cloudpods_one"  # the nftables tables (families bridge + inet) the agent owns
+    firewall_netns: str = ""  # apply in this network namespace (the guests' bridge lives there)
 
     def __post_init__(self) -> None:
         if self.domain_type not in ("auto", "kvm", "qemu", "test"):
@@ -110,6 +115,12 @@ class AgentConfig:
         if not 0 <= self.poll_wait_s <= 60:
             raise InputParameterError("poll_wait_s: must be 0..60")
         check_migration(self.migrate_uri, self.migrate_address)
+        if self.firewall not in ("auto", "nft", "none"):
+            raise InputParameterError(f"firewall: must be auto, nft or none, not {self.firewall!r}")
+        if not re.match(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$", self.firewall_table):
+            raise InputParameterError(f"firewall_table: bad nftables table name {self.firewall_table!r}")
+        if self.firewall_netns and not re.match(r"^[A-Za-z0-9_.-]{1,64}$", self.firewall_netns):
+            raise InputParameterError(f"firewall_netns: bad network namespace name {self.firewall_netns!r}")
         if not 1 <= self.workers <= 64:
             raise InputParameterError("workers: must be 1..64")
         try:

@@ -43,10 +43,23 @@ class ControllerLink:
     def work_items(self, wait: int, limit: int = 10) -> list[dict[str, Any]]:
         return self.poll(wait, limit)[0]
 
-    def poll(self, wait: int, limit: int = 10) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        """The long poll: (work items, console sessions to connect)."""
-        out = self.client.get("compute_v2", f"{self.host}/work-items", params={"wait": wait, "limit": limit})
-        return list(out.get("work_items", [])), list(out.get("consoles", []))
+    def poll(self, wait: int, limit: int = 10, secgroup_version: int | None = None
+             ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int | None]:
+        """The long poll: (work items, console sessions to connect, the host's secgroup_version); it
+        ends early when the version is not ``secgroup_version`` (the host's security groups changed)."""
+        params: dict[str, Any] = {"wait": wait, "limit": limit}
+        if secgroup_version is not None:
+            params["secgroup_version"] = secgroup_version
+        out = self.client.get("compute_v2", f"{self.host}/work-items", params=params)
+        v = out.get("secgroup_version")
+        return (list(out.get("work_items", [])), list(out.get("consoles", [])),
+                int(v) if isinstance(v, int) else None)
+
+    def secgroups(self) -> Any:
+        """The host's guest ports with their effective rules (core.hostapi.protocol.HostSecgroups)."""
+        from core.hostapi.protocol import HostSecgroups
+
+        return HostSecgroups.model_validate(self.client.get("compute_v2", f"{self.host}/secgroups")["secgroups"])
 
     def console_socket(self, session_id: str, relay_url: str = "") -> Any:
         """An outbound websocket carrying console session ``session_id`` (to the replica that holds it)."""

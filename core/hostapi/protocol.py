@@ -532,3 +532,69 @@ def dump(model: BaseModel) -> dict[str, Any]:
 
 def error_result(reason: str) -> dict[str, Any]:
     return {"__status__": "error", "__reason__": reason[:4000]}
+
+
+# --- security groups: what a host enforces on its guests' ports (pulled, not a work item) ---------
+#
+# The region bumps hosts.secgroup_version in the transaction of every change that alters a host's
+# rules; the long poll of work items returns ``secgroup_version`` early when it differs from the
+# agent's, and the agent then GETs /agent/hosts/<id>/secgroups (a ``HostSecgroups``) and applies it.
+
+class SecRule(_Model):
+    """One rule as the host applies it: ``cidrs`` empty and no ``peer`` means any address; ``peer``
+    names a security group whose guests' addresses are ``HostSecgroups.peers[peer]`` (an empty
+    group yields ``matches_nothing``)."""
+
+    direction: str = Field(pattern=r"^(in|out)$")
+    action: str = Field(pattern=r"^(allow|deny)$")
+    protocol: str = Field(pattern=r"^(any|tcp|udp|icmp)$")
+    ports: str = Field(default="", pattern=r"^(\d{1,5}(-\d{1,5})?(,\d{1,5}(-\d{1,5})?)*)?$")
+    cidrs: list[str] = Field(default_factory=list, max_length=4096)
+    priority: int = Field(ge=1, le=100)
+    peer: str = Field(default="", pattern=r"^([0-9a-fA-F-]{36})?$")
+    matches_nothing: bool = False
+
+    @field_validator("ports")
+    @classmethod
+    def _ports(cls, v: str) -> str:
+        for item in filter(None, v.split(",")):
+            lo, _, hi = item.partition("-")
+            if not int(lo) <= int(hi or lo) <= 65535:
+                raise ValueError(f"bad port range {item!r}")
+        return v
+
+    @field_validator("cidrs")
+    @classmethod
+    def _cidrs(cls, v: list[str]) -> list[str]:
+        import ipaddress
+
+        for c in v:
+            if ipaddress.ip_network(c, strict=False).version != 4:
+                raise ValueError(f"{c!r} is not an IPv4 network")
+        return v
+
+
+class GuestPort(_Model):
+    """One nic of a guest on this host, with the rules of all its security groups (in order)."""
+
+    server_id: str = Field(pattern=_UUID)
+    index: int = Field(ge=0, le=63)
+    mac: str
+    ip: str = Field(pattern=r"^\d{1,3}(\.\d{1,3}){3}$")
+    src_ip_check: bool = True
+    src_mac_check: bool = True
+    enforce: bool = True  # False: the server is in no security group (everything allowed)
+    rules: list[SecRule] = Field(default_factory=list, max_length=10000)
+
+    @field_validator("mac")
+    @classmethod
+    def _mac(cls, v: str) -> str:
+        if not _MAC.match(v):
+            raise ValueError(f"bad MAC {v!r}")
+        return v.lower()
+
+
+class HostSecgroups(_Model):
+    version: int = Field(ge=0)
+    ports: list[GuestPort] = Field(default_factory=list)
+    peers: dict[str, list[str]] = Field(default_factory=dict)  # security group id -> its guests' addresses

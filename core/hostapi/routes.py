@@ -5,8 +5,11 @@
     POST /agent/hosts/<id>/ping               {usage} → {host_status, enabled}
     POST /agent/hosts/<id>/guests             {guests: [{id, status, reason?}], full} → servers whose status moved
     GET  /agent/hosts/<id>/guests-expected    the servers the region places on the host, last recorded status
-    GET  /agent/hosts/<id>/work-items?wait=N  long-poll: queued items, marked dispatched (≤ N s, ≤ limit),
-                                              and console sessions to open ({"consoles": [...]})
+    GET  /agent/hosts/<id>/work-items?wait=N&secgroup_version=V  long-poll: queued items, marked
+                                              dispatched (≤ N s, ≤ limit), console sessions to open
+                                              ({"consoles": [...]}) and the host's secgroup_version
+                                              (returns early when it is not V: rules changed)
+    GET  /agent/hosts/<id>/secgroups          every guest port of the host with its effective rules
     WS   /agent/hosts/<id>/consoles/<sid>     the agent's outbound side of a console session (core/console)
     POST /agent/tasks/<task_id>               a work item's report {work_item_id, ...result} or an ErrorResult
     GET  /agent/hosts/<id>/images/<image_id>  an image one of the host's guests boots from (streamed)
@@ -189,9 +192,11 @@ def guests_expected(host_id: str, session: SessionDep, cred: CredentialDep) -> R
                                      for i, n, st, p, t in rows]})
 
 
-def _take(db: Any, cred: Credential, host_id: str, limit: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def _take(db: Any, cred: Credential, host_id: str, limit: int
+          ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
     """Hand out up to ``limit`` queued items of the host (marked ``dispatched``) and the console
-    sessions its agent should connect (``connecting`` → ``dispatched``); the poll is a ping."""
+    sessions its agent should connect (``connecting`` → ``dispatched``), with the host's
+    secgroup_version; the poll is a ping."""
     from core.console.models import ConsoleSession
 
     with db.session() as s:
@@ -218,7 +223,7 @@ def _take(db: Any, cred: Credential, host_id: str, limit: int) -> tuple[list[dic
             host.host_status = "online"
             host.generation += 1
         host.last_ping_at = now
-        return out, consoles
+        return out, consoles, int(host.secgroup_version or 0)
 
 
 # A generation bumped by every commit that queued a work item in this process. Each long poll
@@ -238,6 +243,8 @@ def _work_committed(session: Session) -> None:
 async def work_items(host_id: str, request: Request, cred: CredentialDep) -> Response:
     wait = _int(request.query_params.get("wait"), "wait", 0, 0, MAX_WAIT_S)
     limit = _int(request.query_params.get("limit"), "limit", 10, 1, 100)
+    known = request.query_params.get("secgroup_version")
+    applied = _int(known, "secgroup_version", 0, 0, 2**62) if known is not None else None
     db = request.app.state.db
     deadline = time.monotonic() + wait
     while True:
@@ -246,9 +253,9 @@ async def work_items(host_id: str, request: Request, cred: CredentialDep) -> Res
         # never see: they would sit "dispatched" until the redelivery job, not go to its successor
         if await request.is_disconnected():
             return json_response({"work_items": []})
-        items, consoles = await run_in_threadpool(_take, db, cred, host_id, limit)
-        if items or consoles or time.monotonic() >= deadline:
-            return json_response({"work_items": items, "consoles": consoles})
+        items, consoles, version = await run_in_threadpool(_take, db, cred, host_id, limit)
+        if items or consoles or time.monotonic() >= deadline or (applied is not None and version != applied):
+            return json_response({"work_items": items, "consoles": consoles, "secgroup_version": version})
         until = min(time.monotonic() + POLL_S, deadline)
         while _work_gen[0] == seen and time.monotonic() < until:
             await asyncio.sleep(0.01)
@@ -277,6 +284,16 @@ async def console_link(ws: WebSocket, host_id: str, session_id: str) -> None:
         await _deny(ws, err)
         return
     await relay.agent_arrived(session_id, ws)
+
+
+@router.get("/hosts/{host_id}/secgroups")
+def secgroups(host_id: str, session: SessionDep, cred: CredentialDep) -> Response:
+    """What the host's agent enforces (core.hostapi.protocol.HostSecgroups): all its guests' ports."""
+    from core.hostapi.protocol import dump
+    from core.region.secgroups import host_secgroups
+
+    host = guard(session, cred, host_id)
+    return json_response({"secgroups": dump(host_secgroups(session, host))})
 
 
 @router.post("/tasks/{task_id}")

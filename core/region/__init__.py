@@ -2,6 +2,7 @@
 from sqlalchemy.orm import Session
 
 from core.keystone.holdings import register_holder
+from core.region import secgroups as _secgroups  # noqa: F401  (its flush hook tells hosts of moved servers)
 from core.region.tasks import REGION_TASKS
 from core.tasks.registry import register_tasks
 
@@ -17,7 +18,13 @@ def _project_holdings(session: Session, project_id: str) -> dict[str, int]:
     out: dict[str, int] = {}
     for model, kind in ((Server, "servers"), (Disk, "disks"), (Network, "networks"), (Eip, "eips"),
                         (Snapshot, "snapshots"), (Keypair, "keypairs"), (Secgroup, "secgroups")):
-        n = session.scalar(select(func.count()).select_from(model).where(model.tenant_id == project_id)) or 0
+        stmt = select(func.count()).select_from(model).where(model.tenant_id == project_id)
+        if model is Secgroup:  # the Default group made on demand does not keep a project alive on its own
+            from core.region.models import GuestSecgroup
+
+            stmt = stmt.where((Secgroup.name != "Default")
+                              | Secgroup.id.in_(select(GuestSecgroup.secgroup_id)))
+        n = session.scalar(stmt) or 0
         if n:
             out[kind] = int(n)
     return out

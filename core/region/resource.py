@@ -86,7 +86,7 @@ class Manager:
             raise ResourceNotFoundError(f"{self.keyword} not found")
         stmt = self.visible(self.base_stmt(), cred)
         row = session.scalar(stmt.where(self.model.id == ident))
-        if row is None:
+        if row is None and hasattr(self.model, "name"):  # rows without a name (rules) are found by id only
             rows = list(session.scalars(stmt.where(self.model.name == ident).limit(2)))
             if len(rows) > 1:
                 raise InputParameterError(f"{self.keyword} name {ident!r} is ambiguous: use the id")

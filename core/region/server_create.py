@@ -19,6 +19,7 @@ from core.region import statemachine as sm
 from core.region.common import check_name, parse
 from core.region.images import check_image
 from core.region.models import Disk, Server
+from core.region.secgroups import default_secgroup, secgroup_refs, set_server_secgroups
 from core.region.sizes import to_mb
 from core.tasks.engine import submit
 
@@ -75,6 +76,8 @@ class ServerCreate(BaseModel):
     secgroups: list[str] | str | None = Field(default=None, validation_alias=AliasChoices("secgroups", "secgroup"))
     user_data: str = Field(default="", max_length=64 * 1024)
     auto_start: bool = False
+    src_ip_check: bool = True
+    src_mac_check: bool = True
     schedtags: list[dict[str, Any]] = Field(default_factory=list)
 
     @field_validator("vcpu_count", mode="before")
@@ -210,7 +213,7 @@ def plan_servers(session: Session, cred: Credential, body: dict[str, Any], count
         host = get_manager("hosts").lookup(session, cred, data.prefer_host, "host")
     keypair_id = get_manager("keypairs").lookup(session, cred, data.keypair, "keypair").id if data.keypair else None
     sgs = [data.secgroups] if isinstance(data.secgroups, str) else (data.secgroups or [])
-    secgroup_ids = [get_manager("secgroups").lookup(session, cred, s, "secgroup").id for s in sgs]
+    secgroup_ids = secgroup_refs(session, cred, sgs, "secgroups")
     sched = {"vcpu_count": data.vcpu_count, "vmem_size": vmem, "hypervisor": data.hypervisor,
              "os_arch": data.os_arch, "prefer_zone": zone.id if zone else None,
              "prefer_host": host.id if host else None, "schedtags": data.schedtags,
@@ -242,12 +245,16 @@ def create_servers(manager: Any, session: Session, cred: Credential, body: dict[
         s = Server(name=name, description=data.description, status="init", vcpu_count=data.vcpu_count,
                    vmem_size=plan.vmem, hypervisor=data.hypervisor, os_type=os_type, os_arch=data.os_arch or "",
                    tenant_id=tenant, domain_id=domain, keypair_id=plan.keypair_id,
-                   secgroup_id=plan.secgroup_ids[0] if plan.secgroup_ids else None, auto_start=data.auto_start,
+                   auto_start=data.auto_start, src_ip_check=data.src_ip_check, src_mac_check=data.src_mac_check,
                    user_data=data.user_data, create_spec=spec, held={"quota": per_server})
         sm.apply(s, "schedule")
         session.add(s)
         rows.append(s)
     session.flush()
+    # no group asked for: the project's Default (made on first use), as Cloudpods does
+    sg_ids = plan.secgroup_ids or [default_secgroup(session, tenant, domain).id]
+    for r in rows:
+        set_server_secgroups(session, r, sg_ids)
     params = {"server_ids": [r.id for r in rows], "sched": plan.sched, **sealed_password(data.password)}
     task = submit(session, "ServerBatchCreateTask", "server", rows[0].id, rows[0].name, params, cred=cred)
     for r in rows:

@@ -88,6 +88,10 @@ class KvmInstances(KvmMigration, KvmLiveMigration, KvmSnapshots, KvmSaveImage):
 
     name = "kvm"
 
+    def port_name(self, server_id: str, index: int) -> str:
+        """The host-side port (tap) of a guest nic: what the agent's security-group rules bind to."""
+        return tap_name(server_id, index)
+
     def __init__(self, driver: Any, env: HostEnv) -> None:
         from drivers.kvm.driver import VERSION
 

@@ -275,6 +275,15 @@ class HostManager(Manager):
         for r, it in zip(rows, items, strict=True):
             it["guests"] = int(guests.get(r.id, 0))
             it.update(capacity(r))
+            # what the agent last said about enforcing security groups (a test:/// host does not)
+            fw = ((r.sys_info or {}).get("usage") or {}).get("firewall")
+            if isinstance(fw, dict):
+                it["secgroup_enforcing"] = bool(fw.get("enforcing"))
+                it["secgroup_status"] = (f"{fw.get('backend')}: v{fw.get('applied_version')}, "
+                                         f"{fw.get('enforced_ports')} port(s)" if fw.get("enforcing")
+                                         else str(fw.get("reason") or "not enforced"))
+                if fw.get("error"):
+                    it["secgroup_status"] += f"; last error: {fw['error']}"
 
     # ---- actions -----------------------------------------------------------------------------
     def do_ping(self, session: Session, cred: Credential, row: Any, body: dict[str, Any]) -> dict[str, Any]:

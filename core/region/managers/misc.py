@@ -1,4 +1,5 @@
-"""Keypairs, security groups and rules, EIPs (snapshots: core/region/managers/snapshots.py)."""
+"""Keypairs, security groups and rules, EIPs (snapshots: core/region/managers/snapshots.py; security
+groups enforced on hosts: core/region/secgroups.py)."""
 from __future__ import annotations
 
 import base64
@@ -7,8 +8,8 @@ import ipaddress
 import re
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
-from sqlalchemy import select
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core.api.context import Credential
@@ -16,8 +17,9 @@ from core.errors import InputParameterError, NotEmptyError
 from core.region import ipam
 from core.region.common import check_name, parse
 from core.region.managers._util import apply_update, unique_name
-from core.region.models import Eip, Keypair, Secgroup, SecgroupRule, Server
+from core.region.models import Eip, GuestSecgroup, Keypair, Secgroup, SecgroupRule, Server
 from core.region.resource import Manager
+from core.region.secgroups import touch_secgroups
 
 _PORTS = re.compile(r"^(\d{1,5})(-(\d{1,5}))?(,(\d{1,5})(-(\d{1,5}))?)*$")
 
@@ -103,6 +105,10 @@ class KeypairManager(Manager):
 
 
 class RuleIn(BaseModel):
+    """A security group rule as Cloudpods' API takes it: the larger ``priority`` (1..100) wins, deny
+    before allow at equal priority; ``cidr`` or ``peer_secgroup_id`` (the addresses of that group's
+    guests) narrow the remote side, neither means any address; ``ports`` only for tcp/udp."""
+
     model_config = ConfigDict(extra="ignore")
     direction: str = "in"
     action: str = "allow"
@@ -110,7 +116,8 @@ class RuleIn(BaseModel):
     ports: str = ""
     cidr: str = ""
     priority: int = Field(default=1, ge=1, le=100)
-    description: str = ""
+    description: str = Field(default="", max_length=255)
+    peer_secgroup_id: str | None = None
 
     @field_validator("direction")
     @classmethod
@@ -138,6 +145,10 @@ class RuleIn(BaseModel):
     def _ports(cls, v: str) -> str:
         if v and (not _PORTS.match(v) or any(int(p) > 65535 for p in re.findall(r"\d+", v))):
             raise ValueError("ports: e.g. 22, 80-443 or 22,80")
+        for item in filter(None, v.split(",")):
+            lo, _, hi = item.partition("-")
+            if hi and int(hi) < int(lo):
+                raise ValueError(f"ports: the range {item} ends before it starts")
         return v
 
     @field_validator("cidr")
@@ -145,10 +156,39 @@ class RuleIn(BaseModel):
     def _cidr(cls, v: str) -> str:
         if v:
             try:
-                ipaddress.ip_network(v, strict=False)
+                net = ipaddress.ip_network(v, strict=False)
             except ValueError:
                 raise ValueError(f"{v!r} is not a CIDR") from None
+            if net.version != 4:
+                raise ValueError(f"{v!r}: guests have IPv4 addresses only, give an IPv4 CIDR")
         return v
+
+    @model_validator(mode="after")
+    def _together(self) -> RuleIn:
+        if self.ports and self.protocol not in ("tcp", "udp"):
+            raise ValueError(f"ports: only tcp and udp rules have ports, not {self.protocol}")
+        if self.cidr and self.peer_secgroup_id:
+            raise ValueError("give cidr or peer_secgroup_id, not both")
+        return self
+
+
+def rule_in(session: Session, cred: Credential, body: dict[str, Any], where: str | None = None) -> RuleIn:
+    """A rule body validated, its peer group resolved to an id the caller may see."""
+    from core.region.registry import get_manager
+
+    body = dict(body)
+    peer = body.pop("peer_secgroup", None) or body.get("peer_secgroup_id")
+    if peer is not None and not isinstance(peer, str):
+        raise InputParameterError("peer_secgroup_id: expected a security group name or id")
+    sgs = get_manager("secgroups")
+    body["peer_secgroup_id"] = sgs.lookup(session, cred, peer, "peer_secgroup").id if peer else None
+    return parse(RuleIn, body, where) if where else parse(RuleIn, body)
+
+
+def _rule_dict(r: SecgroupRule) -> dict[str, Any]:
+    return {"id": r.id, "direction": r.direction, "action": r.action, "protocol": r.protocol, "ports": r.ports,
+            "cidr": r.cidr, "priority": r.priority, "peer_secgroup_id": r.peer_secgroup_id,
+            "description": r.description}
 
 
 class SecgroupManager(Manager):
@@ -163,8 +203,11 @@ class SecgroupManager(Manager):
         row = Secgroup(name=name, description=str(body.get("description", "")), status="ready", **own)
         session.add(row)
         session.flush()
-        for i, r in enumerate(body.get("rules") or []):
-            session.add(SecgroupRule(secgroup_id=row.id, **parse(RuleIn, r, f"rules.{i}").model_dump()))
+        rules = body.get("rules") or []
+        if not isinstance(rules, list) or not all(isinstance(r, dict) for r in rules):
+            raise InputParameterError("rules: expected a list of rule objects")
+        for i, r in enumerate(rules):
+            session.add(SecgroupRule(secgroup_id=row.id, **rule_in(session, cred, r, f"rules.{i}").model_dump()))
         self.audit(session, cred, "create", row)
         return [row]
 
@@ -175,8 +218,12 @@ class SecgroupManager(Manager):
         return row
 
     def delete(self, session: Session, cred: Credential, row: Any, params: dict[str, str]) -> None:
-        if session.scalar(select(Server.id).where(Server.secgroup_id == row.id).limit(1)):
+        if session.scalar(select(GuestSecgroup.id).where(GuestSecgroup.secgroup_id == row.id).limit(1)):
             raise NotEmptyError(f"secgroup {row.name} is used by servers")
+        other = session.scalar(select(Secgroup.name).join(SecgroupRule, SecgroupRule.secgroup_id == Secgroup.id)
+                               .where(SecgroupRule.peer_secgroup_id == row.id, Secgroup.id != row.id).limit(1))
+        if other:
+            raise NotEmptyError(f"secgroup {row.name} is named by rules of secgroup {other}: delete those first")
         for r in session.scalars(select(SecgroupRule).where(SecgroupRule.secgroup_id == row.id)):
             session.delete(r)
         session.flush()
@@ -187,14 +234,18 @@ class SecgroupManager(Manager):
         rules: dict[str, list[dict[str, Any]]] = {}
         for r in session.scalars(select(SecgroupRule).where(SecgroupRule.secgroup_id.in_([x.id for x in rows]))
                                  .order_by(SecgroupRule.priority)):
-            rules.setdefault(r.secgroup_id, []).append(
-                {"id": r.id, "direction": r.direction, "action": r.action, "protocol": r.protocol,
-                 "ports": r.ports, "cidr": r.cidr, "priority": r.priority})
+            rules.setdefault(r.secgroup_id, []).append(_rule_dict(r))
+        used: dict[str, int] = dict(session.execute(  # type: ignore[arg-type]
+            select(GuestSecgroup.secgroup_id, func.count()).where(GuestSecgroup.secgroup_id.in_([x.id for x in rows]))
+            .group_by(GuestSecgroup.secgroup_id)).all())
         for it in items:
             it["rules"] = rules.get(it["id"], [])
+            it["guest_cnt"] = int(used.get(it["id"], 0))
 
     def do_add_rule(self, session: Session, cred: Credential, row: Any, body: dict[str, Any]) -> None:
-        session.add(SecgroupRule(secgroup_id=row.id, **parse(RuleIn, body).model_dump()))
+        session.add(SecgroupRule(secgroup_id=row.id, **rule_in(session, cred, body).model_dump()))
+        session.flush()
+        touch_secgroups(session, [row.id])
 
 
 class SecgroupRuleManager(Manager):
@@ -218,15 +269,28 @@ class SecgroupRuleManager(Manager):
 
         sg = get_manager("secgroups").lookup(session, cred, str((ctx[1] if ctx else None) or
                                                                body.get("secgroup") or body.get("secgroup_id") or ""))
-        row = SecgroupRule(secgroup_id=sg.id, **parse(RuleIn, body).model_dump())
+        row = SecgroupRule(secgroup_id=sg.id, **rule_in(session, cred, body).model_dump())
         session.add(row)
+        session.flush()
+        touch_secgroups(session, [sg.id])
+        self.audit(session, cred, "create", row)
         return [row]
 
     def update(self, session: Session, cred: Credential, row: Any, body: dict[str, Any]) -> Any:
+        if "secgroup_id" in body or "secgroup" in body:
+            raise InputParameterError("secgroup_id: a rule cannot move to another security group")
         merged = {**{k: getattr(row, k) for k in RuleIn.model_fields}, **body}
-        for k, v in parse(RuleIn, merged).model_dump().items():
+        for k, v in rule_in(session, cred, merged).model_dump().items():
             setattr(row, k, v)
+        session.flush()
+        touch_secgroups(session, [row.secgroup_id])
         return row
+
+    def delete(self, session: Session, cred: Credential, row: Any, params: dict[str, str]) -> None:
+        session.delete(row)
+        session.flush()
+        touch_secgroups(session, [row.secgroup_id])
+        return None
 
 
 class EipManager(Manager):

@@ -30,13 +30,15 @@ class ServerManager(Manager):
     columns = ("id", "name", "description", "status", "created_at", "updated_at", "meta", "tenant_id", "domain_id",
                "is_public", "pending_deleted", "pending_deleted_at", "vcpu_count", "vmem_size", "hypervisor",
                "os_type", "os_arch", "host_id", "zone_id", "keypair_id", "secgroup_id", "power_status",
-               "status_reason", "auto_start", "active_task_id", "external_id", "manager_id")
+               "status_reason", "auto_start", "active_task_id", "external_id", "manager_id", "src_ip_check",
+               "src_mac_check")
     actions: ClassVar[dict[str, str]] = {
         **{a: a for a in POWER_ACTIONS},  # dispatched by action_fn below
         "syncstatus": "do_syncstatus", "change-config": "do_change_config", "migrate": "do_migrate",
         "live-migrate": "do_live_migrate",
         "rebuild-root": "do_rebuild_root", "attachdisk": "do_attachdisk", "detachdisk": "do_detachdisk",
         "cancel-delete": "do_cancel_delete", "purge": "do_purge", "save-image": "do_save_image",
+        "add-secgroup": "do_add_secgroup", "revoke-secgroup": "do_revoke_secgroup", "set-secgroup": "do_set_secgroup",
     }
     specs: ClassVar[dict[str, str]] = {"tasks": "spec_tasks", "status": "spec_status"}
     class_actions: ClassVar[dict[str, str]] = {"forecast": "forecast"}
@@ -69,9 +71,10 @@ class ServerManager(Manager):
     def update(self, session: Session, cred: Credential, row: Any, body: dict[str, Any]) -> Any:
         if "name" in body:
             unique_name(session, Server, body["name"], scope={"tenant_id": row.tenant_id}, exclude_id=row.id)
-        if "auto_start" in body:
-            body = {**body, "auto_start": bool(parse_bool(body["auto_start"], "auto_start"))}
-        apply_update(row, body, ("name", "description", "auto_start", "os_type"))
+        for flag in ("auto_start", "src_ip_check", "src_mac_check"):
+            if flag in body:
+                body = {**body, flag: bool(parse_bool(body[flag], flag))}
+        apply_update(row, body, ("name", "description", "auto_start", "os_type", "src_ip_check", "src_mac_check"))
         return row
 
     def add_details(self, session: Session, rows: Sequence[Any], items: list[dict[str, Any]]) -> None:
@@ -94,7 +97,12 @@ class ServerManager(Manager):
                 "id": d.id, "index": d.disk_index, "size": d.disk_size, "disk_type": d.disk_type,
                 "disk_format": d.disk_format, "storage_id": d.storage_id, "image_id": d.template_id or None,
                 "status": d.status})
+        from core.region.secgroups import secgroups_of
+
+        sgs = secgroups_of(session, ids)
         for r, it in zip(rows, items, strict=True):
+            it["secgroups"] = sgs.get(r.id, [])
+            it["secgroup"] = ",".join(g["name"] for g in it["secgroups"])
             it["host"] = hosts.get(r.host_id or "", "")
             it["zone"] = zones.get(r.zone_id or "", "")
             n = nics.get(r.id, [])
@@ -189,6 +197,50 @@ class ServerManager(Manager):
                 m._task(session, cred, row, action, "ServerPowerTask", params)
             return power
         return super().action_fn(action)
+
+    # ---- security groups (Cloudpods' add-secgroup / revoke-secgroup / set-secgroup) -------------
+    def _secgroup_body(self, session: Session, cred: Credential, body: dict[str, Any]) -> list[str]:
+        from core.region.secgroups import secgroup_refs
+
+        refs = body.get("secgroup_ids", body.get("secgroups", body.get("secgroup")))
+        if isinstance(refs, str):
+            refs = [refs]
+        if not refs:
+            raise InputParameterError("secgroup_ids: name at least one security group")
+        return secgroup_refs(session, cred, refs, "secgroup_ids")
+
+    def _set_secgroups(self, session: Session, row: Any, ids: list[str]) -> None:
+        from core.region.secgroups import MAX_SECGROUPS, set_server_secgroups
+
+        if not ids:
+            raise InputParameterError(f"server {row.name} must stay in at least one security group "
+                                      "(set-secgroup replaces them)")
+        if len(ids) > MAX_SECGROUPS:
+            raise InputParameterError(f"a server may be in at most {MAX_SECGROUPS} security groups")
+        set_server_secgroups(session, row, ids)
+
+    def do_add_secgroup(self, session: Session, cred: Credential, row: Any, body: dict[str, Any]) -> None:
+        from core.region.secgroups import server_secgroup_ids
+
+        have = server_secgroup_ids(session, row.id)
+        add = self._secgroup_body(session, cred, body)
+        already = [i for i in add if i in have]
+        if already and len(already) == len(add):
+            raise InputParameterError(f"server {row.name} is already in security group(s) {', '.join(already)}")
+        self._set_secgroups(session, row, have + [i for i in add if i not in have])
+
+    def do_revoke_secgroup(self, session: Session, cred: Credential, row: Any, body: dict[str, Any]) -> None:
+        from core.region.secgroups import server_secgroup_ids
+
+        have = server_secgroup_ids(session, row.id)
+        drop = self._secgroup_body(session, cred, body)
+        missing = [i for i in drop if i not in have]
+        if missing:
+            raise InputParameterError(f"server {row.name} is not in security group(s) {', '.join(missing)}")
+        self._set_secgroups(session, row, [i for i in have if i not in drop])
+
+    def do_set_secgroup(self, session: Session, cred: Credential, row: Any, body: dict[str, Any]) -> None:
+        self._set_secgroups(session, row, self._secgroup_body(session, cred, body))
 
     def do_syncstatus(self, session: Session, cred: Credential, row: Any, body: dict[str, Any]) -> None:
         self._task(session, cred, row, "syncstatus", "ServerSyncstatusTask", {})

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, Integer, Text
+from sqlalchemy import ForeignKey, Index, Integer, Text, true
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.db.base import Base, SoftDeleteMixin, str36, str64, str255
@@ -27,6 +27,9 @@ class Server(ResourceMixin, OwnedMixin, ExternalMixin, SoftDeleteMixin, Base):
     keypair_id: Mapped[str36 | None] = mapped_column(default=None)
     secgroup_id: Mapped[str36 | None] = mapped_column(default=None)
     power_status: Mapped[str64] = mapped_column(default="")
+    # anti-spoofing on the guest's ports (Cloudpods' names): frames with another source IP / MAC drop
+    src_ip_check: Mapped[bool] = mapped_column(default=True, server_default=true())
+    src_mac_check: Mapped[bool] = mapped_column(default=True, server_default=true())
     # why the server is in its status when that is not self-evident (a guest its host lost, a host
     # offline, a failed action); cleared by the next status change (core.region.statemachine)
     status_reason: Mapped[str] = mapped_column(Text, default="")

@@ -38,6 +38,9 @@ class Host(ResourceMixin, ExternalMixin, Base):
     driver: Mapped[str64] = mapped_column(default="kvm", server_default="kvm")
     driver_version: Mapped[str64] = mapped_column(default="", server_default="")
     capabilities: Mapped[list[Any]] = mapped_column(default=list)
+    # bumped in the transaction of every change to what this host's guests' security groups say;
+    # the agent's long poll returns when it differs from the one the agent applied (core/region/secgroups.py)
+    secgroup_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # who runs the host's work items: its agent (pulls them over HTTP) or the controller's executor
     # (core/hostapi/executor.py); an executor host's driver config, encrypted (never returned)
     target: Mapped[str64] = mapped_column(default="agent", server_default="agent")

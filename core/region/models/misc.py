@@ -1,7 +1,7 @@
 """Keypairs, security groups (+ rules), EIPs, snapshots and per-project quotas."""
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, ForeignKey, Integer, Text
+from sqlalchemy import BigInteger, ForeignKey, Integer, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.db.base import Base, StandardMixin, str36, str64, str255
@@ -31,6 +31,18 @@ class SecgroupRule(StandardMixin, Base):
     cidr: Mapped[str64] = mapped_column(default="")
     priority: Mapped[int] = mapped_column(Integer, default=1)
     description: Mapped[str255] = mapped_column(default="")
+    # Cloudpods' peer_secgroup_id: the rule matches the addresses of that group's guests (not cidr)
+    peer_secgroup_id: Mapped[str36 | None] = mapped_column(default=None)
+
+
+class GuestSecgroup(StandardMixin, Base):
+    """A server in a security group (Cloudpods' guestsecgroups joint); a server may be in several."""
+
+    __tablename__ = "guestsecgroups"
+    __table_args__ = (UniqueConstraint("guest_id", "secgroup_id", name="uq_guestsecgroups_guest_secgroup"),)
+
+    guest_id: Mapped[str36] = mapped_column(index=True)
+    secgroup_id: Mapped[str36] = mapped_column(ForeignKey("secgroups.id"), index=True)
 
 
 class Eip(ResourceMixin, OwnedMixin, ExternalMixin, Base):

@@ -43,6 +43,9 @@ class ServerDeleteTask(TaskBase):
                     d.access_path = k.access_path
         release_server(run.session, server)
         run.session.flush()
+        from core.region.secgroups import drop_server
+
+        drop_server(run.session, server.id)  # peers' rules no longer name its address
         run.session.delete(server)
         run.complete()
 

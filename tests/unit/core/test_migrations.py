@@ -88,3 +88,33 @@ def test_cloud_0001_keeps_servers_of_an_older_database_as_local_ones(tmp_path) -
     assert "external_id" not in {col["name"] for col in inspect(engine).get_columns("servers")}
     with engine.connect() as c:
         assert c.execute(text("SELECT name FROM servers")).scalar() == "old-vm"
+
+
+def _insert(c, engine, table: str, **values: object) -> None:  # type: ignore[no-untyped-def]
+    """A row with ``values`` and a plain value in every other required column (by its type)."""
+    row = dict(values)
+    for col in inspect(engine).get_columns(table):
+        if col["name"] in row or col["nullable"] or col.get("default") is not None:
+            continue
+        t = str(col["type"]).upper()
+        row[col["name"]] = (0 if any(k in t for k in ("INT", "BOOL", "FLOAT", "NUMERIC")) else
+                            "2026-12-01 00:00:00" if "DATE" in t else "{}" if "JSON" in t else "")
+    names = ", ".join(row)
+    c.execute(text(f"INSERT INTO {table} ({names}) VALUES ({', '.join(':' + k for k in row)})"), row)
+
+
+def test_region_0007_keeps_each_servers_security_group(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Servers from before several groups per server stay in the one group they had; the spoofing
+    checks start on; hosts start at secgroup_version 0."""
+    engine = create_engine(f"sqlite:///{tmp_path / 's.db'}")
+    upgrade(engine, "region_0006")
+    with engine.begin() as c:
+        _insert(c, engine, "secgroups", id="sg1", name="web", tenant_id="p1")
+        _insert(c, engine, "servers", id="s1", name="a", secgroup_id="sg1", tenant_id="p1")
+        _insert(c, engine, "servers", id="s2", name="b", secgroup_id=None, tenant_id="p1")
+    assert upgrade(engine).state == "current"
+    with engine.connect() as c:
+        assert c.execute(text("SELECT guest_id, secgroup_id FROM guestsecgroups")).all() == [("s1", "sg1")]
+        assert c.execute(text("SELECT src_ip_check, src_mac_check FROM servers ORDER BY id")).all() == [(1, 1), (1, 1)]
+    downgrade(engine, "region_0006")
+    assert "guestsecgroups" not in inspect(engine).get_table_names()

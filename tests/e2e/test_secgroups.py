@@ -1,0 +1,190 @@
+"""Security groups end to end (issue 16): a project's Default group made on demand, servers in
+several groups (create, add, revoke, set), rules with priorities/cidr/peer groups, what a host is
+told to enforce (and how fast it is told), bad input, another project, the audit trail.
+
+Real packets through nftables are tests/integration/test_secgroups_nft.py (root)."""
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.e2e.region_agent import TestbedAgent
+from tests.e2e.test_security import Tenants, flat_error, tenants  # noqa: F401  (fixture)
+from tests.e2e.test_servers import agent_for, infra, srv, wait_for  # noqa: F401  (fixture)
+from tests.support.controller import Controller
+
+B = "/api/s/compute_v2"
+
+
+def cj(controller: Controller, *args: str) -> Any:
+    r = controller.climc(*args, "-o", "json")
+    assert r.returncode == 0, f"climc {' '.join(args)}: {r.stdout}{r.stderr}"
+    return json.loads(r.stdout)
+
+
+def names(server: dict[str, Any]) -> list[str]:
+    return [g["name"] for g in server["secgroups"]]
+
+
+@pytest.fixture(scope="module")
+def running(controller: Controller, infra: dict[str, str]) -> Iterator[tuple[TestbedAgent, dict[str, str]]]:  # noqa: F811
+    """The infra's host served by the real agent (test:///): it pulls its security groups."""
+    with agent_for(controller, infra) as agent:
+        yield agent, infra
+
+
+def host_rules(controller: Controller, host_id: str) -> dict[str, Any]:
+    r = controller.api.get(f"{B}/agent/hosts/{host_id}/secgroups")
+    assert r.status_code == 200, r.text
+    return r.json()["secgroups"]  # type: ignore[no-any-return]
+
+
+def mk_server(controller: Controller, infra: dict[str, str], name: str, *extra: str) -> dict[str, Any]:  # noqa: F811
+    out = cj(controller, "server-create", name, "--ncpu", "1", "--mem-spec", "64m", "--disk", "cirros",
+             "--net", infra["net"], "--host", infra["host"], *extra)
+    sid = out["id"] if "id" in out else out[0]["id"]
+    wait_for(lambda: srv(controller, sid)["status"] in ("running", "ready"), 60,
+             lambda: srv(controller, sid)["status"])
+    return srv(controller, sid)
+
+
+def test_default_group_multiple_groups_and_the_verbs(controller: Controller,
+                                                     running: tuple[TestbedAgent, dict[str, str]]) -> None:
+    agent, net = running
+    tag = uuid.uuid4().hex[:6]
+    # no group asked for: the project's Default, made on first use, as Cloudpods makes it
+    s = mk_server(controller, net, f"sg-plain-{tag}")
+    assert names(s) == ["Default"]
+    default = cj(controller, "secgroup-show", s["secgroups"][0]["id"])
+    rules = {(r["direction"], r["action"], r["protocol"], r["peer_secgroup_id"]) for r in default["rules"]}
+    assert rules == {("in", "allow", "any", default["id"]), ("out", "allow", "any", None)}
+    web, db, ops = (f"sg-{w}-{tag}" for w in ("web", "db", "ops"))
+    for g in (web, db, ops):
+        cj(controller, "secgroup-create", g)
+    s2 = mk_server(controller, net, f"sg-two-{tag}", "--secgroup", web, "--secgroup", db)
+    assert names(s2) == [web, db]
+    assert names(cj(controller, "server-add-secgroup", s2["id"], ops)) == [web, db, ops]
+    assert names(cj(controller, "server-revoke-secgroup", s2["id"], web)) == [db, ops]
+    assert names(cj(controller, "server-set-secgroup", s2["id"], web)) == [web]
+    # refusals: one readable line, nothing changed
+    for args, fragment in ((("server-revoke-secgroup", s2["id"], web), "at least one security group"),
+                           (("server-revoke-secgroup", s2["id"], db), "is not in security group"),
+                           (("server-add-secgroup", s2["id"], f"nope-{tag}"), f"nope-{tag}"),
+                           (("server-add-secgroup", s2["id"], web), "already in")):
+        r = controller.climc(*args)
+        assert r.returncode != 0 and fragment in r.stderr, (args, r.stderr)
+        assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    r = controller.api.post(f"{B}/servers/{s2['id']}/set-secgroup",
+                            json={"secgroup_ids": [web, db, ops, "Default", f"sg-plain-{tag}", "x", "y"]})
+    assert r.status_code == 400
+    assert names(srv(controller, s2["id"])) == [web]
+    # a group in use cannot go; the audit trail names every change
+    r = controller.climc("secgroup-delete", web)
+    assert r.returncode != 0 and "used by servers" in r.stderr
+    acts = controller.api.get("/api/s/identity/v3/actions", params={"obj_type": "server", "limit": 0}).json()["actions"]
+    done = {a["action"] for a in acts if a["obj_id"] == s2["id"]}
+    assert {"add-secgroup", "revoke-secgroup", "set-secgroup"} <= done, done
+    # the host is told: its ports carry the groups' rules, Default's peer rule as the group's addresses
+    spec = host_rules(controller, net["host_id"])
+    ports = {p["server_id"]: p for p in spec["ports"]}
+    assert ports[s["id"]]["enforce"] and ports[s["id"]]["src_ip_check"] and ports[s["id"]]["src_mac_check"]
+    peer_in = [r for r in ports[s["id"]]["rules"] if r["direction"] == "in"]
+    assert peer_in and peer_in[0]["peer"] == default["id"] and not peer_in[0]["matches_nothing"]
+    assert s["nics"][0]["ip_addr"] in spec["peers"][default["id"]]
+    # the agent on test:/// says plainly that it does not enforce, and why
+    st = agent.agent.firewall.status() if agent.agent else {}
+    assert st["enforcing"] is False and "network_mode none" in st["reason"]
+    # ... and so does the host as the region shows it
+    shown = wait_for(lambda: (h := cj(controller, "host-show", net["host_id"])).get("secgroup_status") and h, 15)
+    assert shown["secgroup_enforcing"] is False and "not enforced" in shown["secgroup_status"]
+
+
+def test_rules_reach_the_host_within_a_second(controller: Controller,
+                                              running: tuple[TestbedAgent, dict[str, str]]) -> None:
+    agent, net = running
+    tag = uuid.uuid4().hex[:6]
+    g = f"sg-fast-{tag}"
+    cj(controller, "secgroup-create", g)
+    s = mk_server(controller, net, f"sg-fast-{tag}", "--secgroup", g)
+    before = host_rules(controller, net["host_id"])["version"]
+    # the agent's long poll returns early when the host's version moves (it passes the one it saw)
+    t0 = time.monotonic()
+    rule = cj(controller, "secgroup-rule-create", g, "--protocol", "tcp", "--ports", "22,80-443",
+              "--cidr", "10.1.0.0/16", "--priority", "50")
+    spec = host_rules(controller, net["host_id"])
+    assert spec["version"] > before
+    mine = next(p for p in spec["ports"] if p["server_id"] == s["id"])
+    assert [(r["protocol"], r["ports"], r["cidrs"], r["priority"]) for r in mine["rules"]] == \
+        [("tcp", "22,80-443", ["10.1.0.0/16"], 50)]
+    assert agent.agent is not None
+    wait_for(lambda: (agent.agent.firewall.applied_version or 0) >= spec["version"], 5,
+             lambda: agent.agent.firewall.status())
+    took = time.monotonic() - t0
+    assert took < 5, took  # the promise is 1 s; bench/secgroup.py measures it, a loaded CI gets slack
+    # priorities: the larger first, deny before allow at the same priority
+    cj(controller, "secgroup-rule-create", g, "--action", "deny", "--protocol", "icmp", "--priority", "50")
+    cj(controller, "secgroup-rule-create", g, "--direction", "out", "--priority", "100")
+    rules = next(p for p in host_rules(controller, net["host_id"])["ports"] if p["server_id"] == s["id"])["rules"]
+    assert [(r["direction"], r["action"], r["priority"]) for r in rules] == \
+        [("out", "allow", 100), ("in", "deny", 50), ("in", "allow", 50)]
+    upd = cj(controller, "secgroup-rule-update", rule["id"], "--ports", "8080")
+    assert upd["ports"] == "8080" and upd["protocol"] == "tcp"
+    assert controller.climc("secgroup-rule-delete", rule["id"]).returncode == 0
+    listed = cj(controller, "secgroup-rule-list", "--secgroup", g)["data"]
+    assert sorted((r["action"], r["direction"]) for r in listed) == [("allow", "out"), ("deny", "in")]
+    # a server in no group at all (an old row) is not enforced; its anti-spoofing still is
+    r = controller.api.put(f"{B}/servers/{s['id']}", json={"server": {"src_ip_check": False}})
+    assert r.status_code == 200 and r.json()["server"]["src_ip_check"] is False
+    mine = next(p for p in host_rules(controller, net["host_id"])["ports"] if p["server_id"] == s["id"])
+    assert mine["src_ip_check"] is False and mine["src_mac_check"] is True
+
+
+@pytest.mark.parametrize(("opts", "fragment"), [
+    (("--protocol", "icmp", "--ports", "22"), "only tcp and udp"),
+    (("--protocol", "tcp", "--ports", "70000"), "ports"),
+    (("--cidr", "fe80::/64"), "IPv4"),
+    (("--cidr", "10.0.0.0/33"), "CIDR"),
+    (("--priority", "101"), "101"),
+    (("--cidr", "10.0.0.0/8", "--peer-secgroup", "Default"), "not both"),
+    (("--peer-secgroup", "no-such-group"), "no-such-group"),
+])
+def test_bad_rules_are_refused(controller: Controller, opts: tuple[str, ...], fragment: str) -> None:
+    g = f"sg-bad-{uuid.uuid4().hex[:6]}"
+    cj(controller, "secgroup-create", g)
+    r = controller.climc("secgroup-rule-create", g, *opts)
+    assert r.returncode != 0 and fragment in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr
+    assert cj(controller, "secgroup-show", g)["rules"] == []
+
+
+def test_another_project_cannot_touch_these_groups(controller: Controller, tenants: Tenants,  # noqa: F811
+                                                   running: tuple[TestbedAgent, dict[str, str]]) -> None:
+    _, net = running
+    tag = uuid.uuid4().hex[:6]
+    g = cj(controller, "secgroup-create", f"sg-mine-{tag}")
+    rule = cj(controller, "secgroup-rule-create", g["id"], "--protocol", "tcp", "--ports", "22")
+    s = mk_server(controller, net, f"sg-mine-{tag}", "--secgroup", g["id"])
+    b: httpx.Client = tenants.b
+    flat_error(b.get(f"/secgroups/{g['id']}"), 404)
+    flat_error(b.get(f"/secgrouprules/{rule['id']}"), 404)
+    flat_error(b.put(f"/secgrouprules/{rule['id']}", json={"secgrouprule": {"ports": "1-65535"}}), 404)
+    flat_error(b.delete(f"/secgrouprules/{rule['id']}"), 404)
+    flat_error(b.post("/secgrouprules", json={"secgrouprule": {"secgroup_id": g["id"], "protocol": "any"}}), 400)
+    flat_error(b.post(f"/servers/{s['id']}/add-secgroup", json={"secgroup_ids": ["Default"]}), 404)
+    flat_error(b.post(f"/servers/{s['id']}/set-secgroup", json={"secgroup_ids": [g["id"]]}), 404)
+    # nor name this project's group as a peer of its own
+    own = b.post("/secgroups", json={"secgroup": {"name": f"sg-b-{tag}"}})
+    assert own.status_code == 200, own.text
+    flat_error(b.post(f"/secgroups/{own.json()['secgroup']['id']}/add-rule",
+                      json={"peer_secgroup_id": g["id"]}), 400)
+    assert b.get("/secgrouprules", params={"limit": 0}).json()["secgrouprules"] == [] or all(
+        r["secgroup_id"] != g["id"] for r in b.get("/secgrouprules", params={"limit": 0}).json()["secgrouprules"])
+    # nothing changed
+    assert [r["ports"] for r in cj(controller, "secgroup-show", g["id"])["rules"]] == ["22"]
+    assert names(srv(controller, s["id"])) == [g["name"]]

@@ -1,0 +1,112 @@
+"""The agent's nftables compiler and backends (no root): what a host's security groups become.
+
+Real packets through these rulesets: tests/integration/test_secgroups_nft.py."""
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+
+from core.agent.firewall import FirewallSync, NoFirewall, compile_ruleset, firewall_backend
+from core.hostapi.protocol import ContractError, GuestPort, HostSecgroups, SecRule
+
+
+def port(ip: str, rules: list[SecRule], **kw: Any) -> GuestPort:
+    return GuestPort(server_id=str(uuid.uuid4()), index=0, mac="00:22:AA:00:00:01", ip=ip, rules=rules, **kw)
+
+
+def chain_of(text: str, name: str) -> list[str]:
+    lines = text.splitlines()
+    i = next(n for n, x in enumerate(lines) if x.strip() == f"chain {name} {{")
+    out = []
+    for x in lines[i + 1:]:
+        if x.strip() == "}":
+            return out
+        out.append(x.strip())
+    raise AssertionError(name)
+
+
+def test_rules_become_one_transaction_with_a_chain_per_port_and_direction() -> None:
+    p = port("10.0.0.5", [
+        SecRule(direction="in", action="deny", protocol="tcp", ports="22", cidrs=["10.9.0.0/16"], priority=90),
+        SecRule(direction="in", action="allow", protocol="tcp", ports="22,80-443", priority=50),
+        SecRule(direction="in", action="allow", protocol="any", priority=1, matches_nothing=True),
+        SecRule(direction="out", action="allow", protocol="udp", cidrs=["8.8.8.8/32"], priority=1),
+    ])
+    c = compile_ruleset(HostSecgroups(version=3, ports=[p]), "cmn_t", lambda sid, i: "cp0123")
+    sid = p.server_id.replace("-", "")
+    # the old tables go and the new come in the same script (nft -f applies it atomically)
+    assert c.text.startswith("add table bridge cmn_t\ndelete table bridge cmn_t\nadd table inet cmn_t\n"
+                             "delete table inet cmn_t\n")
+    assert chain_of(c.text, f"p_{sid}_0_in") == [
+        "ct state established,related accept", "ct state invalid drop",
+        "ip saddr 10.9.0.0/16 tcp dport 22 drop",
+        "tcp dport 22 accept", "tcp dport 80-443 accept",  # one rule per span: no anonymous sets
+        "drop"]  # an empty peer group matches nothing; what nothing allows drops
+    # egress that is allowed returns: the destination's ingress chain still decides
+    assert chain_of(c.text, f"p_{sid}_0_out")[-2:] == ["ip daddr 8.8.8.8/32 meta l4proto udp return", "drop"]
+    spoof = chain_of(c.text, f"p_{sid}_0_src")
+    assert spoof[0] == "meta mark set 0x0c000001"
+    assert "ether saddr != 00:22:aa:00:00:01 drop" in spoof and "ether type ip ip saddr != 10.0.0.5 drop" in spoof
+    assert '"cp0123" : jump' in c.text and "10.0.0.5 : jump" in c.text and "0x0c000001 : jump" in c.text
+    assert (c.ports, c.enforced) == (1, 1)
+
+
+def test_peer_groups_are_named_sets_shared_by_every_port() -> None:
+    sg = str(uuid.uuid4())
+    rules = [SecRule(direction="in", action="allow", protocol="any", priority=1, peer=sg)]
+    a, b = port("10.0.0.2", rules), port("10.0.0.3", rules)
+    c = compile_ruleset(HostSecgroups(version=1, ports=[a, b], peers={sg: ["10.0.0.3", "10.0.0.2", "10.0.1.9"]}),
+                        "cmn_t", lambda sid, i: f"cp{sid[:8]}")
+    name = f"peer_{sg.replace('-', '')}"
+    assert c.text.count(f"set {name} {{") == 1
+    assert "elements = { 10.0.0.2, 10.0.0.3, 10.0.1.9 }" in c.text
+    assert c.text.count(f"ip saddr @{name} accept") == 2
+
+
+def test_checks_off_no_groups_and_ports_without_a_name() -> None:
+    free = port("10.0.0.6", [], src_ip_check=False, src_mac_check=False, enforce=False)
+    nameless = port("10.0.0.7", [])
+    c = compile_ruleset(HostSecgroups(version=1, ports=[free, nameless]), "cmn_t",
+                        lambda sid, i: "cpfree0" if sid == free.server_id else "")
+    sid = free.server_id.replace("-", "")
+    assert chain_of(c.text, f"p_{sid}_0_src") == ["meta mark set 0x0c000001"]  # marked, nothing checked
+    assert f"p_{sid}_0_in" not in c.text  # in no group: not enforced
+    assert c.skipped == [f"{nameless.server_id}/0"] and (c.ports, c.enforced) == (1, 0)
+
+
+def test_the_contract_refuses_what_nft_would_misread() -> None:
+    for bad in ({"ports": "22;flush ruleset"}, {"protocol": "gre"}, {"direction": "both"}):
+        with pytest.raises(ValueError):
+            SecRule.model_validate({"direction": "in", "action": "allow", "protocol": "tcp", "priority": 1, **bad})
+    with pytest.raises(ValueError):
+        GuestPort(server_id=str(uuid.uuid4()), index=0, mac="00:22:aa:00:00:01; drop", ip="10.0.0.1")
+    assert issubclass(ContractError, ValueError)
+
+
+def test_a_host_that_cannot_enforce_says_why_and_never_raises() -> None:
+    fw = firewall_backend("auto", "none", "cmn_t")
+    assert isinstance(fw, NoFirewall) and not fw.enforcing and "network_mode none" in fw.reason
+    assert "firewall: none" in firewall_backend("none", "host", "cmn_t").reason
+
+    def broken() -> HostSecgroups:
+        raise OSError("controller unreachable")
+
+    sync = FirewallSync(fw, "cmn_t", broken, None)
+    assert sync.sync_once() is False and "unreachable" in sync.status()["error"]
+    sync.fetch = lambda: HostSecgroups(version=7, ports=[port("10.0.0.8", [])])
+    assert sync.sync_once() is True
+    st = sync.status()
+    assert st["applied_version"] == 7 and st["enforcing"] is False and st["error"] == ""
+
+
+def test_overlapping_ports_and_networks_are_merged_for_nft() -> None:
+    p = port("10.0.0.9", [SecRule(direction="in", action="allow", protocol="tcp", ports="100,80-443,22,444",
+                                  cidrs=["10.1.0.0/16", "10.1.2.0/24", "10.2.0.0/16"], priority=1)])
+    c = compile_ruleset(HostSecgroups(version=1, ports=[p]), "cmn_t", lambda sid, i: "cpx0")
+    sid = p.server_id.replace("-", "")
+    assert chain_of(c.text, f"p_{sid}_0_in")[2:-1] == [
+        f"ip saddr {n} tcp dport {s} accept" for n in ("10.1.0.0/16", "10.2.0.0/16") for s in ("22", "80-444")]
+    with pytest.raises(ValueError):
+        SecRule(direction="in", action="allow", protocol="tcp", ports="443-80", priority=1)
