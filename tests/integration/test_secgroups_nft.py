@@ -205,3 +205,34 @@ def test_security_groups_with_real_packets(lab: Lab) -> None:
     finally:
         listener.kill()
         listener.wait(5)
+
+
+def test_fifty_rule_changes_in_parallel_end_as_the_region_says(lab: Lab) -> None:
+    """50 rules created at once from 10 threads: the host ends with every one of them, at the
+    region's version (a lost wake-up or a stale apply would leave some out or an older version)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+
+    ctl = lab.ctl
+    g = f"cmn-par-{lab.tag}"
+    assert ctl.climc("secgroup-create", g).returncode == 0
+    s = create(lab, f"cmn-p-{lab.tag}", "--secgroup", g)
+    wait_for(lambda: chain(s, "in") in lab.ruleset(), 10, "the guest's chains")
+    token = ctl.api.headers["X-Auth-Token"]
+
+    def add(i: int) -> int:
+        with httpx.Client(base_url=ctl.url, headers={"X-Auth-Token": token}, timeout=60) as c:
+            return c.post(f"{B}/secgrouprules", json={"secgrouprule": {
+                "secgroup_id": g, "protocol": "tcp", "ports": str(40000 + i), "priority": 1 + i % 100}}).status_code
+
+    with ThreadPoolExecutor(10) as pool:
+        assert set(pool.map(add, range(50))) == {200}
+    version = ctl.api.get(f"{B}/agent/hosts/{lab.agent.host_id}/secgroups").json()["secgroups"]["version"]
+
+    def settled() -> bool:
+        text = lab.ruleset()
+        shown = ctl.api.get(f"{B}/hosts/{lab.agent.host_id}").json()["host"].get("secgroup_status", "")
+        return all(f"tcp dport {40000 + i} accept" in text for i in range(50)) and f"v{version}," in shown
+
+    wait_for(settled, 20, "all 50 rules on the host at the region's version")
