@@ -3,7 +3,7 @@
     PYTHONPATH=. .venv/bin/python bench/console.py [--runs 20] [--mb 500]
 
 A controller and one real `ocadm agent` on libvirt's test:/// driver whose guests' VNC is a real
-qemu VNC server (``-machine none``, the labelled stand-in of tests/e2e/test_console.py). Figures:
+qemu VNC server (``-machine none``, the labelled stand-in of tests/integration/test_console.py). Figures:
 - token → first byte: from `GET /servers/<id>/vnc` returning to the first RFB byte on the
   websocket (redeem, long-poll wake-up, the agent's outbound dial, its TCP connect to qemu);
 - throughput: one serial session whose stand-in peer (a TCP socket here, bench only) sends as fast
@@ -59,7 +59,7 @@ def main() -> None:
     from websockets.sync.client import connect
 
     from tests.e2e.test_agent_support import AgentProc, server, upload_tiny_image, wait_for
-    from tests.e2e.test_console import _free_vnc_display, _recv_exactly
+    from tests.integration.test_console import _free_vnc_display, _recv_exactly
     from tests.support.controller import Controller
 
     ap = argparse.ArgumentParser()

@@ -4,7 +4,7 @@ the replica the client's websocket reached; each replica advertises its own addr
 whose long poll went through the balancer to either replica — dials the one holding the session.
 
 The guest's VNC is a real qemu VNC server standing in for a test:/// guest's (as in
-tests/e2e/test_console.py).
+tests/integration/test_console.py).
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import threading
 from pathlib import Path
 
 from tests.e2e.test_agent_support import AgentProc, libvirt_or_skip, server, upload_tiny_image, wait_for
-from tests.e2e.test_console import _free_vnc_display, _ws
+from tests.integration.test_console import _free_vnc_display, _ws
 from tests.integration.test_scale_support import FAST_ENV, need_db
 from tests.support.balancer import Balancer
 from tests.support.controller import Controller, free_port

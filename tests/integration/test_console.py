@@ -1,6 +1,8 @@
-"""Server consoles end to end (fast tier): a controller, a real agent on libvirt's test:/// driver,
-climc. A test:/// guest has no console devices, so the agent is configured with STAND-INS for
-its guests' consoles (``console_standin``, refused on a real host):
+"""Server consoles end to end through climc: a controller, a real agent on libvirt's test:/// driver.
+In the integration tier (run once per CI, not on every database) because its VNC peer is a real
+qemu; tests/integration/test_console_real.py does the same with a real guest under libvirtd.
+
+A test:/// guest has no console devices, so the agent is configured with STAND-INS for its guests' consoles (``console_standin``, refused on a real host):
 
 - VNC: a real qemu (``-machine none``) whose VNC server speaks RFB — the real peer, not a mock;
 - serial: a pty whose other end this test holds, answering in upper case (a labelled stand-in
@@ -29,6 +31,8 @@ from tests.e2e.test_agent_support import AgentProc, B, libvirt_or_skip, server, 
 from tests.e2e.test_identity_support import admin, grant, login, mk_project, mk_user
 from tests.support.controller import Controller
 from tests.support.peers import need_binary
+
+pytestmark = pytest.mark.full
 
 
 def _free_vnc_display() -> int:
