@@ -2,7 +2,8 @@
 In the integration tier (run once per CI, not on every database) because its VNC peer is a real
 qemu; tests/integration/test_console_real.py does the same with a real guest under libvirtd.
 
-A test:/// guest has no console devices, so the agent is configured with STAND-INS for its guests' consoles (``console_standin``, refused on a real host):
+A test:/// guest has no console devices, so the agent is configured with STAND-INS for its
+guests' consoles (``console_standin``, refused on a real host):
 
 - VNC: a real qemu (``-machine none``) whose VNC server speaks RFB — the real peer, not a mock;
 - serial: a pty whose other end this test holds, answering in upper case (a labelled stand-in
