@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -79,6 +79,8 @@ class EsxiDriver:
     """Guests as vSphere VMs on one ESXi host (``cfg.esxi_host``; the only host when unnamed)."""
 
     name: ClassVar[str] = "esxi"
+    provider: ClassVar[str] = "VMware"  # Cloudpods' brand name
+    version: ClassVar[str] = VERSION
     capabilities: ClassVar[frozenset[Capability]] = frozenset({
         Capability.GRACEFUL_STOP,  # through VMware Tools when they run; PowerOff after the timeout
         Capability.REBOOT,
@@ -92,7 +94,17 @@ class EsxiDriver:
         """The driver as the controller's executor hosts it (drivers.base.HostedDriver)."""
         from drivers.esxi.instances import EsxiInstances
 
-        return EsxiInstances(cls(EsxiConfig.parse(env.options)), env)
+        opts = env.options
+        # a host synced from a cloud account carries the account's config; one made by host-create, flat keys
+        cfg = EsxiConfig.from_account(opts) if "access_url" in opts or "secret" in opts else EsxiConfig.parse(opts)
+        return EsxiInstances(cls(cfg), env)
+
+    @classmethod
+    def for_account(cls, config: Mapping[str, Any]) -> Any:
+        """The account's CloudProvider (drivers.base): what the sync lists."""
+        from drivers.esxi.provider import EsxiProvider
+
+        return EsxiProvider(config)
 
     def __init__(self, cfg: EsxiConfig, session: Session | None = None) -> None:
         self.cfg = cfg
@@ -156,9 +168,23 @@ class EsxiDriver:
         index = si.RetrieveContent().searchIndex
         ref = index.FindByUuid(None, guest_id, True, True) or index.FindByUuid(None, guest_id, True, False)
         if ref is None:
+            ref = self._imported(si, guest_id)
+        if ref is None:
             raise GuestNotFound(guest_id)
         self._morefs[guest_id] = str(ref._moId)
         return ref
+
+    def _imported(self, si: Any, guest_id: str) -> Any:
+        """A VM the sync imported: its server id is derived from (provider, moref), not stored in vCenter."""
+        if not self.cfg.manager_id:
+            return None
+        from drivers.base import imported_server_id
+
+        host = props(si, [self.refs().host], ["vm"])
+        for vm in (host[0].get("vm", []) if host else []):
+            if imported_server_id(self.cfg.manager_id, str(vm._moId)) == guest_id:
+                return vm
+        return None
 
     def _guest_obj(self, si: Any, guest_id: str) -> tuple[Any, Obj]:
         ref = self.vm_ref(si, guest_id)

@@ -16,6 +16,7 @@ import logging
 import ssl
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -69,9 +70,10 @@ class EsxiConfig:
     network: str = ""
     task_timeout_s: float = 600.0
     http_timeout_s: float = 60.0
+    manager_id: str = ""  # a synced host's cloud provider: servers it imported have ids derived from it
 
     KEYS = ("host", "port", "username", "password", "insecure", "esxi_host", "datacenter", "datastore", "network",
-            "task_timeout_s", "http_timeout_s")
+            "task_timeout_s", "http_timeout_s", "manager_id")
 
     @classmethod
     def parse(cls, options: Mapping[str, Any]) -> EsxiConfig:
@@ -105,7 +107,28 @@ class EsxiConfig:
                    insecure=_bool(options.get("insecure", False), "insecure"),
                    esxi_host=str(options.get("esxi_host") or ""), datacenter=str(options.get("datacenter") or ""),
                    datastore=str(options.get("datastore") or ""), network=str(options.get("network") or ""),
-                   task_timeout_s=max(1.0, task_timeout), http_timeout_s=max(1.0, http_timeout))
+                   task_timeout_s=max(1.0, task_timeout), http_timeout_s=max(1.0, http_timeout),
+                   manager_id=str(options.get("manager_id") or ""))
+
+    @classmethod
+    def from_account(cls, config: Mapping[str, Any]) -> EsxiConfig:
+        """A cloud account's config (``access_url``, ``account``, ``secret``, ``options``) and, for a
+        synced host, the host's managed object id (``host``); the account options may carry the
+        keys of ``KEYS`` (``insecure``, ``datacenter``, ``datastore``, ``network``, timeouts)."""
+        options = dict(config.get("options") or {})
+        url = str(config.get("access_url") or "")
+        parts = urllib.parse.urlsplit(url if "://" in url else f"https://{url}")
+        flat: dict[str, Any] = {k: v for k, v in options.items() if k in cls.KEYS and k not in
+                                ("host", "username", "password")}
+        flat.update(host=parts.hostname or "", username=str(config.get("account") or ""),
+                    password=str(config.get("secret") or ""))
+        if parts.port:
+            flat["port"] = parts.port
+        if config.get("host"):
+            flat["esxi_host"] = str(config["host"])
+        if config.get("manager_id"):
+            flat["manager_id"] = str(config["manager_id"])
+        return cls.parse(flat)
 
     @property
     def endpoint(self) -> str:
