@@ -76,11 +76,10 @@ def controller_sync(sim: Vcsim) -> None:
                 t = time.monotonic()
                 r = ctl.climc("cloud-account-sync", "bench-vc", "--wait", "-o", "json", timeout=600)
                 wall = time.monotonic() - t
-                acct = json.loads(r.stdout) if r.returncode == 0 else {}
-                report = acct.get("sync_report", {})
-                status = acct.get("status") or r.stderr.strip()
-                print(f"sync {i}: {wall:.2f} s wall, {report.get('seconds')} s in the controller, "
-                      f"{report.get('changed')} change(s), status {status}")
+                out = json.loads(r.stdout) if r.stdout.strip().startswith("{") else {}
+                status = out.get("status") or r.stderr.strip()
+                print(f"sync {i}: {wall:.2f} s wall (climc --wait), {out.get('seconds')} s in the controller, "
+                      f"{out.get('changed')} change(s), status {status}")
         finally:
             ctl.stop()
 

@@ -32,6 +32,10 @@ __all__ = [
     "Capability",
     "CloudDisk",
     "CloudEip",
+    "CloudHost",
+    "CloudStorage",
+    "CloudWire",
+    "HOST_KINDS",
     "CloudImage",
     "CloudInstance",
     "CloudNetwork",
@@ -719,6 +723,9 @@ class ProviderCapability(str, enum.Enum):
     EIP = "eip"  # allocate, associate, dissociate, release
     SECGROUP_PUSH = "secgroup_push"  # rules written back to the cloud
     IMAGE = "image"
+    # the provider lists its own hypervisor hosts, datastores and port groups (a vCenter): they
+    # become hosts (each an executor host), storages and wires, instead of one host per zone
+    HOSTS = "hosts"
 
 
 class CloudStatus(str, enum.Enum):
@@ -820,6 +827,7 @@ class CloudInstance:
     secgroup_ids: tuple[str, ...] = ()
     server_id: str = ""
     os_type: str = ""
+    host_id: str = ""  # external id of its CloudHost (providers with HOSTS); else the zone's host
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -834,6 +842,55 @@ class CloudDisk:
     storage_type: str = ""
     instance_id: str = ""
     device: str = ""
+    storage_id: str = ""  # external id of its CloudStorage (providers with HOSTS); else the zone's storage
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CloudWire:
+    """A layer-2 network of a provider with HOSTS (a vCenter port group); ``bridge`` is the name
+    its hosts know it by (a VM's NIC is put on it)."""
+
+    external_id: str
+    name: str
+    zone_id: str
+    vpc_id: str
+    bridge: str = ""
+    vlan_id: int = 1
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CloudStorage:
+    """A datastore of a provider with HOSTS; ``capacity_mb`` its size."""
+
+    external_id: str
+    name: str
+    zone_id: str
+    capacity_mb: int
+    free_mb: int = 0
+    storage_type: str = ""
+    status: CloudStatus = CloudStatus.AVAILABLE
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CloudHost:
+    """A hypervisor host of a provider with HOSTS (an ESXi host): an executor host here, with its
+    capacity, the storages it mounts and the wires it reaches (external ids)."""
+
+    external_id: str
+    name: str
+    zone_id: str
+    cpu_count: int
+    mem_mb: int
+    status: CloudStatus = CloudStatus.AVAILABLE  # anything else: the host is offline
+    enabled: bool = True  # False: in maintenance
+    cpu_mhz: int = 0
+    cpu_desc: str = ""
+    version: str = ""
+    storage_ids: tuple[str, ...] = ()
+    wire_ids: tuple[str, ...] = ()
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -865,11 +922,16 @@ class Page:
 
     items: tuple[Any, ...]
     next_token: str = ""
+    # objects the cloud has but could not be read (external id, reason): kept as they are here,
+    # neither updated nor deleted; an id also covers the ids under it ("vm-42" covers "vm-42/2000")
+    unreadable: tuple[tuple[str, str], ...] = ()
 
 
 # the kinds a provider lists, in the order the sync walks them (parents before children)
-CLOUD_KINDS = ("cloudregions", "zones", "vpcs", "networks", "secgroups", "cachedimages", "servers", "disks",
-               "eips")
+CLOUD_KINDS = ("cloudregions", "zones", "vpcs", "wires", "storages", "hosts", "networks", "secgroups",
+               "cachedimages", "servers", "disks", "eips")
+# kinds only a provider with ProviderCapability.HOSTS lists (the others get one host per zone)
+HOST_KINDS = ("wires", "storages", "hosts")
 
 
 @runtime_checkable

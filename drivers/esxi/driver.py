@@ -34,6 +34,7 @@ from drivers.base import (
     StoragePath,
 )
 from drivers.esxi.inventory import Obj, collect, fetch, vm_status
+from drivers.esxi.provider import CAPABILITIES as PROVIDER_CAPABILITIES
 from drivers.esxi.session import EsxiConfig, Session, fault_text
 
 __all__ = ["VERSION", "EsxiDriver", "HostRefs"]
@@ -80,6 +81,7 @@ class EsxiDriver:
 
     name: ClassVar[str] = "esxi"
     provider: ClassVar[str] = "VMware"  # Cloudpods' brand name
+    provider_capabilities = PROVIDER_CAPABILITIES  # of the account (drivers/esxi/provider.py)
     version: ClassVar[str] = VERSION
     capabilities: ClassVar[frozenset[Capability]] = frozenset({
         Capability.GRACEFUL_STOP,  # through VMware Tools when they run; PowerOff after the timeout

@@ -109,17 +109,24 @@ class EsxiProvider:
     def _vpcs(self, inv: Inventory) -> Iterator[Any]:
         yield CloudVpc(external_id=self.vpc_id(inv), name="default", region_id=self.region_id(inv), is_default=True)
 
+    @staticmethod
+    def _name(inv: Inventory, dc: str, name: str) -> str:
+        """Port group and datastore names repeat across datacenters: the datacenter's then goes first."""
+        return name if len(inv.datacenters) == 1 else f"{dc}-{name}"
+
     def _wires(self, inv: Inventory) -> Iterator[Any]:
         dcs = {d.name: d.id for d in inv.datacenters}
         for n in inv.networks:
-            yield CloudWire(external_id=n.id, name=n.name, zone_id=dcs[n.datacenter], vpc_id=self.vpc_id(inv),
+            yield CloudWire(external_id=n.id, name=self._name(inv, n.datacenter, n.name), zone_id=dcs[n.datacenter],
+                            vpc_id=self.vpc_id(inv),
                             bridge=n.name, vlan_id=n.vlan_id or 1,
                             extra={"kind": n.kind, "dvs_uuid": n.dvs_uuid} if n.dvs_uuid else {"kind": n.kind})
 
     def _storages(self, inv: Inventory) -> Iterator[Any]:
         dcs = {d.name: d.id for d in inv.datacenters}
         for d in inv.datastores:
-            yield CloudStorage(external_id=d.id, name=d.name, zone_id=dcs[d.datacenter], capacity_mb=d.capacity_mb,
+            yield CloudStorage(external_id=d.id, name=self._name(inv, d.datacenter, d.name), zone_id=dcs[d.datacenter],
+                               capacity_mb=d.capacity_mb,
                                free_mb=d.free_mb, storage_type=(d.type or "vmfs").lower(),
                                status=CloudStatus.AVAILABLE if d.accessible else CloudStatus.ERROR,
                                extra={"url": d.url})

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from core.db.base import utcnow
 from core.hostapi.protocol import POWER_STATUS, guest_state, server_status
+from core.region.cloud import hosts as cloud_hosts
 from core.region.models import (
     Cachedimage,
     Cloudregion,
@@ -37,13 +38,14 @@ from core.region.models import (
     Wire,
     Zone,
 )
-from drivers.base import CloudStatus, imported_server_id
+from drivers.base import CloudStatus, ProviderCapability, imported_server_id
 
 ErrorFn = Callable[[str, str], None]
 
 MODELS: dict[str, Any] = {
     "cloudregions": Cloudregion, "zones": Zone, "vpcs": Vpc, "networks": Network, "secgroups": Secgroup,
     "cachedimages": Cachedimage, "servers": Server, "disks": Disk, "eips": Eip,
+    "wires": Wire, "storages": Storage, "hosts": Host,
 }
 DISK_STATUS = {CloudStatus.AVAILABLE: "ready", CloudStatus.IN_USE: "ready", CloudStatus.CREATING: "allocating",
                CloudStatus.DELETING: "deleting", CloudStatus.ERROR: "alloc_failed", CloudStatus.UNKNOWN: "unknown"}
@@ -69,6 +71,8 @@ class Context:
     ips: dict[str, set[tuple[str, str]]] = field(default_factory=dict)  # server id -> (network id, address)
     occupied: set[tuple[str, int]] = field(default_factory=set)  # (network id, address) held here
     unlinked: set[str] | None = None  # servers with disks not linked to a volume (None: not preloaded)
+    lists_hosts: bool = False  # the provider lists its hosts (ProviderCapability.HOSTS): no zone hosts
+    wire_bridges: dict[str, str] = field(default_factory=dict)  # wire external id -> bridge (this sync)
 
     @classmethod
     def of(cls, acct: Any, prov: Any) -> Context:
@@ -76,7 +80,7 @@ class Context:
 
         return cls(account_id=acct.id, account_name=acct.name, manager_id=prov.id, tenant_id=acct.tenant_id,
                    domain_id=acct.domain_id, provider=acct.provider, driver=acct.driver,
-                   host_config=account_config(acct, manager_id=prov.id))
+                   host_config=account_config(acct, manager_id=prov.id), lists_hosts=lists_hosts(acct.driver))
 
     def id_of(self, session: Session, kind: str, external_id: str) -> str | None:
         if not external_id:
@@ -136,6 +140,17 @@ class Context:
 
     def infra_name(self, name: str) -> str:
         return f"{self.account_name}-{name}"[:255]
+
+
+def lists_hosts(driver: str) -> bool:
+    """Whether the driver's provider lists its own hosts (ProviderCapability.HOSTS)."""
+    from drivers.registry import get_driver
+
+    try:
+        caps = getattr(get_driver(driver), "provider_capabilities", ())
+    except Exception:  # a missing SDK: the sync reports that on its own
+        return False
+    return ProviderCapability.HOSTS in caps
 
 
 def setf(row: Any, **fields: Any) -> bool:
@@ -220,7 +235,8 @@ def _zone(session: Session, ctx: Context, o: Any, row: Zone | None) -> str | Non
         out: str | None = _new(session, ctx, "zones", row)
     else:
         out = _done(setf(row, cloudregion_id=region_id, status=status))
-    _zone_host(session, ctx, row, o.region_id)
+    if not ctx.lists_hosts:
+        _zone_host(session, ctx, row, o.region_id)
     return out
 
 
@@ -329,7 +345,10 @@ def _image(session: Session, ctx: Context, o: Any, row: Cachedimage | None) -> s
 
 def _server(session: Session, ctx: Context, o: Any, row: Server | None) -> str | None:
     zone_id = ctx.id_of(session, "zones", o.zone_id)
-    host_id = ctx.zone_row(session, Host, zone_id)
+    if ctx.lists_hosts:  # on its own host (a vCenter's ESXi host)
+        host_id = ctx.id_of(session, "hosts", getattr(o, "host_id", ""))
+    else:
+        host_id = ctx.zone_row(session, Host, zone_id)
     out: str | None = None
     if row is None and o.server_id:  # made by a server-create here: link the row to the instance
         row = session.scalar(select(Server).where(Server.id == o.server_id, Server.tenant_id == ctx.tenant_id))
@@ -393,7 +412,10 @@ def _uuid() -> str:
 
 def _disk(session: Session, ctx: Context, o: Any, row: Disk | None) -> str | None:
     zone_id = ctx.id_of(session, "zones", o.zone_id)
-    storage_id = ctx.zone_row(session, Storage, zone_id)
+    if ctx.lists_hosts:  # on its own storage (a vCenter's datastore)
+        storage_id = ctx.id_of(session, "storages", getattr(o, "storage_id", ""))
+    else:
+        storage_id = ctx.zone_row(session, Storage, zone_id)
     server_id = ctx.id_of(session, "servers", o.instance_id)
     fields = {"name": o.name, "disk_size": o.size_mb, "storage_id": storage_id, "server_id": server_id,
               "access_path": o.device, "status": DISK_STATUS.get(o.status, "unknown")}
@@ -424,16 +446,21 @@ def _eip(session: Session, ctx: Context, o: Any, row: Eip | None) -> str | None:
 APPLIERS: dict[str, Callable[[Session, Context, Any, Any], str | None]] = {
     "cloudregions": _region, "zones": _zone, "vpcs": _vpc, "networks": _network, "secgroups": _secgroup,
     "cachedimages": _image, "servers": _server, "disks": _disk, "eips": _eip,
+    "wires": cloud_hosts.wire, "storages": cloud_hosts.storage, "hosts": cloud_hosts.host,
 }
 
 
 # ---- what the cloud no longer has (only after a complete listing) ----------------------------------------
 def delete_gone(session: Session, ctx: Context, kind: str, seen: set[str], stats: dict[str, Any],
-                error: ErrorFn) -> None:
+                error: ErrorFn, unreadable: frozenset[str] = frozenset()) -> None:
+    """Rows the cloud no longer has. ``unreadable``: ids the cloud has but could not be read; they
+    and the ids under them ("vm-42" covers "vm-42/2000") are kept."""
     model = MODELS[kind]
+    if kind == "hosts" and not ctx.lists_hosts:
+        return  # a zone's host goes with its zone
     have = session.execute(select(model.external_id, model.id).where(model.manager_id == ctx.manager_id,
                                                                      model.external_id != "")).tuples().all()
-    gone = [rid for ext, rid in have if ext not in seen]
+    gone = [rid for ext, rid in have if ext not in seen and ext.partition("/")[0] not in unreadable]
     for row in list(session.scalars(select(model).where(model.id.in_(gone)))) if gone else []:
         if getattr(row, "active_task_id", None):
             continue  # a task acts on it (e.g. its delete): the task decides
@@ -451,7 +478,9 @@ def delete_gone(session: Session, ctx: Context, kind: str, seen: set[str], stats
 
 def purge_row(session: Session, kind: str, row: Any) -> None:
     """Delete one synced row and what hangs off it here (never anything in the cloud)."""
-    if kind == "servers":
+    if kind in ("hosts", "storages", "wires"):
+        cloud_hosts.purge(session, kind, row)
+    elif kind == "servers":
         from core.region.release import release_server
 
         release_server(session, row, keep_disks=True)
@@ -484,4 +513,5 @@ def purge_row(session: Session, kind: str, row: Any) -> None:
 
 
 # the order rows are purged in when an account goes (children first)
-PURGE_ORDER = ("eips", "disks", "servers", "cachedimages", "secgroups", "networks", "vpcs", "zones", "cloudregions")
+PURGE_ORDER = ("eips", "disks", "servers", "cachedimages", "secgroups", "networks", "hosts", "storages", "wires",
+               "vpcs", "zones", "cloudregions")

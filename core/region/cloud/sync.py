@@ -33,7 +33,7 @@ from core.db.lease import release, try_acquire
 from core.region.cloud import apply
 from core.region.cloud.config import provider_of
 from core.region.models import Cloudaccount, Cloudprovider
-from drivers.base import CLOUD_KINDS, DriverError, ProviderAuthError
+from drivers.base import CLOUD_KINDS, HOST_KINDS, DriverError, ProviderAuthError
 
 log = logging.getLogger("cloudpods.cloudsync")
 
@@ -78,6 +78,7 @@ class Report:
     def __init__(self) -> None:
         self.kinds: dict[str, dict[str, Any]] = {}
         self.incomplete: list[str] = []
+        self.unreadable: dict[str, set[str]] = {}  # kind -> ids the cloud has but could not be read
         self.started = time.monotonic()
 
     def kind(self, kind: str) -> dict[str, Any]:
@@ -133,19 +134,26 @@ def sync_account(db: Any, account_id: str, owner: str) -> dict[str, Any]:
         except Exception as exc:
             return _finish(db, account_id, report, "unhealthy", f"the cloud cannot be reached: {_why(exc)}")
         seen: dict[str, set[str]] = {}
-        for kind in CLOUD_KINDS:
+        # hosts, storages and wires only from a provider that lists its own (a vCenter)
+        kinds = [k for k in CLOUD_KINDS if ctx.lists_hosts or k not in HOST_KINDS]
+        for kind in kinds:
             seen[kind] = set()
             if not _walk(db, provider, ctx, kind, seen[kind], report, owner):
                 report.incomplete.append(kind)
         # children before parents; a kind whose listing was incomplete deletes nothing
         for kind in apply.PURGE_ORDER:
-            if kind not in report.incomplete:
+            if kind in seen and kind not in report.incomplete:
                 _delete_gone(db, ctx, kind, seen[kind], report)
         if report.incomplete:
             errs = [e for k in report.incomplete for e in report.kind(k)["errors"][:1]]
             reason = (f"not every {', '.join(report.incomplete)} could be listed: nothing of those was deleted; "
                       + "; ".join(errs))
             return _finish(db, account_id, report, "partial", reason)
+        if report.unreadable:
+            errs = [e for k in report.unreadable for e in report.kind(k)["errors"][:2]]
+            n = sum(len(v) for v in report.unreadable.values())
+            return _finish(db, account_id, report, "partial",
+                           f"{n} object(s) could not be read and were kept as they were: " + "; ".join(errs))
         return _finish(db, account_id, report, "connected", "")
     finally:
         provider.close()
@@ -166,6 +174,10 @@ def _walk(db: Any, provider: Any, ctx: apply.Context, kind: str, seen: set[str],
             log.warning("cloud account %s: listing %s failed: %s", ctx.account_name, kind, _why(exc))
             return False
         stats["pages"] += 1
+        for ext, why in page.unreadable:  # the cloud has it: seen, kept as it is here
+            seen.add(ext)
+            report.unreadable.setdefault(kind, set()).add(ext)
+            report.error(kind, why)
         t1 = time.monotonic()
         with db.session() as s:
             begin_write(s, background=True)
@@ -185,7 +197,8 @@ def _walk(db: Any, provider: Any, ctx: apply.Context, kind: str, seen: set[str],
 def _delete_gone(db: Any, ctx: apply.Context, kind: str, seen: set[str], report: Report) -> None:
     with db.session() as s:
         begin_write(s, background=True)
-        apply.delete_gone(s, ctx, kind, seen, report.kind(kind), report.error)
+        apply.delete_gone(s, ctx, kind, seen, report.kind(kind), report.error,
+                          frozenset(report.unreadable.get(kind, ())))
         s.commit()
 
 
