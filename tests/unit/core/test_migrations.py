@@ -118,3 +118,21 @@ def test_region_0007_keeps_each_servers_security_group(tmp_path) -> None:  # typ
         assert c.execute(text("SELECT src_ip_check, src_mac_check FROM servers ORDER BY id")).all() == [(1, 1), (1, 1)]
     downgrade(engine, "region_0006")
     assert "guestsecgroups" not in inspect(engine).get_table_names()
+
+
+def test_agent_0003_adds_console_sessions_to_an_older_database(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A database from before consoles: join tokens kept, the console table added empty, and gone again
+    on downgrade."""
+    engine = create_engine(f"sqlite:///{tmp_path / 'k.db'}")
+    upgrade(engine, "agent_0002")
+    cols = "id, token_sha256, zone_id, expires_at, used_at, host_id, created_by, description, created_at, " \
+        "updated_at, uses, used"
+    with engine.begin() as c:
+        c.execute(text(f"INSERT INTO agent_join_tokens ({cols}) VALUES ('t1', 'sha1', 'z', '2030-01-01 00:00:00', "
+                       "NULL, NULL, '', '', '2026-11-30 00:00:00', '2026-11-30 00:00:00', 3, 1)"))
+    assert upgrade(engine).state == "current"
+    with engine.connect() as c:
+        assert c.execute(text("SELECT uses || '/' || used FROM agent_join_tokens")).scalar() == "3/1"
+        assert c.execute(text("SELECT count(*) FROM console_sessions")).scalar() == 0
+    downgrade(engine, "agent_0002")
+    assert "console_sessions" not in inspect(engine).get_table_names()
