@@ -100,6 +100,11 @@ class Agent:
         # what the hypervisor says and what reports say must reach the region in the order they
         # were true: a status read (sync, event) and its post hold this lock, and so does a report
         self._order = threading.Lock()
+        # guests with a work item running or being reported: their events wait until the report is in
+        # (it carries the guest's state after the item; an event POST in between only delays it)
+        self._busy: dict[str, int] = {}
+        self._deferred: set[str] = set()
+        self._busy_lock = threading.Lock()
         self.registered = threading.Event()
         self.heartbeat_backoff = Backoff(1.0, cfg.backoff_max_s)
         self.handled = 0  # work items reported (tests, bench)
@@ -265,11 +270,19 @@ class Agent:
                 batch[e.guest_id] = e
             if not self.registered.is_set():
                 continue
+            with self._busy_lock:
+                later = {gid for gid in batch if gid in self._busy}
+                self._deferred |= later
+            self._post_status([gid for gid in batch if gid not in later])
+
+    def _post_status(self, ids: list[str]) -> None:
+        """The current status of these guests to the region (after events, or a deferred event)."""
+        if ids:
             try:
                 with self._order:
                     # the guest's status now, not the event's: a late event must not undo a newer report
                     now = []
-                    for gid in batch:
+                    for gid in ids:
                         try:
                             now.append({"id": gid, "status": guest_state(self.driver.get_guest(gid).status).value})
                         except DriverError:
@@ -277,7 +290,7 @@ class Agent:
                     if now:
                         self.link.guests(now, full=False)
             except (CloudpodsError, DriverError) as exc:
-                log.warning("cannot report %d guest event(s): %s", len(batch), exc)
+                log.warning("cannot report %d guest event(s): %s", len(ids), exc)
 
     # --- work items ------------------------------------------------------------------------------
 
@@ -311,6 +324,12 @@ class Agent:
                 self.pool.submit(self._run_item, wi)
 
     def _run_item(self, wi: dict[str, Any]) -> None:
+        payload = wi.get("payload")
+        server = payload.get("server") if isinstance(payload, dict) else None
+        sid = str(server.get("id") or "") if isinstance(server, dict) else ""
+        if sid:
+            with self._busy_lock:
+                self._busy[sid] = self._busy.get(sid, 0) + 1
         try:
             t0 = time.monotonic()
             try:
@@ -327,6 +346,15 @@ class Agent:
             self.firewall.kick()  # a guest built or gone: its ports' rules (and rate limits) now
         finally:
             self._inflight.release()
+            if sid:
+                with self._busy_lock:
+                    self._busy[sid] -= 1
+                    deferred = not self._busy[sid] and sid in self._deferred
+                    if not self._busy[sid]:
+                        del self._busy[sid]
+                        self._deferred.discard(sid)
+                if deferred:  # what happened to it after the item's own reading
+                    self._post_status([sid])
 
     def _persist(self, wi: dict[str, Any]) -> None:
         """The guest as it is after this item, kept on the host for restore (a gone guest: no-op)."""
