@@ -219,6 +219,27 @@ class EsxiInstances:
         self.session.call(run, f"keep the data disks of {server_id}")
         return out
 
+    def delete_disk(self, disk: InstanceDisk) -> bool:
+        """A deleted disk's file goes (drivers.base.DiskFiles): only a disk ``keep_disks`` moved to
+        ``[datastore] cloudpods-disks/`` (a VM's own disks go with the VM); True if it existed."""
+        path = disk.access_path
+        if not path:
+            return False
+        if not re.fullmatch(rf"\[[^\]]+\] {KEPT_DIR}/[0-9A-Za-z-]{{1,64}}\.vmdk", path):
+            raise HypervisorError(f"disk {disk.id}: {path} is not a disk this driver kept; left in place")
+
+        def run(si: Any) -> bool:
+            try:
+                self.session.wait(si.RetrieveContent().virtualDiskManager.DeleteVirtualDisk_Task(
+                    name=path, datacenter=self.driver.refs().datacenter), f"delete disk {disk.id}")
+            except HypervisorError as exc:
+                if "FileNotFound" in str(exc):
+                    return False
+                raise
+            return True
+
+        return bool(self.session.call(run, f"delete disk {disk.id}"))
+
     # --- building a VM ---------------------------------------------------------------------------
     def _nic_devices(self, si: Any, r: HostRefs, nics: Sequence[InstanceNic]) -> list[Any]:
         if not nics:

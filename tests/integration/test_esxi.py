@@ -338,6 +338,15 @@ def test_data_disks_kept_past_their_server_are_moved_out_of_the_vm(sim: Vcsim, h
     assert kept == [(data.id, f"[LocalDS_0] cloudpods-disks/{data.id}.vmdk")]
     assert h.remove(sp.server_id)  # type: ignore[attr-defined]
     assert datastore_file_size(sim, f"cloudpods-disks/{data.id}.vmdk") is not None
+    # the disk deleted later: its file goes (once); a path the driver did not make is refused
+    gone = InstanceDisk(id=data.id, index=1, size_mb=128, access_path=kept[0][1])
+    assert handle(h, "disk-delete", {"disk": {"id": data.id, "index": 1, "size": 128,  # type: ignore[arg-type]
+                                              "access_path": kept[0][1]}})["deleted"] is True
+    assert datastore_file_size(sim, f"cloudpods-disks/{data.id}.vmdk") is None
+    assert h.delete_disk(gone) is False  # type: ignore[attr-defined]
+    with pytest.raises(HypervisorError, match="not a disk this driver kept"):
+        h.delete_disk(InstanceDisk(id="x", index=1, size_mb=1,  # type: ignore[attr-defined]
+                                   access_path="[LocalDS_0] DC0_H0_VM0/disk1.vmdk"))
 
 
 def test_capabilities_are_declared_and_the_rest_refused(hosted: object) -> None:
