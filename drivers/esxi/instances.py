@@ -119,8 +119,13 @@ class EsxiInstances:
 
     # --- HostedDriver ---------------------------------------------------------------------------
     def validate(self) -> None:
-        """Log in, find the host and a datastore (each failure names the fix)."""
-        self.driver.refs()
+        """Log in, find the host and a datastore (each failure names the fix); a host vCenter has
+        lost (disconnected, not responding) does not validate, so the host goes offline here too."""
+        r = self.driver.refs()
+        state = self.session.call(lambda si: props(si, [r.host], ["runtime.connectionState"]), "read the host")
+        conn = str(state[0].get("runtime.connectionState", "connected")) if state else "gone"
+        if conn != "connected":
+            raise HypervisorError(f"esxi: host {r.name} is {conn} in vCenter")
         self.driver.default_datastore()
 
     def close(self) -> None:
