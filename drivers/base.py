@@ -74,6 +74,7 @@ __all__ = [
     "HypervisorDriver",
     "ImageSaver",
     "DiskResizable",
+    "NicChangeable",
     "ImageUpload",
     "ImageSource",
     "InstanceDisk",
@@ -166,6 +167,8 @@ class Capability(str, enum.Enum):
     LIVE_MIGRATE = "live_migrate"
     SNAPSHOT = "snapshot"  # disk snapshots: create, delete, reset a disk to one (drivers.base.Snapshottable)
     SAVE_IMAGE = "save_image"  # a stopped guest's disk into a glance image (drivers.base.ImageSaver)
+    ATTACH_NIC = "attach_nic"  # NICs attached/detached while the guest is stopped (drivers.base.NicChangeable)
+    ATTACH_NIC_HOT = "attach_nic_hot"  # ... and while it runs
     VNC = "vnc"
     SERIAL_CONSOLE = "serial_console"
     # a physical machine behind a BMC (drivers/baremetal): what its management controller offers
@@ -1109,3 +1112,14 @@ class Probing(Protocol):
     bmc: Management
 
     def probe(self) -> dict[str, Any]: ...
+
+
+@runtime_checkable
+class NicChangeable(Protocol):
+    """A hosted driver that adds and removes a guest's NICs (``Capability.ATTACH_NIC``; hot-plugged into
+    a running guest where ``ATTACH_NIC_HOT`` is declared, else in the definition for its next boot).
+    Both return whether the running guest was changed; both are idempotent (matched by MAC)."""
+
+    def attach_nic(self, server_id: str, nic: InstanceNic) -> bool: ...
+
+    def detach_nic(self, server_id: str, nic: InstanceNic) -> bool: ...

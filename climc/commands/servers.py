@@ -252,3 +252,28 @@ server_revoke_secgroup = _secgroup_verb("server-revoke-secgroup", "revoke-secgro
                                         "Take a server out of security groups: SERVER SECGROUP...")
 server_set_secgroup = _secgroup_verb("server-set-secgroup", "set-secgroup",
                                      "Replace a server's security groups: SERVER SECGROUP...")
+
+
+@click.command("server-attach-network")
+@click.argument("ident")
+@click.argument("network")
+@output_options
+@click.pass_obj
+def server_attach_network(obj: Any, ident: str, network: str) -> None:
+    """Add a NIC on NETWORK (NETWORK[:address]); hot when the server runs on a host that can."""
+    show_object(obj.client().post(S, f"/servers/{ident}/attachnetwork", json={"network": network})["server"])
+
+
+@click.command("server-detach-network")
+@click.argument("ident")
+@click.option("--ip-addr", default=None, help="The NIC with this address")
+@click.option("--mac", default=None, help="The NIC with this MAC")
+@click.option("--net", "network", default=None, help="The NIC on this network")
+@output_options
+@click.pass_obj
+def server_detach_network(obj: Any, ident: str, ip_addr: str | None, mac: str | None, network: str | None) -> None:
+    """Remove a NIC (by --ip-addr, --mac or --net); its address is released."""
+    body = {k: v for k, v in (("ip_addr", ip_addr), ("mac", mac), ("network", network)) if v}
+    if not body:
+        raise click.UsageError("give --ip-addr, --mac or --net")
+    show_object(obj.client().post(S, f"/servers/{ident}/detachnetwork", json=body)["server"])

@@ -24,6 +24,7 @@ from drivers.base import (
     InstanceNic,
     DiskResizable,
     ImageSaver,
+    NicChangeable,
     InstanceSpec,
     Snapshottable,
 )
@@ -182,6 +183,23 @@ def disk_resize(h: HostedDriver, p: hp.DiskResizePayload) -> hp.DiskResizeResult
     return hp.DiskResizeResult(guest_status=state_of(h, p.server.id), size=size, online=online)
 
 
+def instance_nic(n: hp.NicPayload) -> InstanceNic:
+    return InstanceNic(index=n.index, mac=n.mac, ip=n.ip, mask=n.mask, gateway=n.gateway, dns=n.dns,
+                       vlan_id=n.vlan_id, mtu=n.mtu, network_id=n.network_id, wire_id=n.wire_id, bridge=n.bridge)
+
+
+def _nic_change(op: str) -> Handler:
+    def handler(h: HostedDriver, p: hp.NicChangePayload) -> hp.NicChangeResult:
+        if not isinstance(h, NicChangeable):
+            from drivers.base import not_supported
+
+            not_supported(h.name, op)
+        hot = getattr(h, op)(p.server.id, instance_nic(p.nic))
+        return hp.NicChangeResult(guest_status=state_of(h, p.server.id), mac=p.nic.mac, hot=bool(hot))
+
+    return handler
+
+
 def _live(h: HostedDriver, op: str) -> LiveMigratable:
     if not isinstance(h, LiveMigratable):
         from drivers.base import not_supported
@@ -230,6 +248,8 @@ HANDLERS: dict[WorkKind, Handler] = {
     WorkKind.SAVE_IMAGE: save_image,
     WorkKind.DISK_RESIZE: disk_resize,
     WorkKind.DISK_DELETE: disk_delete,
+    WorkKind.ATTACH_NIC: _nic_change("attach_nic"),
+    WorkKind.DETACH_NIC: _nic_change("detach_nic"),
     WorkKind.LIVE_MIGRATE_PREPARE: live_migrate_prepare,
     WorkKind.LIVE_MIGRATE: live_migrate,
 }

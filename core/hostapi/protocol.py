@@ -54,6 +54,8 @@ class WorkKind(str, enum.Enum):
     SAVE_IMAGE = "guest-save-image"  # one disk of a stopped guest, flattened, into a queued glance image
     DISK_RESIZE = "disk-resize"  # grow a disk (online when the guest runs and the host can)
     DISK_DELETE = "disk-delete"  # a detached disk's file removed from the host (the disk is deleted)
+    ATTACH_NIC = "guest-attach-nic"  # a NIC on another network (hot when the guest runs and the host can)
+    DETACH_NIC = "guest-detach-nic"
 
 
 # What a host must declare to be sent a kind. Kinds absent here need nothing beyond a driver.
@@ -76,6 +78,8 @@ KIND_CAPABILITY: dict[WorkKind, Capability] = {
     WorkKind.DISK_RESET: Capability.SNAPSHOT,
     WorkKind.SAVE_IMAGE: Capability.SAVE_IMAGE,
     WorkKind.DISK_RESIZE: Capability.DISK_RESIZE,
+    WorkKind.ATTACH_NIC: Capability.ATTACH_NIC,
+    WorkKind.DETACH_NIC: Capability.ATTACH_NIC,
 }
 
 # server actions of the API -> the capability the server's host must declare (400 before a task)
@@ -94,6 +98,8 @@ ACTION_CAPABILITY: dict[str, Capability] = {
     "disk-reset": Capability.SNAPSHOT,
     "save-image": Capability.SAVE_IMAGE,  # server-save-image and disk-save
     "resize": Capability.DISK_RESIZE,  # disk-resize
+    "attachnetwork": Capability.ATTACH_NIC,  # running guest: attach_nic_hot (core.region.managers.servers)
+    "detachnetwork": Capability.ATTACH_NIC,
 }
 
 
@@ -324,6 +330,13 @@ class SaveImagePayload(_Model):
     image_id: str = Field(pattern=_UUID)
 
 
+class NicChangePayload(_Model):
+    """Attach (or detach) one NIC of ``server``; the region allocated (or holds) its address."""
+
+    server: ServerRef
+    nic: NicPayload
+
+
 class DiskResizePayload(_Model):
     server: ServerRef
     disk: DiskPayload
@@ -402,6 +415,11 @@ class SaveImageResult(GuestResult):
     size: int = Field(default=0, ge=0)  # bytes of the uploaded file
 
 
+class NicChangeResult(GuestResult):
+    mac: str
+    hot: bool = False  # the running guest got (or lost) it now, not at its next boot
+
+
 class DiskResizeResult(GuestResult):
     size: int = Field(ge=0)  # MB the disk has now
     online: bool = False  # the running guest was told (it sees the new size without a reboot)
@@ -448,6 +466,8 @@ PAYLOADS: dict[WorkKind, type[BaseModel]] = {
     WorkKind.SAVE_IMAGE: SaveImagePayload,
     WorkKind.DISK_RESIZE: DiskResizePayload,
     WorkKind.DISK_DELETE: DiskDeletePayload,
+    WorkKind.ATTACH_NIC: NicChangePayload,
+    WorkKind.DETACH_NIC: NicChangePayload,
 }
 
 RESULTS: dict[WorkKind, type[BaseModel]] = {
@@ -475,6 +495,8 @@ RESULTS: dict[WorkKind, type[BaseModel]] = {
     WorkKind.SAVE_IMAGE: SaveImageResult,
     WorkKind.DISK_RESIZE: DiskResizeResult,
     WorkKind.DISK_DELETE: DiskDeleteResult,
+    WorkKind.ATTACH_NIC: NicChangeResult,
+    WorkKind.DETACH_NIC: NicChangeResult,
 }
 
 

@@ -89,13 +89,16 @@ _add("save_image", "save_image_fail", "ready")
 for _s in ("ready", "running"):
     _add(_s, "attachdisk", _s)
     _add(_s, "detachdisk", _s)
+    _add(_s, "attachnetwork", _s)  # ... and a NIC
+    _add(_s, "detachnetwork", _s)
 # ---- delete ------------------------------------------------------------------------------------
 _add((*STABLE, "init", "schedule"), "delete", "deleting")
 _add("deleting", "delete_fail", "delete_fail")
 
 TRANSITIONS: dict[tuple[str, str], str] = dict(_T)
 ACTIONS = ("start", "stop", "restart", "reset", "suspend", "resume", "syncstatus", "change-config", "migrate",
-           "live-migrate", "rebuild-root", "attachdisk", "detachdisk", "delete", "save-image")
+           "live-migrate", "rebuild-root", "attachdisk", "detachdisk", "delete", "save-image",
+           "attachnetwork", "detachnetwork")
 
 
 def next_status(status: str, event: str) -> str | None:

@@ -78,6 +78,8 @@ class KvmDriver:
             Capability.SERIAL_CONSOLE,  # the first serial port as a pty (its output still logged)
             Capability.SNAPSHOT,  # qcow2 internal snapshots (drivers/kvm/snapshots.py)
             Capability.SAVE_IMAGE,  # flattened qcow2 into glance (drivers/kvm/saveimage.py)
+            Capability.ATTACH_NIC,
+            Capability.ATTACH_NIC_HOT,
             Capability.LIVE_MIGRATE,  # libvirt to libvirt (drivers/kvm/live.py), where the host names its URI
         }
     )

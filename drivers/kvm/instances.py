@@ -103,7 +103,8 @@ class KvmInstances(KvmMigration, KvmLiveMigration, KvmSnapshots, KvmSaveImage):
         # disks in its definition only (they show at the next boot), and says so at registration
         # ... and migrates nothing live; nor does a host that names no URI other hosts reach it by
         self.capabilities = frozenset(driver.capabilities) - (
-            {Capability.ATTACH_DISK_HOT, Capability.LIVE_MIGRATE} if self.simulated else set()) - (
+            {Capability.ATTACH_DISK_HOT, Capability.ATTACH_NIC_HOT, Capability.LIVE_MIGRATE} if self.simulated
+            else set()) - (
             set() if env.options.get("migrate_uri") else {Capability.LIVE_MIGRATE})
         # consoles: a real guest has them (VNC on ``console_listen``, the serial pty); a test:///
         # guest has none, unless a stand-in peer is configured for it (tests: ``console_standin``)
@@ -441,6 +442,66 @@ class KvmInstances(KvmMigration, KvmLiveMigration, KvmSnapshots, KvmSaveImage):
         if places.serial_pty is None:
             raise HypervisorError(f"guest {server_id} has no serial console pty (defined before consoles existed)")
         return ConsoleEndpoint(protocol="serial", path=places.serial_pty)
+
+    def attach_nic(self, server_id: str, nic: InstanceNic) -> bool:
+        """A NIC on the guest (``drivers.base.NicChangeable``): its bridge ready and its address leased,
+        into the definition, and hot-plugged if the guest runs on a host that can (ATTACH_NIC_HOT);
+        kept in ``nics.json`` (leases after a restart). Whether the running guest got it now."""
+        import libvirt
+
+        from drivers.kvm.xml import interface_device_xml, interface_xml_of, with_interface
+
+        d = self.instance_dir(server_id)
+        dom = self.driver.host.lookup(server_id)
+        spec = NicSpec(mac=nic.mac, bridge=self.env.network.plug(nic, None), ifname=tap_name(server_id, nic.index))
+        live = self._hot_nic(server_id)
+        xml = interface_device_xml(spec)
+        try:
+            if live and interface_xml_of(dom.XMLDesc(0), nic.mac) is None:
+                flags = libvirt.VIR_DOMAIN_AFFECT_LIVE
+                if interface_xml_of(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE), nic.mac) is None:
+                    flags |= libvirt.VIR_DOMAIN_AFFECT_CONFIG
+                dom.attachDeviceFlags(xml, flags)
+            elif interface_xml_of(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE), nic.mac) is None:
+                self.driver._change_config(dom, dom.attachDeviceFlags, xml, lambda x: with_interface(x, spec))
+        except libvirt.libvirtError as exc:
+            raise HypervisorError(f"attach NIC {nic.mac} to guest {server_id}: {exc.get_error_message()}") from None
+        _write_nics(d, (*[n for n in _read_nics(d) if n.mac.lower() != nic.mac.lower()], nic))
+        self.persist(server_id)
+        return live
+
+    def detach_nic(self, server_id: str, nic: InstanceNic) -> bool:
+        """The NIC with ``nic.mac`` out of the running guest (if it runs on a host that can) and its
+        definition; its lease gone. Already gone: fine. Whether the running guest lost it now."""
+        import libvirt
+
+        from drivers.kvm.xml import interface_xml_of, without_interface
+
+        d = self.instance_dir(server_id)
+        dom = self.driver.host.lookup(server_id)
+        live = self._hot_nic(server_id)
+        try:
+            running = interface_xml_of(dom.XMLDesc(0), nic.mac) if live else None
+            if running is not None:
+                dom.detachDeviceFlags(running, libvirt.VIR_DOMAIN_AFFECT_LIVE)
+            config = interface_xml_of(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE), nic.mac)
+            if config is not None:
+                self.driver._change_config(dom, dom.detachDeviceFlags, config,
+                                           lambda x: without_interface(x, nic.mac))
+        except libvirt.libvirtError as exc:
+            raise HypervisorError(f"detach NIC {nic.mac} from guest {server_id}: {exc.get_error_message()}") from None
+        self.env.network.unplug(nic.mac)
+        _write_nics(d, tuple(n for n in _read_nics(d) if n.mac.lower() != nic.mac.lower()))
+        self.persist(server_id)
+        return live
+
+    def _hot_nic(self, server_id: str) -> bool:
+        active = bool(self.driver.host.lookup(server_id).isActive())
+        if active and Capability.ATTACH_NIC_HOT not in self.capabilities:
+            log.info("NIC change on running guest %s: this host cannot hot-plug, it applies at the next boot",
+                     server_id)
+            return False
+        return active
 
     def _hot(self, server_id: str, op: str) -> bool:
         """Whether to change the running guest too: it runs, and this host can hot-plug disks."""

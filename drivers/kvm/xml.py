@@ -292,6 +292,46 @@ def without_disk(xml: str, path: str) -> str:
     return ET.tostring(root, encoding="unicode")
 
 
+def interface_device_xml(nic: NicSpec) -> str:
+    """The ``<interface>`` element alone, as attachDeviceFlags takes it."""
+    holder = ET.Element("devices")
+    _interface(holder, nic)
+    return ET.tostring(holder[0], encoding="unicode")
+
+
+def interface_xml_of(xml: str, mac: str) -> str | None:
+    """The ``<interface>`` of ``xml`` (a domain) with ``mac``, as detachDeviceFlags takes it; None if none."""
+    root = _parse(xml)
+    for el in root.iterfind("./devices/interface"):
+        m = el.find("mac")
+        if m is not None and (m.get("address") or "").lower() == mac.lower():
+            return ET.tostring(el, encoding="unicode")
+    return None
+
+
+def with_interface(xml: str, nic: NicSpec) -> str:
+    """``xml`` (a domain) with one more NIC, after its last one (a redefinition, for a stopped guest)."""
+    root = _parse(xml)
+    devices = root.find("devices")
+    if devices is None:
+        devices = ET.SubElement(root, "devices")
+    el = ET.fromstring(interface_device_xml(nic))
+    nics = devices.findall("interface")
+    devices.insert(list(devices).index(nics[-1]) + 1 if nics else len(devices), el)
+    return ET.tostring(root, encoding="unicode")
+
+
+def without_interface(xml: str, mac: str) -> str:
+    """``xml`` (a domain) without the NIC whose MAC is ``mac``."""
+    root = _parse(xml)
+    devices = root.find("devices")
+    for el in list(devices) if devices is not None else []:
+        m = el.find("mac")
+        if el.tag == "interface" and m is not None and (m.get("address") or "").lower() == mac.lower():
+            devices.remove(el)  # type: ignore[union-attr]
+    return ET.tostring(root, encoding="unicode")
+
+
 def retarget(xml: str, *, paths: dict[str, str], nics: dict[str, tuple[str, str]]) -> str:
     """A running domain's XML as another host will run it: every file in ``paths`` (disk sources,
     serial/console files, kernel, initrd) replaced by that host's file, each interface (by MAC) on

@@ -1,5 +1,6 @@
 """Day-2 disk verbs on real qemu under libvirtd (full tier): a live snapshot of a running guest's
-disk (QMP blockdev-snapshot-internal-sync), an online resize of the running qemu's disk, and a saved
+disk (QMP blockdev-snapshot-internal-sync), an online resize of the running qemu's disk, a NIC
+hot-plugged and unplugged, and a saved
 system disk that boots a second server. Uses test_agent_real's controller + agent, on its own bridge
 and subnet (names prefixed d2), so it can run beside that module."""
 from __future__ import annotations
@@ -78,6 +79,19 @@ def test_live_snapshot_online_resize_and_a_saved_image_that_boots(
         assert ctl.climc("disk-resize", data["id"], "64m").returncode == 0
         wait_for(lambda: ctl.api.get(f"{B}/disks/{data['id']}").json()["disk"]["disk_size"] == 64, 60, "resized")
         assert dom.isActive() and dom.blockInfo(path)[0] == 64 << 20
+
+        # a NIC hot-plugged into the running guest, and out again
+        assert "attach_nic_hot" in caps
+        assert ctl.climc("server-attach-network", "d2vm", "realnet").returncode == 0
+        s = wait_for(lambda: (x := server(ctl, sid))["status"] == "running" and not x["active_task_id"] and x, 60,
+                     "attached")
+        assert len(s["nics"]) == 2, s
+        mac = s["nics"][1]["mac"]
+        assert mac in dom.XMLDesc(0) and mac in dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
+        assert ctl.climc("server-detach-network", "d2vm", "--mac", mac).returncode == 0
+        wait_for(lambda: len((x := server(ctl, sid))["nics"]) == 1 and not x["active_task_id"], 60, "detached")
+        wait_for(lambda: mac not in dom.XMLDesc(0), 60, "the running guest let go of the NIC")
+        assert mac not in dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
     finally:
         conn.close()
     assert snap["id"] in _snapshots(path)

@@ -39,6 +39,7 @@ class ServerManager(Manager):
         "rebuild-root": "do_rebuild_root", "attachdisk": "do_attachdisk", "detachdisk": "do_detachdisk",
         "cancel-delete": "do_cancel_delete", "purge": "do_purge", "save-image": "do_save_image",
         "add-secgroup": "do_add_secgroup", "revoke-secgroup": "do_revoke_secgroup", "set-secgroup": "do_set_secgroup",
+        "attachnetwork": "do_attachnetwork", "detachnetwork": "do_detachnetwork",
     }
     specs: ClassVar[dict[str, str]] = {"tasks": "spec_tasks", "status": "spec_status"}
     class_actions: ClassVar[dict[str, str]] = {"forecast": "forecast"}
@@ -346,6 +347,16 @@ class ServerManager(Manager):
                    {"disk_id": disk.id, "keep_disk": bool(parse_bool(body.get("keep_disk"), "keep_disk", True))})
         disk.status, disk.active_task_id = "detaching", row.active_task_id
 
+    def do_attachnetwork(self, session: Session, cred: Credential, row: Any, body: dict[str, Any]) -> None:
+        from core.region.nics import attach_network
+
+        attach_network(self, session, cred, row, body)
+
+    def do_detachnetwork(self, session: Session, cred: Credential, row: Any, body: dict[str, Any]) -> None:
+        from core.region.nics import detach_network
+
+        detach_network(self, session, cred, row, body)
+
     def do_save_image(self, session: Session, cred: Credential, row: Any, body: dict[str, Any]) -> Any:
         """``server-save-image``: the system disk of the stopped server into a new image."""
         from core.region.saveimage import save_image
@@ -383,10 +394,12 @@ def guard_capability(session: Session, row: Any, action: str) -> None:
     declared = set(host.capabilities or ())
     if action in ("attachdisk", "detachdisk") and row.status == "running":
         cap = Capability.ATTACH_DISK_HOT  # plugging a disk into a running guest is its own capability
+    if action in ("attachnetwork", "detachnetwork") and row.status == "running":
+        cap = Capability.ATTACH_NIC_HOT  # ... and so is a NIC
     if cap.value not in declared:
         driver = host.driver or "unknown"
-        hint = " (stop the server first)" if cap is Capability.ATTACH_DISK_HOT and \
-            Capability.ATTACH_DISK.value in declared else ""
+        cold = {Capability.ATTACH_DISK_HOT: Capability.ATTACH_DISK, Capability.ATTACH_NIC_HOT: Capability.ATTACH_NIC}
+        hint = " (stop the server first)" if cap in cold and cold[cap].value in declared else ""
         raise UnsupportedOperationError(
             f"{action}: host {host.name} (driver {driver}) does not support {cap.value}{hint}",
             host=host.name, driver=driver, capability=cap.value)

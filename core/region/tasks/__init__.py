@@ -17,5 +17,7 @@ REGION_TASKS: dict[str, str] = {
     "SnapshotDeleteTask": "core.region.tasks.snapshots:SnapshotDeleteTask",
     "DiskResetTask": "core.region.tasks.snapshots:DiskResetTask",
     "DiskResizeTask": "core.region.tasks.snapshots:DiskResizeTask",
+    "ServerAttachNetworkTask": "core.region.tasks.nics:ServerAttachNetworkTask",
+    "ServerDetachNetworkTask": "core.region.tasks.nics:ServerDetachNetworkTask",
     "ServerSaveImageTask": "core.region.tasks.saveimage:ServerSaveImageTask",
 }

@@ -42,6 +42,8 @@ PAYLOAD: dict[WorkKind, dict[str, Any]] = {
     WorkKind.SAVE_IMAGE: {"server": _SRV, "disks": [_DISK], "image_id": SID},
     WorkKind.DISK_RESIZE: {"server": _SRV, "disk": _DISK, "size": 32},
     WorkKind.DISK_DELETE: {"disk": _DISK},
+    WorkKind.ATTACH_NIC: {"server": _SRV, "nic": {"index": 1, "ip": "10.0.0.5", "mac": "00:16:3e:00:00:05", "mask": 24}},
+    WorkKind.DETACH_NIC: {"server": _SRV, "nic": {"index": 1, "ip": "10.0.0.5", "mac": "00:16:3e:00:00:05", "mask": 24}},
 }
 
 

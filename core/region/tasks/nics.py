@@ -1,0 +1,79 @@
+"""Attach / detach a NIC: one work item each; the address held by the API is kept or given back."""
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from core.hostapi.protocol import NicChangePayload, NicPayload, WorkKind
+from core.region import quotas
+from core.region.models import HostWire, IpAllocation, Network, Server, Wire
+from core.region.tasks._common import release_task, server_of, server_ref
+from core.tasks.engine import Run, StageError, TaskBase
+
+
+def _nic_payload(run: Run, server: Server) -> NicPayload:
+    a = run.session.get(IpAllocation, run.params.get("allocation_id", ""))
+    if a is None:
+        raise StageError("the NIC's address is no longer held")
+    net = run.session.get(Network, a.network_id)
+    assert net is not None
+    hw = run.session.scalar(select(HostWire).where(HostWire.host_id == server.host_id,
+                                                   HostWire.wire_id == net.wire_id))
+    wire = run.session.get(Wire, net.wire_id)
+    return NicPayload(index=a.nic_index, ifname=a.ifname, ip=a.ip_addr, mac=a.mac, mask=net.guest_ip_mask,
+                      gateway=net.guest_gateway or "", dns=net.guest_dns or "", vlan_id=net.vlan_id,
+                      network_id=net.id, wire_id=net.wire_id, bridge=hw.bridge if hw else "",
+                      mtu=wire.mtu if wire else 1500)
+
+
+def _give_back(run: Run, server: Server | None) -> None:
+    """The address and its quota back (the NIC is not, or no longer, on the guest)."""
+    a = run.session.get(IpAllocation, run.params.get("allocation_id", ""))
+    if a is not None:
+        run.session.delete(a)
+    if server is not None and a is not None:
+        quotas.release(run.session, server.tenant_id, {"ips": 1})
+        q = dict(server.held.get("quota") or {})
+        q["ips"] = max(int(q.get("ips", 0)) - 1, 0)
+        server.held = {**server.held, "quota": q}
+
+
+class ServerAttachNetworkTask(TaskBase):
+    name = "ServerAttachNetworkTask"
+
+    def on_init(self, run: Run) -> None:
+        server = server_of(run)
+        run.dispatch(str(server.host_id), WorkKind.ATTACH_NIC,
+                     NicChangePayload(server=server_ref(server), nic=_nic_payload(run, server)), then="on_attached")
+
+    def on_attached(self, run: Run) -> None:
+        server = server_of(run)
+        run.result_of(WorkKind.ATTACH_NIC)
+        release_task(server, run)
+        run.complete()
+
+    def on_failed(self, run: Run, reason: str) -> None:
+        server = run.session.get(Server, run.task.obj_id)
+        _give_back(run, server)
+        if server is not None:
+            release_task(server, run)
+
+
+class ServerDetachNetworkTask(TaskBase):
+    name = "ServerDetachNetworkTask"
+
+    def on_init(self, run: Run) -> None:
+        server = server_of(run)
+        run.dispatch(str(server.host_id), WorkKind.DETACH_NIC,
+                     NicChangePayload(server=server_ref(server), nic=_nic_payload(run, server)), then="on_detached")
+
+    def on_detached(self, run: Run) -> None:
+        server = server_of(run)
+        run.result_of(WorkKind.DETACH_NIC)
+        _give_back(run, server)
+        release_task(server, run)
+        run.complete()
+
+    def on_failed(self, run: Run, reason: str) -> None:
+        server = run.session.get(Server, run.task.obj_id)
+        if server is not None:  # the NIC stays (the host did not take it out): so does its address
+            release_task(server, run)
