@@ -271,7 +271,8 @@ def server_attach_network(obj: Any, ident: str, network: str) -> None:
 @click.option("--net", "network", default=None, help="The NIC on this network")
 @output_options
 @click.pass_obj
-def server_detach_network(obj: Any, ident: str, ip_addr: str | None, mac: str | None, network: str | None) -> None:
+def server_detach_network(obj: Any, ident: str, ip_addr: str | None, mac: str | None,
+                          network: str | None) -> None:
     """Remove a NIC (by --ip-addr, --mac or --net); its address is released."""
     body = {k: v for k, v in (("ip_addr", ip_addr), ("mac", mac), ("network", network)) if v}
     if not body:

@@ -16,16 +16,16 @@ from core.hostapi.protocol import WorkKind
 from drivers.base import (
     ColdMigratable,
     DiskFiles,
-    LiveMigratable,
+    DiskResizable,
     GuestNotFound,
     GuestStatus,
     HostedDriver,
+    ImageSaver,
     InstanceDisk,
     InstanceNic,
-    DiskResizable,
-    ImageSaver,
-    NicChangeable,
     InstanceSpec,
+    LiveMigratable,
+    NicChangeable,
     Snapshottable,
 )
 

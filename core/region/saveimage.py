@@ -17,7 +17,6 @@ from core.region import statemachine as sm
 from core.region.models import Disk, Server
 from core.tasks.engine import submit
 
-
 # what a saved system disk keeps from the image it was made from: how it boots and what it is
 INHERITED = ("kernel_id", "ramdisk_id", "os_command_line", "os_type", "os_distribution", "os_version", "os_arch")
 

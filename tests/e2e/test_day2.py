@@ -458,7 +458,8 @@ def test_keypair_create_without_a_key_generates_one_and_shows_the_private_key_on
     path = tmp_path / "id_ed25519"
     r = ctl.climc("keypair-create", "kp-file", "--scheme", "ED25519", "--private-key-file", str(path))
     assert r.returncode == 0 and "BEGIN" not in r.stdout, r.stdout
-    assert path.read_text().startswith("-----BEGIN OPENSSH PRIVATE KEY-----") and (os.stat(path).st_mode & 0o777) == 0o600
+    assert path.read_text().startswith("-----BEGIN OPENSSH PRIVATE KEY-----")
+    assert (os.stat(path).st_mode & 0o777) == 0o600
     assert climc_json(ctl, "keypair-show", "kp-file")["public_key"].startswith("ssh-ed25519 ")
     r = ctl.api.post(f"{B}/keypairs", json={"keypair": {"name": "kp-bad", "scheme": "DSA"}})
     assert r.status_code == 400 and "scheme" in r.json()["details"], r.text

@@ -44,9 +44,8 @@ class ServerSaveImageTask(TaskBase):
         if image_id:  # a half image is no image: gone, the reason stays on the server and the task
             discard_unfinished_image(run.session, str(image_id))
         server = run.session.get(Server, run.task.obj_id)
-        if server is not None:
-            if sm.apply_if(server, "save_image_fail"):
-                sm.set_reason(server, f"save-image failed: {reason}")
+        if server is not None and sm.apply_if(server, "save_image_fail"):
+            sm.set_reason(server, f"save-image failed: {reason}")
         _let_go(run, server)
 
 

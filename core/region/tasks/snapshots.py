@@ -131,8 +131,8 @@ class DiskResizeTask(TaskBase):
     def on_init(self, run: Run) -> None:
         disk, server = _disk_server(run, run.task.obj_id)
         run.dispatch(str(server.host_id), WorkKind.DISK_RESIZE,
-                     DiskResizePayload(server=server_ref(server), disk=_disk_payload(disk), size=int(run.params["size"])),
-                     then="on_resized")
+                     DiskResizePayload(server=server_ref(server), disk=_disk_payload(disk),
+                                       size=int(run.params["size"])), then="on_resized")
 
     def on_resized(self, run: Run) -> None:
         res = run.result_of(WorkKind.DISK_RESIZE)

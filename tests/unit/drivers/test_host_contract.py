@@ -20,6 +20,7 @@ SID = "0f0e0d0c-0b0a-4909-8807-060504030201"  # a guest no hypervisor here has
 _SRV = {"id": SID, "name": "nobody"}
 _SPEC = {**_SRV, "vcpu_count": 1, "vmem_size": 64}
 _DISK = {"id": "d1", "index": 1, "size": 16}
+_NIC = {"index": 1, "ip": "10.0.0.5", "mac": "00:16:3e:00:00:05", "mask": 24}
 # a minimal valid payload per kind (a new kind must get one here, or this module fails)
 PAYLOAD: dict[WorkKind, dict[str, Any]] = {
     WorkKind.DEPLOY: {"server": _SPEC},
@@ -42,8 +43,8 @@ PAYLOAD: dict[WorkKind, dict[str, Any]] = {
     WorkKind.SAVE_IMAGE: {"server": _SRV, "disks": [_DISK], "image_id": SID},
     WorkKind.DISK_RESIZE: {"server": _SRV, "disk": _DISK, "size": 32},
     WorkKind.DISK_DELETE: {"disk": _DISK},
-    WorkKind.ATTACH_NIC: {"server": _SRV, "nic": {"index": 1, "ip": "10.0.0.5", "mac": "00:16:3e:00:00:05", "mask": 24}},
-    WorkKind.DETACH_NIC: {"server": _SRV, "nic": {"index": 1, "ip": "10.0.0.5", "mac": "00:16:3e:00:00:05", "mask": 24}},
+    WorkKind.ATTACH_NIC: {"server": _SRV, "nic": _NIC},
+    WorkKind.DETACH_NIC: {"server": _SRV, "nic": _NIC},
 }
 
 
