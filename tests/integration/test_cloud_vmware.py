@@ -207,3 +207,31 @@ def test_another_project_sees_no_vmware_account_and_nothing_it_synced(ctl: Contr
         assert all(h.get("host_type") != "esxi" for h in c.get("/hosts").json()["hosts"])
     assert server_status(ctl, "DC0_H0_VM0", "running")["status"] == "running"  # nothing changed
     drop_account(ctl, "vc-t")
+
+
+def test_a_synced_vm_that_becomes_unreadable_is_kept_not_deleted(ctl: Controller, sim: Vcsim) -> None:
+    """The same vCenter (the simulator's ids are deterministic) with one VM's configuration gone
+    unreadable: its server stays as it was, the account says partial, nothing else is lost."""
+    from sqlalchemy import text
+
+    from core.db.engine import Database
+
+    assert create(ctl, "vc-k", sim).returncode == 0
+    assert sync(ctl, "vc-k").returncode == 0
+    before = {s["name"]: s["id"] for s in listing(ctl, "servers") if s["name"].startswith("DC0_")}
+    assert "DC0_C0_RP0_VM0" in before
+    with Vcsim(username=sim.username, password=PASSWORD, inaccessible_vm="DC0_C0_RP0_VM0") as bad:
+        db = Database(ctl.db_url)
+        try:
+            with db.engine.begin() as c:  # the account now reaches the vCenter that cannot read the VM
+                c.execute(text("UPDATE cloudaccounts SET access_url = :u WHERE name = 'vc-k'"),
+                          {"u": f"https://{bad.host}:{bad.port}"})
+        finally:
+            db.dispose()
+        r = sync(ctl, "vc-k")
+        assert r.returncode != 0 and "DC0_C0_RP0_VM0" in r.stderr, r.stderr
+        after = {s["name"]: s["id"] for s in listing(ctl, "servers") if s["name"].startswith("DC0_")}
+        assert after == before  # the unreadable VM's server kept, with its id; the others too
+        report = climc_json(ctl, "cloud-account-show", "vc-k")["sync_report"]
+        assert report["kinds"]["servers"]["deleted"] == 0 and report["kinds"]["disks"]["deleted"] == 0, report
+        drop_account(ctl, "vc-k")
