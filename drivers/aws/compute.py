@@ -37,11 +37,12 @@ WAIT_S = 300.0
 
 
 def pick_instance_type(vcpu: int, memory_mb: int) -> str:
-    """The smallest known type with at least the asked vCPUs and memory."""
-    fits = [(m, c, t) for t, (c, m) in INSTANCE_TYPES.items() if c >= vcpu and m >= memory_mb]
+    """The smallest known type with at least the asked vCPUs and memory (a tie: the first listed,
+    the general-purpose families come first)."""
+    fits = [(m, c, i, t) for i, (t, (c, m)) in enumerate(INSTANCE_TYPES.items()) if c >= vcpu and m >= memory_mb]
     if not fits:
         raise InvalidSpec(f"aws: no instance type with {vcpu} vCPU and {memory_mb} MB")
-    return min(fits)[2]
+    return min(fits)[3]
 
 
 class AwsInstances:

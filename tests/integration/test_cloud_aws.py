@@ -222,6 +222,26 @@ def test_an_instance_made_in_the_cloud_appears_after_a_sync_obeys_climc_and_goes
     drop_account(ctl, "aws-c")
 
 
+def test_the_scheduler_places_a_cloud_server_in_the_zone_of_its_network(ctl: Controller, cloud: Moto) -> None:
+    ec2 = cloud.client()
+    base_image(ec2)
+    create_account(ctl, "aws-s", cloud.url)
+    assert sync(ctl, "aws-s").returncode == 0
+    r = ctl.climc("server-create", "placed-vm", "--ncpu", "2", "--mem-spec", "4g", "--disk", "cp-base", "--net",
+                  subnet_of(ec2, "us-east-1c"), "--hypervisor", "aws")
+    assert r.returncode == 0, r.stderr
+    srv = server_status(ctl, "placed-vm", "ready")  # created stopped, as asked
+    assert srv["host"] == "aws-s-us-east-1c", srv
+    inst = instances(ec2, **{"tag:cloudpods:server-id": srv["id"]})
+    assert len(inst) == 1 and inst[0]["State"]["Name"] == "stopped" and inst[0]["InstanceType"] == "t2.medium"
+    # no cloud server lands on this cloud's own (kvm) hosts, and no kvm server on a cloud's zone
+    hosts = {h["id"]: h for h in ctl.api.get(f"{B}/hosts", params={"limit": 200}).json()["hosts"]}
+    assert all(h["host_type"] == "aws" for h in hosts.values() if h["name"].startswith("aws-s-"))
+    assert ctl.climc("server-delete", "-f", "placed-vm").returncode == 0
+    server_status(ctl, "placed-vm", "gone")
+    drop_account(ctl, "aws-s")
+
+
 def test_a_failing_page_leaves_the_account_partial_and_deletes_nothing(ctl: Controller, cloud: Moto) -> None:
     ec2 = cloud.client()
     stock = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]

@@ -348,6 +348,8 @@ def _server(session: Session, ctx: Context, o: Any, row: Server | None) -> str |
     if ctx.lists_hosts:  # on its own host (a vCenter's ESXi host)
         host_id = ctx.id_of(session, "hosts", getattr(o, "host_id", ""))
     else:
+        if zone_id is None:
+            raise ValueError(f"its zone {o.zone_id or '(none)'} was not synced")
         host_id = ctx.zone_row(session, Host, zone_id)
     out: str | None = None
     if row is None and o.server_id:  # made by a server-create here: link the row to the instance

@@ -41,5 +41,6 @@ def test_aws_picks_the_smallest_instance_type_that_fits() -> None:
 
     assert pick_instance_type(1, 1024) == "t2.micro"
     assert pick_instance_type(4, 8000) == "c5.xlarge"
+    assert pick_instance_type(2, 4096) == "t2.medium"
     with pytest.raises(InvalidSpec):
         pick_instance_type(512, 1024)
