@@ -112,6 +112,8 @@ class CloudaccountManager(Manager):
         for it in items:
             pid = provs.get(it["id"])
             it["cloudprovider_id"] = pid or ""
+            # Cloudpods' health_status beside our status: normal when the last sync saw everything
+            it["health_status"] = "normal" if it.get("status") == "connected" else it.get("status", "")
             it["guest_count"] = int(counts.get(pid, 0)) if pid else 0
 
     def create(self, session: Session, cred: Credential, body: dict[str, Any], count: int,
