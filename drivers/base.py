@@ -846,6 +846,7 @@ class CloudDisk:
     instance_id: str = ""
     device: str = ""
     storage_id: str = ""  # external id of its CloudStorage (providers with HOSTS); else the zone's storage
+    disk_id: str = ""  # the id of the disk row it was made for here (a tag we set), "" for others
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 

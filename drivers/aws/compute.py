@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from drivers.aws.provider import INSTANCE_TYPES, SERVER_TAG, instance_of
+from drivers.aws.provider import DISK_TAG, INSTANCE_TYPES, SERVER_TAG, instance_of
 from drivers.aws.session import AwsAccount, call
 from drivers.base import (
     Capability,
@@ -32,7 +32,9 @@ from drivers.base import (
 )
 
 VERSION = "1"
-CAPABILITIES = frozenset({Capability.GRACEFUL_STOP, Capability.REBOOT})
+CAPABILITIES = frozenset({Capability.GRACEFUL_STOP, Capability.REBOOT, Capability.ATTACH_DISK,
+                          Capability.ATTACH_DISK_HOT})
+DEVICES = "fghijklmnop"  # /dev/sdf.. for data disks, by the disk's index
 WAIT_S = 300.0
 
 
@@ -232,11 +234,61 @@ class AwsHosted:
     def reconfigure(self, server_id: str, *, vcpu: int, memory_mb: int) -> None:
         not_supported(self.name, "change_config")
 
+    def _volume(self, disk: InstanceDisk, instance_id: str) -> dict[str, Any] | None:
+        """The disk's EBS volume: the one tagged with its id, else the one at its device."""
+        ec2 = self.driver.ec2
+        vols = call("DescribeVolumes", ec2.describe_volumes,
+                    Filters=[{"Name": f"tag:{DISK_TAG}", "Values": [disk.id]}]).get("Volumes") or []
+        if not vols and disk.access_path.startswith("/dev/"):
+            vols = call("DescribeVolumes", ec2.describe_volumes, Filters=[
+                {"Name": "attachment.instance-id", "Values": [instance_id]},
+                {"Name": "attachment.device", "Values": [disk.access_path]}]).get("Volumes") or []
+        return dict(vols[0]) if vols else None
+
+    def _wait_volume(self, vid: str, want: str) -> None:
+        end = time.monotonic() + WAIT_S
+        state = ""
+        while time.monotonic() < end:
+            vols = call("DescribeVolumes", self.driver.ec2.describe_volumes, VolumeIds=[vid]).get("Volumes") or []
+            state = str(vols[0].get("State")) if vols else "gone"
+            if state == want:
+                return
+            time.sleep(0.5)
+        raise HypervisorError(f"aws: volume {vid} is still {state} after {WAIT_S:.0f} s")
+
     def attach_disk(self, server_id: str, disk: InstanceDisk) -> tuple[str, bool]:
-        not_supported(self.name, "attach_disk")
+        """Attach the disk's volume (made in the instance's zone if it has none yet)."""
+        inst = self.driver.find(server_id)
+        iid = str(inst["InstanceId"])
+        running = (inst.get("State") or {}).get("Name") == "running"
+        vol = self._volume(disk, iid)
+        if vol is None:
+            vol = call("CreateVolume", self.driver.ec2.create_volume, Size=max(1, (disk.size_mb + 1023) // 1024),
+                       AvailabilityZone=self.driver.zone, VolumeType="gp3", TagSpecifications=[{
+                           "ResourceType": "volume", "Tags": [{"Key": DISK_TAG, "Value": disk.id}]}])
+            self._wait_volume(str(vol["VolumeId"]), "available")
+        for att in vol.get("Attachments") or []:
+            if att.get("InstanceId") == iid:  # redelivered: attached already
+                return str(att.get("Device") or ""), running
+        device = f"/dev/sd{DEVICES[min(max(disk.index - 1, 0), len(DEVICES) - 1)]}"
+        call("AttachVolume", self.driver.ec2.attach_volume, VolumeId=vol["VolumeId"], InstanceId=iid, Device=device)
+        self._wait_volume(str(vol["VolumeId"]), "in-use")
+        return device, running
 
     def detach_disk(self, server_id: str, disk: InstanceDisk, *, keep: bool = True) -> bool:
-        not_supported(self.name, "detach_disk")
+        inst = self.driver.find(server_id)
+        iid = str(inst["InstanceId"])
+        running = (inst.get("State") or {}).get("Name") == "running"
+        vol = self._volume(disk, iid)
+        if vol is None:
+            return running  # gone already (redelivered)
+        vid = str(vol["VolumeId"])
+        if any(a.get("InstanceId") == iid for a in vol.get("Attachments") or []):
+            call("DetachVolume", self.driver.ec2.detach_volume, VolumeId=vid, InstanceId=iid)
+            self._wait_volume(vid, "available")
+        if not keep:
+            call("DeleteVolume", self.driver.ec2.delete_volume, VolumeId=vid)
+        return running
 
     def rebuild_root(self, spec: InstanceSpec) -> Deployed:
         not_supported(self.name, "rebuild_root")

@@ -32,6 +32,7 @@ from drivers.base import (
 
 PAGE_SIZE = 500
 SERVER_TAG = "cloudpods:server-id"  # set on instances a server-create made: links them back
+DISK_TAG = "cloudpods:disk-id"  # set on volumes a server-attach-disk made for a disk
 
 INSTANCE_STATUS: dict[str, GuestStatus] = {
     # AWS boots a pending instance without anyone acting: it is on its way to running
@@ -198,7 +199,7 @@ class AwsProvider:
                                  disk_type="sys" if dev in ("/dev/sda1", "/dev/xvda") else "data",
                                  storage_type=str(v.get("VolumeType") or ""),
                                  instance_id=str(att.get("InstanceId") or ""),
-                                 device=dev))
+                                 device=dev, disk_id=tags_of(v).get(DISK_TAG, "")))
         return out, nxt
 
     def _page_eips(self, region: str, token: str) -> tuple[list[Any], str]:

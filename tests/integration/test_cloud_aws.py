@@ -188,10 +188,30 @@ def test_a_server_created_stopped_started_and_deleted_through_climc_is_an_ec2_in
     # a verb the zone's driver does not declare is refused before anything starts
     r = ctl.climc("server-suspend", "vm-aws")
     assert r.returncode != 0 and "suspend" in r.stderr, r.stderr
+    # a data disk made here becomes an EBS volume of the instance's zone, attached while it runs
+    r = ctl.climc("disk-create", "vol-a", "2g", "--storage", "aws-b-us-east-1a-storage")
+    assert r.returncode == 0, r.stderr
+    vol_id = climc_json(ctl, "disk-show", "vol-a")["id"]
+    assert ctl.climc("server-attach-disk", "vm-aws", "vol-a").returncode == 0
+    wait_for(lambda: any(d["id"] == vol_id for d in server_status(ctl, "vm-aws", "running")["disks_info"]), 90,
+             "vol-a attached")
+    vols = ec2.describe_volumes(Filters=[{"Name": "tag:cloudpods:disk-id", "Values": [vol_id]}])["Volumes"]
+    assert len(vols) == 1 and vols[0]["Size"] == 2 and vols[0]["Attachments"][0]["InstanceId"] == inst["InstanceId"]
+    assert ctl.climc("server-detach-disk", "vm-aws", "vol-a").returncode == 0
+    wait_for(lambda: ec2.describe_volumes(VolumeIds=[vols[0]["VolumeId"]])["Volumes"][0]["State"] == "available",
+             90, "vol-a detached in EC2")
+    # an account with rows made here that no sync linked yet is not deleted under them
+    assert ctl.climc("cloud-account-disable", "aws-b").returncode == 0
+    r = ctl.climc("cloud-account-delete", "aws-b")
+    assert r.returncode != 0 and "made here" in r.stderr, r.stderr
+    assert ctl.climc("cloud-account-enable", "aws-b").returncode == 0
     # a sync links the row to its instance: no second server appears for it
     assert sync(ctl, "aws-b").returncode == 0
     mine = [s for s in servers(ctl) if s["name"] == "vm-aws"]
     assert len(mine) == 1 and mine[0]["external_id"] == inst["InstanceId"], mine
+    assert climc_json(ctl, "disk-show", "vol-a")["external_id"] == vols[0]["VolumeId"]  # linked, not doubled
+    assert len([d for d in ctl.api.get(f"{B}/disks", params={"limit": 200}).json()["disks"]
+                if d.get("external_id") == vols[0]["VolumeId"]]) == 1
     assert ctl.climc("server-delete", "-f", "vm-aws").returncode == 0
     server_status(ctl, "vm-aws", "gone")
     assert instances(ec2, **{"instance-id": inst["InstanceId"]})[0]["State"]["Name"] == "terminated"

@@ -15,11 +15,11 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core.api.context import Credential
-from core.errors import InputParameterError, InvalidStatusError
+from core.errors import InputParameterError, InvalidStatusError, NotEmptyError
 from core.region.cloud import config as cc
 from core.region.common import parse
 from core.region.managers._util import add_names, apply_update, names_by_id, unique_name
-from core.region.models import Cachedimage, Cloudaccount, Cloudprovider, Host, Server
+from core.region.models import Cachedimage, Cloudaccount, Cloudprovider, Disk, Host, Server, Storage
 from core.region.resource import Manager
 
 HIDDEN = ("secret",)
@@ -172,6 +172,16 @@ class CloudaccountManager(Manager):
                 Server.manager_id.in_(pids), Server.active_task_id.is_not(None))) or 0
             if busy:
                 raise InvalidStatusError(f"cloud account {row.name}: {busy} server(s) have a task running")
+            # rows made here on its zones that no sync has linked yet: the user's, not the sync's
+            hosts = select(Host.id).where(Host.manager_id.in_(pids))
+            stores = select(Storage.id).where(Storage.manager_id.in_(pids))
+            n_srv = session.scalar(select(func.count()).select_from(Server).where(
+                Server.host_id.in_(hosts), Server.manager_id.is_(None))) or 0
+            n_disk = session.scalar(select(func.count()).select_from(Disk).where(
+                Disk.storage_id.in_(stores), Disk.manager_id.is_(None))) or 0
+            if n_srv or n_disk:
+                raise NotEmptyError(f"cloud account {row.name}: {n_srv} server(s) and {n_disk} disk(s) made here are "
+                                    "on its zones and not synced yet: delete them, or sync the account first")
         for kind in PURGE_ORDER:
             model = MODELS[kind]
             for r in list(session.scalars(select(model).where(model.manager_id.in_(pids)))) if pids else []:

@@ -421,6 +421,14 @@ def _disk(session: Session, ctx: Context, o: Any, row: Disk | None) -> str | Non
     server_id = ctx.id_of(session, "servers", o.instance_id)
     fields = {"name": o.name, "disk_size": o.size_mb, "storage_id": storage_id, "server_id": server_id,
               "access_path": o.device, "status": DISK_STATUS.get(o.status, "unknown")}
+    if row is None and o.disk_id:  # made here for this disk row (a tag on the volume): link it
+        row = session.scalar(select(Disk).where(Disk.id == o.disk_id, Disk.tenant_id == ctx.tenant_id,
+                                                Disk.external_id == ""))
+        if row is not None:
+            row.external_id, row.manager_id = o.external_id, ctx.manager_id
+            ctx.remember("disks", o.external_id, row.id)
+            setf(row, **{k: v for k, v in fields.items() if k != "name"})
+            return "updated"
     if row is None and server_id and (ctx.unlinked is None or server_id in ctx.unlinked):
         # a disk a server-create made here: link it
         row = session.scalar(select(Disk).where(Disk.server_id == server_id, Disk.external_id == "",

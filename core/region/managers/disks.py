@@ -86,6 +86,8 @@ class DiskManager(Manager):
             stmt = select(Storage).where(Storage.enabled.is_(True), Storage.status == "online")
             if data.zone:
                 stmt = stmt.where(Storage.zone_id == get_manager("zones").lookup(session, cred, data.zone).id)
+            else:  # a cloud's storage only when its zone (or the storage) is named
+                stmt = stmt.where(Storage.manager_id.is_(None))
             if data.backend:
                 stmt = stmt.where(Storage.storage_type == data.backend)
             cands = [s for s in session.scalars(stmt)
