@@ -293,6 +293,17 @@ class AwsHosted:
     def rebuild_root(self, spec: InstanceSpec) -> Deployed:
         not_supported(self.name, "rebuild_root")
 
+    def delete_disk(self, disk: InstanceDisk) -> bool:
+        """A deleted disk's volume goes with it (drivers.base DiskFiles); one still attached is refused."""
+        vols = call("DescribeVolumes", self.driver.ec2.describe_volumes,
+                    Filters=[{"Name": f"tag:{DISK_TAG}", "Values": [disk.id]}]).get("Volumes") or []
+        if not vols:
+            return False
+        if vols[0].get("Attachments"):
+            raise HypervisorError(f"aws: volume {vols[0]['VolumeId']} of disk {disk.id} is attached: detach it first")
+        call("DeleteVolume", self.driver.ec2.delete_volume, VolumeId=vols[0]["VolumeId"])
+        return True
+
     def keep_disks(self, server_id: str, disks: list[InstanceDisk]) -> list[tuple[str, str]]:
         # EBS volumes a server keeps are the cloud's: they stay where they are
         return [(d.id, d.access_path) for d in disks]

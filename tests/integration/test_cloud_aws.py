@@ -200,6 +200,18 @@ def test_a_server_created_stopped_started_and_deleted_through_climc_is_an_ec2_in
     assert ctl.climc("server-detach-disk", "vm-aws", "vol-a").returncode == 0
     wait_for(lambda: ec2.describe_volumes(VolumeIds=[vols[0]["VolumeId"]])["Volumes"][0]["State"] == "available",
              90, "vol-a detached in EC2")
+    # a disk deleted here takes its volume with it
+    assert ctl.climc("disk-create", "vol-b", "1g", "--storage", "aws-b-us-east-1a-storage").returncode == 0
+    vol_b = climc_json(ctl, "disk-show", "vol-b")["id"]
+    assert ctl.climc("server-attach-disk", "vm-aws", "vol-b").returncode == 0
+    wait_for(lambda: any(d["id"] == vol_b for d in server_status(ctl, "vm-aws", "running")["disks_info"]), 90,
+             "vol-b attached")
+    assert ctl.climc("server-detach-disk", "vm-aws", "vol-b").returncode == 0
+    wait_for(lambda: all(d["id"] != vol_b for d in server_status(ctl, "vm-aws", "running")["disks_info"]), 90,
+             "vol-b detached")
+    assert ctl.climc("disk-delete", "vol-b").returncode == 0
+    wait_for(lambda: ctl.api.get(f"{B}/disks/{vol_b}").status_code == 404, 90, "vol-b deleted")
+    assert ec2.describe_volumes(Filters=[{"Name": "tag:cloudpods:disk-id", "Values": [vol_b]}])["Volumes"] == []
     # an account with rows made here that no sync linked yet is not deleted under them
     assert ctl.climc("cloud-account-disable", "aws-b").returncode == 0
     r = ctl.climc("cloud-account-delete", "aws-b")
