@@ -51,6 +51,31 @@ def two_hosts(tmp_path: Path) -> Iterator[tuple[Controller, AgentProc, AgentProc
             for a in agents:
                 a.stop()
             ctl.stop()
+            _destroy_guests_of(agents)
+
+
+def _destroy_guests_of(agents: list[AgentProc]) -> None:
+    """A failed test leaves its guest running on the system libvirtd: end the guests of these agents."""
+    import libvirt
+
+    for a in agents:
+        inst = a.data / "instances"
+        ids = [p.name for p in inst.iterdir()] if inst.exists() else []
+        try:
+            conn = libvirt.open(a.cfg["libvirt_uri"])
+        except libvirt.libvirtError:
+            continue  # the second daemon is gone with its guests
+        try:
+            for sid in ids:
+                try:
+                    dom = conn.lookupByUUIDString(sid)
+                    if dom.isActive():
+                        dom.destroy()
+                    dom.undefine()
+                except libvirt.libvirtError:
+                    pass
+        finally:
+            conn.close()
 
 
 def _domain(uri: str, sid: str) -> object | None:
