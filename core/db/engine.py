@@ -187,3 +187,17 @@ def _release_writer(session: Session, transaction: SessionTransaction) -> None:
         gate = session.info.pop("_sqlite_writer", None)
         if gate is not None:
             gate.release()
+
+
+def is_transient(exc: BaseException) -> bool:
+    """A database error that a retry of the same transaction resolves: a deadlock the server broke,
+    a serialization failure, a lock wait that timed out (PostgreSQL, MariaDB) — never bad data."""
+    from sqlalchemy.exc import DBAPIError
+
+    if not isinstance(exc, DBAPIError):
+        return False
+    orig = exc.orig
+    if type(orig).__name__ in ("DeadlockDetected", "SerializationFailure", "LockNotAvailable"):
+        return True
+    code = orig.args[0] if orig is not None and orig.args else None
+    return code in (1213, 1205)  # MariaDB: deadlock found; lock wait timeout exceeded

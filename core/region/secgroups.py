@@ -116,8 +116,12 @@ def touch_hosts(session: Session, host_ids: Iterable[str | None]) -> None:
     ids = sorted({h for h in host_ids if h})
     if not ids:
         return
-    # Core UPDATE on the session's connection: usable inside a flush (no autoflush), atomic increments
-    session.connection().execute(update(Host).where(Host.id.in_(ids))
+    # Core statements on the session's connection: usable inside a flush (no autoflush). The rows are
+    # locked in id order first (one order for every transaction: no deadlock between two bumps), then
+    # incremented atomically.
+    conn = session.connection()
+    conn.execute(select(Host.id).where(Host.id.in_(ids)).order_by(Host.id).with_for_update())
+    conn.execute(update(Host).where(Host.id.in_(ids))
                                  .values(secgroup_version=Host.secgroup_version + 1))
     session.info["work_queued"] = True  # wakes the long polls of this process (core/hostapi/routes.py)
 

@@ -10,7 +10,9 @@ idempotent: work items are unique per (task, stage), releases are idempotent) or
 from __future__ import annotations
 
 import logging
+import random
 import threading
+import time
 from datetime import timedelta
 from typing import Any, ClassVar
 
@@ -20,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from core.api.context import Credential, cred_snapshot
 from core.db.base import new_uuid, utcnow
-from core.db.engine import begin_write
+from core.db.engine import begin_write, is_transient
 from core.errors import CloudpodsError, ConflictError, InputParameterError, ResourceNotFoundError
 from core.hostapi.protocol import PAYLOADS, ContractError, ErrorResult, WorkKind, dump, error_result, parse_result
 from core.tasks.models import DONE, FAILED, FINISHED, QUEUED, RUNNING, WAITING, Task, WorkItem
@@ -200,6 +202,12 @@ def execute(db: Any, task_id: str, owner: str, lease_s: float) -> None:
                     raise StageError(f"stage {stage} of {t.task_name} ended without an outcome")
             except Exception as exc:
                 s.rollback()
+                if is_transient(exc) and t.attempts < impl.max_attempts:
+                    # another transaction won a deadlock: the stage is idempotent, run it again (its
+                    # attempts are counted; a stage that keeps losing fails after max_attempts)
+                    log.info("task %s stage %s: %s; running it again", task_id, stage, type(exc.orig).__name__)
+                    time.sleep(random.uniform(0.02, 0.3))
+                    continue
                 reason = exc.details if isinstance(exc, CloudpodsError) else f"{type(exc).__name__}: {exc}"
                 if not isinstance(exc, CloudpodsError):
                     log.exception("task %s stage %s failed", task_id, stage)

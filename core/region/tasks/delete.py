@@ -41,11 +41,13 @@ class ServerDeleteTask(TaskBase):
                 d = run.session.get(Disk, k.id)
                 if d is not None:
                     d.access_path = k.access_path
-        release_server(run.session, server)
-        run.session.flush()
         from core.region.secgroups import drop_server
 
+        # first: it locks the hosts it bumps in id order, before release_server locks the server's own
+        # host (concurrent deletes took host rows in opposite orders and deadlocked on PostgreSQL)
         drop_server(run.session, server.id)  # peers' rules no longer name its address
+        release_server(run.session, server)
+        run.session.flush()
         run.session.delete(server)
         run.complete()
 
