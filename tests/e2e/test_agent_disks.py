@@ -226,9 +226,11 @@ def test_another_projects_member_cannot_see_or_act_on_these_servers_and_disks(
     with httpx.Client(base_url=ctl.url, headers={"X-Auth-Token": outsider_token(ctl)}, timeout=30) as c:
         assert c.get(f"{B}/disks/{disk['id']}").status_code == 404
         for action, body in (("attachdisk", {"disk_id": disk["id"]}), ("detachdisk", {"disk_id": disk["id"]}),
-                             ("rebuild-root", {}), ("migrate", {})):
+                             ("rebuild-root", {"password": "Outsider-123"}), ("migrate", {}),
+                             ("live-migrate", {})):
             r = c.post(f"{B}/servers/{srv['id']}/{action}", json=body)
             assert r.status_code == 404, (action, r.status_code, r.text)
+        assert c.delete(f"{B}/disks/{disk['id']}").status_code == 404  # disk-delete: not theirs to remove
     # nothing changed for the owner
     assert server(ctl, "vm-private")["status"] == "ready" and disk_row(ctl, "d-private")["status"] == "ready"
     assert ctl.climc("server-delete", "-f", "vm-private").returncode == 0
