@@ -112,3 +112,40 @@ def test_overlapping_ports_and_networks_are_merged_for_nft() -> None:
         f"ip saddr {n} tcp dport {s} accept" for n in ("10.1.0.0/16", "10.2.0.0/16") for s in ("22", "80-444")]
     with pytest.raises(ValueError):
         SecRule(direction="in", action="allow", protocol="tcp", ports="443-80", priority=1)
+
+
+def test_a_change_to_one_guest_replaces_only_its_chains() -> None:
+    from core.agent.firewall import build_plan, render_delta
+
+    names = lambda sid, i: f"cp{sid[:8]}"  # noqa: E731
+    rule = SecRule(direction="in", action="allow", protocol="tcp", ports="22", priority=1)
+    a, b = port("10.0.0.2", [rule]), port("10.0.0.3", [rule])
+    old = build_plan(HostSecgroups(version=1, ports=[a, b]), names)
+    b2 = b.model_copy(update={"rules": [rule.model_copy(update={"ports": "2222"})]})
+    new = build_plan(HostSecgroups(version=2, ports=[a, b2]), names, old.marks)
+    d = render_delta(old, new, "cmn_t")
+    sb = b.server_id.replace("-", "")
+    assert d.splitlines()[0] == f"flush chain inet cmn_t p_{sb}_0_in"
+    assert "tcp dport 2222 accept" in d and a.server_id.replace("-", "") not in d
+    assert "delete table" not in d and "element" not in d  # no map touched: the port stays where it was
+    assert render_delta(new, new, "cmn_t") == ""  # nothing differs: nft is not even called
+    # a guest gone: its elements go before its chains, in the same transaction
+    gone = build_plan(HostSecgroups(version=3, ports=[a]), names, new.marks)
+    d = render_delta(new, gone, "cmn_t").splitlines()
+    assert d[0].startswith("delete element bridge cmn_t ports") and d[-1].startswith("delete chain")
+    assert gone.marks == {k: v for k, v in new.marks.items() if k in gone.marks}  # marks stay put
+
+
+def test_an_eip_becomes_dnat_and_snat_outside_its_network() -> None:
+    from core.hostapi.protocol import GuestEip
+
+    p = port("10.0.0.5", [])
+    spec = HostSecgroups(version=1, ports=[p], eips=[GuestEip(eip="203.0.113.9", ip="10.0.0.5", cidr="10.0.0.0/24",
+                                                              server_id=p.server_id)])
+    text = compile_ruleset(spec, "cmn_t", lambda sid, i: "cpe0").text
+    assert "elements = { 203.0.113.9 : 10.0.0.5 }" in text and "elements = { 10.0.0.5 : 203.0.113.9 }" in text
+    assert "elements = { 10.0.0.0/24 }" in text  # the guest's own network keeps its address
+    assert "dnat ip to ip daddr map @eip_dnat" in text
+    assert "ip daddr != @eip_local snat ip to ip saddr map @eip_snat" in text
+    with pytest.raises(ValueError):
+        GuestEip(eip="203.0.113.9; flush ruleset", ip="10.0.0.5", cidr="10.0.0.0/24", server_id=p.server_id)
