@@ -72,7 +72,8 @@ def main() -> None:
               f"(compile {c * 1000:.0f} ms{'' if can_apply else '; nft skipped: needs root and nft'}; "
               f"{len(text.splitlines())} lines, median of 3)")
         assert plan is not None
-        kinds: dict[str, list[tuple[float, float, int, float]]] = {"rule change": [], "guest added": [], "guest removed": []}
+        kinds: dict[str, list[tuple[float, float, int, float]]] = {
+            "rule change": [], "guest added": [], "guest removed": []}
         for n in range(a.updates):
             g = n % len(spec.ports)
             p = spec.ports[g]

@@ -11,8 +11,8 @@ same ruleset, and a deleted server's chains are gone. Everything is prefixed ``c
 from __future__ import annotations
 
 import json
-import sys
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
