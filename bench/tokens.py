@@ -22,7 +22,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import MutableMapping
+from collections.abc import Iterator, MutableMapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -162,7 +163,28 @@ print(sum(count) / (time.perf_counter() - t0))
 """
 
 
-def bench_http(settings: Any, token: str, seconds: float, threads: int) -> float:
+USERGEN = r"""
+import sys, threading, time, uuid, httpx
+url, token, n, threads = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+lat = []
+def w(i):
+    with httpx.Client(headers={"X-Auth-Token": token}, timeout=60) as c:
+        for _ in range(n // threads):
+            t = time.perf_counter()
+            r = c.post(url, json={"user": {"name": "u" + uuid.uuid4().hex[:12], "password": "bench-pw-" + str(i)}})
+            assert r.status_code == 201, r.text
+            lat.append(time.perf_counter() - t)
+t0 = time.perf_counter()
+ts = [threading.Thread(target=w, args=(i,)) for i in range(threads)]
+[t.start() for t in ts]; [t.join() for t in ts]
+lat.sort()
+print(len(lat) / (time.perf_counter() - t0), lat[int(len(lat) * 0.9)] * 1000)
+"""
+
+
+@contextmanager
+def serving(settings: Any) -> Iterator[str]:
+    """``ocadm serve`` (uvicorn, one worker) on the scratch data dir; yields its base URL."""
     import httpx
 
     env = {**os.environ, "PYTHONPATH": str(REPO)}
@@ -177,15 +199,30 @@ def bench_http(settings: Any, token: str, seconds: float, threads: int) -> float
                     break
             except httpx.HTTPError:
                 time.sleep(0.05)
-        url = base + "/api/s/identity/v3/auth/tokens?nocatalog"
-        out = subprocess.run([sys.executable, "-c", LOADGEN, url, token, str(seconds), str(threads)],
-                             capture_output=True, text=True, env=env, timeout=seconds + 60)
-        if out.returncode != 0:
-            raise RuntimeError(out.stderr[-1000:])
-        return float(out.stdout.strip())
+        yield base
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def _load(script: str, *args: Any, timeout: float) -> list[float]:
+    out = subprocess.run([sys.executable, "-c", script, *map(str, args)], capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=timeout)
+    if out.returncode != 0:
+        raise RuntimeError(out.stderr[-1000:])
+    return [float(x) for x in out.stdout.split()]
+
+
+def bench_http(base: str, token: str, seconds: float, threads: int) -> float:
+    url = base + "/api/s/identity/v3/auth/tokens?nocatalog"
+    return _load(LOADGEN, url, token, seconds, threads, timeout=seconds + 60)[0]
+
+
+def bench_user_create(base: str, token: str, threads: int, n: int = 40) -> tuple[float, float]:
+    """(users created /s, p90 ms) with ``threads`` concurrent clients: the password KDF must not run
+    under the database's write lock, or more threads add nothing on SQLite."""
+    rate_, p90 = _load(USERGEN, base + "/api/s/identity/v3/users", token, n, threads, timeout=600)
+    return rate_, p90
 
 
 def bench_login(settings: Any, user: str, pw: str, n: int = 15) -> tuple[float, float]:
@@ -232,9 +269,13 @@ def main() -> None:
         bare = bench_asgi(settings, token, a.seconds, "/api/s/identity/v3", auth=False)
         print(f"GET /v3 (no auth, no DB), ASGI:  {bare:>10,.0f} req/s  (the framework's own ceiling)")
         if not a.no_http:
-            http = bench_http(settings, token, a.seconds, a.http_threads)
-            print(f"GET /v3/auth/tokens, HTTP:       {http:>10,.0f} req/s  (uvicorn 1 worker; client on the same "
-                  f"cores, {a.http_threads} threads)")
+            with serving(settings) as base:
+                http = bench_http(base, token, a.seconds, a.http_threads)
+                print(f"GET /v3/auth/tokens, HTTP:       {http:>10,.0f} req/s  (uvicorn 1 worker; client on the "
+                      f"same cores, {a.http_threads} threads)")
+                for threads in (1, 4):
+                    r, p90 = bench_user_create(base, token, threads)
+                    print(f"POST /v3/users, {threads} thread(s):     {r:>10,.1f} /s  p90 {p90:.0f} ms")
         login_ms, hash_ms = bench_login(settings, user, pw)
         print(f"password login:                  {login_ms:>10.1f} ms median; hash {hash_ms:.1f} ms "
               f"= {100 * hash_ms / login_ms:.0f} % of it")

@@ -16,8 +16,6 @@ OUTPUT_FORMATS = ("table", "kv", "json", "yaml", "flatten-table", "flatten-kv", 
 class ClimcContext:
     """What every command gets as ``ctx.obj``: options, output settings, a lazily built client."""
 
-    transport: Any = None  # an httpx transport for every client (unit tests: httpx.MockTransport)
-
     def __init__(self, **opts: Any) -> None:
         self.opts = opts
         self.output_format: str = opts.get("output_format") or "table"
@@ -44,8 +42,7 @@ class ClimcContext:
             if o.get("os_system_scope"):
                 auth.system_scope = True
             self._client = Client(auth, timeout=o.get("timeout") or 30.0, insecure=bool(o.get("insecure")),
-                                  debug=self.debug, transport=self.transport,
-                                  use_cache=self.transport is None)
+                                  debug=self.debug)
         return self._client
 
 
@@ -61,8 +58,8 @@ class ClimcContext:
 @click.option("--os-user-domain", envvar="OS_USER_DOMAIN_NAME", metavar="NAME", help="[OS_USER_DOMAIN_NAME]")
 @click.option("--os-region-name", envvar="OS_REGION_NAME", metavar="REGION", help="[OS_REGION_NAME]")
 @click.option("--os-auth-token", envvar="OS_AUTH_TOKEN", metavar="TOKEN", help="Use this token [OS_AUTH_TOKEN]")
-@click.option("--os-endpoint-type", "--os-interface", "os_endpoint_type", envvar=["OS_ENDPOINT_TYPE", "OS_INTERFACE"],
-              metavar="TYPE", help="public|internal|admin, or publicURL|internalURL|adminURL [OS_ENDPOINT_TYPE]")
+@click.option("--os-endpoint-type", envvar="OS_ENDPOINT_TYPE", metavar="TYPE",
+              help="public|internal|admin [OS_ENDPOINT_TYPE]")
 @click.option("--os-system-scope", is_flag=True, help="Ask for a system-scoped token")
 @click.option("--debug", is_flag=True, help="Print each request as curl (token redacted) and tracebacks")
 @click.option("-k", "--insecure", is_flag=True, help="Do not verify TLS certificates")

@@ -46,8 +46,6 @@ class Settings:
     # the browser reached, so the agent must dial that one. Empty: agents dial their configured
     # controller URL (right for one replica; see core/console/relay.py for several)
     console_relay_url: str = ""
-    # GET /metrics without a token (for a Prometheus on a private network; core/metrics/routes.py)
-    metrics_open: bool = False
 
     # ---- derived -------------------------------------------------------------
     @property

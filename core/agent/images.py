@@ -80,14 +80,6 @@ class ImageStore:
         return info
 
 
-def _virtual_mb(path: str) -> int:
-    if shutil.which("qemu-img"):
-        from drivers.kvm.disks import disk_info
-
-        return disk_info(path).virtual_size_mb
-    return (os.path.getsize(path) + (1 << 20) - 1) >> 20
-
-
 def _virtual_mb(path: str, fmt: str) -> int:
     """The image's virtual size (qemu-img, always with an explicit format; else the file size)."""
     if fmt in ("qcow2", "raw", "vmdk", "vhd", "vpc", "vdi") and shutil.which("qemu-img"):

@@ -27,6 +27,7 @@ import json
 import re
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 from fastapi import APIRouter, Body, Request, WebSocket
@@ -53,6 +54,7 @@ IMAGE_UPLOAD_PATH = re.compile(r"^/api/s/compute_v2/agent/hosts/[^/]+/images/[^/
 AnyBody = Body(default=None)
 MAX_WAIT_S = 60
 POLL_S = 0.5  # how often a long poll looks for items queued by other replicas
+PING_REFRESH_S = 10  # a poll re-writes last_ping_at when older than this (offline after 180 s)
 GUEST_STATUSES = tuple(s.value for s in GuestState)
 
 
@@ -200,6 +202,15 @@ def _take(db: Any, cred: Credential, host_id: str, limit: int
     from core.console.models import ConsoleSession
 
     with db.session() as s:
+        # Most polls find nothing: answer those from a read, without the write lock that every
+        # replica's API writes and task stages queue behind (70 agents polling meant a steady
+        # write stream). The ping is refreshed only when it is getting old.
+        host = guard(s, cred, host_id)
+        fresh = (host.host_status == "online" and host.last_ping_at is not None
+                 and utcnow() - host.last_ping_at < timedelta(seconds=PING_REFRESH_S))
+        if fresh and not _has_work(s, host.id):
+            return [], [], int(host.secgroup_version or 0)
+        s.rollback()
         begin_write(s)
         host = guard(s, cred, host_id)
         # SKIP LOCKED: a second poll for the host on another replica (the agent gave up on a slow one
@@ -224,6 +235,14 @@ def _take(db: Any, cred: Credential, host_id: str, limit: int
             host.generation += 1
         host.last_ping_at = now
         return out, consoles, int(host.secgroup_version or 0)
+
+
+def _has_work(s: Any, host_id: str) -> bool:
+    from core.console.models import ConsoleSession
+
+    item = s.scalar(select(WorkItem.id).where(WorkItem.host_id == host_id, WorkItem.status == "queued").limit(1))
+    return item is not None or s.scalar(select(ConsoleSession.id).where(
+        ConsoleSession.host_id == host_id, ConsoleSession.status == "connecting").limit(1)) is not None
 
 
 # A generation bumped by every commit that queued a work item in this process. Each long poll

@@ -14,7 +14,7 @@ from core.api.context import Credential
 from core.errors import InputParameterError, UnauthorizedError
 from core.keystone.assignments import SYSTEM, begin_write, bump_revision, current_revision, effective_roles
 from core.keystone.models import Domain, Project, RevokedToken, User
-from core.keystone.passwords import DUMMY_HASH, check_new_password, hash_password, verify_password
+from core.keystone.passwords import DUMMY_HASH, verify_password
 from core.keystone.tokens import TokenCodec, TokenPayload, new_audit_id
 
 # admin ⊃ member ⊃ reader: Keystone's default implied roles, seeded as ks_implied_roles rows
@@ -45,11 +45,7 @@ def _find_domain(session: Session, ref: dict[str, Any] | None) -> Domain | None:
     if ref.get("id"):
         return session.get(Domain, str(ref["id"]))
     if ref.get("name"):
-        name = str(ref["name"])
-        found = session.scalar(select(Domain).where(Domain.name == name))
-        # Cloudpods' keystone resolves a domain name as id-or-name: {"name": "default"} is the
-        # Default domain (SDKs log in that way); an exact name match wins over an id match
-        return found if found is not None else session.get(Domain, name)
+        return session.scalar(select(Domain).where(Domain.name == str(ref["name"])))
     raise InputParameterError("domain needs id or name")
 
 
@@ -309,11 +305,12 @@ class Authenticator:
         )
 
 
-def set_user_password(user: User, password: str) -> None:
-    """New hash, lockout cleared, every token issued before now revoked (as Keystone does on a
-    password change). The caller bumps the token revision and commits."""
+def set_user_password(user: User, password_hash: str) -> None:
+    """New hash (made by ``hash_password`` before the caller took the write lock), lockout cleared,
+    every token issued before now revoked (as Keystone does on a password change). The caller bumps
+    the token revision and commits."""
     now = datetime.now(UTC)
-    user.password_hash = hash_password(check_new_password(password))
+    user.password_hash = password_hash
     user.password_changed_at = now
     user.revoke_before = now
     user.failed_logins = 0

@@ -33,9 +33,11 @@ def reset_password(data_dir: Path | None, user_name: str, domain: str, password:
     from core.keystone.assignments import begin_write, bump_revision
     from core.keystone.auth import find_user_by_name, set_user_password
     from core.keystone.models import User
+    from core.keystone.passwords import hash_password
 
     s = load_settings(data_dir)
     new = password or secrets.token_urlsafe(18)
+    hashed = hash_password(new)  # before the write lock a running controller waits behind
     db = Database(s.database_url)
     try:
         with db.session() as session:
@@ -43,7 +45,7 @@ def reset_password(data_dir: Path | None, user_name: str, domain: str, password:
             user = session.get(User, user_name) or find_user_by_name(session, user_name, domain)
             if user is None:
                 raise ResourceNotFoundError(f"no user {user_name} in domain {domain}")
-            set_user_password(user, new)
+            set_user_password(user, hashed)
             user.enabled = True
             bump_revision(session)
             record(session, None, service="identity", action="reset-password", obj_type="user", obj_id=user.id,

@@ -96,6 +96,9 @@ def _default_project(session: SessionDep, cred: Credential, ref: str | None, dom
 @router.post("/users", status_code=201)
 def create_user(request: Request, session: SessionDep, cred: CredentialDep, body: UserCreateBody) -> dict[str, Any]:
     b = body.user
+    # the KDF (tens of ms) runs before audited() takes the write lock: under SQLite's one writer
+    # it serialised every user create behind it
+    pw_hash = hash_password(check_password_policy(b.password)) if b.password is not None else ""
     with audited(session, cred, "create", "user", obj_name=b.name) as a:
         enforce(cred, "identity:users:create")
         domain_id = b.domain_id or visible_domain_id(cred) or "default"
@@ -106,7 +109,7 @@ def create_user(request: Request, session: SessionDep, cred: CredentialDep, body
         name = _check_name(session, dom.id, b.name)
         u = User(name=name, domain_id=dom.id, enabled=True if b.enabled is None else b.enabled,
                  email=b.email or "", description=b.description or "",
-                 password_hash=hash_password(check_password_policy(b.password)) if b.password is not None else "",
+                 password_hash=pw_hash,
                  password_changed_at=datetime.now(UTC) if b.password is not None else None)
         u.default_project_id = _default_project(session, cred, b.default_project_id, dom.id)
         session.add(u)
@@ -139,6 +142,7 @@ def get_user(ref: str, request: Request, session: SessionDep, cred: CredentialDe
 def update_user(ref: str, request: Request, session: SessionDep, cred: CredentialDep, body: UserUpdateBody
                 ) -> dict[str, Any]:
     b = body.user
+    pw_hash = hash_password(check_password_policy(b.password)) if b.password is not None else ""  # before the lock
     with audited(session, cred, "update", "user", obj_id=ref) as a:
         enforce(cred, "identity:users:update")
         u = lookup(session, cred, User, ref, "user")
@@ -159,7 +163,7 @@ def update_user(ref: str, request: Request, session: SessionDep, cred: Credentia
             u.enabled = b.enabled
             request.app.state.auth.changed(session)
         if b.password is not None:
-            set_password(u, check_password_policy(b.password))
+            set_password(u, pw_hash)
             request.app.state.auth.changed(session)
         # which fields changed, never their values (a password must not reach the log)
         a.notes = ",".join(sorted(b.model_fields_set))
@@ -188,14 +192,14 @@ def change_password(user_id: str, request: Request, session: SessionDep, body: P
     an expired password can still change it). The original is checked with the login's lockout.
     """
     b = body.user
-    check_password_policy(b.password)
+    pw_hash = hash_password(check_password_policy(b.password))  # before the write lock
     u = session.get(User, user_id)
     auth = request.app.state.auth
     with audited(session, None, "change-password", "user", obj_id=user_id) as a:
         auth.check_user_password(session, u, b.original_password)  # 401 for unknown/locked/wrong alike
         assert u is not None
         a.set(u)
-        set_password(u, b.password)
+        set_password(u, pw_hash)
         auth.changed(session)
     return Response(status_code=204)
 
