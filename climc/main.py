@@ -16,6 +16,8 @@ OUTPUT_FORMATS = ("table", "kv", "json", "yaml", "flatten-table", "flatten-kv", 
 class ClimcContext:
     """What every command gets as ``ctx.obj``: options, output settings, a lazily built client."""
 
+    transport: Any = None  # an httpx transport for every client (unit tests: httpx.MockTransport)
+
     def __init__(self, **opts: Any) -> None:
         self.opts = opts
         self.output_format: str = opts.get("output_format") or "table"
@@ -42,7 +44,8 @@ class ClimcContext:
             if o.get("os_system_scope"):
                 auth.system_scope = True
             self._client = Client(auth, timeout=o.get("timeout") or 30.0, insecure=bool(o.get("insecure")),
-                                  debug=self.debug)
+                                  debug=self.debug, transport=self.transport,
+                                  use_cache=self.transport is None)
         return self._client
 
 

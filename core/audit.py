@@ -71,6 +71,20 @@ def record(
     return row
 
 
+def record_for_task(session: Session, user_cred: dict[str, Any], *, service: str, action: str, obj_type: str,
+                    obj_id: str = "", obj_name: str = "", success: bool = True, notes: str = "") -> Action:
+    """An audit record written by a task on behalf of who asked (its ``user_cred`` snapshot), e.g. the
+    failure of a create whose request was recorded as accepted."""
+    uc = user_cred or {}
+    row = Action(service=service, action=action, obj_type=obj_type, obj_id=obj_id, obj_name=obj_name[:255],
+                 success=success, notes=notes[:4000], request_id=str(uc.get("request_id") or ""),
+                 user_id=str(uc.get("user_id") or ""), user=str(uc.get("user") or ""),
+                 tenant_id=str(uc.get("project_id") or ""), tenant=str(uc.get("project") or ""),
+                 domain_id=str(uc.get("domain_id") or ""))
+    session.add(row)
+    return row
+
+
 def action_to_dict(a: Action) -> dict[str, Any]:
     return {
         "id": a.id, "start_time": a.start_time.isoformat(), "service": a.service, "action": a.action,

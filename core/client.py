@@ -105,7 +105,7 @@ class AuthOptions:
 
 class Client:
     def __init__(self, auth: AuthOptions, *, timeout: float = 30.0, insecure: bool = False,
-                 debug: bool = False, use_cache: bool = True) -> None:
+                 debug: bool = False, use_cache: bool = True, transport: Any = None) -> None:
         if not auth.auth_url:
             raise InputParameterError("no auth URL: set OS_AUTH_URL (e.g. `source ~/.local/share/cloudpods-one/rc_admin`)")
         self.auth = auth
@@ -113,6 +113,7 @@ class Client:
         self.use_cache = use_cache and not auth.token
         self._timeout = timeout
         self._insecure = insecure
+        self._transport = transport  # an httpx transport (tests: httpx.MockTransport); None = the network
         self._clients: dict[str, httpx.Client] = {}
         self._token: str = auth.token
         self._token_body: dict[str, Any] | None = None
@@ -134,7 +135,8 @@ class Client:
         c = self._clients.get(scheme)
         if c is None:
             verify = (not self._insecure) if scheme == "https" else False  # no TLS on http://
-            c = httpx.Client(timeout=self._timeout, verify=verify, headers={"User-Agent": USER_AGENT})
+            c = httpx.Client(timeout=self._timeout, verify=verify, headers={"User-Agent": USER_AGENT},
+                             transport=self._transport)
             self._clients[scheme] = c
         return c
 

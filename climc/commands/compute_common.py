@@ -56,26 +56,48 @@ def run_list(obj: Any, path: str, key: str, columns: Sequence[str], kw: dict[str
               offset=params["offset"])
 
 
-def batch(obj: Any, idents: Sequence[str], what: str, verb: str, fn: Callable[[str], Any]) -> None:
-    """Run ``fn`` per id; continue past failures, then exit 1 naming how many failed."""
+def batch(obj: Any, idents: Sequence[str], what: str, verb: str, fn: Callable[[str], Any], *,
+          wait: bool = False, timeout: float = 900.0, refetch: Callable[[str], Any] | None = None) -> None:
+    """Run ``fn`` per id; continue past failures, then exit 1 naming how many failed.
+
+    With ``wait``, follow the task each answer points at (climc.wait) and, for one id, show the
+    object as it ended (``refetch``) instead of as it was when the task was queued."""
     from core.cli_errors import message_for
     from core.errors import CloudpodsError
 
     failed = 0
+    targets = []
     for ident in idents:
         try:
             out = fn(ident)
-            if isinstance(out, dict) and len(idents) == 1:
-                inner = next(iter(out.values())) if len(out) == 1 and isinstance(next(iter(out.values())), dict) \
-                    else out
-                show_object(inner)
+            if wait:
+                from climc.wait import Target, task_of
+
+                targets.append(Target(f"{what} {ident}", task_of(out)))
+                if refetch is None and len(idents) == 1 and isinstance(out, dict):
+                    show_object(_inner(out))
+            elif isinstance(out, dict) and len(idents) == 1:
+                show_object(_inner(out))
             else:
                 click.echo(f"{what} {ident}: {verb} ok", err=True)
         except CloudpodsError as e:
             failed += 1
             click.echo(f"{what} {ident}: {message_for(e)}", err=True)
+    if targets:
+        from climc.wait import follow
+
+        follow(obj.client(), targets, timeout)
+        if refetch is not None and len(idents) == 1 and not failed:
+            show_object(_inner(refetch(idents[0])))
     if failed:
         raise click.ClickException(f"{failed} of {len(idents)} {what}s failed to {verb}")
+
+
+def _inner(out: dict[str, Any]) -> dict[str, Any]:
+    """``{"server": {...}}`` -> the server; anything else as it is."""
+    if len(out) == 1 and isinstance(next(iter(out.values())), dict):
+        return next(iter(out.values()))  # type: ignore[no-any-return]
+    return out
 
 
 def make_list(name: str, plural: str, columns: Sequence[str], help_: str,
@@ -104,25 +126,38 @@ def make_show(name: str, plural: str, keyword: str, help_: str) -> click.Command
     return cmd
 
 
-def make_delete(name: str, plural: str, keyword: str, help_: str) -> click.Command:
+def make_delete(name: str, plural: str, keyword: str, help_: str, *, waitable: bool = False) -> click.Command:
+    """``<res>-delete ID...``; ``waitable``: the delete runs as a task, so --wait follows it."""
     @click.command(name, help=help_)
     @click.argument("idents", nargs=-1, required=True)
     @output_options
     @click.pass_obj
-    def cmd(obj: Any, idents: tuple[str, ...]) -> None:
+    def cmd(obj: Any, idents: tuple[str, ...], wait: bool = False, wait_timeout: float = 900.0) -> None:
         c = obj.client()
-        batch(obj, idents, keyword, "delete", lambda i: c.delete(S, f"/{plural}/{i}"))
+        batch(obj, idents, keyword, "delete", lambda i: c.delete(S, f"/{plural}/{i}"), wait=wait,
+              timeout=wait_timeout)
+    if waitable:
+        from climc.wait import wait_options
+
+        cmd = wait_options()(cmd)
     return cmd
 
 
-def make_action(name: str, plural: str, keyword: str, action: str, help_: str) -> click.Command:
+def make_action(name: str, plural: str, keyword: str, action: str, help_: str, *,
+                waitable: bool = False) -> click.Command:
+    """``<res>-<action> ID...``; ``waitable``: the action runs as a task, so --wait follows it."""
     @click.command(name, help=help_)
     @click.argument("idents", nargs=-1, required=True)
     @output_options
     @click.pass_obj
-    def cmd(obj: Any, idents: tuple[str, ...]) -> None:
+    def cmd(obj: Any, idents: tuple[str, ...], wait: bool = False, wait_timeout: float = 900.0) -> None:
         c = obj.client()
-        batch(obj, idents, keyword, action, lambda i: c.post(S, f"/{plural}/{i}/{action}", json={}))
+        batch(obj, idents, keyword, action, lambda i: c.post(S, f"/{plural}/{i}/{action}", json={}), wait=wait,
+              timeout=wait_timeout, refetch=lambda i: c.get(S, f"/{plural}/{i}"))
+    if waitable:
+        from climc.wait import wait_options
+
+        cmd = wait_options()(cmd)
     return cmd
 
 
@@ -140,3 +175,16 @@ def make_update(name: str, plural: str, keyword: str, fields: Sequence[tuple[str
     for fname, ftype in reversed(fields):
         cmd = click.option(f"--{fname.replace('_', '-')}", fname, type=ftype, default=None)(cmd)
     return cmd
+
+
+def finish(obj: Any, label: str, answer: dict[str, Any], *, wait: bool = False, timeout: float = 900.0,
+           refetch: str | None = None) -> None:
+    """Show what a one-object async command answered; with ``wait``, follow its task first and show
+    ``refetch`` (the object's path) as it ended."""
+    if not wait:
+        show_object(answer)
+        return
+    from climc.wait import Target, follow, task_of
+
+    follow(obj.client(), [Target(label, task_of(answer))], timeout)
+    show_object(_inner(obj.client().get(S, refetch)) if refetch else answer)

@@ -5,8 +5,9 @@ from typing import Any
 
 import click
 
-from climc.commands.compute_common import S, batch, make_action, make_delete, make_list, make_show, make_update
+from climc.commands.compute_common import S, batch, finish, make_action, make_delete, make_list, make_show, make_update
 from climc.output import output_options, show_list, show_object
+from climc.wait import Target, follow, wait_options
 
 SERVER_COLUMNS = ["id", "name", "status", "vcpu_count", "vmem_size", "ips", "host", "zone", "disk", "created_at"]
 
@@ -16,21 +17,21 @@ server_show = make_show("server-show", "servers", "server", "Show a server")
 server_update = make_update("server-update", "servers", "server",
                             [("name", str), ("description", str), ("src_ip_check", bool), ("src_mac_check", bool)],
                             "Update a server")
-server_start = make_action("server-start", "servers", "server", "start", "Start servers")
-server_restart = make_action("server-restart", "servers", "server", "restart", "Restart servers")
-server_reset = make_action("server-reset", "servers", "server", "reset", "Reset servers (hard)")
-server_suspend = make_action("server-suspend", "servers", "server", "suspend", "Suspend servers")
-server_resume = make_action("server-resume", "servers", "server", "resume", "Resume suspended servers")
+server_start = make_action("server-start", "servers", "server", "start", "Start servers", waitable=True)
+server_restart = make_action("server-restart", "servers", "server", "restart", "Restart servers", waitable=True)
+server_reset = make_action("server-reset", "servers", "server", "reset", "Reset servers (hard)", waitable=True)
+server_suspend = make_action("server-suspend", "servers", "server", "suspend", "Suspend servers", waitable=True)
+server_resume = make_action("server-resume", "servers", "server", "resume", "Resume suspended servers", waitable=True)
 server_syncstatus = make_action("server-syncstatus", "servers", "server", "syncstatus",
-                                "Ask the host agent for servers' real status")
+                                "Ask the host agent for servers' real status", waitable=True)
 server_cancel_delete = make_action("server-cancel-delete", "servers", "server", "cancel-delete",
                                    "Take servers back out of the recycle bin")
-server_purge = make_action("server-purge", "servers", "server", "purge", "Delete servers for good")
+server_purge = make_action("server-purge", "servers", "server", "purge", "Delete servers for good", waitable=True)
 disk_list = make_list("disk-list", "disks", ["id", "name", "disk_size", "disk_type", "disk_format", "status",
                                              "storage", "server"], "List disks",
                       [("server", "server"), ("storage", "storage")])
 disk_show = make_show("disk-show", "disks", "disk", "Show a disk")
-disk_delete = make_delete("disk-delete", "disks", "disk", "Delete detached disks")
+disk_delete = make_delete("disk-delete", "disks", "disk", "Delete detached disks", waitable=True)
 
 
 @click.command("server-create")
@@ -50,12 +51,14 @@ disk_delete = make_delete("disk-delete", "disks", "disk", "Delete detached disks
 @click.option("--generate-name", is_flag=True, help="NAME is a pattern: make unique names")
 @click.option("--desc", default=None)
 @click.option("--dry-run", is_flag=True, help="Only ask the scheduler whether it would fit")
+@wait_options()
 @output_options
 @click.pass_obj
 def server_create(obj: Any, name: str, vcpu_count: int, mem_spec: str, disks: tuple[str, ...],
                   nets: tuple[str, ...], count: int, host: str | None, zone: str | None, hypervisor: str | None,
                   keypair: str | None, password: str | None, secgroups: tuple[str, ...], auto_start: bool,
-                  generate_name: bool, desc: str | None, dry_run: bool) -> None:
+                  generate_name: bool, desc: str | None, dry_run: bool, wait: bool = False,
+                  wait_timeout: float = 900.0) -> None:
     """Create servers: NAME --ncpu 2 --mem-spec 2g --disk IMAGE:20g --disk 100g --net NET[:ip]."""
     body: dict[str, Any] = {"vcpu_count": vcpu_count, "vmem_size": mem_spec, "disks": list(disks),
                             "nets": list(nets), "auto_start": auto_start}
@@ -71,75 +74,100 @@ def server_create(obj: Any, name: str, vcpu_count: int, mem_spec: str, disks: tu
         show_forecast(c.post(S, "/servers/forecast", json={"server": body, "count": count})["forecast"])
         return
     if count > 1:
-        out = c.post(S, "/servers", json={"server": body, "count": count})["servers"]
-        show_list([o["body"] for o in out], columns=SERVER_COLUMNS)
+        rows = [o["body"] for o in c.post(S, "/servers", json={"server": body, "count": count})["servers"]]
     else:
-        show_object(c.post(S, "/servers", json={"server": body})["server"])
+        rows = [c.post(S, "/servers", json={"server": body})["server"]]
+    if wait:
+        # one batch task places them all, then a child task per server: one bar for the batch
+        label = f"server {rows[0].get('name')}" if count == 1 else f"{count} servers {name}"
+        follow(c, [Target(label, rows[0].get("active_task_id") or "", batch_total=count)], wait_timeout)
+        rows = c.get(S, "/servers", params={"id": [r["id"] for r in rows], "limit": count}).get("servers", rows) \
+            if count > 1 else [c.get(S, f"/servers/{rows[0]['id']}")["server"]]
+    if count > 1:
+        show_list(rows, columns=SERVER_COLUMNS)
+    else:
+        show_object(rows[0])
 
 
 @click.command("server-stop")
 @click.argument("idents", nargs=-1, required=True)
-@click.option("--force", is_flag=True, help="Power off instead of a clean shutdown")
-@click.option("--timeout", "timeout_secs", type=int, default=None)
+@click.option("--force", "--is-force", "force", is_flag=True, help="Power off instead of a clean shutdown")
+@click.option("--timeout-secs", "timeout_secs", type=click.IntRange(1, 3600), default=None,
+              help="Seconds the guest gets to shut down cleanly before it is powered off [default: 30]")
+@wait_options()
 @output_options
 @click.pass_obj
-def server_stop(obj: Any, idents: tuple[str, ...], force: bool, timeout_secs: int | None) -> None:
+def server_stop(obj: Any, idents: tuple[str, ...], force: bool, timeout_secs: int | None, wait: bool = False,
+                wait_timeout: float = 900.0) -> None:
     """Stop servers."""
     body: dict[str, Any] = {"is_force": force}
     if timeout_secs:
         body["timeout_secs"] = timeout_secs
     c = obj.client()
-    batch(obj, idents, "server", "stop", lambda i: c.post(S, f"/servers/{i}/stop", json=body))
+    batch(obj, idents, "server", "stop", lambda i: c.post(S, f"/servers/{i}/stop", json=body), wait=wait,
+          timeout=wait_timeout, refetch=lambda i: c.get(S, f"/servers/{i}"))
 
 
 @click.command("server-delete")
 @click.argument("idents", nargs=-1, required=True)
-@click.option("-f", "--force", "override", is_flag=True, help="Skip the recycle bin (override_pending_delete)")
+@click.option("-f", "--override-pending-delete", "--force", "override", is_flag=True,
+              help="Delete for good instead of moving to the recycle bin")
+@wait_options()
 @output_options
 @click.pass_obj
-def server_delete(obj: Any, idents: tuple[str, ...], override: bool) -> None:
+def server_delete(obj: Any, idents: tuple[str, ...], override: bool, wait: bool = False,
+                  wait_timeout: float = 900.0) -> None:
     """Delete servers (to the recycle bin unless -f)."""
     c = obj.client()
     params = {"override_pending_delete": "true"} if override else {}
-    batch(obj, idents, "server", "delete", lambda i: c.delete(S, f"/servers/{i}", params=params))
+    batch(obj, idents, "server", "delete", lambda i: c.delete(S, f"/servers/{i}", params=params), wait=wait,
+          timeout=wait_timeout)
 
 
 @click.command("server-change-config")
 @click.argument("ident")
 @click.option("--ncpu", "vcpu_count", type=int, default=None)
-@click.option("--mem-spec", default=None)
+@click.option("--mem-spec", "--vmem", "mem_spec", default=None, help="New memory: 2g, 512m or MB")
+@wait_options()
 @output_options
 @click.pass_obj
-def server_change_config(obj: Any, ident: str, vcpu_count: int | None, mem_spec: str | None) -> None:
+def server_change_config(obj: Any, ident: str, vcpu_count: int | None, mem_spec: str | None, wait: bool = False,
+                         wait_timeout: float = 900.0) -> None:
     """Change a stopped server's vCPUs and/or memory."""
     body: dict[str, Any] = {}
     if vcpu_count is not None:
         body["vcpu_count"] = vcpu_count
     if mem_spec is not None:
         body["vmem_size"] = mem_spec
-    show_object(obj.client().post(S, f"/servers/{ident}/change-config", json=body)["server"])
+    finish(obj, f"server {ident}", obj.client().post(S, f"/servers/{ident}/change-config", json=body)["server"],
+           wait=wait, timeout=wait_timeout, refetch=f"/servers/{ident}")
 
 
 @click.command("server-migrate")
 @click.argument("ident")
-@click.option("--host", default=None, help="Prefer this host")
+@click.option("--prefer-host", "--host", "host", default=None, help="Target host (id or name) [default: the scheduler's pick]")
+@wait_options()
 @output_options
 @click.pass_obj
-def server_migrate(obj: Any, ident: str, host: str | None) -> None:
+def server_migrate(obj: Any, ident: str, host: str | None, wait: bool = False, wait_timeout: float = 900.0) -> None:
     """Move a stopped server to another host."""
     body = {"prefer_host": host} if host else {}
-    show_object(obj.client().post(S, f"/servers/{ident}/migrate", json=body)["server"])
+    finish(obj, f"server {ident}", obj.client().post(S, f"/servers/{ident}/migrate", json=body)["server"],
+           wait=wait, timeout=wait_timeout, refetch=f"/servers/{ident}")
 
 
 @click.command("server-live-migrate")
 @click.argument("ident")
 @click.option("--prefer-host", "--host", "host", default=None, help="Target host (id or name) [default: the scheduler's pick]")
+@wait_options()
 @output_options
 @click.pass_obj
-def server_live_migrate(obj: Any, ident: str, host: str | None) -> None:
+def server_live_migrate(obj: Any, ident: str, host: str | None, wait: bool = False,
+                        wait_timeout: float = 900.0) -> None:
     """Move a running server to another host without stopping it."""
     body = {"prefer_host": host} if host else {}
-    show_object(obj.client().post(S, f"/servers/{ident}/live-migrate", json=body)["server"])
+    finish(obj, f"server {ident}", obj.client().post(S, f"/servers/{ident}/live-migrate", json=body)["server"],
+           wait=wait, timeout=wait_timeout, refetch=f"/servers/{ident}")
 
 
 @click.command("server-rebuild-root")
@@ -147,12 +175,15 @@ def server_live_migrate(obj: Any, ident: str, host: str | None) -> None:
 @click.option("--image", default=None, help="Image of the new system disk (default: the same image)")
 @click.option("--password", default=None, help="Login password of the new system disk")
 @click.option("--keypair", default=None, help="SSH keypair of the new system disk (becomes the server's)")
+@wait_options()
 @output_options
 @click.pass_obj
-def server_rebuild_root(obj: Any, ident: str, image: str | None, password: str | None, keypair: str | None) -> None:
+def server_rebuild_root(obj: Any, ident: str, image: str | None, password: str | None, keypair: str | None,
+                        wait: bool = False, wait_timeout: float = 900.0) -> None:
     """Rebuild a server's system disk (optionally from another image, with a new password or keypair)."""
     body = {k: v for k, v in {"image_id": image, "password": password, "keypair": keypair}.items() if v}
-    show_object(obj.client().post(S, f"/servers/{ident}/rebuild-root", json=body)["server"])
+    finish(obj, f"server {ident}", obj.client().post(S, f"/servers/{ident}/rebuild-root", json=body)["server"],
+           wait=wait, timeout=wait_timeout, refetch=f"/servers/{ident}")
 
 
 @click.command("server-attach-disk")

@@ -5,68 +5,93 @@ from typing import Any
 
 import click
 
-from climc.commands.compute_common import S, make_delete, make_show
+from climc.commands.compute_common import S, finish, make_delete, make_show
 from climc.output import output_options, show_object
+from climc.wait import Target, follow, wait_options
 
 snapshot_show = make_show("snapshot-show", "snapshots", "snapshot", "Show a snapshot")
-snapshot_delete = make_delete("snapshot-delete", "snapshots", "snapshot", "Delete snapshots")
+snapshot_delete = make_delete("snapshot-delete", "snapshots", "snapshot", "Delete snapshots", waitable=True)
 
 
 @click.command("disk-create-snapshot")
 @click.argument("disk")
 @click.argument("name")
+@wait_options()
 @output_options
 @click.pass_obj
-def disk_create_snapshot(obj: Any, disk: str, name: str) -> None:
+def disk_create_snapshot(obj: Any, disk: str, name: str, wait: bool = False, wait_timeout: float = 900.0) -> None:
     """Take a snapshot NAME of DISK (its server stopped or running)."""
-    show_object(obj.client().post(S, f"/disks/{disk}/create-snapshot", json={"name": name})["snapshot"])
+    snap = obj.client().post(S, f"/disks/{disk}/create-snapshot", json={"name": name})["snapshot"]
+    _snapshot_done(obj, snap, wait, wait_timeout)
+
+
+def _snapshot_done(obj: Any, snap: dict[str, Any], wait: bool, timeout: float) -> None:
+    """The snapshot's task holds its disk (``active_task_id``): follow that one."""
+    if wait:
+        c = obj.client()
+        task = c.get(S, f"/disks/{snap['disk_id']}")["disk"].get("active_task_id") if snap.get("disk_id") else ""
+        follow(c, [Target(f"snapshot {snap.get('name')}", task or "")], timeout)
+        snap = c.get(S, f"/snapshots/{snap['id']}")["snapshot"]
+        if snap.get("status") != "ready":
+            raise click.ClickException(f"snapshot {snap.get('name')} is {snap.get('status')}")
+    show_object(snap)
 
 
 @click.command("snapshot-create")
 @click.argument("name")
 @click.option("--disk", required=True, help="The disk to snapshot")
+@wait_options()
 @output_options
 @click.pass_obj
-def snapshot_create(obj: Any, name: str, disk: str) -> None:
+def snapshot_create(obj: Any, name: str, disk: str, wait: bool = False, wait_timeout: float = 900.0) -> None:
     """Take a snapshot NAME of --disk."""
-    show_object(obj.client().post(S, "/snapshots", json={"snapshot": {"name": name, "disk": disk}})["snapshot"])
+    snap = obj.client().post(S, "/snapshots", json={"snapshot": {"name": name, "disk": disk}})["snapshot"]
+    _snapshot_done(obj, snap, wait, wait_timeout)
 
 
 @click.command("disk-reset")
 @click.argument("disk")
 @click.argument("snapshot")
+@wait_options()
 @output_options
 @click.pass_obj
-def disk_reset(obj: Any, disk: str, snapshot: str) -> None:
+def disk_reset(obj: Any, disk: str, snapshot: str, wait: bool = False, wait_timeout: float = 900.0) -> None:
     """Roll DISK back to SNAPSHOT (its server must be stopped)."""
-    show_object(obj.client().post(S, f"/disks/{disk}/disk-reset", json={"snapshot_id": snapshot})["disk"])
+    finish(obj, f"disk {disk}", obj.client().post(S, f"/disks/{disk}/disk-reset", json={"snapshot_id": snapshot})["disk"],
+           wait=wait, timeout=wait_timeout, refetch=f"/disks/{disk}")
 
 
 @click.command("server-save-image")
 @click.argument("server")
 @click.argument("image")
+@wait_options()
 @output_options
 @click.pass_obj
-def server_save_image(obj: Any, server: str, image: str) -> None:
+def server_save_image(obj: Any, server: str, image: str, wait: bool = False, wait_timeout: float = 900.0) -> None:
     """Save the system disk of a stopped SERVER as a new image IMAGE."""
-    show_object(obj.client().post(S, f"/servers/{server}/save-image", json={"name": image})["server"])
+    out = obj.client().post(S, f"/servers/{server}/save-image", json={"name": image})["server"]
+    finish(obj, f"image {image}", out, wait=wait, timeout=wait_timeout)
 
 
 @click.command("disk-save")
 @click.argument("disk")
 @click.argument("image")
+@wait_options()
 @output_options
 @click.pass_obj
-def disk_save(obj: Any, disk: str, image: str) -> None:
+def disk_save(obj: Any, disk: str, image: str, wait: bool = False, wait_timeout: float = 900.0) -> None:
     """Save DISK (of a stopped server) as a new image IMAGE."""
-    show_object(obj.client().post(S, f"/disks/{disk}/save", json={"name": image})["disk"])
+    out = obj.client().post(S, f"/disks/{disk}/save", json={"name": image})["disk"]
+    finish(obj, f"image {image}", out, wait=wait, timeout=wait_timeout)
 
 
 @click.command("disk-resize")
 @click.argument("disk")
 @click.argument("size")
+@wait_options()
 @output_options
 @click.pass_obj
-def disk_resize(obj: Any, disk: str, size: str) -> None:
+def disk_resize(obj: Any, disk: str, size: str, wait: bool = False, wait_timeout: float = 900.0) -> None:
     """Grow DISK to SIZE (e.g. 20g); online when its server runs on a host that can."""
-    show_object(obj.client().post(S, f"/disks/{disk}/resize", json={"size": size})["disk"])
+    finish(obj, f"disk {disk}", obj.client().post(S, f"/disks/{disk}/resize", json={"size": size})["disk"],
+           wait=wait, timeout=wait_timeout, refetch=f"/disks/{disk}")

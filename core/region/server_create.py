@@ -259,6 +259,8 @@ def create_servers(manager: Any, session: Session, cred: Credential, body: dict[
     task = submit(session, "ServerBatchCreateTask", "server", rows[0].id, rows[0].name, params, cred=cred)
     for r in rows:
         r.active_task_id = task.id
+        # server-tasks of every server of the batch lists the batch task (its scheduling verdict)
+        r.create_spec = {**r.create_spec, "create_task_id": task.id}
         manager.audit(session, cred, "create", r)
     return rows
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from core.api.context import Credential
@@ -371,7 +371,9 @@ class ServerManager(Manager):
     def spec_tasks(self, session: Session, cred: Credential, row: Any, q: ListQuery) -> dict[str, Any]:
         from core.region.managers.tasks import task_dict
 
-        tasks = session.scalars(select(Task).where(Task.obj_id == row.id).order_by(Task.created_at.desc())
+        batch = (row.create_spec or {}).get("create_task_id")
+        mine = or_(Task.obj_id == row.id, Task.id == batch) if batch else Task.obj_id == row.id
+        tasks = session.scalars(select(Task).where(mine).order_by(Task.created_at.desc())
                                 .limit(min(q.limit, 200)))
         return {"tasks": [task_dict(t) for t in tasks]}
 

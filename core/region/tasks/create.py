@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from core.audit import record_for_task
 from core.hostapi.protocol import POWER_STATUS, DeployResult, WorkKind, server_status
 from core.region import ipam
 from core.region import statemachine as sm
@@ -31,6 +32,9 @@ def _fail_server(run: Run, server: Server, reason: str) -> None:
     server.create_spec = {**server.create_spec, "fail_reason": reason[:1000]}
     if server.active_task_id in (run.task.id, run.task.parent_task_id):
         server.active_task_id = None
+    # the request was audited as accepted; its outcome is a second record, so the log says it failed
+    record_for_task(run.session, run.task.user_cred, service="compute", action="create", obj_type="server",
+                    obj_id=server.id, obj_name=server.name, success=False, notes=reason)
 
 
 class ServerBatchCreateTask(TaskBase):
@@ -82,9 +86,10 @@ class ServerBatchCreateTask(TaskBase):
                                                                  Task.status == FAILED)).all()
         unplaced = int(run.params.get("requested", 0)) - int(run.params.get("placed", 0))
         if failed or unplaced:
-            run.task.reason = "; ".join(filter(None, [
+            # the batch failed when any of its servers did: --wait and task-list say so, with why
+            run.fail("; ".join(filter(None, [
                 f"{unplaced} not scheduled: {run.params.get('explanation', '')}" if unplaced else "",
-                f"{len(failed)} failed: {', '.join(failed[:10])}" if failed else ""]))[:4000]
+                f"{len(failed)} failed: {', '.join(failed[:10])}" if failed else ""])))
         run.complete()
 
     def on_failed(self, run: Run, reason: str) -> None:

@@ -1,0 +1,66 @@
+"""``--wait`` through climc against a running controller: a create that cannot be scheduled exits 1
+with the scheduler's reason, which server-show, server-tasks and the audit log all carry; and, on
+libvirt's test driver, create/stop/start/delete with --wait return once the server has got there."""
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from tests.e2e.test_agent_support import libvirt_or_skip, upload_tiny_image
+from tests.support.controller import Controller
+
+
+def test_unschedulable_create_waits_fails_and_says_why(controller: Controller,
+                                                       cirros_image: dict[str, object]) -> None:
+    name = f"huge-{uuid.uuid4().hex[:6]}"
+    r = controller.climc("server-create", name, "--ncpu", "100", "--disk", "cirros", "--count", "2", "--wait",
+                         "--timeout", "60")
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "not scheduled" in r.stderr and "Traceback" not in r.stderr
+    servers = json.loads(controller.climc("server-list", "--search", name, "-o", "json").stdout)["data"]
+    assert len(servers) == 2
+    for s in servers:
+        assert s["status"] == "sched_fail" and s["fail_reason"], s
+        # every server of the batch lists the batch task, failed, with the scheduler's verdict
+        tasks = json.loads(controller.climc("server-tasks", s["id"], "-o", "json").stdout)["data"]
+        batch = [t for t in tasks if t["task_name"] == "ServerBatchCreateTask"]
+        assert batch and batch[0]["status"] == "failed" and "not scheduled" in batch[0]["reason"]
+    acts = json.loads(controller.climc("action-list", "--obj-type", "server", "--limit", "200",
+                                       "-o", "json").stdout)["data"]
+    mine = [a for a in acts if a["obj_id"] == servers[0]["id"] and a["action"] == "create"]
+    assert {a["success"] for a in mine} == {True, False}  # accepted, then failed: both recorded
+    assert any(servers[0]["fail_reason"][:40] in a["notes"] for a in mine if not a["success"])
+
+
+@pytest.fixture(scope="module")
+def ctl(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Controller]:
+    libvirt_or_skip()
+    c = Controller.init(tmp_path_factory.mktemp("wait"))
+    c.env["CLOUDPODS_EXECUTOR_HEARTBEAT_S"] = "1"
+    c.serve()
+    upload_tiny_image(c)
+    r = c.climc("host-create", "wait-kvm", "--zone", "zone0", "--driver", "kvm", "--config",
+                "uri=test:///default", "--wire", "default")
+    assert r.returncode == 0, r.stderr
+    yield c
+    c.stop()
+
+
+def test_wait_returns_when_the_server_is_there(ctl: Controller) -> None:
+    r = ctl.climc("server-create", "w-vm", "--ncpu", "1", "--mem-spec", "256m", "--disk", "tiny", "--net",
+                  "default", "--auto-start", "--wait", "-o", "json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["status"] == "running"
+    assert "server w-vm: done" in r.stderr  # one line per state change when not on a terminal
+    r = ctl.climc("server-stop", "w-vm", "--wait", "-o", "json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["status"] == "ready"
+    r = ctl.climc("server-start", "w-vm", "--wait", "-o", "json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["status"] == "running"
+    r = ctl.climc("server-delete", "-f", "w-vm", "--wait")
+    assert r.returncode == 0, r.stderr
+    assert ctl.api.get("/api/s/compute_v2/servers/w-vm").status_code == 404

@@ -1,0 +1,93 @@
+"""--wait follows the task an async command started (climc/wait.py), against a fake controller."""
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from tests.support.mockcloud import MockCloud, body_of
+
+
+def _tasks(cloud: MockCloud, states: list[dict[str, Any]], task_id: str = "t1",
+           children: list[list[dict[str, Any]]] | None = None) -> None:
+    """``GET /tasks/<id>`` answers each state in turn (the last one forever)."""
+    seq = list(states)
+
+    def task(_req: httpx.Request) -> dict[str, Any]:
+        cur = seq.pop(0) if len(seq) > 1 else seq[0]
+        return {"task": {"id": task_id, "task_name": "ServerPowerTask", **cur}}
+    cloud.route("GET", f"/tasks/{task_id}", task)
+    kids = list(children or [[]])
+
+    def child_list(_req: httpx.Request) -> dict[str, Any]:
+        cur = kids.pop(0) if len(kids) > 1 else kids[0]
+        return {"tasks": [{"parent_task_id": task_id, **c} for c in cur], "total": len(cur)}
+    cloud.route("GET", "/tasks", child_list)
+
+
+def test_start_wait_prints_each_stage_once_and_shows_the_end_state(monkeypatch: Any) -> None:
+    monkeypatch.setattr("climc.wait.POLL_S", 0.0)
+    cloud = MockCloud()
+    cloud.route("POST", "/servers/vm1/start", {"server": {"id": "s1", "name": "vm1", "status": "starting",
+                                                         "active_task_id": "t1"}})
+    cloud.route("GET", "/servers/vm1", {"server": {"id": "s1", "name": "vm1", "status": "running"}})
+    _tasks(cloud, [{"status": "running", "stage": "on_init"}, {"status": "waiting", "stage": "on_start_complete"},
+                   {"status": "waiting", "stage": "on_start_complete"}, {"status": "done", "stage": "on_start_complete"}])
+    r = cloud.climc("server-start", "vm1", "--wait", "-o", "json")
+    assert r.exit_code == 0, r.output
+    assert '"status": "running"' in r.stdout  # the server as it ended, not as it was queued
+    lines = r.stderr.splitlines()
+    assert lines == ["server vm1: init (running)", "server vm1: start complete (waiting)", "server vm1: done"]
+
+
+def test_a_failed_task_exits_1_with_its_reason(monkeypatch: Any) -> None:
+    monkeypatch.setattr("climc.wait.POLL_S", 0.0)
+    cloud = MockCloud()
+    cloud.route("POST", "/servers/vm1/stop", lambda req: {"server": {"id": "s1", "name": "vm1",
+                                                                     "active_task_id": "t1", **body_of(req)}})
+    _tasks(cloud, [{"status": "failed", "stage": "on_stop_complete_failed", "reason": "libvirt: domain is locked"}])
+    r = cloud.climc("server-stop", "vm1", "--wait", "--timeout-secs", "5")
+    assert r.exit_code == 1
+    assert "server vm1: libvirt: domain is locked" in r.stderr
+    assert ("GET", "/servers/vm1") not in cloud.calls  # nothing shown as if it had worked
+
+
+def test_timeout_says_the_task_goes_on(monkeypatch: Any) -> None:
+    monkeypatch.setattr("climc.wait.POLL_S", 0.05)
+    cloud = MockCloud()
+    cloud.route("DELETE", "/servers/vm1", {"server": {"id": "s1", "name": "vm1", "active_task_id": "t9"}})
+    _tasks(cloud, [{"status": "waiting", "stage": "on_delete"}], task_id="t9")
+    r = cloud.climc("server-delete", "-f", "vm1", "--wait", "--timeout", "0.2")
+    assert r.exit_code == 1
+    assert "still running after 0.2 s: server vm1" in r.stderr and "task-show t9" in r.stderr
+
+
+def test_batch_create_counts_children_and_names_each_failure(monkeypatch: Any) -> None:
+    monkeypatch.setattr("climc.wait.POLL_S", 0.0)
+    cloud = MockCloud()
+    rows = [{"id": f"s{i}", "name": f"web-{i}", "status": "schedule", "active_task_id": "b1"} for i in range(3)]
+    cloud.route("POST", "/servers", {"servers": [{"body": r} for r in rows]})
+    cloud.route("GET", "/servers", {"servers": [{**r, "status": "running"} for r in rows[:2]] +
+                                    [{**rows[2], "status": "deploy_fail"}], "total": 3})
+    kid = {"task_name": "ServerCreateTask", "obj_type": "server"}
+    _tasks(cloud, [{"status": "waiting", "stage": "on_children_done"}, {"status": "waiting", "stage": "on_children_done"},
+                   {"status": "failed", "stage": "on_children_done", "reason": "1 failed: web-2"}], task_id="b1",
+           children=[[{**kid, "status": "running", "obj_name": f"web-{i}"} for i in range(3)],
+                     [{**kid, "status": "done", "obj_name": "web-0"}, {**kid, "status": "running", "obj_name": "web-1"},
+                      {**kid, "status": "running", "obj_name": "web-2"}],
+                     [{**kid, "status": "done", "obj_name": "web-0"}, {**kid, "status": "done", "obj_name": "web-1"},
+                      {**kid, "status": "failed", "obj_name": "web-2", "reason": "disk image missing"}]])
+    r = cloud.climc("server-create", "web", "--count", "3", "--disk", "10g", "--wait")
+    assert r.exit_code == 1
+    err = r.stderr
+    assert "3 servers web: children done: 0 of 3 finished" in err
+    assert "3 servers web: children done: 1 of 3 finished" in err
+    assert "server web-2: disk image missing" in err and "1 failed: web-2" in err
+
+
+def test_without_wait_nothing_is_polled() -> None:
+    cloud = MockCloud()
+    cloud.route("POST", "/servers/vm1/start", {"server": {"id": "s1", "name": "vm1", "active_task_id": "t1"}})
+    r = cloud.climc("server-start", "vm1")
+    assert r.exit_code == 0
+    assert [c for c in cloud.calls if c[1].startswith("/tasks")] == []
