@@ -61,8 +61,8 @@ class ClimcContext:
 @click.option("--os-user-domain", envvar="OS_USER_DOMAIN_NAME", metavar="NAME", help="[OS_USER_DOMAIN_NAME]")
 @click.option("--os-region-name", envvar="OS_REGION_NAME", metavar="REGION", help="[OS_REGION_NAME]")
 @click.option("--os-auth-token", envvar="OS_AUTH_TOKEN", metavar="TOKEN", help="Use this token [OS_AUTH_TOKEN]")
-@click.option("--os-endpoint-type", envvar="OS_ENDPOINT_TYPE", metavar="TYPE",
-              help="public|internal|admin [OS_ENDPOINT_TYPE]")
+@click.option("--os-endpoint-type", "--os-interface", "os_endpoint_type", envvar=["OS_ENDPOINT_TYPE", "OS_INTERFACE"],
+              metavar="TYPE", help="public|internal|admin, or publicURL|internalURL|adminURL [OS_ENDPOINT_TYPE]")
 @click.option("--os-system-scope", is_flag=True, help="Ask for a system-scoped token")
 @click.option("--debug", is_flag=True, help="Print each request as curl (token redacted) and tracebacks")
 @click.option("-k", "--insecure", is_flag=True, help="Do not verify TLS certificates")

@@ -166,3 +166,26 @@ def task_of(obj: Any) -> str:
         return ""
     inner = next(iter(obj.values())) if len(obj) == 1 and isinstance(next(iter(obj.values())), dict) else obj
     return str(inner.get("active_task_id") or inner.get("task_id") or "")
+
+
+def follow_status(client: Any, service: str, path: str, key: str, label: str, *, busy: tuple[str, ...],
+                  ok: tuple[str, ...], timeout: float, sleep: Callable[[float], None] = time.sleep,
+                  clock: Callable[[], float] = time.monotonic) -> dict[str, Any]:
+    """For work without a task row (an image's intake): poll ``path`` while its status is ``busy``;
+    one line per status; raise unless it ends in ``ok``. Returns the object as it ended."""
+    end, last = clock() + timeout, ""
+    while True:
+        cur = client.get(service, path).get(key, {})
+        status = str(cur.get("status", ""))
+        if status != last:
+            click.echo(f"{label}: {status}", err=True)
+            last = status
+        if status not in busy:
+            break
+        if clock() > end:
+            raise click.ClickException(f"{label} is still {status} after {timeout:g} s (it goes on)")
+        sleep(POLL_S)
+    if status not in ok:
+        why = cur.get("fail_reason") or cur.get("status_reason") or ""
+        raise click.ClickException(f"{label} is {status}" + (f": {why}" if why else ""))
+    return cur  # type: ignore[no-any-return]

@@ -43,9 +43,9 @@ def _import_httpx():  # type: ignore[no-untyped-def]
 httpx = _import_httpx()
 
 from core.errors import (  # noqa: E402
+    ClientSetupError,
     CloudpodsError,
     ConnectionFailedError,
-    InputParameterError,
     UnauthorizedError,
     error_for,
 )
@@ -58,6 +58,36 @@ _RETRIES = 3
 def cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "cloudpods-one"
+
+
+# the values OpenStack's and Cloudpods' rc files use for an endpoint type, as catalog interfaces
+_INTERFACES = {"publicurl": "public", "internalurl": "internal", "adminurl": "admin", "apigateway": "public",
+               "public": "public", "internal": "internal", "admin": "admin"}
+
+
+def normalize_interface(value: str) -> str:
+    """``publicURL``/``internalURL``/``adminURL`` (and any case) -> ``public``/``internal``/``admin``."""
+    v = (value or "public").strip()
+    iface = _INTERFACES.get(v.lower())
+    if iface is None:
+        raise ClientSetupError(f"endpoint type {value!r} is not one of public, internal, admin (or publicURL, "
+                               "internalURL, adminURL): fix OS_ENDPOINT_TYPE / OS_INTERFACE or --os-endpoint-type")
+    return iface
+
+
+def check_auth_url(url: str) -> str:
+    """A usable identity URL, or an error naming OS_AUTH_URL and what it should look like."""
+    u = url.strip()
+    example = "e.g. http://127.0.0.1:30300/api/s/identity/v3 (`source rc_admin` sets it)"
+    if not u:
+        raise ClientSetupError(f"no auth URL: set OS_AUTH_URL or pass --os-auth-url, {example}")
+    try:
+        parsed = httpx.URL(u)
+    except Exception:  # httpx.InvalidURL and friends
+        parsed = None
+    if parsed is None or parsed.scheme not in ("http", "https") or not parsed.host:
+        raise ClientSetupError(f"OS_AUTH_URL={u} is not an http(s) URL: set it to the identity endpoint, {example}")
+    return u
 
 
 @dataclass
@@ -78,9 +108,7 @@ class AuthOptions:
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> AuthOptions:
         e = os.environ if env is None else env
-        iface = e.get("OS_INTERFACE") or e.get("OS_ENDPOINT_TYPE") or "public"
-        iface = {"publicURL": "public", "internalURL": "internal", "adminURL": "admin", "apigateway": "public"}.get(
-            iface, iface)
+        iface = normalize_interface(e.get("OS_INTERFACE") or e.get("OS_ENDPOINT_TYPE") or "public")
         return cls(
             auth_url=e.get("OS_AUTH_URL", ""),
             username=e.get("OS_USERNAME", ""),
@@ -106,8 +134,8 @@ class AuthOptions:
 class Client:
     def __init__(self, auth: AuthOptions, *, timeout: float = 30.0, insecure: bool = False,
                  debug: bool = False, use_cache: bool = True, transport: Any = None) -> None:
-        if not auth.auth_url:
-            raise InputParameterError("no auth URL: set OS_AUTH_URL (e.g. `source ~/.local/share/cloudpods-one/rc_admin`)")
+        auth.auth_url = check_auth_url(auth.auth_url)
+        auth.interface = normalize_interface(auth.interface)
         self.auth = auth
         self.debug = debug
         self.use_cache = use_cache and not auth.token
@@ -185,7 +213,7 @@ class Client:
             identity: dict[str, Any] = {"methods": ["token"], "token": {"id": a.token}}
         else:
             if not a.username:
-                raise InputParameterError("no user name: set OS_USERNAME or pass --os-username")
+                raise ClientSetupError("no user name: set OS_USERNAME or pass --os-username (or OS_AUTH_TOKEN)")
             identity = {"methods": ["password"], "password": {"user": {
                 "name": a.username, "password": a.password, "domain": {"name": a.user_domain}}}}
         body: dict[str, Any] = {"auth": {"identity": identity}}
@@ -205,8 +233,17 @@ class Client:
             return self._token_body
         if not force and self.use_cache and self._load_cached():
             return self._token_body  # type: ignore[return-value]
-        url = self.auth.auth_url.rstrip("/") + "/auth/tokens"
-        resp = self._send("POST", url, json_body=self._auth_body(), auth=False)
+        base = self.auth.auth_url.rstrip("/")
+        url = base + "/auth/tokens"
+        try:
+            resp = self._send("POST", url, json_body=self._auth_body(), auth=False)
+        except CloudpodsError as e:
+            if getattr(e, "code", 0) not in (404, 405):
+                raise
+            hint = (f"set it to {base}/v3" if not base.endswith("/v3") else
+                    "is it the identity endpoint? e.g. http://HOST:PORT/api/s/identity/v3")
+            raise ClientSetupError(f"OS_AUTH_URL={self.auth.auth_url} has no Keystone v3 token API "
+                                   f"(POST {url} answered {e.code}): {hint}") from None
         self._token = resp.headers.get("x-subject-token", "")
         self._token_body = resp.json()
         exp = self._token_body.get("token", {}).get("expires_at")
@@ -235,8 +272,16 @@ class Client:
                 eps = [e for e in eps if region in (e.get("region_id"), e.get("region"))]
             if eps:
                 return str(eps[0]["url"]).rstrip("/")
+        body = self.login().get("token", {})
+        if not body.get("catalog") and not any(k in body for k in ("project", "domain", "system")):
+            raise ClientSetupError("the token has no scope, so no service catalog: set OS_PROJECT_NAME (e.g. "
+                                   "system for the admin; or OS_PROJECT_ID, or OS_SYSTEM_SCOPE=all)")
         where = f" in region {region}" if region else ""
-        raise CloudpodsError(f"service {service_type} ({iface}) not found in the catalog{where}")
+        regions = sorted({str(e.get("region_id") or e.get("region") or "") for svc in self.catalog()
+                          if svc.get("type") == service_type for e in svc.get("endpoints", [])} - {""})
+        fix = (f": OS_REGION_NAME={region} is not one of {', '.join(regions)}" if region and regions and
+               region not in regions else ": try OS_ENDPOINT_TYPE=public (--os-endpoint-type)")
+        raise ClientSetupError(f"service {service_type} ({iface}) not found in the catalog{where}{fix}")
 
     # ---- requests ----------------------------------------------------------------------------
     def request(self, method: str, service_type: str, path: str, *, json: Any = None,

@@ -138,6 +138,12 @@ class ConnectionFailedError(CloudpodsError):
     code, error_class, title = 0, "ConnectionFailedError", "Connection Failed"
 
 
+class ClientSetupError(CloudpodsError):
+    """The client's own settings (OS_* variables, options) cannot work; the message names the fix."""
+
+    code, error_class, title = 0, "ClientSetupError", "Client Setup Error"
+
+
 def _all_subclasses(cls: type[CloudpodsError]) -> list[type[CloudpodsError]]:
     out = [cls]
     for sub in cls.__subclasses__():

@@ -16,6 +16,7 @@ from urllib.parse import quote
 import click
 
 from climc.output import output_options, show_list, show_object
+from climc.wait import wait_options
 
 SERVICE = "image"
 COLUMNS = ["id", "name", "disk_format", "size", "status", "is_public", "protected", "os_type", "checksum"]
@@ -134,12 +135,14 @@ def image_show(obj: Any, image: str) -> None:
 @click.option("--protected", is_flag=True, help="Refuse deletion until unprotected")
 @click.option("--property", "props", multiple=True, metavar="KEY=VALUE")
 @click.option("--resume", "resume_id", metavar="IMAGE", help="Continue an interrupted upload of this image")
+@wait_options()
 @output_options
 @click.pass_obj
 def image_upload(obj: Any, name: str, file: Path, disk_format: str | None, os_type: str | None,
                  os_distribution: str | None, os_version: str | None, os_arch: str | None, min_disk: int | None,
                  min_ram: int | None, description: str | None, public: bool, protected: bool,
-                 props: tuple[str, ...], resume_id: str | None) -> None:
+                 props: tuple[str, ...], resume_id: str | None, wait: bool = False,
+                 wait_timeout: float = 900.0) -> None:
     """Upload an image file (streamed, resumable)."""
     from core.errors import ConnectionFailedError, InputParameterError
 
@@ -187,6 +190,11 @@ def image_upload(obj: Any, name: str, file: Path, disk_format: str | None, os_ty
                 offset = int(img.get("upload_offset") or 0)
                 prog.update(task, completed=offset)
                 click.echo(f"connection lost; resuming at byte {offset} (image {image_id})", err=True)
+    if wait:  # until glance has checked the data and made it active (or killed it, with the reason)
+        from climc.wait import follow_status
+
+        img = follow_status(c, SERVICE, _p(image_id), "image", f"image {name}", busy=("queued", "saving"),
+                            ok=("active",), timeout=wait_timeout)
     show_object(img)
 
 

@@ -222,15 +222,18 @@ def server_tasks(obj: Any, ident: str) -> None:
 @click.option("--storage", default=None)
 @click.option("--zone", default=None)
 @click.option("--backend", default=None, help="Storage type (local, rbd, ...)")
+@wait_options()
 @output_options
 @click.pass_obj
-def disk_create(obj: Any, name: str, size: str, storage: str | None, zone: str | None, backend: str | None) -> None:
+def disk_create(obj: Any, name: str, size: str, storage: str | None, zone: str | None, backend: str | None,
+                wait: bool = False, wait_timeout: float = 900.0) -> None:
     """Create a data disk: NAME SIZE (e.g. 100g)."""
     body: dict[str, Any] = {"name": name, "size": size}
     for k, v in (("storage", storage), ("prefer_zone", zone), ("storage_type", backend)):
         if v:
             body[k] = v
-    show_object(obj.client().post(S, "/disks", json={"disk": body})["disk"])
+    disk = obj.client().post(S, "/disks", json={"disk": body})["disk"]
+    finish(obj, f"disk {name}", disk, wait=wait, timeout=wait_timeout, refetch=f"/disks/{disk['id']}")
 
 
 disk_update = make_update("disk-update", "disks", "disk", [("name", str), ("description", str)], "Update a disk")

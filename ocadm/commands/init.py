@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import secrets
+import shlex
 import shutil
 import time
 from pathlib import Path
@@ -11,7 +12,8 @@ import click
 from ocadm.commands import data_dir_option
 
 
-def rc_text(auth_url: str, password: str, region: str) -> str:
+def rc_text(auth_url: str, password: str, region: str, data_dir: Path | None = None) -> str:
+    """The admin's rc file; with ``data_dir``, ocadm finds the controller from it too (CLOUDPODS_DATA_DIR)."""
     return "\n".join([
         "# cloudpods-one admin credentials (keep this file private)",
         f"export OS_AUTH_URL={auth_url}",
@@ -23,6 +25,7 @@ def rc_text(auth_url: str, password: str, region: str) -> str:
         f"export OS_REGION_NAME={region}",
         "export OS_IDENTITY_API_VERSION=3",
         "export OS_INTERFACE=public",
+        *([f"export CLOUDPODS_DATA_DIR={shlex.quote(str(data_dir))}"] if data_dir else []),
         "",
     ])
 
@@ -72,7 +75,7 @@ def init(data_dir: Path | None, port: int | None, listen_host: str | None, publi
         db.dispose()
     auth_url = f"{s.public_url}/api/s/identity/v3"
     rc = d / "rc_admin"
-    write_private(rc, rc_text(auth_url, password, s.region_id))
+    write_private(rc, rc_text(auth_url, password, s.region_id, d.resolve()))
     click.echo(f"Initialised {d} in {time.monotonic() - t0:.1f}s")
     click.echo(f"  database:  {_shown(s.database_url)}")
     click.echo(f"  listen:    {s.listen_host}:{s.port}")
