@@ -145,7 +145,8 @@ def server_change_config(obj: Any, ident: str, vcpu_count: int | None, mem_spec:
 
 @click.command("server-migrate")
 @click.argument("ident")
-@click.option("--prefer-host", "--host", "host", default=None, help="Target host (id or name) [default: the scheduler's pick]")
+@click.option("--prefer-host", "--host", "host", default=None,
+              help="Target host (id or name) [default: the scheduler's pick]")
 @wait_options()
 @output_options
 @click.pass_obj
@@ -158,7 +159,8 @@ def server_migrate(obj: Any, ident: str, host: str | None, wait: bool = False, w
 
 @click.command("server-live-migrate")
 @click.argument("ident")
-@click.option("--prefer-host", "--host", "host", default=None, help="Target host (id or name) [default: the scheduler's pick]")
+@click.option("--prefer-host", "--host", "host", default=None,
+              help="Target host (id or name) [default: the scheduler's pick]")
 @wait_options()
 @output_options
 @click.pass_obj

@@ -57,7 +57,8 @@ def snapshot_create(obj: Any, name: str, disk: str, wait: bool = False, wait_tim
 @click.pass_obj
 def disk_reset(obj: Any, disk: str, snapshot: str, wait: bool = False, wait_timeout: float = 900.0) -> None:
     """Roll DISK back to SNAPSHOT (its server must be stopped)."""
-    finish(obj, f"disk {disk}", obj.client().post(S, f"/disks/{disk}/disk-reset", json={"snapshot_id": snapshot})["disk"],
+    out = obj.client().post(S, f"/disks/{disk}/disk-reset", json={"snapshot_id": snapshot})["disk"]
+    finish(obj, f"disk {disk}", out,
            wait=wait, timeout=wait_timeout, refetch=f"/disks/{disk}")
 
 

@@ -31,8 +31,9 @@ def test_start_wait_prints_each_stage_once_and_shows_the_end_state(monkeypatch: 
     cloud.route("POST", "/servers/vm1/start", {"server": {"id": "s1", "name": "vm1", "status": "starting",
                                                          "active_task_id": "t1"}})
     cloud.route("GET", "/servers/vm1", {"server": {"id": "s1", "name": "vm1", "status": "running"}})
-    _tasks(cloud, [{"status": "running", "stage": "on_init"}, {"status": "waiting", "stage": "on_start_complete"},
-                   {"status": "waiting", "stage": "on_start_complete"}, {"status": "done", "stage": "on_start_complete"}])
+    done = "on_start_complete"
+    _tasks(cloud, [{"status": "running", "stage": "on_init"}, {"status": "waiting", "stage": done},
+                   {"status": "waiting", "stage": done}, {"status": "done", "stage": done}])
     r = cloud.climc("server-start", "vm1", "--wait", "-o", "json")
     assert r.exit_code == 0, r.output
     assert '"status": "running"' in r.stdout  # the server as it ended, not as it was queued
@@ -70,7 +71,8 @@ def test_batch_create_counts_children_and_names_each_failure(monkeypatch: Any) -
     cloud.route("GET", "/servers", {"servers": [{**r, "status": "running"} for r in rows[:2]] +
                                     [{**rows[2], "status": "deploy_fail"}], "total": 3})
     kid = {"task_name": "ServerCreateTask", "obj_type": "server"}
-    _tasks(cloud, [{"status": "waiting", "stage": "on_children_done"}, {"status": "waiting", "stage": "on_children_done"},
+    waiting = {"status": "waiting", "stage": "on_children_done"}
+    _tasks(cloud, [waiting, waiting,
                    {"status": "failed", "stage": "on_children_done", "reason": "1 failed: web-2"}], task_id="b1",
            children=[[{**kid, "status": "running", "obj_name": f"web-{i}"} for i in range(3)],
                      [{**kid, "status": "done", "obj_name": "web-0"}, {**kid, "status": "running", "obj_name": "web-1"},
