@@ -14,7 +14,20 @@ from climc.output import output_options, show_list, show_object
 S = "compute_v2"
 
 
+def _tags(values: tuple[str, ...], prefix: str = "") -> list[tuple[str, list[str]]]:
+    """Cloudpods' ``--tags "k=v;k2"`` (repeatable): [(key, [values])]; a bare key matches any value."""
+    out: list[tuple[str, list[str]]] = []
+    for v in values:
+        for pair in filter(None, (p.strip() for p in v.split(";"))):
+            k, sep, val = pair.partition("=")
+            if not k:
+                raise click.BadParameter(f"{pair!r}: give KEY=VALUE or KEY", param_hint="--tags")
+            out.append((prefix + k, [val] if sep else []))
+    return out
+
+
 def list_flags(f: Callable[..., Any]) -> Callable[..., Any]:
+    """The list options every ``*-list`` has, named as in Cloudpods' climc (BaseListOptions)."""
     for opt in reversed([
         click.option("--limit", type=int, default=20, show_default=True, help="Page size"),
         click.option("--offset", type=int, default=0, help="Skip this many"),
@@ -23,9 +36,19 @@ def list_flags(f: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--search", default=None, help="Fuzzy name match"),
         click.option("--filter", "filters", multiple=True, help="field.op(args), e.g. status.equals(running)"),
         click.option("--filter-any", is_flag=True, help="OR the filters instead of AND"),
-        click.option("--scope", type=click.Choice(["system", "domain", "project"]), default=None),
+        click.option("--scope", type=click.Choice(["system", "domain", "project", "user", "max"]), default=None,
+                     help="Whose rows: system|domain|project, user (yours), max (all you may see)"),
+        click.option("--admin", is_flag=True, help="Every project's rows you may see (scope system)"),
+        click.option("--system", is_flag=True, help="Also system resources (Cloudpods; every row is listed here)"),
+        click.option("--project", "--tenant", "tenant", default=None, help="Only rows of this project (id or name)"),
+        click.option("--project-domain", default=None, help="Only rows of projects in this domain"),
+        click.option("--tags", "tags", multiple=True, metavar="K=V;K2",
+                     help="Only rows with these metadata tags (K=V pairs or keys, ';'-separated, repeatable)"),
+        click.option("--user-tags", multiple=True, metavar="K=V;K2", help="As --tags, for user tags"),
+        click.option("--no-tags", multiple=True, metavar="K=V;K2", help="Only rows without these tags"),
         click.option("--details/--no-details", default=True, help="Joined fields (host, zone, ips...)"),
         click.option("--pending-delete", is_flag=True, help="Show the recycle bin instead"),
+        click.option("--field", "fields", multiple=True, help="Only these fields in the answer (repeatable)"),
     ]):
         f = opt(f)
     return f
@@ -34,9 +57,11 @@ def list_flags(f: Callable[..., Any]) -> Callable[..., Any]:
 def list_params(kw: dict[str, Any], **extra: Any) -> dict[str, Any]:
     p: dict[str, Any] = {"limit": kw.get("limit", 20), "offset": kw.get("offset", 0),
                          "details": "true" if kw.get("details", True) else "false"}
-    for k in ("order", "search", "scope"):
+    for k in ("order", "search", "scope", "tenant", "project_domain"):
         if kw.get(k):
             p[k] = kw[k]
+    if kw.get("admin") and not kw.get("scope"):
+        p["scope"] = "system"
     if kw.get("order_by"):
         p["order_by"] = list(kw["order_by"])
     if kw.get("filters"):
@@ -45,6 +70,14 @@ def list_params(kw: dict[str, Any], **extra: Any) -> dict[str, Any]:
         p["filter_any"] = "true"
     if kw.get("pending_delete"):
         p["pending_delete"] = "true"
+    if kw.get("fields"):
+        p["field"] = list(kw["fields"])
+    for key, tags in (("tags", _tags(kw.get("tags", ())) + _tags(kw.get("user_tags", ()), "user:")),
+                      ("no_tags", _tags(kw.get("no_tags", ())))):
+        for i, (k, vals) in enumerate(tags):
+            p[f"{key}.{i}.key"] = k
+            if vals:
+                p[f"{key}.{i}.value"] = vals
     p.update({k: v for k, v in extra.items() if v not in (None, "", ())})
     return p
 
@@ -111,8 +144,11 @@ def make_list(name: str, plural: str, columns: Sequence[str], help_: str,
         extra = {q: kw.pop(opt.replace("-", "_"), None) for opt, q in filters}
         run_list(obj, f"/{plural}", plural, columns, kw, **extra)
 
+    if not any(opt == "status" for opt, _q in filters):
+        filters = [*filters, ("status", "status")]
     for opt, _q in reversed(filters):
-        cmd = click.option(f"--{opt}", default=None, help=f"Only this {opt}")(cmd)
+        cmd = click.option(f"--{opt}", default=None, multiple=opt == "status",
+                           help=f"Only rows with this {opt}" + (" (repeatable)" if opt == "status" else ""))(cmd)
     return cmd
 
 

@@ -21,6 +21,7 @@ from core.api.listing import ListDep, ListQuery, paginate, parse_bool
 from core.errors import ActionNotFoundError, CloudpodsError, InputParameterError, ResourceNotFoundError
 from core.region.common import begin_write, json_response, unwrap
 from core.region.registry import MANAGERS, get_manager
+from core.region.tags import tag_filter
 
 router = APIRouter()
 AnyBody = Body(default=None)
@@ -38,7 +39,7 @@ def _list(session: Any, cred: Any, m: Any, q: ListQuery, ctx: tuple[str, str] | 
     stmt = m.visible(m.base_stmt(), cred, q.scope)
     if ctx is not None:
         stmt = m.context_filter(session, cred, stmt, *ctx)
-    stmt = m.list_filter(session, cred, stmt, q)
+    stmt = tag_filter(m.list_filter(session, cred, stmt, q), m.model, q)
     page = paginate(session, stmt, m.model, q, searchable=m.searchable, columns=m.list_columns(),
                     resolve=lambda col, v: m.resolve_ref(session, cred, col, v))
     items = m.to_dicts(session, page.rows, q.details)
