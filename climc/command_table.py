@@ -203,3 +203,13 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "zone-show": ("climc.commands.zones:zone_show", "Show a zone"),
     "zone-update": ("climc.commands.zones:zone_update", "Update a zone"),
 }
+
+# Cloudpods' climc names for commands we call otherwise: the same command under both names
+ALIASES: dict[str, str] = {
+    "cloud-region-list": "cloudregion-list",
+    "group-add-users": "group-add-user",
+    "role-assignments": "role-assignment-list",
+    "quota": "quota-show",
+}
+for _alias, _target in ALIASES.items():
+    COMMANDS[_alias] = (COMMANDS[_target][0], f"Same as {_target} (Cloudpods' name)")

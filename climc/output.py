@@ -72,6 +72,20 @@ def cell(v: Any) -> str:
     return str(v)
 
 
+def check_columns(items: Sequence[dict[str, Any]], chosen: Sequence[str]) -> None:
+    """``-c`` naming a column no row has is a usage error listing the ones there are."""
+    if not chosen or not items:
+        return
+    have: dict[str, None] = {}
+    for it in items:
+        for k in (*it, *flatten(it)):
+            have.setdefault(k, None)
+    unknown = [c for c in chosen if c not in have]
+    if unknown:
+        top = [k for k in have if "." not in k] or list(have)
+        raise click.UsageError(f"unknown column {', '.join(unknown)} (-c); available: {', '.join(top)}")
+
+
 def _pick(item: dict[str, Any], cols: Sequence[str]) -> dict[str, Any]:
     flat = None
     out: dict[str, Any] = {}
@@ -127,6 +141,7 @@ def _escape(s: str) -> str:
 def show_list(items: list[dict[str, Any]], *, columns: Sequence[str] | None = None, total: int | None = None,
               limit: int | None = None, offset: int = 0) -> None:
     fmt, chosen = _settings()
+    check_columns(items, chosen)
     cols = _columns_for(items, columns, chosen)
     total = len(items) if total is None else total
     if fmt in ("json", "yaml"):
@@ -159,6 +174,7 @@ def show_list(items: list[dict[str, Any]], *, columns: Sequence[str] | None = No
 def show_object(obj: dict[str, Any], *, _in_list: bool = False) -> None:
     fmt, chosen = _settings()
     if chosen and not _in_list:
+        check_columns([obj], chosen)
         obj = _pick(obj, chosen)
     if fmt in ("json", "yaml") and not _in_list:
         _dump(obj, fmt)

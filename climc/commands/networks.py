@@ -47,13 +47,25 @@ def network_create(obj: Any, wire: str, name: str, start: str, end: str, mask: i
 
 @click.command("network-reserve-ip")
 @click.argument("network")
-@click.argument("ips", nargs=-1, required=True)
-@click.option("--notes", default=None)
+@click.argument("args", nargs=-1, required=True, metavar="[NOTES] IP...")
+@click.option("--notes", default=None, help="Why the addresses are reserved (or the NOTES positional)")
 @output_options
 @click.pass_obj
-def network_reserve_ip(obj: Any, network: str, ips: tuple[str, ...], notes: str | None) -> None:
-    """Reserve addresses of a network so IPAM never hands them out."""
-    body: dict[str, Any] = {"ips": list(ips)}
+def network_reserve_ip(obj: Any, network: str, args: tuple[str, ...], notes: str | None) -> None:
+    """Reserve addresses of a network so IPAM never hands them out: NETWORK NOTES IP... (as Cloudpods'
+    climc) or NETWORK IP... --notes TEXT."""
+    import ipaddress
+
+    ips = list(args)
+    try:
+        ipaddress.ip_address(ips[0])
+    except ValueError:  # Cloudpods' order: the first word after the network is the note
+        if notes is not None:
+            raise click.UsageError(f"{ips[0]!r} is not an IP address (NOTES was given with --notes)") from None
+        notes, ips = ips[0], ips[1:]
+    if not ips:
+        raise click.UsageError("give at least one IP address to reserve")
+    body: dict[str, Any] = {"ips": ips}
     if notes:
         body["notes"] = notes
     out = obj.client().post(S, f"/networks/{network}/reserve-ip", json=body)

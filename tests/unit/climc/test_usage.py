@@ -1,0 +1,42 @@
+"""Usage mistakes get a usage error that says what would work (exit 2, no request for -c typos)."""
+from __future__ import annotations
+
+from tests.support.mockcloud import MockCloud
+
+
+def test_unknown_column_lists_the_available_ones() -> None:
+    cloud = MockCloud()
+    cloud.route("GET", "/servers", {"servers": [{"id": "s1", "name": "vm1", "status": "running"}], "total": 1})
+    r = cloud.climc("server-list", "-c", "name", "-c", "nosuchcol")
+    assert r.exit_code == 2
+    assert "unknown column nosuchcol" in r.stderr and "available: id, name, status" in r.stderr
+    r = cloud.climc("server-list", "-c", "name,status", "-o", "value")
+    assert r.exit_code == 0 and r.stdout.strip() == "vm1 running"
+
+
+def test_mistyped_command_and_option_suggest_the_right_one() -> None:
+    cloud = MockCloud()
+    r = cloud.climc("server-lst")
+    assert r.exit_code == 2 and "Did you mean server-list" in r.stderr
+    r = cloud.climc("list-server")
+    assert r.exit_code == 2 and "Did you mean server-list?" in r.stderr
+    r = cloud.climc("server-list", "--limt", "3")
+    assert r.exit_code == 2 and "Did you mean '--limit'" in r.stderr
+    assert cloud.calls == []
+
+
+def test_network_reserve_ip_takes_cloudpods_order_and_ours() -> None:
+    from tests.support.mockcloud import body_of
+
+    cloud = MockCloud()
+    seen: list[object] = []
+
+    def reserve(req):  # type: ignore[no-untyped-def]
+        seen.append(body_of(req))
+        return {"network": {"name": "net1"}, "reserved": body_of(req)["ips"]}
+    cloud.route("POST", "/networks/net1/reserve-ip", reserve)
+    assert cloud.climc("network-reserve-ip", "net1", "for the router", "10.0.0.5", "10.0.0.6").exit_code == 0
+    assert cloud.climc("network-reserve-ip", "net1", "10.0.0.7", "--notes", "gw").exit_code == 0
+    assert seen == [{"ips": ["10.0.0.5", "10.0.0.6"], "notes": "for the router"}, {"ips": ["10.0.0.7"], "notes": "gw"}]
+    r = cloud.climc("network-reserve-ip", "net1", "only a note")
+    assert r.exit_code == 2 and "at least one IP" in r.stderr
