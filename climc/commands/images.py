@@ -87,22 +87,27 @@ def _batch(obj: Any, ids: tuple[str, ...], verb: str, fn: Callable[[Any, str], A
 @click.option("--search")
 @click.option("--filter", "filters", multiple=True, help="field.op(args), e.g. disk_format.equals(qcow2)")
 @click.option("--filter-any", is_flag=True)
-@click.option("--scope", type=click.Choice(["system", "domain", "project"]))
+@click.option("--scope", type=click.Choice(["system", "domain", "project", "user", "max"]),
+              help="Whose images: system|domain|project, user (yours), max (all you may see)")
+@click.option("--admin", is_flag=True, help="Every project's images you may see (scope system)")
+@click.option("--project", "--tenant", "tenant", default=None, help="Only images of this project (id or name)")
 @click.option("--details/--no-details", default=True)
 @click.option("--pending-delete", is_flag=True, hidden=True)
+@click.option("--name", help="Only the image with this name")
 @click.option("--status", help="Only images in this status")
-@click.option("--disk-format", help="Only images of this format")
+@click.option("--format", "--disk-format", "disk_format", help="Only images of this disk format")
 @click.option("--public/--private", "is_public", default=None, help="Only public / private images")
 @output_options
 @click.pass_obj
 def image_list(obj: Any, limit: int, offset: int, order_by: tuple[str, ...], order: str | None, search: str | None,
-               filters: tuple[str, ...], filter_any: bool, scope: str | None, details: bool, pending_delete: bool,
-               status: str | None, disk_format: str | None, is_public: bool | None) -> None:
+               filters: tuple[str, ...], filter_any: bool, scope: str | None, admin: bool, tenant: str | None,
+               details: bool, pending_delete: bool, name: str | None, status: str | None, disk_format: str | None,
+               is_public: bool | None) -> None:
     """List images."""
     params: list[tuple[str, Any]] = [("limit", limit), ("offset", offset), ("details", str(details).lower())]
     params += [("order_by", o) for o in order_by] + [("filter", f) for f in filters]
-    for k, v in (("order", order), ("search", search), ("scope", scope), ("status", status),
-                 ("disk_format", disk_format)):
+    for k, v in (("order", order), ("search", search), ("scope", scope or ("system" if admin else None)),
+                 ("tenant", tenant), ("name", name), ("status", status), ("disk_format", disk_format)):
         if v:
             params.append((k, v))
     if filter_any:
@@ -213,7 +218,7 @@ def _reader(path: Path, offset: int, size: int, prog: Any, task: Any) -> Iterato
 
 @click.command("image-download")
 @click.argument("image")
-@click.option("--file", "out", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--file", "--output", "out", type=click.Path(dir_okay=False, path_type=Path),
               help="Write here (default: the image name in the current directory); '-' for stdout")
 @click.option("--format", "fmt", type=click.Choice(["raw", "qcow2", "vmdk"]),
               help="Convert on the server (cached) and download that format")

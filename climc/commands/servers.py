@@ -37,19 +37,20 @@ disk_delete = make_delete("disk-delete", "disks", "disk", "Delete detached disks
 @click.command("server-create")
 @click.argument("name")
 @click.option("--ncpu", "vcpu_count", type=int, default=1, show_default=True, help="vCPUs")
-@click.option("--mem-spec", default="1g", show_default=True, help="Memory: 2g, 512m or MB")
+@click.option("--mem-spec", "--vmem", "mem_spec", default="1g", show_default=True, help="Memory: 2g, 512m or MB")
 @click.option("--disk", "disks", multiple=True, help="IMAGE[:size] for the system disk, then sizes (100g)")
 @click.option("--net", "nets", multiple=True, help="NETWORK[:ip] (repeatable)")
-@click.option("--count", type=click.IntRange(1, 1000), default=1, show_default=True)
-@click.option("--host", default=None, help="Prefer this host")
-@click.option("--zone", default=None, help="Prefer this zone")
-@click.option("--hypervisor", default=None)
-@click.option("--keypair", default=None)
-@click.option("--password", default=None)
-@click.option("--secgroup", "secgroups", multiple=True)
+@click.option("--count", type=click.IntRange(1, 1000), default=1, show_default=True, help="How many servers")
+@click.option("--prefer-host", "--host", "host", default=None, help="Put it on this host (id or name)")
+@click.option("--prefer-zone", "--zone", "zone", default=None, help="Put it in this zone (id or name)")
+@click.option("--hypervisor", default=None, help="kvm (default), baremetal, esxi, aws, ... (the host's driver)")
+@click.option("--keypair", default=None, help="SSH keypair (id or name) put into the guest")
+@click.option("--password", default=None, help="Login password of the guest (default: none, or the keypair)")
+@click.option("--secgroups", "--secgroup", "secgroups", multiple=True,
+              help="Security group (id or name; repeatable; default: the project's Default)")
 @click.option("--auto-start", is_flag=True, help="Start once deployed")
 @click.option("--generate-name", is_flag=True, help="NAME is a pattern: make unique names")
-@click.option("--desc", default=None)
+@click.option("--desc", "--description", "desc", default=None, help="Description")
 @click.option("--dry-run", is_flag=True, help="Only ask the scheduler whether it would fit")
 @wait_options()
 @output_options
@@ -259,13 +260,15 @@ def show_forecast(fc: dict[str, Any]) -> None:
         show_list(rows, columns=["filter", "hosts_removed", "reasons"])
 
 
-def _forecast_callback(**kwargs: Any) -> None:
-    server_create.callback(**kwargs, dry_run=True)  # type: ignore[misc]
+def _forecast_callback(name: str | None = None, **kwargs: Any) -> None:
+    server_create.callback(name=name or "forecast", **kwargs, dry_run=True)  # type: ignore[misc]
 
 
 scheduler_forecast = click.Command(
     "scheduler-forecast", callback=_forecast_callback,
-    params=[p for p in server_create.params if p.name != "dry_run"],
+    # Cloudpods' scheduler-forecast takes no NAME; ours still accepts one
+    params=[click.Argument(["name"], required=False, default=None)] +
+           [p for p in server_create.params if p.name not in ("dry_run", "wait", "wait_timeout", "name")],
     help="Ask the scheduler whether servers would fit, and why not: same options as server-create.",
     short_help="Dry-run a server create through the scheduler")
 

@@ -45,3 +45,29 @@ def test_list_options_filter_as_cloudpods_climc(controller: Controller, cirros_i
     for cmd in ("network-list", "host-list", "disk-list", "zone-list", "task-list"):
         r = controller.climc(cmd, "--admin", "--status", "x", "--tags", "k=v", "--scope", "max", "--project", "system")
         assert r.returncode == 0, (cmd, r.stderr)
+
+
+def test_image_list_takes_cloudpods_names(controller: Controller, cirros_image: dict[str, object]) -> None:
+    r = controller.climc("image-list", "--name", "cirros", "--format", "raw", "--admin", "--scope", "max", "-o", "json")
+    assert r.returncode == 0, r.stderr
+    assert [i["name"] for i in json.loads(r.stdout)["data"]] == ["cirros"]
+    r = controller.climc("image-list", "--name", "no-such-image", "-o", "json")
+    assert json.loads(r.stdout)["data"] == []
+
+
+def test_network_create_and_update_take_every_mask_form(controller: Controller) -> None:
+    tag = uuid.uuid4().hex[:6]
+    third = int(tag, 16) % 250
+    r = controller.climc("network-create", "default", f"nm{tag}", f"10.{third}.77.10", f"10.{third}.77.20",
+                         "255.255.255.0", "--vlan-id", "7", "-o", "json")
+    assert r.returncode == 0, r.stderr
+    net = json.loads(r.stdout)
+    assert net["guest_ip_mask"] == 24 and net["vlan_id"] == 7
+    r = controller.climc("network-update", f"nm{tag}", "--netmask", "/23", "--start-ip", f"10.{third}.77.11",
+                         "--gateway", f"10.{third}.77.1", "--dns", "1.1.1.1", "-o", "json")
+    assert r.returncode == 0, r.stderr
+    net = json.loads(r.stdout)
+    assert (net["guest_ip_mask"], net["guest_ip_start"], net["guest_gateway"], net["guest_dns"]) == (
+        23, f"10.{third}.77.11", f"10.{third}.77.1", "1.1.1.1")
+    r = controller.climc("network-create", "default", f"bad{tag}", "10.9.9.1", "10.9.9.9", "255.0.255.0")
+    assert r.returncode == 2 and "not a netmask" in r.stderr
