@@ -46,6 +46,13 @@ class Settings:
     # the browser reached, so the agent must dial that one. Empty: agents dial their configured
     # controller URL (right for one replica; see core/console/relay.py for several)
     console_relay_url: str = ""
+    # bare-metal deploys: the controller's PXE boot network (core/agent/pxe.py); empty interface = none
+    baremetal_pxe_interface: str = ""
+    baremetal_deploy_kernel: str = ""  # scripts/build-deploy-ramdisk.sh makes deploy.kernel + deploy.initrd
+    baremetal_deploy_ramdisk: str = ""
+    baremetal_pxe_http_port: int = 0  # 0: any free port (the URLs the machines get name it)
+    baremetal_pxe_range: str = ""  # FIRST-LAST deploy addresses; default: the interface subnet's upper half
+    baremetal_tftp_root: str = ""  # holds undionly.kpxe for legacy (non-iPXE) PXE ROMs
 
     # ---- derived -------------------------------------------------------------
     @property

@@ -82,6 +82,8 @@ __all__ = [
     "InstanceSpec",
     "Deployed",
     "LocalImage",
+    "PxeBoot",
+    "PxeJob",
     "NetworkBackend",
     "HypervisorError",
     "InvalidSpec",
@@ -591,6 +593,7 @@ class HostEnv:
     stop_timeout_s: float = 30.0
     options: Mapping[str, Any] = field(default_factory=dict)
     exchange: DiskExchange | None = None  # disks to/from the controller (cold migration); None: no such link
+    pxe: PxeBoot | None = None  # the boot network a bare-metal machine deploys through; None: no such network
 
 
 @runtime_checkable
@@ -1053,6 +1056,28 @@ class Management(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class PxeJob(Protocol):
+    """One machine's turn on the boot network: its DHCP answer and deploy ramdisk are staged until
+    ``close``; ``wait`` returns what the ramdisk reported (raises ``HypervisorError`` with its
+    reason when it failed or said nothing in time)."""
+
+    def wait(self, timeout_s: float) -> dict[str, Any]: ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class PxeBoot(Protocol):
+    """The boot network (DHCP, TFTP, HTTP) a bare-metal driver deploys through: the controller
+    runs it; the driver powers the machine and waits for the job.
+
+    ``action``: ``deploy`` (write ``image``, a raw file, to the machine's first disk) or ``wipe``
+    (erase its partition tables)."""
+
+    def stage(self, mac: str, action: str, image: LocalImage | None = None) -> PxeJob: ...
 
 
 _IMPORTED_NS = _uuid.UUID("6f1c9a52-3b0e-4c57-9d7e-0c3c1f5a9b21")

@@ -106,6 +106,8 @@ def _config_value(v: str) -> Any:
                    "stored encrypted, never shown")
 @click.option("--redfish-url", default=None, help="baremetal: the BMC's Redfish service, http(s)://HOST[:PORT]")
 @click.option("--redfish-system", default=None, help="baremetal: which ComputerSystem (default: the first)")
+@click.option("--access-mac", default=None,
+              help="baremetal: the MAC of the machine's PXE NIC (server-create deploys through it)")
 @click.option("--storage", "storages", multiple=True, help="NAME:CAPACITY_MB (repeatable; default <name>-local)")
 @click.option("--wire", "wires", multiple=True, help="WIRE[:BRIDGE] (repeatable)")
 @click.option("--description", default=None)
@@ -114,7 +116,8 @@ def _config_value(v: str) -> Any:
 def host_create(obj: Any, name: str, zone: str, driver: str | None, config: tuple[str, ...], config_file: Any,
                 host_type: str | None, ipmi_ip: str | None, ipmi_port: int | None, ipmi_username: str | None,
                 ipmi_password: str | None, redfish_url: str | None, redfish_system: str | None,
-                storages: tuple[str, ...], wires: tuple[str, ...], description: str | None) -> None:
+                access_mac: str | None, storages: tuple[str, ...], wires: tuple[str, ...],
+                description: str | None) -> None:
     """Create a host run by the controller's executor (a driver whose API is remote), or register a
     bare-metal machine by its BMC (--host-type baremetal --ipmi-ip ... or --redfish-url ...); agents
     enrol themselves (ocadm join). The driver is validated now; its config is stored encrypted."""
@@ -151,12 +154,16 @@ def host_create(obj: Any, name: str, zone: str, driver: str | None, config: tupl
         if host_type != "baremetal":
             raise click.UsageError("--ipmi-*/--redfish-* options are for --host-type baremetal")
         cfg.update(bmc)
+        if access_mac:
+            cfg["access_mac"] = access_mac.strip().lower().replace("-", ":")
         driver = driver or "baremetal"
     if not driver:
         raise click.UsageError("missing --driver (or --ipmi-ip/--redfish-url for a bare-metal host)")
     body: dict[str, Any] = {"name": name, "zone": zone, "target": "executor", "driver": driver,
                             "driver_config": cfg, "storages": _storages(storages),
                             "wires": [{"wire": w.partition(":")[0], "bridge": w.partition(":")[2]} for w in wires]}
+    if access_mac:
+        body["access_mac"] = access_mac
     if host_type:
         body["host_type"] = host_type
     if description:

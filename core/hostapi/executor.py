@@ -100,10 +100,11 @@ class Runtime:
 _runtime: list[Runtime] = []
 
 
-def configure(data_dir: Path, db: Any) -> Runtime:
+def configure(data_dir: Path, db: Any, settings: Any = None) -> Runtime:
     from core.keystone.credkeys import cipher_for
 
-    rt = Runtime(Path(data_dir), db, Drivers(Path(data_dir), db), cipher_for(Path(data_dir)))
+    rt = Runtime(Path(data_dir), db, Drivers(Path(data_dir), db, boot_network(data_dir, settings)),
+                 cipher_for(Path(data_dir)))
     _runtime[:] = [rt]
     return rt
 
@@ -187,22 +188,71 @@ def controller_images(data_dir: Path, db: Any) -> Any:
     return ImageStore(types.SimpleNamespace(image_dir=str(root)), fetch)  # type: ignore[arg-type]
 
 
-def host_env(data_dir: Path, host_id: str, config: dict[str, Any], images: Any) -> HostEnv:
+class BootNetwork:
+    """The controller's PXE boot network for bare-metal deploys (core/agent/pxe.py), started on
+    first use (binding DHCP's port 67 needs root): settings ``baremetal_pxe_interface``,
+    ``baremetal_deploy_kernel``, ``baremetal_deploy_ramdisk`` (scripts/build-deploy-ramdisk.sh),
+    ``baremetal_pxe_http_port``, ``baremetal_pxe_range``, ``baremetal_tftp_root``."""
+
+    def __init__(self, data_dir: Path, settings: Any) -> None:
+        from core.agent.pxe import PxeSettings
+
+        self.settings = PxeSettings(
+            interface=settings.baremetal_pxe_interface, kernel=settings.baremetal_deploy_kernel,
+            ramdisk=settings.baremetal_deploy_ramdisk, http_port=int(settings.baremetal_pxe_http_port),
+            ip_range=settings.baremetal_pxe_range, tftp_root=settings.baremetal_tftp_root)
+        self.raw_dir = data_dir / "executors" / "pxe-raw"
+        self._lock = threading.Lock()
+        self.service: Any = None
+
+    def _service(self) -> Any:
+        from core.agent.pxe import PxeConfigError, PxeService
+
+        with self._lock:
+            if self.service is None:
+                svc = PxeService(self.settings, self.raw_dir)
+                try:
+                    svc.start()
+                except (PxeConfigError, OSError) as exc:
+                    from drivers.base import HypervisorError
+
+                    raise HypervisorError(f"the PXE boot network cannot start: {exc}") from None
+                self.service = svc
+            return self.service
+
+    def stage(self, mac: str, action: str, image: Any = None) -> Any:
+        return self._service().stage(mac, action, image)
+
+    def close(self) -> None:
+        with self._lock:
+            svc, self.service = self.service, None
+        if svc is not None:
+            svc.stop()
+
+
+def boot_network(data_dir: Path, settings: Any) -> BootNetwork | None:
+    if settings is None or not getattr(settings, "baremetal_pxe_interface", ""):
+        return None
+    return BootNetwork(Path(data_dir), settings)
+
+
+def host_env(data_dir: Path, host_id: str, config: dict[str, Any], images: Any, pxe: Any = None) -> HostEnv:
     d = data_dir / "executors" / host_id
     (d / "instances").mkdir(parents=True, exist_ok=True, mode=0o700)
     return HostEnv(uri=str(config.get("uri") or ""), data_dir=str(d), instances_dir=str(d / "instances"),
                    images=images, network=NullNetwork(), domain_type=str(config.get("domain_type") or "auto"),
-                   stop_timeout_s=float(config.get("stop_timeout_s") or 30.0), options=dict(config))
+                   stop_timeout_s=float(config.get("stop_timeout_s") or 30.0), options=dict(config), pxe=pxe)
 
 
-def build(data_dir: Path, host_id: str, driver: str, config: dict[str, Any], images: Any) -> HostedDriver:
+def build(data_dir: Path, host_id: str, driver: str, config: dict[str, Any], images: Any,
+          pxe: Any = None) -> HostedDriver:
     """The named driver as the executor hosts it, validated (DriverError/DriverUnavailable else)."""
     from drivers.registry import get_driver
 
     cls = get_driver(driver)
     if not hasattr(cls, "for_host"):
         raise InputParameterError(f"driver {driver} cannot be hosted (it has no for_host)")
-    hosted: HostedDriver = cls.for_host(host_env(data_dir, host_id, config, images))
+    hosted: HostedDriver = cls.for_host(host_env(data_dir, host_id, config, images, pxe))
     try:
         hosted.validate()
     except BaseException:
@@ -258,9 +308,10 @@ class Drivers:
     """This process's hosted drivers of executor hosts, built on first use, rebuilt when the
     host's driver or config changed; ``restore`` runs once per build, as at an agent's start."""
 
-    def __init__(self, data_dir: Path, db: Any) -> None:
+    def __init__(self, data_dir: Path, db: Any, pxe: BootNetwork | None = None) -> None:
         self.data_dir = data_dir
         self.db = db
+        self.pxe = pxe
         self._lock = threading.Lock()
         self._building = threading.Lock()
         self._built: dict[str, tuple[str, HostedDriver]] = {}
@@ -284,7 +335,7 @@ class Drivers:
                 have = self._built.get(host_id)
                 if have is not None and have[0] == fp:
                     return have[1]
-            hosted = build(self.data_dir, host_id, driver, decrypt_config(blob), images)
+            hosted = build(self.data_dir, host_id, driver, decrypt_config(blob), images, self.pxe)
             for sid, why in hosted.restore():
                 log.warning("executor host %s: guest %s not restored: %s", host_id, sid, why)
             with self._lock:
@@ -303,6 +354,8 @@ class Drivers:
 
     def close(self) -> None:
         self.forget(set())
+        if self.pxe is not None:
+            self.pxe.close()
 
 
 # ---- claiming and running items ---------------------------------------------------------------------

@@ -29,7 +29,7 @@ def start(app: Any) -> Callable[[], None]:
     worker = Worker(db, owner, threads=threads, lease_s=lease_s)
     worker.start()
     # the target of hosts whose driver runs in the controller: same owner, same lease as tasks
-    rt = executor.configure(settings.data_dir, db)
+    rt = executor.configure(settings.data_dir, db, settings)
     runner = executor.Executor(rt, owner, threads=int(os.environ.get("CLOUDPODS_EXECUTOR_THREADS", "2")),
                                lease_s=lease_s, heartbeat_s=float(os.environ.get("CLOUDPODS_EXECUTOR_HEARTBEAT_S",
                                                                                  executor.HEARTBEAT_S)))

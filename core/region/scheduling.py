@@ -24,6 +24,14 @@ from core.scheduler.records import ZoneRecord
 
 
 def host_record(h: Host, storage_ids: tuple[str, ...], wire_ids: tuple[str, ...], region_id: str) -> HostRecord:
+    if h.host_type == "baremetal":  # one server takes the whole machine: one slot, full once it is taken
+        taken = 1 if h.cpu_used > 0 or h.mem_used > 0 else 0
+        return HostRecord(
+            id=h.id, name=h.name, zone_id=h.zone_id, cloudregion_id=region_id, host_type=h.host_type,
+            enabled=h.enabled and not h.is_maintenance, host_status=h.host_status, cpu_arch=h.cpu_arch or "x86_64",
+            cpu_count=1, cpu_cmtbound=1.0, cpu_used=taken, mem_size=1, mem_cmtbound=1.0, mem_used=taken,
+            storage_ids=storage_ids, wire_ids=wire_ids, generation=h.generation,
+            capabilities=frozenset(str(c) for c in (h.capabilities or ())))
     return HostRecord(
         id=h.id, name=h.name, zone_id=h.zone_id, cloudregion_id=region_id, host_type=h.host_type,
         enabled=h.enabled and not h.is_maintenance, host_status=h.host_status, cpu_arch=h.cpu_arch,

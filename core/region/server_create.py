@@ -161,12 +161,10 @@ def plan_servers(session: Session, cred: Credential, body: dict[str, Any], count
         raise InputParameterError(f"vmem_size: {vmem} MB is more than {MAX_VMEM_MB} MB")
     if data.hypervisor not in ("kvm", "baremetal", "esxi", "container", "aws", "cloudpods"):
         raise InputParameterError(f"hypervisor: {data.hypervisor!r} is not supported")
-    if data.hypervisor == "baremetal":  # refused before anything is reserved, not a deploy_fail later
-        from core.errors import UnsupportedOperationError
-
-        raise UnsupportedOperationError("hypervisor baremetal: deploying an OS onto a bare-metal machine (PXE) is "
-                                        "not available yet; bare-metal hosts offer power, boot device, sensors and "
-                                        "inventory (climc host-power-on, host-boot-device, host-sensors)")
+    if data.hypervisor == "baremetal" and not any(
+            (_disk_from_str(d) if isinstance(d, str) else d).image_id for d in data.disks[:1]):
+        raise InputParameterError("disks: a bare-metal server is deployed from an image: give --image (or "
+                                  "--disk IMAGE as its first disk)")
     # disks: the first is the system disk (from an image), the others data disks
     disks: list[dict[str, Any]] = []
     for i, raw in enumerate(data.disks):
@@ -214,7 +212,10 @@ def plan_servers(session: Session, cred: Credential, body: dict[str, Any], count
     keypair_id = get_manager("keypairs").lookup(session, cred, data.keypair, "keypair").id if data.keypair else None
     sgs = [data.secgroups] if isinstance(data.secgroups, str) else (data.secgroups or [])
     secgroup_ids = secgroup_refs(session, cred, sgs, "secgroups")
-    sched = {"vcpu_count": data.vcpu_count, "vmem_size": vmem, "hypervisor": data.hypervisor,
+    # a bare-metal server takes its whole machine: the scheduler sees each machine as one slot
+    whole = data.hypervisor == "baremetal"
+    sched = {"vcpu_count": 1 if whole else data.vcpu_count, "vmem_size": 1 if whole else vmem,
+             "hypervisor": data.hypervisor,
              "os_arch": data.os_arch, "prefer_zone": zone.id if zone else None,
              "prefer_host": host.id if host else None, "schedtags": data.schedtags,
              "disks": [{"index": d["index"], "size": d["size"], "storage_id": d["storage_id"],

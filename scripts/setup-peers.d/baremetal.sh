@@ -22,3 +22,8 @@ if [ ! -x "$SV/bin/sushy-emulator" ]; then
   "$SV/bin/pip" install -q "sushy-tools>=1.0" bcrypt
 fi
 echo "bare-metal peers ready: ipmi_sim ipmitool pyghmi $SV/bin/sushy-emulator"
+# the bare-metal deploy kernel + ramdisk (tests/integration/test_baremetal_deploy.py), from the guest kernel
+# scripts/setup-virt.sh unpacked; rebuilt only when scripts/deploy-ramdisk/init changed
+if [ -d "${VIRT_WORK:-/tmp/cm-virt}/kroot" ]; then
+  ./scripts/build-deploy-ramdisk.sh "$CACHE/deploy-ramdisk" "${VIRT_WORK:-/tmp/cm-virt}/kroot"
+fi

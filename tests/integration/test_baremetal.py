@@ -200,10 +200,27 @@ def test_redfish_machine_power_boot_sensors(ctl: Controller, work: Path) -> None
         assert bad["ipmi_status"] == "auth_failed" and bad["host_status"] == "offline"
 
 
-def test_a_baremetal_server_is_refused_up_front_not_failed_later(ctl: Controller) -> None:
+def test_a_baremetal_server_without_image_is_refused_and_without_a_boot_network_fails_with_the_reason(
+        ctl: Controller, sim: IpmiSim, work: Path) -> None:
     r = ctl.climc("server-create", "bm-vm", "--hypervisor", "baremetal", "--ncpu", "1", "--mem-spec", "256m")
-    assert r.returncode != 0 and "not available yet" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert r.returncode != 0 and "--image" in r.stderr and "Traceback" not in r.stderr, r.stderr
     assert ctl.api.get(f"{B}/servers/bm-vm").status_code == 404
+    # this controller runs no PXE boot network: the deploy fails saying so, nothing stays transient
+    if ctl.api.get(f"{B}/hosts/bm-nopxe").status_code == 404:
+        create_ipmi(ctl, "bm-nopxe", sim)
+    img = work / "tiny.raw"
+    img.write_bytes(b"\0" * (1 << 20))
+    climc_json(ctl, "image-upload", "bm-tiny", str(img), "--format", "raw")
+    climc_json(ctl, "server-create", "bm-vm", "--hypervisor", "baremetal", "--disk", "bm-tiny")
+    srv = wait_for(lambda: (s := ctl.api.get(f"{B}/servers/bm-vm").json()["server"])["status"] in (
+        "deploy_fail", "sched_fail", "running") and s, 60)
+    assert srv and srv["status"] == "deploy_fail", srv
+    tasks = ctl.api.get(f"{B}/servers/bm-vm/tasks").json()["tasks"]
+    assert any("baremetal_pxe_interface" in (t["reason"] or "") for t in tasks), tasks
+    machine = host(ctl, srv["host"])
+    assert machine["host_status"] == "online" and machine["ipmi_status"] == "ok", machine
+    assert ctl.climc("server-delete", "-f", "bm-vm").returncode == 0
+    assert wait_for(lambda: ctl.api.get(f"{B}/servers/bm-vm").status_code == 404, 60)
 
 
 def test_bad_bmc_config_is_refused_and_nothing_is_created(ctl: Controller) -> None:

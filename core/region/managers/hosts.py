@@ -81,13 +81,15 @@ class ExecutorHostIn(BaseModel):
     enabled: bool = True
     storages: list[StorageIn] = Field(default_factory=list)
     wires: list[WireIn] = Field(default_factory=list)
+    # a bare-metal machine's PXE NIC (Cloudpods' access_mac): deploys boot through it
+    access_mac: str = Field(default="", pattern=r"^$|^[0-9A-Fa-f]{2}([:-][0-9A-Fa-f]{2}){5}$")
 
 
 DEFAULT_EXECUTOR_STORAGE_MB = 1024 * 1024  # a storage for a host created without --storage
 
 # Cloudpods' way to register a machine by its BMC: POST /hosts {"host_type": "baremetal", "ipmi_ip": ...}
 BMC_KEYS = ("ipmi_ip", "ipmi_port", "ipmi_username", "ipmi_password", "redfish_url", "redfish_system",
-            "verify_tls", "timeout_s", "retries", "protocol")
+            "verify_tls", "timeout_s", "retries", "protocol", "deploy_timeout_s")
 
 
 def baremetal_body(body: dict[str, Any]) -> dict[str, Any] | None:
@@ -212,6 +214,11 @@ class HostManager(Manager):
         rt = executor.runtime()
         host_id = new_uuid()
         config = dict(data.driver_config)
+        access_mac = data.access_mac.lower().replace("-", ":")
+        if access_mac:  # the machine's PXE NIC: its driver deploys through it
+            if session.scalar(select(Host.id).where(Host.access_mac == access_mac)) is not None:
+                raise ConflictError(f"access_mac {access_mac}: another host already has this MAC")
+            config["access_mac"] = access_mac
         try:
             hosted = executor.build(rt.data_dir, host_id, data.driver, config, rt.drivers.images())
         except DriverError as exc:  # the config itself is wrong: nothing to create
@@ -221,7 +228,8 @@ class HostManager(Manager):
         finally:
             hosted.close()
         row = Host(id=host_id, name=data.name, description=data.description, zone_id=zone.id, host_type=data.host_type,
-                   target="executor", driver_config=executor.encrypt_config(config), status="running",
+                   target="executor", access_mac=access_mac, driver_config=executor.encrypt_config(config),
+                   status="running",
                    host_status="offline" if problem else "online", last_ping_at=None if problem else utcnow(),
                    enabled=data.enabled, cpu_cmtbound=data.cpu_cmtbound, mem_cmtbound=data.mem_cmtbound, **reg)
         session.add(row)

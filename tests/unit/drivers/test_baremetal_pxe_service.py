@@ -1,0 +1,100 @@
+"""The bare-metal boot network's HTTP side (core/agent/pxe.py) on the loopback: a staged machine's
+one-time token gives its iPXE script, kernel, ramdisk and image (the image once); its report ends
+the job; a wrong read-back checksum, a failure report or silence is an error naming what happened;
+a closed job's token is gone."""
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from core.agent.pxe import PxeConfigError, PxeService, PxeSettings
+from drivers.base import HypervisorError, InvalidSpec, LocalImage
+from tests.support.bmc import free_port
+
+MAC = "52:54:00:aa:bb:01"
+
+
+@pytest.fixture()
+def svc(tmp_path: Path) -> PxeService:
+    (tmp_path / "k").write_bytes(b"K" * 1000)
+    (tmp_path / "r").write_bytes(b"R" * 2000)
+    s = PxeService(PxeSettings(interface="lo", kernel=str(tmp_path / "k"), ramdisk=str(tmp_path / "r"),
+                               ip_range="127.0.0.100-127.0.0.101", dhcp_port=free_port()), tmp_path / "raw")
+    s.start()
+    yield s
+    s.stop()
+
+
+def image(tmp_path: Path, data: bytes) -> LocalImage:
+    p = tmp_path / "img.raw"
+    p.write_bytes(data)
+    return LocalImage(path=str(p), format="raw", properties={}, virtual_size_mb=1)
+
+
+def test_a_staged_machine_gets_script_files_and_its_image_once_then_reports(svc: PxeService, tmp_path: Path) -> None:
+    data = bytes(range(256)) * 4096
+    job = svc.stage(MAC, "deploy", image(tmp_path, data))
+    url = f"{svc.base_url}/pxe/{job.token}"
+    script = httpx.get(f"{url}/boot.ipxe").text
+    assert script.startswith("#!ipxe") and f"cp.url={url}" in script and "cp.action=deploy" in script
+    assert f"cp.ip={job.ip}/8" in script and f"cp.mac={MAC}" in script and job.ip == "127.0.0.100"
+    assert httpx.get(f"{url}/kernel").content == b"K" * 1000
+    assert httpx.get(f"{url}/initrd").content == b"R" * 2000
+    assert httpx.get(f"{url}/size").text == str(len(data))
+    assert httpx.get(f"{url}/image").content == data
+    assert httpx.get(f"{url}/image").status_code == 410  # one download per token
+    assert httpx.get(f"{svc.base_url}/pxe/not-a-token/image").status_code == 404
+    # a second machine gets the next address; the same machine cannot be staged twice
+    other = svc.stage("52:54:00:aa:bb:02", "wipe")
+    assert other.ip == "127.0.0.101"
+    with pytest.raises(HypervisorError, match="already"):
+        svc.stage(MAC, "wipe")
+    with pytest.raises(HypervisorError, match="no free deploy address"):
+        svc.stage("52:54:00:aa:bb:03", "wipe")
+    other.close()
+    threading.Timer(0.2, lambda: httpx.post(f"{url}/report", data={
+        "status": "ok", "message": "wrote", "sha256": hashlib.sha256(data).hexdigest()})).start()
+    assert job.wait(10)["status"] == "ok"
+    assert httpx.post(f"{url}/report", data={"status": "ok"}).status_code == 404  # reported once
+    job.close()
+    assert httpx.get(f"{url}/boot.ipxe").status_code == 404
+
+
+def test_a_bad_checksum_a_failure_or_silence_is_an_error_with_the_reason(svc: PxeService, tmp_path: Path) -> None:
+    job = svc.stage(MAC, "deploy", image(tmp_path, b"x" * 4096))
+    url = f"{svc.base_url}/pxe/{job.token}"
+    httpx.post(f"{url}/report", data={"status": "ok", "sha256": "0" * 64})
+    with pytest.raises(HypervisorError, match="reads back as sha256"):
+        job.wait(5)
+    job.close()
+    job = svc.stage(MAC, "wipe")
+    httpx.post(f"{svc.base_url}/pxe/{job.token}/report", data={"status": "fail", "message": "no disk found"})
+    with pytest.raises(HypervisorError, match="no disk found"):
+        job.wait(5)
+    job.close()
+    job = svc.stage(MAC, "wipe")
+    httpx.get(f"{svc.base_url}/pxe/{job.token}/boot.ipxe")
+    t0 = time.monotonic()
+    with pytest.raises(HypervisorError, match=r"did not report its wipe within 0.3 s \(seen: boot.ipxe@"):
+        job.wait(0.3)
+    assert time.monotonic() - t0 < 5
+    job.close()
+
+
+def test_bad_input_and_settings_are_refused(svc: PxeService, tmp_path: Path) -> None:
+    with pytest.raises(InvalidSpec, match="action"):
+        svc.stage(MAC, "format")
+    with pytest.raises(InvalidSpec, match="needs an image"):
+        svc.stage(MAC, "deploy")
+    bad = PxeService(PxeSettings(interface="lo", kernel=str(tmp_path / "missing"), ramdisk=""), tmp_path)
+    with pytest.raises(PxeConfigError, match="baremetal_deploy_kernel"):
+        bad.start()
+    bad = PxeService(PxeSettings(interface="lo", kernel=str(tmp_path / "k"), ramdisk=str(tmp_path / "r"),
+                                 ip_range="10.0.0.1-10.0.0.9", dhcp_port=free_port()), tmp_path)
+    with pytest.raises(PxeConfigError, match="baremetal_pxe_range"):
+        bad.start()
