@@ -47,6 +47,7 @@ from core.api.context import Credential
 from core.db.base import utcnow
 from core.errors import CloudpodsError, InputParameterError, ServiceUnavailableError
 from core.hostapi.protocol import ContractError, error_result
+from core.tasks.wakeup import Wakeup
 from drivers.base import DriverError, GuestNotFound, HostedDriver, HostEnv, InstanceNic
 
 log = logging.getLogger("cloudpods.executor")
@@ -66,7 +67,7 @@ EXECUTOR_CRED = Credential(token="", user_id="", user_name="executor", user_doma
                            user_domain_name="Default", scope="system", roles=("admin", "member", "reader"))
 
 # set after a commit that queued a work item in this process: idle executor threads wake at once
-WAKEUP = threading.Event()
+WAKEUP = Wakeup()
 
 
 @event.listens_for(Session, "after_flush")
@@ -528,6 +529,7 @@ class Executor:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
+            seen = WAKEUP.generation()
             try:
                 if self.run_one():
                     continue
@@ -535,8 +537,7 @@ class Executor:
                 log.exception("executor error")
                 self._stop.wait(1.0)
                 continue
-            WAKEUP.wait(IDLE_POLL_S)
-            WAKEUP.clear()
+            WAKEUP.wait(seen, IDLE_POLL_S)
 
     def _lease_loop(self) -> None:
         """Renew the leases of the items this replica is running (a dead replica stops renewing)."""

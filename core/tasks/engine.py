@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import random
-import threading
 import time
 from datetime import timedelta
 from typing import Any, ClassVar
@@ -26,13 +25,14 @@ from core.db.engine import begin_write, is_transient
 from core.errors import CloudpodsError, ConflictError, InputParameterError, ResourceNotFoundError
 from core.hostapi.protocol import PAYLOADS, ContractError, ErrorResult, WorkKind, dump, error_result, parse_result
 from core.tasks.models import DONE, FAILED, FINISHED, QUEUED, RUNNING, WAITING, Task, WorkItem
+from core.tasks.wakeup import Wakeup
 
 log = logging.getLogger("cloudpods.tasks")
 
 # Set after any commit that queued a task, so idle workers in this process wake at once.
 # (Agents long-polling this process are woken by core/hostapi/routes.py's own after_commit hook,
 # which reads "work_queued" before this one drops it.)
-WAKEUP = threading.Event()
+WAKEUP = Wakeup()
 
 
 @event.listens_for(Session, "after_commit")
@@ -151,7 +151,8 @@ def submit(session: Session, task_name: str, obj_type: str, obj_id: str, obj_nam
     uc = cred_dict if cred_dict is not None else cred_snapshot(cred)
     t = Task(task_name=task_name, obj_type=obj_type, obj_id=obj_id, obj_name=obj_name[:255],
              params=dict(params or {}), parent_task_id=parent_id, status=QUEUED, user_cred=uc,
-             tenant_id=tenant_id or str(uc.get("project_id") or ""), domain_id=domain_id or str(uc.get("domain_id") or ""))
+             tenant_id=tenant_id or str(uc.get("project_id") or ""),
+             domain_id=domain_id or str(uc.get("domain_id") or ""))
     t.id = task_id or new_uuid()  # now, not at flush: callers store it on the object at once
     session.add(t)
     session.info["tasks_queued"] = True
@@ -205,7 +206,8 @@ def execute(db: Any, task_id: str, owner: str, lease_s: float) -> None:
                 if is_transient(exc) and t.attempts < impl.max_attempts:
                     # another transaction won a deadlock: the stage is idempotent, run it again (its
                     # attempts are counted; a stage that keeps losing fails after max_attempts)
-                    log.info("task %s stage %s: %s; running it again", task_id, stage, type(exc.orig).__name__)
+                    log.info("task %s stage %s: %s; running it again", task_id, stage,
+                             type(getattr(exc, "orig", exc)).__name__)
                     time.sleep(random.uniform(0.02, 0.3))
                     continue
                 reason = exc.details if isinstance(exc, CloudpodsError) else f"{type(exc).__name__}: {exc}"

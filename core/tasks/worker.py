@@ -108,6 +108,7 @@ class Worker:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
+            seen = WAKEUP.generation()
             try:
                 tid = claim_one(self.db, self.owner, self.lease_s)
                 if tid is not None:
@@ -117,5 +118,4 @@ class Worker:
                 log.exception("task worker error")
                 self._stop.wait(1.0)
                 continue
-            WAKEUP.wait(self.idle_poll_s)
-            WAKEUP.clear()
+            WAKEUP.wait(seen, self.idle_poll_s)
