@@ -23,7 +23,7 @@ from __future__ import annotations
 import enum
 import re
 import uuid as _uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, NoReturn, Protocol, runtime_checkable
 
@@ -91,6 +91,7 @@ __all__ = [
     "NotSupported",
     "NumaCell",
     "Snapshottable",
+    "SnapshotSource",
     "StagedDisk",
     "StoragePath",
     "not_supported",
@@ -498,8 +499,18 @@ class NetworkBackend(Protocol):
 
 
 @dataclass(frozen=True)
+class SnapshotSource:
+    """A snapshot (``snapshot_id``) kept inside disk ``disk`` of guest ``server_id`` on this host."""
+
+    server_id: str
+    disk: InstanceDisk
+    snapshot_id: str
+
+
+@dataclass(frozen=True)
 class InstanceDisk:
-    """One disk of an instance: from an image (``image_id``) or blank (``size_mb``)."""
+    """One disk of an instance: from an image (``image_id``), blank (``size_mb``), or a copy of
+    another disk's snapshot (``snapshot_source``: a clone of an instance snapshot)."""
 
     id: str
     index: int
@@ -507,6 +518,7 @@ class InstanceDisk:
     image_id: str | None = None
     format: str = "qcow2"
     access_path: str = ""
+    snapshot_source: SnapshotSource | None = None
 
 
 @dataclass(frozen=True)
@@ -1102,6 +1114,11 @@ class Snapshottable(Protocol):
     def delete_snapshot(self, server_id: str, disk: InstanceDisk, snapshot_id: str) -> bool: ...
 
     def reset_disk(self, server_id: str, disk: InstanceDisk, snapshot_id: str) -> None: ...
+
+    def create_instance_snapshot(self, server_id: str, disks: Sequence[tuple[InstanceDisk, str]]) -> list[int]:
+        """Snapshot every (disk, snapshot id) of the guest at one instant (a running guest: atomically
+        across its disks); each disk's virtual size (MiB). Idempotent as ``create_snapshot``."""
+        ...
 
 
 @runtime_checkable

@@ -36,9 +36,11 @@ disk_delete = make_delete("disk-delete", "disks", "disk", "Delete detached disks
 
 @click.command("server-create")
 @click.argument("name")
-@click.option("--ncpu", "vcpu_count", type=int, default=1, show_default=True, help="vCPUs")
-@click.option("--mem-spec", "--vmem", "mem_spec", default="1g", show_default=True, help="Memory: 2g, 512m or MB")
+@click.option("--ncpu", "vcpu_count", type=int, default=None, help="vCPUs  [default: 1]")
+@click.option("--mem-spec", "--vmem", "mem_spec", default=None, help="Memory: 2g, 512m or MB  [default: 1g]")
 @click.option("--disk", "disks", multiple=True, help="IMAGE[:size] for the system disk, then sizes (100g)")
+@click.option("--instance-snapshot", default=None,
+              help="Clone: disks, CPU, memory and networks from this instance snapshot")
 @click.option("--net", "nets", multiple=True, help="NETWORK[:ip] (repeatable)")
 @click.option("--count", type=click.IntRange(1, 1000), default=1, show_default=True, help="How many servers")
 @click.option("--prefer-host", "--host", "host", default=None, help="Put it on this host (id or name)")
@@ -55,14 +57,17 @@ disk_delete = make_delete("disk-delete", "disks", "disk", "Delete detached disks
 @wait_options()
 @output_options
 @click.pass_obj
-def server_create(obj: Any, name: str, vcpu_count: int, mem_spec: str, disks: tuple[str, ...],
-                  nets: tuple[str, ...], count: int, host: str | None, zone: str | None, hypervisor: str | None,
+def server_create(obj: Any, name: str, vcpu_count: int | None, mem_spec: str | None, disks: tuple[str, ...],
+                  instance_snapshot: str | None, nets: tuple[str, ...], count: int, host: str | None,
+                  zone: str | None, hypervisor: str | None,
                   keypair: str | None, password: str | None, secgroups: tuple[str, ...], auto_start: bool,
                   generate_name: bool, desc: str | None, dry_run: bool, wait: bool = False,
                   wait_timeout: float = 900.0) -> None:
     """Create servers: NAME --ncpu 2 --mem-spec 2g --disk IMAGE:20g --disk 100g --net NET[:ip]."""
-    body: dict[str, Any] = {"vcpu_count": vcpu_count, "vmem_size": mem_spec, "disks": list(disks),
-                            "nets": list(nets), "auto_start": auto_start}
+    body: dict[str, Any] = {"disks": list(disks), "nets": list(nets), "auto_start": auto_start}
+    for k, v in (("vcpu_count", vcpu_count), ("vmem_size", mem_spec), ("instance_snapshot", instance_snapshot)):
+        if v is not None:  # unset: the server's default, or the instance snapshot's
+            body[k] = v
     body["generate_name" if generate_name else "name"] = name
     for k, v in (("prefer_host", host), ("prefer_zone", zone), ("hypervisor", hypervisor), ("keypair", keypair),
                  ("password", password), ("description", desc)):

@@ -5,7 +5,7 @@ from typing import Any
 
 import click
 
-from climc.commands.compute_common import S, finish, make_delete, make_show
+from climc.commands.compute_common import S, finish, make_delete, make_list, make_show
 from climc.output import output_options, show_object
 from climc.wait import Target, follow, wait_options
 
@@ -96,3 +96,30 @@ def disk_resize(obj: Any, disk: str, size: str, wait: bool = False, wait_timeout
     """Grow DISK to SIZE (e.g. 20g); online when its server runs on a host that can."""
     finish(obj, f"disk {disk}", obj.client().post(S, f"/disks/{disk}/resize", json={"size": size})["disk"],
            wait=wait, timeout=wait_timeout, refetch=f"/disks/{disk}")
+
+
+instance_snapshot_list = make_list("instance-snapshot-list", "instance_snapshots",
+                                   ["id", "name", "guest", "snapshot_count", "size", "status", "created_at"],
+                                   "List instance snapshots", [("server", "server")])
+instance_snapshot_show = make_show("instance-snapshot-show", "instance_snapshots", "instance_snapshot",
+                                   "Show an instance snapshot")
+instance_snapshot_delete = make_delete("instance-snapshot-delete", "instance_snapshots", "instance_snapshot",
+                                       "Delete instance snapshots (with their disk snapshots)")
+
+
+@click.command("instance-snapshot-create")
+@click.argument("server")
+@click.argument("name")
+@wait_options()
+@output_options
+@click.pass_obj
+def instance_snapshot_create(obj: Any, server: str, name: str, wait: bool = False,
+                             wait_timeout: float = 900.0) -> None:
+    """Take instance snapshot NAME of SERVER: all its disks at one instant (stopped or running)."""
+    out = obj.client().post(S, f"/servers/{server}/instance-snapshot", json={"name": name})["server"]
+    isnap = out["instance_snapshot"]
+    if not wait:
+        show_object(isnap)
+        return
+    finish(obj, f"instance snapshot {name}", out, wait=True, timeout=wait_timeout,
+           refetch=f"/instance_snapshots/{isnap['id']}")

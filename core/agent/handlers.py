@@ -26,6 +26,7 @@ from drivers.base import (
     InstanceSpec,
     LiveMigratable,
     NicChangeable,
+    SnapshotSource,
     Snapshottable,
 )
 
@@ -47,8 +48,13 @@ def instance_spec(p: hp.GuestPayload) -> InstanceSpec:
 
 
 def instance_disk(d: hp.DiskPayload) -> InstanceDisk:
+    src = None
+    if d.snapshot_source is not None:
+        s = d.snapshot_source
+        src = SnapshotSource(server_id=s.server_id, snapshot_id=s.snapshot_id,
+                             disk=InstanceDisk(id=s.disk_id, index=s.index, size_mb=0, access_path=s.access_path))
     return InstanceDisk(id=d.id, index=d.index, size_mb=d.size, image_id=d.image_id or None, format=d.format,
-                        access_path=d.access_path)
+                        access_path=d.access_path, snapshot_source=src)
 
 
 def state_of(h: HostedDriver, server_id: str) -> hp.GuestState:
@@ -159,6 +165,12 @@ def snapshot_delete(h: HostedDriver, p: hp.SnapshotPayload) -> hp.SnapshotDelete
         p.server.id, instance_disk(p.disk), p.snapshot_id))
 
 
+def instance_snapshot_create(h: HostedDriver, p: hp.InstanceSnapshotPayload) -> hp.InstanceSnapshotResult:
+    sizes = _snapshots(h, "create_instance_snapshot").create_instance_snapshot(
+        p.server.id, [(instance_disk(d), sid) for d, sid in zip(p.disks, p.snapshot_ids, strict=True)])
+    return hp.InstanceSnapshotResult(guest_status=state_of(h, p.server.id), sizes=sizes)
+
+
 def disk_reset(h: HostedDriver, p: hp.DiskResetPayload) -> hp.GuestResult:
     _snapshots(h, "reset_disk").reset_disk(p.server.id, instance_disk(p.disk), p.snapshot_id)
     return hp.GuestResult(guest_status=state_of(h, p.server.id))
@@ -244,6 +256,7 @@ HANDLERS: dict[WorkKind, Handler] = {
     WorkKind.MIGRATE_CLEANUP: migrate_cleanup,
     WorkKind.SNAPSHOT_CREATE: snapshot_create,
     WorkKind.SNAPSHOT_DELETE: snapshot_delete,
+    WorkKind.INSTANCE_SNAPSHOT_CREATE: instance_snapshot_create,
     WorkKind.DISK_RESET: disk_reset,
     WorkKind.SAVE_IMAGE: save_image,
     WorkKind.DISK_RESIZE: disk_resize,

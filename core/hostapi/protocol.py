@@ -19,7 +19,7 @@ import enum
 import re
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from drivers.base import Capability, GuestStatus
 
@@ -50,6 +50,7 @@ class WorkKind(str, enum.Enum):
     LIVE_MIGRATE = "guest-live-migrate"  # source host: live migration to the prepared target
     SNAPSHOT_CREATE = "disk-snapshot-create"  # a point-in-time copy of one disk, kept with it
     SNAPSHOT_DELETE = "disk-snapshot-delete"
+    INSTANCE_SNAPSHOT_CREATE = "guest-snapshot-create"  # every disk of a guest at one instant (one item)
     DISK_RESET = "disk-reset"  # roll a disk back to one of its snapshots (guest stopped)
     SAVE_IMAGE = "guest-save-image"  # one disk of a stopped guest, flattened, into a queued glance image
     DISK_RESIZE = "disk-resize"  # grow a disk (online when the guest runs and the host can)
@@ -75,6 +76,7 @@ KIND_CAPABILITY: dict[WorkKind, Capability] = {
     WorkKind.LIVE_MIGRATE: Capability.LIVE_MIGRATE,
     WorkKind.SNAPSHOT_CREATE: Capability.SNAPSHOT,
     WorkKind.SNAPSHOT_DELETE: Capability.SNAPSHOT,
+    WorkKind.INSTANCE_SNAPSHOT_CREATE: Capability.SNAPSHOT,
     WorkKind.DISK_RESET: Capability.SNAPSHOT,
     WorkKind.SAVE_IMAGE: Capability.SAVE_IMAGE,
     WorkKind.DISK_RESIZE: Capability.DISK_RESIZE,
@@ -96,6 +98,7 @@ ACTION_CAPABILITY: dict[str, Capability] = {
     "live-migrate": Capability.LIVE_MIGRATE,
     "create-snapshot": Capability.SNAPSHOT,  # a disk's snapshots need its server's host (drivers' snapshot)
     "disk-reset": Capability.SNAPSHOT,
+    "instance-snapshot": Capability.SNAPSHOT,  # instance-snapshot-create: all disks of a server
     "save-image": Capability.SAVE_IMAGE,  # server-save-image and disk-save
     "resize": Capability.DISK_RESIZE,  # disk-resize
     "attachnetwork": Capability.ATTACH_NIC,  # running guest: attach_nic_hot (core.region.managers.servers)
@@ -187,6 +190,18 @@ class NicPayload(_Model):
         return v.lower()
 
 
+class SnapshotSource(_Model):
+    """Where a new disk's first contents come from: snapshot ``snapshot_id`` kept inside the file of
+    disk ``disk_id`` (index ``index``, at ``access_path`` when the region knows it) of guest ``server_id``
+    on the same host (a clone of an instance snapshot)."""
+
+    server_id: str = Field(pattern=_UUID)
+    disk_id: str
+    index: int = Field(ge=0, le=63)
+    access_path: str = ""
+    snapshot_id: str = Field(pattern=_UUID)
+
+
 class DiskPayload(_Model):
     id: str
     index: int = Field(ge=0, le=63)
@@ -198,6 +213,7 @@ class DiskPayload(_Model):
     storage_type: str = ""
     mount_point: str = ""
     access_path: str = ""
+    snapshot_source: SnapshotSource | None = None  # made from a snapshot of another disk (clone)
 
 
 class GuestPayload(_Model):
@@ -314,6 +330,29 @@ class DiskResetPayload(SnapshotPayload):
     pass
 
 
+class InstanceSnapshotPayload(_Model):
+    """Snapshots of all ``disks`` of ``server`` taken at one instant, ``snapshot_ids[i]`` naming the
+    snapshot of ``disks[i]`` (a running guest: one atomic transaction across its disks)."""
+
+    server: ServerRef
+    disks: list[DiskPayload] = Field(min_length=1, max_length=64)
+    snapshot_ids: list[str] = Field(min_length=1, max_length=64)
+
+    @field_validator("snapshot_ids")
+    @classmethod
+    def _ids(cls, v: list[str]) -> list[str]:
+        for i in v:
+            if not re.match(_UUID, i):
+                raise ValueError(f"bad snapshot id {i!r}")
+        return v
+
+    @model_validator(mode="after")
+    def _paired(self) -> InstanceSnapshotPayload:
+        if len(self.disks) != len(self.snapshot_ids):
+            raise ValueError("one snapshot id per disk")
+        return self
+
+
 class DiskDeletePayload(_Model):
     """A disk no server has any more, deleted: its file on this host goes."""
 
@@ -409,6 +448,10 @@ class SnapshotResult(GuestResult):
     size: int = Field(default=0, ge=0)  # MB: the disk's virtual size when it was taken
 
 
+class InstanceSnapshotResult(GuestResult):
+    sizes: list[int] = Field(default_factory=list)  # MB: each disk's virtual size, in the payload's order
+
+
 class SaveImageResult(GuestResult):
     image_id: str
     image_status: str  # glance's status after its intake: active, or why not
@@ -462,6 +505,7 @@ PAYLOADS: dict[WorkKind, type[BaseModel]] = {
     WorkKind.LIVE_MIGRATE: LiveMigratePayload,
     WorkKind.SNAPSHOT_CREATE: SnapshotPayload,
     WorkKind.SNAPSHOT_DELETE: SnapshotPayload,
+    WorkKind.INSTANCE_SNAPSHOT_CREATE: InstanceSnapshotPayload,
     WorkKind.DISK_RESET: DiskResetPayload,
     WorkKind.SAVE_IMAGE: SaveImagePayload,
     WorkKind.DISK_RESIZE: DiskResizePayload,
@@ -491,6 +535,7 @@ RESULTS: dict[WorkKind, type[BaseModel]] = {
     WorkKind.LIVE_MIGRATE: GuestResult,
     WorkKind.SNAPSHOT_CREATE: SnapshotResult,
     WorkKind.SNAPSHOT_DELETE: SnapshotDeleteResult,
+    WorkKind.INSTANCE_SNAPSHOT_CREATE: InstanceSnapshotResult,
     WorkKind.DISK_RESET: GuestResult,
     WorkKind.SAVE_IMAGE: SaveImageResult,
     WorkKind.DISK_RESIZE: DiskResizeResult,

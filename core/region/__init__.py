@@ -13,11 +13,11 @@ def _project_holdings(session: Session, project_id: str) -> dict[str, int]:
     """Region resources kept in a project (recycle-bin ones too): keystone refuses to delete it."""
     from sqlalchemy import func, select
 
-    from core.region.models import Disk, Eip, Keypair, Network, Secgroup, Server, Snapshot
+    from core.region.models import Disk, Eip, InstanceSnapshot, Keypair, Network, Secgroup, Server, Snapshot
 
     out: dict[str, int] = {}
     for model, kind in ((Server, "servers"), (Disk, "disks"), (Network, "networks"), (Eip, "eips"),
-                        (Snapshot, "snapshots"), (Keypair, "keypairs"), (Secgroup, "secgroups")):
+                        (Snapshot, "snapshots"), (InstanceSnapshot, "instance_snapshots"), (Keypair, "keypairs"), (Secgroup, "secgroups")):
         stmt = select(func.count()).select_from(model).where(model.tenant_id == project_id)
         if model is Secgroup:  # the Default group made on demand does not keep a project alive on its own
             from core.region.models import GuestSecgroup

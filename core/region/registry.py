@@ -25,6 +25,7 @@ MANAGERS: dict[str, str] = {
     "secgrouprules": "core.region.managers.misc:SecgroupRuleManager",
     "eips": "core.region.managers.misc:EipManager",
     "snapshots": "core.region.managers.snapshots:SnapshotManager",
+    "instance_snapshots": "core.region.managers.instance_snapshots:InstanceSnapshotManager",
     "tasks": "core.region.managers.tasks:TaskManager",
     "cloudaccounts": "core.region.cloud.accounts:CloudaccountManager",
     "cloudproviders": "core.region.cloud.accounts:CloudproviderManager",

@@ -79,6 +79,8 @@ class ServerCreate(BaseModel):
     src_ip_check: bool = True
     src_mac_check: bool = True
     schedtags: list[dict[str, Any]] = Field(default_factory=list)
+    instance_snapshot: str | None = Field(default=None, validation_alias=AliasChoices("instance_snapshot",
+                                                                                     "instance_snapshot_id"))
 
     @field_validator("vcpu_count", mode="before")
     @classmethod
@@ -132,6 +134,46 @@ def pick_names(session: Session, tenant_id: str, data: ServerCreate, count: int)
     return names
 
 
+def _from_instance_snapshot(session: Session, cred: Credential, data: ServerCreate,
+                            body: dict[str, Any]) -> list[dict[str, Any]]:
+    """``instance_snapshot``: the clone's shape (CPU, memory, networks unless given) and its disks,
+    each a copy of its disk snapshot, on the host that keeps them (``data`` filled in; the disks)."""
+    from core.errors import InvalidStatusError
+    from core.region.managers.instance_snapshots import members
+    from core.region.registry import get_manager
+
+    isnap = get_manager("instance_snapshots").lookup(session, cred, str(data.instance_snapshot), "instance_snapshot")
+    if isnap.status != "ready":
+        raise InvalidStatusError(f"instance snapshot {isnap.name} is {isnap.status}, not ready")
+    if data.disks:
+        raise InputParameterError("disks: a server made from an instance snapshot gets its disks from it "
+                                  "(drop --disk)")
+    cfg = dict(isnap.server_config or {})
+    snaps = {s.disk_id: s for s in members(session, isnap.id) if s.status == "ready"}
+    cfg_disks = list(cfg.get("disks") or [])
+    if not cfg_disks or any(d.get("disk_id") not in snaps for d in cfg_disks):
+        raise InvalidStatusError(f"instance snapshot {isnap.name} lacks some of its disk snapshots")
+    host_id = cfg.get("host_id")
+    if data.prefer_host:
+        want = get_manager("hosts").lookup(session, cred, data.prefer_host, "host").id
+        if want != host_id:
+            raise InputParameterError("prefer_host: a clone is made on the host that keeps the instance "
+                                      "snapshot's disks (drop --host)")
+    data.prefer_host = host_id
+    if "vcpu_count" not in body:
+        data.vcpu_count = int(cfg.get("vcpu_count") or data.vcpu_count)
+    if "vmem_size" not in body:
+        data.vmem_size = int(cfg.get("vmem_size") or data.vmem_size)
+    if not data.nets:
+        data.nets = [NetIn(network=n["network"]) for n in cfg.get("nets") or []]
+    data.os_type = data.os_type or str(cfg.get("os_type") or "")
+    data.os_arch = data.os_arch or (str(cfg.get("os_arch") or "") or None)
+    return [{"index": d["index"], "size": d["size"], "image_id": d.get("image_id"), "format": d.get("format", "qcow2"),
+             "storage_id": d.get("storage_id"), "disk_type": d.get("disk_type") or "data", "backend": None,
+             "medium": None, "os_type": cfg.get("os_type") or "", "snapshot_id": snaps[d["disk_id"]].id}
+            for d in cfg_disks]
+
+
 @dataclass
 class CreatePlan:
     """A validated create request: everything resolved to ids, nothing written yet."""
@@ -150,6 +192,7 @@ def plan_servers(session: Session, cred: Credential, body: dict[str, Any], count
     from core.region.registry import get_manager
 
     data = parse(ServerCreate, body)
+    clone = _from_instance_snapshot(session, cred, data, body) if data.instance_snapshot else None
     if data.password:  # "" means no password, as Cloudpods' clients send it
         from core.keystone.passwords import check_password_policy
 
@@ -166,7 +209,7 @@ def plan_servers(session: Session, cred: Credential, body: dict[str, Any], count
         raise InputParameterError("disks: a bare-metal server is deployed from an image: give --image (or "
                                   "--disk IMAGE as its first disk)")
     # disks: the first is the system disk (from an image), the others data disks
-    disks: list[dict[str, Any]] = []
+    disks: list[dict[str, Any]] = list(clone or [])
     for i, raw in enumerate(data.disks):
         d = _disk_from_str(raw) if isinstance(raw, str) else raw
         if d.format not in DISK_FORMATS:
@@ -230,7 +273,7 @@ def create_servers(manager: Any, session: Session, cred: Credential, body: dict[
     data, disks, nets = plan.data, plan.disks, plan.nets
     assert cred.project_id
     names = pick_names(session, cred.project_id, data, count)
-    if data.hypervisor == "kvm" and not data.disks:
+    if data.hypervisor == "kvm" and not disks:
         # a guest with nothing to boot from: refused here rather than deployed as an empty shell
         raise InputParameterError("disks: a kvm server needs a system disk: give an image (--disk IMAGE[:size]) "
                                   "or a size (--disk 10g)")

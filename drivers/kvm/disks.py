@@ -98,20 +98,20 @@ def delete_disk(path: str) -> bool:
         return False
 
 
-def _create(args: list[str], path: str) -> None:
+def _create(args: list[str], path: str, timeout: float = 120) -> None:
     os.makedirs(os.path.dirname(path), exist_ok=True)
     try:
-        _qemu_img(args)
+        _qemu_img(args, timeout=timeout)
     except HypervisorError:
         delete_disk(path)  # never leave a half-written file under a name someone will trust
         raise
 
 
-def _qemu_img(args: list[str]) -> str:
+def _qemu_img(args: list[str], timeout: float = 120) -> str:
     exe = shutil.which("qemu-img")
     if exe is None:
         raise HypervisorError("qemu-img not found (apt install qemu-utils)")
-    proc = subprocess.run([exe, *args], capture_output=True, text=True, timeout=120, check=False)
+    proc = subprocess.run([exe, *args], capture_output=True, text=True, timeout=timeout, check=False)
     if proc.returncode != 0:
         raise HypervisorError(f"qemu-img {args[0]}: {proc.stderr.strip() or proc.stdout.strip()}")
     return proc.stdout

@@ -378,6 +378,11 @@ class KvmInstances(KvmMigration, KvmLiveMigration, KvmSnapshots, KvmSaveImage):
                 path = self._disk_path(spec.server_id, disk, existing=True)
                 if not os.path.exists(path):
                     raise HypervisorError(f"data disk {disk.id} of {spec.server_id}: {path} is missing")
+            elif disk.snapshot_source is not None and not rebuild:
+                self._from_snapshot(disk, path)
+                if disk.image_id and not boot:  # a clone boots as its source did (kernel, initrd...)
+                    img = self.env.images.get(disk.image_id)
+                    boot = {k: img.properties[k] for k in BOOT_PROPS if img.properties.get(k)}
             elif disk.image_id:
                 img = self.env.images.get(disk.image_id)
                 if not boot:
@@ -551,6 +556,21 @@ class KvmInstances(KvmMigration, KvmLiveMigration, KvmSnapshots, KvmSaveImage):
             _sparse(path, size_mb)
         else:
             raise HypervisorError("qemu-img not found (apt install qemu-utils)")
+
+    def _from_snapshot(self, disk: InstanceDisk, path: str) -> None:
+        """``disk`` as a copy of another guest's disk at one of its snapshots (a clone)."""
+        from drivers.kvm.snapshots import copy_snapshot, snapshot_names
+
+        src = disk.snapshot_source
+        assert src is not None
+        if os.path.exists(path):  # redelivered deploy: the copy was made (it is renamed into place last)
+            return
+        spath = self._disk_path(src.server_id, src.disk, existing=True)
+        if not os.path.exists(spath):
+            raise HypervisorError(f"disk {disk.id}: the snapshot's disk {src.disk.id} is not on this host ({spath})")
+        if src.snapshot_id not in snapshot_names(spath):
+            raise HypervisorError(f"disk {disk.id}: disk {src.disk.id} has no snapshot {src.snapshot_id}")
+        copy_snapshot(spath, src.snapshot_id, path, disk.size_mb)
 
     def _data_disk(self, path: str, size_mb: int) -> None:
         if size_mb <= 0:

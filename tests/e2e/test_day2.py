@@ -537,3 +537,104 @@ def test_attach_and_detach_a_network_through_climc(cloud: tuple[Controller, Agen
     assert ctl.climc("server-delete", "-f", "vm-nic").returncode == 0
     wait_for(lambda: ctl.api.get(f"{B}/servers/{srv['id']}").status_code == 404, 30, "gone")
     assert ctl.api.get(f"{B}/quotas").json()["quota"]["usage.ips"] == ips_before - 1
+
+
+def isnap_row(ctl: Controller, ident: str) -> dict[str, Any]:
+    r = ctl.api.get(f"{B}/instance_snapshots/{ident}")
+    assert r.status_code == 200, r.text
+    return dict(r.json()["instance_snapshot"])
+
+
+def test_instance_snapshot_takes_every_disk_and_a_clone_boots_from_it(cloud: tuple[Controller, AgentProc]) -> None:
+    import httpx
+
+    from tests.e2e.test_agent_support import outsider_token
+
+    if not (shutil.which("qemu-img") and shutil.which("qemu-io")):
+        from tests.support.peers import need
+
+        need(False, "qemu-img/qemu-io missing (apt install qemu-utils)")
+    ctl, agent = cloud
+    r = ctl.climc("server-create", "vm-is", "--disk", "tiny", "--disk", "64m", "--net", "default", "--ncpu", "2",
+                  "--mem-spec", "768m")
+    assert r.returncode == 0, r.stderr
+    srv = settled(ctl, "vm-is", "ready", "created")
+    paths = {d["index"]: disk_file(ctl, d["id"]) for d in srv["disks_info"]}
+    used = ctl.api.get(f"{B}/quotas").json()["quota"]["usage.snapshot"]
+    guest_write(paths[1], 0x71)
+    guest_write(paths[0], 0x73)
+    assert ctl.climc("server-start", "vm-is").returncode == 0
+    settled(ctl, "vm-is", "running", "running")
+
+    # every disk of the running server in one instance snapshot: one disk snapshot per disk, in its file
+    made = climc_json(ctl, "instance-snapshot-create", "vm-is", "is1")
+    assert made["name"] == "is1" and made["guest_id"] == srv["id"] and made["status"] == "creating"
+    is1 = wait_for(lambda: (x := isnap_row(ctl, "is1"))["status"] == "ready" and x, 30, "instance snapshot")
+    assert is1["snapshot_count"] == 2 and is1["guest"] == "vm-is"
+    assert is1["size"] == sum(d["size"] for d in srv["disks_info"])
+    disk_snaps = {s["name"]: s for s in climc_json(ctl, "snapshot-list", "--limit", "200")["data"]
+                  if s["name"].startswith("is1-")}
+    assert set(disk_snaps) == {"is1-disk0", "is1-disk1"}
+    assert disk_snaps["is1-disk0"]["id"] in file_snapshots(paths[0])
+    assert disk_snaps["is1-disk1"]["id"] in file_snapshots(paths[1])
+    assert ctl.api.get(f"{B}/quotas").json()["quota"]["usage.snapshot"] == used + 2
+    assert "is1" in names(ctl, "instance-snapshot-list", "--server", "vm-is")
+    assert climc_json(ctl, "instance-snapshot-show", "is1")["id"] == is1["id"]
+    # its disk snapshots go with it, not one by one
+    r = ctl.climc("snapshot-delete", "is1-disk1")
+    assert r.returncode != 0 and "instance snapshot is1" in r.stderr, r.stderr
+    settled(ctl, "vm-is", "running", "the server let go")
+    assert ctl.climc("server-stop", "vm-is").returncode == 0
+    settled(ctl, "vm-is", "ready", "stopped")
+    guest_write(paths[1], 0x72)  # after the snapshot: not in the clone
+
+    # a clone: CPU, memory, networks and disks from the instance snapshot, on the host that keeps it
+    r = ctl.climc("server-create", "vm-is-clone", "--disk", "tiny", "--instance-snapshot", "is1")
+    assert r.returncode != 0 and "drop --disk" in r.stderr, r.stderr
+    assert ctl.climc("server-create", "vm-is-clone", "--instance-snapshot", "is1").returncode == 0
+    clone = settled(ctl, "vm-is-clone", "ready", "clone deployed")
+    assert (clone["vcpu_count"], clone["vmem_size"], clone["host_id"]) == (2, 768, srv["host_id"])
+    assert [(d["index"], d["size"]) for d in clone["disks_info"]] == [(d["index"], d["size"])
+                                                                      for d in srv["disks_info"]]
+    assert len(clone["nics"]) == 1 and clone["nics"][0]["network_id"] == srv["nics"][0]["network_id"]
+    cpaths = {d["index"]: disk_file(ctl, d["id"]) for d in clone["disks_info"]}
+    assert not set(cpaths.values()) & set(paths.values())
+    assert guest_reads(cpaths[1], 0x71) and not guest_reads(cpaths[1], 0x72)
+    assert guest_reads(cpaths[0], 0x73)
+    assert guest_reads(paths[1], 0x72)  # the source disk unchanged by the copy
+    assert ctl.climc("server-start", "vm-is-clone").returncode == 0
+    settled(ctl, "vm-is-clone", "running", "the clone runs")
+
+    # another project's member: 404 on the instance snapshot and the server, 400 naming it in a create
+    with httpx.Client(base_url=ctl.url, headers={"X-Auth-Token": outsider_token(ctl)}, timeout=30) as c:
+        assert c.get(f"{B}/instance_snapshots/{is1['id']}").status_code == 404
+        assert is1["id"] not in json.dumps(c.get(f"{B}/instance_snapshots").json())
+        assert c.delete(f"{B}/instance_snapshots/{is1['id']}").status_code == 404
+        assert c.post(f"{B}/servers/{srv['id']}/instance-snapshot", json={"name": "theirs"}).status_code == 404
+        r = c.post(f"{B}/servers", json={"server": {"name": "theirs", "instance_snapshot": is1["id"]}})
+        assert r.status_code == 400 and "not found" in r.text, r.text
+    assert isnap_row(ctl, "is1")["status"] == "ready"
+
+    # instance-snapshot-delete: its disk snapshots leave the files, the list and the quota
+    assert ctl.climc("instance-snapshot-delete", "is1").returncode == 0
+    wait_for(lambda: ctl.api.get(f"{B}/instance_snapshots/{is1['id']}").status_code == 404, 30, "deleted")
+    assert not file_snapshots(paths[0]) and not file_snapshots(paths[1])
+    assert not {"is1-disk0", "is1-disk1"} & names(ctl, "snapshot-list")
+    assert ctl.api.get(f"{B}/quotas").json()["quota"]["usage.snapshot"] == used
+    assert guest_reads(cpaths[1], 0x71)  # the clone stands on its own
+
+    # wrong state: a server in the recycle bin is a 400 InvalidStatusError; purged, its snapshots go
+    climc_json(ctl, "instance-snapshot-create", "vm-is", "is2")
+    wait_for(lambda: isnap_row(ctl, "is2")["status"] == "ready", 30, "is2")
+    settled(ctl, "vm-is", "ready", "idle")
+    assert ctl.climc("server-delete", "vm-is").returncode == 0
+    r = ctl.api.post(f"{B}/servers/{srv['id']}/instance-snapshot", json={"name": "is3"})
+    assert r.status_code == 400 and r.json()["class"] == "InvalidStatusError", r.text
+    r = ctl.climc("instance-snapshot-create", "vm-is-clone", "")
+    assert r.returncode != 0 and "name" in r.stderr, r.stderr
+    assert ctl.climc("server-purge", "vm-is").returncode == 0
+    wait_for(lambda: ctl.api.get(f"{B}/servers/{srv['id']}").status_code == 404, 30, "purged")
+    assert ctl.api.get(f"{B}/instance_snapshots/is2").status_code == 404
+    assert ctl.api.get(f"{B}/quotas").json()["quota"]["usage.snapshot"] == used
+    assert ctl.climc("server-delete", "-f", "vm-is-clone").returncode == 0
+    wait_for(lambda: ctl.api.get(f"{B}/servers/{clone['id']}").status_code == 404, 30, "clone gone")

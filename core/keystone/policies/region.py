@@ -6,7 +6,7 @@ from core.keystone.policy import Rule, register
 _INFRA = ("cloudregions", "zones", "vpcs", "wires", "hosts", "storages", "hoststorages", "hostwires",
           "reservedips")
 _NETWORKS = ("networks", "eips")
-_OWNED = ("servers", "disks", "keypairs", "secgroups", "snapshots")
+_OWNED = ("servers", "disks", "keypairs", "secgroups", "snapshots", "instance_snapshots")
 
 rules = []
 for plural in _INFRA + _NETWORKS + _OWNED + ("tasks",):

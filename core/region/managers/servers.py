@@ -40,6 +40,7 @@ class ServerManager(Manager):
         "cancel-delete": "do_cancel_delete", "purge": "do_purge", "save-image": "do_save_image",
         "add-secgroup": "do_add_secgroup", "revoke-secgroup": "do_revoke_secgroup", "set-secgroup": "do_set_secgroup",
         "attachnetwork": "do_attachnetwork", "detachnetwork": "do_detachnetwork",
+        "instance-snapshot": "do_instance_snapshot",
     }
     specs: ClassVar[dict[str, str]] = {"tasks": "spec_tasks", "status": "spec_status"}
     class_actions: ClassVar[dict[str, str]] = {"forecast": "forecast"}
@@ -366,6 +367,17 @@ class ServerManager(Manager):
             raise InvalidStatusError(f"server {row.name} has no system disk")
         out = save_image(session, cred, row, root, body)
         return {"server": {**self.to_dict(session, row), **out}}
+
+    def do_instance_snapshot(self, session: Session, cred: Credential, row: Any, body: dict[str, Any]) -> Any:
+        """``instance-snapshot-create``: every disk of the server at one instant (Cloudpods' action)."""
+        from core.region.managers.instance_snapshots import create_instance_snapshot
+        from core.region.registry import get_manager
+
+        isnap = create_instance_snapshot(session, cred, row, body.get("name"))
+        m = get_manager("instance_snapshots")
+        m.audit(session, cred, "create", isnap)
+        return {"server": {**self.to_dict(session, row), "instance_snapshot_id": isnap.id,
+                           "instance_snapshot": m.to_dict(session, isnap)}}
 
     # ---- specs -------------------------------------------------------------------------------
     def spec_tasks(self, session: Session, cred: Credential, row: Any, q: ListQuery) -> dict[str, Any]:

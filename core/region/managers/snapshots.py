@@ -122,7 +122,10 @@ def resize_disk(session: Session, cred: Credential, disk: Disk, size: Any) -> No
 
 def drop_disk_snapshots(session: Session, disk: Disk) -> None:
     """A disk is gone for good: its snapshots were inside it. Rows deleted, quota given back."""
+    from core.region.managers.instance_snapshots import drop_instance_snapshots
+
     rows = list(session.scalars(select(Snapshot).where(Snapshot.disk_id == disk.id)))
+    drop_instance_snapshots(session, rows)
     for s in rows:
         session.delete(s)
     held = sum(1 for s in rows if s.status != "create_failed")  # a failed create gave its quota back already
@@ -173,6 +176,13 @@ class SnapshotManager(Manager):
             raise InvalidStatusError(f"snapshot {row.name} is being deleted already")
         if row.status == "creating":
             raise InvalidStatusError(f"snapshot {row.name} is still being taken: retry when it is ready")
+        if row.instance_snapshot_id:
+            from core.region.models import InstanceSnapshot
+
+            isnap = session.get(InstanceSnapshot, row.instance_snapshot_id)
+            raise InvalidStatusError(f"snapshot {row.name} belongs to instance snapshot "
+                                     f"{isnap.name if isnap else row.instance_snapshot_id}: "
+                                     "delete that (instance-snapshot-delete) instead")
         disk = session.get(Disk, row.disk_id)
         server = session.get(Server, disk.server_id) if disk is not None and disk.server_id else None
         if disk is None or server is None or not server.host_id or row.status == "create_failed":

@@ -1,6 +1,8 @@
 """Keypairs, security groups (+ rules), EIPs, snapshots and per-project quotas."""
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import BigInteger, ForeignKey, Integer, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -61,6 +63,22 @@ class Snapshot(ResourceMixin, OwnedMixin, Base):
     disk_id: Mapped[str36] = mapped_column(ForeignKey("disks.id"), index=True)
     storage_id: Mapped[str36 | None] = mapped_column(default=None)
     size: Mapped[int] = mapped_column(Integer, default=0)
+    # taken with the server's other disks as one instance snapshot (None: a disk snapshot of its own)
+    instance_snapshot_id: Mapped[str36 | None] = mapped_column(default=None, index=True)
+
+
+class InstanceSnapshot(ResourceMixin, OwnedMixin, Base):
+    """All disks of a server at one instant (Cloudpods' instance_snapshots): one disk snapshot per
+    disk (``snapshots.instance_snapshot_id``) plus the server's shape, so a server can be cloned
+    from it (``server-create --instance-snapshot``)."""
+
+    __tablename__ = "instance_snapshots"
+
+    guest_id: Mapped[str36] = mapped_column(index=True)
+    # what a clone is made of: vcpu_count, vmem_size, os_type, os_arch, hypervisor, host_id, keypair_id,
+    # nets [{network}], disks [{index, size, disk_type, format, image_id, storage_id, disk_id, snapshot_id}]
+    server_config: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    size: Mapped[int] = mapped_column(Integer, default=0)  # MB: the disks' sizes together
 
 
 class Quota(Base):

@@ -15,6 +15,8 @@ REGION_TASKS: dict[str, str] = {
     "DiskDeleteTask": "core.region.tasks.delete:DiskDeleteTask",
     "SnapshotCreateTask": "core.region.tasks.snapshots:SnapshotCreateTask",
     "SnapshotDeleteTask": "core.region.tasks.snapshots:SnapshotDeleteTask",
+    "InstanceSnapshotCreateTask": "core.region.tasks.instance_snapshots:InstanceSnapshotCreateTask",
+    "InstanceSnapshotDeleteTask": "core.region.tasks.instance_snapshots:InstanceSnapshotDeleteTask",
     "DiskResetTask": "core.region.tasks.snapshots:DiskResetTask",
     "DiskResizeTask": "core.region.tasks.snapshots:DiskResizeTask",
     "ServerAttachNetworkTask": "core.region.tasks.nics:ServerAttachNetworkTask",

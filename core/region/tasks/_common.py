@@ -41,14 +41,17 @@ def agent_payload(session: Session, server: Server, password: str | None = None,
                      "vlan_id": net.vlan_id, "network_id": net.id, "wire_id": net.wire_id,
                      "bridge": hw.bridge if hw else "", "mtu": wire.mtu if wire else 1500})
     disks = []
+    sources = _snapshot_sources(session, server) if model is DeployPayload else {}
     for d in session.scalars(select(Disk).where(Disk.server_id == server.id).order_by(Disk.disk_index)):
+        if d.disk_index in sources and sources[d.disk_index] is None and d.status in ("init", "allocating"):
+            raise StageError(f"disk {d.name}: the snapshot it is cloned from is gone")
         st = session.get(Storage, d.storage_id) if d.storage_id else None
         hs = session.scalar(select(HostStorage).where(HostStorage.host_id == hid,
                                                       HostStorage.storage_id == d.storage_id)) if st else None
         disks.append({"id": d.id, "index": d.disk_index, "size": d.disk_size, "format": d.disk_format,
                       "disk_type": d.disk_type, "image_id": d.template_id or None, "storage_id": d.storage_id,
                       "storage_type": st.storage_type if st else "", "mount_point": hs.mount_point if hs else "",
-                      "access_path": d.access_path or ""})
+                      "access_path": d.access_path or "", "snapshot_source": sources.get(d.disk_index)})
     kp = session.get(Keypair, server.keypair_id) if server.keypair_id else None
     out: dict[str, Any] = {
         "server": {"id": server.id, "name": server.name, "vcpu_count": server.vcpu_count,
@@ -61,6 +64,25 @@ def agent_payload(session: Session, server: Server, password: str | None = None,
     if password:
         out["server"]["password"] = password
     return model.model_validate({**out, **extra})
+
+
+def _snapshot_sources(session: Session, server: Server) -> dict[int, dict[str, Any] | None]:
+    """Disk index -> the disk snapshot a clone's disk is copied from (create_spec ``snapshot_id``);
+    None: that snapshot is gone since (a disk made already needs it no more)."""
+    from core.region.models import Snapshot
+
+    out: dict[int, dict[str, Any] | None] = {}
+    for want in (server.create_spec or {}).get("disks") or []:
+        if not want.get("snapshot_id"):
+            continue
+        snap = session.get(Snapshot, want["snapshot_id"])
+        src = session.get(Disk, snap.disk_id) if snap is not None else None
+        if snap is None or src is None or not src.server_id:
+            out[int(want["index"])] = None
+            continue
+        out[int(want["index"])] = {"server_id": src.server_id, "disk_id": src.id, "index": src.disk_index,
+                                   "access_path": src.access_path or "", "snapshot_id": snap.id}
+    return out
 
 
 def server_ref(server: Server) -> ServerRef:

@@ -1,0 +1,183 @@
+"""Instance snapshots (Cloudpods' ``instance_snapshots``): every disk of a server at one instant, and
+the server's shape, so that ``server-create --instance-snapshot`` clones it.
+
+An instance snapshot is one disk snapshot per disk (``snapshots.instance_snapshot_id``), taken by the
+server's host in ONE work item (a running qemu takes them in one atomic QMP transaction: no guest
+write lands between two disks). Its disk snapshots live inside their disks' files like any other
+(core/region/managers/snapshots.py), so:
+
+- they count against the ``snapshot`` quota, one per disk;
+- they are deleted with the instance snapshot, not one by one (``snapshot-delete`` of one is a 400);
+- when one of its disks is gone for good (the server purged), its snapshot goes with it and the
+  instance snapshot is dropped: a clone needs every disk (``drop_instance_snapshots``);
+- a clone is made on the same host, copying each disk out of its snapshot (the files are there).
+"""
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core.api.context import Credential
+from core.api.listing import ListQuery
+from core.errors import InputParameterError, InvalidStatusError
+from core.region import quotas
+from core.region import statemachine as sm
+from core.region.managers._util import add_names, apply_update, names_by_id, unique_name
+from core.region.models import Disk, Host, InstanceSnapshot, IpAllocation, Server, Snapshot
+from core.region.resource import Manager
+from core.tasks.engine import submit
+
+
+def _server_disks(session: Session, server: Server) -> list[Disk]:
+    return list(session.scalars(select(Disk).where(Disk.server_id == server.id).order_by(Disk.disk_index)))
+
+
+def _guard_server(session: Session, server: Server, action: str) -> list[Disk]:
+    """The server's host can act on all its disks now: deployed, out of the recycle bin, idle, host
+    online and able; its disks (all idle)."""
+    from core.region.managers.servers import guard_capability, guard_host_online
+
+    if server.pending_deleted:
+        raise InvalidStatusError(f"server {server.name} is in the recycle bin: cancel-delete it first")
+    if not server.host_id:
+        raise InvalidStatusError(f"server {server.name} is not deployed on a host")
+    sm.guard_busy(server)
+    disks = _server_disks(session, server)
+    for d in disks:
+        sm.guard_busy(d, "disk")
+    guard_host_online(session, server)
+    guard_capability(session, server, action)
+    return disks
+
+
+def create_instance_snapshot(session: Session, cred: Credential, server: Server, name: Any) -> InstanceSnapshot:
+    """``POST /servers/<id>/instance-snapshot {name}``: the rows (creating) and the task that takes them."""
+    if not isinstance(name, str) or not name:
+        raise InputParameterError("name: required (the instance snapshot's name)")
+    if server.status not in ("ready", "running"):
+        raise InvalidStatusError(f"cannot snapshot server {server.name} in status {server.status} "
+                                 "(allowed: ready, running)")
+    disks = _guard_server(session, server, "instance-snapshot")
+    if not disks:
+        raise InvalidStatusError(f"server {server.name} has no disks to snapshot")
+    unique_name(session, InstanceSnapshot, name, scope={"tenant_id": server.tenant_id})
+    snap_names = [f"{name}-disk{d.disk_index}" for d in disks]
+    for n in snap_names:
+        unique_name(session, Snapshot, n, scope={"tenant_id": server.tenant_id})
+    quotas.reserve(session, server.tenant_id, server.domain_id, snapshot=len(disks))
+    nets = [{"index": a.nic_index, "network": a.network_id} for a in session.scalars(
+        select(IpAllocation).where(IpAllocation.owner_type == "server", IpAllocation.owner_id == server.id)
+        .order_by(IpAllocation.nic_index))]
+    config = {"vcpu_count": server.vcpu_count, "vmem_size": server.vmem_size, "os_type": server.os_type,
+              "os_arch": server.os_arch, "hypervisor": server.hypervisor, "host_id": server.host_id,
+              "keypair_id": server.keypair_id, "nets": nets,
+              "disks": [{"index": d.disk_index, "size": d.disk_size, "disk_type": d.disk_type,
+                         "format": d.disk_format or "qcow2", "image_id": d.template_id or None,
+                         "storage_id": d.storage_id, "disk_id": d.id} for d in disks]}
+    isnap = InstanceSnapshot(name=name, guest_id=server.id, server_config=config, status="creating",
+                             size=sum(d.disk_size for d in disks), tenant_id=server.tenant_id,
+                             domain_id=server.domain_id)
+    session.add(isnap)
+    session.flush()
+    for d, n in zip(disks, snap_names, strict=True):
+        session.add(Snapshot(name=n, disk_id=d.id, storage_id=d.storage_id, size=d.disk_size, status="creating",
+                             instance_snapshot_id=isnap.id, tenant_id=d.tenant_id, domain_id=d.domain_id))
+    session.flush()
+    t = submit(session, "InstanceSnapshotCreateTask", "instance_snapshot", isnap.id, isnap.name,
+               {"server_id": server.id}, cred=cred, tenant_id=server.tenant_id, domain_id=server.domain_id)
+    _hold(server, disks, t.id)
+    return isnap
+
+
+def _hold(server: Server, disks: list[Disk], task_id: str | None) -> None:
+    server.active_task_id = task_id
+    for d in disks:
+        d.active_task_id = task_id
+
+
+def members(session: Session, isnap_id: str) -> list[Snapshot]:
+    return list(session.scalars(select(Snapshot).where(Snapshot.instance_snapshot_id == isnap_id)))
+
+
+def drop_instance_snapshots(session: Session, snaps: list[Snapshot]) -> None:
+    """Disk snapshots ``snaps`` are gone with their disk: an instance snapshot that had one of them
+    cannot be cloned any more, so it goes; its other disk snapshots stay as plain disk snapshots
+    (still in their files, still counted, deletable with ``snapshot-delete``)."""
+    ids = {s.instance_snapshot_id for s in snaps if s.instance_snapshot_id}
+    gone = {s.id for s in snaps}
+    for isnap in session.scalars(select(InstanceSnapshot).where(InstanceSnapshot.id.in_(sorted(ids)))):
+        for s in members(session, isnap.id):
+            if s.id not in gone:
+                s.instance_snapshot_id = None
+        session.delete(isnap)
+
+
+class InstanceSnapshotManager(Manager):
+    keyword, plural, model = "instance_snapshot", "instance_snapshots", InstanceSnapshot
+    owned = True
+    contexts: ClassVar[dict[str, str]] = {"servers": "guest_id"}
+
+    def list_filter(self, session: Session, cred: Credential, stmt: Any, q: ListQuery) -> Any:
+        """``?server=<id or name>`` (``guest_id`` takes ids, as every column)."""
+        ids = self.ref_values(session, cred, q, "server", "server_id")
+        return stmt.where(InstanceSnapshot.guest_id.in_(ids)) if ids else stmt
+
+    def create(self, session: Session, cred: Credential, body: dict[str, Any], count: int,
+               ctx: tuple[str, str] | None = None) -> list[Any]:
+        """``POST /instance_snapshots {guest_id|server, name}`` (Cloudpods' spelling besides the action)."""
+        from core.region.registry import get_manager
+
+        ref = (ctx[1] if ctx else None) or body.get("guest_id") or body.get("server") or body.get("server_id")
+        if not ref:
+            raise InputParameterError("guest_id: required (the server to snapshot)")
+        if count != 1:
+            raise InputParameterError("count: one instance snapshot at a time")
+        server = get_manager("servers").lookup(session, cred, str(ref), "server")
+        isnap = create_instance_snapshot(session, cred, server, body.get("name"))
+        self.audit(session, cred, "create", isnap)
+        return [isnap]
+
+    def update(self, session: Session, cred: Credential, row: Any, body: dict[str, Any]) -> Any:
+        if "name" in body:
+            unique_name(session, InstanceSnapshot, body["name"], scope={"tenant_id": row.tenant_id},
+                        exclude_id=row.id)
+        apply_update(row, body, ("name", "description"))
+        return row
+
+    def delete(self, session: Session, cred: Credential, row: Any, params: dict[str, str]) -> dict[str, Any] | None:
+        if row.status in ("creating", "deleting"):
+            raise InvalidStatusError(f"instance snapshot {row.name} is {row.status}: retry when it is done")
+        snaps = members(session, row.id)
+        server = session.get(Server, row.guest_id)
+        live = [s for s in snaps if s.status != "create_failed"]
+        if not live or server is None or not server.host_id:
+            # nothing on a host to remove (never taken), or no host can reach it: the rows go
+            for s in snaps:
+                session.delete(s)
+            if live:
+                quotas.release(session, row.tenant_id, {"snapshot": len(live)})
+            session.delete(row)
+            return None
+        disks = _guard_server(session, server, "instance-snapshot")
+        t = submit(session, "InstanceSnapshotDeleteTask", "instance_snapshot", row.id, row.name, {},
+                   cred=cred, tenant_id=row.tenant_id, domain_id=row.domain_id)
+        _hold(server, disks, t.id)
+        row.status = "deleting"
+        for s in snaps:
+            s.status = "deleting"
+        return self.to_dict(session, row)
+
+    def add_details(self, session: Session, rows: Any, items: list[dict[str, Any]]) -> None:
+        add_names(items, "guest_id", names_by_id(session, Server, [r.guest_id for r in rows]), "guest")
+        hosts = names_by_id(session, Host, [(r.server_config or {}).get("host_id") for r in rows])
+        counts: dict[str, int] = {}
+        for (iid,) in session.execute(select(Snapshot.instance_snapshot_id).where(
+                Snapshot.instance_snapshot_id.in_([r.id for r in rows]))):
+            counts[iid] = counts.get(iid, 0) + 1
+        for r, it in zip(rows, items, strict=True):
+            cfg = r.server_config or {}
+            it["host"] = hosts.get(cfg.get("host_id") or "", "")
+            it["snapshot_count"] = counts.get(r.id, 0)
+            it["vcpu_count"], it["vmem_size"] = cfg.get("vcpu_count"), cfg.get("vmem_size")

@@ -1,0 +1,111 @@
+"""Instance snapshots: taken in one work item on the server's host; deleted through one
+``SnapshotDeleteTask`` per disk snapshot (sub-tasks). The API held the server and its disks with
+this task's id; every end lets go of them."""
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from core.hostapi.protocol import InstanceSnapshotPayload, WorkKind
+from core.region import quotas
+from core.region.managers.instance_snapshots import members
+from core.region.models import Disk, InstanceSnapshot, Server
+from core.region.tasks._common import server_ref
+from core.region.tasks.snapshots import _disk_payload
+from core.tasks.engine import Run, StageError, TaskBase
+
+
+def _isnap(run: Run) -> InstanceSnapshot:
+    row = run.session.get(InstanceSnapshot, run.task.obj_id)
+    if row is None:
+        raise StageError(f"instance snapshot {run.task.obj_id} no longer exists")
+    return row
+
+
+def _let_go(run: Run, server_id: str | None) -> None:
+    server = run.session.get(Server, server_id) if server_id else None
+    if server is None:
+        return
+    if server.active_task_id == run.task.id:
+        server.active_task_id = None
+    for d in run.session.scalars(select(Disk).where(Disk.active_task_id == run.task.id)):
+        d.active_task_id = None
+
+
+class InstanceSnapshotCreateTask(TaskBase):
+    name = "InstanceSnapshotCreateTask"
+
+    def on_init(self, run: Run) -> None:
+        isnap = _isnap(run)
+        server = run.session.get(Server, isnap.guest_id)
+        if server is None or not server.host_id:
+            raise StageError("the server is gone or no longer deployed")
+        snaps = sorted(members(run.session, isnap.id), key=lambda s: s.disk_id)
+        disks = {d.id: d for d in run.session.scalars(select(Disk).where(Disk.id.in_([s.disk_id for s in snaps])))}
+        if len(disks) != len(snaps) or any(d.server_id != server.id for d in disks.values()):
+            raise StageError("a disk of the server was detached or deleted meanwhile")
+        run.dispatch(str(server.host_id), WorkKind.INSTANCE_SNAPSHOT_CREATE, InstanceSnapshotPayload(
+            server=server_ref(server), disks=[_disk_payload(disks[s.disk_id]) for s in snaps],
+            snapshot_ids=[s.id for s in snaps]), then="on_created")
+
+    def on_created(self, run: Run) -> None:
+        isnap = _isnap(run)
+        res = run.result_of(WorkKind.INSTANCE_SNAPSHOT_CREATE)
+        snaps = sorted(members(run.session, isnap.id), key=lambda s: s.disk_id)
+        for s, size in zip(snaps, res.sizes, strict=False):
+            s.status = "ready"
+            if size:
+                s.size = size
+        isnap.status = "ready"
+        _let_go(run, isnap.guest_id)
+        run.complete()
+
+    def on_failed(self, run: Run, reason: str) -> None:
+        isnap = run.session.get(InstanceSnapshot, run.task.obj_id)
+        if isnap is None:
+            return
+        if isnap.status == "creating":
+            # nothing usable on the host: the disk snapshot rows go and the quota comes back at once;
+            # the instance snapshot stays to say why (instance-snapshot-delete removes it)
+            snaps = members(run.session, isnap.id)
+            for s in snaps:
+                run.session.delete(s)
+            quotas.release(run.session, isnap.tenant_id, {"snapshot": len(snaps)})
+            isnap.status = "create_failed"
+            isnap.description = f"create failed: {reason}"[:1000]
+        _let_go(run, isnap.guest_id)
+
+
+class InstanceSnapshotDeleteTask(TaskBase):
+    """One ``SnapshotDeleteTask`` per disk snapshot (each removes its snapshot from its file, its row
+    and its quota); the instance snapshot goes when none is left."""
+
+    name = "InstanceSnapshotDeleteTask"
+
+    def on_init(self, run: Run) -> None:
+        isnap = _isnap(run)
+        for s in members(run.session, isnap.id):
+            run.spawn("SnapshotDeleteTask", "snapshot", s.id, s.name, {"disk_id": s.disk_id})
+        run.wait_children("on_deleted")
+
+    def on_deleted(self, run: Run) -> None:
+        isnap = _isnap(run)
+        left = members(run.session, isnap.id)
+        _let_go(run, isnap.guest_id)
+        if left:  # a sub-task failed: those snapshots are ready again (their rows say why); retry later
+            isnap.status = "ready"
+            isnap.description = f"delete failed for {', '.join(s.name for s in left)}"[:1000]
+            run.complete(left=len(left))
+            return
+        run.session.delete(isnap)
+        run.complete()
+
+    def on_failed(self, run: Run, reason: str) -> None:
+        isnap = run.session.get(InstanceSnapshot, run.task.obj_id)
+        if isnap is None:
+            return
+        isnap.status = "ready"
+        isnap.description = f"delete failed: {reason}"[:1000]
+        for s in members(run.session, isnap.id):
+            if s.status == "deleting":
+                s.status = "ready"
+        _let_go(run, isnap.guest_id)
