@@ -53,6 +53,8 @@ class Settings:
     baremetal_pxe_http_port: int = 0  # 0: any free port (the URLs the machines get name it)
     baremetal_pxe_range: str = ""  # FIRST-LAST deploy addresses; default: the interface subnet's upper half
     baremetal_tftp_root: str = ""  # holds undionly.kpxe for legacy (non-iPXE) PXE ROMs
+    # GET /metrics without a token (for a Prometheus on a private network; core/metrics/routes.py)
+    metrics_open: bool = False
 
     # ---- derived -------------------------------------------------------------
     @property

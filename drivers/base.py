@@ -66,6 +66,7 @@ __all__ = [
     "GuestEvent",
     "GuestNotFound",
     "GuestSpec",
+    "GuestStats",
     "GuestStatus",
     "HostEnv",
     "HostFacts",
@@ -331,6 +332,27 @@ class Guest:
     name: str
     status: GuestStatus
     extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class GuestStats:
+    """One guest's resource counters at one moment (monotonic counters; rates are the caller's job).
+
+    A hypervisor driver that can read them offers ``guest_stats() -> list[GuestStats]`` (optional:
+    the agent checks for it). A counter the hypervisor does not give is None, never a made-up 0.
+    """
+
+    id: str
+    name: str
+    running: bool
+    vcpus: int
+    cpu_time_ns: int | None = None
+    memory_kib: int | None = None  # what the guest has (balloon current, or its configured memory)
+    memory_rss_kib: int | None = None  # what it uses on the host, when known
+    disk_read_bytes: int | None = None
+    disk_write_bytes: int | None = None
+    net_rx_bytes: int | None = None
+    net_tx_bytes: int | None = None
 
 
 @dataclass(frozen=True)

@@ -20,13 +20,14 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from core.agent.config import AgentConfig
+from core.agent.config import AgentConfig, metrics_address
 from core.agent.console import ConsoleBridge
 from core.agent.facts import registration, usage
 from core.agent.firewall import FirewallSync, firewall_backend
 from core.agent.handlers import handle
 from core.agent.images import ImageStore
 from core.agent.link import ControllerLink, DiskTransfer
+from core.agent.metrics import AgentCollector, MetricsServer, Sampler
 from core.agent.network import GuestNetwork
 from core.errors import CloudpodsError, ConnectionFailedError
 from core.hostapi.protocol import ContractError, error_result, guest_state
@@ -109,6 +110,8 @@ class Agent:
         self.heartbeat_backoff = Backoff(1.0, cfg.backoff_max_s)
         self.handled = 0  # work items reported (tests, bench)
         self.restore_problems: dict[str, str] = {}  # server id -> why restore() could not bring it back
+        self.sampler = Sampler(cfg.data_dir, self.driver)  # usage samples each ping carries (history)
+        self.metrics: MetricsServer | None = None
 
     # --- lifecycle -----------------------------------------------------------------------------
 
@@ -130,9 +133,16 @@ class Agent:
             t = threading.Thread(target=fn, name=name, daemon=True)
             t.start()
             self._threads.append(t)
+        if self.cfg.metrics_listen:
+            self.metrics = MetricsServer(metrics_address(self.cfg.metrics_listen),
+                                         AgentCollector(self.cfg.host_name, self.cfg.data_dir, self.driver))
+            log.info("metrics on http://%s:%d/metrics", metrics_address(self.cfg.metrics_listen)[0], self.metrics.port)
 
     def stop(self) -> None:
         self._stop.set()
+        if self.metrics is not None:
+            self.metrics.stop()
+            self.metrics = None
         self.firewall.kick()  # its thread wakes and sees the stop (the ruleset stays: guests stay protected)
         for t in self._threads:
             t.join(1)  # daemon threads: a long poll in flight is abandoned, not waited for
@@ -226,7 +236,7 @@ class Agent:
                     next_sync = now + self.cfg.sync_interval_s
                 if now >= next_ping:
                     use = {**usage(self.cfg, self.driver.list_guests()), "firewall": self.firewall.status()}
-                    if self.link.ping(use).get("register"):
+                    if self.link.ping(use, self.sampler.sample()).get("register"):
                         self.register()  # the region lacks our driver and capabilities (upgraded controller)
                     next_ping = now + self.cfg.ping_interval_s
                 backoff.reset()

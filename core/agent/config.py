@@ -59,6 +59,19 @@ def check_migration(uri: str, address: str) -> None:
         raise InputParameterError(f"migrate_address: tcp://HOST[:PORT], not {address!r}")
 
 
+def metrics_address(listen: str) -> tuple[str, int]:
+    """``metrics_listen`` ("127.0.0.1:9101", "[::1]:9101") as (ip, port)."""
+    host, _, port = listen.rpartition(":")
+    host = host.strip("[]")
+    try:
+        ipaddress.ip_address(host)
+        if not 0 <= int(port) < 65536:
+            raise ValueError(port)
+    except ValueError:
+        raise InputParameterError(f"metrics_listen: IP:PORT (e.g. 127.0.0.1:9101), not {listen!r}") from None
+    return host, int(port)
+
+
 @dataclass(frozen=True)
 class AgentConfig:
     auth_url: str
@@ -101,6 +114,9 @@ class AgentConfig:
     firewall: str = "auto"
     firewall_table: str = "cloudpods_one"  # the nftables tables (families bridge + inet) the agent owns
     firewall_netns: str = ""  # apply in this network namespace (the guests' bridge lives there)
+    # Prometheus /metrics of this host and its guests (core/agent/metrics.py): "IP:PORT", "" = off.
+    # No token on it (the agent validates none): bind loopback or the management network only.
+    metrics_listen: str = ""
 
     def __post_init__(self) -> None:
         if self.domain_type not in ("auto", "kvm", "qemu", "test"):
@@ -127,6 +143,8 @@ class AgentConfig:
             ipaddress.ip_address(self.console_listen)
         except ValueError:
             raise InputParameterError(f"console_listen: must be an IP address, got {self.console_listen!r}") from None
+        if self.metrics_listen:
+            metrics_address(self.metrics_listen)
         if not isinstance(self.console_standin, dict) or \
                 not set(self.console_standin) <= {"vnc", "serial"}:
             raise InputParameterError("console_standin: expected {\"vnc\": \"host:port\", \"serial\": ...}")

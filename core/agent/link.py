@@ -29,8 +29,12 @@ class ControllerLink:
     def register(self, body: dict[str, Any]) -> dict[str, Any]:
         return dict(self.client.post("compute_v2", f"{self.host}/register", json=body)["host"])
 
-    def ping(self, usage: dict[str, Any]) -> dict[str, Any]:
-        return dict(self.client.post("compute_v2", f"{self.host}/ping", json={"usage": usage}))
+    def ping(self, usage: dict[str, Any], samples: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Heartbeat; ``samples`` (core/agent/metrics.py Sampler) go to the region's usage history."""
+        body: dict[str, Any] = {"usage": usage}
+        if samples is not None:
+            body["samples"] = samples
+        return dict(self.client.post("compute_v2", f"{self.host}/ping", json=body))
 
     def guests(self, guests: list[dict[str, Any]], *, full: bool) -> list[dict[str, Any]]:
         out = self.client.post("compute_v2", f"{self.host}/guests", json={"guests": guests, "full": full})

@@ -10,4 +10,5 @@ import core.db.lease
 import core.glance.models
 import core.hostapi.models
 import core.keystone.models
+import core.metrics.models
 import core.region.models  # noqa: F401  (region + task tables)

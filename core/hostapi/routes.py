@@ -133,6 +133,11 @@ def ping(host_id: str, session: SessionDep, cred: CredentialDep, body: Any = Any
     usage = data.get("usage")
     if isinstance(usage, dict):
         host.sys_info = {**(host.sys_info or {}), "usage": usage}
+    if data.get("samples"):  # usage history (core/metrics/history.py): only this host's own servers
+        from core.metrics.history import ingest
+
+        mine = set(session.scalars(select(Server.id).where(Server.host_id == host.id)))
+        ingest(session, host.id, data["samples"], mine)
     session.commit()
     # a host that never registered under the host contract (its agent started before the upgrade
     # that added driver/capabilities, region_0003) is asked to register again, so its

@@ -21,6 +21,7 @@ from typing import Literal
 
 import numpy as np
 
+from core.metrics.registry import record_placement
 from core.scheduler.context import RequestContext, build_context
 from core.scheduler.filters import Filter, Rejection, default_filters
 from core.scheduler.filters.network import assign_nics
@@ -106,11 +107,13 @@ def place(
                 snap.release(p)
         done = batch_removed >= 0
         removed[done] = batch_removed[done]
-        return PlacementResult(
+        result = PlacementResult(
             req_count=req.count, placements=placements, host_count=snap.host_count,
             rejected=rejected, exhausted=table.counts(batch_removed), stop_reason=stop_reason,
             dry_run=dry_run, _removed=removed, _table=table, _snap=snap,
         )
+    record_placement(result)
+    return result
 
 
 def forecast(req: ScheduleInput, snap: Snapshot, config: SchedulerConfig = DEFAULT_CONFIG) -> PlacementResult:

@@ -24,6 +24,7 @@ from core.db.base import new_uuid, utcnow
 from core.db.engine import begin_write, is_transient
 from core.errors import CloudpodsError, ConflictError, InputParameterError, ResourceNotFoundError
 from core.hostapi.protocol import PAYLOADS, ContractError, ErrorResult, WorkKind, dump, error_result, parse_result
+from core.metrics.registry import TASK_STAGE_FAILURES, TASK_STAGE_SECONDS
 from core.tasks.models import DONE, FAILED, FINISHED, QUEUED, RUNNING, WAITING, Task, WorkItem
 from core.tasks.wakeup import Wakeup
 
@@ -190,6 +191,7 @@ def execute(db: Any, task_id: str, owner: str, lease_s: float) -> None:
             if t is None or t.owner != owner:
                 return
             impl = task_class(t.task_name)()
+            task_name = t.task_name  # read now: after a rollback the row's attributes are expired
             run = Run(s, t, impl)
             method = getattr(impl, stage, None)
             try:
@@ -198,7 +200,11 @@ def execute(db: Any, task_id: str, owner: str, lease_s: float) -> None:
                         raise StageError(str((t.params.get("__result__") or {}).get("__reason__") or
                                              f"{stage}: the agent reported a failure"))
                     raise StageError(f"task {t.task_name} has no stage {stage}")
-                method(run)
+                started = time.perf_counter()
+                try:
+                    method(run)
+                finally:
+                    TASK_STAGE_SECONDS.labels(task_name, stage).observe(time.perf_counter() - started)
                 if run.outcome is None:
                     raise StageError(f"stage {stage} of {t.task_name} ended without an outcome")
             except Exception as exc:
@@ -210,6 +216,7 @@ def execute(db: Any, task_id: str, owner: str, lease_s: float) -> None:
                              type(getattr(exc, "orig", exc)).__name__)
                     time.sleep(random.uniform(0.02, 0.3))
                     continue
+                TASK_STAGE_FAILURES.labels(task_name, stage).inc()
                 reason = exc.details if isinstance(exc, CloudpodsError) else f"{type(exc).__name__}: {exc}"
                 if not isinstance(exc, CloudpodsError):
                     log.exception("task %s stage %s failed", task_id, stage)

@@ -37,6 +37,7 @@ JOBS: tuple[Job, ...] = (
         float(os.environ.get("CLOUDPODS_JOB_CLOUDSYNC_INTERVAL_S", 60.0)), _env_on("CLOUDPODS_JOB_CLOUDSYNC")),
     Job("recycle-bin-purge", "core.region.periodic:purge_recycle_bin", 300.0, _env_on("CLOUDPODS_JOB_PURGE")),
     Job("console-sessions-purge", "core.console.tokens:purge", 3600.0),
+    Job("metrics-purge", "core.metrics.history:purge", 600.0),  # usage history past its retention
 )
 
 

@@ -16,6 +16,7 @@ from drivers.base import (
     GuestEvent,
     GuestNotFound,
     GuestSpec,
+    GuestStats,
     HostEnv,
     HostFacts,
     HypervisorError,
@@ -129,6 +130,15 @@ class KvmDriver:
 
     def get_guest(self, guest_id: str) -> Guest:
         return to_guest(self.host.lookup(guest_id))
+
+    def guest_stats(self) -> list[GuestStats]:
+        """Every guest's counters in one bulk call (drivers/kvm/stats.py)."""
+        from drivers.kvm.stats import guest_stats
+
+        try:
+            return guest_stats(self.host.conn())
+        except libvirt.libvirtError as exc:
+            raise HypervisorError(exc.get_error_message()) from None
 
     def domain_xml(self, spec: GuestSpec) -> str:
         """The XML create_guest would define for ``spec`` on this host."""
