@@ -97,6 +97,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "eip-list": ("climc.commands.compute_misc:eip_list", "List elastic IPs"),
     "eip-show": ("climc.commands.compute_misc:eip_show", "Show an elastic IP"),
     "baremetal-list": ("climc.commands.hosts:baremetal_list", "List bare-metal hosts with their BMC status"),
+    "baremetal-prepare": ("climc.commands.hosts:baremetal_prepare",
+                          "Give a bare-metal host enrolled from its PXE boot its BMC, read its inventory"),
     "host-boot-device": ("climc.commands.hosts:host_boot_device", "Set the device a bare-metal host boots from next"),
     "host-create": ("climc.commands.hosts:host_create", "Create a host run by the controller's executor, or a bare-metal host by its BMC"),
     "host-ipmi-info": ("climc.commands.hosts:host_ipmi_info", "Show a bare-metal host's BMC (never the password)"),

@@ -244,6 +244,28 @@ def host_ipmi_probe(obj: Any, ident: str) -> None:
     show_object(obj.client().post(S, f"/hosts/{ident}/ipmi-probe", json={})["host"])
 
 
+@click.command("baremetal-prepare")
+@click.argument("ident")
+@click.option("--ipmi-ip", default=None, help="the BMC's IPMI address")
+@click.option("--ipmi-port", type=click.IntRange(1, 65535), default=None, help="the BMC's UDP port (623)")
+@click.option("--ipmi-username", "--bmc-username", "ipmi_username", default=None, help="the BMC user")
+@click.option("--ipmi-password", "--bmc-password", "ipmi_password", default=None, envvar="CLIMC_IPMI_PASSWORD",
+              help="the BMC user's password (or env CLIMC_IPMI_PASSWORD; prompted when --ipmi-username is given "
+                   "without it); stored encrypted, never shown")
+@click.option("--redfish-url", default=None, help="the BMC's Redfish service, http(s)://HOST[:PORT]")
+@output_options
+@click.pass_obj
+def baremetal_prepare(obj: Any, ident: str, ipmi_ip: str | None, ipmi_port: int | None, ipmi_username: str | None,
+                      ipmi_password: str | None, redfish_url: str | None) -> None:
+    """Prepare a bare-metal host: give a machine enrolled from its PXE boot its BMC (or read a known BMC
+    again); its inventory becomes the host's capacity and the host is enabled for servers."""
+    if ipmi_username and ipmi_password is None:
+        ipmi_password = click.prompt("BMC password", hide_input=True, err=True)
+    body = {k: v for k, v in {"ipmi_ip": ipmi_ip, "ipmi_port": ipmi_port, "ipmi_username": ipmi_username,
+                              "ipmi_password": ipmi_password, "redfish_url": redfish_url}.items() if v is not None}
+    show_object(obj.client().post(S, f"/hosts/{ident}/prepare", json={"host": body})["host"])
+
+
 @click.command("storage-create")
 @click.argument("zone")
 @click.argument("name")

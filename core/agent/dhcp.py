@@ -22,7 +22,7 @@ import struct
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Self
 
@@ -280,6 +280,8 @@ class DhcpResponder:
         self._leases: dict[str, Lease] = {}
         self._bindings: dict[str, Binding] = {}
         self.events: deque[DhcpEvent] = deque(maxlen=max_events)
+        # called (in the server's thread: it must return at once) with a DISCOVER from a MAC without a lease
+        self.on_unknown: Callable[[DhcpPacket], None] | None = None
         self.replace_leases(leases)
 
     # leases --------------------------------------------------------------------------------
@@ -334,6 +336,11 @@ class DhcpResponder:
         kind = MSG_NAMES.get(mtype, f"type-{mtype}")
         if lease is None:
             self._event("ignored", mac, None, f"unknown MAC ({kind})")
+            if mtype == DISCOVER and self.on_unknown is not None:
+                try:
+                    self.on_unknown(req)
+                except Exception:  # a listener's bug must not stop the server
+                    log.exception("on_unknown listener failed for %s", mac)
             return None
         if mtype == DISCOVER:
             self._event("discover", mac, req.ip_option(OPT_REQUESTED_IP))

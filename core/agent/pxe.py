@@ -100,7 +100,7 @@ class Job:
     token: str
     image: Path | None = None
     size: int = 0
-    sha256: str = ""
+    md5: str = ""  # of the raw image: what the ramdisk's read-back of the disk must give
     seen: list[str] = field(default_factory=list)  # what the machine fetched so far, for a timeout's reason
     result: dict[str, Any] | None = None
     done: threading.Event = field(default_factory=threading.Event)
@@ -119,9 +119,9 @@ class Job:
         res = dict(self.result or {})
         if res.get("status") != "ok":
             raise HypervisorError(f"the deploy ramdisk on {self.mac} failed: {res.get('message') or 'no reason'}")
-        if self.action == "deploy" and res.get("sha256") != self.sha256:
-            raise HypervisorError(f"the image written on {self.mac} reads back as sha256 {res.get('sha256')!r}, "
-                                  f"not {self.sha256}: the disk or the transfer is faulty")
+        if self.action == "deploy" and res.get("md5") != self.md5:
+            raise HypervisorError(f"the image written on {self.mac} reads back as md5 {res.get('md5')!r}, "
+                                  f"not {self.md5}: the disk or the transfer is faulty")
         return res
 
     def close(self) -> None:
@@ -145,6 +145,9 @@ class PxeService:
         self._tftp: Any = None
         self._ra: RouterAdvertiser | None = None
         self.http_port = 0
+        # PXE clients whose MAC has no turn here: MAC -> when first seen; ``on_discover(mac)`` is told once each
+        self.discovered: dict[str, float] = {}
+        self.on_discover: Any = None
 
     # ---- lifecycle --------------------------------------------------------------------------------
     def start(self) -> None:
@@ -169,6 +172,7 @@ class PxeService:
         threading.Thread(target=self._http.serve_forever, name="pxe-http", daemon=True).start()
         try:
             self._dhcp = DhcpServer(st.interface, server_ip=ip, port=st.dhcp_port)
+            self._dhcp.responder.on_unknown = self._unknown
             self._dhcp.start()
             if st.tftp_root and (Path(st.tftp_root) / "undionly.kpxe").is_file():
                 from core.agent.tftp import TftpBootServer
@@ -221,6 +225,18 @@ class PxeService:
                                    ipxe_bootfile=f"{self.base_url}/pxe/{job.token}/boot.ipxe", lease_time=600))
         return job
 
+    def _unknown(self, req: Any) -> None:
+        """A DISCOVER from a MAC with no turn: a machine PXE-booting that may be enrolled (once per MAC)."""
+        if not req.options.get(60, b"").startswith(b"PXEClient"):
+            return  # not a network boot ROM: some other DHCP client on the wire
+        with self._lock:
+            if req.mac in self.discovered:
+                return
+            self.discovered[req.mac] = time.time()
+        log.info("PXE boot from unknown MAC %s on %s", req.mac, self.settings.interface)
+        if self.on_discover is not None:
+            threading.Thread(target=self.on_discover, args=(req.mac,), name="pxe-enrol", daemon=True).start()
+
     def release(self, job: Job) -> None:
         with self._lock:
             self._jobs.pop(job.token, None)
@@ -247,7 +263,9 @@ class PxeService:
                 "boot\n")
 
     def _raw(self, image: LocalImage) -> tuple[Path, int, str]:
-        """The image as a raw file (converted once with qemu-img) with its size and sha256."""
+        """The image as a raw file (converted once with qemu-img) with its size and md5: a check that the
+        disk holds what was sent (glance verified the image's sha256 already); md5 because the ramdisk
+        hashes the disk with busybox, where it is twice as fast as sha256."""
         src = Path(image.path)
         if image.format == "raw":
             raw = src
@@ -270,7 +288,7 @@ class PxeService:
         with self._lock:
             have = self._sums.get(key)
         if have is None:
-            h = hashlib.sha256()
+            h = hashlib.md5(usedforsecurity=False)
             with open(raw, "rb") as f:
                 while block := f.read(1 << 20):
                     h.update(block)
@@ -342,7 +360,7 @@ class _Handler(BaseHTTPRequestHandler):
         if job is None or what != "report" or job.done.is_set():
             return self._send(404, b"unknown or finished deploy token\n")
         form = {k: v[0] for k, v in parse_qs(body).items()}
-        job.result = {"status": form.get("status", ""), "sha256": form.get("sha256", ""),
+        job.result = {"status": form.get("status", ""), "md5": form.get("md5", ""),
                       "message": form.get("message", "").replace("+", " ").replace("_", " ")[:1000],
                       "at": time.time()}
         job.saw(f"report {job.result['status']}")

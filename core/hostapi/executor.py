@@ -205,6 +205,7 @@ class BootNetwork:
         self.raw_dir = data_dir / "executors" / "pxe-raw"
         self._lock = threading.Lock()
         self.service: Any = None
+        self.on_discover: Any = None
 
     def _service(self) -> Any:
         from core.agent.pxe import PxeConfigError, PxeService
@@ -218,11 +219,20 @@ class BootNetwork:
                     from drivers.base import HypervisorError
 
                     raise HypervisorError(f"the PXE boot network cannot start: {exc}") from None
+                svc.on_discover = self.on_discover
                 self.service = svc
             return self.service
 
     def stage(self, mac: str, action: str, image: Any = None) -> Any:
         return self._service().stage(mac, action, image)
+
+    def listen(self, on_discover: Any) -> None:
+        """Start now and tell ``on_discover(mac)`` of each unknown machine that PXE-boots (enrolment)."""
+        self.on_discover = on_discover
+        try:
+            self._service()
+        except DriverError as exc:
+            log.warning("%s; bare-metal machines are neither deployed nor enrolled", exc)
 
     def close(self) -> None:
         with self._lock:

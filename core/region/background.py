@@ -34,6 +34,10 @@ def start(app: Any) -> Callable[[], None]:
                                lease_s=lease_s, heartbeat_s=float(os.environ.get("CLOUDPODS_EXECUTOR_HEARTBEAT_S",
                                                                                  executor.HEARTBEAT_S)))
     runner.start()
+    if rt.drivers.pxe is not None:  # the boot network: bare-metal deploys, and machines PXE-booting unknown
+        from core.region.host_bmc import enrol_pxe_mac
+
+        rt.drivers.pxe.listen(lambda mac: enrol_pxe_mac(db, mac))
     # cloud account syncs: their own threads (a sync may take minutes), claimed under a DB lease
     from core.region.cloud.sync import Syncer
 

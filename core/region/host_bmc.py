@@ -6,6 +6,7 @@ power, boot device, sensors, IPMI info, probing. Mounted before the generic reso
     POST /hosts/<id>/start|stop|reset            power on / off (hard; "soft": true for ACPI) / reset
     POST /hosts/<id>/set-boot-device {"boot_device": "pxe|disk|cdrom|bios", "persistent": false}
     POST /hosts/<id>/ipmi-probe      read power, health and inventory again → host capacity
+    POST /hosts/<id>/prepare         a machine enrolled from a PXE boot gets its BMC (baremetal-prepare)
 
 Where the BMC calls run: in the controller that took the request (every replica can reach the
 BMC network, like the executor that runs these hosts' other work), OUTSIDE any database
@@ -268,3 +269,112 @@ def probe_all(db: Any, targets: list[tuple[str, str, Any]], workers: int = PROBE
         return {}
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(probing))), thread_name_prefix="bmc-probe") as pool:
         return dict(pool.map(one, probing))
+
+
+# ---- discovery: a machine that PXE-boots on the boot network with an unknown MAC ----------------------
+PREPARE_REASON = "enrolled from a PXE boot: give its BMC with climc baremetal-prepare"
+
+
+def enrol_pxe_mac(db: Any, mac: str) -> str | None:
+    """Enrol the machine behind ``mac`` as a bare-metal host in ``prepare`` (disabled, no BMC yet: the
+    scheduler leaves it alone), unless a host already has that MAC; the new host's id, else None."""
+    from sqlalchemy import select
+
+    from core.hostapi import executor
+    from core.region.managers.hosts import DEFAULT_EXECUTOR_STORAGE_MB, StorageIn, attach_joints
+    from core.region.models import Host, Zone
+    from core.region.registry import get_manager
+
+    mac = mac.lower()
+    with db.session() as s:
+        begin_write(s, background=True)
+        if s.scalar(select(Host.id).where(Host.access_mac == mac)) is not None:
+            return None
+        zone = s.scalar(select(Zone).order_by(Zone.created_at).limit(1))
+        if zone is None:
+            log.warning("PXE boot from unknown MAC %s: no zone to enrol it in", mac)
+            return None
+        name = "bm-" + mac.replace(":", "")
+        row = Host(name=name, description=f"PXE-booted from {mac}", zone_id=zone.id, host_type="baremetal",
+                   target="executor", driver="baremetal", access_mac=mac, status="prepare", host_status="offline",
+                   enabled=False, driver_config=executor.encrypt_config({"access_mac": mac}),
+                   sys_info={"executor_error": PREPARE_REASON})
+        s.add(row)
+        s.flush()
+        attach_joints(s, None, row, zone, [StorageIn(name=f"{name}-local", capacity=DEFAULT_EXECUTOR_STORAGE_MB)],
+                      [])
+        get_manager("hosts").audit(s, None, "enrol", row, notes=f"PXE boot from unknown MAC {mac}")
+        host_id = str(row.id)
+        s.commit()
+    log.info("enrolled bare-metal host %s (MAC %s) in prepare", name, mac)
+    return host_id
+
+
+class PrepareIn(BaseModel):
+    """A machine's BMC (Cloudpods' host-create/prepare field names); all optional on a re-prepare."""
+
+    model_config = ConfigDict(extra="forbid")
+    ipmi_ip: str | None = None
+    ipmi_port: int | None = None
+    ipmi_username: str | None = None
+    ipmi_password: str | None = None
+    redfish_url: str | None = None
+    redfish_system: str | None = None
+
+
+@router.post("/hosts/{ident}/prepare")
+def host_prepare(ident: str, request: Request, cred: CredentialDep, body: Any = AnyBody) -> Response:
+    """``baremetal-prepare``: give an enrolled machine its BMC (or read an existing one again): the BMC is
+    contacted, the inventory read into the host's capacity; the host leaves ``prepare`` enabled."""
+    from core.hostapi import executor
+    from core.region.models import Host
+    from core.region.registry import get_manager
+
+    data = parse(PrepareIn, (body or {}).get("host", body) if isinstance(body, dict) and body else {})
+    m = get_manager("hosts")
+    db = request.app.state.db
+    with db.session() as s:
+        row = m.fetch(s, cred, ident)
+        m.enforce(cred, "perform", row)
+        if row.host_type != "baremetal" or row.driver != "baremetal":
+            raise UnsupportedOperationError(f"host {row.name} is not a bare-metal machine: nothing to prepare")
+        host_id, name, config = row.id, row.name, executor.decrypt_config(row.driver_config)
+        s.rollback()
+    config.update({k: v for k, v in data.model_dump().items() if v not in (None, "")})
+    if data.ipmi_ip and "redfish_url" in config and not data.redfish_url:
+        config.pop("redfish_url")
+    rt = executor.runtime()
+    try:
+        hosted = executor.build(rt.data_dir, host_id, "baremetal", config, rt.drivers.images())
+    except DriverError as exc:
+        from core.errors import InputParameterError
+
+        raise InputParameterError(f"host {name}: {exc}") from None
+    try:
+        reg, problem = executor.register_remote(hosted)
+    finally:
+        hosted.close()
+    if problem:
+        record(db, host_id, {**reg["sys_info"].get("bmc", {})}, cred=cred, action="prepare")
+        raise InvalidStatusError(f"host {name}: {problem}")
+    with db.session() as s:
+        begin_write(s)
+        h = s.get(Host, host_id)
+        if h is None:
+            raise InvalidStatusError(f"host {name} was deleted meanwhile")
+        info = dict(h.sys_info or {})
+        info.update(reg.pop("sys_info", {}))
+        info.pop("executor_error", None)
+        h.sys_info = info
+        for k in ("cpu_count", "mem_size", "cpu_arch", "version", "driver_version", "capabilities"):
+            if k in reg:
+                setattr(h, k, reg[k])
+        h.driver_config = executor.encrypt_config(config)
+        was = h.status
+        h.status, h.enabled, h.host_status, h.last_ping_at = "running", True, "online", utcnow()
+        h.generation += 1
+        m.audit(s, cred, "prepare", h, notes=f"from {was}")
+        s.flush()
+        out = m.to_dict(s, h)
+        s.commit()
+    return json_response({"host": out})

@@ -223,6 +223,26 @@ def test_a_baremetal_server_without_image_is_refused_and_without_a_boot_network_
     assert wait_for(lambda: ctl.api.get(f"{B}/servers/bm-vm").status_code == 404, 60)
 
 
+def test_the_pxe_mac_is_kept_once_and_prepare_refuses_what_is_not_a_machine(ctl: Controller, sim: IpmiSim) -> None:
+    mac = "52:54:00:aa:00:01"
+    h = climc_json(ctl, "host-create", "bm-mac", "--zone", "zone0", "--host-type", "baremetal", "--ipmi-ip",
+                   "127.0.0.1", "--ipmi-port", str(sim.port), "--ipmi-username", USER, "--ipmi-password", SECRET,
+                   "--access-mac", mac.upper())
+    assert h["access_mac"] == mac, h
+    r = ctl.climc("host-create", "bm-mac2", "--zone", "zone0", "--host-type", "baremetal", "--ipmi-ip", "127.0.0.1",
+                  "--ipmi-port", str(sim.port), "--ipmi-username", USER, "--ipmi-password", SECRET,
+                  "--access-mac", mac)
+    assert r.returncode != 0 and mac in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert ctl.api.get(f"{B}/hosts/bm-mac2").status_code == 404
+    # prepare reads a known BMC again; a wrong password is an error that names it, the host keeps its BMC
+    assert climc_json(ctl, "baremetal-prepare", "bm-mac")["host_status"] == "online"
+    r = ctl.climc("baremetal-prepare", "bm-mac", "--ipmi-username", USER, "--ipmi-password", "wrong-pw")
+    assert r.returncode != 0 and "Traceback" not in r.stderr and r.stderr.strip(), r.stderr
+    assert climc_json(ctl, "baremetal-prepare", "bm-mac")["host_status"] == "online"
+    assert ctl.climc("host-disable", "bm-mac").returncode == 0
+    assert ctl.climc("host-delete", "bm-mac").returncode == 0
+
+
 def test_bad_bmc_config_is_refused_and_nothing_is_created(ctl: Controller) -> None:
     r = ctl.climc("host-create", "bm-x", "--zone", "zone0", "--host-type", "baremetal", "--ipmi-ip", "not an ip!",
                   "--ipmi-username", USER, "--ipmi-password", "x")
@@ -246,7 +266,8 @@ def test_another_projects_users_cannot_see_or_power_machines(ctl: Controller, si
     with httpx.Client(base_url=ctl.url, headers={"X-Auth-Token": tok}, timeout=30) as c:
         assert "bm1" not in [h["name"] for h in c.get(f"{B}/hosts", params={"limit": 100}).json()["hosts"]]
         for method, path in (("POST", "/hosts/bm1/start"), ("POST", "/hosts/bm1/stop"), ("GET", "/hosts/bm1/ipmi"),
-                             ("GET", "/hosts/bm1/sensors"), ("POST", "/hosts/bm1/set-boot-device")):
+                             ("GET", "/hosts/bm1/sensors"), ("POST", "/hosts/bm1/set-boot-device"),
+                             ("POST", "/hosts/bm1/prepare")):
             r = c.request(method, f"{B}{path}", json={"boot_device": "pxe"} if "boot" in path else None)
             assert r.status_code == 404, (path, r.status_code, r.text)
         r = c.post(f"{B}/hosts", json={"host": {"name": "bm-mine", "zone": "zone0", "host_type": "baremetal",

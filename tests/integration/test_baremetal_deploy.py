@@ -6,14 +6,13 @@ scheduler picks the ready machine, the driver sets a PXE boot over IPMI and powe
 machine's iPXE ROM gets its script from us, boots our deploy ramdisk, which streams the image onto
 the disk, reads it back and reports; the machine is set to boot from disk and powered on: it boots
 the image (a boot sector that prints a marker) and the server is `running`. Delete boots the
-ramdisk again to wipe the partition tables and leaves the machine off."""
+ramdisk again to wipe the partition tables and leaves the machine off. The machine is not registered
+by hand: it PXE-boots once with a MAC nobody knows, is enrolled in `prepare`, and `baremetal-prepare`
+gives it its BMC."""
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import random
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,75 +20,24 @@ from typing import Any
 
 import pytest
 
+from tests.support.baremetal import (
+    BOOTED,
+    IMAGE_MB,
+    VIRT_WORK,
+    VM_SH,
+    blank_disk,
+    boot_lan,
+    boot_sector_image,
+    deploy_ramdisk,
+    file_sha,
+)
 from tests.support.bmc import USER, IpmiSim
 from tests.support.controller import Controller
 from tests.support.peers import need, need_binary, need_root
 
 BRIDGE, TAP, SERVER_IP = "bmdp0", "bmdp0-t0", "10.213.92.1"
 MAC = "52:54:00:92:00:10"
-VIRT_WORK = Path(os.environ.get("VIRT_WORK", "/tmp/cm-virt"))
-CACHE = Path(os.environ.get("CLOUDPODS_PEER_CACHE", "/var/cache/cloudpods-ci"))
-ROOT = Path(__file__).resolve().parents[2]
-IMAGE_MB = 64
 DISK_MB = 96
-BOOTED = b"CP-DISK-BOOTED"
-
-VM_SH = """#!/bin/sh
-# start | stop | status of the qemu "machine" behind the simulated BMC (must return at once)
-D=$(dirname "$0"); PIDF=$D/vm.pid
-alive() { [ -s $PIDF ] || return 1; st=$(awk '/^State:/{print $2}' /proc/$(cat $PIDF)/status 2>/dev/null)
-          [ -n "$st" ] && [ "$st" != Z ]; }
-case $1 in
-start) order=c; [ "$(cat $D/boot.state 2>/dev/null)" = pxe ] && order=n
-       echo "$(date +%s.%N) start $order" >> $D/boots
-       [ -s $D/serial.log ] && cat $D/serial.log >> $D/serial.all; : > $D/serial.log
-       qemu-system-x86_64 -name bmdp-vm -accel tcg -m 256 -smp 1 -display none -monitor none -no-reboot \\
-         -boot $order -drive file=$D/disk.raw,if=virtio,format=raw,cache=unsafe \\
-         -netdev tap,id=n0,ifname=@TAP@,script=no,downscript=no \\
-         -device virtio-net-pci,netdev=n0,mac=@MAC@ -serial file:$D/serial.log \\
-         -pidfile $PIDF -daemonize </dev/null >>$D/qemu.log 2>&1 ;;
-stop) if alive; then kill $(cat $PIDF); i=0; while alive && [ $i -lt 50 ]; do sleep 0.05; i=$((i+1)); done
-        alive && kill -9 $(cat $PIDF); fi; rm -f $PIDF ;;
-status) if alive; then echo 1; else echo 0; fi ;;
-esac
-exit 0
-"""
-
-
-def boot_sector_image(path: Path, size_mb: int = IMAGE_MB) -> str:
-    """A raw disk image whose MBR boot code prints BOOTED on COM1 and halts; the rest is random
-    bytes (so the read-back check means something). Returns its sha256."""
-    msg = BOOTED + b"\r\n\0"
-    code = bytes([0x31, 0xC0, 0x8E, 0xD8,              # xor ax,ax; mov ds,ax
-                  0xBE, 0x16, 0x7C,                    # mov si, 0x7c16 (msg)
-                  0xBA, 0xF8, 0x03,                    # mov dx, 0x3f8 (COM1)
-                  0xAC, 0x84, 0xC0, 0x74, 0x03,        # lodsb; test al,al; jz halt
-                  0xEE, 0xEB, 0xF8,                    # out dx,al; jmp lodsb
-                  0xFA, 0xF4, 0xEB, 0xFC])             # halt: cli; hlt; jmp halt
-    mbr = (code + msg).ljust(510, b"\0") + b"\x55\xaa"
-    rnd = random.Random(13)
-    h = hashlib.sha256()
-    with open(path, "wb") as f:
-        for i in range(size_mb):
-            block = rnd.randbytes(1 << 20)
-            if i == 0:
-                block = mbr + block[512:]
-            f.write(block)
-            h.update(block)
-    return h.hexdigest()
-
-
-def file_sha(path: Path, size: int) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        left = size
-        while left:
-            b = f.read(min(left, 1 << 20))
-            if not b:
-                break
-            h.update(b)
-            left -= len(b)
-    return h.hexdigest()
 
 
 @pytest.fixture(scope="module")
@@ -98,35 +46,13 @@ def lan() -> Iterator[None]:
     need_binary("qemu-system-x86_64", "qemu-system-x86")
     need(Path("/usr/lib/ipxe/qemu/efi-virtio.rom").exists(), "needs qemu's iPXE ROM (apt install ipxe-qemu)")
     need((VIRT_WORK / "kroot").is_dir(), f"needs the guest kernel in {VIRT_WORK}/kroot (scripts/setup-virt.sh)")
-    from pyroute2 import IPRoute
-
-    def remove() -> None:
-        with IPRoute() as ipr:
-            for name in (TAP, BRIDGE):
-                for i in ipr.link_lookup(ifname=name):
-                    ipr.link("del", index=i)
-
-    remove()
-    with IPRoute() as ipr:
-        ipr.link("add", ifname=BRIDGE, kind="bridge", br_stp_state=0, br_forward_delay=0)
-        br = ipr.link_lookup(ifname=BRIDGE)[0]
-        ipr.addr("add", index=br, address=SERVER_IP, prefixlen=24)
-        ipr.link("set", index=br, state="up")
-        ipr.link("add", ifname=TAP, kind="tuntap", mode="tap")
-        ipr.link("set", index=ipr.link_lookup(ifname=TAP)[0], master=br, state="up")
-    try:
+    with boot_lan(BRIDGE, TAP, SERVER_IP):
         yield
-    finally:
-        remove()
 
 
 @pytest.fixture(scope="module")
 def ramdisk() -> Path:
-    out = CACHE / "deploy-ramdisk"
-    r = subprocess.run([str(ROOT / "scripts" / "build-deploy-ramdisk.sh"), str(out), str(VIRT_WORK / "kroot")],
-                       capture_output=True, text=True, check=False)
-    assert r.returncode == 0, r.stderr
-    return out
+    return deploy_ramdisk()
 
 
 def climc_json(ctl: Controller, *args: str) -> Any:
@@ -155,8 +81,7 @@ def test_server_create_deploys_an_image_onto_a_pxe_booted_machine_and_delete_wip
     sim = IpmiSim(tmp_path, name="bmdp-sim", serial="DEPLOY-SN-1")
     sim.attach_vm(VM_SH.replace("@TAP@", TAP).replace("@MAC@", MAC))
     disk = sim.dir / "disk.raw"
-    with open(disk, "wb") as f:
-        f.truncate(DISK_MB << 20)
+    blank_disk(disk, DISK_MB)
     image = tmp_path / "bm-image.raw"
     image_sha = boot_sector_image(image)
     ctl = Controller.init(tmp_path / "ctl")
@@ -166,10 +91,21 @@ def test_server_create_deploys_an_image_onto_a_pxe_booted_machine_and_delete_wip
     try:
         sim.start()
         ctl.serve()
-        h = climc_json(ctl, "host-create", "bmdp1", "--zone", "zone0", "--host-type", "baremetal", "--ipmi-ip",
-                       "127.0.0.1", "--ipmi-port", str(sim.port), "--ipmi-username", USER, "--ipmi-password",
-                       sim.password, "--access-mac", MAC)
-        assert h["host_status"] == "online" and h["power_status"] == "off", h
+        # an unknown machine PXE-boots on the boot network: it is enrolled in prepare, disabled
+        assert sim.ipmitool("chassis", "bootdev", "pxe").returncode == 0
+        assert sim.ipmitool("chassis", "power", "on").returncode == 0
+        name = "bm-" + MAC.replace(":", "")
+        end = time.monotonic() + 60
+        while time.monotonic() < end and ctl.api.get(f"/api/s/compute_v2/hosts/{name}").status_code != 200:
+            time.sleep(0.3)
+        h = climc_json(ctl, "host-show", name)
+        assert h["status"] == "prepare" and not h["enabled"] and h["access_mac"] == MAC, h
+        assert sim.ipmitool("chassis", "power", "off").returncode == 0
+        # baremetal-prepare gives it its BMC: inventory read, enabled, online
+        h = climc_json(ctl, "baremetal-prepare", name, "--ipmi-ip", "127.0.0.1", "--ipmi-port", str(sim.port),
+                       "--ipmi-username", USER, "--ipmi-password", sim.password)
+        assert h["status"] == "running" and h["enabled"] and h["host_status"] == "online", h
+        assert h["power_status"] == "off" and h["sys_info"]["facts"]["hostname"] == "DEPLOY-SN-1", h
         img = climc_json(ctl, "image-upload", "bm-img", str(image), "--format", "raw")
         assert img["status"] == "active", img
 
@@ -203,7 +139,7 @@ def test_server_create_deploys_an_image_onto_a_pxe_booted_machine_and_delete_wip
         with open(disk, "rb") as f:
             assert f.read(1 << 20) == b"\0" * (1 << 20)
         assert sim.ipmitool("chassis", "power", "status").stdout.strip() == "Chassis Power is off"
-        hs = climc_json(ctl, "host-show", "bmdp1")
+        hs = climc_json(ctl, "host-show", name)
         assert hs["host_status"] == "online", hs
     finally:
         ctl.stop()

@@ -58,7 +58,7 @@ def test_a_staged_machine_gets_script_files_and_its_image_once_then_reports(svc:
         svc.stage("52:54:00:aa:bb:03", "wipe")
     other.close()
     threading.Timer(0.2, lambda: httpx.post(f"{url}/report", data={
-        "status": "ok", "message": "wrote", "sha256": hashlib.sha256(data).hexdigest()})).start()
+        "status": "ok", "message": "wrote", "md5": hashlib.md5(data).hexdigest()})).start()
     assert job.wait(10)["status"] == "ok"
     assert httpx.post(f"{url}/report", data={"status": "ok"}).status_code == 404  # reported once
     job.close()
@@ -68,8 +68,8 @@ def test_a_staged_machine_gets_script_files_and_its_image_once_then_reports(svc:
 def test_a_bad_checksum_a_failure_or_silence_is_an_error_with_the_reason(svc: PxeService, tmp_path: Path) -> None:
     job = svc.stage(MAC, "deploy", image(tmp_path, b"x" * 4096))
     url = f"{svc.base_url}/pxe/{job.token}"
-    httpx.post(f"{url}/report", data={"status": "ok", "sha256": "0" * 64})
-    with pytest.raises(HypervisorError, match="reads back as sha256"):
+    httpx.post(f"{url}/report", data={"status": "ok", "md5": "0" * 32})
+    with pytest.raises(HypervisorError, match="reads back as md5"):
         job.wait(5)
     job.close()
     job = svc.stage(MAC, "wipe")
@@ -98,3 +98,22 @@ def test_bad_input_and_settings_are_refused(svc: PxeService, tmp_path: Path) -> 
                                  ip_range="10.0.0.1-10.0.0.9", dhcp_port=free_port()), tmp_path)
     with pytest.raises(PxeConfigError, match="baremetal_pxe_range"):
         bad.start()
+
+
+def test_an_unknown_machine_pxe_booting_is_reported_once_and_other_clients_are_not(svc: PxeService) -> None:
+    from core.agent.dhcp import DhcpPacket
+
+    told: list[str] = []
+    seen = threading.Event()
+    svc.on_discover = lambda mac: (told.append(mac), seen.set())
+
+    def discover(mac: bytes, vendor: bytes) -> None:
+        pkt = DhcpPacket(op=1, xid=7, chaddr=mac, options={53: bytes([1]), 60: vendor})
+        assert svc._dhcp is not None and svc._dhcp.responder.handle(pkt) is None  # unknown MACs get no answer
+
+    discover(b"\x52\x54\x00\xaa\xbb\x09", b"udhcp 1.36")  # an ordinary DHCP client: not a machine to enrol
+    discover(b"\x52\x54\x00\xaa\xbb\x07", b"PXEClient:Arch:00000:UNDI:002001")
+    discover(b"\x52\x54\x00\xaa\xbb\x07", b"PXEClient:Arch:00000:UNDI:002001")  # its retry
+    assert seen.wait(5)
+    time.sleep(0.2)
+    assert told == ["52:54:00:aa:bb:07"] and list(svc.discovered) == ["52:54:00:aa:bb:07"]
