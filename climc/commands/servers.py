@@ -298,6 +298,31 @@ server_set_secgroup = _secgroup_verb("server-set-secgroup", "set-secgroup",
                                      "Replace a server's security groups: SERVER SECGROUP...")
 
 
+@click.command("server-associate-eip")
+@click.argument("ident")
+@click.argument("eip")
+@click.option("--ip-addr", default=None, help="The server's address to map to (default: its first NIC)")
+@output_options
+@click.pass_obj
+def server_associate_eip(obj: Any, ident: str, eip: str, ip_addr: str | None) -> None:
+    """Map EIP to the server: traffic to the EIP reaches it, its traffic out leaves with the EIP."""
+    body: dict[str, Any] = {"eip_id": eip}
+    if ip_addr:
+        body["ip_addr"] = ip_addr
+    show_object(obj.client().post(S, f"/servers/{ident}/associate-eip", json=body)["server"])
+
+
+@click.command("server-dissociate-eip")
+@click.argument("ident")
+@click.option("--auto-delete", is_flag=True, help="Release the EIP too")
+@output_options
+@click.pass_obj
+def server_dissociate_eip(obj: Any, ident: str, auto_delete: bool) -> None:
+    """Take the server's EIP off it (kept unless --auto-delete)."""
+    show_object(obj.client().post(S, f"/servers/{ident}/dissociate-eip",
+                                  json={"auto_delete": auto_delete})["server"])
+
+
 @click.command("server-attach-network")
 @click.argument("ident")
 @click.argument("network")

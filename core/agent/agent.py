@@ -232,7 +232,7 @@ class Agent:
             try:
                 if now >= next_sync:
                     self.sync_all()
-                    self.firewall.kick()  # repairs a ruleset changed behind the agent's back
+                    self.firewall.kick(full=True)  # repairs a ruleset changed behind the agent's back
                     next_sync = now + self.cfg.sync_interval_s
                 if now >= next_ping:
                     use = {**usage(self.cfg, self.driver.list_guests()), "firewall": self.firewall.status()}

@@ -18,11 +18,12 @@ drops. Rules arrive sorted by the region (larger priority first, deny before all
 from __future__ import annotations
 
 import functools
+import hashlib
 import ipaddress
 import logging
 import shutil
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -64,9 +65,9 @@ def _nets(cidrs: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(str(n) for n in ipaddress.collapse_addresses(ipaddress.ip_network(c, strict=False) for c in cidrs))
 
 
-def _rules(r: SecRule, ingress: bool) -> list[str]:
+def _rules(r: SecRule, ingress: bool, peers: frozenset[str] | set[str]) -> list[str]:
     """One rule as nft rules: one per remote network and port span (the same verdict each)."""
-    if r.matches_nothing:
+    if r.matches_nothing or (r.peer and r.peer not in peers):
         return []  # a peer group without guests: the rule matches no address
     side = "saddr" if ingress else "daddr"
     remotes = [f"ip {side} @{_peer_set(r.peer)} "] if r.peer else \
@@ -98,16 +99,32 @@ def _spoof_chain(port: GuestPort, mark: int) -> list[str]:
     return lines
 
 
-def _direction_chain(port: GuestPort, ingress: bool) -> list[str]:
+def _direction_chain(port: GuestPort, ingress: bool, peers: frozenset[str] | set[str]) -> list[str]:
     lines = ["ct state established,related accept", "ct state invalid drop"]
     if not ingress:
         lines.append("ip daddr 255.255.255.255 udp dport 67 return")  # DHCP to our server on the bridge
     d = "in" if ingress else "out"
     for r in port.rules:
         if r.direction == d:
-            lines += _rules(r, ingress)
+            lines += _rules(r, ingress, peers)
     lines.append("drop")
     return lines
+
+
+@dataclass
+class Plan:
+    """What the agent's two tables hold, as data: the full script and the delta between two plans
+    are both rendered from it (chains by (family, name); map and set elements by name)."""
+
+    chains: dict[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)
+    maps: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)  # key -> value
+    sets: dict[str, tuple[str, ...]] = field(default_factory=dict)  # inet sets (peer groups, eip_local)
+    marks: dict[str, int] = field(default_factory=dict)  # port key -> its mark (stable across plans)
+    ports: int = 0
+    enforced: int = 0
+    rules: int = 0
+    eips: int = 0
+    skipped: list[str] = field(default_factory=list)  # ports without a name on this host
 
 
 @dataclass
@@ -116,7 +133,26 @@ class Compiled:
     ports: int = 0
     enforced: int = 0
     rules: int = 0
-    skipped: list[str] = field(default_factory=list)  # ports without a name on this host
+    skipped: list[str] = field(default_factory=list)
+
+
+# the maps every ruleset declares (family, name, declaration); the base chains look ports up in them
+_MAPS = (("bridge", "ports", "type ifname : verdict"), ("inet", "marks", "type mark : verdict"),
+         ("inet", "dsts", "type ipv4_addr : verdict"), ("inet", "eip_dnat", "type ipv4_addr : ipv4_addr"),
+         ("inet", "eip_snat", "type ipv4_addr : ipv4_addr"))
+_FIXED_SETS = {"eip_local": "type ipv4_addr; flags interval;"}  # guest networks: not SNATed to the EIP
+_BASE = {
+    "bridge": ["  chain prerouting {", "    type filter hook prerouting priority -300; policy accept;",
+               "    iifname vmap @ports", "  }"],
+    "inet": ["  chain forward {", "    type filter hook forward priority 0; policy accept;",
+             "    meta mark vmap @marks", "    ip daddr vmap @dsts", "  }",
+             # EIPs: traffic to the EIP goes to the guest (its ingress rules still apply in forward), and
+             # the guest's traffic leaving its own network leaves with the EIP (replies: conntrack)
+             "  chain eip_pre {", "    type nat hook prerouting priority dstnat; policy accept;",
+             "    dnat ip to ip daddr map @eip_dnat", "  }",
+             "  chain eip_post {", "    type nat hook postrouting priority srcnat; policy accept;",
+             "    ip daddr != @eip_local snat ip to ip saddr map @eip_snat", "  }"],
+}
 
 
 def _block(w: list[str], name: str, lines: list[str]) -> None:
@@ -125,67 +161,155 @@ def _block(w: list[str], name: str, lines: list[str]) -> None:
     w.append("  }")
 
 
-def compile_ruleset(spec: HostSecgroups, table: str, port_name: PortName) -> Compiled:
-    """The whole nft script: both tables deleted and re-made in one transaction."""
-    out = Compiled(text="")
-    bridge: list[str] = []
-    inet: list[str] = []
-    src_map: list[str] = []
-    mark_map: list[str] = []
-    dst_map: list[str] = []
+def removal(table: str) -> str:
+    return "".join(f"add table {fam} {table}\ndelete table {fam} {table}\n" for fam in ("bridge", "inet"))
+
+
+def _mark_of(key: str, taken: set[int]) -> int:
+    """A port's mark from its key (stable across applies and agent restarts), probing on collision."""
+    n = int(hashlib.sha1(key.encode()).hexdigest()[:6], 16) or 1
+    while n in taken or n == 0:
+        n = (n + 1) & 0xFFFFFF
+    taken.add(n)
+    return n
+
+
+def build_plan(spec: HostSecgroups, port_name: PortName, marks: dict[str, int] | None = None) -> Plan:
+    """``spec`` as a Plan; ``marks`` (the previous plan's) keep the marks of ports that stay."""
+    out = Plan()
+    for fam, name, _ in _MAPS:
+        out.maps[(fam, name)] = {}
+    keys = [f"{p.server_id.replace('-', '')}_{p.index}" for p in spec.ports]
+    prev = marks or {}
+    taken = {prev[k] for k in keys if k in prev}
     seen_ifnames: set[str] = set()
     seen_ips: set[str] = set()
-    for n, port in enumerate(spec.ports, start=1):
+    peers = {sgid for sgid, ips in spec.peers.items() if ips}
+    for key, port in zip(keys, spec.ports, strict=True):
         ifname = port_name(port.server_id, port.index)
-        if not ifname or ifname in seen_ifnames:
+        if not ifname or ifname in seen_ifnames or key in out.marks:
             out.skipped.append(f"{port.server_id}/{port.index}")
             continue
         seen_ifnames.add(ifname)
         out.ports += 1
+        n = prev.get(key) or _mark_of(key, taken)
+        out.marks[key] = n
         mark = MARK_BASE | n
-        _block(bridge, _chain(port, "src"), _spoof_chain(port, mark) if port.src_ip_check or port.src_mac_check
-               else [f"meta mark set 0x{mark:08x}"])
-        src_map.append(f'"{ifname}" : jump {_chain(port, "src")}')
+        src = _chain(port, "src")
+        out.chains[("bridge", src)] = tuple(_spoof_chain(port, mark) if port.src_ip_check or port.src_mac_check
+                                            else [f"meta mark set 0x{mark:08x}"])
+        out.maps[("bridge", "ports")][f'"{ifname}"'] = f"jump {src}"
         if not port.enforce:
             continue
         out.enforced += 1
         for ingress, what in ((False, "out"), (True, "in")):
-            lines = _direction_chain(port, ingress)
+            lines = _direction_chain(port, ingress, peers)
             out.rules += len(lines)
-            _block(inet, _chain(port, what), lines)
-        mark_map.append(f"0x{mark:08x} : jump {_chain(port, 'out')}")
+            out.chains[("inet", _chain(port, what))] = tuple(lines)
+        out.maps[("inet", "marks")][f"0x{mark:08x}"] = f"jump {_chain(port, 'out')}"
         if port.ip not in seen_ips:  # one address, one guest port (IPAM guarantees it per network)
             seen_ips.add(port.ip)
-            dst_map.append(f"{port.ip} : jump {_chain(port, 'in')}")
+            out.maps[("inet", "dsts")][port.ip] = f"jump {_chain(port, 'in')}"
+    for sgid, ips in spec.peers.items():
+        if ips:
+            out.sets[_peer_set(sgid)] = tuple(sorted(set(ips), key=ipaddress.IPv4Address))
+    local = []
+    for e in spec.eips:
+        if e.eip in out.maps[("inet", "eip_dnat")] or e.ip in out.maps[("inet", "eip_snat")]:
+            continue  # one EIP per address and back (the region guarantees it)
+        out.maps[("inet", "eip_dnat")][e.eip] = e.ip
+        out.maps[("inet", "eip_snat")][e.ip] = e.eip
+        local.append(e.cidr)
+        out.eips += 1
+    out.sets["eip_local"] = _nets(tuple(sorted(set(local))))
+    return out
+
+
+def _elements(items: Iterable[str]) -> str:
+    return "{ " + ", ".join(items) + " }"
+
+
+def _pairs(m: dict[str, str], keys: Iterable[str]) -> list[str]:
+    return [f"{k} : {m[k]}" for k in keys]
+
+
+def render_full(plan: Plan, table: str) -> str:
+    """The whole nft script: both tables deleted and re-made in one transaction."""
     w: list[str] = []
     for fam in ("bridge", "inet"):
         # "add" then "delete": the delete never fails, whether or not the table was there
         w += [f"add table {fam} {table}", f"delete table {fam} {table}"]
-    w += [f"table bridge {table} {{", "  chain prerouting {",
-          "    type filter hook prerouting priority -300; policy accept;"]
-    if src_map:
-        w.append("    iifname vmap { " + ", ".join(src_map) + " }")
-    w.append("  }")
-    w += bridge
-    w += ["}", f"table inet {table} {{"]
-    for sgid, ips in sorted(spec.peers.items()):
-        if ips:
-            w += [f"  set {_peer_set(sgid)} {{", "    type ipv4_addr",
-                  "    elements = { " + ", ".join(sorted(set(ips))) + " }", "  }"]
-    w += ["  chain forward {", "    type filter hook forward priority 0; policy accept;"]
-    if mark_map:
-        w.append("    meta mark vmap { " + ", ".join(mark_map) + " }")
-    if dst_map:
-        w.append("    ip daddr vmap { " + ", ".join(dst_map) + " }")
-    w.append("  }")
-    w += inet
-    w.append("}")
-    out.text = "\n".join(w) + "\n"
-    return out
+    for fam in ("bridge", "inet"):
+        w.append(f"table {fam} {table} {{")
+        if fam == "inet":
+            for name, elems in sorted(plan.sets.items()):
+                w += [f"  set {name} {{", f"    {_FIXED_SETS.get(name, 'type ipv4_addr;')}"]
+                if elems:
+                    w.append(f"    elements = {_elements(elems)}")
+                w.append("  }")
+        for mfam, name, decl in _MAPS:
+            if mfam != fam:
+                continue
+            m = plan.maps[(fam, name)]
+            w += [f"  map {name} {{", f"    {decl};"]
+            if m:
+                w.append(f"    elements = {_elements(_pairs(m, m))}")
+            w.append("  }")
+        w += _BASE[fam]
+        for (cfam, name), lines in plan.chains.items():
+            if cfam == fam:
+                _block(w, name, list(lines))
+        w.append("}")
+    return "\n".join(w) + "\n"
 
 
-def removal(table: str) -> str:
-    return "".join(f"add table {fam} {table}\ndelete table {fam} {table}\n" for fam in ("bridge", "inet"))
+def render_delta(old: Plan, new: Plan, table: str) -> str:
+    """One transaction turning ``old`` into ``new``: only the chains, elements and sets that differ.
+    Order matters inside it: elements that jump to a chain go before the chain, sets a rule names
+    come before the rule, and a set goes only after the rules that named it."""
+    w: list[str] = []
+    adds: list[str] = []
+    for (fam, name), m in new.maps.items():
+        o = old.maps.get((fam, name), {})
+        gone = [k for k in o if m.get(k) != o[k]]
+        come = [k for k in m if o.get(k) != m[k]]
+        if gone:
+            w.append(f"delete element {fam} {table} {name} {_elements(gone)}")
+        if come:
+            adds.append(f"add element {fam} {table} {name} {_elements(_pairs(m, come))}")
+    changed = []
+    for key, lines in old.chains.items():
+        if key not in new.chains:
+            w.append(f"delete chain {key[0]} {table} {key[1]}")
+        elif new.chains[key] != lines:
+            w.append(f"flush chain {key[0]} {table} {key[1]}")
+    changed = [k for k, lines in new.chains.items() if old.chains.get(k) != lines]
+    for name, elems in new.sets.items():
+        if name not in old.sets:
+            w.append(f"add set inet {table} {name} {{ {_FIXED_SETS.get(name, 'type ipv4_addr;')} }}")
+        elif old.sets[name] != elems:
+            w.append(f"flush set inet {table} {name}")
+        else:
+            continue
+        if elems:
+            w.append(f"add element inet {table} {name} {_elements(elems)}")
+    for fam in ("bridge", "inet"):
+        mine = [k for k in changed if k[0] == fam]
+        if mine:
+            w.append(f"table {fam} {table} {{")
+            for _, name in mine:
+                _block(w, name, list(new.chains[(fam, name)]))
+            w.append("}")
+    w += adds
+    w += [f"delete set inet {table} {name}" for name in old.sets if name not in new.sets]
+    return "\n".join(w) + "\n" if w else ""
+
+
+def compile_ruleset(spec: HostSecgroups, table: str, port_name: PortName) -> Compiled:
+    """The whole nft script for ``spec`` (what a first apply, or a repair, sends)."""
+    plan = build_plan(spec, port_name)
+    return Compiled(text=render_full(plan, table), ports=plan.ports, enforced=plan.enforced, rules=plan.rules,
+                    skipped=plan.skipped)
 
 
 # --- backends ------------------------------------------------------------------------------------
@@ -204,6 +328,9 @@ class NoFirewall:
         self.reason = reason
 
     def apply(self, text: str) -> None:
+        return None
+
+    def forwarding(self) -> None:
         return None
 
     def clear(self) -> None:
@@ -235,6 +362,11 @@ class NftFirewall:
     def clear(self) -> None:
         self.apply(removal(self.table))
 
+    def forwarding(self) -> None:
+        """EIPs are routed through the host: IPv4 forwarding on (idempotent; once per process)."""
+        if not getattr(self, "_forwarding", False):
+            self._forwarding = _sysctl(self.netns, "net.ipv4.ip_forward=1")
+
     def listing(self) -> str:
         p = subprocess.run(self._cmd("list", "table", "inet", self.table), capture_output=True, text=True, timeout=60)
         q = subprocess.run(self._cmd("list", "table", "bridge", self.table), capture_output=True, text=True,
@@ -262,7 +394,11 @@ def firewall_backend(mode: str, network_mode: str, table: str, netns: str = "") 
 
 def _bridge_nf(netns: str) -> bool:
     """Bridged IPv4 through the IP hooks (br_netfilter), where conntrack is (per network namespace)."""
-    cmd = ["sysctl", "-qw", "net.bridge.bridge-nf-call-iptables=1"]
+    return _sysctl(netns, "net.bridge.bridge-nf-call-iptables=1")
+
+
+def _sysctl(netns: str, setting: str) -> bool:
+    cmd = ["sysctl", "-qw", setting]
     if netns:
         cmd = ["ip", "netns", "exec", netns, *cmd]
     try:
@@ -274,10 +410,11 @@ def _bridge_nf(netns: str) -> bool:
 # --- the agent's loop: region -> nftables ------------------------------------------------------
 
 class FirewallSync:
-    """Pulls the host's security groups when told (``kick``) and applies them; never raises.
+    """Pulls the host's security groups (and EIPs) when told (``kick``) and applies them; never raises.
 
-    Told by: agent start (reconcile), the long poll's ``secgroup_version`` moving, and the periodic
-    sync (repairs a ruleset someone changed by hand)."""
+    Told by: agent start (reconcile: a full apply), the long poll's ``secgroup_version`` moving (an
+    incremental apply: only the chains, map elements and sets that differ from the last plan, one
+    transaction), and the periodic sync (``kick(full=True)``: repairs a ruleset changed by hand)."""
 
     def __init__(self, backend: Any, table: str, fetch: Callable[[], HostSecgroups], port_name: PortName | None
                  ) -> None:
@@ -286,43 +423,66 @@ class FirewallSync:
         self.backend, self.table, self.fetch = backend, table, fetch
         self.port_name: PortName = port_name or (lambda sid, idx: "")
         self._kick = threading.Event()
+        self._full = False
+        self.plan: Plan | None = None  # what the kernel holds (None: unknown, the next apply is full)
         self.applied_version: int | None = None
         self.applied_at: float | None = None
-        self.ports = self.enforced = 0
+        self.ports = self.enforced = self.eips = 0
         self.error = ""
         self.compile_ms = self.apply_ms = 0.0
         self.applies = 0
+        self.last_mode = ""  # full | delta | none (nothing differed)
 
-    def kick(self) -> None:
+    def kick(self, full: bool = False) -> None:
+        if full:
+            self._full = True
         self._kick.set()
 
     def status(self) -> dict[str, Any]:
         return {"backend": self.backend.backend, "enforcing": self.backend.enforcing,
                 "reason": self.backend.reason, "table": self.table, "applied_version": self.applied_version,
-                "ports": self.ports, "enforced_ports": self.enforced, "error": self.error}
+                "ports": self.ports, "enforced_ports": self.enforced, "eips": self.eips, "error": self.error}
 
-    def sync_once(self) -> bool:
+    def sync_once(self, full: bool = False) -> bool:
         import time
 
+        full = full or self._full
+        self._full = False
         try:
             spec = self.fetch()
             t0 = time.perf_counter()
-            c = compile_ruleset(spec, self.table, self.port_name)
+            plan = build_plan(spec, self.port_name, self.plan.marks if self.plan else None)
+            old = None if full else self.plan
+            text = render_full(plan, self.table) if old is None else render_delta(old, plan, self.table)
             t1 = time.perf_counter()
-            self.backend.apply(c.text)
+            if text:
+                if plan.eips:
+                    self.backend.forwarding()
+                try:
+                    self.backend.apply(text)
+                except FirewallError:
+                    if old is None:
+                        raise
+                    log.warning("incremental apply refused, applying the whole ruleset")
+                    self.backend.apply(render_full(plan, self.table))
+                    old = None
             t2 = time.perf_counter()
         except Exception as exc:  # the loop goes on; the reason is what the host reports
+            self.plan = None
             self.error = str(exc)[:500] or type(exc).__name__
             log.warning("security groups not applied: %s", self.error)
             return False
         changed = spec.version != self.applied_version
+        self.plan = plan
+        self.last_mode = "none" if not text else "full" if old is None else "delta"
         self.applied_version, self.applied_at = spec.version, time.time()
-        self.ports, self.enforced, self.error = c.ports, c.enforced, ""
+        self.ports, self.enforced, self.eips, self.error = plan.ports, plan.enforced, plan.eips, ""
         self.compile_ms, self.apply_ms = (t1 - t0) * 1000, (t2 - t1) * 1000
         self.applies += 1
         if changed:
-            log.info("security groups v%d: %d port(s), %d enforced (compile %.1f ms, nft %.1f ms)%s", spec.version,
-                     c.ports, c.enforced, self.compile_ms, self.apply_ms,
+            log.info("security groups v%d: %d port(s), %d enforced, %d eip(s); %s apply (compile %.1f ms, "
+                     "nft %.1f ms)%s", spec.version, plan.ports, plan.enforced, plan.eips, self.last_mode,
+                     self.compile_ms, self.apply_ms,
                      "" if self.backend.enforcing else f"; NOT enforced: {self.backend.reason}")
         return True
 

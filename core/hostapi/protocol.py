@@ -607,6 +607,9 @@ def error_result(reason: str) -> dict[str, Any]:
 # rules; the long poll of work items returns ``secgroup_version`` early when it differs from the
 # agent's, and the agent then GETs /agent/hosts/<id>/secgroups (a ``HostSecgroups``) and applies it.
 
+_IPV4 = r"^\d{1,3}(\.\d{1,3}){3}$"
+
+
 class SecRule(_Model):
     """One rule as the host applies it: ``cidrs`` empty and no ``peer`` means any address; ``peer``
     names a security group whose guests' addresses are ``HostSecgroups.peers[peer]`` (an empty
@@ -647,7 +650,7 @@ class GuestPort(_Model):
     server_id: str = Field(pattern=_UUID)
     index: int = Field(ge=0, le=63)
     mac: str
-    ip: str = Field(pattern=r"^\d{1,3}(\.\d{1,3}){3}$")
+    ip: str = Field(pattern=_IPV4)
     src_ip_check: bool = True
     src_mac_check: bool = True
     enforce: bool = True  # False: the server is in no security group (everything allowed)
@@ -661,7 +664,18 @@ class GuestPort(_Model):
         return v.lower()
 
 
+class GuestEip(_Model):
+    """An EIP associated with a guest nic on this host: DNAT ``eip`` -> ``ip``, and the guest's traffic
+    leaving its own network (``cidr``) SNAT to ``eip``."""
+
+    eip: str = Field(pattern=_IPV4)
+    ip: str = Field(pattern=_IPV4)
+    cidr: str = Field(pattern=r"^\d{1,3}(\.\d{1,3}){3}/\d{1,2}$")
+    server_id: str = Field(pattern=_UUID)
+
+
 class HostSecgroups(_Model):
     version: int = Field(ge=0)
     ports: list[GuestPort] = Field(default_factory=list)
     peers: dict[str, list[str]] = Field(default_factory=dict)  # security group id -> its guests' addresses
+    eips: list[GuestEip] = Field(default_factory=list)

@@ -249,4 +249,7 @@ def host_secgroups(session: Session, host: Host) -> HostSecgroups:
                                    src_ip_check=bool(s.src_ip_check), src_mac_check=bool(s.src_mac_check),
                                    enforce=bool(sg), rules=compiled))
     used = {r.peer for p in ports for r in p.rules if r.peer and not r.matches_nothing}
-    return HostSecgroups(version=version, ports=ports, peers={k: v for k, v in peers.items() if k in used})
+    from core.region.eips import host_eips
+
+    return HostSecgroups(version=version, ports=ports, peers={k: v for k, v in peers.items() if k in used},
+                         eips=host_eips(session, sids))

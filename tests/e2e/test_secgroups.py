@@ -188,3 +188,55 @@ def test_another_project_cannot_touch_these_groups(controller: Controller, tenan
     # nothing changed
     assert [r["ports"] for r in cj(controller, "secgroup-show", g["id"])["rules"]] == ["22"]
     assert names(srv(controller, s["id"])) == [g["name"]]
+
+
+def test_eips_associate_with_servers_and_reach_their_host(controller: Controller, tenants: Tenants,  # noqa: F811
+                                                          running: tuple[TestbedAgent, dict[str, str]]) -> None:
+    """server-associate-eip / server-dissociate-eip as Cloudpods: the host's agent is told the NAT
+    (real packets: tests/integration/test_secgroups_nft.py); refusals change nothing; another
+    project sees neither the server nor the EIP."""
+    _, net = running
+    tag = uuid.uuid4().hex[:6]
+    octet = int(tag, 16) % 200 + 20
+    cj(controller, "network-create", net["wire"], f"eipn-{tag}", f"100.64.{octet}.10", f"100.64.{octet}.20", "24",
+       "--server-type", "eip")
+    e1 = cj(controller, "eip-create", f"eip1-{tag}", f"eipn-{tag}")
+    e2 = cj(controller, "eip-create", f"eip2-{tag}", f"eipn-{tag}")
+    s = mk_server(controller, net, f"eip-s-{tag}")
+    s2 = mk_server(controller, net, f"eip-t-{tag}")
+    v0 = host_rules(controller, net["host_id"])["version"]
+    out = cj(controller, "server-associate-eip", s["id"], e1["name"])
+    assert out["eip"] == e1["ip_addr"]
+    spec = host_rules(controller, net["host_id"])
+    assert spec["version"] > v0
+    assert [(e["eip"], e["ip"], e["server_id"]) for e in spec["eips"]] == [
+        (e1["ip_addr"], s["nics"][0]["ip_addr"], s["id"])]
+    assert spec["eips"][0]["cidr"] == f"{net['prefix']}0/24"
+    assert cj(controller, "eip-show", e1["id"])["associate_id"] == s["id"]
+    # refusals: one readable line, nothing changed
+    for args, fragment in ((("server-associate-eip", s["id"], e2["name"]), "already has eip"),
+                           (("server-associate-eip", s2["id"], e1["name"]), "dissociate it first"),
+                           (("server-associate-eip", s["id"], e1["name"]), "already associated"),
+                           (("server-associate-eip", s2["id"], f"nope-{tag}"), f"nope-{tag}"),
+                           (("server-associate-eip", s2["id"], e2["name"], "--ip-addr", "10.255.0.1"),
+                            "is not an address of"),
+                           (("server-dissociate-eip", s2["id"]), "has no eip")):
+        r = controller.climc(*args)
+        assert r.returncode != 0 and fragment in r.stderr, (args, r.stderr)
+        assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    r = controller.climc("eip-delete", e1["id"])
+    assert r.returncode != 0 and "dissociate it first" in r.stderr, r.stderr
+    assert [e["eip"] for e in host_rules(controller, net["host_id"])["eips"]] == [e1["ip_addr"]]
+    # another project: neither the server nor the EIP exist for it
+    b: httpx.Client = tenants.b
+    flat_error(b.post(f"/servers/{s['id']}/dissociate-eip", json={}), 404)
+    flat_error(b.get(f"/eips/{e1['id']}"), 404)
+    # dissociate: the host drops the NAT; --auto-delete releases the EIP too
+    cj(controller, "server-dissociate-eip", s["id"])
+    assert host_rules(controller, net["host_id"])["eips"] == []
+    assert not cj(controller, "eip-show", e1["id"])["associate_id"]
+    cj(controller, "server-associate-eip", s2["id"], e2["id"], "--ip-addr", s2["nics"][0]["ip_addr"])
+    cj(controller, "server-dissociate-eip", s2["id"], "--auto-delete")
+    assert controller.api.get(f"{B}/eips/{e2['id']}").status_code == 404
+    acts = controller.api.get("/api/s/identity/v3/actions", params={"obj_type": "server", "limit": 0}).json()["actions"]
+    assert {"associate-eip", "dissociate-eip"} <= {a["action"] for a in acts if a["obj_id"] == s["id"]}

@@ -14,7 +14,7 @@ from core.errors import ConflictError, InputParameterError, InvalidStatusError
 from core.region import quotas
 from core.region import statemachine as sm
 from core.region.managers._util import apply_update, names_by_id, unique_name
-from core.region.models import Disk, Host, IpAllocation, Network, Server, Zone
+from core.region.models import Disk, Eip, Host, IpAllocation, Network, Server, Zone
 from core.region.resource import Manager
 from core.region.sizes import to_mb
 from core.tasks.engine import submit
@@ -41,6 +41,7 @@ class ServerManager(Manager):
         "add-secgroup": "do_add_secgroup", "revoke-secgroup": "do_revoke_secgroup", "set-secgroup": "do_set_secgroup",
         "attachnetwork": "do_attachnetwork", "detachnetwork": "do_detachnetwork",
         "instance-snapshot": "do_instance_snapshot",
+        "associate-eip": "do_associate_eip", "dissociate-eip": "do_dissociate_eip",
     }
     specs: ClassVar[dict[str, str]] = {"tasks": "spec_tasks", "status": "spec_status"}
     class_actions: ClassVar[dict[str, str]] = {"forecast": "forecast"}
@@ -102,7 +103,10 @@ class ServerManager(Manager):
         from core.region.secgroups import secgroups_of
 
         sgs = secgroups_of(session, ids)
+        eips = dict(session.execute(select(Eip.associate_id, Eip.ip_addr).where(
+            Eip.associate_type == "server", Eip.associate_id.in_(ids))).tuples().all()) if ids else {}
         for r, it in zip(rows, items, strict=True):
+            it["eip"] = eips.get(r.id, "")
             it["secgroups"] = sgs.get(r.id, [])
             it["secgroup"] = ",".join(g["name"] for g in it["secgroups"])
             it["host"] = hosts.get(r.host_id or "", "")
@@ -243,6 +247,21 @@ class ServerManager(Manager):
 
     def do_set_secgroup(self, session: Session, cred: Credential, row: Any, body: dict[str, Any]) -> None:
         self._set_secgroups(session, row, self._secgroup_body(session, cred, body))
+
+    # ---- EIPs (Cloudpods' associate-eip / dissociate-eip): NAT on the guest's host -----------------
+    def do_associate_eip(self, session: Session, cred: Credential, row: Any, body: dict[str, Any]) -> None:
+        from core.region.eips import associate
+
+        if row.pending_deleted:
+            raise InvalidStatusError(f"server {row.name} is in the recycle bin")
+        associate(session, cred, row, body.get("eip_id", body.get("eip")), body.get("ip_addr"))
+
+    def do_dissociate_eip(self, session: Session, cred: Credential, row: Any, body: dict[str, Any]) -> None:
+        from core.region.eips import dissociate
+
+        auto_delete = bool(parse_bool(body.get("auto_delete"), "auto_delete", False))
+        if dissociate(session, row, auto_delete) is None:
+            raise InputParameterError(f"server {row.name} has no eip")
 
     def do_syncstatus(self, session: Session, cred: Credential, row: Any, body: dict[str, Any]) -> None:
         self._task(session, cred, row, "syncstatus", "ServerSyncstatusTask", {})

@@ -46,6 +46,9 @@ class ServerDeleteTask(TaskBase):
         # first: it locks the hosts it bumps in id order, before release_server locks the server's own
         # host (concurrent deletes took host rows in opposite orders and deadlocked on PostgreSQL)
         drop_server(run.session, server.id)  # peers' rules no longer name its address
+        from core.region.eips import dissociate
+
+        dissociate(run.session, server, auto_delete=False)  # the EIP stays, free (as Cloudpods)
         release_server(run.session, server)
         run.session.flush()
         run.session.delete(server)

@@ -47,9 +47,10 @@ def test_rules_become_one_transaction_with_a_chain_per_port_and_direction() -> N
     # egress that is allowed returns: the destination's ingress chain still decides
     assert chain_of(c.text, f"p_{sid}_0_out")[-2:] == ["ip daddr 8.8.8.8/32 meta l4proto udp return", "drop"]
     spoof = chain_of(c.text, f"p_{sid}_0_src")
-    assert spoof[0] == "meta mark set 0x0c000001"
+    mark = spoof[0].removeprefix("meta mark set ")
+    assert mark.startswith("0x0c") and len(mark) == 10  # the port's mark: from its id, stable
     assert "ether saddr != 00:22:aa:00:00:01 drop" in spoof and "ether type ip ip saddr != 10.0.0.5 drop" in spoof
-    assert '"cp0123" : jump' in c.text and "10.0.0.5 : jump" in c.text and "0x0c000001 : jump" in c.text
+    assert '"cp0123" : jump' in c.text and "10.0.0.5 : jump" in c.text and f"{mark} : jump" in c.text
     assert (c.ports, c.enforced) == (1, 1)
 
 
@@ -71,7 +72,8 @@ def test_checks_off_no_groups_and_ports_without_a_name() -> None:
     c = compile_ruleset(HostSecgroups(version=1, ports=[free, nameless]), "cmn_t",
                         lambda sid, i: "cpfree0" if sid == free.server_id else "")
     sid = free.server_id.replace("-", "")
-    assert chain_of(c.text, f"p_{sid}_0_src") == ["meta mark set 0x0c000001"]  # marked, nothing checked
+    src = chain_of(c.text, f"p_{sid}_0_src")  # marked, nothing checked
+    assert len(src) == 1 and src[0].startswith("meta mark set 0x0c")
     assert f"p_{sid}_0_in" not in c.text  # in no group: not enforced
     assert c.skipped == [f"{nameless.server_id}/0"] and (c.ports, c.enforced) == (1, 0)
 
@@ -110,3 +112,40 @@ def test_overlapping_ports_and_networks_are_merged_for_nft() -> None:
         f"ip saddr {n} tcp dport {s} accept" for n in ("10.1.0.0/16", "10.2.0.0/16") for s in ("22", "80-444")]
     with pytest.raises(ValueError):
         SecRule(direction="in", action="allow", protocol="tcp", ports="443-80", priority=1)
+
+
+def test_a_change_to_one_guest_replaces_only_its_chains() -> None:
+    from core.agent.firewall import build_plan, render_delta
+
+    names = lambda sid, i: f"cp{sid[:8]}"  # noqa: E731
+    rule = SecRule(direction="in", action="allow", protocol="tcp", ports="22", priority=1)
+    a, b = port("10.0.0.2", [rule]), port("10.0.0.3", [rule])
+    old = build_plan(HostSecgroups(version=1, ports=[a, b]), names)
+    b2 = b.model_copy(update={"rules": [rule.model_copy(update={"ports": "2222"})]})
+    new = build_plan(HostSecgroups(version=2, ports=[a, b2]), names, old.marks)
+    d = render_delta(old, new, "cmn_t")
+    sb = b.server_id.replace("-", "")
+    assert d.splitlines()[0] == f"flush chain inet cmn_t p_{sb}_0_in"
+    assert "tcp dport 2222 accept" in d and a.server_id.replace("-", "") not in d
+    assert "delete table" not in d and "element" not in d  # no map touched: the port stays where it was
+    assert render_delta(new, new, "cmn_t") == ""  # nothing differs: nft is not even called
+    # a guest gone: its elements go before its chains, in the same transaction
+    gone = build_plan(HostSecgroups(version=3, ports=[a]), names, new.marks)
+    d = render_delta(new, gone, "cmn_t").splitlines()
+    assert d[0].startswith("delete element bridge cmn_t ports") and d[-1].startswith("delete chain")
+    assert gone.marks == {k: v for k, v in new.marks.items() if k in gone.marks}  # marks stay put
+
+
+def test_an_eip_becomes_dnat_and_snat_outside_its_network() -> None:
+    from core.hostapi.protocol import GuestEip
+
+    p = port("10.0.0.5", [])
+    spec = HostSecgroups(version=1, ports=[p], eips=[GuestEip(eip="203.0.113.9", ip="10.0.0.5", cidr="10.0.0.0/24",
+                                                              server_id=p.server_id)])
+    text = compile_ruleset(spec, "cmn_t", lambda sid, i: "cpe0").text
+    assert "elements = { 203.0.113.9 : 10.0.0.5 }" in text and "elements = { 10.0.0.5 : 203.0.113.9 }" in text
+    assert "elements = { 10.0.0.0/24 }" in text  # the guest's own network keeps its address
+    assert "dnat ip to ip daddr map @eip_dnat" in text
+    assert "ip daddr != @eip_local snat ip to ip saddr map @eip_snat" in text
+    with pytest.raises(ValueError):
+        GuestEip(eip="203.0.113.9; flush ruleset", ip="10.0.0.5", cidr="10.0.0.0/24", server_id=p.server_id)
