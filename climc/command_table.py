@@ -148,6 +148,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "server-associate-eip": ("climc.commands.servers:server_associate_eip",
                              "Map an EIP to a server (NAT on its host): SERVER EIP"),
     "server-dissociate-eip": ("climc.commands.servers:server_dissociate_eip", "Take a server's EIP off it"),
+    "server-change-bandwidth": ("climc.commands.servers:server_change_bandwidth",
+                                "Limit a server NIC's bandwidth (Mbps, 0: none): SERVER INDEX|MAC|IP BW"),
     "server-add-secgroup": ("climc.commands.servers:server_add_secgroup", "Put a server in more security groups: SERVER SECGROUP..."),
     "server-add-user-metadata": ("climc.commands.metadata:server_add_user_metadata", "Add or change a server's user tags: KEY=VALUE"),
     "server-attach-disk": ("climc.commands.servers:server_attach_disk", "Attach a disk to a server"),

@@ -323,6 +323,22 @@ def server_dissociate_eip(obj: Any, ident: str, auto_delete: bool) -> None:
                                   json={"auto_delete": auto_delete})["server"])
 
 
+@click.command("server-change-bandwidth")
+@click.argument("ident")
+@click.argument("macorip")
+@click.argument("bandwidth", type=click.IntRange(0))
+@output_options
+@click.pass_obj
+def server_change_bandwidth(obj: Any, ident: str, macorip: str, bandwidth: int) -> None:
+    """Limit one NIC (its index, MAC or IP) to BANDWIDTH Mbps each way; 0 removes the limit.
+    Applied on the guest's port by its host, at once when it runs."""
+    key = "index" if macorip.isdigit() else "ip_addr" if "." in macorip else "mac" if ":" in macorip else ""
+    if not key:
+        raise click.UsageError(f"{macorip!r}: name the NIC by its index, MAC or IP address")
+    show_object(obj.client().post(S, f"/servers/{ident}/change-bandwidth", json={
+        key: int(macorip) if key == "index" else macorip, "bandwidth": bandwidth})["server"])
+
+
 @click.command("server-attach-network")
 @click.argument("ident")
 @click.argument("network")

@@ -82,7 +82,7 @@ def _rules(r: SecRule, ingress: bool, peers: frozenset[str] | set[str]) -> list[
     return [f"{a}{b}{verdict}" for a in remotes for b in protos]
 
 
-def _spoof_chain(port: GuestPort, mark: int) -> list[str]:
+def _src_chain(port: GuestPort, mark: int) -> list[str]:
     """Bridge layer, frames the guest sends: its mark, then its MAC and IP or the frame drops."""
     lines = [f"meta mark set 0x{mark:08x}"]
     if port.src_mac_check:
@@ -120,6 +120,7 @@ class Plan:
     maps: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)  # key -> value
     sets: dict[str, tuple[str, ...]] = field(default_factory=dict)  # inet sets (peer groups, eip_local)
     marks: dict[str, int] = field(default_factory=dict)  # port key -> its mark (stable across plans)
+    limits: dict[str, int] = field(default_factory=dict)  # port name -> bw_limit (Mbps, 0: none): tc, not nft
     ports: int = 0
     enforced: int = 0
     rules: int = 0
@@ -192,12 +193,12 @@ def build_plan(spec: HostSecgroups, port_name: PortName, marks: dict[str, int] |
             continue
         seen_ifnames.add(ifname)
         out.ports += 1
+        out.limits[ifname] = port.bw_limit
         n = prev.get(key) or _mark_of(key, taken)
         out.marks[key] = n
         mark = MARK_BASE | n
         src = _chain(port, "src")
-        out.chains[("bridge", src)] = tuple(_spoof_chain(port, mark) if port.src_ip_check or port.src_mac_check
-                                            else [f"meta mark set 0x{mark:08x}"])
+        out.chains[("bridge", src)] = tuple(_src_chain(port, mark))
         out.maps[("bridge", "ports")][f'"{ifname}"'] = f"jump {src}"
         if not port.enforce:
             continue
@@ -420,7 +421,10 @@ class FirewallSync:
                  ) -> None:
         import threading
 
+        from core.agent.qos import qos_backend
+
         self.backend, self.table, self.fetch = backend, table, fetch
+        self.qos = qos_backend(backend)
         self.port_name: PortName = port_name or (lambda sid, idx: "")
         self._kick = threading.Event()
         self._full = False
@@ -441,7 +445,8 @@ class FirewallSync:
     def status(self) -> dict[str, Any]:
         return {"backend": self.backend.backend, "enforcing": self.backend.enforcing,
                 "reason": self.backend.reason, "table": self.table, "applied_version": self.applied_version,
-                "ports": self.ports, "enforced_ports": self.enforced, "eips": self.eips, "error": self.error}
+                "ports": self.ports, "enforced_ports": self.enforced, "eips": self.eips,
+                "bw_limited_ports": self.qos.limited, "error": self.error or self.qos.error}
 
     def sync_once(self, full: bool = False) -> bool:
         import time
@@ -467,6 +472,7 @@ class FirewallSync:
                     self.backend.apply(render_full(plan, self.table))
                     old = None
             t2 = time.perf_counter()
+            self.qos.apply(plan.limits)  # never raises: its error is reported (and retried next sync)
         except Exception as exc:  # the loop goes on; the reason is what the host reports
             self.plan = None
             self.error = str(exc)[:500] or type(exc).__name__

@@ -608,6 +608,7 @@ def error_result(reason: str) -> dict[str, Any]:
 # agent's, and the agent then GETs /agent/hosts/<id>/secgroups (a ``HostSecgroups``) and applies it.
 
 _IPV4 = r"^\d{1,3}(\.\d{1,3}){3}$"
+MAX_BW_LIMIT = 100_000  # Mbps (100 Gbit/s)
 
 
 class SecRule(_Model):
@@ -654,6 +655,7 @@ class GuestPort(_Model):
     src_ip_check: bool = True
     src_mac_check: bool = True
     enforce: bool = True  # False: the server is in no security group (everything allowed)
+    bw_limit: int = Field(default=0, ge=0, le=MAX_BW_LIMIT)  # Mbps each way on the port (tc); 0: none
     rules: list[SecRule] = Field(default_factory=list, max_length=10000)
 
     @field_validator("mac")

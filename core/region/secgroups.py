@@ -247,7 +247,7 @@ def host_secgroups(session: Session, host: Host) -> HostSecgroups:
                 continue
             ports.append(GuestPort(server_id=s.id, index=a.nic_index, mac=a.mac, ip=a.ip_addr,
                                    src_ip_check=bool(s.src_ip_check), src_mac_check=bool(s.src_mac_check),
-                                   enforce=bool(sg), rules=compiled))
+                                   enforce=bool(sg), rules=compiled, bw_limit=int(a.bw_limit or 0)))
     used = {r.peer for p in ports for r in p.rules if r.peer and not r.matches_nothing}
     from core.region.eips import host_eips
 

@@ -49,12 +49,17 @@ class Lab:
             sh("ip", "netns", "exec", self.host_ns, "nft", "list", "table", "bridge", TABLE, check=False).stdout
 
     def plug(self, srv: dict[str, Any]) -> str:
-        """A namespace as the guest: its nic's MAC and IP, the host end named as the guest's tap."""
+        """A namespace as the guest: its nic's MAC and IP, the host end named as the guest's tap (a
+        plugged guest plugged again: a new port, as when its qemu starts again)."""
         nic = srv["nics"][0]
-        ns = f"cmng{len(self.guests)}{self.tag}"
         tap = tap_name(srv["id"], 0)
-        sh("ip", "netns", "add", ns)
-        self.guests[srv["id"]] = ns
+        ns = self.guests.get(srv["id"], "")
+        if ns:
+            sh("ip", "-n", self.host_ns, "link", "del", tap)
+        else:
+            ns = f"cmng{len(self.guests)}{self.tag}"
+            sh("ip", "netns", "add", ns)
+            self.guests[srv["id"]] = ns
         sh("ip", "-n", self.host_ns, "link", "add", tap, "type", "veth", "peer", "name", "eth0", "netns", ns)
         sh("ip", "-n", self.host_ns, "link", "set", tap, "master", "cmnbr", "up")
         sh("ip", "-n", ns, "link", "set", "eth0", "address", nic["mac"], "up")
@@ -347,3 +352,79 @@ def test_eip_dnat_snat_with_real_packets(lab: Lab) -> None:
         assert not shown.get("associate_id")
     finally:
         sh("ip", "netns", "del", outside, check=False)
+
+
+_SINK = """import socket, sys, time
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", int(sys.argv[1]))); s.listen(); s.settimeout(60)
+c, _ = s.accept(); n = 0; t0 = None
+while True:
+    b = c.recv(65536)
+    if not b:
+        break
+    t0 = t0 or time.monotonic(); n += len(b)
+print(n, time.monotonic() - t0, flush=True)
+"""
+_SOURCE = """import socket, sys
+c = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5); c.settimeout(60)
+c.sendall(b"x" * int(sys.argv[3])); c.shutdown(socket.SHUT_WR); c.recv(1)
+"""
+
+
+def mbps(lab: Lab, src: dict[str, Any], dst: dict[str, Any], port: int, nbytes: int) -> float:
+    """A bounded TCP transfer src -> dst: its rate at the receiver (first byte to last), Mbit/s."""
+    sink = subprocess.Popen(["ip", "netns", "exec", lab.guests[dst["id"]], sys.executable, "-c", _SINK, str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: sh("ip", "netns", "exec", lab.guests[src["id"]], sys.executable, "-c", _SOURCE,
+                            dst["nics"][0]["ip_addr"], str(port), str(nbytes), check=False,
+                            timeout=120).returncode == 0, 10, "the transfer")
+        out, err = sink.communicate(timeout=60)
+        n, secs = out.split()
+        assert int(n) == nbytes, err
+        return int(n) * 8 / float(secs) / 1e6
+    finally:
+        if sink.poll() is None:
+            sink.kill()
+            sink.wait(5)
+
+
+def test_nic_bandwidth_limit_with_real_packets(lab: Lab) -> None:
+    """server-change-bandwidth: the guest's port is shaped both ways (tbf on its port, and on the
+    port's ifb for what the guest sends), measured with a bounded transfer; 0 lifts it; a port that comes back (the guest
+    started again, a new tap) is limited again."""
+    ctl, tag = lab.ctl, lab.tag
+    a, b = create(lab, f"cmn-qa-{tag}"), create(lab, f"cmn-qb-{tag}")  # both in Default: they may talk
+    lab.plug(a)
+    lab.plug(b)
+    tap = tap_name(a["id"], 0)
+
+    def qdiscs() -> str:
+        return sh("ip", "netns", "exec", lab.host_ns, "tc", "qdisc", "show", "dev", tap).stdout
+
+    wait_for(lambda: lab.ping(a, b), 10, "a -> b")
+    free = mbps(lab, a, b, 7001, 4_000_000)
+    limit = 20
+    r = ctl.climc("server-change-bandwidth", a["id"], "0", str(limit), "-o", "json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["nics"][0]["bw_limit"] == limit
+    wait_for(lambda: "tbf" in qdiscs() and "ingress" in qdiscs(), 10, "the limit on a's port")
+    down = mbps(lab, b, a, 7002, 5_000_000)  # towards a: shaped
+    up = mbps(lab, a, b, 7003, 5_000_000)  # from a: shaped on the port's ifb
+    print(f"bw_limit {limit} Mbit/s: towards the guest {down:.1f}, from it {up:.1f}; unlimited {free:.0f}")
+    assert free > 2 * limit, f"the unlimited path is too slow to tell ({free:.1f} Mbit/s)"
+    assert abs(down - limit) <= 0.15 * limit, down
+    assert abs(up - limit) <= 0.15 * limit, up
+    # bad input: one readable line, the limit unchanged
+    for args in (("0", "-5"), ("7", "10"), ("zz", "10")):
+        r = ctl.climc("server-change-bandwidth", a["id"], *args)
+        assert r.returncode != 0 and "Traceback" not in r.stderr, r.stderr
+    # the guest's port re-created (a start, a hot-plug): limited again once the host hears of it
+    lab.plug(a)  # (a periodic sync may get there first: either way it must come back)
+    assert ctl.climc("server-stop", a["id"]).returncode == 0
+    wait_for(lambda: server(ctl, a["id"])["status"] == "ready", 30, "a stopped")
+    assert ctl.climc("server-start", a["id"]).returncode == 0
+    wait_for(lambda: "tbf" in qdiscs(), 20, "the limit back on the new port")
+    # 0 lifts it
+    assert ctl.climc("server-change-bandwidth", a["id"], a["nics"][0]["mac"], "0").returncode == 0
+    wait_for(lambda: "tbf" not in qdiscs() and "ingress" not in qdiscs(), 10, "the limit gone")

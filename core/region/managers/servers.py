@@ -42,6 +42,7 @@ class ServerManager(Manager):
         "attachnetwork": "do_attachnetwork", "detachnetwork": "do_detachnetwork",
         "instance-snapshot": "do_instance_snapshot",
         "associate-eip": "do_associate_eip", "dissociate-eip": "do_dissociate_eip",
+        "change-bandwidth": "do_change_bandwidth",
     }
     specs: ClassVar[dict[str, str]] = {"tasks": "spec_tasks", "status": "spec_status"}
     class_actions: ClassVar[dict[str, str]] = {"forecast": "forecast"}
@@ -91,7 +92,7 @@ class ServerManager(Manager):
                 .order_by(IpAllocation.nic_index)):
             nics.setdefault(a.owner_id, []).append({"index": a.nic_index, "ip_addr": a.ip_addr, "mac": a.mac,
                                                     "network_id": a.network_id, "network": net_name,
-                                                    "ifname": a.ifname})
+                                                    "ifname": a.ifname, "bw_limit": a.bw_limit})
         disks: dict[str, list[dict[str, Any]]] = {}
         for d in session.execute(select(Disk.server_id, Disk.id, Disk.disk_index, Disk.disk_size, Disk.disk_type,
                                         Disk.disk_format, Disk.storage_id, Disk.template_id, Disk.status)
@@ -262,6 +263,37 @@ class ServerManager(Manager):
         auto_delete = bool(parse_bool(body.get("auto_delete"), "auto_delete", False))
         if dissociate(session, row, auto_delete) is None:
             raise InputParameterError(f"server {row.name} has no eip")
+
+    def do_change_bandwidth(self, session: Session, cred: Credential, row: Any, body: dict[str, Any]) -> None:
+        """Cloudpods' change-bandwidth: one nic (``index``, ``mac`` or ``ip_addr``) gets ``bandwidth``
+        Mbps each way (0: no limit); its host's agent applies it with tc on the running guest's port."""
+        from core.hostapi.protocol import MAX_BW_LIMIT
+        from core.region.secgroups import touch_hosts
+
+        bw = body.get("bandwidth")
+        if isinstance(bw, bool) or not isinstance(bw, int) or not 0 <= bw <= MAX_BW_LIMIT:
+            raise InputParameterError(f"bandwidth: an integer number of Mbps, 0 (no limit) to {MAX_BW_LIMIT}")
+        nics = list(session.scalars(select(IpAllocation).where(IpAllocation.owner_type == "server",
+                                                               IpAllocation.owner_id == row.id)
+                                    .order_by(IpAllocation.nic_index)))
+        keys = [k for k in ("index", "mac", "ip_addr") if body.get(k) not in (None, "")]
+        if len(keys) != 1:
+            raise InputParameterError("name the nic by exactly one of index, mac or ip_addr")
+        want = body[keys[0]]
+        attr = {"index": "nic_index", "mac": "mac", "ip_addr": "ip_addr"}[keys[0]]
+        if keys[0] == "mac" and isinstance(want, str):
+            want = want.lower()
+        if keys[0] == "index" and isinstance(want, str) and want.isdigit():
+            want = int(want)
+        match = [n for n in nics if getattr(n, attr) == want or (attr == "mac" and n.mac.lower() == want)]
+        if not match:
+            raise InputParameterError(f"server {row.name} has no nic with {keys[0]} {want!r}")
+        if row.manager_id or row.external_id:
+            raise InputParameterError(f"server {row.name} is a cloud server: change-bandwidth limits nics on "
+                                      "KVM hosts only")
+        match[0].bw_limit = bw
+        session.flush()
+        touch_hosts(session, [row.host_id])
 
     def do_syncstatus(self, session: Session, cred: Credential, row: Any, body: dict[str, Any]) -> None:
         self._task(session, cred, row, "syncstatus", "ServerSyncstatusTask", {})

@@ -48,3 +48,4 @@ class IpAllocation(Base):
     ifname: Mapped[str64] = mapped_column(default="")
     nic_index: Mapped[int] = mapped_column(Integer, default=0)
     notes: Mapped[str255] = mapped_column(default="")
+    bw_limit: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # Mbps, a server nic's; 0: none
