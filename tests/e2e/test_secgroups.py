@@ -240,3 +240,28 @@ def test_eips_associate_with_servers_and_reach_their_host(controller: Controller
     assert controller.api.get(f"{B}/eips/{e2['id']}").status_code == 404
     acts = controller.api.get("/api/s/identity/v3/actions", params={"obj_type": "server", "limit": 0}).json()["actions"]
     assert {"associate-eip", "dissociate-eip"} <= {a["action"] for a in acts if a["obj_id"] == s["id"]}
+
+
+def test_change_bandwidth_reaches_the_host(controller: Controller, tenants: Tenants,  # noqa: F811
+                                           running: tuple[TestbedAgent, dict[str, str]]) -> None:
+    """server-change-bandwidth as Cloudpods (the nic by index, MAC or IP): the nic shows it, the
+    host's agent is told it (real packets: tests/integration/test_secgroups_nft.py)."""
+    _, net = running
+    s = mk_server(controller, net, f"bw-{uuid.uuid4().hex[:6]}")
+    nic = s["nics"][0]
+    v0 = host_rules(controller, net["host_id"])["version"]
+    assert cj(controller, "server-change-bandwidth", s["id"], "0", "50")["nics"][0]["bw_limit"] == 50
+    spec = host_rules(controller, net["host_id"])
+    assert spec["version"] > v0 and [p["bw_limit"] for p in spec["ports"] if p["server_id"] == s["id"]] == [50]
+    assert cj(controller, "server-change-bandwidth", s["id"], nic["ip_addr"], "70")["nics"][0]["bw_limit"] == 70
+    for args, fragment in (((nic["mac"], "200000"), "bandwidth"), (("3", "10"), "no nic with index"),
+                           (("10.255.255.1", "10"), "no nic with ip_addr"), (("eth0", "10"), "index, MAC or IP")):
+        r = controller.climc("server-change-bandwidth", s["id"], *args)
+        assert r.returncode != 0 and fragment in r.stderr, (args, r.stderr)
+        assert "Traceback" not in r.stderr
+    for body in ({"index": 0}, {"index": 0, "bandwidth": "10"}, {"bandwidth": 10},
+                 {"index": 0, "mac": nic["mac"], "bandwidth": 10}):
+        flat_error(controller.api.post(f"{B}/servers/{s['id']}/change-bandwidth", json=body), 400)
+    flat_error(tenants.b.post(f"/servers/{s['id']}/change-bandwidth", json={"index": 0, "bandwidth": 1}), 404)
+    assert srv(controller, s["id"])["nics"][0]["bw_limit"] == 70  # nothing changed
+    assert cj(controller, "server-change-bandwidth", s["id"], nic["mac"], "0")["nics"][0]["bw_limit"] == 0

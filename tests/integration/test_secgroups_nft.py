@@ -391,8 +391,8 @@ def mbps(lab: Lab, src: dict[str, Any], dst: dict[str, Any], port: int, nbytes: 
 
 def test_nic_bandwidth_limit_with_real_packets(lab: Lab) -> None:
     """server-change-bandwidth: the guest's port is shaped both ways (tbf on its port, and on the
-    port's ifb for what the guest sends), measured with a bounded transfer; 0 lifts it; a port that comes back (the guest
-    started again, a new tap) is limited again."""
+    port's ifb for what the guest sends), measured with a bounded transfer; 0 lifts it; a port that
+    comes back (the guest started again, a new tap) is limited again."""
     ctl, tag = lab.ctl, lab.tag
     a, b = create(lab, f"cmn-qa-{tag}"), create(lab, f"cmn-qb-{tag}")  # both in Default: they may talk
     lab.plug(a)

@@ -149,3 +149,43 @@ def test_an_eip_becomes_dnat_and_snat_outside_its_network() -> None:
     assert "ip daddr != @eip_local snat ip to ip saddr map @eip_snat" in text
     with pytest.raises(ValueError):
         GuestEip(eip="203.0.113.9; flush ruleset", ip="10.0.0.5", cidr="10.0.0.0/24", server_id=p.server_id)
+
+
+def test_bandwidth_limits_shape_both_ways_and_only_change_what_changed(monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+    import subprocess
+
+    from core.agent.qos import NoQos, TcQos, ifb_name, qos_backend, tc_lines
+
+    assert isinstance(qos_backend(NoFirewall("test")), NoQos)
+    assert len(ifb_name("cp0123456789ab0")) <= 15 and ifb_name("a") == ifb_name("a") != ifb_name("b")
+    lines = tc_lines("cpx0", 100)
+    assert lines[0].startswith("qdisc replace dev cpx0 root tbf rate 100mbit")
+    assert f"mirred egress redirect dev {ifb_name('cpx0')}" in lines[2]
+    assert lines[3].startswith(f"qdisc replace dev {ifb_name('cpx0')} root tbf rate 100mbit")
+    assert tc_lines("cpx0", 0) == ["qdisc del dev cpx0 root", "qdisc del dev cpx0 ingress"]
+    calls: list[tuple[list[str], str]] = []
+    links = {"cpx0": 7, "cpy0": 8}
+
+    def run(cmd: list[str], **kw: Any) -> subprocess.CompletedProcess[str]:
+        calls.append((cmd, kw.get("input") or ""))
+        out = json.dumps([{"ifname": k, "ifindex": v} for k, v in links.items()]) if "-j" in cmd else ""
+        return subprocess.CompletedProcess(cmd, 0, out, "")
+
+    monkeypatch.setattr(subprocess, "run", run)
+    q = TcQos()
+    q.apply({"cpx0": 100, "cpy0": 0, "cpz0": 5})  # cpz0 is not there yet: limited when it appears
+    batch = [i for c, i in calls if "-batch" in c]
+    assert len(batch) == 1 and "dev cpx0 root tbf" in batch[0] and "cpy0" not in batch[0] and "cpz0" not in batch[0]
+    assert ["ip", "link", "add", ifb_name("cpx0"), "type", "ifb"] in [c for c, _ in calls]
+    calls.clear()
+    q.apply({"cpx0": 100, "cpy0": 0, "cpz0": 5})
+    assert not [c for c, _ in calls if "-batch" in c]  # nothing changed: tc is not called
+    links["cpx0"] = 9  # the port re-created (the guest started again): limited again
+    q.apply({"cpx0": 100, "cpy0": 0})
+    assert any("dev cpx0 root tbf" in i for _, i in calls)
+    calls.clear()
+    links[ifb_name("cpx0")] = 10
+    q.apply({"cpx0": 0})
+    assert any("qdisc del dev cpx0 root" in i for _, i in calls)
+    assert ["ip", "link", "del", ifb_name("cpx0")] in [c for c, _ in calls] and q.limited == 0
