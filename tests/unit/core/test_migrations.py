@@ -138,14 +138,14 @@ def test_agent_0003_adds_console_sessions_to_an_older_database(tmp_path) -> None
     assert "console_sessions" not in inspect(engine).get_table_names()
 
 
-def test_region_0008_gives_existing_nics_no_bandwidth_limit(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_region_0009_gives_existing_nics_no_bandwidth_limit(tmp_path) -> None:  # type: ignore[no-untyped-def]
     engine = create_engine(f"sqlite:///{tmp_path / 's.db'}")
-    upgrade(engine, "region_0007")
+    upgrade(engine, "region_0008")
     with engine.begin() as c:
         _insert(c, engine, "ip_allocations", id="a1", network_id="n1", ip_addr="10.0.0.5", ip_int=167772165,
                 owner_type="server", owner_id="s1")
     assert upgrade(engine).state == "current"
     with engine.connect() as c:
         assert c.execute(text("SELECT bw_limit FROM ip_allocations")).all() == [(0,)]
-    downgrade(engine, "region_0007")
+    downgrade(engine, "region_0008")
     assert "bw_limit" not in {col["name"] for col in inspect(engine).get_columns("ip_allocations")}
