@@ -1,6 +1,9 @@
-"""CLI start-up: `climc --version`, `climc --help`, `ocadm --help` (median of N runs, wall clock).
+"""CLI start-up: `climc --version`, `climc --help`, `ocadm --help` (median of N runs, wall clock),
+and a `climc server-list` round trip against a fresh controller (cached token, as a user's 2nd call).
 
-    .venv/bin/python bench/cli_startup.py [--runs 30]
+    .venv/bin/python bench/cli_startup.py [--runs 30] [--no-controller]
+
+Targets (issue 23): `climc --version` <= 60 ms, `climc server-list` <= 150 ms on a quiet machine.
 
 Compares with `python -c pass` and, when installed, `openstack --version`. Machine noise: the
 figures move ±20 % between runs on a shared 2-core box; compare medians within one run.
@@ -31,6 +34,7 @@ def median_ms(cmd: list[str], runs: int) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=30)
+    ap.add_argument("--no-controller", action="store_true", help="Skip the server-list round trip")
     a = ap.parse_args()
     rows = [
         ("python -c pass", [sys.executable, "-c", "pass"]),
@@ -44,6 +48,34 @@ def main() -> None:
         rows.append(("openstack --version", [osc, "--version"]))
     for name, cmd in rows:
         print(f"{name:28s} median {median_ms(cmd, a.runs):7.1f} ms  ({a.runs} runs)")
+    if not a.no_controller:
+        round_trip(a.runs)
+
+
+def round_trip(runs: int) -> None:
+    """``climc server-list`` (and ``-o json``) with the environment rc_admin gives, token cached."""
+    import os
+    import tempfile
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from tests.support.controller import Controller
+
+    with tempfile.TemporaryDirectory(prefix="bench-cli-") as d:
+        ctl = Controller.start(Path(d))
+        try:
+            env = {**os.environ, **ctl.env}
+            for name, args in (("climc server-list", ["server-list"]),
+                               ("climc server-list -o json", ["server-list", "-o", "json"])):
+                cmd = [str(BIN / "climc"), *args]
+                subprocess.run(cmd, env=env, capture_output=True)  # log in once: the token is cached
+                xs = []
+                for _ in range(runs):
+                    t0 = time.perf_counter()
+                    subprocess.run(cmd, env=env, capture_output=True)
+                    xs.append((time.perf_counter() - t0) * 1000)
+                print(f"{name:28s} median {statistics.median(xs):7.1f} ms  ({runs} runs, round trip)")
+        finally:
+            ctl.stop()
 
 
 if __name__ == "__main__":
