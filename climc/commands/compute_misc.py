@@ -99,11 +99,24 @@ def _rule_body(rule: dict[str, Any]) -> dict[str, Any]:
 
 @click.command("secgroup-add-rule")
 @click.argument("secgroup")
+@click.argument("positional", nargs=-1, metavar="[DIRECTION PROTOCOL ACTION PRIORITY]")
 @_rule_options(True)
 @output_options
 @click.pass_obj
-def secgroup_add_rule(obj: Any, secgroup: str, **rule: Any) -> None:
-    """Add a rule to a security group (shows the group)."""
+def secgroup_add_rule(obj: Any, secgroup: str, positional: tuple[str, ...], **rule: Any) -> None:
+    """Add a rule to a security group (shows the group): SG in tcp allow 10 --ports 22 as Cloudpods'
+    climc, or SG --direction in --protocol tcp ..."""
+    if positional:
+        if len(positional) != 4:
+            raise click.UsageError("give all of DIRECTION PROTOCOL ACTION PRIORITY (e.g. in tcp allow 10), or none")
+        d, p, a, pr = positional
+        for val, allowed, what in ((d, ("in", "out"), "DIRECTION"), (p, ("any", "tcp", "udp", "icmp"), "PROTOCOL"),
+                                   (a, ("allow", "deny"), "ACTION")):
+            if val not in allowed:
+                raise click.BadParameter(f"{val!r} is not one of {', '.join(allowed)}", param_hint=what)
+        if not pr.isdigit() or not 1 <= int(pr) <= 100:
+            raise click.BadParameter(f"{pr!r} is not 1..100", param_hint="PRIORITY")
+        rule.update(direction=d, protocol=p, action=a, priority=int(pr))
     show_object(obj.client().post(S, f"/secgroups/{secgroup}/add-rule", json=_rule_body(rule))["secgroup"])
 
 
@@ -141,13 +154,18 @@ secgroup_rule_list = make_list("secgroup-rule-list", "secgrouprules",
 
 @click.command("eip-create")
 @click.argument("name")
-@click.argument("network")
-@click.option("--bandwidth", type=int, default=0)
-@click.option("--ip", default=None)
+@click.argument("network_arg", metavar="[NETWORK]", required=False)
+@click.option("--network", default=None, help="The eip network (or the NETWORK positional)")
+@click.option("--bandwidth", type=int, default=0, help="Bandwidth in Mbps (0: unlimited)")
+@click.option("--ip-addr", "--ip", "ip", default=None, help="This address of the network (default: any free one)")
 @output_options
 @click.pass_obj
-def eip_create(obj: Any, name: str, network: str, bandwidth: int, ip: str | None) -> None:
-    """Allocate an elastic IP from an eip network."""
+def eip_create(obj: Any, name: str, network_arg: str | None, network: str | None, bandwidth: int,
+               ip: str | None) -> None:
+    """Allocate an elastic IP from an eip network: NAME NETWORK or NAME --network NET (Cloudpods)."""
+    if bool(network_arg) == bool(network):
+        raise click.UsageError("give the network once: NAME NETWORK or NAME --network NETWORK")
+    network = network or network_arg
     body: dict[str, Any] = {"name": name, "network": network, "bandwidth": bandwidth}
     if ip:
         body["ip_addr"] = ip

@@ -17,6 +17,7 @@ from climc.commands.compute_common import (
     run_list,
 )
 from climc.output import output_options, show_list, show_object
+from climc.params import SIZE_MB
 
 host_list = make_list("host-list", "hosts",
                       ["id", "name", "zone", "host_type", "target", "driver", "host_status", "enabled", "access_ip",
@@ -267,15 +268,24 @@ def baremetal_prepare(obj: Any, ident: str, ipmi_ip: str | None, ipmi_port: int 
 
 
 @click.command("storage-create")
-@click.argument("zone")
-@click.argument("name")
-@click.argument("capacity", type=int)
-@click.option("--storage-type", default="local", show_default=True)
-@click.option("--medium-type", type=click.Choice(["ssd", "rotate", "hybrid"]), default="ssd", show_default=True)
+@click.argument("first")
+@click.argument("second")
+@click.argument("capacity_arg", metavar="[CAPACITY]", required=False, type=SIZE_MB)
+@click.option("--capacity", type=SIZE_MB, default=None, help="Capacity: MB or with a unit (500g, 2t)")
+@click.option("--storage-type", default="local", show_default=True, help="local, rbd, nfs, ...")
+@click.option("--medium-type", type=click.Choice(["ssd", "rotate", "hybrid"]), default="ssd", show_default=True,
+              help="Disk medium")
 @output_options
 @click.pass_obj
-def storage_create(obj: Any, zone: str, name: str, capacity: int, storage_type: str, medium_type: str) -> None:
-    """Create a storage: ZONE NAME CAPACITY(MB)."""
+def storage_create(obj: Any, first: str, second: str, capacity_arg: int | None, capacity: int | None,
+                   storage_type: str, medium_type: str) -> None:
+    """Create a storage: ZONE NAME CAPACITY, or NAME ZONE --capacity N as Cloudpods' climc."""
+    if capacity_arg is not None and capacity is None:
+        zone, name, capacity = first, second, capacity_arg
+    elif capacity is not None and capacity_arg is None:
+        name, zone = first, second
+    else:
+        raise click.UsageError("give ZONE NAME CAPACITY, or NAME ZONE --capacity N")
     body = {"zone": zone, "name": name, "capacity": capacity, "storage_type": storage_type,
             "medium_type": medium_type}
     show_object(obj.client().post(S, "/storages", json={"storage": body})["storage"])

@@ -659,16 +659,23 @@ def endpoint_show(obj: Any, endpoint: str) -> None:
 
 
 @click.command("endpoint-create")
-@click.argument("service")
-@click.argument("interface", type=click.Choice(["public", "internal", "admin"]))
-@click.argument("url")
-@click.option("--region", default=None)
+@click.argument("args", nargs=-1, required=True, metavar="SERVICE [REGION] INTERFACE URL")
+@click.option("--region", default=None, help="Region id (or the REGION positional, as Cloudpods' climc)")
 @enabled_flag
 @output_options
 @click.pass_obj
-def endpoint_create(obj: Any, service: str, interface: str, url: str, region: str | None,
-                    enabled: bool | None) -> None:
-    """Create an endpoint: SERVICE INTERFACE URL."""
+def endpoint_create(obj: Any, args: tuple[str, ...], region: str | None, enabled: bool | None) -> None:
+    """Create an endpoint: SERVICE [REGION] INTERFACE URL."""
+    if len(args) == 4:
+        if region:
+            raise click.UsageError("REGION given twice (positional and --region)")
+        service, region, interface, url = args
+    elif len(args) == 3:
+        service, interface, url = args
+    else:
+        raise click.UsageError("give SERVICE [REGION] INTERFACE URL")
+    if interface not in ("public", "internal", "admin"):
+        raise click.BadParameter(f"{interface!r} is not one of public, internal, admin", param_hint="INTERFACE")
     body = body_of(service_id=service, interface=interface, url=url, region_id=region, enabled=enabled)
     show_object(obj.client().post(ID, "/endpoints", json={"endpoint": body})["endpoint"])
 

@@ -43,13 +43,19 @@ def zone_create(obj: Any, name: str, region: str | None, desc: str | None, locat
 
 
 @click.command("vpc-create")
-@click.argument("name")
-@click.option("--region", default=None)
-@click.option("--cidr", default=None)
+@click.argument("args", nargs=-1, required=True, metavar="NAME | REGION NAME CIDR")
+@click.option("--region", default=None, help="Cloud region (id or name)")
+@click.option("--cidr", default=None, help="Address block, e.g. 10.0.0.0/16")
 @output_options
 @click.pass_obj
-def vpc_create(obj: Any, name: str, region: str | None, cidr: str | None) -> None:
-    """Create a VPC."""
+def vpc_create(obj: Any, args: tuple[str, ...], region: str | None, cidr: str | None) -> None:
+    """Create a VPC: NAME --region R --cidr C, or REGION NAME CIDR as Cloudpods' climc."""
+    if len(args) == 1:
+        name = args[0]
+    elif len(args) == 3 and not (region or cidr):
+        region, name, cidr = args
+    else:
+        raise click.UsageError("give NAME (with --region/--cidr) or REGION NAME CIDR")
     body = {k: v for k, v in (("name", name), ("cloudregion", region), ("cidr_block", cidr)) if v}
     show_object(obj.client().post(S, "/vpcs", json={"vpc": body})["vpc"])
 

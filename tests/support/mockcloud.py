@@ -49,7 +49,11 @@ class MockCloud:
             body = {"token": {"expires_at": "2099-01-01T00:00:00Z", "catalog": self.catalog,
                               "user": {"id": "u", "name": "admin"}, "roles": [{"name": "admin"}]}}
             return httpx.Response(201, json=body, headers={"X-Subject-Token": "tok"})
-        path = url[len(COMPUTE):] if url.startswith(COMPUTE) else url
+        path = url
+        for base in (COMPUTE, AUTH):  # identity routes (/endpoints, /users) share the namespace
+            if url.startswith(base):
+                path = url[len(base):]
+                break
         self.calls.append((req.method, path))
         for method, pat, fn in self.routes:
             if method == req.method and pat.match(path):
