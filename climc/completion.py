@@ -33,12 +33,50 @@ def _client(ctx: click.Context, timeout: float) -> Any:
     return ClimcContext(**opts).client()
 
 
+CACHE_S = 5.0  # repeated TABs within this many seconds answer from the cache file, not the API
+
+
+def _cache_file(ctx: click.Context, service: str, path: str) -> Any:
+    import hashlib
+    import os
+
+    from core.client import cache_dir
+
+    root = ctx.find_root()
+    opts = getattr(root.obj, "opts", None) or root.params or {}
+    who = "|".join(str(opts.get(k) or os.environ.get(e, "")) for k, e in (
+        ("os_auth_url", "OS_AUTH_URL"), ("os_username", "OS_USERNAME"), ("os_project_name", "OS_PROJECT_NAME"),
+        ("os_region_name", "OS_REGION_NAME")))
+    return cache_dir() / "completion" / hashlib.sha256(f"{who}|{service}|{path}".encode()).hexdigest()[:32]
+
+
 def fetch_items(ctx: click.Context, service: str, path: str, key: str, timeout: float,
                 limit: int = DEFAULT_LIMIT) -> list[dict[str, Any]]:
-    """The first ``limit`` items of a list call (raises on any failure; callers stay silent)."""
+    """The first ``limit`` items of a list call, cached ``CACHE_S`` seconds per user and path
+    (raises on any failure; callers stay silent)."""
+    import json
+    import os
+    import time
+
+    f = _cache_file(ctx, service, path)
+    try:
+        if time.time() - f.stat().st_mtime < CACHE_S:
+            return [i for i in json.loads(f.read_text()) if isinstance(i, dict)]
+    except (OSError, ValueError):
+        pass
     data = _client(ctx, timeout).get(service, path, params={"limit": limit})
     items = data.get(key, []) if isinstance(data, dict) else []
-    return [i for i in items if isinstance(i, dict)]
+    items = [{k: i.get(k) for k in ("id", "name")} for i in items if isinstance(i, dict)]
+    try:
+        f.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        tmp = f.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            json.dump(items, out)
+        os.replace(tmp, f)
+    except OSError:
+        pass  # no cache: the next TAB asks again
+    return items
 
 
 def candidates(items: list[dict[str, Any]], incomplete: str, fields: tuple[str, ...]) -> list[CompletionItem]:

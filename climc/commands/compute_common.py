@@ -14,6 +14,16 @@ from climc.output import output_options, show_list, show_object
 S = "compute_v2"
 
 
+def names_of(plural: str, service: str = S) -> Any:
+    """``shell_complete=`` for an argument naming ``plural`` rows: TAB lists their names (climc.completion,
+    imported only when a shell asks)."""
+    def complete(ctx: click.Context, param: click.Parameter, incomplete: str) -> Any:
+        from climc.completion import resource_completer
+
+        return resource_completer(service, f"/{plural}")(ctx, param, incomplete)
+    return complete
+
+
 def _tags(values: tuple[str, ...], prefix: str = "") -> list[tuple[str, list[str]]]:
     """Cloudpods' ``--tags "k=v;k2"`` (repeatable): [(key, [values])]; a bare key matches any value."""
     out: list[tuple[str, list[str]]] = []
@@ -154,7 +164,7 @@ def make_list(name: str, plural: str, columns: Sequence[str], help_: str,
 
 def make_show(name: str, plural: str, keyword: str, help_: str) -> click.Command:
     @click.command(name, help=help_)
-    @click.argument("ident")
+    @click.argument("ident", shell_complete=names_of(plural))
     @output_options
     @click.pass_obj
     def cmd(obj: Any, ident: str) -> None:
@@ -165,7 +175,7 @@ def make_show(name: str, plural: str, keyword: str, help_: str) -> click.Command
 def make_delete(name: str, plural: str, keyword: str, help_: str, *, waitable: bool = False) -> click.Command:
     """``<res>-delete ID...``; ``waitable``: the delete runs as a task, so --wait follows it."""
     @click.command(name, help=help_)
-    @click.argument("idents", nargs=-1, required=True)
+    @click.argument("idents", nargs=-1, required=True, shell_complete=names_of(plural))
     @output_options
     @click.pass_obj
     def cmd(obj: Any, idents: tuple[str, ...], wait: bool = False, wait_timeout: float = 900.0) -> None:
@@ -183,7 +193,7 @@ def make_action(name: str, plural: str, keyword: str, action: str, help_: str, *
                 waitable: bool = False) -> click.Command:
     """``<res>-<action> ID...``; ``waitable``: the action runs as a task, so --wait follows it."""
     @click.command(name, help=help_)
-    @click.argument("idents", nargs=-1, required=True)
+    @click.argument("idents", nargs=-1, required=True, shell_complete=names_of(plural))
     @output_options
     @click.pass_obj
     def cmd(obj: Any, idents: tuple[str, ...], wait: bool = False, wait_timeout: float = 900.0) -> None:
@@ -199,7 +209,7 @@ def make_action(name: str, plural: str, keyword: str, action: str, help_: str, *
 
 def make_update(name: str, plural: str, keyword: str, fields: Sequence[tuple[str, type]], help_: str) -> click.Command:
     @click.command(name, help=help_)
-    @click.argument("ident")
+    @click.argument("ident", shell_complete=names_of(plural))
     @output_options
     @click.pass_obj
     def cmd(obj: Any, ident: str, **kw: Any) -> None:

@@ -5,10 +5,21 @@ from typing import Any
 
 import click
 
-from climc.commands.compute_common import S, batch, finish, make_action, make_delete, make_list, make_show, make_update
+from climc.commands.compute_common import (
+    S,
+    batch,
+    finish,
+    make_action,
+    make_delete,
+    make_list,
+    make_show,
+    make_update,
+    names_of,
+)
 from climc.output import output_options, show_list, show_object
 from climc.wait import Target, follow, wait_options
 
+SERVERS = names_of("servers")
 SERVER_COLUMNS = ["id", "name", "status", "vcpu_count", "vmem_size", "ips", "host", "zone", "disk", "created_at"]
 
 server_list = make_list("server-list", "servers", SERVER_COLUMNS, "List servers",
@@ -96,7 +107,7 @@ def server_create(obj: Any, name: str, vcpu_count: int | None, mem_spec: str | N
 
 
 @click.command("server-stop")
-@click.argument("idents", nargs=-1, required=True)
+@click.argument("idents", nargs=-1, required=True, shell_complete=SERVERS)
 @click.option("--force", "--is-force", "force", is_flag=True, help="Power off instead of a clean shutdown")
 @click.option("--timeout-secs", "timeout_secs", type=click.IntRange(1, 3600), default=None,
               help="Seconds the guest gets to shut down cleanly before it is powered off [default: 30]")
@@ -115,7 +126,7 @@ def server_stop(obj: Any, idents: tuple[str, ...], force: bool, timeout_secs: in
 
 
 @click.command("server-delete")
-@click.argument("idents", nargs=-1, required=True)
+@click.argument("idents", nargs=-1, required=True, shell_complete=SERVERS)
 @click.option("-f", "--override-pending-delete", "--force", "override", is_flag=True,
               help="Delete for good instead of moving to the recycle bin")
 @wait_options()
@@ -131,7 +142,7 @@ def server_delete(obj: Any, idents: tuple[str, ...], override: bool, wait: bool 
 
 
 @click.command("server-change-config")
-@click.argument("ident")
+@click.argument("ident", shell_complete=SERVERS)
 @click.option("--ncpu", "vcpu_count", type=int, default=None)
 @click.option("--mem-spec", "--vmem", "mem_spec", default=None, help="New memory: 2g, 512m or MB")
 @wait_options()
@@ -150,7 +161,7 @@ def server_change_config(obj: Any, ident: str, vcpu_count: int | None, mem_spec:
 
 
 @click.command("server-migrate")
-@click.argument("ident")
+@click.argument("ident", shell_complete=SERVERS)
 @click.option("--prefer-host", "--host", "host", default=None,
               help="Target host (id or name) [default: the scheduler's pick]")
 @wait_options()
@@ -164,7 +175,7 @@ def server_migrate(obj: Any, ident: str, host: str | None, wait: bool = False, w
 
 
 @click.command("server-live-migrate")
-@click.argument("ident")
+@click.argument("ident", shell_complete=SERVERS)
 @click.option("--prefer-host", "--host", "host", default=None,
               help="Target host (id or name) [default: the scheduler's pick]")
 @wait_options()
@@ -179,7 +190,7 @@ def server_live_migrate(obj: Any, ident: str, host: str | None, wait: bool = Fal
 
 
 @click.command("server-rebuild-root")
-@click.argument("ident")
+@click.argument("ident", shell_complete=SERVERS)
 @click.option("--image", default=None, help="Image of the new system disk (default: the same image)")
 @click.option("--password", default=None, help="Login password of the new system disk")
 @click.option("--keypair", default=None, help="SSH keypair of the new system disk (becomes the server's)")
@@ -195,7 +206,7 @@ def server_rebuild_root(obj: Any, ident: str, image: str | None, password: str |
 
 
 @click.command("server-attach-disk")
-@click.argument("ident")
+@click.argument("ident", shell_complete=SERVERS)
 @click.argument("disk")
 @output_options
 @click.pass_obj
@@ -205,7 +216,7 @@ def server_attach_disk(obj: Any, ident: str, disk: str) -> None:
 
 
 @click.command("server-detach-disk")
-@click.argument("ident")
+@click.argument("ident", shell_complete=SERVERS)
 @click.argument("disk")
 @output_options
 @click.pass_obj
@@ -215,7 +226,7 @@ def server_detach_disk(obj: Any, ident: str, disk: str) -> None:
 
 
 @click.command("server-tasks")
-@click.argument("ident")
+@click.argument("ident", shell_complete=SERVERS)
 @output_options
 @click.pass_obj
 def server_tasks(obj: Any, ident: str) -> None:
@@ -280,7 +291,7 @@ scheduler_forecast = click.Command(
 
 def _secgroup_verb(name: str, action: str, help_: str) -> click.Command:
     @click.command(name, help=help_)
-    @click.argument("ident")
+    @click.argument("ident", shell_complete=SERVERS)
     @click.argument("secgroups", nargs=-1, required=True)
     @output_options
     @click.pass_obj
@@ -340,7 +351,7 @@ def server_change_bandwidth(obj: Any, ident: str, macorip: str, bandwidth: int) 
 
 
 @click.command("server-attach-network")
-@click.argument("ident")
+@click.argument("ident", shell_complete=SERVERS)
 @click.argument("network")
 @output_options
 @click.pass_obj
@@ -350,7 +361,7 @@ def server_attach_network(obj: Any, ident: str, network: str) -> None:
 
 
 @click.command("server-detach-network")
-@click.argument("ident")
+@click.argument("ident", shell_complete=SERVERS)
 @click.option("--ip-addr", default=None, help="The NIC with this address")
 @click.option("--mac", default=None, help="The NIC with this MAC")
 @click.option("--net", "network", default=None, help="The NIC on this network")
