@@ -66,6 +66,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "image-upload": ("climc.commands.images:image_upload", "Upload an image file (streamed, resumable)"),
     # general
     "completion": ("climc.commands.general:completion", "Print the shell completion script: commands, options and resource names complete on TAB"),
+    "shell": ("climc.commands.general:shell", "Open the interactive climc shell (also: climc with no arguments)"),
     "version": ("climc.commands.general:version", "Show client and server versions"),
     # region (compute)
     "cachedimage-list": ("climc.commands.cloud:cachedimage_list", "List images cached in clouds (e.g. AMIs)"),

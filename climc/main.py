@@ -17,6 +17,7 @@ class ClimcContext:
     """What every command gets as ``ctx.obj``: options, output settings, a lazily built client."""
 
     transport: Any = None  # an httpx transport for every client (unit tests: httpx.MockTransport)
+    shared: dict[tuple[Any, ...], Any] | None = None  # the REPL: one client per set of login options
 
     def __init__(self, **opts: Any) -> None:
         self.opts = opts
@@ -29,24 +30,31 @@ class ClimcContext:
         return bool(self.opts.get("debug"))
 
     def client(self) -> Any:
+        if self._client is None and self.shared is not None:
+            key = tuple(sorted((k, str(v)) for k, v in self.opts.items() if k.startswith("os_") or k == "insecure"))
+            self._client = self.shared.get(key)
+            if self._client is None:
+                self._client = self.shared[key] = self._new_client()
         if self._client is None:
-            from core.client import AuthOptions, Client
-
-            o = self.opts
-            auth = AuthOptions.from_env()
-            for attr, key in (("auth_url", "os_auth_url"), ("username", "os_username"),
-                              ("password", "os_password"), ("project_name", "os_project_name"),
-                              ("project_domain", "os_project_domain"), ("user_domain", "os_user_domain"),
-                              ("region", "os_region_name"), ("token", "os_auth_token"),
-                              ("interface", "os_endpoint_type")):
-                if o.get(key):
-                    setattr(auth, attr, o[key])
-            if o.get("os_system_scope"):
-                auth.system_scope = True
-            self._client = Client(auth, timeout=o.get("timeout") or 30.0, insecure=bool(o.get("insecure")),
-                                  debug=self.debug, transport=self.transport,
-                                  use_cache=self.transport is None)
+            self._client = self._new_client()
         return self._client
+
+    def _new_client(self) -> Any:
+        from core.client import AuthOptions, Client
+
+        o = self.opts
+        auth = AuthOptions.from_env()
+        for attr, key in (("auth_url", "os_auth_url"), ("username", "os_username"),
+                          ("password", "os_password"), ("project_name", "os_project_name"),
+                          ("project_domain", "os_project_domain"), ("user_domain", "os_user_domain"),
+                          ("region", "os_region_name"), ("token", "os_auth_token"),
+                          ("interface", "os_endpoint_type")):
+            if o.get(key):
+                setattr(auth, attr, o[key])
+        if o.get("os_system_scope"):
+            auth.system_scope = True
+        return Client(auth, timeout=o.get("timeout") or 30.0, insecure=bool(o.get("insecure")),
+                      debug=self.debug, transport=self.transport, use_cache=self.transport is None)
 
 
 @click.group(cls=LazyGroup, table=COMMANDS, context_settings={"help_option_names": ["-h", "--help"],
@@ -69,6 +77,8 @@ class ClimcContext:
 @click.option("--timeout", type=float, default=30.0, show_default=True, help="HTTP timeout in seconds")
 @click.option("-o", "--output-format", envvar="CLIMC_OUTPUT_FORMAT", type=click.Choice(OUTPUT_FORMATS),
               help="Output format [CLIMC_OUTPUT_FORMAT]")
+@click.option("--parallel-run", type=click.IntRange(1, 1000), metavar="N",
+              help="Run the command N times concurrently and print a latency summary (stress runs)")
 @click.pass_context
 def cli(ctx: click.Context, **opts: Any) -> None:
     """climc — manage a cloudpods-one cloud. `source rc_admin` first, then e.g. `climc endpoint-list`."""
@@ -78,7 +88,23 @@ def cli(ctx: click.Context, **opts: Any) -> None:
 def main(argv: list[str] | None = None) -> None:
     from core.cli_errors import run_cli
 
-    run_cli(cli, "climc", argv)
+    import os
+
+    args = sys.argv[1:] if argv is None else list(argv)
+    if "_CLIMC_COMPLETE" in os.environ:  # a shell asking for completions, not a user
+        run_cli(cli, "climc", args)
+        return
+    if not args or args == ["shell"]:
+        from climc.repl import repl
+
+        repl(cli, {})
+        return
+    if "--parallel-run" in args or any(a.startswith("--parallel-run=") for a in args):
+        from climc.parallel import parallel_run
+
+        parallel_run(args)
+        return
+    run_cli(cli, "climc", args)
 
 
 if __name__ == "__main__":

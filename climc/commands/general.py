@@ -36,3 +36,12 @@ def completion(shell: str) -> None:
     cls = get_completion_class(shell)
     assert cls is not None
     click.echo(cls(cli, {}, "climc", "_CLIMC_COMPLETE").source())
+
+
+@click.command("shell")
+def shell() -> None:
+    """Open the interactive climc shell (also: climc with no arguments)."""
+    from climc.main import cli
+    from climc.repl import repl
+
+    repl(cli, {})
