@@ -86,9 +86,9 @@ def cli(ctx: click.Context, **opts: Any) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from core.cli_errors import run_cli
-
     import os
+
+    from core.cli_errors import run_cli
 
     args = sys.argv[1:] if argv is None else list(argv)
     if "_CLIMC_COMPLETE" in os.environ:  # a shell asking for completions, not a user

@@ -86,7 +86,9 @@ def main() -> None:
     for k, v in gaps.items():
         print(f"  {k}: {json.dumps(v)}", file=sys.stderr)
     if "--write-gaps" in sys.argv:
-        GAPS.write_text(json.dumps(gaps, indent=1, sort_keys=True) + "\n")
+        # "checked": the commands compared when the gaps were recorded; one added later (by another
+        # change) is reported by the test, not failed, until the gaps are written again
+        GAPS.write_text(json.dumps({"checked": both, "gaps": gaps}, indent=1, sort_keys=True) + "\n")
 
 
 if __name__ == "__main__":
