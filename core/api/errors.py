@@ -13,7 +13,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DataError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from core.errors import (
@@ -82,6 +82,15 @@ def install(app: FastAPI) -> None:
         rid = getattr(request.state, "request_id", "?")
         log.warning("database unavailable in request %s: %s", rid, str(exc.orig)[:200])
         return error_response(request, ServiceUnavailableError("database unavailable, retry later"))
+
+    @app.exception_handler(OverflowError)
+    @app.exception_handler(DataError)
+    async def _out_of_range(request: Request, exc: Exception) -> JSONResponse:
+        # the last line of defence for a value no column can hold (an integer past 64 bits reaches
+        # SQLite as OverflowError, PostgreSQL/MariaDB as DataError): the input's fault, not ours
+        rid = getattr(request.state, "request_id", "?")
+        log.warning("value out of range in request %s: %s", rid, str(getattr(exc, "orig", exc))[:200])
+        return error_response(request, InputParameterError("a value in the request is out of range for its field"))
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -32,6 +32,7 @@ from sqlalchemy import JSON, Boolean, DateTime, Float, Integer, Numeric, Select,
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement
 
+from core.api.inputs import INT64_MAX, int64
 from core.errors import InputParameterError
 
 MAX_LIMIT = 2048
@@ -67,13 +68,7 @@ def parse_bool(value: str | bool | None, name: str, default: bool | None = None)
 def _int(value: str | None, name: str, default: int, lo: int, hi: int | None = None) -> int:
     if value is None or value == "":
         return default
-    try:
-        n = int(value)
-    except ValueError:
-        raise InputParameterError(f"{name}: {value!r} is not an integer") from None
-    if n < lo or (hi is not None and n > hi):
-        raise InputParameterError(f"{name}: {n} is out of range")
-    return n
+    return int64(value, name, lo, INT64_MAX if hi is None else hi)
 
 
 @dataclass
@@ -203,7 +198,7 @@ def _coerce(col: Any, raw: str, fname: str) -> Any:
         if isinstance(t, Boolean):
             return parse_bool(raw, fname)
         if isinstance(t, Integer):
-            return int(raw)
+            return int64(raw, f"filter {fname}")
         if isinstance(t, Float | Numeric):
             return float(raw)
         if isinstance(t, DateTime) or getattr(t, "impl", None) is not None and isinstance(t.impl, DateTime):

@@ -9,6 +9,10 @@
   the cap, and refused (400) when nested deeper than ``MAX_JSON_DEPTH`` before any route parses it:
   the parser recurses per level, so 10000 nested lists were a RecursionError (a 500) per request.
   On the streaming prefixes only bodies that say they are JSON are read this way; uploads stream.
+  Integers beyond 64 bits (and floats overflowing to infinity) in a JSON body are a 400 here too:
+  no database column holds them, so each service would otherwise fail (500) where it stores one.
+- every other (non-upload) body is read whole too, so a chunked body past the cap is a 413 like a
+  sized one.
 """
 from __future__ import annotations
 
@@ -19,6 +23,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from datetime import UTC, datetime
 from typing import Any
 
+from core.api.inputs import json_number_error
 from core.errors import CloudpodsError, InputParameterError, RequestTooLargeError
 
 Scope = MutableMapping[str, Any]
@@ -121,7 +126,8 @@ class GatewayMiddleware:
         media = _media_type(headers)
         streamed = any(path.startswith(p) for p in self.stream_prefixes) or any(
             p.match(path) for p in self.stream_patterns)
-        json_body = _has_body(headers) and ("json" in media if media is not None else not streamed)
+        has_body = _has_body(headers)
+        json_body = has_body and ("json" in media if media is not None else not streamed)
         if streamed and not json_body:
             await self.app(scope, receive, send_with_id)
             return
@@ -134,8 +140,8 @@ class GatewayMiddleware:
                 if too_big:
                     await _reply_413(send_with_id, self.max_body, path)
                     return
-        if json_body:
-            await self._buffered(scope, receive, send_with_id, path)
+        if has_body:  # every non-upload body is small: read it whole, so chunked ones get the 413 too
+            await self._buffered(scope, receive, send_with_id, path, json_body)
             return
         seen = 0
         limit = self.max_body
@@ -151,9 +157,9 @@ class GatewayMiddleware:
 
         await self.app(scope, capped_receive, send_with_id)
 
-    async def _buffered(self, scope: Scope, receive: Receive, send: Send, path: str) -> None:
-        """Read the whole JSON body (413 past the cap, sized or chunked), refuse it if nested too
-        deep, then hand the app the same bytes."""
+    async def _buffered(self, scope: Scope, receive: Receive, send: Send, path: str, json_body: bool) -> None:
+        """Read the whole body (413 past the cap, sized or chunked); a JSON one is refused if nested
+        too deep or holding a number no column can store; then hand the app the same bytes."""
         chunks: list[bytes] = []
         seen = 0
         while True:
@@ -169,9 +175,11 @@ class GatewayMiddleware:
             if not message.get("more_body", False):
                 break
         raw = b"".join(chunks)
-        if json_too_deep(raw):
-            await _reply(send, too_deep_error(), path)
-            return
+        if json_body:
+            err = too_deep_error() if json_too_deep(raw) else json_number_error(raw)
+            if err is not None:
+                await _reply(send, err, path)
+                return
         replayed = False
 
         async def replay() -> Message:

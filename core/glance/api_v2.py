@@ -13,10 +13,11 @@ from fastapi.routing import APIRoute
 from sqlalchemy import and_, or_
 
 from core.api.deps import CredentialDep, SessionDep
+from core.api.inputs import INT64_MAX, int64
 from core.api.listing import MAX_LIMIT, parse_bool
 from core.errors import CloudpodsError, InputParameterError
 from core.glance.context import glance_ctx
-from core.glance.images import get_visible, owner_of, read_target, to_v2, visible
+from core.glance.images import check_size_field, get_visible, owner_of, read_target, to_v2, visible
 from core.glance.intake import UploadRequest, content_length_of, parse_content_range, receive
 from core.glance.jsonbody import read_json
 from core.glance.models import Image
@@ -58,10 +59,7 @@ _READ_ONLY = {"id", "status", "checksum", "size", "virtual_size", "owner", "crea
 def _v2_fields(body: dict[str, Any]) -> ImageFields:
     body = dict(body)
     if "min_disk" in body and body["min_disk"] is not None:  # Glance counts GB; we keep MB
-        try:
-            body["min_disk"] = int(body["min_disk"]) * 1024
-        except (TypeError, ValueError):
-            raise InputParameterError(f"min_disk: {body['min_disk']!r} is not an integer") from None
+        body["min_disk"] = check_size_field(body["min_disk"], "min_disk", hi=INT64_MAX // 1024) * 1024
     body.pop("tags", None)
     return parse_fields(body, extra_as_properties=True)
 
@@ -70,12 +68,7 @@ def _v2_fields(body: dict[str, Any]) -> ImageFields:
 def list_images(request: Request, session: SessionDep, cred: CredentialDep) -> dict[str, Any]:
     enforce(cred, "image:images:list")
     qp = request.query_params
-    try:
-        limit = min(int(qp.get("limit") or 25), MAX_LIMIT)
-    except ValueError:
-        raise InputParameterError(f"limit {qp.get('limit')!r} is not an integer") from None
-    if limit < 1:
-        raise InputParameterError("limit must be positive")
+    limit = min(int64(qp.get("limit") or 25, "limit", lo=1), MAX_LIMIT)
     key = qp.get("sort_key") or "created_at"
     direction = (qp.get("sort_dir") or "desc").lower()
     if qp.get("sort"):  # new-style sort=name:asc

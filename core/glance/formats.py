@@ -67,6 +67,8 @@ def check_disk_format(fmt: str | None, *, required: bool = False) -> str | None:
         if required:
             raise InputParameterError(f"disk_format is required (one of {', '.join(DISK_FORMATS)})")
         return None
+    if not isinstance(fmt, str):
+        raise InputParameterError(f"disk_format: expected a string (one of {', '.join(DISK_FORMATS)})")
     f = fmt.strip().lower()
     if f not in DISK_FORMATS:
         raise InputParameterError(f"disk_format {fmt!r} is not supported (one of {', '.join(DISK_FORMATS)})")
@@ -74,6 +76,8 @@ def check_disk_format(fmt: str | None, *, required: bool = False) -> str | None:
 
 
 def check_container_format(fmt: str | None) -> str:
+    if fmt is not None and not isinstance(fmt, str):
+        raise InputParameterError(f"container_format: expected a string (one of {', '.join(CONTAINER_FORMATS)})")
     f = (fmt or "bare").strip().lower()
     if f not in CONTAINER_FORMATS:
         raise InputParameterError(f"container_format {fmt!r} is not supported (one of {', '.join(CONTAINER_FORMATS)})")

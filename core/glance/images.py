@@ -14,6 +14,7 @@ from sqlalchemy import Select, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from core.api.context import Credential
+from core.api.inputs import INT64_MAX, check_display_name, int64
 from core.db.base import utcnow
 from core.errors import DuplicateNameError, InputParameterError, OutOfQuotaError, ResourceNotFoundError
 from core.glance.config import GlanceConfig
@@ -36,7 +37,7 @@ def check_name(name: Any) -> str:
         raise InputParameterError("name: at most 128 characters")
     if "/" in clean or "\\" in clean or clean in (".", "..") or any(ord(c) < 32 or ord(c) == 127 for c in clean):
         raise InputParameterError(f"name {clean!r}: must not contain '/', '\\' or control characters")
-    return clean
+    return check_display_name(clean, max_len=128)
 
 
 def check_properties(props: Any) -> dict[str, str]:
@@ -63,14 +64,10 @@ def check_properties(props: Any) -> dict[str, str]:
     return out
 
 
-def check_size_field(value: Any, name: str) -> int:
-    try:
-        n = int(value)
-    except (TypeError, ValueError):
-        raise InputParameterError(f"{name}: {value!r} is not an integer") from None
-    if n < 0:
-        raise InputParameterError(f"{name}: must not be negative")
-    return n
+def check_size_field(value: Any, name: str, hi: int = INT64_MAX) -> int:
+    if value is None or isinstance(value, float | list | dict):
+        raise InputParameterError(f"{name}: {value!r} is not an integer")
+    return int64(value, name, lo=0, hi=hi)
 
 
 # ---- ownership and visibility ---------------------------------------------------------------------

@@ -32,6 +32,7 @@ from starlette.requests import ClientDisconnect, Request
 
 from core import audit
 from core.api.context import Credential
+from core.api.inputs import int64
 from core.db.base import utcnow
 from core.errors import (
     CloudpodsError,
@@ -101,13 +102,7 @@ def content_length_of(request: Request) -> int | None:
     raw = request.headers.get("content-length")
     if raw is None:
         return None
-    try:
-        n = int(raw)
-    except ValueError:
-        raise InputParameterError(f"Content-Length {raw!r} is not an integer") from None
-    if n < 0:
-        raise InputParameterError("Content-Length must not be negative")
-    return n
+    return int64(raw, "Content-Length", lo=0)
 
 
 class _Pipeline:

@@ -10,6 +10,7 @@ from typing import Any
 
 from fastapi import Request
 
+from core.api.inputs import json_number_error
 from core.api.middleware import json_too_deep, too_deep_error
 from core.errors import InputParameterError, RequestTooLargeError
 
@@ -26,6 +27,9 @@ async def read_json(request: Request) -> Any:
             raise RequestTooLargeError(f"request body exceeds {limit} bytes")
     if json_too_deep(bytes(buf)):  # a body that did not say it is JSON skipped the gateway's check
         raise too_deep_error()
+    err = json_number_error(bytes(buf))
+    if err is not None:
+        raise err
     try:
         return json.loads(buf) if buf else None
     except (ValueError, UnicodeDecodeError, RecursionError):

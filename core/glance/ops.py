@@ -49,17 +49,18 @@ def parse_fields(raw: dict[str, Any], *, extra_as_properties: bool = False) -> I
     """Validate a metadata dict (``{"name":..., "properties": {...}}``); unknown keys become properties
     for Glance v2 (where custom properties sit at the top level) and are refused otherwise."""
     out = ImageFields()
-    props: dict[str, Any] = dict(raw.get("properties") or {}) if isinstance(raw.get("properties") or {}, dict) \
-        else {"": None}
-    if "" in props:
+    if not isinstance(raw.get("properties", {}), dict | None):
         raise InputParameterError("properties: must be an object")
+    props: dict[str, Any] = dict(raw.get("properties") or {})
     for k, v in raw.items():
         if k == "properties":
             continue
         if k == "name":
             out.values["name"] = check_name(v)
         elif k == "description":
-            out.values["description"] = "" if v is None else str(v)[:4096]
+            if v is not None and not isinstance(v, str):
+                raise InputParameterError("description: must be a string")
+            out.values["description"] = "" if v is None else v[:4096]
         elif k == "disk_format":
             out.values["disk_format"] = check_disk_format(v)
         elif k == "container_format":

@@ -4,12 +4,13 @@ from __future__ import annotations
 import json
 import re
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_args
 
 from fastapi.responses import Response
 from pydantic import BaseModel, ValidationError
 
 from core.api.context import Credential
+from core.api.inputs import check_display_name
 from core.db.engine import begin_write  # noqa: F401  (re-exported: region code imports it from here)
 from core.errors import InputParameterError
 
@@ -26,7 +27,20 @@ def check_name(name: Any, what: str = "name") -> str:
         raise InputParameterError(f"{what}: longer than {MAX_NAME} characters")
     if _BAD_NAME.search(name):
         raise InputParameterError(f"{what}: must not contain '/' or control characters")
-    return name
+    return check_display_name(name, what, MAX_NAME)
+
+
+def text_field(body: dict[str, Any], key: str, default: str = "", max_len: int = 4096) -> str:
+    """``body[key]`` as a string (``default`` when absent or null): any other JSON type is a 400
+    instead of its Python spelling (``[]`` stored as the text "[]")."""
+    v = body.get(key)
+    if v is None:
+        return default
+    if not isinstance(v, str):
+        raise InputParameterError(f"{key}: expected a string, not {type(v).__name__}")
+    if len(v) > max_len:
+        raise InputParameterError(f"{key}: longer than {max_len} characters")
+    return v
 
 
 def parse(model: type[M], data: Any, what: str = "") -> M:
@@ -35,6 +49,7 @@ def parse(model: type[M], data: Any, what: str = "") -> M:
         data = {}
     if not isinstance(data, dict):
         raise InputParameterError(f"{what or 'body'}: expected a JSON object")
+    _no_bool_numbers(model, data, what)
     try:
         return model.model_validate(data)
     except ValidationError as e:
@@ -44,6 +59,29 @@ def parse(model: type[M], data: Any, what: str = "") -> M:
             msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
             parts.append(f"{loc}: {msg}")
         raise InputParameterError("; ".join(parts)) from None
+
+
+def _no_bool_numbers(model: type[BaseModel], data: dict[str, Any], what: str) -> None:
+    """pydantic's lax mode reads ``true`` as 1 for a number field (``disk_size: true`` made a 1 MB
+    disk): a boolean where the model wants a number is a 400."""
+    for name, f in model.model_fields.items():
+        keys = {name, f.alias} if f.alias else {name}
+        for k in keys:
+            if isinstance(data.get(k), bool) and not _admits_bool(f.annotation):
+                raise InputParameterError(f"{k}: expected {_kind(f.annotation)}, not a boolean")
+
+
+def _admits_bool(ann: Any) -> bool:
+    if ann is bool or ann is Any:
+        return True
+    args = get_args(ann)
+    if args:
+        return any(_admits_bool(a) for a in args)
+    return not (isinstance(ann, type) and issubclass(ann, int | float | str))
+
+
+def _kind(ann: Any) -> str:
+    return "a string" if ann is str else "a number"
 
 
 def unwrap(body: Any, keyword: str) -> dict[str, Any]:

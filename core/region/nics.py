@@ -16,6 +16,7 @@ from core.api.context import Credential
 from core.errors import InputParameterError
 from core.region import ipam, quotas
 from core.region.models import IpAllocation, Server
+from core.region.sizes import MAX_NICS
 
 
 def _nics(session: Session, server: Server) -> list[IpAllocation]:
@@ -37,8 +38,8 @@ def attach_network(m: Any, session: Session, cred: Credential, server: Server, b
         raise InputParameterError(f"network {net.name} is for {net.server_type}, not guests")
     used = {a.nic_index for a in _nics(session, server)}
     index = next(i for i in range(64) if i not in used)
-    if index >= 8:
-        raise InputParameterError(f"server {server.name} has {len(used)} NICs already (at most 8)")
+    if index >= MAX_NICS:
+        raise InputParameterError(f"server {server.name} has {len(used)} NICs already (at most {MAX_NICS})")
     # one transaction: a refusal below (busy, wrong status, capability, quota, address taken) undoes it all
     quotas.reserve(session, server.tenant_id, server.domain_id, ips=1)
     a = ipam.allocate(session, net, "server", server.id, address=addr or None, mac=ipam.random_mac(),

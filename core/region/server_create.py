@@ -20,7 +20,7 @@ from core.region.common import check_name, parse
 from core.region.images import check_image
 from core.region.models import Disk, Server
 from core.region.secgroups import default_secgroup, secgroup_refs, set_server_secgroups
-from core.region.sizes import to_mb
+from core.region.sizes import MAX_DISKS, MAX_NICS, to_mb
 from core.tasks.engine import submit
 
 MAX_VCPU = 512
@@ -62,8 +62,9 @@ class ServerCreate(BaseModel):
     description: str = ""
     vcpu_count: int = Field(default=1)
     vmem_size: int | str = 1024
-    disks: list[DiskIn | str] = Field(default_factory=list)
-    nets: list[NetIn | str] = Field(default_factory=list, validation_alias=AliasChoices("nets", "networks"))
+    disks: list[DiskIn | str] = Field(default_factory=list, max_length=MAX_DISKS)
+    nets: list[NetIn | str] = Field(default_factory=list, max_length=MAX_NICS,
+                                    validation_alias=AliasChoices("nets", "networks"))
     prefer_zone: str | None = Field(default=None, validation_alias=AliasChoices("prefer_zone", "prefer_zone_id",
                                                                                  "zone", "zone_id"))
     prefer_host: str | None = Field(default=None, validation_alias=AliasChoices("prefer_host", "prefer_host_id",

@@ -8,6 +8,9 @@ from core.errors import InputParameterError
 _SIZE = re.compile(r"^\s*(\d+)\s*([mMgGtT]?)[bB]?\s*$")
 _MULT = {"": 1, "m": 1, "g": 1024, "t": 1024 * 1024}
 
+MAX_DISKS = 64  # per server: disk indexes 0..63 (the host contract's bound)
+MAX_NICS = 8  # per server
+
 
 def to_mb(value: object, what: str) -> int:
     if isinstance(value, bool):

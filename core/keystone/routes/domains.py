@@ -7,6 +7,7 @@ from fastapi import APIRouter, Request, Response
 from sqlalchemy import func, select
 
 from core.api.deps import CredentialDep, SessionDep
+from core.api.inputs import check_display_name
 from core.api.listing import ListDep
 from core.errors import DuplicateNameError, ForbiddenError, InputParameterError, NotEmptyError
 from core.keystone.models import Assignment, Domain, Group, Project, Role, User
@@ -53,6 +54,7 @@ def _check_name(session: SessionDep, name: str, exclude: str | None = None) -> N
     name = name.strip()
     if not name:
         raise InputParameterError("domain name must not be empty")
+    check_display_name(name, "domain name")
     stmt = select(Domain.id).where(func.lower(Domain.name) == name.lower())
     if exclude:
         stmt = stmt.where(Domain.id != exclude)

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Request, Response
 from sqlalchemy import delete, select
 
 from core.api.deps import CredentialDep, SessionDep
+from core.api.inputs import check_display_name
 from core.api.listing import ListDep
 from core.errors import DuplicateNameError, InputParameterError, ResourceNotFoundError
 from core.keystone.models import Assignment, Domain, Group, GroupMember, User
@@ -53,6 +54,7 @@ def _check_name(session: SessionDep, domain_id: str, name: str, exclude: str | N
     name = name.strip()
     if not name:
         raise InputParameterError("group name must not be empty")
+    check_display_name(name, "group name")
     stmt = select(Group.id).where(Group.domain_id == domain_id, Group.name == name)
     if exclude:
         stmt = stmt.where(Group.id != exclude)

@@ -8,6 +8,7 @@ from sqlalchemy import delete, func, select
 
 from core.api.context import Credential
 from core.api.deps import CredentialDep, SessionDep
+from core.api.inputs import check_display_name
 from core.api.listing import ListDep
 from core.errors import DuplicateNameError, ForbiddenError, InputParameterError, NotEmptyError, ResourceNotFoundError
 from core.keystone.holdings import refusal
@@ -65,6 +66,7 @@ def _check_name(session: SessionDep, domain_id: str, name: str, exclude: str | N
     name = name.strip()
     if not name:
         raise InputParameterError("project name must not be empty")
+    check_display_name(name, "project name")
     stmt = select(Project.id).where(Project.domain_id == domain_id, Project.name == name)
     if exclude:
         stmt = stmt.where(Project.id != exclude)

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Request, Response
 from sqlalchemy import select
 
 from core.api.deps import CredentialDep, SessionDep
+from core.api.inputs import check_display_name
 from core.api.listing import ListDep
 from core.errors import (
     ConflictError,
@@ -61,6 +62,7 @@ def _check_name(session: SessionDep, domain_id: str, name: str, exclude: str | N
     name = name.strip()
     if not name:
         raise InputParameterError("role name must not be empty")
+    check_display_name(name, "role name")
     stmt = select(Role.id).where(Role.domain_id == domain_id, Role.name == name)
     if exclude:
         stmt = stmt.where(Role.id != exclude)

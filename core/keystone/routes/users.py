@@ -9,6 +9,7 @@ from sqlalchemy import delete, select
 
 from core.api.context import Credential
 from core.api.deps import CredentialDep, SessionDep
+from core.api.inputs import check_display_name
 from core.api.listing import ListDep
 from core.errors import DuplicateNameError, ForbiddenError, InputParameterError, ResourceNotFoundError
 from core.keystone.assignments import group_ids_of
@@ -76,6 +77,7 @@ def _check_name(session: SessionDep, domain_id: str, name: str, exclude: str | N
     name = name.strip()
     if not name:
         raise InputParameterError("user name must not be empty")
+    check_display_name(name, "user name")
     stmt = select(User.id).where(User.domain_id == domain_id, User.name == name)
     if exclude:
         stmt = stmt.where(User.id != exclude)

@@ -7,6 +7,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core.api.inputs import int64
+from core.api.listing import parse_bool
 from core.errors import DuplicateNameError, InputParameterError
 from core.region.common import check_name
 
@@ -38,7 +40,40 @@ def apply_update(row: Any, data: dict[str, Any], allowed: Sequence[str]) -> None
             continue
         if k not in allowed:
             raise InputParameterError(f"{k}: cannot be updated")
-        setattr(row, k, v)
+        setattr(row, k, _fits_column(row, k, v))
+
+
+def _fits_column(row: Any, key: str, v: Any) -> Any:
+    """``v`` if it has the JSON type of column ``key`` (a string for text, a number for integers,
+    a boolean for flags); else a 400 instead of a stored ``"[]"`` or a database error. A manager
+    that accepts other spellings converts them before calling ``apply_update``."""
+    col = row.__table__.columns.get(key) if hasattr(row, "__table__") else None
+    if col is None or v is None:
+        return v
+    if key == "name":
+        return check_name(v)
+    try:
+        py = col.type.python_type
+    except NotImplementedError:
+        return v
+    if py not in (bool, int, float, str):
+        return v
+    if py is str:
+        if not isinstance(v, str):
+            raise InputParameterError(f"{key}: expected a string, not {type(v).__name__}")
+        return v
+    if py is bool:  # "true"/"false" as a CLI sends them
+        if isinstance(v, bool | str):
+            return bool(parse_bool(v if isinstance(v, str) else str(v).lower(), key))
+        raise InputParameterError(f"{key}: expected a boolean, not {type(v).__name__}")
+    if isinstance(v, bool) or not isinstance(v, int | float | str):
+        raise InputParameterError(f"{key}: expected a number, not {type(v).__name__}")
+    if py is int:
+        return int64(v, key)
+    try:
+        return float(v)
+    except ValueError:
+        raise InputParameterError(f"{key}: {v!r} is not a number") from None
 
 
 def add_names(items: list[dict[str, Any]], key: str, names: dict[str, str], out: str) -> None:

@@ -12,7 +12,7 @@ from core.api.listing import ListQuery
 from core.db.base import utcnow
 from core.errors import ConflictError, InputParameterError, InvalidStatusError, NotEmptyError
 from core.keystone.policy import allowed, enforce
-from core.region.common import check_name, parse
+from core.region.common import check_name, parse, text_field
 from core.region.managers._util import add_names, apply_update, names_by_id, unique_name
 from core.region.models import Host, HostStorage, HostWire, Server, Storage, Wire, Zone
 from core.region.resource import Joint, Manager
@@ -381,7 +381,7 @@ def storage_capacity(s: Storage) -> dict[str, Any]:
 def attach_storage(session: Session, cred: Credential, host: Host, st: Storage, body: dict[str, Any]) -> dict[str, Any]:
     j = session.scalar(select(HostStorage).where(HostStorage.host_id == host.id, HostStorage.storage_id == st.id))
     if j is None:
-        j = HostStorage(host_id=host.id, storage_id=st.id, mount_point=str(body.get("mount_point", "")))
+        j = HostStorage(host_id=host.id, storage_id=st.id, mount_point=text_field(body, "mount_point"))
         session.add(j)
         host.generation += 1
         session.flush()
@@ -409,8 +409,8 @@ def show_storage(session: Session, host: Host, st: Storage) -> dict[str, Any] | 
 def attach_wire(session: Session, cred: Credential, host: Host, wire: Wire, body: dict[str, Any]) -> dict[str, Any]:
     j = session.scalar(select(HostWire).where(HostWire.host_id == host.id, HostWire.wire_id == wire.id))
     if j is None:
-        j = HostWire(host_id=host.id, wire_id=wire.id, bridge=str(body.get("bridge", "")),
-                     interface=str(body.get("interface", "")), mac_addr=str(body.get("mac", "")))
+        j = HostWire(host_id=host.id, wire_id=wire.id, bridge=text_field(body, "bridge"),
+                     interface=text_field(body, "interface"), mac_addr=text_field(body, "mac"))
         session.add(j)
         host.generation += 1
         session.flush()

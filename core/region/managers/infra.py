@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from core.api.context import Credential
 from core.errors import InputParameterError, NotEmptyError
-from core.region.common import check_name, parse
+from core.region.common import check_name, parse, text_field
 from core.region.managers._util import add_names, apply_update, names_by_id, unique_name
 from core.region.models import Cloudregion, Host, Network, Storage, Vpc, Wire, Zone
 from core.region.resource import Manager
@@ -65,7 +65,7 @@ class CloudregionManager(Manager):
     def create(self, session: Session, cred: Credential, body: dict[str, Any], count: int,
                ctx: tuple[str, str] | None = None) -> list[Any]:
         name = unique_name(session, Cloudregion, body.get("name", ""))
-        row = Cloudregion(name=name, description=str(body.get("description", "")), status="inservice")
+        row = Cloudregion(name=name, description=text_field(body, "description"), status="inservice")
         session.add(row)
         self.audit(session, cred, "create", row)
         return [row]

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from core.api.context import Credential
 from core.errors import InputParameterError, NotEmptyError
 from core.region import ipam
-from core.region.common import check_name, parse
+from core.region.common import check_name, parse, text_field
 from core.region.managers._util import apply_update, unique_name
 from core.region.models import Eip, GuestSecgroup, Keypair, Secgroup, SecgroupRule, Server
 from core.region.resource import Manager
@@ -70,7 +70,7 @@ class KeypairManager(Manager):
     def create(self, session: Session, cred: Credential, body: dict[str, Any], count: int,
                ctx: tuple[str, str] | None = None) -> list[Any]:
         own = _owner(cred)
-        name = unique_name(session, Keypair, str(body.get("name", "")), scope={"tenant_id": own["tenant_id"]})
+        name = unique_name(session, Keypair, body.get("name", ""), scope={"tenant_id": own["tenant_id"]})
         pk = body.get("public_key")
         private = None
         if pk is None or (isinstance(pk, str) and not pk.strip()):
@@ -79,7 +79,7 @@ class KeypairManager(Manager):
         if not isinstance(pk, str):
             raise InputParameterError("public_key: must be an OpenSSH public key string")
         scheme, fp = fingerprint(pk)
-        row = Keypair(name=name, description=str(body.get("description", "")), public_key=pk.strip(), scheme=scheme,
+        row = Keypair(name=name, description=text_field(body, "description"), public_key=pk.strip(), scheme=scheme,
                       fingerprint=fp, status="ready", **own)
         if private is not None:
             row.private_key_once = private  # not a column: never stored, shown by add_details of this reply
@@ -199,8 +199,8 @@ class SecgroupManager(Manager):
     def create(self, session: Session, cred: Credential, body: dict[str, Any], count: int,
                ctx: tuple[str, str] | None = None) -> list[Any]:
         own = _owner(cred)
-        name = unique_name(session, Secgroup, str(body.get("name", "")), scope={"tenant_id": own["tenant_id"]})
-        row = Secgroup(name=name, description=str(body.get("description", "")), status="ready", **own)
+        name = unique_name(session, Secgroup, body.get("name", ""), scope={"tenant_id": own["tenant_id"]})
+        row = Secgroup(name=name, description=text_field(body, "description"), status="ready", **own)
         session.add(row)
         session.flush()
         rules = body.get("rules") or []
@@ -302,7 +302,7 @@ class EipManager(Manager):
         from core.region.registry import get_manager
 
         own = _owner(cred)
-        name = check_name(str(body.get("name", "")))
+        name = check_name(body.get("name", ""))
         ref = body.get("network") or body.get("network_id")
         if not ref:
             raise InputParameterError("network: required (an eip network)")

@@ -12,6 +12,7 @@ from core.api.listing import ListQuery
 from core.errors import InputParameterError, NotEmptyError, ResourceNotFoundError
 from core.keystone.policy import restrict
 from core.region import ipam
+from core.region.common import text_field
 from core.region.managers._util import add_names, apply_update, names_by_id, unique_name
 from core.region.models import IpAllocation, Network, Wire
 from core.region.resource import Manager
@@ -153,7 +154,7 @@ class NetworkManager(Manager):
         ips = body.get("ips") or ([body["ip"]] if body.get("ip") else [])
         if not isinstance(ips, list) or not ips:
             raise InputParameterError("ips: give the addresses to reserve")
-        notes = str(body.get("notes", ""))[:255]
+        notes = text_field(body, "notes")[:255]
         out = [ipam.allocate(session, row, "reserved", "", address=str(ip), notes=notes).ip_addr for ip in ips]
         return {"network": self.to_dict(session, row), "reserved": out}
 
@@ -208,4 +209,4 @@ class ReservedIpManager(Manager):
         ip = body.get("ip") or body.get("ip_addr")
         if not isinstance(ip, str):
             raise InputParameterError("ip: required")
-        return [ipam.allocate(session, net, "reserved", "", address=ip, notes=str(body.get("notes", ""))[:255])]
+        return [ipam.allocate(session, net, "reserved", "", address=ip, notes=text_field(body, "notes")[:255])]

@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from core.api.context import Credential
@@ -16,7 +16,7 @@ from core.region import statemachine as sm
 from core.region.managers._util import apply_update, names_by_id, unique_name
 from core.region.models import Disk, Eip, Host, IpAllocation, Network, Server, Zone
 from core.region.resource import Manager
-from core.region.sizes import to_mb
+from core.region.sizes import MAX_DISKS, to_mb
 from core.tasks.engine import submit
 from core.tasks.models import Task
 
@@ -380,6 +380,9 @@ class ServerManager(Manager):
             raise InvalidStatusError(f"disk {disk.name} is already attached")
         if disk.status != "ready":
             raise InvalidStatusError(f"disk {disk.name} is {disk.status}, not ready")
+        n = session.scalar(select(func.count()).select_from(Disk).where(Disk.server_id == row.id)) or 0
+        if n >= MAX_DISKS:
+            raise InputParameterError(f"server {row.name} has {n} disks already (at most {MAX_DISKS})")
         sm.guard_busy(disk, "disk")
         self._task(session, cred, row, "attachdisk", "ServerAttachDiskTask", {"disk_id": disk.id})
         disk.status, disk.active_task_id = "attaching", row.active_task_id
