@@ -20,6 +20,16 @@ def message_for(e: CloudpodsError) -> str:
     return f"{e.details} ({status} {e.error_class})" if status else e.details
 
 
+class BatchFailure(click.ClickException):
+    """A verb run over several ids where some failed: exit 3 when every failure was "not found"
+    (as for one id), else 1."""
+
+    def __init__(self, failures: list[CloudpodsError], total: int, what: str, verb: str) -> None:
+        super().__init__(f"{len(failures)} of {total} {what}s failed to {verb}")
+        self.exit_code = EXIT_NOT_FOUND if all(isinstance(e, ResourceNotFoundError) for e in failures) \
+            else EXIT_ERROR
+
+
 def run_cli(group: click.Group, prog: str, argv: list[str] | None) -> None:
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args

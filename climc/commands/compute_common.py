@@ -101,14 +101,15 @@ def run_list(obj: Any, path: str, key: str, columns: Sequence[str], kw: dict[str
 
 def batch(obj: Any, idents: Sequence[str], what: str, verb: str, fn: Callable[[str], Any], *,
           wait: bool = False, timeout: float = 900.0, refetch: Callable[[str], Any] | None = None) -> None:
-    """Run ``fn`` per id; continue past failures, then exit 1 naming how many failed.
+    """Run ``fn`` per id; continue past failures, then exit 1 naming how many failed (3 when every
+    failure was "not found").
 
     With ``wait``, follow the task each answer points at (climc.wait) and, for one id, show the
     object as it ended (``refetch``) instead of as it was when the task was queued."""
-    from core.cli_errors import message_for
+    from core.cli_errors import BatchFailure, message_for
     from core.errors import CloudpodsError
 
-    failed = 0
+    failed: list[CloudpodsError] = []
     targets = []
     for ident in idents:
         try:
@@ -124,7 +125,7 @@ def batch(obj: Any, idents: Sequence[str], what: str, verb: str, fn: Callable[[s
             else:
                 click.echo(f"{what} {ident}: {verb} ok", err=True)
         except CloudpodsError as e:
-            failed += 1
+            failed.append(e)
             click.echo(f"{what} {ident}: {message_for(e)}", err=True)
     if targets:
         from climc.wait import follow
@@ -133,7 +134,7 @@ def batch(obj: Any, idents: Sequence[str], what: str, verb: str, fn: Callable[[s
         if refetch is not None and len(idents) == 1 and not failed:
             show_object(_inner(refetch(idents[0])))
     if failed:
-        raise click.ClickException(f"{failed} of {len(idents)} {what}s failed to {verb}")
+        raise BatchFailure(failed, len(idents), what, verb)
 
 
 def _inner(out: dict[str, Any]) -> dict[str, Any]:

@@ -77,20 +77,20 @@ def do_list(obj: Any, path: str, key: str, params: dict[str, Any], columns: list
 
 def batch(refs: Iterable[str], what: str, verb: str, fn: Callable[[str], Any]) -> None:
     """Run ``fn`` on each ref; report each failure; exit 1 naming how many failed."""
-    from core.cli_errors import message_for
+    from core.cli_errors import BatchFailure, message_for
     from core.errors import CloudpodsError
 
     refs = list(refs)
-    failed = 0
+    failed: list[CloudpodsError] = []
     for ref in refs:
         try:
             fn(ref)
             click.echo(f"{what} {ref}: {verb}", err=True)
         except CloudpodsError as e:
-            failed += 1
+            failed.append(e)
             click.echo(f"{what} {ref}: {message_for(e)}", err=True)
     if failed:
-        raise click.ClickException(f"{failed} of {len(refs)} {what}s failed to {verb.rstrip('d')}")
+        raise BatchFailure(failed, len(refs), what, verb.rstrip("d"))
 
 
 def body_of(**fields: Any) -> dict[str, Any]:

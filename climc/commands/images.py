@@ -62,21 +62,21 @@ def _progress(total: int | None, label: str) -> Any:
 
 
 def _batch(obj: Any, ids: tuple[str, ...], verb: str, fn: Callable[[Any, str], Any]) -> None:
-    from core.cli_errors import message_for
+    from core.cli_errors import BatchFailure, message_for
     from core.errors import CloudpodsError
 
     c = obj.client()
-    failed = 0
+    failed: list[CloudpodsError] = []
     for i in ids:
         try:
             res = fn(c, i)
             if isinstance(res, dict) and "image" in res:
                 show_object(res["image"])
         except CloudpodsError as e:
-            failed += 1
+            failed.append(e)
             click.echo(f"Error: {i}: {message_for(e)}", err=True)
     if failed:
-        raise click.ClickException(f"{failed} of {len(ids)} images failed to {verb}")
+        raise BatchFailure(failed, len(ids), "image", verb)
 
 
 @click.command("image-list")

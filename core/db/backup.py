@@ -55,6 +55,7 @@ class Summary:
     seconds: float = 0.0
     revisions: list[str] = field(default_factory=list)
     dialect: str = ""
+    warnings: list[str] = field(default_factory=list)
 
 
 def _metadata() -> MetaData:
@@ -322,11 +323,30 @@ def restore_backup(path: Path, data_dir: Path, *, db_url: str = "", port: int | 
             if old_public and old_public != new_public:
                 _repoint_catalog(db, old_public, new_public)
             summary.dialect = db.dialect
+            if not m.get("with_images"):
+                summary.warnings += _images_without_data(db, d)
         finally:
             db.dispose()
     summary.revisions = list(m["revisions"])
     summary.bytes, summary.seconds = path.stat().st_size, time.monotonic() - t0
     return summary
+
+
+def _images_without_data(db: Any, data_dir: Path) -> list[str]:
+    """A backup made without --with-images restores active images whose bytes are elsewhere: say so
+    now (downloads and boots of them answer 409 naming the image until they are uploaded again)."""
+    from sqlalchemy import select
+
+    from core.glance.models import ACTIVE, Image
+
+    with db.session() as s:
+        rows = s.execute(select(Image.name, Image.location).where(Image.status == ACTIVE)).all()
+    missing = [name for name, loc in rows if not loc or not (data_dir / "images" / loc).is_file()]
+    if not missing:
+        return []
+    return [f"{len(missing)} active image(s) have no data here (the backup was made without --with-images): "
+            f"{', '.join(sorted(missing)[:5])}{' ...' if len(missing) > 5 else ''}; copy the image files into "
+            f"{data_dir / 'images'} or upload them again"]
 
 
 def _member_text(tar: tarfile.TarFile, name: str) -> str | None:

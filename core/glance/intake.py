@@ -48,7 +48,7 @@ from core.glance.context import GlanceCtx
 from core.glance.dbutil import write_session
 from core.glance.formats import inspect_image
 from core.glance.images import check_quota, room_for, take_upload
-from core.glance.models import ACTIVE, KILLED, SAVING, UPLOADABLE, Image
+from core.glance.models import ACTIVE, KILLED, QUEUED, SAVING, UPLOADABLE, Image
 from core.glance.storage import StagedWriter, StoreFullError
 
 log = logging.getLogger("cloudpods.glance")
@@ -59,6 +59,10 @@ _HEARTBEAT_S = 60.0
 # prefix (hashlib objects cannot be persisted). Another replica re-hashes from the staged bytes.
 _HASHES: OrderedDict[str, tuple[int, Any, Any]] = OrderedDict()
 _HASHES_MAX = 64
+
+
+class SizeContradiction(InputParameterError):
+    """The size declared for an image (at create or with the upload) is not what is being sent."""
 
 
 class UploadInterrupted(InputParameterError):
@@ -203,10 +207,12 @@ def _begin(ctx: GlanceCtx, req: UploadRequest, owner: str) -> tuple[int, int | N
         total = cr.total if cr is not None else req.content_length
         if cr is not None and cr.total is None:
             total = img.upload_total
-        declared = req.declared_size if req.declared_size is not None else None
+        declared = req.declared_size
+        if declared is None and cr is None and img.status == QUEUED:
+            declared = img.upload_total  # the size given when the image was created (v1/v2 ``size``)
         if declared is not None and total is not None and declared != total:
-            raise InputParameterError(f"declared image size {declared} does not match the "
-                                      f"{'Content-Range total' if cr else 'Content-Length'} {total}")
+            raise SizeContradiction(f"declared image size {declared} does not match the "
+                                    f"{'Content-Range total' if cr else 'Content-Length'} {total}")
         total = total if total is not None else declared
         if total == 0:
             raise InputParameterError("the image is empty (0 bytes)")
@@ -294,7 +300,11 @@ async def receive(ctx: GlanceCtx, request: Request, req: UploadRequest, cred: Cr
     """Stream the request body into the image. Returns (image, finished) — unfinished for a ranged
     chunk that is not the last one."""
     owner = f"{(cred.request_id or 'up')[:48]}:{uuid.uuid4().hex[:12]}"  # fits String(64)
-    start, total, limit = await anyio.to_thread.run_sync(_begin, ctx, req, owner)
+    try:
+        start, total, limit = await anyio.to_thread.run_sync(_begin, ctx, req, owner)
+    except SizeContradiction as e:  # the image cannot become what was declared: killed, as Glance
+        await anyio.to_thread.run_sync(_kill, ctx, req.image_id, owner, e.details, cred)
+        raise
     cr = req.crange
     ranged = cr is not None
     writer: StagedWriter | None = None

@@ -9,11 +9,20 @@ import anyio
 from fastapi import Request
 from fastapi.responses import StreamingResponse
 from sqlalchemy import delete, select
+from sqlalchemy.exc import InvalidRequestError
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
 
 from core import audit
 from core.api.context import Credential
-from core.errors import ForbiddenError, InputParameterError, InvalidStatusError, ResourceBusyError
+from core.errors import (
+    ConflictError,
+    ForbiddenError,
+    InputParameterError,
+    InvalidStatusError,
+    ResourceBusyError,
+    ResourceNotFoundError,
+)
 from core.glance.context import GlanceCtx
 from core.glance.dbutil import begin_write, write_session
 from core.glance.download import parse_range, stream_file
@@ -118,12 +127,20 @@ def create_image(session: Session, cred: Credential, f: ImageFields) -> Image:
     return img
 
 
+def _reload(session: Session, img: Image) -> None:
+    """Re-read ``img`` inside the write transaction; deleted meanwhile (a parallel delete) is a 404."""
+    try:
+        session.refresh(img)
+    except InvalidRequestError:
+        raise ResourceNotFoundError(f"image {img.id} not found") from None
+
+
 def update_image(session: Session, cred: Credential, img: Image, f: ImageFields) -> Image:
     enforce(cred, "image:images:update", owner_of(img))
     if "is_public" in f.values and f.values["is_public"] != img.is_public:
         enforce(cred, "image:images:publicize", owner_of(img))
     begin_write(session)
-    session.refresh(img)
+    _reload(session, img)
     if img.status == ACTIVE:
         for k in ("disk_format", "container_format"):
             if k in f.values and f.values[k] != getattr(img, k):
@@ -151,7 +168,7 @@ def update_image(session: Session, cred: Credential, img: Image, f: ImageFields)
 def set_public(session: Session, cred: Credential, img: Image, public: bool) -> Image:
     enforce(cred, "image:images:publicize", owner_of(img))
     begin_write(session)
-    session.refresh(img)
+    _reload(session, img)
     if img.is_public != public:
         img.is_public = public
         audit.record(session, cred, service="image", action="public" if public else "private",
@@ -162,7 +179,7 @@ def set_public(session: Session, cred: Credential, img: Image, public: bool) -> 
 def delete_image(ctx: GlanceCtx, session: Session, cred: Credential, img: Image) -> None:
     enforce(cred, "image:images:delete", owner_of(img))
     begin_write(session)
-    session.refresh(img)
+    _reload(session, img)
     if img.protected:
         raise ForbiddenError(f"image {img.name} is protected; unset protected first")
     if img.status == SAVING and img.upload_owner:
@@ -172,7 +189,11 @@ def delete_image(ctx: GlanceCtx, session: Session, cred: Credential, img: Image)
     session.execute(delete(ImageSubformat).where(ImageSubformat.image_id == img.id))
     audit.record(session, cred, service="image", action="delete", obj_type="image", obj_id=img.id, obj_name=img.name)
     session.delete(img)
-    session.commit()  # the row goes first: a crash between the two leaves an orphan file, never a dangling row
+    try:
+        session.commit()  # the row goes first: a crash between the two leaves an orphan file, never a dangling row
+    except StaleDataError:  # a parallel delete won
+        session.rollback()
+        raise ResourceNotFoundError(f"image {keys[0]} not found") from None
     for k in keys:
         ctx.store.delete(k)
 
@@ -194,7 +215,11 @@ async def download_response(ctx: GlanceCtx, request: Request, session: Session, 
                                                  image_id, fmt)
             sub_sum = await anyio.to_thread.run_sync(_sub_checksum, ctx, image_id, fmt)
             checksum = sub_sum
-    f = await anyio.to_thread.run_sync(ctx.store.open, key)
+    try:
+        f = await anyio.to_thread.run_sync(ctx.store.open, key)
+    except FileNotFoundError:  # e.g. restored from a backup made without --with-images
+        raise ConflictError(f"image {img.name}: its data is missing from the image store (restored from a "
+                                 "backup without --with-images?): upload it again") from None
     size = await anyio.to_thread.run_sync(lambda: ctx.store.size(key))
     if size is None:
         f.close()

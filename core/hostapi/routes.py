@@ -278,10 +278,11 @@ async def work_items(host_id: str, request: Request, cred: CredentialDep) -> Res
         if await request.is_disconnected():
             return json_response({"work_items": []})
         items, consoles, version = await run_in_threadpool(_take, db, cred, host_id, limit)
-        if items or consoles or time.monotonic() >= deadline or (applied is not None and version != applied):
+        draining = getattr(request.app.state, "draining", False)  # the controller is shutting down
+        if items or consoles or draining or time.monotonic() >= deadline or (applied is not None and version != applied):
             return json_response({"work_items": items, "consoles": consoles, "secgroup_version": version})
         until = min(time.monotonic() + POLL_S, deadline)
-        while _work_gen[0] == seen and time.monotonic() < until:
+        while _work_gen[0] == seen and time.monotonic() < until and not getattr(request.app.state, "draining", False):
             await asyncio.sleep(0.01)
 
 

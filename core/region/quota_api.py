@@ -59,7 +59,7 @@ def list_quotas(session: SessionDep, cred: CredentialDep) -> Response:
 def set_quota(request: Request, session: SessionDep, cred: CredentialDep, body: Any = Body(default=None)) -> Response:
     enforce(cred, "compute:quotas:manage")
     data = unwrap(body, "quota")
-    tenant, domain = _project(request, cred, body if isinstance(body, dict) else {})
+    tenant, domain = _project(request, cred, unwrap(body, ""))
     begin_write(session)
     limits = {k: v for k, v in data.items() if k in quotas.KEYS}
     unknown = [k for k in data if k not in quotas.KEYS and k not in ("project", "project_id", "domain_id")]

@@ -62,7 +62,10 @@ class Manager:
 
     # ---- access ------------------------------------------------------------------------------
     def enforce(self, cred: Credential, op: str, row: Any = None) -> None:
-        enforce(cred, f"{self.policy}:{op}", owner_of(row) if row is not None and self.owned else None)
+        target = owner_of(row) if row is not None and self.owned else None
+        if op == "get" and self.shareable and getattr(row, "is_public", False):
+            target = None  # a shared row: what a caller may list it may read (changing it stays the owner's)
+        enforce(cred, f"{self.policy}:{op}", target)
 
     def visible(self, stmt: Select[Any], cred: Credential, scope: str | None = None) -> Select[Any]:
         if not self.owned:

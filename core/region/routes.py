@@ -159,7 +159,7 @@ def class_action(plural: str, ident: str, session: SessionDep, cred: CredentialD
         raise ActionNotFoundError(f"{m.plural} has no class action {ident}")
     m.enforce(cred, "perform")
     begin_write(session)
-    out = fn(m, session, cred, body if isinstance(body, dict) else {})
+    out = fn(m, session, cred, unwrap(body, ""))
     session.commit()
     return json_response(out)
 
@@ -213,7 +213,7 @@ def joint_attach(plural: str, ident: str, slave: str, sid: str, session: Session
     m.enforce(cred, "update", master)
     m.check_cloud(master, f"attach-{slave}")
     other = s.fetch(session, cred, sid)
-    out = j.attach(session, cred, master, other, body if isinstance(body, dict) else {})
+    out = j.attach(session, cred, master, other, unwrap(body, ""))
     m.audit(session, cred, f"attach-{s.keyword}", master, notes=str(other.id))
     session.commit()
     return json_response({f"{m.keyword}{s.keyword}": out})

@@ -79,9 +79,17 @@ class ServerCreate(BaseModel):
     auto_start: bool = False
     src_ip_check: bool = True
     src_mac_check: bool = True
-    schedtags: list[dict[str, Any]] = Field(default_factory=list)
+    schedtags: list[dict[str, Any]] = Field(default_factory=list, max_length=64)
     instance_snapshot: str | None = Field(default=None, validation_alias=AliasChoices("instance_snapshot",
                                                                                      "instance_snapshot_id"))
+
+    @field_validator("schedtags")
+    @classmethod
+    def _schedtags(cls, v: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        # checked here, not first in the scheduling task (a non-string id was a sched_fail later)
+        from core.scheduler.request import SchedtagConfig
+
+        return [SchedtagConfig.model_validate(t).model_dump() for t in v]
 
     @field_validator("vcpu_count", mode="before")
     @classmethod

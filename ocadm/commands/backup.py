@@ -62,4 +62,6 @@ def restore(backup_file: Path, data_dir: Path | None, db_url: str, port: int | N
     s = Settings.load(d)
     click.echo(f"Restored {summary.rows} rows of {summary.tables} tables and {summary.files} files into {d} "
                f"({summary.seconds:.1f}s); database {redact_url(s.database_url)}")
+    for w in summary.warnings:
+        click.echo(f"Warning: {w}", err=True)
     click.echo(f"Next: ocadm serve --data-dir {d} &  then  source {d / 'rc_admin'} && climc server-list")

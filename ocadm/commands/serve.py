@@ -37,6 +37,44 @@ def preflight(settings: object) -> object:
     return db
 
 
+def _draining_server(config: object, stop_agent: object) -> object:
+    """A uvicorn.Server that, on SIGTERM/SIGINT, first tells long polls to answer now
+    (app.state.draining) and stops the in-process agent, so shutdown waits for no request and cancels
+    none (a cancelled long poll logged a traceback)."""
+    import threading
+
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: object) -> None:
+            self.config.app.state.draining = True  # type: ignore[attr-defined]
+            if callable(stop_agent) and not self.should_exit:
+                threading.Thread(target=stop_agent, name="agent-stop", daemon=True).start()
+            super().handle_exit(sig, frame)  # type: ignore[arg-type]
+
+    return Server(config)  # type: ignore[arg-type]
+
+
+def check_port(host: str, port: int) -> None:
+    """Refuse before saying we serve: uvicorn would print its own error only after our banner."""
+    import socket
+
+    from core.errors import ConflictError
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as e:
+        raise ConflictError(f"cannot listen on {host}:{port} ({e.strerror or e}): fix --listen / listen_host") from None
+    family, _, _, _, addr = infos[0]
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            sock.bind(addr)
+        except OSError as e:
+            raise ConflictError(f"cannot listen on {host}:{port} ({e.strerror or e}): stop what uses the port "
+                                "or pass --port") from None
+
+
 @click.command("serve")
 @data_dir_option
 @click.option("--port", type=click.IntRange(1, 65535), default=None, help="Override the listen port")
@@ -53,8 +91,10 @@ def serve(data_dir: Path | None, port: int | None, listen_host: str | None, log_
     import uvicorn
 
     from core.api.app import create_app
+    from core.api.http400 import HTTP_PROTOCOL
 
     s = load_settings(data_dir, port=port, listen_host=listen_host, log_level=log_level)
+    check_port(s.listen_host, s.port)
     db = preflight(s)
     logging.basicConfig(level=s.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app = create_app(s, db=db)  # type: ignore[arg-type]
@@ -66,10 +106,11 @@ def serve(data_dir: Path | None, port: int | None, listen_host: str | None, log_
         # its threads register (retrying) once the port below is listening
         stop_agent = start_local_agent(s, db)
         click.echo(f"in-process agent: simulated host on {s.data_dir / 'agent' / 'node.xml'}", err=True)
+    config = uvicorn.Config(app, host=s.listen_host, port=s.port, http=HTTP_PROTOCOL,
+                            log_level=s.log_level if s.log_level != "info" else "warning",
+                            access_log=s.log_level == "debug", server_header=False, timeout_graceful_shutdown=5)
     try:
-        uvicorn.run(app, host=s.listen_host, port=s.port,
-                    log_level=s.log_level if s.log_level != "info" else "warning",
-                    access_log=s.log_level == "debug", server_header=False, timeout_graceful_shutdown=5)
+        _draining_server(config, stop_agent).run()  # type: ignore[attr-defined]
     finally:
         if stop_agent is not None:
             stop_agent()

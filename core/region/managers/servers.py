@@ -8,6 +8,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from core.api.context import Credential
+from core.api.inputs import int64
 from core.api.listing import ListQuery, parse_bool
 from core.db.base import utcnow
 from core.errors import ConflictError, InputParameterError, InvalidStatusError
@@ -200,7 +201,7 @@ class ServerManager(Manager):
                 params = {"action": action}
                 if action == "stop":
                     params["is_force"] = bool(parse_bool(body.get("is_force"), "is_force", False))
-                    params["timeout_secs"] = int(body.get("timeout_secs") or 30)
+                    params["timeout_secs"] = int64(body.get("timeout_secs") or 30, "timeout_secs", 1, 3600)
                 m._task(session, cred, row, action, "ServerPowerTask", params)
             return power
         return super().action_fn(action)
