@@ -11,7 +11,7 @@ so every service refuses them (``display_text_error``).
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, get_args
 
 from core.errors import InputParameterError
 
@@ -87,3 +87,24 @@ def check_display_name(name: Any, what: str = "name", max_len: int = 255) -> str
     if err:
         raise InputParameterError(err)
     return name
+
+
+def reject_bool_numbers(model: Any, data: Any) -> None:
+    """pydantic's lax mode reads ``true`` as 1 for a number field (``disk_size: true`` made a 1 MB
+    disk): a boolean where the pydantic ``model`` wants a number or a string is a 400."""
+    if not isinstance(data, dict):
+        return
+    for name, f in model.model_fields.items():
+        for k in {name, f.alias} if f.alias else {name}:
+            if isinstance(data.get(k), bool) and not _admits_bool(f.annotation):
+                raise InputParameterError(f"{k}: expected {'a string' if f.annotation is str else 'a number'}, "
+                                          "not a boolean")
+
+
+def _admits_bool(ann: Any) -> bool:
+    if ann is bool or ann is Any:
+        return True
+    args = get_args(ann)
+    if args:
+        return any(_admits_bool(a) for a in args)
+    return not (isinstance(ann, type) and issubclass(ann, int | float | str))

@@ -129,10 +129,11 @@ def create_image(session: Session, cred: Credential, f: ImageFields) -> Image:
 
 def _reload(session: Session, img: Image) -> None:
     """Re-read ``img`` inside the write transaction; deleted meanwhile (a parallel delete) is a 404."""
+    ident = img.__dict__.get("id", "")  # read before: a deleted row's attributes cannot load
     try:
         session.refresh(img)
     except InvalidRequestError:
-        raise ResourceNotFoundError(f"image {img.id} not found") from None
+        raise ResourceNotFoundError(f"image {ident} not found") from None
 
 
 def update_image(session: Session, cred: Credential, img: Image, f: ImageFields) -> Image:

@@ -4,13 +4,13 @@ from __future__ import annotations
 import json
 import re
 from datetime import datetime
-from typing import Any, TypeVar, get_args
+from typing import Any, TypeVar
 
 from fastapi.responses import Response
 from pydantic import BaseModel, ValidationError
 
 from core.api.context import Credential
-from core.api.inputs import check_display_name
+from core.api.inputs import check_display_name, reject_bool_numbers
 from core.db.engine import begin_write  # noqa: F401  (re-exported: region code imports it from here)
 from core.errors import InputParameterError
 
@@ -49,7 +49,7 @@ def parse(model: type[M], data: Any, what: str = "") -> M:
         data = {}
     if not isinstance(data, dict):
         raise InputParameterError(f"{what or 'body'}: expected a JSON object")
-    _no_bool_numbers(model, data, what)
+    reject_bool_numbers(model, data)
     try:
         return model.model_validate(data)
     except ValidationError as e:
@@ -61,29 +61,6 @@ def parse(model: type[M], data: Any, what: str = "") -> M:
         raise InputParameterError("; ".join(parts)) from None
 
 
-def _no_bool_numbers(model: type[BaseModel], data: dict[str, Any], what: str) -> None:
-    """pydantic's lax mode reads ``true`` as 1 for a number field (``disk_size: true`` made a 1 MB
-    disk): a boolean where the model wants a number is a 400."""
-    for name, f in model.model_fields.items():
-        keys = {name, f.alias} if f.alias else {name}
-        for k in keys:
-            if isinstance(data.get(k), bool) and not _admits_bool(f.annotation):
-                raise InputParameterError(f"{k}: expected {_kind(f.annotation)}, not a boolean")
-
-
-def _admits_bool(ann: Any) -> bool:
-    if ann is bool or ann is Any:
-        return True
-    args = get_args(ann)
-    if args:
-        return any(_admits_bool(a) for a in args)
-    return not (isinstance(ann, type) and issubclass(ann, int | float | str))
-
-
-def _kind(ann: Any) -> str:
-    return "a string" if ann is str else "a number"
-
-
 def unwrap(body: Any, keyword: str) -> dict[str, Any]:
     """Bodies come wrapped (``{"server": {...}}``) or bare; return the inner object."""
     if body is None:
@@ -93,6 +70,8 @@ def unwrap(body: Any, keyword: str) -> dict[str, Any]:
     inner = body.get(keyword)
     if isinstance(inner, dict):
         return inner
+    if isinstance(inner, list):  # ``{"zone": [...]}`` is no zone: refused, not read as an empty body
+        raise InputParameterError(f"{keyword}: expected a JSON object")
     return body
 
 

@@ -11,6 +11,8 @@ from typing import Any, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from core.api.inputs import reject_bool_numbers
+
 Strategy = Literal["require", "exclude", "prefer", "avoid"]
 TagTarget = Literal["hosts", "storages", "networks", "zones"]
 
@@ -27,6 +29,12 @@ _MAX_COUNT = 10_000
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="ignore", populate_by_name=True, frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_bool_numbers(cls, data: Any) -> Any:
+        reject_bool_numbers(cls, data)  # ``vcpu_count: true`` is not 1 vCPU
+        return data
 
 
 class DiskConfig(_Model):
