@@ -279,7 +279,8 @@ async def work_items(host_id: str, request: Request, cred: CredentialDep) -> Res
             return json_response({"work_items": []})
         items, consoles, version = await run_in_threadpool(_take, db, cred, host_id, limit)
         draining = getattr(request.app.state, "draining", False)  # the controller is shutting down
-        if items or consoles or draining or time.monotonic() >= deadline or (applied is not None and version != applied):
+        if items or consoles or draining or time.monotonic() >= deadline or (
+                applied is not None and version != applied):
             return json_response({"work_items": items, "consoles": consoles, "secgroup_version": version})
         until = min(time.monotonic() + POLL_S, deadline)
         while _work_gen[0] == seen and time.monotonic() < until and not getattr(request.app.state, "draining", False):
