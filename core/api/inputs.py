@@ -106,5 +106,5 @@ def _admits_bool(ann: Any) -> bool:
         return True
     args = get_args(ann)
     if args:
-        return any(_admits_bool(a) for a in args)
+        return any(_admits_bool(a) for a in args if a is not type(None))
     return not (isinstance(ann, type) and issubclass(ann, int | float | str))
