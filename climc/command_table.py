@@ -157,6 +157,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "server-attach-disk": ("climc.commands.servers:server_attach_disk", "Attach a disk to a server"),
     "server-attach-network": ("climc.commands.servers:server_attach_network", "Add a NIC on NETWORK[:address] to a server"),
     "server-cancel-delete": ("climc.commands.servers:server_cancel_delete", "Take servers back out of the recycle bin"),
+    "server-change-owner": ("climc.commands.snapshots:server_change_owner", "Move a server, its disks and snapshots to another project"),
     "server-change-config": ("climc.commands.servers:server_change_config", "Change a stopped server's vCPUs and/or memory"),
     "server-console": ("climc.commands.console:server_console", "Attach the terminal to a server's serial console (Ctrl-] leaves)"),
     "server-create": ("climc.commands.servers:server_create", "Create servers: NAME --ncpu 2 --mem-spec 2g --disk IMAGE:20g --disk 100g --net NET[:ip]"),

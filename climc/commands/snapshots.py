@@ -1,4 +1,4 @@
-"""Disk snapshots (take, delete, roll a disk back with disk-reset) and disks saved as images."""
+"""Snapshots (disk and instance), disk-reset, clones, disks saved as images, server-change-owner."""
 from __future__ import annotations
 
 from typing import Any
@@ -123,3 +123,13 @@ def instance_snapshot_create(obj: Any, server: str, name: str, wait: bool = Fals
         return
     finish(obj, f"instance snapshot {name}", out, wait=True, timeout=wait_timeout,
            refetch=f"/instance_snapshots/{isnap['id']}")
+
+
+@click.command("server-change-owner")
+@click.argument("server")
+@click.argument("project")
+@output_options
+@click.pass_obj
+def server_change_owner(obj: Any, server: str, project: str) -> None:
+    """Move SERVER (its disks, snapshots and quota) to PROJECT (cloud admins)."""
+    show_object(obj.client().post(S, f"/servers/{server}/change-owner", json={"tenant": project})["server"])

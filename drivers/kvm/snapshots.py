@@ -73,7 +73,7 @@ def copy_snapshot(src: str, name: str, dst: str, size_mb: int) -> None:
     """A new standalone qcow2 ``dst`` with the contents ``src`` had at its snapshot ``name`` (flattened:
     no backing file, so the copy outlives the source and its image), grown to ``size_mb`` when larger.
     ``-U``: the source may be held by its running guest (the snapshot itself never changes)."""
-    from drivers.kvm.disks import _create, _qemu_img, disk_info, resize_disk
+    from drivers.kvm.disks import _create, disk_info, resize_disk
 
     tmp = dst + ".part"
     _create(["convert", "-U", "-q", "-f", "qcow2", "-O", "qcow2", "-l", f"snapshot.name={_name(name)}", src, tmp],

@@ -638,3 +638,56 @@ def test_instance_snapshot_takes_every_disk_and_a_clone_boots_from_it(cloud: tup
     assert ctl.api.get(f"{B}/quotas").json()["quota"]["usage.snapshot"] == used
     assert ctl.climc("server-delete", "-f", "vm-is-clone").returncode == 0
     wait_for(lambda: ctl.api.get(f"{B}/servers/{clone['id']}").status_code == 404, 30, "clone gone")
+
+
+def test_server_change_owner_moves_disks_snapshots_and_quota(cloud: tuple[Controller, AgentProc]) -> None:
+    import httpx
+
+    from tests.e2e.test_identity_support import admin, grant, login, mk_project, mk_user
+
+    if not shutil.which("qemu-img"):
+        from tests.support.peers import need
+
+        need(False, "qemu-img missing (apt install qemu-utils)")
+    ctl, _agent = cloud
+    assert ctl.climc("server-create", "vm-own", "--disk", "tiny", "--disk", "64m", "--net", "default").returncode == 0
+    srv = settled(ctl, "vm-own", "ready", "created")
+    climc_json(ctl, "disk-create-snapshot", srv["disks_info"][0]["id"], "own-snap")
+    snap_ready(ctl, "own-snap")
+    ks = admin(ctl)
+    theirs = mk_project(ks)
+    u = mk_user(ks, "pw-Secret-1")
+    grant(ks, f"projects/{theirs['id']}", u["id"], "member")
+    their_tok = login(ctl, u["name"], "pw-Secret-1", {"project": {"id": theirs["id"]}})
+    m = mk_user(ks, "pw-Secret-1")  # a plain member (not admin) of the server's own project
+    grant(ks, f"projects/{srv['tenant_id']}", m["id"], "member")
+    member_tok = login(ctl, m["name"], "pw-Secret-1", {"project": {"id": srv["tenant_id"]}})
+    ours_before = ctl.api.get(f"{B}/quotas").json()["quota"]
+    with httpx.Client(base_url=ctl.url, headers={"X-Auth-Token": their_tok}, timeout=30) as them, \
+            httpx.Client(base_url=ctl.url, headers={"X-Auth-Token": member_tok}, timeout=30) as member:
+        theirs_before = them.get(f"{B}/quotas").json()["quota"]
+        # another project's member: 404; a member of its own project: 403 (admins move servers)
+        assert them.post(f"{B}/servers/{srv['id']}/change-owner", json={"tenant": theirs["id"]}).status_code == 404
+        r = member.post(f"{B}/servers/{srv['id']}/change-owner", json={"tenant": theirs["id"]})
+        assert r.status_code == 403, r.text
+        r = ctl.climc("server-change-owner", "vm-own", "no-such-project")
+        assert r.returncode != 0 and "no-such-project" in r.stderr, r.stderr
+        r = ctl.climc("server-change-owner", "vm-own", srv["tenant_id"])
+        assert r.returncode != 0 and "already" in r.stderr, r.stderr
+
+        moved = climc_json(ctl, "server-change-owner", "vm-own", theirs["name"])
+        assert moved["tenant_id"] == theirs["id"] and moved["secgroup"] == "Default"
+        assert moved["secgroups"][0]["id"] not in {g["id"] for g in srv["secgroups"]}
+        assert "vm-own" not in names(ctl, "server-list", "--scope", "project")
+        assert them.get(f"{B}/servers/{srv['id']}").json()["server"]["name"] == "vm-own"
+        assert {d["id"] for d in srv["disks_info"]} <= {d["id"] for d in them.get(f"{B}/disks").json()["disks"]}
+        assert them.get(f"{B}/snapshots/own-snap").status_code == 200
+        assert srv["id"] in {s["id"] for s in them.get(f"{B}/servers").json()["servers"]}
+        ours = ctl.api.get(f"{B}/quotas").json()["quota"]
+        now = them.get(f"{B}/quotas").json()["quota"]
+        for key, n in (("servers", 1), ("snapshot", 1), ("storage", sum(d["size"] for d in srv["disks_info"]))):
+            assert ours[f"usage.{key}"] == ours_before[f"usage.{key}"] - n, key
+            assert now[f"usage.{key}"] == theirs_before[f"usage.{key}"] + n, key
+        assert them.delete(f"{B}/servers/{srv['id']}", params={"override_pending_delete": "true"}).status_code == 200
+        wait_for(lambda: them.get(f"{B}/servers/{srv['id']}").status_code == 404, 30, "gone")
+        assert them.get(f"{B}/quotas").json()["quota"]["usage.snapshot"] == theirs_before["usage.snapshot"]

@@ -41,7 +41,7 @@ class ServerManager(Manager):
         "cancel-delete": "do_cancel_delete", "purge": "do_purge", "save-image": "do_save_image",
         "add-secgroup": "do_add_secgroup", "revoke-secgroup": "do_revoke_secgroup", "set-secgroup": "do_set_secgroup",
         "attachnetwork": "do_attachnetwork", "detachnetwork": "do_detachnetwork",
-        "instance-snapshot": "do_instance_snapshot",
+        "instance-snapshot": "do_instance_snapshot", "change-owner": "do_change_owner",
         "associate-eip": "do_associate_eip", "dissociate-eip": "do_dissociate_eip",
         "change-bandwidth": "do_change_bandwidth",
     }
@@ -422,6 +422,12 @@ class ServerManager(Manager):
             raise InvalidStatusError(f"server {row.name} has no system disk")
         out = save_image(session, cred, row, root, body)
         return {"server": {**self.to_dict(session, row), **out}}
+
+    def do_change_owner(self, session: Session, cred: Credential, row: Any, body: dict[str, Any]) -> None:
+        """``server-change-owner SERVER PROJECT``: the server, its disks and snapshots to another project."""
+        from core.region.change_owner import change_owner
+
+        change_owner(session, cred, row, body)
 
     def do_instance_snapshot(self, session: Session, cred: Credential, row: Any, body: dict[str, Any]) -> Any:
         """``instance-snapshot-create``: every disk of the server at one instant (Cloudpods' action)."""
