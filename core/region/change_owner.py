@@ -78,6 +78,8 @@ def change_owner(session: Session, cred: Credential, server: Server, body: dict[
     server.tenant_id, server.domain_id = tenant, domain
     for d in disks:
         d.tenant_id, d.domain_id = tenant, domain
-    for moved in [*snaps, *isnaps]:
-        moved.tenant_id, moved.domain_id = tenant, domain
+    for s in snaps:
+        s.tenant_id, s.domain_id = tenant, domain
+    for i in isnaps:
+        i.tenant_id, i.domain_id = tenant, domain
     set_server_secgroups(session, server, [default_secgroup(session, tenant, domain).id])
