@@ -40,7 +40,7 @@ def main() -> None:
             ec2.run_instances(ImageId=stock, MinCount=1, MaxCount=1, InstanceType="t3.micro",
                               TagSpecifications=[{"ResourceType": "instance",
                                                   "Tags": [{"Key": "Name", "Value": f"b-{i}"}]}])
-        for i in range(a.disks):
+        for _ in range(a.disks):
             ec2.create_volume(Size=8, AvailabilityZone="us-east-1a")
         vpc = ec2.describe_vpcs()["Vpcs"][0]["VpcId"]
         for i in range(a.secgroups):

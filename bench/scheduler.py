@@ -115,7 +115,8 @@ def batch_request(count: int) -> ScheduleInput:
 def hosts_table(path: str, hosts: list[HostRecord]) -> tuple[Table, object]:
     engine = create_engine(f"sqlite:///{path}")
     md = MetaData()
-    table = Table("hosts", md, Column("id", String(64), primary_key=True), Column("generation", Integer, nullable=False),
+    table = Table("hosts", md, Column("id", String(64), primary_key=True),
+                  Column("generation", Integer, nullable=False),
                   Column("cpu_used", Float, nullable=False), Column("mem_used", Float, nullable=False))
     md.create_all(engine)
     with engine.begin() as conn:

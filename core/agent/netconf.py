@@ -134,7 +134,7 @@ class HostNetwork:
             if bidx is None:
                 return []
             return sorted(
-                l.get_attr("IFLA_IFNAME") for l in ipr.get_links() if l.get_attr("IFLA_MASTER") == bidx
+                link.get_attr("IFLA_IFNAME") for link in ipr.get_links() if link.get_attr("IFLA_MASTER") == bidx
             )
 
     def exists(self, name: str) -> bool:

@@ -62,7 +62,7 @@ class TftpBootServer:
             return None
         self.served.append(name)
         self.started_at.append((time.time(), name))
-        return open(path, "rb")  # noqa: SIM115 (tftpy closes it when the transfer ends)
+        return open(path, "rb")
 
     def _no_upload(self, path: str, _ctx: Any) -> None:
         self.refused.append(os.path.basename(path))
@@ -84,7 +84,7 @@ class TftpBootServer:
         def serve() -> None:
             try:
                 self._server.listen(self.listen_ip, self.port, timeout=self.timeout, retries=self.retries)
-            except BaseException as exc:  # noqa: BLE001 (reported to start(), or logged after)
+            except BaseException as exc:
                 errors.append(exc)
                 log.error("tftp server stopped: %s", exc)
 

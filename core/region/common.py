@@ -9,7 +9,6 @@ from typing import Any, TypeVar
 from fastapi.responses import Response
 from pydantic import BaseModel, ValidationError
 
-from core.api.context import Credential
 from core.api.inputs import check_display_name, reject_bool_numbers
 from core.db.engine import begin_write  # noqa: F401  (re-exported: region code imports it from here)
 from core.errors import InputParameterError

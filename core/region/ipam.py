@@ -104,12 +104,10 @@ def allocate(session: Session, net: Network, owner_type: str, owner_id: str, *, 
             raise ConflictError(f"address {address} of network {net.name} is already in use")
         return row
     used = used_ints(session, net.id)
-    tries = 0
-    for n in _candidates(net, used, net.alloc_policy):
+    for tries, n in enumerate(_candidates(net, used, net.alloc_policy), 1):
         row = _insert(session, net, n, owner_type, owner_id, mac, ifname, nic_index, notes)
         if row is not None:
             return row
-        tries += 1
         if tries >= MAX_RETRIES:
             break
     raise InsufficientResourceError(f"network {net.name} has no free address")

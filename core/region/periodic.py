@@ -32,7 +32,7 @@ def mark_offline_hosts(session: Session) -> int:
     names = dict(session.execute(select(Host.id, Host.name).where(Host.id.in_(gone))).tuples().all())
     for server in session.scalars(select(Server).where(Server.host_id.in_(gone), Server.active_task_id.is_(None))):
         if sm.apply_if(server, "observed:unknown"):
-            sm.set_reason(server, f"host {names.get(server.host_id, server.host_id)} went offline (no ping for "
+            sm.set_reason(server, f"host {names.get(server.host_id or '', server.host_id)} went offline (no ping for "
                                   f"{(utcnow() - limit).total_seconds():.0f} s): its guest's state is not known")
     return len(gone)
 

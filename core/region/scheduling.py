@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from core.region import ipam
 from core.region.models import Host, HostStorage, HostWire, Network, Storage, Zone
+from core.region.models.host import HOST_TABLE
 from core.scheduler import HostRecord, NetworkRecord, PlacementResult, ScheduleInput, Snapshot, StorageRecord
 from core.scheduler.claims import place_and_claim
 from core.scheduler.engine import forecast
@@ -84,7 +85,7 @@ class SnapshotCache:
                 for hid, wid in session.execute(select(HostWire.host_id, HostWire.wire_id)
                                                 .where(HostWire.host_id.in_(ids))):
                     wires.setdefault(hid, []).append(wid)
-                regions = dict(session.execute(select(Zone.id, Zone.cloudregion_id)).all())  # type: ignore[arg-type]
+                regions: dict[str, str] = dict(session.execute(select(Zone.id, Zone.cloudregion_id)).tuples().all())
                 for h in changed:
                     snap.upsert_host(host_record(h, tuple(sorted(sts.get(h.id, ()))),
                                                  tuple(sorted(wires.get(h.id, ()))), regions.get(h.zone_id, "")))
@@ -103,7 +104,7 @@ class SnapshotCache:
         with self.lock:
             snap = self.refresh(session)
             session.info["sched_claimed"] = True
-            result = place_and_claim(req, snap, session, Host.__table__)
+            result = place_and_claim(req, snap, session, HOST_TABLE)
             # Replicas placing at once on the same best hosts can out-race one claim loop; a row
             # committed out of timestamp order also hides from the incremental refresh. Re-read
             # every host and place what is still missing, a few times, before calling it a failure.
@@ -113,7 +114,7 @@ class SnapshotCache:
                     break
                 self.invalidate()
                 more = place_and_claim(req.model_copy(update={"count": short}), self.refresh(session), session,
-                                       Host.__table__)
+                                       HOST_TABLE)
                 result.placements += more.placements
                 result.conflicts += more.conflicts
                 result.rejected, result.exhausted, result.stop_reason = more.rejected, more.exhausted, more.stop_reason

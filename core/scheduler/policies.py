@@ -9,6 +9,7 @@ from core.keystone.policy import Rule, register
 
 RULES = (
     Rule("scheduler:scheduler:perform", role="admin", description="Ask where servers would be placed."),
-    Rule("scheduler:scheduler:forecast", role="member", description="Dry-run a placement and see why hosts were filtered."),
+    Rule("scheduler:scheduler:forecast", role="member",
+         description="Dry-run a placement and see why hosts were filtered."),
 )
 register(RULES)

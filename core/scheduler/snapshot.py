@@ -297,7 +297,8 @@ class Snapshot:
             total += sys.getsizeof(d)
         for lst2 in (self.host_storages, self.host_wires, self._host_tags, self._host_caps, self._host_groups):
             total += sys.getsizeof(lst2) + sum(sys.getsizeof(x) for x in lst2)
-        total += self.host_tags.nbytes() + self.host_images.nbytes() + self.host_caps.nbytes() + self.storage_tags.nbytes()
+        total += (self.host_tags.nbytes() + self.host_images.nbytes() + self.host_caps.nbytes()
+                  + self.storage_tags.nbytes())
         for pairs in (self._hs_pairs, self._hw_pairs):
             if pairs is not None:
                 total += pairs[0].nbytes + pairs[1].nbytes
@@ -560,5 +561,5 @@ def _pairs(lists: list[tuple[int, ...]], present: np.ndarray) -> tuple[np.ndarra
     lens = np.fromiter((len(x) for x in lists), np.int64, len(lists))
     lens[~present] = 0
     owner = np.repeat(np.arange(len(lists), dtype=np.int64), lens)
-    flat = np.fromiter((v for x, p in zip(lists, present) if p for v in x), np.int64, int(lens.sum()))
+    flat = np.fromiter((v for x, p in zip(lists, present, strict=True) if p for v in x), np.int64, int(lens.sum()))
     return owner, flat

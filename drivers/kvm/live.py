@@ -70,7 +70,8 @@ class KvmLiveMigration:
         log.info("guest %s: prepared here for a live migration in", sid)
         return list(disks_out), handover
 
-    def live_migrate(self, server_id: str, target: Mapping[str, Any], disks: tuple[InstanceDisk, ...] = ()) -> GuestStatus:
+    def live_migrate(self, server_id: str, target: Mapping[str, Any],
+                     disks: tuple[InstanceDisk, ...] = ()) -> GuestStatus:
         import libvirt
 
         from drivers.kvm.guest import to_guest
@@ -128,9 +129,9 @@ class KvmLiveMigration:
 
     def _moved_already(self, uri: str, server_id: str) -> GuestStatus:
         """A redelivered migrate whose guest is gone from here: it moved if the target has it."""
-        from drivers.kvm.guest import to_guest
-
         import libvirt
+
+        from drivers.kvm.guest import to_guest
 
         dconn = _open(uri)
         try:

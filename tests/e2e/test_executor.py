@@ -11,7 +11,6 @@ import pytest
 from sqlalchemy import text
 
 from core.db.engine import Database
-
 from tests.e2e.test_agent_support import libvirt_or_skip, upload_tiny_image
 from tests.support.controller import Controller
 

@@ -163,7 +163,8 @@ def test_deploy_failure_releases_everything(controller: Controller, infra: dict[
 
 def test_no_host_fits_is_sched_fail(controller: Controller, infra: dict[str, str]) -> None:
     r = controller.api.post(f"{B}/servers", json={"server": {
-        "name": f"huge-{infra['tag']}", "vcpu_count": 500, "vmem_size": "3t", "prefer_host": infra["host"], "disks": ["1g"]}})
+        "name": f"huge-{infra['tag']}", "vcpu_count": 500, "vmem_size": "3t", "prefer_host": infra["host"],
+        "disks": ["1g"]}})
     if r.status_code == 400:  # the project quota refuses it first: also a clean answer
         assert r.json()["class"] == "OutOfQuotaError" and "cpu" in r.json()["details"]
         return

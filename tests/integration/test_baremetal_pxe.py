@@ -135,5 +135,5 @@ def test_power_on_over_ipmi_pxe_boots_from_our_dhcp_and_tftp(boot_services: tupl
         ctl.stop()
         vm = sim.dir / "vm.sh"
         if vm.exists():
-            os.system(f"{vm} stop")  # noqa: S605 (our own script, fixed path)
+            os.system(f"{vm} stop")
         sim.stop()

@@ -59,7 +59,8 @@ def second_libvirtd(root: Path) -> Iterator[str]:
                 break
             except libvirt.libvirtError:
                 if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"the second libvirtd did not start: {(root / 'libvirtd.log').read_text()[-2000:]}")
+                    log = (root / "libvirtd.log").read_text()[-2000:]
+                    raise RuntimeError(f"the second libvirtd did not start: {log}") from None
                 time.sleep(0.2)
         yield uri
     finally:

@@ -278,8 +278,9 @@ class HostManager(Manager):
     def add_details(self, session: Session, rows: Any, items: list[dict[str, Any]]) -> None:
         add_names(items, "zone_id", names_by_id(session, Zone, [r.zone_id for r in rows]), "zone")
         ids = [r.id for r in rows]
-        guests = dict(session.execute(select(Server.host_id, func.count()).where(Server.host_id.in_(ids))
-                                      .group_by(Server.host_id)).all())  # type: ignore[arg-type]
+        guests: dict[str | None, int] = dict(session.execute(select(Server.host_id, func.count())
+                                                             .where(Server.host_id.in_(ids))
+                                                             .group_by(Server.host_id)).tuples().all())
         for r, it in zip(rows, items, strict=True):
             it["guests"] = int(guests.get(r.id, 0))
             it.update(capacity(r))

@@ -119,8 +119,9 @@ class ZoneManager(Manager):
                   "cloudregion")
         ids = [r.id for r in rows]
         for model, key in ((Host, "hosts"), (Wire, "wires")):
-            counts = dict(session.execute(select(model.zone_id, func.count()).where(model.zone_id.in_(ids))
-                                          .group_by(model.zone_id)).all())  # type: ignore[arg-type]
+            counts: dict[str, int] = dict(session.execute(select(model.zone_id, func.count())
+                                                          .where(model.zone_id.in_(ids))
+                                                          .group_by(model.zone_id)).tuples().all())
             for it in items:
                 it[key] = int(counts.get(it["id"], 0))
 

@@ -82,7 +82,7 @@ class KeypairManager(Manager):
         row = Keypair(name=name, description=text_field(body, "description"), public_key=pk.strip(), scheme=scheme,
                       fingerprint=fp, status="ready", **own)
         if private is not None:
-            row.private_key_once = private  # not a column: never stored, shown by add_details of this reply
+            row.private_key_once = private  # type: ignore[attr-defined]  # not a column: never stored, shown by add_details of this reply
         session.add(row)
         self.audit(session, cred, "create", row)
         return [row]

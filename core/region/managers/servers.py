@@ -198,7 +198,7 @@ class ServerManager(Manager):
     def action_fn(self, action: str) -> Any:
         if action in POWER_ACTIONS:
             def power(m: ServerManager, session: Session, cred: Credential, row: Any, body: dict[str, Any]) -> None:
-                params = {"action": action}
+                params: dict[str, Any] = {"action": action}
                 if action == "stop":
                     params["is_force"] = bool(parse_bool(body.get("is_force"), "is_force", False))
                     params["timeout_secs"] = int64(body.get("timeout_secs") or 30, "timeout_secs", 1, 3600)

@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import BigInteger, Float, ForeignKey, Integer, Text
+from sqlalchemy import BigInteger, Float, ForeignKey, Integer, Table, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.db.base import Base, StandardMixin, str36, str64, str255
@@ -48,6 +48,11 @@ class Host(ResourceMixin, ExternalMixin, Base):
     last_ping_at: Mapped[datetime | None] = mapped_column(default=None)
     is_maintenance: Mapped[bool] = mapped_column(default=False)
 
+
+
+# the hosts table as a Table (SQLAlchemy types __table__ as a FromClause): what the scheduler's
+# claims and the capacity UPDATEs take
+HOST_TABLE = cast(Table, Host.__table__)
 
 class Storage(ResourceMixin, ExternalMixin, Base):
     __tablename__ = "storages"

@@ -23,6 +23,7 @@ from core.hostapi.protocol import (
 from core.region import quotas
 from core.region import statemachine as sm
 from core.region.models import Disk, Host, HostStorage, Server
+from core.region.models.host import HOST_TABLE
 from core.region.release import release_host_claim
 from core.region.tasks._common import agent_payload, release_task, server_of, server_ref
 from core.tasks.engine import Run, TaskBase
@@ -39,10 +40,10 @@ class ServerChangeConfigTask(TaskBase):
         d = run.params["delta"]
         dc, dm = int(d.get("cpu", 0)), int(d.get("memory", 0))
         if not run.params.get("claimed") and (dc or dm):
-            h = Host.__table__.c
+            h = HOST_TABLE.c
             cap_cpu = (h.cpu_count - h.cpu_reserved) * h.cpu_cmtbound
             cap_mem = (h.mem_size - h.mem_reserved) * h.mem_cmtbound
-            res = run.session.execute(update(Host.__table__).where(
+            res = run.session.execute(update(HOST_TABLE).where(
                 h.id == server.host_id, (h.cpu_used + dc <= cap_cpu) | (dc <= 0),
                 (h.mem_used + dm <= cap_mem) | (dm <= 0)).values(
                 cpu_used=h.cpu_used + dc, mem_used=h.mem_used + dm, generation=h.generation + 1))
@@ -243,7 +244,7 @@ def _place_excluding(run: Run, req: object, host_id: str | None) -> list[object]
         if not result.placements:
             return []
         run.session.info["sched_claimed"] = True
-        outcome = claim(run.session, Host.__table__, result.placements)
+        outcome = claim(run.session, HOST_TABLE, result.placements)
         snap.settle(outcome.committed, outcome.generations)
         for p in outcome.conflicts:
             snap.release(p)

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 pycdlib = pytest.importorskip("pycdlib", reason="pycdlib not installed (pip install '.[kvm]')")
-from drivers.kvm.configdrive import (
+from drivers.kvm.configdrive import (  # noqa: E402  (after the skip: needs pycdlib)
     ConfigDrive,
     ConfigDriveError,
     NicConfig,

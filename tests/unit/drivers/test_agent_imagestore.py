@@ -8,7 +8,6 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from core.agent.images import ImageStore
-
 from core.client import AuthOptions, Client
 
 IMAGE = bytes(range(256)) * 4096  # 1 MiB

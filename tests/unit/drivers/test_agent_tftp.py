@@ -54,9 +54,8 @@ def test_nothing_outside_the_root_nor_a_directory_or_missing_file(root: Path, tm
 def test_writes_are_refused(root: Path, tmp_path: Path) -> None:
     src = tmp_path / "up"
     src.write_bytes(b"overwrite")
-    with TftpBootServer(root, "127.0.0.1", 0) as srv:
-        with pytest.raises(tftpy.TftpException):
-            _client(srv).upload("boot.ipxe", str(src), timeout=2, retries=1)  # type: ignore[attr-defined]
+    with TftpBootServer(root, "127.0.0.1", 0) as srv, pytest.raises(tftpy.TftpException):
+        _client(srv).upload("boot.ipxe", str(src), timeout=2, retries=1)  # type: ignore[attr-defined]
     assert (root / "boot.ipxe").read_text().startswith("#!ipxe")
     assert not list(root.glob("up*"))
 
@@ -64,6 +63,5 @@ def test_writes_are_refused(root: Path, tmp_path: Path) -> None:
 def test_a_missing_root_or_a_taken_port_is_a_clear_error(root: Path, tmp_path: Path) -> None:
     with pytest.raises(TftpConfigError, match="not a directory"):
         TftpBootServer(tmp_path / "nope", "127.0.0.1", 0)
-    with TftpBootServer(root, "127.0.0.1", 0) as srv:
-        with pytest.raises(TftpConfigError, match="cannot listen"):
-            TftpBootServer(root, "127.0.0.1", srv.port).start()
+    with TftpBootServer(root, "127.0.0.1", 0) as srv, pytest.raises(TftpConfigError, match="cannot listen"):
+        TftpBootServer(root, "127.0.0.1", srv.port).start()

@@ -136,7 +136,7 @@ def test_a_driver_handles_every_kind_its_capabilities_allow(tmp_path: Path, node
                 except NotSupported as exc:
                     assert cap not in hosted.capabilities, \
                         f"{hosted.name} declares {cap.value} but does not handle {kind.value}: {exc}"
-                except Exception:  # noqa: BLE001, S110 - any other failure (no such guest): it got to work
+                except Exception:
                     pass
         finally:
             hosted.close()

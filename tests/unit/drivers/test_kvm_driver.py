@@ -21,7 +21,7 @@ from drivers.base import (
 )
 
 libvirt = pytest.importorskip("libvirt", reason="libvirt-python not installed (pip install '.[kvm]')")
-from drivers.kvm.driver import KvmDriver
+from drivers.kvm.driver import KvmDriver  # noqa: E402  (after the skip: needs libvirt)
 
 
 def spec(name: str = "vm1", **kw: object) -> GuestSpec:

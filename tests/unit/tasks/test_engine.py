@@ -159,7 +159,7 @@ def test_a_malformed_report_fails_the_task_with_a_reason(db: Database) -> None:
     w.run_pending()
     t = _task(db, a)
     assert t.status == FAILED and "malformed report" in t.reason and "guest_status" in t.reason, t.reason
-    assert LOG == [f"failed:{t.reason}"]  # on_failed ran (releases), the success stage never did
+    assert [f"failed:{t.reason}"] == LOG  # on_failed ran (releases), the success stage never did
 
 
 def test_restart_requeues_owned_tasks_at_their_stage(db: Database) -> None:
