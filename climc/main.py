@@ -57,7 +57,19 @@ class ClimcContext:
                       debug=self.debug, transport=self.transport, use_cache=self.transport is None)
 
 
-@click.group(cls=LazyGroup, table=COMMANDS, context_settings={"help_option_names": ["-h", "--help"],
+class ClimcGroup(LazyGroup):
+    """climc's commands, each with help on every option (climc.help_texts)."""
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        cmd = super().get_command(ctx, name)
+        if cmd is not None:
+            from climc.help_texts import fill_help
+
+            fill_help(cmd)
+        return cmd
+
+
+@click.group(cls=ClimcGroup, table=COMMANDS, context_settings={"help_option_names": ["-h", "--help"],
                                                                   "max_content_width": 110})
 @click.version_option(version_text(), "--version", prog_name="climc", message="%(prog)s %(version)s")
 @click.option("--os-auth-url", envvar="OS_AUTH_URL", metavar="URL", help="Identity endpoint [OS_AUTH_URL]")

@@ -34,9 +34,14 @@ class SizeMB(click.ParamType):
 
     name = "size"
 
+    def __init__(self, unlimited: bool = False) -> None:
+        self.unlimited = unlimited  # -1 passes (quota: no limit)
+
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
         if isinstance(value, int):
             return value
+        if self.unlimited and str(value).strip() == "-1":
+            return -1
         m = _SIZE.match(str(value).strip())
         if m is None:
             self.fail(f"{value!r} is not a size: give MB (512) or a unit (512m, 2g, 1t)", param, ctx)
@@ -48,3 +53,4 @@ class SizeMB(click.ParamType):
 
 NETMASK = Netmask()
 SIZE_MB = SizeMB()
+LIMIT_MB = SizeMB(unlimited=True)

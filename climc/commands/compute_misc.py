@@ -8,6 +8,7 @@ import click
 
 from climc.commands.compute_common import S, make_delete, make_list, make_show
 from climc.output import output_options, show_object
+from climc.params import LIMIT_MB
 
 task_list = make_list("task-list", "tasks", ["id", "task_name", "obj_type", "obj_name", "stage", "status", "reason",
                                              "created_at"], "List tasks",
@@ -184,8 +185,9 @@ def quota_show(obj: Any, project: str | None) -> None:
 @click.command("quota-set")
 @click.option("--project", default=None, help="Project id (default: the current one)")
 @click.option("--cpu", type=int, default=None)
-@click.option("--memory", type=int, default=None, help="MB")
-@click.option("--storage", type=int, default=None, help="MB")
+@click.option("--memory", "--mem-spec", "memory", type=LIMIT_MB, default=None,
+              help="Memory: 2g, 512m or MB (-1: unlimited)")
+@click.option("--storage", type=LIMIT_MB, default=None, help="Disk: 500g, 2t or MB (-1: unlimited)")
 @click.option("--servers", type=int, default=None)
 @click.option("--ips", type=int, default=None)
 @click.option("--images", type=int, default=None)

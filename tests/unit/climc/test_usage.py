@@ -40,3 +40,32 @@ def test_network_reserve_ip_takes_cloudpods_order_and_ours() -> None:
     assert seen == [{"ips": ["10.0.0.5", "10.0.0.6"], "notes": "for the router"}, {"ips": ["10.0.0.7"], "notes": "gw"}]
     r = cloud.climc("network-reserve-ip", "net1", "only a note")
     assert r.exit_code == 2 and "at least one IP" in r.stderr
+
+
+def test_every_option_of_every_command_has_help() -> None:
+    import click
+
+    from climc.main import cli
+
+    ctx = click.Context(cli)
+    bare = [(name, p.opts[-1]) for name in cli.list_commands(ctx) for p in cli.get_command(ctx, name).params
+            if isinstance(p, click.Option) and not p.hidden and not p.help]
+    assert bare == []
+
+
+def test_quota_set_takes_sizes_with_units() -> None:
+    from tests.support.mockcloud import body_of
+
+    cloud = MockCloud()
+    seen: list[object] = []
+
+    def put(req):  # type: ignore[no-untyped-def]
+        seen.append(body_of(req))
+        return {"quota": {}}
+    cloud.route("POST", "/quotas", put)
+    cloud.route("PUT", "/quotas", put)
+    r = cloud.climc("quota-set", "--memory", "2g", "--storage", "-1", "--cpu", "8")
+    assert r.exit_code == 0, r.output
+    assert seen == [{"quota": {"memory": 2048, "storage": -1, "cpu": 8}}]
+    r = cloud.climc("quota-set", "--memory", "lots")
+    assert r.exit_code == 2 and "not a size" in r.stderr

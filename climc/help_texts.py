@@ -1,0 +1,39 @@
+"""Help for options whose command gave none: one text per option name, so every option of every
+climc command says what it does (applied when a command is loaded, climc.main.ClimcGroup)."""
+from __future__ import annotations
+
+import click
+
+HELP: dict[str, str] = {
+    "desc": "Description", "description": "Description", "name": "Name (new name on update)",
+    "order": "Sort direction", "scope": "Whose rows: system, domain or project",
+    "details": "Include joined fields (names of referenced rows)", "limit": "Page size", "offset": "Skip this many",
+    "order-by": "Sort field (repeatable)", "search": "Fuzzy name match", "filter-any": "OR the filters instead of AND",
+    "pending-delete": "Show the recycle bin instead", "service": "Only records of this service (compute, identity...)",
+    "action": "Action (audit: only this action; rules: allow or deny)", "obj-type": "Only records about this type",
+    "port": "TCP port of the endpoint", "sync-interval-seconds": "Seconds between periodic syncs (0: none)",
+    "access-key": "Access key id", "secret": "Secret key (prompted when not given)",
+    "type": "Type (e.g. ec2 for credentials; compute, identity ... for services)",
+    "storage": "Storage (id or name) to put it on", "zone": "Zone (id or name)", "url": "URL",
+    "interface": "public, internal or admin", "region": "Region id", "domain": "Domain (id or name)",
+    "cpu": "vCPUs (quota: count; host: CPU count)", "access-ip": "Management address of the host",
+    "access-mac": "MAC address of the host's management NIC", "mem-reserved": "Memory kept for the host (MB)",
+    "cpu-reserved": "CPUs kept for the host", "mem-cmtbound": "Memory overcommit ratio",
+    "cpu-cmtbound": "CPU overcommit ratio", "protected": "Refuse deletion until unprotected",
+    "property": "KEY=VALUE property (repeatable)", "servers": "Number of servers", "ips": "Number of IP addresses",
+    "images": "Number of images", "user": "User (id or name)", "group": "Group (id or name)",
+    "project": "Project (id or name)", "direction": "in or out", "protocol": "any, tcp, udp or icmp",
+    "ncpu": "vCPUs", "src-mac-check": "Drop frames whose source MAC is not the NIC's",
+    "src-ip-check": "Drop packets whose source address is not the NIC's", "email": "E-mail address",
+    "default-project": "Project used when a login names none", "mtu": "MTU of the wire (bytes)",
+    "bandwidth": "Bandwidth (Mbps)", "location": "Where it is (free text)",
+}
+
+
+def fill_help(cmd: click.Command) -> click.Command:
+    for p in cmd.params:
+        if isinstance(p, click.Option) and not p.help and not p.hidden:
+            key = max((o.lstrip("-") for o in p.opts if o.startswith("--")), key=len, default=p.name or "")
+            p.help = HELP.get(key) or HELP.get((p.name or "").replace("_", "-")) or \
+                f"Value of {(p.name or key).replace('_', ' ')}"
+    return cmd
