@@ -589,8 +589,9 @@ def heartbeat(rt: Runtime, holder: str, interval_s: float = HEARTBEAT_S) -> int 
         if not try_acquire(s, "executor:heartbeat", holder, interval_s * 0.9):
             return None
     with rt.db.session() as s:
+        # a machine enrolled from its PXE boot has no BMC until baremetal-prepare: nothing to check yet
         hosts = [(h.id, h.name, h.driver, h.driver_config)
-                 for h in s.scalars(select(Host).where(Host.target == TARGET_EXECUTOR))]
+                 for h in s.scalars(select(Host).where(Host.target == TARGET_EXECUTOR, Host.status != "prepare"))]
     from core.region.host_bmc import probe_all
     from drivers.base import Probing
 

@@ -100,6 +100,7 @@ def test_server_create_deploys_an_image_onto_a_pxe_booted_machine_and_delete_wip
             time.sleep(0.3)
         h = climc_json(ctl, "host-show", name)
         assert h["status"] == "prepare" and not h["enabled"] and h["access_mac"] == MAC, h
+        assert "baremetal-prepare" in h["sys_info"]["executor_error"], h
         assert sim.ipmitool("chassis", "power", "off").returncode == 0
         # baremetal-prepare gives it its BMC: inventory read, enabled, online
         h = climc_json(ctl, "baremetal-prepare", name, "--ipmi-ip", "127.0.0.1", "--ipmi-port", str(sim.port),
