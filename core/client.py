@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 
 def _import_httpx():  # type: ignore[no-untyped-def]
@@ -40,7 +40,10 @@ def _import_httpx():  # type: ignore[no-untyped-def]
     return httpx
 
 
-httpx = _import_httpx()
+if TYPE_CHECKING:
+    import httpx
+else:
+    httpx = _import_httpx()
 
 from core.errors import (  # noqa: E402
     ClientSetupError,
@@ -334,7 +337,7 @@ class Client:
             return connect(ws_url, additional_headers=hdrs, subprotocols=subprotocols,  # type: ignore[arg-type]
                            open_timeout=open_timeout, compression=None, max_size=None, ssl=ssl_ctx).__enter__()
         except InvalidStatus as e:
-            body = e.response.body or b""
+            body = bytes(e.response.body or b"")
             raise _to_error(httpx.Response(e.response.status_code, content=body,
                                            headers={"content-type": "application/json"})) from None
         except (OSError, TimeoutError, WebSocketException) as e:
@@ -363,7 +366,8 @@ class Client:
         last: Exception | None = None
         for attempt in range(_RETRIES):
             try:
-                resp = self._http(url).request(method, url, json=json_body, params=params, headers=hdrs, content=content)
+                resp = self._http(url).request(method, url, json=json_body, params=params, headers=hdrs,
+                                               content=content)
                 break
             except (httpx.ConnectError, httpx.ConnectTimeout) as e:  # nothing was sent: safe to retry
                 last = e

@@ -270,8 +270,8 @@ def show_forecast(fc: dict[str, Any]) -> None:
     _click.echo(f"Can create: {verdict} ({fc.get('allow_count', 0)} of {fc.get('req_count', 0)} fit)")
     if fc.get("explanation"):
         _click.echo(f"Why: {fc['explanation']}")
-    rows = [{"filter": f.get("filter_name"), "hosts_removed": f.get("count"), "reasons": "; ".join(f.get("reasons", []))}
-            for f in fc.get("filtered_candidates", [])]
+    rows = [{"filter": f.get("filter_name"), "hosts_removed": f.get("count"),
+             "reasons": "; ".join(f.get("reasons", []))} for f in fc.get("filtered_candidates", [])]
     if rows:
         show_list(rows, columns=["filter", "hosts_removed", "reasons"])
 
