@@ -47,10 +47,13 @@ def _wire(value: str) -> WireConfig:
               "migrations into it (e.g. qemu+tcp://10.0.0.2/system) [default: none, no live migration here]")
 @click.option("--migrate-address", default="", help="Where qemu streams migrating guests to (tcp://10.0.0.2) "
               "[default: libvirt's choice]")
+@click.option("--metrics-listen", default="", metavar="IP:PORT",
+              help="Serve this host's and its guests' Prometheus /metrics here, without a token: a loopback or "
+              "management address (e.g. 127.0.0.1:9101) [default: off]")
 @click.option("--force", is_flag=True, help="Replace an existing agent config")
 def join(controller: str, token: str, host_name: str | None, data_dir: Path, driver: str, libvirt_uri: str,
          domain_type: str, wires: tuple[str, ...], network_mode: str | None, storage_capacity_mb: int,
-         migrate_uri: str, migrate_address: str, force: bool) -> None:
+         migrate_uri: str, migrate_address: str, metrics_listen: str, force: bool) -> None:
     """Enroll this host: spend a join token, write the agent config, register the host."""
     import os
 
@@ -71,6 +74,10 @@ def join(controller: str, token: str, host_name: str | None, data_dir: Path, dri
     from core.agent.config import check_migration
 
     check_migration(migrate_uri, migrate_address)
+    if metrics_listen:
+        from core.agent.config import metrics_address
+
+        metrics_address(metrics_listen)
     from drivers.registry import get_driver
 
     get_driver(driver)  # an unknown driver or a missing SDK: one line, token unspent
@@ -82,7 +89,7 @@ def join(controller: str, token: str, host_name: str | None, data_dir: Path, dri
                       host_id=ident["host_id"], host_name=ident["host_name"], data_dir=str(d), driver=driver,
                       libvirt_uri=libvirt_uri, domain_type=domain_type, network_mode=mode, wires=wire_cfgs,
                       storage_capacity_mb=storage_capacity_mb, migrate_uri=migrate_uri,
-                      migrate_address=migrate_address)
+                      migrate_address=migrate_address, metrics_listen=metrics_listen)
     path = cfg.save()
     click.echo(f"Joined as host {cfg.host_name} ({cfg.host_id}); agent user {cfg.username}; config {path}")
     try:

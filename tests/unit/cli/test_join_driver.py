@@ -19,3 +19,12 @@ def test_unknown_driver_is_one_line_and_nothing_is_written(tmp_path: Path) -> No
     assert "\n" not in line and line.startswith("Error: unknown driver 'nosuch'; known: "), r.stderr
     assert "kvm" in line.split("known: ", 1)[1].split(", "), r.stderr
     assert not (d / "agent.json").exists()
+
+
+def test_bad_metrics_listen_is_refused_before_the_token_is_spent(tmp_path: Path) -> None:
+    d = tmp_path / "agent"
+    r = subprocess.run([sys.executable, "-m", "ocadm", "join", "--controller", "http://127.0.0.1:9",
+                        "--token", "cpj1.unused", "--metrics-listen", "everywhere:9101", "--data-dir", str(d)],
+                       capture_output=True, text=True, env=base_env(tmp_path), cwd=REPO, timeout=60)
+    assert r.returncode == 1 and "metrics_listen: IP:PORT" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert not (d / "agent.json").exists()

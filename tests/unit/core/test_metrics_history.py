@@ -69,3 +69,28 @@ def test_since(raw: str, secs: int) -> None:
 def test_bad_since(raw: str) -> None:
     with pytest.raises(InputParameterError):
         parse_since(raw)
+
+
+def test_metrics_0001_upgrades_an_older_database(tmp_path: Path) -> None:
+    """A database from before usage history gets the table (and its purge index); the downgrade
+    drops it and leaves the rest alone."""
+    from sqlalchemy import create_engine, inspect, text
+
+    from core.db.migrate import downgrade, upgrade
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    upgrade(engine, "region_0005")
+    with engine.begin() as c:
+        c.execute(text("INSERT INTO db_leases (name, holder, expires_at) VALUES ('x', 'me', '2030-01-01 00:00:00')"))
+    assert upgrade(engine).state == "current"
+    assert "ix_metric_samples_resolution_ts" in {i["name"] for i in inspect(engine).get_indexes("metric_samples")}
+    d = Database(str(engine.url))
+    with d.session() as s:
+        ingest(s, "h", {"guests": [{"id": "g", "cpu_percent": 5.0}]}, {"g"}, now=T0)
+        s.commit()
+        assert query(s, "g", "server", 3600, now=T0 + 30)["series"][0]["points"] == [[T0 * 1000, 5.0]]
+    d.dispose()
+    downgrade(engine, "metrics@root_0001")
+    assert "metric_samples" not in inspect(engine).get_table_names()
+    with engine.connect() as c:
+        assert c.execute(text("SELECT count(*) FROM db_leases")).scalar() == 1
