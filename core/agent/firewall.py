@@ -47,10 +47,10 @@ def _peer_set(sgid: str) -> str:
 def _spans(ports: str) -> tuple[str, ...]:
     """``22,80-443,100`` -> ("22", "80-443"): merged spans, one rule each. No anonymous sets:
     nft's time grows steeply with their number (2000 of them: seconds), and it refuses overlaps."""
-    spans = []
+    spans: list[tuple[int, int]] = []
     for item in ports.split(","):
-        lo, _, hi = item.strip().partition("-")
-        spans.append((int(lo), int(hi or lo)))
+        first, _, last = item.strip().partition("-")
+        spans.append((int(first), int(last or first)))
     merged: list[list[int]] = []
     for lo, hi in sorted(spans):
         if merged and lo <= merged[-1][1] + 1:
@@ -62,7 +62,11 @@ def _spans(ports: str) -> tuple[str, ...]:
 
 @functools.lru_cache(maxsize=4096)
 def _nets(cidrs: tuple[str, ...]) -> tuple[str, ...]:
-    return tuple(str(n) for n in ipaddress.collapse_addresses(ipaddress.ip_network(c, strict=False) for c in cidrs))
+    # collapsed per address family (collapse_addresses refuses a mix)
+    nets = [ipaddress.ip_network(c, strict=False) for c in cidrs]
+    v4 = [n for n in nets if isinstance(n, ipaddress.IPv4Network)]
+    v6 = [n for n in nets if isinstance(n, ipaddress.IPv6Network)]
+    return tuple(str(n) for n in [*ipaddress.collapse_addresses(v4), *ipaddress.collapse_addresses(v6)])
 
 
 def _rules(r: SecRule, ingress: bool, peers: frozenset[str] | set[str]) -> list[str]:

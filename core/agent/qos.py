@@ -127,11 +127,11 @@ class TcQos:
         for ifb, wanted in ifbs.items():
             if not wanted and ifb in links:
                 self._ip("link", "del", ifb)
-        for ifname, key in done.items():
-            if key is None:
+        for ifname, now_applied in done.items():
+            if now_applied is None:
                 self.applied.pop(ifname, None)
             else:
-                self.applied[ifname] = key
+                self.applied[ifname] = now_applied
         self.limited = len(self.applied)
         if lines:
             log.info("bandwidth limits: %d port(s) changed, %d limited", len(done), self.limited)
