@@ -74,6 +74,18 @@ def round_trip(runs: int) -> None:
                     subprocess.run(cmd, env=env, capture_output=True)
                     xs.append((time.perf_counter() - t0) * 1000)
                 print(f"{name:28s} median {statistics.median(xs):7.1f} ms  ({runs} runs, round trip)")
+            # the shell (bare climc): one process, N lines; per line = (N+1 lines - 1 line) / N
+            n = max(runs, 10)
+
+            def shell(lines: int) -> float:
+                t0 = time.perf_counter()
+                subprocess.run([str(BIN / "climc")], input="server-list -o json\n" * lines, env=env,
+                               capture_output=True, text=True)
+                return time.perf_counter() - t0
+
+            one = statistics.median(shell(1) for _ in range(3))
+            many = statistics.median(shell(n + 1) for _ in range(3))
+            print(f"{'climc shell: server-list':28s} {1000 * (many - one) / n:7.1f} ms per line (after the first)")
         finally:
             ctl.stop()
 

@@ -25,3 +25,11 @@ def test_parallel_run_summarises(controller: Controller) -> None:
     assert "3 runs of `climc zone-list`" in r.stdout and "ok 3, failed 0" in r.stdout and "p95" in r.stdout
     r = controller.climc("--parallel-run", "2", "zone-show", "no-such-zone")
     assert r.returncode == 1 and "failed 2" in r.stdout
+
+
+def test_readme_forecast_says_no_and_why(controller: Controller, cirros_image: dict[str, object]) -> None:
+    # README's example, without a NAME as Cloudpods' climc writes it
+    r = controller.climc("scheduler-forecast", "--ncpu", "2", "--mem-spec", "4t", "--disk", "cirros",
+                         "--net", "default")
+    assert r.returncode == 0, r.stderr
+    assert "Can create: NO" in r.stdout and "Why: " in r.stdout  # (no host here; the demo names memory)
