@@ -40,6 +40,7 @@ __all__ = [
     "CloudInstance",
     "CloudNetwork",
     "CloudProvider",
+    "EipProvider",
     "CloudRegion",
     "CloudSecgroup",
     "CloudSecgroupRule",
@@ -943,6 +944,7 @@ class CloudEip:
     region_id: str = ""
     instance_id: str = ""
     status: CloudStatus = CloudStatus.AVAILABLE
+    eip_id: str = ""  # the id of the eip row it was allocated for here (a tag we set), "" for others
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -995,6 +997,21 @@ class CloudProvider(Protocol):
     def fetch_page(self, kind: str, page_token: str = "") -> Page: ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class EipProvider(Protocol):
+    """What a provider with ``ProviderCapability.EIP`` also has (region: the region's external id).
+    Each call is idempotent: a retried allocate finds the address tagged with ``eip_id``, a
+    retried associate or dissociate of what is already so does nothing."""
+
+    def allocate_eip(self, region: str, name: str, eip_id: str, bandwidth: int = 0) -> CloudEip: ...
+
+    def associate_eip(self, region: str, eip_external_id: str, instance_external_id: str) -> CloudEip: ...
+
+    def dissociate_eip(self, region: str, eip_external_id: str) -> None: ...
+
+    def release_eip(self, region: str, eip_external_id: str) -> bool: ...
 
 
 # --- machines behind a BMC (bare metal), Ironic-style composed interfaces --------------------------

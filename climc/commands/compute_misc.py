@@ -22,7 +22,7 @@ secgroup_list = make_list("secgroup-list", "secgroups", ["id", "name", "rules", 
                           "List security groups")
 secgroup_show = make_show("secgroup-show", "secgroups", "secgroup", "Show a security group and its rules")
 secgroup_delete = make_delete("secgroup-delete", "secgroups", "secgroup", "Delete unused security groups")
-eip_list = make_list("eip-list", "eips", ["id", "name", "ip_addr", "bandwidth", "status", "associate_id"],
+eip_list = make_list("eip-list", "eips", ["id", "name", "ip_addr", "bandwidth", "status", "associate_name", "manager"],
                      "List elastic IPs")
 eip_show = make_show("eip-show", "eips", "eip", "Show an elastic IP")
 eip_delete = make_delete("eip-delete", "eips", "eip", "Delete elastic IPs")
@@ -157,20 +157,54 @@ secgroup_rule_list = make_list("secgroup-rule-list", "secgrouprules",
 @click.argument("name")
 @click.argument("network_arg", metavar="[NETWORK]", required=False)
 @click.option("--network", default=None, help="The eip network (or the NETWORK positional)")
+@click.option("--manager", default=None, help="Cloudprovider to allocate the elastic IP in (a cloud account's)")
+@click.option("--cloudregion", "--region", "cloudregion", default=None,
+              help="Cloud region to allocate in (default: the account's default or only region)")
 @click.option("--bandwidth", type=int, default=0, help="Bandwidth in Mbps (0: unlimited)")
 @click.option("--ip-addr", "--ip", "ip", default=None, help="This address of the network (default: any free one)")
 @output_options
 @click.pass_obj
-def eip_create(obj: Any, name: str, network_arg: str | None, network: str | None, bandwidth: int,
-               ip: str | None) -> None:
-    """Allocate an elastic IP from an eip network: NAME NETWORK or NAME --network NET (Cloudpods)."""
-    if bool(network_arg) == bool(network):
-        raise click.UsageError("give the network once: NAME NETWORK or NAME --network NETWORK")
-    network = network or network_arg
-    body: dict[str, Any] = {"name": name, "network": network, "bandwidth": bandwidth}
+def eip_create(obj: Any, name: str, network_arg: str | None, network: str | None, manager: str | None,
+               cloudregion: str | None, bandwidth: int, ip: str | None) -> None:
+    """Allocate an elastic IP: from an eip network (NAME NETWORK or NAME --network NET), or in a
+    cloud (--manager/--cloudregion), as Cloudpods."""
+    body: dict[str, Any] = {"name": name, "bandwidth": bandwidth}
+    if manager or cloudregion:
+        if network or network_arg or ip:
+            raise click.UsageError("a cloud's elastic IP (--manager/--cloudregion) takes no network nor --ip-addr")
+        body.update({k: v for k, v in (("manager", manager), ("cloudregion", cloudregion)) if v})
+    else:
+        if bool(network_arg) == bool(network):
+            raise click.UsageError("give the network once: NAME NETWORK or NAME --network NETWORK "
+                                   "(or --manager/--cloudregion for a cloud's elastic IP)")
+        body["network"] = network or network_arg
     if ip:
         body["ip_addr"] = ip
     show_object(obj.client().post(S, "/eips", json={"eip": body})["eip"])
+
+
+@click.command("eip-associate")
+@click.argument("ident")
+@click.argument("instance_id")
+@click.option("--instance-type", type=click.Choice(["server"]), default="server", show_default=True)
+@output_options
+@click.pass_obj
+def eip_associate(obj: Any, ident: str, instance_id: str, instance_type: str) -> None:
+    """Associate an elastic IP with a server (of the same cloud account)."""
+    out = obj.client().post(S, f"/eips/{ident}/associate",
+                            json={"eip": {"instance_id": instance_id, "instance_type": instance_type}})
+    show_object(out.get("eip", out))
+
+
+@click.command("eip-dissociate")
+@click.argument("ident")
+@click.option("--auto-delete", is_flag=True, help="Release the elastic IP once dissociated")
+@output_options
+@click.pass_obj
+def eip_dissociate(obj: Any, ident: str, auto_delete: bool) -> None:
+    """Dissociate an elastic IP from its server."""
+    out = obj.client().post(S, f"/eips/{ident}/dissociate", json={"eip": {"auto_delete": auto_delete}})
+    show_object(out.get("eip", out))
 
 
 @click.command("quota-show")

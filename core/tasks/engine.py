@@ -12,8 +12,9 @@ from __future__ import annotations
 import logging
 import random
 import time
+from collections.abc import Callable
 from datetime import timedelta
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from pydantic import BaseModel
 from sqlalchemy import event, func, select
@@ -29,6 +30,7 @@ from core.tasks.models import DONE, FAILED, FINISHED, QUEUED, RUNNING, WAITING, 
 from core.tasks.wakeup import Wakeup
 
 log = logging.getLogger("cloudpods.tasks")
+T = TypeVar("T")
 
 # Set after any commit that queued a task, so idle workers in this process wake at once.
 # (Agents long-polling this process are woken by core/hostapi/routes.py's own after_commit hook,
@@ -94,6 +96,20 @@ class Run:
     def result_reason(self) -> str:
         r = self.result()
         return str(r.get("__reason__") or r.get("reason") or "the agent reported a failure")
+
+    def outside_transaction(self, fn: Callable[[], T]) -> T:
+        """Call ``fn`` (a call to a cloud's API, seconds perhaps) with no transaction open, so no
+        lock is held meanwhile; the stage goes on in a new write transaction. Read what ``fn``
+        needs first; nothing may be changed before (it would be committed without the outcome)."""
+        s = self.session
+        if s.new or s.dirty or s.deleted:
+            raise RuntimeError("outside_transaction must come before the stage's first change")
+        s.commit()
+        try:
+            return fn()
+        finally:
+            begin_write(s, background=True)
+            s.refresh(self.task)
 
     # ---- outcomes ----------------------------------------------------------------------------
     def next(self, stage: str) -> None:

@@ -27,12 +27,14 @@ from drivers.base import (
     InvalidSpec,
     Page,
     ProviderCapability,
+    ProviderError,
     map_status,
 )
 
 PAGE_SIZE = 500
 SERVER_TAG = "cloudpods:server-id"  # set on instances a server-create made: links them back
 DISK_TAG = "cloudpods:disk-id"  # set on volumes a server-attach-disk made for a disk
+EIP_TAG = "cloudpods:eip-id"  # set on addresses an eip-create allocated: a retried allocate finds it
 
 INSTANCE_STATUS: dict[str, GuestStatus] = {
     # AWS boots a pending instance without anyone acting: it is on its way to running
@@ -59,7 +61,7 @@ INSTANCE_TYPES: dict[str, tuple[int, int]] = {
     "m5.large": (2, 8192), "m5.xlarge": (4, 16384), "m5.2xlarge": (8, 32768), "m5.4xlarge": (16, 65536),
     "c5.large": (2, 4096), "c5.xlarge": (4, 8192), "c5.2xlarge": (8, 16384), "r5.large": (2, 16384),
 }
-CAPABILITIES = frozenset({ProviderCapability.SYNC, ProviderCapability.COMPUTE})
+CAPABILITIES = frozenset({ProviderCapability.SYNC, ProviderCapability.COMPUTE, ProviderCapability.EIP})
 
 
 def tags_of(obj: Mapping[str, Any]) -> dict[str, str]:
@@ -204,10 +206,52 @@ class AwsProvider:
 
     def _page_eips(self, region: str, token: str) -> tuple[list[Any], str]:
         out = call("DescribeAddresses", self.acct.ec2(region).describe_addresses)
-        return [CloudEip(external_id=a.get("AllocationId") or a["PublicIp"], name=a["PublicIp"], ip_addr=a["PublicIp"],
-                         region_id=region, instance_id=str(a.get("InstanceId") or ""),
-                         status=CloudStatus.IN_USE if a.get("InstanceId") else CloudStatus.AVAILABLE)
-                for a in out.get("Addresses", [])], ""
+        return [eip_of(a, region) for a in out.get("Addresses", [])], ""
+
+    # ---- elastic IPs (ProviderCapability.EIP) ------------------------------------------------------
+    def _address(self, region: str, **filters: str) -> dict[str, Any] | None:
+        f = [{"Name": k, "Values": [v]} for k, v in filters.items()]
+        found = call("DescribeAddresses", self.acct.ec2(region).describe_addresses, Filters=f).get("Addresses") or []
+        return dict(found[0]) if found else None
+
+    def allocate_eip(self, region: str, name: str, eip_id: str, bandwidth: int = 0) -> CloudEip:
+        """A VPC Elastic IP tagged with the row's id (a retried allocate returns the same one)."""
+        a = self._address(region, **{f"tag:{EIP_TAG}": eip_id})
+        if a is None:
+            out = call("AllocateAddress", self.acct.ec2(region).allocate_address, Domain="vpc",
+                       TagSpecifications=[{"ResourceType": "elastic-ip", "Tags": [
+                           {"Key": "Name", "Value": name}, {"Key": EIP_TAG, "Value": eip_id}]}])
+            a = self._address(region, **{"allocation-id": str(out["AllocationId"])}) or dict(out)
+        return eip_of(a, region)
+
+    def associate_eip(self, region: str, eip_external_id: str, instance_external_id: str) -> CloudEip:
+        a = self._address(region, **{"allocation-id": eip_external_id})
+        if a is None:
+            raise ProviderError(f"aws: no elastic IP {eip_external_id} in {region}")
+        if a.get("InstanceId") != instance_external_id:  # a retried associate: done already
+            call("AssociateAddress", self.acct.ec2(region).associate_address, AllocationId=eip_external_id,
+                 InstanceId=instance_external_id, AllowReassociation=False)
+            a = self._address(region, **{"allocation-id": eip_external_id}) or a
+        return eip_of(a, region)
+
+    def dissociate_eip(self, region: str, eip_external_id: str) -> None:
+        a = self._address(region, **{"allocation-id": eip_external_id})
+        if a is not None and a.get("AssociationId"):
+            call("DisassociateAddress", self.acct.ec2(region).disassociate_address, AssociationId=a["AssociationId"])
+
+    def release_eip(self, region: str, eip_external_id: str) -> bool:
+        """False when the cloud has no such address (released already)."""
+        if self._address(region, **{"allocation-id": eip_external_id}) is None:
+            return False
+        call("ReleaseAddress", self.acct.ec2(region).release_address, AllocationId=eip_external_id)
+        return True
+
+
+def eip_of(a: Mapping[str, Any], region: str) -> CloudEip:
+    ip = str(a.get("PublicIp") or "")
+    return CloudEip(external_id=str(a.get("AllocationId") or ip), name=name_of(a, ip), ip_addr=ip, region_id=region,
+                    instance_id=str(a.get("InstanceId") or ""), eip_id=tags_of(a).get(EIP_TAG, ""),
+                    status=CloudStatus.IN_USE if a.get("InstanceId") else CloudStatus.AVAILABLE)
 
 
 def instance_of(i: Mapping[str, Any]) -> CloudInstance:

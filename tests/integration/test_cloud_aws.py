@@ -377,3 +377,98 @@ def test_another_project_sees_no_account_and_nothing_it_synced(ctl: Controller, 
         assert r.status_code == 400 and "cp-base" in r.text, r.text
     assert climc_json(ctl, "cloud-account-show", "aws-t")["enabled"] is True  # nothing changed for the owner
     drop_account(ctl, "aws-t")
+
+
+def eip_row(ctl: Controller, name: str, *, busy_ok: bool = False) -> dict[str, Any]:
+    """The eip once no task acts on it (its status no longer ends in "ing")."""
+    last: dict[str, Any] = {}
+
+    def settled() -> bool:
+        nonlocal last
+        r = ctl.api.get(f"{B}/eips/{name}")
+        last = r.json().get("eip", {}) if r.status_code == 200 else {"status": str(r.status_code)}
+        return not str(last.get("status", "")).endswith("ing")
+
+    wait_for(settled, 90, f"eip {name} settled (last: {last.get('status')})")
+    return last
+
+
+def addresses(ec2: Any, **filters: str) -> list[dict[str, Any]]:
+    return list(ec2.describe_addresses(Filters=[{"Name": k, "Values": [v]} for k, v in filters.items()])["Addresses"])
+
+
+def test_an_elastic_ip_is_allocated_associated_dissociated_and_released_in_ec2(ctl: Controller, cloud: Moto) -> None:
+    from tests.e2e.test_identity_support import admin, grant, login, mk_project, mk_user
+
+    ec2 = cloud.client()
+    base_image(ec2)
+    create_account(ctl, "aws-e", cloud.url)
+    assert sync(ctl, "aws-e").returncode == 0
+    r = ctl.climc("eip-create", "eip-a", "--manager", "aws-e", "--cloudregion", "us-east-1", "--bandwidth", "10")
+    assert r.returncode == 0, r.stderr
+    eip = eip_row(ctl, "eip-a")
+    assert eip["status"] == "ready" and eip["manager"] == "aws-e" and eip["external_id"].startswith("eipalloc-"), eip
+    found = addresses(ec2, **{"tag:cloudpods:eip-id": eip["id"]})
+    assert [(a["AllocationId"], a["PublicIp"]) for a in found] == [(eip["external_id"], eip["ip_addr"])]
+    tasks = ctl.api.get(f"{B}/tasks", params={"obj_id": eip["id"]}).json()["tasks"]
+    assert [t["task_name"] for t in tasks] == ["EipAllocateTask"] and tasks[0]["status"] == "done", tasks
+    # bad input: a clear refusal, nothing made
+    r = ctl.climc("eip-create", "eip-x", "--manager", "aws-e", "--cloudregion", "mars-1")
+    assert r.returncode != 0 and "mars-1" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    r = ctl.climc("eip-create", "eip-x", "--manager", "no-such-provider")
+    assert r.returncode != 0 and "no-such-provider" in r.stderr, r.stderr
+    assert ctl.api.get(f"{B}/eips/eip-x").status_code == 404
+    # associated with a server made here: the cloud's address points at its instance
+    r = ctl.climc("server-create", "vm-eip", "--ncpu", "1", "--mem-spec", "1g", "--disk", "cp-base", "--net",
+                  subnet_of(ec2, "us-east-1a"), "--host", "aws-e-us-east-1a", "--hypervisor", "aws", "--auto-start")
+    assert r.returncode == 0, r.stderr
+    srv = server_status(ctl, "vm-eip", "running")
+    iid = instances(ec2, **{"tag:cloudpods:server-id": srv["id"]})[0]["InstanceId"]
+    r = ctl.climc("eip-associate", "eip-a", "vm-eip")
+    assert r.returncode == 0, r.stderr
+    eip = eip_row(ctl, "eip-a")
+    assert eip["status"] == "ready" and eip["associate_id"] == srv["id"] and eip["associate_name"] == "vm-eip", eip
+    assert addresses(ec2, **{"allocation-id": eip["external_id"]})[0]["InstanceId"] == iid
+    r = ctl.climc("eip-delete", "eip-a")
+    assert r.returncode != 0 and "dissociate it first" in r.stderr, r.stderr
+    # an address made directly in the cloud appears after a sync; the sync keeps the association
+    other = ec2.allocate_address(Domain="vpc")
+    assert sync(ctl, "aws-e").returncode == 0
+    mine = [e for e in ctl.api.get(f"{B}/eips", params={"limit": 100}).json()["eips"] if e["manager"] == "aws-e"]
+    assert sorted(e["external_id"] for e in mine) == sorted([eip["external_id"], other["AllocationId"]]), mine
+    assert eip_row(ctl, "eip-a")["associate_id"] == srv["id"]
+    # another project sees none of it and can change none of it
+    ks = admin(ctl)
+    p = mk_project(ks)
+    u = mk_user(ks, "pw-Secret-1")
+    grant(ks, f"projects/{p['id']}", u["id"], "admin")
+    tok = login(ctl, u["name"], "pw-Secret-1", {"project": {"id": p["id"]}})
+    with httpx.Client(base_url=ctl.url + B, headers={"X-Auth-Token": tok}, timeout=30) as c:
+        assert all(e["id"] != eip["id"] for e in c.get("/eips", params={"limit": 100}).json()["eips"])
+        assert c.get(f"/eips/{eip['id']}").status_code == 404
+        for action in ("associate", "dissociate"):
+            assert c.post(f"/eips/{eip['id']}/{action}", json={"instance_id": srv["id"]}).status_code == 404
+        assert c.delete(f"/eips/{eip['id']}").status_code == 404
+        r = c.post("/eips", json={"eip": {"name": "steal", "manager": "aws-e"}})
+        assert r.status_code == 400 and "aws-e" in r.text, r.text
+        r = c.post("/eips", json={"eip": {"name": "steal", "cloudregion": eip["cloudregion_id"]}})
+        assert r.status_code == 400, r.text
+    assert eip_row(ctl, "eip-a")["associate_id"] == srv["id"]  # nothing changed for the owner
+    # dissociated, then released with --auto-delete: gone here and in the cloud
+    assert ctl.climc("eip-dissociate", "eip-a").returncode == 0
+    eip = eip_row(ctl, "eip-a")
+    assert eip["status"] == "ready" and not eip.get("associate_id"), eip
+    assert not addresses(ec2, **{"allocation-id": eip["external_id"]})[0].get("InstanceId")
+    assert ctl.climc("eip-associate", "eip-a", "vm-eip").returncode == 0
+    assert eip_row(ctl, "eip-a")["associate_id"] == srv["id"]
+    assert ctl.climc("eip-dissociate", "eip-a", "--auto-delete").returncode == 0
+    wait_for(lambda: ctl.api.get(f"{B}/eips/eip-a").status_code == 404, 90, "eip-a released")
+    assert addresses(ec2, **{"allocation-id": eip["external_id"]}) == []
+    # eip-delete releases a synced address too
+    synced = next(e for e in mine if e["external_id"] == other["AllocationId"])
+    assert ctl.climc("eip-delete", synced["id"]).returncode == 0
+    wait_for(lambda: ctl.api.get(f"{B}/eips/{synced['id']}").status_code == 404, 90, "synced eip released")
+    assert addresses(ec2, **{"allocation-id": other["AllocationId"]}) == []
+    assert ctl.climc("server-delete", "-f", "vm-eip").returncode == 0
+    server_status(ctl, "vm-eip", "gone")
+    drop_account(ctl, "aws-e")

@@ -446,11 +446,22 @@ def _disk(session: Session, ctx: Context, o: Any, row: Disk | None) -> str | Non
 
 def _eip(session: Session, ctx: Context, o: Any, row: Eip | None) -> str | None:
     server_id = ctx.id_of(session, "servers", o.instance_id)
-    fields = {"name": o.name, "ip_addr": o.ip_addr, "associate_type": "server" if server_id else "",
-              "associate_id": server_id, "status": "ready"}
+    fields = {"ip_addr": o.ip_addr, "associate_type": "server" if server_id else "", "associate_id": server_id,
+              "cloudregion_id": ctx.id_of(session, "cloudregions", o.region_id)}
+    if row is None and o.eip_id:
+        # an eip-create whose allocation the task had not recorded yet (it stopped in between): link it
+        row = session.scalar(select(Eip).where(Eip.id == o.eip_id, Eip.external_id == ""))
+        if row is not None:
+            row.external_id, row.manager_id = o.external_id, ctx.manager_id
+            ctx.remember("eips", o.external_id, row.id)
+            setf(row, **fields)
+            return "updated"
     if row is None:
-        return _new(session, ctx, "eips", Eip(external_id=o.external_id, **fields, **ctx.owner()))
-    return _done(setf(row, **fields))
+        return _new(session, ctx, "eips", Eip(external_id=o.external_id, name=o.name, status="ready", **fields,
+                                              **ctx.owner()))
+    if row.status not in ("ready", "unknown"):  # a task of its own is changing it: the task says how it ends
+        return _done(setf(row, ip_addr=o.ip_addr, cloudregion_id=fields["cloudregion_id"]))
+    return _done(setf(row, status="ready", **fields))
 
 
 APPLIERS: dict[str, Callable[[Session, Context, Any, Any], str | None]] = {
@@ -458,6 +469,9 @@ APPLIERS: dict[str, Callable[[Session, Context, Any, Any], str | None]] = {
     "cachedimages": _image, "servers": _server, "disks": _disk, "eips": _eip,
     "wires": cloud_hosts.wire, "storages": cloud_hosts.storage, "hosts": cloud_hosts.host,
 }
+
+
+EIP_BUSY = ("allocating", "associating", "dissociating", "deallocating")  # core/region/cloud/eips.py's tasks
 
 
 # ---- what the cloud no longer has (only after a complete listing) ----------------------------------------
@@ -472,7 +486,7 @@ def delete_gone(session: Session, ctx: Context, kind: str, seen: set[str], stats
                                                                      model.external_id != "")).tuples().all()
     gone = [rid for ext, rid in have if ext not in seen and ext.partition("/")[0] not in unreadable]
     for row in list(session.scalars(select(model).where(model.id.in_(gone)))) if gone else []:
-        if getattr(row, "active_task_id", None):
+        if getattr(row, "active_task_id", None) or (kind == "eips" and row.status in EIP_BUSY):
             continue  # a task acts on it (e.g. its delete): the task decides
         try:
             with session.begin_nested():

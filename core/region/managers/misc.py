@@ -16,7 +16,7 @@ from core.api.context import Credential
 from core.errors import InputParameterError, NotEmptyError
 from core.region import ipam
 from core.region.common import check_name, parse, text_field
-from core.region.managers._util import apply_update, unique_name
+from core.region.managers._util import add_names, apply_update, names_by_id, unique_name
 from core.region.models import Eip, GuestSecgroup, Keypair, Secgroup, SecgroupRule, Server
 from core.region.resource import Manager
 from core.region.secgroups import touch_secgroups
@@ -296,13 +296,21 @@ class SecgroupRuleManager(Manager):
 class EipManager(Manager):
     keyword, plural, model = "eip", "eips", Eip
     owned = True
+    # a cloud's eip (core/region/cloud/eips.py): these verbs reach the cloud through a task
+    cloud_ops: ClassVar[frozenset[str] | None] = frozenset({"delete", "associate", "dissociate"})
+    actions: ClassVar[dict[str, str]] = {"associate": "do_associate", "dissociate": "do_dissociate"}
 
     def create(self, session: Session, cred: Credential, body: dict[str, Any], count: int,
                ctx: tuple[str, str] | None = None) -> list[Any]:
+        from core.region.cloud import eips as cloud_eips
         from core.region.registry import get_manager
 
         own = _owner(cred)
         name = check_name(body.get("name", ""))
+        if cloud_eips.is_cloud_request(body):
+            row = cloud_eips.create(session, cred, body, name, own)
+            self.audit(session, cred, "create", row, notes="allocating in the cloud")
+            return [row]
         ref = body.get("network") or body.get("network_id")
         if not ref:
             raise InputParameterError("network: required (an eip network)")
@@ -324,10 +332,41 @@ class EipManager(Manager):
         apply_update(row, body, ("name", "description", "bandwidth"))
         return row
 
-    def delete(self, session: Session, cred: Credential, row: Any, params: dict[str, str]) -> None:
+    def add_details(self, session: Session, rows: Any, items: list[dict[str, Any]]) -> None:
+        from core.region.models import Cloudprovider, Cloudregion
+
+        add_names(items, "associate_id", names_by_id(session, Server, [r.associate_id for r in rows]),
+                  "associate_name")
+        add_names(items, "manager_id", names_by_id(session, Cloudprovider, [r.manager_id for r in rows]), "manager")
+        add_names(items, "cloudregion_id", names_by_id(session, Cloudregion, [r.cloudregion_id for r in rows]),
+                  "cloudregion")
+
+    def delete(self, session: Session, cred: Credential, row: Any, params: dict[str, str]) -> dict[str, Any] | None:
+        if row.manager_id:  # a cloud's: released there by a task, then gone here
+            from core.region.cloud import eips as cloud_eips
+
+            cloud_eips.delete(session, cred, row)
+            return self.to_dict(session, row)
         if row.associate_id:
             raise NotEmptyError(f"eip {row.name} is associated: dissociate it first")
         ipam.release(session, "eip", row.id)
         session.delete(row)
         return None
+
+    def _cloud_only(self, row: Any, verb: str) -> None:
+        if not row.manager_id:
+            raise InputParameterError(f"eip {row.name} is an eip network's address: {verb} works on the elastic "
+                                      "IPs of cloud accounts (eip-create --manager)")
+
+    def do_associate(self, session: Session, cred: Credential, row: Any, body: dict[str, Any]) -> None:
+        from core.region.cloud import eips as cloud_eips
+
+        self._cloud_only(row, "associate")
+        cloud_eips.associate(session, cred, row, body)
+
+    def do_dissociate(self, session: Session, cred: Credential, row: Any, body: dict[str, Any]) -> None:
+        from core.region.cloud import eips as cloud_eips
+
+        self._cloud_only(row, "dissociate")
+        cloud_eips.dissociate(session, cred, row, body)
 

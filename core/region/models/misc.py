@@ -55,6 +55,7 @@ class Eip(ResourceMixin, OwnedMixin, ExternalMixin, Base):
     bandwidth: Mapped[int] = mapped_column(Integer, default=0)
     associate_type: Mapped[str64] = mapped_column(default="")
     associate_id: Mapped[str36 | None] = mapped_column(default=None)
+    cloudregion_id: Mapped[str36 | None] = mapped_column(default=None)  # a cloud's eip: its region
 
 
 class Snapshot(ResourceMixin, OwnedMixin, Base):

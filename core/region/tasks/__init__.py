@@ -22,4 +22,8 @@ REGION_TASKS: dict[str, str] = {
     "ServerAttachNetworkTask": "core.region.tasks.nics:ServerAttachNetworkTask",
     "ServerDetachNetworkTask": "core.region.tasks.nics:ServerDetachNetworkTask",
     "ServerSaveImageTask": "core.region.tasks.saveimage:ServerSaveImageTask",
+    "EipAllocateTask": "core.region.cloud.eips:EipAllocateTask",
+    "EipAssociateTask": "core.region.cloud.eips:EipAssociateTask",
+    "EipDissociateTask": "core.region.cloud.eips:EipDissociateTask",
+    "EipDeallocateTask": "core.region.cloud.eips:EipDeallocateTask",
 }

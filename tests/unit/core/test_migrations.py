@@ -83,7 +83,7 @@ def test_cloud_0001_keeps_servers_of_an_older_database_as_local_ones(tmp_path) -
     with engine.connect() as c:
         assert c.execute(text("SELECT name, external_id, manager_id FROM servers")).one() == ("old-vm", "", None)
         assert c.execute(text("SELECT count(*) FROM cloudaccounts")).scalar() == 0
-    downgrade(engine, "cloud@-1")
+    downgrade(engine, "cloud@-2")  # cloud_0002, then cloud_0001
     assert "cloudaccounts" not in inspect(engine).get_table_names()
     assert "external_id" not in {col["name"] for col in inspect(engine).get_columns("servers")}
     with engine.connect() as c:
@@ -101,6 +101,21 @@ def _insert(c, engine, table: str, **values: object) -> None:  # type: ignore[no
                             "2026-12-01 00:00:00" if "DATE" in t else "{}" if "JSON" in t else "")
     names = ", ".join(row)
     c.execute(text(f"INSERT INTO {table} ({names}) VALUES ({', '.join(':' + k for k in row)})"), row)
+
+
+def test_cloud_0002_keeps_eips_of_an_older_database(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Eips from before cloud regions on eips keep everything and get no region; a downgrade keeps them."""
+    engine = create_engine(f"sqlite:///{tmp_path / 'e.db'}")
+    upgrade(engine, "cloud_0001")
+    with engine.begin() as c:
+        _insert(c, engine, "eips", id="e1", name="old-eip", ip_addr="10.9.0.5", tenant_id="p1")
+    assert upgrade(engine).state == "current"
+    with engine.connect() as c:
+        assert c.execute(text("SELECT name, ip_addr, cloudregion_id FROM eips")).one() == ("old-eip", "10.9.0.5", None)
+    downgrade(engine, "cloud_0001")
+    assert "cloudregion_id" not in {col["name"] for col in inspect(engine).get_columns("eips")}
+    with engine.connect() as c:
+        assert c.execute(text("SELECT ip_addr FROM eips")).scalar() == "10.9.0.5"
 
 
 def test_region_0007_keeps_each_servers_security_group(tmp_path) -> None:  # type: ignore[no-untyped-def]
