@@ -50,6 +50,21 @@ def main() -> None:
                 {"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
         print(f"inventory made in moto: {a.instances} instances, {a.disks} data volumes, {a.secgroups} secgroups "
               f"in {time.monotonic() - t0:.1f} s")
+        # the floor: the same listings with boto3 alone (the pages the sync asks for, nothing applied)
+        floor = {}
+        for op, key in (("describe_instances", "Reservations"), ("describe_volumes", "Volumes"),
+                        ("describe_security_groups", "SecurityGroups"), ("describe_subnets", "Subnets")):
+            t = time.monotonic()
+            n, token = 0, ""
+            while True:
+                out = getattr(ec2, op)(MaxResults=500, **({"NextToken": token} if token else {}))
+                n += len(out[key])
+                token = out.get("NextToken") or ""
+                if not token:
+                    break
+            floor[op] = time.monotonic() - t
+        print("moto alone (boto3 listing what the sync lists, pages of 500): " + ", ".join(
+            f"{k} {v:.2f} s" for k, v in floor.items()) + f"; total {sum(floor.values()):.2f} s")
         ctl = Controller.init(Path(d), db="sqlite")
         ctl.env["CLOUDPODS_JOB_CLOUDSYNC"] = "0"
         ctl.serve()

@@ -41,6 +41,8 @@ __all__ = [
     "CloudNetwork",
     "CloudProvider",
     "EipProvider",
+    "SecgroupPushing",
+    "SecgroupSpec",
     "CloudRegion",
     "CloudSecgroup",
     "CloudSecgroupRule",
@@ -838,6 +840,7 @@ class CloudSecgroupRule:
     action: str = "allow"
     priority: int = 1
     description: str = ""
+    peer: str = ""  # SecgroupSpec.id of the group whose members are the other end ("" : ``cidr``)
 
 
 @dataclass(frozen=True)
@@ -847,7 +850,34 @@ class CloudSecgroup:
     vpc_id: str = ""
     description: str = ""
     rules: tuple[CloudSecgroupRule, ...] = ()
+    # the id of the security group here it is the cloud's copy of (pushed by ``SecgroupPushing``):
+    # the sync keeps it as that group, never as a group of its own
+    secgroup_id: str = ""
     extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SecgroupSpec:
+    """A security group here as a cloud is to enforce it: ``rules`` in order (``peer`` on a rule is
+    the id of another group of the same push, whose members are the source/destination)."""
+
+    id: str
+    name: str
+    rules: tuple[CloudSecgroupRule, ...] = ()
+    external_id: str = ""  # a group synced from this very cloud: used as it is there (rules untouched)
+
+
+@runtime_checkable
+class SecgroupPushing(Protocol):
+    """A hosted driver of a cloud zone that writes security groups into the cloud (capability
+    ``ProviderCapability.SECGROUP_PUSH``). The executor calls it whenever what the zone's host
+    enforces changes (``hosts.secgroup_version``), with every group its servers are in (and the
+    groups their rules name as peers). Idempotent."""
+
+    def push_secgroups(self, groups: Sequence[SecgroupSpec], servers: Mapping[str, Sequence[str]]) -> Sequence[str]:
+        """``servers``: server id -> the ids of its groups, in order. Returns the servers whose
+        instance the cloud does not have (yet): the executor pushes again while they deploy."""
+        ...
 
 
 @dataclass(frozen=True)

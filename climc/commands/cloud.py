@@ -112,15 +112,23 @@ def cloud_account_update_credential(obj: Any, ident: str, access_key: str, secre
 
 @click.command("cloud-account-sync")
 @click.argument("ident")
+@click.option("--region", "regions", multiple=True, help="Only sync this region (repeatable; deletes nothing)")
+@click.option("--resources", multiple=True, type=click.Choice(["compute", "network", "eip", "image"]),
+              help="Only sync these resource types (repeatable)")
+@click.option("--force", is_flag=True, help="Accepted for Cloudpods' syntax: every sync here is a full one")
+@click.option("--full-sync", is_flag=True, help="Accepted for Cloudpods' syntax: every sync here is a full one")
 @click.option("--wait", is_flag=True, help="Wait for the sync to end, show its progress and report")
 @click.option("--timeout", type=float, default=1800.0, show_default=True, help="Seconds to wait")
 @output_options
 @click.pass_obj
-def cloud_account_sync(obj: Any, ident: str, wait: bool, timeout: float) -> None:
-    """Sync a cloud account now (exit 1 when the sync ends partial or unhealthy)."""
+def cloud_account_sync(obj: Any, ident: str, regions: tuple[str, ...], resources: tuple[str, ...], force: bool,
+                       full_sync: bool, wait: bool, timeout: float) -> None:
+    """Sync a cloud account now: a task (task-show <sync_task_id>); exit 1 when it ends partial or unhealthy."""
     c = obj.client()
     before = c.get(S, f"/cloudaccounts/{ident}")["cloudaccount"]
-    out = c.post(S, f"/cloudaccounts/{ident}/sync", json={})
+    body: dict[str, Any] = {k: v for k, v in (("region", list(regions)), ("resources", list(resources)),
+                                              ("force", force), ("full_sync", full_sync)) if v}
+    out = c.post(S, f"/cloudaccounts/{ident}/sync", json={"cloudaccount": body})
     acct = out.get("cloudaccount", out)
     if not wait:
         show_object(acct)
@@ -143,7 +151,8 @@ def cloud_account_sync(obj: Any, ident: str, wait: bool, timeout: float) -> None
     rows = {k: {x: v.get(x) for x in ("seen", "created", "updated", "deleted")} | {"errors": len(v.get("errors", []))}
             for k, v in (report.get("kinds") or {}).items()}
     show_object({"status": acct.get("status"), "reason": acct.get("status_reason", ""),
-                 "seconds": report.get("seconds"), "changed": report.get("changed"), **rows})
+                 "sync_task_id": acct.get("sync_task_id") or "", "seconds": report.get("seconds"),
+                 "changed": report.get("changed"), **rows})
     if acct.get("status") != "connected":
         raise click.ClickException(f"cloud account {acct.get('name')} is {acct.get('status')}: "
                                    f"{acct.get('status_reason') or 'see cloud-account-show'}")

@@ -499,7 +499,8 @@ class Executor:
     def start(self) -> None:
         recover(self.rt.db, self.owner)
         loops = [(f"executor-{i}", self._loop) for i in range(self.threads)]
-        for name, fn in [*loops, ("executor-lease", self._lease_loop), ("executor-heartbeat", self._heartbeat_loop)]:
+        for name, fn in [*loops, ("executor-lease", self._lease_loop), ("executor-heartbeat", self._heartbeat_loop),
+                         ("executor-secgroups", self._secgroup_loop)]:
             th = threading.Thread(target=fn, name=name, daemon=True)
             th.start()
             self._threads.append(th)
@@ -568,6 +569,17 @@ class Executor:
                     s.commit()
             except Exception:
                 log.exception("renewing executor leases failed")
+
+    def _secgroup_loop(self) -> None:
+        """Security groups of cloud zones' hosts, pushed when they change (core/region/cloud/secgroups.py)."""
+        from core.region.cloud.secgroups import Pusher
+
+        pusher = Pusher(self.rt, self.owner)
+        while not self._stop.wait(1.0):
+            try:
+                pusher.run_once()
+            except Exception:
+                log.exception("pushing security groups failed")
 
     def _heartbeat_loop(self) -> None:
         while not self._stop.is_set():

@@ -10,10 +10,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from drivers.aws.provider import DISK_TAG, INSTANCE_TYPES, SERVER_TAG, instance_of
+from drivers.aws.provider import DISK_TAG, INSTANCE_TYPES, SECGROUP_TAG, SERVER_TAG, instance_of
 from drivers.aws.session import AwsAccount, call
 from drivers.base import (
     Capability,
@@ -27,6 +27,7 @@ from drivers.base import (
     InstanceDisk,
     InstanceSpec,
     InvalidSpec,
+    SecgroupSpec,
     imported_server_id,
     not_supported,
 )
@@ -311,8 +312,111 @@ class AwsHosted:
     def persist(self, server_id: str) -> None:
         return None  # the cloud keeps the instance; nothing to keep here
 
+    # ---- security groups (drivers.base SecgroupPushing) -----------------------------------------
+    def push_secgroups(self, groups: Sequence[SecgroupSpec], servers: Mapping[str, Sequence[str]]) -> tuple[str, ...]:
+        """Each group becomes an EC2 security group in the VPC of its servers' instances (named
+        ``cloudpods-<id>``, tagged with the id), with its allow rules (EC2 groups allow only: a deny
+        rule is not pushed); each instance is put in its server's groups. The servers whose
+        instance does not exist (yet) are returned."""
+        # one listing of the zone (not one call per server): by our tag, else by the imported server id
+        filters = [{"Name": "availability-zone", "Values": [self.driver.zone]}] if self.driver.zone else []
+        by_id: dict[str, dict[str, Any]] = {}
+        for i in self.driver._describe(Filters=filters):
+            tag = next((str(t.get("Value")) for t in i.get("Tags") or [] if t.get("Key") == SERVER_TAG), "")
+            by_id[tag or imported_server_id(self.driver.manager_id, i["InstanceId"])] = i
+        wanted = [sid for sid in servers if servers[sid]]  # in no group here: it keeps what it has
+        insts = {sid: by_id[sid] for sid in wanted if sid in by_id}
+        missing = [sid for sid in wanted if sid not in by_id]
+        for vpc in sorted({str(i.get("VpcId") or "") for i in insts.values()} - {""}):
+            ext = self._ensure_groups(vpc, [g for g in groups if not g.external_id])
+            ext.update({g.id: g.external_id for g in groups if g.external_id})
+            for g in groups:
+                if not g.external_id:  # the cloud's own groups keep their rules (they change there)
+                    self._set_rules(ext[g.id], g, ext)
+            for sid, inst in insts.items():
+                if inst.get("VpcId") != vpc:
+                    continue
+                want = [ext[gid] for gid in servers[sid] if gid in ext]
+                have = [str(g.get("GroupId")) for g in inst.get("SecurityGroups") or []]
+                if sorted(have) != sorted(want):
+                    call("ModifyInstanceAttribute", self.driver.ec2.modify_instance_attribute,
+                         InstanceId=inst["InstanceId"], Groups=want)
+        return tuple(missing)
+
+    def _ensure_groups(self, vpc: str, groups: Sequence[SecgroupSpec]) -> dict[str, str]:
+        ec2 = self.driver.ec2
+        have = call("DescribeSecurityGroups", ec2.describe_security_groups, Filters=[
+            {"Name": "vpc-id", "Values": [vpc]}, {"Name": "tag-key", "Values": [SECGROUP_TAG]}]).get("SecurityGroups")
+        ext = {tags.get(SECGROUP_TAG, ""): str(g["GroupId"]) for g in have or []
+               for tags in [{t["Key"]: t.get("Value", "") for t in g.get("Tags") or []}]}
+        for g in groups:
+            if g.id in ext:
+                continue
+            out = call("CreateSecurityGroup", ec2.create_security_group, GroupName=f"cloudpods-{g.id}",
+                       Description=f"cloudpods security group {g.id}", VpcId=vpc, TagSpecifications=[{
+                           "ResourceType": "security-group", "Tags": [
+                               {"Key": "Name", "Value": g.name}, {"Key": SECGROUP_TAG, "Value": g.id}]}])
+            ext[g.id] = str(out["GroupId"])
+        return ext
+
+    def _set_rules(self, sg: str, g: SecgroupSpec, ext: Mapping[str, str]) -> None:
+        """Revoke what the group has and the spec has not; authorize what it lacks (no gap for the rest)."""
+        ec2 = self.driver.ec2
+        cur = (call("DescribeSecurityGroups", ec2.describe_security_groups, GroupIds=[sg]).get("SecurityGroups")
+               or [{}])[0]
+        for direction, key, revoke, grant in (
+                ("in", "IpPermissions", ec2.revoke_security_group_ingress, ec2.authorize_security_group_ingress),
+                ("out", "IpPermissionsEgress", ec2.revoke_security_group_egress, ec2.authorize_security_group_egress)):
+            want = {p for r in g.rules if r.direction == direction and r.action == "allow" for p in _perms(r, ext)}
+            have = {p for perm in cur.get(key) or [] for p in _flat(perm)}
+            if have - want:
+                call("RevokeSecurityGroup", revoke, GroupId=sg, IpPermissions=[_perm(p) for p in sorted(have - want)])
+            if want - have:
+                call("AuthorizeSecurityGroup", grant, GroupId=sg, IpPermissions=[_perm(p) for p in sorted(want - have)])
+
     def restore(self) -> list[tuple[str, str]]:
         return []
 
     def close(self) -> None:
         self.driver.close()
+
+
+# one EC2 permission, flat: (protocol, from, to, "cidr" | "group", value); "-1" protocols have no ports
+Perm = tuple[str, int, int, str, str]
+
+
+def _perms(r: Any, ext: Mapping[str, str]) -> list[Perm]:
+    proto = {"any": "-1", "tcp": "tcp", "udp": "udp", "icmp": "icmp"}.get(r.protocol, r.protocol)
+    if r.peer:
+        if r.peer not in ext:
+            return []
+        where = [("group", ext[r.peer])]
+    else:
+        where = [("cidr", r.cidr or "0.0.0.0/0")]
+    if proto in ("-1", "icmp"):
+        ranges = [(-1, -1)]
+    elif not r.ports:
+        ranges = [(0, 65535)]
+    else:
+        ranges = [(int(lo), int(hi or lo)) for lo, _, hi in (p.partition("-") for p in r.ports.split(","))]
+    return [(proto, lo, hi, kind, val) for lo, hi in ranges for kind, val in where]
+
+
+def _flat(perm: Mapping[str, Any]) -> list[Perm]:
+    proto = str(perm.get("IpProtocol") or "-1")
+    lo, hi = (-1, -1) if proto in ("-1", "icmp") else (int(perm.get("FromPort", 0)), int(perm.get("ToPort", 65535)))
+    out: list[Perm] = [(proto, lo, hi, "cidr", str(c.get("CidrIp"))) for c in perm.get("IpRanges") or []]
+    out += [(proto, lo, hi, "group", str(p.get("GroupId"))) for p in perm.get("UserIdGroupPairs") or []]
+    return out
+
+
+def _perm(p: Perm) -> dict[str, Any]:
+    proto, lo, hi, kind, val = p
+    out: dict[str, Any] = {"IpProtocol": proto}
+    if proto != "-1":
+        out["FromPort"], out["ToPort"] = lo, hi
+    if kind == "cidr":
+        out["IpRanges"] = [{"CidrIp": val}]
+    else:
+        out["UserIdGroupPairs"] = [{"GroupId": val}]
+    return out

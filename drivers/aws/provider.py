@@ -34,6 +34,7 @@ from drivers.base import (
 PAGE_SIZE = 500
 SERVER_TAG = "cloudpods:server-id"  # set on instances a server-create made: links them back
 DISK_TAG = "cloudpods:disk-id"  # set on volumes a server-attach-disk made for a disk
+SECGROUP_TAG = "cloudpods:secgroup-id"  # on the EC2 copy of a security group here (pushed by compute.py)
 EIP_TAG = "cloudpods:eip-id"  # set on addresses an eip-create allocated: a retried allocate finds it
 
 INSTANCE_STATUS: dict[str, GuestStatus] = {
@@ -61,7 +62,8 @@ INSTANCE_TYPES: dict[str, tuple[int, int]] = {
     "m5.large": (2, 8192), "m5.xlarge": (4, 16384), "m5.2xlarge": (8, 32768), "m5.4xlarge": (16, 65536),
     "c5.large": (2, 4096), "c5.xlarge": (4, 8192), "c5.2xlarge": (8, 16384), "r5.large": (2, 16384),
 }
-CAPABILITIES = frozenset({ProviderCapability.SYNC, ProviderCapability.COMPUTE, ProviderCapability.EIP})
+CAPABILITIES = frozenset({ProviderCapability.SYNC, ProviderCapability.COMPUTE, ProviderCapability.EIP,
+                          ProviderCapability.SECGROUP_PUSH})
 
 
 def tags_of(obj: Mapping[str, Any]) -> dict[str, str]:
@@ -170,7 +172,7 @@ class AwsProvider:
             rules += [r for p in g.get("IpPermissionsEgress") or [] for r in _rules("out", p)]
             out.append(CloudSecgroup(external_id=g["GroupId"], name=str(g.get("GroupName") or g["GroupId"])[:255],
                                      vpc_id=g.get("VpcId", ""), description=g.get("Description", ""),
-                                     rules=tuple(rules)))
+                                     rules=tuple(rules), secgroup_id=tags_of(g).get(SECGROUP_TAG, "")))
         return out, nxt
 
     def _page_cachedimages(self, region: str, token: str) -> tuple[list[Any], str]:

@@ -472,3 +472,124 @@ def test_an_elastic_ip_is_allocated_associated_dissociated_and_released_in_ec2(c
     assert ctl.climc("server-delete", "-f", "vm-eip").returncode == 0
     server_status(ctl, "vm-eip", "gone")
     drop_account(ctl, "aws-e")
+
+
+def ec2_groups(ec2: Any, iid: str) -> dict[str, dict[str, Any]]:
+    """The instance's security groups by the id of the group here they copy ("" for the cloud's own)."""
+    inst = instances(ec2, **{"instance-id": iid})[0]
+    ids = [g["GroupId"] for g in inst["SecurityGroups"]]
+    out = {}
+    for g in ec2.describe_security_groups(GroupIds=ids)["SecurityGroups"]:
+        out[{t["Key"]: t["Value"] for t in g.get("Tags") or []}.get("cloudpods:secgroup-id", "")] = g
+    return out
+
+
+def ingress(g: dict[str, Any]) -> set[tuple[Any, ...]]:
+    return {(p["IpProtocol"], p.get("FromPort"), p.get("ToPort"), r.get("CidrIp") or r.get("GroupId"))
+            for p in g["IpPermissions"] for r in [*p.get("IpRanges", []), *p.get("UserIdGroupPairs", [])]}
+
+
+def test_security_groups_and_keypairs_of_a_server_are_pushed_to_ec2(ctl: Controller, cloud: Moto) -> None:
+    ec2 = cloud.client()
+    base_image(ec2)
+    create_account(ctl, "aws-g", cloud.url)
+    assert sync(ctl, "aws-g").returncode == 0
+    web = climc_json(ctl, "secgroup-create", "web-g")
+    assert ctl.climc("secgroup-add-rule", "web-g", "--protocol", "tcp", "--ports", "22,8000-8080",
+                     "--cidr", "10.1.0.0/16").returncode == 0
+    assert ctl.climc("secgroup-add-rule", "web-g", "--protocol", "tcp", "--ports", "443",
+                     "--peer-secgroup", "web-g").returncode == 0
+    assert ctl.climc("secgroup-add-rule", "web-g", "--direction", "out", "--protocol", "any").returncode == 0
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    pub = rsa.generate_private_key(public_exponent=65537, key_size=2048).public_key().public_bytes(
+        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode()
+    assert ctl.climc("keypair-create", "kp-g", "--public-key", pub).returncode == 0
+    r = ctl.climc("server-create", "vm-sg", "--ncpu", "1", "--mem-spec", "1g", "--disk", "cp-base", "--net",
+                  subnet_of(ec2, "us-east-1a"), "--host", "aws-g-us-east-1a", "--hypervisor", "aws", "--auto-start",
+                  "--secgroup", "web-g", "--keypair", "kp-g")
+    assert r.returncode == 0, r.stderr
+    srv = server_status(ctl, "vm-sg", "running")
+    inst = instances(ec2, **{"tag:cloudpods:server-id": srv["id"]})[0]
+    iid = inst["InstanceId"]
+    # the keypair was imported into EC2 and the instance made with it
+    assert inst.get("KeyName", "").startswith("cloudpods-"), inst.get("KeyName")
+    assert ec2.describe_key_pairs(KeyNames=[inst["KeyName"]])["KeyPairs"]
+    # the group is an EC2 security group with the rules translated, and the instance is in it alone
+    groups = wait_for(lambda: (lambda got: got if list(got) == [web["id"]] else None)(ec2_groups(ec2, iid)), 60,
+                      "the instance in the pushed web-g")
+    g = groups[web["id"]]
+    assert g["GroupName"] == f"cloudpods-{web['id']}" and g["VpcId"] == inst["VpcId"]
+    assert ingress(g) == {("tcp", 22, 22, "10.1.0.0/16"), ("tcp", 8000, 8080, "10.1.0.0/16"),
+                          ("tcp", 443, 443, g["GroupId"])}, ingress(g)
+    assert [(p["IpProtocol"], p["IpRanges"]) for p in g["IpPermissionsEgress"]] == [("-1", [{"CidrIp": "0.0.0.0/0"}])]
+    # a rule change here reaches EC2 without anything else done
+    rule = next(x for x in climc_json(ctl, "secgroup-show", "web-g")["rules"] if x["ports"] == "22,8000-8080")
+    assert ctl.climc("secgroup-rule-update", rule["id"], "--ports", "2222").returncode == 0
+    wait_for(lambda: ingress(ec2_groups(ec2, iid)[web["id"]]) == {("tcp", 2222, 2222, "10.1.0.0/16"),
+                                                                  ("tcp", 443, 443, g["GroupId"])}, 60,
+             "the changed rule in EC2")
+    # a second group added to the server: the instance is in both
+    assert ctl.climc("secgroup-create", "ops-g").returncode == 0
+    ops = climc_json(ctl, "secgroup-show", "ops-g")
+    assert ctl.climc("server-add-secgroup", "vm-sg", "ops-g").returncode == 0
+    wait_for(lambda: set(ec2_groups(ec2, iid)) == {web["id"], ops["id"]}, 60, "the instance in web-g and ops-g")
+    # the sync brings no copy back as a group of its own, and changes nothing here
+    assert sync(ctl, "aws-g").returncode == 0
+    names = [x["name"] for x in ctl.api.get(f"{B}/secgroups", params={"limit": 500}).json()["secgroups"]]
+    assert not any(n.startswith("cloudpods-") for n in names), names
+    shown = ctl.api.get(f"{B}/servers/vm-sg").json()["server"]
+    assert sorted(x["name"] for x in shown["secgroups"]) == ["ops-g", "web-g"]
+    # an instance made in the cloud in the pushed group comes in that group here
+    stock = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    ec2.run_instances(ImageId=stock, MinCount=1, MaxCount=1, SubnetId=subnet_of(ec2, "us-east-1a"),
+                      SecurityGroupIds=[g["GroupId"]], TagSpecifications=[{
+                          "ResourceType": "instance", "Tags": [{"Key": "Name", "Value": "in-web-g"}]}])
+    assert sync(ctl, "aws-g").returncode == 0
+    imported = server_status(ctl, "in-web-g", "running")
+    assert [x["name"] for x in imported["secgroups"]] == ["web-g"], imported["secgroups"]
+    for name in ("vm-sg", "in-web-g"):
+        assert ctl.climc("server-delete", "-f", name).returncode == 0
+        server_status(ctl, name, "gone")
+    drop_account(ctl, "aws-g")
+
+
+def test_a_sync_is_a_task_and_can_be_narrowed_to_regions_and_resources(ctl: Controller, cloud: Moto) -> None:
+    east, west = cloud.client(), cloud.client_in("us-west-2")
+    east.allocate_address(Domain="vpc")
+    west_ip = west.allocate_address(Domain="vpc")["AllocationId"]
+    create_account(ctl, "aws-y", cloud.url, "--region", "us-west-2")  # us-east-1 and us-west-2
+    r = ctl.climc("cloud-account-sync", "aws-y", "--wait", "--timeout", "120", "-o", "json")
+    assert r.returncode == 0, r.stderr
+    tid = json.loads(r.stdout)["sync_task_id"]
+    task = climc_json(ctl, "task-show", tid)
+    assert task["task_name"] == "CloudAccountSyncTask" and task["status"] == "done" and task["obj_name"] == "aws-y"
+    acct = climc_json(ctl, "cloud-account-show", "aws-y")
+    assert acct["sync_task_id"] == tid
+    eips = lambda: {e["external_id"] for e in ctl.api.get(f"{B}/eips", params={"limit": 100}).json()["eips"]  # noqa: E731
+                    if e["manager"] == "aws-y"}
+    assert west_ip in eips() and len(eips()) == 2
+    # narrowed to one region and to eips: only those are listed, and a narrowed sync deletes nothing
+    west.release_address(AllocationId=west_ip)
+    made = east.allocate_address(Domain="vpc")["AllocationId"]
+    east.create_vpc(CidrBlock="10.77.0.0/16")
+    vpcs_before = len(ctl.api.get(f"{B}/vpcs", params={"limit": 200}).json()["vpcs"])
+    r = ctl.climc("cloud-account-sync", "aws-y", "--region", "us-east-1", "--resources", "eip", "--wait",
+                  "--timeout", "120", "-o", "json")
+    assert r.returncode == 0, r.stderr
+    report = climc_json(ctl, "cloud-account-show", "aws-y")["sync_report"]
+    assert report["scope"] == {"region": ["us-east-1"], "resources": ["eip"]}
+    assert set(report["kinds"]) == {"cloudregions", "zones", "eips"}, report["kinds"].keys()
+    assert made in eips() and west_ip in eips()  # the west one was not seen: kept
+    assert len(ctl.api.get(f"{B}/vpcs", params={"limit": 200}).json()["vpcs"]) == vpcs_before
+    assert json.loads(r.stdout)["sync_task_id"] != tid
+    # a full sync then sees everything again, and deletes what is gone
+    assert sync(ctl, "aws-y").returncode == 0
+    assert west_ip not in eips() and made in eips()
+    # bad input: one readable line, nothing queued
+    for args, fragment in ((("--region", "mars-1"), "mars-1"), (("--resources", "rds"), "rds")):
+        r = ctl.climc("cloud-account-sync", "aws-y", *args)
+        assert r.returncode != 0 and fragment in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert climc_json(ctl, "cloud-account-show", "aws-y")["sync_status"] == "idle"
+    drop_account(ctl, "aws-y")

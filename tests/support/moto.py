@@ -50,6 +50,12 @@ class Moto:
         return boto3.client(service, region_name="us-east-1", endpoint_url=self.url, aws_access_key_id=key,
                             aws_secret_access_key=secret)
 
+    def client_in(self, region: str, service: str = "ec2") -> Any:
+        import boto3
+
+        return boto3.client(service, region_name=region, endpoint_url=self.url, aws_access_key_id="testing",
+                            aws_secret_access_key="testing")
+
     def reset(self) -> None:
         httpx.post(self.url + "/moto-api/reset", timeout=30).raise_for_status()
 

@@ -8,13 +8,14 @@ here, never anything in the cloud.
 """
 from __future__ import annotations
 
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core.api.context import Credential
+from core.db.base import utcnow
 from core.errors import InputParameterError, InvalidStatusError, NotEmptyError
 from core.region.cloud import config as cc
 from core.region.common import parse
@@ -59,6 +60,20 @@ class AccountCreate(BaseModel):
         if v and not v.startswith(("http://", "https://")):
             raise ValueError("must be an http(s) URL")
         return v
+
+
+class SyncRequest(BaseModel):
+    """Cloudpods' cloud-account-sync body (force/full_sync/deep_sync/xor: every sync here is full)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    region: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9._:-]{1,64}$")]] = Field(default_factory=list,
+                                                                                    max_length=64)
+    resources: list[Literal["compute", "network", "eip", "image"]] = Field(default_factory=list, max_length=8)
+    force: bool = False
+    full_sync: bool = False
+    deep_sync: bool = False
+    xor: bool = False
 
 
 class CredentialUpdate(BaseModel):
@@ -139,7 +154,7 @@ class CloudaccountManager(Manager):
         session.add(Cloudprovider(name=name, cloudaccount_id=row.id, provider=brand, account=data.account,
                                   status="connected", enabled=True, tenant_id=row.tenant_id, domain_id=row.domain_id))
         if data.auto_sync and data.enabled:
-            queue(session, row)
+            queue(session, row, cred)
         self.audit(session, cred, "create", row, notes=f"provider {brand}, account {data.account}")
         return [row]
 
@@ -194,6 +209,12 @@ class CloudaccountManager(Manager):
         for p in provs:
             session.delete(p)
         session.flush()
+        if row.sync_task_id:  # a sync queued and never run: its task ends with the account
+            from core.tasks.models import FAILED, FINISHED, Task
+
+            t = session.get(Task, row.sync_task_id)
+            if t is not None and t.status not in FINISHED:
+                t.status, t.reason, t.finished_at = FAILED, "the cloud account was deleted", utcnow()
         self.audit(session, cred, "delete", row)
         session.delete(row)
 
@@ -203,8 +224,21 @@ class CloudaccountManager(Manager):
 
         if not row.enabled:
             raise InvalidStatusError(f"cloud account {row.name} is disabled: enable it first")
-        queued = queue(session, row)
-        self.audit(session, cred, "sync", row, notes="queued" if queued else "already queued or syncing")
+        data = parse(SyncRequest, body)
+        if data.region:
+            from core.region.models import Cloudregion
+
+            known = set(session.scalars(select(Cloudregion.external_id).join(
+                Cloudprovider, Cloudprovider.id == Cloudregion.manager_id).where(
+                Cloudprovider.cloudaccount_id == row.id)))
+            unknown = [r for r in data.region if known and r not in known]
+            if unknown:
+                raise InputParameterError(f"region: {', '.join(unknown)} not among the account's regions "
+                                          f"({', '.join(sorted(known))})")
+        scope = {k: v for k, v in (("region", data.region), ("resources", data.resources)) if v}
+        queued = queue(session, row, cred, scope)
+        self.audit(session, cred, "sync", row, notes=("queued" if queued else "already queued or syncing")
+                   + (f" {scope}" if scope else ""))
         return self.to_dict(session, row)
 
     def do_enable(self, session: Session, cred: Credential, row: Any, body: dict[str, Any]) -> None:

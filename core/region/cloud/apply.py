@@ -25,6 +25,7 @@ from core.region.models import (
     Cloudregion,
     Disk,
     Eip,
+    GuestSecgroup,
     Host,
     HostStorage,
     HostWire,
@@ -315,6 +316,10 @@ def _network(session: Session, ctx: Context, o: Any, row: Network | None) -> str
 
 
 def _secgroup(session: Session, ctx: Context, o: Any, row: Secgroup | None) -> str | None:
+    if getattr(o, "secgroup_id", "") and row is None:
+        # the cloud's copy of a group here (pushed by the executor): it stays that group, no row of its own
+        ctx.remember("secgroup_copies", o.external_id, o.secgroup_id)
+        return None
     want = sorted((r.direction, r.protocol, r.ports, r.cidr, r.action, r.priority) for r in o.rules)
     out: str | None
     if row is None:
@@ -367,6 +372,7 @@ def _server(session: Session, ctx: Context, o: Any, row: Server | None) -> str |
         out = _new(session, ctx, "servers", row)
         if row.id not in ctx.ips:
             ctx.ips[row.id] = set()  # a row new here holds no address yet
+        _imported_secgroups(session, ctx, row.id, o.secgroup_ids)
     else:
         fields: dict[str, Any] = {"name": o.name, "host_id": host_id, "zone_id": zone_id}
         if o.vcpu:
@@ -377,6 +383,15 @@ def _server(session: Session, ctx: Context, o: Any, row: Server | None) -> str |
     if _server_ips(session, ctx, row.id, o.private_ips):
         out = out or "updated"
     return out
+
+
+def _imported_secgroups(session: Session, ctx: Context, server_id: str, ext_ids: tuple[str, ...]) -> None:
+    """An instance new here is in the groups the cloud says: our pushed copies are their groups here,
+    the others the cloud's own groups as synced. (Later the groups change here and are pushed.)"""
+    copies = ctx.ids.get("secgroup_copies", {})
+    ids = [copies.get(e) or ctx.id_of(session, "secgroups", e) for e in ext_ids]
+    for gid in dict.fromkeys(g for g in ids if g):
+        session.add(GuestSecgroup(id=_uuid(), guest_id=server_id, secgroup_id=gid))
 
 
 def _server_ips(session: Session, ctx: Context, server_id: str, ips: tuple[tuple[str, str], ...]) -> bool:
@@ -507,7 +522,10 @@ def purge_row(session: Session, kind: str, row: Any) -> None:
     elif kind == "servers":
         from core.region.release import release_server
 
+        from core.region.secgroups import drop_server
+
         release_server(session, row, keep_disks=True)
+        drop_server(session, row.id)
         for d in session.scalars(select(Disk).where(Disk.server_id == row.id)):
             d.server_id = None
     elif kind == "disks":
@@ -515,6 +533,10 @@ def purge_row(session: Session, kind: str, row: Any) -> None:
     elif kind == "networks":
         session.execute(delete(IpAllocation).where(IpAllocation.network_id == row.id))
     elif kind == "secgroups":
+        from core.region.secgroups import touch_secgroups
+
+        touch_secgroups(session, [row.id])  # its servers' hosts enforce less from now on
+        session.execute(delete(GuestSecgroup).where(GuestSecgroup.secgroup_id == row.id))
         session.execute(delete(SecgroupRule).where(SecgroupRule.secgroup_id == row.id))
     elif kind == "zones":
         for h in session.scalars(select(Host).where(Host.zone_id == row.id, Host.manager_id == row.manager_id)):

@@ -33,6 +33,7 @@ from core.db.lease import release, try_acquire
 from core.region.cloud import apply
 from core.region.cloud.config import provider_of
 from core.region.models import Cloudaccount, Cloudprovider
+from core.tasks.engine import Run, TaskBase
 from drivers.base import CLOUD_KINDS, HOST_KINDS, DriverError, ProviderAuthError
 
 log = logging.getLogger("cloudpods.cloudsync")
@@ -47,13 +48,56 @@ def lease_name(account_id: str) -> str:
     return f"cloudsync:{account_id}"
 
 
-def queue(session: Session, account: Cloudaccount) -> bool:
-    """Ask for a sync (a no-op while one is queued or running); True if newly queued."""
+# Cloudpods' ``resources`` of a sync -> the kinds they list (regions and zones always: the rest hang off them)
+RESOURCES: dict[str, tuple[str, ...]] = {
+    "compute": ("wires", "storages", "hosts", "secgroups", "servers", "disks"),
+    "network": ("vpcs", "wires", "networks"),
+    "eip": ("eips",),
+    "image": ("cachedimages",),
+}
+ALWAYS = ("cloudregions", "zones")
+
+
+def queue(session: Session, account: Cloudaccount, cred: Any = None, scope: dict[str, Any] | None = None) -> bool:
+    """Ask for a sync (a no-op while one is queued or running); True if newly queued.
+
+    Each sync is a ``CloudAccountSyncTask`` row (``account.sync_task_id``) waiting for the Syncer:
+    ``task-list`` shows it, and it ends done (connected) or failed (partial / unhealthy, the reason).
+    ``scope``: Cloudpods' ``region`` (region external ids) and ``resources`` (keys of RESOURCES).
+    """
     if account.sync_status in ("queued", "syncing"):
         return False
-    account.sync_status = "queued"
+    from core.tasks.engine import submit
+    from core.tasks.models import WAITING
+
+    t = submit(session, "CloudAccountSyncTask", "cloudaccount", account.id, account.name, dict(scope or {}),
+               cred=cred, tenant_id=account.tenant_id, domain_id=account.domain_id)
+    t.status, t.stage = WAITING, "on_synced"  # no worker runs it before the Syncer reports
+    session.info.pop("tasks_queued", None)
+    account.sync_status, account.sync_task_id = "queued", t.id
     session.info["cloudsync_queued"] = True
     return True
+
+
+def _scope(db: Any, account_id: str) -> dict[str, Any]:
+    from core.tasks.models import Task
+
+    with db.session() as s:
+        tid = s.scalar(select(Cloudaccount.sync_task_id).where(Cloudaccount.id == account_id))
+        t = s.get(Task, tid) if tid else None
+        return {k: v for k, v in (t.params if t is not None else {}).items() if k in ("region", "resources") and v}
+
+
+def _wake_task(s: Session, task_id: str | None, out: dict[str, Any]) -> None:
+    """The sync's task (waiting at ``on_synced``) runs on with the report."""
+    from core.tasks.models import QUEUED, WAITING, Task
+
+    t = s.scalar(select(Task).where(Task.id == task_id).with_for_update()) if task_id else None
+    if t is None or t.status != WAITING:
+        return
+    t.params = {**t.params, "__result__": {k: out.get(k) for k in ("status", "reason", "changed", "seconds")}}
+    t.status, t.run_after = QUEUED, utcnow()
+    s.info["tasks_queued"] = True
 
 
 def due(session: Session) -> int:
@@ -80,6 +124,7 @@ class Report:
         self.incomplete: list[str] = []
         self.unreadable: dict[str, set[str]] = {}  # kind -> ids the cloud has but could not be read
         self.started = time.monotonic()
+        self.scope: dict[str, Any] = {}
 
     def kind(self, kind: str) -> dict[str, Any]:
         return self.kinds.setdefault(kind, {"seen": 0, "created": 0, "updated": 0, "deleted": 0, "pages": 0,
@@ -92,8 +137,11 @@ class Report:
 
     def as_dict(self, done: bool) -> dict[str, Any]:
         changed = sum(k["created"] + k["updated"] + k["deleted"] for k in self.kinds.values())
-        return {"done": done, "seconds": round(time.monotonic() - self.started, 3), "changed": changed,
-                "incomplete": list(self.incomplete), "kinds": self.kinds}
+        out = {"done": done, "seconds": round(time.monotonic() - self.started, 3), "changed": changed,
+               "incomplete": list(self.incomplete), "kinds": self.kinds}
+        if self.scope:
+            out["scope"] = self.scope
+        return out
 
 
 def _progress(db: Any, account_id: str, report: Report, phase: str, owner: str) -> None:
@@ -111,9 +159,12 @@ class _LostLease(Exception):
     pass
 
 
-def sync_account(db: Any, account_id: str, owner: str) -> dict[str, Any]:
-    """One full sync of the account (the caller holds its lease); the report."""
+def sync_account(db: Any, account_id: str, owner: str, scope: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One sync of the account (the caller holds its lease); the report. ``scope`` (see ``queue``)
+    narrows it: only those regions (the provider's ``regions`` option) and kinds are listed, and a
+    sync narrowed to regions deletes nothing (what it did not list, it did not see)."""
     report = Report()
+    scope = dict(scope or {})
     with db.session() as s:
         acct = s.get(Cloudaccount, account_id)
         if acct is None:
@@ -123,9 +174,19 @@ def sync_account(db: Any, account_id: str, owner: str) -> dict[str, Any]:
             return {"error": "account has no cloudprovider"}
         ctx = apply.Context.of(acct, prov)
         try:
-            provider = provider_of(acct)
+            if scope.get("region"):
+                from core.region.cloud.config import account_config
+                from drivers.registry import get_driver
+
+                cfg = account_config(acct)
+                cfg["options"] = {**cfg["options"], "regions": list(scope["region"])}
+                provider = get_driver(acct.driver).for_account(cfg)
+            else:
+                provider = provider_of(acct)
         except Exception as exc:  # a missing SDK, an undecryptable secret: the account cannot sync
             return _finish(db, account_id, report, "unhealthy", _why(exc))
+    if scope:
+        report.scope = scope
     try:
         try:
             provider.validate()
@@ -136,13 +197,16 @@ def sync_account(db: Any, account_id: str, owner: str) -> dict[str, Any]:
         seen: dict[str, set[str]] = {}
         # hosts, storages and wires only from a provider that lists its own (a vCenter)
         kinds = [k for k in CLOUD_KINDS if ctx.lists_hosts or k not in HOST_KINDS]
+        if scope.get("resources"):
+            wanted = set(ALWAYS) | {k for r in scope["resources"] for k in RESOURCES.get(r, ())}
+            kinds = [k for k in kinds if k in wanted]
         for kind in kinds:
             seen[kind] = set()
             if not _walk(db, provider, ctx, kind, seen[kind], report, owner):
                 report.incomplete.append(kind)
         # children before parents; a kind whose listing was incomplete deletes nothing
         for kind in apply.PURGE_ORDER:
-            if kind in seen and kind not in report.incomplete:
+            if kind in seen and kind not in report.incomplete and not scope.get("region"):
                 _delete_gone(db, ctx, kind, seen[kind], report)
         if report.incomplete:
             errs = [e for k in report.incomplete for e in report.kind(k)["errors"][:1]]
@@ -217,6 +281,7 @@ def _finish(db: Any, account_id: str, report: Report, status: str, reason: str) 
             acct.sync_status = "idle"
             for p in s.scalars(select(Cloudprovider).where(Cloudprovider.cloudaccount_id == account_id)):
                 p.status, p.last_sync, p.sync_status = status, acct.last_sync, "idle"
+            _wake_task(s, acct.sync_task_id, out)
         s.commit()
     log.info("cloud account %s synced: %s in %.2f s (%d change(s))%s", account_id, status, out["seconds"],
              out["changed"], f": {reason}" if reason else "")
@@ -258,7 +323,7 @@ def run_one(db: Any, owner: str) -> dict[str, Any] | None:
     if aid is None:
         return None
     try:
-        return sync_account(db, aid, owner)
+        return sync_account(db, aid, owner, _scope(db, aid))
     except _LostLease:
         log.warning("cloud account %s: another replica took its sync over", aid)
         return None
@@ -324,3 +389,19 @@ def install_hooks() -> None:
 
 
 install_hooks()
+
+
+class CloudAccountSyncTask(TaskBase):
+    """The task row of one sync (see ``queue``): made waiting; the Syncer wakes it with the outcome."""
+
+    name = "CloudAccountSyncTask"
+
+    def on_init(self, run: Run) -> None:
+        run.wait("on_synced")
+
+    def on_synced(self, run: Run) -> None:
+        res = run.result()
+        if res.get("status") != "connected":
+            run.fail(f"the account is {res.get('status')}: {res.get('reason') or 'see cloud-account-show'}")
+        run.complete()
+

@@ -22,6 +22,7 @@ REGION_TASKS: dict[str, str] = {
     "ServerAttachNetworkTask": "core.region.tasks.nics:ServerAttachNetworkTask",
     "ServerDetachNetworkTask": "core.region.tasks.nics:ServerDetachNetworkTask",
     "ServerSaveImageTask": "core.region.tasks.saveimage:ServerSaveImageTask",
+    "CloudAccountSyncTask": "core.region.cloud.sync:CloudAccountSyncTask",
     "EipAllocateTask": "core.region.cloud.eips:EipAllocateTask",
     "EipAssociateTask": "core.region.cloud.eips:EipAssociateTask",
     "EipDissociateTask": "core.region.cloud.eips:EipDissociateTask",

@@ -1,0 +1,75 @@
+"""Public clouds on every database (CI runs tests/e2e on SQLite, PostgreSQL and MariaDB): a cloud
+account against moto's server is synced as a task, an elastic IP is allocated, associated with an
+instance the sync brought in, dissociated and released, and another project sees none of it.
+Kept short; the full AWS story is tests/integration/test_cloud_aws.py (SQLite).
+"""
+from __future__ import annotations
+
+import json
+
+import httpx
+
+from tests.integration.test_cloud_aws import (  # noqa: F401  (fixtures: moto, ctl, cloud)
+    B,
+    addresses,
+    climc_json,
+    cloud,
+    create_account,
+    ctl,
+    drop_account,
+    eip_row,
+    moto,
+    server_status,
+    subnet_of,
+    wait_for,
+)
+from tests.support.controller import Controller
+from tests.support.moto import Moto
+
+
+def test_a_cloud_sync_is_a_task_and_an_elastic_ip_goes_through_its_life_in_the_cloud(
+        ctl: Controller, cloud: Moto) -> None:  # noqa: F811
+    from tests.e2e.test_identity_support import admin, grant, login, mk_project, mk_user
+
+    ec2 = cloud.client()
+    stock = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    made = ec2.run_instances(ImageId=stock, MinCount=1, MaxCount=1, SubnetId=subnet_of(ec2, "us-east-1a"),
+                             TagSpecifications=[{"ResourceType": "instance",
+                                                 "Tags": [{"Key": "Name", "Value": "vm-db"}]}])
+    iid = made["Instances"][0]["InstanceId"]
+    create_account(ctl, "aws-db", cloud.url)
+    r = ctl.climc("cloud-account-sync", "aws-db", "--wait", "--timeout", "120", "-o", "json")
+    assert r.returncode == 0, r.stderr
+    task = climc_json(ctl, "task-show", json.loads(r.stdout)["sync_task_id"])
+    assert (task["task_name"], task["status"]) == ("CloudAccountSyncTask", "done"), task
+    srv = server_status(ctl, "vm-db", "running")
+    r = ctl.climc("eip-create", "eip-db", "--manager", "aws-db")
+    assert r.returncode == 0, r.stderr
+    eip = eip_row(ctl, "eip-db")
+    assert eip["status"] == "ready" and eip["cloudregion"], eip
+    assert ctl.climc("eip-associate", "eip-db", "vm-db").returncode == 0
+    assert eip_row(ctl, "eip-db")["associate_id"] == srv["id"]
+    assert addresses(ec2, **{"allocation-id": eip["external_id"]})[0]["InstanceId"] == iid
+    # an unchanged cloud: the second sync writes nothing (the eip and its association included)
+    r = ctl.climc("cloud-account-sync", "aws-db", "--wait", "--timeout", "120", "-o", "json")
+    assert r.returncode == 0 and json.loads(r.stdout)["changed"] == 0, r.stdout
+    # another project sees none of it
+    ks = admin(ctl)
+    p = mk_project(ks)
+    u = mk_user(ks, "pw-Secret-1")
+    grant(ks, f"projects/{p['id']}", u["id"], "member")
+    tok = login(ctl, u["name"], "pw-Secret-1", {"project": {"id": p["id"]}})
+    with httpx.Client(base_url=ctl.url + B, headers={"X-Auth-Token": tok}, timeout=30) as c:
+        assert c.get(f"/eips/{eip['id']}").status_code == 404
+        assert c.post(f"/eips/{eip['id']}/dissociate", json={}).status_code == 404
+        assert c.get("/tasks", params={"obj_id": eip["id"]}).json()["tasks"] == []
+        r2 = c.post("/eips", json={"eip": {"name": "steal", "manager": "aws-db"}})
+        assert r2.status_code == 400, r2.text
+    assert ctl.climc("eip-dissociate", "eip-db", "--auto-delete").returncode == 0
+    wait_for(lambda: ctl.api.get(f"{B}/eips/eip-db").status_code == 404, 60, "eip-db released")
+    assert addresses(ec2, **{"allocation-id": eip["external_id"]}) == []
+    tasks = ctl.api.get(f"{B}/tasks", params={"obj_id": eip["id"], "limit": 20}).json()["tasks"]
+    names = [t["task_name"] for t in tasks]
+    assert sorted(names) == ["EipAllocateTask", "EipAssociateTask", "EipDissociateTask"], names
+    ec2.terminate_instances(InstanceIds=[iid])
+    drop_account(ctl, "aws-db")
