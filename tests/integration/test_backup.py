@@ -129,3 +129,31 @@ def test_restore_refuses_what_it_would_clobber(source: dict[str, Any], tmp_path:
     assert r.returncode != 0 and "not a readable backup" in r.stderr and "Traceback" not in r.stderr
     r = src.ocadm("restore", str(tmp_path / "missing.tar.gz"), "--data-dir", str(tmp_path / "d2"))
     assert r.returncode != 0 and "no backup" in r.stderr
+
+
+def test_restore_without_images_warns_and_downloads_say_the_data_is_missing(source: dict[str, Any],
+                                                                            tmp_path: Path) -> None:
+    """A backup made without --with-images: restore says which images have no data, and a download
+    of one is a 409 naming the cause (it was a 500: the store's file was simply not there)."""
+    src: Controller = source["ctl"]
+    out = tmp_path / "noimg.tar.gz"
+    r = src.ocadm("backup", "--data-dir", str(src.data_dir), "-o", str(out))
+    assert r.returncode == 0, r.stdout + r.stderr
+    d, port = tmp_path / "data", free_port()
+    r = src.ocadm("restore", str(out), "--data-dir", str(d), "--port", str(port))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "Warning:" in r.stderr and "--with-images" in r.stderr and source["image"]["name"] in r.stderr, r.stderr
+    ctl = Controller(d, port, None, {**src.env}, tmp_path / "serve.log")
+    from tests.support.controller import parse_rc
+
+    ctl.env.update(parse_rc(d / "rc_admin"))
+    ctl.serve()
+    try:
+        for path in (f"/api/s/image/v2/images/{source['image']['id']}/file",
+                     f"/api/s/image/v1/images/{source['image']['id']}/download"):
+            got = ctl.api.get(path)
+            assert got.status_code == 409, (path, got.status_code, got.text[:300])
+            assert "missing" in got.json()["details"] and "upload it again" in got.json()["details"]
+        assert "Traceback" not in (tmp_path / "serve.log").read_text()
+    finally:
+        ctl.stop()
