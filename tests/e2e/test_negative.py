@@ -121,9 +121,9 @@ def region_rows(controller: Controller) -> dict[str, Any]:
     return {"zone": zone, "secgroup": sg, "keypair": kp, "rule": rule}
 
 
-REGION_LISTS = [(f"{R}/zones", "zones"), (f"{R}/secgroups", "secgroups"), (f"{R}/keypairs", "keypairs"),
-                (f"{R}/disks", "disks"), (f"{R}/servers", "servers"), (f"{R}/networks", "networks"),
-                (f"{R}/secgrouprules", "secgrouprules")]
+REGION_LISTS = [(f"{R}/{p}", p) for p in ("zones", "secgroups", "keypairs", "disks", "servers", "networks",
+                                           "secgrouprules", "wires", "vpcs", "cloudregions", "storages", "eips",
+                                           "snapshots", "reservedips")]
 
 
 def test_region_refuses_bad_input_and_changes_nothing(controller: Controller, region_rows: dict[str, Any]) -> None:
@@ -139,11 +139,20 @@ def test_region_refuses_bad_input_and_changes_nothing(controller: Controller, re
                                "disks": [{"size": 1024}], "auto_start": False}),
         ("networks", "network", {"name": "n", "guest_ip_start": "10.99.0.2", "guest_ip_end": "10.99.0.9",
                                  "guest_ip_mask": 24}),
+        ("wires", "wire", {"name": "w", "zone": z["id"], "bandwidth": 1000, "mtu": 1500}),
+        ("vpcs", "vpc", {"name": "v", "cidr_block": "10.0.0.0/8"}),
+        ("cloudregions", "cloudregion", {"name": "c", "description": "d"}),
+        ("storages", "storage", {"name": "st", "zone": z["id"], "capacity": 1024, "storage_type": "local"}),
+        ("eips", "eip", {"name": "e", "bandwidth": 10}),
+        ("snapshots", "snapshot", {"name": "sn", "disk": "nope"}),
+        ("reservedips", "reservedip", {"network": "default", "ips": ["10.0.0.1"], "notes": "n"}),
+        ("secgrouprules", "secgrouprule", {"secgroup": sg["id"], "direction": "in", "action": "allow",
+                                           "protocol": "tcp", "ports": "80", "priority": 5}),
     ]
     for plural, kw, tmpl in creates:
         run_cases(api, "POST", f"{R}/{plural}", bad_bodies(kw, tmpl))
         structural(api, "POST", f"{R}/{plural}")
-    updates = [(f"{R}/zones/{z['id']}", "zone", {"name": "z2", "description": "d"}),
+    updates = [(f"{R}/zones/{z['id']}", "zone", {"name": "z2", "description": "d", "location": "l"}),
                (f"{R}/secgroups/{sg['id']}", "secgroup", {"name": "s2", "description": "d"}),
                (f"{R}/keypairs/{kp['id']}", "keypair", {"name": "k2", "description": "d"}),
                (f"{R}/secgrouprules/{rule['id']}", "secgrouprule", {"priority": 20, "description": "d"})]
@@ -200,8 +209,8 @@ def test_another_tenant_gets_404_on_secgroup_rules_and_may_read_shared_networks(
 
 
 # ---- identity (keystone) ---------------------------------------------------------------------------
-ID_LISTS = [(f"{K}/projects", "projects"), (f"{K}/users", "users"), (f"{K}/domains", "domains"),
-            (f"{K}/roles", "roles"), (f"{K}/groups", "groups")]
+ID_LISTS = [(f"{K}/{p}", p) for p in ("projects", "users", "domains", "roles", "groups", "services", "endpoints",
+                                      "regions", "credentials", "policies")]
 
 
 def test_identity_refuses_bad_input_and_changes_nothing(controller: Controller) -> None:
@@ -213,7 +222,13 @@ def test_identity_refuses_bad_input_and_changes_nothing(controller: Controller) 
                            (f"{K}/users", "user", {"name": "u", "password": PW, "enabled": True}),
                            (f"{K}/domains", "domain", {"name": "d", "description": "d"}),
                            (f"{K}/roles", "role", {"name": "r"}),
-                           (f"{K}/groups", "group", {"name": "g", "description": "d"})):
+                           (f"{K}/groups", "group", {"name": "g", "description": "d"}),
+                           (f"{K}/services", "service", {"name": "s", "type": "t", "enabled": True}),
+                           (f"{K}/endpoints", "endpoint", {"service_id": "x", "interface": "public",
+                                                           "url": "http://127.0.0.1:1/"}),
+                           (f"{K}/regions", "region", {"id": "r", "description": "d"}),
+                           (f"{K}/credentials", "credential", {"type": "ec2", "blob": "{}"}),
+                           (f"{K}/policies", "policy", {"type": "application/json", "blob": "{}"})):
         run_cases(api, "POST", path, bad_bodies(kw, tmpl))
         structural(api, "POST", path)
     for path, kw, tmpl in ((f"{K}/projects/{proj['id']}", "project", {"name": "p2", "description": "d"}),

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Request, Response
 from sqlalchemy import func, select
 
 from core.api.deps import CredentialDep, SessionDep
+from core.api.inputs import check_display_name
 from core.api.listing import ListDep
 from core.db.base import new_hex_id
 from core.errors import (
@@ -62,6 +63,9 @@ def _service(session: SessionDep, ref: str) -> Service:
 
 
 def _unique_service(session: SessionDep, stype: str, name: str, exclude: str | None = None) -> None:
+    check_display_name(stype.strip() or "-", "service type")
+    if name:
+        check_display_name(name.strip() or "-", "service name")
     stmt = select(Service.id).where(Service.type == stype, Service.name == name)
     if exclude:
         stmt = stmt.where(Service.id != exclude)
