@@ -344,3 +344,47 @@ def test_a_dropped_udp_reply_is_retried_not_reported(sim: IpmiSim) -> None:
         d.close()
     finally:
         relay.close()
+
+
+def test_a_machine_that_never_reports_fails_the_deploy_with_the_reason_and_is_powered_off(
+        sim: IpmiSim, tmp_path: Path) -> None:
+    """The driver against the real BMC and the real boot network (on the loopback): the machine behind
+    this BMC never boots anything, so its deploy times out naming what was seen, and is left off."""
+    from core.agent.pxe import PxeService, PxeSettings
+    from drivers.baremetal.driver import BaremetalDriver
+    from drivers.base import HostEnv, HypervisorError, InstanceDisk, InstanceSpec, LocalImage
+    from tests.support.bmc import free_port
+
+    (tmp_path / "k").write_bytes(b"k")
+    (tmp_path / "img.raw").write_bytes(b"\0" * 4096)
+    svc = PxeService(PxeSettings(interface="lo", kernel=str(tmp_path / "k"), ramdisk=str(tmp_path / "k"),
+                                 ip_range="127.0.0.200-127.0.0.201", dhcp_port=free_port()), tmp_path / "raw")
+    svc.start()
+
+    class Images:
+        def get(self, image_id: str) -> LocalImage:
+            return LocalImage(path=str(tmp_path / "img.raw"), format="raw", properties={}, virtual_size_mb=1)
+
+    class Net:
+        def plug(self, nic: Any, hostname: str | None = None) -> str:
+            return ""
+
+        def unplug(self, mac: str) -> None:
+            return None
+
+    cfg = {"ipmi_ip": "127.0.0.1", "ipmi_port": sim.port, "ipmi_username": USER, "ipmi_password": SECRET,
+           "access_mac": "52:54:00:aa:00:09", "deploy_timeout_s": 1}
+    env = HostEnv(uri="", data_dir=str(tmp_path), instances_dir=str(tmp_path), images=Images(), network=Net(),
+                  options=cfg, pxe=svc)
+    drv = BaremetalDriver.for_host(env)
+    try:
+        spec = InstanceSpec(server_id="s1", name="s1", vcpu=1, memory_mb=1,
+                            disks=(InstanceDisk(id="d1", index=0, size_mb=1, image_id="img"),))
+        with pytest.raises(HypervisorError, match=r"did not report its deploy within 1 s \(seen: no request"):
+            drv.deploy(spec)
+        assert sim.ipmitool("chassis", "power", "status").stdout.strip() == "Chassis Power is off"
+        assert drv.driver.list_guests() == [] and drv.remove("s1") is False
+        assert svc.stage("52:54:00:aa:00:09", "wipe").ip == "127.0.0.200"  # its turn was closed
+    finally:
+        drv.close()
+        svc.stop()
