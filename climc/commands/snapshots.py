@@ -133,3 +133,22 @@ def instance_snapshot_create(obj: Any, server: str, name: str, wait: bool = Fals
 def server_change_owner(obj: Any, server: str, project: str) -> None:
     """Move SERVER (its disks, snapshots and quota) to PROJECT (cloud admins)."""
     show_object(obj.client().post(S, f"/servers/{server}/change-owner", json={"tenant": project})["server"])
+
+
+@click.command("server-reset-password")
+@click.argument("server")
+@click.option("--password", required=True, help="The new login password (set at the next boot)")
+@output_options
+@click.pass_obj
+def server_reset_password(obj: Any, server: str, password: str) -> None:
+    """Set a stopped SERVER's login password (its config drive rewritten; applied at its next boot)."""
+    show_object(obj.client().post(S, f"/servers/{server}/set-password", json={"password": password})["server"])
+
+
+@click.command("server-logininfo")
+@click.argument("server")
+@output_options
+@click.pass_obj
+def server_logininfo(obj: Any, server: str) -> None:
+    """Show SERVER's login account, and its password to members of its own project (audited)."""
+    show_object(obj.client().post(S, f"/servers/{server}/login-info", json={}))

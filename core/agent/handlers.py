@@ -171,6 +171,16 @@ def instance_snapshot_create(h: HostedDriver, p: hp.InstanceSnapshotPayload) -> 
     return hp.InstanceSnapshotResult(guest_status=state_of(h, p.server.id), sizes=sizes)
 
 
+def reset_password(h: HostedDriver, p: hp.ResetPasswordPayload) -> hp.GuestResult:
+    fn = getattr(h, "reset_password", None)
+    if fn is None:
+        from drivers.base import not_supported
+
+        not_supported(h.name, "reset_password")
+    fn(instance_spec(p))
+    return hp.GuestResult(guest_status=state_of(h, p.server.id))
+
+
 def disk_reset(h: HostedDriver, p: hp.DiskResetPayload) -> hp.GuestResult:
     _snapshots(h, "reset_disk").reset_disk(p.server.id, instance_disk(p.disk), p.snapshot_id)
     return hp.GuestResult(guest_status=state_of(h, p.server.id))
@@ -257,6 +267,7 @@ HANDLERS: dict[WorkKind, Handler] = {
     WorkKind.SNAPSHOT_CREATE: snapshot_create,
     WorkKind.SNAPSHOT_DELETE: snapshot_delete,
     WorkKind.INSTANCE_SNAPSHOT_CREATE: instance_snapshot_create,
+    WorkKind.RESET_PASSWORD: reset_password,
     WorkKind.DISK_RESET: disk_reset,
     WorkKind.SAVE_IMAGE: save_image,
     WorkKind.DISK_RESIZE: disk_resize,

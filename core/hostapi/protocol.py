@@ -51,6 +51,7 @@ class WorkKind(str, enum.Enum):
     SNAPSHOT_CREATE = "disk-snapshot-create"  # a point-in-time copy of one disk, kept with it
     SNAPSHOT_DELETE = "disk-snapshot-delete"
     INSTANCE_SNAPSHOT_CREATE = "guest-snapshot-create"  # every disk of a guest at one instant (one item)
+    RESET_PASSWORD = "guest-reset-password"  # a new login password, set at the guest's next boot
     DISK_RESET = "disk-reset"  # roll a disk back to one of its snapshots (guest stopped)
     SAVE_IMAGE = "guest-save-image"  # one disk of a stopped guest, flattened, into a queued glance image
     DISK_RESIZE = "disk-resize"  # grow a disk (online when the guest runs and the host can)
@@ -77,6 +78,7 @@ KIND_CAPABILITY: dict[WorkKind, Capability] = {
     WorkKind.SNAPSHOT_CREATE: Capability.SNAPSHOT,
     WorkKind.SNAPSHOT_DELETE: Capability.SNAPSHOT,
     WorkKind.INSTANCE_SNAPSHOT_CREATE: Capability.SNAPSHOT,
+    WorkKind.RESET_PASSWORD: Capability.CONFIG_DRIVE,
     WorkKind.DISK_RESET: Capability.SNAPSHOT,
     WorkKind.SAVE_IMAGE: Capability.SAVE_IMAGE,
     WorkKind.DISK_RESIZE: Capability.DISK_RESIZE,
@@ -99,6 +101,7 @@ ACTION_CAPABILITY: dict[str, Capability] = {
     "create-snapshot": Capability.SNAPSHOT,  # a disk's snapshots need its server's host (drivers' snapshot)
     "disk-reset": Capability.SNAPSHOT,
     "instance-snapshot": Capability.SNAPSHOT,  # instance-snapshot-create: all disks of a server
+    "reset-password": Capability.CONFIG_DRIVE,  # server-reset-password: the drive rewritten
     "save-image": Capability.SAVE_IMAGE,  # server-save-image and disk-save
     "resize": Capability.DISK_RESIZE,  # disk-resize
     "attachnetwork": Capability.ATTACH_NIC,  # running guest: attach_nic_hot (core.region.managers.servers)
@@ -264,6 +267,10 @@ class DetachDiskPayload(_Model):
 
 class RebuildRootPayload(GuestPayload):
     pass
+
+
+class ResetPasswordPayload(GuestPayload):
+    """The whole guest (its config drive is rebuilt from it) with the new ``server.password``."""
 
 
 class MigrateOutPayload(_Model):
@@ -506,6 +513,7 @@ PAYLOADS: dict[WorkKind, type[BaseModel]] = {
     WorkKind.SNAPSHOT_CREATE: SnapshotPayload,
     WorkKind.SNAPSHOT_DELETE: SnapshotPayload,
     WorkKind.INSTANCE_SNAPSHOT_CREATE: InstanceSnapshotPayload,
+    WorkKind.RESET_PASSWORD: ResetPasswordPayload,
     WorkKind.DISK_RESET: DiskResetPayload,
     WorkKind.SAVE_IMAGE: SaveImagePayload,
     WorkKind.DISK_RESIZE: DiskResizePayload,
@@ -536,6 +544,7 @@ RESULTS: dict[WorkKind, type[BaseModel]] = {
     WorkKind.SNAPSHOT_CREATE: SnapshotResult,
     WorkKind.SNAPSHOT_DELETE: SnapshotDeleteResult,
     WorkKind.INSTANCE_SNAPSHOT_CREATE: InstanceSnapshotResult,
+    WorkKind.RESET_PASSWORD: GuestResult,
     WorkKind.DISK_RESET: GuestResult,
     WorkKind.SAVE_IMAGE: SaveImageResult,
     WorkKind.DISK_RESIZE: DiskResizeResult,

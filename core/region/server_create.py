@@ -308,7 +308,13 @@ def create_servers(manager: Any, session: Session, cred: Credential, body: dict[
     sg_ids = plan.secgroup_ids or [default_secgroup(session, tenant, domain).id]
     for r in rows:
         set_server_secgroups(session, r, sg_ids)
-    params = {"server_ids": [r.id for r in rows], "sched": plan.sched, **sealed_password(data.password)}
+    sealed = sealed_password(data.password)
+    if sealed:
+        from core.region.passwords import remember
+
+        for r in rows:
+            remember(r, sealed)
+    params = {"server_ids": [r.id for r in rows], "sched": plan.sched, **sealed}
     task = submit(session, "ServerBatchCreateTask", "server", rows[0].id, rows[0].name, params, cred=cred)
     for r in rows:
         r.active_task_id = task.id

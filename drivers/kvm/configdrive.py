@@ -128,6 +128,9 @@ def render(cd: ConfigDrive, *, salt: str | None = None) -> dict[str, bytes]:
             "users": [{"name": cd.user, "password": hashed, "type": "hash"}],
         }
         cloud_config["ssh_pwauth"] = True
+        # chpasswd runs once per instance; bootcmd at every boot, so a password reset (a rewritten
+        # drive, same instance) takes effect at the next boot. The hash only: never the password.
+        cloud_config["bootcmd"] = [["sh", "-c", f"echo '{cd.user}:{hashed}' | chpasswd -e"]]
     ours = "#cloud-config\n" + yaml.safe_dump(cloud_config, sort_keys=True)
     return {
         "meta-data": yaml.safe_dump(meta, sort_keys=True).encode(),

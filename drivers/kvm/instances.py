@@ -282,6 +282,21 @@ class KvmInstances(KvmMigration, KvmLiveMigration, KvmSnapshots, KvmSaveImage):
         self.persist(sid)
         return Deployed(guest_id=sid, status=self.driver.get_guest(sid).status, disks=tuple(disks_out))
 
+    def reset_password(self, spec: InstanceSpec) -> None:
+        """A new config drive with ``spec``'s password (and its keys, user data, NICs as before) for
+        the stopped guest: the password is set at its next boot. A running guest: refused (no guest
+        agent channel here), the server must be stopped first."""
+        from drivers.kvm.configdrive import ConfigDrive, NicConfig, build_config_drive
+
+        sid = spec.server_id
+        if self.driver.get_guest(sid).status is not GuestStatus.STOPPED:  # GuestNotFound: nothing here
+            raise HypervisorError(f"guest {sid} is running: stop it to reset its password (no guest agent)")
+        if not spec.password:
+            raise HypervisorError("reset-password without a password")
+        build_config_drive(os.path.join(self.instance_dir(sid), "config.iso"), ConfigDrive(
+            instance_id=sid, hostname=hostname_of(spec.name), ssh_keys=spec.ssh_keys, password=spec.password,
+            user_data=spec.user_data or None, nics=tuple(NicConfig(mac=n.mac, dhcp=True) for n in spec.nics)))
+
     def persist(self, server_id: str) -> None:
         """Keep the guest's definition in its instance dir (``domain.xml``), for ``restore``.
 

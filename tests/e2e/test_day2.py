@@ -691,3 +691,53 @@ def test_server_change_owner_moves_disks_snapshots_and_quota(cloud: tuple[Contro
         assert them.delete(f"{B}/servers/{srv['id']}", params={"override_pending_delete": "true"}).status_code == 200
         wait_for(lambda: them.get(f"{B}/servers/{srv['id']}").status_code == 404, 30, "gone")
         assert them.get(f"{B}/quotas").json()["quota"]["usage.snapshot"] == theirs_before["usage.snapshot"]
+
+
+def _iso_password_hashes(iso: Path) -> set[str]:
+    import re
+
+    return set(re.findall(rb"\$6\$[A-Za-z0-9./]+\$[A-Za-z0-9./]+", iso.read_bytes()))
+
+
+def test_reset_password_rewrites_the_config_drive_and_logininfo_shows_it_to_the_owner(
+        cloud: tuple[Controller, AgentProc]) -> None:
+    import httpx
+
+    from drivers.kvm.configdrive import sha512_crypt
+    from tests.e2e.test_agent_support import outsider_token
+
+    ctl, agent = cloud
+    r = ctl.climc("server-create", "vm-pw", "--disk", "tiny", "--net", "default", "--password", "pw-First-Secret1")
+    assert r.returncode == 0, r.stderr
+    srv = settled(ctl, "vm-pw", "ready", "created")
+    info = climc_json(ctl, "server-logininfo", "vm-pw")
+    assert info["username"] == "root" and info["password"] == "pw-First-Secret1"
+    iso = agent.data / "instances" / srv["id"] / "config.iso"
+    assert b"pw-First-Secret1" not in iso.read_bytes()  # the hash only, never the password
+    assert ctl.climc("server-start", "vm-pw").returncode == 0
+    settled(ctl, "vm-pw", "running", "running")
+    # running: no guest agent here, so 400 naming the status; nothing changes
+    r = ctl.api.post(f"{B}/servers/{srv['id']}/set-password", json={"password": "pw-Second-Secret2"})
+    assert r.status_code == 400 and r.json()["class"] == "InvalidStatusError" and "stop" in r.json()["details"]
+    r = ctl.climc("server-reset-password", "vm-pw", "--password", "short")
+    assert r.returncode != 0 and "password" in r.stderr, r.stderr
+    assert ctl.climc("server-stop", "vm-pw").returncode == 0
+    settled(ctl, "vm-pw", "ready", "stopped")
+
+    assert ctl.climc("server-reset-password", "vm-pw", "--password", "pw-Second-Secret2").returncode == 0
+    settled(ctl, "vm-pw", "ready", "reset")
+    hashes = _iso_password_hashes(iso)
+    assert hashes and b"pw-Second-Secret2" not in iso.read_bytes()
+    assert all(sha512_crypt("pw-Second-Secret2", h.decode().split("$")[2]) == h.decode() for h in hashes)
+    assert b"bootcmd" in iso.read_bytes()  # set at every boot: the next one takes the new password
+    assert climc_json(ctl, "server-logininfo", "vm-pw")["password"] == "pw-Second-Secret2"
+    assert "pw-Second-Secret2" not in json.dumps(ctl.api.get(f"{B}/servers/{srv['id']}").json())
+    actions = ctl.climc("action-list", "--limit", "50", "-o", "json")
+    assert actions.returncode == 0 and "login-info" in actions.stdout, actions.stdout[:500]
+    with httpx.Client(base_url=ctl.url, headers={"X-Auth-Token": outsider_token(ctl)}, timeout=30) as c:
+        assert c.post(f"{B}/servers/{srv['id']}/login-info", json={}).status_code == 404
+        assert c.post(f"{B}/servers/{srv['id']}/set-password", json={"password": "pw-Their-Secret3"}).status_code \
+            == 404
+    assert climc_json(ctl, "server-logininfo", "vm-pw")["password"] == "pw-Second-Secret2"
+    assert ctl.climc("server-delete", "-f", "vm-pw").returncode == 0
+    wait_for(lambda: ctl.api.get(f"{B}/servers/{srv['id']}").status_code == 404, 30, "gone")

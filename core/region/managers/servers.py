@@ -42,6 +42,8 @@ class ServerManager(Manager):
         "add-secgroup": "do_add_secgroup", "revoke-secgroup": "do_revoke_secgroup", "set-secgroup": "do_set_secgroup",
         "attachnetwork": "do_attachnetwork", "detachnetwork": "do_detachnetwork",
         "instance-snapshot": "do_instance_snapshot", "change-owner": "do_change_owner",
+        "set-password": "do_reset_password", "reset-password": "do_reset_password",
+        "login-info": "do_login_info",
         "associate-eip": "do_associate_eip", "dissociate-eip": "do_dissociate_eip",
         "change-bandwidth": "do_change_bandwidth",
     }
@@ -422,6 +424,19 @@ class ServerManager(Manager):
             raise InvalidStatusError(f"server {row.name} has no system disk")
         out = save_image(session, cred, row, root, body)
         return {"server": {**self.to_dict(session, row), **out}}
+
+    def do_reset_password(self, session: Session, cred: Credential, row: Any, body: dict[str, Any]) -> None:
+        """``server-reset-password SERVER --password``: set at the stopped guest's next boot."""
+        from core.region.passwords import reset_password
+
+        reset_password(session, cred, row, body)
+
+    def do_login_info(self, session: Session, cred: Credential, row: Any, body: dict[str, Any]) -> dict[str, Any]:
+        """``server-logininfo`` (Cloudpods' login-info action, so each reading is audited): the account;
+        the password for the server's own project only."""
+        from core.region.passwords import login_info
+
+        return login_info(session, cred, row)
 
     def do_change_owner(self, session: Session, cred: Credential, row: Any, body: dict[str, Any]) -> None:
         """``server-change-owner SERVER PROJECT``: the server, its disks and snapshots to another project."""

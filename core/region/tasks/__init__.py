@@ -17,6 +17,7 @@ REGION_TASKS: dict[str, str] = {
     "SnapshotDeleteTask": "core.region.tasks.snapshots:SnapshotDeleteTask",
     "InstanceSnapshotCreateTask": "core.region.tasks.instance_snapshots:InstanceSnapshotCreateTask",
     "InstanceSnapshotDeleteTask": "core.region.tasks.instance_snapshots:InstanceSnapshotDeleteTask",
+    "ServerResetPasswordTask": "core.region.tasks.config:ServerResetPasswordTask",
     "DiskResetTask": "core.region.tasks.snapshots:DiskResetTask",
     "DiskResizeTask": "core.region.tasks.snapshots:DiskResizeTask",
     "ServerAttachNetworkTask": "core.region.tasks.nics:ServerAttachNetworkTask",

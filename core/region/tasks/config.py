@@ -376,3 +376,34 @@ class ServerDetachDiskTask(TaskBase):
         server = run.session.get(Server, run.task.obj_id)
         if server is not None:
             release_task(server, run)
+
+
+class ServerResetPasswordTask(TaskBase):
+    """The host rewrites the stopped guest's config drive with the new password; on success the
+    server keeps it (sealed) for ``server-logininfo``."""
+
+    name = "ServerResetPasswordTask"
+
+    def on_init(self, run: Run) -> None:
+        from core.hostapi.protocol import ResetPasswordPayload
+        from core.region.server_create import unseal_password
+
+        server = server_of(run)
+        payload = agent_payload(run.session, server, unseal_password(run.params), model=ResetPasswordPayload)
+        run.dispatch(str(server.host_id), WorkKind.RESET_PASSWORD, payload, then="on_reset")
+
+    def on_reset(self, run: Run) -> None:
+        from core.region.passwords import remember
+
+        server = server_of(run)
+        run.result_of(WorkKind.RESET_PASSWORD)
+        remember(server, {"password_sealed": str(run.params["password_sealed"])})
+        run.set_params(password_sealed=None)
+        release_task(server, run)
+        run.complete()
+
+    def on_failed(self, run: Run, reason: str) -> None:
+        server = run.session.get(Server, run.task.obj_id)
+        run.set_params(password_sealed=None)
+        if server is not None:
+            release_task(server, run)
