@@ -173,8 +173,8 @@ def host_create(obj: Any, name: str, zone: str, driver: str | None, config: tupl
 
 
 # ---- machines behind a BMC (bare metal) -----------------------------------------------------------
-BAREMETAL_COLUMNS = ["id", "name", "zone", "host_status", "ipmi_status", "power_status", "health", "enabled",
-                     "cpu_count", "mem_size", "guests"]
+BAREMETAL_COLUMNS = ["id", "name", "zone", "status", "host_status", "ipmi_status", "power_status", "health", "enabled",
+                     "access_mac", "cpu_count", "mem_size", "guests"]
 
 
 @click.command("baremetal-list")
