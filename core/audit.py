@@ -85,9 +85,15 @@ def record_for_task(session: Session, user_cred: dict[str, Any], *, service: str
     return row
 
 
+def _utc(dt: datetime) -> str:
+    """The one time format of every API answer: ISO 8601 in UTC with a ``Z`` (as region rows)."""
+    text = dt.isoformat(timespec="microseconds")
+    return text.replace("+00:00", "Z") if dt.tzinfo is not None else text + "Z"
+
+
 def action_to_dict(a: Action) -> dict[str, Any]:
     return {
-        "id": a.id, "start_time": a.start_time.isoformat(), "service": a.service, "action": a.action,
+        "id": a.id, "start_time": _utc(a.start_time), "service": a.service, "action": a.action,
         "obj_type": a.obj_type, "obj_id": a.obj_id, "obj_name": a.obj_name, "success": a.success,
         "notes": a.notes, "user_id": a.user_id, "user": a.user, "tenant_id": a.tenant_id,
         "tenant": a.tenant, "domain_id": a.domain_id, "request_id": a.request_id,
