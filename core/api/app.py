@@ -95,6 +95,7 @@ def create_app(settings: Settings, db: Database | None = None, run_background: b
     errors.install(app)
     app.include_router(root_router())
     app.include_router(_load("core.metrics.routes:router"))
+    app.include_router(_load("core.keystone.api:discovery_router"))  # GET /api/s/identity: versions
     # Each service is its own sub-app behind a Mount: a request is matched against one prefix and then
     # only its service's routes (matching every route of every service cost ~25% of a request's CPU).
     # The mounted router runs inside this app: its errors reach this app's handlers, request.app is
@@ -112,6 +113,7 @@ def create_app(settings: Settings, db: Database | None = None, run_background: b
     app.add_middleware(MetricsMiddleware)  # inside the gateway: it sees the normalised path and the matched route
     app.add_middleware(GatewayMiddleware, max_body=settings.max_body_bytes, stream_prefixes=STREAM_PREFIXES,
                        stream_patterns=tuple(_load(p) for p in STREAM_PATTERNS),
-                       mount_prefixes=tuple(prefix for _s, prefix, _r in SERVICE_ROUTERS))
+                       mount_prefixes=tuple(prefix for _s, prefix, _r in SERVICE_ROUTERS),
+                       region=settings.region_id)
     logging.getLogger("cloudpods").setLevel(settings.log_level.upper())
     return app

@@ -2,6 +2,9 @@
 
 - empty path segments are dropped (``//servers`` works: a real SDK sends it), and a service's
   bare prefix (``/api/s/identity/v3``) reaches that service's root route;
+- Cloudpods' API-gateway paths (``OS_ENDPOINT_TYPE=apigateway``: ``/api/s/<service>/r/<region>
+  [/z/<zone>]/<path of the catalog URL>/...``) are routed to the service's own path; another
+  region than this one is a 404;
 - a request id is taken from ``X-Request-Id`` or made, and echoed in the reply;
 - request bodies are capped at ``max_body`` bytes (413), except on streaming upload routes
   (``stream_prefixes``, or single routes by ``stream_patterns``);
@@ -24,7 +27,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from core.api.inputs import json_number_error
-from core.errors import CloudpodsError, InputParameterError, RequestTooLargeError
+from core.errors import CloudpodsError, InputParameterError, RequestTooLargeError, ResourceNotFoundError
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -33,6 +36,7 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 _MULTI_SLASH = re.compile(r"/{2,}")
+_GATEWAY = re.compile(r"^/api/s/([^/]+)/r/([^/]+)(?:/z/[^/]+)?(/.*)?$")
 _RID_OK = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 MAX_JSON_DEPTH = 64
 _JSON_STRING = re.compile(rb'"[^"\\]*(?:\\[\s\S][^"\\]*)*"?')  # escapes; an unterminated one to the end
@@ -87,8 +91,10 @@ def _has_body(headers: Any) -> bool:
 
 class GatewayMiddleware:
     def __init__(self, app: ASGIApp, max_body: int, stream_prefixes: tuple[str, ...] = (),
-                 mount_prefixes: tuple[str, ...] = (), stream_patterns: tuple[re.Pattern[str], ...] = ()) -> None:
+                 mount_prefixes: tuple[str, ...] = (), stream_patterns: tuple[re.Pattern[str], ...] = (),
+                 region: str = "") -> None:
         self.app = app
+        self.region = region
         self.max_body = max_body
         self.stream_prefixes = stream_prefixes
         self.stream_patterns = stream_patterns
@@ -102,6 +108,16 @@ class GatewayMiddleware:
         path: str = scope["path"]
         if "//" in path:
             path = _MULTI_SLASH.sub("/", path)
+            scope = dict(scope, path=path, raw_path=path.encode())
+        gw = _GATEWAY.match(path) if "/r/" in path else None
+        if gw is not None:
+            service, region, rest = gw.group(1), gw.group(2), gw.group(3) or "/"
+            if region != self.region:
+                await _reply(send, ResourceNotFoundError(f"region {region} not found (this is {self.region})"), path)
+                return
+            # the catalog URL's own path follows the region (ours start /api/s/...; Cloudpods' are
+            # service roots such as /v3 or /v1, which live under the service's gateway prefix)
+            path = rest if rest.startswith("/api/s/") else f"/api/s/{service}{rest}"
             scope = dict(scope, path=path, raw_path=path.encode())
         if path in self.mount_prefixes:
             path += "/"

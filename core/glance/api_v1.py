@@ -255,21 +255,69 @@ def image_action(request: Request, image_id: str, action: str, session: SessionD
 
 
 # ---- quotas --------------------------------------------------------------------------------------
+# Cloudpods' quota paths: GET /image_quotas (the caller's project), /image_quotas/projects (every
+# project with its own limit), /image_quotas[/projects]/<project>; set with POST there or PUT.
+def _quota_row(session: Any, ctx: GlanceCtx, tenant: str) -> dict[str, Any]:
+    return {"tenant_id": tenant, "max_bytes": quota_bytes(session, tenant, ctx.cfg),
+            "used_bytes": used_bytes(session, tenant)}
+
+
 def _quota_dict(session: Any, ctx: GlanceCtx, tenant: str) -> dict[str, Any]:
-    return {"image_quota": {"tenant_id": tenant, "max_bytes": quota_bytes(session, tenant, ctx.cfg),
-                            "used_bytes": used_bytes(session, tenant)}}
+    row = _quota_row(session, ctx, tenant)
+    return {"image_quota": row, "image_quotas": [row]}
 
 
+def _project_id(session: Any, cred: Any, ref: str, action: str) -> str:
+    """A project by id or name (Cloudpods' quota paths take either), checked against ``action``;
+    an unknown one is a 404 only for callers who may act on any project (others get the 403
+    an existing foreign project gives)."""
+    from sqlalchemy import select
+
+    from core.keystone.models import Project
+
+    row = session.get(Project, ref) or session.scalar(select(Project).where(Project.name == ref).limit(1))
+    enforce(cred, action, {"project_id": row.id if row is not None else ref})
+    if row is None:
+        raise ResourceNotFoundError(f"project {ref} not found")
+    return str(row.id)
+
+
+@router.get("/image_quotas")
+def get_own_quota(request: Request, session: SessionDep, cred: CredentialDep) -> dict[str, Any]:
+    if not cred.project_id:
+        raise InputParameterError("project: required with a token that is not project-scoped")
+    enforce(cred, "image:quotas:get", {"project_id": cred.project_id})
+    return _quota_dict(session, glance_ctx(request.app), cred.project_id)
+
+
+@router.get("/image_quotas/projects")
+def list_quotas(request: Request, session: SessionDep, cred: CredentialDep) -> dict[str, Any]:
+    from sqlalchemy import select
+
+    enforce(cred, "image:quotas:update")  # every project's: the admins who may set them
+    ctx = glance_ctx(request.app)
+    ids = list(session.scalars(select(ImageQuota.tenant_id).order_by(ImageQuota.tenant_id).limit(2048)))
+    items = [_quota_row(session, ctx, t) for t in ids]
+    return {"image_quotas": items, "total": len(items)}
+
+
+@router.get("/image_quotas/projects/{project_id}")
 @router.get("/image_quotas/{project_id}")
 def get_quota(request: Request, project_id: str, session: SessionDep, cred: CredentialDep) -> dict[str, Any]:
-    enforce(cred, "image:quotas:get", {"project_id": project_id})
+    project_id = _project_id(session, cred, project_id, "image:quotas:get")
     return _quota_dict(session, glance_ctx(request.app), project_id)
 
 
+@router.post("/image_quotas/projects/{project_id}")
+@router.post("/image_quotas/{project_id}")
 @router.put("/image_quotas/{project_id}")
 async def set_quota(request: Request, project_id: str, session: SessionDep, cred: CredentialDep) -> dict[str, Any]:
-    enforce(cred, "image:quotas:update", {"project_id": project_id})
-    body = await _json_body(request, "image_quota")
+    project_id = await anyio.to_thread.run_sync(_project_id, session, cred, project_id, "image:quotas:update")
+    raw = await read_json(request)
+    key = "image_quotas" if isinstance(raw, dict) and isinstance(raw.get("image_quotas"), dict) else "image_quota"
+    body = raw.get(key) if isinstance(raw, dict) and isinstance(raw.get(key), dict) else raw
+    if not isinstance(body, dict):
+        raise InputParameterError('body must be a JSON object (optionally wrapped as {"image_quota": {...}})')
     max_bytes = check_size_field(body.get("max_bytes"), "max_bytes")
     ctx = glance_ctx(request.app)
 
@@ -294,3 +342,17 @@ async def set_quota(request: Request, project_id: str, session: SessionDep, cred
     return await anyio.to_thread.run_sync(work)
 
 
+
+
+@router.get("/usages")
+def usages(request: Request, session: SessionDep, cred: CredentialDep) -> dict[str, Any]:
+    """Image count and bytes: the caller's project, or the whole store for a system-scoped token."""
+    from sqlalchemy import func, select
+
+    from core.glance.models import ACTIVE
+
+    enforce(cred, "image:quotas:get", {"project_id": cred.project_id} if cred.project_id else None)
+    whole = cred.scope == "system"
+    where = [Image.status == ACTIVE] + ([] if whole else [Image.tenant_id == cred.project_id])
+    n, size = session.execute(select(func.count(), func.coalesce(func.sum(Image.size), 0)).where(*where)).one()
+    return {"usage": {"images": int(n), "image_size": int(size)}}

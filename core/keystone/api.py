@@ -43,13 +43,44 @@ def _link(request: Request, path: str = "") -> str:
     return str(request.base_url).rstrip("/") + "/api/s/identity/v3" + path
 
 
-@router.get("/")  # the bare /v3 reaches here too (the gateway middleware adds the slash)
-def version_document(request: Request) -> dict[str, Any]:
-    return {"version": {
+def _v3(request: Request) -> dict[str, Any]:
+    return {
         "id": "v3.14", "status": "stable", "updated": "2020-04-07T00:00:00Z",
         "links": [{"rel": "self", "href": _link(request, "/")}],
         "media-types": [{"base": "application/json", "type": "application/vnd.openstack.identity-v3+json"}],
-    }}
+    }
+
+
+@router.get("/")  # the bare /v3 reaches here too (the gateway middleware adds the slash)
+def version_document(request: Request) -> dict[str, Any]:
+    return {"version": _v3(request)}
+
+
+# Keystone's version discovery at the identity root (keystoneauth, Tempest and SDKs given an
+# unversioned auth URL ask there): 300 Multiple Choices listing the one version served.
+discovery_router = APIRouter()
+
+
+@discovery_router.get("/api/s/identity", include_in_schema=False)
+@discovery_router.get("/api/s/identity/", include_in_schema=False)
+def versions_document(request: Request) -> JSONResponse:
+    return JSONResponse({"versions": {"values": [_v3(request)]}}, status_code=300)
+
+
+@router.get("/usages")
+def identity_usages(session: SessionDep, cred: CredentialDep) -> dict[str, Any]:
+    """Counts of what the caller can see (Cloudpods' keystone usage), per identity resource."""
+    from sqlalchemy import func, select
+
+    from core.keystone.models import Domain, Group, Policy, Project, Role, User
+    from core.keystone.routes._common import visible
+
+    enforce(cred, "identity:usages:get")
+    out: dict[str, int] = {}
+    for key, model in (("domains", Domain), ("projects", Project), ("users", User), ("groups", Group),
+                       ("roles", Role), ("policies", Policy)):
+        out[key] = int(session.scalar(select(func.count()).select_from(model).where(visible(cred, model))) or 0)
+    return {"usage": out}
 
 
 def token_body(cred: Credential, catalog: list[dict[str, Any]] | None) -> dict[str, Any]:

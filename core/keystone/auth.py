@@ -45,7 +45,11 @@ def _find_domain(session: Session, ref: dict[str, Any] | None) -> Domain | None:
     if ref.get("id"):
         return session.get(Domain, str(ref["id"]))
     if ref.get("name"):
-        return session.scalar(select(Domain).where(Domain.name == str(ref["name"])))
+        name = str(ref["name"])
+        found = session.scalar(select(Domain).where(Domain.name == name))
+        # Cloudpods' keystone resolves a domain name as id-or-name: {"name": "default"} is the
+        # Default domain (SDKs log in that way); an exact name match wins over an id match
+        return found if found is not None else session.get(Domain, name)
     raise InputParameterError("domain needs id or name")
 
 

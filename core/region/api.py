@@ -4,6 +4,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from core.console.routes import router as console_router
+from core.region.capabilities import router as capabilities_router
 from core.hostapi.routes import router as host_agent_router
 from core.metrics.api import router as metrics_router
 from core.region.host_bmc import router as host_bmc_router
@@ -18,6 +19,7 @@ router = APIRouter()
 router.include_router(host_agent_router)  # /agent/...: before the generic grammar
 router.include_router(console_router)  # /servers/<id>/vnc, /webconsole/...: before the generic grammar
 router.include_router(quota_router)
+router.include_router(capabilities_router)  # /capabilities: before the generic grammar
 router.include_router(host_bmc_router)  # /hosts/<id>/start|stop|reset|ipmi|sensors...: before the grammar
 router.include_router(metrics_router)  # /servers/<id>/metrics, /hosts/<id>/metrics: before the grammar
 router.include_router(resource_router)

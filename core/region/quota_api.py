@@ -1,9 +1,17 @@
-"""Quotas and usages.
+"""Quotas and usages, on Cloudpods' quota paths.
 
     GET  /quotas                      the caller's project (``?project=<id>`` for admins)
-    GET  /quotas/projects             every project with a quota row (admins)
-    POST /quotas  {"quota": {"cpu": 64, ...}, "project": "<id>"}   set limits (admins)
+    GET  /quotas/projects             every project with a quota row (admins; ``?domain_id=``)
+    GET  /quotas/projects/<project>   one project (id or name); also GET /quotas/<project>
+    POST /quotas  {"quotas": {"cpu": 64, ...}, "project": "<id>"}   set limits (admins)
+    POST /quotas/projects/<project>   (and POST /quotas/<project>) the same for a named project
+    GET  /quotas/domains[/<domain>]   per domain: the sum of its projects' limits and usage
     GET  /usages                      the caller's usage; system admins: the whole cloud
+
+Limits are per project here (one row each, reserved by one UPDATE); a domain's quota is the
+sum of its projects' (what Cloudpods reports as a domain's ``total``), so setting a domain quota
+is refused with a 400 that says to set its projects'. Replies carry ``quotas`` as a list, as
+Cloudpods' quota handler sends, plus ``quota`` (the one row) for our climc.
 """
 from __future__ import annotations
 
@@ -14,7 +22,7 @@ from fastapi.responses import Response
 from sqlalchemy import func, select
 
 from core.api.deps import CredentialDep, SessionDep
-from core.errors import InputParameterError
+from core.errors import InputParameterError, ResourceNotFoundError, UnsupportedOperationError
 from core.keystone.policy import allowed, enforce
 from core.region import quotas
 from core.region.common import begin_write, json_response, unwrap
@@ -38,6 +46,113 @@ def _project(request: Request, cred: Any, body: dict[str, Any] | None = None) ->
 def get_quota(request: Request, session: SessionDep, cred: CredentialDep) -> Response:
     enforce(cred, "compute:quotas:get")
     tenant, domain = _project(request, cred)
+    return _show(session, tenant, domain)
+
+
+@router.get("/quotas/projects")
+def list_quotas(request: Request, session: SessionDep, cred: CredentialDep) -> Response:
+    enforce(cred, "compute:quotas:manage")
+    stmt = select(Quota).order_by(Quota.tenant_id).limit(2048)
+    dom = request.query_params.get("domain_id") or request.query_params.get("project_domain")
+    if dom:
+        stmt = stmt.where(Quota.domain_id == _domain(session, dom).id)
+    rows = list(session.scalars(stmt))
+    names = _project_names(session, [r.tenant_id for r in rows])
+    items = [{**quotas.to_dict(r), "tenant": names.get(r.tenant_id, "")} for r in rows]
+    return json_response({"quotas": items, "total": len(items)})
+
+
+@router.get("/quotas/domains")
+def list_domain_quotas(session: SessionDep, cred: CredentialDep) -> Response:
+    enforce(cred, "compute:quotas:manage")
+    from core.keystone.models import Domain
+
+    items = [_domain_total(session, d) for d in session.scalars(select(Domain).order_by(Domain.name))]
+    return json_response({"quotas": items, "total": len(items)})
+
+
+@router.get("/quotas/domains/{domain}")
+def get_domain_quota(domain: str, session: SessionDep, cred: CredentialDep) -> Response:
+    enforce(cred, "compute:quotas:manage")
+    out = _domain_total(session, _domain(session, domain))
+    return json_response({"quotas": [out], "quota": out})
+
+
+@router.post("/quotas/domains/{domain}")
+def set_domain_quota(domain: str, session: SessionDep, cred: CredentialDep) -> Response:
+    enforce(cred, "compute:quotas:manage")
+    d = _domain(session, domain)
+    raise UnsupportedOperationError(
+        f"quotas are per project here: a domain's is the sum of its projects'; set those with "
+        f"POST /quotas/projects/<project> (domain {d.name})")
+
+
+@router.get("/quotas/projects/{project}")
+@router.get("/quotas/{project}")
+def get_project_quota(project: str, session: SessionDep, cred: CredentialDep) -> Response:
+    enforce(cred, "compute:quotas:get")
+    tenant, domain = _named_project(session, cred, project)
+    return _show(session, tenant, domain)
+
+
+@router.post("/quotas/projects/{project}")
+@router.post("/quotas/{project}")
+def set_project_quota(project: str, request: Request, session: SessionDep, cred: CredentialDep,
+                      body: Any = Body(default=None)) -> Response:
+    enforce(cred, "compute:quotas:manage")
+    return _set(request, session, cred, body, project)
+
+
+_OWNER_KEYS = ("project", "project_id", "tenant", "tenant_id", "domain_id", "project_domain", "action")
+
+
+def _named_project(session: Any, cred: Any, ref: str) -> tuple[str, str]:
+    """A project by id or name; another project than the caller's needs the manage right."""
+    from core.keystone.models import Project
+
+    row = session.get(Project, ref) or session.scalar(select(Project).where(Project.name == ref).limit(1))
+    if row is None or row.id != cred.project_id:
+        enforce(cred, "compute:quotas:manage")  # before the 404: others learn nothing of names
+    if row is None:
+        raise ResourceNotFoundError(f"project {ref} not found")
+    return str(row.id), str(row.domain_id)
+
+
+def _domain(session: Any, ref: str) -> Any:
+    from core.keystone.models import Domain
+
+    row = session.get(Domain, ref) or session.scalar(select(Domain).where(Domain.name == ref).limit(1))
+    if row is None:
+        raise ResourceNotFoundError(f"domain {ref} not found")
+    return row
+
+
+def _project_names(session: Any, ids: list[str]) -> dict[str, str]:
+    from core.keystone.models import Project
+
+    if not ids:
+        return {}
+    return {i: n for i, n in session.execute(select(Project.id, Project.name).where(Project.id.in_(ids)))}
+
+
+def _domain_total(session: Any, dom: Any) -> dict[str, Any]:
+    """A domain's quota as the sum of its projects' (a project without a row has the defaults;
+    any unlimited project makes the domain unlimited)."""
+    from core.keystone.models import Project
+
+    out: dict[str, Any] = {"domain_id": dom.id, "project_domain": dom.name}
+    pids = list(session.scalars(select(Project.id).where(Project.domain_id == dom.id)))
+    rows = {r.tenant_id: r for r in session.scalars(select(Quota).where(Quota.domain_id == dom.id))}
+    bare = sum(1 for p in pids if p not in rows)
+    for k in quotas.KEYS:
+        limits = [getattr(r, k) for r in rows.values()] + [quotas.DEFAULTS[k]] * bare
+        out[k] = -1 if any(v < 0 for v in limits) else sum(limits)
+        out[f"usage.{k}"] = sum(getattr(r, f"used_{k}") for r in rows.values())
+    out["projects"] = len(set(pids) | set(rows))
+    return out
+
+
+def _show(session: Any, tenant: str, domain: str) -> Response:
     row = session.get(Quota, tenant)
     if row is None:
         out = {"tenant_id": tenant, "domain_id": domain, **quotas.DEFAULTS,
@@ -47,22 +162,25 @@ def get_quota(request: Request, session: SessionDep, cred: CredentialDep) -> Res
     return json_response({"quotas": [out], "quota": out})
 
 
-@router.get("/quotas/projects")
-def list_quotas(session: SessionDep, cred: CredentialDep) -> Response:
-    enforce(cred, "compute:quotas:manage")
-    rows = session.scalars(select(Quota).order_by(Quota.tenant_id).limit(2048))
-    items = [quotas.to_dict(r) for r in rows]
-    return json_response({"quotas": items, "total": len(items)})
-
-
 @router.post("/quotas")
 def set_quota(request: Request, session: SessionDep, cred: CredentialDep, body: Any = Body(default=None)) -> Response:
     enforce(cred, "compute:quotas:manage")
-    data = unwrap(body, "quota")
-    tenant, domain = _project(request, cred, unwrap(body, ""))
+    return _set(request, session, cred, body, None)
+
+
+def _set(request: Request, session: Any, cred: Any, body: Any, ref: str | None) -> Response:
+    data = unwrap(body, "quotas") if isinstance(body, dict) and isinstance(body.get("quotas"), dict) \
+        else unwrap(body, "quota")
+    if ref is not None:
+        tenant, domain = _named_project(session, cred, ref)
+    else:
+        tenant, domain = _project(request, cred, unwrap(body, ""))
     begin_write(session)
-    limits = {k: v for k, v in data.items() if k in quotas.KEYS}
-    unknown = [k for k in data if k not in quotas.KEYS and k not in ("project", "project_id", "domain_id")]
+    action = data.get("action") or "update"
+    if action not in ("update", "reset"):
+        raise UnsupportedOperationError(f"action: {action!r} is not supported (update or reset)")
+    limits = dict(quotas.DEFAULTS) if action == "reset" else {k: v for k, v in data.items() if k in quotas.KEYS}
+    unknown = [k for k in data if k not in quotas.KEYS and k not in _OWNER_KEYS]
     if unknown:
         raise InputParameterError(f"{unknown[0]}: not a quota (known: {', '.join(quotas.KEYS)})")
     row = quotas.set_limits(session, tenant, domain, limits)
@@ -73,7 +191,7 @@ def set_quota(request: Request, session: SessionDep, cred: CredentialDep, body: 
     session.flush()
     out = quotas.to_dict(row)
     session.commit()
-    return json_response({"quota": out})
+    return json_response({"quota": out, "quotas": [out]})
 
 
 @router.get("/usages")

@@ -56,6 +56,7 @@ RULES = (
     Rule("identity:credentials:manage_others", "admin", SYSTEM,
          description="Create, update or delete another user's credentials."),
     Rule("identity:actions:list", "reader", description="List audit records (own tenant unless system)."),
+    Rule("identity:usages:get", "reader", description="Count the identity resources the caller can see."),
     Rule("identity:services:list", "reader", description="List services in the catalog."),
     Rule("identity:endpoints:list", "reader", description="List endpoints in the catalog."),
     Rule("identity:tokens:validate", "reader", SYSTEM, description="Validate another user's token."),

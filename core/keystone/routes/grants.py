@@ -136,23 +136,33 @@ def _register(kind: str, akind: str) -> None:
     def tref_of(params: dict[str, str]) -> str:
         return params.get("tref", SYSTEM)
 
-    @router.put(base + "/{rref}", status_code=204)
+    # the handlers read request.path_params (one body for the three target kinds), so the path
+    # parameters are declared here for the OpenAPI document (schema tools skip undeclared ones)
+    def declared(*names: str) -> dict[str, Any]:
+        what = {"tref": kind[:-1], "aref": akind[:-1], "rref": "role"}
+        return {"parameters": [{"name": n, "in": "path", "required": True, "schema": {"type": "string"},
+                                "description": f"{what[n]} id or name"}
+                               for n in (("tref",) if kind != "system" else ()) + names]}
+
+    one, many = declared("aref", "rref"), declared("aref")
+
+    @router.put(base + "/{rref}", status_code=204, openapi_extra=one)
     def put_grant(request: Request, session: SessionDep, cred: CredentialDep) -> Response:
         p = request.path_params
         return _change(kind, tref_of(p), akind, p["aref"], p["rref"], request, session, cred, True)
 
-    @router.delete(base + "/{rref}", status_code=204)
+    @router.delete(base + "/{rref}", status_code=204, openapi_extra=one)
     def delete_grant(request: Request, session: SessionDep, cred: CredentialDep) -> Response:
         p = request.path_params
         return _change(kind, tref_of(p), akind, p["aref"], p["rref"], request, session, cred, False)
 
-    @router.head(base + "/{rref}", status_code=204)
-    @router.get(base + "/{rref}", status_code=204)
+    @router.head(base + "/{rref}", status_code=204, openapi_extra=one)
+    @router.get(base + "/{rref}", status_code=204, openapi_extra=one)
     def check_grant(request: Request, session: SessionDep, cred: CredentialDep) -> Response:
         p = request.path_params
         return _check(kind, tref_of(p), akind, p["aref"], p["rref"], session, cred)
 
-    @router.get(base)
+    @router.get(base, openapi_extra=many)
     def list_grants(request: Request, session: SessionDep, cred: CredentialDep) -> dict[str, Any]:
         p = request.path_params
         return _list(kind, tref_of(p), akind, p["aref"], request, session, cred)

@@ -88,6 +88,8 @@ class ZoneManager(Manager):
     contexts: ClassVar[dict[str, str]] = {"cloudregions": "cloudregion_id"}
     actions: ClassVar[dict[str, str]] = {"enable": "do_enable", "disable": "do_disable", "soldout": "do_soldout"}
     cloud_ops: ClassVar[frozenset[str] | None] = frozenset({"enable", "disable", "soldout"})  # placement here
+    # GET /zones/<id>/capability (Cloudpods' spelling) and /capabilities: what a create can ask for here
+    specs: ClassVar[dict[str, str]] = {"capability": "spec_capability", "capabilities": "spec_capability"}
 
     def create(self, session: Session, cred: Credential, body: dict[str, Any], count: int,
                ctx: tuple[str, str] | None = None) -> list[Any]:
@@ -133,6 +135,11 @@ class ZoneManager(Manager):
 
     def do_soldout(self, session: Session, cred: Credential, row: Any, body: dict[str, Any]) -> None:
         row.status = "soldout"
+
+    def spec_capability(self, session: Session, cred: Credential, row: Any, q: Any) -> dict[str, Any]:
+        from core.region.capabilities import capabilities
+
+        return capabilities(session, row.id)
 
 
 class VpcManager(Manager):
