@@ -18,6 +18,7 @@ from core.keystone.routes import (
     catalog,
     credentials,
     domains,
+    ec2,
     grants,
     groups,
     policies,
@@ -199,6 +200,6 @@ def auth_system(request: Request, session: SessionDep, cred: CredentialDep) -> d
     return {"system": system, "links": {"self": _link(request, "/auth/system")}}
 
 
-for _sub in (domains, projects, users, groups, roles, grants, role_assignments, catalog, credentials, policies,
-             actions):
+for _sub in (domains, projects, users, groups, roles, grants, role_assignments, catalog, credentials, ec2,
+             policies, actions):
     router.include_router(_sub.router)

@@ -141,3 +141,24 @@ def test_openapi_declares_every_path_parameter(controller: Controller) -> None:
             if names - declared:
                 missing.append(f"{method.upper()} {path}: {sorted(names - declared)}")
     assert not missing, "\n".join(missing)
+
+
+def test_os_ec2_credentials_of_a_user(controller: Controller) -> None:
+    pid, tok = tenant(controller)
+    with client_for(controller, tok) as m:
+        me = m.get(f"{K}/auth/tokens", headers={"X-Subject-Token": tok}).json()["token"]["user"]["id"]
+        base = f"{K}/users/{me}/credentials/OS-EC2"
+        r = m.post(base, json={"tenant_id": pid})
+        assert r.status_code == 201, r.text
+        c = r.json()["credential"]
+        assert c["tenant_id"] == pid and c["access"] and c["secret"] and c["links"]["self"].endswith(c["access"])
+        assert [x["access"] for x in m.get(base).json()["credentials"]] == [c["access"]]
+        assert m.get(f"{base}/{c['access']}").json()["credential"]["secret"] == c["secret"]
+        # it is the ec2 row of /v3/credentials too
+        assert any(x["type"] == "ec2" for x in m.get(f"{K}/credentials").json()["credentials"])
+        assert m.post(base, json={"tenant_id": _system_project(controller.api)["id"]}).status_code == 403
+        assert m.post(base, json={}).status_code == 400
+        admin_id = controller.api.get(f"{K}/users/admin").json()["user"]["id"]
+        assert m.get(f"{K}/users/{admin_id}/credentials/OS-EC2").status_code == 403
+        assert m.delete(f"{base}/{c['access']}").status_code == 204
+        assert m.get(f"{base}/{c['access']}").status_code == 404

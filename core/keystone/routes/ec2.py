@@ -1,0 +1,92 @@
+"""Keystone's OS-EC2 extension (``/v3/users/<user>/credentials/OS-EC2``): EC2 access/secret pairs as
+S3/EC2-style clients and Tempest manage them. They are the ``ec2`` rows of ``/v3/credentials``
+(same table, same encryption, id = sha256(access)), addressed here by their access key."""
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from sqlalchemy import select
+
+from core.api.deps import CredentialDep, SessionDep
+from core.errors import ForbiddenError, InputParameterError, ResourceNotFoundError
+from core.keystone.models import Project, UserCredential
+from core.keystone.policy import enforce
+from core.keystone.routes._common import Body, audited, link
+from core.keystone.routes.credentials import _ec2_blob, _owner_check, cipher
+
+router = APIRouter()
+
+
+class Ec2Create(Body):
+    tenant_id: str | None = None
+    project_id: str | None = None
+
+
+def _ec2_dict(c: UserCredential, request: Request) -> dict[str, Any]:
+    data = json.loads(cipher(request).decrypt(c.encrypted_blob))
+    return {"user_id": c.user_id, "tenant_id": c.project_id, "access": data["access"], "secret": data["secret"],
+            "trust_id": data.get("trust_id"),
+            "links": {"self": link(request, f"/users/{c.user_id}/credentials/OS-EC2/{data['access']}")}}
+
+
+def _one(session: SessionDep, user_id: str, access: str) -> UserCredential:
+    c = session.get(UserCredential, hashlib.sha256(access.encode()).hexdigest())
+    if c is None or c.type != "ec2" or c.user_id != user_id:
+        raise ResourceNotFoundError(f"Could not find credential: {access}.")
+    return c
+
+
+@router.post("/users/{user_id}/credentials/OS-EC2", status_code=201)
+def create_ec2(user_id: str, request: Request, session: SessionDep, cred: CredentialDep, body: Ec2Create
+               ) -> dict[str, Any]:
+    from core.keystone.routes.users import projects_of
+
+    with audited(session, cred, "create", "credential", obj_name="ec2") as a:
+        enforce(cred, "identity:credentials:create")
+        user = _owner_check(session, cred, user_id)
+        project_id = body.tenant_id or body.project_id
+        if not project_id:
+            raise InputParameterError("tenant_id: required (the project the EC2 credential acts in)")
+        if session.get(Project, project_id) is None:
+            raise ResourceNotFoundError(f"Could not find project: {project_id}.")
+        if project_id not in {p.id for p in projects_of(session, user.id)}:
+            raise ForbiddenError(f"user {user.name} has no role on project {project_id}")
+        blob, cid = _ec2_blob(None)
+        c = UserCredential(id=cid, user_id=user.id, project_id=project_id, type="ec2",
+                           encrypted_blob=cipher(request).encrypt(blob))
+        session.add(c)
+        a.obj_id = cid
+        a.notes = f"user {user.id}"  # never the secret
+    return {"credential": _ec2_dict(c, request)}
+
+
+@router.get("/users/{user_id}/credentials/OS-EC2")
+def list_ec2(user_id: str, request: Request, session: SessionDep, cred: CredentialDep) -> dict[str, Any]:
+    enforce(cred, "identity:credentials:list")
+    _owner_check(session, cred, user_id)
+    rows = session.scalars(select(UserCredential).where(UserCredential.user_id == user_id,
+                                                        UserCredential.type == "ec2")
+                           .order_by(UserCredential.created_at))
+    return {"credentials": [_ec2_dict(c, request) for c in rows],
+            "links": {"self": link(request, f"/users/{user_id}/credentials/OS-EC2"), "previous": None, "next": None}}
+
+
+@router.get("/users/{user_id}/credentials/OS-EC2/{access}")
+def get_ec2(user_id: str, access: str, request: Request, session: SessionDep, cred: CredentialDep) -> dict[str, Any]:
+    enforce(cred, "identity:credentials:get")
+    _owner_check(session, cred, user_id)
+    return {"credential": _ec2_dict(_one(session, user_id, access), request)}
+
+
+@router.delete("/users/{user_id}/credentials/OS-EC2/{access}", status_code=204)
+def delete_ec2(user_id: str, access: str, session: SessionDep, cred: CredentialDep) -> Response:
+    with audited(session, cred, "delete", "credential", obj_name="ec2") as a:
+        enforce(cred, "identity:credentials:delete")
+        _owner_check(session, cred, user_id)
+        c = _one(session, user_id, access)
+        a.obj_id = c.id
+        session.delete(c)
+    return Response(status_code=204)
