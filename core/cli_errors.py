@@ -34,7 +34,9 @@ def run_cli(group: click.Group, prog: str, argv: list[str] | None) -> None:
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
     try:
-        group.main(args=args, prog_name=prog, standalone_mode=False)
+        rc = group.main(args=args, prog_name=prog, standalone_mode=False)
+        if isinstance(rc, int) and rc != 0:  # ctx.exit(N) comes back as a return value here, not raised
+            sys.exit(rc)
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
         sys.exit(130)

@@ -28,3 +28,6 @@ def test_serve_with_agent_shuts_down_without_a_traceback(tmp_path: Any) -> None:
         ctl.stop(signal.SIGTERM)
     log = ctl.log_path.read_text()
     assert "Traceback" not in log and "timeout graceful shutdown exceeded" not in log, log[-3000:]
+    # and with the controller down, `ocadm status` says so with a non-zero exit (scripts rely on it)
+    r = ctl.ocadm("status", "--data-dir", str(ctl.data_dir))
+    assert r.returncode == 1 and "NOT healthy" in r.stderr and "Traceback" not in r.stderr, r
