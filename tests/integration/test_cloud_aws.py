@@ -449,10 +449,10 @@ def test_an_elastic_ip_is_allocated_associated_dissociated_and_released_in_ec2(c
         for action in ("associate", "dissociate"):
             assert c.post(f"/eips/{eip['id']}/{action}", json={"instance_id": srv["id"]}).status_code == 404
         assert c.delete(f"/eips/{eip['id']}").status_code == 404
-        r = c.post("/eips", json={"eip": {"name": "steal", "manager": "aws-e"}})
-        assert r.status_code == 400 and "aws-e" in r.text, r.text
-        r = c.post("/eips", json={"eip": {"name": "steal", "cloudregion": eip["cloudregion_id"]}})
-        assert r.status_code == 400, r.text
+        resp = c.post("/eips", json={"eip": {"name": "steal", "manager": "aws-e"}})
+        assert resp.status_code == 400 and "aws-e" in resp.text, resp.text
+        resp = c.post("/eips", json={"eip": {"name": "steal", "cloudregion": eip["cloudregion_id"]}})
+        assert resp.status_code == 400, resp.text
     assert eip_row(ctl, "eip-a")["associate_id"] == srv["id"]  # nothing changed for the owner
     # dissociated, then released with --auto-delete: gone here and in the cloud
     assert ctl.climc("eip-dissociate", "eip-a").returncode == 0

@@ -521,7 +521,6 @@ def purge_row(session: Session, kind: str, row: Any) -> None:
         cloud_hosts.purge(session, kind, row)
     elif kind == "servers":
         from core.region.release import release_server
-
         from core.region.secgroups import drop_server
 
         release_server(session, row, keep_disks=True)

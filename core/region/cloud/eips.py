@@ -66,7 +66,7 @@ def _account(session: Session, prov: Cloudprovider) -> Cloudaccount:
     from drivers.base import ProviderCapability
     from drivers.registry import get_driver
 
-    caps = getattr(get_driver(acct.driver), "provider_capabilities", frozenset())
+    caps: frozenset[ProviderCapability] = getattr(get_driver(acct.driver), "provider_capabilities", frozenset())
     if ProviderCapability.EIP not in caps:
         raise InputParameterError(f"cloud account {acct.name} ({acct.provider}) cannot allocate elastic IPs")
     return acct
@@ -270,9 +270,9 @@ class EipDeallocateTask(TaskBase):
         ext = row.external_id
         if ext:
             _call(run, row, lambda p, region: p.release_eip(region, ext))
-        row = run.session.get(Eip, run.task.obj_id)
-        if row is not None:
-            run.session.delete(row)
+        gone = run.session.get(Eip, run.task.obj_id)
+        if gone is not None:
+            run.session.delete(gone)
         run.complete()
 
     def on_failed(self, run: Run, reason: str) -> None:
