@@ -237,18 +237,20 @@ def server_tasks(obj: Any, ident: str) -> None:
 
 @click.command("disk-create")
 @click.argument("name")
-@click.argument("size")
+@click.argument("size", required=False)
+@click.option("--image", default=None, help="Fill it from this image (SIZE then defaults to the image's)")
 @click.option("--storage", default=None)
 @click.option("--zone", default=None)
 @click.option("--backend", default=None, help="Storage type (local, rbd, ...)")
 @wait_options()
 @output_options
 @click.pass_obj
-def disk_create(obj: Any, name: str, size: str, storage: str | None, zone: str | None, backend: str | None,
-                wait: bool = False, wait_timeout: float = 900.0) -> None:
-    """Create a data disk: NAME SIZE (e.g. 100g)."""
-    body: dict[str, Any] = {"name": name, "size": size}
-    for k, v in (("storage", storage), ("prefer_zone", zone), ("storage_type", backend)):
+def disk_create(obj: Any, name: str, size: str | None, image: str | None, storage: str | None, zone: str | None,
+                backend: str | None, wait: bool = False, wait_timeout: float = 900.0) -> None:
+    """Create a data disk: NAME SIZE (e.g. 100g), or NAME --image IMAGE [SIZE]."""
+    body: dict[str, Any] = {"name": name}
+    for k, v in (("size", size), ("image", image), ("storage", storage), ("prefer_zone", zone),
+                 ("storage_type", backend)):
         if v:
             body[k] = v
     disk = obj.client().post(S, "/disks", json={"disk": body})["disk"]

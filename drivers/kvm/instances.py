@@ -233,7 +233,11 @@ class KvmInstances(KvmMigration, KvmLiveMigration, KvmSnapshots, KvmSaveImage):
         if not os.path.exists(path):
             if disk.access_path:  # it had data once: never hand out a blank disk in its place
                 raise HypervisorError(f"disk {disk.id}: its file {path} is missing on this host")
-            self._data_disk(path, disk.size_mb)
+            if disk.image_id:  # disk-create --image: the image's contents, copy-on-write over its cached file
+                img = self.env.images.get(disk.image_id)
+                self._overlay(img, path, max(disk.size_mb, img.virtual_size_mb))
+            else:
+                self._data_disk(path, disk.size_mb)
         self.driver.attach_disk(server_id, DiskSpec(path=path, format=self._format_of(path)), index=disk.index,
                                 live=live)
         self.persist(server_id)

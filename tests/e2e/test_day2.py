@@ -741,3 +741,31 @@ def test_reset_password_rewrites_the_config_drive_and_logininfo_shows_it_to_the_
     assert climc_json(ctl, "server-logininfo", "vm-pw")["password"] == "pw-Second-Secret2"
     assert ctl.climc("server-delete", "-f", "vm-pw").returncode == 0
     wait_for(lambda: ctl.api.get(f"{B}/servers/{srv['id']}").status_code == 404, 30, "gone")
+
+
+def test_disk_create_from_an_image_is_attached_with_its_contents(cloud: tuple[Controller, AgentProc]) -> None:
+    if not shutil.which("qemu-img"):
+        from tests.support.peers import need
+
+        need(False, "qemu-img missing (apt install qemu-utils)")
+    ctl, _agent = cloud
+    r = ctl.climc("disk-create", "d-noimg")
+    assert r.returncode != 0 and "--image" in r.stderr, r.stderr
+    r = ctl.climc("disk-create", "d-img", "--image", "no-such-image")
+    assert r.returncode != 0 and "no-such-image" in r.stderr, r.stderr
+    assert ctl.climc("server-create", "vm-dimg", "--disk", "tiny", "--net", "default").returncode == 0
+    srv = settled(ctl, "vm-dimg", "ready", "created")
+    disk = climc_json(ctl, "disk-create", "d-img", "--image", "tiny", "--storage", srv["disks_info"][0]["storage_id"])
+    assert disk["status"] == "ready" and disk["template_id"] and disk["disk_size"] >= 1, disk
+    assert ctl.climc("server-attach-disk", "vm-dimg", "d-img").returncode == 0
+    srv = settled(ctl, "vm-dimg", "ready", "attached")
+    data = next(d for d in srv["disks_info"] if d["index"] == 1)
+    assert data["id"] == disk["id"] and data["image_id"] == disk["template_id"]
+    info = json.loads(subprocess.run(["qemu-img", "info", "-U", "--output=json", disk_file(ctl, disk["id"])],
+                                     check=True, capture_output=True, text=True).stdout)
+    root = json.loads(subprocess.run(["qemu-img", "info", "-U", "--output=json",
+                                      disk_file(ctl, srv["disks_info"][0]["id"])],
+                                     check=True, capture_output=True, text=True).stdout)
+    assert info.get("backing-filename") and info["backing-filename"] == root.get("backing-filename")
+    assert ctl.climc("server-delete", "-f", "vm-dimg").returncode == 0
+    wait_for(lambda: ctl.api.get(f"{B}/servers/{srv['id']}").status_code == 404, 30, "gone")

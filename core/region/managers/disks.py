@@ -24,7 +24,8 @@ class DiskCreate(BaseModel):
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
     name: str
     description: str = ""
-    size: int | str = Field(alias="disk_size")
+    size: int | str | None = Field(default=None, alias="disk_size")
+    image: str | None = Field(default=None, alias="image_id")  # Cloudpods' disk-create --image
     storage: str | None = Field(default=None, alias="storage_id")
     zone: str | None = Field(default=None, alias="prefer_zone")
     backend: str | None = Field(default=None, alias="storage_type")
@@ -77,7 +78,19 @@ class DiskManager(Manager):
         data = parse(DiskCreate, body)
         if not cred.project_id:
             raise InputParameterError("disks are created in a project: use a project-scoped token")
-        size = to_mb(data.size, "disk_size")
+        img = None
+        if data.image:
+            from core.region.images import check_image
+
+            img = check_image(session, data.image, cred)
+        if data.size is None or data.size == "":
+            if img is None:
+                raise InputParameterError("disk_size: required (e.g. 100g), or give an image (--image)")
+            size = max(img.min_disk_mb, img.size_mb, 1)
+        else:
+            size = to_mb(data.size, "disk_size")
+        if img is not None and img.min_disk_mb and size < img.min_disk_mb:
+            raise InputParameterError(f"disk_size: image {img.name} needs at least {img.min_disk_mb} MB")
         if data.format not in ("qcow2", "raw", "vmdk"):
             raise InputParameterError("disk_format: must be qcow2, raw or vmdk")
         if data.storage or (ctx and ctx[0] == "storages"):
@@ -103,6 +116,7 @@ class DiskManager(Manager):
         rows = []
         for n in names:
             d = Disk(name=n, description=data.description, disk_size=size, disk_format=data.format, disk_type="data",
+                     template_id=img.id if img is not None else "",
                      storage_id=st.id, status="ready", tenant_id=tenant, domain_id=domain, auto_delete=False,
                      held={"storage": {"storage_id": st.id, "size": size}, "quota": {"storage": size}})
             adjust_storage(session, st.id, size)

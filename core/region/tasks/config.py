@@ -320,6 +320,7 @@ class ServerAttachDiskTask(TaskBase):
                                                         format=disk.disk_format or "qcow2",
                                                         disk_type=disk.disk_type or "data",
                                                         storage_id=disk.storage_id or "",
+                                                        image_id=disk.template_id or None,
                                                         access_path=disk.access_path or "")),
             then="on_attach_complete")
 
