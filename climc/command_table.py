@@ -164,6 +164,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "server-change-owner": ("climc.commands.snapshots:server_change_owner", "Move a server, its disks and snapshots to another project"),
     "server-console": ("climc.commands.console:server_console", "Attach the terminal to a server's serial console (Ctrl-] leaves)"),
     "server-create": ("climc.commands.servers:server_create", "Create servers: NAME --ncpu 2 --mem-spec 2g --disk IMAGE:20g --disk 100g --net NET[:ip]"),
+    "server-create-disk": ("climc.commands.snapshots:server_create_disk", "Make a data disk and attach it to a server in one step"),
     "scheduler-forecast": ("climc.commands.servers:scheduler_forecast", "Dry-run a server create through the scheduler"),
     "server-delete": ("climc.commands.servers:server_delete", "Delete servers (to the recycle bin unless -f)"),
     "server-detach-disk": ("climc.commands.servers:server_detach_disk", "Detach a disk from a server"),

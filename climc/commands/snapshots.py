@@ -152,3 +152,13 @@ def server_reset_password(obj: Any, server: str, password: str) -> None:
 def server_logininfo(obj: Any, server: str) -> None:
     """Show SERVER's login account, and its password to members of its own project (audited)."""
     show_object(obj.client().post(S, f"/servers/{server}/login-info", json={}))
+
+
+@click.command("server-create-disk")
+@click.argument("server")
+@click.argument("disk")
+@output_options
+@click.pass_obj
+def server_create_disk(obj: Any, server: str, disk: str) -> None:
+    """Make a data disk DISK (a size such as 10g, or IMAGE[:size]) and attach it to SERVER in one step."""
+    show_object(obj.client().post(S, f"/servers/{server}/createdisk", json={"disks": [disk]})["server"])

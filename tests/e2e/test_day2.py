@@ -769,3 +769,27 @@ def test_disk_create_from_an_image_is_attached_with_its_contents(cloud: tuple[Co
     assert info.get("backing-filename") and info["backing-filename"] == root.get("backing-filename")
     assert ctl.climc("server-delete", "-f", "vm-dimg").returncode == 0
     wait_for(lambda: ctl.api.get(f"{B}/servers/{srv['id']}").status_code == 404, 30, "gone")
+
+
+def test_server_create_disk_makes_and_attaches_one_that_goes_with_the_server(
+        cloud: tuple[Controller, AgentProc]) -> None:
+    import httpx
+
+    from tests.e2e.test_agent_support import outsider_token
+
+    ctl, _agent = cloud
+    assert ctl.climc("server-create", "vm-cdisk", "--disk", "tiny", "--net", "default").returncode == 0
+    srv = settled(ctl, "vm-cdisk", "ready", "created")
+    storage = ctl.api.get(f"{B}/quotas").json()["quota"]["usage.storage"]
+    r = ctl.climc("server-create-disk", "vm-cdisk", "not-a-size-or-image")
+    assert r.returncode != 0 and "not-a-size-or-image" in r.stderr, r.stderr
+    with httpx.Client(base_url=ctl.url, headers={"X-Auth-Token": outsider_token(ctl)}, timeout=30) as c:
+        assert c.post(f"{B}/servers/{srv['id']}/createdisk", json={"disks": ["32m"]}).status_code == 404
+    assert ctl.climc("server-create-disk", "vm-cdisk", "32m").returncode == 0
+    s = settled(ctl, "vm-cdisk", "ready", "disk made and attached")
+    assert [(d["index"], d["size"]) for d in s["disks_info"]][1:] == [(1, 32)]
+    assert ctl.api.get(f"{B}/quotas").json()["quota"]["usage.storage"] == storage + 32
+    assert ctl.climc("server-delete", "-f", "vm-cdisk").returncode == 0
+    wait_for(lambda: ctl.api.get(f"{B}/servers/{srv['id']}").status_code == 404, 30, "gone")
+    assert "vm-cdisk-disk1" not in names(ctl, "disk-list")
+    assert ctl.api.get(f"{B}/quotas").json()["quota"]["usage.storage"] == storage - srv["disk"]

@@ -43,7 +43,7 @@ class ServerManager(Manager):
         "attachnetwork": "do_attachnetwork", "detachnetwork": "do_detachnetwork",
         "instance-snapshot": "do_instance_snapshot", "change-owner": "do_change_owner",
         "set-password": "do_reset_password", "reset-password": "do_reset_password",
-        "login-info": "do_login_info",
+        "login-info": "do_login_info", "createdisk": "do_createdisk",
         "associate-eip": "do_associate_eip", "dissociate-eip": "do_dissociate_eip",
         "change-bandwidth": "do_change_bandwidth",
     }
@@ -388,6 +388,39 @@ class ServerManager(Manager):
             raise InputParameterError(f"server {row.name} has {n} disks already (at most {MAX_DISKS})")
         sm.guard_busy(disk, "disk")
         self._task(session, cred, row, "attachdisk", "ServerAttachDiskTask", {"disk_id": disk.id})
+        disk.status, disk.active_task_id = "attaching", row.active_task_id
+
+    def do_createdisk(self, session: Session, cred: Credential, row: Any, body: dict[str, Any]) -> None:
+        """``server-create-disk SERVER SIZE|IMAGE[:SIZE]``: a data disk made on the system disk's storage
+        and attached in one call (Cloudpods' createdisk); it goes with the server (auto_delete)."""
+        from core.region.registry import get_manager
+        from core.region.server_create import DiskIn, _disk_from_str
+
+        raw = body.get("disks", body.get("disk"))
+        if isinstance(raw, list):
+            if len(raw) != 1:
+                raise InputParameterError("disks: one disk at a time")
+            raw = raw[0]
+        if isinstance(raw, str) and raw:
+            spec = _disk_from_str(raw)
+        elif isinstance(raw, dict):
+            spec = DiskIn.model_validate(raw)
+        else:
+            raise InputParameterError("disk: required (a size such as 10g, or IMAGE[:size])")
+        if row.pending_deleted:
+            raise InvalidStatusError(f"server {row.name} is in the recycle bin: cancel-delete it first")
+        sm.guard_busy(row)
+        root = session.scalar(select(Disk).where(Disk.server_id == row.id, Disk.disk_index == 0))
+        storage = spec.storage_id or (root.storage_id if root is not None else None)
+        n = len(list(session.scalars(select(Disk.id).where(Disk.server_id == row.id))))
+        want: dict[str, Any] = {"name": str(body.get("name") or f"{row.name}-disk{n}"), "storage": storage}
+        if spec.size is not None:
+            want["size"] = spec.size
+        if spec.image_id:
+            want["image"] = spec.image_id
+        disk = get_manager("disks").create(session, cred, want, 1)[0]
+        session.flush()
+        self._task(session, cred, row, "attachdisk", "ServerAttachDiskTask", {"disk_id": disk.id, "auto_delete": True})
         disk.status, disk.active_task_id = "attaching", row.active_task_id
 
     def do_detachdisk(self, session: Session, cred: Credential, row: Any, body: dict[str, Any]) -> None:

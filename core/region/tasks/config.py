@@ -332,7 +332,7 @@ class ServerAttachDiskTask(TaskBase):
             disk.access_path = res.disk.access_path[:255] or disk.access_path
             disk.server_id, disk.disk_index, disk.status, disk.active_task_id = (
                 server.id, int(run.params["index"]), "ready", None)
-            disk.auto_delete = False
+            disk.auto_delete = bool(run.params.get("auto_delete", False))  # server-create-disk: goes with it
         sm.apply_if(server, "attachdisk")
         release_task(server, run)
         run.complete()
