@@ -129,8 +129,12 @@ def render(cd: ConfigDrive, *, salt: str | None = None) -> dict[str, bytes]:
         }
         cloud_config["ssh_pwauth"] = True
         # chpasswd runs once per instance; bootcmd at every boot, so a password reset (a rewritten
-        # drive, same instance) takes effect at the next boot. The hash only: never the password.
-        cloud_config["bootcmd"] = [["sh", "-c", f"echo '{cd.user}:{hashed}' | chpasswd -e"]]
+        # drive, same instance) takes effect at the next boot -- once per password (a marker named
+        # after its hash), so a password the user changes inside the guest later is not reverted.
+        # The hash only: never the password.
+        mark = "/var/lib/cloud/password-" + hashlib.sha256(hashed.encode()).hexdigest()[:16]
+        cloud_config["bootcmd"] = [["sh", "-c", f"[ -e {mark} ] || {{ echo '{cd.user}:{hashed}' | chpasswd -e "
+                                                f"&& mkdir -p /var/lib/cloud && touch {mark}; }}"]]
     ours = "#cloud-config\n" + yaml.safe_dump(cloud_config, sort_keys=True)
     return {
         "meta-data": yaml.safe_dump(meta, sort_keys=True).encode(),
