@@ -5,4 +5,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/bootstrap.sh
+# lint and types first (seconds); CLOUDPODS_SKIP_LINT=1 when the same tree was linted already
+[ "${CLOUDPODS_SKIP_LINT:-0}" = 1 ] || ./scripts/lint.sh
 exec .venv/bin/python -m pytest -p no:cacheprovider "$@"
