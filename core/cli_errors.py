@@ -26,8 +26,9 @@ class BatchFailure(click.ClickException):
 
     def __init__(self, failures: list[CloudpodsError], total: int, what: str, verb: str) -> None:
         super().__init__(f"{len(failures)} of {total} {what}s failed to {verb}")
-        self.exit_code = EXIT_NOT_FOUND if all(isinstance(e, ResourceNotFoundError) for e in failures) \
-            else EXIT_ERROR
+        # click declares exit_code on the class; this instance's depends on what failed
+        self.exit_code = EXIT_NOT_FOUND if all(  # type: ignore[misc]
+            isinstance(e, ResourceNotFoundError) for e in failures) else EXIT_ERROR
 
 
 def run_cli(group: click.Group, prog: str, argv: list[str] | None) -> None:

@@ -17,7 +17,8 @@ def _project_holdings(session: Session, project_id: str) -> dict[str, int]:
 
     out: dict[str, int] = {}
     for model, kind in ((Server, "servers"), (Disk, "disks"), (Network, "networks"), (Eip, "eips"),
-                        (Snapshot, "snapshots"), (InstanceSnapshot, "instance_snapshots"), (Keypair, "keypairs"), (Secgroup, "secgroups")):
+                        (Snapshot, "snapshots"), (InstanceSnapshot, "instance_snapshots"), (Keypair, "keypairs"),
+                        (Secgroup, "secgroups")):
         stmt = select(func.count()).select_from(model).where(model.tenant_id == project_id)
         if model is Secgroup:  # the Default group made on demand does not keep a project alive on its own
             from core.region.models import GuestSecgroup

@@ -4,9 +4,9 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from core.console.routes import router as console_router
-from core.region.capabilities import router as capabilities_router
 from core.hostapi.routes import router as host_agent_router
 from core.metrics.api import router as metrics_router
+from core.region.capabilities import router as capabilities_router
 from core.region.host_bmc import router as host_bmc_router
 from core.region.quota_api import router as quota_router
 from core.region.routes import router as resource_router

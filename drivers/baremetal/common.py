@@ -27,7 +27,8 @@ from drivers.base import BmcError, InvalidSpec
 
 T = TypeVar("T")
 PROTOCOLS = ("ipmi", "redfish")
-_HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
+_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_HOSTNAME = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*$")
 
 # one lock per BMC in this process: two drivers of one machine (a request's, the heartbeat's) take turns
 _LOCKS: dict[tuple[str, str, str], threading.Lock] = {}

@@ -100,7 +100,8 @@ class MachineFacts:
     def host_facts(self) -> HostFacts:
         inv = self.bmc.inventory()
         model = " ".join(p for p in (inv.manufacturer, inv.model) if p)
-        return HostFacts(hostname=inv.serial or self.bmc.address, arch="x86_64", cpu_model=model, cpu_count=inv.cpu_count,
+        return HostFacts(hostname=inv.serial or self.bmc.address, arch="x86_64", cpu_model=model,
+                         cpu_count=inv.cpu_count,
                          cpu_mhz=0, sockets=0, cores_per_socket=0, threads_per_core=0, memory_mb=inv.memory_mb, numa=(),
                          hypervisor="baremetal", hypervisor_version=VERSION, guest_types=(), storage=(),
                          nics=tuple(HostNic(name=f"nic{i}", mac=m, mtu=1500, up=True, speed_mbps=None, kind="physical")

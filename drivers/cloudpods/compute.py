@@ -148,7 +148,8 @@ class CloudpodsHosted:
         params = {"zone": self.driver.zone} if self.driver.zone else {}
         addr = ipaddress.ip_address(ip)
         for n in self.driver.remote.all(f"{COMPUTE}/networks", "networks", **params):
-            if ipaddress.ip_address(n["guest_ip_start"]) <= addr <= ipaddress.ip_address(n["guest_ip_end"]):
+            lo, hi = ipaddress.ip_address(n["guest_ip_start"]), ipaddress.ip_address(n["guest_ip_end"])
+            if lo.version == addr.version and int(lo) <= int(addr) <= int(hi):  # a v6 range never holds a v4 address
                 return str(n["id"])
         raise InvalidSpec(f"cloudpods: no network of zone {self.driver.zone} holds {ip}")
 

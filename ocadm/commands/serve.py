@@ -47,7 +47,7 @@ def _draining_server(config: object, stop_agent: object) -> object:
 
     class Server(uvicorn.Server):
         def handle_exit(self, sig: int, frame: object) -> None:
-            self.config.app.state.draining = True  # type: ignore[attr-defined]
+            self.config.app.state.draining = True  # type: ignore[union-attr]
             if callable(stop_agent) and not self.should_exit:
                 threading.Thread(target=stop_agent, name="agent-stop", daemon=True).start()
             super().handle_exit(sig, frame)  # type: ignore[arg-type]

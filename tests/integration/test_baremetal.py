@@ -101,7 +101,8 @@ def test_register_by_ipmi_power_boot_sensors_and_the_password_never_returned(ctl
     assert host(ctl, "bm1")["power_status"] == "off"
 
     h = climc_json(ctl, "host-ipmi-probe", "bm1")  # power, health and the FRU inventory read again
-    assert h["ipmi_status"] == "ok" and h["power_status"] == "off" and h["sys_info"]["facts"]["hostname"] == "BM-SN-0001"
+    assert h["ipmi_status"] == "ok" and h["power_status"] == "off"
+    assert h["sys_info"]["facts"]["hostname"] == "BM-SN-0001"
     assert ctl.climc("host-power-on", "bm1").returncode == 0
     r = ctl.climc("host-power-off", "--soft", "bm1")  # ipmi_sim has no ACPI soft off: a clear refusal
     assert r.returncode != 0 and "without --soft" in r.stderr and sim.power_state() == "on", r.stderr
@@ -297,7 +298,8 @@ class LossyRelay:
         self.client: tuple[str, int] | None = None
         self.to_drop, self.dropped = drop, 0
         self.stop = threading.Event()
-        self.threads = [threading.Thread(target=self._down, daemon=True), threading.Thread(target=self._up, daemon=True)]
+        self.threads = [threading.Thread(target=self._down, daemon=True),
+                        threading.Thread(target=self._up, daemon=True)]
         for t in self.threads:
             t.start()
 

@@ -80,7 +80,7 @@ def _sdr(rid: int, num: int, entity: int, stype: int, unit: int, m: int, name: s
 
 
 def _hx(b: bytes) -> str:
-    return " ".join("0x%02x" % x for x in b)
+    return " ".join(f"0x{x:02x}" for x in b)
 
 
 def _emu(serial: str, cpu_temp: int) -> str:
@@ -189,7 +189,8 @@ class IpmiSim:
         """ipmitool as a second client (``-C 3``: the only cipher suite ipmi_sim has)."""
         need_binary("ipmitool", "ipmitool")
         return subprocess.run(["ipmitool", "-I", "lanplus", "-C", "3", "-H", "127.0.0.1", "-p", str(self.port),
-                               "-U", USER, "-P", password or self.password, *args], capture_output=True, text=True, timeout=timeout,
+                               "-U", USER, "-P", password or self.password, *args], capture_output=True, text=True,
+                              timeout=timeout,
                               check=check)
 
     def power_state(self) -> str:
@@ -239,14 +240,16 @@ class SushyEmulator:
         (self.dir / "state").mkdir(exist_ok=True)
         # the htpasswd line is hashed with the emulator venv's bcrypt (ours does not carry it)
         hashed = subprocess.run([str(SUSHY_VENV / "bin" / "python"), "-c",
-                                 "import bcrypt,sys; print(bcrypt.hashpw(sys.argv[1].encode(), bcrypt.gensalt()).decode())",
+                                 "import bcrypt,sys; "
+                                 "print(bcrypt.hashpw(sys.argv[1].encode(), bcrypt.gensalt()).decode())",
                                  PASSWORD], capture_output=True, text=True, check=True, timeout=30).stdout.strip()
         (self.dir / "htpasswd").write_text(f"{USER}:{hashed}\n")
         self.port = free_port(socket.SOCK_STREAM)
         (self.dir / "emulator.conf").write_text(
             f"SUSHY_EMULATOR_LISTEN_IP = '127.0.0.1'\nSUSHY_EMULATOR_LISTEN_PORT = {self.port}\n"
             f"SUSHY_EMULATOR_AUTH_FILE = '{self.dir / 'htpasswd'}'\nSUSHY_EMULATOR_FAKE_DRIVER = True\n"
-            f"SUSHY_EMULATOR_STATE_DIR = '{self.dir / 'state'}'\nSUSHY_EMULATOR_FAKE_SYSTEMS = {list(self.SYSTEMS)!r}\n")
+            f"SUSHY_EMULATOR_STATE_DIR = '{self.dir / 'state'}'\n"
+            f"SUSHY_EMULATOR_FAKE_SYSTEMS = {list(self.SYSTEMS)!r}\n")
         log = open(self.dir / "sushy.out", "wb")  # noqa: SIM115
         self.proc = subprocess.Popen([str(self.exe), "--config", str(self.dir / "emulator.conf")],
                                      stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,

@@ -33,6 +33,7 @@ rules += [
     Rule("compute:quotas:get", "reader", description="Show the project's quota."),
     Rule("compute:quotas:manage", "admin", description="Set any project's quota."),
     Rule("compute:usages:get", "reader", description="Show resource usage."),
-    Rule("compute:capabilities:get", "reader", description="Show what a server-create can ask for (hypervisors, storage types)."),
+    Rule("compute:capabilities:get", "reader",
+         description="Show what a server-create can ask for (hypervisors, storage types)."),
 ]
 register(rules)

@@ -334,7 +334,7 @@ class HostManager(Manager):
                          "storages": [storage_capacity(s) for s in storages]}}
 
 
-def attach_joints(session: Session, cred: Credential, row: Host, zone: Zone, storages: list[StorageIn],
+def attach_joints(session: Session, cred: Credential | None, row: Host, zone: Zone, storages: list[StorageIn],
                   wires: list[WireIn]) -> None:
     """A host's local storages (made if missing) and its wires, as its registration names them."""
     from core.region.registry import get_manager

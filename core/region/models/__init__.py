@@ -5,12 +5,22 @@ from core.region.models.cloud import Cachedimage, Cloudaccount, Cloudprovider
 from core.region.models.compute import Disk, Server
 from core.region.models.host import Host, HostStorage, HostWire, Storage
 from core.region.models.infra import Cloudregion, Vpc, Wire, Zone
-from core.region.models.misc import Eip, GuestSecgroup, InstanceSnapshot, Keypair, Quota, Secgroup, SecgroupRule, Snapshot
+from core.region.models.misc import (
+    Eip,
+    GuestSecgroup,
+    InstanceSnapshot,
+    Keypair,
+    Quota,
+    Secgroup,
+    SecgroupRule,
+    Snapshot,
+)
 from core.region.models.network import IpAllocation, Network
 from core.tasks.models import Task, WorkItem  # the task tables ship with the region branch
 
 __all__ = [
     "Cachedimage", "Cloudaccount", "Cloudprovider", "Cloudregion", "Disk", "Eip", "GuestSecgroup", "Host",
-    "HostStorage", "HostWire", "InstanceSnapshot", "IpAllocation", "Keypair", "Network", "Quota", "Secgroup", "SecgroupRule", "Server",
+    "HostStorage", "HostWire", "InstanceSnapshot", "IpAllocation", "Keypair", "Network", "Quota", "Secgroup",
+    "SecgroupRule", "Server",
     "Snapshot", "Storage", "Task", "Vpc", "Wire", "WorkItem", "Zone",
 ]
