@@ -47,6 +47,7 @@ from core.api.context import Credential
 from core.db.base import utcnow
 from core.errors import CloudpodsError, InputParameterError, ServiceUnavailableError
 from core.hostapi.protocol import ContractError, error_result
+from core.tasks.payload_secrets import open_payload
 from core.tasks.wakeup import Wakeup
 from drivers.base import DriverError, GuestNotFound, HostedDriver, HostEnv, InstanceNic
 
@@ -402,7 +403,8 @@ def claim(db: Any, owner: str, lease_s: float = LEASE_S) -> dict[str, Any] | Non
         host = s.get(Host, wi.host_id) if wi is not None else None
         if wi is None or host is None:
             return None
-        out = {"id": wi.id, "task_id": wi.task_id, "kind": wi.kind, "payload": wi.payload, "host_id": host.id,
+        out = {"id": wi.id, "task_id": wi.task_id, "kind": wi.kind, "payload": open_payload(wi.payload),
+               "host_id": host.id,
                "host_name": host.name, "driver": host.driver, "config": host.driver_config}
         s.commit()
         return out

@@ -47,6 +47,7 @@ from core.keystone.policy import enforce
 from core.region.common import begin_write, iso, json_response
 from core.region.models import Disk, Host, Server
 from core.tasks.models import WorkItem
+from core.tasks.payload_secrets import open_payload
 
 router = APIRouter(prefix="/agent")
 # an agent's upload of a saved image: streamed into glance's intake (exempt from the gateway's body cap)
@@ -227,7 +228,7 @@ def _take(db: Any, cred: Credential, host_id: str, limit: int
         for wi in items:
             wi.status, wi.dispatched_at = "dispatched", now
             out.append({"id": wi.id, "task_id": wi.task_id, "stage": wi.stage, "kind": wi.kind, "host_id": wi.host_id,
-                        "payload": wi.payload, "created_at": iso(wi.created_at)})
+                        "payload": open_payload(wi.payload), "created_at": iso(wi.created_at)})
         consoles = []
         for cs in s.scalars(select(ConsoleSession).where(ConsoleSession.host_id == host.id,
                                                          ConsoleSession.status == "connecting")

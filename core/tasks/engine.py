@@ -27,6 +27,7 @@ from core.errors import CloudpodsError, ConflictError, InputParameterError, Reso
 from core.hostapi.protocol import PAYLOADS, ContractError, ErrorResult, WorkKind, dump, error_result, parse_result
 from core.metrics.registry import TASK_STAGE_FAILURES, TASK_STAGE_SECONDS
 from core.tasks.models import DONE, FAILED, FINISHED, QUEUED, RUNNING, WAITING, Task, WorkItem
+from core.tasks.payload_secrets import scrub_payload, seal_payload
 from core.tasks.wakeup import Wakeup
 
 log = logging.getLogger("cloudpods.tasks")
@@ -139,7 +140,7 @@ class Run:
         wi = s.scalar(select(WorkItem).where(WorkItem.task_id == self.task.id, WorkItem.stage == self.task.stage))
         if wi is None:
             wi = WorkItem(task_id=self.task.id, stage=self.task.stage, host_id=host_id, kind=kind.value,
-                          payload={**dump(payload), "task_id": self.task.id})
+                          payload=seal_payload({**dump(payload), "task_id": self.task.id}))
             s.add(wi)
             s.flush()
             s.info["work_queued"] = True
@@ -327,6 +328,7 @@ def report(session: Session, task_id: str, body: dict[str, Any]) -> Task:
         failed, result = True, error_result(f"malformed report from host {wi.host_id}: {exc}")
     wi.status = "failed" if failed else "done"
     wi.result = result
+    wi.payload = scrub_payload(wi.payload)  # the host has used the password: the row keeps none
     t.params = {**t.params, "__result__": wi.result}
     if failed:
         t.stage = f"{t.stage}_failed"

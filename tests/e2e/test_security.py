@@ -318,6 +318,13 @@ def test_server_password_is_sealed_at_rest_and_reaches_the_config_drive(tmp_path
         ctl.stop()
         del ctl.env["CLOUDPODS_TASK_WORKERS"]
         ctl.serve()
+        # no agent yet: the guest's work item waits for its host with the password sealed
+        def sealed_item() -> str:
+            t = rows_text(ctl, "work_items")
+            return t if "__password_sealed__" in t else ""
+
+        queued = wait_for(sealed_item, timeout=60)
+        assert pw not in queued
         with TestbedAgent(ctl.env, host["id"], tmp_path / "agent", host_name=host["name"],
                           wires=({"wire": inf["wire"], "bridge": "br0"},)):
             wait_for(lambda: ctl.api.get(f"{B}/servers/{sid}").json()["server"]["status"] in ("ready", "running"),
@@ -331,6 +338,7 @@ def test_server_password_is_sealed_at_rest_and_reaches_the_config_drive(tmp_path
         (user,) = yaml.safe_load(buf.getvalue().decode())["chpasswd"]["users"]
         assert user["password"] == sha512_crypt(pw, user["password"].split("$")[2])  # the guest gets it
         assert pw not in rows_text(ctl, "tasks") and pw not in rows_text(ctl, "actions")
+        assert pw not in rows_text(ctl, "work_items")  # sealed while queued, dropped once the host reported
         assert pw not in ctl.log_path.read_text()
     finally:
         ctl.stop()
