@@ -13,7 +13,8 @@ import bundle_plan
 
 # (module, attribute): every static "module:attr" table the runtime loads from by name
 TABLES = [("climc.command_table", "COMMANDS"), ("ocadm.command_table", "COMMANDS"),
-          ("core.api.app", "SERVICE_ROUTERS"), ("core.api.app", "BACKGROUND"), ("drivers.registry", "DRIVERS"),
+          ("core.api.app", "SERVICE_ROUTERS"), ("core.api.app", "BACKGROUND"), ("core.api.app", "ROOT_ROUTERS"),
+          ("drivers.registry", "DRIVERS"),
           ("core.region.tasks", "REGION_TASKS"), ("core.region.registry", "MANAGERS")]
 
 
@@ -61,6 +62,22 @@ def test_every_module_that_imports_by_name_keeps_a_table_the_plan_reads(plan: bu
         _literal, computed = bundle_plan.dynamic_imports(f)
         if computed and rel not in generic:
             assert rel in owners, f"{rel} imports modules by computed names but holds no \"module:attr\" table"
+
+
+def test_no_module_attr_string_outside_a_module_level_table() -> None:
+    """An inline ``_load("core.x:y")`` inside a function is invisible to the plan: the binary then
+    lacks the module and fails at start (it happened with /metrics' router)."""
+    import ast
+
+    inline = []
+    for f in bundle_plan.source_files(REPO):
+        tree = ast.parse(f.read_text(encoding="utf-8"))
+        tabled = {id(n) for node in tree.body if isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value
+                  for n in ast.walk(node.value)}
+        inline += [f"{f.relative_to(REPO)}:{n.lineno} {n.value}" for n in ast.walk(tree)
+                   if isinstance(n, ast.Constant) and isinstance(n.value, str) and bundle_plan.REF.match(n.value)
+                   and id(n) not in tabled]
+    assert not inline, f"move these into a module-level table: {inline}"
 
 
 def test_table_refs_reads_nested_tuples(tmp_path) -> None:  # type: ignore[no-untyped-def]
