@@ -128,10 +128,12 @@ def create_image(session: Session, cred: Credential, f: ImageFields) -> Image:
 
 
 def _reload(session: Session, img: Image) -> None:
-    """Re-read ``img`` inside the write transaction; deleted meanwhile (a parallel delete) is a 404."""
+    """Re-read ``img`` inside the write transaction, its row locked (PostgreSQL/MariaDB: a parallel
+    change waits here until this one commits; SQLite's writer lock already serialises); deleted
+    meanwhile (a parallel delete) is a 404."""
     ident = img.__dict__.get("id", "")  # read before: a deleted row's attributes cannot load
     try:
-        session.refresh(img)
+        session.refresh(img, with_for_update=True)
     except InvalidRequestError:
         raise ResourceNotFoundError(f"image {ident} not found") from None
 
