@@ -50,26 +50,10 @@ def lan() -> Iterator[None]:
     need(Path("/usr/lib/ipxe/qemu/efi-virtio.rom").exists(), "needs qemu's iPXE ROM (apt install ipxe-qemu)")
     need((VIRT_WORK / "vmlinuz").exists() and (VIRT_WORK / "initrd.img").exists(),
          f"needs the guest kernel and initramfs in {VIRT_WORK} (scripts/setup-virt.sh)")
-    from pyroute2 import IPRoute
+    from tests.support.baremetal import boot_lan
 
-    def remove() -> None:
-        with IPRoute() as ipr:
-            for name in (TAP, BRIDGE):
-                for i in ipr.link_lookup(ifname=name):
-                    ipr.link("del", index=i)
-
-    remove()
-    with IPRoute() as ipr:
-        ipr.link("add", ifname=BRIDGE, kind="bridge", br_stp_state=0, br_forward_delay=0)
-        br = ipr.link_lookup(ifname=BRIDGE)[0]
-        ipr.addr("add", index=br, address=SERVER_IP, prefixlen=24)
-        ipr.link("set", index=br, state="up")
-        ipr.link("add", ifname=TAP, kind="tuntap", mode="tap")
-        ipr.link("set", index=ipr.link_lookup(ifname=TAP)[0], master=br, state="up")
-    try:
+    with boot_lan(BRIDGE, TAP, SERVER_IP):
         yield
-    finally:
-        remove()
 
 
 @pytest.fixture(scope="module")
