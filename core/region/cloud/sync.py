@@ -34,13 +34,14 @@ from core.region.cloud import apply
 from core.region.cloud.config import provider_of
 from core.region.models import Cloudaccount, Cloudprovider
 from core.tasks.engine import Run, TaskBase
+from core.tasks.wakeup import Wakeup
 from drivers.base import CLOUD_KINDS, HOST_KINDS, DriverError, ProviderAuthError
 
 log = logging.getLogger("cloudpods.cloudsync")
 
 LEASE_S = 120.0
 IDLE_POLL_S = 2.0
-WAKEUP = threading.Event()
+WAKEUP = Wakeup()
 MAX_ERRORS = 50  # per kind, kept in the report
 
 
@@ -360,6 +361,7 @@ class Syncer:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
+            seen = WAKEUP.generation()
             try:
                 if run_one(self.db, self.owner) is not None:
                     continue
@@ -367,8 +369,7 @@ class Syncer:
                 log.exception("cloud sync runner error")
                 self._stop.wait(2.0)
                 continue
-            WAKEUP.wait(float(os.environ.get("CLOUDPODS_CLOUDSYNC_POLL_S", IDLE_POLL_S)))
-            WAKEUP.clear()
+            WAKEUP.wait(seen, float(os.environ.get("CLOUDPODS_CLOUDSYNC_POLL_S", IDLE_POLL_S)))
 
 
 def _after_commit(session: Session) -> None:
