@@ -36,18 +36,20 @@ def small_zone(controller: Controller, cirros_image: dict[str, object]) -> Itera
 def test_dry_run_says_how_many_fit_and_why(controller: Controller, small_zone: dict[str, str]) -> None:
     args = ["--ncpu", "4", "--mem-spec", "1g", "--disk", "cirros:10g", "--net", small_zone["net"],
             "--zone", small_zone["zone"]]
-    r = controller.climc("server-create", "fc", *args, "--count", "3", "--dry-run", "-o", "json")
+    # a name no other test's server can contain (a random tag such as "fd1fcb" holds "fc")
+    fc_name = f"fcast-{small_zone['tag']}"
+    r = controller.climc("server-create", fc_name, *args, "--count", "3", "--dry-run", "-o", "json")
     assert r.returncode == 0, r.stderr
     fc = json.loads(r.stdout)
     assert fc["can_create"] is False and fc["allow_count"] == 2 and fc["req_count"] == 3
-    r = controller.climc("scheduler-forecast", "fc", *args, "--count", "2")
+    r = controller.climc("scheduler-forecast", fc_name, *args, "--count", "2")
     assert r.returncode == 0, r.stderr
     assert "Can create: yes (2 of 2 fit)" in r.stdout
-    r = controller.climc("scheduler-forecast", "fc", "--ncpu", "64", "--disk", "cirros", "--net", small_zone["net"],
+    r = controller.climc("scheduler-forecast", fc_name, "--ncpu", "64", "--disk", "cirros", "--net", small_zone["net"],
                          "--zone", small_zone["zone"])
     assert "Can create: NO" in r.stdout and "cpu" in r.stdout.lower()
     # a forecast writes nothing
-    names = controller.climc("server-list", "--search", "fc", "-o", "json", "--scope", "system")
+    names = controller.climc("server-list", "--search", fc_name, "-o", "json", "--scope", "system")
     assert json.loads(names.stdout)["data"] == []
 
 
