@@ -5,10 +5,11 @@ command without importing any of them (start-up time is a tested property).
 """
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
 import click
+
+from core.loader import load
 
 CommandTable = dict[str, tuple[str, str]]
 
@@ -24,8 +25,7 @@ class LazyGroup(click.Group):
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         if name in self.table:
             ref = self.table[name][0]
-            mod, _, attr = ref.partition(":")
-            cmd = getattr(importlib.import_module(mod), attr)
+            cmd = load(ref)
             if not isinstance(cmd, click.Command):
                 raise TypeError(f"{ref} is not a click command")
             return cmd

@@ -3,14 +3,16 @@
 Scanning packages or relying only on entry points breaks a PyInstaller binary, so the runtime,
 the tests and packaging (hidden imports) all read ``DRIVERS``. Out-of-tree drivers may add
 themselves through the ``cloudpods_one.drivers`` entry-point group, in addition to this table.
+This module is the seam core calls: it resolves names with ``core.loader`` (stdlib only, the one
+"module:attr" loader); the driver packages themselves never import core.
 """
 
 from __future__ import annotations
 
-import importlib
 from importlib.metadata import entry_points
 from typing import Any
 
+from core.loader import BadReference, load
 from drivers.base import DriverUnavailable
 
 __all__ = ["DRIVERS", "ENTRY_POINT_GROUP", "SDKS", "get_driver", "known_drivers"]
@@ -50,17 +52,14 @@ def get_driver(name: str) -> Any:
     target = table.get(name)
     if target is None:
         raise DriverUnavailable(f"unknown driver {name!r}; known: {', '.join(sorted(table))}")
-    module_name, _, attr = target.partition(":")
     sdk = SDKS.get(name)
     try:
-        module = importlib.import_module(module_name)
+        cls = load(target)
     except ModuleNotFoundError as exc:
         if sdk and exc.name == sdk[0]:
             raise DriverUnavailable(f"{name} needs {sdk[1]}") from exc
-        raise DriverUnavailable(f"{name}: cannot import {module_name}: {exc}") from exc
-    try:
-        cls = getattr(module, attr)
-    except AttributeError:
-        raise DriverUnavailable(f"{name}: {module_name} has no {attr}") from None
+        raise DriverUnavailable(f"{name}: cannot import {target.partition(':')[0]}: {exc}") from exc
+    except BadReference as exc:
+        raise DriverUnavailable(f"{name}: {exc}") from None
     _loaded[name] = cls
     return cls

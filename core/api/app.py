@@ -1,7 +1,6 @@
 """The app factory: one ASGI app, every service mounted at its gateway path (API.md §1)."""
 from __future__ import annotations
 
-import importlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -19,6 +18,7 @@ from core.keystone.credkeys import cipher_for, use_cipher
 from core.keystone.keys import KeyRepository
 from core.keystone.passwords import set_policy as set_password_policy
 from core.keystone.tokens import TokenCodec
+from core.loader import load
 from core.version import VERSION
 
 # (service type, gateway prefix, router) — a static table: no scanning (PyInstaller-safe).
@@ -38,11 +38,6 @@ BACKGROUND: tuple[str, ...] = ("core.region.background:start", "core.glance.jani
 STREAM_PREFIXES = ("/api/s/image/",)
 # ... and single routes, by pattern: an agent's upload of a migrating guest's disk, of a saved image
 STREAM_PATTERNS = ("core.hostapi.migrations:UPLOAD_PATH", "core.hostapi.routes:IMAGE_UPLOAD_PATH")
-
-
-def _load(ref: str) -> Any:
-    mod, _, attr = ref.partition(":")
-    return getattr(importlib.import_module(mod), attr)
 
 
 def _merged_openapi(app: FastAPI, services: list[tuple[str, APIRouter]]) -> Callable[[], dict[str, Any]]:
@@ -78,7 +73,7 @@ def create_app(settings: Settings, db: Database | None = None, run_background: b
         stops: list[Callable[[], Any]] = []
         if app.state.run_background:
             for ref in BACKGROUND:
-                stops.append(_load(ref)(app))
+                stops.append(load(ref)(app))
         try:
             yield
         finally:
@@ -98,7 +93,7 @@ def create_app(settings: Settings, db: Database | None = None, run_background: b
     errors.install(app)
     app.include_router(root_router())
     for ref in ROOT_ROUTERS:
-        app.include_router(_load(ref))
+        app.include_router(load(ref))
     # Each service is its own sub-app behind a Mount: a request is matched against one prefix and then
     # only its service's routes (matching every route of every service cost ~25% of a request's CPU).
     # The mounted router runs inside this app: its errors reach this app's handlers, request.app is
@@ -107,7 +102,7 @@ def create_app(settings: Settings, db: Database | None = None, run_background: b
     for service, prefix, ref in SERVICE_ROUTERS:
         sub = APIRouter()
         sub.include_router(service_router(service))
-        sub.include_router(_load(ref))
+        sub.include_router(load(ref))
         app.mount(prefix, sub)
         services.append((prefix, sub))
     app.openapi = _merged_openapi(app, services)  # type: ignore[method-assign]
@@ -115,7 +110,7 @@ def create_app(settings: Settings, db: Database | None = None, run_background: b
 
     app.add_middleware(MetricsMiddleware)  # inside the gateway: it sees the normalised path and the matched route
     app.add_middleware(GatewayMiddleware, max_body=settings.max_body_bytes, stream_prefixes=STREAM_PREFIXES,
-                       stream_patterns=tuple(_load(p) for p in STREAM_PATTERNS),
+                       stream_patterns=tuple(load(p) for p in STREAM_PATTERNS),
                        mount_prefixes=tuple(prefix for _s, prefix, _r in SERVICE_ROUTERS),
                        region=settings.region_id)
     logging.getLogger("cloudpods").setLevel(settings.log_level.upper())

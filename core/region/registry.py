@@ -1,10 +1,10 @@
 """The static table of region resources (no scanning: PyInstaller-safe)."""
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
 from core.errors import ResourceNotFoundError
+from core.loader import load
 
 # plural -> "module:Manager class"
 MANAGERS: dict[str, str] = {
@@ -41,8 +41,7 @@ def get_manager(plural: str) -> Any:
         ref = MANAGERS.get(plural)
         if ref is None:
             raise ResourceNotFoundError(f"no such resource type {plural}")
-        mod, _, attr = ref.partition(":")
-        m = _instances[plural] = getattr(importlib.import_module(mod), attr)()
+        m = _instances[plural] = load(ref)()
     return m
 
 

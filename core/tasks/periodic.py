@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.db.lease import try_acquire
+from core.loader import load
 
 log = logging.getLogger("cloudpods.periodic")
 logging.getLogger("apscheduler").setLevel(logging.WARNING)  # it logs every run at INFO
@@ -41,20 +42,13 @@ JOBS: tuple[Job, ...] = (
 )
 
 
-def _load(ref: str) -> Any:
-    import importlib
-
-    mod, _, attr = ref.partition(":")
-    return getattr(importlib.import_module(mod), attr)
-
-
 def run_job(db: Any, job: Job, holder: str) -> int | None:
     """Run ``job`` if this holder gets its lease; None when another replica holds it."""
     with db.session() as s:
         if not try_acquire(s, f"periodic:{job.name}", holder, job.interval_s * 3):
             return None
     with db.session() as s:
-        return int(_load(job.fn)(s) or 0)
+        return int(load(job.fn)(s) or 0)
 
 
 def run_once(db: Any, holder: str) -> dict[str, int | None]:

@@ -1,8 +1,9 @@
 """Every task class by name: a static table (no scanning), imported lazily."""
 from __future__ import annotations
 
-import importlib
 from typing import Any
+
+from core.loader import load
 
 # name -> "module:Class", filled by each service that has tasks (core/region/__init__.py registers
 # the region's): the engine knows no service. Static tables of strings, so the binary's hidden
@@ -26,6 +27,5 @@ def task_class(name: str) -> Any:
         ref = TASKS.get(name)
         if ref is None:
             raise KeyError(f"unknown task {name} (is its service's table registered? core.tasks.registry)")
-        mod, _, attr = ref.partition(":")
-        cls = _cache[name] = getattr(importlib.import_module(mod), attr)
+        cls = _cache[name] = load(ref)
     return cls
