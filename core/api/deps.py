@@ -14,7 +14,8 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from core.api.context import Credential
-from core.errors import UnauthorizedError
+from core.errors import ForbiddenError, UnauthorizedError
+from core.keystone.app_creds import request_allowed
 
 
 async def get_session(request: Request) -> AsyncIterator[Session]:
@@ -66,6 +67,11 @@ async def get_credential(request: Request) -> Credential:
     cred = request.app.state.auth.cached(tok)
     if cred is None:
         cred = await run_in_threadpool(_validate, request, tok)
+    rules = getattr(cred, "access_rules", ())
+    if rules and not request_allowed(rules, request.method, request.scope["path"]):
+        # Keystone's access rules (application credentials): the token may call only what they list
+        raise ForbiddenError(f"this application credential's access rules do not allow {request.method} "
+                             f"{request.scope['path']}")
     return dataclasses.replace(cred, request_id=get_request_id(request))
 
 

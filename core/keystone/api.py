@@ -11,10 +11,12 @@ from fastapi.responses import JSONResponse
 from core.api.context import Credential
 from core.api.deps import CredentialDep, SessionDep
 from core.errors import InputParameterError, ResourceNotFoundError, UnauthorizedError
+from core.keystone.auth import KeystoneCredential
 from core.keystone.catalog import build_catalog
 from core.keystone.policy import enforce
 from core.keystone.routes import (
     actions,
+    app_creds,
     catalog,
     credentials,
     domains,
@@ -103,6 +105,10 @@ def token_body(cred: Credential, catalog: list[dict[str, Any]] | None) -> dict[s
         tok["domain"] = {"id": cred.domain_id, "name": cred.domain_name}
     elif cred.scope == "system":
         tok["system"] = {"all": True}
+    if isinstance(cred, KeystoneCredential) and cred.app_cred_id:
+        tok["application_credential"] = {
+            "id": cred.app_cred_id, "name": cred.app_cred_name, "restricted": not cred.app_cred_unrestricted,
+            "access_rules": [{"id": i, "service": s, "path": p, "method": m} for i, s, p, m in cred.access_rules]}
     if cred.scope != "unscoped":
         tok["roles"] = [{"id": i, "name": n} for i, n in zip(cred.role_ids, cred.roles, strict=True)]
         if catalog is not None:
@@ -201,5 +207,5 @@ def auth_system(request: Request, session: SessionDep, cred: CredentialDep) -> d
 
 
 for _sub in (domains, projects, users, groups, roles, grants, role_assignments, catalog, credentials, ec2,
-             policies, actions):
+             app_creds, policies, actions):
     router.include_router(_sub.router)

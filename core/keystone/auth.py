@@ -11,9 +11,11 @@ from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from core.api.context import Credential
-from core.errors import InputParameterError, UnauthorizedError
+from core.errors import ForbiddenError, InputParameterError, UnauthorizedError
+from core.keystone import app_creds
+from core.keystone.app_creds import RuleTuple
 from core.keystone.assignments import SYSTEM, begin_write, bump_revision, current_revision, effective_roles
-from core.keystone.models import Domain, Project, RevokedToken, User
+from core.keystone.models import ApplicationCredential, Domain, Project, RevokedToken, User
 from core.keystone.passwords import DUMMY_HASH, verify_password
 from core.keystone.tokens import TokenCodec, TokenPayload, new_audit_id
 
@@ -35,6 +37,11 @@ class KeystoneCredential(Credential):
     """A Credential that also knows whether it is scoped to the admin project."""
 
     is_admin_project: bool = False
+    # a token from an application credential (Keystone's token["application_credential"])
+    app_cred_id: str = ""
+    app_cred_name: str = ""
+    app_cred_unrestricted: bool = False
+    access_rules: tuple[RuleTuple, ...] = ()
 
 
 def _find_domain(session: Session, ref: dict[str, Any] | None) -> Domain | None:
@@ -79,16 +86,30 @@ class Authenticator:
         methods = identity.get("methods")
         if not isinstance(methods, list) or not methods:
             raise InputParameterError("auth.identity.methods must be a non-empty list")
+        chain: tuple[str, ...] = ()
+        base_scope: tuple[str, str] | None = None
+        base_expires: float | None = None
+        ac: ApplicationCredential | None = None
         if "password" in methods:
             user = self._check_password(session, identity.get("password"))
-            chain: tuple[str, ...] = ()
-            base_scope: tuple[str, str] | None = None
-            base_expires: float | None = None
+        elif "application_credential" in methods:
+            ac = app_creds.authenticate(session, identity.get("application_credential"))
+            if auth.get("scope"):
+                raise UnauthorizedError("an application credential cannot request a scope: its token is "
+                                        "scoped to the credential's project")
+            found_user = session.get(User, ac.user_id)
+            if found_user is None or not found_user.enabled:
+                raise UnauthorizedError(AUTH_FAILED)
+            user = found_user
+            base_scope = ("project", ac.project_id)
+            base_expires = ac.expires_at.timestamp() if ac.expires_at else None
         elif "token" in methods:
             tok = identity.get("token")
             if not isinstance(tok, dict) or not isinstance(tok.get("id"), str):
                 raise InputParameterError("auth.identity.token.id is required")
             old = self.validate(session, tok["id"])
+            if getattr(old, "app_cred_id", ""):
+                raise ForbiddenError("a token from an application credential cannot be rescoped or renewed")
             found = session.get(User, old.user_id)
             if found is None or not found.enabled:
                 raise UnauthorizedError(AUTH_FAILED)
@@ -100,15 +121,20 @@ class Authenticator:
             base_expires = old.expires_at.timestamp() if old.expires_at else None
         else:
             raise InputParameterError(f"unsupported auth methods {methods}")
-        scope, scope_id = self._resolve_scope(session, user, auth.get("scope"), default=base_scope is None)
+        if ac is not None and base_scope is not None:
+            scope, scope_id = base_scope
+        else:
+            scope, scope_id = self._resolve_scope(session, user, auth.get("scope"), default=base_scope is None)
         if base_scope is not None and scope == "unscoped":
             scope, scope_id = base_scope
         now = time.time()
         expires = now + self.lifetime_s
         if base_scope is not None and base_expires:
             expires = min(expires, base_expires)
-        payload = TokenPayload(user.id, tuple(m for m in methods if m in ("password", "token")),
-                               scope, scope_id, now, expires, new_audit_id(), chain)
+        known = ("application_credential",) if ac is not None else ("password", "token")
+        payload = TokenPayload(user.id, tuple(m for m in methods if m in known),
+                               scope, scope_id, now, expires, new_audit_id(), chain,
+                               app_cred_id=ac.id if ac is not None else "")
         token = self.codec.encode(payload)
         return token, self._credential(session, token, payload)
 
@@ -288,6 +314,13 @@ class Authenticator:
                   "project_domain_name": pdom.name if pdom else "",
                   "is_admin_project": (proj.domain_id, proj.name) == (ADMIN_PROJECT_DOMAIN, ADMIN_PROJECT_NAME)}
             roles = role_names_for(session, user.id, "project", proj.id)
+            if p.app_cred_id:
+                ac = session.get(ApplicationCredential, p.app_cred_id)
+                if ac is None or ac.user_id != user.id or ac.project_id != proj.id:
+                    raise UnauthorizedError("invalid token: its application credential was deleted")
+                roles = app_creds.limit_roles(session, ac.id, roles)
+                kw.update(app_cred_id=ac.id, app_cred_name=ac.name, app_cred_unrestricted=ac.unrestricted,
+                          access_rules=app_creds.rules_of(session, ac.id))
         elif p.scope == "domain":
             dom = session.get(Domain, p.scope_id)
             if dom is None or not dom.enabled:

@@ -158,3 +158,49 @@ class Revision(Base):
     __tablename__ = "ks_revision"
     id: Mapped[int] = mapped_column(primary_key=True)
     revision: Mapped[int] = mapped_column(default=0)
+
+
+class ApplicationCredential(Base):
+    """Keystone's application credential: a user's delegated login to one project with a subset of
+    the user's roles there. Only a hash of the secret is kept (the secret is shown once, at creation)."""
+
+    __tablename__ = "ks_app_creds"
+    __table_args__ = (UniqueConstraint("user_id", "name"),)
+    id: Mapped[str64] = mapped_column(primary_key=True, default=new_hex_id)
+    name: Mapped[str255]
+    user_id: Mapped[str64] = mapped_column(ForeignKey("ks_users.id", ondelete="CASCADE"), index=True)
+    project_id: Mapped[str64] = mapped_column(ForeignKey("ks_projects.id", ondelete="CASCADE"), index=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    secret_hash: Mapped[str255]
+    expires_at: Mapped[datetime | None] = mapped_column(default=None)
+    # may create/delete other application credentials (Keystone's "unrestricted")
+    unrestricted: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AppCredRole(Base):
+    __tablename__ = "ks_app_cred_roles"
+    app_cred_id: Mapped[str64] = mapped_column(ForeignKey("ks_app_creds.id", ondelete="CASCADE"), primary_key=True)
+    role_id: Mapped[str64] = mapped_column(ForeignKey("ks_roles.id", ondelete="CASCADE"), primary_key=True)
+
+
+class AccessRule(Base):
+    """What a token from an application credential may call: service type, HTTP method and a path
+    glob (``*`` one segment, ``**`` any). Owned by a user and shared by that user's credentials."""
+
+    __tablename__ = "ks_access_rules"
+    __table_args__ = (UniqueConstraint("user_id", "service", "path", "method"),)
+    id: Mapped[str64] = mapped_column(primary_key=True, default=new_hex_id)
+    user_id: Mapped[str64] = mapped_column(ForeignKey("ks_users.id", ondelete="CASCADE"), index=True)
+    service: Mapped[str] = mapped_column(String(64))
+    path: Mapped[str] = mapped_column(String(255))
+    method: Mapped[str] = mapped_column(String(16))
+
+
+class AppCredAccessRule(Base):
+    __tablename__ = "ks_app_cred_rules"
+    app_cred_id: Mapped[str64] = mapped_column(ForeignKey("ks_app_creds.id", ondelete="CASCADE"), primary_key=True)
+    # the route refuses to delete a rule in use (403, as in Keystone); the cascade is for deleting a user
+    # (MariaDB checks each cascaded row at once, so both parents of a row must cascade to it)
+    access_rule_id: Mapped[str64] = mapped_column(ForeignKey("ks_access_rules.id", ondelete="CASCADE"),
+                                                  primary_key=True, index=True)

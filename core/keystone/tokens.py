@@ -46,6 +46,8 @@ class TokenPayload:
     expires_at: float
     audit_id: str
     audit_chain: tuple[str, ...] = field(default=())
+    # a token from an application credential: its roles and access rules limit the token
+    app_cred_id: str = ""
 
     @property
     def expires(self) -> datetime:
@@ -96,6 +98,8 @@ class TokenCodec:
         self._maybe_reload()
         d = asdict(p)
         d["v"] = PAYLOAD_VERSION
+        if not d["app_cred_id"]:
+            del d["app_cred_id"]  # the same bytes as before application credentials existed
         raw = json.dumps(d, separators=(",", ":")).encode()
         return self._fernet.encrypt(raw).decode()
 

@@ -55,6 +55,20 @@ RULES = (
     Rule("identity:credentials:delete", "reader", description="Delete an own credential."),
     Rule("identity:credentials:manage_others", "admin", SYSTEM,
          description="Create, update or delete another user's credentials."),
+    Rule("identity:application_credentials:create", "reader", ("project",),
+         description="Create an application credential for oneself on the token's project."),
+    Rule("identity:application_credentials:list", "reader", description="List own application credentials "
+         "and access rules."),
+    Rule("identity:application_credentials:get", "reader", description="Show an own application credential or "
+         "access rule."),
+    Rule("identity:application_credentials:delete", "reader", description="Delete an own application credential "
+         "or unused access rule."),
+    Rule("identity:application_credentials:list_others", "reader", SYSTEM,
+         description="List another user's application credentials and access rules."),
+    Rule("identity:application_credentials:get_others", "reader", SYSTEM,
+         description="Show another user's application credential or access rule."),
+    Rule("identity:application_credentials:delete_others", "admin", SYSTEM,
+         description="Delete another user's application credential or access rule."),
     Rule("identity:actions:list", "reader", description="List audit records (own tenant unless system)."),
     Rule("identity:usages:get", "reader", description="Count the identity resources the caller can see."),
     Rule("identity:services:list", "reader", description="List services in the catalog."),

@@ -164,3 +164,23 @@ def test_region_0009_gives_existing_nics_no_bandwidth_limit(tmp_path) -> None:  
         assert c.execute(text("SELECT bw_limit FROM ip_allocations")).all() == [(0,)]
     downgrade(engine, "region_0008")
     assert "bw_limit" not in {col["name"] for col in inspect(engine).get_columns("ip_allocations")}
+
+
+def test_ks_0003_adds_application_credentials_to_an_older_database(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A keystone database from before application credentials keeps its users; the new tables come
+    empty and go again on downgrade."""
+    engine = create_engine(f"sqlite:///{tmp_path / 'ks.db'}")
+    upgrade(engine, "ks_0002")
+    with engine.begin() as c:
+        _insert(c, engine, "ks_domains", id="d1", name="dom", description="", enabled=True, extra="{}",
+                created_at="2026-11-30 00:00:00", updated_at="2026-11-30 00:00:00")
+        _insert(c, engine, "ks_users", id="u1", name="alice", domain_id="d1", password_hash="", enabled=True,
+                email="", description="", failed_logins=0, extra="{}",
+                created_at="2026-11-30 00:00:00", updated_at="2026-11-30 00:00:00")
+    assert upgrade(engine).state == "current"
+    with engine.connect() as c:
+        assert c.execute(text("SELECT name FROM ks_users")).all() == [("alice",)]
+        assert c.execute(text("SELECT count(*) FROM ks_app_creds")).scalar() == 0
+    downgrade(engine, "ks_0002")
+    tables = set(inspect(engine).get_table_names())
+    assert not tables & {"ks_app_creds", "ks_app_cred_roles", "ks_access_rules", "ks_app_cred_rules"}
