@@ -213,6 +213,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "vpc-delete": ("climc.commands.zones:vpc_delete", "Delete VPCs"),
     "vpc-list": ("climc.commands.zones:vpc_list", "List VPCs"),
     "vpc-show": ("climc.commands.zones:vpc_show", "Show a VPC"),
+    "webconsole-baremetal": ("climc.commands.console:webconsole_baremetal", "Attach the terminal to a bare-metal machine's serial-over-LAN console (Ctrl-] leaves)"),
     "wire-create": ("climc.commands.zones:wire_create", "Create a wire: ZONE NAME BANDWIDTH(Mbps)"),
     "wire-delete": ("climc.commands.zones:wire_delete", "Delete wires without networks"),
     "wire-list": ("climc.commands.zones:wire_list", "List wires"),

@@ -57,6 +57,7 @@ __all__ = [
     "map_status",
     "ColdMigratable",
     "ConsoleEndpoint",
+    "ConsoleStream",
     "Consoles",
     "LiveMigratable",
     "DiskExchange",
@@ -607,6 +608,21 @@ class ConsoleEndpoint:
     port: int = 0
     path: str = ""
     standin: bool = False
+    # a console the driver carries itself (IPMI serial-over-LAN): no socket or pty to open
+    stream: ConsoleStream | None = field(default=None, compare=False, repr=False)
+    where: str = ""  # what to call it in the session's record when it is a stream ("SOL of BMC 10.0.0.5:623")
+
+
+@runtime_checkable
+class ConsoleStream(Protocol):
+    """A console session the driver opened (e.g. serial-over-LAN through a BMC). ``read`` blocks
+    until bytes arrive and returns b"" once the console is gone; ``close`` wakes a blocked read."""
+
+    def read(self) -> bytes: ...
+
+    def write(self, data: bytes) -> None: ...
+
+    def close(self) -> None: ...
 
 
 @runtime_checkable

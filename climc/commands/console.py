@@ -2,6 +2,7 @@
 
     climc server-vnc web1            # http://…/webconsole/vnc#server=…&token=…  (open it in a browser; 600 s, once)
     climc server-console web1        # the serial console, like `virsh console` (Ctrl-] leaves)
+    climc webconsole-baremetal bm1   # a bare-metal machine's serial-over-LAN console (Ctrl-] leaves)
 """
 from __future__ import annotations
 
@@ -40,15 +41,33 @@ def server_console(obj: Any, ident: str) -> None:
     """Attach this terminal to a server's serial console (raw mode; Ctrl-] to leave)."""
     client = obj.client()
     out = client.post(S, f"/webconsole/server/{ident}", json={"protocol": "serial"})["webconsole"]
+    _connect(client, out, f"the serial console of {out['server']}")
+
+
+@click.command("webconsole-baremetal")
+@click.argument("ident")
+@click.pass_obj
+def webconsole_baremetal(obj: Any, ident: str) -> None:
+    """Attach this terminal to a bare-metal machine's serial console over its BMC (IPMI serial-over-LAN),
+    whatever runs on it (raw mode; Ctrl-] to leave). IDENT is the host."""
+    client = obj.client()
+    out = client.post(S, f"/webconsole/baremetal/{ident}")["webconsole"]
+    _connect(client, out, f"the serial-over-LAN console of machine {out['host']}")
+
+
+def _connect(client: Any, out: dict[str, Any], what: str) -> None:
     ws = client.websocket(out["websocket_url"], headers={"X-Console-Token": out["token"]})
     tty = sys.stdin.isatty()
-    banner = f"Connected to the serial console of {out['server']} (escape character is ^])\r\n"
+    banner = f"Connected to {what} (escape character is ^])\r\n"
     try:
         _attach(ws, sys.stdin.fileno(), sys.stdout.fileno(), tty, banner)
     finally:
         ws.close()
     if tty:
         click.echo("", err=True)
+    code, reason = getattr(ws, "close_code", None), getattr(ws, "close_reason", "") or ""
+    if code not in (None, 1000, 1005) and reason:  # the console ended on an error: say which
+        raise click.ClickException(f"console closed: {reason}")
 
 
 def _attach(ws: Any, fd_in: int, fd_out: int, tty: bool, banner: str = "") -> None:

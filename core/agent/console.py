@@ -28,13 +28,17 @@ CHUNK = 256 * 1024
 
 
 class _Guest:
-    """The guest's end: a TCP socket (VNC, or a serial port on TCP) or a pty (serial)."""
+    """The guest's end: a TCP socket (VNC, or a serial port on TCP), a pty (serial), or a stream the
+    driver opened itself (a machine's serial-over-LAN through its BMC)."""
 
     def __init__(self, ep: ConsoleEndpoint) -> None:
         self.sock: socket.socket | None = None
         self.fd = -1
         self._closed = threading.Event()
         self._wake_r = self._wake_w = -1
+        self.stream = ep.stream
+        if self.stream is not None:
+            return
         if ep.path:
             self._wake_r, self._wake_w = os.pipe()  # close() wakes a reader blocked on the pty at once
             import tty
@@ -47,6 +51,8 @@ class _Guest:
             self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def read(self) -> bytes:
+        if self.stream is not None:
+            return self.stream.read()
         if self.sock is not None:
             return self.sock.recv(CHUNK)
         while not self._closed.is_set():
@@ -63,6 +69,9 @@ class _Guest:
         return b""
 
     def write(self, data: bytes) -> None:
+        if self.stream is not None:
+            self.stream.write(data)
+            return
         if self.sock is not None:
             self.sock.sendall(data)
             return
@@ -80,7 +89,9 @@ class _Guest:
         if self._closed.is_set():
             return
         self._closed.set()
-        if self.sock is not None:
+        if self.stream is not None:
+            self.stream.close()
+        elif self.sock is not None:
             with contextlib.suppress(OSError):
                 self.sock.shutdown(socket.SHUT_RDWR)
         elif self._wake_w >= 0:
@@ -99,7 +110,7 @@ class _Guest:
 
 
 def describe(ep: ConsoleEndpoint) -> str:
-    where = ep.path or f"{ep.host}:{ep.port}"
+    where = ep.where or ep.path or f"{ep.host}:{ep.port}"
     return f"{ep.protocol} at {where}" + (" (test stand-in)" if ep.standin else "")
 
 

@@ -5,6 +5,7 @@ Getting a console (RBAC: ``compute:servers:perform`` on the server; another tena
     GET  /servers/<id>/vnc                       Cloudpods' region shape: {"vnc": {url, token, ...}}
     POST /webconsole/server/<id>  {protocol}      Cloudpods' webconsole shape: {access_url, connect_params, ...}
     POST /servers/<id>/remote-consoles            Nova's shape (2.6+): {"remote_console": {protocol, type, url}}
+    POST /webconsole/baremetal/<host>             a bare-metal machine's own serial console (SOL over its BMC)
 
 Using one (the one-time token admits the connection, see core/console/tokens.py):
 
@@ -12,6 +13,11 @@ Using one (the one-time token admits the connection, see core/console/tokens.py)
     GET  /webconsole/novnc/<path>                 noVNC's own files (its Debian/npm package, no CDN)
     WS   /webconsole/ws/server/<id>/<protocol>    the console bytes; the token as header X-Console-Token,
                                                   subprotocol ``cptoken.<t>`` (browsers) or ``?token=`` (Nova URLs)
+    WS   /webconsole/ws/baremetal/<host>/serial   the same for a machine's own console
+
+A host agent carries its guests' sessions (told by its long poll, it dials back); a host run by the
+controller's executor (bare metal) has its session carried by the replica that holds the client
+(core/console/inprocess.py), through the same bridge.
 """
 from __future__ import annotations
 
@@ -56,21 +62,27 @@ def _issue(session: Any, cred: Credential, request: Request, ident: str, protoco
     begin_write(session)
     server = _server(session, cred, ident)
     token, row = tokens.issue(session, cred, server, protocol)
+    return _answer(session, request, row, token, f"server/{server.id}/{protocol}", server.id, server.name)
+
+
+def _answer(session: Any, request: Request, row: Any, token: str, path: str, target_id: str, name: str
+            ) -> dict[str, Any]:
+    protocol = row.protocol
     base = _base(request)
     prefix = "/api/s/compute_v2/webconsole"
     ws_scheme = "wss" if request.url.scheme == "https" else "ws"
-    ws = f"{ws_scheme}://{request.url.netloc}{prefix}/ws/server/{server.id}/{protocol}"
+    ws = f"{ws_scheme}://{request.url.netloc}{prefix}/ws/{path}"
     out = {
         "id": row.id,
-        "server_id": server.id,
-        "server": server.name,
+        "server_id": row.server_id,
+        "server": name,
         "protocol": protocol,
         "token": token,
         "expires_at": iso(row.expires_at),
         "ttl_s": tokens.TTL_S,
         "websocket_url": ws,
         # for a browser (vnc) the page; the token rides in the fragment, which no server ever sees
-        "url": (f"{base}{prefix}/vnc#server={server.id}&token={quote(token)}" if protocol == "vnc"
+        "url": (f"{base}{prefix}/vnc#server={target_id}&token={quote(token)}" if protocol == "vnc"
                 else f"{ws}?token={quote(token)}"),
     }
     session.commit()
@@ -93,6 +105,25 @@ def webconsole_server(ident: str, request: Request, session: SessionDep, cred: C
     out = _issue(session, cred, request, ident, protocol)
     return json_response({"webconsole": {**out, "access_url": out["url"],
                                          "connect_params": f"token={out['token']}&server={out['server_id']}",
+                                         "session": out["id"]}})
+
+
+@router.post("/webconsole/baremetal/{ident}")
+def webconsole_baremetal(ident: str, request: Request, session: SessionDep, cred: CredentialDep,
+                         body: Any = AnyBody) -> Response:
+    """Cloudpods' ``webconsole-baremetal HOST``: the machine's own serial console over its BMC (SOL),
+    whether a server runs on it or not (RBAC: ``compute:hosts:perform``)."""
+    from core.region.registry import get_manager
+
+    begin_write(session)
+    m = get_manager("hosts")
+    host = m.fetch(session, cred, ident)
+    m.enforce(cred, "perform", host)
+    token, row = tokens.issue_machine(session, cred, host)
+    out = _answer(session, request, row, token, f"baremetal/{host.id}/serial", host.id, host.name)
+    out.update(host_id=host.id, host=host.name)
+    return json_response({"webconsole": {**out, "access_url": out["url"],
+                                         "connect_params": f"token={out['token']}&host={host.id}",
                                          "session": out["id"]}})
 
 
@@ -202,11 +233,34 @@ async def _deny(ws: WebSocket, err: CloudpodsError) -> None:
 
 @router.websocket("/webconsole/ws/server/{server_id}/{protocol}")
 async def console_ws(ws: WebSocket, server_id: str, protocol: str) -> None:
+    await _console(ws, server_id, protocol, "")
+
+
+@router.websocket("/webconsole/ws/baremetal/{host_id}/serial")
+async def baremetal_ws(ws: WebSocket, host_id: str) -> None:
+    await _console(ws, "", "serial", host_id)
+
+
+def _executor_host(s: Any, row: Any) -> tuple[str, str, str] | None:
+    """(host id, driver, driver config) when the session's host runs in the controller's executor: then
+    this replica carries the session itself (core/console/inprocess.py); None for an agent's host."""
+    from core.hostapi.executor import TARGET_EXECUTOR
+    from core.region.models import Host
+
+    host = s.get(Host, row.host_id)
+    if host is None or host.target != TARGET_EXECUTOR:
+        return None
+    row.status = "dispatched"  # no agent's long poll is to take it
+    return host.id, host.driver or "", host.driver_config or ""
+
+
+async def _console(ws: WebSocket, server_id: str, protocol: str, host_id: str) -> None:
     db = ws.app.state.db
     token, answer = _ws_token(ws)
     relay_url = ws.app.state.settings.console_relay_url
     p = None
     sid = ""
+    local: list[tuple[str, str, str] | None] = [None]
     try:
         user = await _ws_user(ws)
 
@@ -214,7 +268,8 @@ async def console_ws(ws: WebSocket, server_id: str, protocol: str) -> None:
             with db.session() as s:
                 begin_write(s)
                 row = tokens.redeem(s, token, server_id=server_id, protocol=protocol, user=user,
-                                    relay_url=relay_url)
+                                    relay_url=relay_url, host_id=host_id)
+                local[0] = _executor_host(s, row)
                 return row.id
 
         # a token is one lookup: find the session id first, so the relay waits before the agent is told
@@ -230,6 +285,11 @@ async def console_ws(ws: WebSocket, server_id: str, protocol: str) -> None:
         await ws.close(code=1011)
         return
     await ws.accept(subprotocol=answer)
+    if local[0] is not None:
+        from core.console import inprocess
+
+        inprocess.start(asyncio.get_running_loop(), {"id": sid, "server_id": server_id, "protocol": protocol},
+                        *local[0])
     status, reason, endpoint = "failed", "", ""
     try:
         try:

@@ -70,8 +70,29 @@ def issue(session: Session, cred: Credential, server: Any, protocol: str) -> tup
     return token, row
 
 
+def issue_machine(session: Session, cred: Credential, host: Any) -> tuple[str, ConsoleSession]:
+    """A new token for the serial console of a bare-metal machine itself (``webconsole-baremetal``):
+    whatever runs on it, or nothing (a machine being prepared). The session's ``server_id`` is ""."""
+    if CAPABILITY["serial"] not in set(host.capabilities or ()):
+        raise UnsupportedOperationError(
+            f"serial console: host {host.name} (driver {host.driver or 'unknown'}) does not support "
+            f"{CAPABILITY['serial']} (a bare-metal machine whose BMC speaks IPMI does)", host=host.name,
+            driver=host.driver or "unknown", capability=CAPABILITY["serial"])
+    if host.host_status != "online":
+        raise ConflictError(f"host {host.name} is {host.host_status}: its BMC does not answer now "
+                            "(climc host-ipmi-info shows why)")
+    token = secrets.token_urlsafe(32)
+    row = ConsoleSession(token_sha256=digest(token), server_id="", host_id=host.id, user_id=cred.user_id,
+                         tenant_id="", protocol="serial", expires_at=utcnow() + timedelta(seconds=TTL_S))
+    session.add(row)
+    session.flush()
+    record(session, cred, service="compute", action="console-token-serial", obj_type="host", obj_id=host.id,
+           obj_name=host.name, notes=f"console session {row.id} (expires in {TTL_S} s)")
+    return token, row
+
+
 def redeem(session: Session, token: str, *, server_id: str, protocol: str, user: Credential | None,
-           relay_url: str = "") -> ConsoleSession:
+           relay_url: str = "", host_id: str = "") -> ConsoleSession:
     """Spend ``token`` for a websocket to ``server_id``'s ``protocol`` console.
 
     Unknown, expired or spent: 401. Another server, protocol or (an authenticated) user: 403, and
@@ -91,7 +112,10 @@ def redeem(session: Session, token: str, *, server_id: str, protocol: str, user:
     if row.expires_at <= now:
         _refuse(session, row, user, "console token expired")
         raise UnauthorizedError(f"console token expired (tokens live {TTL_S} s)")
-    if row.server_id != server_id:
+    if host_id and (row.server_id or row.host_id != host_id):
+        _refuse(session, row, user, f"presented for machine {host_id}")
+        raise ForbiddenError("console token is not for this machine's console")
+    if not host_id and row.server_id != server_id:
         _refuse(session, row, user, f"presented for server {server_id}")
         raise ForbiddenError("console token is for another server")
     if row.protocol != protocol:
@@ -102,16 +126,22 @@ def redeem(session: Session, token: str, *, server_id: str, protocol: str, user:
         raise ForbiddenError("console token belongs to another user")
     row.status, row.relay_url = "connecting", relay_url
     session.info["work_queued"] = True  # wakes this replica's long polls (core.hostapi.routes)
-    record(session, user, service="compute", action=f"console-open-{row.protocol}", obj_type="server",
-           obj_id=row.server_id, notes=f"console session {row.id} of user {row.user_id}")
+    record(session, user, service="compute", action=f"console-open-{row.protocol}", **_obj(row),
+           notes=f"console session {row.id} of user {row.user_id}")
     return row
+
+
+def _obj(row: ConsoleSession) -> dict[str, Any]:
+    """What a session's audit records are about: its server, or the machine itself."""
+    return {"obj_type": "server", "obj_id": row.server_id} if row.server_id else \
+        {"obj_type": "host", "obj_id": row.host_id}
 
 
 def _refuse(session: Session, row: ConsoleSession, user: Credential | None, why: str) -> None:
     if row.status == "issued":
         row.status, row.reason = "failed", why[:255]
-    record(session, user, service="compute", action=f"console-open-{row.protocol}", obj_type="server",
-           obj_id=row.server_id, success=False, notes=f"console session {row.id}: {why}"[:4000])
+    record(session, user, service="compute", action=f"console-open-{row.protocol}", **_obj(row), success=False,
+           notes=f"console session {row.id}: {why}"[:4000])
     session.commit()  # the refusal (and the spent token) stays, whatever the caller raises
 
 
@@ -129,8 +159,8 @@ def finish(session: Session, session_id: str, *, status: str, reason: str = "", 
     row.bytes_up, row.bytes_down = up, down
     if status in ("closed", "failed"):
         row.closed_at = utcnow()
-        record(session, None, service="compute", action=f"console-close-{row.protocol}", obj_type="server",
-               obj_id=row.server_id, success=status == "closed",
+        record(session, None, service="compute", action=f"console-close-{row.protocol}", **_obj(row),
+               success=status == "closed",
                notes=(f"console session {row.id} of user {row.user_id}: {status}"
                       f"{': ' + reason if reason else ''}; {up} bytes up, {down} down")[:4000])
     session.commit()

@@ -236,7 +236,7 @@ def apply_registration(db: Any, host_id: str, reg: dict[str, Any]) -> None:
         info = dict(h.sys_info or {})
         info.update(reg.pop("sys_info", {}))
         h.sys_info = info
-        for k in ("cpu_count", "mem_size", "cpu_arch"):
+        for k in ("cpu_count", "mem_size", "cpu_arch", "capabilities", "driver_version"):
             if k in reg and (reg[k] or not getattr(h, k)):
                 setattr(h, k, reg[k])
         h.generation += 1

@@ -30,6 +30,7 @@ from drivers.base import (
     BmcError,
     BootDevice,
     Capability,
+    ConsoleEndpoint,
     Deployed,
     Guest,
     GuestNotFound,
@@ -49,6 +50,8 @@ from drivers.base import (
 
 VERSION = "1.0"
 CAPABILITIES = frozenset({Capability.BMC_POWER, Capability.BOOT_DEVICE, Capability.SENSORS, Capability.INVENTORY})
+# what a protocol adds: IPMI's serial-over-LAN (Redfish BMCs offer a serial console over SSH, if at all)
+PROTOCOL_CAPABILITIES = {"ipmi": frozenset({Capability.SERIAL_CONSOLE}), "redfish": frozenset()}
 DEPLOY_TIMEOUT_S = 600.0  # power on -> the ramdisk's report (driver config ``deploy_timeout_s``)
 POWER_OFF_WAIT_S = 60.0  # the ramdisk powers the machine off after its report
 _STATUS = {PowerState.ON: GuestStatus.RUNNING, PowerState.OFF: GuestStatus.STOPPED}
@@ -163,6 +166,9 @@ class BaremetalDriver:
         self._bmc: Management | None = None
         self.env = env
         self.machine = Machine(env.data_dir) if env is not None else None
+        cfg = self._config
+        protocol = str(cfg.get("protocol") or ("redfish" if cfg.get("redfish_url") else "ipmi")).lower()
+        self.capabilities = CAPABILITIES | PROTOCOL_CAPABILITIES.get(protocol, frozenset())
 
     @classmethod
     def for_host(cls, env: HostEnv) -> BaremetalDriver:
@@ -197,6 +203,23 @@ class BaremetalDriver:
                 raise
             health = "unknown"  # the BMC answers but has no health (no sensors): still reachable
         return {"ipmi_status": "ok", "power_status": power.value, "health": health, "ipmi_reason": ""}
+
+    # ---- console: the machine's serial port over the BMC ------------------------------------------
+    def console(self, server_id: str, protocol: str) -> ConsoleEndpoint:
+        """The serial-over-LAN console of the machine (``server_id`` "" = the machine itself, as
+        ``webconsole-baremetal``; else the server deployed on it)."""
+        if protocol != "serial":
+            raise HypervisorError(f"a bare-metal machine has no {protocol} console here: only its serial port "
+                                  "over the BMC (serial-over-LAN)")
+        rec = self.machine.get() if self.machine is not None else {}
+        if server_id and rec.get("server_id") != server_id:
+            raise GuestNotFound(server_id)
+        bmc = self.bmc
+        sol = getattr(bmc, "sol", None)
+        if sol is None:
+            raise HypervisorError(f"BMC {bmc.address} ({bmc.protocol}): serial-over-LAN is offered over IPMI only")
+        stream = sol()
+        return ConsoleEndpoint(protocol="serial", stream=stream, where=stream.where)
 
     # ---- deploy: the whole machine is the server ---------------------------------------------------
     def _pxe(self) -> tuple[PxeBoot, str]:

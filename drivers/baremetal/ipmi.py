@@ -6,6 +6,8 @@ a stopped BMC otherwise costs pyghmi ~30 s per call before it says "Session no l
 """
 from __future__ import annotations
 
+import queue
+import secrets
 import threading
 import time
 from typing import Any
@@ -210,7 +212,154 @@ class IpmiBmc:
         r = self._do("a health read", lambda c: c.get_health(), slow=True)
         return health_of([_health(int(r.get("health") or 0))])
 
+    # ---- console ----------------------------------------------------------------------------------
+    def sol(self) -> SolStream:
+        """A serial-over-LAN session to the machine's serial port (``BmcError`` saying why not)."""
+        stream = SolStream(self)
+        try:
+            self.calls.call("an SOL activation", stream.open, retry=False)
+        except BmcError:
+            stream.close()
+            raise
+        return stream
+
     def close(self) -> None:
         # no logout: pyghmi shares one session per (BMC, user, password) across Command objects, and
         # a logout here would break another user's call in flight (pyghmi then fails inside itself)
         self._cmd = None
+
+
+_SOL: dict[str, SolStream] = {}  # the open SOL session of each BMC in this process
+_SEQ: dict[str, int] = {}  # the last SOL sequence number each BMC saw from this process
+_SOL_LOCK = threading.Lock()
+
+
+class SolStream:
+    """Serial-over-LAN through pyghmi's ``Console`` (``drivers.base.ConsoleStream``).
+
+    It gets its own IPMI session: pyghmi shares one session per (BMC, user, password, port, Kg), and
+    power or sensor calls on a session that also carries SOL hung until our deadline. Passing the
+    password as Kg keys the session the same way as "no Kg" (IPMI 2.0 uses the user's key when the
+    BMC has none) but gives it a key of its own in pyghmi. ``force``: a session left active on the
+    BMC (a client that vanished) is taken over, as ``virsh console --force`` does.
+    pyghmi delivers SOL bytes only while someone runs its event loop: a pump thread does, until close."""
+
+    def __init__(self, bmc: IpmiBmc) -> None:
+        self.bmc = bmc
+        self.where = f"SOL of BMC {bmc.address}"
+        self._q: queue.Queue[bytes | None] = queue.Queue()
+        self._closed = threading.Event()
+        self._con: Any = None
+        self.error = ""
+
+    def _got(self, data: Any) -> None:
+        if isinstance(data, dict):
+            if "error" in data:  # pyghmi ends the session: say why to whoever reads
+                self.error = str(data["error"])
+                self._q.put(None)
+            return  # {"info": "Remote system is powered down"} and the like: not console bytes
+        self._q.put(data if isinstance(data, bytes) else str(data).encode())
+
+    def open(self) -> None:
+        """Log in and activate the SOL payload; raises what the BMC said (run under Bounded). An
+        older session of this BMC in this process ends first: a machine has one serial port."""
+        _, exceptions = _pyghmi()
+        from pyghmi.ipmi import console
+
+        with _SOL_LOCK:
+            old = _SOL.pop(self.bmc.address, None)
+        if old is not None:
+            old.close()
+        cfg = self.bmc.cfg
+        # pyghmi keeps an ended session as "initting" and hands it to the next Console, which then waits
+        # for a login that never comes: drop it (as IpmiBmc._forget does for the power session)
+        from pyghmi.ipmi.private import session
+
+        key = (cfg.host, cfg.username, cfg.password, cfg.port, cfg.password)
+        stale = session.Session.initting_sessions.get(key)
+        if stale is not None and not getattr(stale, "logged", 0):
+            session.Session.initting_sessions.pop(key, None)
+        try:
+            self._con = console.Console(bmc=cfg.host, userid=cfg.username, password=cfg.password, port=cfg.port,
+                                        iohandler=self._got, force=True, kg=cfg.password)
+        except (exceptions.PyghmiException, OSError) as exc:
+            raise self.bmc._classify(exc) from None
+        threading.Thread(target=self._pump, name="sol-pump", daemon=True).start()
+        end = time.monotonic() + cfg.timeout_s
+        while not (self._con.connected or self._con.broken or self.error or self._closed.is_set()) \
+                and time.monotonic() < end:
+            time.sleep(0.02)
+        with _SOL_LOCK:
+            _SOL[self.bmc.address] = self
+            # A BMC may take a packet whose sequence number equals the last one it saw (the previous
+            # session's) for a retransmission: acked, never sent to the serial port (ipmi_sim does). So
+            # sequence numbers go on from the last session of this BMC (1-15; pyghmi adds one first).
+            self._con.myseq = _SEQ.get(self.bmc.address, secrets.randbelow(15))
+        if self.error or not self._con.connected:
+            why = self.error or "the BMC did not activate the SOL payload"
+            if any(w in why.lower() for w in ("password", "unauthorized", "unknown user", "privilege")):
+                raise self.bmc._classify(Exception(why))
+            raise BmcError(f"BMC {self.bmc.address} refused serial-over-LAN: {why}; enable SOL for the user on "
+                           "the BMC (ipmitool sol set enabled true)", "error")
+
+    def _pump(self) -> None:
+        from pyghmi.ipmi import console
+
+        while not self._closed.is_set():
+            try:
+                console.Console.wait_for_rsp(0.5)
+            except Exception:  # pyghmi failing inside its loop ends this session, not the process
+                self.error = self.error or "the IPMI session failed"
+                self._q.put(None)
+                return
+
+    def read(self) -> bytes:
+        while not self._closed.is_set():
+            try:
+                item = self._q.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            if item is None:
+                return b""
+            if item:
+                return item
+        return b""
+
+    def write(self, data: bytes) -> None:
+        con = self._con
+        if con is None or self._closed.is_set():
+            return
+        try:
+            con.send_data(bytes(data))
+        except Exception as exc:  # pyghmi: the session broke; the console ends, saying why
+            self.error = self.error or f"the IPMI session failed: {exc}"
+            self._q.put(None)
+
+    def close(self) -> None:
+        """End the session: deactivate the payload and log out, so the next SOL session of this BMC
+        starts a session of its own (pyghmi would hand it this one, on which activation hangs)."""
+        if self._closed.is_set():
+            return
+        self._closed.set()
+        self._q.put(None)
+        with _SOL_LOCK:
+            if _SOL.get(self.bmc.address) is self:
+                del _SOL[self.bmc.address]
+        con, self._con = self._con, None
+        if con is None:
+            return
+        with _SOL_LOCK:
+            _SEQ[self.bmc.address] = int(con.myseq) % 15
+        sess = con.ipmi_session
+
+        def bye() -> None:
+            try:
+                con.close()
+                if sess is not None:
+                    sess.logout()
+            except Exception:  # a session already gone has nothing to end
+                pass
+
+        t = threading.Thread(target=bye, name="sol-close", daemon=True)
+        t.start()
+        t.join(self.bmc.cfg.timeout_s)  # a BMC that went away must not hold the caller

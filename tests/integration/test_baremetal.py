@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.bmc import USER, IpmiSim, SushyEmulator
+from tests.support.bmc import USER, IpmiSim, SerialPort, SushyEmulator
 from tests.support.controller import Controller
 
 B = "/api/s/compute_v2"
@@ -125,6 +125,85 @@ def test_register_by_ipmi_power_boot_sensors_and_the_password_never_returned(ctl
         assert SECRET not in ctl.api.get(f"{B}{path}").text, path
     if ctl.db_url.startswith("sqlite"):
         assert SECRET.encode() not in (ctl.data_dir / "cloudpods.db").read_bytes()
+
+
+def _pty_climc(ctl: Controller, *args: str) -> tuple[Any, int, bytearray]:
+    """climc in a terminal (a pty), as a person runs a console: (process, pty master, what it printed)."""
+    import os
+    import subprocess
+    import sys
+
+    master, slave = os.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "climc", *args], env=ctl.env, stdin=slave, stdout=slave,
+                            stderr=slave, start_new_session=True)
+    os.close(slave)
+    return proc, master, bytearray()
+
+
+def _until(master: int, out: bytearray, marker: bytes, timeout: float = 60) -> None:
+    import os
+    import select
+
+    end = time.monotonic() + timeout
+    while marker not in out and time.monotonic() < end:
+        r, _, _ = select.select([master], [], [], 0.2)
+        if r:
+            try:
+                out.extend(os.read(master, 65536))
+            except OSError:
+                break
+    assert marker in out, bytes(out[-2000:])
+
+
+def test_serial_over_lan_console_of_a_machine_through_climc(ctl: Controller, work: Path) -> None:
+    """webconsole-baremetal: the terminal reaches the machine's serial port through ipmi_sim's SOL
+    (what is typed arrives, the machine's answer comes back), again after leaving; audited."""
+    import os
+
+    tag = os.urandom(3).hex()
+    name = f"bm-sol-{tag}"
+    with SerialPort(f"SOL-{tag}") as port, IpmiSim(work, name=f"bm-simsol-{tag}", password=SECRET,
+                                                   sol_port=port.port) as bmc:
+        h = create_ipmi(ctl, name, bmc)
+        assert "serial_console" in h["capabilities"], h["capabilities"]
+        for attempt in (1, 2):  # a second session after the first one left: the BMC takes it again
+            proc, master, out = _pty_climc(ctl, "webconsole-baremetal", name)
+            try:
+                _until(master, out, b"escape character is ^]")
+                os.write(master, f"uname-{tag}-{attempt}\r".encode())
+                _until(master, out, f"SOL-{tag}: UNAME-{tag.upper()}-{attempt}".encode())
+                os.write(master, b"\x1d")  # Ctrl-]
+                assert proc.wait(30) == 0
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+                os.close(master)
+        assert port.lines == [f"uname-{tag}-1", f"uname-{tag}-2"]
+        hid = h["id"]
+        acts = ctl.api.get("/api/s/identity/v3/actions", params={"limit": 300}).json()["actions"]
+        mine = [a["action"] for a in acts if a["obj_id"] == hid]
+        assert {"console-token-serial", "console-open-serial", "console-close-serial"} <= set(mine), mine
+        assert ctl.climc("host-disable", name).returncode == 0 and ctl.climc("host-delete", name).returncode == 0
+
+
+def test_serial_over_lan_refusals_name_the_fix(ctl: Controller, work: Path, sim: IpmiSim) -> None:
+    """A BMC without SOL: the console closes with the BMC's reason; a Redfish machine or a KVM host has no
+    serial_console capability: a one-line refusal."""
+    import os
+
+    tag = os.urandom(3).hex()
+    name = f"bm-nosol-{tag}"
+    create_ipmi(ctl, name, sim)  # the module's ipmi_sim has no sol line
+    proc, master, out = _pty_climc(ctl, "webconsole-baremetal", name)
+    try:
+        _until(master, out, b"refused serial-over-LAN")
+        assert proc.wait(30) == 1  # the reason, and a non-zero exit
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(master)
+    assert b"console closed:" in out and b"enable SOL" in out, bytes(out)
+    assert ctl.climc("host-disable", name).returncode == 0 and ctl.climc("host-delete", name).returncode == 0
 
 
 def test_a_host_without_a_bmc_refuses_power_with_the_capability_named(ctl: Controller) -> None:
@@ -268,7 +347,7 @@ def test_another_projects_users_cannot_see_or_power_machines(ctl: Controller, si
         assert "bm1" not in [h["name"] for h in c.get(f"{B}/hosts", params={"limit": 100}).json()["hosts"]]
         for method, path in (("POST", "/hosts/bm1/start"), ("POST", "/hosts/bm1/stop"), ("GET", "/hosts/bm1/ipmi"),
                              ("GET", "/hosts/bm1/sensors"), ("POST", "/hosts/bm1/set-boot-device"),
-                             ("POST", "/hosts/bm1/prepare")):
+                             ("POST", "/hosts/bm1/prepare"), ("POST", "/webconsole/baremetal/bm1")):
             r = c.request(method, f"{B}{path}", json={"boot_device": "pxe"} if "boot" in path else None)
             assert r.status_code == 404, (path, r.status_code, r.text)
         r = c.post(f"{B}/hosts", json={"host": {"name": "bm-mine", "zone": "zone0", "host_type": "baremetal",

@@ -121,10 +121,12 @@ class IpmiSim:
     """One ipmi_sim BMC on 127.0.0.1:<free UDP port>, users admin/password (admin)."""
 
     def __init__(self, workdir: Path, name: str = "bm-sim", serial: str = "PROD-SN-1234", cpu_temp: int = 40,
-                 password: str = PASSWORD) -> None:
+                 password: str = PASSWORD, sol_port: int = 0) -> None:
         need_binary("ipmi_sim", "openipmi")
         self.dir = Path(workdir) / name
         self.name, self.serial, self.cpu_temp, self.password = name, serial, cpu_temp, password
+        # serial-over-LAN: ipmi_sim connects (and keeps reconnecting) to the machine's serial port on this TCP port
+        self.sol = f'  sol "tcp:127.0.0.1:{sol_port}" 115200\n' if sol_port else ""
         self.port = 0
         self.proc: subprocess.Popen[Any] | None = None
 
@@ -150,7 +152,7 @@ class IpmiSim:
                 f"    priv_limit admin\n    allowed_auths_callback {auths}\n    allowed_auths_user {auths}\n"
                 f"    allowed_auths_operator {auths}\n    allowed_auths_admin {auths}\n"
                 "    guid a123456789abcdefa123456789abcdef\n  endlan\n"
-                f'  chassis_control "{chassis} 0x20"\n'
+                f'{self.sol}  chassis_control "{chassis} 0x20"\n'
                 f'  user 2 true  "{USER}" "{self.password}" admin 10 none md2 md5 straight\n')
             log = open(self.dir / "sim.out", "wb")  # noqa: SIM115 (kept for the life of the process)
             self.proc = subprocess.Popen(["ipmi_sim", "-c", str(self.dir / "lan.conf"), "-f", str(self.dir / "sim.emu"),
@@ -213,6 +215,64 @@ class IpmiSim:
     def resets(self) -> int:
         p = self.dir / "resets"
         return len(p.read_text().split()) if p.exists() else 0
+
+
+class SerialPort:
+    """The serial port of a machine behind ``IpmiSim(sol_port=...)``: a TCP server ipmi_sim connects to.
+    It answers each line it is sent with ``<name>: <LINE IN UPPER CASE>``, as a machine's shell would
+    answer a command: what a serial-over-LAN client types reaches it, its answer comes back."""
+
+    def __init__(self, name: str = "SOL-MACHINE") -> None:
+        import threading
+
+        self.name = name
+        self.srv = socket.socket()
+        self.srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.srv.bind(("127.0.0.1", 0))
+        self.srv.listen(4)
+        self.port = int(self.srv.getsockname()[1])
+        self.lines: list[str] = []
+        self.connects = 0
+        self._stop = False
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        import threading
+
+        while not self._stop:
+            try:
+                conn, _ = self.srv.accept()
+            except OSError:
+                return
+            self.connects += 1  # ipmi_sim connects once per SOL activation
+            threading.Thread(target=self._talk, args=(conn,), daemon=True).start()
+
+    def _talk(self, conn: socket.socket) -> None:
+        buf = b""
+        with conn:
+            while True:
+                try:
+                    data = conn.recv(4096)
+                except OSError:
+                    return
+                if not data:
+                    return
+                buf += data
+                while (cut := min((i for i in (buf.find(b"\r"), buf.find(b"\n")) if i >= 0), default=-1)) >= 0:
+                    line, buf = buf[:cut].decode(errors="replace").strip(), buf[cut + 1:]
+                    if line:
+                        self.lines.append(line)
+                        conn.sendall(f"{self.name}: {line.upper()}\r\n".encode())
+
+    def close(self) -> None:
+        self._stop = True
+        self.srv.close()
+
+    def __enter__(self) -> SerialPort:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 class SushyEmulator:
