@@ -3,6 +3,11 @@
 Formats: table (rich), kv, json, yaml, flatten-table, flatten-kv, value. ``-c/--column`` picks
 columns. JSON lists are ``{"data": [...], "total", "limit", "offset"}``; with -o json nothing else
 goes to stdout. rich and yaml are imported only when used (start-up time).
+
+Sizes: the formats a person reads (table, kv, flatten-*) show sizes with a unit (``512M``, ``10G``,
+``1.5T``); json, yaml and value keep the API's raw numbers for scripts. Which fields are sizes, and
+in what unit the API gives them, is the table below (Cloudpods' units: MB in the region, bytes in
+glance). Column names stay the API's field names, so ``-c`` takes what a table shows.
 """
 from __future__ import annotations
 
@@ -14,6 +19,62 @@ from functools import wraps
 from typing import Any
 
 import click
+
+MB = 1024 * 1024
+# Region fields counted in MB (Cloudpods' units), looked up by the last part of a (flattened) key.
+MB_FIELDS = frozenset({
+    "vmem_size", "mem_size", "mem_reserved", "mem_used", "mem_free", "mem_commit", "memory", "used_memory",
+    "host_memory", "memory_mb", "mem_mb", "total_mb", "free_mb", "disk_size", "disk", "size", "storage",
+    "used_storage", "storage_size", "storage_capacity", "capacity", "used_capacity", "free_capacity",
+    "min_disk", "min_ram"})
+BYTE_FIELDS = frozenset({"virtual_size", "max_bytes", "used_bytes", "image_size"})
+# Commands that show glance's objects, whose ``size`` is in bytes (an image's file size).
+BYTE_SIZE_COMMANDS = ("image-",)
+HUMAN_FORMATS = ("table", "kv", "flatten-table", "flatten-kv")
+
+
+def human_size(n: float) -> str:
+    """Bytes as a person reads them: 512M, 10G, 1.5T (binary units, one decimal at most)."""
+    if n < 0:
+        return str(n)  # -1: unlimited (quotas)
+    if n == 0:
+        return "0"
+    for unit in ("B", "K", "M", "G", "T", "P"):
+        if n < 1024 or unit == "P":
+            break
+        n /= 1024
+    text = f"{n:.1f}".rstrip("0").rstrip(".")
+    return f"{text}{unit}"
+
+
+def _size_unit(key: str, command: str) -> int | None:
+    """How many bytes one unit of field ``key`` is, or None when it is not a size."""
+    leaf = key.rsplit(".", 1)[-1]
+    if leaf in BYTE_FIELDS or (leaf == "size" and command.startswith(BYTE_SIZE_COMMANDS)):
+        return 1
+    return MB if leaf in MB_FIELDS else None
+
+
+def _command() -> str:
+    ctx = click.get_current_context(silent=True)
+    return (ctx.info_name or "") if ctx is not None else ""
+
+
+def display(key: str, v: Any, command: str | None = None) -> str:
+    """A table cell: ``cell`` with sizes in units (see the module doc)."""
+    if isinstance(v, int | float) and not isinstance(v, bool):
+        unit = _size_unit(key, _command() if command is None else command)
+        if unit is not None:
+            return human_size(v * unit)
+    if isinstance(v, dict):
+        cmd = _command() if command is None else command
+        return ", ".join(f"{k}={display(str(k), x, cmd)}" for k, x in v.items())
+    if isinstance(v, list) and not any(isinstance(x, dict | list) for x in v):
+        return cell(v)
+    if isinstance(v, list):
+        cmd = _command() if command is None else command
+        return ", ".join(display(key, x, cmd) for x in v)
+    return cell(v)
 
 
 def output_options(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -119,6 +180,20 @@ def _dump(data: Any, fmt: str) -> None:
         click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
 
 
+def _width() -> int:
+    """Columns a table may take: $COLUMNS, else the terminal's, else 200 into a pipe (whole lines)."""
+    import os
+
+    env = os.environ.get("COLUMNS", "")
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    if sys.stdout.isatty():
+        import shutil
+
+        return shutil.get_terminal_size().columns
+    return 200
+
+
 def _rich_table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> None:
     from rich import box
     from rich.console import Console
@@ -129,7 +204,13 @@ def _rich_table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> None:
         t.add_column(h, overflow="fold")
     for r in rows:
         t.add_row(*[_escape(x) for x in r])
-    Console(width=None if sys.stdout.isatty() else 200, soft_wrap=False).print(t)
+    Console(width=_width(), soft_wrap=False).print(t)
+
+
+def _fits(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> bool:
+    """Whether a table is narrow enough to print without folding every header letter by letter."""
+    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
+    return sum(widths) + 3 * len(widths) + 1 <= _width()
 
 
 def _escape(s: str) -> str:
@@ -160,9 +241,16 @@ def show_list(items: list[dict[str, Any]], *, columns: Sequence[str] | None = No
     if fmt == "flatten-table":
         flat = [flatten(i) for i in items]
         cols = _columns_for(flat, None, chosen)
-        _rich_table(cols, ([cell(f.get(c)) for c in cols] for f in flat))
+        rows = [[display(c, f.get(c)) for c in cols] for f in flat]
+        if _fits(cols, rows) or chosen:
+            _rich_table(cols, rows)
+        else:  # too wide for the terminal: each row as Field/Value, as a show prints one object
+            for n, (f, row) in enumerate(zip(flat, rows, strict=True), 1):
+                pairs = [(c, v) for c, v in zip(cols, row, strict=True) if c in f]
+                click.echo(f"# {n}/{len(rows)} {cell(f.get('name', f.get('id', '')))}".rstrip())
+                _rich_table(["Field", "Value"], pairs)
     else:
-        _rich_table(cols, ([cell(v) for v in _pick(i, cols).values()] for i in items))
+        _rich_table(cols, ([display(c, v) for c, v in _pick(i, cols).items()] for i in items))
     if limit:
         pages = max(1, math.ceil(total / limit))
         page = offset // limit + 1
@@ -185,9 +273,9 @@ def show_object(obj: dict[str, Any], *, _in_list: bool = False) -> None:
             click.echo(" ".join(cell(v) for v in flat.values()))
             return
         if fmt == "flatten-table":
-            _rich_table(["Field", "Value"], ([k, cell(v)] for k, v in flat.items()))
+            _rich_table(["Field", "Value"], ([k, display(k, v)] for k, v in flat.items()))
             return
         for k, v in flat.items():
-            click.echo(f"{k}: {cell(v)}")
+            click.echo(f"{k}: {display(k, v)}")
         return
-    _rich_table(["Field", "Value"], ([k, cell(v)] for k, v in obj.items()))
+    _rich_table(["Field", "Value"], ([k, display(k, v)] for k, v in obj.items()))

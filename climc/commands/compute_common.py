@@ -208,7 +208,7 @@ def make_action(name: str, plural: str, keyword: str, action: str, help_: str, *
     return cmd
 
 
-def make_update(name: str, plural: str, keyword: str, fields: Sequence[tuple[str, type]], help_: str) -> click.Command:
+def make_update(name: str, plural: str, keyword: str, fields: Sequence[tuple[str, Any]], help_: str) -> click.Command:
     @click.command(name, help=help_)
     @click.argument("ident", shell_complete=names_of(plural))
     @output_options

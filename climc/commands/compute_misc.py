@@ -186,7 +186,8 @@ def eip_create(obj: Any, name: str, network_arg: str | None, network: str | None
 @click.command("eip-associate")
 @click.argument("ident")
 @click.argument("instance_id")
-@click.option("--instance-type", type=click.Choice(["server"]), default="server", show_default=True)
+@click.option("--instance-type", type=click.Choice(["server"]), default="server", show_default=True,
+              help="What INSTANCE_ID names (Cloudpods' option; servers only here)")
 @output_options
 @click.pass_obj
 def eip_associate(obj: Any, ident: str, instance_id: str, instance_type: str) -> None:

@@ -31,7 +31,7 @@ host_disable = make_action("host-disable", "hosts", "host", "disable", "Disable 
 host_ping = make_action("host-ping", "hosts", "host", "ping", "Mark hosts as alive (what agents do every 60 s)")
 host_update = make_update("host-update", "hosts", "host",
                           [("name", str), ("description", str), ("cpu_cmtbound", float), ("mem_cmtbound", float),
-                           ("cpu_reserved", int), ("mem_reserved", int)], "Update a host")
+                           ("cpu_reserved", int), ("mem_reserved", SIZE_MB)], "Update a host")
 storage_list = make_list("storage-list", "storages",
                          ["id", "name", "zone", "storage_type", "medium_type", "capacity", "used_capacity",
                           "free_capacity", "status", "hosts"], "List storages", [("zone", "zone")])
@@ -51,11 +51,11 @@ def host_spec(obj: Any, ident: str) -> None:
 @click.command("host-register")
 @click.argument("zone")
 @click.argument("name")
-@click.option("--cpu", "cpu_count", type=int, required=True)
-@click.option("--mem", "mem_size", type=int, required=True, help="MB")
+@click.option("--cpu", "cpu_count", type=int, required=True, help="Physical CPU count of the host")
+@click.option("--mem", "mem_size", type=SIZE_MB, required=True, help="Memory: 64g, 512m or MB")
 @click.option("--access-ip", default=None)
 @click.option("--access-mac", default=None)
-@click.option("--storage", "storages", multiple=True, help="NAME:CAPACITY_MB local storage (repeatable)")
+@click.option("--storage", "storages", multiple=True, help="NAME:CAPACITY local storage (MB or 500g, 2t; repeatable)")
 @click.option("--wire", "wires", multiple=True, help="WIRE[:BRIDGE] (repeatable)")
 @output_options
 @click.pass_obj
@@ -76,9 +76,12 @@ def _storages(storages: tuple[str, ...]) -> list[dict[str, Any]]:
     out = []
     for s in storages:
         n, _, cap = s.partition(":")
-        if not cap.isdigit():
-            raise click.BadParameter(f"{s!r}: expected NAME:CAPACITY_MB", param_hint="--storage")
-        out.append({"name": n, "capacity": int(cap)})
+        try:
+            mb = SIZE_MB.convert(cap, None, None)
+        except click.BadParameter:
+            raise click.BadParameter(f"{s!r}: expected NAME:CAPACITY (MB, or 500g, 2t)", param_hint="--storage") \
+                from None
+        out.append({"name": n, "capacity": mb})
     return out
 
 
@@ -109,7 +112,8 @@ def _config_value(v: str) -> Any:
 @click.option("--redfish-system", default=None, help="baremetal: which ComputerSystem (default: the first)")
 @click.option("--access-mac", default=None,
               help="baremetal: the MAC of the machine's PXE NIC (server-create deploys through it)")
-@click.option("--storage", "storages", multiple=True, help="NAME:CAPACITY_MB (repeatable; default <name>-local)")
+@click.option("--storage", "storages", multiple=True,
+              help="NAME:CAPACITY (MB or 500g, 2t; repeatable; default <name>-local)")
 @click.option("--wire", "wires", multiple=True, help="WIRE[:BRIDGE] (repeatable)")
 @click.option("--description", default=None)
 @output_options

@@ -14,6 +14,7 @@ from core.errors import ConflictError, InputParameterError, InvalidStatusError, 
 from core.keystone.policy import allowed, enforce
 from core.region.common import check_name, parse, text_field
 from core.region.managers._util import add_names, apply_update, names_by_id, unique_name
+from core.region.managers.storages import free_capacity
 from core.region.models import Host, HostStorage, HostWire, Server, Storage, Wire, Zone
 from core.region.resource import Joint, Manager
 
@@ -365,7 +366,7 @@ def capacity(h: Host) -> dict[str, Any]:
     mem_total = (h.mem_size - h.mem_reserved) * h.mem_cmtbound
     return {"cpu_commit": h.cpu_used, "mem_commit": h.mem_used,
             "cpu_commit_bound": h.cpu_cmtbound, "mem_commit_bound": h.mem_cmtbound,
-            "cpu_free": cpu_total - h.cpu_used, "mem_free": mem_total - h.mem_used,
+            "cpu_free": int(cpu_total) - h.cpu_used, "mem_free": int(mem_total) - h.mem_used,
             "cpu_commit_rate": round(h.cpu_used / (h.cpu_count - h.cpu_reserved), 3)
             if h.cpu_count > h.cpu_reserved else 0.0,
             "mem_commit_rate": round(h.mem_used / (h.mem_size - h.mem_reserved), 3)
@@ -373,9 +374,8 @@ def capacity(h: Host) -> dict[str, Any]:
 
 
 def storage_capacity(s: Storage) -> dict[str, Any]:
-    total = (s.capacity - s.reserved) * s.cmtbound
     return {"id": s.id, "name": s.name, "storage_type": s.storage_type, "medium_type": s.medium_type,
-            "capacity": s.capacity, "used_capacity": s.used_capacity, "free_capacity": total - s.used_capacity}
+            "capacity": s.capacity, "used_capacity": s.used_capacity, "free_capacity": free_capacity(s)}
 
 
 # ---- joints ------------------------------------------------------------------------------------

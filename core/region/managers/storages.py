@@ -30,6 +30,12 @@ class StorageCreate(BaseModel):
     cmtbound: float = Field(default=1.0, gt=0, le=100)
 
 
+def free_capacity(s: Storage) -> int:
+    """MB a storage can still give: ``(capacity - reserved) * cmtbound - used``, whole MB as Cloudpods
+    (a float here printed ``1048576.0``)."""
+    return int((s.capacity - s.reserved) * s.cmtbound) - s.used_capacity
+
+
 class StorageManager(Manager):
     keyword, plural, model = "storage", "storages", Storage
     contexts: ClassVar[dict[str, str]] = {"zones": "zone_id"}
@@ -81,7 +87,7 @@ class StorageManager(Manager):
             hosts.setdefault(sid, []).append(hname)
         for r, it in zip(rows, items, strict=True):
             it["hosts"] = hosts.get(r.id, [])
-            it["free_capacity"] = (r.capacity - r.reserved) * r.cmtbound - r.used_capacity
+            it["free_capacity"] = free_capacity(r)
 
     def do_enable(self, session: Session, cred: Credential, row: Any, body: dict[str, Any]) -> None:
         row.enabled = True

@@ -49,8 +49,8 @@ def test_every_option_of_every_command_has_help() -> None:
 
     ctx = click.Context(cli)
     bare = [(name, p.opts[-1]) for name in cli.list_commands(ctx) for p in cli.get_command(ctx, name).params
-            if isinstance(p, click.Option) and not p.hidden and not p.help]
-    assert bare == []
+            if isinstance(p, click.Option) and not p.hidden and (not p.help or p.help.startswith("Value of "))]
+    assert bare == [], "give these options a help= text (or a line in climc/help_texts.py)"
 
 
 def test_quota_set_takes_sizes_with_units() -> None:
