@@ -177,6 +177,8 @@ class Capability(str, enum.Enum):
     SAVE_IMAGE = "save_image"  # a stopped guest's disk into a glance image (drivers.base.ImageSaver)
     ATTACH_NIC = "attach_nic"  # NICs attached/detached while the guest is stopped (drivers.base.NicChangeable)
     ATTACH_NIC_HOT = "attach_nic_hot"  # ... and while it runs
+    CDROM = "cdrom"  # an ISO inserted/ejected and the boot order set while the guest is stopped
+    CDROM_HOT = "cdrom_hot"  # ... the ISO changed in a running guest (a media change)
     VNC = "vnc"
     SERIAL_CONSOLE = "serial_console"
     # a physical machine behind a BMC (drivers/baremetal): what its management controller offers
@@ -286,6 +288,12 @@ class GuestSpec:
     # agent can attach to (its output still goes to ``serial_log``). None/False: no such device.
     vnc_listen: str | None = None
     serial_console: bool = False
+    # the guest's CD-ROM drive for ISOs (not the config drive): None no drive, "" an empty drive,
+    # else the ISO file in it
+    iso: str | None = None
+    # the boot devices in order ("disk<N>": the N-th of ``disks``, "cdrom": the ISO drive); empty:
+    # the disks in their order
+    boot_order: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not _NAME_RE.match(self.name):
@@ -315,6 +323,17 @@ class GuestSpec:
             value = getattr(self, attr)
             if value is not None:
                 _abs_path(value, attr)
+        if self.iso:
+            _abs_path(self.iso, "iso")
+        object.__setattr__(self, "boot_order", tuple(self.boot_order))
+        for dev in self.boot_order:
+            if dev == "cdrom" and self.iso is None:
+                raise InvalidSpec("boot order names the cdrom but the guest has no cdrom drive")
+            if dev != "cdrom" and not (dev.startswith("disk") and dev[4:].isdigit()
+                                       and int(dev[4:]) < len(self.disks)):
+                raise InvalidSpec(f"boot order: no such device {dev!r} (disk<N> or cdrom)")
+        if len(set(self.boot_order)) != len(self.boot_order):
+            raise InvalidSpec("boot order names a device twice")
         if self.initrd and not self.kernel:
             raise InvalidSpec("initrd given without kernel")
         if self.cmdline and not self.kernel:
@@ -563,6 +582,8 @@ class InstanceSpec:
     password: str | None = field(default=None, repr=False)
     user_data: str | None = None
     os_type: str = ""
+    cdrom_image_id: str | None = None  # an ISO image in the guest's CD-ROM drive (server-create --cdrom)
+    boot_order: tuple[str, ...] = ()  # "disk<index>" / "cdrom", first boot device first (set-boot-index)
 
 
 @dataclass(frozen=True)

@@ -53,6 +53,8 @@ disk_delete = make_delete("disk-delete", "disks", "disk", "Delete detached disks
 @click.option("--instance-snapshot", default=None,
               help="Clone: disks, CPU, memory and networks from this instance snapshot")
 @click.option("--net", "nets", multiple=True, help="NETWORK[:ip] (repeatable)")
+@click.option("--cdrom", "--iso", "cdrom", default=None,
+              help="ISO image (id or name) in the CD-ROM drive, booted first (an installer)")
 @click.option("--count", type=click.IntRange(1, 1000), default=1, show_default=True, help="How many servers")
 @click.option("--prefer-host", "--host", "host", default=None, help="Put it on this host (id or name)")
 @click.option("--prefer-zone", "--zone", "zone", default=None, help="Put it in this zone (id or name)")
@@ -69,7 +71,8 @@ disk_delete = make_delete("disk-delete", "disks", "disk", "Delete detached disks
 @output_options
 @click.pass_obj
 def server_create(obj: Any, name: str, vcpu_count: int | None, mem_spec: str | None, disks: tuple[str, ...],
-                  instance_snapshot: str | None, nets: tuple[str, ...], count: int, host: str | None,
+                  instance_snapshot: str | None, nets: tuple[str, ...], cdrom: str | None, count: int,
+                  host: str | None,
                   zone: str | None, hypervisor: str | None,
                   keypair: str | None, password: str | None, secgroups: tuple[str, ...], auto_start: bool,
                   generate_name: bool, desc: str | None, dry_run: bool, wait: bool = False,
@@ -81,7 +84,7 @@ def server_create(obj: Any, name: str, vcpu_count: int | None, mem_spec: str | N
             body[k] = v
     body["generate_name" if generate_name else "name"] = name
     for k, v in (("prefer_host", host), ("prefer_zone", zone), ("hypervisor", hypervisor), ("keypair", keypair),
-                 ("password", password), ("description", desc)):
+                 ("password", password), ("description", desc), ("cdrom", cdrom)):
         if v:
             body[k] = v
     if secgroups:

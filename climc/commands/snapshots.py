@@ -1,4 +1,5 @@
-"""Snapshots (disk and instance), disk-reset, clones, disks saved as images, server-change-owner."""
+"""Snapshots (disk and instance), disk-reset, clones, disks saved as images, server-change-owner,
+passwords, the CD-ROM drive and boot order."""
 from __future__ import annotations
 
 from typing import Any
@@ -162,3 +163,56 @@ def server_logininfo(obj: Any, server: str) -> None:
 def server_create_disk(obj: Any, server: str, disk: str) -> None:
     """Make a data disk DISK (a size such as 10g, or IMAGE[:size]) and attach it to SERVER in one step."""
     show_object(obj.client().post(S, f"/servers/{server}/createdisk", json={"disks": [disk]})["server"])
+
+
+@click.command("server-insert-iso")
+@click.argument("server")
+@click.argument("iso")
+@output_options
+@click.pass_obj
+def server_insert_iso(obj: Any, server: str, iso: str) -> None:
+    """Insert ISO image ISO (id or name) into SERVER's CD-ROM drive (a running guest sees a media change
+    where its host can; otherwise stop it first)."""
+    show_object(obj.client().post(S, f"/servers/{server}/insertiso", json={"image_id": iso})["server"])
+
+
+@click.command("server-eject-iso")
+@click.argument("server")
+@output_options
+@click.pass_obj
+def server_eject_iso(obj: Any, server: str) -> None:
+    """Eject the ISO from SERVER's CD-ROM drive."""
+    show_object(obj.client().post(S, f"/servers/{server}/ejectiso", json={})["server"])
+
+
+@click.command("server-iso")
+@click.argument("server")
+@output_options
+@click.pass_obj
+def server_iso(obj: Any, server: str) -> None:
+    """Show the ISO in SERVER's CD-ROM drive."""
+    show_object(obj.client().get(S, f"/servers/{server}/iso")["iso"])
+
+
+def _boot_pairs(values: tuple[str, ...], what: str) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for v in values:
+        dev, sep, rank = v.replace("=", ":", 1).partition(":")
+        if not sep or not dev.strip().isdigit() or not rank.strip().isdigit():
+            raise click.BadParameter(f"{v!r}: give {what}:BOOT_INDEX, e.g. 0:1", param_hint=f"--{what.split()[0]}")
+        out[dev.strip()] = int(rank)
+    return out
+
+
+@click.command("server-set-boot-index")
+@click.argument("server")
+@click.option("--disk", "--disks", "disks", multiple=True, help="DISK_INDEX:BOOT_INDEX (repeatable), e.g. 0:1")
+@click.option("--cdrom", "--cdroms", "cdroms", multiple=True, help="ORDINAL:BOOT_INDEX of the CD-ROM drive, e.g. 0:0")
+@output_options
+@click.pass_obj
+def server_set_boot_index(obj: Any, server: str, disks: tuple[str, ...], cdroms: tuple[str, ...]) -> None:
+    """Set the stopped SERVER's boot order: devices boot in BOOT_INDEX order (those not named do not boot)."""
+    if not disks and not cdroms:
+        raise click.UsageError("give --disk and/or --cdrom with a boot index")
+    body = {"disks": _boot_pairs(disks, "disk index"), "cdroms": _boot_pairs(cdroms, "cdrom ordinal")}
+    show_object(obj.client().post(S, f"/servers/{server}/set-boot-index", json=body)["server"])

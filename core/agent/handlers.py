@@ -44,7 +44,8 @@ def instance_spec(p: hp.GuestPayload) -> InstanceSpec:
                                vlan_id=n.vlan_id, mtu=n.mtu, network_id=n.network_id, wire_id=n.wire_id,
                                bridge=n.bridge) for n in p.nics),
         ssh_keys=(srv.public_key,) if srv.public_key else (), password=srv.password or None,
-        user_data=srv.user_data or None, os_type=srv.os_type)
+        user_data=srv.user_data or None, os_type=srv.os_type, cdrom_image_id=p.cdrom_image_id or None,
+        boot_order=tuple(p.boot_order))
 
 
 def instance_disk(d: hp.DiskPayload) -> InstanceDisk:
@@ -181,6 +182,24 @@ def reset_password(h: HostedDriver, p: hp.ResetPasswordPayload) -> hp.GuestResul
     return hp.GuestResult(guest_status=state_of(h, p.server.id))
 
 
+def _cdrom_driver(h: HostedDriver, op: str) -> Any:
+    if getattr(h, op, None) is None:
+        from drivers.base import not_supported
+
+        not_supported(h.name, op)
+    return h
+
+
+def cdrom(h: HostedDriver, p: hp.CdromPayload) -> hp.CdromResult:
+    live = _cdrom_driver(h, "change_cdrom").change_cdrom(p.server.id, p.image_id)
+    return hp.CdromResult(guest_status=state_of(h, p.server.id), live=bool(live))
+
+
+def boot_order(h: HostedDriver, p: hp.BootOrderPayload) -> hp.GuestResult:
+    _cdrom_driver(h, "set_boot_order").set_boot_order(instance_spec(p))
+    return hp.GuestResult(guest_status=state_of(h, p.server.id))
+
+
 def disk_reset(h: HostedDriver, p: hp.DiskResetPayload) -> hp.GuestResult:
     _snapshots(h, "reset_disk").reset_disk(p.server.id, instance_disk(p.disk), p.snapshot_id)
     return hp.GuestResult(guest_status=state_of(h, p.server.id))
@@ -268,6 +287,8 @@ HANDLERS: dict[WorkKind, Handler] = {
     WorkKind.SNAPSHOT_DELETE: snapshot_delete,
     WorkKind.INSTANCE_SNAPSHOT_CREATE: instance_snapshot_create,
     WorkKind.RESET_PASSWORD: reset_password,
+    WorkKind.CDROM: cdrom,
+    WorkKind.BOOT_ORDER: boot_order,
     WorkKind.DISK_RESET: disk_reset,
     WorkKind.SAVE_IMAGE: save_image,
     WorkKind.DISK_RESIZE: disk_resize,

@@ -58,6 +58,8 @@ class WorkKind(str, enum.Enum):
     DISK_DELETE = "disk-delete"  # a detached disk's file removed from the host (the disk is deleted)
     ATTACH_NIC = "guest-attach-nic"  # a NIC on another network (hot when the guest runs and the host can)
     DETACH_NIC = "guest-detach-nic"
+    CDROM = "guest-cdrom"  # an ISO into the guest's CD-ROM drive, or ejected (a media change when it runs)
+    BOOT_ORDER = "guest-boot-order"  # the stopped guest's boot devices in order
 
 
 # What a host must declare to be sent a kind. Kinds absent here need nothing beyond a driver.
@@ -84,6 +86,8 @@ KIND_CAPABILITY: dict[WorkKind, Capability] = {
     WorkKind.DISK_RESIZE: Capability.DISK_RESIZE,
     WorkKind.ATTACH_NIC: Capability.ATTACH_NIC,
     WorkKind.DETACH_NIC: Capability.ATTACH_NIC,
+    WorkKind.CDROM: Capability.CDROM,
+    WorkKind.BOOT_ORDER: Capability.CDROM,
 }
 
 # server actions of the API -> the capability the server's host must declare (400 before a task)
@@ -106,6 +110,9 @@ ACTION_CAPABILITY: dict[str, Capability] = {
     "resize": Capability.DISK_RESIZE,  # disk-resize
     "attachnetwork": Capability.ATTACH_NIC,  # running guest: attach_nic_hot (core.region.managers.servers)
     "detachnetwork": Capability.ATTACH_NIC,
+    "insertiso": Capability.CDROM,  # running guest: cdrom_hot (core.region.managers.servers)
+    "ejectiso": Capability.CDROM,
+    "set-boot-index": Capability.CDROM,
 }
 
 
@@ -225,6 +232,19 @@ class GuestPayload(_Model):
     server: ServerSpec
     nics: list[NicPayload] = Field(default_factory=list, max_length=64)
     disks: list[DiskPayload] = Field(default_factory=list, max_length=64)
+    cdrom_image_id: str | None = None  # an ISO image in the CD-ROM drive
+    # boot devices, first first: "disk<index>" / "cdrom" (server-set-boot-index); empty: the disks in order
+    boot_order: list[str] = Field(default_factory=list, max_length=65)
+
+    @field_validator("boot_order")
+    @classmethod
+    def _devices(cls, v: list[str]) -> list[str]:
+        for dev in v:
+            if not re.fullmatch(r"cdrom|disk[0-9]{1,2}", dev):
+                raise ValueError(f"boot device {dev!r}: disk<index> or cdrom")
+        if len(set(v)) != len(v):
+            raise ValueError("a boot device named twice")
+        return v
 
 
 class DeployPayload(GuestPayload):
@@ -267,6 +287,17 @@ class DetachDiskPayload(_Model):
 
 class RebuildRootPayload(GuestPayload):
     pass
+
+
+class CdromPayload(_Model):
+    """ISO image ``image_id`` into ``server``'s CD-ROM drive; None: eject."""
+
+    server: ServerRef
+    image_id: str | None = None
+
+
+class BootOrderPayload(GuestPayload):
+    """The whole guest (its disks' files) with the new ``boot_order``."""
 
 
 class ResetPasswordPayload(GuestPayload):
@@ -401,6 +432,10 @@ class GuestResult(_Result):
     guest_status: GuestState
 
 
+class CdromResult(GuestResult):
+    live: bool = False  # the running guest saw a media change (else: the definition, a stopped guest)
+
+
 class DiskOut(_Result):
     id: str
     access_path: str = ""
@@ -514,6 +549,8 @@ PAYLOADS: dict[WorkKind, type[BaseModel]] = {
     WorkKind.SNAPSHOT_DELETE: SnapshotPayload,
     WorkKind.INSTANCE_SNAPSHOT_CREATE: InstanceSnapshotPayload,
     WorkKind.RESET_PASSWORD: ResetPasswordPayload,
+    WorkKind.CDROM: CdromPayload,
+    WorkKind.BOOT_ORDER: BootOrderPayload,
     WorkKind.DISK_RESET: DiskResetPayload,
     WorkKind.SAVE_IMAGE: SaveImagePayload,
     WorkKind.DISK_RESIZE: DiskResizePayload,
@@ -545,6 +582,8 @@ RESULTS: dict[WorkKind, type[BaseModel]] = {
     WorkKind.SNAPSHOT_DELETE: SnapshotDeleteResult,
     WorkKind.INSTANCE_SNAPSHOT_CREATE: InstanceSnapshotResult,
     WorkKind.RESET_PASSWORD: GuestResult,
+    WorkKind.CDROM: CdromResult,
+    WorkKind.BOOT_ORDER: GuestResult,
     WorkKind.DISK_RESET: GuestResult,
     WorkKind.SAVE_IMAGE: SaveImageResult,
     WorkKind.DISK_RESIZE: DiskResizeResult,

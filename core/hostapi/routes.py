@@ -357,6 +357,18 @@ def _host_images(session: Any, host: Host) -> set[str]:
                                                             WorkItem.kind.in_(incoming),
                                                             WorkItem.status.in_(("queued", "dispatched")))):
         ids |= {str(d["image_id"]) for d in (p or {}).get("disks") or [] if isinstance(d, dict) and d.get("image_id")}
+        if (p or {}).get("cdrom_image_id"):
+            ids.add(str(p["cdrom_image_id"]))
+    # ISOs in its guests' CD-ROM drives (core.region.cdrom), and those going in (server-insert-iso)
+    for spec in session.scalars(select(Server.create_spec).where(Server.host_id == host.id)):
+        iso = (spec or {}).get("cdrom") or {}
+        if iso.get("image_id"):
+            ids.add(str(iso["image_id"]))
+    for p in session.scalars(select(WorkItem.payload).where(WorkItem.host_id == host.id,
+                                                            WorkItem.kind == WorkKind.CDROM.value,
+                                                            WorkItem.status.in_(("queued", "dispatched")))):
+        if (p or {}).get("image_id"):
+            ids.add(str(p["image_id"]))
     return with_boot_files(session, ids)
 
 

@@ -82,6 +82,8 @@ class ServerCreate(BaseModel):
     schedtags: list[dict[str, Any]] = Field(default_factory=list, max_length=64)
     instance_snapshot: str | None = Field(default=None, validation_alias=AliasChoices("instance_snapshot",
                                                                                      "instance_snapshot_id"))
+    # an ISO image in the CD-ROM drive, booted first (an installer onto a blank system disk)
+    cdrom: str | None = Field(default=None, validation_alias=AliasChoices("cdrom", "iso"))
 
     @field_validator("schedtags")
     @classmethod
@@ -194,6 +196,7 @@ class CreatePlan:
     keypair_id: str | None
     secgroup_ids: list[str]
     sched: dict[str, Any]
+    cdrom: dict[str, Any] | None = None
 
 
 def plan_servers(session: Session, cred: Credential, body: dict[str, Any], count: int) -> CreatePlan:
@@ -274,7 +277,14 @@ def plan_servers(session: Session, cred: Credential, body: dict[str, Any], count
                         "storage_type": d["backend"], "medium": d["medium"], "image_id": d["image_id"]}
                        for d in disks],
              "networks": [{"index": n["index"], "network": n["network"]} for n in nets]}
-    return CreatePlan(data, vmem, disks, nets, keypair_id, secgroup_ids, sched)
+    cdrom = None
+    if data.cdrom:
+        from core.region.cdrom import iso_image
+
+        if data.hypervisor != "kvm":
+            raise InputParameterError(f"cdrom: a {data.hypervisor} server has no ISO drive here (kvm only)")
+        cdrom = iso_image(session, cred, data.cdrom, "cdrom")
+    return CreatePlan(data, vmem, disks, nets, keypair_id, secgroup_ids, sched, cdrom)
 
 
 def create_servers(manager: Any, session: Session, cred: Credential, body: dict[str, Any], count: int) -> list[Any]:
@@ -292,7 +302,9 @@ def create_servers(manager: Any, session: Session, cred: Credential, body: dict[
     tenant, domain = cred.project_id, cred.project_domain_id or "default"
     quotas.reserve(session, tenant, domain, **{k: v * count for k, v in per_server.items()})
     os_type = data.os_type or (disks[0]["os_type"] if disks else "")
-    spec = {"disks": disks, "nets": [dict(n) for n in nets], "secgroups": plan.secgroup_ids}
+    spec: dict[str, Any] = {"disks": disks, "nets": [dict(n) for n in nets], "secgroups": plan.secgroup_ids}
+    if plan.cdrom:  # the installer boots first; the system disk after it (once the ISO is ejected)
+        spec.update(cdrom=plan.cdrom, boot_order=["cdrom", f"disk{disks[0]['index']}"])
     rows = []
     for name in names:
         s = Server(name=name, description=data.description, status="init", vcpu_count=data.vcpu_count,

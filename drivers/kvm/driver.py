@@ -81,6 +81,8 @@ class KvmDriver:
             Capability.SAVE_IMAGE,  # flattened qcow2 into glance (drivers/kvm/saveimage.py)
             Capability.ATTACH_NIC,
             Capability.ATTACH_NIC_HOT,
+            Capability.CDROM,  # an ISO drive and per-device boot order (drivers/kvm/cdrom.py)
+            Capability.CDROM_HOT,  # a media change in a running guest (updateDeviceFlags)
             Capability.LIVE_MIGRATE,  # libvirt to libvirt (drivers/kvm/live.py), where the host names its URI
         }
     )

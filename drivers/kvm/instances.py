@@ -43,6 +43,7 @@ from drivers.base import (
     NicSpec,
     not_supported,
 )
+from drivers.kvm.cdrom import KvmCdrom
 from drivers.kvm.live import KvmLiveMigration
 from drivers.kvm.migration import KvmMigration
 from drivers.kvm.saveimage import KvmSaveImage
@@ -80,7 +81,7 @@ def domain_name(name: str, sid: str) -> str:
     return f"{base}-{sid[:8]}"
 
 
-class KvmInstances(KvmMigration, KvmLiveMigration, KvmSnapshots, KvmSaveImage):
+class KvmInstances(KvmMigration, KvmLiveMigration, KvmSnapshots, KvmSaveImage, KvmCdrom):
     """The ``HostedDriver`` of KVM: instances built from ``InstanceSpec`` on a ``KvmDriver``.
 
     Cold migration (migrate-out / migrate-in / cleanup) is ``KvmMigration`` (drivers/kvm/migration.py),
@@ -103,7 +104,8 @@ class KvmInstances(KvmMigration, KvmLiveMigration, KvmSnapshots, KvmSaveImage):
         # disks in its definition only (they show at the next boot), and says so at registration
         # ... and migrates nothing live; nor does a host that names no URI other hosts reach it by
         self.capabilities = frozenset(driver.capabilities) - (
-            {Capability.ATTACH_DISK_HOT, Capability.ATTACH_NIC_HOT, Capability.LIVE_MIGRATE} if self.simulated
+            {Capability.ATTACH_DISK_HOT, Capability.ATTACH_NIC_HOT, Capability.LIVE_MIGRATE, Capability.CDROM_HOT}
+            if self.simulated
             else set()) - (
             set() if env.options.get("migrate_uri") else {Capability.LIVE_MIGRATE})
         # consoles: a real guest has them (VNC on ``console_listen``, the serial pty); a test:///
@@ -435,8 +437,14 @@ class KvmInstances(KvmMigration, KvmLiveMigration, KvmSnapshots, KvmSaveImage):
             if boot.get("ramdisk_id"):
                 initrd = self.env.images.get(str(boot["ramdisk_id"])).path
             cmdline = str(boot.get("os_command_line") or "console=ttyS0") or None
+        iso = self.env.images.get(spec.cdrom_image_id).path if spec.cdrom_image_id else None
+        positions = {f"disk{x.index}": f"disk{n}" for n, x in enumerate(sorted(spec.disks, key=lambda x: x.index))}
+        order = tuple(positions.get(dev, dev) for dev in spec.boot_order if dev in positions or dev == "cdrom")
+        if "cdrom" in order and iso is None:
+            iso = ""  # an empty drive first in the order: nothing to boot from it until an ISO goes in
         gspec = GuestSpec(name=domain_name(spec.name, spec.server_id), uuid=spec.server_id, vcpu=spec.vcpu,
                           memory_mb=spec.memory_mb, disks=tuple(disks), nics=tuple(nics), config_drive=config_drive,
+                          iso=iso, boot_order=order,
                           serial_log=os.path.join(d, "serial.log"), kernel=kernel, initrd=initrd, cmdline=cmdline,
                           arch=spec.arch if spec.arch in ("x86_64", "aarch64") else "x86_64",
                           vnc_listen=self.console_listen if Capability.VNC in self.driver.capabilities else None,

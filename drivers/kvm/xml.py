@@ -22,6 +22,7 @@ __all__ = [
     "build_domain_xml",
     "disk_device_xml",
     "free_target",
+    "iso_drive_xml",
     "parse_devices",
     "parse_disks",
     "retarget",
@@ -34,6 +35,8 @@ DOMAIN_TYPES = frozenset({"kvm", "qemu", "test"})
 METADATA_NS = "https://cloudpods-one.dev/xmlns/guest/1"
 
 ET.register_namespace("cloudpods", METADATA_NS)  # a readable prefix instead of ns0
+
+ISO_SERIAL = "cloudpods-iso"  # the serial of the ISO drive: how it is told from the config drive
 
 _BUS_PREFIX = {"virtio": "vd", "scsi": "sd", "sata": "sd", "ide": "hd"}
 
@@ -78,7 +81,7 @@ def build_domain_xml(spec: GuestSpec, *, domain_type: str, machine: str = "pc") 
             ET.SubElement(os_el, "initrd").text = spec.initrd
         if spec.cmdline:
             ET.SubElement(os_el, "cmdline").text = spec.cmdline
-    else:
+    elif not spec.boot_order:  # a boot order is per device (<boot order=N/>): libvirt takes one or the other
         ET.SubElement(os_el, "boot", dev="hd")
 
     features = ET.SubElement(dom, "features")
@@ -94,11 +97,14 @@ def build_domain_xml(spec: GuestSpec, *, domain_type: str, machine: str = "pc") 
 
     devices = ET.SubElement(dom, "devices")
     used: dict[str, int] = {}
-    disks = list(spec.disks)
+    order = {dev: n for n, dev in enumerate(spec.boot_order, start=1)} if not spec.kernel else {}
+    for i, disk in enumerate(spec.disks):
+        _disk(devices, disk, _target_dev(disk.bus, used), boot=order.get(f"disk{i}"))
     if spec.config_drive:
-        disks.append(DiskSpec(path=spec.config_drive, format="raw", bus="ide", device="cdrom", readonly=True))
-    for disk in disks:
-        _disk(devices, disk, _target_dev(disk.bus, used))
+        _disk(devices, DiskSpec(path=spec.config_drive, format="raw", bus="ide", device="cdrom", readonly=True),
+              _target_dev("ide", used))
+    if spec.iso is not None:
+        _iso_drive(devices, spec.iso, _target_dev("ide", used), boot=order.get("cdrom"))
     for nic in spec.nics:
         _interface(devices, nic)
     if spec.serial_log and not spec.serial_console:
@@ -128,12 +134,21 @@ def spec_from_xml(xml: str) -> GuestSpec:
     root = _parse(xml)
     mem = root.find("memory")
     disks: list[DiskSpec] = []
-    config_drive = None
+    config_drive = iso = None
+    boots: dict[str, int] = {}
     for d in root.iterfind("devices/disk"):
         src = d.find("source")
         path = src.get("file") if src is not None else None
+        boot = d.find("boot")
+        if d.get("device") == "cdrom" and d.findtext("serial") == ISO_SERIAL:
+            iso = path or ""  # our ISO drive (empty or not), told from the config drive by its serial
+            if boot is not None:
+                boots["cdrom"] = int(boot.get("order", "0"))
+            continue
         if not path:
             continue
+        if boot is not None and d.get("device", "disk") == "disk":
+            boots[f"disk{len(disks)}"] = int(boot.get("order", "0"))
         drv = d.find("driver")
         tgt = d.find("target")
         device = d.get("device", "disk")
@@ -171,6 +186,8 @@ def spec_from_xml(xml: str) -> GuestSpec:
         disks=tuple(disks),
         nics=tuple(nics),
         config_drive=config_drive,
+        iso=iso,
+        boot_order=tuple(sorted(boots, key=lambda k: boots[k])),
         serial_log=parse_devices(xml).serial_log,
         kernel=root.findtext("os/kernel") or None,
         initrd=root.findtext("os/initrd") or None,
@@ -376,13 +393,44 @@ def _moved(paths: dict[str, str], path: str, what: str) -> str:
     return paths[path]
 
 
-def _disk(devices: ET.Element, disk: DiskSpec, dev: str) -> None:
+def _disk(devices: ET.Element, disk: DiskSpec, dev: str, boot: int | None = None) -> None:
     el = ET.SubElement(devices, "disk", type="file", device=disk.device)
     ET.SubElement(el, "driver", name="qemu", type=disk.format)
     ET.SubElement(el, "source", file=disk.path)
     ET.SubElement(el, "target", dev=dev, bus=disk.bus)
+    if boot is not None:
+        ET.SubElement(el, "boot", order=str(boot))
     if disk.readonly or disk.device == "cdrom":
         ET.SubElement(el, "readonly")
+
+
+def _iso_drive(devices: ET.Element, path: str, dev: str, boot: int | None = None) -> None:
+    """The guest's CD-ROM drive for ISOs, ``path`` in it ("" : empty); its serial tells it from the
+    config drive when the XML is read back."""
+    el = ET.SubElement(devices, "disk", type="file", device="cdrom")
+    ET.SubElement(el, "driver", name="qemu", type="raw")
+    if path:
+        ET.SubElement(el, "source", file=path)
+    ET.SubElement(el, "target", dev=dev, bus="ide")
+    if boot is not None:
+        ET.SubElement(el, "boot", order=str(boot))
+    ET.SubElement(el, "readonly")
+    ET.SubElement(el, "serial").text = ISO_SERIAL
+
+
+def iso_drive_xml(xml: str, path: str) -> str | None:
+    """The ISO drive ``<disk>`` of ``xml`` (a domain) with ``path`` in it ("": empty), as
+    updateDeviceFlags takes it for a media change; None if the domain has no ISO drive."""
+    for d in _parse(xml).iterfind("devices/disk"):
+        if d.findtext("serial") != ISO_SERIAL:
+            continue
+        src = d.find("source")
+        if src is not None:
+            d.remove(src)
+        if path:
+            d.insert(1, ET.Element("source", file=path))
+        return ET.tostring(d, encoding="unicode")
+    return None
 
 
 def _interface(devices: ET.Element, nic: NicSpec) -> None:

@@ -793,3 +793,90 @@ def test_server_create_disk_makes_and_attaches_one_that_goes_with_the_server(
     wait_for(lambda: ctl.api.get(f"{B}/servers/{srv['id']}").status_code == 404, 30, "gone")
     assert "vm-cdisk-disk1" not in names(ctl, "disk-list")
     assert ctl.api.get(f"{B}/quotas").json()["quota"]["usage.storage"] == storage - srv["disk"]
+
+
+def _upload_iso(ctl: Controller, name: str) -> dict[str, Any]:
+    """A small real ISO 9660 image (pycdlib), uploaded as disk format iso."""
+    import io
+
+    import pycdlib
+
+    iso = pycdlib.PyCdlib()
+    iso.new(interchange_level=3, vol_ident="INSTALL")
+    data = b"an installer would be here\n"
+    iso.add_fp(io.BytesIO(data), len(data), "/README.;1")
+    buf = io.BytesIO()
+    iso.write_fp(buf)
+    iso.close()
+    r = ctl.api.post("/api/s/image/v1/images", content=buf.getvalue(), headers={
+        "Content-Type": "application/octet-stream", "X-Image-Meta-Name": name, "X-Image-Meta-Disk-Format": "iso"})
+    assert r.status_code in (200, 201), r.text
+    return dict(wait_for(lambda: (i := ctl.api.get(f"/api/s/image/v1/images/{name}").json()["image"])["status"]
+                         == "active" and i, 30, "iso active"))
+
+
+def test_iso_in_the_cdrom_drive_boots_first_and_the_boot_order_is_set_while_stopped(
+        cloud: tuple[Controller, AgentProc]) -> None:
+    import httpx
+
+    from tests.e2e.test_agent_support import outsider_token
+
+    ctl, agent = cloud
+    img = _upload_iso(ctl, "day2-installer-iso")
+    r = ctl.climc("server-create", "vm-iso", "--disk", "tiny", "--net", "default", "--cdrom", "tiny")
+    assert r.returncode != 0 and "not an ISO" in r.stderr, r.stderr
+    assert ctl.climc("server-create", "vm-iso", "--disk", "64m", "--net", "default",
+                     "--cdrom", "day2-installer-iso").returncode == 0
+    srv = settled(ctl, "vm-iso", "ready", "created")
+    assert srv["cdrom"] == "day2-installer-iso" and srv["boot_order"] == "cdrom,disk0"
+    assert climc_json(ctl, "server-iso", "vm-iso")["image_id"] == img["id"]
+    xml = agent.data / "instances" / srv["id"] / "domain.xml"
+
+    def drive() -> tuple[str | None, dict[str, int]]:
+        import xml.etree.ElementTree as ET
+
+        root = ET.fromstring(xml.read_text())
+        iso = next(d for d in root.iterfind("devices/disk") if d.findtext("serial") == "cloudpods-iso")
+        src = iso.find("source")
+        order = {("cdrom" if d is iso else (d.find("source").get("file") or "").rsplit("/", 1)[-1]):
+                 int(d.find("boot").get("order")) for d in root.iterfind("devices/disk") if d.find("boot") is not None}
+        return (src.get("file") if src is not None else None), order
+
+    path, order = drive()
+    assert path and path.startswith(str(agent.data)) and order == {"cdrom": 1, "disk0.qcow2": 2}
+
+    # eject, then a second eject has nothing to eject; a raw image is not an ISO
+    assert ctl.climc("server-eject-iso", "vm-iso").returncode == 0
+    settled(ctl, "vm-iso", "ready", "ejected")
+    assert drive()[0] is None and climc_json(ctl, "server-iso", "vm-iso")["status"] == "empty"
+    r = ctl.api.post(f"{B}/servers/{srv['id']}/ejectiso", json={})
+    assert r.status_code == 400 and r.json()["class"] == "InvalidStatusError", r.text
+    r = ctl.climc("server-insert-iso", "vm-iso", "tiny")
+    assert r.returncode != 0 and "not an ISO" in r.stderr, r.stderr
+    assert ctl.climc("server-insert-iso", "vm-iso", "day2-installer-iso").returncode == 0
+    settled(ctl, "vm-iso", "ready", "inserted")
+    assert drive()[0] == path
+
+    # the system disk first, the drive after it
+    r = ctl.climc("server-set-boot-index", "vm-iso", "--disk", "0:0", "--cdrom", "0:1")
+    assert r.returncode == 0, r.stderr
+    assert settled(ctl, "vm-iso", "ready", "boot order set")["boot_order"] == "disk0,cdrom"
+    assert drive()[1] == {"disk0.qcow2": 1, "cdrom": 2}
+    r = ctl.climc("server-set-boot-index", "vm-iso", "--disk", "7:0")
+    assert r.returncode != 0 and "no disk with index 7" in r.stderr, r.stderr
+
+    with httpx.Client(base_url=ctl.url, headers={"X-Auth-Token": outsider_token(ctl)}, timeout=30) as c:
+        for action, body in (("insertiso", {"image_id": img["id"]}), ("ejectiso", {}),
+                             ("set-boot-index", {"disks": {"0": 0}})):
+            assert c.post(f"{B}/servers/{srv['id']}/{action}", json=body).status_code == 404, action
+        assert c.get(f"{B}/servers/{srv['id']}/iso").status_code == 404
+
+    # running: the boot order waits for a stop; test:/// has no media change (a real host does)
+    assert ctl.climc("server-start", "vm-iso").returncode == 0
+    settled(ctl, "vm-iso", "running", "running")
+    r = ctl.api.post(f"{B}/servers/{srv['id']}/set-boot-index", json={"disks": {"0": 1}, "cdroms": {"0": 0}})
+    assert r.status_code == 400 and r.json()["class"] == "InvalidStatusError" and "stop" in r.json()["details"]
+    r = ctl.climc("server-eject-iso", "vm-iso")
+    assert r.returncode != 0 and "cdrom_hot" in r.stderr and "stop the server first" in r.stderr, r.stderr
+    assert ctl.climc("server-delete", "-f", "vm-iso").returncode == 0
+    wait_for(lambda: ctl.api.get(f"{B}/servers/{srv['id']}").status_code == 404, 30, "gone")

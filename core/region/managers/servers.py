@@ -46,8 +46,9 @@ class ServerManager(Manager):
         "login-info": "do_login_info", "createdisk": "do_createdisk",
         "associate-eip": "do_associate_eip", "dissociate-eip": "do_dissociate_eip",
         "change-bandwidth": "do_change_bandwidth",
+        "insertiso": "do_insertiso", "ejectiso": "do_ejectiso", "set-boot-index": "do_set_boot_index",
     }
-    specs: ClassVar[dict[str, str]] = {"tasks": "spec_tasks", "status": "spec_status"}
+    specs: ClassVar[dict[str, str]] = {"tasks": "spec_tasks", "status": "spec_status", "iso": "spec_iso"}
     class_actions: ClassVar[dict[str, str]] = {"forecast": "forecast"}
     cloud_ops = None  # a cloud's server verbs go through its zone host's driver (capabilities decide)
     row_lists = True  # lists load plain rows: base_dict/add_details read only these columns
@@ -121,6 +122,10 @@ class ServerManager(Manager):
             dl = disks.get(r.id, [])
             it["disks_info"] = dl
             it["disk"] = sum(x["size"] for x in dl)
+            if (r.create_spec or {}).get("cdrom"):
+                it["cdrom"] = r.create_spec["cdrom"].get("name", "")
+            if (r.create_spec or {}).get("boot_order"):
+                it["boot_order"] = ",".join(r.create_spec["boot_order"])
             if (r.create_spec or {}).get("fail_reason"):
                 it["fail_reason"] = r.create_spec["fail_reason"]  # e.g. the scheduler's explanation
 
@@ -471,6 +476,24 @@ class ServerManager(Manager):
 
         return login_info(session, cred, row)
 
+    def do_insertiso(self, session: Session, cred: Credential, row: Any, body: dict[str, Any]) -> None:
+        """``server-insert-iso SERVER ISO``: the ISO image into the server's CD-ROM drive."""
+        from core.region.cdrom import insert_iso
+
+        insert_iso(session, cred, row, body)
+
+    def do_ejectiso(self, session: Session, cred: Credential, row: Any, body: dict[str, Any]) -> None:
+        """``server-eject-iso SERVER``: the drive emptied."""
+        from core.region.cdrom import eject_iso
+
+        eject_iso(session, cred, row, body)
+
+    def do_set_boot_index(self, session: Session, cred: Credential, row: Any, body: dict[str, Any]) -> None:
+        """``server-set-boot-index SERVER --disk 0:1 --cdrom 0:0``: the stopped server's boot order."""
+        from core.region.cdrom import set_boot_index
+
+        set_boot_index(session, cred, row, body)
+
     def do_change_owner(self, session: Session, cred: Credential, row: Any, body: dict[str, Any]) -> None:
         """``server-change-owner SERVER PROJECT``: the server, its disks and snapshots to another project."""
         from core.region.change_owner import change_owner
@@ -498,6 +521,12 @@ class ServerManager(Manager):
                                 .limit(min(q.limit, 200)))
         return {"tasks": [task_dict(t) for t in tasks]}
 
+    def spec_iso(self, session: Session, cred: Credential, row: Any, q: ListQuery) -> dict[str, Any]:
+        """``server-iso``: what the server's CD-ROM drive holds."""
+        from core.region.cdrom import cdrom_of
+
+        return {"iso": cdrom_of(row)}
+
     def spec_status(self, session: Session, cred: Credential, row: Any, q: ListQuery) -> dict[str, Any]:
         return {"status": row.status, "power_status": row.power_status, "status_reason": row.status_reason,
                 "active_task_id": row.active_task_id}
@@ -519,9 +548,12 @@ def guard_capability(session: Session, row: Any, action: str) -> None:
         cap = Capability.ATTACH_DISK_HOT  # plugging a disk into a running guest is its own capability
     if action in ("attachnetwork", "detachnetwork") and row.status == "running":
         cap = Capability.ATTACH_NIC_HOT  # ... and so is a NIC
+    if action in ("insertiso", "ejectiso") and row.status == "running":
+        cap = Capability.CDROM_HOT  # ... and a media change
     if cap.value not in declared:
         driver = host.driver or "unknown"
-        cold = {Capability.ATTACH_DISK_HOT: Capability.ATTACH_DISK, Capability.ATTACH_NIC_HOT: Capability.ATTACH_NIC}
+        cold = {Capability.ATTACH_DISK_HOT: Capability.ATTACH_DISK, Capability.ATTACH_NIC_HOT: Capability.ATTACH_NIC,
+                Capability.CDROM_HOT: Capability.CDROM}
         hint = " (stop the server first)" if cap in cold and cold[cap].value in declared else ""
         raise UnsupportedOperationError(
             f"{action}: host {host.name} (driver {driver}) does not support {cap.value}{hint}",

@@ -18,6 +18,8 @@ REGION_TASKS: dict[str, str] = {
     "InstanceSnapshotCreateTask": "core.region.tasks.instance_snapshots:InstanceSnapshotCreateTask",
     "InstanceSnapshotDeleteTask": "core.region.tasks.instance_snapshots:InstanceSnapshotDeleteTask",
     "ServerResetPasswordTask": "core.region.tasks.config:ServerResetPasswordTask",
+    "ServerCdromTask": "core.region.tasks.cdrom:ServerCdromTask",
+    "ServerBootOrderTask": "core.region.tasks.cdrom:ServerBootOrderTask",
     "DiskResetTask": "core.region.tasks.snapshots:DiskResetTask",
     "DiskResizeTask": "core.region.tasks.snapshots:DiskResizeTask",
     "ServerAttachNetworkTask": "core.region.tasks.nics:ServerAttachNetworkTask",

@@ -63,6 +63,9 @@ def agent_payload(session: Session, server: Server, password: str | None = None,
     }
     if password:
         out["server"]["password"] = password
+    cs = server.create_spec or {}  # the ISO in the drive and the boot order (core.region.cdrom)
+    out["cdrom_image_id"] = (cs.get("cdrom") or {}).get("image_id")
+    out["boot_order"] = list(cs.get("boot_order") or [])
     return model.model_validate({**out, **extra})
 
 

@@ -42,6 +42,8 @@ PAYLOAD: dict[WorkKind, dict[str, Any]] = {
     WorkKind.DISK_RESET: {"server": _SRV, "disk": _DISK, "snapshot_id": SID},
     WorkKind.INSTANCE_SNAPSHOT_CREATE: {"server": _SRV, "disks": [_DISK], "snapshot_ids": [SID]},
     WorkKind.RESET_PASSWORD: {"server": {**_SPEC, "password": "pw-Secret-1"}},
+    WorkKind.CDROM: {"server": _SRV, "image_id": SID},
+    WorkKind.BOOT_ORDER: {"server": _SPEC, "disks": [_DISK], "boot_order": ["cdrom", "disk0"]},
     WorkKind.SAVE_IMAGE: {"server": _SRV, "disks": [_DISK], "image_id": SID},
     WorkKind.DISK_RESIZE: {"server": _SRV, "disk": _DISK, "size": 32},
     WorkKind.DISK_DELETE: {"disk": _DISK},
