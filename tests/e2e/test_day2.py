@@ -351,7 +351,9 @@ def test_server_save_image_makes_an_image_a_second_server_boots_with_the_same_da
         assert "save-image failed" in s["status_reason"] and "quota" in s["status_reason"].lower(), s
         assert ctl.api.get("/api/s/image/v1/images/gold-too-much").status_code == 404
     finally:
-        ctl.api.put(f"/api/s/image/v1/image_quotas/{tenant}", json={"image_quota": {"max_bytes": -1}})
+        # back to what it was (-1 is no "unlimited" here: a 400 that left the quota full for later tests)
+        ctl.api.put(f"/api/s/image/v1/image_quotas/{tenant}", json={"image_quota": {"max_bytes": q["max_bytes"]}}
+                    ).raise_for_status()
     for n in ("vm-gold", "vm-clone"):
         assert ctl.climc("server-delete", "-f", n).returncode == 0
     assert not (agent.data / "saving").exists() or not list((agent.data / "saving").iterdir())
