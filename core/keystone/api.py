@@ -140,6 +140,28 @@ async def issue_token(request: Request) -> JSONResponse:
     return JSONResponse(reply, status_code=status, headers={"X-Subject-Token": token})
 
 
+@router.post("/ec2tokens")
+async def ec2_token(request: Request) -> JSONResponse:
+    """Keystone's EC2 login: an EC2/S3 front end hands over a signed request; if the stored OS-EC2
+    secret gives the same signature, the credential's user gets a token on the credential's project."""
+    try:
+        body = json.loads(await request.body() or b"null")
+    except (ValueError, UnicodeDecodeError):
+        raise InputParameterError("malformed JSON body") from None
+    db = request.app.state.db
+
+    def work() -> tuple[str, dict[str, Any]]:
+        with db.session() as s:
+            user_id, project_id = ec2.ec2_login(s, request, body)
+            token, cred = request.app.state.auth.issue_project_token(s, user_id, project_id, ("ec2credential",))
+            return token, token_body(cred, build_catalog(s))
+
+    from starlette.concurrency import run_in_threadpool
+
+    token, reply = await run_in_threadpool(work)
+    return JSONResponse(reply, status_code=200, headers={"X-Subject-Token": token})
+
+
 def _subject(request: Request, session: SessionDep, cred: Credential) -> Credential:
     subject = request.headers.get("x-subject-token")
     if not subject:

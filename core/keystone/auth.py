@@ -138,6 +138,15 @@ class Authenticator:
         token = self.codec.encode(payload)
         return token, self._credential(session, token, payload)
 
+    def issue_project_token(self, session: Session, user_id: str, project_id: str, methods: tuple[str, ...]
+                            ) -> tuple[str, Credential]:
+        """A project-scoped token for a user another way proved (an EC2 signature); 401 unless the
+        user is enabled and holds a role on the enabled project."""
+        now = time.time()
+        payload = TokenPayload(user_id, methods, "project", project_id, now, now + self.lifetime_s, new_audit_id())
+        token = self.codec.encode(payload)
+        return token, self._credential(session, token, payload)
+
     def _check_password(self, session: Session, ref: Any) -> User:
         if not isinstance(ref, dict) or not isinstance(ref.get("user"), dict):
             raise InputParameterError("auth.identity.password.user is required")

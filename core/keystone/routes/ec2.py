@@ -8,10 +8,12 @@ import json
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
+from pydantic import Field, ValidationError
 from sqlalchemy import select
 
 from core.api.deps import CredentialDep, SessionDep
-from core.errors import ForbiddenError, InputParameterError, ResourceNotFoundError
+from core.errors import ForbiddenError, InputParameterError, ResourceNotFoundError, UnauthorizedError
+from core.keystone.ec2sig import verify
 from core.keystone.models import Project, UserCredential
 from core.keystone.policy import enforce
 from core.keystone.routes._common import Body, audited, link
@@ -90,3 +92,38 @@ def delete_ec2(user_id: str, access: str, session: SessionDep, cred: CredentialD
         a.obj_id = c.id
         session.delete(c)
     return Response(status_code=204)
+
+
+# ---- POST /v3/ec2tokens ------------------------------------------------------------------------
+class Ec2Request(Body):
+    """What an EC2/S3 front end saw of a signed request (Keystone's ec2tokens ``credentials``)."""
+
+    access: str = Field(min_length=1, max_length=255)
+    signature: str | None = Field(default=None, max_length=1024)
+    host: str = Field(default="", max_length=1024)
+    verb: str = Field(default="", max_length=16)
+    path: str = Field(default="", max_length=8192)
+    params: dict[str, str | int | float | bool | None] = Field(default_factory=dict)
+    headers: dict[str, str] = Field(default_factory=dict)
+    body_hash: str = Field(default="", max_length=128)
+
+
+def ec2_login(session: SessionDep, request: Request, body: Any) -> tuple[str, str]:
+    """(user id, project id) of the EC2 credential whose secret signed the described request."""
+    creds = body.get("credentials") or body.get("ec2Credentials") if isinstance(body, dict) else None
+    if not isinstance(creds, dict):
+        raise InputParameterError("credentials is required: the access key, signature, verb, host, path, params, "
+                                  "headers and body_hash of the signed request")
+    try:
+        req = Ec2Request.model_validate(creds)
+    except ValidationError as e:
+        first = e.errors()[0]
+        raise InputParameterError(f"credentials.{'.'.join(str(x) for x in first['loc'])}: {first['msg']}") from None
+    c = session.get(UserCredential, hashlib.sha256(req.access.encode()).hexdigest())
+    if c is None or c.type != "ec2":
+        raise UnauthorizedError("EC2 access key not found.")
+    data = json.loads(cipher(request).decrypt(c.encrypted_blob))
+    verify(data["secret"], {**req.model_dump(), "params": {k: v for k, v in req.params.items() if v is not None}})
+    if not c.project_id:
+        raise UnauthorizedError("this EC2 credential names no project")
+    return c.user_id, c.project_id
