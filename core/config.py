@@ -55,6 +55,23 @@ class Settings:
     baremetal_tftp_root: str = ""  # holds undionly.kpxe for legacy (non-iPXE) PXE ROMs
     # GET /metrics without a token (for a Prometheus on a private network; core/metrics/routes.py)
     metrics_open: bool = False
+    # ---- background work (core/region/background.py, core/tasks/periodic.py) ----
+    task_owner: str = ""  # this replica's name on the tasks it claims; empty: host:port
+    task_workers: int = 2  # task worker threads (0: this replica runs no tasks)
+    task_lease_s: float = 60.0  # a replica that died mid-stage keeps its tasks this long
+    executor_threads: int = 2  # threads running work items of hosts driven from the controller
+    executor_heartbeat_s: float = 30.0  # how often a running work item's lease is renewed
+    cloudsync_threads: int = 1  # cloud account syncs at once
+    cloudsync_poll_s: float = 2.0  # an idle sync thread looks for queued accounts this often
+    # periodic jobs: switch and interval
+    job_hosts_offline: bool = True
+    job_hosts_offline_interval_s: float = 30.0
+    job_cloudsync: bool = True  # off: accounts sync only on demand
+    job_cloudsync_interval_s: float = 60.0
+    job_purge: bool = True  # the recycle bin's purge
+    host_offline_s: float = 180.0  # a host not heard from this long goes offline (agents ping every 60 s)
+    work_item_timeout_s: float = 900.0  # a fetched, never reported work item is queued again
+    pending_delete_s: float = 3 * 24 * 3600.0  # servers stay in the recycle bin this long
 
     # ---- derived -------------------------------------------------------------
     @property
@@ -107,6 +124,8 @@ class Settings:
                     kwargs[name] = raw if isinstance(raw, bool) else str(raw).lower() in ("1", "true", "yes", "on")
                 elif isinstance(default, int):
                     kwargs[name] = int(raw)
+                elif isinstance(default, float):
+                    kwargs[name] = float(raw)
                 else:
                     kwargs[name] = str(raw)
             except (TypeError, ValueError) as e:

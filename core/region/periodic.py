@@ -1,7 +1,6 @@
 """The region's periodic jobs (scheduled by core.tasks.periodic)."""
 from __future__ import annotations
 
-import os
 from datetime import timedelta
 
 from sqlalchemy import select, update
@@ -12,16 +11,19 @@ from core.region.common import begin_write
 from core.region.models import Host, Server
 from core.tasks.models import WorkItem
 
-OFFLINE_AFTER_S = 180  # three missed pings (agents ping every 60 s)
+# defaults; the controller passes core.config.Settings' host_offline_s, work_item_timeout_s, pending_delete_s
+OFFLINE_AFTER_S = 180.0  # three missed pings (agents ping every 60 s)
+WORK_ITEM_TIMEOUT_S = 900.0
+PENDING_DELETE_S = 3 * 24 * 3600.0
 BATCH = 200
 
 
-def mark_offline_hosts(session: Session) -> int:
-    """Hosts not heard from in 180 s go offline (the scheduler stops placing on them); their idle
+def mark_offline_hosts(session: Session, offline_after_s: float = OFFLINE_AFTER_S) -> int:
+    """Hosts not heard from in ``offline_after_s`` (180 s) go offline (the scheduler stops placing on them); their idle
     guests become ``unknown`` (nobody can say what they are doing now)."""
     from core.region import statemachine as sm
 
-    limit = utcnow() - timedelta(seconds=float(os.environ.get("CLOUDPODS_HOST_OFFLINE_S", OFFLINE_AFTER_S)))
+    limit = utcnow() - timedelta(seconds=offline_after_s)
     begin_write(session)
     stale = (Host.host_status == "online", (Host.last_ping_at < limit) | Host.last_ping_at.is_(None))
     gone = list(session.scalars(select(Host.id).where(*stale).with_for_update()))
@@ -37,10 +39,10 @@ def mark_offline_hosts(session: Session) -> int:
     return len(gone)
 
 
-def redeliver_work_items(session: Session) -> int:
+def redeliver_work_items(session: Session, timeout_s: float = WORK_ITEM_TIMEOUT_S) -> int:
     """Work items fetched but never reported (the agent died) are queued again. (Items an executor
     runs have a lease instead, renewed while they run: core/hostapi/executor.py takes those over.)"""
-    limit = utcnow() - timedelta(seconds=float(os.environ.get("CLOUDPODS_WORK_ITEM_TIMEOUT_S", 900)))
+    limit = utcnow() - timedelta(seconds=timeout_s)
     begin_write(session)
     res = session.execute(update(WorkItem).where(WorkItem.status == "dispatched", WorkItem.dispatched_at < limit,
                                                  WorkItem.owner == "")
@@ -48,12 +50,11 @@ def redeliver_work_items(session: Session) -> int:
     return int(res.rowcount or 0)  # type: ignore[attr-defined]
 
 
-def purge_recycle_bin(session: Session) -> int:
+def purge_recycle_bin(session: Session, keep_s: float = PENDING_DELETE_S) -> int:
     """Servers in the recycle bin longer than the retention time are deleted for good."""
     from core.region.registry import get_manager
 
-    keep = float(os.environ.get("CLOUDPODS_PENDING_DELETE_S", 3 * 24 * 3600))
-    limit = utcnow() - timedelta(seconds=keep)
+    limit = utcnow() - timedelta(seconds=keep_s)
     begin_write(session)
     rows = list(session.scalars(select(Server).where(Server.pending_deleted.is_(True),
                                                      Server.pending_deleted_at < limit,

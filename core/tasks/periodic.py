@@ -1,16 +1,18 @@
 """Periodic jobs, listed in one place; each runs under a DB lease so one replica runs it.
 
 Each job finds candidates, then handles them in its own transaction, in batches. apscheduler
-fires them; ``run_once`` runs every job immediately (tests, ``ocadm`` tools).
+fires them; ``run_once`` runs every job immediately (tests, ``ocadm`` tools). Switches, intervals
+and the values a job needs are fields of ``core.config.Settings`` (``CLOUDPODS_<FIELD>`` in the
+environment), read when the runner starts and passed to the job as keyword arguments.
 """
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from core.config import Settings
 from core.db.lease import try_acquire
 from core.loader import load
 
@@ -18,47 +20,68 @@ log = logging.getLogger("cloudpods.periodic")
 logging.getLogger("apscheduler").setLevel(logging.WARNING)  # it logs every run at INFO
 
 
+def _always(_s: Settings) -> bool:
+    return True
+
+
+def _no_params(_s: Settings) -> dict[str, Any]:
+    return {}
+
+
+def _every(seconds: float) -> Callable[[Settings], float]:
+    return lambda _s: seconds
+
+
 @dataclass(frozen=True)
 class Job:
     name: str
-    fn: str  # "module:function" taking (session) and returning how many items it handled
-    interval_s: float
-    enabled: Callable[[], bool] = lambda: True
+    fn: str  # "module:function" taking (session, **params(settings)), returning how many items it handled
+    interval_s: Callable[[Settings], float]
+    enabled: Callable[[Settings], bool] = _always
+    params: Callable[[Settings], dict[str, Any]] = field(default=_no_params)
 
 
-def _env_on(name: str) -> Callable[[], bool]:
-    return lambda: os.environ.get(name, "1") not in ("0", "false", "no")
+def _glance_janitor_interval(s: Settings) -> float:
+    from core.glance.config import GlanceConfig  # glance's own [glance] table of config.toml
+
+    return GlanceConfig.load(s.config_path).janitor_interval_s
 
 
 JOBS: tuple[Job, ...] = (
-    Job("hosts-offline", "core.region.periodic:mark_offline_hosts",
-        float(os.environ.get("CLOUDPODS_JOB_HOSTS_OFFLINE_INTERVAL_S", 30.0)), _env_on("CLOUDPODS_JOB_HOSTS_OFFLINE")),
-    Job("work-items-redeliver", "core.region.periodic:redeliver_work_items", 60.0),
-    Job("cloudaccounts-sync", "core.region.cloud.sync:due",
-        float(os.environ.get("CLOUDPODS_JOB_CLOUDSYNC_INTERVAL_S", 60.0)), _env_on("CLOUDPODS_JOB_CLOUDSYNC")),
-    Job("recycle-bin-purge", "core.region.periodic:purge_recycle_bin", 300.0, _env_on("CLOUDPODS_JOB_PURGE")),
-    Job("console-sessions-purge", "core.console.tokens:purge", 3600.0),
-    Job("metrics-purge", "core.metrics.history:purge", 600.0),  # usage history past its retention
+    Job("hosts-offline", "core.region.periodic:mark_offline_hosts", lambda s: s.job_hosts_offline_interval_s,
+        lambda s: s.job_hosts_offline, lambda s: {"offline_after_s": s.host_offline_s}),
+    Job("work-items-redeliver", "core.region.periodic:redeliver_work_items", _every(60.0),
+        params=lambda s: {"timeout_s": s.work_item_timeout_s}),
+    Job("cloudaccounts-sync", "core.region.cloud.sync:due", lambda s: s.job_cloudsync_interval_s,
+        lambda s: s.job_cloudsync),
+    Job("recycle-bin-purge", "core.region.periodic:purge_recycle_bin", _every(300.0), lambda s: s.job_purge,
+        lambda s: {"keep_s": s.pending_delete_s}),
+    Job("console-sessions-purge", "core.console.tokens:purge", _every(3600.0)),
+    Job("metrics-purge", "core.metrics.history:purge", _every(600.0)),  # usage history past its retention
+    # abandoned uploads and orphan files of the image store
+    Job("glance-janitor", "core.glance.janitor:sweep_job", _glance_janitor_interval,
+        params=lambda s: {"data_dir": s.data_dir, "config_path": s.config_path}),
 )
 
 
-def run_job(db: Any, job: Job, holder: str) -> int | None:
+def run_job(db: Any, job: Job, holder: str, settings: Settings) -> int | None:
     """Run ``job`` if this holder gets its lease; None when another replica holds it."""
     with db.session() as s:
-        if not try_acquire(s, f"periodic:{job.name}", holder, job.interval_s * 3):
+        if not try_acquire(s, f"periodic:{job.name}", holder, job.interval_s(settings) * 3):
             return None
     with db.session() as s:
-        return int(load(job.fn)(s) or 0)
+        return int(load(job.fn)(s, **job.params(settings)) or 0)
 
 
-def run_once(db: Any, holder: str) -> dict[str, int | None]:
-    return {j.name: run_job(db, j, holder) for j in JOBS if j.enabled()}
+def run_once(db: Any, holder: str, settings: Settings) -> dict[str, int | None]:
+    return {j.name: run_job(db, j, holder, settings) for j in JOBS if j.enabled(settings)}
 
 
 class PeriodicRunner:
-    def __init__(self, db: Any, holder: str) -> None:
+    def __init__(self, db: Any, holder: str, settings: Settings) -> None:
         self.db = db
         self.holder = holder
+        self.settings = settings
         self._sched: Any = None
 
     def start(self) -> None:
@@ -66,13 +89,14 @@ class PeriodicRunner:
 
         self._sched = BackgroundScheduler(daemon=True, job_defaults={"coalesce": True, "max_instances": 1})
         for job in JOBS:
-            if job.enabled():
-                self._sched.add_job(self._safe, "interval", seconds=job.interval_s, args=[job], id=job.name)
+            if job.enabled(self.settings):
+                self._sched.add_job(self._safe, "interval", seconds=job.interval_s(self.settings), args=[job],
+                                    id=job.name)
         self._sched.start()
 
     def _safe(self, job: Job) -> None:
         try:
-            n = run_job(self.db, job, self.holder)
+            n = run_job(self.db, job, self.holder, self.settings)
             if n:
                 log.info("periodic %s handled %d item(s)", job.name, n)
         except Exception:

@@ -18,7 +18,6 @@ the lease is renewed per page, so a replica that dies mid-sync is taken over by 
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from datetime import timedelta
@@ -341,8 +340,8 @@ def run_one(db: Any, owner: str) -> dict[str, Any] | None:
 class Syncer:
     """Threads that run queued syncs (a separate pool: a sync may take minutes)."""
 
-    def __init__(self, db: Any, owner: str, threads: int = 1) -> None:
-        self.db, self.owner, self.threads = db, owner, threads
+    def __init__(self, db: Any, owner: str, threads: int = 1, poll_s: float = IDLE_POLL_S) -> None:
+        self.db, self.owner, self.threads, self.poll_s = db, owner, threads, poll_s
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
@@ -369,7 +368,7 @@ class Syncer:
                 log.exception("cloud sync runner error")
                 self._stop.wait(2.0)
                 continue
-            WAKEUP.wait(seen, float(os.environ.get("CLOUDPODS_CLOUDSYNC_POLL_S", IDLE_POLL_S)))
+            WAKEUP.wait(seen, self.poll_s)
 
 
 def _after_commit(session: Session) -> None:

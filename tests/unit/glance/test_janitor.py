@@ -45,7 +45,8 @@ def test_sweep(tmp_path: Path) -> None:
     old = time.time() - 3600
     for p in (store.root / ORPHAN, store.staging / ORPHAN, store.root / ids[2]):
         os.utime(p, (old, old))
-    res = sweep(db, store, GlanceConfig(orphan_grace_s=600))
+    with db.session() as s:
+        res = sweep(s, store, GlanceConfig(orphan_grace_s=600))
     assert (res.abandoned, res.orphans) == (1, 2)
     assert store.staged_size(ids[0]) == 0 and store.staged_size(ids[1]) == 100
     assert (store.root / ids[2]).exists() and young.exists() and not (store.root / ORPHAN).exists()

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from core.config import Settings
 from core.db.base import utcnow
 from core.db.engine import Database
 from core.region.models import Host, Server, Zone
@@ -43,6 +44,27 @@ def test_guests_of_an_offline_host_are_unknown_with_the_reason(db: Database) -> 
 
 def test_one_holder_per_job(db: Database) -> None:
     job = next(j for j in JOBS if j.name == "hosts-offline")
-    assert run_job(db, job, "replica-a") == 0
-    assert run_job(db, job, "replica-b") is None  # a holds the lease
-    assert run_job(db, job, "replica-a") == 0  # renewing is fine
+    settings = Settings()
+    assert run_job(db, job, "replica-a", settings) == 0
+    assert run_job(db, job, "replica-b", settings) is None  # a holds the lease
+    assert run_job(db, job, "replica-a", settings) == 0  # renewing is fine
+
+
+def test_switches_and_intervals_come_from_settings(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """CLOUDPODS_<FIELD> in the environment reaches the jobs through Settings (read once, passed in)."""
+    monkeypatch.setenv("CLOUDPODS_JOB_CLOUDSYNC", "0")
+    monkeypatch.setenv("CLOUDPODS_JOB_HOSTS_OFFLINE_INTERVAL_S", "1.5")
+    monkeypatch.setenv("CLOUDPODS_HOST_OFFLINE_S", "4")
+    settings = Settings.load(tmp_path)
+    jobs = {j.name: j for j in JOBS}
+    assert not jobs["cloudaccounts-sync"].enabled(settings) and jobs["recycle-bin-purge"].enabled(settings)
+    assert jobs["hosts-offline"].interval_s(settings) == 1.5
+    assert jobs["hosts-offline"].params(settings) == {"offline_after_s": 4.0}
+    assert jobs["glance-janitor"].interval_s(settings) == 600.0  # glance's [glance] janitor_interval_s
+
+
+def test_glance_janitor_runs_as_a_periodic_job(db: Database, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    job = next(j for j in JOBS if j.name == "glance-janitor")
+    settings = Settings(data_dir=tmp_path)
+    assert run_job(db, job, "replica-a", settings) == 0
+    assert run_job(db, job, "replica-b", settings) is None  # one lease mechanism for every job
