@@ -26,7 +26,7 @@ MB_FIELDS = frozenset({
     "vmem_size", "mem_size", "mem_reserved", "mem_used", "mem_free", "mem_commit", "memory", "used_memory",
     "host_memory", "memory_mb", "mem_mb", "total_mb", "free_mb", "disk_size", "disk", "size", "storage",
     "used_storage", "storage_size", "storage_capacity", "capacity", "used_capacity", "free_capacity",
-    "min_disk", "min_ram"})
+    "min_disk", "min_ram", "storage_used", "storage_free", "storage_virtual", "actual_storage_used", "storage_waste"})
 BYTE_FIELDS = frozenset({"virtual_size", "max_bytes", "used_bytes", "image_size"})
 # Commands that show glance's objects, whose ``size`` is in bytes (an image's file size).
 BYTE_SIZE_COMMANDS = ("image-",)

@@ -211,21 +211,25 @@ def server_rebuild_root(obj: Any, ident: str, image: str | None, password: str |
 @click.command("server-attach-disk")
 @click.argument("ident", shell_complete=SERVERS)
 @click.argument("disk")
+@wait_options()
 @output_options
 @click.pass_obj
-def server_attach_disk(obj: Any, ident: str, disk: str) -> None:
+def server_attach_disk(obj: Any, ident: str, disk: str, wait: bool = False, wait_timeout: float = 900.0) -> None:
     """Attach a disk to a server."""
-    show_object(obj.client().post(S, f"/servers/{ident}/attachdisk", json={"disk_id": disk})["server"])
+    out = obj.client().post(S, f"/servers/{ident}/attachdisk", json={"disk_id": disk})["server"]
+    finish(obj, f"server {ident}", out, wait=wait, timeout=wait_timeout, refetch=f"/servers/{ident}")
 
 
 @click.command("server-detach-disk")
 @click.argument("ident", shell_complete=SERVERS)
 @click.argument("disk")
+@wait_options()
 @output_options
 @click.pass_obj
-def server_detach_disk(obj: Any, ident: str, disk: str) -> None:
+def server_detach_disk(obj: Any, ident: str, disk: str, wait: bool = False, wait_timeout: float = 900.0) -> None:
     """Detach a disk from a server."""
-    show_object(obj.client().post(S, f"/servers/{ident}/detachdisk", json={"disk_id": disk})["server"])
+    out = obj.client().post(S, f"/servers/{ident}/detachdisk", json={"disk_id": disk})["server"]
+    finish(obj, f"server {ident}", out, wait=wait, timeout=wait_timeout, refetch=f"/servers/{ident}")
 
 
 @click.command("server-tasks")
@@ -358,11 +362,13 @@ def server_change_bandwidth(obj: Any, ident: str, macorip: str, bandwidth: int) 
 @click.command("server-attach-network")
 @click.argument("ident", shell_complete=SERVERS)
 @click.argument("network")
+@wait_options()
 @output_options
 @click.pass_obj
-def server_attach_network(obj: Any, ident: str, network: str) -> None:
+def server_attach_network(obj: Any, ident: str, network: str, wait: bool = False, wait_timeout: float = 900.0) -> None:
     """Add a NIC on NETWORK (NETWORK[:address]); hot when the server runs on a host that can."""
-    show_object(obj.client().post(S, f"/servers/{ident}/attachnetwork", json={"network": network})["server"])
+    out = obj.client().post(S, f"/servers/{ident}/attachnetwork", json={"network": network})
+    finish(obj, f"server {ident}", out["server"], wait=wait, timeout=wait_timeout, refetch=f"/servers/{ident}")
 
 
 @click.command("server-detach-network")
@@ -370,12 +376,14 @@ def server_attach_network(obj: Any, ident: str, network: str) -> None:
 @click.option("--ip-addr", default=None, help="The NIC with this address")
 @click.option("--mac", default=None, help="The NIC with this MAC")
 @click.option("--net", "network", default=None, help="The NIC on this network")
+@wait_options()
 @output_options
 @click.pass_obj
 def server_detach_network(obj: Any, ident: str, ip_addr: str | None, mac: str | None,
-                          network: str | None) -> None:
+                          network: str | None, wait: bool = False, wait_timeout: float = 900.0) -> None:
     """Remove a NIC (by --ip-addr, --mac or --net); its address is released."""
     body = {k: v for k, v in (("ip_addr", ip_addr), ("mac", mac), ("network", network)) if v}
     if not body:
         raise click.UsageError("give --ip-addr, --mac or --net")
-    show_object(obj.client().post(S, f"/servers/{ident}/detachnetwork", json=body)["server"])
+    finish(obj, f"server {ident}", obj.client().post(S, f"/servers/{ident}/detachnetwork", json=body)["server"],
+           wait=wait, timeout=wait_timeout, refetch=f"/servers/{ident}")

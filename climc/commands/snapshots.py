@@ -139,11 +139,14 @@ def server_change_owner(obj: Any, server: str, project: str) -> None:
 @click.command("server-reset-password")
 @click.argument("server")
 @click.option("--password", required=True, help="The new login password (set at the next boot)")
+@wait_options()
 @output_options
 @click.pass_obj
-def server_reset_password(obj: Any, server: str, password: str) -> None:
+def server_reset_password(obj: Any, server: str, password: str, wait: bool = False,
+                          wait_timeout: float = 900.0) -> None:
     """Set a stopped SERVER's login password (its config drive rewritten; applied at its next boot)."""
-    show_object(obj.client().post(S, f"/servers/{server}/set-password", json={"password": password})["server"])
+    out = obj.client().post(S, f"/servers/{server}/set-password", json={"password": password})
+    finish(obj, f"server {server}", out["server"], wait=wait, timeout=wait_timeout, refetch=f"/servers/{server}")
 
 
 @click.command("server-logininfo")
@@ -158,11 +161,13 @@ def server_logininfo(obj: Any, server: str) -> None:
 @click.command("server-create-disk")
 @click.argument("server")
 @click.argument("disk")
+@wait_options()
 @output_options
 @click.pass_obj
-def server_create_disk(obj: Any, server: str, disk: str) -> None:
+def server_create_disk(obj: Any, server: str, disk: str, wait: bool = False, wait_timeout: float = 900.0) -> None:
     """Make a data disk DISK (a size such as 10g, or IMAGE[:size]) and attach it to SERVER in one step."""
-    show_object(obj.client().post(S, f"/servers/{server}/createdisk", json={"disks": [disk]})["server"])
+    out = obj.client().post(S, f"/servers/{server}/createdisk", json={"disks": [disk]})
+    finish(obj, f"server {server}", out["server"], wait=wait, timeout=wait_timeout, refetch=f"/servers/{server}")
 
 
 @click.command("server-insert-iso")

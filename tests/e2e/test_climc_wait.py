@@ -64,3 +64,23 @@ def test_wait_returns_when_the_server_is_there(ctl: Controller) -> None:
     r = ctl.climc("server-delete", "-f", "w-vm", "--wait")
     assert r.returncode == 0, r.stderr
     assert ctl.api.get("/api/s/compute_v2/servers/w-vm").status_code == 404
+
+
+def test_wait_on_disk_and_nic_verbs(ctl: Controller) -> None:
+    """The verbs that queue a server task (create/attach/detach a disk, attach/detach a NIC) take
+    --wait too and show the server as the task left it."""
+    r = ctl.climc("server-create", "wd-vm", "--ncpu", "1", "--mem-spec", "256m", "--disk", "tiny", "--net",
+                  "default", "--wait")
+    assert r.returncode == 0, r.stderr
+    r = ctl.climc("server-create-disk", "wd-vm", "1g", "--wait", "-o", "json")
+    assert r.returncode == 0, r.stderr
+    s = json.loads(r.stdout)
+    assert len(s["disks_info"]) == 2 and not s["active_task_id"], s
+    data = next(d for d in s["disks_info"] if d["index"] == 1)
+    r = ctl.climc("server-detach-disk", "wd-vm", data["id"], "--wait", "-o", "json")
+    assert r.returncode == 0, r.stderr
+    assert [d["index"] for d in json.loads(r.stdout)["disks_info"]] == [0]
+    r = ctl.climc("server-attach-network", "wd-vm", "default", "--wait", "-o", "json")
+    assert r.returncode == 0, r.stderr
+    assert len(json.loads(r.stdout)["nics"]) == 2
+    assert ctl.climc("server-delete", "-f", "wd-vm", "--wait").returncode == 0
