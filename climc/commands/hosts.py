@@ -31,7 +31,10 @@ host_disable = make_action("host-disable", "hosts", "host", "disable", "Disable 
 host_ping = make_action("host-ping", "hosts", "host", "ping", "Mark hosts as alive (what agents do every 60 s)")
 host_update = make_update("host-update", "hosts", "host",
                           [("name", str), ("description", str), ("cpu_cmtbound", float), ("mem_cmtbound", float),
-                           ("cpu_reserved", int), ("mem_reserved", SIZE_MB)], "Update a host")
+                           ("cpu_reserved", int), ("mem_reserved", SIZE_MB), ("ipmi_username", str),
+                           ("ipmi_password", str), ("ipmi_ip_addr", str)],
+                          "Update a host (a bare-metal machine's BMC: --ipmi-username/--ipmi-password/--ipmi-ip-addr, "
+                          "tried on the BMC before they are saved)")
 storage_list = make_list("storage-list", "storages",
                          ["id", "name", "zone", "storage_type", "medium_type", "capacity", "used_capacity",
                           "free_capacity", "status", "hosts"], "List storages", [("zone", "zone")])
@@ -102,10 +105,12 @@ def _config_value(v: str) -> Any:
 @click.option("--config-file", type=click.File("r"), default=None,
               help="Driver config as a JSON object (keeps secrets off the command line)")
 @click.option("--host-type", default=None, help="hypervisor (default), baremetal, esxi, ...")
-@click.option("--ipmi-ip", default=None, help="baremetal: the BMC's IPMI address")
+@click.option("--ipmi-ip", "--ipmi-addr", "ipmi_ip", default=None, help="baremetal: the BMC's IPMI address")
 @click.option("--ipmi-port", type=click.IntRange(1, 65535), default=None, help="baremetal: the BMC's UDP port (623)")
-@click.option("--ipmi-username", "--bmc-username", "ipmi_username", default=None, help="baremetal: the BMC user")
-@click.option("--ipmi-password", "--bmc-password", "ipmi_password", default=None, envvar="CLIMC_IPMI_PASSWORD",
+@click.option("--ipmi-username", "--ipmi-user", "--bmc-username", "ipmi_username", default=None,
+              help="baremetal: the BMC user")
+@click.option("--ipmi-password", "--ipmi-passwd", "--bmc-password", "ipmi_password", default=None,
+              envvar="CLIMC_IPMI_PASSWORD",
               help="baremetal: the BMC user's password (or env CLIMC_IPMI_PASSWORD; prompted when absent); "
                    "stored encrypted, never shown")
 @click.option("--redfish-url", default=None, help="baremetal: the BMC's Redfish service, http(s)://HOST[:PORT]")
@@ -254,7 +259,8 @@ def host_ipmi_probe(obj: Any, ident: str) -> None:
 @click.option("--ipmi-ip", default=None, help="the BMC's IPMI address")
 @click.option("--ipmi-port", type=click.IntRange(1, 65535), default=None, help="the BMC's UDP port (623)")
 @click.option("--ipmi-username", "--bmc-username", "ipmi_username", default=None, help="the BMC user")
-@click.option("--ipmi-password", "--bmc-password", "ipmi_password", default=None, envvar="CLIMC_IPMI_PASSWORD",
+@click.option("--ipmi-password", "--ipmi-passwd", "--bmc-password", "ipmi_password", default=None,
+              envvar="CLIMC_IPMI_PASSWORD",
               help="the BMC user's password (or env CLIMC_IPMI_PASSWORD; prompted when --ipmi-username is given "
                    "without it); stored encrypted, never shown")
 @click.option("--redfish-url", default=None, help="the BMC's Redfish service, http(s)://HOST[:PORT]")

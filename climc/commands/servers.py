@@ -50,6 +50,8 @@ disk_delete = make_delete("disk-delete", "disks", "disk", "Delete detached disks
 @click.option("--ncpu", "vcpu_count", type=int, default=None, help="vCPUs  [default: 1]")
 @click.option("--mem-spec", "--vmem", "mem_spec", default=None, help="Memory: 2g, 512m or MB  [default: 1g]")
 @click.option("--disk", "disks", multiple=True, help="IMAGE[:size] for the system disk, then sizes (100g)")
+@click.option("--image", default=None, help="IMAGE[:size] of the system disk (as a first --disk; --disk then gives "
+                                            "data disks), e.g. the image a bare-metal machine is deployed with")
 @click.option("--instance-snapshot", default=None,
               help="Clone: disks, CPU, memory and networks from this instance snapshot")
 @click.option("--net", "nets", multiple=True, help="NETWORK[:ip] (repeatable)")
@@ -71,14 +73,17 @@ disk_delete = make_delete("disk-delete", "disks", "disk", "Delete detached disks
 @output_options
 @click.pass_obj
 def server_create(obj: Any, name: str, vcpu_count: int | None, mem_spec: str | None, disks: tuple[str, ...],
-                  instance_snapshot: str | None, nets: tuple[str, ...], cdrom: str | None, count: int,
-                  host: str | None,
+                  image: str | None, instance_snapshot: str | None, nets: tuple[str, ...], cdrom: str | None,
+                  count: int, host: str | None,
                   zone: str | None, hypervisor: str | None,
                   keypair: str | None, password: str | None, secgroups: tuple[str, ...], auto_start: bool,
                   generate_name: bool, desc: str | None, dry_run: bool, wait: bool = False,
                   wait_timeout: float = 900.0) -> None:
     """Create servers: NAME --ncpu 2 --mem-spec 2g --disk IMAGE:20g --disk 100g --net NET[:ip]."""
-    body: dict[str, Any] = {"disks": list(disks), "nets": list(nets), "auto_start": auto_start}
+    if image and instance_snapshot:
+        raise click.UsageError("--image and --instance-snapshot both give the system disk: choose one")
+    body: dict[str, Any] = {"disks": [image, *disks] if image else list(disks), "nets": list(nets),
+                            "auto_start": auto_start}
     for k, v in (("vcpu_count", vcpu_count), ("vmem_size", mem_spec), ("instance_snapshot", instance_snapshot)):
         if v is not None:  # unset: the server's default, or the instance snapshot's
             body[k] = v

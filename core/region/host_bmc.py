@@ -7,6 +7,8 @@ power, boot device, sensors, IPMI info, probing. Mounted before the generic reso
     POST /hosts/<id>/set-boot-device {"boot_device": "pxe|disk|cdrom|bios", "persistent": false}
     POST /hosts/<id>/ipmi-probe      read power, health and inventory again → host capacity
     POST /hosts/<id>/prepare         a machine enrolled from a PXE boot gets its BMC (baremetal-prepare)
+    PUT  /hosts/<id>                 with ipmi_username / ipmi_password / ipmi_ip_addr (Cloudpods' host-update):
+                                     the new BMC config is tried on the BMC first; stored only if it answers
 
 Where the BMC calls run: in the controller that took the request (every replica can reach the
 BMC network, like the executor that runs these hosts' other work), OUTSIDE any database
@@ -28,7 +30,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict
 
 from core.api.context import Credential
-from core.api.deps import CredentialDep
+from core.api.deps import CredentialDep, SessionDep
 from core.db.base import utcnow
 from core.errors import InvalidStatusError, UnsupportedOperationError
 from core.region.common import begin_write, iso, json_response, parse
@@ -310,6 +312,100 @@ def enrol_pxe_mac(db: Any, mac: str) -> str | None:
     return host_id
 
 
+def _machine_config(request: Request, cred: Credential, ident: str, op: str) -> tuple[str, str, dict[str, Any]]:
+    """(host id, name, decrypted driver config) of a bare-metal machine ``cred`` may ``op``; no transaction held."""
+    from core.hostapi import executor
+    from core.region.registry import get_manager
+
+    m = get_manager("hosts")
+    with request.app.state.db.session() as s:
+        row = m.fetch(s, cred, ident)
+        m.enforce(cred, op, row)
+        if row.host_type != "baremetal" or row.driver != "baremetal":
+            raise UnsupportedOperationError(f"host {row.name} is not a bare-metal machine: it has no BMC")
+        out = row.id, row.name, executor.decrypt_config(row.driver_config)
+        s.rollback()
+    return out
+
+
+def _merged(config: dict[str, Any], change: Any) -> dict[str, Any]:
+    """The machine's driver config with the BMC fields given (an IPMI address replaces a Redfish URL)."""
+    out = {**config, **{k: v for k, v in change.model_dump().items() if v not in (None, "")}}
+    if change.ipmi_ip and "redfish_url" in out and not change.redfish_url:
+        out.pop("redfish_url")
+    return out
+
+
+def _try_bmc(name: str, host_id: str, config: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """Build the machine's driver from ``config`` and contact its BMC: (registration, problem)."""
+    from core.errors import InputParameterError
+    from core.hostapi import executor
+
+    rt = executor.runtime()
+    try:
+        hosted = executor.build(rt.data_dir, host_id, "baremetal", config, rt.drivers.images())
+    except DriverError as exc:
+        raise InputParameterError(f"host {name}: {exc}") from None
+    try:
+        return executor.register_remote(hosted)
+    finally:
+        hosted.close()
+
+
+# host-update's BMC fields (Cloudpods' HostUpdateOptions: ipmi_username, ipmi_password, ipmi_ip_addr)
+BMC_UPDATE_KEYS = ("ipmi_ip", "ipmi_ip_addr", "ipmi_port", "ipmi_username", "ipmi_password", "redfish_url",
+                   "redfish_system")
+
+
+@router.put("/hosts/{ident}")
+@router.patch("/hosts/{ident}")
+def host_update(ident: str, request: Request, session: SessionDep, cred: CredentialDep, body: Any = AnyBody
+                ) -> Response:
+    """A host update; one that changes a machine's BMC address or credentials is tried on the BMC first
+    (outside any transaction): a wrong password is a 400 naming the fix and changes nothing. The new
+    config is stored encrypted, never shown; the audit record says which fields changed, not their values."""
+    from core.region.common import unwrap
+    from core.region.routes import _update
+
+    data = unwrap(body, "host")
+    if not isinstance(data, dict) or not any(k in data for k in BMC_UPDATE_KEYS):
+        return _update(session, cred, "hosts", ident, body)
+    session.rollback()
+    rest = {k: v for k, v in data.items() if k not in BMC_UPDATE_KEYS}
+    given = {k: data[k] for k in BMC_UPDATE_KEYS if k in data}
+    if "ipmi_ip_addr" in given:
+        given.setdefault("ipmi_ip", given.pop("ipmi_ip_addr"))
+        given.pop("ipmi_ip_addr", None)
+    change = parse(PrepareIn, given)
+    host_id, name, config = _machine_config(request, cred, ident, "update")
+    new = _merged(config, change)
+    fields = ", ".join(sorted(k for k, v in change.model_dump().items() if v not in (None, "")))
+    db = request.app.state.db
+    reg, problem = _try_bmc(name, host_id, new)
+    if problem:
+        record(db, host_id, {**reg["sys_info"].get("bmc", {})}, cred=cred, action="update")
+        raise InvalidStatusError(f"host {name}: the new BMC settings ({fields}) were not saved: {problem}")
+    from core.hostapi import executor
+    from core.region.models import Host
+    from core.region.registry import get_manager
+
+    with db.session() as s:
+        begin_write(s)
+        h = s.get(Host, host_id)
+        if h is None:
+            raise InvalidStatusError(f"host {name} was deleted meanwhile")
+        h.driver_config = executor.encrypt_config(new)
+        h.generation += 1
+        get_manager("hosts").audit(s, cred, "update", h, notes=f"BMC settings changed: {fields}")
+    record(db, host_id, {**reg["sys_info"].get("bmc", {}), "ipmi_status": "ok", "ipmi_reason": ""})
+    if rest:
+        return _update(session, cred, "hosts", ident, {"host": rest})
+    with db.session() as s:
+        m = get_manager("hosts")
+        out = m.to_dict(s, m.fetch(s, cred, host_id))
+    return json_response({"host": out})
+
+
 class PrepareIn(BaseModel):
     """A machine's BMC (Cloudpods' host-create/prepare field names); all optional on a re-prepare."""
 
@@ -333,27 +429,9 @@ def host_prepare(ident: str, request: Request, cred: CredentialDep, body: Any = 
     data = parse(PrepareIn, (body or {}).get("host", body) if isinstance(body, dict) and body else {})
     m = get_manager("hosts")
     db = request.app.state.db
-    with db.session() as s:
-        row = m.fetch(s, cred, ident)
-        m.enforce(cred, "perform", row)
-        if row.host_type != "baremetal" or row.driver != "baremetal":
-            raise UnsupportedOperationError(f"host {row.name} is not a bare-metal machine: nothing to prepare")
-        host_id, name, config = row.id, row.name, executor.decrypt_config(row.driver_config)
-        s.rollback()
-    config.update({k: v for k, v in data.model_dump().items() if v not in (None, "")})
-    if data.ipmi_ip and "redfish_url" in config and not data.redfish_url:
-        config.pop("redfish_url")
-    rt = executor.runtime()
-    try:
-        hosted = executor.build(rt.data_dir, host_id, "baremetal", config, rt.drivers.images())
-    except DriverError as exc:
-        from core.errors import InputParameterError
-
-        raise InputParameterError(f"host {name}: {exc}") from None
-    try:
-        reg, problem = executor.register_remote(hosted)
-    finally:
-        hosted.close()
+    host_id, name, config = _machine_config(request, cred, ident, "perform")
+    config = _merged(config, data)
+    reg, problem = _try_bmc(name, host_id, config)
     if problem:
         record(db, host_id, {**reg["sys_info"].get("bmc", {})}, cred=cred, action="prepare")
         raise InvalidStatusError(f"host {name}: {problem}")

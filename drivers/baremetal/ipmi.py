@@ -87,7 +87,8 @@ class IpmiBmc:
         self._forget()  # whatever failed, the next call starts from a new login
         if "password" in low or "unauthorized name" in low or "unknown user" in low or "privilege" in low:
             return BmcError(f"BMC {self.address} refused user {self.cfg.username!r}: {msg}; check the IPMI "
-                            "username and password (delete the host and create it with the right ones)", "auth_failed")
+                            "username and password (climc host-update HOST --ipmi-username U "
+                            "--ipmi-password P)", "auth_failed")
         if "cipher" in low or "authentication algorithm" in low or "integrity" in low:
             return BmcError(f"BMC {self.address} refused the RMCP+ cipher suites we offer (17, then 3): {msg}; "
                             "enable cipher suite 3 or 17 on the BMC", "error")

@@ -58,7 +58,8 @@ class RedfishBmc:
                            "reaches it", "unreachable") from None
         if r.status_code in (401, 403):
             raise BmcError(f"BMC {self.address} refused user {self.cfg.username!r} (HTTP {r.status_code}): check "
-                           "the username and password", "auth_failed")
+                           "the username and password (climc host-update HOST --ipmi-username U "
+                           "--ipmi-password P)", "auth_failed")
         if r.status_code >= 400:
             raise BmcError(f"BMC {self.address}: {method} {path} answered HTTP {r.status_code}: {_message(r)}")
         if r.status_code == 204 or not r.content:

@@ -227,6 +227,47 @@ def test_wrong_password_leaves_a_clear_error_on_the_host(ctl: Controller, sim: I
     assert h["ipmi_status"] == "auth_failed" and h["host_status"] == "offline" and h["status"] == "running"
 
 
+def test_bmc_credentials_change_is_tried_on_the_bmc_stored_encrypted_and_audited(ctl: Controller, work: Path) -> None:
+    """host-update --ipmi-username/--ipmi-password (Cloudpods' names): the BMC's password was rotated; a
+    wrong new one is refused with the reason and changes nothing; the right one brings the host back."""
+    import os
+
+    tag = os.urandom(3).hex()
+    name, rotated = f"bm-cred-{tag}", f"Rot-{tag}-pw"
+    with IpmiSim(work, name=f"bm-simcred-{tag}", password=SECRET) as bmc:
+        h = create_ipmi(ctl, name, bmc)
+        assert h["ipmi_status"] == "ok"
+        bmc.stop()
+        bmc.password = rotated  # the BMC's password is changed on the BMC
+        bmc.start()
+        assert ctl.climc("host-power-on", name).returncode != 0
+        assert host(ctl, name)["ipmi_status"] == "auth_failed"
+
+        r = ctl.climc("host-update", name, "--ipmi-password", "Not-the-one-1")
+        assert r.returncode != 0 and "were not saved" in r.stderr and "refused user" in r.stderr, r.stderr
+        assert len(r.stderr.strip().splitlines()) <= 2, r.stderr
+        r = ctl.climc("host-ipmi-info", name, "-o", "json")  # the old config is still the one in use
+        assert r.returncode == 0 and json.loads(r.stdout)["username"] == USER
+
+        r = ctl.climc("host-update", name, "--ipmi-username", USER, "--ipmi-password", rotated,
+                      "--description", f"rotated {tag}", "-o", "json")
+        assert r.returncode == 0, r.stderr
+        out = json.loads(r.stdout)
+        assert rotated not in r.stdout and out["description"] == f"rotated {tag}"
+        h = host(ctl, name)
+        assert h["ipmi_status"] == "ok" and h["host_status"] == "online", h
+        assert ctl.climc("host-power-on", name).returncode == 0 and bmc.power_state() == "on"
+        for path in (f"/hosts/{name}", f"/hosts/{name}/ipmi", "/hosts?details=true"):
+            assert rotated not in ctl.api.get(f"{B}{path}").text
+        acts = ctl.api.get("/api/s/identity/v3/actions", params={"limit": 300}).json()["actions"]
+        notes = [a.get("notes", "") for a in acts if a["obj_id"] == h["id"] and a["action"] == "update"]
+        assert any("ipmi_password" in n for n in notes) and not any(rotated in str(a) for a in acts), notes
+        if ctl.db_url.startswith("sqlite"):
+            assert rotated.encode() not in (ctl.data_dir / "cloudpods.db").read_bytes()
+        assert ctl.climc("host-power-off", name).returncode == 0
+        assert ctl.climc("host-disable", name).returncode == 0 and ctl.climc("host-delete", name).returncode == 0
+
+
 def test_a_bmc_that_stops_answering_is_marked_and_recovers(ctl: Controller, work: Path) -> None:
     with IpmiSim(work, name="bm-sim2", serial="BM-SN-0002", password=SECRET) as s2:
         assert create_ipmi(ctl, "bm2", s2)["host_status"] == "online"
@@ -347,8 +388,10 @@ def test_another_projects_users_cannot_see_or_power_machines(ctl: Controller, si
         assert "bm1" not in [h["name"] for h in c.get(f"{B}/hosts", params={"limit": 100}).json()["hosts"]]
         for method, path in (("POST", "/hosts/bm1/start"), ("POST", "/hosts/bm1/stop"), ("GET", "/hosts/bm1/ipmi"),
                              ("GET", "/hosts/bm1/sensors"), ("POST", "/hosts/bm1/set-boot-device"),
-                             ("POST", "/hosts/bm1/prepare"), ("POST", "/webconsole/baremetal/bm1")):
-            r = c.request(method, f"{B}{path}", json={"boot_device": "pxe"} if "boot" in path else None)
+                             ("POST", "/hosts/bm1/prepare"), ("POST", "/webconsole/baremetal/bm1"),
+                             ("PUT", "/hosts/bm1")):
+            r = c.request(method, f"{B}{path}", json={"boot_device": "pxe"} if "boot" in path else
+                          {"host": {"ipmi_password": SECRET}} if method == "PUT" else None)
             assert r.status_code == 404, (path, r.status_code, r.text)
         r = c.post(f"{B}/hosts", json={"host": {"name": "bm-mine", "zone": "zone0", "host_type": "baremetal",
                                                 "ipmi_ip": "127.0.0.1", "ipmi_username": USER,
