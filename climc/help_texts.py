@@ -27,6 +27,8 @@ HELP: dict[str, str] = {
     "src-ip-check": "Drop packets whose source address is not the NIC's", "email": "E-mail address",
     "default-project": "Project used when a login names none", "mtu": "MTU of the wire (bytes)",
     "bandwidth": "Bandwidth (Mbps)", "location": "Where it is (free text)",
+    "ipmi-username": "The BMC user (bare metal)", "ipmi-password": "The BMC user's password (stored encrypted)",
+    "ipmi-ip-addr": "The BMC's IPMI address (bare metal)",
 }
 
 

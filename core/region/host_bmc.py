@@ -352,6 +352,20 @@ def _try_bmc(name: str, host_id: str, config: dict[str, Any]) -> tuple[dict[str,
         hosted.close()
 
 
+def _tried(request: Request, cred: Credential, ident: str, op: str, change: Any, why: str
+           ) -> tuple[str, str, dict[str, Any], dict[str, Any]]:
+    """(host id, name, new config, registration) once the machine's BMC answered with ``change`` applied
+    to its config; else the failure is recorded on the host and raised (400, ``why`` + the BMC's reason)."""
+    host_id, name, config = _machine_config(request, cred, ident, op)
+    config = _merged(config, change)
+    reg, problem = _try_bmc(name, host_id, config)
+    if problem:
+        record(request.app.state.db, host_id, {**reg["sys_info"].get("bmc", {})}, cred=cred,
+               action="update" if op == "update" else "prepare")
+        raise InvalidStatusError(f"host {name}: {why}{problem}")
+    return host_id, name, config, reg
+
+
 # host-update's BMC fields (Cloudpods' HostUpdateOptions: ipmi_username, ipmi_password, ipmi_ip_addr)
 BMC_UPDATE_KEYS = ("ipmi_ip", "ipmi_ip_addr", "ipmi_port", "ipmi_username", "ipmi_password", "redfish_url",
                    "redfish_system")
@@ -377,14 +391,10 @@ def host_update(ident: str, request: Request, session: SessionDep, cred: Credent
         given.setdefault("ipmi_ip", given.pop("ipmi_ip_addr"))
         given.pop("ipmi_ip_addr", None)
     change = parse(PrepareIn, given)
-    host_id, name, config = _machine_config(request, cred, ident, "update")
-    new = _merged(config, change)
     fields = ", ".join(sorted(k for k, v in change.model_dump().items() if v not in (None, "")))
     db = request.app.state.db
-    reg, problem = _try_bmc(name, host_id, new)
-    if problem:
-        record(db, host_id, {**reg["sys_info"].get("bmc", {})}, cred=cred, action="update")
-        raise InvalidStatusError(f"host {name}: the new BMC settings ({fields}) were not saved: {problem}")
+    host_id, name, new, reg = _tried(request, cred, ident, "update", change,
+                                     f"the new BMC settings ({fields}) were not saved: ")
     from core.hostapi import executor
     from core.region.models import Host
     from core.region.registry import get_manager
@@ -429,12 +439,7 @@ def host_prepare(ident: str, request: Request, cred: CredentialDep, body: Any = 
     data = parse(PrepareIn, (body or {}).get("host", body) if isinstance(body, dict) and body else {})
     m = get_manager("hosts")
     db = request.app.state.db
-    host_id, name, config = _machine_config(request, cred, ident, "perform")
-    config = _merged(config, data)
-    reg, problem = _try_bmc(name, host_id, config)
-    if problem:
-        record(db, host_id, {**reg["sys_info"].get("bmc", {})}, cred=cred, action="prepare")
-        raise InvalidStatusError(f"host {name}: {problem}")
+    host_id, name, config, reg = _tried(request, cred, ident, "perform", data, "")
     with db.session() as s:
         begin_write(s)
         h = s.get(Host, host_id)
