@@ -1,6 +1,7 @@
 """Servers and disks."""
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import click
@@ -392,3 +393,25 @@ def server_detach_network(obj: Any, ident: str, ip_addr: str | None, mac: str | 
         raise click.UsageError("give --ip-addr, --mac or --net")
     finish(obj, f"server {ident}", obj.client().post(S, f"/servers/{ident}/detachnetwork", json=body)["server"],
            wait=wait, timeout=wait_timeout, refetch=f"/servers/{ident}")
+
+
+@click.command("server-change-ipaddr")
+@click.argument("ident", shell_complete=SERVERS)
+@click.argument("macorip")
+@click.argument("netdesc")
+@click.option("--reserve", is_flag=True, help="Keep the old address reserved (IPAM hands it to no one)")
+@wait_options()
+@output_options
+@click.pass_obj
+def server_change_ipaddr(obj: Any, ident: str, macorip: str, netdesc: str, reserve: bool, wait: bool = False,
+                         wait_timeout: float = 900.0) -> None:
+    """Give the stopped server's NIC (by MAC, IP or index) another address of its network: NETWORK[:ADDRESS]."""
+    if re.fullmatch(r"[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}", macorip):
+        body: dict[str, Any] = {"mac": macorip}
+    elif macorip.isdigit():
+        body = {"index": int(macorip)}
+    else:
+        body = {"ip_addr": macorip}
+    body.update(net_desc=netdesc, reserve=reserve)
+    out = obj.client().post(S, f"/servers/{ident}/change-ipaddr", json=body)
+    finish(obj, f"server {ident}", out["server"], wait=wait, timeout=wait_timeout, refetch=f"/servers/{ident}")

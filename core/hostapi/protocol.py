@@ -110,6 +110,7 @@ ACTION_CAPABILITY: dict[str, Capability] = {
     "resize": Capability.DISK_RESIZE,  # disk-resize
     "attachnetwork": Capability.ATTACH_NIC,  # running guest: attach_nic_hot (core.region.managers.servers)
     "detachnetwork": Capability.ATTACH_NIC,
+    "change-ipaddr": Capability.ATTACH_NIC,  # the stopped guest's NIC re-leased (attach_nic, same MAC)
     "insertiso": Capability.CDROM,  # running guest: cdrom_hot (core.region.managers.servers)
     "ejectiso": Capability.CDROM,
     "set-boot-index": Capability.CDROM,

@@ -64,3 +64,71 @@ def detach_network(m: Any, session: Session, cred: Credential, server: Server, b
     if len(hits) > 1:
         raise InputParameterError(f"server {server.name} has {len(hits)} NICs on that network: give ip_addr or mac")
     m._task(session, cred, server, "detachnetwork", "ServerDetachNetworkTask", {"allocation_id": hits[0].id})
+
+
+def _nic_of(server: Server, nics: list[IpAllocation], body: dict[str, Any]) -> IpAllocation:
+    """The NIC ``body`` names by exactly one of mac, ip_addr or index (Cloudpods' MAC-or-IP argument)."""
+    keys = [k for k in ("mac", "ip_addr", "index") if body.get(k) not in (None, "")]
+    if len(keys) != 1:
+        raise InputParameterError("name the NIC by exactly one of mac, ip_addr or index")
+    want = body[keys[0]]
+    for a in nics:
+        if keys[0] == "mac" and isinstance(want, str) and a.mac.lower() == want.lower() or \
+                keys[0] == "ip_addr" and a.ip_addr == want or \
+                keys[0] == "index" and str(a.nic_index) == str(want):
+            return a
+    raise InputParameterError(f"server {server.name} has no NIC with {keys[0]} {want!r}")
+
+
+def change_ipaddr(session: Session, cred: Credential, server: Server, body: dict[str, Any]) -> None:
+    """``server-change-ipaddr SERVER MAC|IP|INDEX NETWORK[:ADDRESS] [--reserve]`` (Cloudpods' change-ipaddr):
+    the stopped server's NIC gets another address of its own network (the given one, else one by the
+    network's policy); it keeps its MAC and device. The new address is held at once (taken or
+    reserved: 409), the old one given back (or reserved, ``reserve``) once the host re-leased it."""
+    from core.errors import InvalidStatusError
+    from core.region import statemachine as sm
+    from core.region.managers.servers import guard_capability, guard_host_online
+    from core.region.models import Network
+    from core.region.registry import get_manager
+    from core.tasks.engine import submit
+
+    unknown = sorted(set(body) - {"mac", "ip_addr", "index", "net_desc", "reserve"})
+    if unknown:
+        raise InputParameterError(f"change-ipaddr: unknown parameter(s) {', '.join(unknown)}")
+    nic = _nic_of(server, _nics(session, server), body)
+    desc = body.get("net_desc")
+    if isinstance(desc, list) and len(desc) == 1:
+        desc = desc[0]
+    if isinstance(desc, str):
+        ref, _, addr = desc.partition(":")
+        desc = {"network": ref, "address": addr}
+    if not isinstance(desc, dict) or not (desc.get("network") or desc.get("network_id") or desc.get("address")):
+        raise InputParameterError("net_desc: required (NETWORK[:ADDRESS], the NIC's own network)")
+    ref = desc.get("network") or desc.get("network_id")
+    addr = desc.get("address") or desc.get("ip_addr") or None
+    if addr is not None and not isinstance(addr, str) or ref is not None and not isinstance(ref, str):
+        raise InputParameterError("net_desc: network and address are strings")
+    net = session.get(Network, nic.network_id)
+    assert net is not None
+    if ref and get_manager("networks").lookup(session, cred, ref, "network").id != net.id:
+        raise InputParameterError(f"change-ipaddr keeps the NIC on its network {net.name}: to move it to another "
+                                  "network, detach it and attach one there (server-detach/attach-network)")
+    if addr and addr == nic.ip_addr:
+        raise InputParameterError(f"the NIC already has address {addr}")
+    reserve = body.get("reserve", False)
+    if not isinstance(reserve, bool):
+        raise InputParameterError("reserve: true or false")
+    if server.pending_deleted:
+        raise InvalidStatusError(f"server {server.name} is in the recycle bin: cancel-delete it first")
+    sm.guard_busy(server)
+    if server.status != "ready":
+        raise InvalidStatusError(f"cannot change-ipaddr of server {server.name} in status {server.status}: "
+                                 "stop the server first (allowed: ready)")
+    guard_host_online(session, server)
+    guard_capability(session, server, "change-ipaddr")
+    # held at once under the unique (network, address) constraint: taken or reserved is a 409 here
+    held = ipam.allocate(session, net, "changing", server.id, address=addr, notes=f"change-ipaddr of nic {nic.id}")
+    t = submit(session, "ServerChangeIpaddrTask", "server", server.id, server.name,
+               {"allocation_id": nic.id, "new_id": held.id, "reserve": reserve}, cred=cred,
+               tenant_id=server.tenant_id, domain_id=server.domain_id)
+    server.active_task_id = t.id

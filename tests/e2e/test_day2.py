@@ -882,3 +882,55 @@ def test_iso_in_the_cdrom_drive_boots_first_and_the_boot_order_is_set_while_stop
     assert r.returncode != 0 and "cdrom_hot" in r.stderr and "stop the server first" in r.stderr, r.stderr
     assert ctl.climc("server-delete", "-f", "vm-iso").returncode == 0
     wait_for(lambda: ctl.api.get(f"{B}/servers/{srv['id']}").status_code == 404, 30, "gone")
+
+
+def test_change_ipaddr_gives_a_stopped_servers_nic_another_address_of_its_network(
+        cloud: tuple[Controller, AgentProc]) -> None:
+    import httpx
+
+    from tests.e2e.test_agent_support import outsider_token
+
+    ctl, agent = cloud
+    assert ctl.climc("server-create", "vm-chip", "--disk", "tiny", "--net", "default", "--auto-start").returncode == 0
+    srv = settled(ctl, "vm-chip", "running", "running")
+    nic = srv["nics"][0]
+    inst = agent.data / "instances" / srv["id"]
+    # running: refused (the guest would keep its old lease until it renews)
+    r = ctl.api.post(f"{B}/servers/{srv['id']}/change-ipaddr", json={"mac": nic["mac"], "net_desc": "default"})
+    assert r.status_code == 400 and r.json()["class"] == "InvalidStatusError" and "stop" in r.json()["details"]
+    assert ctl.climc("server-stop", "vm-chip").returncode == 0
+    settled(ctl, "vm-chip", "ready", "stopped")
+    with httpx.Client(base_url=ctl.url, headers={"X-Auth-Token": outsider_token(ctl)}, timeout=30) as c:
+        r = c.post(f"{B}/servers/{srv['id']}/change-ipaddr",
+                   json={"mac": nic["mac"], "net_desc": "default:10.199.0.241"})
+        assert r.status_code == 404, r.text
+
+    # a reserved address is IPAM's: 409, nothing changes
+    net = ctl.api.get(f"{B}/networks/default").json()["network"]
+    assert ctl.api.post(f"{B}/networks/{net['id']}/reserve-ip", json={"ips": ["10.199.0.242"]}).status_code == 200
+    r = ctl.climc("server-change-ipaddr", "vm-chip", nic["mac"], "default:10.199.0.242")
+    assert r.returncode != 0 and "already in use" in r.stderr, r.stderr
+    r = ctl.climc("server-change-ipaddr", "vm-chip", "10.255.0.1", "default:10.199.0.241")
+    assert r.returncode != 0 and "no NIC" in r.stderr, r.stderr
+
+    # by its IP, to a free address, the old one kept reserved
+    assert ctl.climc("server-change-ipaddr", "vm-chip", nic["ip_addr"], "default:10.199.0.241",
+                     "--reserve").returncode == 0
+    s = settled(ctl, "vm-chip", "ready", "address changed")
+    assert [(n["mac"], n["ip_addr"]) for n in s["nics"]] == [(nic["mac"], "10.199.0.241")]
+    leases = json.loads((inst / "nics.json").read_text())
+    assert [(n["mac"], n["ip"]) for n in leases] == [(nic["mac"], "10.199.0.241")], leases
+    held = {a["ip_addr"]: a["owner_type"] for a in
+            ctl.api.get(f"{B}/networks/{net['id']}/addresses").json()["addresses"]}
+    assert held[nic["ip_addr"]] == "reserved" and held["10.199.0.241"] == "server", held
+    assert "changing" not in held.values()
+    # by its index, back to a policy-chosen address; without --reserve the old one is free again
+    assert ctl.climc("server-change-ipaddr", "vm-chip", "0", "default").returncode == 0
+    s = settled(ctl, "vm-chip", "ready", "address changed again")
+    assert s["nics"][0]["ip_addr"] not in ("10.199.0.241", nic["ip_addr"])
+    held = {a["ip_addr"] for a in ctl.api.get(f"{B}/networks/{net['id']}/addresses").json()["addresses"]}
+    assert "10.199.0.241" not in held
+    for ip in (nic["ip_addr"], "10.199.0.242"):
+        ctl.api.post(f"{B}/networks/{net['id']}/release-reserved-ip", json={"ip": ip}).raise_for_status()
+    assert ctl.climc("server-delete", "-f", "vm-chip").returncode == 0
+    wait_for(lambda: ctl.api.get(f"{B}/servers/{srv['id']}").status_code == 404, 30, "gone")

@@ -46,6 +46,7 @@ class ServerManager(Manager):
         "login-info": "do_login_info", "createdisk": "do_createdisk",
         "associate-eip": "do_associate_eip", "dissociate-eip": "do_dissociate_eip",
         "change-bandwidth": "do_change_bandwidth",
+        "change-ipaddr": "do_change_ipaddr",
         "insertiso": "do_insertiso", "ejectiso": "do_ejectiso", "set-boot-index": "do_set_boot_index",
     }
     specs: ClassVar[dict[str, str]] = {"tasks": "spec_tasks", "status": "spec_status", "iso": "spec_iso"}
@@ -452,6 +453,11 @@ class ServerManager(Manager):
         from core.region.nics import detach_network
 
         detach_network(self, session, cred, row, body)
+
+    def do_change_ipaddr(self, session: Session, cred: Credential, row: Any, body: dict[str, Any]) -> None:
+        from core.region.nics import change_ipaddr
+
+        change_ipaddr(session, cred, row, body)
 
     def do_save_image(self, session: Session, cred: Credential, row: Any, body: dict[str, Any]) -> Any:
         """``server-save-image``: the system disk of the stopped server into a new image."""

@@ -24,6 +24,7 @@ REGION_TASKS: dict[str, str] = {
     "DiskResizeTask": "core.region.tasks.snapshots:DiskResizeTask",
     "ServerAttachNetworkTask": "core.region.tasks.nics:ServerAttachNetworkTask",
     "ServerDetachNetworkTask": "core.region.tasks.nics:ServerDetachNetworkTask",
+    "ServerChangeIpaddrTask": "core.region.tasks.nics:ServerChangeIpaddrTask",
     "ServerSaveImageTask": "core.region.tasks.saveimage:ServerSaveImageTask",
     "CloudAccountSyncTask": "core.region.cloud.sync:CloudAccountSyncTask",
     "EipAllocateTask": "core.region.cloud.eips:EipAllocateTask",

@@ -77,3 +77,54 @@ class ServerDetachNetworkTask(TaskBase):
         server = run.session.get(Server, run.task.obj_id)
         if server is not None:  # the NIC stays (the host did not take it out): so does its address
             release_task(server, run)
+
+
+class ServerChangeIpaddrTask(TaskBase):
+    """The host re-leases the stopped guest's NIC (same MAC, same device) on its new address; then the
+    NIC's row takes that address and the old one is given back, or kept reserved (``reserve``)."""
+
+    name = "ServerChangeIpaddrTask"
+
+    def on_init(self, run: Run) -> None:
+        server = server_of(run)
+        new = run.session.get(IpAllocation, run.params["new_id"])
+        if new is None:
+            raise StageError("the new address is no longer held")
+        nic = _nic_payload(run, server).model_copy(update={"ip": new.ip_addr})
+        run.dispatch(str(server.host_id), WorkKind.ATTACH_NIC, NicChangePayload(server=server_ref(server), nic=nic),
+                     then="on_changed")
+
+    def on_changed(self, run: Run) -> None:
+        from core.region.models import Network
+        from core.region.secgroups import touch_hosts
+
+        server = server_of(run)
+        run.result_of(WorkKind.ATTACH_NIC)
+        nic = run.session.get(IpAllocation, run.params["allocation_id"])
+        new = run.session.get(IpAllocation, run.params["new_id"])
+        if nic is None or new is None:
+            raise StageError("the NIC or its new address is gone")
+        old_addr, new_addr, new_int = nic.ip_addr, new.ip_addr, new.ip_int
+        run.session.delete(new)  # one transaction: the address passes from the holder to the NIC
+        run.session.flush()
+        nic.ip_addr, nic.ip_int = new_addr, new_int
+        run.session.flush()
+        if run.params.get("reserve"):
+            from core.region import ipam
+
+            net = run.session.get(Network, nic.network_id)
+            assert net is not None
+            ipam.allocate(run.session, net, "reserved", "", address=old_addr,
+                          notes=f"released by change-ipaddr of server {server.name}"[:255])
+        run.set_params(old_ip=old_addr, new_ip=new_addr)
+        touch_hosts(run.session, [server.host_id])  # its anti-spoofing rules name the address
+        release_task(server, run)
+        run.complete()
+
+    def on_failed(self, run: Run, reason: str) -> None:
+        held = run.session.get(IpAllocation, run.params.get("new_id", ""))
+        if held is not None:  # the NIC keeps its address; the one held for it goes back
+            run.session.delete(held)
+        server = run.session.get(Server, run.task.obj_id)
+        if server is not None:
+            release_task(server, run)
