@@ -122,6 +122,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "host-show": ("climc.commands.hosts:host_show", "Show a host"),
     "host-spec": ("climc.commands.hosts:host_spec", "Show a host's capacity: CPU/memory committed and free, storages"),
     "host-update": ("climc.commands.hosts:host_update", "Update a host"),
+    "instance-snapshot-reset": ("climc.commands.snapshots:instance_snapshot_reset", "Roll a stopped server's disks back to an instance snapshot"),
     "instance-snapshot-create": ("climc.commands.snapshots:instance_snapshot_create", "Snapshot all disks of SERVER at one instant"),
     "instance-snapshot-delete": ("climc.commands.snapshots:instance_snapshot_delete", "Delete instance snapshots (with their disk snapshots)"),
     "instance-snapshot-list": ("climc.commands.snapshots:instance_snapshot_list", "List instance snapshots"),

@@ -221,3 +221,22 @@ def server_set_boot_index(obj: Any, server: str, disks: tuple[str, ...], cdroms:
         raise click.UsageError("give --disk and/or --cdrom with a boot index")
     body = {"disks": _boot_pairs(disks, "disk index"), "cdroms": _boot_pairs(cdroms, "cdrom ordinal")}
     show_object(obj.client().post(S, f"/servers/{server}/set-boot-index", json=body)["server"])
+
+
+@click.command("instance-snapshot-reset")
+@click.argument("server")
+@click.option("--instance-snapshot", required=True, help="The instance snapshot (of SERVER) to go back to")
+@click.option("--auto-start", is_flag=True, help="Start the server once its disks are reset")
+@wait_options()
+@output_options
+@click.pass_obj
+def instance_snapshot_reset(obj: Any, server: str, instance_snapshot: str, auto_start: bool, wait: bool = False,
+                            wait_timeout: float = 900.0) -> None:
+    """Roll every disk of the stopped SERVER back to one of its instance snapshots."""
+    c = obj.client()
+    row = c.post(S, f"/servers/{server}/instance-snapshot-reset",
+                 json={"instance_snapshot": instance_snapshot, "auto_start": auto_start})["server"]
+    if wait:
+        follow(c, [Target(f"server {row.get('name')}", row.get("active_task_id") or "")], wait_timeout)
+        row = c.get(S, f"/servers/{row['id']}")["server"]
+    show_object(row)

@@ -934,3 +934,48 @@ def test_change_ipaddr_gives_a_stopped_servers_nic_another_address_of_its_networ
         ctl.api.post(f"{B}/networks/{net['id']}/release-reserved-ip", json={"ip": ip}).raise_for_status()
     assert ctl.climc("server-delete", "-f", "vm-chip").returncode == 0
     wait_for(lambda: ctl.api.get(f"{B}/servers/{srv['id']}").status_code == 404, 30, "gone")
+
+
+def test_instance_snapshot_reset_rolls_every_disk_back(cloud: tuple[Controller, AgentProc]) -> None:
+    import httpx
+
+    from tests.e2e.test_agent_support import outsider_token
+
+    if not (shutil.which("qemu-img") and shutil.which("qemu-io")):
+        from tests.support.peers import need
+
+        need(False, "qemu-img/qemu-io missing (apt install qemu-utils)")
+    ctl, _agent = cloud
+    assert ctl.climc("server-create", "vm-isr", "--disk", "tiny", "--disk", "32m", "--net", "default").returncode == 0
+    srv = settled(ctl, "vm-isr", "ready", "created")
+    paths = {d["index"]: disk_file(ctl, d["id"]) for d in srv["disks_info"]}
+    guest_write(paths[0], 0x51)
+    guest_write(paths[1], 0x52)
+    climc_json(ctl, "instance-snapshot-create", "vm-isr", "isr1")
+    isr1 = wait_for(lambda: (x := isnap_row(ctl, "isr1"))["status"] == "ready" and x, 30, "instance snapshot")
+    settled(ctl, "vm-isr", "ready", "idle")
+    guest_write(paths[0], 0x61)
+    guest_write(paths[1], 0x62)
+
+    with httpx.Client(base_url=ctl.url, headers={"X-Auth-Token": outsider_token(ctl)}, timeout=30) as c:
+        r = c.post(f"{B}/servers/{srv['id']}/instance-snapshot-reset", json={"instance_snapshot": isr1["id"]})
+        assert r.status_code == 404, r.text
+    r = ctl.climc("instance-snapshot-reset", "vm-isr", "--instance-snapshot", "no-such-isnap")
+    assert r.returncode != 0 and "no-such-isnap" in r.stderr, r.stderr
+    assert ctl.climc("instance-snapshot-reset", "vm-isr", "--instance-snapshot", "isr1").returncode == 0
+    s = settled(ctl, "vm-isr", "ready", "reset")
+    assert all(d["status"] == "ready" for d in s["disks_info"]), s["disks_info"]
+    assert guest_reads(paths[0], 0x51) and guest_reads(paths[1], 0x52)
+    assert not guest_reads(paths[1], 0x62)
+
+    # running: 400 (stop it first); --auto-start starts it once its disks are back
+    assert ctl.climc("server-start", "vm-isr").returncode == 0
+    settled(ctl, "vm-isr", "running", "running")
+    r = ctl.api.post(f"{B}/servers/{srv['id']}/instance-snapshot-reset", json={"instance_snapshot": "isr1"})
+    assert r.status_code == 400 and r.json()["class"] == "InvalidStatusError" and "stop" in r.json()["details"]
+    assert ctl.climc("server-stop", "vm-isr").returncode == 0
+    settled(ctl, "vm-isr", "ready", "stopped")
+    assert ctl.climc("instance-snapshot-reset", "vm-isr", "--instance-snapshot", "isr1", "--auto-start").returncode == 0
+    settled(ctl, "vm-isr", "running", "reset and started")
+    assert ctl.climc("server-delete", "-f", "vm-isr").returncode == 0
+    wait_for(lambda: ctl.api.get(f"{B}/servers/{srv['id']}").status_code == 404, 30, "gone")

@@ -181,3 +181,40 @@ class InstanceSnapshotManager(Manager):
             it["host"] = hosts.get(cfg.get("host_id") or "", "")
             it["snapshot_count"] = counts.get(r.id, 0)
             it["vcpu_count"], it["vmem_size"] = cfg.get("vcpu_count"), cfg.get("vmem_size")
+
+
+def reset_to_instance_snapshot(session: Session, cred: Credential, server: Server, body: dict[str, Any]) -> None:
+    """``instance-snapshot-reset SERVER --instance-snapshot ISNAP [--auto-start]`` (Cloudpods'
+    instance-snapshot-reset): every disk of the stopped server back to its snapshot in ISNAP, one disk
+    after the other on its host; started afterwards with ``auto_start``."""
+    from core.region.registry import get_manager
+
+    unknown = sorted(set(body) - {"instance_snapshot", "instance_snapshot_id", "auto_start"})
+    if unknown:
+        raise InputParameterError(f"instance-snapshot-reset: unknown parameter(s) {', '.join(unknown)}")
+    ref = body.get("instance_snapshot") or body.get("instance_snapshot_id")
+    if not isinstance(ref, str) or not ref:
+        raise InputParameterError("instance_snapshot: required (an instance snapshot of this server)")
+    auto_start = body.get("auto_start", False)
+    if not isinstance(auto_start, bool):
+        raise InputParameterError("auto_start: true or false")
+    isnap = get_manager("instance_snapshots").lookup(session, cred, ref, "instance_snapshot")
+    if isnap.guest_id != server.id:
+        raise InputParameterError(f"instance snapshot {isnap.name} is not of server {server.name}")
+    if isnap.status != "ready":
+        raise InvalidStatusError(f"instance snapshot {isnap.name} is {isnap.status}, not ready")
+    if server.status != "ready":
+        raise InvalidStatusError(f"cannot reset server {server.name} in status {server.status} to an instance "
+                                 "snapshot: stop the server first (allowed: ready)")
+    disks = {d.id: d for d in _guard_server(session, server, "disk-reset")}
+    snaps = sorted(members(session, isnap.id), key=lambda s: disks[s.disk_id].disk_index if s.disk_id in disks else -1)
+    lost = [s.name for s in snaps if s.disk_id not in disks or s.status != "ready"]
+    if lost or not snaps:
+        raise InvalidStatusError(f"instance snapshot {isnap.name}: disk snapshot(s) {', '.join(lost) or 'none'} "
+                                 "no longer belong to a disk of the server (detached or gone)")
+    t = submit(session, "InstanceSnapshotResetTask", "server", server.id, server.name,
+               {"instance_snapshot_id": isnap.id, "resets": [[s.disk_id, s.id] for s in snaps], "done": 0,
+                "auto_start": auto_start}, cred=cred, tenant_id=server.tenant_id, domain_id=server.domain_id)
+    _hold(server, list(disks.values()), t.id)
+    for s in snaps:
+        disks[s.disk_id].status = "resetting"

@@ -46,7 +46,7 @@ class ServerManager(Manager):
         "login-info": "do_login_info", "createdisk": "do_createdisk",
         "associate-eip": "do_associate_eip", "dissociate-eip": "do_dissociate_eip",
         "change-bandwidth": "do_change_bandwidth",
-        "change-ipaddr": "do_change_ipaddr",
+        "change-ipaddr": "do_change_ipaddr", "instance-snapshot-reset": "do_instance_snapshot_reset",
         "insertiso": "do_insertiso", "ejectiso": "do_ejectiso", "set-boot-index": "do_set_boot_index",
     }
     specs: ClassVar[dict[str, str]] = {"tasks": "spec_tasks", "status": "spec_status", "iso": "spec_iso"}
@@ -453,6 +453,13 @@ class ServerManager(Manager):
         from core.region.nics import detach_network
 
         detach_network(self, session, cred, row, body)
+
+    def do_instance_snapshot_reset(self, session: Session, cred: Credential, row: Any,
+                                   body: dict[str, Any]) -> None:
+        """``instance-snapshot-reset SERVER --instance-snapshot ISNAP``: every disk back to it (stopped)."""
+        from core.region.managers.instance_snapshots import reset_to_instance_snapshot
+
+        reset_to_instance_snapshot(session, cred, row, body)
 
     def do_change_ipaddr(self, session: Session, cred: Credential, row: Any, body: dict[str, Any]) -> None:
         from core.region.nics import change_ipaddr

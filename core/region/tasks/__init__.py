@@ -17,6 +17,7 @@ REGION_TASKS: dict[str, str] = {
     "SnapshotDeleteTask": "core.region.tasks.snapshots:SnapshotDeleteTask",
     "InstanceSnapshotCreateTask": "core.region.tasks.instance_snapshots:InstanceSnapshotCreateTask",
     "InstanceSnapshotDeleteTask": "core.region.tasks.instance_snapshots:InstanceSnapshotDeleteTask",
+    "InstanceSnapshotResetTask": "core.region.tasks.instance_snapshots:InstanceSnapshotResetTask",
     "ServerResetPasswordTask": "core.region.tasks.config:ServerResetPasswordTask",
     "ServerCdromTask": "core.region.tasks.cdrom:ServerCdromTask",
     "ServerBootOrderTask": "core.region.tasks.cdrom:ServerBootOrderTask",

@@ -109,3 +109,63 @@ class InstanceSnapshotDeleteTask(TaskBase):
             if s.status == "deleting":
                 s.status = "ready"
         _let_go(run, isnap.guest_id)
+
+
+class InstanceSnapshotResetTask(TaskBase):
+    """Each disk back to its snapshot of the instance snapshot, one work item (disk-reset) after the
+    other; a failure stops there and says which disks were reset already."""
+
+    name = "InstanceSnapshotResetTask"
+
+    def on_init(self, run: Run) -> None:
+        self._next(run)
+
+    def _next(self, run: Run) -> None:
+        from core.hostapi.protocol import DiskResetPayload
+
+        server = run.session.get(Server, run.task.obj_id)
+        done = int(run.params.get("done", 0))
+        resets = list(run.params["resets"])
+        if server is None or not server.host_id:
+            raise StageError("the server is gone")
+        if done >= len(resets):
+            _let_go(run, server.id)
+            if run.params.get("auto_start") and server.status == "ready":
+                from core.region import statemachine as sm
+                from core.tasks.engine import submit
+
+                sm.apply(server, "start")
+                t = submit(run.session, "ServerPowerTask", "server", server.id, server.name, {"action": "start"},
+                           tenant_id=server.tenant_id, domain_id=server.domain_id)
+                server.active_task_id = t.id
+            run.complete()
+            return
+        disk_id, snap_id = resets[done]
+        disk = run.session.get(Disk, disk_id)
+        if disk is None or disk.server_id != server.id:
+            raise StageError(f"disk {disk_id} is no longer on the server")
+        run.dispatch(str(server.host_id), WorkKind.DISK_RESET,
+                     DiskResetPayload(server=server_ref(server), disk=_disk_payload(disk), snapshot_id=snap_id),
+                     then="on_reset")
+
+    def on_reset(self, run: Run) -> None:
+        run.result_of(WorkKind.DISK_RESET)
+        done = int(run.params.get("done", 0))
+        disk = run.session.get(Disk, run.params["resets"][done][0])
+        if disk is not None:
+            disk.status = "ready"
+        run.set_params(done=done + 1)
+        self._next(run)
+
+    def on_failed(self, run: Run, reason: str) -> None:
+        done = int(run.params.get("done", 0))
+        for d in run.session.scalars(select(Disk).where(Disk.active_task_id == run.task.id)):
+            if d.status == "resetting":
+                d.status = "ready"
+        server = run.session.get(Server, run.task.obj_id)
+        if server is not None:
+            from core.region import statemachine as sm
+
+            sm.set_reason(server, f"instance-snapshot-reset stopped after {done} of {len(run.params['resets'])} "
+                                  f"disk(s): {reason}")
+        _let_go(run, run.task.obj_id)
