@@ -100,8 +100,8 @@ def change_ipaddr(session: Session, cred: Credential, server: Server, body: dict
     if isinstance(desc, list) and len(desc) == 1:
         desc = desc[0]
     if isinstance(desc, str):
-        ref, _, addr = desc.partition(":")
-        desc = {"network": ref, "address": addr}
+        head, _, tail = desc.partition(":")
+        desc = {"network": head, "address": tail}
     if not isinstance(desc, dict) or not (desc.get("network") or desc.get("network_id") or desc.get("address")):
         raise InputParameterError("net_desc: required (NETWORK[:ADDRESS], the NIC's own network)")
     ref = desc.get("network") or desc.get("network_id")
