@@ -101,6 +101,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "eip-delete": ("climc.commands.compute_misc:eip_delete", "Delete elastic IPs"),
     "eip-list": ("climc.commands.compute_misc:eip_list", "List elastic IPs"),
     "eip-show": ("climc.commands.compute_misc:eip_show", "Show an elastic IP"),
+    "eip-update": ("climc.commands.compute_misc:eip_update", "Update an elastic IP (name, bandwidth, auto_dellocate)"),
     "baremetal-list": ("climc.commands.hosts:baremetal_list", "List bare-metal hosts with their BMC status"),
     "baremetal-prepare": ("climc.commands.hosts:baremetal_prepare",
                           "Give a bare-metal host enrolled from its PXE boot its BMC, read its inventory"),

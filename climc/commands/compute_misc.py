@@ -162,13 +162,17 @@ secgroup_rule_list = make_list("secgroup-rule-list", "secgrouprules",
               help="Cloud region to allocate in (default: the account's default or only region)")
 @click.option("--bandwidth", type=int, default=0, help="Bandwidth in Mbps (0: unlimited)")
 @click.option("--ip-addr", "--ip", "ip", default=None, help="This address of the network (default: any free one)")
+@click.option("--charge-type", type=click.Choice(["traffic", "bandwidth"]), default=None,
+              help="Bandwidth charge type  [default: bandwidth]")
 @output_options
 @click.pass_obj
 def eip_create(obj: Any, name: str, network_arg: str | None, network: str | None, manager: str | None,
-               cloudregion: str | None, bandwidth: int, ip: str | None) -> None:
+               cloudregion: str | None, bandwidth: int, ip: str | None, charge_type: str | None) -> None:
     """Allocate an elastic IP: from an eip network (NAME NETWORK or NAME --network NET), or in a
     cloud (--manager/--cloudregion), as Cloudpods."""
     body: dict[str, Any] = {"name": name, "bandwidth": bandwidth}
+    if charge_type:
+        body["charge_type"] = charge_type
     if manager or cloudregion:
         if network or network_arg or ip:
             raise click.UsageError("a cloud's elastic IP (--manager/--cloudregion) takes no network nor --ip-addr")
@@ -181,6 +185,25 @@ def eip_create(obj: Any, name: str, network_arg: str | None, network: str | None
     if ip:
         body["ip_addr"] = ip
     show_object(obj.client().post(S, "/eips", json={"eip": body})["eip"])
+
+
+@click.command("eip-update")
+@click.argument("ident")
+@click.option("--name", default=None, help="New name")
+@click.option("--desc", "--description", "desc", default=None, help="Description")
+@click.option("--bandwidth", type=click.IntRange(0), default=None, help="Bandwidth in Mbps (0: unlimited)")
+@click.option("--auto-dellocate", type=click.Choice(["true", "false"]), default=None,
+              help="Release the elastic IP when it is dissociated from its server (e.g. the server's delete)")
+@output_options
+@click.pass_obj
+def eip_update(obj: Any, ident: str, name: str | None, desc: str | None, bandwidth: int | None,
+               auto_dellocate: str | None) -> None:
+    """Update an elastic IP (Cloudpods' eip-update)."""
+    body = {k: v for k, v in (("name", name), ("description", desc), ("bandwidth", bandwidth),
+                              ("auto_dellocate", auto_dellocate)) if v is not None}
+    if not body:
+        raise click.UsageError("nothing to update: give at least one option")
+    show_object(obj.client().put(S, f"/eips/{ident}", json={"eip": body})["eip"])
 
 
 @click.command("eip-associate")

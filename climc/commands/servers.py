@@ -67,6 +67,12 @@ disk_delete = make_delete("disk-delete", "disks", "disk", "Delete detached disks
 @click.option("--secgroups", "--secgroup", "secgroups", multiple=True,
               help="Security group (id or name; repeatable; default: the project's Default)")
 @click.option("--auto-start", is_flag=True, help="Start once deployed")
+@click.option("--eip-bw", type=click.IntRange(1), default=None,
+              help="Allocate a new EIP with this bandwidth (Mbps) and associate it (one per server)")
+@click.option("--eip-charge-type", type=click.Choice(["traffic", "bandwidth"]), default=None,
+              help="Charge type of the new EIP  [default: bandwidth]")
+@click.option("--eip-auto-dellocate", is_flag=True, help="Release the new EIP when it leaves the server (delete)")
+@click.option("--eip", default=None, help="Associate this existing EIP (id or name) with the server")
 @click.option("--generate-name", is_flag=True, help="NAME is a pattern: make unique names")
 @click.option("--desc", "--description", "desc", default=None, help="Description")
 @click.option("--dry-run", is_flag=True, help="Only ask the scheduler whether it would fit")
@@ -78,9 +84,10 @@ def server_create(obj: Any, name: str, vcpu_count: int | None, mem_spec: str | N
                   count: int, host: str | None,
                   zone: str | None, hypervisor: str | None,
                   keypair: str | None, password: str | None, secgroups: tuple[str, ...], auto_start: bool,
+                  eip_bw: int | None, eip_charge_type: str | None, eip_auto_dellocate: bool, eip: str | None,
                   generate_name: bool, desc: str | None, dry_run: bool, wait: bool = False,
                   wait_timeout: float = 900.0) -> None:
-    """Create servers: NAME --ncpu 2 --mem-spec 2g --disk IMAGE:20g --disk 100g --net NET[:ip]."""
+    """Create servers: NAME --ncpu 2 --mem-spec 2g --disk IMAGE:20g --disk 100g --net NET[:ip] [--eip-bw 10]."""
     if image and instance_snapshot:
         raise click.UsageError("--image and --instance-snapshot both give the system disk: choose one")
     body: dict[str, Any] = {"disks": [image, *disks] if image else list(disks), "nets": list(nets),
@@ -90,7 +97,8 @@ def server_create(obj: Any, name: str, vcpu_count: int | None, mem_spec: str | N
             body[k] = v
     body["generate_name" if generate_name else "name"] = name
     for k, v in (("prefer_host", host), ("prefer_zone", zone), ("hypervisor", hypervisor), ("keypair", keypair),
-                 ("password", password), ("description", desc), ("cdrom", cdrom)):
+                 ("password", password), ("description", desc), ("cdrom", cdrom), ("eip_bw", eip_bw),
+                 ("eip_charge_type", eip_charge_type), ("eip_auto_dellocate", eip_auto_dellocate), ("eip", eip)):
         if v:
             body[k] = v
     if secgroups:
@@ -138,14 +146,17 @@ def server_stop(obj: Any, idents: tuple[str, ...], force: bool, timeout_secs: in
 @click.argument("idents", nargs=-1, required=True, shell_complete=SERVERS)
 @click.option("-f", "--override-pending-delete", "--force", "override", is_flag=True,
               help="Delete for good instead of moving to the recycle bin")
+@click.option("--delete-eip", is_flag=True, help="Release the server's EIP too (default: it is kept, free)")
 @wait_options()
 @output_options
 @click.pass_obj
-def server_delete(obj: Any, idents: tuple[str, ...], override: bool, wait: bool = False,
+def server_delete(obj: Any, idents: tuple[str, ...], override: bool, delete_eip: bool, wait: bool = False,
                   wait_timeout: float = 900.0) -> None:
     """Delete servers (to the recycle bin unless -f)."""
     c = obj.client()
     params = {"override_pending_delete": "true"} if override else {}
+    if delete_eip:
+        params["delete_eip"] = "true"
     batch(obj, idents, "server", "delete", lambda i: c.delete(S, f"/servers/{i}", params=params), wait=wait,
           timeout=wait_timeout)
 

@@ -84,6 +84,11 @@ class ServerCreate(BaseModel):
                                                                                      "instance_snapshot_id"))
     # an ISO image in the CD-ROM drive, booted first (an installer onto a blank system disk)
     cdrom: str | None = Field(default=None, validation_alias=AliasChoices("cdrom", "iso"))
+    # Cloudpods' EIP at create: an existing one (eip), or a new one of eip_bw Mbps (core/region/eips.py)
+    eip: str | None = Field(default=None, validation_alias=AliasChoices("eip", "eip_id"))
+    eip_bw: int = 0
+    eip_charge_type: str | None = None
+    eip_auto_dellocate: bool = False
 
     @field_validator("schedtags")
     @classmethod
@@ -197,6 +202,7 @@ class CreatePlan:
     secgroup_ids: list[str]
     sched: dict[str, Any]
     cdrom: dict[str, Any] | None = None
+    eip: dict[str, Any] | None = None  # core.region.eips.plan_create_eip
 
 
 def plan_servers(session: Session, cred: Credential, body: dict[str, Any], count: int) -> CreatePlan:
@@ -284,7 +290,10 @@ def plan_servers(session: Session, cred: Credential, body: dict[str, Any], count
         if data.hypervisor != "kvm":
             raise InputParameterError(f"cdrom: a {data.hypervisor} server has no ISO drive here (kvm only)")
         cdrom = iso_image(session, cred, data.cdrom, "cdrom")
-    return CreatePlan(data, vmem, disks, nets, keypair_id, secgroup_ids, sched, cdrom)
+    from core.region.eips import plan_create_eip
+
+    eip = plan_create_eip(session, cred, data, count)
+    return CreatePlan(data, vmem, disks, nets, keypair_id, secgroup_ids, sched, cdrom, eip)
 
 
 def create_servers(manager: Any, session: Session, cred: Credential, body: dict[str, Any], count: int) -> list[Any]:
@@ -305,6 +314,8 @@ def create_servers(manager: Any, session: Session, cred: Credential, body: dict[
     spec: dict[str, Any] = {"disks": disks, "nets": [dict(n) for n in nets], "secgroups": plan.secgroup_ids}
     if plan.cdrom:  # the installer boots first; the system disk after it (once the ISO is ejected)
         spec.update(cdrom=plan.cdrom, boot_order=["cdrom", f"disk{disks[0]['index']}"])
+    if plan.eip and "bw" in plan.eip:
+        spec["eip"] = plan.eip  # allocated by the create task once the host (its zone) is known
     rows = []
     for name in names:
         s = Server(name=name, description=data.description, status="init", vcpu_count=data.vcpu_count,
@@ -318,8 +329,11 @@ def create_servers(manager: Any, session: Session, cred: Credential, body: dict[
     session.flush()
     # no group asked for: the project's Default (made on first use), as Cloudpods does
     sg_ids = plan.secgroup_ids or [default_secgroup(session, tenant, domain).id]
+    from core.region.eips import take_eip
+
     for r in rows:
         set_server_secgroups(session, r, sg_ids)
+        take_eip(session, plan.eip, r)
     sealed = sealed_password(data.password)
     if sealed:
         from core.region.passwords import remember

@@ -49,8 +49,9 @@ def mk_server(controller: Controller, infra: dict[str, str], name: str, *extra: 
     out = cj(controller, "server-create", name, "--ncpu", "1", "--mem-spec", "64m", "--disk", "cirros",
              "--net", infra["net"], "--host", infra["host"], *extra)
     sid = out["id"] if "id" in out else out[0]["id"]
-    wait_for(lambda: srv(controller, sid)["status"] in ("running", "ready"), 60,
-             lambda: srv(controller, sid)["status"])
+    s = wait_for(lambda: (x := srv(controller, sid))["status"] in ("running", "ready") or
+                 x["status"].endswith("fail") and x, 60, lambda: srv(controller, sid)["status"])
+    assert s is True or s["status"] in ("running", "ready"), (s["status"], s.get("fail_reason"))
     return srv(controller, sid)
 
 
@@ -265,3 +266,100 @@ def test_change_bandwidth_reaches_the_host(controller: Controller, tenants: Tena
     flat_error(tenants.b.post(f"/servers/{s['id']}/change-bandwidth", json={"index": 0, "bandwidth": 1}), 404)
     assert srv(controller, s["id"])["nics"][0]["bw_limit"] == 70  # nothing changed
     assert cj(controller, "server-change-bandwidth", s["id"], nic["mac"], "0")["nics"][0]["bw_limit"] == 0
+
+
+def test_server_create_with_an_eip_keeps_or_releases_it_on_delete(
+        controller: Controller, tenants: Tenants, running: tuple[TestbedAgent, dict[str, str]]) -> None:  # noqa: F811
+    """server-create --eip-bw (a new EIP per server) / --eip (an existing one) as Cloudpods' climc:
+    the host is told the NAT with the guest's build; one EIP per server, also under two requests at
+    once; server-delete keeps the EIP (free) unless --delete-eip or the EIP's auto_dellocate; the
+    recycle bin takes the EIP off the server; another project can neither use nor see these EIPs."""
+    _, net = running
+    tag = uuid.uuid4().hex[:6]
+    octet = int(tag, 16) % 200 + 20
+    cj(controller, "network-create", net["wire"], f"ceipn-{tag}", f"100.65.{octet}.10", f"100.65.{octet}.30", "24",
+       "--server-type", "eip")
+    e1 = cj(controller, "eip-create", f"ceip1-{tag}", f"ceipn-{tag}", "--charge-type", "traffic")
+    e2 = cj(controller, "eip-create", f"ceip2-{tag}", f"ceipn-{tag}")
+    assert (e1["charge_type"], e2["charge_type"], e1["auto_dellocate"]) == ("traffic", "bandwidth", False)
+
+    def eip_of(server: dict[str, Any]) -> dict[str, Any]:
+        rows = controller.api.get(f"{B}/eips", params={"associate_id": server["id"], "limit": 0}).json()["eips"]
+        assert len(rows) == 1, rows
+        return rows[0]  # type: ignore[no-any-return]
+
+    s1 = mk_server(controller, net, f"ce-a-{tag}", "--eip-bw", "30", "--eip-charge-type", "traffic")
+    s2 = mk_server(controller, net, f"ce-b-{tag}", "--eip", e1["name"])
+    s3 = mk_server(controller, net, f"ce-c-{tag}", "--eip-bw", "5", "--eip-auto-dellocate")
+    a, b3 = eip_of(s1), eip_of(s3)
+    assert (a["name"], a["bandwidth"], a["charge_type"], a["auto_dellocate"]) == (
+        f"eip-for-srv-ce-a-{tag}", 30, "traffic", False)
+    assert a["ip_addr"].startswith(f"100.65.{octet}.") and b3["auto_dellocate"] is True
+    assert eip_of(s2)["id"] == e1["id"]
+    assert [cj(controller, "server-show", s["id"])["eip"] for s in (s1, s2, s3)] == [
+        a["ip_addr"], e1["ip_addr"], b3["ip_addr"]]
+    mapped = {(e["eip"], e["ip"]) for e in host_rules(controller, net["host_id"])["eips"]}
+    assert {(a["ip_addr"], s1["nics"][0]["ip_addr"]), (e1["ip_addr"], s2["nics"][0]["ip_addr"]),
+            (b3["ip_addr"], s3["nics"][0]["ip_addr"])} <= mapped
+
+    # one EIP per server, one server per EIP: refusals in one line, and two requests at once
+    for args, fragment in ((("server-associate-eip", s1["id"], e2["name"]), "already has eip"),
+                           (("server-create", f"ce-x-{tag}", "--disk", "cirros", "--net", net["net"], "--eip",
+                             e1["name"]), "dissociate it first"),
+                           (("server-create", f"ce-x-{tag}", "--disk", "cirros", "--net", net["net"], "--eip",
+                             e2["name"], "--count", "2"), "one EIP maps to one server"),
+                           (("server-create", f"ce-x-{tag}", "--disk", "cirros", "--net", net["net"], "--eip",
+                             e2["name"], "--eip-bw", "5"), "give one"),
+                           (("server-create", f"ce-x-{tag}", "--disk", "cirros", "--eip-bw", "5"), "--net")):
+        r = controller.climc(*args)
+        assert r.returncode != 0 and fragment in r.stderr, (args, r.stderr)
+        assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    for body in ({"eip_bw": -1}, {"eip_bw": 5, "eip_charge_type": "monthly"}, {"eip_charge_type": "traffic"},
+                 {"eip_bw": 5, "hypervisor": "aws"}):
+        flat_error(controller.api.post(f"{B}/servers", json={"server": {
+            "name": f"ce-y-{tag}", "disks": ["cirros"], "nets": [net["net"]], **body}}), 400)
+    assert controller.api.get(f"{B}/servers", params={"search": f"ce-x-{tag}"}).json()["servers"] == []
+    token = controller.api.headers["X-Auth-Token"]
+
+    def post(path: str, body: dict[str, Any]) -> int:
+        with httpx.Client(base_url=controller.url, headers={"X-Auth-Token": token}, timeout=60) as c:
+            return c.post(f"{B}{path}", json=body).status_code
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    cj(controller, "server-dissociate-eip", s2["id"])  # e1 free again; s2 without an EIP
+    with ThreadPoolExecutor(2) as pool:
+        codes = sorted(pool.map(lambda e: post(f"/servers/{s2['id']}/associate-eip", {"eip_id": e}),
+                                (e1["id"], e2["id"])))
+    assert codes == [200, 409], codes
+    assert len(controller.api.get(f"{B}/eips", params={"associate_id": s2["id"]}).json()["eips"]) == 1
+
+    # another project: cannot name these EIPs at create, nor see or dissociate them
+    tb: httpx.Client = tenants.b
+    r = tb.post("/servers", json={"server": {"name": f"ce-z-{tag}", "nets": [net["net"]], "eip": e2["id"]}})
+    assert e2["id"] in flat_error(r, 400)["details"] and "not found" in r.json()["details"]
+    flat_error(tb.get(f"/eips/{a['id']}"), 404)
+    flat_error(tb.post(f"/servers/{s1['id']}/dissociate-eip", json={}), 404)
+    assert all(e["id"] != a["id"] for e in tb.get("/eips", params={"limit": 0}).json()["eips"])
+
+    def gone(s: dict[str, Any]) -> None:
+        wait_for(lambda: controller.api.get(f"{B}/servers/{s['id']}").status_code == 404, 60, f"{s['name']} gone")
+
+    # the recycle bin takes the EIP off the server (kept, free), as Cloudpods' delete task
+    assert controller.climc("server-delete", s1["id"]).returncode == 0
+    assert not cj(controller, "eip-show", a["id"])["associate_id"]
+    assert a["ip_addr"] not in {e["eip"] for e in host_rules(controller, net["host_id"])["eips"]}
+    # --delete-eip releases it; auto_dellocate releases it; otherwise it stays, free
+    held = eip_of(s2)
+    assert controller.climc("server-delete", "-f", "--delete-eip", s2["id"]).returncode == 0
+    assert controller.climc("server-delete", "-f", s3["id"]).returncode == 0
+    assert controller.climc("server-delete", "-f", s1["id"]).returncode == 0
+    for s in (s1, s2, s3):
+        gone(s)
+    assert controller.api.get(f"{B}/eips/{held['id']}").status_code == 404
+    assert controller.api.get(f"{B}/eips/{b3['id']}").status_code == 404
+    assert not cj(controller, "eip-show", a["id"])["associate_id"]
+    assert cj(controller, "eip-update", a["id"], "--auto-dellocate", "true")["auto_dellocate"] is True
+    assert host_rules(controller, net["host_id"])["eips"] == [] or all(
+        e["eip"] not in (a["ip_addr"], held["ip_addr"], b3["ip_addr"])
+        for e in host_rules(controller, net["host_id"])["eips"])

@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core.api.context import Credential
+from core.api.listing import parse_bool
 from core.errors import InputParameterError, NotEmptyError
 from core.region import ipam
 from core.region.common import check_name, parse, text_field
@@ -320,7 +321,7 @@ class EipManager(Manager):
         bw = body.get("bandwidth", 0)
         if isinstance(bw, bool) or not isinstance(bw, int) or bw < 0:
             raise InputParameterError("bandwidth: must be a non-negative integer (Mbps)")
-        row = Eip(name=name, network_id=net.id, bandwidth=bw, status="ready", **own)
+        row = Eip(name=name, network_id=net.id, bandwidth=bw, status="ready", **self._eip_flags(body), **own)
         session.add(row)
         session.flush()
         a = ipam.allocate(session, net, "eip", row.id, address=body.get("ip_addr") or None)
@@ -329,8 +330,29 @@ class EipManager(Manager):
         return [row]
 
     def update(self, session: Session, cred: Credential, row: Any, body: dict[str, Any]) -> Any:
-        apply_update(row, body, ("name", "description", "bandwidth"))
+        flags = self._eip_flags(body)
+        apply_update(row, {k: v for k, v in body.items() if k not in flags}, ("name", "description", "bandwidth"))
+        for k, v in flags.items():
+            setattr(row, k, v)
         return row
+
+    @staticmethod
+    def _eip_flags(body: dict[str, Any]) -> dict[str, Any]:
+        """Cloudpods' ``charge_type`` (traffic|bandwidth) and ``auto_dellocate`` (released when
+        dissociated; climc sends it as "true"/"false"), validated; only those given."""
+        from core.region.eips import CHARGE_TYPES
+
+        out: dict[str, Any] = {}
+        if body.get("charge_type") is not None:
+            if not isinstance(body["charge_type"], str) or body["charge_type"] not in CHARGE_TYPES:
+                raise InputParameterError(f"charge_type: must be {' or '.join(CHARGE_TYPES)}")
+            out["charge_type"] = body["charge_type"]
+        if body.get("auto_dellocate") is not None:
+            v = body["auto_dellocate"]
+            if not isinstance(v, bool | str):
+                raise InputParameterError("auto_dellocate: must be true or false")
+            out["auto_dellocate"] = bool(parse_bool(v, "auto_dellocate", False))
+        return out
 
     def add_details(self, session: Session, rows: Any, items: list[dict[str, Any]]) -> None:
         from core.region.models import Cloudprovider, Cloudregion

@@ -134,15 +134,21 @@ class ServerManager(Manager):
     def delete(self, session: Session, cred: Credential, row: Any, params: dict[str, str]) -> dict[str, Any] | None:
         override = bool(parse_bool(params.get("override_pending_delete"), "override_pending_delete", False))
         purge = bool(parse_bool(params.get("purge"), "purge", False))
+        # Cloudpods' delete_eip: its EIP is released rather than kept (dissociated) for reuse
+        delete_eip = bool(parse_bool(params.get("delete_eip"), "delete_eip", False))
         sm.guard_busy(row)
         if override or purge or row.pending_deleted:
             if row.pending_deleted and not (override or purge):
                 raise InvalidStatusError(f"server {row.name} is already in the recycle bin: purge it "
                                          "(?override_pending_delete=true or the purge action)")
-            self._start_delete(session, cred, row, purge)
+            self._start_delete(session, cred, row, purge, delete_eip)
         else:
             sm.check(row, "delete")
             self._pending_delete(session, cred, row)
+            from core.region.eips import dissociate
+
+            if not row.manager_id:  # as Cloudpods: the EIP leaves a server in the recycle bin
+                dissociate(session, row, delete_eip)
         session.flush()
         return self.to_dict(session, row)
 
@@ -166,12 +172,13 @@ class ServerManager(Manager):
                    domain_id=row.domain_id)
         row.active_task_id = t.id
 
-    def _start_delete(self, session: Session, cred: Credential | None, row: Any, purge: bool) -> Task:
+    def _start_delete(self, session: Session, cred: Credential | None, row: Any, purge: bool,
+                      delete_eip: bool = False) -> Task:
         before = row.status
         sm.apply(row, "delete")
         row.create_spec = {**row.create_spec, "status_before_delete": before}
-        t = submit(session, "ServerDeleteTask", "server", row.id, row.name, {"purge": purge}, cred=cred,
-                   tenant_id=row.tenant_id, domain_id=row.domain_id)
+        t = submit(session, "ServerDeleteTask", "server", row.id, row.name, {"purge": purge, "delete_eip": delete_eip},
+                   cred=cred, tenant_id=row.tenant_id, domain_id=row.domain_id)
         row.active_task_id = t.id
         return t
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Integer, Text, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, Integer, Text, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.db.base import Base, StandardMixin, str36, str64, str255
@@ -56,6 +56,10 @@ class Eip(ResourceMixin, OwnedMixin, ExternalMixin, Base):
     associate_type: Mapped[str64] = mapped_column(default="")
     associate_id: Mapped[str36 | None] = mapped_column(default=None)
     cloudregion_id: Mapped[str36 | None] = mapped_column(default=None)  # a cloud's eip: its region
+    # Cloudpods' charge_type (traffic|bandwidth: billing only here) and auto_dellocate (released when
+    # dissociated, e.g. with its server's delete)
+    charge_type: Mapped[str64] = mapped_column(default="bandwidth", server_default="bandwidth")
+    auto_dellocate: Mapped[bool] = mapped_column(default=False, server_default=false())
 
 
 class Snapshot(ResourceMixin, OwnedMixin, Base):

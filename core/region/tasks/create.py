@@ -120,6 +120,9 @@ class ServerCreateTask(TaskBase):
             ipam.allocate(s, net, "server", server.id, address=want.get("address"),
                           mac=want.get("mac") or ipam.random_mac(), ifname=f"eth{nic['index']}",
                           nic_index=nic["index"])
+        from core.region.eips import allocate_for_server
+
+        allocate_for_server(s, server)  # server-create --eip-bw: a new EIP in the host's zone
         sm.apply(server, "net_ok")
         run.next("on_disk")
 

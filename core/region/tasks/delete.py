@@ -48,7 +48,8 @@ class ServerDeleteTask(TaskBase):
         drop_server(run.session, server.id)  # peers' rules no longer name its address
         from core.region.eips import dissociate
 
-        dissociate(run.session, server, auto_delete=False)  # the EIP stays, free (as Cloudpods)
+        # the EIP stays, free, unless delete_eip or its auto_dellocate says otherwise (as Cloudpods)
+        dissociate(run.session, server, auto_delete=bool(run.params.get("delete_eip")))
         release_server(run.session, server)
         run.session.flush()
         run.session.delete(server)

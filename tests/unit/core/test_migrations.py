@@ -184,3 +184,15 @@ def test_ks_0003_adds_application_credentials_to_an_older_database(tmp_path) -> 
     downgrade(engine, "ks_0002")
     tables = set(inspect(engine).get_table_names())
     assert not tables & {"ks_app_creds", "ks_app_cred_roles", "ks_access_rules", "ks_app_cred_rules"}
+
+
+def test_region_0010_gives_existing_eips_bandwidth_charging_and_no_auto_release(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    engine = create_engine(f"sqlite:///{tmp_path / 'e.db'}")
+    upgrade(engine, "region_0009")
+    with engine.begin() as c:
+        _insert(c, engine, "eips", id="e1", name="old", ip_addr="203.0.113.5", bandwidth=10)
+    assert upgrade(engine).state == "current"
+    with engine.connect() as c:
+        assert c.execute(text("SELECT charge_type, auto_dellocate FROM eips")).all() == [("bandwidth", 0)]
+    downgrade(engine, "region_0009")
+    assert not {"charge_type", "auto_dellocate"} & {col["name"] for col in inspect(engine).get_columns("eips")}
