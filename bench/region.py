@@ -11,11 +11,14 @@ is measured), then times over HTTP:
   GET /servers/<id>                   p50 (target <= 5 ms)
   POST /servers (task queued)         accepted per second, 2 client threads (target >= 200/s)
 
-Figures depend on the machine and on whatever else runs on it; run it on a quiet box.
+Each line also gives the controller's CPU time per request (utime+stime of its process over the
+block): wall-clock figures depend on the machine and on whatever else runs on it (run those on a
+quiet box); CPU per request barely moves with the load.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -31,6 +34,29 @@ import httpx
 from tests.support.controller import Controller
 
 B = "/api/s/compute_v2"
+
+
+def cpu_s(pid: int) -> float:
+    """utime + stime of a process, seconds: unlike wall time it barely moves with the machine's load."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class ServerCpu:
+    """CPU the controller process spends per request over a block of requests."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+
+    def __enter__(self) -> ServerCpu:
+        self.t0 = cpu_s(self.pid)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.used = cpu_s(self.pid) - self.t0
+
+    def per(self, n: int) -> float:
+        return self.used * 1000 / n
 
 
 def timed(client: httpx.Client, path: str, n: int, **params: object) -> list[float]:
@@ -115,18 +141,25 @@ def main() -> None:
             one = seed(ctl, a.servers)
             api = ctl.api
             timed(api, "/servers", 10, limit=20)  # warm up
-            small = timed(api, "/servers", a.reps, limit=20)
-            big = timed(api, "/servers", max(10, a.reps // 5), limit=1000, details="true")
-            get = timed(api, f"/servers/{one}", a.reps)
-            rate = creates(ctl, a.creates)
+            pid = ctl.proc.pid  # type: ignore[union-attr]
+            nbig = max(10, a.reps // 5)
+            with ServerCpu(pid) as c_small:
+                small = timed(api, "/servers", a.reps, limit=20)
+            with ServerCpu(pid) as c_big:
+                big = timed(api, "/servers", nbig, limit=1000, details="true")
+            with ServerCpu(pid) as c_get:
+                get = timed(api, f"/servers/{one}", a.reps)
+            with ServerCpu(pid) as c_post:
+                rate = creates(ctl, a.creates)
             print(f"servers in db: {a.servers + 1}")
             print(f"GET /servers?limit=20            p50 {statistics.median(small):6.1f} ms  p90 {p(small, .9):6.1f} ms"
-                  "  (target p50 <= 10)")
+                  f"  server CPU {c_small.per(a.reps):5.1f} ms/req  (target p50 <= 10)")
             print(f"GET /servers?limit=1000&details  p50 {statistics.median(big):6.1f} ms  p90 {p(big, .9):6.1f} ms"
-                  "  (target p50 <= 50)")
+                  f"  server CPU {c_big.per(nbig):5.1f} ms/req  (target p50 <= 50)")
             print(f"GET /servers/<id>                p50 {statistics.median(get):6.1f} ms  p90 {p(get, .9):6.1f} ms"
-                  "  (target p50 <= 5)")
-            print(f"POST /servers accepted           {rate:6.0f} /s  ({a.creates} creates, 2 threads; target >= 200)")
+                  f"  server CPU {c_get.per(a.reps):5.1f} ms/req  (target p50 <= 5)")
+            print(f"POST /servers accepted           {rate:6.0f} /s  ({a.creates} creates, 2 threads; target >= 200)"
+                  f"  server CPU {c_post.per(a.creates):5.1f} ms/create")
         finally:
             ctl.stop()
 

@@ -6,6 +6,7 @@ import re
 from datetime import datetime
 from typing import Any, TypeVar
 
+import orjson
 from fastapi.responses import Response
 from pydantic import BaseModel, ValidationError
 
@@ -94,7 +95,17 @@ def _default(o: Any) -> Any:
     raise TypeError(f"not serialisable: {type(o).__name__}")
 
 
+def json_bytes(data: Any) -> bytes:
+    """Compact UTF-8 JSON, byte-identical to ``json.dumps(..., separators=(",", ":"), ensure_ascii=False)``
+    but several times faster on list pages of thousands of rows (orjson); datetimes go through
+    ``iso()`` so the bytes keep our one time format. What orjson refuses (integers beyond
+    64 bits, non-string keys, lone surrogates) goes through the standard encoder, as before."""
+    try:
+        return orjson.dumps(data, default=_default, option=orjson.OPT_PASSTHROUGH_DATETIME)
+    except (orjson.JSONEncodeError, TypeError):
+        return json.dumps(data, default=_default, separators=(",", ":"), ensure_ascii=False).encode()
+
+
 def json_response(data: Any, status: int = 200) -> Response:
     """Serialise without FastAPI's per-field encoder (lists of thousands of rows)."""
-    raw = json.dumps(data, default=_default, separators=(",", ":"), ensure_ascii=False)
-    return Response(raw, status_code=status, media_type="application/json")
+    return Response(json_bytes(data), status_code=status, media_type="application/json")
