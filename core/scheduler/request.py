@@ -101,6 +101,8 @@ class ScheduleInput(_Model):
     # what the chosen host's driver must declare (drivers.base.Capability values), e.g. a migration
     # target needs "cold_migrate"; hosts lacking one are filtered out with the capability named
     required_capabilities: list[str] = Field(default_factory=list, max_length=32)
+    # hosts (ids or names) this decision may not use, e.g. the host a migrating server leaves
+    exclude_hosts: list[str] = Field(default_factory=list, max_length=1000)
 
     @field_validator("required_capabilities")
     @classmethod

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from core.scheduler.capacity import offered
 from core.scheduler.placement import Placement
 from core.scheduler.records import GroupRecord, HostRecord, NetworkRecord, StorageRecord, ZoneRecord
 
@@ -315,7 +316,7 @@ class Snapshot:
                 self._storage_tagsets.append(_EMPTY)
             self.s_type[i] = self.stype_codes.code(rec.storage_type)
             self.s_medium[i] = self.medium_codes.code(rec.medium_type)
-            self.s_cap[i] = (rec.capacity - rec.reserved) * rec.cmtbound
+            self.s_cap[i] = offered(rec.capacity, rec.reserved, rec.cmtbound)
             # claims in flight stay counted, as for hosts
             self.s_used[i] = rec.used + sum(
                 d.size for p in self._claims.values() for d in p.disks if d.storage_id == rec.id)
@@ -369,9 +370,9 @@ class Snapshot:
             self.region[i] = self.region_codes.code(rec.cloudregion_id)
             self.htype[i] = self.htype_codes.code(rec.host_type)
             self.arch[i] = self.arch_codes.code(normalize_arch(rec.cpu_arch))
-            self.cpu_cap[i] = (rec.cpu_count - rec.cpu_reserved) * rec.cpu_cmtbound
+            self.cpu_cap[i] = offered(rec.cpu_count, rec.cpu_reserved, rec.cpu_cmtbound)
             self.cpu_used[i] = rec.cpu_used
-            self.mem_cap[i] = (rec.mem_size - rec.mem_reserved) * rec.mem_cmtbound
+            self.mem_cap[i] = offered(rec.mem_size, rec.mem_reserved, rec.mem_cmtbound)
             self.mem_used[i] = rec.mem_used
             self.generation[i] = rec.generation
             self.creating[i] = rec.creating

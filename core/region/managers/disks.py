@@ -13,6 +13,7 @@ from core.region import quotas
 from core.region import statemachine as sm
 from core.region.common import check_name, parse
 from core.region.managers._util import add_names, apply_update, names_by_id
+from core.region.managers.storages import free_capacity
 from core.region.models import Disk, Server, Storage
 from core.region.release import adjust_storage
 from core.region.resource import Manager
@@ -104,11 +105,11 @@ class DiskManager(Manager):
             if data.backend:
                 stmt = stmt.where(Storage.storage_type == data.backend)
             cands = [s for s in session.scalars(stmt)
-                     if (s.capacity - s.reserved) * s.cmtbound - s.used_capacity >= size]
+                     if free_capacity(s) >= size]
             if not cands:
                 raise InsufficientResourceError(f"no storage has {size} MB free")
-            st = max(cands, key=lambda s: (s.capacity - s.reserved) * s.cmtbound - s.used_capacity)
-        if (st.capacity - st.reserved) * st.cmtbound - st.used_capacity < size:
+            st = max(cands, key=free_capacity)
+        if free_capacity(st) < size:
             raise InsufficientResourceError(f"storage {st.name} lacks {size} MB free")
         tenant, domain = str(cred.project_id), cred.project_domain_id or "default"
         names = [check_name(data.name)] if count == 1 else [check_name(f"{data.name}-{i + 1}") for i in range(count)]

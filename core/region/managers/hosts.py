@@ -17,6 +17,7 @@ from core.region.managers._util import add_names, apply_update, names_by_id, uni
 from core.region.managers.storages import free_capacity
 from core.region.models import Host, HostStorage, HostWire, Server, Storage, Wire, Zone
 from core.region.resource import Joint, Manager
+from core.scheduler.capacity import offered
 
 HOST_TYPES = ("hypervisor", "baremetal", "esxi", "container")
 
@@ -362,8 +363,8 @@ def attach_joints(session: Session, cred: Credential | None, row: Host, zone: Zo
 
 def capacity(h: Host) -> dict[str, Any]:
     """Cloudpods' capacity figures: (total - reserved) * cmtbound, and what servers committed."""
-    cpu_total = (h.cpu_count - h.cpu_reserved) * h.cpu_cmtbound
-    mem_total = (h.mem_size - h.mem_reserved) * h.mem_cmtbound
+    cpu_total = offered(h.cpu_count, h.cpu_reserved, h.cpu_cmtbound)
+    mem_total = offered(h.mem_size, h.mem_reserved, h.mem_cmtbound)
     return {"cpu_commit": h.cpu_used, "mem_commit": h.mem_used,
             "cpu_commit_bound": h.cpu_cmtbound, "mem_commit_bound": h.mem_cmtbound,
             "cpu_free": int(cpu_total) - h.cpu_used, "mem_free": int(mem_total) - h.mem_used,

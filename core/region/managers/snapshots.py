@@ -18,6 +18,7 @@ from core.errors import InputParameterError, InvalidStatusError
 from core.region import quotas
 from core.region import statemachine as sm
 from core.region.managers._util import add_names, names_by_id, unique_name
+from core.region.managers.storages import free_capacity
 from core.region.models import Disk, Server, Snapshot
 from core.region.resource import Manager
 from core.tasks.engine import submit
@@ -110,7 +111,7 @@ def resize_disk(session: Session, cred: Credential, disk: Disk, size: Any) -> No
                                  "(allowed: ready, running)")
     grow = new - disk.disk_size
     st = session.get(Storage, disk.storage_id) if disk.storage_id else None
-    if st is not None and (st.capacity - st.reserved) * st.cmtbound - st.used_capacity < grow:
+    if st is not None and free_capacity(st) < grow:
         raise InsufficientResourceError(f"storage {st.name} lacks {grow} MB free")
     quotas.reserve(session, disk.tenant_id, disk.domain_id, storage=grow)
     adjust_storage(session, disk.storage_id, grow)

@@ -13,6 +13,7 @@ from core.region.common import parse
 from core.region.managers._util import add_names, apply_update, names_by_id, unique_name
 from core.region.models import Disk, Host, HostStorage, HostWire, Storage, Wire, Zone
 from core.region.resource import Manager
+from core.scheduler.capacity import offered
 
 STORAGE_TYPES = ("local", "rbd", "nfs", "lvm", "gpfs", "slvm", "baremetal")
 
@@ -33,7 +34,7 @@ class StorageCreate(BaseModel):
 def free_capacity(s: Storage) -> int:
     """MB a storage can still give: ``(capacity - reserved) * cmtbound - used``, whole MB as Cloudpods
     (a float here printed ``1048576.0``)."""
-    return int((s.capacity - s.reserved) * s.cmtbound) - s.used_capacity
+    return int(offered(s.capacity, s.reserved, s.cmtbound)) - s.used_capacity
 
 
 class StorageManager(Manager):

@@ -26,6 +26,7 @@ from core.region.models import Disk, Host, HostStorage, Server
 from core.region.models.host import HOST_TABLE
 from core.region.release import release_host_claim
 from core.region.tasks._common import agent_payload, release_task, server_of, server_ref
+from core.scheduler.capacity import offered
 from core.tasks.engine import Run, TaskBase
 from drivers.base import Capability
 
@@ -41,8 +42,8 @@ class ServerChangeConfigTask(TaskBase):
         dc, dm = int(d.get("cpu", 0)), int(d.get("memory", 0))
         if not run.params.get("claimed") and (dc or dm):
             h = HOST_TABLE.c
-            cap_cpu = (h.cpu_count - h.cpu_reserved) * h.cpu_cmtbound
-            cap_mem = (h.mem_size - h.mem_reserved) * h.mem_cmtbound
+            cap_cpu = offered(h.cpu_count, h.cpu_reserved, h.cpu_cmtbound)
+            cap_mem = offered(h.mem_size, h.mem_reserved, h.mem_cmtbound)
             res = run.session.execute(update(HOST_TABLE).where(
                 h.id == server.host_id, (h.cpu_used + dc <= cap_cpu) | (dc <= 0),
                 (h.mem_used + dm <= cap_mem) | (dm <= 0)).values(
@@ -204,51 +205,25 @@ def move_to_target(run: Run, server: Server, paths: dict[str, str]) -> None:
 def schedule_target(run: Run, server: Server, capability: Capability) -> Any:
     """Place the server on another host that declares ``capability`` (claimed there); the params a
     migration keeps (target, source, claim, disks' storages); None if no host fits."""
+    from core.region.scheduling import CACHE
     from core.scheduler import ScheduleInput
 
+    if not server.host_id:
+        run.fail("the server is on no host")
     disks = list(run.session.scalars(select(Disk).where(Disk.server_id == server.id)))
     req = ScheduleInput.model_validate({
         "vcpu_count": server.vcpu_count, "vmem_size": server.vmem_size, "hypervisor": server.hypervisor,
-        "prefer_host": run.params.get("prefer_host"),
+        "prefer_host": run.params.get("prefer_host"), "exclude_hosts": [server.host_id],
         "disks": [{"index": d.disk_index, "size": d.disk_size} for d in disks], "count": 1,
         "required_capabilities": [capability.value]})  # the target must take the guest in
-    if not server.host_id:
-        run.fail("the server is on no host")
-    result = _place_excluding(run, req, server.host_id)
-    if not result:
+    # claimed like a create: generation-guarded, conflicts re-placed (claims.place_and_claim)
+    result = CACHE.place(run.session, req)
+    if not result.placements:
         return None
-    p: Any = result[0]  # a scheduler Placement
+    p: Any = result.placements[0]  # a scheduler Placement
     run.set_params(target=p.host_id, source=server.host_id, vcpu=p.vcpu, vmem=p.vmem,
                    disks=[{"index": d.index, "storage_id": d.storage_id} for d in p.disks])
     return p
-
-
-def _place_excluding(run: Run, req: object, host_id: str | None) -> list[object]:
-    """Place with the server's current host taken out of this one decision."""
-    from core.region.scheduling import CACHE
-    from core.scheduler.claims import claim
-
-    with CACHE.lock:
-        snap = CACHE.refresh(run.session)
-        slot = snap.host_index.get(host_id or "")
-        was = bool(snap.enabled[slot]) if slot is not None else None
-        if slot is not None:
-            snap.enabled[slot] = False
-        try:
-            from core.scheduler import place
-
-            result = place(req, snap)  # type: ignore[arg-type]
-        finally:
-            if slot is not None and was is not None:
-                snap.enabled[slot] = was
-        if not result.placements:
-            return []
-        run.session.info["sched_claimed"] = True
-        outcome = claim(run.session, HOST_TABLE, result.placements)
-        snap.settle(outcome.committed, outcome.generations)
-        for p in outcome.conflicts:
-            snap.release(p)
-        return list(outcome.committed)
 
 
 class ServerRebuildRootTask(TaskBase):

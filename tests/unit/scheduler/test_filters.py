@@ -81,6 +81,14 @@ def test_prefer_host_by_id_or_name() -> None:
     assert reasons(HostFilter(), snap)["h0"] == ""
 
 
+def test_exclude_hosts_by_id_or_name() -> None:
+    """A migration takes its source out of the decision through the request, not the snapshot."""
+    snap = snapshot(3)
+    assert reasons(HostFilter(), snap, exclude_hosts=["h0", "node2"]) == {"h0": host.EXCLUDED_HOST, "h1": "",
+                                                                          "h2": host.EXCLUDED_HOST}
+    assert snap.enabled[snap.host_index["h0"]]  # the shared snapshot is untouched
+
+
 def test_arch() -> None:
     snap = snapshot(hosts=[mkhost(0), mkhost(1, cpu_arch="arm64")])
     assert reasons(ArchFilter(), snap, os_arch="aarch64") == {"h0": arch.WRONG_ARCH, "h1": ""}
