@@ -250,13 +250,20 @@ def quota_show(obj: Any, project: str | None) -> None:
 @click.option("--ips", type=int, default=None)
 @click.option("--images", type=int, default=None)
 @click.option("--snapshot", type=int, default=None, help="Disk snapshots")
+@click.option("--domain", default=None,
+              help="Cap a domain instead (name or id; system admins): its projects together stay within it")
 @output_options
 @click.pass_obj
-def quota_set(obj: Any, project: str | None, **limits: Any) -> None:
-    """Set quota limits (-1 = unlimited)."""
+def quota_set(obj: Any, project: str | None, domain: str | None, **limits: Any) -> None:
+    """Set quota limits (-1 = unlimited; with --domain, -1 removes the domain's own cap)."""
     body: dict[str, Any] = {"quota": {k: v for k, v in limits.items() if v is not None}}
     if not body["quota"]:
         raise click.UsageError("give at least one limit")
+    if domain:
+        if project:
+            raise click.UsageError("give --project or --domain, not both")
+        show_object(obj.client().post(S, f"/quotas/domains/{domain}", json={"quotas": body["quota"]})["quota"])
+        return
     if project:
         body["project"] = project
     show_object(obj.client().post(S, "/quotas", json=body)["quota"])

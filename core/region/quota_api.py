@@ -5,13 +5,15 @@
     GET  /quotas/projects/<project>   one project (id or name); also GET /quotas/<project>
     POST /quotas  {"quotas": {"cpu": 64, ...}, "project": "<id>"}   set limits (admins)
     POST /quotas/projects/<project>   (and POST /quotas/<project>) the same for a named project
-    GET  /quotas/domains[/<domain>]   per domain: the sum of its projects' limits and usage
+    GET  /quotas/domains[/<domain>]   per domain: its caps, else the sum of its projects' limits; usage
+    POST /quotas/domains/<domain>  {"quotas": {"cpu": 512, ...}}  a domain's own caps (system admins)
     GET  /usages                      the caller's usage; system admins: the whole cloud
 
-Limits are per project here (one row each, reserved by one UPDATE); a domain's quota is the
-sum of its projects' (what Cloudpods reports as a domain's ``total``), so setting a domain quota
-is refused with a 400 that says to set its projects'. Replies carry ``quotas`` as a list, as
-Cloudpods' quota handler sends, plus ``quota`` (the one row) for our climc.
+Limits are per project (one row each, reserved by one UPDATE). A domain may also have caps of its
+own, as Cloudpods' domain-level quota: its projects' usage together stays within them (checked at
+each reservation, see quotas.reserve); a key without a cap shows the sum of its projects' limits.
+Replies carry ``quotas`` as a list, as Cloudpods' quota handler sends, plus ``quota`` (the one row)
+for our climc.
 """
 from __future__ import annotations
 
@@ -79,12 +81,29 @@ def get_domain_quota(domain: str, session: SessionDep, cred: CredentialDep) -> R
 
 
 @router.post("/quotas/domains/{domain}")
-def set_domain_quota(domain: str, session: SessionDep, cred: CredentialDep) -> Response:
-    enforce(cred, "compute:quotas:manage")
+def set_domain_quota(domain: str, session: SessionDep, cred: CredentialDep, body: Any = Body(default=None)
+                     ) -> Response:
+    enforce(cred, "compute:quotas:manage_domains")
     d = _domain(session, domain)
-    raise UnsupportedOperationError(
-        f"quotas are per project here: a domain's is the sum of its projects'; set those with "
-        f"POST /quotas/projects/<project> (domain {d.name})")
+    data = unwrap(body, "quotas") if isinstance(body, dict) and isinstance(body.get("quotas"), dict) \
+        else unwrap(body, "quota")
+    action = data.get("action") or "update"
+    if action not in ("update", "reset"):
+        raise UnsupportedOperationError(f"action: {action!r} is not supported (update or reset)")
+    unknown = [k for k in data if k not in quotas.KEYS and k not in _OWNER_KEYS + ("domain",)]
+    if unknown:
+        raise InputParameterError(f"{unknown[0]}: not a quota (known: {', '.join(quotas.KEYS)})")
+    limits = {k: v for k, v in data.items() if k in quotas.KEYS}
+    begin_write(session)
+    quotas.set_domain_limits(session, d.id, limits, reset=action == "reset")
+    from core.audit import record
+
+    record(session, cred, service="compute", action="set-quota", obj_type="domain_quota", obj_id=d.id,
+           obj_name=d.name, notes=action if action == "reset" else ", ".join(f"{k}={v}" for k, v in limits.items()))
+    session.flush()
+    out = _domain_total(session, d)
+    session.commit()
+    return json_response({"quotas": [out], "quota": out})
 
 
 @router.get("/quotas/projects/{project}")
@@ -136,17 +155,21 @@ def _project_names(session: Any, ids: list[str]) -> dict[str, str]:
 
 
 def _domain_total(session: Any, dom: Any) -> dict[str, Any]:
-    """A domain's quota as the sum of its projects' (a project without a row has the defaults;
-    any unlimited project makes the domain unlimited)."""
+    """A domain's quota: its own cap per key where it has one, else the sum of its projects' (a
+    project without a row has the defaults; any unlimited project makes the domain unlimited)."""
     from core.keystone.models import Project
+    from core.region.models import DomainQuota
 
     out: dict[str, Any] = {"domain_id": dom.id, "project_domain": dom.name}
     pids = list(session.scalars(select(Project.id).where(Project.domain_id == dom.id)))
     rows = {r.tenant_id: r for r in session.scalars(select(Quota).where(Quota.domain_id == dom.id))}
     bare = sum(1 for p in pids if p not in rows)
+    cap = session.get(DomainQuota, dom.id)
     for k in quotas.KEYS:
         limits = [getattr(r, k) for r in rows.values()] + [quotas.DEFAULTS[k]] * bare
-        out[k] = -1 if any(v < 0 for v in limits) else sum(limits)
+        own = getattr(cap, k) if cap is not None else -1
+        out[k] = own if own >= 0 else -1 if any(v < 0 for v in limits) else sum(limits)
+        out[f"domain_limit.{k}"] = own
         out[f"usage.{k}"] = sum(getattr(r, f"used_{k}") for r in rows.values())
     out["projects"] = len(set(pids) | set(rows))
     return out

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import and_, case, select, update
+from sqlalchemy import and_, case, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core.errors import InputParameterError, OutOfQuotaError
-from core.region.models import Quota
+from core.region.models import DomainQuota, Quota
 
 KEYS = ("cpu", "memory", "storage", "servers", "ips", "images", "snapshot")
 UNITS = {"cpu": "vCPU", "memory": "MB", "storage": "MB", "servers": "", "ips": "", "images": "", "snapshot": ""}
@@ -44,6 +44,7 @@ def reserve(session: Session, tenant_id: str, domain_id: str = "default", **amou
             raise ValueError(f"unknown quota key {k}")
     if not want:
         return {}
+    _check_domain_cap(session, domain_id, want)
     conds = []
     for k, v in want.items():
         limit, used = getattr(Quota, k), getattr(Quota, f"used_{k}")
@@ -68,6 +69,45 @@ def reserve(session: Session, tenant_id: str, domain_id: str = "default", **amou
             unit = f" {UNITS[k]}" if UNITS[k] else ""
             over.append(f"{k} (requested {v}{unit}, used {used}, limit {limit})")
     raise OutOfQuotaError("out of quota: " + "; ".join(over or ["limits changed, retry"]))
+
+
+def _check_domain_cap(session: Session, domain_id: str, want: dict[str, int]) -> None:
+    """A domain with a cap of its own (POST /quotas/domains/<d>): its projects' usage together plus
+    ``want`` must stay within it. The cap row is locked, so two projects of one domain reserving at
+    once are checked one after the other (domains without a cap pay one primary-key read)."""
+    cap = session.scalar(select(DomainQuota).where(DomainQuota.domain_id == domain_id).with_for_update()
+                         .execution_options(populate_existing=True))
+    if cap is None:
+        return
+    over = []
+    for k, v in want.items():
+        limit = getattr(cap, k)
+        if v <= 0 or limit < 0:
+            continue
+        used = int(session.scalar(select(func.coalesce(func.sum(getattr(Quota, f"used_{k}")), 0))
+                                  .where(Quota.domain_id == domain_id)) or 0)
+        if used + v > limit:
+            unit = f" {UNITS[k]}" if UNITS[k] else ""
+            over.append(f"{k} (requested {v}{unit}, used {used} in the domain, domain limit {limit})")
+    if over:
+        raise OutOfQuotaError(f"out of domain {domain_id}'s quota: " + "; ".join(over))
+
+
+def set_domain_limits(session: Session, domain_id: str, limits: dict[str, Any], reset: bool = False) -> DomainQuota:
+    """Set (or with ``reset`` clear) a domain's own caps; -1 removes one cap."""
+    row = session.get(DomainQuota, domain_id)
+    if row is None:
+        row = DomainQuota(domain_id=domain_id, **{k: -1 for k in KEYS})
+        session.add(row)
+    for k in KEYS if reset else ():
+        setattr(row, k, -1)
+    for k, v in limits.items():
+        if k not in KEYS:
+            raise InputParameterError(f"{k}: not a quota (known: {', '.join(KEYS)})")
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise InputParameterError(f"{k}: must be an integer (-1 for no domain cap)")
+        setattr(row, k, v)
+    return row
 
 
 def release(session: Session, tenant_id: str, amounts: dict[str, int]) -> None:

@@ -37,13 +37,36 @@ def test_project_quota_show_and_set_by_name_on_cloudpods_paths(controller: Contr
     default = next(d for d in doms if d["domain_id"] == "default")
     assert default["cpu"] >= 333 and default["project_domain"] == "Default"
     assert api.get(f"{C}/quotas/domains/Default").json()["quotas"][0]["cpu"] == default["cpu"]
-    r = api.post(f"{C}/quotas/domains/default", json={"quotas": {"cpu": 1}})
-    assert r.status_code == 400 and "per project" in r.json()["details"], r.text
     r = api.post(f"{C}/quotas/projects/system", json={"quotas": {"cpu": 1, "action": "sub"}})
     assert r.status_code == 400, r.text
     assert api.get(f"{C}/quotas/projects/no-such-{uuid.uuid4().hex[:6]}").status_code == 404
     r = api.post(f"{C}/quotas/projects/system", json={"quotas": {"action": "reset"}})
     assert r.status_code == 200 and r.json()["quota"]["cpu"] == 256, r.text
+
+
+def test_domain_quota_set_show_and_reset(controller: Controller) -> None:
+    """Cloudpods' domain-level quota: a system admin caps a domain; the cap shows in the domain's
+    quota (keys without one show the sum of its projects'); a member cannot set it."""
+    from tests.e2e.test_identity_support import admin, mk_domain
+
+    with admin(controller) as a:
+        dom = mk_domain(a)
+    api = controller.api
+    r = api.post(f"{C}/quotas/domains/{dom['name']}", json={"quotas": {"cpu": 64, "servers": 10}})
+    assert r.status_code == 200, r.text
+    q = r.json()["quotas"][0]
+    assert q["domain_id"] == dom["id"] and q["cpu"] == 64 and q["servers"] == 10 and q["domain_limit.memory"] == -1
+    shown = api.get(f"{C}/quotas/domains/{dom['id']}").json()["quota"]
+    assert shown["cpu"] == 64 and shown["domain_limit.cpu"] == 64
+    assert api.post(f"{C}/quotas/domains/{dom['id']}", json={"quotas": {"cpu": "many"}}).status_code == 400
+    assert api.post(f"{C}/quotas/domains/{dom['id']}", json={"quotas": {"gpus": 1}}).status_code == 400
+    out = controller.climc("quota-set", "--domain", dom["name"], "--cpu", "32", "-o", "json")
+    assert out.returncode == 0 and '"cpu": 32' in out.stdout, out.stderr
+    r = api.post(f"{C}/quotas/domains/{dom['id']}", json={"quotas": {"action": "reset"}})
+    assert r.status_code == 200 and r.json()["quota"]["domain_limit.cpu"] == -1, r.text
+    _pid, tok = tenant(controller)
+    with client_for(controller, tok) as m:
+        assert m.post(f"{C}/quotas/domains/{dom['id']}", json={"quotas": {"cpu": 1}}).status_code == 403
 
 
 def test_another_projects_member_cannot_read_or_set_quotas_of_others(controller: Controller) -> None:

@@ -32,6 +32,8 @@ rules += [
          description="See and create hosts run by the controller's executor, and their driver config."),
     Rule("compute:quotas:get", "reader", description="Show the project's quota."),
     Rule("compute:quotas:manage", "admin", description="Set any project's quota."),
+    Rule("compute:quotas:manage_domains", "admin", ("system",),
+         description="Set a domain's own quota caps (the sum of its projects' usage stays within them)."),
     Rule("compute:usages:get", "reader", description="Show resource usage."),
     Rule("compute:capabilities:get", "reader",
          description="Show what a server-create can ask for (hypervisors, storage types)."),

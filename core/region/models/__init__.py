@@ -6,6 +6,7 @@ from core.region.models.compute import Disk, Server
 from core.region.models.host import Host, HostStorage, HostWire, Storage
 from core.region.models.infra import Cloudregion, Vpc, Wire, Zone
 from core.region.models.misc import (
+    DomainQuota,
     Eip,
     GuestSecgroup,
     InstanceSnapshot,
@@ -19,7 +20,8 @@ from core.region.models.network import IpAllocation, Network
 from core.tasks.models import Task, WorkItem  # the task tables ship with the region branch
 
 __all__ = [
-    "Cachedimage", "Cloudaccount", "Cloudprovider", "Cloudregion", "Disk", "Eip", "GuestSecgroup", "Host",
+    "Cachedimage", "Cloudaccount", "Cloudprovider", "Cloudregion", "Disk", "DomainQuota", "Eip", "GuestSecgroup",
+    "Host",
     "HostStorage", "HostWire", "InstanceSnapshot", "IpAllocation", "Keypair", "Network", "Quota", "Secgroup",
     "SecgroupRule", "Server",
     "Snapshot", "Storage", "Task", "Vpc", "Wire", "WorkItem", "Zone",

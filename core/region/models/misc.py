@@ -107,3 +107,19 @@ class Quota(Base):
     used_ips: Mapped[int] = mapped_column(BigInteger, default=0)
     used_images: Mapped[int] = mapped_column(BigInteger, default=0)
     used_snapshot: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+
+
+class DomainQuota(Base):
+    """A domain's own cap on what its projects use together (Cloudpods' domain-level quota); -1 is
+    no cap of its own, leaving the sum of its projects' limits. Only domains given a cap have a row."""
+
+    __tablename__ = "domain_quotas"
+
+    domain_id: Mapped[str64] = mapped_column(primary_key=True)
+    cpu: Mapped[int] = mapped_column(BigInteger, default=-1)
+    memory: Mapped[int] = mapped_column(BigInteger, default=-1)
+    storage: Mapped[int] = mapped_column(BigInteger, default=-1)
+    servers: Mapped[int] = mapped_column(BigInteger, default=-1)
+    ips: Mapped[int] = mapped_column(BigInteger, default=-1)
+    images: Mapped[int] = mapped_column(BigInteger, default=-1)
+    snapshot: Mapped[int] = mapped_column(BigInteger, default=-1)

@@ -196,3 +196,16 @@ def test_region_0010_gives_existing_eips_bandwidth_charging_and_no_auto_release(
         assert c.execute(text("SELECT charge_type, auto_dellocate FROM eips")).all() == [("bandwidth", 0)]
     downgrade(engine, "region_0009")
     assert not {"charge_type", "auto_dellocate"} & {col["name"] for col in inspect(engine).get_columns("eips")}
+
+
+def test_region_0011_adds_domain_quotas_and_keeps_project_quotas(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    engine = create_engine(f"sqlite:///{tmp_path / 'dq.db'}")
+    upgrade(engine, "region_0010")
+    with engine.begin() as c:
+        _insert(c, engine, "quotas", tenant_id="p1", domain_id="default", cpu=8)
+    assert upgrade(engine).state == "current"
+    with engine.connect() as c:
+        assert c.execute(text("SELECT cpu FROM quotas")).all() == [(8,)]
+        assert c.execute(text("SELECT count(*) FROM domain_quotas")).scalar() == 0
+    downgrade(engine, "region_0010")
+    assert "domain_quotas" not in inspect(engine).get_table_names()

@@ -64,3 +64,24 @@ def test_concurrent_reservations_never_exceed(db: Database) -> None:
     with db.session() as s:
         row = s.get(Quota, "p3")
         assert row is not None and row.used_servers == 25
+
+
+def test_a_domain_cap_bounds_its_projects_together(db: Database) -> None:
+    with db.session() as s:
+        quotas.set_domain_limits(s, "d9", {"cpu": 5})
+        s.commit()
+    with db.session() as s:
+        quotas.reserve(s, "d9-p1", "d9", cpu=3)
+        s.commit()
+    with db.session() as s, pytest.raises(OutOfQuotaError, match=r"domain d9's quota: cpu \(requested 3 vCPU, "
+                                                                 r"used 3 in the domain, domain limit 5\)"):
+        quotas.reserve(s, "d9-p2", "d9", cpu=3)
+    with db.session() as s:
+        quotas.reserve(s, "d9-p2", "d9", cpu=2, memory=10)  # memory has no domain cap
+        quotas.reserve(s, "other-p", "d8", cpu=50)  # another domain is not bound by it
+        s.commit()
+    with db.session() as s:
+        quotas.set_domain_limits(s, "d9", {}, reset=True)
+        s.commit()
+    with db.session() as s:
+        quotas.reserve(s, "d9-p2", "d9", cpu=3)
