@@ -16,7 +16,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -43,25 +43,29 @@ class Lab:
     host_ns: str
     tag: str
     guests: dict[str, str]  # server id -> its namespace
+    plugged: dict[str, str] = field(default_factory=dict)  # server id -> the host namespace its port is in
 
-    def ruleset(self) -> str:
-        return sh("ip", "netns", "exec", self.host_ns, "nft", "list", "table", "inet", TABLE, check=False).stdout + \
-            sh("ip", "netns", "exec", self.host_ns, "nft", "list", "table", "bridge", TABLE, check=False).stdout
+    def ruleset(self, host_ns: str = "") -> str:
+        ns = host_ns or self.host_ns
+        return sh("ip", "netns", "exec", ns, "nft", "list", "table", "inet", TABLE, check=False).stdout + \
+            sh("ip", "netns", "exec", ns, "nft", "list", "table", "bridge", TABLE, check=False).stdout
 
-    def plug(self, srv: dict[str, Any]) -> str:
+    def plug(self, srv: dict[str, Any], host_ns: str = "") -> str:
         """A namespace as the guest: its nic's MAC and IP, the host end named as the guest's tap (a
-        plugged guest plugged again: a new port, as when its qemu starts again)."""
+        plugged guest plugged again: a new port, as when its qemu starts again; ``host_ns``: on
+        another host, as after a migration)."""
         nic = srv["nics"][0]
         tap = tap_name(srv["id"], 0)
         ns = self.guests.get(srv["id"], "")
         if ns:
-            sh("ip", "-n", self.host_ns, "link", "del", tap)
+            sh("ip", "-n", self.plugged[srv["id"]], "link", "del", tap)
         else:
             ns = f"cmng{len(self.guests)}{self.tag}"
             sh("ip", "netns", "add", ns)
             self.guests[srv["id"]] = ns
-        sh("ip", "-n", self.host_ns, "link", "add", tap, "type", "veth", "peer", "name", "eth0", "netns", ns)
-        sh("ip", "-n", self.host_ns, "link", "set", tap, "master", "cmnbr", "up")
+        host_ns = self.plugged[srv["id"]] = host_ns or self.host_ns
+        sh("ip", "-n", host_ns, "link", "add", tap, "type", "veth", "peer", "name", "eth0", "netns", ns)
+        sh("ip", "-n", host_ns, "link", "set", tap, "master", "cmnbr", "up")
         sh("ip", "-n", ns, "link", "set", "eth0", "address", nic["mac"], "up")
         sh("ip", "-n", ns, "link", "set", "lo", "up")
         sh("ip", "-n", ns, "addr", "add", f"{nic['ip_addr']}/24", "dev", "eth0")
@@ -428,3 +432,81 @@ def test_nic_bandwidth_limit_with_real_packets(lab: Lab) -> None:
     # 0 lifts it
     assert ctl.climc("server-change-bandwidth", a["id"], a["nics"][0]["mac"], "0").returncode == 0
     wait_for(lambda: "tbf" not in qdiscs() and "ingress" not in qdiscs(), 10, "the limit gone")
+
+
+def test_eip_and_security_group_follow_a_migration_to_another_host(lab: Lab, tmp_path_factory: pytest.TempPathFactory
+                                                                   ) -> None:
+    """Two hosts, each its agent and its own nftables (its own namespace): a server made with
+    --eip-bw on host A has its chains and NAT there only; migrated to host B, both agents re-pull:
+    A's chains and NAT are gone, B's are there, and real packets reach the guest on B through the
+    EIP (and leave with it) where they reached it on A before."""
+    ctl, tag = lab.ctl, lab.tag
+    host_b = f"cmnh2{tag}"
+    outside = f"cmnm{tag}"
+    pub = f"cmn-mig-{tag}"
+    agent_b = None
+    try:
+        sh("ip", "netns", "add", host_b)
+        sh("ip", "-n", host_b, "link", "add", "cmnbr", "type", "bridge")
+        sh("ip", "-n", host_b, "link", "set", "cmnbr", "up")
+        agent_b = AgentProc.join(ctl, tmp_path_factory.mktemp("cmn-b") / "agent", f"cmnb-{tag}", settings={
+            "firewall": "nft", "firewall_netns": host_b, "firewall_table": TABLE})
+        agent_b.start()
+        # outside: one link to each host; the EIP is routed to whichever host holds it
+        sh("ip", "netns", "add", outside)
+        sh("ip", "-n", outside, "link", "set", "lo", "up")
+        for host_ns, up, dev, net in ((lab.host_ns, "cmnua", "eth0", "198.51.100"), (host_b, "cmnub", "eth1",
+                                                                                     "198.51.102")):
+            sh("ip", "-n", host_ns, "addr", "replace", "10.199.0.1/24", "dev", "cmnbr")  # the guests' gateway
+            sh("ip", "-n", host_ns, "link", "add", up, "type", "veth", "peer", "name", dev, "netns", outside)
+            sh("ip", "-n", host_ns, "addr", "add", f"{net}.1/24", "dev", up)
+            sh("ip", "-n", host_ns, "link", "set", up, "up")
+            sh("ip", "-n", outside, "addr", "add", f"{net}.2/24", "dev", dev)
+            sh("ip", "-n", outside, "link", "set", dev, "up")
+        assert ctl.climc("network-create", "default", f"cmn-mignet-{tag}", "192.0.2.10", "192.0.2.20", "24",
+                         "--server-type", "eip").returncode == 0
+        assert ctl.climc("secgroup-create", pub).returncode == 0
+        for args in (("--protocol", "tcp", "--ports", "8080"), ("--protocol", "icmp"), ("--direction", "out")):
+            assert ctl.climc("secgroup-rule-create", pub, *args).returncode == 0
+        g = create(lab, f"cmn-m-{tag}", "--secgroup", pub, "--eip-bw", "50", "--host", lab.agent.cfg["host_name"])
+        eip, gip = g["eip"], g["nics"][0]["ip_addr"]
+        assert eip and g["host_id"] == lab.agent.host_id
+        ns = lab.plug(g)
+        sh("ip", "-n", ns, "route", "add", "default", "via", "10.199.0.1")
+        nat = f"{eip} : {gip}"
+        wait_for(lambda: nat in lab.ruleset() and chain(g, "in") in lab.ruleset(), 20, "g's chains and NAT on A")
+        assert nat not in lab.ruleset(host_b) and chain(g, "src") not in lab.ruleset(host_b)
+        sh("ip", "-n", outside, "route", "replace", f"{eip}/32", "via", "198.51.100.1")
+        assert exchange(lab, ns, outside, eip, 8080) == ("198.51.100.2", gip)
+        assert exchange(lab, outside, ns, "198.51.100.2", 9001)[0] == eip
+
+        # stopped, migrated to B, started there (its port now on B's bridge)
+        assert ctl.climc("server-stop", g["id"]).returncode == 0
+        wait_for(lambda: server(ctl, g["id"])["status"] == "ready", 30, "g stopped")
+        r = ctl.climc("server-migrate", g["id"], "--host", agent_b.cfg["host_name"])
+        assert r.returncode == 0, r.stderr
+        moved = wait_for(lambda: (s := server(ctl, g["id"]))["status"] == "ready" and not s["active_task_id"] and s,
+                         60, "g migrated")
+        assert moved["host_id"] == agent_b.host_id and moved["eip"] == eip
+        wait_for(lambda: nat not in lab.ruleset() and chain(g, "in") not in lab.ruleset() and
+                 chain(g, "src") not in lab.ruleset(), 20, "g's chains and NAT gone from A")
+        wait_for(lambda: nat in lab.ruleset(host_b) and chain(g, "in") in lab.ruleset(host_b), 20,
+                 "g's chains and NAT on B")
+        assert ctl.climc("server-start", g["id"]).returncode == 0
+        wait_for(lambda: server(ctl, g["id"])["status"] == "running", 30, "g running on B")
+        lab.plug(g, host_b)
+        sh("ip", "-n", ns, "route", "replace", "default", "via", "10.199.0.1")
+        sh("ip", "-n", outside, "route", "replace", f"{eip}/32", "via", "198.51.102.1")
+        assert exchange(lab, ns, outside, eip, 8080) == ("198.51.102.2", gip)
+        assert exchange(lab, outside, ns, "198.51.102.2", 9002)[0] == eip
+        # the group still decides on B: 8081 is not allowed in
+        assert sh("ip", "netns", "exec", outside, "nc", "-z", "-w1", eip, "8081", check=False).returncode != 0
+        assert ctl.climc("server-delete", "-f", "--delete-eip", g["id"]).returncode == 0
+        wait_for(lambda: ctl.api.get(f"{B}/servers/{g['id']}").status_code == 404, 30, "g deleted")
+        wait_for(lambda: nat not in lab.ruleset(host_b) and chain(g, "in") not in lab.ruleset(host_b), 20,
+                 "g's chains and NAT gone from B")
+    finally:
+        if agent_b is not None:
+            agent_b.stop()
+        for n in (outside, host_b):
+            sh("ip", "netns", "del", n, check=False)
