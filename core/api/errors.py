@@ -13,11 +13,12 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DataError, OperationalError
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from core.errors import (
     CloudpodsError,
+    ConflictError,
     InputParameterError,
     NotSupportedError,
     ResourceNotFoundError,
@@ -82,6 +83,16 @@ def install(app: FastAPI) -> None:
         rid = getattr(request.state, "request_id", "?")
         log.warning("database unavailable in request %s: %s", rid, str(exc.orig)[:200])
         return error_response(request, ServiceUnavailableError("database unavailable, retry later"))
+
+    @app.exception_handler(IntegrityError)
+    async def _conflict(request: Request, exc: IntegrityError) -> JSONResponse:
+        # the one place a unique/foreign-key violation becomes an answer: two writers raced past a
+        # check (the same name created twice at once), or a row vanished under a reference; the
+        # request lost, nothing half-written stays (its transaction rolled back)
+        rid = getattr(request.state, "request_id", "?")
+        log.info("integrity conflict in request %s: %s", rid, str(exc.orig)[:200])
+        return error_response(request, ConflictError("the change conflicts with another one (a duplicate name, "
+                                                     "or a resource changed meanwhile); retry"))
 
     @app.exception_handler(OverflowError)
     @app.exception_handler(DataError)

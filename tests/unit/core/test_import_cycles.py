@@ -1,0 +1,134 @@
+"""No import cycle at import time: the module-level imports of the product's packages form a DAG.
+
+Walks every module's top-level imports with ``ast`` (imports under ``if TYPE_CHECKING:`` and inside
+functions are left out: they run after every module is initialised, which is how a deliberate
+late binding is written). A cycle here is a module that may be half-initialised when another
+reads it; the message names the modules to untangle.
+"""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from tests.support.controller import REPO
+
+PACKAGES = ("core", "drivers", "climc", "ocadm")
+
+
+def _modules() -> dict[str, Path]:
+    out: dict[str, Path] = {}
+    for pkg in PACKAGES:
+        for f in (REPO / pkg).rglob("*.py"):
+            if "migrations" in f.parts:
+                continue
+            parts = list(f.relative_to(REPO).with_suffix("").parts)
+            if parts[-1] == "__init__":
+                parts = parts[:-1]
+            out[".".join(parts)] = f
+    return out
+
+
+def _is_type_checking(test: ast.expr) -> bool:
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+
+
+def module_imports(name: str, path: Path, known: dict[str, Path]) -> set[str]:
+    """The known modules ``name`` imports when it is imported (its top-level statements)."""
+    is_pkg = path.name == "__init__.py"
+    out: set[str] = set()
+
+    def targets(node: ast.Import | ast.ImportFrom) -> list[str]:
+        if isinstance(node, ast.Import):
+            return [a.name for a in node.names]
+        base = node.module or ""
+        if node.level:
+            here = name.split(".") if is_pkg else name.split(".")[:-1]
+            here = here[: len(here) - (node.level - 1)]
+            base = ".".join(here + ([base] if base else []))
+        return [base, *(f"{base}.{a.name}" for a in node.names)]
+
+    def walk(body: list[ast.stmt]) -> None:
+        for n in body:
+            if isinstance(n, ast.Import | ast.ImportFrom):
+                for m in targets(n):
+                    while m and m not in known:
+                        m = m.rpartition(".")[0]
+                    if m and m != name:
+                        out.add(m)
+            elif isinstance(n, ast.If):
+                if not _is_type_checking(n.test):
+                    walk(n.body)
+                walk(n.orelse)
+            elif isinstance(n, ast.Try):
+                walk(n.body)
+                for h in n.handlers:
+                    walk(h.body)
+                walk(n.orelse)
+                walk(n.finalbody)
+
+    walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path)).body)
+    return out
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components with more than one module (Tarjan, iterative)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on: set[str] = set()
+    found: list[list[str]] = []
+    counter = 0
+    for root in sorted(graph):
+        if root in index:
+            continue
+        work = [(root, iter(sorted(graph[root])))]
+        index[root] = low[root] = counter
+        counter += 1
+        stack.append(root)
+        on.add(root)
+        while work:
+            v, it = work[-1]
+            w = next(it, None)
+            if w is not None:
+                if w not in index:
+                    index[w] = low[w] = counter
+                    counter += 1
+                    stack.append(w)
+                    on.add(w)
+                    work.append((w, iter(sorted(graph.get(w, ())))))
+                elif w in on:
+                    low[v] = min(low[v], index[w])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[v])
+            if low[v] == index[v]:
+                comp = []
+                while True:
+                    x = stack.pop()
+                    on.discard(x)
+                    comp.append(x)
+                    if x == v:
+                        break
+                if len(comp) > 1:
+                    found.append(sorted(comp))
+    return found
+
+
+def test_no_import_time_cycle_between_modules() -> None:
+    known = _modules()
+    graph = {m: module_imports(m, f, known) for m, f in known.items()}
+    assert not cycles(graph), f"modules that import each other at import time: {cycles(graph)}"
+
+
+def test_the_walk_finds_a_cycle(tmp_path: Path) -> None:
+    """The test above can fail: two modules importing each other are reported, a lazy import is not."""
+    a, b, c = tmp_path / "a.py", tmp_path / "b.py", tmp_path / "c.py"
+    a.write_text("from pkg import b\n")
+    b.write_text("import pkg.a\nfrom typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import pkg.c\n")
+    c.write_text("def f():\n    import pkg.a\n")
+    known = {"pkg.a": a, "pkg.b": b, "pkg.c": c}
+    graph = {m: module_imports(m, f, known) for m, f in known.items()}
+    assert graph == {"pkg.a": {"pkg.b"}, "pkg.b": {"pkg.a"}, "pkg.c": set()}
+    assert cycles(graph) == [["pkg.a", "pkg.b"]]
