@@ -240,6 +240,8 @@ class Client:
         url = base + "/auth/tokens"
         try:
             resp = self._send("POST", url, json_body=self._auth_body(), auth=False)
+        except UnauthorizedError as e:
+            raise UnauthorizedError(self._login_refused(e.details)) from None
         except CloudpodsError as e:
             if getattr(e, "code", 0) not in (404, 405):
                 raise
@@ -254,6 +256,17 @@ class Client:
         if self.use_cache:
             self._store_cached()
         return self._token_body
+
+    def _login_refused(self, details: str) -> str:
+        """Keystone's 401 says only "requires authentication": name what was sent and what to check."""
+        a = self.auth
+        said = "" if "requires authentication" in details else f"{details}; "
+        if a.token:
+            return f"{said}OS_AUTH_TOKEN was refused (expired or revoked): unset it to log in with OS_USERNAME"
+        scope = ("system" if a.system_scope else f"project {a.project_id}" if a.project_id else
+                 f"project {a.project_name} (domain {a.project_domain})" if a.project_name else "no scope")
+        return (f"{said}login of OS_USERNAME={a.username} (domain {a.user_domain}, {scope}) refused: check "
+                "OS_PASSWORD and OS_PROJECT_NAME (`source rc_admin` sets them)")
 
     @property
     def token(self) -> str:

@@ -46,7 +46,9 @@ def test_wrong_password_is_one_line_401(controller: Controller) -> None:
     env["XDG_CACHE_HOME"] = env["XDG_CACHE_HOME"] + "-wrong"
     r = controller.climc("endpoint-list", env=env)
     assert r.returncode == 1
-    assert r.stderr.strip() == "Error: authentication failed (401)"
+    line = r.stderr.strip()
+    assert line.startswith("Error: authentication failed (401): login of OS_USERNAME=") and "\n" not in line
+    assert "check OS_PASSWORD" in line and "wrong" not in line  # names the fix, never echoes the password
     assert "Traceback" not in r.stderr
 
 
