@@ -32,8 +32,17 @@ HELP: dict[str, str] = {
 }
 
 
+# positionals whose Python name is not what a user should read in usage lines
+METAVARS: dict[str, str] = {"ident": "ID", "idents": "ID", "pairs": "KEY=VALUE", "macorip": "INDEX|MAC|IP",
+                            "instance_id": "SERVER"}
+
+
 def fill_help(cmd: click.Command) -> click.Command:
     for p in cmd.params:
+        if isinstance(p, click.Argument) and p.metavar is None and (p.name or "") in METAVARS:
+            var = METAVARS[p.name or ""]
+            var = var if p.required else f"[{var}]"
+            p.metavar = var + ("..." if p.nargs != 1 else "")
         if isinstance(p, click.Option) and not p.help and not p.hidden:
             key = max((o.lstrip("-") for o in p.opts if o.startswith("--")), key=len, default=p.name or "")
             p.help = HELP.get(key) or HELP.get((p.name or "").replace("_", "-")) or \

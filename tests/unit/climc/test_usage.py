@@ -69,3 +69,17 @@ def test_quota_set_takes_sizes_with_units() -> None:
     assert seen == [{"quota": {"memory": 2048, "storage": -1, "cpu": 8}}]
     r = cloud.climc("quota-set", "--memory", "lots")
     assert r.exit_code == 2 and "not a size" in r.stderr
+
+
+def test_usage_lines_name_positionals_as_a_user_reads_them() -> None:
+    import click
+
+    from climc.main import cli
+
+    ctx = click.Context(cli)
+    shown = [(name, p.make_metavar(ctx)) for name in cli.list_commands(ctx)
+             for p in cli.get_command(ctx, name).params if isinstance(p, click.Argument)]
+    internal = [(name, var) for name, var in shown if "IDENT" in var or "MACORIP" in var]
+    assert internal == []
+    r = MockCloud().climc("server-delete", "-f")
+    assert r.exit_code == 2 and "Missing argument 'ID...'" in r.stderr
