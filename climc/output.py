@@ -7,7 +7,11 @@ goes to stdout. rich and yaml are imported only when used (start-up time).
 Sizes: the formats a person reads (table, kv, flatten-*) show sizes with a unit (``512M``, ``10G``,
 ``1.5T``); json, yaml and value keep the API's raw numbers for scripts. Which fields are sizes, and
 in what unit the API gives them, is the table below (Cloudpods' units: MB in the region, bytes in
-glance). Column names stay the API's field names, so ``-c`` takes what a table shows.
+glance). Column names stay the API's field names, so ``-c`` takes what a table shows. The CPU and
+memory names differ by resource on purpose and are Cloudpods' wire names, which its clients read:
+a server's ``vcpu_count``/``vmem_size`` (virtual), a host's ``cpu_count``/``mem_size`` (physical), a
+quota's ``cpu``/``memory``. One vocabulary is a display matter here (one size format everywhere;
+options take ``512m``/``2g``/MB alike), not a rename of the wire.
 """
 from __future__ import annotations
 
