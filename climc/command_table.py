@@ -186,7 +186,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "server-purge": ("climc.commands.servers:server_purge", "Delete servers for good"),
     "server-rebuild-root": ("climc.commands.servers:server_rebuild_root", "Rebuild a server's system disk (optionally from another image)"),
     "server-reset": ("climc.commands.servers:server_reset", "Reset servers (hard)"),
-    "server-reset-password": ("climc.commands.snapshots:server_reset_password", "Set a stopped server's password (at its next boot)"),
+    "server-reset-password": ("climc.commands.snapshots:server_reset_password", "Set a server's password (running: guest agent; stopped: next boot)"),
     "server-restart": ("climc.commands.servers:server_restart", "Restart servers"),
     "server-resume": ("climc.commands.servers:server_resume", "Resume suspended servers"),
     "server-revoke-secgroup": ("climc.commands.servers:server_revoke_secgroup", "Take a server out of security groups: SERVER SECGROUP..."),

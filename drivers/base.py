@@ -179,6 +179,7 @@ class Capability(str, enum.Enum):
     ATTACH_NIC_HOT = "attach_nic_hot"  # ... and while it runs
     CDROM = "cdrom"  # an ISO inserted/ejected and the boot order set while the guest is stopped
     CDROM_HOT = "cdrom_hot"  # ... the ISO changed in a running guest (a media change)
+    GUEST_AGENT = "guest_agent"  # a qemu guest agent channel: a running guest's password set through it
     VNC = "vnc"
     SERIAL_CONSOLE = "serial_console"
     # a physical machine behind a BMC (drivers/baremetal): what its management controller offers
@@ -294,6 +295,7 @@ class GuestSpec:
     # the boot devices in order ("disk<N>": the N-th of ``disks``, "cdrom": the ISO drive); empty:
     # the disks in their order
     boot_order: tuple[str, ...] = ()
+    guest_agent: bool = False  # a virtio-serial channel for the qemu guest agent (qemu-ga in the guest)
 
     def __post_init__(self) -> None:
         if not _NAME_RE.match(self.name):

@@ -138,13 +138,14 @@ def server_change_owner(obj: Any, server: str, project: str) -> None:
 
 @click.command("server-reset-password")
 @click.argument("server")
-@click.option("--password", required=True, help="The new login password (set at the next boot)")
+@click.option("--password", required=True, help="The new login password")
 @wait_options()
 @output_options
 @click.pass_obj
 def server_reset_password(obj: Any, server: str, password: str, wait: bool = False,
                           wait_timeout: float = 900.0) -> None:
-    """Set a stopped SERVER's login password (its config drive rewritten; applied at its next boot)."""
+    """Set SERVER's login password: a running guest through the qemu guest agent (qemu-ga in it), a
+    stopped one at its next boot (its config drive rewritten either way)."""
     out = obj.client().post(S, f"/servers/{server}/set-password", json={"password": password})
     finish(obj, f"server {server}", out["server"], wait=wait, timeout=wait_timeout, refetch=f"/servers/{server}")
 

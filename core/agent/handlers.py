@@ -172,14 +172,14 @@ def instance_snapshot_create(h: HostedDriver, p: hp.InstanceSnapshotPayload) -> 
     return hp.InstanceSnapshotResult(guest_status=state_of(h, p.server.id), sizes=sizes)
 
 
-def reset_password(h: HostedDriver, p: hp.ResetPasswordPayload) -> hp.GuestResult:
+def reset_password(h: HostedDriver, p: hp.ResetPasswordPayload) -> hp.ResetPasswordResult:
     fn = getattr(h, "reset_password", None)
     if fn is None:
         from drivers.base import not_supported
 
         not_supported(h.name, "reset_password")
-    fn(instance_spec(p))
-    return hp.GuestResult(guest_status=state_of(h, p.server.id))
+    live = fn(instance_spec(p))
+    return hp.ResetPasswordResult(guest_status=state_of(h, p.server.id), live=bool(live))
 
 
 def _cdrom_driver(h: HostedDriver, op: str) -> Any:

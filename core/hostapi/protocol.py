@@ -105,7 +105,7 @@ ACTION_CAPABILITY: dict[str, Capability] = {
     "create-snapshot": Capability.SNAPSHOT,  # a disk's snapshots need its server's host (drivers' snapshot)
     "disk-reset": Capability.SNAPSHOT,
     "instance-snapshot": Capability.SNAPSHOT,  # instance-snapshot-create: all disks of a server
-    "reset-password": Capability.CONFIG_DRIVE,  # server-reset-password: the drive rewritten
+    "reset-password": Capability.CONFIG_DRIVE,  # server-reset-password: the drive rewritten (+ guest_agent: running)
     "save-image": Capability.SAVE_IMAGE,  # server-save-image and disk-save
     "resize": Capability.DISK_RESIZE,  # disk-resize
     "attachnetwork": Capability.ATTACH_NIC,  # running guest: attach_nic_hot (core.region.managers.servers)
@@ -433,6 +433,10 @@ class GuestResult(_Result):
     guest_status: GuestState
 
 
+class ResetPasswordResult(GuestResult):
+    live: bool = False  # a running guest took it now (the guest agent); else it is set at the next boot
+
+
 class CdromResult(GuestResult):
     live: bool = False  # the running guest saw a media change (else: the definition, a stopped guest)
 
@@ -582,7 +586,7 @@ RESULTS: dict[WorkKind, type[BaseModel]] = {
     WorkKind.SNAPSHOT_CREATE: SnapshotResult,
     WorkKind.SNAPSHOT_DELETE: SnapshotDeleteResult,
     WorkKind.INSTANCE_SNAPSHOT_CREATE: InstanceSnapshotResult,
-    WorkKind.RESET_PASSWORD: GuestResult,
+    WorkKind.RESET_PASSWORD: ResetPasswordResult,
     WorkKind.CDROM: CdromResult,
     WorkKind.BOOT_ORDER: GuestResult,
     WorkKind.DISK_RESET: GuestResult,

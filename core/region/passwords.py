@@ -3,7 +3,8 @@ its rewritten config drive) and ``server-logininfo`` (the account, and the passw
 project's members only, each reading audited).
 
 The password is kept sealed with the credential keys (``create_spec.login.password_sealed``, never
-serialised); a running guest is refused: there is no guest-agent channel to change it live here.
+serialised). A running guest takes it through the qemu guest agent where its host declares
+``guest_agent`` (its drive is rewritten too, so the next boot keeps it); a stopped one at its next boot.
 """
 from __future__ import annotations
 
@@ -40,9 +41,9 @@ def reset_password(session: Session, cred: Credential, server: Server, body: dic
     if not server.host_id:
         raise InvalidStatusError(f"server {server.name} is not deployed on a host")
     sm.guard_busy(server)
-    if server.status != "ready":
-        raise InvalidStatusError(f"cannot reset the password of server {server.name} in status {server.status}: "
-                                 "stop the server first (the password is set at its next boot; allowed: ready)")
+    if server.status not in ("ready", "running"):
+        raise InvalidStatusError(f"cannot reset the password of server {server.name} in status {server.status} "
+                                 "(allowed: ready: set at its next boot; running: through the qemu guest agent)")
     guard_host_online(session, server)
     guard_capability(session, server, "reset-password")
     t = submit(session, "ServerResetPasswordTask", "server", server.id, server.name, sealed_password(password),

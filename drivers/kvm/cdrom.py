@@ -2,9 +2,9 @@
 from the image cache in the drive; a running guest sees a media change where the host can do
 device calls) and ``server-set-boot-index`` (per-device ``<boot order>``, for a stopped guest).
 
-The ISO drive is an IDE cdrom told from the config drive by its serial (drivers/kvm/xml.py); a
-guest deployed before it had one gets it the first time an ISO goes in while it is stopped (IDE
-cannot be hot-plugged, so a running guest without the drive is refused, naming the fix).
+The ISO drive is an IDE cdrom told from the config drive by its serial (drivers/kvm/xml.py); every
+guest is deployed with it (empty). A guest deployed before that gets it the first time an ISO goes
+in while it is stopped (IDE cannot be hot-plugged, so such a guest running is refused, naming the fix).
 """
 from __future__ import annotations
 

@@ -28,6 +28,7 @@ import yaml
 __all__ = ["ConfigDrive", "ConfigDriveError", "NicConfig", "build_config_drive", "render", "sha512_crypt"]
 
 VOLUME_LABEL = "cidata"  # what cloud-init's NoCloud datasource looks for
+ACCOUNT = "root"  # the login whose password the drive (and the guest agent) sets
 
 _HOSTNAME_RE = re.compile(
     r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
@@ -85,7 +86,7 @@ class ConfigDrive:
     hostname: str
     ssh_keys: tuple[str, ...] = ()
     password: str | None = None
-    user: str = "root"  # whose password is set; ssh keys go to the image's default user and root
+    user: str = ACCOUNT  # whose password is set; ssh keys go to the image's default user and root
     user_data: str | bytes | None = None  # the user's own cloud-config or script, merged in
     nics: tuple[NicConfig, ...] = ()
 

@@ -83,6 +83,7 @@ class KvmDriver:
             Capability.ATTACH_NIC_HOT,
             Capability.CDROM,  # an ISO drive and per-device boot order (drivers/kvm/cdrom.py)
             Capability.CDROM_HOT,  # a media change in a running guest (updateDeviceFlags)
+            Capability.GUEST_AGENT,  # a qemu-ga channel in every guest: setUserPassword while it runs
             Capability.LIVE_MIGRATE,  # libvirt to libvirt (drivers/kvm/live.py), where the host names its URI
         }
     )

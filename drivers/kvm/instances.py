@@ -288,20 +288,36 @@ class KvmInstances(KvmMigration, KvmLiveMigration, KvmSnapshots, KvmSaveImage, K
         self.persist(sid)
         return Deployed(guest_id=sid, status=self.driver.get_guest(sid).status, disks=tuple(disks_out))
 
-    def reset_password(self, spec: InstanceSpec) -> None:
-        """A new config drive with ``spec``'s password (and its keys, user data, NICs as before) for
-        the stopped guest: the password is set at its next boot. A running guest: refused (no guest
-        agent channel here), the server must be stopped first."""
-        from drivers.kvm.configdrive import ConfigDrive, NicConfig, build_config_drive
+    def reset_password(self, spec: InstanceSpec) -> bool:
+        """``spec``'s password for the guest; whether a running guest took it now.
+
+        Stopped: a new config drive (keys, user data, NICs as before) sets it at the next boot. Running:
+        through the qemu guest agent (virDomainSetUserPassword; qemu-ga must run in the guest), and the
+        drive rewritten too, so the next boot keeps it rather than bringing back the old one."""
+        import libvirt
+
+        from drivers.kvm.configdrive import ACCOUNT, ConfigDrive, NicConfig, build_config_drive
 
         sid = spec.server_id
-        if self.driver.get_guest(sid).status is not GuestStatus.STOPPED:  # GuestNotFound: nothing here
-            raise HypervisorError(f"guest {sid} is running: stop it to reset its password (no guest agent)")
+        status = self.driver.get_guest(sid).status  # GuestNotFound: nothing here
         if not spec.password:
             raise HypervisorError("reset-password without a password")
+        live = status is GuestStatus.RUNNING
+        if not live and status is not GuestStatus.STOPPED:
+            raise HypervisorError(f"guest {sid} is {status.value}: stop or start it to reset its password")
+        if live:
+            if Capability.GUEST_AGENT not in self.capabilities:
+                raise HypervisorError(f"guest {sid} is running and this host has no guest agent channel: stop it")
+            try:
+                self.driver.host.lookup(sid).setUserPassword(ACCOUNT, spec.password, 0)
+            except libvirt.libvirtError as exc:
+                raise HypervisorError(f"guest {sid}: the guest agent did not set the password "
+                                      f"({exc.get_error_message()}); is qemu-guest-agent running in it? "
+                                      "Or stop the server: the password is then set at its next boot") from None
         build_config_drive(os.path.join(self.instance_dir(sid), "config.iso"), ConfigDrive(
             instance_id=sid, hostname=hostname_of(spec.name), ssh_keys=spec.ssh_keys, password=spec.password,
             user_data=spec.user_data or None, nics=tuple(NicConfig(mac=n.mac, dhcp=True) for n in spec.nics)))
+        return live
 
     def persist(self, server_id: str) -> None:
         """Keep the guest's definition in its instance dir (``domain.xml``), for ``restore``.
@@ -437,14 +453,13 @@ class KvmInstances(KvmMigration, KvmLiveMigration, KvmSnapshots, KvmSaveImage, K
             if boot.get("ramdisk_id"):
                 initrd = self.env.images.get(str(boot["ramdisk_id"])).path
             cmdline = str(boot.get("os_command_line") or "console=ttyS0") or None
-        iso = self.env.images.get(spec.cdrom_image_id).path if spec.cdrom_image_id else None
+        # every guest gets its (empty) CD-ROM drive, as Cloudpods' do: an ISO can go into it while it runs
+        iso = self.env.images.get(spec.cdrom_image_id).path if spec.cdrom_image_id else ""
         positions = {f"disk{x.index}": f"disk{n}" for n, x in enumerate(sorted(spec.disks, key=lambda x: x.index))}
         order = tuple(positions.get(dev, dev) for dev in spec.boot_order if dev in positions or dev == "cdrom")
-        if "cdrom" in order and iso is None:
-            iso = ""  # an empty drive first in the order: nothing to boot from it until an ISO goes in
         gspec = GuestSpec(name=domain_name(spec.name, spec.server_id), uuid=spec.server_id, vcpu=spec.vcpu,
                           memory_mb=spec.memory_mb, disks=tuple(disks), nics=tuple(nics), config_drive=config_drive,
-                          iso=iso, boot_order=order,
+                          iso=iso, boot_order=order, guest_agent=True,
                           serial_log=os.path.join(d, "serial.log"), kernel=kernel, initrd=initrd, cmdline=cmdline,
                           arch=spec.arch if spec.arch in ("x86_64", "aarch64") else "x86_64",
                           vnc_listen=self.console_listen if Capability.VNC in self.driver.capabilities else None,

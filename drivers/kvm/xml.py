@@ -36,6 +36,7 @@ METADATA_NS = "https://cloudpods-one.dev/xmlns/guest/1"
 
 ET.register_namespace("cloudpods", METADATA_NS)  # a readable prefix instead of ns0
 
+GUEST_AGENT_CHANNEL = "org.qemu.guest_agent.0"
 ISO_SERIAL = "cloudpods-iso"  # the serial of the ISO drive: how it is told from the config drive
 
 _BUS_PREFIX = {"virtio": "vd", "scsi": "sd", "sata": "sd", "ide": "hd"}
@@ -117,6 +118,9 @@ def build_domain_xml(spec: GuestSpec, *, domain_type: str, machine: str = "pc") 
         if spec.serial_log:
             ET.SubElement(serial, "log", file=spec.serial_log, append="on")
         ET.SubElement(serial, "target", port="0")
+    if spec.guest_agent:  # libvirt picks the socket; setUserPassword talks to qemu-ga through it
+        chan = ET.SubElement(devices, "channel", type="unix")
+        ET.SubElement(chan, "target", type="virtio", name=GUEST_AGENT_CHANNEL)
     if spec.vnc_listen:
         # no password: the address is loopback (or the management network) and only the agent's
         # proxy, behind the controller's one-time console tokens, connects to it
@@ -195,6 +199,7 @@ def spec_from_xml(xml: str) -> GuestSpec:
         arch=ostype.get("arch", "x86_64") if ostype is not None else "x86_64",
         vnc_listen=_vnc_listen(root),
         serial_console=any(s.get("type") == "pty" for s in root.iterfind("devices/serial")),
+        guest_agent=any(t.get("name") == GUEST_AGENT_CHANNEL for t in root.iterfind("devices/channel/target")),
     )
 
 

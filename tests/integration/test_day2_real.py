@@ -1,6 +1,7 @@
 """Day-2 disk verbs on real qemu under libvirtd (full tier): a live snapshot of a running guest's
 disk (QMP blockdev-snapshot-internal-sync), an online resize of the running qemu's disk, a NIC
-hot-plugged and unplugged, and a saved
+hot-plugged and unplugged, an ISO changed in the running guest's drive, a password through the guest
+agent refused when no qemu-ga answers, and a saved
 system disk that boots a second server. Uses test_agent_real's controller + agent, on its own bridge
 and subnet (names prefixed d2), so it can run beside that module."""
 from __future__ import annotations
@@ -31,6 +32,19 @@ def _snapshots(path: str) -> set[str]:
     out = subprocess.run(["qemu-img", "info", "-U", "--output=json", path], check=True, capture_output=True,
                          text=True).stdout
     return {s["name"] for s in json.loads(out).get("snapshots") or []}
+
+
+def _make_iso(path: Path) -> None:
+    import io
+
+    import pycdlib
+
+    iso = pycdlib.PyCdlib()
+    iso.new(interchange_level=3, vol_ident="D2ISO")
+    data = b"d2\n"
+    iso.add_fp(io.BytesIO(data), len(data), "/D2.;1")
+    iso.write(str(path))
+    iso.close()
 
 
 def test_live_snapshot_online_resize_and_a_saved_image_that_boots(
@@ -92,6 +106,30 @@ def test_live_snapshot_online_resize_and_a_saved_image_that_boots(
         wait_for(lambda: len((x := server(ctl, sid))["nics"]) == 1 and not x["active_task_id"], 60, "detached")
         wait_for(lambda: mac not in dom.XMLDesc(0), 60, "the running guest let go of the NIC")
         assert mac not in dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
+
+        # an ISO into the running qemu's (empty) CD-ROM drive: a media change; then ejected
+        assert "cdrom_hot" in caps
+        iso = tmp_path / "d2.iso"
+        _make_iso(iso)
+        iso_id = _upload(ctl, "d2-iso", iso, "iso")
+        assert ctl.climc("server-insert-iso", "d2vm", "d2-iso").returncode == 0
+        wait_for(lambda: not server(ctl, sid)["active_task_id"], 60, "inserted")
+        assert server(ctl, sid)["cdrom"] == "d2-iso", server(ctl, sid)
+        assert iso_id in dom.XMLDesc(0) and iso_id in dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
+        assert ctl.climc("server-eject-iso", "d2vm").returncode == 0
+        wait_for(lambda: not server(ctl, sid)["active_task_id"], 60, "ejected")
+        assert iso_id not in dom.XMLDesc(0)
+
+        # the password of a running guest goes through the qemu guest agent: this initramfs runs no
+        # qemu-ga, so libvirt says so, the task fails naming it, and the old login stays
+        assert "guest_agent" in caps
+        assert "org.qemu.guest_agent.0" in dom.XMLDesc(0)
+        assert ctl.climc("server-reset-password", "d2vm", "--password", "pw-Agent-Secret7").returncode == 0
+        wait_for(lambda: not server(ctl, sid)["active_task_id"], 60, "reset tried")
+        tasks = ctl.api.get(f"{B}/servers/{sid}/tasks").json()["tasks"]
+        failed = next(t for t in tasks if t["task_name"] == "ServerResetPasswordTask")
+        assert failed["status"] == "failed" and "guest agent" in failed.get("reason", ""), failed
+        assert "password" not in ctl.api.post(f"{B}/servers/{sid}/login-info", json={}).json()
     finally:
         conn.close()
     assert snap["id"] in _snapshots(path)

@@ -570,10 +570,12 @@ def guard_capability(session: Session, row: Any, action: str) -> None:
         cap = Capability.ATTACH_NIC_HOT  # ... and so is a NIC
     if action in ("insertiso", "ejectiso") and row.status == "running":
         cap = Capability.CDROM_HOT  # ... and a media change
+    if action == "reset-password" and row.status == "running":
+        cap = Capability.GUEST_AGENT  # a running guest's password goes through the qemu guest agent
     if cap.value not in declared:
         driver = host.driver or "unknown"
         cold = {Capability.ATTACH_DISK_HOT: Capability.ATTACH_DISK, Capability.ATTACH_NIC_HOT: Capability.ATTACH_NIC,
-                Capability.CDROM_HOT: Capability.CDROM}
+                Capability.CDROM_HOT: Capability.CDROM, Capability.GUEST_AGENT: Capability.CONFIG_DRIVE}
         hint = " (stop the server first)" if cap in cold and cold[cap].value in declared else ""
         raise UnsupportedOperationError(
             f"{action}: host {host.name} (driver {driver}) does not support {cap.value}{hint}",

@@ -226,6 +226,16 @@ def schedule_target(run: Run, server: Server, capability: Capability) -> Any:
     return p
 
 
+def _login_after_rebuild(server: Server, sealed: Any) -> None:
+    """``server-logininfo`` after a rebuild: the new root's password, or none (a keypair only)."""
+    from core.region.passwords import ACCOUNT, remember
+
+    if sealed:
+        remember(server, {"password_sealed": str(sealed)})
+    elif (server.create_spec or {}).get("login"):
+        server.create_spec = {**server.create_spec, "login": {"account": ACCOUNT}}
+
+
 class ServerRebuildRootTask(TaskBase):
     name = "ServerRebuildRootTask"
 
@@ -245,7 +255,8 @@ class ServerRebuildRootTask(TaskBase):
 
         payload = agent_payload(run.session, server, unseal_password(run.params), model=RebuildRootPayload)
         run.dispatch(str(server.host_id), WorkKind.REBUILD_ROOT, payload, then="on_rebuild_complete")
-        run.set_params(password=None, password_sealed=None)  # in the work item only until the host took it
+        # the clear one in the work item only; the sealed one until the end, for server-logininfo
+        run.set_params(password=None)
 
     def on_rebuild_complete(self, run: Run) -> None:
         server = server_of(run)
@@ -258,10 +269,13 @@ class ServerRebuildRootTask(TaskBase):
         if server_status(res.guest_status) == "running":  # auto_start: the host started it again
             sm.apply_if(server, "boot")
         server.power_status = POWER_STATUS.get(server.status, "off")
+        _login_after_rebuild(server, run.params.get("password_sealed"))
+        run.set_params(password_sealed=None)
         release_task(server, run)
         run.complete()
 
     def on_failed(self, run: Run, reason: str) -> None:
+        run.set_params(password=None, password_sealed=None)
         server = run.session.get(Server, run.task.obj_id)
         if server is None:
             return
@@ -355,8 +369,8 @@ class ServerDetachDiskTask(TaskBase):
 
 
 class ServerResetPasswordTask(TaskBase):
-    """The host rewrites the stopped guest's config drive with the new password; on success the
-    server keeps it (sealed) for ``server-logininfo``."""
+    """The host sets the new password (a running guest through the qemu guest agent) and rewrites the
+    guest's config drive with it; on success the server keeps it (sealed) for ``server-logininfo``."""
 
     name = "ServerResetPasswordTask"
 
@@ -372,9 +386,9 @@ class ServerResetPasswordTask(TaskBase):
         from core.region.passwords import remember
 
         server = server_of(run)
-        run.result_of(WorkKind.RESET_PASSWORD)
+        res = run.result_of(WorkKind.RESET_PASSWORD)
         remember(server, {"password_sealed": str(run.params["password_sealed"])})
-        run.set_params(password_sealed=None)
+        run.set_params(password_sealed=None, live=bool(getattr(res, "live", False)))
         release_task(server, run)
         run.complete()
 
