@@ -270,8 +270,13 @@ class BaremetalDriver:
             raise InvalidSpec("a bare-metal server needs an image for its system disk (--image)")
         assert self.env is not None and self.machine is not None
         image = self.env.images.get(root.image_id)
-        self._pxe_boot("deploy", image)
-        self.bmc.set_boot_device(BootDevice.DISK, persistent=True)
+        try:
+            self._pxe_boot("deploy", image)
+            self.bmc.set_boot_device(BootDevice.DISK, persistent=True)
+        except BmcError as exc:  # the BMC went away mid-deploy: say what to do once it is back
+            raise BmcError(f"the deploy stopped because the machine's BMC failed: {exc}. Once the BMC answers "
+                           "again (climc host-ipmi-probe HOST), delete this server and create it again",
+                           exc.status) from None
         self.machine.set({"server_id": spec.server_id, "name": spec.name, "image_id": root.image_id,
                           "deployed_at": time.time()})
         self.bmc.set_power_state("on")  # the deployed machine boots its OS from disk: the server runs

@@ -110,6 +110,25 @@ def test_server_create_deploys_an_image_onto_a_pxe_booted_machine_and_delete_wip
         img = climc_json(ctl, "image-upload", "bm-img", str(image), "--format", "raw")
         assert img["status"] == "active", img
 
+        # the BMC goes away mid-deploy (the machine was powered on into the ramdisk): the server ends
+        # deploy_fail saying what to do, nothing transient is left; with the BMC back, a retry deploys
+        boots = sim.dir / "boots"
+        srv = climc_json(ctl, "server-create", "bm-lost", "--hypervisor", "baremetal", "--image", "bm-img")
+        end = time.monotonic() + 120
+        while time.monotonic() < end and " n" not in (boots.read_text() if boots.exists() else ""):
+            time.sleep(0.1)
+        assert " n" in boots.read_text(), "the machine was not PXE-booted"
+        sim.stop()
+        lost = wait_status(ctl, "bm-lost", {"running", "deploy_fail", "sched_fail", "disk_fail", "net_fail"}, 240)
+        assert lost["status"] == "deploy_fail", lost
+        tasks = ctl.api.get("/api/s/compute_v2/servers/bm-lost/tasks").json()["tasks"]
+        assert any("BMC" in (t["reason"] or "") and "host-ipmi-probe" in (t["reason"] or "") for t in tasks), tasks
+        assert all(t["status"] in ("done", "failed") for t in tasks), tasks  # nothing left in flight
+        sim.start()  # the BMC is back (same address): probe it, delete the failed server, create again
+        assert climc_json(ctl, "host-ipmi-probe", name)["host_status"] == "online"
+        assert ctl.climc("server-delete", "-f", "bm-lost").returncode == 0
+        wait_status(ctl, "bm-lost", {"deleted"}, 120)
+
         t0 = time.monotonic()
         srv = climc_json(ctl, "server-create", "bm-srv", "--hypervisor", "baremetal", "--disk", "bm-img")
         assert srv["hypervisor"] == "baremetal", srv
