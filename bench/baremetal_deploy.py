@@ -99,7 +99,7 @@ def main() -> None:
                 marks = re.findall(r"CP-DEPLOY: (.*)", serial)
                 print(f"round {n + 1}: create -> {status} in {took:.1f} s (load {load:.1f})")
                 print(f"  boot network saw: {phases[-1] if phases else '?'}")
-                print(f"  ramdisk markers (guest uptime): {'; '.join(m.strip() for m in marks[-5:])}")
+                print(f"  ramdisk markers (guest uptime): {'; '.join(m.strip() for m in marks[-6:])}")
                 t1 = time.monotonic()
                 climc("server-delete", "-f", f"bench-srv{n}")
                 while time.monotonic() - t1 < 600 and \

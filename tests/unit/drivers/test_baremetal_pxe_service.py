@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
+import zlib
 from pathlib import Path
 
 import httpx
@@ -58,7 +59,8 @@ def test_a_staged_machine_gets_script_files_and_its_image_once_then_reports(svc:
         svc.stage("52:54:00:aa:bb:03", "wipe")
     other.close()
     threading.Timer(0.2, lambda: httpx.post(f"{url}/report", data={
-        "status": "ok", "message": "wrote", "md5": hashlib.md5(data).hexdigest()})).start()
+        "status": "ok", "message": "wrote", "crc32": f"{zlib.crc32(data):08x}",
+        "chunk": str(16 << 20)})).start()
     assert job.wait(10)["status"] == "ok"
     assert httpx.post(f"{url}/report", data={"status": "ok"}).status_code == 404  # reported once
     job.close()
@@ -68,9 +70,20 @@ def test_a_staged_machine_gets_script_files_and_its_image_once_then_reports(svc:
 def test_a_bad_checksum_a_failure_or_silence_is_an_error_with_the_reason(svc: PxeService, tmp_path: Path) -> None:
     job = svc.stage(MAC, "deploy", image(tmp_path, b"x" * 4096))
     url = f"{svc.base_url}/pxe/{job.token}"
-    httpx.post(f"{url}/report", data={"status": "ok", "md5": "0" * 32})
+    httpx.post(f"{url}/report", data={"status": "ok", "md5": "0" * 32})  # a ramdisk built before CRC-32
     with pytest.raises(HypervisorError, match="reads back as md5"):
         job.wait(5)
+    job.close()
+    job = svc.stage(MAC, "deploy", image(tmp_path, b"x" * 4096))
+    httpx.post(f"{svc.base_url}/pxe/{job.token}/report",
+               data={"status": "ok", "crc32": "0badc0de", "chunk": str(16 << 20)})
+    with pytest.raises(HypervisorError, match="reads back as crc32 '0badc0de'"):
+        job.wait(5)
+    job.close()
+    job = svc.stage(MAC, "deploy", image(tmp_path, b"y" * 4096))
+    httpx.post(f"{svc.base_url}/pxe/{job.token}/report",
+               data={"status": "ok", "md5": hashlib.md5(b"y" * 4096).hexdigest()})
+    assert job.wait(5)["status"] == "ok"  # an older ramdisk's md5 is still checked
     job.close()
     job = svc.stage(MAC, "wipe")
     httpx.post(f"{svc.base_url}/pxe/{job.token}/report", data={"status": "fail", "message": "no disk found"})
