@@ -1,5 +1,6 @@
 """Help for options whose command gave none: one text per option name, so every option of every
-climc command says what it does (applied when a command is loaded, climc.main.ClimcGroup)."""
+climc command says what it does (applied when a command is loaded, climc.main.ClimcGroup); and the
+names a user reads: positionals' metavars, and both spellings of options that had two."""
 from __future__ import annotations
 
 import click
@@ -37,8 +38,19 @@ METAVARS: dict[str, str] = {"ident": "ID", "idents": "ID", "pairs": "KEY=VALUE",
                             "instance_id": "SERVER"}
 
 
+# one thing, one name: each option takes both spellings (Cloudpods' first), whichever its command declared
+ALIASES: tuple[tuple[str, str], ...] = (("--desc", "--description"),)
+
+
 def fill_help(cmd: click.Command) -> click.Command:
     for p in cmd.params:
+        if isinstance(p, click.Option):
+            taken = {o for q in cmd.params if isinstance(q, click.Option) for o in q.opts}
+            for a, b in ALIASES:
+                if a in p.opts and b not in taken:
+                    p.opts.append(b)
+                elif b in p.opts and a not in taken:
+                    p.opts.append(a)
         if isinstance(p, click.Argument) and p.metavar is None and (p.name or "") in METAVARS:
             var = METAVARS[p.name or ""]
             var = var if p.required else f"[{var}]"

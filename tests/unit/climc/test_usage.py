@@ -83,3 +83,25 @@ def test_usage_lines_name_positionals_as_a_user_reads_them() -> None:
     assert internal == []
     r = MockCloud().climc("server-delete", "-f")
     assert r.exit_code == 2 and "Missing argument 'ID...'" in r.stderr
+
+
+def test_desc_and_description_both_work_on_every_command() -> None:
+    import click
+
+    from climc.main import cli
+
+    ctx = click.Context(cli)
+    for name in cli.list_commands(ctx):
+        opts = {o for p in cli.get_command(ctx, name).params if isinstance(p, click.Option) for o in p.opts}
+        assert ("--desc" in opts) == ("--description" in opts), name
+    from tests.support.mockcloud import body_of
+
+    cloud = MockCloud()
+    seen: list[object] = []
+
+    def put(req):  # type: ignore[no-untyped-def]
+        seen.append(body_of(req))
+        return {"zone": {"name": "z1"}}
+    cloud.route("PUT", "/zones/z1", put)
+    assert cloud.climc("zone-update", "z1", "--desc", "rack 4").exit_code == 0
+    assert seen == [{"zone": {"description": "rack 4"}}]
