@@ -212,6 +212,13 @@ def test_a_host_without_a_bmc_refuses_power_with_the_capability_named(ctl: Contr
     assert r.status_code == 200, r.text
     r = ctl.climc("host-power-on", "plain")
     assert r.returncode != 0 and "bmc_power" in r.stderr and "Traceback" not in r.stderr
+    r = ctl.climc("host-update", "plain", "--ipmi-password", "x-secret-1")  # no BMC to give a password to
+    assert r.returncode != 0 and "not a bare-metal machine" in r.stderr and "Traceback" not in r.stderr
+    r = ctl.climc("webconsole-baremetal", "plain")
+    assert r.returncode != 0 and "serial_console" in r.stderr and "Traceback" not in r.stderr
+    for bad in ({"ipmi_port": "not-a-port"}, {"ipmi_password": ["a"]}):
+        r = ctl.api.put(f"{B}/hosts/plain", json={"host": bad})
+        assert r.status_code == 400, r.text
 
 
 def test_wrong_password_leaves_a_clear_error_on_the_host(ctl: Controller, sim: IpmiSim) -> None:
