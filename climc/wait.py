@@ -195,3 +195,28 @@ def follow_status(client: Any, service: str, path: str, key: str, label: str, *,
         why = cur.get("fail_reason") or cur.get("status_reason") or ""
         raise click.ClickException(f"{label} is {status}" + (f": {why}" if why else ""))
     return cur  # type: ignore[no-any-return]
+
+
+def follow_gone(client: Any, service: str, path: str, label: str, *, timeout: float,
+                sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic) -> None:
+    """For a delete whose answer names no task (the row says ``deleting`` while its task runs):
+    poll ``path`` until it answers 404; one line per status; raise if it ends in a ``*fail*`` status."""
+    from core.errors import ResourceNotFoundError
+
+    end, last = clock() + timeout, ""
+    while True:
+        try:
+            cur = next(iter(client.get(service, path).values()), {})
+        except ResourceNotFoundError:
+            click.echo(f"{label}: deleted", err=True)
+            return
+        status = str(cur.get("status", "")) if isinstance(cur, dict) else ""
+        if status != last:
+            click.echo(f"{label}: {status}", err=True)
+            last = status
+        if "fail" in status:
+            why = cur.get("fail_reason") or cur.get("status_reason") or ""
+            raise click.ClickException(f"{label} is {status}" + (f": {why}" if why else ""))
+        if clock() > end:
+            raise click.ClickException(f"{label} is still {status} after {timeout:g} s (it goes on)")
+        sleep(POLL_S)

@@ -100,24 +100,30 @@ def run_list(obj: Any, path: str, key: str, columns: Sequence[str], kw: dict[str
 
 
 def batch(obj: Any, idents: Sequence[str], what: str, verb: str, fn: Callable[[str], Any], *,
-          wait: bool = False, timeout: float = 900.0, refetch: Callable[[str], Any] | None = None) -> None:
+          wait: bool = False, timeout: float = 900.0, refetch: Callable[[str], Any] | None = None,
+          gone: Callable[[str], str] | None = None) -> None:
     """Run ``fn`` per id; continue past failures, then exit 1 naming how many failed (3 when every
     failure was "not found").
 
     With ``wait``, follow the task each answer points at (climc.wait) and, for one id, show the
-    object as it ended (``refetch``) instead of as it was when the task was queued."""
+    object as it ended (``refetch``) instead of as it was when the task was queued. A delete whose
+    answer names no task is waited for until ``gone(id)`` (its path) answers 404."""
     from core.cli_errors import BatchFailure, message_for
     from core.errors import CloudpodsError
 
     failed: list[CloudpodsError] = []
     targets = []
+    going: list[tuple[str, str]] = []  # (label, path) of deletes followed until they answer 404
     for ident in idents:
         try:
             out = fn(ident)
             if wait:
                 from climc.wait import Target, task_of
 
-                targets.append(Target(f"{what} {ident}", task_of(out)))
+                if task_of(out) or gone is None:
+                    targets.append(Target(f"{what} {ident}", task_of(out)))
+                else:
+                    going.append((f"{what} {ident}", gone(ident)))
                 if refetch is None and len(idents) == 1 and isinstance(out, dict):
                     show_object(_inner(out))
             elif isinstance(out, dict) and len(idents) == 1:
@@ -133,6 +139,11 @@ def batch(obj: Any, idents: Sequence[str], what: str, verb: str, fn: Callable[[s
         follow(obj.client(), targets, timeout)
         if refetch is not None and len(idents) == 1 and not failed:
             show_object(_inner(refetch(idents[0])))
+    if going:
+        from climc.wait import follow_gone
+
+        for label, path in going:
+            follow_gone(obj.client(), S, path, label, timeout=timeout)
     if failed:
         raise BatchFailure(failed, len(idents), what, verb)
 
@@ -182,7 +193,7 @@ def make_delete(name: str, plural: str, keyword: str, help_: str, *, waitable: b
     def cmd(obj: Any, idents: tuple[str, ...], wait: bool = False, wait_timeout: float = 900.0) -> None:
         c = obj.client()
         batch(obj, idents, keyword, "delete", lambda i: c.delete(S, f"/{plural}/{i}"), wait=wait,
-              timeout=wait_timeout)
+              timeout=wait_timeout, gone=lambda i: f"/{plural}/{i}")
     if waitable:
         from climc.wait import wait_options
 

@@ -25,7 +25,7 @@ secgroup_delete = make_delete("secgroup-delete", "secgroups", "secgroup", "Delet
 eip_list = make_list("eip-list", "eips", ["id", "name", "ip_addr", "bandwidth", "status", "associate_name", "manager"],
                      "List elastic IPs")
 eip_show = make_show("eip-show", "eips", "eip", "Show an elastic IP")
-eip_delete = make_delete("eip-delete", "eips", "eip", "Delete elastic IPs")
+eip_delete = make_delete("eip-delete", "eips", "eip", "Delete elastic IPs", waitable=True)
 snapshot_list = make_list("snapshot-list", "snapshots", ["id", "name", "disk", "size", "status", "created_at"],
                           "List snapshots", [("disk", "disk")])
 

@@ -105,7 +105,7 @@ instance_snapshot_list = make_list("instance-snapshot-list", "instance_snapshots
 instance_snapshot_show = make_show("instance-snapshot-show", "instance_snapshots", "instance_snapshot",
                                    "Show an instance snapshot")
 instance_snapshot_delete = make_delete("instance-snapshot-delete", "instance_snapshots", "instance_snapshot",
-                                       "Delete instance snapshots (with their disk snapshots)")
+                                       "Delete instance snapshots (with their disk snapshots)", waitable=True)
 
 
 @click.command("instance-snapshot-create")

@@ -618,8 +618,9 @@ def test_instance_snapshot_takes_every_disk_and_a_clone_boots_from_it(cloud: tup
     assert isnap_row(ctl, "is1")["status"] == "ready"
 
     # instance-snapshot-delete: its disk snapshots leave the files, the list and the quota
-    assert ctl.climc("instance-snapshot-delete", "is1").returncode == 0
-    wait_for(lambda: ctl.api.get(f"{B}/instance_snapshots/{is1['id']}").status_code == 404, 30, "deleted")
+    r = ctl.climc("instance-snapshot-delete", "is1", "--wait")  # no task id in the answer: waits for the 404
+    assert r.returncode == 0 and "instance_snapshot is1: deleted" in r.stderr, r.stderr
+    assert ctl.api.get(f"{B}/instance_snapshots/{is1['id']}").status_code == 404
     assert not file_snapshots(paths[0]) and not file_snapshots(paths[1])
     assert not {"is1-disk0", "is1-disk1"} & names(ctl, "snapshot-list")
     assert ctl.api.get(f"{B}/quotas").json()["quota"]["usage.snapshot"] == used
