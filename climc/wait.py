@@ -206,7 +206,7 @@ def follow_gone(client: Any, service: str, path: str, label: str, *, timeout: fl
     end, last = clock() + timeout, ""
     while True:
         try:
-            cur = next(iter(client.get(service, path).values()), {})
+            cur: Any = next(iter(client.get(service, path).values()), {})
         except ResourceNotFoundError:
             click.echo(f"{label}: deleted", err=True)
             return
