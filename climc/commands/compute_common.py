@@ -36,9 +36,24 @@ def _tags(values: tuple[str, ...], prefix: str = "") -> list[tuple[str, list[str
     return out
 
 
+def owner_flags() -> list[Callable[..., Any]]:
+    """Cloudpods' BaseListOptions about whose rows and which fields (identity lists take these too)."""
+    return [
+        click.option("--admin", is_flag=True, help="Every project's rows you may see (scope system)"),
+        click.option("--system", is_flag=True, help="Also system resources (Cloudpods; every row is listed here)"),
+        click.option("--project", "--tenant", "tenant", default=None, help="Only rows of this project (id or name)"),
+        click.option("--project-domain", default=None, help="Only rows of projects in this domain"),
+        click.option("--tags", "tags", multiple=True, metavar="K=V;K2",
+                     help="Only rows with these metadata tags (K=V pairs or keys, ';'-separated, repeatable)"),
+        click.option("--user-tags", multiple=True, metavar="K=V;K2", help="As --tags, for user tags"),
+        click.option("--no-tags", multiple=True, metavar="K=V;K2", help="Only rows without these tags"),
+        click.option("--field", "fields", multiple=True, help="Only these fields in the answer (repeatable)"),
+    ]
+
+
 def list_flags(f: Callable[..., Any]) -> Callable[..., Any]:
     """The list options every ``*-list`` has, named as in Cloudpods' climc (BaseListOptions)."""
-    for opt in reversed([
+    opts = [
         click.option("--limit", type=int, default=20, show_default=True, help="Page size"),
         click.option("--offset", type=int, default=0, help="Skip this many"),
         click.option("--order-by", multiple=True, help="Sort field (repeatable)"),
@@ -48,18 +63,10 @@ def list_flags(f: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--filter-any", is_flag=True, help="OR the filters instead of AND"),
         click.option("--scope", type=click.Choice(["system", "domain", "project", "user", "max"]), default=None,
                      help="Whose rows: system|domain|project, user (yours), max (all you may see)"),
-        click.option("--admin", is_flag=True, help="Every project's rows you may see (scope system)"),
-        click.option("--system", is_flag=True, help="Also system resources (Cloudpods; every row is listed here)"),
-        click.option("--project", "--tenant", "tenant", default=None, help="Only rows of this project (id or name)"),
-        click.option("--project-domain", default=None, help="Only rows of projects in this domain"),
-        click.option("--tags", "tags", multiple=True, metavar="K=V;K2",
-                     help="Only rows with these metadata tags (K=V pairs or keys, ';'-separated, repeatable)"),
-        click.option("--user-tags", multiple=True, metavar="K=V;K2", help="As --tags, for user tags"),
-        click.option("--no-tags", multiple=True, metavar="K=V;K2", help="Only rows without these tags"),
         click.option("--details/--no-details", default=True, help="Joined fields (host, zone, ips...)"),
         click.option("--pending-delete", is_flag=True, help="Show the recycle bin instead"),
-        click.option("--field", "fields", multiple=True, help="Only these fields in the answer (repeatable)"),
-    ]):
+    ]
+    for opt in reversed(opts[:8] + owner_flags() + opts[8:]):
         f = opt(f)
     return f
 

@@ -47,8 +47,27 @@ def list_options(f: Callable[..., Any]) -> Callable[..., Any]:
     return f
 
 
+def owner_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """Cloudpods' BaseListOptions that its climc gives every list (rc files and scripts pass them):
+    the server narrows to a project's or domain's rows; identity rows carry no tags, so --tags
+    matches none; --admin/--system change nothing (you already see all you may)."""
+    from climc.commands.compute_common import owner_flags
+
+    for opt in reversed(owner_flags()):
+        f = opt(f)
+    return f
+
+
 def list_params(kw: dict[str, Any]) -> dict[str, Any]:
-    p: dict[str, Any] = {"limit": kw.pop("limit"), "offset": kw.pop("offset")}
+    from climc.commands.compute_common import list_params as owner_params
+
+    owner = owner_params({k: kw.pop(k) for k in ("admin", "tenant", "project_domain", "tags", "user_tags",
+                                                  "no_tags", "fields") if k in kw})
+    for k in ("limit", "offset", "details"):
+        owner.pop(k, None)
+    if kw.pop("system", False):
+        owner["system"] = "true"
+    p: dict[str, Any] = {**owner, "limit": kw.pop("limit"), "offset": kw.pop("offset")}
     if kw.get("order_by"):
         p["order_by"] = list(kw["order_by"])
     for k in ("order", "search", "scope"):
@@ -69,6 +88,8 @@ def do_list(obj: Any, path: str, key: str, params: dict[str, Any], columns: list
             transform: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> None:
     data = obj.client().get(ID, path, params={k: v for k, v in params.items() if v is not None})
     items = data.get(key, [])
+    if params.get("field"):
+        columns = list(params["field"])
     if transform:
         items = [transform(i) for i in items]
     show_list(items, columns=columns or COLUMNS.get(key), total=data.get("total", len(items)),
@@ -105,6 +126,7 @@ def enabled_flag(f: Callable[..., Any]) -> Callable[..., Any]:
 @click.command("domain-list")
 @click.option("--name", default=None)
 @list_options
+@owner_options
 @output_options
 @click.pass_obj
 def domain_list(obj: Any, name: str | None, **kw: Any) -> None:
@@ -161,6 +183,7 @@ def domain_delete(obj: Any, domains: tuple[str, ...]) -> None:
 @click.option("--name", default=None)
 @click.option("--user", default=None, help="Only projects this user has a role on")
 @list_options
+@owner_options
 @output_options
 @click.pass_obj
 def project_list(obj: Any, domain: str | None, name: str | None, user: str | None, **kw: Any) -> None:
@@ -243,6 +266,7 @@ def project_remove_user(obj: Any, project: str, user: str, roles: tuple[str, ...
 @click.option("--name", default=None)
 @click.option("--group", default=None, help="Only members of this group")
 @list_options
+@owner_options
 @output_options
 @click.pass_obj
 def user_list(obj: Any, domain: str | None, name: str | None, group: str | None, **kw: Any) -> None:
@@ -344,6 +368,7 @@ def user_unlock(obj: Any, users: tuple[str, ...]) -> None:
 @click.option("--domain", default=None)
 @click.option("--user", default=None, help="Only groups this user belongs to")
 @list_options
+@owner_options
 @output_options
 @click.pass_obj
 def group_list(obj: Any, domain: str | None, user: str | None, **kw: Any) -> None:
@@ -641,6 +666,7 @@ def service_delete(obj: Any, services: tuple[str, ...]) -> None:
 @click.option("--region", help="Only this region")
 @click.option("--service", default=None, help="Only this service id")
 @list_options
+@owner_options
 @output_options
 @click.pass_obj
 def endpoint_list(obj: Any, interface: str | None, region: str | None, service: str | None, **kw: Any) -> None:

@@ -71,3 +71,34 @@ def test_network_create_and_update_take_every_mask_form(controller: Controller) 
         23, f"10.{third}.77.11", f"10.{third}.77.1", "1.1.1.1")
     r = controller.climc("network-create", "default", f"bad{tag}", "10.9.9.1", "10.9.9.9", "255.0.255.0")
     assert r.returncode == 2 and "not a netmask" in r.stderr
+
+
+def test_identity_lists_take_cloudpods_list_options(controller: Controller) -> None:
+    """user/group/project/domain/endpoint-list accept the same options; --project keeps users and
+    groups holding a role there, --tags matches no identity row (none carries tags), --field picks."""
+    from tests.e2e.test_identity_support import admin, grant, mk_project, mk_user, ok
+
+    tag = uuid.uuid4().hex[:6]
+    with admin(controller) as a:
+        proj = mk_project(a, name=f"lp{tag}")
+        user = mk_user(a, name=f"lu{tag}")
+        mk_user(a, name=f"lx{tag}")  # no role on the project
+        grp = ok(a.post("/groups", json={"group": {"name": f"lg{tag}", "domain_id": "default"}}), 201)["group"]
+        grant(a, f"projects/{proj['id']}", user["id"], "member")
+        ok(a.put(f"/projects/{proj['id']}/groups/{grp['id']}/roles/reader"), 204)
+
+    def rows(*args: str) -> list[dict[str, object]]:
+        r = controller.climc(*args, "--limit", "0", "-o", "json")
+        assert r.returncode == 0, r.stderr
+        return list(json.loads(r.stdout)["data"])
+
+    assert {u["name"] for u in rows("user-list", "--search", tag, "--project", proj["name"])} == {f"lu{tag}"}
+    assert {g["name"] for g in rows("group-list", "--tenant", proj["id"])} == {f"lg{tag}"}
+    assert [p["name"] for p in rows("project-list", "--project", proj["name"])] == [f"lp{tag}"]
+    assert [d["id"] for d in rows("domain-list", "--project", proj["name"])] == ["default"]
+    assert rows("user-list", "--search", tag, "--tags", "env=prod") == []
+    assert len(rows("user-list", "--search", tag, "--no-tags", "env", "--admin", "--system")) == 2
+    assert rows("user-list", "--search", f"lu{tag}", "--field", "name") == [{"name": f"lu{tag}"}]
+    assert {p["name"] for p in rows("project-list", "--project-domain", "Default", "--search", tag)} == {f"lp{tag}"}
+    r = controller.climc("endpoint-list", "--project", proj["name"])
+    assert r.returncode != 0 and "no project" in r.stderr, r.stderr

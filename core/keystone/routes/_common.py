@@ -22,9 +22,15 @@ from sqlalchemy.sql import ColumnElement
 from core.api.context import Credential
 from core.api.listing import ListQuery, Page, paginate, parse_bool
 from core.audit import record
-from core.errors import CloudpodsError, ConflictError, DuplicateNameError, ResourceNotFoundError
+from core.errors import (
+    CloudpodsError,
+    ConflictError,
+    DuplicateNameError,
+    InputParameterError,
+    ResourceNotFoundError,
+)
 from core.keystone.assignments import begin_write
-from core.keystone.models import Domain, Group, GroupMember, Project, Role, User, UserCredential
+from core.keystone.models import Assignment, Domain, Group, GroupMember, Project, Role, User, UserCredential
 from core.keystone.policy import reach
 
 PREFIX = "/api/s/identity/v3"
@@ -50,15 +56,68 @@ def link(request: Request, path: str = "") -> str:
 def list_reply(request: Request, key: str, items: list[dict[str, Any]], page: Page[Any] | None = None
                ) -> dict[str, Any]:
     """Keystone's list shape, plus Cloudpods' ``total``/``limit``/``offset`` for climc's footer."""
-    out: dict[str, Any] = {key: items, "links": {"self": link(request, "/" + key), "next": None, "previous": None}}
+    out: dict[str, Any] = {key: pick_fields(request, items),
+                           "links": {"self": link(request, "/" + key), "next": None, "previous": None}}
     if page is not None:
         out.update(total=page.total, limit=page.limit, offset=page.offset)
     return out
 
 
+def _project_ref(session: Session, ref: str) -> Project | None:
+    return session.get(Project, ref) or session.scalar(select(Project).where(Project.name == ref).limit(1))
+
+
+def cloudpods_filters(session: Session, stmt: Select[Any], model: Any, q: ListQuery) -> Select[Any]:
+    """Cloudpods' common list options on identity lists (its climc sends them to every ``*-list``):
+    ``project``/``tenant`` (id or name) keeps users and groups holding a role there, that project,
+    or its domain; ``project_domain`` keeps rows of that domain; ``tags.N.key`` matches nothing (no
+    identity row carries metadata tags here) and ``no_tags`` everything; ``admin``/``system`` change
+    nothing (the caller already sees all it may). They only narrow what the caller sees."""
+    ref = None if {"project", "tenant"} & q.consumed else (q.get("project") or q.get("tenant"))
+    if ref:
+        proj = _project_ref(session, ref)
+        on_project = (Assignment.target_type == "project") & (Assignment.target_id == (proj.id if proj else ""))
+        if model is User:
+            groups = select(Assignment.actor_id).where(on_project, Assignment.actor_type == "group")
+            stmt = stmt.where(or_(
+                User.id.in_(select(Assignment.actor_id).where(on_project, Assignment.actor_type == "user")),
+                User.id.in_(select(GroupMember.user_id).where(GroupMember.group_id.in_(groups)))))
+        elif model is Group:
+            stmt = stmt.where(Group.id.in_(select(Assignment.actor_id).where(on_project,
+                                                                             Assignment.actor_type == "group")))
+        elif model is Project:
+            stmt = stmt.where(Project.id == (proj.id if proj else ""))
+        elif model is Domain:
+            stmt = stmt.where(Domain.id == (proj.domain_id if proj else ""))
+        else:
+            raise InputParameterError(f"project: {model.__tablename__.removeprefix('ks_')} belong to no project")
+    dom_ref = None if "project_domain" in q.consumed else q.get("project_domain")
+    if dom_ref:
+        dom = session.get(Domain, dom_ref) or session.scalar(select(Domain).where(Domain.name == dom_ref))
+        if model is Domain:
+            stmt = stmt.where(Domain.id == (dom.id if dom else ""))
+        elif model in (User, Group, Project):
+            stmt = stmt.where(model.domain_id == (dom.id if dom else ""))
+        else:
+            raise InputParameterError(f"project_domain: {model.__tablename__.removeprefix('ks_')} belong to no "
+                                      "domain")
+    if any(k.startswith("tags.") for k in q.extra):
+        stmt = stmt.where(false())
+    return stmt
+
+
+def pick_fields(request: Request, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``field=a&field=b`` (or ``field.0=a``): only those keys of each row, as Cloudpods answers."""
+    qp = request.query_params
+    fields = {f for k in qp if k == "field" or k.startswith("field.") for v in qp.getlist(k) for f in v.split(",")
+              if f}
+    return [{k: v for k, v in it.items() if k in fields} for it in items] if fields else items
+
+
 def keystone_page(session: Session, stmt: Select[Any], model: Any, q: ListQuery,
                   order_by: str = "name") -> Page[Any]:
     """Keystone lists are name-ordered ascending unless the caller asks otherwise."""
+    stmt = cloudpods_filters(session, stmt, model, q)
     if not q.order_by:
         q.order_by = [order_by]
         q.order = "asc" if "order" not in q.extra else q.order
