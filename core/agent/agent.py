@@ -49,7 +49,7 @@ class Backoff:
 
     def failed(self) -> float:
         self.failures += 1
-        return min(self.cap, self.base * 2 ** min(self.failures - 1, 32))
+        return min(self.cap, self.base * 2.0 ** min(self.failures - 1, 32))
 
     def reset(self) -> None:
         self.failures = 0

@@ -57,9 +57,8 @@ def _enroll(root: Path, which: list[int], settings: Any, *, prefix: str, cpus: i
     from sqlalchemy import select
 
     import core.db.models  # noqa: F401  (every table mapped)
-    from core.db.engine import Database
+    from core.db.engine import Database, begin_write
     from core.hostapi.enroll import enroll_host
-    from core.region.common import begin_write
     from core.region.defaults import DEFAULTS
     from core.region.models import Zone
 

@@ -42,9 +42,9 @@ def local_config(settings: Any, db: Any) -> AgentConfig:
     """The in-process agent's config, enrolling its host on first use."""
     from sqlalchemy import select
 
+    from core.db.engine import begin_write
     from core.hostapi.enroll import binding_host, enroll_host
     from core.keystone.service_users import service_user_id
-    from core.region.common import begin_write
     from core.region.defaults import DEFAULTS
     from core.region.models import Zone
 

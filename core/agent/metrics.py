@@ -147,7 +147,7 @@ class MetricsServer:
         from prometheus_client import start_http_server
 
         self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(collector)  # type: ignore[arg-type]
+        self.registry.register(collector)
         self._server, self._thread = start_http_server(address[1], addr=address[0], registry=self.registry)
         self.port = int(self._server.server_address[1])
 

@@ -50,7 +50,7 @@ def claim_one(db: Any, owner: str, lease_s: float = LEASE_S) -> str | None:
             return None
         res = s.execute(update(Task).where(Task.id == tid, claimable).values(
             status=RUNNING, owner=owner, lease_expires_at=now + timedelta(seconds=lease_s)))
-        if res.rowcount != 1:  # type: ignore[attr-defined]
+        if res.rowcount != 1:
             return None
         return str(tid)
 
@@ -62,7 +62,7 @@ def recover(db: Any, owner: str) -> int:
         begin_write(s, background=True)
         res = s.execute(update(Task).where(Task.owner == owner, Task.status == RUNNING)
                         .values(status=QUEUED, owner="", lease_expires_at=None, run_after=utcnow()))
-        n = int(res.rowcount or 0)  # type: ignore[attr-defined]
+        n = int(res.rowcount or 0)
     if n:
         log.warning("requeued %d task(s) left running by a previous run of %s", n, owner)
     return n
