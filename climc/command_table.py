@@ -152,6 +152,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "secgroup-rule-show": ("climc.commands.compute_misc:secgroup_rule_show", "Show a security group rule"),
     "secgroup-rule-update": ("climc.commands.compute_misc:secgroup_rule_update", "Change a security group rule"),
     "secgroup-show": ("climc.commands.compute_misc:secgroup_show", "Show a security group and its rules"),
+    "secgroup-update": ("climc.commands.compute_misc:secgroup_update",
+                        "Rename a security group or change its description"),
     "server-associate-eip": ("climc.commands.servers:server_associate_eip",
                              "Map an EIP to a server (NAT on its host): SERVER EIP"),
     "server-dissociate-eip": ("climc.commands.servers:server_dissociate_eip", "Take a server's EIP off it"),

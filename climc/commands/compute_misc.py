@@ -206,6 +206,20 @@ def eip_update(obj: Any, ident: str, name: str | None, desc: str | None, bandwid
     show_object(obj.client().put(S, f"/eips/{ident}", json={"eip": body})["eip"])
 
 
+@click.command("secgroup-update")
+@click.argument("ident")
+@click.option("--name", default=None, help="New name")
+@click.option("--desc", "--description", "desc", default=None, help="Description")
+@output_options
+@click.pass_obj
+def secgroup_update(obj: Any, ident: str, name: str | None, desc: str | None) -> None:
+    """Rename a security group or change its description (Cloudpods' secgroup-update)."""
+    body = {k: v for k, v in (("name", name), ("description", desc)) if v is not None}
+    if not body:
+        raise click.UsageError("nothing to update: give --name or --desc")
+    show_object(obj.client().put(S, f"/secgroups/{ident}", json={"secgroup": body})["secgroup"])
+
+
 @click.command("eip-associate")
 @click.argument("ident")
 @click.argument("instance_id")

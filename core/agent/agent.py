@@ -310,11 +310,11 @@ class Agent:
         seen: int | None = None  # the secgroup_version the last poll returned
         while not self._stop.is_set():
             try:
-                items, consoles, version = self.link.poll(wait=self.cfg.poll_wait_s, limit=self.cfg.workers,
-                                                          secgroup_version=seen)
+                items, consoles, version, rules = self.link.poll(wait=self.cfg.poll_wait_s, limit=self.cfg.workers,
+                                                                 secgroup_version=seen)
                 seen = version
                 if version is not None and version != self.firewall.applied_version:
-                    self.firewall.kick()  # the region changed this host's security groups
+                    self.firewall.kick(spec=rules)  # the region changed this host's security groups
                 backoff.reset()
             except ConnectionFailedError as exc:
                 delay = backoff.failed()

@@ -21,6 +21,7 @@ import functools
 import hashlib
 import ipaddress
 import logging
+import os
 import shutil
 import subprocess
 from collections.abc import Callable, Iterable
@@ -342,21 +343,85 @@ class NoFirewall:
         return None
 
 
+class Libnftables:
+    """libnftables (what the nft command itself runs) called in-process: an apply costs no process
+    start (``nft -f``, plus ``ip netns exec`` for a namespace, was most of a rule change's time on
+    the host). Calls run on one thread of their own that entered ``netns`` once and stays there
+    (a network namespace is per thread; the agent's other threads keep the host's)."""
+
+    def __init__(self, netns: str = "") -> None:
+        import ctypes
+        from concurrent.futures import ThreadPoolExecutor
+
+        lib = ctypes.CDLL("libnftables.so.1")
+        lib.nft_ctx_new.restype, lib.nft_ctx_new.argtypes = ctypes.c_void_p, [ctypes.c_uint32]
+        lib.nft_ctx_free.argtypes = [ctypes.c_void_p]
+        lib.nft_ctx_buffer_output.argtypes = lib.nft_ctx_buffer_error.argtypes = [ctypes.c_void_p]
+        lib.nft_run_cmd_from_buffer.restype = ctypes.c_int
+        lib.nft_run_cmd_from_buffer.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+        lib.nft_ctx_get_error_buffer.restype = ctypes.c_char_p
+        lib.nft_ctx_get_error_buffer.argtypes = [ctypes.c_void_p]
+        self.lib = lib
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="nft", initializer=_enter_netns, initargs=(netns,))
+        self.run("list tables")  # fails here (FirewallError) if the library or the namespace is unusable
+
+    def run(self, text: str) -> None:
+        err = self.pool.submit(self._run, text).result(timeout=60)
+        if err is not None:
+            raise FirewallError(f"nft refused the ruleset: {err[:1500]}")
+
+    def _run(self, text: str) -> str | None:
+        ctx = self.lib.nft_ctx_new(0)
+        if not ctx:
+            return "libnftables: no context"
+        try:
+            self.lib.nft_ctx_buffer_output(ctx)  # nothing printed on the agent's stdout
+            self.lib.nft_ctx_buffer_error(ctx)
+            if self.lib.nft_run_cmd_from_buffer(ctx, text.encode()) == 0:
+                return None
+            return (self.lib.nft_ctx_get_error_buffer(ctx) or b"").decode(errors="replace").strip() or "failed"
+        finally:
+            self.lib.nft_ctx_free(ctx)
+
+
+def _enter_netns(netns: str) -> None:
+    if not netns:
+        return
+    import ctypes
+
+    fd = os.open(f"/run/netns/{netns}", os.O_RDONLY)
+    try:
+        if ctypes.CDLL(None, use_errno=True).setns(fd, 0x40000000) != 0:  # CLONE_NEWNET, this thread only
+            raise OSError(ctypes.get_errno(), f"setns into network namespace {netns}")
+    finally:
+        os.close(fd)
+
+
 class NftFirewall:
-    """``nft -f -`` (in network namespace ``netns`` when set): one atomic transaction per apply."""
+    """One atomic transaction per apply, in network namespace ``netns`` when set: through libnftables
+    in-process where it loads, else ``nft -f -``."""
 
     enforcing = True
     backend = "nftables"
     reason = ""
 
-    def __init__(self, table: str, netns: str = "", nft: str = "nft") -> None:
+    def __init__(self, table: str, netns: str = "", nft: str = "nft", inprocess: bool = True) -> None:
         self.table, self.netns, self.nft = table, netns, nft
+        self.lib: Libnftables | None = None
+        if inprocess:
+            try:
+                self.lib = Libnftables(netns)
+            except (OSError, AttributeError, FirewallError) as exc:
+                log.info("libnftables not usable (%s): applying with the nft command", exc)
 
     def _cmd(self, *args: str) -> list[str]:
         base = [self.nft, *args]
         return ["ip", "netns", "exec", self.netns, *base] if self.netns else base
 
     def apply(self, text: str) -> None:
+        if self.lib is not None:
+            self.lib.run(text)
+            return
         try:
             p = subprocess.run(self._cmd("-f", "-"), input=text, capture_output=True, text=True, timeout=60)
         except (OSError, subprocess.TimeoutExpired) as exc:
@@ -381,8 +446,6 @@ class NftFirewall:
 
 def firewall_backend(mode: str, network_mode: str, table: str, netns: str = "") -> Any:
     """``mode`` auto: nftables where the agent runs real networking and can use nft, else none."""
-    import os
-
     if mode == "none":
         return NoFirewall("the agent config says firewall: none")
     if mode == "auto" and network_mode != "host":
@@ -432,19 +495,43 @@ class FirewallSync:
         self.port_name: PortName = port_name or (lambda sid, idx: "")
         self._kick = threading.Event()
         self._full = False
+        self._offer_lock = threading.Lock()
+        self._offered: dict[str, Any] | None = None  # a HostSecgroups the long poll brought, not yet applied
         self.plan: Plan | None = None  # what the kernel holds (None: unknown, the next apply is full)
         self.applied_version: int | None = None
         self.applied_at: float | None = None
         self.ports = self.enforced = self.eips = 0
         self.error = ""
-        self.compile_ms = self.apply_ms = 0.0
+        self.fetch_ms = self.compile_ms = self.apply_ms = 0.0
+        self._kicked_at: float | None = None  # when the first kick not yet served came
         self.applies = 0
         self.last_mode = ""  # full | delta | none (nothing differed)
 
-    def kick(self, full: bool = False) -> None:
+    def kick(self, full: bool = False, spec: dict[str, Any] | None = None) -> None:
+        """Apply soon; ``spec``: the host's security groups as the long poll brought them (the
+        next apply uses them instead of fetching; the newest of several offered wins)."""
+        import time
+
         if full:
             self._full = True
+        if spec is not None:
+            with self._offer_lock:
+                have = self._offered
+                if have is None or int(spec.get("version") or 0) >= int(have.get("version") or 0):
+                    self._offered = spec
+        if self._kicked_at is None:
+            self._kicked_at = time.monotonic()
         self._kick.set()
+
+    def _spec(self) -> HostSecgroups:
+        with self._offer_lock:
+            raw, self._offered = self._offered, None
+        if raw is not None and int(raw.get("version") or 0) >= (self.applied_version or 0):  # never go back
+            try:
+                return HostSecgroups.model_validate(raw)
+            except ValueError as exc:
+                log.warning("security groups from the long poll refused (%s): fetching them", exc)
+        return self.fetch()
 
     def status(self) -> dict[str, Any]:
         return {"backend": self.backend.backend, "enforcing": self.backend.enforcing,
@@ -457,8 +544,11 @@ class FirewallSync:
 
         full = full or self._full
         self._full = False
+        kicked, self._kicked_at = self._kicked_at, None
+        woke_ms = (time.monotonic() - kicked) * 1000 if kicked is not None else None
         try:
-            spec = self.fetch()
+            tf = time.perf_counter()
+            spec = self._spec()
             t0 = time.perf_counter()
             plan = build_plan(spec, self.port_name, self.plan.marks if self.plan else None)
             old = None if full else self.plan
@@ -487,12 +577,14 @@ class FirewallSync:
         self.last_mode = "none" if not text else "full" if old is None else "delta"
         self.applied_version, self.applied_at = spec.version, time.time()
         self.ports, self.enforced, self.eips, self.error = plan.ports, plan.enforced, plan.eips, ""
-        self.compile_ms, self.apply_ms = (t1 - t0) * 1000, (t2 - t1) * 1000
+        self.fetch_ms, self.compile_ms, self.apply_ms = (t0 - tf) * 1000, (t1 - t0) * 1000, (t2 - t1) * 1000
         self.applies += 1
         if changed:
-            log.info("security groups v%d: %d port(s), %d enforced, %d eip(s); %s apply (compile %.1f ms, "
-                     "nft %.1f ms)%s", spec.version, plan.ports, plan.enforced, plan.eips, self.last_mode,
-                     self.compile_ms, self.apply_ms,
+            # where a change's time goes on the host: waking after the kick, the fetch, the diff, nft
+            woke = f"woke {woke_ms:.1f} ms, " if woke_ms is not None else ""
+            log.info("security groups v%d: %d port(s), %d enforced, %d eip(s); %s apply (%sfetch %.1f ms, "
+                     "compile %.1f ms, nft %.1f ms)%s", spec.version, plan.ports, plan.enforced, plan.eips,
+                     self.last_mode, woke, self.fetch_ms, self.compile_ms, self.apply_ms,
                      "" if self.backend.enforcing else f"; NOT enforced: {self.backend.reason}")
         return True
 

@@ -48,16 +48,17 @@ class ControllerLink:
         return self.poll(wait, limit)[0]
 
     def poll(self, wait: int, limit: int = 10, secgroup_version: int | None = None
-             ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int | None]:
-        """The long poll: (work items, console sessions to connect, the host's secgroup_version); it
-        ends early when the version is not ``secgroup_version`` (the host's security groups changed)."""
+             ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int | None, dict[str, Any] | None]:
+        """The long poll: (work items, console sessions to connect, the host's secgroup_version, and
+        its security groups when they changed); it ends early when the version is not
+        ``secgroup_version`` (the host's security groups changed) and then carries them."""
         params: dict[str, Any] = {"wait": wait, "limit": limit}
         if secgroup_version is not None:
-            params["secgroup_version"] = secgroup_version
+            params.update(secgroup_version=secgroup_version, with_secgroups=1)
         out = self.client.get("compute_v2", f"{self.host}/work-items", params=params)
-        v = out.get("secgroup_version")
+        v, sg = out.get("secgroup_version"), out.get("secgroups")
         return (list(out.get("work_items", [])), list(out.get("consoles", [])),
-                int(v) if isinstance(v, int) else None)
+                int(v) if isinstance(v, int) else None, sg if isinstance(sg, dict) else None)
 
     def secgroups(self) -> Any:
         """The host's guest ports with their effective rules (core.hostapi.protocol.HostSecgroups)."""

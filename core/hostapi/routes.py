@@ -280,9 +280,13 @@ async def work_items(host_id: str, request: Request, cred: CredentialDep) -> Res
             return json_response({"work_items": []})
         items, consoles, version = await run_in_threadpool(_take, db, cred, host_id, limit)
         draining = getattr(request.app.state, "draining", False)  # the controller is shutting down
-        if items or consoles or draining or time.monotonic() >= deadline or (
-                applied is not None and version != applied):
-            return json_response({"work_items": items, "consoles": consoles, "secgroup_version": version})
+        changed = applied is not None and version != applied
+        if items or consoles or draining or time.monotonic() >= deadline or changed:
+            out: dict[str, Any] = {"work_items": items, "consoles": consoles, "secgroup_version": version}
+            if changed and request.query_params.get("with_secgroups") in ("1", "true"):
+                # the new rules ride on this answer: the agent applies them without a second round trip
+                out["secgroups"] = await run_in_threadpool(_host_secgroups, db, cred, host_id)
+            return json_response(out)
         until = min(time.monotonic() + POLL_S, deadline)
         while _work_gen[0] == seen and time.monotonic() < until and not getattr(request.app.state, "draining", False):
             await asyncio.sleep(0.01)
@@ -321,6 +325,14 @@ def secgroups(host_id: str, session: SessionDep, cred: CredentialDep) -> Respons
 
     host = guard(session, cred, host_id)
     return json_response({"secgroups": dump(host_secgroups(session, host))})
+
+
+def _host_secgroups(db: Any, cred: Credential, host_id: str) -> Any:
+    from core.hostapi.protocol import dump
+    from core.region.secgroups import host_secgroups
+
+    with db.session() as s:
+        return dump(host_secgroups(s, guard(s, cred, host_id)))
 
 
 @router.post("/tasks/{task_id}")

@@ -173,6 +173,7 @@ def test_another_project_cannot_touch_these_groups(controller: Controller, tenan
     s = mk_server(controller, net, f"sg-mine-{tag}", "--secgroup", g["id"])
     b: httpx.Client = tenants.b
     flat_error(b.get(f"/secgroups/{g['id']}"), 404)
+    flat_error(b.put(f"/secgroups/{g['id']}", json={"secgroup": {"name": f"sg-taken-{tag}"}}), 404)
     flat_error(b.get(f"/secgrouprules/{rule['id']}"), 404)
     flat_error(b.put(f"/secgrouprules/{rule['id']}", json={"secgrouprule": {"ports": "1-65535"}}), 404)
     flat_error(b.delete(f"/secgrouprules/{rule['id']}"), 404)
@@ -186,9 +187,12 @@ def test_another_project_cannot_touch_these_groups(controller: Controller, tenan
                       json={"peer_secgroup_id": g["id"]}), 400)
     assert b.get("/secgrouprules", params={"limit": 0}).json()["secgrouprules"] == [] or all(
         r["secgroup_id"] != g["id"] for r in b.get("/secgrouprules", params={"limit": 0}).json()["secgrouprules"])
-    # nothing changed
+    # nothing changed; its owner renames it (Cloudpods' secgroup-update)
     assert [r["ports"] for r in cj(controller, "secgroup-show", g["id"])["rules"]] == ["22"]
     assert names(srv(controller, s["id"])) == [g["name"]]
+    out = cj(controller, "secgroup-update", g["id"], "--name", f"sg-ours-{tag}", "--desc", "renamed")
+    assert (out["name"], out["description"]) == (f"sg-ours-{tag}", "renamed")
+    assert names(srv(controller, s["id"])) == [f"sg-ours-{tag}"]
 
 
 def test_eips_associate_with_servers_and_reach_their_host(controller: Controller, tenants: Tenants,  # noqa: F811
