@@ -63,14 +63,16 @@ def bench_compile(guests: int, rules: int) -> None:
     ns = f"cmnb{uuid.uuid4().hex[:6]}"
     subprocess.run(["ip", "netns", "add", ns], check=True)
     try:
-        fw = NftFirewall("cmn_bench", ns)
-        applied = []
-        for _ in range(3):
-            t0 = time.perf_counter()
-            fw.apply(c.text)  # the second and third replace a full ruleset, as a re-apply does
-            applied.append(time.perf_counter() - t0)
-        print(f"apply (nft -f, one transaction) {guests} x {rules}: first {applied[0] * 1000:.0f} ms, "
-              f"replace {statistics.median(applied[1:]) * 1000:.0f} ms")
+        for how, inprocess in (("nft -f", False), ("libnftables in-process", True)):
+            fw = NftFirewall("cmn_bench", ns, inprocess=inprocess)
+            fw.clear()
+            applied = []
+            for _ in range(3):
+                t0 = time.perf_counter()
+                fw.apply(c.text)  # the second and third replace a full ruleset, as a re-apply does
+                applied.append(time.perf_counter() - t0)
+            print(f"apply ({how}, one transaction) {guests} x {rules}: first {applied[0] * 1000:.0f} ms, "
+                  f"replace {statistics.median(applied[1:]) * 1000:.0f} ms")
     finally:
         subprocess.run(["ip", "netns", "del", ns], check=False)
 
