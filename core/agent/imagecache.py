@@ -66,7 +66,7 @@ class ImageCache:
         if want is not None and not re.fullmatch(r"[0-9a-f]{64}", want):
             raise InvalidSpec(f"bad sha256 {sha256!r}")
         with self._image_lock(image_id):
-            if os.path.isfile(path) and (want is None or self._recorded_sha(image_id) == want):
+            if os.path.isfile(path) and (want is None or self.recorded_sha(image_id) == want):
                 return path
             for attempt in range(FETCH_ATTEMPTS):
                 try:
@@ -96,14 +96,15 @@ class ImageCache:
             n for n in os.listdir(self.root) if _ID_RE.match(n) and not n.endswith((".sha256", ".part"))
         )
 
-    # --- private ------------------------------------------------------------------------------
-
-    def _recorded_sha(self, image_id: str) -> str | None:
+    def recorded_sha(self, image_id: str) -> str | None:
+        """The sha256 recorded when the image was cached (None: none recorded); images.py checks it."""
         try:
             with open(self.path(image_id) + ".sha256") as f:
                 return f.read().strip()
         except FileNotFoundError:
             return None
+
+    # --- private ------------------------------------------------------------------------------
 
     def _download(self, image_id: str, path: str, want: str | None) -> None:
         digest = hashlib.sha256()

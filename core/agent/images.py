@@ -61,7 +61,7 @@ class ImageStore:
         meta = self._meta.get(image_id)
         if meta is not None:
             want = meta.get("sha256")
-            if want and self.cache._recorded_sha(image_id) != want:
+            if want and self.cache.recorded_sha(image_id) != want:
                 self.cache.remove(image_id)
                 raise HypervisorError(f"image {image_id}: downloaded bytes do not match glance's sha256")
             with open(meta_path, "w") as f:

@@ -64,7 +64,7 @@ def purge_recycle_bin(session: Session, keep_s: float = PENDING_DELETE_S) -> int
     for r in rows:
         try:
             with session.begin_nested():
-                m._start_delete(session, None, r, True)
+                m.start_delete(session, None, r, True)
             n += 1
         except Exception:
             continue

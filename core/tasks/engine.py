@@ -14,7 +14,7 @@ import random
 import time
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, NoReturn, TypeVar
 
 from pydantic import BaseModel
 from sqlalchemy import event, func, select
@@ -124,7 +124,7 @@ class Run:
             self.set_params(**data)
         self.outcome = ("done", None)
 
-    def fail(self, reason: str) -> None:
+    def fail(self, reason: str) -> NoReturn:
         raise StageError(reason)
 
     # ---- side effects ------------------------------------------------------------------------

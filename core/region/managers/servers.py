@@ -141,7 +141,7 @@ class ServerManager(Manager):
             if row.pending_deleted and not (override or purge):
                 raise InvalidStatusError(f"server {row.name} is already in the recycle bin: purge it "
                                          "(?override_pending_delete=true or the purge action)")
-            self._start_delete(session, cred, row, purge, delete_eip)
+            self.start_delete(session, cred, row, purge, delete_eip)
         else:
             sm.check(row, "delete")
             self._pending_delete(session, cred, row)
@@ -172,7 +172,7 @@ class ServerManager(Manager):
                    domain_id=row.domain_id)
         row.active_task_id = t.id
 
-    def _start_delete(self, session: Session, cred: Credential | None, row: Any, purge: bool,
+    def start_delete(self, session: Session, cred: Credential | None, row: Any, purge: bool,
                       delete_eip: bool = False) -> Task:
         before = row.status
         sm.apply(row, "delete")
@@ -194,7 +194,7 @@ class ServerManager(Manager):
 
     def do_purge(self, session: Session, cred: Credential, row: Any, body: dict[str, Any]) -> None:
         sm.guard_busy(row)
-        self._start_delete(session, cred, row, True)
+        self.start_delete(session, cred, row, True)
 
     # ---- actions -----------------------------------------------------------------------------
     def _task(self, session: Session, cred: Credential, row: Any, event: str, task: str,
