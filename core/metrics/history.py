@@ -89,16 +89,24 @@ def purge(session: Session, now: float | None = None) -> int:
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
-def parse_since(raw: str | None) -> int:
-    """``30m``, ``1h``, ``7d`` (or seconds) -> seconds, at most 30 days."""
-    text = (raw or "1h").strip().lower()
+def duration(raw: str | int | None, what: str, lo: int = 1, hi: int = KEEP[HOUR], default: str = "1h") -> int:
+    """``30m``, ``1h``, ``7d`` (or seconds) -> seconds within [lo, hi]; anything else a 400 naming ``what``."""
+    if isinstance(raw, bool):
+        raise InputParameterError(f"{what}: a duration such as 30m, 1h or 7d, not {raw!r}")
+    text = (default if raw is None or raw == "" else str(raw)).strip().lower()
     try:
         secs = int(text[:-1]) * _UNITS[text[-1]] if text[-1] in _UNITS else int(text)
     except (ValueError, IndexError):
-        raise InputParameterError(f"since: a duration such as 30m, 1h or 7d, not {raw!r}") from None
-    if not 0 < secs <= KEEP[HOUR]:
-        raise InputParameterError(f"since: must be between 1s and 30d, not {raw!r}")
+        raise InputParameterError(f"{what}: a duration such as 30m, 1h or 7d, not {raw!r}") from None
+    if not lo <= secs <= hi:
+        top = f"{hi // 86400}d" if hi % 86400 == 0 else f"{hi}s"
+        raise InputParameterError(f"{what}: must be between {lo}s and {top}, not {raw!r}")
     return secs
+
+
+def parse_since(raw: str | None) -> int:
+    """``30m``, ``1h``, ``7d`` (or seconds) -> seconds, at most 30 days."""
+    return duration(raw, "since")
 
 
 def metric_names(obj_type: str, wanted: list[str] | None) -> tuple[str, ...]:

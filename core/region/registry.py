@@ -30,6 +30,9 @@ MANAGERS: dict[str, str] = {
     "cloudaccounts": "core.region.cloud.accounts:CloudaccountManager",
     "cloudproviders": "core.region.cloud.accounts:CloudproviderManager",
     "cachedimages": "core.region.cloud.accounts:CachedimageManager",
+    "commonalerts": "core.metrics.alerts:CommonalertManager",
+    "alertrecords": "core.metrics.alerts:AlertrecordManager",
+    "notifyconfigs": "core.metrics.alerts:NotifyConfigManager",
 }
 
 _instances: dict[str, Any] = {}

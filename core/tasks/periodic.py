@@ -61,6 +61,8 @@ JOBS: tuple[Job, ...] = (
     # abandoned uploads and orphan files of the image store
     Job("glance-janitor", "core.glance.janitor:sweep_job", _glance_janitor_interval,
         params=lambda s: {"data_dir": s.data_dir, "config_path": s.config_path}),
+    # alert rules: states, history, notifications (core/metrics/evaluator.py)
+    Job("alerts-evaluate", "core.metrics.evaluator:run", lambda s: s.job_alerts_interval_s, lambda s: s.job_alerts),
 )
 
 

@@ -25,6 +25,17 @@ for plural in ("cloudaccounts", "cloudproviders", "cachedimages"):
               Rule(f"compute:{plural}:get", "reader", description=f"Show one of {plural}.")]
 rules += [Rule(f"compute:cloudaccounts:{op}", "admin", description=f"{op.capitalize()} cloud accounts.")
           for op in ("create", "update", "delete", "perform")]
+# alerting: members keep their project's rules, readers read them and the history; notify configs
+# (where the controller connects or mails) are for admins; a rule on a host for system admins
+for plural in ("commonalerts", "alertrecords", "notifyconfigs"):
+    rules += [Rule(f"compute:{plural}:list", "reader", description=f"List {plural}."),
+              Rule(f"compute:{plural}:get", "reader", description=f"Show one of {plural}.")]
+rules += [Rule(f"compute:commonalerts:{op}", "member", description=f"{op.capitalize()} alert rules.")
+          for op in ("create", "update", "delete", "perform")]
+rules += [Rule(f"compute:notifyconfigs:{op}", "admin", description=f"{op.capitalize()} notify configs.")
+          for op in ("create", "update", "delete", "perform")]
+rules += [Rule("compute:commonalerts:host", "admin", scopes=("system",),
+               description="Create an alert rule on a host (the cloud's, not a project's).")]
 rules += [
     Rule("compute:tasks:perform", "admin", description="Report a work item's result (host agents)."),
     Rule("compute:hosts:agent", "admin", description="Long-poll a host's work items (host agents)."),
