@@ -84,7 +84,9 @@ def send_email(content: dict[str, Any], password: str, ev: dict[str, Any]) -> No
             if not content.get("ssl") and content.get("starttls", True):
                 smtp.starttls(context=ctx)
             if content.get("username"):
-                smtp.login(content["username"], password)
+                # no initial response: some servers (aiosmtpd) stall on AUTH LOGIN with one, and a
+                # wrong password would then be a 10 s timeout instead of its 535
+                smtp.login(content["username"], password, initial_response_ok=False)
             smtp.send_message(msg)
     except (OSError, smtplib.SMTPException, ssl.SSLError) as exc:
         raise SendError(f"smtp {host}:{port}: {type(exc).__name__}: {exc}") from None
