@@ -28,7 +28,7 @@ from core.metrics.models import AlertNotification, Alertrecord, Commonalert, Com
 
 COMPARATORS: dict[str, Callable[[float, float], bool]] = {
     ">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le, "==": operator.eq}
-REDUCERS = {"avg": func.avg, "max": func.max, "min": func.min}
+REDUCERS: dict[str, Callable[[Any], Any]] = {"avg": func.avg, "max": func.max, "min": func.min}
 RULES_PER_RUN = 2000
 
 

@@ -57,9 +57,11 @@ def event_of(rec: Alertrecord) -> dict[str, Any]:
 
 def subject_of(ev: dict[str, Any]) -> str:
     what = "ALERTING" if ev["state"] == "alerting" else "resolved"
-    return (f"[cloudpods] {what}: {ev['alert_name']} ({ev['level']}) on {ev['res_type']} {ev['res_name'] or ev['res_id']}"
-            f": {ev['metric']} {ev['value']:.3g} {ev['comparator']} {ev['threshold']:.3g}"
-            if ev["value"] is not None else f"[cloudpods] {what}: {ev['alert_name']} on {ev['res_name']}")
+    on = ev['res_name'] or ev['res_id']
+    head = f"[cloudpods] {what}: {ev['alert_name']} ({ev['level']}) on {ev['res_type']} {on}"
+    if ev["value"] is None:
+        return f"{head}: {ev['metric']} has no samples"
+    return f"{head}: {ev['metric']} {ev['value']:.3g} {ev['comparator']} {ev['threshold']:.3g}"
 
 
 def send_email(content: dict[str, Any], password: str, ev: dict[str, Any]) -> None:

@@ -45,6 +45,7 @@ def open_cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Contr
     root: Path = tmp_path_factory.mktemp("metrics")
     ctl = Controller.init(root / "ctl")
     ctl.env["CLOUDPODS_METRICS_OPEN"] = "1"
+    ctl.env["CLOUDPODS_JOB_ALERTS_INTERVAL_S"] = "1"  # the alert evaluator every second (default 30 s)
     port = free_port()
     agent: AgentProc | None = None
     try:
@@ -178,3 +179,77 @@ def test_usage_history_through_climc(open_cloud: tuple[Controller, AgentProc, in
     other = httpx.get(f"{ctl.url}{B}/servers/{running}/metrics", headers={"X-Auth-Token": outsider_token(ctl)},
                       timeout=30)
     assert other.status_code == 404, other.text
+
+
+def test_alert_fires_by_mail_and_webhook_through_climc(open_cloud: tuple[Controller, AgentProc, int],
+                                                      guests: list[str], tmp_path: Path) -> None:
+    """A rule on the running guest's cpu fires: a real SMTP server (STARTTLS, AUTH) gets the mail, a
+    receiver that checks the HMAC signature gets the webhook; the history shows it; secrets never come
+    back; bad input is a readable 400; another tenant sees none of it."""
+    import secrets as _secrets
+
+    from tests.support.notify_peers import smtp_server, webhook_receiver
+
+    ctl, _agent, _port = open_cloud
+    running = guests[0]
+    tag = _secrets.token_hex(3)
+    hook_secret = f"hook-secret-{tag}-0123456789"
+    pw_file = tmp_path / "smtp-pw"
+
+    def ok(*args: str) -> dict[str, Any]:
+        r = ctl.climc(*args, "-o", "json")
+        assert r.returncode == 0, (args, r.stderr)
+        return json.loads(r.stdout)  # type: ignore[no-any-return]
+
+    with smtp_server(tmp_path) as smtp, webhook_receiver(hook_secret) as hook:
+        pw_file.write_text(smtp.password)
+        (tmp_path / "ca.pem").write_text(smtp.ca_pem)
+        mail = ok("notify-config-create", f"mail-{tag}", "--type", "email", "--hostname", "127.0.0.1",
+                  "--hostport", str(smtp.port), "--username", smtp.user, "--password", f"@{pw_file}",
+                  "--sender", "cloudpods@example.org", "--to", "ops@example.org", "--ca-cert", str(tmp_path / "ca.pem"))
+        hook_cfg = ok("notify-config-create", f"hook-{tag}", "--type", "webhook", "--url", hook.url,
+                      "--secret", hook_secret)
+        shown = ctl.climc("notify-config-show", f"mail-{tag}", "-o", "json").stdout + json.dumps(hook_cfg)
+        assert smtp.password not in shown and hook_secret not in shown and "secret\"" not in shown
+        assert mail["content"]["password_set"] is True and hook_cfg["content"]["secret_set"] is True
+        rule = ok("monitor-commonalert-create", f"hot-{tag}", "--metric", "cpu_percent", "--comparator", ">=",
+                  "--threshold", "0", "--period", "1m", "--scope", "server", "--server", running, "--level", "fatal",
+                  "--notify-config", f"mail-{tag}", "--notify-config", f"hook-{tag}")
+        assert rule["scope"] == "server" and rule["res_id"] == running and rule["comparator"] == ">="
+        # bad input: one readable line, nothing created
+        for args, word in ((("--metric", "bogus", "--threshold", "1"), "metric"),
+                           (("--metric", "cpu_percent", "--threshold", "lots"), "threshold"),
+                           (("--metric", "cpu_percent", "--threshold", "1", "--period", "1y"), "window")):
+            bad = ctl.climc("monitor-commonalert-create", f"bad-{tag}", "--comparator", ">", *args)
+            assert bad.returncode != 0 and word in bad.stderr and "Traceback" not in bad.stderr, bad.stderr
+        # the evaluator runs every second here; agents ping every second with samples
+        wait_for(lambda: any(e["state"] == "alerting" for e in hook.events) and smtp.messages, 90,
+                 "the alert's webhook and mail")
+        ev = next(e for e in hook.events if e["state"] == "alerting")
+        assert ev["alert_id"] == rule["id"] and ev["res_id"] == running and ev["level"] == "fatal", ev
+        assert hook.rejected == 0 and smtp.tls_sessions == [True]
+        assert f"ALERTING: hot-{tag} (fatal)" in smtp.messages[0]["Subject"]
+        recs = wait_for(lambda: [r for r in ok("monitor-alertrecord-list", "--alert-id", rule["id"])["data"]
+                                 if r["state"] == "alerting" and r["notify_status"] == "sent"], 30, "record sent")
+        assert recs[0]["res_name"] == "mvm-run" and recs[0]["prev_state"] == "ok", recs
+        rec = ok("monitor-alertrecord-show", recs[0]["id"])
+        assert sorted(n["status"] for n in rec["notifications"]) == ["sent", "sent"], rec
+        assert ok("monitor-commonalert-show", f"hot-{tag}")["alert_state"] == "alerting"
+        assert len([e for e in hook.events if e["state"] == "alerting"]) == 1  # fired once, not every second
+
+        # another tenant: every one of them is a 404, and its lists are empty of them
+        other = {"X-Auth-Token": outsider_token(ctl)}
+        for path in (f"commonalerts/{rule['id']}", f"alertrecords/{recs[0]['id']}", f"notifyconfigs/{mail['id']}"):
+            assert httpx.get(f"{ctl.url}{B}/{path}", headers=other, timeout=30).status_code == 404, path
+        lists = httpx.get(f"{ctl.url}{B}/commonalerts", headers=other, timeout=30).json()["commonalerts"]
+        assert rule["id"] not in {x["id"] for x in lists}
+        r = httpx.post(f"{ctl.url}{B}/commonalerts/{rule['id']}/disable", headers=other, timeout=30)
+        assert r.status_code == 404, r.text
+
+        assert ctl.climc("monitor-commonalert-disable", f"hot-{tag}").returncode == 0
+        assert ok("monitor-commonalert-show", f"hot-{tag}")["enabled"] is False
+        used = ctl.climc("notify-config-delete", f"mail-{tag}")
+        assert used.returncode != 0 and f"hot-{tag}" in used.stderr, used.stderr  # a rule still uses it
+        assert ctl.climc("monitor-commonalert-delete", f"hot-{tag}").returncode == 0
+        assert ctl.climc("notify-config-delete", f"mail-{tag}", f"hook-{tag}").returncode == 0
+        assert ok("monitor-alertrecord-show", recs[0]["id"])["alert_id"] == rule["id"]  # history stays

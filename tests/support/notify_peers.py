@@ -111,7 +111,7 @@ def webhook_receiver(secret: str, fail_first: int = 0) -> Iterator[Webhook]:
     left = [fail_first]
 
     class H(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+        def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             ts = self.headers.get("X-Cloudpods-Timestamp", "")
             want = "sha256=" + hmac.new(secret.encode(), ts.encode() + b"." + body, hashlib.sha256).hexdigest()

@@ -9,8 +9,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import core.db.base  # noqa: F401  (custom column types)
-
+import core.db.base
 
 revision = 'metrics_0002'
 down_revision = 'metrics_0001'
