@@ -6,6 +6,11 @@ from __future__ import annotations
 import click
 
 HELP: dict[str, str] = {
+    # alert rules (monitor-commonalert-config)
+    "period": "How far back the rule reads: 1m..24h", "comparator": "> >= < <= == (or gt ge lt le eq)",
+    "threshold": "The number the reduced metric is compared with",
+    "for": "How long the condition must hold before alerting (e.g. 2m; 0: at once)",
+    "level": "Severity: normal, important or fatal",
     "desc": "Description", "description": "Description", "name": "Name (new name on update)",
     "order": "Sort direction", "scope": "Whose rows: system, domain or project",
     "details": "Include joined fields (names of referenced rows)", "limit": "Page size", "offset": "Skip this many",

@@ -55,8 +55,10 @@ notify_config_update = make_update("notify-config-update", "notifyconfigs", "not
               help="How far back the reducer reads (1m..24h)")
 @click.option("--for", "for_", default="0", show_default=True,
               help="How long the condition must hold before the rule alerts (pending until then)")
-@click.option("--reduce", type=click.Choice(["avg", "max", "min"]), default="avg", show_default=True)
-@click.option("--level", type=click.Choice(["normal", "important", "fatal"]), default="normal", show_default=True)
+@click.option("--reduce", type=click.Choice(["avg", "max", "min"]), default="avg", show_default=True,
+              help="How the window's minute samples become one value")
+@click.option("--level", type=click.Choice(["normal", "important", "fatal"]), default="normal", show_default=True,
+              help="Severity, carried by the record and every notification")
 @click.option("--scope", type=click.Choice(["project", "server", "host"]), default="project", show_default=True,
               help="project: every server of your project; server/host: the one named by --server/--host")
 @click.option("--server", default=None, help="The server watched (scope server)")
