@@ -58,6 +58,9 @@ disk_delete = make_delete("disk-delete", "disks", "disk", "Delete detached disks
 @click.option("--net", "nets", multiple=True, help="NETWORK[:ip] (repeatable)")
 @click.option("--cdrom", "--iso", "cdrom", default=None,
               help="ISO image (id or name) in the CD-ROM drive, booted first (an installer)")
+@click.option("--schedtag", "schedtags", multiple=True,
+              help="TAG:require|exclude|prefer|avoid[:hosts|zones] (repeatable); a host's or zone's tags are its "
+                   "metadata keys and key=value")
 @click.option("--count", type=click.IntRange(1, 1000), default=1, show_default=True, help="How many servers")
 @click.option("--prefer-host", "--host", "host", default=None, help="Put it on this host (id or name)")
 @click.option("--prefer-zone", "--zone", "zone", default=None, help="Put it in this zone (id or name)")
@@ -81,7 +84,7 @@ disk_delete = make_delete("disk-delete", "disks", "disk", "Delete detached disks
 @click.pass_obj
 def server_create(obj: Any, name: str, vcpu_count: int | None, mem_spec: str | None, disks: tuple[str, ...],
                   image: str | None, instance_snapshot: str | None, nets: tuple[str, ...], cdrom: str | None,
-                  count: int, host: str | None,
+                  schedtags: tuple[str, ...], count: int, host: str | None,
                   zone: str | None, hypervisor: str | None,
                   keypair: str | None, password: str | None, secgroups: tuple[str, ...], auto_start: bool,
                   eip_bw: int | None, eip_charge_type: str | None, eip_auto_dellocate: bool, eip: str | None,
@@ -103,6 +106,8 @@ def server_create(obj: Any, name: str, vcpu_count: int | None, mem_spec: str | N
             body[k] = v
     if secgroups:
         body["secgroups"] = list(secgroups)
+    if schedtags:
+        body["schedtags"] = [_schedtag(t) for t in schedtags]
     c = obj.client()
     if dry_run:
         show_forecast(c.post(S, "/servers/forecast", json={"server": body, "count": count})["forecast"])
@@ -121,6 +126,18 @@ def server_create(obj: Any, name: str, vcpu_count: int | None, mem_spec: str | N
         show_list(rows, columns=SERVER_COLUMNS)
     else:
         show_object(rows[0])
+
+
+def _schedtag(spec: str) -> dict[str, str]:
+    """``TAG:STRATEGY[:RESOURCE]`` (the tag may hold '=' but not ':')."""
+    parts = spec.split(":")
+    if len(parts) not in (2, 3) or not parts[0]:
+        raise click.BadParameter(f"{spec!r}: give TAG:require|exclude|prefer|avoid[:hosts|zones]",
+                                 param_hint="--schedtag")
+    out = {"id": parts[0], "strategy": parts[1]}
+    if len(parts) == 3:
+        out["resource_type"] = parts[2]
+    return out
 
 
 @click.command("server-stop")

@@ -24,6 +24,18 @@ from core.scheduler.engine import forecast
 from core.scheduler.records import ZoneRecord
 
 
+def schedtags_of(meta: dict[str, Any] | None) -> frozenset[str]:
+    """A host's or zone's schedtags, from its metadata (tags): each key, and ``key=value``; a user
+    tag (``user:<key>``) also without its prefix. ``--schedtag rack=r1:require`` then matches them."""
+    out: set[str] = set()
+    for k, v in (meta or {}).items():
+        for key in {str(k), str(k).removeprefix("user:")}:
+            out.add(key)
+            if v not in (None, ""):
+                out.add(f"{key}={v}")
+    return frozenset(out)
+
+
 def host_record(h: Host, storage_ids: tuple[str, ...], wire_ids: tuple[str, ...], region_id: str) -> HostRecord:
     if h.host_type == "baremetal":  # one server takes the whole machine: one slot, full once it is taken
         taken = 1 if h.cpu_used > 0 or h.mem_used > 0 else 0
@@ -31,14 +43,14 @@ def host_record(h: Host, storage_ids: tuple[str, ...], wire_ids: tuple[str, ...]
             id=h.id, name=h.name, zone_id=h.zone_id, cloudregion_id=region_id, host_type=h.host_type,
             enabled=h.enabled and not h.is_maintenance, host_status=h.host_status, cpu_arch=h.cpu_arch or "x86_64",
             cpu_count=1, cpu_cmtbound=1.0, cpu_used=taken, mem_size=1, mem_cmtbound=1.0, mem_used=taken,
-            storage_ids=storage_ids, wire_ids=wire_ids, generation=h.generation,
+            storage_ids=storage_ids, wire_ids=wire_ids, generation=h.generation, schedtags=schedtags_of(h.meta),
             capabilities=frozenset(str(c) for c in (h.capabilities or ())))
     return HostRecord(
         id=h.id, name=h.name, zone_id=h.zone_id, cloudregion_id=region_id, host_type=h.host_type,
         enabled=h.enabled and not h.is_maintenance, host_status=h.host_status, cpu_arch=h.cpu_arch,
         cpu_count=h.cpu_count, cpu_reserved=h.cpu_reserved, cpu_cmtbound=h.cpu_cmtbound, cpu_used=h.cpu_used,
         mem_size=h.mem_size, mem_reserved=h.mem_reserved, mem_cmtbound=h.mem_cmtbound, mem_used=h.mem_used,
-        storage_ids=storage_ids, wire_ids=wire_ids, generation=h.generation,
+        storage_ids=storage_ids, wire_ids=wire_ids, generation=h.generation, schedtags=schedtags_of(h.meta),
         capabilities=frozenset(str(c) for c in (h.capabilities or ())))
 
 
@@ -65,7 +77,7 @@ class SnapshotCache:
                 snap.upsert_storage(storage_record(s))
                 self._storage_mark = max(self._storage_mark or s.updated_at, s.updated_at)
             for z in session.scalars(select(Zone)):
-                snap.upsert_zone(ZoneRecord(id=z.id))
+                snap.upsert_zone(ZoneRecord(id=z.id, schedtags=schedtags_of(z.meta)))
             used = ipam.used_counts(session)
             for n in session.scalars(select(Network)):
                 snap.upsert_network(NetworkRecord(id=n.id, wire_id=n.wire_id, name=n.name,

@@ -992,3 +992,27 @@ def test_instance_snapshot_reset_rolls_every_disk_back(cloud: tuple[Controller, 
     settled(ctl, "vm-isr", "running", "reset and started")
     assert ctl.climc("server-delete", "-f", "vm-isr").returncode == 0
     wait_for(lambda: ctl.api.get(f"{B}/servers/{srv['id']}").status_code == 404, 30, "gone")
+
+
+def test_schedtags_come_from_host_and_zone_metadata(cloud: tuple[Controller, AgentProc]) -> None:
+    ctl, agent = cloud
+    host = ctl.api.get(f"{B}/hosts/{agent.host_id}").json()["host"]
+    assert ctl.api.post(f"{B}/hosts/{host['id']}/metadata", json={"rack": "r1", "user:ssd": "yes"}).status_code == 200
+    assert ctl.api.post(f"{B}/zones/{host['zone_id']}/metadata", json={"user:tier": "gold"}).status_code == 200
+
+    def fits(*tags: str) -> dict[str, Any]:
+        args = [a for t in tags for a in ("--schedtag", t)]
+        return dict(climc_json(ctl, "server-create", "vm-tagged", "--disk", "tiny", "--net", "default", *args,
+                               "--dry-run"))
+
+    try:
+        assert fits("rack=r1:require", "ssd:require", "tier=gold:require:zones")["can_create"] is True
+        no = fits("rack=r2:require")
+        assert no["can_create"] is False and "schedtag" in json.dumps(no), no
+        assert fits("rack:exclude")["can_create"] is False
+        assert fits("tier=silver:require:zones")["can_create"] is False
+        r = ctl.climc("server-create", "vm-tagged", "--disk", "tiny", "--schedtag", "rack", "--dry-run")
+        assert r.returncode != 0 and "--schedtag" in r.stderr, r.stderr
+    finally:
+        ctl.api.post(f"{B}/hosts/{host['id']}/metadata", json={"rack": None, "user:ssd": None})
+        ctl.api.post(f"{B}/zones/{host['zone_id']}/metadata", json={"user:tier": None})
