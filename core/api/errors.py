@@ -7,7 +7,6 @@ route answers Cloudpods' flat ``{"code", "class", "details", "time"}``. Anything
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -16,6 +15,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from core.db.base import iso, utcnow
 from core.errors import (
     CloudpodsError,
     ConflictError,
@@ -32,7 +32,7 @@ _HTTP_CLASS = {400: InputParameterError, 401: UnauthorizedError, 404: ResourceNo
 
 
 def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    return str(iso(utcnow()))
 
 
 def error_response(request: Request, err: CloudpodsError, status: int | None = None) -> JSONResponse:

@@ -22,6 +22,13 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def iso(dt: datetime | None) -> str | None:
+    """The one timestamp format on the wire: UTC, microseconds, ``Z`` (Cloudpods' and Keystone's)."""
+    if dt is None:
+        return None
+    return dt.isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
 def new_uuid() -> str:
     return str(uuid.uuid4())
 

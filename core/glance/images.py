@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from core.api.context import Credential
 from core.api.inputs import INT64_MAX, check_display_name, int64
-from core.db.base import utcnow
+from core.db.base import iso, utcnow
 from core.errors import DuplicateNameError, InputParameterError, OutOfQuotaError, ResourceNotFoundError
 from core.glance.config import GlanceConfig
 from core.glance.models import ACTIVE, SAVING, Image, ImageQuota, ImageSubformat
@@ -165,10 +165,6 @@ def take_upload(session: Session, image_id: str, owner: str, statuses: tuple[str
 
 
 # ---- wire shapes ---------------------------------------------------------------------------------
-def iso(dt: datetime | None) -> str | None:
-    return dt.isoformat(timespec="microseconds").replace("+00:00", "Z") if dt else None
-
-
 def upload_offset(img: Image, store: ImageStore) -> int:
     return store.staged_size(img.id) if img.status == SAVING else (img.size or 0 if img.status == ACTIVE else 0)
 

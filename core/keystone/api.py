@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -10,6 +9,7 @@ from fastapi.responses import JSONResponse
 
 from core.api.context import Credential
 from core.api.deps import CredentialDep, SessionDep
+from core.db.base import iso
 from core.errors import InputParameterError, ResourceNotFoundError, UnauthorizedError
 from core.keystone.auth import KeystoneCredential
 from core.keystone.catalog import build_catalog
@@ -34,12 +34,6 @@ from core.keystone.routes.domains import domain_dict
 from core.keystone.routes.projects import project_dict
 
 router = APIRouter(tags=["identity"])
-
-
-def iso(dt: datetime | None) -> str | None:
-    if dt is None:
-        return None
-    return dt.isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def _link(request: Request, path: str = "") -> str:

@@ -11,6 +11,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ValidationError
 
 from core.api.inputs import check_display_name, reject_bool_numbers
+from core.db.base import iso
 from core.db.engine import begin_write  # noqa: F401  (re-exported: region code imports it from here)
 from core.errors import InputParameterError
 
@@ -73,12 +74,6 @@ def unwrap(body: Any, keyword: str) -> dict[str, Any]:
     if isinstance(inner, list):  # ``{"zone": [...]}`` is no zone: refused, not read as an empty body
         raise InputParameterError(f"{keyword}: expected a JSON object")
     return body
-
-
-def iso(dt: datetime | None) -> str | None:
-    if dt is None:
-        return None
-    return dt.isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def owner_of(row: Any) -> dict[str, Any]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, TypeVar
 
 from fastapi import Request
@@ -41,12 +40,6 @@ class Body(BaseModel):
     """Request bodies: unknown keys are ignored (real clients send extras), types are checked."""
 
     model_config = ConfigDict(extra="ignore")
-
-
-def iso(dt: datetime | None) -> str | None:
-    if dt is None:
-        return None
-    return dt.isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def link(request: Request, path: str = "") -> str:
