@@ -57,6 +57,8 @@ def parse_bool(value: str | bool | None, name: str, default: bool | None = None)
         return default
     if isinstance(value, bool):
         return value
+    if not isinstance(value, str):  # a JSON number/object in a body: the same 400, never an AttributeError
+        raise InputParameterError(f"{name}: {value!r} is not a boolean")
     v = value.strip().lower()
     if v in _TRUE:
         return True

@@ -79,6 +79,12 @@ def test_bad_order_by_is_400(session: Session) -> None:
         paginate(session, select(Action), Action, q(order_by=["password"]))
 
 
+def test_parse_bool_refuses_json_numbers_and_objects_with_a_400() -> None:
+    for v in (1, 0, 2.5, {"a": 1}, ["true"]):
+        with pytest.raises(InputParameterError, match="is not a boolean"):
+            parse_bool(v, "auto_start")  # type: ignore[arg-type]
+
+
 def test_parse_bool_case_insensitive() -> None:
     assert parse_bool("True", "x") is True and parse_bool("FALSE", "x") is False
     with pytest.raises(InputParameterError):
