@@ -64,6 +64,10 @@ disk_delete = make_delete("disk-delete", "disks", "disk", "Delete detached disks
 @click.option("--count", type=click.IntRange(1, 1000), default=1, show_default=True, help="How many servers")
 @click.option("--prefer-host", "--host", "host", default=None, help="Put it on this host (id or name)")
 @click.option("--prefer-zone", "--zone", "zone", default=None, help="Put it in this zone (id or name)")
+@click.option("--prefer-region", "--region", "region", default=None,
+              help="Put it in this cloud region (id or name); a cloud's region implies its --hypervisor")
+@click.option("--prefer-manager", "--manager", "manager", default=None,
+              help="Put it in this cloudprovider's cloud (id or name: cloudprovider-list); implies --hypervisor")
 @click.option("--hypervisor", default=None, help="kvm (default), baremetal, esxi, aws, ... (the host's driver)")
 @click.option("--keypair", default=None, help="SSH keypair (id or name) put into the guest")
 @click.option("--password", default=None, help="Login password of the guest (default: none, or the keypair)")
@@ -85,7 +89,7 @@ disk_delete = make_delete("disk-delete", "disks", "disk", "Delete detached disks
 def server_create(obj: Any, name: str, vcpu_count: int | None, mem_spec: str | None, disks: tuple[str, ...],
                   image: str | None, instance_snapshot: str | None, nets: tuple[str, ...], cdrom: str | None,
                   schedtags: tuple[str, ...], count: int, host: str | None,
-                  zone: str | None, hypervisor: str | None,
+                  zone: str | None, region: str | None, manager: str | None, hypervisor: str | None,
                   keypair: str | None, password: str | None, secgroups: tuple[str, ...], auto_start: bool,
                   eip_bw: int | None, eip_charge_type: str | None, eip_auto_dellocate: bool, eip: str | None,
                   generate_name: bool, desc: str | None, dry_run: bool, wait: bool = False,
@@ -99,7 +103,8 @@ def server_create(obj: Any, name: str, vcpu_count: int | None, mem_spec: str | N
         if v is not None:  # unset: the server's default, or the instance snapshot's
             body[k] = v
     body["generate_name" if generate_name else "name"] = name
-    for k, v in (("prefer_host", host), ("prefer_zone", zone), ("hypervisor", hypervisor), ("keypair", keypair),
+    for k, v in (("prefer_host", host), ("prefer_zone", zone), ("prefer_region_id", region),
+                 ("prefer_manager_id", manager), ("hypervisor", hypervisor), ("keypair", keypair),
                  ("password", password), ("description", desc), ("cdrom", cdrom), ("eip_bw", eip_bw),
                  ("eip_charge_type", eip_charge_type), ("eip_auto_dellocate", eip_auto_dellocate), ("eip", eip)):
         if v:

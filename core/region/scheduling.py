@@ -40,13 +40,15 @@ def host_record(h: Host, storage_ids: tuple[str, ...], wire_ids: tuple[str, ...]
     if h.host_type == "baremetal":  # one server takes the whole machine: one slot, full once it is taken
         taken = 1 if h.cpu_used > 0 or h.mem_used > 0 else 0
         return HostRecord(
-            id=h.id, name=h.name, zone_id=h.zone_id, cloudregion_id=region_id, host_type=h.host_type,
+            id=h.id, name=h.name, zone_id=h.zone_id, cloudregion_id=region_id, manager_id=h.manager_id or "",
+            host_type=h.host_type,
             enabled=h.enabled and not h.is_maintenance, host_status=h.host_status, cpu_arch=h.cpu_arch or "x86_64",
             cpu_count=1, cpu_cmtbound=1.0, cpu_used=taken, mem_size=1, mem_cmtbound=1.0, mem_used=taken,
             storage_ids=storage_ids, wire_ids=wire_ids, generation=h.generation, schedtags=schedtags_of(h.meta),
             capabilities=frozenset(str(c) for c in (h.capabilities or ())))
     return HostRecord(
-        id=h.id, name=h.name, zone_id=h.zone_id, cloudregion_id=region_id, host_type=h.host_type,
+        id=h.id, name=h.name, zone_id=h.zone_id, cloudregion_id=region_id, manager_id=h.manager_id or "",
+        host_type=h.host_type,
         enabled=h.enabled and not h.is_maintenance, host_status=h.host_status, cpu_arch=h.cpu_arch,
         cpu_count=h.cpu_count, cpu_reserved=h.cpu_reserved, cpu_cmtbound=h.cpu_cmtbound, cpu_used=h.cpu_used,
         mem_size=h.mem_size, mem_reserved=h.mem_reserved, mem_cmtbound=h.mem_cmtbound, mem_used=h.mem_used,
@@ -169,8 +171,18 @@ def provider_snapshot(db: Any) -> Any:
     return get
 
 
+def usable_managers(session: Session, cred: Any) -> list[str]:
+    """The cloudproviders whose hosts ``cred``'s project may be placed on: those it can see (its own
+    cloud accounts' and shared ones), as ``ScheduleInput.usable_managers``."""
+    from core.region.models import Cloudprovider
+    from core.region.registry import get_manager
+
+    return list(session.scalars(get_manager("cloudproviders").visible(select(Cloudprovider.id), cred)))
+
+
 _REF_KEYS = ((("prefer_zone", "prefer_zone_id"), "zones"), (("prefer_host", "prefer_host_id"), "hosts"),
-             (("prefer_region", "prefer_region_id"), "cloudregions"))
+             (("prefer_region", "prefer_region_id"), "cloudregions"),
+             (("prefer_manager", "prefer_manager_id"), "cloudproviders"))
 _NIC_KEYS = ((("network", "network_id"), "networks"), (("wire", "wire_id"), "wires"))
 
 
@@ -199,6 +211,7 @@ def resolve_schedule_refs(session: Session, cred: Any, body: dict[str, Any]) -> 
         return d
 
     out = fix(body, _REF_KEYS)
+    out["usable_managers"] = usable_managers(session, cred)  # from the token, whatever the body said
     for key in ("networks", "nets"):
         if isinstance(out.get(key), list):
             out[key] = [fix(n, _NIC_KEYS) if isinstance(n, dict) else n for n in out[key]]

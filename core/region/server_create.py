@@ -69,6 +69,11 @@ class ServerCreate(BaseModel):
                                                                                  "zone", "zone_id"))
     prefer_host: str | None = Field(default=None, validation_alias=AliasChoices("prefer_host", "prefer_host_id",
                                                                                  "host", "host_id"))
+    # a cloud by region or cloudprovider (Cloudpods' prefer_region_id / prefer_manager_id; climc --region/--manager)
+    prefer_region: str | None = Field(default=None, validation_alias=AliasChoices("prefer_region",
+                                                                                   "prefer_region_id"))
+    prefer_manager: str | None = Field(default=None, validation_alias=AliasChoices("prefer_manager",
+                                                                                    "prefer_manager_id"))
     hypervisor: str = "kvm"
     os_type: str = ""
     os_arch: str | None = None
@@ -190,6 +195,37 @@ def _from_instance_snapshot(session: Session, cred: Credential, data: ServerCrea
             for d in cfg_disks]
 
 
+def _cloud_choice(session: Session, cred: Credential, data: ServerCreate, body: dict[str, Any]) -> dict[str, Any]:
+    """The scheduler's cloud fields: ``prefer_region``/``prefer_manager`` as ids, and the
+    cloudproviders this project may be placed on (``usable_managers``: never another project's
+    cloud account, named or not). With a cloud region or provider named and no ``hypervisor``
+    given, the hypervisor is that cloud's driver (``--manager my-aws`` is enough, as in Cloudpods)."""
+    from sqlalchemy import or_
+
+    from core.region.cloud.accounts import cloud_region, provider_row
+    from core.region.models import Cloudaccount, Cloudregion
+    from core.region.scheduling import usable_managers
+
+    usable = usable_managers(session, cred)
+    prov = provider_row(session, cred, data.prefer_manager) if data.prefer_manager else None
+    manager_id, region_id = (prov.id if prov else None), None
+    if data.prefer_region:
+        ref = data.prefer_region
+        # a region of this cloud (no cloudprovider) unless a cloudprovider is named
+        local = None if prov else session.scalar(select(Cloudregion.id).where(
+            Cloudregion.manager_id.is_(None), or_(Cloudregion.id == ref, Cloudregion.name == ref)).limit(1))
+        if local:
+            region_id = local
+        else:
+            prov, region = cloud_region(session, cred, ref, prov)
+            manager_id, region_id = prov.id, region.id
+    if prov is not None and "hypervisor" not in body:
+        acct = session.get(Cloudaccount, prov.cloudaccount_id)
+        if acct is not None and acct.driver:
+            data.hypervisor = acct.driver
+    return {"prefer_region": region_id, "prefer_manager": manager_id, "usable_managers": usable}
+
+
 @dataclass
 class CreatePlan:
     """A validated create request: everything resolved to ids, nothing written yet."""
@@ -220,6 +256,7 @@ def plan_servers(session: Session, cred: Credential, body: dict[str, Any], count
     vmem = to_mb(data.vmem_size, "vmem_size")
     if vmem > MAX_VMEM_MB:
         raise InputParameterError(f"vmem_size: {vmem} MB is more than {MAX_VMEM_MB} MB")
+    cloud = _cloud_choice(session, cred, data, body)
     if data.hypervisor not in ("kvm", "baremetal", "esxi", "container", "aws", "cloudpods"):
         raise InputParameterError(f"hypervisor: {data.hypervisor!r} is not supported")
     if data.hypervisor == "baremetal" and not any(
@@ -277,7 +314,7 @@ def plan_servers(session: Session, cred: Credential, body: dict[str, Any], count
     whole = data.hypervisor == "baremetal"
     sched = {"vcpu_count": 1 if whole else data.vcpu_count, "vmem_size": 1 if whole else vmem,
              "hypervisor": data.hypervisor,
-             "os_arch": data.os_arch, "prefer_zone": zone.id if zone else None,
+             "os_arch": data.os_arch, "prefer_zone": zone.id if zone else None, **cloud,
              "prefer_host": host.id if host else None, "schedtags": data.schedtags,
              "disks": [{"index": d["index"], "size": d["size"], "storage_id": d["storage_id"],
                         "storage_type": d["backend"], "medium": d["medium"], "image_id": d["image_id"]}

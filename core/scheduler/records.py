@@ -20,6 +20,8 @@ class HostRecord:
     name: str = ""
     zone_id: str = ""
     cloudregion_id: str = ""
+    # the cloudprovider a public/private cloud's host was synced through ("" for this cloud's own)
+    manager_id: str = ""
     host_type: str = "hypervisor"
     enabled: bool = True
     host_status: str = "online"

@@ -89,6 +89,13 @@ class ScheduleInput(_Model):
         default=None, validation_alias=AliasChoices("prefer_region", "prefer_region_id"))
     prefer_zone: str | None = Field(
         default=None, validation_alias=AliasChoices("prefer_zone", "prefer_zone_id"))
+    # a cloudprovider (Cloudpods' ``prefer_manager_id``, climc's ``--manager``)
+    prefer_manager: str | None = Field(
+        default=None, validation_alias=AliasChoices("prefer_manager", "prefer_manager_id"))
+    # the cloudproviders whose hosts the caller's project may use (its own cloud accounts and the
+    # shared ones); filled in by the region from the caller's token, never taken from the body.
+    # ``None``: no restriction (the scheduler's own tests and bench)
+    usable_managers: list[str] | None = Field(default=None, max_length=10_000)
     prefer_host: str | None = Field(
         default=None, validation_alias=AliasChoices("prefer_host", "prefer_host_id"))
     schedtags: list[SchedtagConfig] = Field(default_factory=list)

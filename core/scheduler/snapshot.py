@@ -26,7 +26,7 @@ _NO_GROUPS: dict[str, int] = {}  # shared by every host without group members; n
 
 _HOST_ARRAYS: dict[str, Any] = {
     "present": np.bool_, "enabled": np.bool_, "online": np.bool_,
-    "zone": np.int32, "region": np.int32, "htype": np.int32, "arch": np.int32,
+    "zone": np.int32, "region": np.int32, "manager": np.int32, "htype": np.int32, "arch": np.int32,
     "cpu_cap": np.float64, "cpu_used": np.float64, "mem_cap": np.float64, "mem_used": np.float64,
     "generation": np.int64, "creating": np.int32,
 }
@@ -168,6 +168,7 @@ class Snapshot:
     online: np.ndarray
     zone: np.ndarray
     region: np.ndarray
+    manager: np.ndarray  # the cloudprovider a cloud's host came through (code 0: a host of this cloud)
     htype: np.ndarray
     arch: np.ndarray
     cpu_cap: np.ndarray
@@ -188,6 +189,7 @@ class Snapshot:
         self.lock = threading.RLock()
         self.zone_codes, self.region_codes, self.htype_codes, self.arch_codes = (
             _Codes(), _Codes(), _Codes(), _Codes())
+        self.manager_codes = _Codes()
         self.stype_codes, self.medium_codes, self.wire_codes = _Codes(), _Codes(), _Codes()
         # hosts
         self.size = 0  # slots in use (present or free)
@@ -368,6 +370,7 @@ class Snapshot:
             self.online[i] = rec.host_status == "online"
             self.zone[i] = self.zone_codes.code(rec.zone_id)
             self.region[i] = self.region_codes.code(rec.cloudregion_id)
+            self.manager[i] = self.manager_codes.code(rec.manager_id)
             self.htype[i] = self.htype_codes.code(rec.host_type)
             self.arch[i] = self.arch_codes.code(normalize_arch(rec.cpu_arch))
             self.cpu_cap[i] = offered(rec.cpu_count, rec.cpu_reserved, rec.cpu_cmtbound)

@@ -593,3 +593,58 @@ def test_a_sync_is_a_task_and_can_be_narrowed_to_regions_and_resources(ctl: Cont
         assert r.returncode != 0 and fragment in r.stderr and "Traceback" not in r.stderr, r.stderr
     assert climc_json(ctl, "cloud-account-show", "aws-y")["sync_status"] == "idle"
     drop_account(ctl, "aws-y")
+
+
+def test_a_create_names_its_cloud_by_cloudprovider_and_region_and_never_another_projects(
+        ctl: Controller, cloud: Moto) -> None:
+    from core.scheduler.filters.zone import NOT_USABLE, WRONG_REGION
+    from tests.e2e.test_identity_support import admin, grant, login, mk_project, mk_user
+
+    ec2 = cloud.client()
+    base_image(ec2)
+    create_account(ctl, "aws-m", cloud.url, "--region", "us-west-2")  # us-east-1 and us-west-2
+    assert sync(ctl, "aws-m").returncode == 0
+    prov = climc_json(ctl, "cloud-account-show", "aws-m")["cloudprovider_id"]
+    east = next(r for r in ctl.api.get(f"{B}/cloudregions", params={"limit": 100}).json()["cloudregions"]
+                if r["name"] == "aws-m-us-east-1")
+    subnet = subnet_of(ec2, "us-east-1b")
+    # --manager and --region (the cloud's own region name) are enough: the hypervisor is the cloud's
+    r = ctl.climc("server-create", "vm-m", "--ncpu", "1", "--mem-spec", "1g", "--disk", "cp-base", "--net", subnet,
+                  "--manager", "aws-m", "--region", "us-east-1", "--auto-start")
+    assert r.returncode == 0, r.stderr
+    srv = server_status(ctl, "vm-m", "running")
+    assert srv["host"] == "aws-m-us-east-1b" and srv["hypervisor"] == "aws", srv
+    assert len(instances(ec2, **{"tag:cloudpods:server-id": srv["id"]})) == 1
+    # the other region of the same cloud: the scheduler says why nothing fits, nothing is made
+    body = {"server": {"name": "vm-m-west", "vcpu_count": 1, "vmem_size": 1024, "disks": ["cp-base"],
+                       "nets": [subnet], "prefer_manager_id": "aws-m", "prefer_region_id": "us-west-2"}}
+    fc = ctl.api.post(f"{B}/servers/forecast", json=body)
+    assert fc.status_code == 200 and fc.json()["forecast"]["can_create"] is False, fc.text
+    assert WRONG_REGION in fc.json()["forecast"]["explanation"], fc.text
+    # bad input: one readable line naming what is wrong, nothing made
+    for args, fragment in ((("--manager", "aws-m", "--region", "mars-1"), "mars-1"),
+                           (("--manager", "no-such-cloud"), "no-such-cloud")):
+        r = ctl.climc("server-create", "vm-m-bad", "--disk", "cp-base", "--net", subnet, *args)
+        assert r.returncode != 0 and fragment in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert ctl.api.get(f"{B}/servers/vm-m-bad").status_code == 404
+    # another project can name neither the cloudprovider nor its regions, and is never placed on them
+    ks = admin(ctl)
+    p = mk_project(ks)
+    u = mk_user(ks, "pw-Secret-1")
+    grant(ks, f"projects/{p['id']}", u["id"], "admin")
+    tok = login(ctl, u["name"], "pw-Secret-1", {"project": {"id": p["id"]}})
+    with httpx.Client(base_url=ctl.url + B, headers={"X-Auth-Token": tok}, timeout=30) as c:
+        for ref in ({"prefer_manager_id": prov}, {"prefer_manager_id": "aws-m"}, {"prefer_region_id": east["id"]},
+                    {"prefer_region_id": east["name"]}):
+            resp = c.post("/servers", json={"server": {"name": "steal", "vcpu_count": 1, "vmem_size": 1024,
+                                                       "hypervisor": "aws", **ref}})
+            assert resp.status_code == 400 and "not found" in resp.text, (ref, resp.text)
+        # asking for any aws host: the other project's zones are not its capacity
+        fc = c.post("/servers/forecast", json={"server": {"name": "steal", "vcpu_count": 1, "vmem_size": 1024,
+                                                          "hypervisor": "aws"}})
+        assert fc.status_code == 200 and fc.json()["forecast"]["can_create"] is False, fc.text
+        assert NOT_USABLE in fc.json()["forecast"]["explanation"], fc.text
+        assert c.get("/servers", params={"name": "steal"}).json()["servers"] == []
+    assert ctl.climc("server-delete", "-f", "vm-m").returncode == 0
+    server_status(ctl, "vm-m", "gone")
+    drop_account(ctl, "aws-m")

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from core.api.context import Credential
@@ -20,7 +20,7 @@ from core.errors import InputParameterError, InvalidStatusError, NotEmptyError
 from core.region.cloud import config as cc
 from core.region.common import parse
 from core.region.managers._util import add_names, apply_update, names_by_id, unique_name
-from core.region.models import Cachedimage, Cloudaccount, Cloudprovider, Disk, Host, Server, Storage
+from core.region.models import Cachedimage, Cloudaccount, Cloudprovider, Cloudregion, Disk, Host, Server, Storage
 from core.region.resource import Manager
 
 HIDDEN = ("secret",)
@@ -280,6 +280,35 @@ class CachedimageManager(Manager):
 
     def add_details(self, session: Session, rows: Any, items: list[dict[str, Any]]) -> None:
         add_names(items, "manager_id", names_by_id(session, Cloudprovider, [r.manager_id for r in rows]), "manager")
+
+
+def provider_row(session: Session, cred: Credential, ref: str) -> Cloudprovider:
+    """A cloudprovider the caller may use, by id or name; another project's reads as not found (400)."""
+    from core.region.registry import get_manager
+
+    return get_manager("cloudproviders").lookup(session, cred, ref, "cloudprovider")  # type: ignore[no-any-return]
+
+
+def cloud_region(session: Session, cred: Credential, ref: str,
+                 prov: Cloudprovider | None) -> tuple[Cloudprovider, Cloudregion]:
+    """A synced region named in a request, with its cloudprovider: within ``prov`` by id, name or
+    the cloud's own name (``us-east-1``); without one, by id or name among the regions of cloud
+    accounts the caller may use (another project's reads as unknown: nothing about it leaks)."""
+    if prov is not None:
+        region = session.scalar(select(Cloudregion).where(Cloudregion.manager_id == prov.id, or_(
+            Cloudregion.id == ref, Cloudregion.external_id == ref, Cloudregion.name == ref)).limit(1))
+        if region is None:
+            raise InputParameterError(f"cloudregion {ref!r} is not a synced region of cloudprovider {prov.name}")
+        return prov, region
+    unknown = InputParameterError(f"cloudregion {ref!r} not found among the regions of cloud accounts you can use")
+    region = session.scalar(select(Cloudregion).where(
+        Cloudregion.manager_id.is_not(None), or_(Cloudregion.id == ref, Cloudregion.name == ref)).limit(1))
+    if region is None or not region.manager_id:
+        raise unknown
+    try:
+        return provider_row(session, cred, region.manager_id), region
+    except InputParameterError:
+        raise unknown from None
 
 
 def find_cachedimage(session: Session, cred: Credential, ref: str) -> Cachedimage | None:

@@ -14,11 +14,12 @@ from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.api.context import Credential
 from core.errors import InputParameterError, InvalidStatusError
+from core.region.cloud.accounts import cloud_region, provider_row
 from core.region.cloud.apply import EIP_BUSY as BUSY
 from core.region.common import parse
 from core.region.models import Cloudaccount, Cloudprovider, Cloudregion, Eip, Host, Server
@@ -51,12 +52,6 @@ def is_cloud_request(body: dict[str, Any]) -> bool:
                                      "region_id"))
 
 
-def _provider_row(session: Session, cred: Credential, ref: str) -> Cloudprovider:
-    from core.region.registry import get_manager
-
-    return get_manager("cloudproviders").lookup(session, cred, ref, "cloudprovider")  # type: ignore[no-any-return]
-
-
 def _account(session: Session, prov: Cloudprovider) -> Cloudaccount:
     acct = session.get(Cloudaccount, prov.cloudaccount_id)
     if acct is None:
@@ -79,27 +74,11 @@ def create(session: Session, cred: Credential, body: dict[str, Any], name: str, 
         "cloudregion": body.get("cloudregion") or body.get("cloudregion_id") or body.get("region")
         or body.get("region_id"), "bandwidth": body.get("bandwidth", 0)})
     region: Cloudregion | None = None
-    if data.manager:
-        prov = _provider_row(session, cred, data.manager)
-        if data.cloudregion:
-            region = session.scalar(select(Cloudregion).where(Cloudregion.manager_id == prov.id, or_(
-                Cloudregion.id == data.cloudregion, Cloudregion.external_id == data.cloudregion,
-                Cloudregion.name == data.cloudregion)).limit(1))
-            if region is None:
-                raise InputParameterError(f"cloudregion {data.cloudregion!r} is not a synced region of "
-                                          f"cloudprovider {prov.name}")
-    else:
-        unknown = InputParameterError(f"cloudregion {data.cloudregion!r} not found among the regions of cloud "
-                                      "accounts you can use")
-        region = session.scalar(select(Cloudregion).where(
-            Cloudregion.manager_id.is_not(None),
-            or_(Cloudregion.id == data.cloudregion, Cloudregion.name == data.cloudregion)).limit(1))
-        if region is None or not region.manager_id:
-            raise unknown
-        try:  # a region of an account the caller cannot see reads as unknown: nothing about it leaks
-            prov = _provider_row(session, cred, region.manager_id)
-        except InputParameterError:
-            raise unknown from None
+    prov = provider_row(session, cred, data.manager) if data.manager else None
+    if data.cloudregion:
+        prov, region = cloud_region(session, cred, data.cloudregion, prov)
+    if prov is None:
+        raise InputParameterError("manager: a cloud eip names its cloudprovider (--manager) or region (--cloudregion)")
     acct = _account(session, prov)
     if region is None:
         want = str((acct.options or {}).get("default_region") or "")

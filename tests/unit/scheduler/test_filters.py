@@ -73,6 +73,17 @@ def test_zone_and_region() -> None:
     assert set(reasons(ZoneFilter(), snap, prefer_zone="nope").values()) == {zone.WRONG_ZONE}
 
 
+def test_cloudprovider_preferred_and_another_projects_cloud_never_used() -> None:
+    snap = snapshot(hosts=[mkhost(0), mkhost(1, manager_id="m-mine"), mkhost(2, manager_id="m-theirs")])
+    assert reasons(ZoneFilter(), snap) == {"h0": "", "h1": "", "h2": ""}
+    assert reasons(ZoneFilter(), snap, prefer_manager="m-mine") == {
+        "h0": zone.WRONG_MANAGER, "h1": "", "h2": zone.WRONG_MANAGER}
+    # this cloud's own hosts stay usable; only the listed cloudproviders' hosts are
+    assert reasons(ZoneFilter(), snap, usable_managers=["m-mine", "m-unknown"]) == {
+        "h0": "", "h1": "", "h2": zone.NOT_USABLE}
+    assert reasons(ZoneFilter(), snap, usable_managers=[]) == {"h0": "", "h1": zone.NOT_USABLE, "h2": zone.NOT_USABLE}
+
+
 def test_prefer_host_by_id_or_name() -> None:
     snap = snapshot(3)
     assert reasons(HostFilter(), snap, prefer_host="h1") == {"h0": host.NOT_REQUESTED_HOST, "h1": "",
