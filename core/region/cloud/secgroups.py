@@ -4,9 +4,11 @@ A cloud's zone is an executor host. Every change that alters what a host enforce
 its ``secgroup_version`` (core/region/secgroups.py); for a host whose driver pushes security groups
 (drivers.base ``SecgroupPushing``, e.g. AWS: each group an EC2 security group in the instances'
 VPC), one replica (DB lease ``executor:secgroups``) builds the groups of the host's servers, calls
-the driver outside any transaction and remembers the version it pushed. Servers still deploying
-(no instance yet) make it try again shortly; a cloud error is kept on the host (``sys_info``) and
-retried with a back-off.
+the driver outside any transaction and records the version it pushed on the host
+(``sys_info.secgroup_pushed``), so a replica taking the lease over does not push it again. Servers
+still deploying (no instance yet) make it try again shortly; a cloud error is kept on the host
+(``sys_info``) and retried with a back-off. A replica that finds the lease held waits a lease
+period before asking again.
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ from drivers.base import CloudSecgroupRule, SecgroupPushing, SecgroupSpec
 
 log = logging.getLogger("cloudpods.cloudsecgroups")
 
+PUSHED_KEY = "secgroup_pushed"  # in Host.sys_info: the secgroup_version last pushed to the cloud
 RETRY_S = 5.0  # a push that failed or found instances still deploying is tried again after this
 DEPLOYING = ("allocating", "scheduling", "deploying", "creating", "starting")
 
@@ -59,22 +62,27 @@ class Pusher:
     def __init__(self, rt: Any, holder: str) -> None:
         self.rt = rt
         self.holder = holder
-        self.pushed: dict[str, int] = {}  # host id -> the version pushed (forgotten on restart: pushed again)
+        # host id -> the version this replica pushed, or found its driver pushes nothing for
+        # (the pushed version is also on the host row: what another replica pushed counts)
+        self.pushed: dict[str, int] = {}
         self.retry_at: dict[str, float] = {}
+        self.lease_wait_until = 0.0  # another replica held the lease: not asked again before this
 
     def run_once(self, lease_s: float = 10.0) -> int:
         from core.db.lease import try_acquire
         from core.hostapi.executor import TARGET_EXECUTOR
 
         with self.rt.db.session() as s:
-            hosts = [(h.id, h.name, h.driver, h.driver_config, int(h.secgroup_version or 0)) for h in s.scalars(
-                select(Host).where(Host.target == TARGET_EXECUTOR, Host.manager_id.is_not(None)))]
+            rows = s.scalars(select(Host).where(Host.target == TARGET_EXECUTOR, Host.manager_id.is_not(None)))
+            hosts = [(h.id, h.name, h.driver, h.driver_config, int(h.secgroup_version or 0)) for h in rows
+                     if (h.sys_info or {}).get(PUSHED_KEY) != int(h.secgroup_version or 0)]
         now = time.monotonic()
         hosts = [h for h in hosts if self.pushed.get(h[0]) != h[4] and self.retry_at.get(h[0], 0.0) <= now]
-        if not hosts:
+        if not hosts or now < self.lease_wait_until:
             return 0  # nothing moved: no write (the lease is taken only when there is work)
         with self.rt.db.session() as s:
             if not try_acquire(s, "executor:secgroups", self.holder, lease_s):
+                self.lease_wait_until = now + lease_s
                 return 0
         n = 0
         for hid, name, driver, blob, version in hosts:
@@ -110,10 +118,12 @@ class Pusher:
             if h is None:
                 return
             info = dict(h.sys_info or {})
-            if (info.get("secgroup_error") or "") != problem:
-                if problem:
-                    info["secgroup_error"] = problem[:2000]
-                else:
-                    info.pop("secgroup_error", None)
+            if problem:
+                info["secgroup_error"] = problem[:2000]
+            else:
+                info.pop("secgroup_error", None)
+            if self.pushed.get(hid) == version:
+                info[PUSHED_KEY] = version
+            if info != (h.sys_info or {}):
                 h.sys_info = info
             s.commit()
