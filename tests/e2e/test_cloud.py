@@ -9,7 +9,7 @@ import json
 
 import httpx
 
-from tests.integration.test_cloud_aws import (  # noqa: F401  (fixtures: moto, ctl, cloud)
+from tests.support.cloud import (  # noqa: F401  (fixtures: moto, ctl, cloud)
     B,
     addresses,
     climc_json,
