@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.test_agent_support import libvirt_or_skip, upload_tiny_image
-from tests.integration.test_cloud_aws import B, climc_json, drop_account, server_status, wait_for
+from tests.support.cloud import B, climc_json, drop_account, server_status, wait_for
 from tests.support.controller import Controller
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.test_cloud_aws import climc_json, drop_account, server_status
+from tests.support.cloud import climc_json, drop_account, server_status
 from tests.support.controller import Controller
 from tests.support.vcsim import Vcsim, need_vcsim
 
