@@ -228,7 +228,7 @@ def secgroup_update(obj: Any, ident: str, name: str | None, desc: str | None) ->
 @output_options
 @click.pass_obj
 def eip_associate(obj: Any, ident: str, instance_id: str, instance_type: str) -> None:
-    """Associate an elastic IP with a server (of the same cloud account)."""
+    """Associate an elastic IP with a server (on a KVM host, or of the eip's cloud account)."""
     out = obj.client().post(S, f"/eips/{ident}/associate",
                             json={"eip": {"instance_id": instance_id, "instance_type": instance_type}})
     show_object(out.get("eip", out))

@@ -246,6 +246,14 @@ def test_eips_associate_with_servers_and_reach_their_host(controller: Controller
     cj(controller, "server-dissociate-eip", s["id"])
     assert host_rules(controller, net["host_id"])["eips"] == []
     assert not cj(controller, "eip-show", e1["id"])["associate_id"]
+    # the same through Cloudpods' eip verbs
+    assert cj(controller, "eip-associate", e1["name"], s["name"])["associate_id"] == s["id"]
+    assert [(e["eip"], e["server_id"]) for e in host_rules(controller, net["host_id"])["eips"]] == [
+        (e1["ip_addr"], s["id"])]
+    assert not cj(controller, "eip-dissociate", e1["name"]).get("associate_id")
+    assert host_rules(controller, net["host_id"])["eips"] == []
+    r = controller.climc("eip-dissociate", e1["name"])
+    assert r.returncode != 0 and "not associated" in r.stderr, r.stderr
     cj(controller, "server-associate-eip", s2["id"], e2["id"], "--ip-addr", s2["nics"][0]["ip_addr"])
     cj(controller, "server-dissociate-eip", s2["id"], "--auto-delete")
     assert controller.api.get(f"{B}/eips/{e2['id']}").status_code == 404

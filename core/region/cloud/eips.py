@@ -39,6 +39,7 @@ class EipAssociate(BaseModel):
 
     instance_id: str = Field(min_length=1, max_length=255)
     instance_type: str = Field(default="server", pattern=r"^server$")
+    ip_addr: str | None = Field(default=None, max_length=64)  # which nic (an eip network's eip only)
 
 
 class EipDissociate(BaseModel):

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from core.api.context import Credential
 from core.api.listing import parse_bool
-from core.errors import InputParameterError, NotEmptyError
+from core.errors import InputParameterError, InvalidStatusError, NotEmptyError
 from core.region import ipam
 from core.region.common import check_name, parse, text_field
 from core.region.managers._util import add_names, apply_update, names_by_id, unique_name
@@ -375,20 +375,34 @@ class EipManager(Manager):
         session.delete(row)
         return None
 
-    def _cloud_only(self, row: Any, verb: str) -> None:
-        if not row.manager_id:
-            raise InputParameterError(f"eip {row.name} is an eip network's address: {verb} works on the elastic "
-                                      "IPs of cloud accounts (eip-create --manager)")
-
     def do_associate(self, session: Session, cred: Credential, row: Any, body: dict[str, Any]) -> None:
+        """A cloud's eip: its cloud maps it (a task); an eip network's: mapped to the server's nic
+        here, as ``server-associate-eip`` does (the same checks, the host told the NAT)."""
+        from core.region import eips as local_eips
         from core.region.cloud import eips as cloud_eips
+        from core.region.registry import get_manager
 
-        self._cloud_only(row, "associate")
-        cloud_eips.associate(session, cred, row, body)
+        data = parse(cloud_eips.EipAssociate, body)
+        if row.manager_id:
+            if data.ip_addr:
+                raise InputParameterError("ip_addr: a cloud's eip maps to its instance's primary address")
+            cloud_eips.associate(session, cred, row, body)
+            return
+        server = get_manager("servers").lookup(session, cred, data.instance_id, "server")
+        if server.pending_deleted:
+            raise InvalidStatusError(f"server {server.name} is in the recycle bin")
+        local_eips.associate(session, cred, server, row.id, data.ip_addr)
 
     def do_dissociate(self, session: Session, cred: Credential, row: Any, body: dict[str, Any]) -> None:
+        from core.region import eips as local_eips
         from core.region.cloud import eips as cloud_eips
 
-        self._cloud_only(row, "dissociate")
-        cloud_eips.dissociate(session, cred, row, body)
+        if row.manager_id:
+            cloud_eips.dissociate(session, cred, row, body)
+            return
+        data = parse(cloud_eips.EipDissociate, body)
+        server = session.get(Server, row.associate_id) if row.associate_id else None
+        if server is None:
+            raise InvalidStatusError(f"eip {row.name} is not associated")
+        local_eips.dissociate(session, server, data.auto_delete)
 
