@@ -36,6 +36,7 @@ __all__ = [
     "CloudStorage",
     "CloudWire",
     "HOST_KINDS",
+    "PartitionedListing",
     "CloudImage",
     "CloudInstance",
     "CloudNetwork",
@@ -808,6 +809,9 @@ class ProviderCapability(str, enum.Enum):
     # the provider lists its own hypervisor hosts, datastores and port groups (a vCenter): they
     # become hosts (each an executor host), storages and wires, instead of one host per zone
     HOSTS = "hosts"
+    # ``fetch_partition_page`` of different kinds and partitions (an AWS account's regions) may run
+    # at once, each in its own thread: the sync lists them side by side while it applies
+    PARALLEL_LISTING = "parallel_listing"
 
 
 class CloudStatus(str, enum.Enum):
@@ -1066,6 +1070,17 @@ class CloudProvider(Protocol):
     def fetch_page(self, kind: str, page_token: str = "") -> Page: ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class PartitionedListing(Protocol):
+    """What a provider with ``ProviderCapability.PARALLEL_LISTING`` also has: each kind's listing
+    split into independent partitions (AWS: one per region), each paged on its own (``next_token``
+    "" at the end of that partition). Thread-safe across kinds and partitions."""
+
+    def partitions(self, kind: str) -> tuple[str, ...]: ...
+
+    def fetch_partition_page(self, kind: str, partition: str, page_token: str = "") -> Page: ...
 
 
 @runtime_checkable

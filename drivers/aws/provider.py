@@ -63,7 +63,7 @@ INSTANCE_TYPES: dict[str, tuple[int, int]] = {
     "c5.large": (2, 4096), "c5.xlarge": (4, 8192), "c5.2xlarge": (8, 16384), "r5.large": (2, 16384),
 }
 CAPABILITIES = frozenset({ProviderCapability.SYNC, ProviderCapability.COMPUTE, ProviderCapability.EIP,
-                          ProviderCapability.SECGROUP_PUSH})
+                          ProviderCapability.SECGROUP_PUSH, ProviderCapability.PARALLEL_LISTING})
 
 
 def tags_of(obj: Mapping[str, Any]) -> dict[str, str]:
@@ -89,27 +89,42 @@ class AwsProvider:
     def __init__(self, config: Mapping[str, Any]) -> None:
         self.acct = AwsAccount(config)
         self._regions: tuple[str, ...] | None = None
+        self._enabled: tuple[str, ...] | None = None
 
     # ---- the protocol ----------------------------------------------------------------------------
     def validate(self) -> dict[str, Any]:
-        out = call("DescribeRegions", self.acct.ec2().describe_regions)
-        names = sorted(str(r["RegionName"]) for r in out.get("Regions", []))
+        names = self._all_regions()
         missing = [r for r in self.acct.regions if r not in names]
         if missing:
             raise InvalidSpec(f"aws: no region {', '.join(missing)} (the account has {', '.join(names[:8])}...)")
         return {"regions": len(names)}
+
+    def _all_regions(self) -> tuple[str, ...]:
+        if self._enabled is None:  # asked once per provider: validate and the listing share it
+            out = call("DescribeRegions", self.acct.ec2().describe_regions)
+            self._enabled = tuple(sorted(str(r["RegionName"]) for r in out.get("Regions", [])))
+        return self._enabled
 
     def close(self) -> None:
         self.acct.close()
 
     def regions(self) -> tuple[str, ...]:
         if self._regions is None:
-            if self.acct.regions:
-                self._regions = self.acct.regions
-            else:
-                out = call("DescribeRegions", self.acct.ec2().describe_regions)
-                self._regions = tuple(sorted(str(r["RegionName"]) for r in out.get("Regions", [])))
+            self._regions = self.acct.regions or self._all_regions()
         return self._regions
+
+    # ---- ProviderCapability.PARALLEL_LISTING: each region a partition, listed side by side -----------
+    def partitions(self, kind: str) -> tuple[str, ...]:
+        return ("",) if kind == "cloudregions" else self.regions()
+
+    def fetch_partition_page(self, kind: str, partition: str, page_token: str = "") -> Page:
+        if kind == "cloudregions":
+            return self.fetch_page(kind)
+        fn = getattr(self, f"_page_{kind}", None)
+        if fn is None:
+            return Page(())
+        items, nxt = fn(partition, page_token)
+        return Page(tuple(items), nxt)
 
     def fetch_page(self, kind: str, page_token: str = "") -> Page:
         fn = getattr(self, f"_page_{kind}", None)

@@ -1,6 +1,7 @@
 """One boto3 client factory for an AWS account's config, and the error translation."""
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
@@ -34,16 +35,23 @@ class AwsAccount:
         self.default_region = str(self.options.get("default_region") or (self.regions[0] if self.regions
                                                                           else "us-east-1"))
         self._clients: dict[str, Any] = {}
+        self._lock = threading.Lock()
 
     def ec2(self, region: str | None = None) -> Any:
+        """The region's client. botocore clients are thread-safe once made, sessions and their
+        creation are not: made under a lock, then shared by the sync's listing threads."""
         r = region or self.default_region
         c = self._clients.get(r)
         if c is None:
-            # few retries, short timeouts: a sync page that fails is recorded, not retried for minutes
-            cfg = Config(retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=10, read_timeout=60)
-            c = self._clients[r] = boto3.session.Session().client(
-                "ec2", region_name=r, endpoint_url=self.endpoint, aws_access_key_id=self.key_id,
-                aws_secret_access_key=self.secret, config=cfg)
+            with self._lock:
+                c = self._clients.get(r)
+                if c is None:
+                    # few retries, short timeouts: a sync page that fails is recorded, not retried for minutes
+                    cfg = Config(retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=10,
+                                 read_timeout=60, max_pool_connections=16)
+                    c = self._clients[r] = boto3.session.Session().client(
+                        "ec2", region_name=r, endpoint_url=self.endpoint, aws_access_key_id=self.key_id,
+                        aws_secret_access_key=self.secret, config=cfg)
         return c
 
     def close(self) -> None:

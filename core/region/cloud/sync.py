@@ -20,7 +20,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Generator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from queue import Full, Queue
 from typing import Any
 
 from sqlalchemy import or_, select, update
@@ -34,7 +37,15 @@ from core.region.cloud.config import provider_of
 from core.region.models import Cloudaccount, Cloudprovider
 from core.tasks.engine import Run, TaskBase
 from core.tasks.wakeup import Wakeup
-from drivers.base import CLOUD_KINDS, HOST_KINDS, DriverError, ProviderAuthError
+from drivers.base import (
+    CLOUD_KINDS,
+    HOST_KINDS,
+    DriverError,
+    Page,
+    PartitionedListing,
+    ProviderAuthError,
+    ProviderCapability,
+)
 
 log = logging.getLogger("cloudpods.cloudsync")
 
@@ -42,6 +53,9 @@ LEASE_S = 120.0
 IDLE_POLL_S = 2.0
 WAKEUP = Wakeup()
 MAX_ERRORS = 50  # per kind, kept in the report
+LIST_THREADS = 4  # listing threads of a provider with PARALLEL_LISTING (per sync)
+AHEAD_PAGES = 2  # pages a listing stream may run ahead of the applying
+SAME_TOKEN = "the cloud returned the same page token again"
 
 
 def lease_name(account_id: str) -> str:
@@ -200,10 +214,14 @@ def sync_account(db: Any, account_id: str, owner: str, scope: dict[str, Any] | N
         if scope.get("resources"):
             wanted = set(ALWAYS) | {k for r in scope["resources"] for k in RESOURCES.get(r, ())}
             kinds = [k for k in kinds if k in wanted]
-        for kind in kinds:
-            seen[kind] = set()
-            if not _walk(db, provider, ctx, kind, seen[kind], report, owner):
-                report.incomplete.append(kind)
+        lister = Lister(provider, kinds)
+        try:
+            for kind in kinds:
+                seen[kind] = set()
+                if not _walk(db, lister, ctx, kind, seen[kind], report, owner):
+                    report.incomplete.append(kind)
+        finally:
+            lister.stop()
         # children before parents; a kind whose listing was incomplete deletes nothing
         for kind in apply.PURGE_ORDER:
             if kind in seen and kind not in report.incomplete and not scope.get("region"):
@@ -223,39 +241,145 @@ def sync_account(db: Any, account_id: str, owner: str, scope: dict[str, Any] | N
         provider.close()
 
 
-def _walk(db: Any, provider: Any, ctx: apply.Context, kind: str, seen: set[str], report: Report,
-          owner: str) -> bool:
-    """List ``kind`` page by page, applying each page; False if a page failed (listing incomplete)."""
+class _Stream:
+    """One (kind, partition) listing run ahead by a pool thread: its pages queue up here."""
+
+    def __init__(self) -> None:
+        self.q: Queue[tuple[Page | None, str, float]] = Queue(maxsize=AHEAD_PAGES)
+        self.dropped = threading.Event()  # its kind failed or the sync stopped: no one takes its pages
+
+
+class Lister:
+    """The pages of each kind, in ``kinds`` order. A provider with ``PARALLEL_LISTING`` is listed
+    ahead: every (kind, partition) stream pages on its own in a pool thread (a few pages ahead at
+    most), so the cloud's listing of later kinds and regions overlaps the applying of earlier ones.
+    Any other provider is paged here, one page at a time."""
+
+    def __init__(self, provider: Any, kinds: list[str], threads: int = LIST_THREADS) -> None:
+        self.provider = provider
+        self._stop = threading.Event()
+        self._pool: ThreadPoolExecutor | None = None
+        self._streams: dict[str, list[_Stream] | str] = {}
+        caps: frozenset[ProviderCapability] = getattr(provider, "capabilities", frozenset())
+        if ProviderCapability.PARALLEL_LISTING not in caps or not isinstance(provider, PartitionedListing):
+            return
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="cloudsync-list")
+        for kind in kinds:  # submitted in the order they are taken: the pool never waits on a later one
+            try:
+                parts = provider.partitions(kind)
+            except Exception as exc:
+                self._streams[kind] = _why(exc)
+                continue
+            streams = self._streams[kind] = [_Stream() for _ in parts]
+            for part, st in zip(parts, streams, strict=True):
+                self._pool.submit(self._run, kind, part, st)
+
+    def _run(self, kind: str, part: str, st: _Stream) -> None:
+        token = ""
+        while not (self._stop.is_set() or st.dropped.is_set()):
+            t0 = time.monotonic()
+            try:
+                page = self.provider.fetch_partition_page(kind, part, token)
+            except Exception as exc:
+                self._put(st, (None, _why(exc), time.monotonic() - t0))
+                return
+            self._put(st, (page, "", time.monotonic() - t0))
+            if not page.next_token or page.next_token == token:
+                return
+            token = page.next_token
+
+    def _put(self, st: _Stream, item: tuple[Page | None, str, float]) -> None:
+        while not (self._stop.is_set() or st.dropped.is_set()):
+            try:
+                st.q.put(item, timeout=0.5)
+                return
+            except Full:
+                continue
+
+    def pages(self, kind: str) -> Generator[tuple[Page | None, str, float], None, None]:
+        """(page, "", seconds the cloud took) per page; (None, why, ...) for a page that failed, last."""
+        if self._pool is None:
+            yield from _paged(lambda token: self.provider.fetch_page(kind, token))
+            return
+        streams = self._streams.get(kind, [])
+        if isinstance(streams, str):
+            yield None, streams, 0.0
+            return
+        try:
+            for st in streams:
+                token = ""
+                while True:
+                    page, why, secs = st.q.get()  # its thread always ends with a page or a failure
+                    yield page, why, secs
+                    if page is None:
+                        return
+                    if not page.next_token:
+                        break
+                    if page.next_token == token:
+                        yield None, SAME_TOKEN, 0.0
+                        return
+                    token = page.next_token
+        finally:
+            for st in streams:  # a kind abandoned early: its other streams stop and free their threads
+                st.dropped.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _paged(fetch: Any) -> Iterator[tuple[Page | None, str, float]]:
     token = ""
-    stats = report.kind(kind)
     while True:
-        _progress(db, ctx.account_id, report, kind, owner)
         t0 = time.monotonic()
         try:
-            page = provider.fetch_page(kind, token)
+            page = fetch(token)
         except Exception as exc:
-            report.error(kind, f"page {stats['pages'] + 1}: {_why(exc)}")
-            log.warning("cloud account %s: listing %s failed: %s", ctx.account_name, kind, _why(exc))
+            yield None, _why(exc), time.monotonic() - t0
+            return
+        yield page, "", time.monotonic() - t0
+        if not page.next_token:
+            return
+        if page.next_token == token:
+            yield None, SAME_TOKEN, 0.0
+            return
+        token = page.next_token
+
+
+def _walk(db: Any, lister: Lister, ctx: apply.Context, kind: str, seen: set[str], report: Report,
+          owner: str) -> bool:
+    """Apply ``kind`` page by page; False if a page failed (listing incomplete)."""
+    stats = report.kind(kind)
+    _progress(db, ctx.account_id, report, kind, owner)
+    pages = lister.pages(kind)
+    while True:
+        t0 = time.monotonic()
+        got = next(pages, None)
+        if got is None:
+            return True
+        page, why, cloud_s = got
+        # where the time goes: the cloud's API (summed over the listing threads), waiting for it
+        # here (what the sync pays), and writing here
+        stats["cloud_s"] = round(stats.get("cloud_s", 0.0) + cloud_s, 3)
+        stats["wait_s"] = round(stats.get("wait_s", 0.0) + time.monotonic() - t0, 3)
+        if page is None:
+            report.error(kind, f"page {stats['pages'] + 1}: {why}")
+            log.warning("cloud account %s: listing %s failed: %s", ctx.account_name, kind, why)
+            pages.close()
             return False
         stats["pages"] += 1
-        for ext, why in page.unreadable:  # the cloud has it: seen, kept as it is here
+        for ext, reason in page.unreadable:  # the cloud has it: seen, kept as it is here
             seen.add(ext)
             report.unreadable.setdefault(kind, set()).add(ext)
-            report.error(kind, why)
+            report.error(kind, reason)
         t1 = time.monotonic()
         with db.session() as s:
             begin_write(s, background=True)
             apply.apply_page(s, ctx, kind, list(page.items), seen, stats, report.error)
             s.commit()
-        # where the time goes: the cloud's API, or writing here
-        stats["cloud_s"] = round(stats.get("cloud_s", 0.0) + t1 - t0, 3)
         stats["apply_s"] = round(stats.get("apply_s", 0.0) + time.monotonic() - t1, 3)
-        if not page.next_token:
-            return True
-        if page.next_token == token:
-            report.error(kind, f"page {stats['pages']}: the cloud returned the same page token again")
-            return False
-        token = page.next_token
+        _progress(db, ctx.account_id, report, kind, owner)  # the lease, renewed per page
 
 
 def _delete_gone(db: Any, ctx: apply.Context, kind: str, seen: set[str], report: Report) -> None:

@@ -16,7 +16,7 @@ from core.db.base import utcnow
 from core.db.engine import Database
 from core.db.lease import DbLease
 from core.region.models import Cloudaccount, Cloudprovider, Host, Server
-from drivers.base import CloudInstance, CloudRegion, CloudZone, GuestStatus, Page, ProviderError
+from drivers.base import CloudInstance, CloudRegion, CloudZone, GuestStatus, Page, ProviderCapability, ProviderError
 
 
 class FakeCloud:
@@ -170,3 +170,57 @@ def test_one_bad_object_costs_only_itself_and_an_unchanged_cloud_writes_nothing(
         s.commit()
     out = run_one(db, "me")
     assert out["status"] == "connected" and out["changed"] == 0, out
+
+
+class PartitionedProvider(FakeProvider):
+    """The same cloud listed as six partitions of one server a page, side by side
+    (``PARALLEL_LISTING``: more partitions than the sync's listing threads)."""
+
+    capabilities = frozenset({ProviderCapability.PARALLEL_LISTING})
+    PARTS = ("p0", "p1", "p2", "p3", "p4", "p5")
+    fail_part: str | None = None
+
+    def partitions(self, kind: str) -> tuple[str, ...]:
+        return self.PARTS if kind == "servers" else ("",)
+
+    def fetch_partition_page(self, kind: str, partition: str, page_token: str = "") -> Page:
+        if kind != "servers":
+            return self.fetch_page(kind, page_token)
+        mine = [v for i, v in enumerate(FakeCloud.servers) if self.PARTS[i % len(self.PARTS)] == partition]
+        n = int(page_token or 0)
+        if partition == PartitionedProvider.fail_part and n == 1:
+            raise ProviderError(f"page {n} of {partition} failed on purpose")
+        return Page(tuple(mine[n:n + 1]), str(n + 1) if n + 1 < len(mine) else "")
+
+
+def test_a_provider_listed_in_parallel_syncs_the_same_and_a_failed_partition_deletes_nothing(
+        db: Database, cloud: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    from core.region.cloud.sync import run_one
+
+    monkeypatch.setattr(FakeDriver, "for_account", classmethod(lambda cls, config: PartitionedProvider(config)))
+    FakeCloud.servers = [vm(i) for i in range(20)]
+    before = threading.active_count()
+    out = run_one(db, "me")
+    assert out["status"] == "connected" and out["kinds"]["servers"]["pages"] == 20, out
+    assert names(db) == sorted(f"vm{i}" for i in range(20))
+    FakeCloud.servers = [vm(i) for i in range(10)]  # half are gone from the cloud, but one partition fails
+    PartitionedProvider.fail_part = "p1"
+    try:
+        with db.session() as s:
+            s.get(Cloudaccount, cloud).sync_status = "queued"
+            s.commit()
+        out = run_one(db, "me")
+    finally:
+        PartitionedProvider.fail_part = None
+    assert out["status"] == "partial" and out["incomplete"] == ["servers"], out
+    assert "p1 failed on purpose" in out["reason"]
+    assert len(names(db)) == 20  # nothing it could not see is gone
+    assert threading.active_count() == before  # every listing thread ended (none left blocked on its queue)
+    with db.session() as s:
+        s.get(Cloudaccount, cloud).sync_status = "queued"
+        s.commit()
+    out = run_one(db, "me")
+    assert out["status"] == "connected" and out["kinds"]["servers"]["deleted"] == 10
+    assert names(db) == sorted(f"vm{i}" for i in range(10))
