@@ -27,8 +27,15 @@ _BRAND = {"kvm": "OneCloud", "baremetal": "OneCloud", "container": "OneCloud", "
           "aws": "Aws", "cloudpods": "Cloudpods"}
 
 
-def capabilities(session: Session, zone_id: str | None = None) -> dict[str, Any]:
-    hosts = select(Host.id, Host.host_type, Host.cpu_arch, Host.host_status).where(Host.enabled.is_(True))
+def capabilities(session: Session, cred: Any, zone_id: str | None = None) -> dict[str, Any]:
+    """What ``cred``'s project can create: this cloud's hosts and those of the cloud accounts it
+    may use (another project's AWS zones are neither its hypervisors nor its capacity)."""
+    from sqlalchemy import or_
+
+    from core.region.scheduling import usable_managers
+
+    hosts = select(Host.id, Host.host_type, Host.cpu_arch, Host.host_status).where(
+        Host.enabled.is_(True), or_(Host.manager_id.is_(None), Host.manager_id.in_(usable_managers(session, cred))))
     if zone_id is not None:
         hosts = hosts.where(Host.zone_id == zone_id)
     rows = session.execute(hosts).all()
@@ -76,4 +83,4 @@ def get_capabilities(request: Request, session: SessionDep, cred: CredentialDep)
 
         m = get_manager("zones")
         zone_id = m.fetch(session, cred, zone).id
-    return json_response(capabilities(session, zone_id))
+    return json_response(capabilities(session, cred, zone_id))

@@ -513,6 +513,7 @@ def test_a_create_names_its_cloud_by_cloudprovider_and_region_and_never_another_
     assert r.returncode == 0, r.stderr
     srv = server_status(ctl, "vm-m", "running")
     assert srv["host"] == "aws-m-us-east-1b" and srv["hypervisor"] == "aws", srv
+    assert "aws" in ctl.api.get(f"{B}/capabilities").json()["hypervisors"]
     assert len(instances(ec2, **{"tag:cloudpods:server-id": srv["id"]})) == 1
     # the other region of the same cloud: the scheduler says why nothing fits, nothing is made
     body = {"server": {"name": "vm-m-west", "vcpu_count": 1, "vmem_size": 1024, "disks": ["cp-base"],
@@ -538,7 +539,8 @@ def test_a_create_names_its_cloud_by_cloudprovider_and_region_and_never_another_
             resp = c.post("/servers", json={"server": {"name": "steal", "vcpu_count": 1, "vmem_size": 1024,
                                                        "hypervisor": "aws", **ref}})
             assert resp.status_code == 400 and "not found" in resp.text, (ref, resp.text)
-        # asking for any aws host: the other project's zones are not its capacity
+        # the other project's zones are not its capacity: not in its capabilities, never placed on
+        assert "aws" not in c.get("/capabilities").json()["hypervisors"]
         fc = c.post("/servers/forecast", json={"server": {"name": "steal", "vcpu_count": 1, "vmem_size": 1024,
                                                           "hypervisor": "aws"}})
         assert fc.status_code == 200 and fc.json()["forecast"]["can_create"] is False, fc.text

@@ -139,7 +139,7 @@ class ZoneManager(Manager):
     def spec_capability(self, session: Session, cred: Credential, row: Any, q: Any) -> dict[str, Any]:
         from core.region.capabilities import capabilities
 
-        return capabilities(session, row.id)
+        return capabilities(session, cred, row.id)
 
 
 class VpcManager(Manager):
