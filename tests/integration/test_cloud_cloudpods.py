@@ -88,10 +88,12 @@ def test_a_server_created_here_is_a_server_there(pair: tuple[Controller, Control
     net = next(n for n in nets if n.get("external_id") == far_net)
     images = here.api.get(f"{B}/cachedimages").json()["cachedimages"]
     assert [i["name"] for i in images] == ["tiny"]
+    # the cloudprovider named: the scheduler places it in that cloud, the hypervisor follows it
     r = here.climc("server-create", "near-vm", "--ncpu", "1", "--mem-spec", "256m", "--disk", "tiny", "--net",
-                   net["id"], "--host", "cp-zone0", "--hypervisor", "cloudpods", "--auto-start")
+                   net["id"], "--manager", "cp", "--auto-start")
     assert r.returncode == 0, r.stderr
     srv = server_status(here, "near-vm", "running", timeout=120)
+    assert srv["host"] == "cp-zone0" and srv["hypervisor"] == "cloudpods", srv
     theirs = there.api.get(f"{B}/servers", params={"search": "near-vm"}).json()["servers"]
     assert len(theirs) == 1 and theirs[0]["status"] == "running" and theirs[0]["ips"] == srv["ips"], (theirs, srv)
     assert theirs[0]["description"] == f"cloudpods:server-id={srv['id']}"
