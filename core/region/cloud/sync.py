@@ -53,7 +53,9 @@ LEASE_S = 120.0
 IDLE_POLL_S = 2.0
 WAKEUP = Wakeup()
 MAX_ERRORS = 50  # per kind, kept in the report
-LIST_THREADS = 4  # listing threads of a provider with PARALLEL_LISTING (per sync)
+# listing threads of a provider with PARALLEL_LISTING, per sync (CLOUDPODS_CLOUDSYNC_LIST_THREADS;
+# 0: paged one at a time by the sync's own thread, as for any other provider)
+LIST_THREADS = 4
 AHEAD_PAGES = 2  # pages a listing stream may run ahead of the applying
 SAME_TOKEN = "the cloud returned the same page token again"
 
@@ -255,13 +257,16 @@ class Lister:
     most), so the cloud's listing of later kinds and regions overlaps the applying of earlier ones.
     Any other provider is paged here, one page at a time."""
 
-    def __init__(self, provider: Any, kinds: list[str], threads: int = LIST_THREADS) -> None:
+    def __init__(self, provider: Any, kinds: list[str], threads: int | None = None) -> None:
+        if threads is None:
+            threads = int(os.environ.get("CLOUDPODS_CLOUDSYNC_LIST_THREADS", LIST_THREADS))
         self.provider = provider
         self._stop = threading.Event()
         self._pool: ThreadPoolExecutor | None = None
         self._streams: dict[str, list[_Stream] | str] = {}
         caps: frozenset[ProviderCapability] = getattr(provider, "capabilities", frozenset())
-        if ProviderCapability.PARALLEL_LISTING not in caps or not isinstance(provider, PartitionedListing):
+        if threads < 1 or ProviderCapability.PARALLEL_LISTING not in caps \
+                or not isinstance(provider, PartitionedListing):
             return
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="cloudsync-list")
         for kind in kinds:  # submitted in the order they are taken: the pool never waits on a later one
