@@ -306,9 +306,9 @@ class Lister:
         if self._pool is None:
             yield from _paged(lambda token: self.provider.fetch_page(kind, token))
             return
-        streams = self._streams.get(kind, [])
-        if isinstance(streams, str):
-            yield None, streams, 0.0
+        streams = self._streams.get(kind)
+        if streams is None or isinstance(streams, str):  # never "listed, empty": that would delete all
+            yield None, streams or f"{kind} was not listed", 0.0
             return
         try:
             for st in streams:
