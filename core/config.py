@@ -63,6 +63,8 @@ class Settings:
     executor_heartbeat_s: float = 30.0  # how often a running work item's lease is renewed
     cloudsync_threads: int = 1  # cloud account syncs at once
     cloudsync_poll_s: float = 2.0  # an idle sync thread looks for queued accounts this often
+    # listing threads per sync of a provider that lists its regions and kinds side by side (AWS); 0: off
+    cloudsync_list_threads: int = 4
     # periodic jobs: switch and interval
     job_hosts_offline: bool = True
     job_hosts_offline_interval_s: float = 30.0

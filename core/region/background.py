@@ -38,7 +38,8 @@ def start(app: Any) -> Callable[[], None]:
     # cloud account syncs: their own threads (a sync may take minutes), claimed under a DB lease
     from core.region.cloud.sync import Syncer
 
-    syncer = Syncer(db, owner, threads=settings.cloudsync_threads, poll_s=settings.cloudsync_poll_s)
+    syncer = Syncer(db, owner, threads=settings.cloudsync_threads, poll_s=settings.cloudsync_poll_s,
+                    list_threads=settings.cloudsync_list_threads)
     syncer.start()
     periodic = PeriodicRunner(db, owner, settings)
     periodic.start()

@@ -53,7 +53,7 @@ LEASE_S = 120.0
 IDLE_POLL_S = 2.0
 WAKEUP = Wakeup()
 MAX_ERRORS = 50  # per kind, kept in the report
-# listing threads of a provider with PARALLEL_LISTING, per sync (CLOUDPODS_CLOUDSYNC_LIST_THREADS;
+# listing threads of a provider with PARALLEL_LISTING, per sync (Settings.cloudsync_list_threads;
 # 0: paged one at a time by the sync's own thread, as for any other provider)
 LIST_THREADS = 4
 AHEAD_PAGES = 2  # pages a listing stream may run ahead of the applying
@@ -175,7 +175,8 @@ class _LostLease(Exception):
     pass
 
 
-def sync_account(db: Any, account_id: str, owner: str, scope: dict[str, Any] | None = None) -> dict[str, Any]:
+def sync_account(db: Any, account_id: str, owner: str, scope: dict[str, Any] | None = None,
+                 list_threads: int = LIST_THREADS) -> dict[str, Any]:
     """One sync of the account (the caller holds its lease); the report. ``scope`` (see ``queue``)
     narrows it: only those regions (the provider's ``regions`` option) and kinds are listed, and a
     sync narrowed to regions deletes nothing (what it did not list, it did not see)."""
@@ -216,7 +217,7 @@ def sync_account(db: Any, account_id: str, owner: str, scope: dict[str, Any] | N
         if scope.get("resources"):
             wanted = set(ALWAYS) | {k for r in scope["resources"] for k in RESOURCES.get(r, ())}
             kinds = [k for k in kinds if k in wanted]
-        lister = Lister(provider, kinds)
+        lister = Lister(provider, kinds, list_threads)
         try:
             for kind in kinds:
                 seen[kind] = set()
@@ -257,9 +258,7 @@ class Lister:
     most), so the cloud's listing of later kinds and regions overlaps the applying of earlier ones.
     Any other provider is paged here, one page at a time."""
 
-    def __init__(self, provider: Any, kinds: list[str], threads: int | None = None) -> None:
-        if threads is None:
-            threads = int(os.environ.get("CLOUDPODS_CLOUDSYNC_LIST_THREADS", LIST_THREADS))
+    def __init__(self, provider: Any, kinds: list[str], threads: int = LIST_THREADS) -> None:
         self.provider = provider
         self._stop = threading.Event()
         self._pool: ThreadPoolExecutor | None = None
@@ -447,12 +446,12 @@ def claim(db: Any, owner: str) -> str | None:
     return None
 
 
-def run_one(db: Any, owner: str) -> dict[str, Any] | None:
+def run_one(db: Any, owner: str, list_threads: int = LIST_THREADS) -> dict[str, Any] | None:
     aid = claim(db, owner)
     if aid is None:
         return None
     try:
-        return sync_account(db, aid, owner, _scope(db, aid))
+        return sync_account(db, aid, owner, _scope(db, aid), list_threads)
     except _LostLease:
         log.warning("cloud account %s: another replica took its sync over", aid)
         return None
@@ -469,8 +468,10 @@ def run_one(db: Any, owner: str) -> dict[str, Any] | None:
 class Syncer:
     """Threads that run queued syncs (a separate pool: a sync may take minutes)."""
 
-    def __init__(self, db: Any, owner: str, threads: int = 1, poll_s: float = IDLE_POLL_S) -> None:
+    def __init__(self, db: Any, owner: str, threads: int = 1, poll_s: float = IDLE_POLL_S,
+                 list_threads: int = LIST_THREADS) -> None:
         self.db, self.owner, self.threads, self.poll_s = db, owner, threads, poll_s
+        self.list_threads = list_threads
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
@@ -491,7 +492,7 @@ class Syncer:
         while not self._stop.is_set():
             seen = WAKEUP.generation()
             try:
-                if run_one(self.db, self.owner) is not None:
+                if run_one(self.db, self.owner, self.list_threads) is not None:
                     continue
             except Exception:
                 log.exception("cloud sync runner error")
