@@ -55,6 +55,8 @@ class Settings:
     baremetal_tftp_root: str = ""  # holds undionly.kpxe for legacy (non-iPXE) PXE ROMs
     # GET /metrics without a token (for a Prometheus on a private network; core/metrics/routes.py)
     metrics_open: bool = False
+    # "IP:PORT": a second listener serving only GET /metrics, without a token (core/metrics/listener.py)
+    metrics_listen: str = ""
     # ---- background work (core/region/background.py, core/tasks/periodic.py) ----
     task_owner: str = ""  # this replica's name on the tasks it claims; empty: host:port
     task_workers: int = 2  # task worker threads (0: this replica runs no tasks)

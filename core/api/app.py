@@ -33,7 +33,7 @@ SERVICE_ROUTERS: tuple[tuple[str, str, str], ...] = (
 ROOT_ROUTERS: tuple[str, ...] = ("core.metrics.routes:router", "core.keystone.api:discovery_router")
 # Background services started with the app (task workers, periodic jobs, the in-process agent):
 # "module:function" taking the app and returning a stop callable. Static, like the routers.
-BACKGROUND: tuple[str, ...] = ("core.region.background:start",)
+BACKGROUND: tuple[str, ...] = ("core.region.background:start", "core.metrics.listener:start")
 # Routes whose bodies are streamed by the handler itself (no size cap here).
 STREAM_PREFIXES = ("/api/s/image/",)
 # ... and single routes, by pattern: an agent's upload of a migrating guest's disk, of a saved image

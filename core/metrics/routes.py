@@ -26,7 +26,7 @@ register((Rule("monitor:metrics:get", "admin", ("system",),
 router = APIRouter(tags=["metrics"])
 
 
-class _Scrape:
+class Scrape:
     """This process's counters plus the database's families, as one registry-like object."""
 
     def __init__(self, db: Any) -> None:
@@ -38,7 +38,7 @@ class _Scrape:
 
 
 def render(db: Any) -> bytes:
-    return generate_latest(_Scrape(db))  # type: ignore[arg-type]
+    return generate_latest(Scrape(db))  # type: ignore[arg-type]
 
 
 @router.get("/metrics", include_in_schema=False)

@@ -25,6 +25,11 @@ APP = "cloudpods-one"
 DATA = "/var/lib/cloudpods-one"
 AGENT_DATA = "/var/lib/cloudpods-one-agent"
 DEFAULT_PORT = 30300
+# Prometheus scrapes these pod ports (annotations prometheus.io/*): the controller's scrape-only
+# listener (no token: /metrics names every project's usage, so the Service never exposes it) and
+# each agent's /metrics on its node's address (host network).
+DEFAULT_METRICS_PORT = 30301
+DEFAULT_AGENT_METRICS_PORT = 30302
 RUN_AS = 10001  # the controller's uid/gid inside the pod
 
 
@@ -35,6 +40,8 @@ class K8sSpec:
     namespace: str = "cloudpods"
     replicas: int = 2
     port: int = DEFAULT_PORT
+    metrics_port: int = DEFAULT_METRICS_PORT  # 0: no scrape listener, no annotations
+    agent_metrics_port: int = DEFAULT_AGENT_METRICS_PORT
     public_host: str = ""  # default: the Service's in-cluster name
     service_type: str = "ClusterIP"
     region_id: str = "region0"
@@ -81,11 +88,20 @@ def config_toml(spec: K8sSpec) -> str:
         "# cloudpods-one controller settings (rendered by `ocadm deploy k8s`)",
         'listen_host = "0.0.0.0"',
         f"port = {spec.port}",
+        *([f'metrics_listen = "0.0.0.0:{spec.metrics_port}"'] if spec.metrics_port else []),
         f'public_host = "{spec.public_host or spec.service_host}"',
         f'region_id = "{spec.region_id}"',
         'log_level = "info"',
         "",
     ])
+
+
+def _scrape(port: int) -> dict[str, Any]:
+    """Pod annotations a Prometheus with the usual kubernetes-pods scrape config follows."""
+    if not port:
+        return {}
+    return {"annotations": {"prometheus.io/scrape": "true", "prometheus.io/port": str(port),
+                            "prometheus.io/path": "/metrics", "prometheus.io/scheme": "http"}}
 
 
 def _security(run_as: int | None) -> dict[str, Any]:
@@ -167,7 +183,9 @@ def render(spec: K8sSpec) -> list[dict[str, Any]]:
                      "metadata": _meta(f"{APP}-images", spec, "images"), "spec": pvc_spec})
     probe = {"httpGet": {"path": "/ping", "port": "api"}, "periodSeconds": 10, "timeoutSeconds": 3}
     serve = _container("controller", spec, ["serve", "--data-dir", DATA],
-                       ports=[{"name": "api", "containerPort": spec.port, "protocol": "TCP"}],
+                       ports=[{"name": "api", "containerPort": spec.port, "protocol": "TCP"}] + (
+                           [{"name": "metrics", "containerPort": spec.metrics_port, "protocol": "TCP"}]
+                           if spec.metrics_port else []),
                        readinessProbe={**probe, "initialDelaySeconds": 2},
                        livenessProbe={**probe, "initialDelaySeconds": 20, "failureThreshold": 6},
                        resources={"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"memory": "2Gi"}})
@@ -178,7 +196,7 @@ def render(spec: K8sSpec) -> list[dict[str, Any]]:
             "selector": {"matchLabels": _labels("controller")},
             "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
             "template": {
-                "metadata": {"labels": _labels("controller")},
+                "metadata": {"labels": _labels("controller"), **_scrape(spec.metrics_port)},
                 "spec": {
                     "serviceAccountName": APP,
                     "automountServiceAccountToken": False,
@@ -225,6 +243,7 @@ def _dns(s: str) -> str:
 def _agent_daemonset(spec: K8sSpec) -> dict[str, Any]:
     env = [
         {"name": "CLOUDPODS_DATA_DIR", "value": AGENT_DATA},
+        {"name": "NODE_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.hostIP"}}},
         {"name": "CLOUDPODS_JOIN_TOKEN", "valueFrom": {"secretKeyRef": {
             "name": f"{APP}-admin", "key": "join-token", "optional": True}}},
     ]
@@ -239,8 +258,9 @@ def _agent_daemonset(spec: K8sSpec) -> dict[str, Any]:
                 "args": args, "env": env, "volumeMounts": mounts, "securityContext": privileged}
 
     # `ocadm join` is a no-op once this node's agent config exists (hostPath), so it may run on every start
+    scrape = ["--metrics-listen", f"$(NODE_IP):{spec.agent_metrics_port}"] if spec.agent_metrics_port else []
     join = c("join", ["join", "--controller", spec.controller_url, "--token", "$(CLOUDPODS_JOIN_TOKEN)",
-                      "--data-dir", AGENT_DATA, *spec.join_args])
+                      "--data-dir", AGENT_DATA, *scrape, *spec.join_args])
     agent = c("agent", ["agent", "--data-dir", AGENT_DATA])
     agent["resources"] = {"requests": {"cpu": "100m", "memory": "128Mi"}}
     return {
@@ -249,7 +269,7 @@ def _agent_daemonset(spec: K8sSpec) -> dict[str, Any]:
             "selector": {"matchLabels": _labels("agent")},
             "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1}},
             "template": {
-                "metadata": {"labels": _labels("agent")},
+                "metadata": {"labels": _labels("agent"), **_scrape(spec.agent_metrics_port)},
                 "spec": {
                     "hostNetwork": True,
                     "dnsPolicy": "ClusterFirstWithHostNet",  # host network, yet resolve the Service name
@@ -314,6 +334,10 @@ def deploy() -> None:
 @click.option("--namespace", default="cloudpods", show_default=True)
 @click.option("--replicas", type=click.IntRange(1, 100), default=2, show_default=True, help="Controller replicas")
 @click.option("--port", type=click.IntRange(1, 65535), default=DEFAULT_PORT, show_default=True)
+@click.option("--metrics-port", type=click.IntRange(0, 65535), default=DEFAULT_METRICS_PORT, show_default=True,
+              help="Controller pod port serving /metrics without a token, annotated for Prometheus (0: none)")
+@click.option("--agent-metrics-port", type=click.IntRange(0, 65535), default=DEFAULT_AGENT_METRICS_PORT,
+              show_default=True, help="Agents' /metrics port on their node's address, annotated (0: none)")
 @click.option("--public-host", default="", help="Host name clients use in the catalog [default: the Service name]")
 @click.option("--service-type", type=click.Choice(["ClusterIP", "NodePort", "LoadBalancer"]), default="ClusterIP",
               show_default=True)
@@ -333,7 +357,8 @@ def deploy() -> None:
 @click.option("--no-secrets", is_flag=True, help="Do not render Secret objects (you create them yourself)")
 @click.option("--output", "-f", "output", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the manifests to this file (mode 0600) instead of stdout")
-def k8s(db_url: str, image: str | None, namespace: str, replicas: int, port: int, public_host: str,
+def k8s(db_url: str, image: str | None, namespace: str, replicas: int, port: int, metrics_port: int,
+        agent_metrics_port: int, public_host: str,
         service_type: str, region_id: str, images_claim: str, images_size: str, storage_class: str, agents: bool,
         agent_node_selector: tuple[str, ...], join_token: str, join_args: tuple[str, ...],
         secrets_dir: Path | None, no_secrets: bool, output: Path | None) -> None:
@@ -350,10 +375,13 @@ def k8s(db_url: str, image: str | None, namespace: str, replicas: int, port: int
         if not sep or not k:
             raise InputParameterError(f"--agent-node-selector {item!r}: expected KEY=VALUE")
         selector[k] = v
+    if metrics_port and metrics_port == port:
+        raise InputParameterError(f"--metrics-port {metrics_port}: must differ from --port (the API's)")
     if _dns(namespace) != namespace:
         raise InputParameterError(f"--namespace {namespace!r}: use lower-case letters, digits and '-'")
     spec = K8sSpec(db_url=_check_db_url(db_url), image=image or f"cloudpods-one:{VERSION}", namespace=namespace,
-                   replicas=replicas, port=port, public_host=public_host, service_type=service_type,
+                   replicas=replicas, port=port, metrics_port=metrics_port, agent_metrics_port=agent_metrics_port,
+                   public_host=public_host, service_type=service_type,
                    region_id=region_id, images_claim=images_claim, images_size=images_size,
                    storage_class=storage_class, agents=agents, join_token=join_token, join_args=join_args,
                    version=VERSION)

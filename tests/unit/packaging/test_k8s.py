@@ -163,3 +163,28 @@ def test_join_token_and_args_reach_the_agents(tmp_path: Path) -> None:
     assert admin["stringData"]["join-token"] == "jt-123"
     join = kinds["DaemonSet"][0]["spec"]["template"]["spec"]["initContainers"][0]
     assert join["args"][-1] == "--wire=w0=br0:eth0" and "$(CLOUDPODS_JOIN_TOKEN)" in join["args"]
+
+
+def test_prometheus_scrape_annotations_name_the_metrics_ports(tmp_path: Path) -> None:
+    r = _deploy("k8s", "--db-url", DB, "--secrets-dir", str(tmp_path / "s"))
+    assert r.returncode == 0, r.stderr
+    kinds = _by_kind(_docs(r.stdout))
+    ctl = kinds["Deployment"][0]["spec"]["template"]
+    ann = ctl["metadata"]["annotations"]
+    assert ann["prometheus.io/scrape"] == "true" and ann["prometheus.io/path"] == "/metrics"
+    ports = {p["name"]: p["containerPort"] for p in ctl["spec"]["containers"][0]["ports"]}
+    assert ports["metrics"] == int(ann["prometheus.io/port"]) == 30301 and ports["api"] == 30300
+    config = kinds["ConfigMap"][0]["data"]["config.toml"]
+    assert 'metrics_listen = "0.0.0.0:30301"' in config
+    # the Service exposes the API only: /metrics without a token stays on the pod network
+    assert [p["name"] for p in kinds["Service"][0]["spec"]["ports"]] == ["api"]
+    agent = kinds["DaemonSet"][0]["spec"]["template"]
+    assert agent["metadata"]["annotations"]["prometheus.io/port"] == "30302"
+    args = agent["spec"]["initContainers"][0]["args"]
+    assert args[args.index("--metrics-listen") + 1] == "$(NODE_IP):30302"
+    off = _deploy("k8s", "--db-url", DB, "--no-secrets", "--metrics-port", "0", "--agent-metrics-port", "0")
+    kinds = _by_kind(_docs(off.stdout))
+    assert "annotations" not in kinds["Deployment"][0]["spec"]["template"]["metadata"]
+    assert "metrics_listen" not in kinds["ConfigMap"][0]["data"]["config.toml"]
+    same = _deploy("k8s", "--db-url", DB, "--no-secrets", "--metrics-port", "30300")
+    assert same.returncode != 0 and "--metrics-port" in same.stderr and "Traceback" not in same.stderr
