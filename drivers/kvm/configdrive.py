@@ -25,6 +25,8 @@ from typing import Any
 import pycdlib
 import yaml
 
+from drivers.base import InvalidSpec
+
 __all__ = ["ConfigDrive", "ConfigDriveError", "NicConfig", "build_config_drive", "render", "sha512_crypt"]
 
 VOLUME_LABEL = "cidata"  # what cloud-init's NoCloud datasource looks for
@@ -37,7 +39,7 @@ _MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
 _USER_RE = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 
 
-class ConfigDriveError(ValueError):
+class ConfigDriveError(InvalidSpec):
     """The config drive contents are invalid."""
 
 
