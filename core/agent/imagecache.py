@@ -28,7 +28,11 @@ _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 
 class ImageFetchError(DriverError):
-    """The image could not be downloaded."""
+    """The image could not be downloaded (an HTTP error answer: trying again would not help)."""
+
+
+class ImageFetchInterrupted(ImageFetchError):
+    """The transfer broke off (a busy or restarting controller): worth another try."""
 
 
 class ImageChecksumMismatch(DriverError):
@@ -75,7 +79,7 @@ class ImageCache:
                 except ImageFetchError as e:
                     # a dropped connection (a busy or restarting controller) is worth another try;
                     # an HTTP error answer is not
-                    if not getattr(e, "transient", False) or attempt == FETCH_ATTEMPTS - 1:
+                    if not isinstance(e, ImageFetchInterrupted) or attempt == FETCH_ATTEMPTS - 1:
                         raise
                     time.sleep(0.5 * (attempt + 1))
         return path
@@ -119,9 +123,8 @@ class ImageCache:
                 except DriverError:
                     raise
                 except (OSError, httpx.HTTPError) as exc:
-                    err = ImageFetchError(f"download of image {image_id} failed: {exc}")
-                    err.transient = isinstance(exc, httpx.TransportError)  # type: ignore[attr-defined]
-                    raise err from None
+                    cls = ImageFetchInterrupted if isinstance(exc, httpx.TransportError) else ImageFetchError
+                    raise cls(f"download of image {image_id} failed: {exc}") from None
                 f.flush()
                 os.fsync(f.fileno())
             got = digest.hexdigest()

@@ -43,11 +43,9 @@ class ImageStore:
         except (ConnectionFailedError, httpx.TransportError) as e:
             # the controller (or the replica behind the balancer) went away mid-transfer: the image
             # cache tries again, where an HTTP error answer would not be retried
-            from core.agent.imagecache import ImageFetchError
+            from core.agent.imagecache import ImageFetchInterrupted
 
-            err = ImageFetchError(f"download of image {image_id} failed: {e}")
-            err.transient = True  # type: ignore[attr-defined]
-            raise err from None
+            raise ImageFetchInterrupted(f"download of image {image_id} failed: {e}") from None
 
     def get(self, image_id: str) -> LocalImage:
         with self._lock:
