@@ -87,6 +87,7 @@ class Authenticator:
         if not isinstance(methods, list) or not methods:
             raise InputParameterError("auth.identity.methods must be a non-empty list")
         chain: tuple[str, ...] = ()
+        inherited: tuple[str, ...] = ()  # a rescoped token keeps the methods that proved who it is
         base_scope: tuple[str, str] | None = None
         base_expires: float | None = None
         ac: ApplicationCredential | None = None
@@ -115,6 +116,7 @@ class Authenticator:
                 raise UnauthorizedError(AUTH_FAILED)
             user = found
             chain = (old.audit_id, *old.audit_chain)
+            inherited = old.methods
             old_id = {"project": old.project_id, "domain": old.domain_id, "system": SYSTEM}.get(old.scope)
             base_scope = (old.scope, old_id or "")
             # a rescoped token never outlives the token it came from (Keystone keeps expires_at)
@@ -132,7 +134,8 @@ class Authenticator:
         if base_scope is not None and base_expires:
             expires = min(expires, base_expires)
         known = ("application_credential",) if ac is not None else ("password", "token")
-        payload = TokenPayload(user.id, tuple(m for m in methods if m in known),
+        used = [m for m in (*methods, *inherited) if m in known or m in inherited]
+        payload = TokenPayload(user.id, tuple(dict.fromkeys(used)),
                                scope, scope_id, now, expires, new_audit_id(), chain,
                                app_cred_id=ac.id if ac is not None else "")
         token = self.codec.encode(payload)

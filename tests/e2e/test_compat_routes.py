@@ -185,3 +185,23 @@ def test_os_ec2_credentials_of_a_user(controller: Controller) -> None:
         assert m.get(f"{K}/users/{admin_id}/credentials/OS-EC2").status_code == 403
         assert m.delete(f"{base}/{c['access']}").status_code == 204
         assert m.get(f"{base}/{c['access']}").status_code == 404
+
+
+def test_keystone_user_extras_and_project_tags(controller: Controller) -> None:
+    """Keystone keeps a user's unknown attributes (Tempest's ``project_id``, Cloudpods' ``displayname``)
+    and a project's tags, and returns them on show and list."""
+    from tests.e2e.test_identity_support import admin, ok, uniq
+
+    with admin(controller) as a:
+        name = uniq("ux")
+        u = ok(a.post("/users", json={"user": {"name": name, "project_id": "p-1", "displayname": "Ann"}}), 201)["user"]
+        assert u["project_id"] == "p-1" and u["displayname"] == "Ann"
+        u = ok(a.patch(f"/users/{u['id']}", json={"user": {"project_id": "p-2", "displayname": None}}))["user"]
+        assert u["project_id"] == "p-2" and "displayname" not in u
+        assert ok(a.get(f"/users/{u['id']}"))["user"]["project_id"] == "p-2"
+        assert a.post("/users", json={"user": {"name": uniq("ux"), "bad key!": 1}}).status_code == 400
+        p = ok(a.post("/projects", json={"project": {"name": uniq("pt"), "tags": ["a", "b"]}}), 201)["project"]
+        assert ok(a.get(f"/projects/{p['id']}"))["project"]["tags"] == ["a", "b"]
+        assert a.post("/projects", json={"project": {"name": uniq("pt"), "tags": ["a", "a"]}}).status_code == 400
+        ok(a.delete(f"/users/{u['id']}"), 204)
+        ok(a.delete(f"/projects/{p['id']}"), 204)

@@ -92,7 +92,8 @@ def test_scopes_and_rescoping(controller: Controller) -> None:
     r2 = httpx.post(controller.url + KS + "/auth/tokens", json=rescope, timeout=30)
     assert r2.status_code == 201, r2.text
     t2 = r2.json()["token"]
-    assert t2["project"]["id"] == p["id"] and t2["methods"] == ["token"]
+    # Keystone: a rescoped token lists the new method and those of the token it came from
+    assert t2["project"]["id"] == p["id"] and t2["methods"] == ["token", "password"]
     assert t2["expires_at"] <= r.json()["token"]["expires_at"]  # never outlives its parent
     assert r.json()["token"]["audit_ids"][0] in t2["audit_ids"]
     dom = login(controller, u["name"], PW, {"domain": {"id": "default"}})

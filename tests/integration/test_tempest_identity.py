@@ -3,9 +3,10 @@
 The pass rate is printed (``-s`` or the CI log) and must not fall below the floor measured when
 this was added; the discovery, token, catalog, EC2 credential and application credential (with access
 rules) tests must all pass. What fails
-are Cloudpods' deliberate differences (a project holding users is not deleted, projects acting as
-domains are refused, ...) and tests that read the admin's project, which a system-scoped admin
-does not have — see the failed names in the output.
+are Cloudpods' deliberate differences (a project holding users is not deleted — also when Tempest's
+cleanup deletes a project before its user —, projects acting as domains are refused, an EC2
+credential's access key is not rewritten in place since its id is the key's hash) and a test that
+reads the admin's project, which a system-scoped admin does not have — see the failed names.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from tests.support import tempest
 from tests.support.controller import Controller
 from tests.support.peers import need
 
-FLOOR = 0.75  # measured 2026-12-07: see the printed summary
+FLOOR = 0.88  # measured 2026-12-07b: 53 of 58 (91 %); see the printed summary
 
 
 def test_tempest_identity_subset(tmp_path: Path) -> None:

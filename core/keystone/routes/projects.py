@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
+from pydantic import Field
 from sqlalchemy import delete, func, select
 
 from core.api.context import Credential
@@ -37,6 +38,17 @@ class ProjectFields(Body):
     domain_id: str | None = None
     parent_id: str | None = None
     is_domain: bool | None = None
+    tags: list[str] | None = Field(default=None, max_length=80)
+
+
+def _tags(tags: list[str]) -> list[str]:
+    """Keystone's project tags: unique strings of 1..255 characters without ``/`` or ``,``."""
+    for t in tags:
+        if not t or len(t) > 255 or "/" in t or "," in t:
+            raise InputParameterError(f"tags: {t!r} must be 1 to 255 characters without '/' or ','")
+    if len(set(tags)) != len(tags):
+        raise InputParameterError("tags: duplicates are not allowed")
+    return list(tags)
 
 
 class ProjectCreate(ProjectFields):
@@ -53,7 +65,8 @@ class ProjectUpdateBody(Body):
 
 def project_dict(p: Project, request: Request) -> dict[str, Any]:
     return {"id": p.id, "name": p.name, "domain_id": p.domain_id, "description": p.description,
-            "enabled": p.enabled, "parent_id": p.parent_id or p.domain_id, "is_domain": False, "tags": [],
+            "enabled": p.enabled, "parent_id": p.parent_id or p.domain_id, "is_domain": False,
+            "tags": list((p.extra or {}).get("tags", [])),
             "options": {}, "links": {"self": link(request, f"/projects/{p.id}")}}
 
 
@@ -106,7 +119,8 @@ def create_project(request: Request, session: SessionDep, cred: CredentialDep, b
         enforce(cred, "identity:projects:create", {"domain_id": domain_id})  # the caller's domain only
         name = _check_name(session, domain_id, b.name)
         p = Project(name=name, domain_id=domain_id, parent_id=parent_id, description=b.description or "",
-                    enabled=True if b.enabled is None else b.enabled)
+                    enabled=True if b.enabled is None else b.enabled,
+                    extra={"tags": _tags(b.tags)} if b.tags else {})
         session.add(p)
         session.flush()
         a.set(p)
@@ -157,6 +171,8 @@ def update_project(ref: str, request: Request, session: SessionDep, cred: Creden
             p.name = _check_name(session, p.domain_id, b.name, exclude=p.id)
         if b.description is not None:
             p.description = b.description
+        if b.tags is not None:
+            p.extra = {**(p.extra or {}), "tags": _tags(b.tags)}
         if b.enabled is not None and b.enabled != p.enabled:
             p.enabled = b.enabled
             request.app.state.auth.changed(session)

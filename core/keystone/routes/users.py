@@ -1,10 +1,13 @@
 """``/v3/users``: CRUD, self-service password change, unlock, a user's groups and projects."""
 from __future__ import annotations
 
+import json
+import re
 from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
+from pydantic import ConfigDict
 from sqlalchemy import delete, select
 
 from core.api.context import Credential
@@ -33,7 +36,15 @@ from core.keystone.routes._common import (
 router = APIRouter()
 
 
+MAX_EXTRA_KEYS = 32
+MAX_EXTRA_BYTES = 8192
+
+
 class UserFields(Body):
+    """Keystone keeps attributes it does not know (``project_id``, Cloudpods' ``displayname`` …) and
+    returns them with the user; they are stored as given, bounded in number and size."""
+
+    model_config = ConfigDict(extra="allow")
     name: str | None = None
     domain_id: str | None = None
     password: str | None = None
@@ -64,9 +75,22 @@ class PasswordChangeBody(Body):
     user: PasswordChange
 
 
+def _extra(b: UserFields) -> dict[str, Any]:
+    extra = dict(b.model_extra or {})
+    if len(extra) > MAX_EXTRA_KEYS:
+        raise InputParameterError(f"user: at most {MAX_EXTRA_KEYS} extra attributes")
+    for k in extra:
+        if not re.fullmatch(r"[A-Za-z0-9_.:-]{1,64}", k):
+            raise InputParameterError(f"user: attribute name {k[:70]!r} must be 1-64 letters, digits or _.:-")
+    if len(json.dumps(extra)) > MAX_EXTRA_BYTES:
+        raise InputParameterError(f"user: extra attributes take more than {MAX_EXTRA_BYTES} bytes")
+    return extra
+
+
 def user_dict(u: User, request: Request) -> dict[str, Any]:
     now = datetime.now(UTC)
-    return {"id": u.id, "name": u.name, "domain_id": u.domain_id, "enabled": u.enabled, "email": u.email,
+    return {**(u.extra or {}),
+            "id": u.id, "name": u.name, "domain_id": u.domain_id, "enabled": u.enabled, "email": u.email,
             "description": u.description, "default_project_id": u.default_project_id,
             "password_expires_at": None, "options": {},
             "locked": u.locked_until is not None and u.locked_until > now,
@@ -112,7 +136,7 @@ def create_user(request: Request, session: SessionDep, cred: CredentialDep, body
         u = User(name=name, domain_id=dom.id, enabled=True if b.enabled is None else b.enabled,
                  email=b.email or "", description=b.description or "",
                  password_hash=pw_hash,
-                 password_changed_at=datetime.now(UTC) if b.password is not None else None)
+                 password_changed_at=datetime.now(UTC) if b.password is not None else None, extra=_extra(b))
         u.default_project_id = _default_project(session, cred, b.default_project_id, dom.id)
         session.add(u)
         session.flush()
@@ -157,6 +181,10 @@ def update_user(ref: str, request: Request, session: SessionDep, cred: Credentia
         for field in ("email", "description"):
             if getattr(b, field) is not None:
                 setattr(u, field, getattr(b, field))
+        if b.model_extra:
+            merged = {**(u.extra or {}), **_extra(b)}
+            u.extra = {k: v for k, v in merged.items() if v is not None}  # null removes one, as in Keystone
+            _extra(UserFields.model_validate(u.extra))  # the bounds hold for the sum too
         if "default_project_id" in b.model_fields_set:
             u.default_project_id = _default_project(session, cred, b.default_project_id, u.domain_id)
         if b.enabled is not None and b.enabled != u.enabled:
