@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from core.db.base import utcnow
+from core.db.base import new_uuid, utcnow
 from core.metrics.history import MINUTE
 from core.metrics.models import AlertNotification, Alertrecord, Commonalert, CommonalertState, MetricSample
 
@@ -92,12 +92,12 @@ def evaluate_rule(session: Session, rule: Commonalert, now: float) -> int:
             continue
         st.state, st.since = new, new_since
         changes += 1
-        rec = Alertrecord(alert_id=rule.id, alert_name=rule.name, level=rule.level, state=new, prev_state=cur,
+        rec = Alertrecord(id=new_uuid(), alert_id=rule.id, alert_name=rule.name, level=rule.level,
+                          state=new, prev_state=cur,
                           res_type=rule.res_type, res_id=res_id, res_name=objs.get(res_id, ""), metric=rule.metric,
                           value=value, comparator=rule.comparator, threshold=rule.threshold,
                           tenant_id=rule.tenant_id, domain_id=rule.domain_id, created_at=utcnow())
-        session.add(rec)
-        session.flush()
+        session.add(rec)  # its id is set here: no flush per record (a storm of changes is one flush)
         # people hear of an alert and of its end; pending comes and goes quietly (it is in the history)
         if (new == "alerting" or cur == "alerting") and rule.notify_configs:
             for cid in rule.notify_configs:
