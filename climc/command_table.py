@@ -259,5 +259,17 @@ ALIASES: dict[str, str] = {
     "role-assignments": "role-assignment-list",
     "quota": "quota-show",
 }
+# short names (issue 18's) for Cloudpods' monitor verbs: the same command object, same options
+SHORT_NAMES: dict[str, str] = {
+    "alert-create": "monitor-commonalert-create",
+    "alert-delete": "monitor-commonalert-delete",
+    "alert-history": "monitor-alertrecord-list",
+    "alert-list": "monitor-commonalert-list",
+    "alert-show": "monitor-commonalert-show",
+}
 for _alias, _target in ALIASES.items():
     COMMANDS[_alias] = (COMMANDS[_target][0], f"Same as {_target} (Cloudpods' name)")
+for _alias, _target in SHORT_NAMES.items():
+    COMMANDS[_alias] = (COMMANDS[_target][0], f"Same as Cloudpods' {_target}")
+# every name whose command object carries another name
+ALL_ALIASES: dict[str, str] = {**ALIASES, **SHORT_NAMES}

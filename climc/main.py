@@ -1,12 +1,13 @@
 """climc: the user's command line. Global options follow OpenStack's OS_* conventions (API.md §7)."""
 from __future__ import annotations
 
+import copy
 import sys
 from typing import Any
 
 import click
 
-from climc.command_table import COMMANDS
+from climc.command_table import COMMANDS, SHORT_NAMES
 from core.cli import LazyGroup
 from core.version import version_text
 
@@ -66,6 +67,10 @@ class ClimcGroup(LazyGroup):
             from climc.help_texts import fill_help
 
             fill_help(cmd)
+            if name in SHORT_NAMES:
+                # a copy that only says which Cloudpods verb it is: same callback, same option objects
+                cmd = copy.copy(cmd)
+                cmd.help = f"{cmd.help or ''}\n\nShort name of Cloudpods' `{SHORT_NAMES[name]}`."
         return cmd
 
 
