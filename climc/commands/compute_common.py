@@ -242,6 +242,18 @@ def make_update(name: str, plural: str, keyword: str, fields: Sequence[tuple[str
     return cmd
 
 
+def in_turn(obj: Any, label: str, items: Sequence[str], call: Callable[[str], dict[str, Any]], *,
+            wait: bool = False, timeout: float = 900.0, refetch: str | None = None) -> None:
+    """``call`` for each item on one object that runs one task at a time (Cloudpods' ``SERVER
+    NETDESC...``): each but the last is followed to its end before the next is sent; the last is shown
+    as ``finish`` shows one. A refusal or a failed task stops the rest (what was done stays done)."""
+    from climc.wait import Target, follow, task_of
+
+    for item in items[:-1]:
+        follow(obj.client(), [Target(label, task_of(call(item)))], timeout)
+    finish(obj, label, _inner(call(items[-1])), wait=wait, timeout=timeout, refetch=refetch)
+
+
 def finish(obj: Any, label: str, answer: dict[str, Any], *, wait: bool = False, timeout: float = 900.0,
            refetch: str | None = None) -> None:
     """Show what a one-object async command answered; with ``wait``, follow its task first and show

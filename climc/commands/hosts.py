@@ -97,6 +97,7 @@ def _config_value(v: str) -> Any:
 
 @click.command("host-create")
 @click.argument("name")
+@click.argument("mac", required=False, metavar="[MAC]")
 @click.option("--zone", required=True, help="The zone the host is in")
 @click.option("--driver", default=None, help="The driver, by its name in drivers/registry.py (e.g. kvm); "
               "baremetal when --ipmi-ip/--redfish-url is given")
@@ -123,15 +124,21 @@ def _config_value(v: str) -> Any:
 @click.option("--description", default=None)
 @output_options
 @click.pass_obj
-def host_create(obj: Any, name: str, zone: str, driver: str | None, config: tuple[str, ...], config_file: Any,
-                host_type: str | None, ipmi_ip: str | None, ipmi_port: int | None, ipmi_username: str | None,
-                ipmi_password: str | None, redfish_url: str | None, redfish_system: str | None,
-                access_mac: str | None, storages: tuple[str, ...], wires: tuple[str, ...],
+def host_create(obj: Any, name: str, mac: str | None, zone: str, driver: str | None, config: tuple[str, ...],
+                config_file: Any, host_type: str | None, ipmi_ip: str | None, ipmi_port: int | None,
+                ipmi_username: str | None, ipmi_password: str | None, redfish_url: str | None,
+                redfish_system: str | None, access_mac: str | None, storages: tuple[str, ...], wires: tuple[str, ...],
                 description: str | None) -> None:
     """Create a host run by the controller's executor (a driver whose API is remote), or register a
     bare-metal machine by its BMC (--host-type baremetal --ipmi-ip ... or --redfish-url ...); agents
-    enrol themselves (ocadm join). The driver is validated now; its config is stored encrypted."""
+    enrol themselves (ocadm join). The driver is validated now; its config is stored encrypted.
+    MAC (Cloudpods' host-create NAME MAC) is the bare-metal machine's PXE NIC, as --access-mac."""
     import json
+
+    if mac:
+        if access_mac and access_mac.lower() != mac.lower():
+            raise click.UsageError("give MAC or --access-mac, not two different ones")
+        access_mac = mac
 
     cfg: dict[str, Any] = {}
     if config_file is not None:
@@ -246,12 +253,13 @@ def host_sensors(obj: Any, ident: str) -> None:
 
 
 @click.command("host-ipmi-probe")
-@click.argument("ident")
+@click.argument("idents", nargs=-1, required=True)
 @output_options
 @click.pass_obj
-def host_ipmi_probe(obj: Any, ident: str) -> None:
-    """Read a bare-metal host's power state, health and inventory from its BMC again."""
-    show_object(obj.client().post(S, f"/hosts/{ident}/ipmi-probe", json={})["host"])
+def host_ipmi_probe(obj: Any, idents: tuple[str, ...]) -> None:
+    """Read bare-metal hosts' power state, health and inventory from their BMCs again (one or several)."""
+    c = obj.client()
+    batch(obj, idents, "host", "ipmi-probe", lambda i: c.post(S, f"/hosts/{i}/ipmi-probe", json={}))
 
 
 @click.command("baremetal-prepare")

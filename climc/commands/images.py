@@ -119,12 +119,12 @@ def image_list(obj: Any, limit: int, offset: int, order_by: tuple[str, ...], ord
 
 
 @click.command("image-show")
-@click.argument("image")
+@click.argument("images", nargs=-1, required=True)
 @output_options
 @click.pass_obj
-def image_show(obj: Any, image: str) -> None:
-    """Show an image."""
-    show_object(obj.client().get(SERVICE, _p(image))["image"])
+def image_show(obj: Any, images: tuple[str, ...]) -> None:
+    """Show images (one or several ids or names, as Cloudpods' image-show ID...)."""
+    _batch(obj, images, "show", lambda c, i: c.get(SERVICE, _p(i)))
 
 
 @click.command("image-upload")
@@ -265,7 +265,7 @@ def image_download(obj: Any, image: str, out: Path | None, fmt: str | None, resu
 
 
 @click.command("image-update")
-@click.argument("image")
+@click.argument("images", nargs=-1, required=True)
 @click.option("--name")
 @click.option("--description")
 @click.option("--min-disk", type=int, help="MB")
@@ -275,10 +275,10 @@ def image_download(obj: Any, image: str, out: Path | None, fmt: str | None, resu
 @click.option("--property", "props", multiple=True, metavar="KEY=VALUE")
 @output_options
 @click.pass_obj
-def image_update(obj: Any, image: str, name: str | None, description: str | None, min_disk: int | None,
+def image_update(obj: Any, images: tuple[str, ...], name: str | None, description: str | None, min_disk: int | None,
                  min_ram: int | None, os_type: str | None, os_distribution: str | None, os_version: str | None,
                  os_arch: str | None, protected: bool | None, props: tuple[str, ...]) -> None:
-    """Change an image's metadata."""
+    """Change the metadata of images (one or several ids or names, as Cloudpods' image-update ID...)."""
     body: dict[str, Any] = {}
     for k, v in (("name", name), ("description", description), ("min_disk", min_disk), ("min_ram", min_ram),
                  ("protected", protected)):
@@ -293,7 +293,9 @@ def image_update(obj: Any, image: str, name: str | None, description: str | None
         body["properties"] = properties
     if not body:
         raise click.UsageError("nothing to update")
-    show_object(obj.client().put(SERVICE, _p(image), json={"image": body})["image"])
+    if name is not None and len(images) > 1:
+        raise click.UsageError("--name renames one image: give one IMAGE")
+    _batch(obj, images, "update", lambda c, i: c.put(SERVICE, _p(i), json={"image": body}))
 
 
 @click.command("image-delete")

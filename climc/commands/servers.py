@@ -10,6 +10,7 @@ from climc.commands.compute_common import (
     S,
     batch,
     finish,
+    in_turn,
     make_action,
     make_delete,
     make_list,
@@ -400,27 +401,50 @@ def server_change_bandwidth(obj: Any, ident: str, macorip: str, bandwidth: int) 
 
 @click.command("server-attach-network")
 @click.argument("ident", shell_complete=SERVERS)
-@click.argument("network")
+@click.argument("networks", nargs=-1, required=True, metavar="NETDESC...")
 @wait_options()
 @output_options
 @click.pass_obj
-def server_attach_network(obj: Any, ident: str, network: str, wait: bool = False, wait_timeout: float = 900.0) -> None:
-    """Add a NIC on NETWORK (NETWORK[:address]); hot when the server runs on a host that can."""
-    out = obj.client().post(S, f"/servers/{ident}/attachnetwork", json={"network": network})
-    finish(obj, f"server {ident}", out["server"], wait=wait, timeout=wait_timeout, refetch=f"/servers/{ident}")
+def server_attach_network(obj: Any, ident: str, networks: tuple[str, ...], wait: bool = False,
+                          wait_timeout: float = 900.0) -> None:
+    """Add a NIC on each NETDESC (NETWORK[:address]); hot when the server runs on a host that can.
+    Several are attached one after another (each waited for before the next)."""
+    c = obj.client()
+    in_turn(obj, f"server {ident}", networks,
+            lambda n: c.post(S, f"/servers/{ident}/attachnetwork", json={"network": n}),
+            wait=wait, timeout=wait_timeout, refetch=f"/servers/{ident}")
+
+
+def _mac_or_ip(text: str) -> tuple[str | None, str | None]:
+    """Cloudpods' MACORIP argument: (mac, None) or (None, ip)."""
+    import ipaddress
+
+    if re.fullmatch(r"(?:[0-9a-fA-F]{2}[:-]){5}[0-9a-fA-F]{2}", text):
+        return text.replace("-", ":").lower(), None
+    try:
+        return None, str(ipaddress.ip_address(text))
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is neither a MAC (aa:bb:cc:dd:ee:ff) nor an IP address",
+                                 param_hint="MAC|IP") from None
 
 
 @click.command("server-detach-network")
 @click.argument("ident", shell_complete=SERVERS)
+@click.argument("mac_or_ip", required=False, metavar="[MAC|IP]")
 @click.option("--ip-addr", default=None, help="The NIC with this address")
 @click.option("--mac", default=None, help="The NIC with this MAC")
 @click.option("--net", "network", default=None, help="The NIC on this network")
 @wait_options()
 @output_options
 @click.pass_obj
-def server_detach_network(obj: Any, ident: str, ip_addr: str | None, mac: str | None,
+def server_detach_network(obj: Any, ident: str, mac_or_ip: str | None, ip_addr: str | None, mac: str | None,
                           network: str | None, wait: bool = False, wait_timeout: float = 900.0) -> None:
-    """Remove a NIC (by --ip-addr, --mac or --net); its address is released."""
+    """Remove a NIC (by its MAC or IP address, Cloudpods' positional, or --ip-addr, --mac, --net); its
+    address is released."""
+    if mac_or_ip:
+        if ip_addr or mac:
+            raise click.UsageError("give MAC|IP or --ip-addr/--mac, not both")
+        mac, ip_addr = _mac_or_ip(mac_or_ip)
     body = {k: v for k, v in (("ip_addr", ip_addr), ("mac", mac), ("network", network)) if v}
     if not body:
         raise click.UsageError("give --ip-addr, --mac or --net")

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from climc.commands.compute_common import S, finish, make_delete, make_list, make_show
+from climc.commands.compute_common import S, finish, in_turn, make_delete, make_list, make_show
 from climc.output import output_options, show_object
 from climc.wait import Target, follow, wait_options
 
@@ -78,12 +78,16 @@ def server_save_image(obj: Any, server: str, image: str, wait: bool = False, wai
 @click.command("disk-save")
 @click.argument("disk")
 @click.argument("image")
+@click.argument("ostype", required=False, metavar="[OSTYPE]")
 @wait_options()
 @output_options
 @click.pass_obj
-def disk_save(obj: Any, disk: str, image: str, wait: bool = False, wait_timeout: float = 900.0) -> None:
-    """Save DISK (of a stopped server) as a new image IMAGE."""
-    out = obj.client().post(S, f"/disks/{disk}/save", json={"name": image})["disk"]
+def disk_save(obj: Any, disk: str, image: str, ostype: str | None, wait: bool = False,
+              wait_timeout: float = 900.0) -> None:
+    """Save DISK (of a stopped server) as a new image IMAGE; OSTYPE (e.g. Linux, Windows) is the image's
+    os_type (default: the server's, for a system disk)."""
+    body = {"name": image, **({"os_type": ostype} if ostype else {})}
+    out = obj.client().post(S, f"/disks/{disk}/save", json=body)["disk"]
     finish(obj, f"image {image}", out, wait=wait, timeout=wait_timeout)
 
 
@@ -161,14 +165,17 @@ def server_logininfo(obj: Any, server: str) -> None:
 
 @click.command("server-create-disk")
 @click.argument("server")
-@click.argument("disk")
+@click.argument("disks", nargs=-1, required=True, metavar="DISK...")
 @wait_options()
 @output_options
 @click.pass_obj
-def server_create_disk(obj: Any, server: str, disk: str, wait: bool = False, wait_timeout: float = 900.0) -> None:
-    """Make a data disk DISK (a size such as 10g, or IMAGE[:size]) and attach it to SERVER in one step."""
-    out = obj.client().post(S, f"/servers/{server}/createdisk", json={"disks": [disk]})
-    finish(obj, f"server {server}", out["server"], wait=wait, timeout=wait_timeout, refetch=f"/servers/{server}")
+def server_create_disk(obj: Any, server: str, disks: tuple[str, ...], wait: bool = False,
+                       wait_timeout: float = 900.0) -> None:
+    """Make data disks (each DISK a size such as 10g, or IMAGE[:size]) and attach them to SERVER; several
+    are made one after another (each waited for before the next)."""
+    c = obj.client()
+    in_turn(obj, f"server {server}", disks, lambda d: c.post(S, f"/servers/{server}/createdisk", json={"disks": [d]}),
+            wait=wait, timeout=wait_timeout, refetch=f"/servers/{server}")
 
 
 @click.command("server-insert-iso")

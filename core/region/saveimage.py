@@ -56,6 +56,11 @@ def save_image(session: Session, cred: Credential, server: Server, disk: Disk, b
     guard_capability(session, server, "save-image")
     sm.check(server, "save-image")  # 400 naming the status: stop the server first
     props = _inherited_properties(session, cred, server, disk)
+    os_type = body.get("os_type")  # Cloudpods' disk-save ID NAME OSTYPE: what the saved disk holds
+    if os_type is not None:
+        if not isinstance(os_type, str) or not 0 < len(os_type) <= 36:
+            raise InputParameterError("os_type: a name such as Linux or Windows (at most 36 characters)")
+        props["os_type"] = os_type
     img = create_queued_image(session, cred, name, properties=props)
     sm.apply(server, "save-image")
     t = submit(session, "ServerSaveImageTask", "server", server.id, server.name,

@@ -61,3 +61,88 @@ def test_endpoint_vpc_eip_create_positionals() -> None:
     assert cloud.climc("eip-create", "e2", "eipnet").exit_code == 0
     assert [(e["network"], e.get("ip_addr")) for e in eips] == [("eipnet", "10.9.0.5"), ("eipnet", None)]
     assert cloud.climc("eip-create", "e3").exit_code == 2
+
+
+def test_image_show_and_update_take_several_images() -> None:
+    cloud = MockCloud()
+    cloud.route("GET", r".*/images/(a|b)", lambda req: {"image": {"id": req.url.path.rsplit("/", 1)[1]}})
+    puts: list[tuple[str, Any]] = []
+
+    def put(req: httpx.Request) -> Any:
+        puts.append((req.url.path.rsplit("/", 1)[1], body_of(req)["image"]))
+        return {"image": {"id": "x"}}
+    cloud.route("PUT", r".*/images/(a|b)", put)
+    r = cloud.climc("image-show", "a", "b", "--output-format", "json")
+    assert r.exit_code == 0 and '"a"' in r.stdout and '"b"' in r.stdout, r.output
+    assert cloud.climc("image-update", "a", "b", "--min-disk", "10").exit_code == 0
+    assert puts == [("a", {"min_disk": 10}), ("b", {"min_disk": 10})]
+    r = cloud.climc("image-show", "a", "nope")  # one missing: the other is still shown, exit non-zero
+    assert r.exit_code != 0 and "nope" in r.stderr
+    assert cloud.climc("image-update", "a", "b", "--name", "n").exit_code == 2
+
+
+def test_host_ipmi_probe_takes_several_hosts_and_host_create_a_mac() -> None:
+    cloud = MockCloud()
+    cloud.route("POST", r"/hosts/h\d/ipmi-probe", lambda req: {"host": {"id": "h"}})
+    assert cloud.climc("host-ipmi-probe", "h1", "h2").exit_code == 0
+    assert [c for c in cloud.calls if c[0] == "POST"][-2:] == [("POST", "/hosts/h1/ipmi-probe"),
+                                                               ("POST", "/hosts/h2/ipmi-probe")]
+    hosts = _capture(cloud, "POST", "/hosts", "host")
+    assert cloud.climc("host-create", "bm1", "52:54:00:12:34:56", "--zone", "z", "--ipmi-addr", "10.0.0.9",
+                       "--ipmi-user", "root", "--ipmi-passwd", "pw").exit_code == 0
+    assert hosts[0]["access_mac"] == "52:54:00:12:34:56" and hosts[0]["driver"] == "baremetal"
+    assert hosts[0]["driver_config"]["access_mac"] == "52:54:00:12:34:56"
+    assert cloud.climc("host-create", "bm2", "52:54:00:12:34:56", "--access-mac", "52:54:00:00:00:01",
+                       "--zone", "z").exit_code == 2
+
+
+def test_server_attach_several_networks_and_create_several_disks_one_after_another() -> None:
+    cloud = MockCloud()
+    sent: list[Any] = []
+
+    def act(req: httpx.Request) -> Any:
+        sent.append(body_of(req))
+        return {"server": {"id": "vm1", "status": "ready", "active_task_id": f"t{len(sent)}"}}
+    cloud.route("POST", "/servers/vm1/(attachnetwork|createdisk)", act)
+    cloud.route("GET", r"/tasks/t\d", lambda req: {"task": {"id": "t", "status": "done", "stage": "complete"}})
+    cloud.route("GET", "/tasks", {"tasks": [], "total": 0})
+    cloud.route("GET", "/servers/vm1", {"server": {"id": "vm1", "status": "ready"}})
+    assert cloud.climc("server-attach-network", "vm1", "net1", "net2:10.0.0.5").exit_code == 0
+    assert sent == [{"network": "net1"}, {"network": "net2:10.0.0.5"}]
+    # the first attach's task was followed before the second was sent
+    posts = [i for i, c in enumerate(cloud.calls) if c[0] == "POST" and "attachnetwork" in c[1]]
+    assert any(c == ("GET", "/tasks/t1") for c in cloud.calls[posts[0]:posts[1]])
+    sent.clear()
+    assert cloud.climc("server-create-disk", "vm1", "10g", "img1:20g", "--wait").exit_code == 0
+    assert sent == [{"disks": ["10g"]}, {"disks": ["img1:20g"]}]
+    sent.clear()
+    assert cloud.climc("server-attach-network", "vm1", "net1").exit_code == 0 and len(sent) == 1
+
+
+def test_server_detach_network_by_mac_or_ip() -> None:
+    cloud = MockCloud()
+    sent: list[Any] = []
+
+    def act(req: httpx.Request) -> Any:
+        sent.append(body_of(req))
+        return {"server": {"id": "vm1"}}
+    cloud.route("POST", "/servers/vm1/detachnetwork", act)
+    assert cloud.climc("server-detach-network", "vm1", "52-54-00-AA-BB-CC").exit_code == 0
+    assert cloud.climc("server-detach-network", "vm1", "10.0.0.5").exit_code == 0
+    assert cloud.climc("server-detach-network", "vm1", "--net", "net1").exit_code == 0
+    assert sent == [{"mac": "52:54:00:aa:bb:cc"}, {"ip_addr": "10.0.0.5"}, {"network": "net1"}]
+    r = cloud.climc("server-detach-network", "vm1", "eth0")
+    assert r.exit_code == 2 and "neither a MAC" in r.stderr
+
+
+def test_disk_save_takes_cloudpods_ostype() -> None:
+    cloud = MockCloud()
+    sent: list[Any] = []
+
+    def save(req: httpx.Request) -> Any:
+        sent.append(body_of(req))
+        return {"disk": {"id": "d1", "image_name": "img"}}
+    cloud.route("POST", "/disks/d1/save", save)
+    assert cloud.climc("disk-save", "d1", "img", "Linux").exit_code == 0
+    assert cloud.climc("disk-save", "d1", "img").exit_code == 0
+    assert sent == [{"name": "img", "os_type": "Linux"}, {"name": "img"}]
