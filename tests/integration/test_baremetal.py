@@ -353,9 +353,10 @@ def test_a_baremetal_server_without_image_is_refused_and_without_a_boot_network_
 
 def test_the_pxe_mac_is_kept_once_and_prepare_refuses_what_is_not_a_machine(ctl: Controller, sim: IpmiSim) -> None:
     mac = "52:54:00:aa:00:01"
-    h = climc_json(ctl, "host-create", "bm-mac", "--zone", "zone0", "--host-type", "baremetal", "--ipmi-ip",
-                   "127.0.0.1", "--ipmi-port", str(sim.port), "--ipmi-username", USER, "--ipmi-password", SECRET,
-                   "--access-mac", mac.upper())
+    # Cloudpods' host-create NAME MAC (and its --ipmi-addr/--ipmi-user/--ipmi-passwd); ours below (--access-mac)
+    h = climc_json(ctl, "host-create", "bm-mac", mac.upper(), "--zone", "zone0", "--host-type", "baremetal",
+                   "--ipmi-addr", "127.0.0.1", "--ipmi-port", str(sim.port), "--ipmi-user", USER, "--ipmi-passwd",
+                   SECRET)
     assert h["access_mac"] == mac, h
     r = ctl.climc("host-create", "bm-mac2", "--zone", "zone0", "--host-type", "baremetal", "--ipmi-ip", "127.0.0.1",
                   "--ipmi-port", str(sim.port), "--ipmi-username", USER, "--ipmi-password", SECRET,
