@@ -4,7 +4,10 @@ The evaluator queues one ``AlertNotification`` per (record, notify config) in th
 records the state change, so a crash can lose no alert; ``deliver`` (run by the same periodic job)
 sends what is due, outside any transaction, and records the outcome: ``sent``, or after a failure a
 later attempt (backoff ``BACKOFF_S * 2**(attempt-1)``) until ``MAX_ATTEMPTS``, then ``failed`` with
-the last error. A crash between a send and its record sends that one again (at least once).
+the last error. A crash between a send and its record sends that one again: delivery is at least
+once, so every notification carries a ``delivery_id`` (the delivery row's id, the same on every
+attempt) that a receiver dedupes on: in the event (signed with the webhook body), as the webhook's
+``X-Cloudpods-Delivery`` header and as the mail's Message-ID ``<delivery_id@cloudpods-one>``.
 
 Webhook signature: ``X-Cloudpods-Signature: sha256=<hex HMAC-SHA256(secret, "<timestamp>.<body>")>``
 with ``X-Cloudpods-Timestamp: <unix seconds>`` (the receiver checks both; the timestamp bounds replays).
@@ -36,6 +39,7 @@ SEND_TIMEOUT_S = 10.0
 BATCH = 50  # deliveries per run: a run stays well inside its lease even when every peer times out
 SIGNATURE_HEADER = "X-Cloudpods-Signature"
 TIMESTAMP_HEADER = "X-Cloudpods-Timestamp"
+DELIVERY_HEADER = "X-Cloudpods-Delivery"
 
 
 class SendError(Exception):
@@ -72,6 +76,8 @@ def send_email(content: dict[str, Any], password: str, ev: dict[str, Any]) -> No
     msg["Subject"] = subject_of(ev)
     msg["From"] = content["sender"]
     msg["To"] = ", ".join(content["to"])
+    if ev.get("delivery_id"):
+        msg["Message-ID"] = f"<{ev['delivery_id']}@cloudpods-one>"  # a resend is the same message
     msg.set_content(json.dumps(ev, indent=2, sort_keys=True))
     ctx = ssl.create_default_context()
     if content.get("ca_cert"):
@@ -100,6 +106,8 @@ def send_webhook(content: dict[str, Any], secret: str, ev: dict[str, Any]) -> No
     body = json.dumps(ev, sort_keys=True, separators=(",", ":")).encode()
     ts = str(int(time.time()))
     headers = {"Content-Type": "application/json", TIMESTAMP_HEADER: ts, SIGNATURE_HEADER: sign(secret, ts, body)}
+    if ev.get("delivery_id"):
+        headers[DELIVERY_HEADER] = str(ev["delivery_id"])
     try:
         r = httpx.post(content["url"], content=body, headers=headers, timeout=SEND_TIMEOUT_S,
                        follow_redirects=False)
@@ -141,7 +149,7 @@ def deliver(session: Session, now: float | None = None) -> int:
             continue
         rec = session.get(Alertrecord, n.alertrecord_id)
         cfg = session.get(NotifyConfig, n.notify_config_id)
-        ev = event_of(rec) if rec is not None else None
+        ev = {**event_of(rec), "delivery_id": n.id} if rec is not None else None
         session.commit()
         error = ""
         if cfg is None or ev is None:

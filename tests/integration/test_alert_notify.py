@@ -29,6 +29,9 @@ def test_mail_over_starttls_with_auth_and_its_refusals(tmp_path: Path) -> None:
         assert msg["To"] == "ops@example.org, oncall@example.org"
         assert "ALERTING: hot-cpu (fatal) on server web-1: cpu_percent 97.5 > 80" in msg["Subject"]
         assert '"res_id": "s1"' in msg.get_payload()
+        # a delivery's id is its Message-ID: a resend after a crash is the same message to a mail client
+        send_email(content, smtp.password, {**EV, "delivery_id": "d-42"})
+        assert smtp.messages[1]["Message-ID"] == "<d-42@cloudpods-one>"
         with pytest.raises(SendError, match="535|uthentication"):
             send_email(content, "wrong", EV)
         with pytest.raises(SendError, match="CERTIFICATE_VERIFY_FAILED|certificate verify"):
@@ -36,7 +39,7 @@ def test_mail_over_starttls_with_auth_and_its_refusals(tmp_path: Path) -> None:
         # no AUTH offered before TLS: a password never goes in clear
         with pytest.raises(SendError, match="AUTH extension not supported"):
             send_email({**content, "starttls": False}, smtp.password, EV)
-        assert len(smtp.messages) == 1
+        assert len(smtp.messages) == 2
     with pytest.raises(SendError, match=f"127.0.0.1:{(p := free_port())}"):
         send_email({**content, "hostport": p}, "x", EV)
 
@@ -46,8 +49,10 @@ def test_webhook_signature_verified_by_the_receiver(tmp_path: Path) -> None:
     with webhook_receiver(secret) as hook:
         send_webhook({"url": hook.url}, secret, EV)
         assert hook.events == [EV] and hook.rejected == 0
+        send_webhook({"url": hook.url}, secret, {**EV, "delivery_id": "d-42"})  # signed body + header
+        assert hook.deliveries == ["", "d-42"] and hook.events[1]["delivery_id"] == "d-42"
         with pytest.raises(SendError, match="HTTP 401"):
             send_webhook({"url": hook.url}, "another-secret-entirely", EV)
-        assert hook.rejected == 1 and len(hook.events) == 1
+        assert hook.rejected == 1 and len(hook.events) == 2
     with pytest.raises(SendError, match="ConnectError"):
         send_webhook({"url": f"http://127.0.0.1:{free_port()}/x"}, secret, EV)

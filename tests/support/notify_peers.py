@@ -3,7 +3,9 @@
 - ``smtp_server()``: aiosmtpd with STARTTLS required before AUTH (a self-signed certificate for
   127.0.0.1 made here; ``ca_pem`` is what a notify config trusts), one user, messages collected;
 - ``webhook_receiver(secret)``: an HTTP server that checks each POST's HMAC-SHA256 signature and
-  timestamp the way a user's receiver would, keeping verified events and counting bad ones.
+  timestamp the way a user's receiver would, keeping verified events and counting bad ones; with
+  ``hold_first`` it keeps the first verified post unanswered until ``release`` is set (a delivery in
+  flight, for killing its sender mid-send).
 """
 from __future__ import annotations
 
@@ -101,11 +103,16 @@ class Webhook:
     url: str
     events: list[dict[str, Any]] = field(default_factory=list)  # verified ones only
     rejected: int = 0
+    deliveries: list[str] = field(default_factory=list)  # X-Cloudpods-Delivery of every verified post
+    held: threading.Event = field(default_factory=threading.Event)  # hold_first: the first post is in
+    release: threading.Event = field(default_factory=threading.Event)  # hold_first: answer it now
 
 
 @contextmanager
-def webhook_receiver(secret: str, fail_first: int = 0) -> Iterator[Webhook]:
-    """``fail_first``: answer the first N (verified) posts with 503, as a receiver being restarted."""
+def webhook_receiver(secret: str, fail_first: int = 0, hold_first: bool = False) -> Iterator[Webhook]:
+    """``fail_first``: answer the first N (verified) posts with 503, as a receiver being restarted.
+    ``hold_first``: the first verified post is received (counted) but answered only once ``release``
+    is set (or after 60 s)."""
     port = free_port()
     box = Webhook(url=f"http://127.0.0.1:{port}/hook")
     left = [fail_first]
@@ -124,8 +131,15 @@ def webhook_receiver(secret: str, fail_first: int = 0) -> Iterator[Webhook]:
                 self.send_response(503)
             else:
                 box.events.append(json.loads(body))
+                box.deliveries.append(self.headers.get("X-Cloudpods-Delivery", ""))
+                if hold_first and not box.held.is_set():
+                    box.held.set()
+                    box.release.wait(60)
                 self.send_response(204)
-            self.end_headers()
+            try:
+                self.end_headers()
+            except OSError:
+                pass  # a held post's sender died meanwhile: nobody reads the answer
 
         def log_message(self, *args: Any) -> None:
             pass
@@ -136,5 +150,6 @@ def webhook_receiver(secret: str, fail_first: int = 0) -> Iterator[Webhook]:
     try:
         yield box
     finally:
+        box.release.set()
         srv.shutdown()
         srv.server_close()

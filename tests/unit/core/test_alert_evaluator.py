@@ -102,9 +102,11 @@ def test_pending_that_stops_holding_goes_back_to_ok_and_no_data_is_ok(db: Databa
 def test_notifications_queue_retry_with_backoff_and_end_failed(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
     sent: list[dict[str, Any]] = []
     fail = {"on": True}
+    attempts: list[str] = []
 
     def fake_webhook(content: dict[str, Any], secret: str, ev: dict[str, Any]) -> None:
         assert secret == "k" * 16  # unsealed for the send only
+        attempts.append(ev["delivery_id"])
         if fail["on"]:
             raise notify.SendError("HTTP 503")
         sent.append(ev)
@@ -130,12 +132,15 @@ def test_notifications_queue_retry_with_backoff_and_end_failed(db: Database, mon
         notify.deliver(s, T0 + 220)
         s.refresh(n)
         assert (n.status, n.attempts) == ("failed", notify.MAX_ATTEMPTS)
+        # every attempt of one delivery carries its id: what a receiver dedupes a resend on
+        assert attempts == [n.id] * notify.MAX_ATTEMPTS
         assert s.scalars(select(Alertrecord)).one().notify_status == "failed"
         # the end of the alert is queued and, the peer back, delivered once
         fail["on"] = False
         _cpu(s, sid, 1, T0 + 3605)
         run(s, T0 + 3610)
         assert [e["state"] for e in sent] == ["ok"] and sent[0]["prev_state"] == "alerting"
+        assert sent[0]["delivery_id"] not in attempts[:-1]  # another delivery, another id
         ok = s.scalars(select(Alertrecord).where(Alertrecord.state == "ok")).one()
         assert ok.notify_status == "sent"
         assert notify.deliver(s, T0 + 9999) == 0
