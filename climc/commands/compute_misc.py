@@ -121,13 +121,52 @@ def secgroup_add_rule(obj: Any, secgroup: str, positional: tuple[str, ...], **ru
     show_object(obj.client().post(S, f"/secgroups/{secgroup}/add-rule", json=_rule_body(rule))["secgroup"])
 
 
+def parse_rule(text: str) -> dict[str, Any]:
+    """Cloudpods' rule string, ``in|out:allow|deny [CIDR|IP] any|icmp|tcp|udp [PORTS]`` (e.g.
+    ``in:allow tcp 22``, ``out:deny 10.0.0.0/8 any``, ``in:allow 192.168.1.5 udp 53,123``); the
+    server validates the CIDR and the ports as for the options."""
+    import ipaddress
+
+    hint = "RULE"
+    direction, sep, rest = text.strip().partition(":")
+    if not sep or direction not in ("in", "out"):
+        raise click.BadParameter(f"{text!r}: a rule starts with in: or out: (e.g. 'in:allow tcp 22')", param_hint=hint)
+    words = rest.split()
+    if not words or words[0] not in ("allow", "deny"):
+        raise click.BadParameter(f"{text!r}: after {direction}: comes allow or deny", param_hint=hint)
+    out: dict[str, Any] = {"direction": direction, "action": words.pop(0)}
+    if words:
+        try:
+            ipaddress.ip_network(words[0], strict=False)
+            out["cidr"] = words.pop(0)
+        except ValueError:
+            pass
+    if not words or words[0] not in ("any", "icmp", "tcp", "udp"):
+        raise click.BadParameter(f"{text!r}: give the protocol: any, icmp, tcp or udp (tcp/udp then PORTS)",
+                                 param_hint=hint)
+    out["protocol"] = words.pop(0)
+    if words and out["protocol"] in ("tcp", "udp"):
+        out["ports"] = words.pop(0)
+    if words:
+        raise click.BadParameter(f"{text!r}: {' '.join(words)!r} after the "
+                                 f"{'ports' if 'ports' in out else 'protocol'} is not part of a rule", param_hint=hint)
+    return out
+
+
 @click.command("secgroup-rule-create")
 @click.argument("secgroup")
+@click.argument("rule_text", required=False, metavar="[RULE]")
 @_rule_options(True)
 @output_options
 @click.pass_obj
-def secgroup_rule_create(obj: Any, secgroup: str, **rule: Any) -> None:
-    """Create a rule in a security group; applied on the hosts of its servers within a second."""
+def secgroup_rule_create(obj: Any, secgroup: str, rule_text: str | None, **rule: Any) -> None:
+    """Create a rule in a security group; applied on the hosts of its servers within a second.
+    RULE is Cloudpods' rule string: in|out:allow|deny [CIDR|IP] any|icmp|tcp|udp [PORTS], e.g.
+    'in:allow tcp 22' (quoted); or give --direction/--action/--protocol/--ports/--cidr."""
+    if rule_text is not None:
+        if rule.get("ports") is not None or rule.get("cidr") is not None:
+            raise click.UsageError("RULE names the ports and addresses: give RULE or --ports/--cidr, not both")
+        rule.update(parse_rule(rule_text))
     body = {"secgroup_id": secgroup, **_rule_body(rule)}
     show_object(obj.client().post(S, "/secgrouprules", json={"secgrouprule": body})["secgrouprule"])
 

@@ -146,3 +146,36 @@ def test_disk_save_takes_cloudpods_ostype() -> None:
     assert cloud.climc("disk-save", "d1", "img", "Linux").exit_code == 0
     assert cloud.climc("disk-save", "d1", "img").exit_code == 0
     assert sent == [{"name": "img", "os_type": "Linux"}, {"name": "img"}]
+
+
+def test_secgroup_rule_create_takes_cloudpods_rule_strings_the_server_accepts() -> None:
+    from core.region.managers.misc import RuleIn
+
+    cloud = MockCloud()
+    seen = _capture(cloud, "POST", "/secgrouprules", "secgrouprule")
+    for text in ("in:allow tcp 22", "out:deny 10.0.0.0/8 any", "in:allow 192.168.1.5 udp 53,123",
+                 "in:allow tcp 80-443", "in:deny icmp", "out:allow tcp"):
+        r = cloud.climc("secgroup-rule-create", "web", text, "--priority", "5")
+        assert r.exit_code == 0, (text, r.output)
+    assert [{k: v for k, v in s.items() if k not in ("secgroup_id", "priority")} for s in seen] == [
+        {"direction": "in", "action": "allow", "protocol": "tcp", "ports": "22"},
+        {"direction": "out", "action": "deny", "cidr": "10.0.0.0/8", "protocol": "any"},
+        {"direction": "in", "action": "allow", "cidr": "192.168.1.5", "protocol": "udp", "ports": "53,123"},
+        {"direction": "in", "action": "allow", "protocol": "tcp", "ports": "80-443"},
+        {"direction": "in", "action": "deny", "protocol": "icmp"},
+        {"direction": "out", "action": "allow", "protocol": "tcp"}]
+    assert all(s["secgroup_id"] == "web" and s["priority"] == 5 for s in seen)
+    for s in seen:  # what the rule strings send, the server's rule model takes as it is
+        assert RuleIn.model_validate(s).model_dump(include=set(s) - {"secgroup_id"}) == \
+            {k: v for k, v in s.items() if k != "secgroup_id"}
+    # ours keeps working; bad rule strings are one line naming the grammar, nothing sent
+    assert cloud.climc("secgroup-rule-create", "web", "--protocol", "tcp", "--ports", "22").exit_code == 0
+    assert seen[-1]["protocol"] == "tcp" and seen[-1]["direction"] == "in"
+    n = len(seen)
+    for bad, says in (("allow tcp 22", "in: or out:"), ("in:permit tcp", "allow or deny"),
+                      ("in:allow sctp 1", "protocol"), ("in:allow icmp 8", "not part of a rule"),
+                      ("in:allow", "protocol")):
+        r = cloud.climc("secgroup-rule-create", "web", bad)
+        assert r.exit_code == 2 and says in r.stderr and "RULE" in r.stderr, (bad, r.stderr)
+    assert cloud.climc("secgroup-rule-create", "web", "in:allow tcp 22", "--ports", "80").exit_code == 2
+    assert len(seen) == n
