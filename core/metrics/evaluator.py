@@ -23,6 +23,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core.db.base import new_uuid, utcnow
+from core.failpoints import hit as failpoint
 from core.metrics.history import MINUTE
 from core.metrics.models import AlertNotification, Alertrecord, Commonalert, CommonalertState, MetricSample
 
@@ -119,7 +120,10 @@ def evaluate(session: Session, now: float | None = None) -> int:
         rule = session.get(Commonalert, rid)
         if rule is None or not rule.enabled:
             continue
-        changes += evaluate_rule(session, rule, now)
+        n = evaluate_rule(session, rule, now)
+        if n:
+            failpoint("alerts-before-commit")  # inert unless CLOUDPODS_FAILPOINTS names it (crash tests)
+        changes += n
         session.commit()
     return changes
 

@@ -1,9 +1,15 @@
 """Issue 18: the controller killed mid-evaluation -> the alert fires exactly once after restart.
 
 A rule on a running guest's cpu_percent (a real agent on libvirt's test driver reports it) crosses its
-threshold; the evaluator records the change and sends the webhook to a real local receiver, which
-holds that first post unanswered. While the delivery is in flight the controller is SIGKILLed, then
-restarted on the same database. What is guaranteed, and asserted:
+threshold. The controller is SIGKILLed twice, each time restarted on the same database:
+
+1. mid-evaluation: at the ``alerts-before-commit`` failpoint (core/failpoints.py; the change, its
+   record and its queued delivery are made, not committed): nothing of it is in the database, nothing
+   was sent;
+2. mid-delivery: the restarted evaluator commits the change and posts the webhook to a real local
+   receiver, which holds that first post unanswered; the controller is killed while it is in flight.
+
+What is guaranteed, and asserted after the second restart:
 
 - exactly one ``alerting`` record (the state change, its record and its queued delivery are one
   transaction: the restarted evaluator sees the state already alerting and records nothing new);
@@ -20,17 +26,34 @@ import signal
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import create_engine, text
+
+from core.failpoints import ENV
 from tests.e2e.test_agent_support import AgentProc, libvirt_or_skip, server, upload_tiny_image, wait_for
 from tests.support.controller import Controller
 from tests.support.notify_peers import webhook_receiver
 
 
-def test_controller_killed_mid_delivery_alert_fires_once(tmp_path: Path) -> None:
+def _rows(ctl: Controller, rule_id: str) -> tuple[int, int]:
+    """(alert records, object states) of a rule, read from the database while no controller runs."""
+    eng = create_engine(ctl.db_url)
+    try:
+        with eng.connect() as c:
+            recs = c.execute(text("SELECT COUNT(*) FROM alertrecords WHERE alert_id = :r"), {"r": rule_id}).scalar()
+            sts = c.execute(text("SELECT COUNT(*) FROM commonalert_states WHERE alert_id = :r"),
+                            {"r": rule_id}).scalar()
+        return int(recs or 0), int(sts or 0)
+    finally:
+        eng.dispose()
+
+
+def test_controller_killed_mid_evaluation_and_mid_delivery_alert_fires_once(tmp_path: Path) -> None:
     libvirt_or_skip()
     tag = secrets.token_hex(3)
     hook_secret = f"crash-secret-{tag}-0123456789"
     ctl = Controller.init(tmp_path / "ctl")
     ctl.env["CLOUDPODS_JOB_ALERTS_INTERVAL_S"] = "1"  # the evaluator every second (default 30 s)
+    ctl.env[ENV] = "alerts-before-commit=pause:300"  # the first controller stops there
     agent: AgentProc | None = None
 
     def ok(*args: str) -> Any:
@@ -57,7 +80,15 @@ def test_controller_killed_mid_delivery_alert_fires_once(tmp_path: Path) -> None
                       "--threshold", "0", "--period", "1m", "--scope", "server", "--server", sid,
                       "--notify-config", f"crash-hook-{tag}")
 
-            # the first delivery reached the receiver, which does not answer: kill the sender now
+            # 1. killed mid-evaluation: the change is made but not committed
+            wait_for(lambda: b"failpoint alerts-before-commit reached" in ctl.log_path.read_bytes(), 120,
+                     "the evaluator at its failpoint")
+            ctl.stop(signal.SIGKILL)
+            assert _rows(ctl, rule["id"]) == (0, 0) and hook.deliveries == []
+            del ctl.env[ENV]
+            ctl.serve()
+
+            # 2. the first delivery reached the receiver, which does not answer: kill the sender now
             assert hook.held.wait(120), "the alert's webhook never arrived"
             ctl.stop(signal.SIGKILL)
             hook.release.set()
