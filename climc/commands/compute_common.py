@@ -36,19 +36,25 @@ def _tags(values: tuple[str, ...], prefix: str = "") -> list[tuple[str, list[str
     return out
 
 
-def owner_flags() -> list[Callable[..., Any]]:
-    """Cloudpods' BaseListOptions about whose rows and which fields (identity lists take these too)."""
-    return [
-        click.option("--admin", is_flag=True, help="Every project's rows you may see (scope system)"),
-        click.option("--system", is_flag=True, help="Also system resources (Cloudpods; every row is listed here)"),
-        click.option("--project", "--tenant", "tenant", default=None, help="Only rows of this project (id or name)"),
-        click.option("--project-domain", default=None, help="Only rows of projects in this domain"),
-        click.option("--tags", "tags", multiple=True, metavar="K=V;K2",
-                     help="Only rows with these metadata tags (K=V pairs or keys, ';'-separated, repeatable)"),
-        click.option("--user-tags", multiple=True, metavar="K=V;K2", help="As --tags, for user tags"),
-        click.option("--no-tags", multiple=True, metavar="K=V;K2", help="Only rows without these tags"),
-        click.option("--field", "fields", multiple=True, help="Only these fields in the answer (repeatable)"),
-    ]
+def owner_flags(skip: tuple[str, ...] = ()) -> list[Callable[..., Any]]:
+    """Cloudpods' BaseListOptions about whose rows and which fields (identity lists take these too);
+    ``skip``: the ones (by first option name, e.g. "--admin") a command defines itself."""
+    return [opt for name, opt in (
+        ("--admin", click.option("--admin", is_flag=True, help="Every project's rows you may see (scope system)")),
+        ("--system", click.option("--system", is_flag=True,
+                                  help="Also system resources (Cloudpods; every row is listed here)")),
+        ("--project", click.option("--project", "--tenant", "tenant", default=None,
+                                   help="Only rows of this project (id or name)")),
+        ("--project-domain", click.option("--project-domain", default=None,
+                                          help="Only rows of projects in this domain")),
+        ("--tags", click.option("--tags", "tags", multiple=True, metavar="K=V;K2",
+                                help="Only rows with these metadata tags (K=V pairs or keys, ';'-separated, "
+                                     "repeatable)")),
+        ("--user-tags", click.option("--user-tags", multiple=True, metavar="K=V;K2", help="As --tags, for user tags")),
+        ("--no-tags", click.option("--no-tags", multiple=True, metavar="K=V;K2", help="Only rows without these tags")),
+        ("--field", click.option("--field", "fields", multiple=True,
+                                 help="Only these fields in the answer (repeatable)")),
+    ) if name not in skip]
 
 
 def list_flags(f: Callable[..., Any]) -> Callable[..., Any]:

@@ -79,6 +79,15 @@ def _batch(obj: Any, ids: tuple[str, ...], verb: str, fn: Callable[[Any, str], A
         raise BatchFailure(failed, len(ids), "image", verb)
 
 
+def _image_owner_flags(f: Callable[..., Any]) -> Callable[..., Any]:
+    """Cloudpods' list options image-list lacks of its own (--system, --tags, --user-tags, --no-tags, --field)."""
+    from climc.commands.compute_common import owner_flags
+
+    for opt in reversed(owner_flags(skip=("--admin", "--project", "--project-domain"))):
+        f = opt(f)
+    return f
+
+
 @click.command("image-list")
 @click.option("--limit", type=int, default=20, show_default=True)
 @click.option("--offset", type=int, default=0)
@@ -97,14 +106,23 @@ def _batch(obj: Any, ids: tuple[str, ...], verb: str, fn: Callable[[Any, str], A
 @click.option("--status", help="Only images in this status")
 @click.option("--format", "--disk-format", "disk_format", help="Only images of this disk format")
 @click.option("--public/--private", "is_public", default=None, help="Only public / private images")
+@_image_owner_flags
 @output_options
 @click.pass_obj
 def image_list(obj: Any, limit: int, offset: int, order_by: tuple[str, ...], order: str | None, search: str | None,
                filters: tuple[str, ...], filter_any: bool, scope: str | None, admin: bool, tenant: str | None,
                details: bool, pending_delete: bool, name: str | None, status: str | None, disk_format: str | None,
-               is_public: bool | None) -> None:
-    """List images."""
+               is_public: bool | None, **kw: Any) -> None:
+    """List images; --tags/--user-tags/--no-tags match the image's properties (image-update --property)."""
+    from climc.commands.compute_common import list_params
+
+    kw.pop("system", None)  # Cloudpods' system images: every image you may see is listed here
+    tagged = list_params(kw)
     params: list[tuple[str, Any]] = [("limit", limit), ("offset", offset), ("details", str(details).lower())]
+    for k, v in tagged.items():
+        if k.startswith(("tags.", "no_tags.")):
+            params += [(k, x) for x in v] if isinstance(v, list) else [(k, v)]
+    params += [("field", f) for f in kw.get("fields", ())]
     params += [("order_by", o) for o in order_by] + [("filter", f) for f in filters]
     for k, v in (("order", order), ("search", search), ("scope", scope or ("system" if admin else None)),
                  ("tenant", tenant), ("name", name), ("status", status), ("disk_format", disk_format)):
@@ -115,7 +133,8 @@ def image_list(obj: Any, limit: int, offset: int, order_by: tuple[str, ...], ord
     if is_public is not None:
         params.append(("is_public", str(is_public).lower()))
     data = obj.client().get(SERVICE, "/images", params=params)
-    show_list(data.get("images", []), columns=COLUMNS, total=data.get("total", 0), limit=limit, offset=offset)
+    show_list(data.get("images", []), columns=list(kw.get("fields") or ()) or COLUMNS, total=data.get("total", 0),
+              limit=limit, offset=offset)
 
 
 @click.command("image-show")

@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse, Response
 
 from core.api.deps import CredentialDep, SessionDep
 from core.api.listing import ListDep, paginate
+from core.api.tags import tag_filter
 from core.errors import ActionNotFoundError, InputParameterError, ResourceNotFoundError
 from core.glance.context import GlanceCtx, glance_ctx
 from core.glance.dbutil import begin_write, write_session
@@ -120,8 +121,12 @@ def list_images(request: Request, session: SessionDep, cred: CredentialDep, q: L
     pub = q.get_bool("is_public")
     if pub is not None:
         stmt = stmt.where(Image.is_public.is_(pub))
+    stmt = tag_filter(stmt, Image, q, "properties")  # Cloudpods' --tags/--no-tags: an image's are its properties
     page = paginate(session, stmt, Image, q, searchable=("name", "description"))
-    return page.envelope("images", [to_v1(i, ctx.store) for i in page.rows])
+    items = [to_v1(i, ctx.store) for i in page.rows]
+    if q.fields:  # Cloudpods' --field: only these keys of each image
+        items = [{k: v for k, v in it.items() if k in q.fields} for it in items]
+    return page.envelope("images", items)
 
 
 @router.head("/images/{image_id}")

@@ -18,10 +18,10 @@ from fastapi.responses import Response
 
 from core.api.deps import CredentialDep, SessionDep
 from core.api.listing import ListDep, ListQuery, paginate, parse_bool
+from core.api.tags import tag_filter
 from core.errors import ActionNotFoundError, CloudpodsError, InputParameterError, ResourceNotFoundError
 from core.region.common import begin_write, json_response, unwrap
 from core.region.registry import MANAGERS, get_manager
-from core.region.tags import tag_filter
 
 router = APIRouter()
 AnyBody = Body(default=None)

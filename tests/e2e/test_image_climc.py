@@ -34,6 +34,12 @@ def test_upload_show_list_download_update_delete(gctl: Controller, tmp_path: Pat
     assert [i["name"] for i in listed["data"]] == [name] and listed["total"] == 1
     table = gctl.climc("image-list", "--search", name)
     assert table.returncode == 0 and name in table.stdout and "Total: 1" in table.stdout
+    # Cloudpods' image-list --tags/--no-tags (an image's tags are its properties) and --field
+    tagged = climc_json(gctl, "image-list", "--search", name, "--tags", "owner_note=test;os_type", "--field", "id",
+                        "--field", "name")
+    assert tagged["data"] == [{"id": img["id"], "name": name}], tagged
+    assert climc_json(gctl, "image-list", "--search", name, "--tags", "owner_note=other")["total"] == 0
+    assert climc_json(gctl, "image-list", "--search", name, "--no-tags", "owner_note", "--system")["total"] == 0
     out = tmp_path / "back.raw"
     r = gctl.climc("image-download", name, "--file", str(out))
     assert r.returncode == 0, r.stderr

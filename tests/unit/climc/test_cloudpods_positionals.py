@@ -179,3 +179,21 @@ def test_secgroup_rule_create_takes_cloudpods_rule_strings_the_server_accepts() 
         assert r.exit_code == 2 and says in r.stderr and "RULE" in r.stderr, (bad, r.stderr)
     assert cloud.climc("secgroup-rule-create", "web", "in:allow tcp 22", "--ports", "80").exit_code == 2
     assert len(seen) == n
+
+
+def test_image_list_sends_cloudpods_tag_and_field_options() -> None:
+    cloud = MockCloud()
+    seen: list[httpx.QueryParams] = []
+
+    def listing(req: httpx.Request) -> Any:
+        seen.append(req.url.params)
+        return {"images": [{"id": "i1", "name": "a", "status": "active"}], "total": 1}
+    cloud.route("GET", r".*/images", listing)
+    r = cloud.climc("image-list", "--tags", "os_type=Linux;gpu", "--user-tags", "team=x", "--no-tags", "old",
+                    "--field", "id", "--field", "name", "--system")
+    assert r.exit_code == 0, r.output
+    q = seen[0]
+    assert (q["tags.0.key"], q["tags.0.value"], q["tags.1.key"], q["tags.2.key"], q["tags.2.value"]) == (
+        "os_type", "Linux", "gpu", "user:team", "x")
+    assert "tags.1.value" not in q and q["no_tags.0.key"] == "old" and q.get_list("field") == ["id", "name"]
+    assert "system" not in q and "| id | name |" in r.stdout and "status" not in r.stdout  # the fields asked for
