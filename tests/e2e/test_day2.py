@@ -529,15 +529,15 @@ def test_attach_and_detach_a_network_through_climc(cloud: tuple[Controller, Agen
     assert ctl.climc("server-stop", "vm-nic").returncode == 0
     settled(ctl, "vm-nic", "ready", "stopped again")
 
-    assert ctl.climc("server-detach-network", "vm-nic", "--ip-addr", new["ip_addr"]).returncode == 0
+    assert ctl.climc("server-detach-network", "vm-nic", new["mac"].upper()).returncode == 0  # Cloudpods' MACORIP
     s = settled(ctl, "vm-nic", "ready", "detached")
     assert [n["ip_addr"] for n in s["nics"]] == [taken]
     assert new["mac"] not in (inst / "domain.xml").read_text() and new["mac"] not in (inst / "nics.json").read_text()
     assert ctl.api.get(f"{B}/quotas").json()["quota"]["usage.ips"] == ips_before
-    # the released address can be taken again
-    assert ctl.climc("server-attach-network", "vm-nic", f"default:{new['ip_addr']}").returncode == 0
+    # the released address can be taken again; Cloudpods' SERVER NETDESC...: two NICs, one after the other
+    assert ctl.climc("server-attach-network", "vm-nic", f"default:{new['ip_addr']}", "default").returncode == 0
     s = settled(ctl, "vm-nic", "ready", "re-attached")
-    assert s["nics"][1]["ip_addr"] == new["ip_addr"]
+    assert s["nics"][1]["ip_addr"] == new["ip_addr"] and [n["index"] for n in s["nics"]] == [0, 1, 2], s["nics"]
     assert ctl.climc("server-delete", "-f", "vm-nic").returncode == 0
     wait_for(lambda: ctl.api.get(f"{B}/servers/{srv['id']}").status_code == 404, 30, "gone")
     assert ctl.api.get(f"{B}/quotas").json()["quota"]["usage.ips"] == ips_before - 1
@@ -802,13 +802,14 @@ def test_server_create_disk_makes_and_attaches_one_that_goes_with_the_server(
     assert r.returncode != 0 and "not-a-size-or-image" in r.stderr, r.stderr
     with httpx.Client(base_url=ctl.url, headers={"X-Auth-Token": outsider_token(ctl)}, timeout=30) as c:
         assert c.post(f"{B}/servers/{srv['id']}/createdisk", json={"disks": ["32m"]}).status_code == 404
-    assert ctl.climc("server-create-disk", "vm-cdisk", "32m").returncode == 0
-    s = settled(ctl, "vm-cdisk", "ready", "disk made and attached")
-    assert [(d["index"], d["size"]) for d in s["disks_info"]][1:] == [(1, 32)]
-    assert ctl.api.get(f"{B}/quotas").json()["quota"]["usage.storage"] == storage + 32
+    # Cloudpods' server-create-disk SERVER DISK...: two disks, one after the other
+    assert ctl.climc("server-create-disk", "vm-cdisk", "32m", "16m").returncode == 0
+    s = settled(ctl, "vm-cdisk", "ready", "disks made and attached")
+    assert [(d["index"], d["size"]) for d in s["disks_info"]][1:] == [(1, 32), (2, 16)]
+    assert ctl.api.get(f"{B}/quotas").json()["quota"]["usage.storage"] == storage + 48
     assert ctl.climc("server-delete", "-f", "vm-cdisk").returncode == 0
     wait_for(lambda: ctl.api.get(f"{B}/servers/{srv['id']}").status_code == 404, 30, "gone")
-    assert "vm-cdisk-disk1" not in names(ctl, "disk-list")
+    assert not {"vm-cdisk-disk1", "vm-cdisk-disk2"} & names(ctl, "disk-list")
     assert ctl.api.get(f"{B}/quotas").json()["quota"]["usage.storage"] == storage - srv["disk"]
 
 
