@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from tests.support.controller import Controller
+from tests.support.subnets import unique_octet
 
 B = "/api/s/compute_v2"
 
@@ -18,7 +19,7 @@ B = "/api/s/compute_v2"
 def infra(controller: Controller, cirros_image: dict[str, object]) -> Iterator[dict[str, Any]]:
     api = controller.api
     tag = uuid.uuid4().hex[:6]
-    third = int(tag, 16) % 250
+    third = unique_octet()
     n: dict[str, Any] = {"tag": tag, "zone": f"lz-{tag}", "wire": f"lw-{tag}", "host": f"lh-{tag}"}
     assert api.post(f"{B}/zones", json={"zone": {"name": n["zone"]}}).status_code == 200
     assert api.post(f"{B}/wires", json={"wire": {"name": n["wire"], "zone": n["zone"]}}).status_code == 200

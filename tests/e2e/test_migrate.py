@@ -15,6 +15,7 @@ import pytest
 
 from tests.e2e.test_agent_support import AgentProc, B, agent_cloud, libvirt_or_skip, server, wait_for
 from tests.support.controller import Controller
+from tests.support.subnets import unique_octet
 
 
 @pytest.fixture(scope="module")
@@ -186,7 +187,7 @@ def test_a_failed_cleanup_keeps_the_move_and_says_what_was_left(controller: Cont
     zone, wire, net = f"mz-{tag}", f"mw-{tag}", f"mn-{tag}"
     assert ctl.climc("zone-create", zone).returncode == 0
     assert ctl.climc("wire-create", zone, wire, "1000").returncode == 0
-    third = int(tag, 16) % 250
+    third = unique_octet()
     r = ctl.climc("network-create", wire, net, f"10.{third}.9.10", f"10.{third}.9.40", "24")
     assert r.returncode == 0, r.stderr
     hosts = []

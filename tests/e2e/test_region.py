@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from tests.support.controller import Controller
+from tests.support.subnets import unique_octet
 
 B = "/api/s/compute_v2"
 
@@ -19,7 +20,7 @@ def wire(controller: Controller) -> dict[str, str]:
     assert z.status_code == 200, z.text
     w = controller.api.post(f"{B}/wires", json={"wire": {"name": f"rw-{tag}", "zone": f"rz-{tag}"}})
     assert w.status_code == 200, w.text
-    return {"tag": tag, "zone": f"rz-{tag}", "wire": f"rw-{tag}", "octet": str(int(tag, 16) % 200 + 20)}
+    return {"tag": tag, "zone": f"rz-{tag}", "wire": f"rw-{tag}", "octet": str(unique_octet())}
 
 
 def net_body(w: dict[str, str], name: str, start: str, end: str, mask: Any = 24, gw: str | None = None) -> Any:

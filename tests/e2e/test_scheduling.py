@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.support.controller import Controller
+from tests.support.subnets import unique_octet
 
 B = "/api/s/compute_v2"
 
@@ -19,7 +20,7 @@ def small_zone(controller: Controller, cirros_image: dict[str, object]) -> Itera
     names = {"zone": f"sz-{tag}", "wire": f"sw-{tag}", "net": f"sn-{tag}", "tag": tag}
     assert controller.climc("zone-create", names["zone"]).returncode == 0
     assert controller.climc("wire-create", names["zone"], names["wire"], "1000").returncode == 0
-    third = int(tag, 16) % 250
+    third = unique_octet()
     r = controller.climc("network-create", names["wire"], names["net"], f"10.{third}.9.10", f"10.{third}.9.200",
                          "24", "--gateway", f"10.{third}.9.1")
     assert r.returncode == 0, r.stderr

@@ -18,6 +18,7 @@ from tests.e2e.region_agent import TestbedAgent
 from tests.e2e.test_security import Tenants, flat_error, tenants  # noqa: F401  (fixture)
 from tests.e2e.test_servers import agent_for, infra, srv, wait_for  # noqa: F401  (fixture)
 from tests.support.controller import Controller
+from tests.support.subnets import unique_octet
 
 B = "/api/s/compute_v2"
 
@@ -208,7 +209,7 @@ def test_eips_associate_with_servers_and_reach_their_host(controller: Controller
     project sees neither the server nor the EIP."""
     _, net = running
     tag = uuid.uuid4().hex[:6]
-    octet = int(tag, 16) % 200 + 20
+    octet = unique_octet()
     cj(controller, "network-create", net["wire"], f"eipn-{tag}", f"100.64.{octet}.10", f"100.64.{octet}.20", "24",
        "--server-type", "eip")
     e1 = cj(controller, "eip-create", f"eip1-{tag}", f"eipn-{tag}")
@@ -294,7 +295,7 @@ def test_server_create_with_an_eip_keeps_or_releases_it_on_delete(
     recycle bin takes the EIP off the server; another project can neither use nor see these EIPs."""
     _, net = running
     tag = uuid.uuid4().hex[:6]
-    octet = int(tag, 16) % 200 + 20
+    octet = unique_octet()
     cj(controller, "network-create", net["wire"], f"ceipn-{tag}", f"100.65.{octet}.10", f"100.65.{octet}.30", "24",
        "--server-type", "eip")
     e1 = cj(controller, "eip-create", f"ceip1-{tag}", f"ceipn-{tag}", "--charge-type", "traffic")

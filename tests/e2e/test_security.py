@@ -16,6 +16,7 @@ import pytest
 from tests.e2e.region_agent import TestbedAgent
 from tests.e2e.test_identity_support import KS, admin, grant, login, mk_project, mk_user, ok
 from tests.support.controller import Controller
+from tests.support.subnets import unique_octet
 
 B = "/api/s/compute_v2"
 PW = "pw-Security-1"
@@ -69,7 +70,7 @@ def tenants(controller: Controller) -> Iterator[Tenants]:
 # ---- 1. reserved IPs belong to their network's project ------------------------------------------
 def test_reserved_ips_are_invisible_to_another_project(controller: Controller, tenants: Tenants) -> None:
     tag = uuid.uuid4().hex[:6]
-    octet = int(tag, 16) % 200 + 20
+    octet = unique_octet()
     ok(controller.api.post(f"{B}/zones", json={"zone": {"name": f"sz-{tag}"}}))
     ok(controller.api.post(f"{B}/wires", json={"wire": {"name": f"sw-{tag}", "zone": f"sz-{tag}"}}))
     net = ok(tenants.a.post("/networks", json={"network": {
@@ -201,7 +202,7 @@ def test_projects_holding_users_resources_or_platform_identities_are_403(control
 def infra(controller: Controller) -> dict[str, str]:
     """A zone, wire and network of their own, for the hosts of the agent tests below."""
     tag = uuid.uuid4().hex[:6]
-    third = int(tag, 16) % 250
+    third = unique_octet()
     names = {"zone": f"sz-{tag}", "wire": f"sw-{tag}", "net": f"sn-{tag}", "tag": tag}
     ok(controller.api.post(f"{B}/zones", json={"zone": {"name": names["zone"]}}))
     ok(controller.api.post(f"{B}/wires", json={"wire": {"name": names["wire"], "zone": names["zone"]}}))
@@ -268,7 +269,7 @@ def test_backoff_doubles_up_to_its_cap() -> None:
 # ---- 5. a server's password is sealed at rest --------------------------------------------------
 def make_infra(ctl: Controller) -> dict[str, str]:
     tag = uuid.uuid4().hex[:6]
-    third = int(tag, 16) % 250
+    third = unique_octet()
     names = {"zone": f"sz-{tag}", "wire": f"sw-{tag}", "net": f"sn-{tag}", "tag": tag}
     ok(ctl.api.post(f"{B}/zones", json={"zone": {"name": names["zone"]}}))
     ok(ctl.api.post(f"{B}/wires", json={"wire": {"name": names["wire"], "zone": names["zone"]}}))

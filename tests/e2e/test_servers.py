@@ -11,6 +11,7 @@ import pytest
 
 from tests.e2e.region_agent import TestbedAgent
 from tests.support.controller import Controller
+from tests.support.subnets import unique_octet
 
 B = "/api/s/compute_v2"
 
@@ -35,7 +36,7 @@ def infra(controller: Controller, cirros_image: dict[str, object]) -> Iterator[d
     assert r.returncode == 0, r.stderr
     r = controller.climc("wire-create", names["zone"], names["wire"], "1000")
     assert r.returncode == 0, r.stderr
-    third = int(tag, 16) % 250
+    third = unique_octet()
     r = controller.climc("network-create", names["wire"], names["net"], f"10.{third}.7.10", f"10.{third}.7.40", "24",
                          "--gateway", f"10.{third}.7.1", "-o", "json")
     assert r.returncode == 0, r.stderr

@@ -21,6 +21,7 @@ from tests.e2e.region_agent import TestbedAgent
 from tests.e2e.test_identity_support import admin, grant, login, mk_project, mk_user, ok
 from tests.e2e.test_security import flat_error, mk_host, region
 from tests.support.controller import Controller
+from tests.support.subnets import unique_octet
 
 B = "/api/s/compute_v2"
 PW = "pw-Matrix-1"
@@ -57,7 +58,7 @@ def world(controller: Controller) -> Iterator[World]:
     b = region(controller, login(controller, ub["name"], PW, {"project": {"id": pb["id"]}}))
 
     tag = uuid.uuid4().hex[:6]
-    third = int(tag, 16) % 250
+    third = unique_octet()
     ok(controller.api.post(f"{B}/zones", json={"zone": {"name": f"mz-{tag}"}}))
     ok(controller.api.post(f"{B}/wires", json={"wire": {"name": f"mw-{tag}", "zone": f"mz-{tag}"}}))
     ok(controller.api.post(f"{B}/networks", json={"network": {
