@@ -144,7 +144,10 @@ def test_chaos_small(cluster: Cluster) -> None:
     assert rep.create_errors == [], rep.create_errors[:3]
     assert rep.accepted == 60
     assert rep.kills >= 1, lines
-    wait_for(lambda: not invariants(cl), 30, "invariants after the lease time", every=1)
+    try:
+        wait_for(lambda: not invariants(cl), 60, "invariants after the lease time", every=1)
+    except AssertionError:
+        pass  # the assertion below names what does not hold (a bare timeout said nothing in CI)
     problems = invariants(cl)
     assert problems == [], (problems[:10], rep)
     assert set(rep.statuses) <= {"running"} | {s for s in rep.statuses if s.endswith("_fail")}, rep.statuses
