@@ -200,8 +200,8 @@ def guests_expected(host_id: str, session: SessionDep, cred: CredentialDep) -> R
                                      for i, n, st, p, t in rows]})
 
 
-def _take(db: Any, cred: Credential, host_id: str, limit: int
-          ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
+def _take(db: Any, cred: Credential, host_id: str, limit: int, applied: int | None = None,
+          with_secgroups: bool = False) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int, Any]:
     """Hand out up to ``limit`` queued items of the host (marked ``dispatched``) and the console
     sessions its agent should connect (``connecting`` → ``dispatched``), with the host's
     secgroup_version; the poll is a ping."""
@@ -215,7 +215,7 @@ def _take(db: Any, cred: Credential, host_id: str, limit: int
         fresh = (host.host_status == "online" and host.last_ping_at is not None
                  and utcnow() - host.last_ping_at < timedelta(seconds=PING_REFRESH_S))
         if fresh and not _has_work(s, host.id):
-            return [], [], int(host.secgroup_version or 0)
+            return [], [], int(host.secgroup_version or 0), _rules_if_moved(s, host, applied, with_secgroups)
         s.rollback()
         begin_write(s)
         host = guard(s, cred, host_id)
@@ -240,7 +240,21 @@ def _take(db: Any, cred: Credential, host_id: str, limit: int
             host.host_status = "online"
             host.generation += 1
         host.last_ping_at = now
-        return out, consoles, int(host.secgroup_version or 0)
+        # the host's rules (when asked for and moved) are read in this same transaction: the handed-out
+        # items commit only once the whole answer is ready, so a replica killed between the commit and
+        # the reply strands as few items as before (reading them after the commit widened that window
+        # and the chaos test saw a server stuck in deploying)
+        return out, consoles, int(host.secgroup_version or 0), _rules_if_moved(s, host, applied, with_secgroups)
+
+
+def _rules_if_moved(s: Any, host: Any, applied: int | None, wanted: bool) -> Any:
+    """The host's security groups in the agent's shape, when it asked for them and its version moved."""
+    if not wanted or applied is None or int(host.secgroup_version or 0) == applied:
+        return None
+    from core.hostapi.protocol import dump
+    from core.region.secgroups import host_secgroups
+
+    return dump(host_secgroups(s, host))
 
 
 def _has_work(s: Any, host_id: str) -> bool:
@@ -270,6 +284,7 @@ async def work_items(host_id: str, request: Request, cred: CredentialDep) -> Res
     limit = _int(request.query_params.get("limit"), "limit", 10, 1, 100)
     known = request.query_params.get("secgroup_version")
     applied = _int(known, "secgroup_version", 0, 0, 2**62) if known is not None else None
+    want_rules = request.query_params.get("with_secgroups") in ("1", "true")
     db = request.app.state.db
     deadline = time.monotonic() + wait
     while True:
@@ -278,14 +293,15 @@ async def work_items(host_id: str, request: Request, cred: CredentialDep) -> Res
         # never see: they would sit "dispatched" until the redelivery job, not go to its successor
         if await request.is_disconnected():
             return json_response({"work_items": []})
-        items, consoles, version = await run_in_threadpool(_take, db, cred, host_id, limit)
+        items, consoles, version, rules = await run_in_threadpool(_take, db, cred, host_id, limit, applied,
+                                                                  want_rules)
         draining = getattr(request.app.state, "draining", False)  # the controller is shutting down
         changed = applied is not None and version != applied
         if items or consoles or draining or time.monotonic() >= deadline or changed:
             out: dict[str, Any] = {"work_items": items, "consoles": consoles, "secgroup_version": version}
-            if changed and request.query_params.get("with_secgroups") in ("1", "true"):
+            if rules is not None:
                 # the new rules ride on this answer: the agent applies them without a second round trip
-                out["secgroups"] = await run_in_threadpool(_host_secgroups, db, cred, host_id)
+                out["secgroups"] = rules
             return json_response(out)
         until = min(time.monotonic() + POLL_S, deadline)
         while _work_gen[0] == seen and time.monotonic() < until and not getattr(request.app.state, "draining", False):
@@ -325,14 +341,6 @@ def secgroups(host_id: str, session: SessionDep, cred: CredentialDep) -> Respons
 
     host = guard(session, cred, host_id)
     return json_response({"secgroups": dump(host_secgroups(session, host))})
-
-
-def _host_secgroups(db: Any, cred: Credential, host_id: str) -> Any:
-    from core.hostapi.protocol import dump
-    from core.region.secgroups import host_secgroups
-
-    with db.session() as s:
-        return dump(host_secgroups(s, guard(s, cred, host_id)))
 
 
 @router.post("/tasks/{task_id}")
