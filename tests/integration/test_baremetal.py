@@ -17,6 +17,7 @@ import pytest
 
 from tests.support.bmc import USER, IpmiSim, SerialPort, SushyEmulator
 from tests.support.controller import Controller
+from tests.support.pty import read_until
 
 B = "/api/s/compute_v2"
 SECRET = "Bm-s3cret-91"  # the BMC password: must never come back from any API
@@ -140,19 +141,7 @@ def _pty_climc(ctl: Controller, *args: str) -> tuple[Any, int, bytearray]:
     return proc, master, bytearray()
 
 
-def _until(master: int, out: bytearray, marker: bytes, timeout: float = 60) -> None:
-    import os
-    import select
-
-    end = time.monotonic() + timeout
-    while marker not in out and time.monotonic() < end:
-        r, _, _ = select.select([master], [], [], 0.2)
-        if r:
-            try:
-                out.extend(os.read(master, 65536))
-            except OSError:
-                break
-    assert marker in out, bytes(out[-2000:])
+_until = read_until  # one pty reader for every console test (tests/support/pty.py)
 
 
 def test_serial_over_lan_console_of_a_machine_through_climc(ctl: Controller, work: Path) -> None:

@@ -32,6 +32,7 @@ from tests.e2e.test_agent_support import AgentProc, B, libvirt_or_skip, server, 
 from tests.e2e.test_identity_support import admin, grant, login, mk_project, mk_user
 from tests.support.controller import Controller
 from tests.support.peers import need_binary
+from tests.support.pty import read_until
 
 pytestmark = pytest.mark.full
 
@@ -287,15 +288,7 @@ def test_server_console_attaches_the_terminal_to_the_serial_console(cloud: dict[
     out = bytearray()
 
     def until(marker: bytes, timeout: float = 30) -> None:
-        end = time.monotonic() + timeout
-        while marker not in out and time.monotonic() < end:
-            r, _, _ = select.select([master], [], [], 0.2)
-            if r:
-                try:
-                    out.extend(os.read(master, 4096))
-                except OSError:
-                    break
-        assert marker in out, bytes(out)
+        read_until(master, out, marker, timeout)
 
     try:
         until(b"escape character is ^]")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import select
 import struct
 import subprocess
 import sys
@@ -25,6 +24,7 @@ from tests.integration.test_agent_real import VIRT_WORK, _upload
 from tests.support import chromium
 from tests.support.controller import Controller
 from tests.support.peers import need
+from tests.support.pty import read_until
 
 # true once noVNC's canvas holds a pixel that is not black (the guest's screen arrived)
 NONBLANK = """(() => { const c = document.querySelector('#screen canvas');
@@ -121,15 +121,7 @@ def test_vnc_and_serial_console_of_a_real_guest_through_the_proxy(
     out = bytearray()
 
     def until(marker: bytes, timeout: float) -> None:
-        end = time.monotonic() + timeout
-        while marker not in out and time.monotonic() < end:
-            r, _, _ = select.select([master], [], [], 0.2)
-            if r:
-                try:
-                    out.extend(os.read(master, 65536))
-                except OSError:
-                    break
-        assert marker in out, bytes(out[-3000:])
+        read_until(master, out, marker, timeout)
 
     try:
         until(b"escape character is ^]", 60)
