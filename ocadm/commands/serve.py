@@ -8,6 +8,12 @@ import click
 
 from ocadm.commands import data_dir_option, load_settings
 
+# An idle keep-alive connection is closed by the server after this long. It must outlast every
+# client's own idle expiry (httpx's is 5 s; Go's is 90 s, but Go retries idempotent requests): at
+# uvicorn's default of 5 s a client reusing a connection just as the server closed it got
+# "connection reset by peer" (seen once in CI, on a plain GET after a 5 s pause).
+KEEP_ALIVE_S = 75
+
 
 def preflight(settings: object) -> object:
     """Everything that must hold before we listen; a one-line reason and its fix otherwise."""
@@ -108,7 +114,8 @@ def serve(data_dir: Path | None, port: int | None, listen_host: str | None, log_
         click.echo(f"in-process agent: simulated host on {s.data_dir / 'agent' / 'node.xml'}", err=True)
     config = uvicorn.Config(app, host=s.listen_host, port=s.port, http=HTTP_PROTOCOL,
                             log_level=s.log_level if s.log_level != "info" else "warning",
-                            access_log=s.log_level == "debug", server_header=False, timeout_graceful_shutdown=5)
+                            access_log=s.log_level == "debug", server_header=False, timeout_graceful_shutdown=5,
+                            timeout_keep_alive=KEEP_ALIVE_S)
     try:
         _draining_server(config, stop_agent).run()  # type: ignore[attr-defined]
     finally:

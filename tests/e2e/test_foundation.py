@@ -3,9 +3,12 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import stat
 import subprocess
 import sys
+import time
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -186,3 +189,17 @@ def test_serve_refuses_newer_or_corrupt_database(tmp_path) -> None:  # type: ign
 def test_ocadm_upgrade_on_current_db(controller: Controller) -> None:
     r = controller.ocadm("upgrade", "--data-dir", str(controller.data_dir))
     assert r.returncode == 0 and "already at head" in r.stdout
+
+
+def test_an_idle_keep_alive_connection_outlives_the_clients_expiry(controller: Controller) -> None:
+    # httpx keeps an idle connection 5 s; a server that closes it at the same moment makes the
+    # client's next request on it fail with "connection reset by peer" (a CI flake until the
+    # server's keep-alive was made longer). One socket, two requests 6 s apart.
+    u = urlsplit(controller.url)
+    req = f"GET /ping HTTP/1.1\r\nHost: {u.hostname}\r\n\r\n".encode()
+    with socket.create_connection((u.hostname, u.port), timeout=10) as s:
+        s.sendall(req)
+        assert s.recv(4096).startswith(b"HTTP/1.1 204")
+        time.sleep(6)
+        s.sendall(req)
+        assert s.recv(4096).startswith(b"HTTP/1.1 204"), "the server closed an idle connection within 6 s"
