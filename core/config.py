@@ -76,7 +76,8 @@ class Settings:
     job_alerts: bool = True  # the alert evaluator and its notifications
     job_alerts_interval_s: float = 30.0
     host_offline_s: float = 180.0  # a host not heard from this long goes offline (agents ping every 60 s)
-    work_item_timeout_s: float = 900.0  # a fetched, never reported work item is queued again
+    work_item_timeout_s: float = 900.0  # a fetched (acknowledged), never reported work item is queued again
+    work_item_ack_s: float = 10.0  # a handed-out item the agent did not acknowledge this long goes out again
     pending_delete_s: float = 3 * 24 * 3600.0  # servers stay in the recycle bin this long
 
     # ---- derived -------------------------------------------------------------

@@ -17,6 +17,7 @@ import logging
 import queue
 import threading
 import time
+from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -106,6 +107,11 @@ class Agent:
         self._busy: dict[str, int] = {}
         self._deferred: set[str] = set()
         self._busy_lock = threading.Lock()
+        # delivery is at least once (core.hostapi.protocol, WorkAck): the ids of items held here (queued
+        # or running) and the results of the last ones finished, so that a redelivered item is not run twice
+        self._held: set[str] = set()
+        self._finished: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._held_lock = threading.Lock()
         self.registered = threading.Event()
         self.heartbeat_backoff = Backoff(1.0, cfg.backoff_max_s)
         self.handled = 0  # work items reported (tests, bench)
@@ -329,11 +335,39 @@ class Agent:
             for c in consoles:  # each session its own thread: a console lives long, work items do not
                 threading.Thread(target=self.consoles.serve, args=(c,), name=f"console-{str(c.get('id'))[:8]}",
                                  daemon=True).start()
-            for wi in items:
+            for wi in self._accept(items):
                 self._inflight.acquire()  # at most 2x workers items fetched and not yet done
                 self.pool.submit(self._run_item, wi)
 
+    FINISHED_KEPT = 512  # results remembered for redeliveries (an item is redelivered within minutes at most)
+
+    def _accept(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Acknowledge what a poll brought; the items to run. An id already held is skipped and one
+        already finished is reported again (its report was lost), never run twice."""
+        if not items:
+            return []
+        new, again = [], []
+        with self._held_lock:
+            for wi in items:
+                wid = str(wi["id"])
+                if wid in self._held:
+                    continue
+                if wid in self._finished:
+                    again.append((wi, self._finished[wid]))
+                    continue
+                self._held.add(wid)
+                new.append(wi)
+        try:
+            self.link.ack([str(wi["id"]) for wi in items])
+        except (CloudpodsError, OSError) as exc:  # unacknowledged: they come again and are skipped then
+            log.warning("cannot acknowledge %d work item(s) (%s); the region will hand them out again", len(items), exc)
+        for wi, result in again:
+            log.info("%s for task %s came again: reporting its result again", wi["kind"], wi["task_id"])
+            self.pool.submit(self._report, wi, result, False)
+        return new
+
     def _run_item(self, wi: dict[str, Any]) -> None:
+        result: dict[str, Any] | None = None
         payload = wi.get("payload")
         server = payload.get("server") if isinstance(payload, dict) else None
         sid = str(server.get("id") or "") if isinstance(server, dict) else ""
@@ -355,6 +389,12 @@ class Agent:
             self._report(wi, result)
             self.firewall.kick()  # a guest built or gone: its ports' rules (and rate limits) now
         finally:
+            with self._held_lock:
+                self._held.discard(str(wi["id"]))
+                if result is not None:
+                    self._finished[str(wi["id"])] = result
+                    while len(self._finished) > self.FINISHED_KEPT:
+                        self._finished.popitem(last=False)
             self._inflight.release()
             if sid:
                 with self._busy_lock:
@@ -377,12 +417,12 @@ class Agent:
         except (DriverError, OSError) as exc:  # the work is done; only a later restore would miss it
             log.warning("cannot keep the description of guest %s: %s", server["id"], exc)
 
-    def _report(self, wi: dict[str, Any], result: dict[str, Any]) -> None:
+    def _report(self, wi: dict[str, Any], result: dict[str, Any], first: bool = True) -> None:
         for attempt in range(5):
             try:
                 with self._order:
                     self.link.report(str(wi["task_id"]), str(wi["id"]), result)
-                self.handled += 1
+                self.handled += first
                 return
             except ConnectionFailedError as exc:
                 log.warning("report of task %s failed (%s); retrying", wi["task_id"], exc)

@@ -60,6 +60,10 @@ class ControllerLink:
         return (list(out.get("work_items", [])), list(out.get("consoles", [])),
                 int(v) if isinstance(v, int) else None, sg if isinstance(sg, dict) else None)
 
+    def ack(self, ids: list[str]) -> list[str]:
+        """Tell the region these polled items arrived (else it hands them out again after a few seconds)."""
+        return list(self.client.post("compute_v2", f"{self.host}/work-items/ack", json={"ids": ids}).get("acked", []))
+
     def secgroups(self) -> Any:
         """The host's guest ports with their effective rules (core.hostapi.protocol.HostSecgroups)."""
         from core.hostapi.protocol import HostSecgroups

@@ -654,6 +654,26 @@ def error_result(reason: str) -> dict[str, Any]:
     return {"__status__": "error", "__reason__": reason[:4000]}
 
 
+# --- delivery: at least once, acknowledged ---------------------------------------------------------
+#
+# A long poll hands items out (``dispatched``) and the agent acknowledges the ones it received
+# (POST /agent/hosts/<id>/work-items/ack, a ``WorkAck``) as soon as the reply reaches it. An item not
+# acknowledged within Settings.work_item_ack_s (the replica died between its commit and its reply, or
+# the reply was lost) is handed out again by the host's next poll; the agent skips an id it already
+# holds and re-reports one it already finished, so a redelivered item never runs twice there.
+
+class WorkAck(_Model):
+    ids: list[str] = Field(max_length=200)
+
+    @field_validator("ids")
+    @classmethod
+    def _ids(cls, v: list[str]) -> list[str]:
+        for i in v:
+            if not re.match(_UUID, i):
+                raise ValueError(f"bad work item id {i[:40]!r}")
+        return v
+
+
 # --- security groups: what a host enforces on its guests' ports (pulled, not a work item) ---------
 #
 # The region bumps hosts.secgroup_version in the transaction of every change that alters a host's

@@ -9,6 +9,8 @@
                                               dispatched (≤ N s, ≤ limit), console sessions to open
                                               ({"consoles": [...]}) and the host's secgroup_version
                                               (returns early when it is not V: rules changed)
+    POST /agent/hosts/<id>/work-items/ack     {ids} the items the poll's reply brought (core.hostapi.protocol.WorkAck);
+                                              unacknowledged ones are handed out again after work_item_ack_s
     GET  /agent/hosts/<id>/secgroups          every guest port of the host with its effective rules
     WS   /agent/hosts/<id>/consoles/<sid>     the agent's outbound side of a console session (core/console)
     POST /agent/tasks/<task_id>               a work item's report {work_item_id, ...result} or an ErrorResult
@@ -42,9 +44,9 @@ from core.api.listing import _int
 from core.db.base import utcnow
 from core.errors import CloudpodsError, ForbiddenError, InputParameterError, ResourceNotFoundError, UnauthorizedError
 from core.hostapi.enroll import binding_host, redeem_join_token
-from core.hostapi.protocol import POWER_STATUS, GuestState, server_status
+from core.hostapi.protocol import POWER_STATUS, GuestState, WorkAck, server_status
 from core.keystone.policy import enforce
-from core.region.common import begin_write, iso, json_response
+from core.region.common import begin_write, iso, json_response, parse
 from core.region.models import Disk, Host, Server
 from core.tasks.models import WorkItem
 from core.tasks.payload_secrets import open_payload
@@ -56,6 +58,7 @@ AnyBody = Body(default=None)
 MAX_WAIT_S = 60
 POLL_S = 0.5  # how often a long poll looks for items queued by other replicas
 PING_REFRESH_S = 10  # a poll re-writes last_ping_at when older than this (offline after 180 s)
+ACK_S = 10.0  # default of Settings.work_item_ack_s: a handed-out item not acknowledged this long goes out again
 GUEST_STATUSES = tuple(s.value for s in GuestState)
 
 
@@ -113,7 +116,7 @@ def register(host_id: str, session: SessionDep, cred: CredentialDep, body: Any =
     (row,) = get_manager("hosts").create(session, cred, data, 1, ("zones", host.zone_id))
     # a restarted agent lost what it had fetched: hand those work items out again
     for wi in session.scalars(select(WorkItem).where(WorkItem.host_id == host.id, WorkItem.status == "dispatched")):
-        wi.status, wi.dispatched_at = "queued", None
+        wi.status, wi.dispatched_at, wi.lease_expires_at = "queued", None, None
         session.info["work_queued"] = True
     session.flush()
     out = {"id": row.id, "name": row.name, "zone_id": row.zone_id, "host_status": row.host_status,
@@ -200,11 +203,19 @@ def guests_expected(host_id: str, session: SessionDep, cred: CredentialDep) -> R
                                      for i, n, st, p, t in rows]})
 
 
+def _takeable(host_id: str, now: Any) -> Any:
+    """The host's items a poll may hand out: queued ones, and those handed out earlier whose
+    acknowledgement is overdue (the reply never reached the agent: its replica died after the commit)."""
+    overdue = (WorkItem.status == "dispatched") & (WorkItem.owner == "") & (WorkItem.lease_expires_at < now)
+    return (WorkItem.host_id == host_id) & ((WorkItem.status == "queued") | overdue)
+
+
 def _take(db: Any, cred: Credential, host_id: str, limit: int, applied: int | None = None,
-          with_secgroups: bool = False) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int, Any]:
-    """Hand out up to ``limit`` queued items of the host (marked ``dispatched``) and the console
-    sessions its agent should connect (``connecting`` → ``dispatched``), with the host's
-    secgroup_version; the poll is a ping."""
+          with_secgroups: bool = False, ack_s: float = ACK_S
+          ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int, Any]:
+    """Hand out up to ``limit`` items of the host (marked ``dispatched``, to be acknowledged within
+    ``ack_s``) and the console sessions its agent should connect (``connecting`` → ``dispatched``),
+    with the host's secgroup_version; the poll is a ping."""
     from core.console.models import ConsoleSession
 
     with db.session() as s:
@@ -221,12 +232,13 @@ def _take(db: Any, cred: Credential, host_id: str, limit: int, applied: int | No
         host = guard(s, cred, host_id)
         # SKIP LOCKED: a second poll for the host on another replica (the agent gave up on a slow one
         # and asked again) must not be handed the same items (PostgreSQL/MariaDB; SQLite has one writer)
-        items = list(s.scalars(select(WorkItem).where(WorkItem.host_id == host.id, WorkItem.status == "queued")
-                               .order_by(WorkItem.created_at).limit(limit).with_for_update(skip_locked=True)))
         now = utcnow()
+        items = list(s.scalars(select(WorkItem).where(_takeable(host.id, now))
+                               .order_by(WorkItem.created_at).limit(limit).with_for_update(skip_locked=True)))
         out = []
         for wi in items:
-            wi.status, wi.dispatched_at = "dispatched", now
+            # lease_expires_at of an agent's item: until when its hand-out awaits the agent's ack
+            wi.status, wi.dispatched_at, wi.lease_expires_at = "dispatched", now, now + timedelta(seconds=ack_s)
             out.append({"id": wi.id, "task_id": wi.task_id, "stage": wi.stage, "kind": wi.kind, "host_id": wi.host_id,
                         "payload": open_payload(wi.payload), "created_at": iso(wi.created_at)})
         consoles = []
@@ -260,7 +272,7 @@ def _rules_if_moved(s: Any, host: Any, applied: int | None, wanted: bool) -> Any
 def _has_work(s: Any, host_id: str) -> bool:
     from core.console.models import ConsoleSession
 
-    item = s.scalar(select(WorkItem.id).where(WorkItem.host_id == host_id, WorkItem.status == "queued").limit(1))
+    item = s.scalar(select(WorkItem.id).where(_takeable(host_id, utcnow())).limit(1))
     return item is not None or s.scalar(select(ConsoleSession.id).where(
         ConsoleSession.host_id == host_id, ConsoleSession.status == "connecting").limit(1)) is not None
 
@@ -286,6 +298,7 @@ async def work_items(host_id: str, request: Request, cred: CredentialDep) -> Res
     applied = _int(known, "secgroup_version", 0, 0, 2**62) if known is not None else None
     want_rules = request.query_params.get("with_secgroups") in ("1", "true")
     db = request.app.state.db
+    ack_s = float(getattr(request.app.state.settings, "work_item_ack_s", ACK_S))
     deadline = time.monotonic() + wait
     while True:
         seen = _work_gen[0]
@@ -294,7 +307,7 @@ async def work_items(host_id: str, request: Request, cred: CredentialDep) -> Res
         if await request.is_disconnected():
             return json_response({"work_items": []})
         items, consoles, version, rules = await run_in_threadpool(_take, db, cred, host_id, limit, applied,
-                                                                  want_rules)
+                                                                  want_rules, ack_s)
         draining = getattr(request.app.state, "draining", False)  # the controller is shutting down
         changed = applied is not None and version != applied
         if items or consoles or draining or time.monotonic() >= deadline or changed:
@@ -306,6 +319,28 @@ async def work_items(host_id: str, request: Request, cred: CredentialDep) -> Res
         until = min(time.monotonic() + POLL_S, deadline)
         while _work_gen[0] == seen and time.monotonic() < until and not getattr(request.app.state, "draining", False):
             await asyncio.sleep(0.01)
+
+
+@router.post("/hosts/{host_id}/work-items/ack")
+def ack_work_items(host_id: str, session: SessionDep, cred: CredentialDep, body: Any = AnyBody) -> Response:
+    """The agent received these items: they are not handed out again (until work_item_timeout_s).
+
+    A late ack of an item already re-queued takes it back (the agent holds it); ids of other hosts,
+    of finished items or unknown ones are ignored (the answer lists the ids that were acknowledged)."""
+    ids = parse(WorkAck, body).ids
+    begin_write(session)
+    host = guard(session, cred, host_id)
+    now, acked = utcnow(), []
+    if ids:
+        for wi in session.scalars(select(WorkItem).where(WorkItem.host_id == host.id, WorkItem.id.in_(ids),
+                                                         WorkItem.owner == "",
+                                                         WorkItem.status.in_(("queued", "dispatched")))):
+            if wi.status == "queued":
+                wi.status, wi.dispatched_at = "dispatched", now
+            wi.lease_expires_at = None
+            acked.append(wi.id)
+    session.commit()
+    return json_response({"acked": sorted(acked)})
 
 
 @router.websocket("/hosts/{host_id}/consoles/{session_id}")

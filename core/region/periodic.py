@@ -40,13 +40,14 @@ def mark_offline_hosts(session: Session, offline_after_s: float = OFFLINE_AFTER_
 
 
 def redeliver_work_items(session: Session, timeout_s: float = WORK_ITEM_TIMEOUT_S) -> int:
-    """Work items fetched but never reported (the agent died) are queued again. (Items an executor
-    runs have a lease instead, renewed while they run: core/hostapi/executor.py takes those over.)"""
+    """Work items fetched but never reported (the agent died) are queued again. (A hand-out the agent
+    never acknowledged goes out again sooner, with the host's next poll: core/hostapi/routes.py _take;
+    items an executor runs have a lease instead, renewed while they run: core/hostapi/executor.py.)"""
     limit = utcnow() - timedelta(seconds=timeout_s)
     begin_write(session)
     res = session.execute(update(WorkItem).where(WorkItem.status == "dispatched", WorkItem.dispatched_at < limit,
                                                  WorkItem.owner == "")
-                          .values(status="queued", dispatched_at=None))
+                          .values(status="queued", dispatched_at=None, lease_expires_at=None))
     return int(res.rowcount or 0)  # type: ignore[attr-defined]
 
 

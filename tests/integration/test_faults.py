@@ -52,6 +52,8 @@ def create_on(api: httpx.Client, host: str, name: str) -> str:
 def take_item(api: httpx.Client, host_id: str, server_id: str) -> dict[str, Any]:
     def get() -> dict[str, Any] | None:
         items = api.get(f"{B}/agent/hosts/{host_id}/work-items", params={"wait": 1}).json()["work_items"]
+        if items:  # as an agent does: what arrived is acknowledged (else handed out again)
+            api.post(f"{B}/agent/hosts/{host_id}/work-items/ack", json={"ids": [w["id"] for w in items]})
         return next((w for w in items if w["payload"]["server"]["id"] == server_id), None)
     return dict(wait_for(get, 30, f"work item of {server_id}"))
 
