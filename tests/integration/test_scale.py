@@ -131,6 +131,48 @@ def test_periodic_job_runs_under_one_lease_and_moves_when_its_replica_dies(clust
         cl.restart(victim)
 
 
+def test_replica_killed_as_it_answers_a_poll_strands_no_work_item(cluster: Cluster) -> None:
+    """The worst moment: the replica committed the hand-out of a deploy to an agent's long poll and
+    dies before its reply reaches the agent. The item, never acknowledged, goes out again with the
+    agent's next poll (work_item_ack_s, 10 s) and the server runs within seconds, not after 900 s."""
+    import re
+    import uuid
+
+    cl = cluster
+    marker = re.compile(rb'"work_items":\s*\[\s*\{')
+    killed: list[int] = []
+
+    def kill_as_it_answers(port: int, block: bytes) -> bool:
+        if killed or not marker.search(block):
+            return False
+        victim = next(i for i, r in enumerate(cl.replicas) if r.port == port)
+        cl.kill(victim)  # SIGKILL, waited for: this replica's reply is the block being dropped
+        killed.append(victim)
+        return True
+
+    name = f"strand-{uuid.uuid4().hex[:6]}"
+    cl.lb.on_reply = kill_as_it_answers
+    try:
+        t0 = time.monotonic()
+        r = cl.api.post(f"{B}/servers", json={"server": {"name": name, "vcpu_count": 1, "vmem_size": 256,
+                                                          "disks": ["tiny"], "nets": ["default"], "auto_start": True}})
+        assert r.status_code == 200, r.text
+        sid = r.json()["server"]["id"]
+        wait_for(lambda: killed, 60, "a replica killed as it answered a poll with the deploy")
+        cl.lb.on_reply = None
+        wait_for(lambda: cl.api.get(f"{B}/servers/{sid}").json()["server"]["status"] == "running", 90,
+                 f"{name} running after its deploy was lost with the replica")
+        took = time.monotonic() - t0
+        assert took < 90, took  # 900 s before the acknowledgement (10 s + a loaded machine's slack)
+    finally:
+        cl.lb.on_reply = None
+        for i in killed:
+            cl.restart(i)
+    r = cl.first.climc("server-delete", "-f", sid)
+    assert r.returncode == 0, r.stderr
+    print(f"stranded deploy redelivered: running {took:.1f}s after the create (replica {killed} killed)")
+
+
 def test_chaos_small(cluster: Cluster) -> None:
     """A replica SIGKILLed every 3 s during 60 creates: every server settles, everything adds up.
 

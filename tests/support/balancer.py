@@ -9,6 +9,11 @@ keystone catalog names its address (``ocadm init --port <lb port>``), so climc, 
 client following the catalog reach *some* replica. Each accepted connection goes to the next
 backend that accepts a TCP connection; a replica killed mid-connection resets that connection
 (as a real L4 balancer would), and clients retry. Plain asyncio in a thread: no peer to install.
+
+``lb.on_reply = fn`` sees each block a replica answers with (``fn(backend_port, block)``, in the
+balancer's thread) before it is passed on; when it returns True the block is dropped and the client's
+connection reset: with ``fn`` SIGKILLing that replica, the replica dies after its commit and before
+its reply reaches the client (tests/integration/test_scale.py).
 """
 from __future__ import annotations
 
@@ -16,7 +21,7 @@ import asyncio
 import itertools
 import socket
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 
 class Balancer:
@@ -31,6 +36,7 @@ class Balancer:
         self._server: asyncio.AbstractServer | None = None
         self._ready = threading.Event()
         self._thread: threading.Thread | None = None
+        self.on_reply: Callable[[int, bytes], bool] | None = None
 
     def start(self) -> Balancer:
         if self._want_port == 0:
@@ -61,7 +67,7 @@ class Balancer:
             self._server.close()
             loop.close()
 
-    async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
+    async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, int] | None:
         n = len(self.backends)
         start = next(self._rr)
         for i in range(n):
@@ -71,7 +77,7 @@ class Balancer:
             except (TimeoutError, OSError):
                 continue
             self.connections[port] = self.connections.get(port, 0) + 1
-            return r, w
+            return r, w, port
         return None
 
     async def _handle(self, cr: asyncio.StreamReader, cw: asyncio.StreamWriter) -> None:
@@ -79,11 +85,15 @@ class Balancer:
         if up is None:  # every replica down: refuse like a dead balancer would (connection reset)
             cw.close()
             return
-        ur, uw = up
+        ur, uw, port = up
 
-        async def pipe(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        async def pipe(r: asyncio.StreamReader, w: asyncio.StreamWriter, watch: bool = False) -> None:
             try:
                 while data := await r.read(65536):
+                    hook = self.on_reply if watch else None
+                    if hook is not None and hook(port, data):
+                        w.transport.abort()  # the client sees its connection reset, never this block
+                        return
                     w.write(data)
                     await w.drain()
             except (ConnectionError, OSError):
@@ -94,4 +104,4 @@ class Balancer:
                 except Exception:
                     pass
 
-        await asyncio.gather(pipe(cr, uw), pipe(ur, cw))
+        await asyncio.gather(pipe(cr, uw), pipe(ur, cw, watch=True))
