@@ -16,8 +16,10 @@ from tests.support.controller import Controller
 def test_unschedulable_create_waits_fails_and_says_why(controller: Controller,
                                                        cirros_image: dict[str, object]) -> None:
     name = f"huge-{uuid.uuid4().hex[:6]}"
+    # its own empty zone: no host another test registered on the shared controller can take it
+    assert controller.climc("zone-create", name).returncode == 0
     r = controller.climc("server-create", name, "--ncpu", "100", "--disk", "cirros", "--count", "2", "--wait",
-                         "--timeout", "60")
+                         "--timeout", "60", "--zone", name)
     assert r.returncode == 1, r.stdout + r.stderr
     assert "not scheduled" in r.stderr and "Traceback" not in r.stderr
     servers = json.loads(controller.climc("server-list", "--search", name, "-o", "json").stdout)["data"]

@@ -105,6 +105,9 @@ class KeypairManager(Manager):
             raise NotEmptyError(f"keypair {row.name} is used by servers")
 
 
+NOT_BOTH = "give cidr or peer_secgroup_id, not both"
+
+
 class RuleIn(BaseModel):
     """A security group rule as Cloudpods' API takes it: the larger ``priority`` (1..100) wins, deny
     before allow at equal priority; ``cidr`` or ``peer_secgroup_id`` (the addresses of that group's
@@ -169,7 +172,7 @@ class RuleIn(BaseModel):
         if self.ports and self.protocol not in ("tcp", "udp"):
             raise ValueError(f"ports: only tcp and udp rules have ports, not {self.protocol}")
         if self.cidr and self.peer_secgroup_id:
-            raise ValueError("give cidr or peer_secgroup_id, not both")
+            raise ValueError(NOT_BOTH)
         return self
 
 
@@ -181,6 +184,8 @@ def rule_in(session: Session, cred: Credential, body: dict[str, Any], where: str
     peer = body.pop("peer_secgroup", None) or body.get("peer_secgroup_id")
     if peer is not None and not isinstance(peer, str):
         raise InputParameterError("peer_secgroup_id: expected a security group name or id")
+    if peer and body.get("cidr"):  # before the lookup: the input is wrong whatever the name finds
+        raise InputParameterError(NOT_BOTH)
     sgs = get_manager("secgroups")
     body["peer_secgroup_id"] = sgs.lookup(session, cred, peer, "peer_secgroup").id if peer else None
     return parse(RuleIn, body, where) if where else parse(RuleIn, body)
