@@ -318,6 +318,8 @@ class Agent:
             try:
                 items, consoles, version, rules = self.link.poll(wait=self.cfg.poll_wait_s, limit=self.cfg.workers,
                                                                  secgroup_version=seen)
+                if self._stop.is_set():  # stopping: what came is not acknowledged, so it goes out again soon
+                    return
                 seen = version
                 if version is not None and version != self.firewall.applied_version:
                     self.firewall.kick(spec=rules)  # the region changed this host's security groups

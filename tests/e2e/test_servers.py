@@ -151,6 +151,33 @@ def test_lifecycle_with_a_test_double_agent(controller: Controller, infra: dict[
         assert f"{infra['prefix']}30" not in [a["ip_addr"] for a in addrs]
 
 
+def test_an_item_delivered_again_is_not_run_again(controller: Controller, infra: dict[str, str]) -> None:
+    """Delivery is at least once (a poll's reply can be lost, or the agent's ack): the agent runs an id once,
+    and one it already finished it reports again instead of running it again."""
+    name = f"again-{infra['tag']}"
+    with agent_for(controller, infra) as agent:
+        assert agent.agent is not None
+        a = agent.agent
+        r = controller.climc("server-create", name, "--ncpu", "1", "--mem-spec", "256m", "--disk", "cirros",
+                             "--net", infra["net"], "--host", infra["host"], "--auto-start", "-o", "json")
+        assert r.returncode == 0, r.stderr
+        sid = json.loads(r.stdout)["id"]
+        wait_for(lambda: (x := srv(controller, sid))["status"] == "running" and not x["active_task_id"])
+        done = [wid for wid, res in a._finished.items() if res.get("guest_status") == "running"]
+        assert done, dict(a._finished)
+        handled = a.handled
+        again = {"id": done[-1], "task_id": str(uuid.uuid4()), "kind": "guest-deploy", "payload": {}}
+        assert a._accept([again]) == []  # finished: its result goes again (refused here: the task moved on)
+        held = {"id": str(uuid.uuid4()), "task_id": str(uuid.uuid4()), "kind": "guest-start", "payload": {}}
+        with a._held_lock:
+            a._held.add(held["id"])
+        assert a._accept([held]) == []  # running (or queued) here: not a second time
+        time.sleep(0.5)
+        assert a.handled == handled and srv(controller, sid)["status"] == "running"
+        assert controller.climc("server-delete", "-f", sid).returncode == 0  # its agent deletes the guest
+        wait_for(lambda: controller.api.get(f"{B}/servers/{sid}").status_code == 404)
+
+
 def test_deploy_failure_releases_everything(controller: Controller, infra: dict[str, str]) -> None:
     name = f"bad-{infra['tag']}"
     before = controller.api.get(f"{B}/quotas").json()["quota"]
