@@ -81,7 +81,7 @@ def main() -> None:
                 here = server(ctl, "big")["host_id"]
                 there = next(ag for ag in agents if ag.host_id != here)
                 t0, c0 = time.perf_counter(), _cpu_s(pids)
-                r = ctl.climc("server-migrate", "big", "--host", there.cfg["host_name"])
+                r = ctl.climc("server-migrate", "big", "--prefer-host", there.cfg["host_name"])
                 if r.returncode != 0:
                     raise SystemExit(r.stderr)
                 wait_for(lambda h=there.host_id: (x := server(ctl, "big"))["host_id"] == h and x["status"] == "ready"

@@ -101,7 +101,7 @@ def bench_latency(changes: int) -> None:
         agent.start()
         upload_tiny_image(ctl)
         assert ctl.climc("secgroup-create", "bench").returncode == 0
-        r = ctl.climc("server-create", "bench", "--disk", "tiny", "--net", "default", "--secgroup", "bench",
+        r = ctl.climc("server-create", "bench", "--disk", "tiny", "--net", "default", "--secgroups", "bench",
                       "--auto-start", "-o", "json")
         assert r.returncode == 0, r.stderr
         import json

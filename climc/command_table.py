@@ -96,7 +96,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "disk-update": ("climc.commands.servers:disk_update", "Update a disk"),
     "eip-associate": ("climc.commands.compute_misc:eip_associate", "Associate an elastic IP with a server"),
     "eip-create": ("climc.commands.compute_misc:eip_create",
-                   "Allocate an elastic IP from an eip network or in a cloud (--manager/--cloudregion)"),
+                   "Allocate an elastic IP from an eip network or in a cloud (--manager/--region)"),
     "eip-dissociate": ("climc.commands.compute_misc:eip_dissociate", "Dissociate an elastic IP from its server"),
     "eip-delete": ("climc.commands.compute_misc:eip_delete", "Delete elastic IPs"),
     "eip-list": ("climc.commands.compute_misc:eip_list", "List elastic IPs"),
@@ -252,7 +252,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "zone-update": ("climc.commands.zones:zone_update", "Update a zone"),
 }
 
-# Cloudpods' climc names for commands we call otherwise: the same command under both names
+# Cloudpods' climc names for commands we first called otherwise: the same command under both names;
+# Cloudpods' is the one help lists, ours still works for a release with a note (climc.vocabulary)
 ALIASES: dict[str, str] = {
     "cloud-region-list": "cloudregion-list",
     "group-add-users": "group-add-user",
@@ -268,7 +269,7 @@ SHORT_NAMES: dict[str, str] = {
     "alert-show": "monitor-commonalert-show",
 }
 for _alias, _target in ALIASES.items():
-    COMMANDS[_alias] = (COMMANDS[_target][0], f"Same as {_target} (Cloudpods' name)")
+    COMMANDS[_alias] = COMMANDS[_target]
 for _alias, _target in SHORT_NAMES.items():
     COMMANDS[_alias] = (COMMANDS[_target][0], f"Same as Cloudpods' {_target}")
 # every name whose command object carries another name

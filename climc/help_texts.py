@@ -65,3 +65,25 @@ def fill_help(cmd: click.Command) -> click.Command:
             p.help = HELP.get(key) or HELP.get((p.name or "").replace("_", "-")) or \
                 f"Value of {(p.name or key).replace('_', ' ')}"
     return cmd
+
+
+def hide_old_spellings(cmd: click.Command) -> None:
+    """Help lists only the name to use of an option with an old spelling (climc.vocabulary); the old
+    one still parses (click reads ``opts`` when it parses, this only narrows them while help is drawn)."""
+    from climc.vocabulary import old_options
+
+    old = old_options(cmd.name or "")
+    for p in cmd.params:
+        if not isinstance(p, click.Option) or getattr(p, "_old_hidden", False) or not old.keys() & set(p.opts):
+            continue
+        record = p.get_help_record
+
+        def narrowed(ctx: click.Context, p: click.Option = p, record: object = record) -> tuple[str, str] | None:
+            kept = p.opts
+            p.opts = [o for o in kept if o not in old]
+            try:
+                return record(ctx)  # type: ignore[operator, no-any-return]
+            finally:
+                p.opts = kept
+        p.get_help_record = narrowed  # type: ignore[method-assign]
+        p._old_hidden = True  # type: ignore[attr-defined]

@@ -61,12 +61,35 @@ class ClimcContext:
 class ClimcGroup(LazyGroup):
     """climc's commands, each with help on every option (climc.help_texts)."""
 
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        from climc.vocabulary import COMMANDS as OLD_NAMES
+
+        return [n for n in super().list_commands(ctx) if n not in OLD_NAMES]
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        from climc.vocabulary import COMMANDS as OLD_NAMES
+
+        rows = [(n, self.table[n][1]) for n in sorted(self.table) if n not in OLD_NAMES]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+    def resolve_command(self, ctx: click.Context, args: list[str]) -> tuple[str | None, click.Command | None,
+                                                                             list[str]]:
+        name, cmd, rest = super().resolve_command(ctx, args)
+        if cmd is not None and name and not ctx.resilient_parsing:  # not while a shell completes a word
+            from climc.vocabulary import notes
+
+            for line in notes(cmd.name or name, name, rest):
+                click.echo(line, err=True)
+        return name, cmd, rest
+
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         cmd = super().get_command(ctx, name)
         if cmd is not None:
-            from climc.help_texts import fill_help
+            from climc.help_texts import fill_help, hide_old_spellings
 
             fill_help(cmd)
+            hide_old_spellings(cmd)
             if name in SHORT_NAMES:
                 # a copy that only says which Cloudpods verb it is: same callback, same option objects
                 cmd = copy.copy(cmd)

@@ -203,7 +203,7 @@ def follow_gone(client: Any, service: str, path: str, label: str, *, timeout: fl
     poll ``path`` until it answers 404; one line per status; raise if it ends in a ``*fail*`` status."""
     from core.errors import ResourceNotFoundError
 
-    end, last = clock() + timeout, ""
+    end, last, busy_seen = clock() + timeout, "", False
     while True:
         try:
             cur: Any = next(iter(client.get(service, path).values()), {})
@@ -217,6 +217,27 @@ def follow_gone(client: Any, service: str, path: str, label: str, *, timeout: fl
         if "fail" in status:
             why = cur.get("fail_reason") or cur.get("status_reason") or ""
             raise click.ClickException(f"{label} is {status}" + (f": {why}" if why else ""))
+        if busy_seen and not status.endswith("ing"):  # back from "deleting" (e.g. a cloud's eip: "ready")
+            why = failed_reason(client, str(cur.get("id", "")))
+            raise click.ClickException(f"{label} is {status} again: the delete failed" + (f": {why}" if why else ""))
+        busy_seen = busy_seen or status.endswith("ing")
         if clock() > end:
             raise click.ClickException(f"{label} is still {status} after {timeout:g} s (it goes on)")
         sleep(POLL_S)
+
+
+def tasks_on(client: Any, obj_id: str, task_name: str) -> set[str]:
+    """Ids of the ``task_name`` tasks on object ``obj_id`` (for work whose answer names no task:
+    the ids before a request, minus those after, is the task it queued)."""
+    data = client.get(S, "/tasks", params={"obj_id": obj_id, "task_name": task_name, "limit": 1000,
+                                            "details": "false"})
+    return {str(t["id"]) for t in data.get("tasks", []) if t.get("obj_id") == obj_id}
+
+
+def failed_reason(client: Any, obj_id: str) -> str:
+    """The reason of the newest failed task on ``obj_id`` ("" if none says)."""
+    if not obj_id:
+        return ""
+    data = client.get(S, "/tasks", params={"obj_id": obj_id, "status": "failed", "limit": 1, "details": "false",
+                                            "order_by": "created_at", "order": "desc"})
+    return next((str(t.get("reason") or "") for t in data.get("tasks", []) if t.get("obj_id") == obj_id), "")

@@ -29,6 +29,28 @@ cloudprovider_list = make_list("cloudprovider-list", "cloudproviders",
                                ["id", "name", "provider", "cloudaccount", "account", "status", "last_sync"],
                                "List cloud providers (one per account or sub-account)",
                                [("cloudaccount", "cloudaccount")])
+
+
+def sync_wait_options(f: Any) -> Any:
+    """``--wait``/``--timeout`` of the verbs that start a sync (cloud-account-sync, cloud-account-create-*)."""
+    f = click.option("--timeout", type=click.FloatRange(min=0.1), default=1800.0, show_default=True,
+                     help="With --wait: give up waiting after this many seconds (the sync goes on)")(f)
+    return click.option("--wait", is_flag=True, help="Wait for the sync to end, show its phases and its report; "
+                        "exit 1 if the account ends up not connected")(f)
+
+
+def create_account(obj: Any, body: dict[str, Any], wait: bool, timeout: float) -> None:
+    """POST the account; with --wait, follow its first sync to the end and show its report."""
+    if wait and not body.get("auto_sync"):
+        raise click.UsageError("--wait follows the first sync: drop --no-sync (or --wait)")
+    acct = obj.client().post(S, "/cloudaccounts", json={"cloudaccount": body})["cloudaccount"]
+    if not wait:
+        show_object(acct)
+        return
+    click.echo(f"cloud account {acct.get('name')}: created; first sync queued", err=True)
+    await_sync(obj.client(), acct["id"], acct.get("last_sync"), timeout)
+
+
 cachedimage_list = make_list("cachedimage-list", "cachedimages",
                              ["id", "name", "external_id", "status", "os_type", "size", "manager"],
                              "List images cached in clouds (usable as server-create --disk on their cloud)")
@@ -48,11 +70,13 @@ cachedimage_list = make_list("cachedimage-list", "cachedimages",
               help="Objects per listing call (default 500)")
 @click.option("--no-sync", is_flag=True, help="Do not start the first sync now")
 @click.option("--desc", default=None)
+@sync_wait_options
 @output_options
 @click.pass_obj
 def cloud_account_create_aws(obj: Any, name: str, access_key: str, secret: str, access_url: str,
                              regions: tuple[str, ...], image_owners: tuple[str, ...], sync_interval: int | None,
-                             page_size: int | None, no_sync: bool, desc: str | None) -> None:
+                             page_size: int | None, no_sync: bool, desc: str | None, wait: bool = False,
+                             timeout: float = 1800.0) -> None:
     """Create an AWS cloud account (the keys are checked against the cloud first)."""
     options: dict[str, Any] = {}
     if regions:
@@ -67,7 +91,7 @@ def cloud_account_create_aws(obj: Any, name: str, access_key: str, secret: str, 
         body["sync_interval_seconds"] = sync_interval
     if desc:
         body["description"] = desc
-    show_object(obj.client().post(S, "/cloudaccounts", json={"cloudaccount": body})["cloudaccount"])
+    create_account(obj, body, wait, timeout)
 
 
 @click.command("cloud-account-create-cloudpods")
@@ -81,11 +105,13 @@ def cloud_account_create_aws(obj: Any, name: str, access_key: str, secret: str, 
 @click.option("--sync-interval", type=int, default=None, help="Seconds between periodic syncs (0: none)")
 @click.option("--no-sync", is_flag=True, help="Do not start the first sync now")
 @click.option("--desc", default=None)
+@sync_wait_options
 @output_options
 @click.pass_obj
 def cloud_account_create_cloudpods(obj: Any, name: str, access_url: str, user: str, password: str,
                                    project: str | None, domain: str | None, sync_interval: int | None,
-                                   no_sync: bool, desc: str | None) -> None:
+                                   no_sync: bool, desc: str | None, wait: bool = False,
+                                   timeout: float = 1800.0) -> None:
     """Create an account on another Cloudpods controller (the login is checked first)."""
     options = {k: v for k, v in (("project", project), ("domain", domain)) if v}
     body: dict[str, Any] = {"name": name, "provider": "Cloudpods", "account": user, "secret": password,
@@ -94,7 +120,7 @@ def cloud_account_create_cloudpods(obj: Any, name: str, access_url: str, user: s
         body["sync_interval_seconds"] = sync_interval
     if desc:
         body["description"] = desc
-    show_object(obj.client().post(S, "/cloudaccounts", json={"cloudaccount": body})["cloudaccount"])
+    create_account(obj, body, wait, timeout)
 
 
 @click.command("cloud-account-update-credential")
@@ -117,8 +143,7 @@ def cloud_account_update_credential(obj: Any, ident: str, access_key: str, secre
               help="Only sync these resource types (repeatable)")
 @click.option("--force", is_flag=True, help="Accepted for Cloudpods' syntax: every sync here is a full one")
 @click.option("--full-sync", is_flag=True, help="Accepted for Cloudpods' syntax: every sync here is a full one")
-@click.option("--wait", is_flag=True, help="Wait for the sync to end, show its progress and report")
-@click.option("--timeout", type=float, default=1800.0, show_default=True, help="Seconds to wait")
+@sync_wait_options
 @output_options
 @click.pass_obj
 def cloud_account_sync(obj: Any, ident: str, regions: tuple[str, ...], resources: tuple[str, ...], force: bool,
@@ -133,11 +158,17 @@ def cloud_account_sync(obj: Any, ident: str, regions: tuple[str, ...], resources
     if not wait:
         show_object(acct)
         return
+    await_sync(c, ident, before.get("last_sync"), timeout)
+
+
+def await_sync(c: Any, ident: str, last_sync: Any, timeout: float) -> None:
+    """Until the account's sync after ``last_sync`` ends: its phases on stderr, then its report;
+    exit 1 when the account is not connected (partial or unhealthy) or time runs out."""
     end = time.monotonic() + timeout
     last_phase = ""
     while True:
         acct = c.get(S, f"/cloudaccounts/{ident}")["cloudaccount"]
-        if acct.get("sync_status") == "idle" and acct.get("last_sync") != before.get("last_sync"):
+        if acct.get("sync_status") == "idle" and acct.get("last_sync") != last_sync:
             break
         phase = (acct.get("sync_report") or {}).get("phase", "")
         if acct.get("sync_status") == "syncing" and phase and phase != last_phase:

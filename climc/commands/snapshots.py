@@ -181,21 +181,25 @@ def server_create_disk(obj: Any, server: str, disks: tuple[str, ...], wait: bool
 @click.command("server-insert-iso")
 @click.argument("server")
 @click.argument("iso")
+@wait_options()
 @output_options
 @click.pass_obj
-def server_insert_iso(obj: Any, server: str, iso: str) -> None:
+def server_insert_iso(obj: Any, server: str, iso: str, wait: bool = False, wait_timeout: float = 900.0) -> None:
     """Insert ISO image ISO (id or name) into SERVER's CD-ROM drive (a running guest sees a media change
     where its host can; otherwise stop it first)."""
-    show_object(obj.client().post(S, f"/servers/{server}/insertiso", json={"image_id": iso})["server"])
+    out = obj.client().post(S, f"/servers/{server}/insertiso", json={"image_id": iso})["server"]
+    finish(obj, f"server {server}", out, wait=wait, timeout=wait_timeout, refetch=f"/servers/{server}")
 
 
 @click.command("server-eject-iso")
 @click.argument("server")
+@wait_options()
 @output_options
 @click.pass_obj
-def server_eject_iso(obj: Any, server: str) -> None:
+def server_eject_iso(obj: Any, server: str, wait: bool = False, wait_timeout: float = 900.0) -> None:
     """Eject the ISO from SERVER's CD-ROM drive."""
-    show_object(obj.client().post(S, f"/servers/{server}/ejectiso", json={})["server"])
+    out = obj.client().post(S, f"/servers/{server}/ejectiso", json={})["server"]
+    finish(obj, f"server {server}", out, wait=wait, timeout=wait_timeout, refetch=f"/servers/{server}")
 
 
 @click.command("server-iso")
@@ -221,14 +225,17 @@ def _boot_pairs(values: tuple[str, ...], what: str) -> dict[str, int]:
 @click.argument("server")
 @click.option("--disk", "--disks", "disks", multiple=True, help="DISK_INDEX:BOOT_INDEX (repeatable), e.g. 0:1")
 @click.option("--cdrom", "--cdroms", "cdroms", multiple=True, help="ORDINAL:BOOT_INDEX of the CD-ROM drive, e.g. 0:0")
+@wait_options()
 @output_options
 @click.pass_obj
-def server_set_boot_index(obj: Any, server: str, disks: tuple[str, ...], cdroms: tuple[str, ...]) -> None:
+def server_set_boot_index(obj: Any, server: str, disks: tuple[str, ...], cdroms: tuple[str, ...], wait: bool = False,
+                          wait_timeout: float = 900.0) -> None:
     """Set the stopped SERVER's boot order: devices boot in BOOT_INDEX order (those not named do not boot)."""
     if not disks and not cdroms:
         raise click.UsageError("give --disk and/or --cdrom with a boot index")
     body = {"disks": _boot_pairs(disks, "disk index"), "cdroms": _boot_pairs(cdroms, "cdrom ordinal")}
-    show_object(obj.client().post(S, f"/servers/{server}/set-boot-index", json=body)["server"])
+    out = obj.client().post(S, f"/servers/{server}/set-boot-index", json=body)["server"]
+    finish(obj, f"server {server}", out, wait=wait, timeout=wait_timeout, refetch=f"/servers/{server}")
 
 
 @click.command("instance-snapshot-reset")

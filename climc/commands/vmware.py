@@ -5,6 +5,7 @@ from typing import Any
 
 import click
 
+from climc.commands.cloud import create_account, sync_wait_options
 from climc.commands.compute_common import S, list_flags, run_list
 from climc.output import output_options, show_object
 from core.errors import ResourceNotFoundError
@@ -45,11 +46,13 @@ def vcenter_show(obj: Any, ident: str) -> None:
 @click.option("--sync-interval", type=int, default=None, help="Seconds between periodic syncs (0: none)")
 @click.option("--no-sync", is_flag=True, help="Do not start the first sync now")
 @click.option("--desc", default=None)
+@sync_wait_options
 @output_options
 @click.pass_obj
 def cloud_account_create_vmware(obj: Any, name: str, host: str, port: int, username: str, password: str,
                                 insecure: bool, datacenter: str | None, datastore: str | None,
-                                sync_interval: int | None, no_sync: bool, desc: str | None) -> None:
+                                sync_interval: int | None, no_sync: bool, desc: str | None, wait: bool = False,
+                                timeout: float = 1800.0) -> None:
     """Create a VMware account: a vCenter or an ESXi (the login is checked first)."""
     options: dict[str, Any] = {}
     if insecure:
@@ -65,4 +68,4 @@ def cloud_account_create_vmware(obj: Any, name: str, host: str, port: int, usern
         body["sync_interval_seconds"] = sync_interval
     if desc:
         body["description"] = desc
-    show_object(obj.client().post(S, "/cloudaccounts", json={"cloudaccount": body})["cloudaccount"])
+    create_account(obj, body, wait, timeout)

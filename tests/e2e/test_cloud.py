@@ -10,18 +10,16 @@ import json
 import httpx
 
 from tests.support.cloud import (  # noqa: F401  (fixtures: moto, ctl, cloud)
+    SECRET,
     B,
     addresses,
     climc_json,
     cloud,
-    create_account,
     ctl,
     drop_account,
-    eip_row,
     moto,
     server_status,
     subnet_of,
-    wait_for,
 )
 from tests.support.controller import Controller
 from tests.support.moto import Moto
@@ -37,18 +35,21 @@ def test_a_cloud_sync_is_a_task_and_an_elastic_ip_goes_through_its_life_in_the_c
                              TagSpecifications=[{"ResourceType": "instance",
                                                  "Tags": [{"Key": "Name", "Value": "vm-db"}]}])
     iid = made["Instances"][0]["InstanceId"]
-    create_account(ctl, "aws-db", cloud.url)
-    r = ctl.climc("cloud-account-sync", "aws-db", "--wait", "--timeout", "120", "-o", "json")
+    # the account's first sync followed to its end by the create itself
+    r = ctl.climc("cloud-account-create-aws", "aws-db", "--access-key", "testing", "--access-url", cloud.url,
+                  "--region", "us-east-1", "--wait", "--timeout", "120", "-o", "json",
+                  env={**ctl.env, "CLOUDPODS_CLOUD_SECRET": SECRET})
     assert r.returncode == 0, r.stderr
     task = climc_json(ctl, "task-show", json.loads(r.stdout)["sync_task_id"])
     assert (task["task_name"], task["status"]) == ("CloudAccountSyncTask", "done"), task
     srv = server_status(ctl, "vm-db", "running")
-    r = ctl.climc("eip-create", "eip-db", "--manager", "aws-db")
+    # --wait: each verb returns once the cloud has answered (its task done), showing the eip as it ended
+    r = ctl.climc("eip-create", "eip-db", "--manager", "aws-db", "--wait", "-o", "json")
     assert r.returncode == 0, r.stderr
-    eip = eip_row(ctl, "eip-db")
-    assert eip["status"] == "ready" and eip["cloudregion"], eip
-    assert ctl.climc("eip-associate", "eip-db", "vm-db").returncode == 0
-    assert eip_row(ctl, "eip-db")["associate_id"] == srv["id"]
+    eip = json.loads(r.stdout)
+    assert eip["status"] == "ready" and eip["cloudregion"] and eip["ip_addr"], eip
+    r = ctl.climc("eip-associate", "eip-db", "vm-db", "--wait", "-o", "json")
+    assert r.returncode == 0 and json.loads(r.stdout)["associate_id"] == srv["id"], r.stdout + r.stderr
     assert addresses(ec2, **{"allocation-id": eip["external_id"]})[0]["InstanceId"] == iid
     # an unchanged cloud: the second sync writes nothing (the eip and its association included)
     r = ctl.climc("cloud-account-sync", "aws-db", "--wait", "--timeout", "120", "-o", "json")
@@ -65,8 +66,9 @@ def test_a_cloud_sync_is_a_task_and_an_elastic_ip_goes_through_its_life_in_the_c
         assert c.get("/tasks", params={"obj_id": eip["id"]}).json()["tasks"] == []
         r2 = c.post("/eips", json={"eip": {"name": "steal", "manager": "aws-db"}})
         assert r2.status_code == 400, r2.text
-    assert ctl.climc("eip-dissociate", "eip-db", "--auto-delete").returncode == 0
-    wait_for(lambda: ctl.api.get(f"{B}/eips/eip-db").status_code == 404, 60, "eip-db released")
+    r = ctl.climc("eip-dissociate", "eip-db", "--auto-delete", "--wait")
+    assert r.returncode == 0 and "eip-db: released" in r.stderr, r.stderr
+    assert ctl.api.get(f"{B}/eips/eip-db").status_code == 404
     assert addresses(ec2, **{"allocation-id": eip["external_id"]}) == []
     tasks = ctl.api.get(f"{B}/tasks", params={"obj_id": eip["id"], "limit": 20}).json()["tasks"]
     names = [t["task_name"] for t in tasks]

@@ -841,10 +841,10 @@ def test_iso_in_the_cdrom_drive_boots_first_and_the_boot_order_is_set_while_stop
 
     ctl, agent = cloud
     img = _upload_iso(ctl, "day2-installer-iso")
-    r = ctl.climc("server-create", "vm-iso", "--disk", "tiny", "--net", "default", "--cdrom", "tiny")
+    r = ctl.climc("server-create", "vm-iso", "--disk", "tiny", "--net", "default", "--iso", "tiny")
     assert r.returncode != 0 and "not an ISO" in r.stderr, r.stderr
     assert ctl.climc("server-create", "vm-iso", "--disk", "64m", "--net", "default",
-                     "--cdrom", "day2-installer-iso").returncode == 0
+                     "--iso", "day2-installer-iso").returncode == 0
     srv = settled(ctl, "vm-iso", "ready", "created")
     assert srv["cdrom"] == "day2-installer-iso" and srv["boot_order"] == "cdrom,disk0"
     assert climc_json(ctl, "server-iso", "vm-iso")["image_id"] == img["id"]
@@ -864,7 +864,8 @@ def test_iso_in_the_cdrom_drive_boots_first_and_the_boot_order_is_set_while_stop
     assert path and path.startswith(str(agent.data)) and order == {"cdrom": 1, "disk0.qcow2": 2}
 
     # eject, then a second eject has nothing to eject; a raw image is not an ISO
-    assert ctl.climc("server-eject-iso", "vm-iso").returncode == 0
+    r = ctl.climc("server-eject-iso", "vm-iso", "--wait", "-o", "json")  # returns once the drive is empty
+    assert r.returncode == 0 and json.loads(r.stdout)["status"] == "ready", r.stderr
     settled(ctl, "vm-iso", "ready", "ejected")
     assert drive()[0] is None and climc_json(ctl, "server-iso", "vm-iso")["status"] == "empty"
     r = ctl.api.post(f"{B}/servers/{srv['id']}/ejectiso", json={})
@@ -876,11 +877,11 @@ def test_iso_in_the_cdrom_drive_boots_first_and_the_boot_order_is_set_while_stop
     assert drive()[0] == path
 
     # the system disk first, the drive after it
-    r = ctl.climc("server-set-boot-index", "vm-iso", "--disk", "0:0", "--cdrom", "0:1")
+    r = ctl.climc("server-set-boot-index", "vm-iso", "--disks", "0:0", "--cdroms", "0:1", "--wait")
     assert r.returncode == 0, r.stderr
     assert settled(ctl, "vm-iso", "ready", "boot order set")["boot_order"] == "disk0,cdrom"
     assert drive()[1] == {"disk0.qcow2": 1, "cdrom": 2}
-    r = ctl.climc("server-set-boot-index", "vm-iso", "--disk", "7:0")
+    r = ctl.climc("server-set-boot-index", "vm-iso", "--disks", "7:0")
     assert r.returncode != 0 and "no disk with index 7" in r.stderr, r.stderr
 
     with httpx.Client(base_url=ctl.url, headers={"X-Auth-Token": outsider_token(ctl)}, timeout=30) as c:

@@ -221,10 +221,10 @@ def test_climc_identity_commands(controller: Controller) -> None:
     assert run("user-create", name, "--domain", name, "--password", PW).returncode == 0
     r = run("project-add-user", name, name, "member", "reader")
     assert r.returncode == 0, r.stderr
-    r = run("role-assignment-list", "--effective", "-o", "json")
+    r = run("role-assignments", "--effective", "-o", "json")
     assert r.returncode == 0 and f"{name}@{name}" in r.stdout
     assert run("group-create", name, "--domain", name).returncode == 0
-    assert run("group-add-user", name, name).returncode == 0
+    assert run("group-add-users", name, name).returncode == 0
     r = run("user-list", "--group", name, "-o", "json")
     assert r.returncode == 0 and name in r.stdout
     r = run("credential-create", "-o", "json")

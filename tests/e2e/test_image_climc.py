@@ -41,12 +41,12 @@ def test_upload_show_list_download_update_delete(gctl: Controller, tmp_path: Pat
     assert climc_json(gctl, "image-list", "--search", name, "--tags", "owner_note=other")["total"] == 0
     assert climc_json(gctl, "image-list", "--search", name, "--no-tags", "owner_note", "--system")["total"] == 0
     out = tmp_path / "back.raw"
-    r = gctl.climc("image-download", name, "--file", str(out))
+    r = gctl.climc("image-download", name, "--output", str(out))
     assert r.returncode == 0, r.stderr
     assert out.read_bytes() == data and hashlib.md5(data).hexdigest() in r.stderr
     # a partial download resumes with Range and still verifies the md5
     out.write_bytes(data[:1_000_000])
-    r = gctl.climc("image-download", name, "--file", str(out), "--resume")
+    r = gctl.climc("image-download", name, "--output", str(out), "--resume")
     assert r.returncode == 0, r.stderr
     assert out.read_bytes() == data
     upd = climc_json(gctl, "image-update", name, "--os-distribution", "Debian", "--min-disk", "20480", "--protected")
@@ -69,7 +69,7 @@ def test_upload_detects_format_and_download_converts(gctl: Controller, tmp_path:
     img = climc_json(gctl, "image-upload", name, str(qcow))  # no --format: detected from the bytes
     assert img["disk_format"] == "qcow2" and img["virtual_size"] == 16 << 20
     out = tmp_path / "d.raw"
-    r = gctl.climc("image-download", name, "--format", "raw", "--file", str(out))
+    r = gctl.climc("image-download", name, "--format", "raw", "--output", str(out))
     assert r.returncode == 0, r.stderr
     assert out.stat().st_size == 16 << 20
     gctl.climc("image-delete", name)

@@ -58,7 +58,7 @@ def test_server_migrate_moves_a_stopped_server_with_its_disks_and_address(
         end = f.tell()
         f.write(marker)
 
-    r = ctl.climc("server-migrate", "mover", "--host", dst.cfg["host_name"])
+    r = ctl.climc("server-migrate", "mover", "--prefer-host", dst.cfg["host_name"])
     assert r.returncode == 0, r.stderr
     after = _ready(ctl, "mover")
     assert after["host_id"] == dst.host_id and after["status"] == "ready", after
@@ -81,7 +81,7 @@ def test_server_migrate_moves_a_stopped_server_with_its_disks_and_address(
     assert ctl.climc("server-stop", "mover").returncode == 0
     _ready(ctl, "mover")
     # and back again, to the host it came from
-    r = ctl.climc("server-migrate", "mover", "--host", src.cfg["host_name"])
+    r = ctl.climc("server-migrate", "mover", "--prefer-host", src.cfg["host_name"])
     assert r.returncode == 0, r.stderr
     back = _ready(ctl, "mover")
     assert back["host_id"] == src.host_id and back["ips"] == before["ips"]
@@ -137,7 +137,7 @@ def test_a_running_server_is_refused_and_a_failed_migrate_in_leaves_the_server_o
     # then damaged on the controller: the target refuses it (sha256) and the server stays where it was
     dst.signal(signal.SIGSTOP)
     try:
-        r = ctl.climc("server-migrate", "stayer", "--host", dst.cfg["host_name"])
+        r = ctl.climc("server-migrate", "stayer", "--prefer-host", dst.cfg["host_name"])
         assert r.returncode == 0, r.stderr
         tid = wait_for(lambda: _task_id(ctl, sid), 20, "migrate task")
         wait_for(lambda: _item_status(ctl, tid, "guest-migrate-in") == "dispatched", 20,
@@ -166,7 +166,7 @@ def test_a_running_server_is_refused_and_a_failed_migrate_in_leaves_the_server_o
     assert sid not in dst.instance_dirs()  # nothing half-built is left on the target
     assert _staged(ctl) == []
     # the target's claim went back: a second attempt fits and succeeds
-    r = ctl.climc("server-migrate", "stayer", "--host", dst.cfg["host_name"])
+    r = ctl.climc("server-migrate", "stayer", "--prefer-host", dst.cfg["host_name"])
     assert r.returncode == 0, r.stderr
     moved = _ready(ctl, "stayer")
     assert moved["host_id"] == dst.host_id and moved["ips"] == s["ips"] and not moved["status_reason"]
@@ -209,7 +209,7 @@ def test_a_failed_cleanup_keeps_the_move_and_says_what_was_left(controller: Cont
         sid = r.json()["server"]["id"]
         s = _ready(ctl, sid)
         assert s["host_id"] == hosts[0]["id"]
-        r = ctl.climc("server-migrate", sid, "--host", hosts[1]["name"])
+        r = ctl.climc("server-migrate", sid, "--prefer-host", hosts[1]["name"])
         assert r.returncode == 0, r.stderr
         moved = _ready(ctl, sid)
         assert moved["host_id"] == hosts[1]["id"] and moved["ips"] == s["ips"]

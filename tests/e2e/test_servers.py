@@ -121,7 +121,7 @@ def test_lifecycle_with_a_test_double_agent(controller: Controller, infra: dict[
         assert r.returncode == 0, r.stderr
         wait_for(lambda: srv(controller, name)["status"] == "ready" and not srv(controller, name)["active_task_id"])
         # change-config while stopped, then start again
-        r = controller.climc("server-change-config", name, "--ncpu", "4", "--mem-spec", "2g")
+        r = controller.climc("server-change-config", name, "--ncpu", "4", "--vmem", "2g")
         assert r.returncode == 0, r.stderr
         wait_for(lambda: (x := srv(controller, name))["vcpu_count"] == 4 and x["status"] == "ready")
         assert controller.climc("server-start", name).returncode == 0

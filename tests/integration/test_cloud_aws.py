@@ -303,7 +303,7 @@ def test_an_elastic_ip_is_allocated_associated_dissociated_and_released_in_ec2(c
     base_image(ec2)
     create_account(ctl, "aws-e", cloud.url)
     assert sync(ctl, "aws-e").returncode == 0
-    r = ctl.climc("eip-create", "eip-a", "--manager", "aws-e", "--cloudregion", "us-east-1", "--bandwidth", "10")
+    r = ctl.climc("eip-create", "eip-a", "--manager", "aws-e", "--region", "us-east-1", "--bandwidth", "10")
     assert r.returncode == 0, r.stderr
     eip = eip_row(ctl, "eip-a")
     assert eip["status"] == "ready" and eip["manager"] == "aws-e" and eip["external_id"].startswith("eipalloc-"), eip
@@ -312,7 +312,7 @@ def test_an_elastic_ip_is_allocated_associated_dissociated_and_released_in_ec2(c
     tasks = ctl.api.get(f"{B}/tasks", params={"obj_id": eip["id"]}).json()["tasks"]
     assert [t["task_name"] for t in tasks] == ["EipAllocateTask"] and tasks[0]["status"] == "done", tasks
     # bad input: a clear refusal, nothing made
-    r = ctl.climc("eip-create", "eip-x", "--manager", "aws-e", "--cloudregion", "mars-1")
+    r = ctl.climc("eip-create", "eip-x", "--manager", "aws-e", "--region", "mars-1")
     assert r.returncode != 0 and "mars-1" in r.stderr and "Traceback" not in r.stderr, r.stderr
     r = ctl.climc("eip-create", "eip-x", "--manager", "no-such-provider")
     assert r.returncode != 0 and "no-such-provider" in r.stderr, r.stderr

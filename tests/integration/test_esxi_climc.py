@@ -112,7 +112,7 @@ def test_an_esxi_host_runs_servers_as_vcenter_vms(ctl: Controller, sim: Vcsim) -
     # change-config of a running VM is refused by the VM; stopped, it applies and vCenter shows it
     assert ctl.climc("server-stop", "vm-e1").returncode == 0
     assert wait_status(ctl, "vm-e1", "ready").get("status") == "ready"
-    r = ctl.climc("server-change-config", "vm-e1", "--ncpu", "4", "--mem-spec", "1g")
+    r = ctl.climc("server-change-config", "vm-e1", "--ncpu", "4", "--vmem", "1g")
     assert r.returncode == 0, r.stderr
     end = time.monotonic() + 60
     while time.monotonic() < end and (vcenter_vms(sim)[sid].vcpu, vcenter_vms(sim)[sid].memory_mb) != (4, 1024):

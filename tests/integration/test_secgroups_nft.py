@@ -483,7 +483,7 @@ def test_eip_and_security_group_follow_a_migration_to_another_host(lab: Lab, tmp
         # stopped, migrated to B, started there (its port now on B's bridge)
         assert ctl.climc("server-stop", g["id"]).returncode == 0
         wait_for(lambda: server(ctl, g["id"])["status"] == "ready", 30, "g stopped")
-        r = ctl.climc("server-migrate", g["id"], "--host", agent_b.cfg["host_name"])
+        r = ctl.climc("server-migrate", g["id"], "--prefer-host", agent_b.cfg["host_name"])
         assert r.returncode == 0, r.stderr
         moved = wait_for(lambda: (s := server(ctl, g["id"]))["status"] == "ready" and not s["active_task_id"] and s,
                          60, "g migrated")

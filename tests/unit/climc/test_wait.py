@@ -93,3 +93,49 @@ def test_without_wait_nothing_is_polled() -> None:
     r = cloud.climc("server-start", "vm1")
     assert r.exit_code == 0
     assert [c for c in cloud.calls if c[1].startswith("/tasks")] == []
+
+
+def _eip_tasks(cloud: MockCloud, existing: list[dict[str, Any]], queued: dict[str, Any]) -> None:
+    """``GET /tasks?obj_id=e1``: ``existing`` until the verb's POST, then ``queued`` too."""
+    posted: list[bool] = []
+
+    def tasks(req: httpx.Request) -> dict[str, Any]:
+        rows = [*existing, queued] if posted else list(existing)
+        if req.url.params.get("task_name"):
+            rows = [t for t in rows if t["task_name"] == req.url.params["task_name"]]
+        if req.url.params.get("status"):
+            rows = [t for t in rows if t["status"] == req.url.params["status"]]
+        return {"tasks": [{"obj_id": "e1", **t} for t in rows]}
+    cloud.route("GET", "/tasks", tasks)
+    cloud.route("GET", f"/tasks/{queued['id']}", {"task": {"obj_id": "e1", **queued}})
+    cloud.route("POST", "/eips/e1/associate", lambda _r: posted.append(True) or {
+        "eip": {"id": "e1", "name": "ip1", "manager_id": "p1", "status": "associating"}})
+
+
+def test_a_cloud_eip_associate_follows_the_task_it_queued_not_an_older_one(monkeypatch: Any) -> None:
+    monkeypatch.setattr("climc.wait.POLL_S", 0.0)
+    cloud = MockCloud()
+    cloud.route("GET", "/eips/ip1", {"eip": {"id": "e1", "name": "ip1", "manager_id": "p1", "status": "ready"}})
+    cloud.route("GET", "/eips/e1", {"eip": {"id": "e1", "name": "ip1", "manager_id": "p1", "status": "ready"}})
+    old = {"id": "t0", "task_name": "EipAssociateTask", "status": "done", "stage": "on_init"}
+    _eip_tasks(cloud, [old], {"id": "t1", "task_name": "EipAssociateTask", "status": "failed", "stage": "on_init",
+                              "reason": "InvalidInstanceID: i-123 is not running"})
+    r = cloud.climc("eip-associate", "ip1", "vm1", "--wait")
+    assert r.exit_code == 1, r.output
+    assert "eip ip1: InvalidInstanceID: i-123 is not running" in r.stderr
+    assert ("GET", "/tasks/t1") in cloud.calls and ("GET", "/tasks/t0") not in cloud.calls
+
+
+def test_a_cloud_eip_delete_that_comes_back_ready_fails_with_the_tasks_reason(monkeypatch: Any) -> None:
+    monkeypatch.setattr("climc.wait.POLL_S", 0.0)
+    cloud = MockCloud()
+    states = ["deallocating", "deallocating", "ready"]
+    cloud.route("DELETE", "/eips/ip1", {"eip": {"id": "e1", "name": "ip1", "manager_id": "p1",
+                                                "status": "deallocating"}})
+    cloud.route("GET", "/eips/ip1", lambda _r: {"eip": {"id": "e1", "name": "ip1", "manager_id": "p1",
+                                                        "status": states.pop(0) if len(states) > 1 else states[0]}})
+    cloud.route("GET", "/tasks", {"tasks": [{"id": "t9", "obj_id": "e1", "status": "failed",
+                                             "reason": "AuthFailure: keys refused"}]})
+    r = cloud.climc("eip-delete", "ip1", "--wait", "--timeout", "30")
+    assert r.exit_code == 1, r.output
+    assert "eip ip1 is ready again: the delete failed: AuthFailure: keys refused" in r.stderr, r.stderr
