@@ -24,7 +24,7 @@ Completer = Callable[[click.Context, click.Parameter, str], list[CompletionItem]
 
 
 def _client(ctx: click.Context, timeout: float) -> Any:
-    from climc.main import ClimcContext
+    from climc.group import ClimcContext
 
     root = ctx.find_root()
     obj = root.obj if isinstance(root.obj, ClimcContext) else ClimcContext(**root.params)

@@ -1,5 +1,5 @@
 """Help for options whose command gave none: one text per option name, so every option of every
-climc command says what it does (applied when a command is loaded, climc.main.ClimcGroup); and the
+climc command says what it does (applied when a command is loaded, climc.group.ClimcGroup); and the
 names a user reads: positionals' metavars, and both spellings of options that had two."""
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The one output layer: every list or show command hands its data here.
 
-Formats: table (rich), kv, json, yaml, flatten-table, flatten-kv, value. ``-c/--column`` picks
+Formats: table (an ASCII box; rich draws those that must fold), kv, json, yaml, flatten-table, flatten-kv, value. ``-c/--column`` picks
 columns. JSON lists are ``{"data": [...], "total", "limit", "offset"}``; with -o json nothing else
 goes to stdout. rich and yaml are imported only when used (start-up time).
 
@@ -83,7 +83,7 @@ def display(key: str, v: Any, command: str | None = None) -> str:
 
 def output_options(f: Callable[..., Any]) -> Callable[..., Any]:
     """Add ``-o`` and ``-c`` to a command; they override the global ``-o``."""
-    from climc.main import OUTPUT_FORMATS
+    from climc.group import OUTPUT_FORMATS
 
     @click.option("-o", "--output-format", "output_format_", type=click.Choice(OUTPUT_FORMATS), default=None,
                   help="Output format")
@@ -199,6 +199,9 @@ def _width() -> int:
 
 
 def _rich_table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> None:
+    rows = [list(r) for r in rows]
+    if _plain_table(headers, rows):
+        return
     from rich import box
     from rich.console import Console
     from rich.table import Table
@@ -209,6 +212,35 @@ def _rich_table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> None:
     for r in rows:
         t.add_row(*[_escape(x) for x in r])
     Console(width=_width(), soft_wrap=False).print(t)
+
+
+def _plain_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> bool:
+    """The table exactly as rich draws it (ASCII box, bold header on a terminal) when it is simple:
+    it fits the width and every cell is one line of printable ASCII. Most tables are, and importing
+    rich costs more than the rest of a ``server-list``. Anything else (folding, wide characters,
+    colour settings rich decides): False, and rich draws it."""
+    import os
+
+    tty = sys.stdout.isatty()
+    if tty and (os.environ.get("TERM", "") in ("", "dumb", "unknown") or any(
+            k in os.environ for k in ("FORCE_COLOR", "NO_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE"))):
+        return False
+    if not headers or not all(c.isascii() and c.isprintable() for r in [headers, *rows] for c in r):
+        return False
+    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
+    if sum(widths) + 3 * len(widths) + 1 > _width():
+        return False
+    edge = "+" + "-" * (sum(widths) + 3 * len(widths) - 1) + "+"
+    if tty:  # rich's bold header: each cell's padding and text styled apart
+        b, e = "\x1b[1m", "\x1b[0m"
+        head = "|" + "|".join(f"{b} {e}{b}{h.ljust(w)}{e}{b} {e}" for h, w in zip(headers, widths, strict=True)) + "|"
+    else:
+        head = "| " + " | ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)) + " |"
+    lines = [edge, head, "|" + "+".join("-" * (w + 2) for w in widths) + "|"]
+    lines += ["| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |" for r in rows]
+    lines.append(edge)
+    click.echo("\n".join(lines))
+    return True
 
 
 def _fits(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> bool:

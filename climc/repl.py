@@ -71,7 +71,7 @@ def _completer(group: click.Group) -> Any:
 
 
 def repl(group: click.Group, opts: dict[str, Any]) -> None:
-    from climc.main import ClimcContext
+    from climc.group import ClimcContext
 
     ClimcContext.shared = {}  # one client (token, connections) for every line of the session
     lines: Any

@@ -31,7 +31,7 @@ def completion(shell: str) -> None:
     """
     from click.shell_completion import get_completion_class
 
-    from climc.main import cli
+    from climc.group import cli
 
     cls = get_completion_class(shell)
     assert cls is not None
@@ -41,7 +41,7 @@ def completion(shell: str) -> None:
 @click.command("shell")
 def shell() -> None:
     """Open the interactive climc shell (also: climc with no arguments)."""
-    from climc.main import cli
+    from climc.group import cli
     from climc.repl import repl
 
     repl(cli, {})

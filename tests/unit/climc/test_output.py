@@ -3,6 +3,7 @@ too wide for the terminal printed as one Field/Value table per row instead of fo
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from climc.output import human_size
 from tests.support.mockcloud import MockCloud
@@ -60,3 +61,40 @@ def test_wide_flatten_table_prints_a_block_per_row(monkeypatch: object) -> None:
     # narrow enough (or columns chosen): one table, one row per server
     r = cloud.climc("server-list", "-o", "flatten-table", "-c", "name,vmem_size", env={"COLUMNS": "80"})
     assert "# 1/2" not in r.stdout and "| vm2  | 1.5G " in r.stdout, r.stdout
+
+
+def test_simple_tables_are_drawn_exactly_as_rich_draws_them_without_importing_it(monkeypatch: Any, capsys: Any) -> None:
+    """climc draws one-line ASCII tables itself (importing rich costs more than the rest of a list);
+    the result must be rich's, byte for byte, in a pipe and on a terminal (bold header)."""
+    import io
+    import random
+
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    from climc import output
+
+    rnd = random.Random(23)
+    words = ["", "a", "vm-1", "running", "10.0.0.1", "2026-12-07T08:00:00Z", "x y", " lead", "trail ", "1G", "-"]
+    monkeypatch.setenv("COLUMNS", "120")
+    monkeypatch.setenv("TERM", "xterm")
+    for k in ("FORCE_COLOR", "NO_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE"):
+        monkeypatch.delenv(k, raising=False)
+    for tty in (False, True):
+        monkeypatch.setattr("sys.stdout.isatty", lambda tty=tty: tty)
+        for _ in range(60):
+            headers = [rnd.choice(["id", "name", "status", "Field", "Value", "ips"]) for _ in range(rnd.randint(1, 6))]
+            rows = [[rnd.choice(words) for _ in headers] for _ in range(rnd.randint(0, 5))]
+            t = Table(box=box.ASCII, show_lines=False, header_style="bold")
+            for h in headers:
+                t.add_column(h, overflow="fold")
+            for r in rows:
+                t.add_row(*r)
+            want = io.StringIO()
+            Console(file=want, width=120, soft_wrap=False, force_terminal=tty).print(t)
+            assert output._plain_table(headers, rows)
+            assert capsys.readouterr().out == want.getvalue(), (headers, rows)
+    monkeypatch.setenv("COLUMNS", "20")  # too wide: rich folds it
+    assert not output._plain_table(["name"], [["x" * 30]])
+    assert not output._plain_table(["name"], [["\u4e2d\u6587"]])  # wide characters
