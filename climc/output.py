@@ -1,8 +1,9 @@
 """The one output layer: every list or show command hands its data here.
 
-Formats: table (an ASCII box; rich draws those that must fold), kv, json, yaml, flatten-table, flatten-kv, value. ``-c/--column`` picks
-columns. JSON lists are ``{"data": [...], "total", "limit", "offset"}``; with -o json nothing else
-goes to stdout. rich and yaml are imported only when used (start-up time).
+Formats: table (an ASCII box; rich draws those that must fold), kv, json, yaml, flatten-table,
+flatten-kv, value. ``-c/--column`` picks columns. JSON lists are ``{"data": [...], "total", "limit",
+"offset"}``; with -o json nothing else goes to stdout. rich and yaml are imported only when used
+(start-up time).
 
 Sizes: the formats a person reads (table, kv, flatten-*) show sizes with a unit (``512M``, ``10G``,
 ``1.5T``); json, yaml and value keep the API's raw numbers for scripts. Which fields are sizes, and

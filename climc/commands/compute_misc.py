@@ -325,7 +325,7 @@ def eip_dissociate(obj: Any, ident: str, auto_delete: bool, wait: bool = False, 
 
 
 @click.command("quota-show")
-@click.option("--project", default=None, help="Another project's id (admins)")
+@click.option("--project", default=None, help="Another project (id or name; admins)")
 @output_options
 @click.pass_obj
 def quota_show(obj: Any, project: str | None) -> None:
@@ -334,7 +334,7 @@ def quota_show(obj: Any, project: str | None) -> None:
 
 
 @click.command("quota-set")
-@click.option("--project", default=None, help="Project id (default: the current one)")
+@click.option("--project", default=None, help="Project (id or name; default: the current one)")
 @click.option("--cpu", type=int, default=None)
 @click.option("--memory", "--mem-spec", "memory", type=LIMIT_MB, default=None,
               help="Memory: 2g, 512m or MB (-1: unlimited)")

@@ -33,12 +33,11 @@ from core.region.models import Disk, Host, IpAllocation, Quota, Server, Storage
 router = APIRouter()
 
 
-def _project(request: Request, cred: Any, body: dict[str, Any] | None = None) -> tuple[str, str]:
+def _project(request: Request, session: Any, cred: Any, body: dict[str, Any] | None = None) -> tuple[str, str]:
     want = (body or {}).get("project") or (body or {}).get("project_id") or request.query_params.get("project") \
         or request.query_params.get("project_id")
-    if want and want != cred.project_id:
-        enforce(cred, "compute:quotas:manage")
-        return str(want), str((body or {}).get("domain_id") or request.query_params.get("domain_id") or "default")
+    if want and want != cred.project_id:  # id or name of a project that exists (not a new row for a typo)
+        return _named_project(session, cred, str(want))
     if not cred.project_id:
         raise InputParameterError("project: required with a token that is not project-scoped")
     return str(cred.project_id), cred.project_domain_id or "default"
@@ -47,7 +46,7 @@ def _project(request: Request, cred: Any, body: dict[str, Any] | None = None) ->
 @router.get("/quotas")
 def get_quota(request: Request, session: SessionDep, cred: CredentialDep) -> Response:
     enforce(cred, "compute:quotas:get")
-    tenant, domain = _project(request, cred)
+    tenant, domain = _project(request, session, cred)
     return _show(session, tenant, domain)
 
 
@@ -197,7 +196,7 @@ def _set(request: Request, session: Any, cred: Any, body: Any, ref: str | None) 
     if ref is not None:
         tenant, domain = _named_project(session, cred, ref)
     else:
-        tenant, domain = _project(request, cred, unwrap(body, ""))
+        tenant, domain = _project(request, session, cred, unwrap(body, ""))
     begin_write(session)
     action = data.get("action") or "update"
     if action not in ("update", "reset"):

@@ -3,6 +3,7 @@ running controller: quota paths by project/domain, capabilities, glance image qu
 identity usages, version discovery at the identity root, API-gateway paths, a domain named by id."""
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
@@ -205,3 +206,21 @@ def test_keystone_user_extras_and_project_tags(controller: Controller) -> None:
         assert a.post("/projects", json={"project": {"name": uniq("pt"), "tags": ["a", "a"]}}).status_code == 400
         ok(a.delete(f"/users/{u['id']}"), 204)
         ok(a.delete(f"/projects/{p['id']}"), 204)
+
+
+def test_quota_set_of_a_project_by_name_sets_that_project_and_a_typo_is_not_found(controller: Controller) -> None:
+    """climc quota-set --project takes a name as Cloudpods does; a name that is no project is a 404,
+    not a quota row for a project that does not exist."""
+    proj = _system_project(controller.api)
+    before = controller.api.get(f"{C}/quotas").json()["quota"]["ips"]
+    try:
+        r = controller.climc("quota-set", "--project", "system", "--ips", str(before + 7), "-o", "json")
+        assert r.returncode == 0 and json.loads(r.stdout)["tenant_id"] == proj["id"], r.stdout + r.stderr
+        r = controller.climc("quota", "--project", "system", "-o", "json")
+        assert json.loads(r.stdout)["ips"] == before + 7, r.stdout
+        typo = f"no-such-{uuid.uuid4().hex[:6]}"
+        r = controller.climc("quota-set", "--project", typo, "--ips", "1")
+        assert r.returncode == 3 and f"project {typo} not found" in r.stderr, r.stderr
+        assert all(q["tenant_id"] != typo for q in controller.api.get(f"{C}/quotas/projects").json()["quotas"])
+    finally:
+        controller.climc("quota-set", "--ips", str(before))
