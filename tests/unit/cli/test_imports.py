@@ -33,3 +33,12 @@ def test_no_heavy_imports(mod: str, argv: list[str]) -> None:
     loaded = set(json.loads(line[len("MODULES="):]))
     assert not loaded & set(HEAVY), f"{argv} imported {sorted(loaded & set(HEAVY))}"
     assert r.stdout.strip()
+
+
+def test_climc_version_answers_without_click() -> None:
+    """`climc --version` is the start-up floor: climc.main answers it before importing click."""
+    r = subprocess.run([sys.executable, "-c", PROBE.format(argv=["climc", "--version"], mod="climc")],
+                       capture_output=True, text=True, cwd=REPO, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+    line = next(x for x in r.stderr.splitlines() if x.startswith("MODULES="))
+    assert "click" not in json.loads(line[len("MODULES="):])
+    assert r.stdout.startswith("climc 0.") and r.stdout.count("\n") == 1, r.stdout
