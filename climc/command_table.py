@@ -180,7 +180,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "server-attach-network": ("climc.commands.servers:server_attach_network", "Add a NIC on NETWORK[:address] to a server"),
     "server-cancel-delete": ("climc.commands.servers:server_cancel_delete", "Take servers back out of the recycle bin"),
     "server-change-config": ("climc.commands.servers:server_change_config", "Change a stopped server's vCPUs and/or memory"),
-    "server-change-ipaddr": ("climc.commands.servers:server_change_ipaddr", "Give a stopped server's NIC another address: SERVER MAC|IP NETWORK[:ip]"),
+    "server-change-ipaddr": ("climc.commands.servers:server_change_ipaddr", "Give a server's NIC another address (its network or another): SERVER MAC|IP NETWORK[:ip]"),
     "server-change-owner": ("climc.commands.snapshots:server_change_owner", "Move a server, its disks and snapshots to another project"),
     "server-eject-iso": ("climc.commands.snapshots:server_eject_iso", "Eject the ISO from a server's CD-ROM drive"),
     "server-console": ("climc.commands.console:server_console", "Attach the terminal to a server's serial console (Ctrl-] leaves)"),

@@ -462,7 +462,7 @@ def server_detach_network(obj: Any, ident: str, mac_or_ip: str | None, ip_addr: 
 @click.pass_obj
 def server_change_ipaddr(obj: Any, ident: str, macorip: str, netdesc: str, reserve: bool, wait: bool = False,
                          wait_timeout: float = 900.0) -> None:
-    """Give the stopped server's NIC (by MAC, IP or index) another address of its network: NETWORK[:ADDRESS]."""
+    """Give a server's NIC (by MAC, IP or index) another address, of its network or another: NETWORK[:ADDRESS]."""
     if re.fullmatch(r"[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}", macorip):
         body: dict[str, Any] = {"mac": macorip}
     elif macorip.isdigit():

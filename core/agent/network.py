@@ -77,6 +77,9 @@ class GuestNetwork:
                 self._dhcp[bridge] = srv
                 log.info("DHCP server on %s (%s)", bridge, srv.responder.server_ip)
             srv.set_lease(lease)
+            before = self._mac_bridge.get(lease.mac)
+            if before not in (None, bridge) and before in self._dhcp:  # the NIC moved to another network's
+                self._dhcp[before].remove_lease(lease.mac)          # bridge: the old one stops answering it
             self._mac_bridge[lease.mac] = bridge
         return bridge
 

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from core.api.context import Credential
 from core.errors import InputParameterError
 from core.region import ipam, quotas
-from core.region.models import IpAllocation, Server
+from core.region.models import HostWire, IpAllocation, Server
 from core.region.sizes import MAX_NICS
 
 
@@ -82,9 +82,12 @@ def _nic_of(server: Server, nics: list[IpAllocation], body: dict[str, Any]) -> I
 
 def change_ipaddr(session: Session, cred: Credential, server: Server, body: dict[str, Any]) -> None:
     """``server-change-ipaddr SERVER MAC|IP|INDEX NETWORK[:ADDRESS] [--reserve]`` (Cloudpods' change-ipaddr):
-    the stopped server's NIC gets another address of its own network (the given one, else one by the
-    network's policy); it keeps its MAC and device. The new address is held at once (taken or
-    reserved: 409), the old one given back (or reserved, ``reserve``) once the host re-leased it."""
+    the NIC of a ready or running server gets another address, of its own network or of another guest
+    network (the given one, else one by the network's policy); it keeps its MAC and device. The new
+    address is held at once (taken or reserved: 409), the old one given back (or reserved, ``reserve``)
+    once the host re-leased it. A running guest moved to another network is moved to that network's
+    bridge live (a host that cannot change a running guest's devices: 400, stop it first); its guest
+    OS takes the new address when its DHCP client next asks (renewal or reboot), as in Cloudpods."""
     from core.errors import InvalidStatusError
     from core.region import statemachine as sm
     from core.region.managers.servers import guard_capability, guard_host_online
@@ -103,17 +106,19 @@ def change_ipaddr(session: Session, cred: Credential, server: Server, body: dict
         head, _, tail = desc.partition(":")
         desc = {"network": head, "address": tail}
     if not isinstance(desc, dict) or not (desc.get("network") or desc.get("network_id") or desc.get("address")):
-        raise InputParameterError("net_desc: required (NETWORK[:ADDRESS], the NIC's own network)")
+        raise InputParameterError("net_desc: required (NETWORK[:ADDRESS])")
     ref = desc.get("network") or desc.get("network_id")
     addr = desc.get("address") or desc.get("ip_addr") or None
     if addr is not None and not isinstance(addr, str) or ref is not None and not isinstance(ref, str):
         raise InputParameterError("net_desc: network and address are strings")
     net = session.get(Network, nic.network_id)
     assert net is not None
-    if ref and get_manager("networks").lookup(session, cred, ref, "network").id != net.id:
-        raise InputParameterError(f"change-ipaddr keeps the NIC on its network {net.name}: to move it to another "
-                                  "network, detach it and attach one there (server-detach/attach-network)")
-    if addr and addr == nic.ip_addr:
+    if ref:
+        net = get_manager("networks").lookup(session, cred, ref, "network")
+        if net.server_type != "guest":
+            raise InputParameterError(f"network {net.name} is for {net.server_type}, not guests")
+    moves = net.id != nic.network_id
+    if addr and addr == nic.ip_addr and not moves:
         raise InputParameterError(f"the NIC already has address {addr}")
     reserve = body.get("reserve", False)
     if not isinstance(reserve, bool):
@@ -121,11 +126,18 @@ def change_ipaddr(session: Session, cred: Credential, server: Server, body: dict
     if server.pending_deleted:
         raise InvalidStatusError(f"server {server.name} is in the recycle bin: cancel-delete it first")
     sm.guard_busy(server)
-    if server.status != "ready":
-        raise InvalidStatusError(f"cannot change-ipaddr of server {server.name} in status {server.status}: "
-                                 "stop the server first (allowed: ready)")
+    if server.status not in ("ready", "running"):
+        raise InvalidStatusError(f"cannot change-ipaddr of server {server.name} in status {server.status} "
+                                 "(allowed: ready, running)")
     guard_host_online(session, server)
     guard_capability(session, server, "change-ipaddr")
+    if moves:
+        if session.scalar(select(HostWire.wire_id).where(HostWire.host_id == server.host_id,
+                                                         HostWire.wire_id == net.wire_id)) is None:
+            raise InputParameterError(f"network {net.name} is on a wire the server's host is not on: "
+                                      "give a network of one of the host's wires (host-show)")
+        # onto another bridge: for a running guest that is a device change, as a NIC hot-plug is
+        guard_capability(session, server, "attachnetwork")
     # held at once under the unique (network, address) constraint: taken or reserved is a 409 here
     held = ipam.allocate(session, net, "changing", server.id, address=addr, notes=f"change-ipaddr of nic {nic.id}")
     t = submit(session, "ServerChangeIpaddrTask", "server", server.id, server.name,

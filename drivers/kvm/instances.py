@@ -504,18 +504,38 @@ class KvmInstances(KvmMigration, KvmLiveMigration, KvmSnapshots, KvmSaveImage, K
         live = self._hot_nic(server_id)
         xml = interface_device_xml(spec)
         try:
-            if live and interface_xml_of(dom.XMLDesc(0), nic.mac) is None:
+            running = interface_xml_of(dom.XMLDesc(0), nic.mac) if live else None
+            if live and running is None:
                 flags = libvirt.VIR_DOMAIN_AFFECT_LIVE
                 if interface_xml_of(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE), nic.mac) is None:
                     flags |= libvirt.VIR_DOMAIN_AFFECT_CONFIG
                 dom.attachDeviceFlags(xml, flags)
             elif interface_xml_of(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE), nic.mac) is None:
                 self.driver._change_config(dom, dom.attachDeviceFlags, xml, lambda x: with_interface(x, spec))
+            else:  # the NIC is there (change-ipaddr): onto the new network's bridge if that is another one
+                self._rebridge(dom, running, nic.mac, spec.bridge)
         except libvirt.libvirtError as exc:
             raise HypervisorError(f"attach NIC {nic.mac} to guest {server_id}: {exc.get_error_message()}") from None
         _write_nics(d, (*[n for n in _read_nics(d) if n.mac.lower() != nic.mac.lower()], nic))
         self.persist(server_id)
         return live
+
+    def _rebridge(self, dom: Any, running: str | None, mac: str, bridge: str) -> None:
+        """The guest's NIC ``mac`` onto ``bridge``: live (libvirt moves the tap, the guest keeps its
+        device) when ``running`` is its live XML, and in the definition either way."""
+        import libvirt
+
+        from drivers.kvm.xml import interface_xml_of, rebridged
+
+        live = rebridged(running, mac, bridge) if running is not None else None
+        if live is not None:
+            dom.updateDeviceFlags(live, libvirt.VIR_DOMAIN_AFFECT_LIVE | libvirt.VIR_DOMAIN_AFFECT_CONFIG)
+            return
+        config = interface_xml_of(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE), mac)
+        changed = rebridged(config, mac, bridge) if config is not None else None
+        if changed is not None:
+            self.driver._change_config(dom, dom.updateDeviceFlags, changed,
+                                       lambda x: rebridged(x, mac, bridge) or x)
 
     def detach_nic(self, server_id: str, nic: InstanceNic) -> bool:
         """The NIC with ``nic.mac`` out of the running guest (if it runs on a host that can) and its

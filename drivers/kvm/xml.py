@@ -23,6 +23,7 @@ __all__ = [
     "disk_device_xml",
     "free_target",
     "iso_drive_xml",
+    "rebridged",
     "parse_devices",
     "parse_disks",
     "retarget",
@@ -329,6 +330,22 @@ def interface_xml_of(xml: str, mac: str) -> str | None:
         if m is not None and (m.get("address") or "").lower() == mac.lower():
             return ET.tostring(el, encoding="unicode")
     return None
+
+
+def rebridged(xml: str, mac: str, bridge: str) -> str | None:
+    """``xml`` (a domain, or one ``<interface>``) with the NIC of ``mac`` on ``bridge`` instead, all else
+    kept (its device address, tap, model: the guest sees the same NIC); None if that NIC is on
+    ``bridge`` already or is not there."""
+    root = _parse(xml)
+    changed = False
+    for el in [root] if root.tag == "interface" else root.iterfind("./devices/interface"):
+        m, src = el.find("mac"), el.find("source")
+        if m is None or (m.get("address") or "").lower() != mac.lower() or src is None:
+            continue
+        if src.get("bridge") not in (None, bridge):
+            src.set("bridge", bridge)
+            changed = True
+    return ET.tostring(root, encoding="unicode") if changed else None
 
 
 def with_interface(xml: str, nic: NicSpec) -> str:

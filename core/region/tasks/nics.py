@@ -10,11 +10,12 @@ from core.region.tasks._common import release_task, server_of, server_ref
 from core.tasks.engine import Run, StageError, TaskBase
 
 
-def _nic_payload(run: Run, server: Server) -> NicPayload:
+def _nic_payload(run: Run, server: Server, network_id: str | None = None) -> NicPayload:
+    """The NIC as the host plugs it: on its own network, or on ``network_id`` (change-ipaddr moves it)."""
     a = run.session.get(IpAllocation, run.params.get("allocation_id", ""))
     if a is None:
         raise StageError("the NIC's address is no longer held")
-    net = run.session.get(Network, a.network_id)
+    net = run.session.get(Network, network_id or a.network_id)
     assert net is not None
     hw = run.session.scalar(select(HostWire).where(HostWire.host_id == server.host_id,
                                                    HostWire.wire_id == net.wire_id))
@@ -80,8 +81,9 @@ class ServerDetachNetworkTask(TaskBase):
 
 
 class ServerChangeIpaddrTask(TaskBase):
-    """The host re-leases the stopped guest's NIC (same MAC, same device) on its new address; then the
-    NIC's row takes that address and the old one is given back, or kept reserved (``reserve``)."""
+    """The host re-leases the guest's NIC (same MAC, same device) on its new address, on the new
+    network's bridge if it moves; then the NIC's row takes that address (and network) and the old
+    one is given back, or kept reserved (``reserve``)."""
 
     name = "ServerChangeIpaddrTask"
 
@@ -90,7 +92,7 @@ class ServerChangeIpaddrTask(TaskBase):
         new = run.session.get(IpAllocation, run.params["new_id"])
         if new is None:
             raise StageError("the new address is no longer held")
-        nic = _nic_payload(run, server).model_copy(update={"ip": new.ip_addr})
+        nic = _nic_payload(run, server, new.network_id).model_copy(update={"ip": new.ip_addr})
         run.dispatch(str(server.host_id), WorkKind.ATTACH_NIC, NicChangePayload(server=server_ref(server), nic=nic),
                      then="on_changed")
 
@@ -104,15 +106,16 @@ class ServerChangeIpaddrTask(TaskBase):
         new = run.session.get(IpAllocation, run.params["new_id"])
         if nic is None or new is None:
             raise StageError("the NIC or its new address is gone")
-        old_addr, new_addr, new_int = nic.ip_addr, new.ip_addr, new.ip_int
+        old_addr, old_net, new_addr, new_int, new_net = nic.ip_addr, nic.network_id, new.ip_addr, new.ip_int, \
+            new.network_id
         run.session.delete(new)  # one transaction: the address passes from the holder to the NIC
         run.session.flush()
-        nic.ip_addr, nic.ip_int = new_addr, new_int
+        nic.ip_addr, nic.ip_int, nic.network_id = new_addr, new_int, new_net
         run.session.flush()
         if run.params.get("reserve"):
             from core.region import ipam
 
-            net = run.session.get(Network, nic.network_id)
+            net = run.session.get(Network, old_net)
             assert net is not None
             ipam.allocate(run.session, net, "reserved", "", address=old_addr,
                           notes=f"released by change-ipaddr of server {server.name}"[:255])

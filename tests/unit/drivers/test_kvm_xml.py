@@ -121,3 +121,22 @@ def test_retarget_moves_every_file_and_interface_and_keeps_the_devices() -> None
         retarget(src, paths={k: v for k, v in paths.items() if not k.endswith("data.raw")}, nics=nics)
     with pytest.raises(InvalidSpec, match="52:54:00:00:10:02 has no counterpart"):
         retarget(src, paths=paths, nics={"52:54:00:00:10:01": ("br-b1", "")})
+
+
+def test_rebridged_moves_one_nic_to_another_bridge_and_keeps_its_device() -> None:
+    """change-ipaddr to another network: the same NIC (MAC, tap, model) on the new network's bridge."""
+    from drivers.kvm.xml import interface_xml_of, rebridged
+
+    src = build_domain_xml(full_spec(), domain_type="qemu")
+    out = rebridged(src, "52:54:00:00:10:02", "br-new")
+    assert out is not None
+    nics = {n.mac: n for n in spec_from_xml(out).nics}
+    before = {n.mac: n for n in spec_from_xml(src).nics}
+    assert nics["52:54:00:00:10:02"].bridge == "br-new"
+    assert nics["52:54:00:00:10:01"] == before["52:54:00:00:10:01"]
+    assert (nics["52:54:00:00:10:02"].ifname, nics["52:54:00:00:10:02"].model) == (
+        before["52:54:00:00:10:02"].ifname, before["52:54:00:00:10:02"].model)
+    one = interface_xml_of(src, "52:54:00:00:10:02")
+    assert one is not None and "br-new" in (rebridged(one, "52:54:00:00:10:02", "br-new") or "")
+    assert rebridged(out, "52:54:00:00:10:02", "br-new") is None  # there already: nothing to do
+    assert rebridged(src, "52:54:00:00:99:99", "br-new") is None  # no such NIC
