@@ -64,6 +64,7 @@ class KvmLiveMigration:
             "uri": uri, "address": str(self.env.options.get("migrate_address") or ""),
             "disks": dict(disks_out), "kernel": gspec.kernel or "", "initrd": gspec.initrd or "",
             "config_drive": gspec.config_drive or "", "serial_log": gspec.serial_log or "",
+            "iso": gspec.iso or "",  # the ISO in the guest's CD-ROM drive, from this host's image cache
             # two hosts on one kernel (tests) would clash on the tap name: let libvirt pick one then
             "nics": {n.mac: [n.bridge, "" if _link_exists(n.ifname) else n.ifname] for n in gspec.nics},
         }
@@ -75,7 +76,7 @@ class KvmLiveMigration:
         import libvirt
 
         from drivers.kvm.guest import to_guest
-        from drivers.kvm.xml import parse_disks, retarget
+        from drivers.kvm.xml import parse_disks, retarget, spec_from_xml
 
         uri = str(target.get("uri") or "")
         if not uri:
@@ -97,6 +98,9 @@ class KvmLiveMigration:
         for name, role in (("config.iso", "config_drive"), ("serial.log", "serial_log")):
             if target.get(role):
                 paths[os.path.join(d, name)] = str(target[role])
+        iso = spec_from_xml(xml).iso
+        if iso and target.get("iso"):  # an inserted ISO: the same image from the target's cache
+            paths[iso] = str(target["iso"])
         for tag in ("kernel", "initrd"):
             old = _os_file(xml, tag)
             if old and target.get(tag):

@@ -12,8 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from drivers.kvm.xml import parse_disks
 from tests.e2e.test_agent_support import AgentProc, B, server, wait_for
 from tests.integration.test_agent_real import VIRT_WORK, _qemu_ready, _upload
+from tests.integration.test_day2_real import _make_iso
 from tests.support.controller import Controller
 from tests.support.libvirtd2 import second_libvirtd
 from tests.support.peers import need_binary
@@ -110,6 +112,12 @@ def test_a_running_guest_moves_live_to_the_other_host_and_stays_operable(
     assert s["status"] == "running" and s["host_id"] == a.host_id, a.log_path.read_text()[-3000:]
     serial_a = a.data / "instances" / sid / "serial.log"
     wait_for(lambda: serial_a.exists() and "staying up" in serial_a.read_text(errors="replace"), 90, "guest up")
+    # an installer ISO in the running guest's drive goes along: the target fetches it into its own cache
+    _make_iso(tmp_path / "lm.iso")
+    iso_id = _upload(ctl, "lm-iso", tmp_path / "lm.iso", "iso")
+    assert ctl.climc("server-insert-iso", "livevm", "lm-iso").returncode == 0
+    wait_for(lambda: not server(ctl, sid)["active_task_id"], 60, "ISO inserted")
+    assert server(ctl, sid)["cdrom"] == "lm-iso", server(ctl, sid)["status_reason"]
 
     r = ctl.climc("server-live-migrate", "livevm", "--prefer-host", "lm-b")
     assert r.returncode == 0, r.stderr
@@ -123,6 +131,9 @@ def test_a_running_guest_moves_live_to_the_other_host_and_stays_operable(
     assert not (a.data / "instances" / sid).exists()  # the source forgot its copy
     inst_b = b.data / "instances" / sid
     assert str(inst_b) in dom_b["xml"]  # type: ignore[index]  # it runs from the target's files
+    isos = [x.path for x in parse_disks(dom_b["xml"]) if x.device == "cdrom" and iso_id in x.path]  # type: ignore[index]
+    assert len(isos) == 1 and isos[0].startswith(str(b.data)), dom_b["xml"]  # type: ignore[index]
+    assert server(ctl, sid)["cdrom"] == "lm-iso"
     # no reboot: the guest kept running, so the new serial log never saw it boot
     serial_b = inst_b / "serial.log"
     assert "guest userspace up" not in (serial_b.read_text(errors="replace") if serial_b.exists() else "")
