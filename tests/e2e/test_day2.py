@@ -325,6 +325,10 @@ def test_server_save_image_makes_an_image_a_second_server_boots_with_the_same_da
     settled(ctl, "vm-gold", "ready", "saved")
     img = ctl.api.get("/api/s/image/v1/images/gold-img").json()["image"]
     assert img["status"] == "active" and img["disk_format"] == "qcow2" and img["size"] > 0, img
+    # the host compressed it (zstd clusters: fewer bytes for glance to take in and for hosts to fetch)
+    info = json.loads(subprocess.run(["qemu-img", "info", "--output=json", str(ctl.data_dir / "images" / img["id"])],
+                                     check=True, capture_output=True, text=True).stdout)
+    assert info["format-specific"]["data"]["compression-type"] == "zstd", info
     # glance's own intake accounted for it: the project's image bytes include it
     tenant = srv["tenant_id"]
     q = ctl.api.get(f"/api/s/image/v1/image_quotas/{tenant}").json()["image_quota"]
