@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 import tests.integration.test_agent_real as real
+from drivers.kvm.xml import interface_xml_of
 from tests.e2e.test_agent_support import AgentProc, B, server, wait_for
 from tests.integration.test_agent_real import VIRT_WORK, _upload, real_cloud  # noqa: F401 (the fixture)
 from tests.support.controller import Controller
@@ -106,6 +107,30 @@ def test_live_snapshot_online_resize_and_a_saved_image_that_boots(
         wait_for(lambda: len((x := server(ctl, sid))["nics"]) == 1 and not x["active_task_id"], 60, "detached")
         wait_for(lambda: mac not in dom.XMLDesc(0), 60, "the running guest let go of the NIC")
         assert mac not in dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
+
+        # change-ipaddr of the running guest onto a network of another wire: the same NIC (MAC, device)
+        # moves to that wire's bridge in the running qemu (updateDeviceFlags), and back
+        mac0 = s["nics"][0]["mac"]
+        for args in (("wire-create", "zone0", "d2wire2", "1000"),
+                     ("network-create", "d2wire2", "d2net2", "10.213.93.10", "10.213.93.50", "24",
+                      "--gateway", "10.213.93.1")):
+            assert ctl.climc(*args).returncode == 0
+        assert ctl.api.post(f"{B}/hosts/{agent.host_id}/wires/d2wire2", json={"bridge": "d2br1"}).status_code == 200
+        try:
+            assert ctl.climc("server-change-ipaddr", "d2vm", mac0, "d2net2:10.213.93.20").returncode == 0
+            s = wait_for(lambda: (x := server(ctl, sid))["status"] == "running" and not x["active_task_id"] and x,
+                         60, "moved to d2net2")
+            assert [(n["mac"], n["ip_addr"], n["network"]) for n in s["nics"]] == [(mac0, "10.213.93.20", "d2net2")], \
+                (s["status_reason"], agent.log_path.read_text()[-2000:])
+            live = interface_xml_of(dom.XMLDesc(0), mac0)
+            assert live is not None and "'d2br1'" in live.replace('"', "'"), live
+            assert ctl.climc("server-change-ipaddr", "d2vm", mac0, "realnet").returncode == 0
+            s = wait_for(lambda: (x := server(ctl, sid))["status"] == "running" and not x["active_task_id"] and x,
+                         60, "back on realnet")
+            assert s["nics"][0]["network"] == "realnet"
+            assert f"'{real.BRIDGE}'" in (interface_xml_of(dom.XMLDesc(0), mac0) or "").replace('"', "'")
+        finally:
+            real._remove_link("d2br1")
 
         # an ISO into the running qemu's (empty) CD-ROM drive: a media change; then ejected
         assert "cdrom_hot" in caps
