@@ -1,9 +1,10 @@
 """Security groups on a host: ruleset compile/apply time, and rule change -> host nftables latency.
 
-    PYTHONPATH=. .venv/bin/python bench/secgroup.py [--guests 500] [--rules 20] [--changes 20]
+    PYTHONPATH=. .venv/bin/python bench/secgroup.py [--guests 500] [--rules 20] [--shared 10] [--changes 20]
 
-1. Compile: a HostSecgroups of ``--guests`` ports x ``--rules`` rules (the agent's input) into one nft
-   script; then (root + nft) apply it with ``nft -f`` in a scratch network namespace (``cmnb...``).
+1. Full apply: ``--guests`` ports x ``--rules`` rules through the agent's own path (validate, compile,
+   one libnftables transaction; root + nft, in a scratch network namespace ``cmnb...``), every guest
+   alike to none and guests in ``--shared`` rule sets: bench/secgroups_apply.py (also one-guest updates).
 2. Latency (root + nft + libvirt-python): a controller, one real `ocadm agent` (test:/// guests,
    nftables in a scratch namespace), one server; each of ``--changes`` rule creations is timed from
    the API call returning to the rule being in the host's nftables (the instant `nft monitor` reports
@@ -25,20 +26,25 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
 
 
-def spec(guests: int, rules: int) -> object:
+def spec(guests: int, rules: int, distinct: int = 0) -> Any:
+    """``guests`` ports of ``rules`` rules each (a HostSecgroups): every guest's rules its own
+    (``distinct`` 0: no two guests alike) or one of ``distinct`` rule sets."""
     from core.hostapi.protocol import GuestPort, HostSecgroups, SecRule
 
     ports = []
     for g in range(guests):
+        k = g % distinct if distinct else g  # which rule set: its remote networks differ from every other's
         rs = [SecRule(direction="in" if r % 2 else "out", action="deny" if r % 7 == 0 else "allow",
                       protocol=("tcp", "udp", "icmp", "any")[r % 4],
                       ports=f"{1000 + r},{2000 + r}-{2100 + r}" if r % 4 < 2 else "",
-                      cidrs=[f"10.{r}.{g % 250}.0/24"] if r % 3 else [], priority=100 - r)
+                      cidrs=[f"10.{r}.{k % 250}.{k // 250 % 16 * 16}/28"] if r % 3 else [], priority=100 - r)
               for r in range(rules)]
         ports.append(GuestPort(server_id=str(uuid.uuid4()), index=0, mac=f"00:22:{g >> 16 & 255:02x}:"
                                f"{g >> 8 & 255:02x}:{g & 255:02x}:01", ip=f"10.200.{g // 250}.{g % 250 + 2}",
@@ -46,35 +52,12 @@ def spec(guests: int, rules: int) -> object:
     return HostSecgroups(version=1, ports=ports)
 
 
-def bench_compile(guests: int, rules: int) -> None:
-    from core.agent.firewall import NftFirewall, compile_ruleset
+def bench_full(guests: int, rules: int, shared: int) -> None:
+    """The full applies of bench/secgroups_apply.py (the agent's own path, worst and shared case)."""
+    from secgroups_apply import full_applies
 
-    s = spec(guests, rules)
-    times = []
-    for _ in range(5):
-        t0 = time.perf_counter()
-        c = compile_ruleset(s, "cmn_bench", lambda sid, i: f"cp{sid[:10]}{i}")  # type: ignore[arg-type]
-        times.append(time.perf_counter() - t0)
-    print(f"compile {guests} guests x {rules} rules: {statistics.median(times) * 1000:.1f} ms "
-          f"(median of 5; {len(c.text.splitlines())} lines, {len(c.text) >> 10} KiB)")
-    if os.geteuid() != 0 or not shutil.which("nft"):
-        print("apply: skipped (needs root and nft)")
-        return
-    ns = f"cmnb{uuid.uuid4().hex[:6]}"
-    subprocess.run(["ip", "netns", "add", ns], check=True)
-    try:
-        for how, inprocess in (("nft -f", False), ("libnftables in-process", True)):
-            fw = NftFirewall("cmn_bench", ns, inprocess=inprocess)
-            fw.clear()
-            applied = []
-            for _ in range(3):
-                t0 = time.perf_counter()
-                fw.apply(c.text)  # the second and third replace a full ruleset, as a re-apply does
-                applied.append(time.perf_counter() - t0)
-            print(f"apply ({how}, one transaction) {guests} x {rules}: first {applied[0] * 1000:.0f} ms, "
-                  f"replace {statistics.median(applied[1:]) * 1000:.0f} ms")
-    finally:
-        subprocess.run(["ip", "netns", "del", ns], check=False)
+    _, _, cleanup = full_applies(guests, rules, shared)
+    cleanup()
 
 
 def bench_latency(changes: int) -> None:
@@ -167,13 +150,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--guests", type=int, default=500)
     ap.add_argument("--rules", type=int, default=20)
+    ap.add_argument("--shared", type=int, default=10, help="distinct rule sets in the shared full apply")
     ap.add_argument("--changes", type=int, default=20)
     ap.add_argument("--latency-only", action="store_true", help="skip the compile/apply figures")
     a = ap.parse_args()
     if not a.latency_only:
-        bench_compile(200, a.rules)
-        bench_compile(a.guests, a.rules)
-    bench_latency(a.changes)
+        bench_full(a.guests, a.rules, a.shared)
+    if a.changes >= 2:
+        bench_latency(a.changes)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Security groups and anti-spoofing on the host's guest ports, with nftables.
 
     text = compile_ruleset(spec, "cloudpods_one", port_name)   # HostSecgroups -> one nft script
-    fw = firewall_backend(cfg)       # NftFirewall (nft -f, optionally in a netns) or NoFirewall(reason)
+    fw = firewall_backend(cfg)       # NftFirewall (libnftables / nft -f, optionally in a netns) or NoFirewall(reason)
     fw.apply(text)                   # atomic: the agent's tables are replaced in ONE nft transaction
 
 Why two tables of the same name: the port a frame came in on is only known at the bridge layer
@@ -9,11 +9,17 @@ Why two tables of the same name: the port a frame came in on is only known at th
 connection tracking of bridged IPv4 runs in family ``inet`` (br_netfilter hands bridged packets to
 the IP hooks; the kernel's own bridge conntrack is often not built). The inet ``forward`` chain
 sends a packet through the egress chain of the port it came from (by mark) and then the ingress
-chain of the guest it goes to (by destination address): one chain per port and direction.
+chain of the guest it goes to (by destination address).
 
-Verdicts: an allowed egress *returns* (the destination's ingress rules still apply), an allowed
-ingress accepts; established/related flows are accepted first (stateful); what no rule allows
-drops. Rules arrive sorted by the region (larger priority first, deny before allow).
+Why per-port data lives in sets and maps, not in rules: the kernel's cost of a transaction grows
+with its rules (each expression is looked up by name), set elements are cheap. So anti-spoofing is
+a few fixed rules looking a port's MAC and address up in sets, and a guest's rules live in a chain
+named after its content: guests whose security groups give the same rules share one chain (the
+usual case: a host's guests are in a handful of groups); only the maps say which port uses which.
+
+Verdicts: established/related flows are accepted first (stateful); an allowed egress *returns* (the
+destination's ingress rules still apply), an allowed ingress accepts; what no rule allows drops.
+Rules arrive sorted by the region (larger priority first, deny before allow).
 """
 from __future__ import annotations
 
@@ -28,7 +34,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.hostapi.protocol import GuestPort, HostSecgroups, SecRule
+from core.hostapi.protocol import HostSecgroups, SecRule
 
 log = logging.getLogger("cloudpods.agent.firewall")
 
@@ -36,15 +42,11 @@ MARK_BASE = 0x0C000000  # port ids live in the low 24 bits; the high byte says "
 PortName = Callable[[str, int], str]
 
 
-def _chain(port: GuestPort, what: str) -> str:
-    return f"p_{port.server_id.replace('-', '')}_{port.index}_{what}"
-
-
 def _peer_set(sgid: str) -> str:
     return f"peer_{sgid.replace('-', '')}"
 
 
-@functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=65536)
 def _spans(ports: str) -> tuple[str, ...]:
     """``22,80-443,100`` -> ("22", "80-443"): merged spans, one rule each. No anonymous sets:
     nft's time grows steeply with their number (2000 of them: seconds), and it refuses overlaps."""
@@ -61,7 +63,7 @@ def _spans(ports: str) -> tuple[str, ...]:
     return tuple(str(lo) if lo == hi else f"{lo}-{hi}" for lo, hi in merged)
 
 
-@functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=65536)
 def _nets(cidrs: tuple[str, ...]) -> tuple[str, ...]:
     # collapsed per address family (collapse_addresses refuses a mix)
     nets = [ipaddress.ip_network(c, strict=False) for c in cidrs]
@@ -70,65 +72,53 @@ def _nets(cidrs: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(str(n) for n in [*ipaddress.collapse_addresses(v4), *ipaddress.collapse_addresses(v6)])
 
 
-def _rules(r: SecRule, ingress: bool, peers: frozenset[str] | set[str]) -> list[str]:
-    """One rule as nft rules: one per remote network and port span (the same verdict each)."""
-    if r.matches_nothing or (r.peer and r.peer not in peers):
-        return []  # a peer group without guests: the rule matches no address
+@functools.lru_cache(maxsize=65536)
+def _rule_lines(direction: str, action: str, protocol: str, ports: str, cidrs: tuple[str, ...], peer: str
+                ) -> tuple[str, ...]:
+    """One rule as nft rules: one per remote network and port span (the same verdict each). Cached:
+    a host's guests mostly share their groups' rules, and a repair compiles the same rules again."""
+    ingress = direction == "in"
     side = "saddr" if ingress else "daddr"
-    remotes = [f"ip {side} @{_peer_set(r.peer)} "] if r.peer else \
-        [f"ip {side} {n} " for n in _nets(tuple(r.cidrs))] if r.cidrs else [""]
-    if r.protocol in ("tcp", "udp"):
-        protos = [f"{r.protocol} dport {p} " for p in _spans(r.ports)] if r.ports else [f"meta l4proto {r.protocol} "]
-    elif r.protocol == "icmp":
+    remotes = [f"ip {side} @{_peer_set(peer)} "] if peer else \
+        [f"ip {side} {n} " for n in _nets(cidrs)] if cidrs else [""]
+    if protocol in ("tcp", "udp"):
+        protos = [f"{protocol} dport {p} " for p in _spans(ports)] if ports else [f"meta l4proto {protocol} "]
+    elif protocol == "icmp":
         protos = ["meta l4proto icmp "]
     else:
         protos = [""]
-    verdict = "drop" if r.action == "deny" else ("accept" if ingress else "return")
-    return [f"{a}{b}{verdict}" for a in remotes for b in protos]
+    verdict = "drop" if action == "deny" else ("accept" if ingress else "return")
+    return tuple(f"{a}{b}{verdict}" for a in remotes for b in protos)
 
 
-def _src_chain(port: GuestPort, mark: int) -> list[str]:
-    """Bridge layer, frames the guest sends: its mark, then its MAC and IP or the frame drops."""
-    lines = [f"meta mark set 0x{mark:08x}"]
-    if port.src_mac_check:
-        lines += [f"ether saddr != {port.mac} drop",
-                  f"ether type arp arp saddr ether != {port.mac} drop"]
-    if port.src_ip_check:
-        lines += ["ether type ip ip saddr 0.0.0.0 udp sport 68 udp dport 67 return",  # DHCP before it has an address
-                  f"ether type ip ip saddr != {port.ip} drop",
-                  "ether type ip return",
-                  "ether type arp arp saddr ip 0.0.0.0 return",  # address probes
-                  f"ether type arp arp saddr ip != {port.ip} drop",
-                  "ether type arp return",
-                  "drop"]  # IPv6 and anything else: guests have IPv4 addresses only
-    return lines
-
-
-def _direction_chain(port: GuestPort, ingress: bool, peers: frozenset[str] | set[str]) -> list[str]:
-    lines = ["ct state established,related accept", "ct state invalid drop"]
-    if not ingress:
-        lines.append("ip daddr 255.255.255.255 udp dport 67 return")  # DHCP to our server on the bridge
-    d = "in" if ingress else "out"
-    for r in port.rules:
-        if r.direction == d:
-            lines += _rules(r, ingress, peers)
+def _direction_chain(rules: list[SecRule], direction: str, peers: frozenset[str] | set[str]) -> tuple[str, ...]:
+    lines = ["ct state invalid drop"]  # established/related: accepted in the forward chain already
+    for r in rules:
+        if r.direction == direction and not r.matches_nothing and (not r.peer or r.peer in peers):
+            # (a peer group without guests: the rule matches no address)
+            lines += _rule_lines(r.direction, r.action, r.protocol, r.ports, tuple(r.cidrs), r.peer)
     lines.append("drop")
-    return lines
+    return tuple(lines)
+
+
+def _chain_name(lines: tuple[str, ...]) -> str:
+    """A chain named after its rules: the same rules, the same chain (shared by every port with them)."""
+    return "g_" + hashlib.blake2b("\n".join(lines).encode(), digest_size=8).hexdigest()
 
 
 @dataclass
 class Plan:
     """What the agent's two tables hold, as data: the full script and the delta between two plans
-    are both rendered from it (chains by (family, name); map and set elements by name)."""
+    are both rendered from it (chains by (family, name); map and set elements by (family, name))."""
 
     chains: dict[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)
     maps: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)  # key -> value
-    sets: dict[str, tuple[str, ...]] = field(default_factory=dict)  # inet sets (peer groups, eip_local)
+    sets: dict[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)  # peer groups, eip_local, ports
     marks: dict[str, int] = field(default_factory=dict)  # port key -> its mark (stable across plans)
     limits: dict[str, int] = field(default_factory=dict)  # port name -> bw_limit (Mbps, 0: none): tc, not nft
     ports: int = 0
     enforced: int = 0
-    rules: int = 0
+    rules: int = 0  # nft rules in the guests' chains (shared chains counted once)
     eips: int = 0
     skipped: list[str] = field(default_factory=list)  # ports without a name on this host
 
@@ -143,14 +133,31 @@ class Compiled:
 
 
 # the maps every ruleset declares (family, name, declaration); the base chains look ports up in them
-_MAPS = (("bridge", "ports", "type ifname : verdict"), ("inet", "marks", "type mark : verdict"),
-         ("inet", "dsts", "type ipv4_addr : verdict"), ("inet", "eip_dnat", "type ipv4_addr : ipv4_addr"),
-         ("inet", "eip_snat", "type ipv4_addr : ipv4_addr"))
-_FIXED_SETS = {"eip_local": "type ipv4_addr; flags interval;"}  # guest networks: not SNATed to the EIP
+_MAPS = (("bridge", "port_marks", "type ifname : mark"), ("bridge", "port_checks", "type ifname : verdict"),
+         ("inet", "marks", "type mark : verdict"), ("inet", "dsts", "type ipv4_addr : verdict"),
+         ("inet", "eip_dnat", "type ipv4_addr : ipv4_addr"), ("inet", "eip_snat", "type ipv4_addr : ipv4_addr"))
+# the sets every ruleset declares; peer groups' sets (inet, "type ipv4_addr;") come and go with their guests
+_SETS = {("bridge", "port_mac"): "type ifname . ether_addr;",  # a port's own MAC
+         ("bridge", "port_ip"): "type ifname . ipv4_addr;",  # a port's own address
+         ("inet", "eip_local"): "type ipv4_addr; flags interval;"}  # guest networks: not SNATed to the EIP
+_INTERVAL = {("inet", "eip_local")}  # changed as a whole (its elements are collapsed networks)
+# anti-spoofing per port: which checks (src_mac_check, src_ip_check) -> the chain doing them
+_CHECKS = {(True, True): "check_mac_ip", (True, False): "check_mac", (False, True): "check_ip"}
 _BASE = {
     "bridge": ["  chain prerouting {", "    type filter hook prerouting priority -300; policy accept;",
-               "    iifname vmap @ports", "  }"],
+               "    meta mark set iifname map @port_marks", "    iifname vmap @port_checks", "  }",
+               "  chain check_mac {", "    iifname . ether saddr != @port_mac drop",
+               "    ether type arp iifname . arp saddr ether != @port_mac drop", "  }",
+               "  chain check_ip {",
+               "    ether type ip ip saddr 0.0.0.0 udp sport 68 udp dport 67 return",  # DHCP before it has one
+               "    ether type ip iifname . ip saddr != @port_ip drop", "    ether type ip return",
+               "    ether type arp arp saddr ip 0.0.0.0 return",  # address probes
+               "    ether type arp iifname . arp saddr ip != @port_ip drop", "    ether type arp return",
+               "    drop", "  }",  # IPv6 and anything else: guests have IPv4 addresses only
+               "  chain check_mac_ip {", "    jump check_mac", "    jump check_ip", "  }"],
     "inet": ["  chain forward {", "    type filter hook forward priority 0; policy accept;",
+             "    ct state established,related accept",
+             "    ip daddr 255.255.255.255 udp dport 67 accept",  # DHCP to our server on the bridge
              "    meta mark vmap @marks", "    ip daddr vmap @dsts", "  }",
              # EIPs: traffic to the EIP goes to the guest (its ingress rules still apply in forward), and
              # the guest's traffic leaving its own network leaves with the EIP (replies: conntrack)
@@ -161,7 +168,11 @@ _BASE = {
 }
 
 
-def _block(w: list[str], name: str, lines: list[str]) -> None:
+def _set_decl(key: tuple[str, str]) -> str:
+    return _SETS.get(key, "type ipv4_addr;")
+
+
+def _block(w: list[str], name: str, lines: Iterable[str]) -> None:
     w.append(f"  chain {name} {{")
     w.extend(f"    {x}" for x in lines)
     w.append("  }")
@@ -185,12 +196,16 @@ def build_plan(spec: HostSecgroups, port_name: PortName, marks: dict[str, int] |
     out = Plan()
     for fam, name, _ in _MAPS:
         out.maps[(fam, name)] = {}
+    port_marks, port_checks = out.maps[("bridge", "port_marks")], out.maps[("bridge", "port_checks")]
+    mark_map, dsts = out.maps[("inet", "marks")], out.maps[("inet", "dsts")]
+    macs: list[str] = []
+    ips: list[str] = []
     keys = [f"{p.server_id.replace('-', '')}_{p.index}" for p in spec.ports]
     prev = marks or {}
     taken = {prev[k] for k in keys if k in prev}
     seen_ifnames: set[str] = set()
-    seen_ips: set[str] = set()
-    peers = {sgid for sgid, ips in spec.peers.items() if ips}
+    peers = {sgid for sgid, addrs in spec.peers.items() if addrs}
+    chains: dict[tuple[str, ...], str] = {}  # a chain's rules -> its name
     for key, port in zip(keys, spec.ports, strict=True):
         ifname = port_name(port.server_id, port.index)
         if not ifname or ifname in seen_ifnames or key in out.marks:
@@ -201,24 +216,35 @@ def build_plan(spec: HostSecgroups, port_name: PortName, marks: dict[str, int] |
         out.limits[ifname] = port.bw_limit
         n = prev.get(key) or _mark_of(key, taken)
         out.marks[key] = n
-        mark = MARK_BASE | n
-        src = _chain(port, "src")
-        out.chains[("bridge", src)] = tuple(_src_chain(port, mark))
-        out.maps[("bridge", "ports")][f'"{ifname}"'] = f"jump {src}"
+        mark = f"0x{MARK_BASE | n:08x}"
+        q = f'"{ifname}"'
+        port_marks[q] = mark
+        check = _CHECKS.get((port.src_mac_check, port.src_ip_check))
+        if check:
+            port_checks[q] = f"jump {check}"
+            if port.src_mac_check:
+                macs.append(f"{q} . {port.mac}")
+            if port.src_ip_check:
+                ips.append(f"{q} . {port.ip}")
         if not port.enforce:
             continue
         out.enforced += 1
-        for ingress, what in ((False, "out"), (True, "in")):
-            lines = _direction_chain(port, ingress, peers)
-            out.rules += len(lines)
-            out.chains[("inet", _chain(port, what))] = tuple(lines)
-        out.maps[("inet", "marks")][f"0x{mark:08x}"] = f"jump {_chain(port, 'out')}"
-        if port.ip not in seen_ips:  # one address, one guest port (IPAM guarantees it per network)
-            seen_ips.add(port.ip)
-            out.maps[("inet", "dsts")][port.ip] = f"jump {_chain(port, 'in')}"
-    for sgid, ips in spec.peers.items():
-        if ips:
-            out.sets[_peer_set(sgid)] = tuple(sorted(set(ips), key=ipaddress.IPv4Address))
+        for direction in ("out", "in"):
+            lines = _direction_chain(port.rules, direction, peers)
+            chain = chains.get(lines)
+            if chain is None:
+                chain = chains[lines] = _chain_name(lines)
+                out.chains[("inet", chain)] = lines
+                out.rules += len(lines)
+            if direction == "out":
+                mark_map[mark] = f"jump {chain}"
+            elif port.ip not in dsts:  # one address, one guest port (IPAM guarantees it per network)
+                dsts[port.ip] = f"jump {chain}"
+    out.sets[("bridge", "port_mac")] = tuple(macs)
+    out.sets[("bridge", "port_ip")] = tuple(ips)
+    for sgid, addrs in spec.peers.items():
+        if addrs:
+            out.sets[("inet", _peer_set(sgid))] = tuple(sorted(set(addrs), key=ipaddress.IPv4Address))
     local = []
     for e in spec.eips:
         if e.eip in out.maps[("inet", "eip_dnat")] or e.ip in out.maps[("inet", "eip_snat")]:
@@ -227,7 +253,7 @@ def build_plan(spec: HostSecgroups, port_name: PortName, marks: dict[str, int] |
         out.maps[("inet", "eip_snat")][e.ip] = e.eip
         local.append(e.cidr)
         out.eips += 1
-    out.sets["eip_local"] = _nets(tuple(sorted(set(local))))
+    out.sets[("inet", "eip_local")] = _nets(tuple(sorted(set(local))))
     return out
 
 
@@ -247,32 +273,31 @@ def render_full(plan: Plan, table: str) -> str:
         w += [f"add table {fam} {table}", f"delete table {fam} {table}"]
     for fam in ("bridge", "inet"):
         w.append(f"table {fam} {table} {{")
-        if fam == "inet":
-            for name, elems in sorted(plan.sets.items()):
-                w += [f"  set {name} {{", f"    {_FIXED_SETS.get(name, 'type ipv4_addr;')}"]
+        for (sfam, name), elems in sorted(plan.sets.items()):
+            if sfam == fam:
+                w += [f"  set {name} {{", f"    {_set_decl((sfam, name))}"]
                 if elems:
                     w.append(f"    elements = {_elements(elems)}")
                 w.append("  }")
         for mfam, name, decl in _MAPS:
-            if mfam != fam:
-                continue
-            m = plan.maps[(fam, name)]
-            w += [f"  map {name} {{", f"    {decl};"]
-            if m:
-                w.append(f"    elements = {_elements(_pairs(m, m))}")
-            w.append("  }")
+            if mfam == fam:
+                m = plan.maps[(fam, name)]
+                w += [f"  map {name} {{", f"    {decl};"]
+                if m:
+                    w.append(f"    elements = {_elements(_pairs(m, m))}")
+                w.append("  }")
         w += _BASE[fam]
         for (cfam, name), lines in plan.chains.items():
             if cfam == fam:
-                _block(w, name, list(lines))
+                _block(w, name, lines)
         w.append("}")
     return "\n".join(w) + "\n"
 
 
 def render_delta(old: Plan, new: Plan, table: str) -> str:
-    """One transaction turning ``old`` into ``new``: only the chains, elements and sets that differ.
-    Order matters inside it: elements that jump to a chain go before the chain, sets a rule names
-    come before the rule, and a set goes only after the rules that named it."""
+    """One transaction turning ``old`` into ``new``: only the chains and elements that differ.
+    Order matters inside it: elements stop naming a chain before it goes and start after it
+    comes, a set a rule names comes before the rule and goes after it."""
     w: list[str] = []
     adds: list[str] = []
     for (fam, name), m in new.maps.items():
@@ -283,31 +308,38 @@ def render_delta(old: Plan, new: Plan, table: str) -> str:
             w.append(f"delete element {fam} {table} {name} {_elements(gone)}")
         if come:
             adds.append(f"add element {fam} {table} {name} {_elements(_pairs(m, come))}")
-    changed = []
     for key, lines in old.chains.items():
         if key not in new.chains:
             w.append(f"delete chain {key[0]} {table} {key[1]}")
         elif new.chains[key] != lines:
             w.append(f"flush chain {key[0]} {table} {key[1]}")
     changed = [k for k, lines in new.chains.items() if old.chains.get(k) != lines]
-    for name, elems in new.sets.items():
-        if name not in old.sets:
-            w.append(f"add set inet {table} {name} {{ {_FIXED_SETS.get(name, 'type ipv4_addr;')} }}")
-        elif old.sets[name] != elems:
-            w.append(f"flush set inet {table} {name}")
-        else:
+    for (fam, name), elems in new.sets.items():
+        had = old.sets.get((fam, name))
+        if had is None:
+            w.append(f"add set {fam} {table} {name} {{ {_set_decl((fam, name))} }}")
+            had = ()
+        elif had == elems:
             continue
-        if elems:
-            w.append(f"add element inet {table} {name} {_elements(elems)}")
+        elif (fam, name) in _INTERVAL:
+            w.append(f"flush set {fam} {table} {name}")
+            had = ()
+        have, want = set(had), set(elems)
+        gone_e = [e for e in had if e not in want]
+        come_e = [e for e in elems if e not in have]
+        if gone_e:
+            w.append(f"delete element {fam} {table} {name} {_elements(gone_e)}")
+        if come_e:
+            w.append(f"add element {fam} {table} {name} {_elements(come_e)}")
     for fam in ("bridge", "inet"):
         mine = [k for k in changed if k[0] == fam]
         if mine:
             w.append(f"table {fam} {table} {{")
             for _, name in mine:
-                _block(w, name, list(new.chains[(fam, name)]))
+                _block(w, name, new.chains[(fam, name)])
             w.append("}")
     w += adds
-    w += [f"delete set inet {table} {name}" for name in old.sets if name not in new.sets]
+    w += [f"delete set {fam} {table} {name}" for fam, name in old.sets if (fam, name) not in new.sets]
     return "\n".join(w) + "\n" if w else ""
 
 
@@ -366,7 +398,12 @@ class Libnftables:
         self.run("list tables")  # fails here (FirewallError) if the library or the namespace is unusable
 
     def run(self, text: str) -> None:
-        err = self.pool.submit(self._run, text).result(timeout=60)
+        from concurrent.futures import BrokenExecutor
+
+        try:
+            err = self.pool.submit(self._run, text).result(timeout=60)
+        except BrokenExecutor as exc:  # its thread could not enter the namespace (gone, or never made)
+            raise FirewallError(f"libnftables: {exc.__cause__ or exc}") from None
         if err is not None:
             raise FirewallError(f"nft refused the ruleset: {err[:1500]}")
 

@@ -681,6 +681,8 @@ class WorkAck(_Model):
 # agent's, and the agent then GETs /agent/hosts/<id>/secgroups (a ``HostSecgroups``) and applies it.
 
 _IPV4 = r"^\d{1,3}(\.\d{1,3}){3}$"
+_OCTET = r"(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
+_IPV4_NET = re.compile(rf"^{_OCTET}(\.{_OCTET}){{3}}(/(3[0-2]|[12]?\d))?$")  # a.b.c.d[/n], no leading zeros
 MAX_BW_LIMIT = 100_000  # Mbps (100 Gbit/s)
 
 
@@ -713,7 +715,8 @@ class SecRule(_Model):
         import ipaddress
 
         for c in v:
-            if ipaddress.ip_network(c, strict=False).version != 4:
+            # the usual form by a regex: ipaddress costs ~100 µs each, most of validating a host's 10 000 rules
+            if not _IPV4_NET.match(c) and ipaddress.ip_network(c, strict=False).version != 4:
                 raise ValueError(f"{c!r} is not an IPv4 network")
         return v
 

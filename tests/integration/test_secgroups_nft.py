@@ -6,7 +6,7 @@ its own namespace, so nothing touches the machine's networking).
 Proves: allowed traffic passes and denied traffic drops (Default's "same group" rule, a port
 rule), a rule change reaches the kernel within a second of the API call (measured; asserted with
 slack for a loaded CI), spoofed source IP / MAC drop, an agent restarted mid-way re-applies the
-same ruleset, and a deleted server's chains are gone. Everything is prefixed ``cmn``.
+same ruleset, and a deleted server's chains and elements are gone. Everything is prefixed ``cmn``.
 """
 from __future__ import annotations
 
@@ -121,7 +121,11 @@ def create(lab: Lab, name: str, *extra: str) -> dict[str, Any]:
 
 
 def chain(srv: dict[str, Any], what: str) -> str:
-    return f"p_{srv['id'].replace('-', '')}_0_{what}"
+    """What the listing shows while the guest's port is there: its address jumping to its ingress
+    chain (``in``), its tap marked at the bridge (``src``)."""
+    if what == "in":
+        return f" {srv['nics'][0]['ip_addr']} : jump g_"
+    return f'"{tap_name(srv["id"], 0)}" : 0x0c'
 
 
 def serve_tcp(lab: Lab, srv: dict[str, Any], port: int) -> subprocess.Popen[bytes]:
@@ -212,7 +216,7 @@ def test_security_groups_with_real_packets(lab: Lab) -> None:
         assert ctl.climc("server-update", a["id"], "--src-mac-check", "true").returncode == 0
 
         # the agent restarted mid-way: the rules stay while it is down and come back identical
-        wait_for(lambda: "00:22:cc" not in lab.ruleset() and f"ether saddr != {a['nics'][0]['mac']}" in
+        wait_for(lambda: "00:22:cc" not in lab.ruleset() and f'"{tap_name(a["id"], 0)}" . {a["nics"][0]["mac"]}' in
                  lab.ruleset(), 10, "mac check back on")
         before = canonical(lab)  # what incremental applies built
         lab.agent.stop()

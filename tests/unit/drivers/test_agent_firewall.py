@@ -3,6 +3,7 @@
 Real packets through these rulesets: tests/integration/test_secgroups_nft.py."""
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Any
 
@@ -27,7 +28,14 @@ def chain_of(text: str, name: str) -> list[str]:
     raise AssertionError(name)
 
 
-def test_rules_become_one_transaction_with_a_chain_per_port_and_direction() -> None:
+def chain_for(text: str, key: str) -> str:
+    """The chain a map element (a guest's address, a port's mark) jumps to."""
+    m = re.search(rf"(?:^|[{{,] ){re.escape(key)} : jump (g_[0-9a-f]+)", text, re.M)
+    assert m, key
+    return m.group(1)
+
+
+def test_rules_become_one_transaction_with_a_chain_per_rule_set_and_direction() -> None:
     p = port("10.0.0.5", [
         SecRule(direction="in", action="deny", protocol="tcp", ports="22", cidrs=["10.9.0.0/16"], priority=90),
         SecRule(direction="in", action="allow", protocol="tcp", ports="22,80-443", priority=50),
@@ -35,22 +43,24 @@ def test_rules_become_one_transaction_with_a_chain_per_port_and_direction() -> N
         SecRule(direction="out", action="allow", protocol="udp", cidrs=["8.8.8.8/32"], priority=1),
     ])
     c = compile_ruleset(HostSecgroups(version=3, ports=[p]), "cmn_t", lambda sid, i: "cp0123")
-    sid = p.server_id.replace("-", "")
     # the old tables go and the new come in the same script (nft -f applies it atomically)
     assert c.text.startswith("add table bridge cmn_t\ndelete table bridge cmn_t\nadd table inet cmn_t\n"
                              "delete table inet cmn_t\n")
-    assert chain_of(c.text, f"p_{sid}_0_in") == [
-        "ct state established,related accept", "ct state invalid drop",
+    assert chain_of(c.text, chain_for(c.text, "10.0.0.5")) == [  # the guest's address -> its ingress chain
+        "ct state invalid drop",  # established/related flows: accepted in the forward chain before any guest's
         "ip saddr 10.9.0.0/16 tcp dport 22 drop",
         "tcp dport 22 accept", "tcp dport 80-443 accept",  # one rule per span: no anonymous sets
         "drop"]  # an empty peer group matches nothing; what nothing allows drops
+    mark = re.search(r'"cp0123" : (0x0c[0-9a-f]{6})', c.text)
+    assert mark, "the port's mark: from its id, stable"
     # egress that is allowed returns: the destination's ingress chain still decides
-    assert chain_of(c.text, f"p_{sid}_0_out")[-2:] == ["ip daddr 8.8.8.8/32 meta l4proto udp return", "drop"]
-    spoof = chain_of(c.text, f"p_{sid}_0_src")
-    mark = spoof[0].removeprefix("meta mark set ")
-    assert mark.startswith("0x0c") and len(mark) == 10  # the port's mark: from its id, stable
-    assert "ether saddr != 00:22:aa:00:00:01 drop" in spoof and "ether type ip ip saddr != 10.0.0.5 drop" in spoof
-    assert '"cp0123" : jump' in c.text and "10.0.0.5 : jump" in c.text and f"{mark} : jump" in c.text
+    assert chain_of(c.text, chain_for(c.text, mark.group(1)))[-2:] == [
+        "ip daddr 8.8.8.8/32 meta l4proto udp return", "drop"]
+    # anti-spoofing: the port's own MAC and address in sets the bridge's fixed rules look up
+    assert '"cp0123" : jump check_mac_ip' in c.text
+    assert 'elements = { "cp0123" . 00:22:aa:00:00:01 }' in c.text and 'elements = { "cp0123" . 10.0.0.5 }' in c.text
+    assert "iifname . ether saddr != @port_mac drop" in chain_of(c.text, "check_mac")
+    assert "ether type ip iifname . ip saddr != @port_ip drop" in chain_of(c.text, "check_ip")
     assert (c.ports, c.enforced) == (1, 1)
 
 
@@ -63,7 +73,9 @@ def test_peer_groups_are_named_sets_shared_by_every_port() -> None:
     name = f"peer_{sg.replace('-', '')}"
     assert c.text.count(f"set {name} {{") == 1
     assert "elements = { 10.0.0.2, 10.0.0.3, 10.0.1.9 }" in c.text
-    assert c.text.count(f"ip saddr @{name} accept") == 2
+    # the two guests have the same rules: one chain, both addresses jump to it
+    assert c.text.count(f"ip saddr @{name} accept") == 1
+    assert chain_for(c.text, "10.0.0.2") == chain_for(c.text, "10.0.0.3")
 
 
 def test_checks_off_no_groups_and_ports_without_a_name() -> None:
@@ -71,10 +83,9 @@ def test_checks_off_no_groups_and_ports_without_a_name() -> None:
     nameless = port("10.0.0.7", [])
     c = compile_ruleset(HostSecgroups(version=1, ports=[free, nameless]), "cmn_t",
                         lambda sid, i: "cpfree0" if sid == free.server_id else "")
-    sid = free.server_id.replace("-", "")
-    src = chain_of(c.text, f"p_{sid}_0_src")  # marked, nothing checked
-    assert len(src) == 1 and src[0].startswith("meta mark set 0x0c")
-    assert f"p_{sid}_0_in" not in c.text  # in no group: not enforced
+    assert re.search(r'"cpfree0" : 0x0c', c.text)  # marked, nothing checked
+    assert '"cpfree0" : jump' not in c.text and '"cpfree0" .' not in c.text
+    assert "10.0.0.6 : jump" not in c.text  # in no group: not enforced
     assert c.skipped == [f"{nameless.server_id}/0"] and (c.ports, c.enforced) == (1, 0)
 
 
@@ -107,8 +118,7 @@ def test_overlapping_ports_and_networks_are_merged_for_nft() -> None:
     p = port("10.0.0.9", [SecRule(direction="in", action="allow", protocol="tcp", ports="100,80-443,22,444",
                                   cidrs=["10.1.0.0/16", "10.1.2.0/24", "10.2.0.0/16"], priority=1)])
     c = compile_ruleset(HostSecgroups(version=1, ports=[p]), "cmn_t", lambda sid, i: "cpx0")
-    sid = p.server_id.replace("-", "")
-    assert chain_of(c.text, f"p_{sid}_0_in")[2:-1] == [
+    assert chain_of(c.text, chain_for(c.text, "10.0.0.9"))[1:-1] == [
         f"ip saddr {n} tcp dport {s} accept" for n in ("10.1.0.0/16", "10.2.0.0/16") for s in ("22", "80-444")]
     with pytest.raises(ValueError):
         SecRule(direction="in", action="allow", protocol="tcp", ports="443-80", priority=1)
@@ -121,18 +131,25 @@ def test_a_change_to_one_guest_replaces_only_its_chains() -> None:
     rule = SecRule(direction="in", action="allow", protocol="tcp", ports="22", priority=1)
     a, b = port("10.0.0.2", [rule]), port("10.0.0.3", [rule])
     old = build_plan(HostSecgroups(version=1, ports=[a, b]), names)
+    assert len(old.chains) == 2  # a and b share their ingress chain (and their egress one)
     b2 = b.model_copy(update={"rules": [rule.model_copy(update={"ports": "2222"})]})
     new = build_plan(HostSecgroups(version=2, ports=[a, b2]), names, old.marks)
     d = render_delta(old, new, "cmn_t")
-    sb = b.server_id.replace("-", "")
-    assert d.splitlines()[0] == f"flush chain inet cmn_t p_{sb}_0_in"
-    assert "tcp dport 2222 accept" in d and a.server_id.replace("-", "") not in d
-    assert "delete table" not in d and "element" not in d  # no map touched: the port stays where it was
+    lines = d.splitlines()
+    # b's address stops jumping to the shared chain, its own comes, then the address jumps to it
+    assert lines[0] == "delete element inet cmn_t dsts { 10.0.0.3 }"
+    assert "tcp dport 2222 accept" in d and lines[-1].startswith("add element inet cmn_t dsts { 10.0.0.3 : jump g_")
+    assert "10.0.0.2" not in d and "delete chain" not in d  # a keeps the chain it had
+    assert "delete table" not in d and "bridge" not in d  # nothing else touched
     assert render_delta(new, new, "cmn_t") == ""  # nothing differs: nft is not even called
-    # a guest gone: its elements go before its chains, in the same transaction
+    # a guest gone: its elements go before its chain, in the same transaction
     gone = build_plan(HostSecgroups(version=3, ports=[a]), names, new.marks)
-    d = render_delta(new, gone, "cmn_t").splitlines()
-    assert d[0].startswith("delete element bridge cmn_t ports") and d[-1].startswith("delete chain")
+    d = render_delta(new, gone, "cmn_t")
+    lines = d.splitlines()
+    assert lines[0].startswith("delete element bridge cmn_t port_marks")
+    drop = next(i for i, x in enumerate(lines) if x.startswith("delete chain inet cmn_t g_"))
+    assert drop > lines.index("delete element inet cmn_t dsts { 10.0.0.3 }")  # nothing names it any more
+    assert f'delete element bridge cmn_t port_mac {{ "cp{b.server_id[:8]}" . ' in d
     assert gone.marks == {k: v for k, v in new.marks.items() if k in gone.marks}  # marks stay put
 
 
