@@ -158,6 +158,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "quota-set": ("climc.commands.compute_misc:quota_set", "Set quota limits (-1 = unlimited)"),
     "quota-show": ("climc.commands.compute_misc:quota_show", "Show a project's quota and usage"),
     "secgroup-add-rule": ("climc.commands.compute_misc:secgroup_add_rule", "Add a rule to a security group (shows the group)"),
+    "secgroup-clone": ("climc.commands.compute_misc:secgroup_clone", "Copy a security group and its rules into a new group of your project"),
     "secgroup-create": ("climc.commands.compute_misc:secgroup_create", "Create a security group"),
     "secgroup-delete": ("climc.commands.compute_misc:secgroup_delete", "Delete unused security groups"),
     "secgroup-list": ("climc.commands.compute_misc:secgroup_list", "List security groups"),

@@ -293,6 +293,19 @@ def secgroup_update(obj: Any, ident: str, name: str | None, desc: str | None) ->
     show_object(obj.client().put(S, f"/secgroups/{ident}", json={"secgroup": body})["secgroup"])
 
 
+@click.command("secgroup-clone")
+@click.argument("ident")
+@click.argument("name")
+@click.option("--desc", "--description", "desc", default=None, help="Description (default: the source's)")
+@output_options
+@click.pass_obj
+def secgroup_clone(obj: Any, ident: str, name: str, desc: str | None) -> None:
+    """Copy security group IDENT and its rules into a new group NAME of your project (Cloudpods'
+    secgroup-clone); a rule naming IDENT itself ("from the same group") names the copy."""
+    body = {"name": name, **({"description": desc} if desc is not None else {})}
+    show_object(obj.client().post(S, f"/secgroups/{ident}/clone", json={"secgroup": body})["secgroup"])
+
+
 @click.command("eip-associate")
 @click.argument("ident")
 @click.argument("instance_id")
@@ -343,6 +356,7 @@ def quota_show(obj: Any, project: str | None) -> None:
 @click.option("--ips", type=int, default=None)
 @click.option("--images", type=int, default=None)
 @click.option("--snapshot", type=int, default=None, help="Disk snapshots")
+@click.option("--eip", type=int, default=None, help="EIPs on eip networks (eip-create, server-create --eip-bw)")
 @click.option("--domain", default=None,
               help="Cap a domain instead (name or id; system admins): its projects together stay within it")
 @output_options

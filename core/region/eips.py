@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 from core.api.context import Credential
 from core.errors import ConflictError, InputParameterError, InsufficientResourceError
 from core.hostapi.protocol import MAX_BW_LIMIT, GuestEip
-from core.region import ipam
+from core.region import ipam, quotas
 from core.region.models import Eip, Host, IpAllocation, Network, Server, Wire, Zone
 from core.region.secgroups import touch_hosts
 
@@ -93,10 +93,16 @@ def dissociate(session: Session, server: Server, auto_delete: bool) -> Eip | Non
     eip.associate_type, eip.associate_id = "", None
     touch_hosts(session, [server.host_id])
     if (auto_delete or eip.auto_dellocate) and not eip.manager_id:  # a cloud's is released there (eip-delete)
-        ipam.release(session, "eip", eip.id)
-        session.delete(eip)
+        drop(session, eip)
     session.flush()
     return eip
+
+
+def drop(session: Session, eip: Eip) -> None:
+    """An EIP of an eip network deleted: its address and its project's eip quota given back."""
+    ipam.release(session, "eip", eip.id)
+    quotas.release(session, eip.tenant_id, {"eip": 1})
+    session.delete(eip)
 
 
 def host_eips(session: Session, server_ids: list[str]) -> list[GuestEip]:
@@ -199,6 +205,7 @@ def allocate_for_server(session: Session, server: Server) -> Eip | None:
         return None
     have = server_eip(session, server.id)
     if have is not None:
+        _quota_to_eip(server)
         return have
     host = session.get(Host, server.host_id) if server.host_id else None
     zone = host.zone_id if host is not None else None
@@ -222,10 +229,21 @@ def allocate_for_server(session: Session, server: Server) -> Eip | None:
         except InsufficientResourceError:
             continue
         eip.network_id, eip.ip_addr = net.id, a.ip_addr
+        _quota_to_eip(server)
         session.flush()
         return eip
     raise InsufficientResourceError(f"eip_bw: the eip networks of zone {_zone_name(session, zone)} have no free "
                                     f"address ({', '.join(n.name for n in nets)})")
+
+
+def _quota_to_eip(server: Server) -> None:
+    """The eip quota the create reserved for the server passes to the EIP made for it: from now on
+    deleting the EIP gives it back (the server's delete no longer does)."""
+    held = dict(server.held or {})
+    q = dict(held.get("quota") or {})
+    if q.pop("eip", None):
+        held["quota"] = q
+        server.held = held
 
 
 def _zone_name(session: Session, zone_id: str | None) -> str:

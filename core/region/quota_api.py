@@ -178,7 +178,7 @@ def _show(session: Any, tenant: str, domain: str) -> Response:
     row = session.get(Quota, tenant)
     if row is None:
         out = {"tenant_id": tenant, "domain_id": domain, **quotas.DEFAULTS,
-               **{f"usage.{k}": 0 for k in quotas.KEYS}}
+               **{f"usage.{k}": 0 for k in quotas.KEYS}, "usage.eip": quotas.held_eips(session, tenant)}
     else:
         out = quotas.to_dict(row)
     return json_response({"quotas": [out], "quota": out})

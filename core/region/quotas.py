@@ -16,16 +16,29 @@ from sqlalchemy.orm import Session
 from core.errors import InputParameterError, OutOfQuotaError
 from core.region.models import DomainQuota, Quota
 
-KEYS = ("cpu", "memory", "storage", "servers", "ips", "images", "snapshot")
-UNITS = {"cpu": "vCPU", "memory": "MB", "storage": "MB", "servers": "", "ips": "", "images": "", "snapshot": ""}
+KEYS = ("cpu", "memory", "storage", "servers", "ips", "images", "snapshot", "eip")
+UNITS = {"cpu": "vCPU", "memory": "MB", "storage": "MB", "servers": "", "ips": "", "images": "", "snapshot": "",
+         "eip": ""}
+# eip: EIPs allocated from eip networks (eip-create, server-create --eip-bw), Cloudpods' default 10;
+# a cloud's elastic IPs count against that cloud's own limits, not here
 DEFAULTS = {"cpu": 256, "memory": 512 * 1024, "storage": 10 * 1024 * 1024, "servers": 100, "ips": 256,
-            "images": 100, "snapshot": 100}
+            "images": 100, "snapshot": 100, "eip": 10}
+
+
+def held_eips(session: Session, tenant_id: str) -> int:
+    """EIPs the project holds on eip networks (what ``used_eip`` starts from when its row is made:
+    EIPs made before the quota existed count too)."""
+    from core.region.models import Eip
+
+    return int(session.scalar(select(func.count()).select_from(Eip).where(
+        Eip.tenant_id == tenant_id, Eip.manager_id.is_(None))) or 0)
 
 
 def ensure(session: Session, tenant_id: str, domain_id: str = "default") -> Quota:
     row = session.get(Quota, tenant_id)
     if row is None:
-        row = Quota(tenant_id=tenant_id, domain_id=domain_id or "default", **DEFAULTS)
+        row = Quota(tenant_id=tenant_id, domain_id=domain_id or "default", **DEFAULTS,
+                    used_eip=held_eips(session, tenant_id))
         try:
             with session.begin_nested():
                 session.add(row)

@@ -345,6 +345,8 @@ def create_servers(manager: Any, session: Session, cred: Credential, body: dict[
     storage_total = sum(d["size"] for d in disks)
     per_server = {"cpu": data.vcpu_count, "memory": plan.vmem, "storage": storage_total, "servers": 1,
                   "ips": len(nets)}
+    if plan.eip and "bw" in plan.eip:
+        per_server["eip"] = 1  # the EIP the create task makes: held by the server until then
     tenant, domain = cred.project_id, cred.project_domain_id or "default"
     quotas.reserve(session, tenant, domain, **{k: v * count for k, v in per_server.items()})
     os_type = data.os_type or (disks[0]["os_type"] if disks else "")

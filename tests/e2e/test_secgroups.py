@@ -384,3 +384,91 @@ def test_server_create_with_an_eip_keeps_or_releases_it_on_delete(
     assert host_rules(controller, net["host_id"])["eips"] == [] or all(
         e["eip"] not in (a["ip_addr"], held["ip_addr"], b3["ip_addr"])
         for e in host_rules(controller, net["host_id"])["eips"])
+
+
+def test_eip_quota_holds_eip_create_and_server_create_eip_bw(
+        controller: Controller, tenants: Tenants, running: tuple[TestbedAgent, dict[str, str]]) -> None:  # noqa: F811
+    """Cloudpods' ``eip`` quota: eip-create and server-create --eip-bw reserve one each (refused in one
+    line at the limit, before anything is made), the server's reservation passes to the EIP made
+    for it (counted once), deleting the EIP gives it back; one project's limit and usage are its own."""
+    _, net = running
+    tag = uuid.uuid4().hex[:6]
+    octet = unique_octet()
+    cj(controller, "network-create", net["wire"], f"qeipn-{tag}", f"100.66.{octet}.10", f"100.66.{octet}.30", "24",
+       "--server-type", "eip")
+
+    def used(client: httpx.Client | None = None) -> int:
+        q = (client or controller.api).get(("" if client else B) + "/quotas").json()["quota"]
+        return int(q["usage.eip"])
+
+    # project A at a limit of 2: two EIPs, the third refused; project B is not held by A's limit
+    a, b = tenants.a, tenants.b
+    cj(controller, "quota-set", "--project", tenants.pa["id"], "--eip", "2")
+    mine = [a.post("/eips", json={"eip": {"name": f"qa{i}-{tag}", "network": f"qeipn-{tag}"}}) for i in range(2)]
+    assert [r.status_code for r in mine] == [200, 200], [r.text for r in mine]
+    r = a.post("/eips", json={"eip": {"name": f"qa2-{tag}", "network": f"qeipn-{tag}"}})
+    assert "eip (requested 1, used 2, limit 2)" in flat_error(r, 400, "OutOfQuotaError")["details"]
+    assert a.get("/eips", params={"search": f"qa2-{tag}"}).json()["eips"] == []
+    theirs = b.post("/eips", json={"eip": {"name": f"qb-{tag}", "network": f"qeipn-{tag}"}})
+    assert theirs.status_code == 200, theirs.text
+    assert (used(a), used(b)) == (2, 1)
+    flat_error(b.get("/quotas", params={"project": tenants.pa["id"]}), 403)  # nor can B read or raise A's
+    flat_error(b.post("/quotas", json={"quota": {"eip": 50}, "project": tenants.pa["id"]}), 403)
+    assert a.delete(f"/eips/{mine[0].json()['eip']['id']}").status_code == 200
+    assert used(a) == 1  # deleting an EIP gives its quota back
+
+    # server-create --eip-bw reserves one per server at the API, then the EIP made for it holds it
+    base = used()
+    cj(controller, "quota-set", "--eip", str(base + 1))
+    try:
+        r = controller.climc("server-create", f"qs-{tag}", "--disk", "cirros", "--net", net["net"], "--eip-bw", "5",
+                             "--count", "2")
+        assert r.returncode != 0 and f"eip (requested 2, used {base}, limit {base + 1})" in r.stderr, r.stderr
+        assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+        assert controller.api.get(f"{B}/servers", params={"search": f"qs-{tag}"}).json()["servers"] == []
+        s = mk_server(controller, net, f"qs-{tag}", "--eip-bw", "5")
+        eip = controller.api.get(f"{B}/eips", params={"associate_id": s["id"]}).json()["eips"]
+        assert len(eip) == 1 and used() == base + 1  # the server's reservation became the EIP's: one, not two
+        r = controller.climc("eip-create", f"qx-{tag}", f"qeipn-{tag}")
+        assert r.returncode != 0 and "eip (requested 1" in r.stderr, r.stderr
+        assert controller.climc("server-delete", "-f", "--delete-eip", s["id"]).returncode == 0
+        wait_for(lambda: controller.api.get(f"{B}/servers/{s['id']}").status_code == 404, 60, "server gone")
+        assert controller.api.get(f"{B}/eips/{eip[0]['id']}").status_code == 404 and used() == base
+    finally:
+        cj(controller, "quota-set", "--eip", "10")
+
+
+def test_secgroup_clone_copies_the_rules_into_the_callers_project(controller: Controller,
+                                                                  tenants: Tenants) -> None:  # noqa: F811
+    """secgroup-clone as Cloudpods: a new group with the source's rules ("from the same group" names
+    the copy); another project can neither clone nor see the source; its own clone is its own."""
+    tag = uuid.uuid4().hex[:6]
+    src, dst = f"cl-src-{tag}", f"cl-dst-{tag}"
+    s = cj(controller, "secgroup-create", src, "--desc", "web tier")
+    cj(controller, "secgroup-rule-create", src, "--protocol", "tcp", "--ports", "22,443", "--cidr", "10.9.0.0/16",
+       "--priority", "60")
+    cj(controller, "secgroup-rule-create", src, "--peer-secgroup", src, "--priority", "5")
+    cj(controller, "secgroup-rule-create", src, "--direction", "out", "--action", "deny", "--protocol", "udp")
+    c = cj(controller, "secgroup-clone", src, dst)
+    assert (c["name"], c["description"], c["tenant_id"]) == (dst, "web tier", s["tenant_id"]) and c["id"] != s["id"]
+
+    def shape(g: dict[str, Any], me: str) -> set[tuple[Any, ...]]:
+        return {(r["direction"], r["action"], r["protocol"], r["ports"], r["cidr"], r["priority"],
+                 "self" if r["peer_secgroup_id"] == me else r["peer_secgroup_id"]) for r in g["rules"]}
+
+    src_now = cj(controller, "secgroup-show", src)
+    assert len(c["rules"]) == 3 and shape(c, c["id"]) == shape(src_now, s["id"])
+    # refusals: one line, nothing made
+    for args, fragment in ((("secgroup-clone", src, dst), "already in use"),
+                           (("secgroup-clone", f"nope-{tag}", f"cl-x-{tag}"), f"nope-{tag}")):
+        r = controller.climc(*args)
+        assert r.returncode != 0 and fragment in r.stderr and "Traceback" not in r.stderr, (args, r.stderr)
+    flat_error(controller.api.post(f"{B}/secgroups/{s['id']}/clone", json={"name": f"cl-y-{tag}", "bogus": 1}), 400)
+    assert controller.api.get(f"{B}/secgroups", params={"search": f"cl-x-{tag}"}).json()["secgroups"] == []
+    # another project: the source does not exist for it; a clone of its own group lands in its project
+    b: httpx.Client = tenants.b
+    flat_error(b.post(f"/secgroups/{s['id']}/clone", json={"name": f"cl-b-{tag}"}), 404)
+    own = b.post("/secgroups", json={"secgroup": {"name": f"cl-bsrc-{tag}"}})
+    assert own.status_code == 200, own.text
+    mine = b.post(f"/secgroups/{own.json()['secgroup']['id']}/clone", json={"name": f"cl-b-{tag}"})
+    assert mine.status_code == 200 and mine.json()["secgroup"]["tenant_id"] == tenants.pb["id"], mine.text

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from core.api.context import Credential
 from core.api.listing import parse_bool
 from core.errors import InputParameterError, InvalidStatusError, NotEmptyError
-from core.region import ipam
+from core.region import ipam, quotas
 from core.region.common import check_name, parse, text_field
 from core.region.managers._util import add_names, apply_update, names_by_id, unique_name
 from core.region.models import Eip, GuestSecgroup, Keypair, Secgroup, SecgroupRule, Server
@@ -200,7 +200,7 @@ def _rule_dict(r: SecgroupRule) -> dict[str, Any]:
 class SecgroupManager(Manager):
     keyword, plural, model = "secgroup", "secgroups", Secgroup
     owned = True
-    actions: ClassVar[dict[str, str]] = {"add-rule": "do_add_rule"}
+    actions: ClassVar[dict[str, str]] = {"add-rule": "do_add_rule", "clone": "do_clone"}
 
     def create(self, session: Session, cred: Credential, body: dict[str, Any], count: int,
                ctx: tuple[str, str] | None = None) -> list[Any]:
@@ -252,6 +252,25 @@ class SecgroupManager(Manager):
         session.add(SecgroupRule(secgroup_id=row.id, **rule_in(session, cred, body).model_dump()))
         session.flush()
         touch_secgroups(session, [row.id])
+
+    def do_clone(self, session: Session, cred: Credential, row: Any, body: dict[str, Any]) -> dict[str, Any]:
+        """Cloudpods' secgroup clone: a new group in the caller's project with ``row``'s rules (a rule
+        naming ``row`` itself, "from the same group", names the clone); the new group is the answer."""
+        unknown = sorted(set(body) - {"name", "description"})
+        if unknown:
+            raise InputParameterError(f"{unknown[0]}: not a clone field (name, description)")
+        rules = [{**_rule_dict(r), "peer_secgroup_id": r.peer_secgroup_id}
+                 for r in session.scalars(select(SecgroupRule).where(SecgroupRule.secgroup_id == row.id)
+                                          .order_by(SecgroupRule.priority.desc(), SecgroupRule.id))]
+        (new,) = self.create(session, cred, {"name": body.get("name", ""),
+                                             "description": body.get("description", row.description)}, 1)
+        for r in rules:
+            r.pop("id")
+            if r["peer_secgroup_id"] == row.id:
+                r["peer_secgroup_id"] = new.id
+            session.add(SecgroupRule(secgroup_id=new.id, **rule_in(session, cred, r).model_dump()))
+        session.flush()
+        return {self.keyword: self.to_dict(session, new)}  # audited: "create" (the new), "clone" (the source)
 
 
 class SecgroupRuleManager(Manager):
@@ -326,7 +345,9 @@ class EipManager(Manager):
         bw = body.get("bandwidth", 0)
         if isinstance(bw, bool) or not isinstance(bw, int) or bw < 0:
             raise InputParameterError("bandwidth: must be a non-negative integer (Mbps)")
-        row = Eip(name=name, network_id=net.id, bandwidth=bw, status="ready", **self._eip_flags(body), **own)
+        flags = self._eip_flags(body)
+        quotas.reserve(session, own["tenant_id"], own["domain_id"], eip=1)
+        row = Eip(name=name, network_id=net.id, bandwidth=bw, status="ready", **flags, **own)
         session.add(row)
         session.flush()
         a = ipam.allocate(session, net, "eip", row.id, address=body.get("ip_addr") or None)
@@ -376,8 +397,9 @@ class EipManager(Manager):
             return self.to_dict(session, row)
         if row.associate_id:
             raise NotEmptyError(f"eip {row.name} is associated: dissociate it first")
-        ipam.release(session, "eip", row.id)
-        session.delete(row)
+        from core.region import eips as local_eips
+
+        local_eips.drop(session, row)
         return None
 
     def do_associate(self, session: Session, cred: Credential, row: Any, body: dict[str, Any]) -> None:

@@ -100,6 +100,7 @@ class Quota(Base):
     ips: Mapped[int] = mapped_column(BigInteger)
     images: Mapped[int] = mapped_column(BigInteger)
     snapshot: Mapped[int] = mapped_column(BigInteger, default=100, server_default="100")  # disk snapshots
+    eip: Mapped[int] = mapped_column(BigInteger, default=10, server_default="10")  # EIPs on eip networks
     used_cpu: Mapped[int] = mapped_column(BigInteger, default=0)
     used_memory: Mapped[int] = mapped_column(BigInteger, default=0)
     used_storage: Mapped[int] = mapped_column(BigInteger, default=0)
@@ -107,6 +108,7 @@ class Quota(Base):
     used_ips: Mapped[int] = mapped_column(BigInteger, default=0)
     used_images: Mapped[int] = mapped_column(BigInteger, default=0)
     used_snapshot: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    used_eip: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
 
 class DomainQuota(Base):
@@ -123,3 +125,4 @@ class DomainQuota(Base):
     ips: Mapped[int] = mapped_column(BigInteger, default=-1)
     images: Mapped[int] = mapped_column(BigInteger, default=-1)
     snapshot: Mapped[int] = mapped_column(BigInteger, default=-1)
+    eip: Mapped[int] = mapped_column(BigInteger, default=-1, server_default="-1")

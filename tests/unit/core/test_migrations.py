@@ -209,3 +209,22 @@ def test_region_0011_adds_domain_quotas_and_keeps_project_quotas(tmp_path) -> No
         assert c.execute(text("SELECT count(*) FROM domain_quotas")).scalar() == 0
     downgrade(engine, "region_0010")
     assert "domain_quotas" not in inspect(engine).get_table_names()
+
+
+def test_region_0012_counts_the_eips_projects_already_hold(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """EIPs made before the eip quota existed are the project's usage; a cloud's elastic IPs are not."""
+    engine = create_engine(f"sqlite:///{tmp_path / 'eq.db'}")
+    upgrade(engine, "region_0011")
+    with engine.begin() as c:
+        _insert(c, engine, "quotas", tenant_id="p1", domain_id="default", cpu=8)
+        _insert(c, engine, "quotas", tenant_id="p2", domain_id="default", cpu=8)
+        for i, (tenant, manager) in enumerate((("p1", None), ("p1", None), ("p1", "m1"), ("p3", None))):
+            _insert(c, engine, "eips", id=f"e{i}", name=f"e{i}", tenant_id=tenant, manager_id=manager)
+        _insert(c, engine, "domain_quotas", domain_id="d1", cpu=4)
+    assert upgrade(engine).state == "current"
+    with engine.connect() as c:
+        assert c.execute(text("SELECT tenant_id, eip, used_eip FROM quotas ORDER BY tenant_id")).all() == [
+            ("p1", 10, 2), ("p2", 10, 0)]
+        assert c.execute(text("SELECT eip FROM domain_quotas")).all() == [(-1,)]
+    downgrade(engine, "region_0011")
+    assert "used_eip" not in {col["name"] for col in inspect(engine).get_columns("quotas")}
