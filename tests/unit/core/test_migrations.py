@@ -215,6 +215,7 @@ def test_region_0012_counts_the_eips_projects_already_hold(tmp_path) -> None:  #
     """EIPs made before the eip quota existed are the project's usage; a cloud's elastic IPs are not."""
     engine = create_engine(f"sqlite:///{tmp_path / 'eq.db'}")
     upgrade(engine, "region_0011")
+    upgrade(engine, "cloud_0001")  # eips.manager_id
     with engine.begin() as c:
         _insert(c, engine, "quotas", tenant_id="p1", domain_id="default", cpu=8)
         _insert(c, engine, "quotas", tenant_id="p2", domain_id="default", cpu=8)
