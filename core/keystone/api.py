@@ -11,6 +11,7 @@ from core.api.context import Credential
 from core.api.deps import CredentialDep, SessionDep
 from core.db.base import iso
 from core.errors import InputParameterError, ResourceNotFoundError, UnauthorizedError
+from core.keystone.assignments import domains_of, projects_of
 from core.keystone.auth import KeystoneCredential
 from core.keystone.catalog import build_catalog
 from core.keystone.policy import enforce
@@ -30,20 +31,15 @@ from core.keystone.routes import (
     users,
 )
 from core.keystone.routes._common import audited, list_reply
-from core.keystone.routes.domains import domain_dict
-from core.keystone.routes.projects import project_dict
+from core.keystone.views import domain_view, link, project_view
 
 router = APIRouter(tags=["identity"])
-
-
-def _link(request: Request, path: str = "") -> str:
-    return str(request.base_url).rstrip("/") + "/api/s/identity/v3" + path
 
 
 def _v3(request: Request) -> dict[str, Any]:
     return {
         "id": "v3.14", "status": "stable", "updated": "2020-04-07T00:00:00Z",
-        "links": [{"rel": "self", "href": _link(request, "/")}],
+        "links": [{"rel": "self", "href": link(request, "/")}],
         "media-types": [{"base": "application/json", "type": "application/vnd.openstack.identity-v3+json"}],
     }
 
@@ -198,20 +194,20 @@ def revoke_token(request: Request, session: SessionDep, cred: CredentialDep) -> 
 
 @router.get("/auth/catalog")
 def get_catalog(request: Request, session: SessionDep, cred: CredentialDep) -> dict[str, Any]:
-    return {"catalog": build_catalog(session), "links": {"self": _link(request, "/auth/catalog")}}
+    return {"catalog": build_catalog(session), "links": {"self": link(request, "/auth/catalog")}}
 
 
 @router.get("/auth/projects")
 def auth_projects(request: Request, session: SessionDep, cred: CredentialDep) -> dict[str, Any]:
     """Projects the caller may scope a token to (works with an unscoped token, as in Keystone)."""
-    return list_reply(request, "projects", [project_dict(p, request)
-                                            for p in users.projects_of(session, cred.user_id)])
+    return list_reply(request, "projects", [project_view(p, request)
+                                            for p in projects_of(session, cred.user_id)])
 
 
 @router.get("/auth/domains")
 def auth_domains(request: Request, session: SessionDep, cred: CredentialDep) -> dict[str, Any]:
-    return list_reply(request, "domains", [domain_dict(d, request)
-                                           for d in users.domains_of(session, cred.user_id)])
+    return list_reply(request, "domains", [domain_view(d, request)
+                                           for d in domains_of(session, cred.user_id)])
 
 
 @router.get("/auth/system")
@@ -219,7 +215,7 @@ def auth_system(request: Request, session: SessionDep, cred: CredentialDep) -> d
     from core.keystone.auth import role_names_for
 
     system = [{"all": True}] if role_names_for(session, cred.user_id, "system", "all") else []
-    return {"system": system, "links": {"self": _link(request, "/auth/system")}}
+    return {"system": system, "links": {"self": link(request, "/auth/system")}}
 
 
 for _sub in (domains, projects, users, groups, roles, grants, role_assignments, catalog, credentials, ec2,

@@ -13,13 +13,42 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement
 
 from core.db.engine import begin_write  # noqa: F401  (re-exported for keystone's routes)
-from core.keystone.models import Assignment, GroupMember, ImpliedRole, Revision, Role
+from core.keystone.models import Assignment, Domain, GroupMember, ImpliedRole, Project, Revision, Role
 
 SYSTEM = "all"  # target_id of system assignments
 
 
 def group_ids_of(session: Session, user_id: str) -> list[str]:
     return list(session.scalars(select(GroupMember.group_id).where(GroupMember.user_id == user_id)))
+
+
+def _held_target_ids(session: Session, user_id: str, target_type: str) -> set[str]:
+    """Ids of the ``target_type`` rows where the user holds a role directly or through a group."""
+    actors = [("user", user_id), *(("group", g) for g in group_ids_of(session, user_id))]
+    ids: set[str] = set()
+    for actor_type, actor_id in actors:
+        ids.update(session.scalars(select(Assignment.target_id).where(
+            Assignment.actor_type == actor_type, Assignment.actor_id == actor_id,
+            Assignment.target_type == target_type)))
+    return ids
+
+
+def projects_of(session: Session, user_id: str) -> list[Project]:
+    """Enabled projects where the user holds a role directly or through a group."""
+    ids = _held_target_ids(session, user_id, "project")
+    if not ids:
+        return []
+    return list(session.scalars(select(Project).where(Project.id.in_(ids), Project.enabled.is_(True))
+                                .order_by(Project.name)))
+
+
+def domains_of(session: Session, user_id: str) -> list[Domain]:
+    """Enabled domains where the user holds a role directly or through a group."""
+    ids = _held_target_ids(session, user_id, "domain")
+    if not ids:
+        return []
+    return list(session.scalars(select(Domain).where(Domain.id.in_(ids), Domain.enabled.is_(True))
+                                .order_by(Domain.name)))
 
 
 def implied_map(session: Session) -> dict[str, set[str]]:

@@ -31,8 +31,8 @@ from core.errors import (
 from core.keystone.assignments import begin_write
 from core.keystone.models import Assignment, Domain, Group, GroupMember, Project, Role, User, UserCredential
 from core.keystone.policy import reach
+from core.keystone.views import link
 
-PREFIX = "/api/s/identity/v3"
 T = TypeVar("T")
 
 
@@ -40,10 +40,6 @@ class Body(BaseModel):
     """Request bodies: unknown keys are ignored (real clients send extras), types are checked."""
 
     model_config = ConfigDict(extra="ignore")
-
-
-def link(request: Request, path: str = "") -> str:
-    return str(request.base_url).rstrip("/") + PREFIX + path
 
 
 def list_reply(request: Request, key: str, items: list[dict[str, Any]], page: Page[Any] | None = None

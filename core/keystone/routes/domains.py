@@ -7,22 +7,12 @@ from fastapi import APIRouter, Request, Response
 from sqlalchemy import func, select
 
 from core.api.deps import CredentialDep, SessionDep
-from core.api.inputs import check_display_name
 from core.api.listing import ListDep
-from core.errors import DuplicateNameError, ForbiddenError, InputParameterError, NotEmptyError
+from core.errors import ForbiddenError, NotEmptyError
 from core.keystone.models import Assignment, Domain, Group, Project, Role, User
-from core.keystone.policy import enforce
-from core.keystone.routes._common import (
-    Body,
-    audited,
-    bool_param,
-    exists,
-    keystone_page,
-    link,
-    list_reply,
-    lookup,
-    visible,
-)
+from core.keystone.routes._common import Body
+from core.keystone.routes._crud import Kind
+from core.keystone.views import domain_view
 
 router = APIRouter()
 
@@ -45,70 +35,42 @@ class DomainUpdateBody(Body):
     domain: DomainFields
 
 
-def domain_dict(d: Domain, request: Request) -> dict[str, Any]:
-    return {"id": d.id, "name": d.name, "description": d.description, "enabled": d.enabled, "tags": [],
-            "options": {}, "links": {"self": link(request, f"/domains/{d.id}")}}
+def _own(d: Domain) -> dict[str, Any]:
+    return {"domain_id": d.id}
 
 
-def _check_name(session: SessionDep, name: str, exclude: str | None = None) -> None:
-    name = name.strip()
-    if not name:
-        raise InputParameterError("domain name must not be empty")
-    check_display_name(name, "domain name")
-    stmt = select(Domain.id).where(func.lower(Domain.name) == name.lower())
-    if exclude:
-        stmt = stmt.where(Domain.id != exclude)
-    if exists(session, stmt):
-        raise DuplicateNameError(f"Duplicate entry: a domain named {name!r} already exists.")
+DOMAINS = Kind(Domain, "domain", "domains", domain_view, filters=("name",), bool_filters=("enabled",), target=_own,
+               show_target=True, dup_where="")
 
 
 @router.post("/domains", status_code=201)
 def create_domain(request: Request, session: SessionDep, cred: CredentialDep, body: DomainCreateBody
                   ) -> dict[str, Any]:
     b = body.domain
-    with audited(session, cred, "create", "domain", obj_name=b.name) as a:
-        enforce(cred, "identity:domains:create")
-        _check_name(session, b.name)
-        d = Domain(name=b.name.strip(), description=b.description or "",
-                   enabled=True if b.enabled is None else b.enabled)
-        session.add(d)
-        session.flush()
-        a.set(d)
-    return {"domain": domain_dict(d, request)}
+    with DOMAINS.creating(session, cred, b.name) as a:
+        d = DOMAINS.added(session, a, Domain(name=DOMAINS.checked_name(session, b.name),
+                                             description=b.description or "",
+                                             enabled=True if b.enabled is None else b.enabled))
+    return DOMAINS.one(d, request)
 
 
 @router.get("/domains")
 def list_domains(request: Request, session: SessionDep, cred: CredentialDep, q: ListDep) -> dict[str, Any]:
-    enforce(cred, "identity:domains:list")
-    stmt = select(Domain).where(visible(cred, Domain))
-    if q.get("name"):
-        stmt = stmt.where(Domain.name == q.get("name"))
-    if bool_param(q, "enabled") is not None:
-        stmt = stmt.where(Domain.enabled.is_(bool_param(q, "enabled")))
-    page = keystone_page(session, stmt, Domain, q)
-    return list_reply(request, "domains", [domain_dict(d, request) for d in page.rows], page)
+    return DOMAINS.list(request, session, cred, q)
 
 
 @router.get("/domains/{ref}")
 def get_domain(ref: str, request: Request, session: SessionDep, cred: CredentialDep) -> dict[str, Any]:
-    enforce(cred, "identity:domains:get")
-    d = lookup(session, cred, Domain, ref, "domain")
-    enforce(cred, "identity:domains:get", {"domain_id": d.id})
-    return {"domain": domain_dict(d, request)}
+    return DOMAINS.show(request, session, cred, ref)
 
 
 @router.patch("/domains/{ref}")
 def update_domain(ref: str, request: Request, session: SessionDep, cred: CredentialDep, body: DomainUpdateBody
                   ) -> dict[str, Any]:
     b = body.domain
-    with audited(session, cred, "update", "domain", obj_id=ref) as a:
-        enforce(cred, "identity:domains:update")
-        d = lookup(session, cred, Domain, ref, "domain")
-        a.set(d)
-        enforce(cred, "identity:domains:update", {"domain_id": d.id})
+    with DOMAINS.changing(session, cred, "update", ref) as (d, a):
         if b.name is not None and b.name != d.name:
-            _check_name(session, b.name, exclude=d.id)
-            d.name = b.name.strip()
+            d.name = DOMAINS.checked_name(session, b.name, exclude=d.id)
         if b.description is not None:
             d.description = b.description
         if b.enabled is not None and b.enabled != d.enabled:
@@ -118,16 +80,12 @@ def update_domain(ref: str, request: Request, session: SessionDep, cred: Credent
             request.app.state.auth.changed(session)  # its users' and projects' tokens die with it
         a.notes = ",".join(k for k, v in b.model_dump().items() if v is not None)
     session.refresh(d)
-    return {"domain": domain_dict(d, request)}
+    return DOMAINS.one(d, request)
 
 
 @router.delete("/domains/{ref}", status_code=204)
 def delete_domain(ref: str, request: Request, session: SessionDep, cred: CredentialDep) -> Response:
-    with audited(session, cred, "delete", "domain", obj_id=ref) as a:
-        enforce(cred, "identity:domains:delete")
-        d = lookup(session, cred, Domain, ref, "domain")
-        a.set(d)
-        enforce(cred, "identity:domains:delete", {"domain_id": d.id})
+    with DOMAINS.changing(session, cred, "delete", ref) as (d, _):
         if d.id == "default":
             raise ForbiddenError("the default domain cannot be deleted")
         if d.enabled:

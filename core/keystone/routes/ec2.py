@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from core.api.deps import CredentialDep, SessionDep
 from core.errors import ForbiddenError, InputParameterError, ResourceNotFoundError, UnauthorizedError
+from core.keystone.assignments import projects_of
 from core.keystone.ec2sig import verify
 from core.keystone.models import Project, UserCredential
 from core.keystone.policy import enforce
@@ -44,8 +45,6 @@ def _one(session: SessionDep, user_id: str, access: str) -> UserCredential:
 @router.post("/users/{user_id}/credentials/OS-EC2", status_code=201)
 def create_ec2(user_id: str, request: Request, session: SessionDep, cred: CredentialDep, body: Ec2Create
                ) -> dict[str, Any]:
-    from core.keystone.routes.users import projects_of
-
     with audited(session, cred, "create", "credential", obj_name="ec2") as a:
         enforce(cred, "identity:credentials:create")
         user = _owner_check(session, cred, user_id)

@@ -23,7 +23,7 @@ from core.keystone.assignments import SYSTEM
 from core.keystone.models import Assignment, Domain, Group, Project, Role, User
 from core.keystone.policy import enforce, is_system_admin, reach
 from core.keystone.routes._common import audited, link, list_reply, lookup
-from core.keystone.routes.roles import role_dict
+from core.keystone.views import role_view
 
 router = APIRouter()
 _TARGETS = {"projects": ("project", Project), "domains": ("domain", Domain)}
@@ -127,7 +127,7 @@ def _list(kind: str, tref: str, akind: str, aref: str, request: Request, session
     roles = session.scalars(select(Role).join(Assignment, Assignment.role_id == Role.id).where(
         Assignment.actor_type == atype, Assignment.actor_id == actor.id, Assignment.target_type == ttype,
         Assignment.target_id == tid).order_by(Role.name))
-    return list_reply(request, "roles", [role_dict(r, request) for r in roles])
+    return list_reply(request, "roles", [role_view(r, request) for r in roles])
 
 
 def _register(kind: str, akind: str) -> None:

@@ -9,24 +9,14 @@ from sqlalchemy import delete, func, select
 
 from core.api.context import Credential
 from core.api.deps import CredentialDep, SessionDep
-from core.api.inputs import check_display_name
 from core.api.listing import ListDep
-from core.errors import DuplicateNameError, ForbiddenError, InputParameterError, NotEmptyError, ResourceNotFoundError
+from core.errors import ForbiddenError, InputParameterError, NotEmptyError, ResourceNotFoundError
 from core.keystone.holdings import refusal
-from core.keystone.models import Assignment, Domain, Project
+from core.keystone.models import Assignment, Project
 from core.keystone.policy import enforce
-from core.keystone.routes._common import (
-    Body,
-    audited,
-    bool_param,
-    exists,
-    keystone_page,
-    link,
-    list_reply,
-    lookup,
-    visible,
-    visible_domain_id,
-)
+from core.keystone.routes._common import Body
+from core.keystone.routes._crud import Kind, owning_domain
+from core.keystone.views import project_view
 
 router = APIRouter()
 
@@ -63,29 +53,13 @@ class ProjectUpdateBody(Body):
     project: ProjectFields
 
 
-def project_dict(p: Project, request: Request) -> dict[str, Any]:
-    return {"id": p.id, "name": p.name, "domain_id": p.domain_id, "description": p.description,
-            "enabled": p.enabled, "parent_id": p.parent_id or p.domain_id, "is_domain": False,
-            "tags": list((p.extra or {}).get("tags", [])),
-            "options": {}, "links": {"self": link(request, f"/projects/{p.id}")}}
-
-
 def owner_target(p: Project) -> dict[str, Any]:
     """Policy target of a stored project: its own id and its domain."""
     return {"domain_id": p.domain_id, "project_id": p.id}
 
 
-def _check_name(session: SessionDep, domain_id: str, name: str, exclude: str | None = None) -> str:
-    name = name.strip()
-    if not name:
-        raise InputParameterError("project name must not be empty")
-    check_display_name(name, "project name")
-    stmt = select(Project.id).where(Project.domain_id == domain_id, Project.name == name)
-    if exclude:
-        stmt = stmt.where(Project.id != exclude)
-    if exists(session, stmt):
-        raise DuplicateNameError(f"Duplicate entry: a project named {name!r} already exists in this domain.")
-    return name
+PROJECTS = Kind(Project, "project", "projects", project_view, filters=("name", "domain_id", "parent_id"),
+                bool_filters=("enabled",), target=owner_target, show_target=True)
 
 
 def _create_domain(session: SessionDep, cred: Credential, b: ProjectCreate) -> tuple[str, str | None]:
@@ -98,69 +72,41 @@ def _create_domain(session: SessionDep, cred: Credential, b: ProjectCreate) -> t
         if domain_id and domain_id != parent.domain_id:
             raise InputParameterError("a project's parent must be in the same domain")
         domain_id, parent_id = parent.domain_id, parent.id
-    domain_id = domain_id or visible_domain_id(cred) or "default"
-    if session.get(Domain, domain_id) is None:
-        dom = session.scalar(select(Domain).where(Domain.name == domain_id))
-        if dom is None:
-            raise ResourceNotFoundError(f"Could not find domain: {domain_id}.")
-        domain_id = dom.id
-    return domain_id, parent_id
+    return owning_domain(session, cred, domain_id).id, parent_id
 
 
 @router.post("/projects", status_code=201)
 def create_project(request: Request, session: SessionDep, cred: CredentialDep, body: ProjectCreateBody
                    ) -> dict[str, Any]:
     b = body.project
-    with audited(session, cred, "create", "project", obj_name=b.name) as a:
-        enforce(cred, "identity:projects:create")
+    with PROJECTS.creating(session, cred, b.name) as a:
         if b.is_domain:
             raise InputParameterError("projects acting as domains are not supported; create a domain")
         domain_id, parent_id = _create_domain(session, cred, b)
         enforce(cred, "identity:projects:create", {"domain_id": domain_id})  # the caller's domain only
-        name = _check_name(session, domain_id, b.name)
+        name = PROJECTS.checked_name(session, b.name, domain_id=domain_id)
         p = Project(name=name, domain_id=domain_id, parent_id=parent_id, description=b.description or "",
                     enabled=True if b.enabled is None else b.enabled,
                     extra={"tags": _tags(b.tags)} if b.tags else {})
-        session.add(p)
-        session.flush()
-        a.set(p)
-    return {"project": project_dict(p, request)}
-
-
-def _filtered(stmt: Any, q: ListDep) -> Any:
-    for key, col in (("name", Project.name), ("domain_id", Project.domain_id), ("parent_id", Project.parent_id)):
-        if q.get(key):
-            stmt = stmt.where(col == q.get(key))
-    if bool_param(q, "enabled") is not None:
-        stmt = stmt.where(Project.enabled.is_(bool_param(q, "enabled")))
-    return stmt
+        PROJECTS.added(session, a, p)
+    return PROJECTS.one(p, request)
 
 
 @router.get("/projects")
 def list_projects(request: Request, session: SessionDep, cred: CredentialDep, q: ListDep) -> dict[str, Any]:
-    enforce(cred, "identity:projects:list")
-    stmt = _filtered(select(Project).where(visible(cred, Project)), q)
-    page = keystone_page(session, stmt, Project, q)
-    return list_reply(request, "projects", [project_dict(p, request) for p in page.rows], page)
+    return PROJECTS.list(request, session, cred, q)
 
 
 @router.get("/projects/{ref}")
 def get_project(ref: str, request: Request, session: SessionDep, cred: CredentialDep) -> dict[str, Any]:
-    enforce(cred, "identity:projects:get")
-    p = lookup(session, cred, Project, ref, "project")
-    enforce(cred, "identity:projects:get", owner_target(p))
-    return {"project": project_dict(p, request)}
+    return PROJECTS.show(request, session, cred, ref)
 
 
 @router.patch("/projects/{ref}")
 def update_project(ref: str, request: Request, session: SessionDep, cred: CredentialDep, body: ProjectUpdateBody
                    ) -> dict[str, Any]:
     b = body.project
-    with audited(session, cred, "update", "project", obj_id=ref) as a:
-        enforce(cred, "identity:projects:update")
-        p = lookup(session, cred, Project, ref, "project")
-        a.set(p)
-        enforce(cred, "identity:projects:update", owner_target(p))  # target from the stored row
+    with PROJECTS.changing(session, cred, "update", ref) as (p, a):  # target from the stored row
         if b.domain_id is not None and b.domain_id != p.domain_id:
             raise InputParameterError("domain_id is immutable: a project cannot move to another domain")
         if b.parent_id is not None and b.parent_id != (p.parent_id or p.domain_id):
@@ -168,7 +114,7 @@ def update_project(ref: str, request: Request, session: SessionDep, cred: Creden
         if b.is_domain:
             raise InputParameterError("is_domain is immutable")
         if b.name is not None and b.name != p.name:
-            p.name = _check_name(session, p.domain_id, b.name, exclude=p.id)
+            p.name = PROJECTS.checked_name(session, b.name, domain_id=p.domain_id, exclude=p.id)
         if b.description is not None:
             p.description = b.description
         if b.tags is not None:
@@ -178,16 +124,12 @@ def update_project(ref: str, request: Request, session: SessionDep, cred: Creden
             request.app.state.auth.changed(session)
         a.notes = ",".join(k for k, v in b.model_dump().items() if v is not None)
     session.refresh(p)
-    return {"project": project_dict(p, request)}
+    return PROJECTS.one(p, request)
 
 
 @router.delete("/projects/{ref}", status_code=204)
 def delete_project(ref: str, request: Request, session: SessionDep, cred: CredentialDep) -> Response:
-    with audited(session, cred, "delete", "project", obj_id=ref) as a:
-        enforce(cred, "identity:projects:delete")
-        p = lookup(session, cred, Project, ref, "project")
-        a.set(p)
-        enforce(cred, "identity:projects:delete", owner_target(p))
+    with PROJECTS.changing(session, cred, "delete", ref) as (p, _):
         n = session.scalar(select(func.count()).select_from(Project).where(Project.parent_id == p.id)) or 0
         if n:
             raise NotEmptyError(f"project {p.name} has {n} sub-projects; delete them first")

@@ -7,29 +7,15 @@ from fastapi import APIRouter, Request, Response
 from sqlalchemy import select
 
 from core.api.deps import CredentialDep, SessionDep
-from core.api.inputs import check_display_name
 from core.api.listing import ListDep
-from core.errors import (
-    ConflictError,
-    DuplicateNameError,
-    ForbiddenError,
-    InputParameterError,
-    ResourceNotFoundError,
-)
+from core.errors import ConflictError, ForbiddenError, InputParameterError, ResourceNotFoundError
 from core.keystone.assignments import would_cycle
 from core.keystone.bootstrap import DEFAULT_ROLES
 from core.keystone.models import Domain, ImpliedRole, Role
 from core.keystone.policy import enforce
-from core.keystone.routes._common import (
-    Body,
-    audited,
-    exists,
-    keystone_page,
-    link,
-    list_reply,
-    lookup,
-    visible,
-)
+from core.keystone.routes._common import Body, audited, link, lookup
+from core.keystone.routes._crud import Kind
+from core.keystone.views import role_brief, role_view
 
 router = APIRouter()
 PROHIBITED_IMPLIED = ("admin",)  # Keystone's default: nothing may imply admin
@@ -53,83 +39,53 @@ class RoleUpdateBody(Body):
     role: RoleFields
 
 
-def role_dict(r: Role, request: Request) -> dict[str, Any]:
-    return {"id": r.id, "name": r.name, "domain_id": r.domain_id or None, "description": r.description,
-            "options": {}, "links": {"self": link(request, f"/roles/{r.id}")}}
-
-
-def _check_name(session: SessionDep, domain_id: str, name: str, exclude: str | None = None) -> str:
-    name = name.strip()
-    if not name:
-        raise InputParameterError("role name must not be empty")
-    check_display_name(name, "role name")
-    stmt = select(Role.id).where(Role.domain_id == domain_id, Role.name == name)
-    if exclude:
-        stmt = stmt.where(Role.id != exclude)
-    if exists(session, stmt):
-        raise DuplicateNameError(f"Duplicate entry: a role named {name!r} already exists.")
-    return name
+ROLES = Kind(Role, "role", "roles", role_view, filters=("name",), dup_where="")
 
 
 @router.post("/roles", status_code=201)
 def create_role(request: Request, session: SessionDep, cred: CredentialDep, body: RoleCreateBody) -> dict[str, Any]:
     b = body.role
-    with audited(session, cred, "create", "role", obj_name=b.name) as a:
-        enforce(cred, "identity:roles:create")
+    with ROLES.creating(session, cred, b.name) as a:
         domain_id = b.domain_id or ""
         if domain_id and session.get(Domain, domain_id) is None:
             raise ResourceNotFoundError(f"Could not find domain: {domain_id}.")
-        r = Role(name=_check_name(session, domain_id, b.name), domain_id=domain_id, description=b.description or "")
-        session.add(r)
-        session.flush()
-        a.set(r)
-    return {"role": role_dict(r, request)}
+        r = ROLES.added(session, a, Role(name=ROLES.checked_name(session, b.name, domain_id=domain_id),
+                                         domain_id=domain_id, description=b.description or ""))
+    return ROLES.one(r, request)
 
 
 @router.get("/roles")
 def list_roles(request: Request, session: SessionDep, cred: CredentialDep, q: ListDep) -> dict[str, Any]:
-    enforce(cred, "identity:roles:list")
-    stmt = select(Role).where(visible(cred, Role))
-    if q.get("name"):
-        stmt = stmt.where(Role.name == q.get("name"))
-    stmt = stmt.where(Role.domain_id == (q.get("domain_id") or ""))  # Keystone: global roles unless asked
-    page = keystone_page(session, stmt, Role, q)
-    return list_reply(request, "roles", [role_dict(r, request) for r in page.rows], page)
+    global_or_asked = select(Role).where(Role.domain_id == (q.get("domain_id") or ""))  # Keystone: global unless asked
+    return ROLES.list(request, session, cred, q, global_or_asked)
 
 
 @router.get("/roles/{ref}")
 def get_role(ref: str, request: Request, session: SessionDep, cred: CredentialDep) -> dict[str, Any]:
-    enforce(cred, "identity:roles:get")
-    return {"role": role_dict(lookup(session, cred, Role, ref, "role"), request)}
+    return ROLES.show(request, session, cred, ref)
 
 
 @router.patch("/roles/{ref}")
 def update_role(ref: str, request: Request, session: SessionDep, cred: CredentialDep, body: RoleUpdateBody
                 ) -> dict[str, Any]:
     b = body.role
-    with audited(session, cred, "update", "role", obj_id=ref) as a:
-        enforce(cred, "identity:roles:update")
-        r = lookup(session, cred, Role, ref, "role")
-        a.set(r)
+    with ROLES.changing(session, cred, "update", ref) as (r, _):
         if b.domain_id is not None and b.domain_id != r.domain_id:
             raise InputParameterError("domain_id is immutable")
         if b.name is not None and b.name != r.name:
             if r.domain_id == "" and r.name in DEFAULT_ROLES:
                 raise ForbiddenError(f"the built-in role {r.name} cannot be renamed")
-            r.name = _check_name(session, r.domain_id, b.name, exclude=r.id)
+            r.name = ROLES.checked_name(session, b.name, domain_id=r.domain_id, exclude=r.id)
             request.app.state.auth.changed(session)
         if b.description is not None:
             r.description = b.description
     session.refresh(r)
-    return {"role": role_dict(r, request)}
+    return ROLES.one(r, request)
 
 
 @router.delete("/roles/{ref}", status_code=204)
 def delete_role(ref: str, request: Request, session: SessionDep, cred: CredentialDep) -> Response:
-    with audited(session, cred, "delete", "role", obj_id=ref) as a:
-        enforce(cred, "identity:roles:delete")
-        r = lookup(session, cred, Role, ref, "role")
-        a.set(r)
+    with ROLES.changing(session, cred, "delete", ref) as (r, _):
         if r.domain_id == "" and r.name in DEFAULT_ROLES:
             raise ForbiddenError(f"the built-in role {r.name} cannot be deleted")
         session.delete(r)  # its assignments and inference rules go with it (ON DELETE CASCADE)
@@ -138,10 +94,6 @@ def delete_role(ref: str, request: Request, session: SessionDep, cred: Credentia
 
 
 # ---- role inference ----------------------------------------------------------------------------
-def _brief(r: Role, request: Request) -> dict[str, Any]:
-    return {"id": r.id, "name": r.name, "links": {"self": link(request, f"/roles/{r.id}")}}
-
-
 def _pair(session: SessionDep, cred: CredentialDep, prior: str, implied: str) -> tuple[Role, Role]:
     return lookup(session, cred, Role, prior, "role"), lookup(session, cred, Role, implied, "role")
 
@@ -161,7 +113,7 @@ def create_inference(prior: str, implied: str, request: Request, session: Sessio
         if session.get(ImpliedRole, {"prior_role_id": p.id, "implied_role_id": i.id}) is None:
             session.add(ImpliedRole(prior_role_id=p.id, implied_role_id=i.id))
             request.app.state.auth.changed(session)
-    return {"role_inference": {"prior_role": _brief(p, request), "implies": _brief(i, request)},
+    return {"role_inference": {"prior_role": role_brief(p, request), "implies": role_brief(i, request)},
             "links": {"self": link(request, f"/roles/{p.id}/implies/{i.id}")}}
 
 
@@ -184,7 +136,7 @@ def get_inference(prior: str, implied: str, request: Request, session: SessionDe
                   ) -> dict[str, Any]:
     enforce(cred, "identity:implied_roles:list")
     p, i = _existing(session, cred, prior, implied)
-    return {"role_inference": {"prior_role": _brief(p, request), "implies": _brief(i, request)},
+    return {"role_inference": {"prior_role": role_brief(p, request), "implies": role_brief(i, request)},
             "links": {"self": link(request, f"/roles/{p.id}/implies/{i.id}")}}
 
 
@@ -210,7 +162,7 @@ def _inferences(session: SessionDep, request: Request, prior_ids: list[str] | No
     for row in session.scalars(select(ImpliedRole)):
         if prior_ids is None or row.prior_role_id in prior_ids:
             by_prior.setdefault(row.prior_role_id, []).append(roles[row.implied_role_id])
-    return [{"prior_role": _brief(roles[pid], request), "implies": [_brief(r, request) for r in imps]}
+    return [{"prior_role": role_brief(roles[pid], request), "implies": [role_brief(r, request) for r in imps]}
             for pid, imps in sorted(by_prior.items(), key=lambda kv: roles[kv[0]].name)]
 
 
@@ -219,7 +171,7 @@ def list_implied(prior: str, request: Request, session: SessionDep, cred: Creden
     enforce(cred, "identity:implied_roles:list")
     p = lookup(session, cred, Role, prior, "role")
     found = _inferences(session, request, [p.id])
-    inference = found[0] if found else {"prior_role": _brief(p, request), "implies": []}
+    inference = found[0] if found else {"prior_role": role_brief(p, request), "implies": []}
     return {"role_inference": inference, "links": {"self": link(request, f"/roles/{p.id}/implies")}}
 
 

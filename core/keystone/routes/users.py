@@ -12,26 +12,16 @@ from sqlalchemy import delete, select
 
 from core.api.context import Credential
 from core.api.deps import CredentialDep, SessionDep
-from core.api.inputs import check_display_name
 from core.api.listing import ListDep
-from core.errors import DuplicateNameError, ForbiddenError, InputParameterError, ResourceNotFoundError
-from core.keystone.assignments import group_ids_of
+from core.errors import ForbiddenError, InputParameterError
+from core.keystone.assignments import group_ids_of, projects_of
 from core.keystone.auth import set_user_password as set_password
-from core.keystone.models import Assignment, Domain, Group, Project, User
+from core.keystone.models import Assignment, Group, Project, User
 from core.keystone.passwords import check_password_policy, hash_password
 from core.keystone.policy import enforce
-from core.keystone.routes._common import (
-    Body,
-    audited,
-    bool_param,
-    exists,
-    keystone_page,
-    link,
-    list_reply,
-    lookup,
-    visible,
-    visible_domain_id,
-)
+from core.keystone.routes._common import Body, audited, list_reply, lookup, visible
+from core.keystone.routes._crud import Kind, domain_of_row, owning_domain
+from core.keystone.views import group_view, project_view, user_view
 
 router = APIRouter()
 
@@ -87,27 +77,8 @@ def _extra(b: UserFields) -> dict[str, Any]:
     return extra
 
 
-def user_dict(u: User, request: Request) -> dict[str, Any]:
-    now = datetime.now(UTC)
-    return {**(u.extra or {}),
-            "id": u.id, "name": u.name, "domain_id": u.domain_id, "enabled": u.enabled, "email": u.email,
-            "description": u.description, "default_project_id": u.default_project_id,
-            "password_expires_at": None, "options": {},
-            "locked": u.locked_until is not None and u.locked_until > now,
-            "links": {"self": link(request, f"/users/{u.id}")}}
-
-
-def _check_name(session: SessionDep, domain_id: str, name: str, exclude: str | None = None) -> str:
-    name = name.strip()
-    if not name:
-        raise InputParameterError("user name must not be empty")
-    check_display_name(name, "user name")
-    stmt = select(User.id).where(User.domain_id == domain_id, User.name == name)
-    if exclude:
-        stmt = stmt.where(User.id != exclude)
-    if exists(session, stmt):
-        raise DuplicateNameError(f"Duplicate entry: a user named {name!r} already exists in this domain.")
-    return name
+USERS = Kind(User, "user", "users", user_view, filters=("name", "domain_id"), bool_filters=("enabled",),
+             target=domain_of_row)
 
 
 def _default_project(session: SessionDep, cred: Credential, ref: str | None, domain_id: str) -> str | None:
@@ -125,43 +96,27 @@ def create_user(request: Request, session: SessionDep, cred: CredentialDep, body
     # the KDF (tens of ms) runs before audited() takes the write lock: under SQLite's one writer
     # it serialised every user create behind it
     pw_hash = hash_password(check_password_policy(b.password)) if b.password is not None else ""
-    with audited(session, cred, "create", "user", obj_name=b.name) as a:
-        enforce(cred, "identity:users:create")
-        domain_id = b.domain_id or visible_domain_id(cred) or "default"
-        dom = session.get(Domain, domain_id) or session.scalar(select(Domain).where(Domain.name == domain_id))
-        if dom is None:
-            raise ResourceNotFoundError(f"Could not find domain: {domain_id}.")
+    with USERS.creating(session, cred, b.name) as a:
+        dom = owning_domain(session, cred, b.domain_id)
         enforce(cred, "identity:users:create", {"domain_id": dom.id})
-        name = _check_name(session, dom.id, b.name)
+        name = USERS.checked_name(session, b.name, domain_id=dom.id)
         u = User(name=name, domain_id=dom.id, enabled=True if b.enabled is None else b.enabled,
                  email=b.email or "", description=b.description or "",
                  password_hash=pw_hash,
                  password_changed_at=datetime.now(UTC) if b.password is not None else None, extra=_extra(b))
         u.default_project_id = _default_project(session, cred, b.default_project_id, dom.id)
-        session.add(u)
-        session.flush()
-        a.set(u)
-    return {"user": user_dict(u, request)}
+        USERS.added(session, a, u)
+    return USERS.one(u, request)
 
 
 @router.get("/users")
 def list_users(request: Request, session: SessionDep, cred: CredentialDep, q: ListDep) -> dict[str, Any]:
-    enforce(cred, "identity:users:list")
-    stmt = select(User).where(visible(cred, User))
-    for key, col in (("name", User.name), ("domain_id", User.domain_id)):
-        if q.get(key):
-            stmt = stmt.where(col == q.get(key))
-    if bool_param(q, "enabled") is not None:
-        stmt = stmt.where(User.enabled.is_(bool_param(q, "enabled")))
-    page = keystone_page(session, stmt, User, q)
-    return list_reply(request, "users", [user_dict(u, request) for u in page.rows], page)
+    return USERS.list(request, session, cred, q)
 
 
 @router.get("/users/{ref}")
 def get_user(ref: str, request: Request, session: SessionDep, cred: CredentialDep) -> dict[str, Any]:
-    enforce(cred, "identity:users:get")
-    u = lookup(session, cred, User, ref, "user")
-    return {"user": user_dict(u, request)}
+    return USERS.show(request, session, cred, ref)
 
 
 @router.patch("/users/{ref}")
@@ -169,15 +124,11 @@ def update_user(ref: str, request: Request, session: SessionDep, cred: Credentia
                 ) -> dict[str, Any]:
     b = body.user
     pw_hash = hash_password(check_password_policy(b.password)) if b.password is not None else ""  # before the lock
-    with audited(session, cred, "update", "user", obj_id=ref) as a:
-        enforce(cred, "identity:users:update")
-        u = lookup(session, cred, User, ref, "user")
-        a.set(u)
-        enforce(cred, "identity:users:update", {"domain_id": u.domain_id})  # stored owner, not the body
+    with USERS.changing(session, cred, "update", ref) as (u, a):  # enforced on the stored owner, not the body
         if b.domain_id is not None and b.domain_id != u.domain_id:
             raise InputParameterError("domain_id is immutable: a user cannot move to another domain")
         if b.name is not None and b.name != u.name:
-            u.name = _check_name(session, u.domain_id, b.name, exclude=u.id)
+            u.name = USERS.checked_name(session, b.name, domain_id=u.domain_id, exclude=u.id)
         for field in ("email", "description"):
             if getattr(b, field) is not None:
                 setattr(u, field, getattr(b, field))
@@ -198,16 +149,12 @@ def update_user(ref: str, request: Request, session: SessionDep, cred: Credentia
         # which fields changed, never their values (a password must not reach the log)
         a.notes = ",".join(sorted(b.model_fields_set))
     session.refresh(u)
-    return {"user": user_dict(u, request)}
+    return USERS.one(u, request)
 
 
 @router.delete("/users/{ref}", status_code=204)
 def delete_user(ref: str, request: Request, session: SessionDep, cred: CredentialDep) -> Response:
-    with audited(session, cred, "delete", "user", obj_id=ref) as a:
-        enforce(cred, "identity:users:delete")
-        u = lookup(session, cred, User, ref, "user")
-        a.set(u)
-        enforce(cred, "identity:users:delete", {"domain_id": u.domain_id})
+    with USERS.changing(session, cred, "delete", ref) as (u, _):
         if u.id == cred.user_id:
             raise ForbiddenError("you cannot delete yourself")
         session.execute(delete(Assignment).where(Assignment.actor_type == "user", Assignment.actor_id == u.id))
@@ -236,64 +183,28 @@ def change_password(user_id: str, request: Request, session: SessionDep, body: P
 
 @router.post("/users/{ref}/unlock")
 def unlock_user(ref: str, request: Request, session: SessionDep, cred: CredentialDep) -> dict[str, Any]:
-    with audited(session, cred, "unlock", "user", obj_id=ref) as a:
-        enforce(cred, "identity:users:unlock")
-        u = lookup(session, cred, User, ref, "user")
-        a.set(u)
-        enforce(cred, "identity:users:unlock", {"domain_id": u.domain_id})
+    with USERS.changing(session, cred, "unlock", ref) as (u, _):
         u.failed_logins = 0
         u.locked_until = None
     session.refresh(u)
-    return {"user": user_dict(u, request)}
+    return USERS.one(u, request)
 
 
 @router.get("/users/{ref}/groups")
 def user_groups(ref: str, request: Request, session: SessionDep, cred: CredentialDep) -> dict[str, Any]:
     enforce(cred, "identity:group_users:list")
     u = lookup(session, cred, User, ref, "user")
-    from core.keystone.routes.groups import group_dict
-
     groups = session.scalars(select(Group).where(Group.id.in_(group_ids_of(session, u.id)),
                                                  visible(cred, Group)).order_by(Group.name))
-    return list_reply(request, "groups", [group_dict(g, request) for g in groups])
+    return list_reply(request, "groups", [group_view(g, request) for g in groups])
 
 
 @router.get("/users/{ref}/projects")
 def user_projects(ref: str, request: Request, session: SessionDep, cred: CredentialDep) -> dict[str, Any]:
     enforce(cred, "identity:projects:list")
     u = lookup(session, cred, User, ref, "user")
-    from core.keystone.routes.projects import project_dict
-
     rows = projects_of(session, u.id)
     if u.id != cred.user_id:
         rows = [p for p in rows if session.scalar(select(Project.id).where(Project.id == p.id,
                                                                              visible(cred, Project)))]
-    return list_reply(request, "projects", [project_dict(p, request) for p in rows])
-
-
-def projects_of(session: SessionDep, user_id: str) -> list[Project]:
-    """Enabled projects where the user holds a role directly or through a group."""
-    actors = [("user", user_id), *(("group", g) for g in group_ids_of(session, user_id))]
-    ids: set[str] = set()
-    for actor_type, actor_id in actors:
-        ids.update(session.scalars(select(Assignment.target_id).where(
-            Assignment.actor_type == actor_type, Assignment.actor_id == actor_id,
-            Assignment.target_type == "project")))
-    if not ids:
-        return []
-    return list(session.scalars(select(Project).where(Project.id.in_(ids), Project.enabled.is_(True))
-                                .order_by(Project.name)))
-
-
-def domains_of(session: SessionDep, user_id: str) -> list[Domain]:
-    actors = [("user", user_id), *(("group", g) for g in group_ids_of(session, user_id))]
-    ids: set[str] = set()
-    for actor_type, actor_id in actors:
-        ids.update(session.scalars(select(Assignment.target_id).where(
-            Assignment.actor_type == actor_type, Assignment.actor_id == actor_id,
-            Assignment.target_type == "domain")))
-    if not ids:
-        return []
-    return list(session.scalars(select(Domain).where(Domain.id.in_(ids), Domain.enabled.is_(True))
-                                .order_by(Domain.name)))
-
+    return list_reply(request, "projects", [project_view(p, request) for p in rows])
