@@ -6,14 +6,16 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
+from sqlalchemy import func, select
 
 from core.api.context import Credential
 from core.api.deps import CredentialDep, SessionDep
 from core.db.base import iso
 from core.errors import InputParameterError, ResourceNotFoundError, UnauthorizedError
 from core.keystone.assignments import domains_of, projects_of
-from core.keystone.auth import KeystoneCredential
+from core.keystone.auth import KeystoneCredential, role_names_for
 from core.keystone.catalog import build_catalog
+from core.keystone.models import Domain, Group, Policy, Project, Role, User
 from core.keystone.policy import enforce
 from core.keystone.routes import (
     actions,
@@ -30,7 +32,7 @@ from core.keystone.routes import (
     roles,
     users,
 )
-from core.keystone.routes._common import audited, list_reply
+from core.keystone.routes._common import audited, list_reply, visible
 from core.keystone.views import domain_view, link, project_view
 
 router = APIRouter(tags=["identity"])
@@ -63,11 +65,6 @@ def versions_document(request: Request) -> JSONResponse:
 @router.get("/usages")
 def identity_usages(session: SessionDep, cred: CredentialDep) -> dict[str, Any]:
     """Counts of what the caller can see (Cloudpods' keystone usage), per identity resource."""
-    from sqlalchemy import func, select
-
-    from core.keystone.models import Domain, Group, Policy, Project, Role, User
-    from core.keystone.routes._common import visible
-
     enforce(cred, "identity:usages:get")
     out: dict[str, int] = {}
     for key, model in (("domains", Domain), ("projects", Project), ("users", User), ("groups", Group),
@@ -212,8 +209,6 @@ def auth_domains(request: Request, session: SessionDep, cred: CredentialDep) -> 
 
 @router.get("/auth/system")
 def auth_system(request: Request, session: SessionDep, cred: CredentialDep) -> dict[str, Any]:
-    from core.keystone.auth import role_names_for
-
     system = [{"all": True}] if role_names_for(session, cred.user_id, "system", "all") else []
     return {"system": system, "links": {"self": link(request, "/auth/system")}}
 

@@ -17,6 +17,7 @@ from core.errors import InputParameterError, UnauthorizedError
 from core.keystone.assignments import expand_implied, implied_map
 from core.keystone.models import AccessRule, AppCredAccessRule, AppCredRole, ApplicationCredential, Domain, User
 from core.keystone.passwords import DUMMY_HASH, verify_password
+from core.keystone.refs import find_domain
 
 AUTH_FAILED = "The request you have made requires authentication."
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
@@ -30,9 +31,7 @@ def _user_of(session: Session, ref: Any) -> User | None:
     if ref.get("id"):
         return session.get(User, str(ref["id"]))
     if ref.get("name"):
-        from core.keystone.auth import _find_domain
-
-        dom: Domain | None = _find_domain(session, ref.get("domain"))
+        dom: Domain | None = find_domain(session, ref.get("domain"))
         if dom is None:
             return None
         return session.scalar(select(User).where(User.domain_id == dom.id, User.name == str(ref["name"])))

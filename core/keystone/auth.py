@@ -17,6 +17,7 @@ from core.keystone.app_creds import RuleTuple
 from core.keystone.assignments import SYSTEM, begin_write, bump_revision, current_revision, effective_roles
 from core.keystone.models import ApplicationCredential, Domain, Project, RevokedToken, User
 from core.keystone.passwords import DUMMY_HASH, verify_password
+from core.keystone.refs import find_domain
 from core.keystone.tokens import TokenCodec, TokenPayload, new_audit_id
 
 # admin ⊃ member ⊃ reader: Keystone's default implied roles, seeded as ks_implied_roles rows
@@ -42,22 +43,6 @@ class KeystoneCredential(Credential):
     app_cred_name: str = ""
     app_cred_unrestricted: bool = False
     access_rules: tuple[RuleTuple, ...] = ()
-
-
-def _find_domain(session: Session, ref: dict[str, Any] | None) -> Domain | None:
-    if not ref:
-        return session.get(Domain, "default")
-    if not isinstance(ref, dict):
-        raise InputParameterError("domain must be an object with id or name")
-    if ref.get("id"):
-        return session.get(Domain, str(ref["id"]))
-    if ref.get("name"):
-        name = str(ref["name"])
-        found = session.scalar(select(Domain).where(Domain.name == name))
-        # Cloudpods' keystone resolves a domain name as id-or-name: {"name": "default"} is the
-        # Default domain (SDKs log in that way); an exact name match wins over an id match
-        return found if found is not None else session.get(Domain, name)
-    raise InputParameterError("domain needs id or name")
 
 
 def role_names_for(session: Session, user_id: str, target_type: str, target_id: str) -> list[tuple[str, str]]:
@@ -161,7 +146,7 @@ class Authenticator:
         if u.get("id"):
             user = session.get(User, str(u["id"]))
         elif u.get("name"):
-            domain = _find_domain(session, u.get("domain"))
+            domain = find_domain(session, u.get("domain"))
             if domain is not None and domain.enabled:
                 user = session.scalar(select(User).where(User.domain_id == domain.id, User.name == str(u["name"])))
         else:
@@ -218,7 +203,7 @@ class Authenticator:
             if p.get("id"):
                 proj = session.get(Project, str(p["id"]))
             elif p.get("name"):
-                domain = _find_domain(session, p.get("domain"))
+                domain = find_domain(session, p.get("domain"))
                 if domain is not None:
                     proj = session.scalar(select(Project).where(Project.domain_id == domain.id,
                                                                 Project.name == str(p["name"])))
@@ -228,7 +213,7 @@ class Authenticator:
                 raise UnauthorizedError(f"user has no access to project {p.get('name') or p.get('id')}")
             return "project", proj.id
         if "domain" in scope:
-            dom = _find_domain(session, scope["domain"])
+            dom = find_domain(session, scope["domain"])
             if dom is None or not dom.enabled or not role_names_for(session, user.id, "domain", dom.id):
                 raise UnauthorizedError("user has no access to the requested domain")
             return "domain", dom.id
