@@ -182,7 +182,7 @@ class BaremetalDriver:
         return self._bmc
 
     @property
-    def driver(self) -> MachineFacts:  # type: ignore[override]
+    def driver(self) -> MachineFacts:
         return MachineFacts(self.bmc, self.machine)
 
     def validate(self) -> None:

@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from pyVmomi import vim, vmodl
 
@@ -46,6 +46,8 @@ log = logging.getLogger(__name__)
 GUEST_PATHS = ("name", "config.instanceUuid", "config.uuid", "config.hardware.numCPU", "config.hardware.memoryMB",
                "config.template", "runtime.powerState", "runtime.connectionState", "runtime.host",
                "guest.toolsRunningStatus", "config.files.vmPathName")
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -195,8 +197,8 @@ class EsxiDriver:
             raise GuestNotFound(guest_id)
         return ref, found[0]
 
-    def _on_vm(self, guest_id: str, what: str, fn: Callable[[Any, Any, Obj], Any]) -> Any:
-        def run(si: Any) -> Any:
+    def _on_vm(self, guest_id: str, what: str, fn: Callable[[Any, Any, Obj], T]) -> T:
+        def run(si: Any) -> T:
             ref, o = self._guest_obj(si, guest_id)
             try:
                 return fn(si, ref, o)

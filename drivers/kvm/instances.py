@@ -603,7 +603,7 @@ class KvmInstances(KvmMigration, KvmLiveMigration, KvmSnapshots, KvmSaveImage, K
         return "qcow2" if self._qemu_img else "raw"
 
     def _owned(self, path: str) -> bool:
-        base = os.path.realpath(self.env.instances_dir)
+        base: str = os.path.realpath(self.env.instances_dir)
         real = os.path.realpath(path)
         return os.path.commonpath([real, base]) == base and real != base
 
