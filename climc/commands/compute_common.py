@@ -151,7 +151,12 @@ def batch(obj: Any, idents: Sequence[str], what: str, verb: str, fn: Callable[[s
 
         follow(obj.client(), targets, timeout)
         if refetch is not None and len(idents) == 1 and not failed:
-            show_object(_inner(refetch(idents[0])))
+            from core.errors import ResourceNotFoundError
+
+            try:
+                show_object(_inner(refetch(idents[0])))
+            except ResourceNotFoundError:  # a delete's task ended with the object: nothing stale to show
+                click.echo(f"{what} {idents[0]}: deleted", err=True)
     if going:
         from climc.wait import follow_gone
 
@@ -206,7 +211,7 @@ def make_delete(name: str, plural: str, keyword: str, help_: str, *, waitable: b
     def cmd(obj: Any, idents: tuple[str, ...], wait: bool = False, wait_timeout: float = 900.0) -> None:
         c = obj.client()
         batch(obj, idents, keyword, "delete", lambda i: c.delete(S, f"/{plural}/{i}"), wait=wait,
-              timeout=wait_timeout, gone=lambda i: f"/{plural}/{i}")
+              timeout=wait_timeout, gone=lambda i: f"/{plural}/{i}", refetch=lambda i: c.get(S, f"/{plural}/{i}"))
     if waitable:
         from climc.wait import wait_options
 

@@ -181,7 +181,7 @@ def server_delete(obj: Any, idents: tuple[str, ...], override: bool, delete_eip:
     if delete_eip:
         params["delete_eip"] = "true"
     batch(obj, idents, "server", "delete", lambda i: c.delete(S, f"/servers/{i}", params=params), wait=wait,
-          timeout=wait_timeout)
+          timeout=wait_timeout, refetch=lambda i: c.get(S, f"/servers/{i}"))  # -f: gone, nothing shown
 
 
 @click.command("server-change-config")

@@ -63,8 +63,8 @@ def test_wait_returns_when_the_server_is_there(ctl: Controller) -> None:
     r = ctl.climc("server-start", "w-vm", "--wait", "-o", "json")
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["status"] == "running"
-    r = ctl.climc("server-delete", "-f", "w-vm", "--wait")
-    assert r.returncode == 0, r.stderr
+    r = ctl.climc("server-delete", "-f", "w-vm", "--wait", "-o", "json")  # gone: no stale "deleting" row
+    assert r.returncode == 0 and r.stdout == "" and "server w-vm: deleted" in r.stderr, r.stdout + r.stderr
     assert ctl.api.get("/api/s/compute_v2/servers/w-vm").status_code == 404
 
 

@@ -139,3 +139,19 @@ def test_a_cloud_eip_delete_that_comes_back_ready_fails_with_the_tasks_reason(mo
     r = cloud.climc("eip-delete", "ip1", "--wait", "--timeout", "30")
     assert r.exit_code == 1, r.output
     assert "eip ip1 is ready again: the delete failed: AuthFailure: keys refused" in r.stderr, r.stderr
+
+
+def test_delete_wait_shows_nothing_stale_once_the_server_is_gone(monkeypatch: Any) -> None:
+    """server-delete -f --wait used to print the server as it was queued (status deleting); once the
+    task ends with the server gone there is nothing to show but that it is gone (and purge exited 3)."""
+    monkeypatch.setattr("climc.wait.POLL_S", 0.0)
+    cloud = MockCloud()
+    cloud.route("DELETE", "/servers/vm1", {"server": {"id": "s1", "name": "vm1", "status": "deleting",
+                                                      "active_task_id": "t1"}})
+    cloud.route("POST", "/servers/vm1/purge", {"server": {"id": "s1", "name": "vm1", "status": "deleting",
+                                                          "active_task_id": "t1"}})
+    _tasks(cloud, [{"status": "running", "stage": "on_init"}, {"status": "done", "stage": "on_init"}])
+    for verb in (["server-delete", "vm1", "-f"], ["server-purge", "vm1"]):
+        r = cloud.climc(*verb, "--wait", "-o", "json")
+        assert r.exit_code == 0, r.output
+        assert r.stdout == "" and "server vm1: deleted" in r.stderr, (verb, r.output)
