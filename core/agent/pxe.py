@@ -63,8 +63,10 @@ class PxeSettings:
     ip_range: str = ""  # "FIRST-LAST" deploy addresses; default: the upper half of the interface's subnet
     tftp_root: str = ""  # where undionly.kpxe for legacy PXE ROMs is; "" = no TFTP
     # mitigations=off: the ramdisk runs only our script; syscalls (every read and write of the deploy)
-    # cost less without the page-table switch, most of all on an emulated CPU
-    kernel_args: str = "console=ttyS0 quiet panic=-1 mitigations=off"
+    # cost less without the page-table switch, most of all on an emulated CPU. no_timer_check: the boot's
+    # IO-APIC timer check counts ticks in a fixed window; an emulated machine starved of CPU fails it
+    # and panics ("IO-APIC + timer doesn't work", seen at load 30 here); KVM guests skip it the same way
+    kernel_args: str = "console=ttyS0 quiet panic=-1 mitigations=off no_timer_check"
     dhcp_port: int = 67
 
 
@@ -106,20 +108,33 @@ class Job:
     token: str
     image: Path | None = None
     size: int = 0
-    md5: str = ""  # of the raw image: what the ramdisk's read-back of the disk must give (older ramdisks)
-    crc32: str = ""  # CRC-32 of each CRC_CHUNK bytes, "."-joined: what the ramdisk reports now (see _raw)
+    crc32: str = ""  # CRC-32 of each CRC_CHUNK bytes, "."-joined: what the ramdisk reports (see _raw)
     seen: list[str] = field(default_factory=list)  # what the machine fetched so far, for a timeout's reason
     result: dict[str, Any] | None = None
     done: threading.Event = field(default_factory=threading.Event)
     image_taken: bool = False
     t0: float = field(default_factory=time.monotonic)
+    t0_wall: float = field(default_factory=time.time)
 
     def saw(self, what: str) -> None:
         self.seen.append(f"{what}@{time.monotonic() - self.t0:.1f}s")
 
+    def timeline(self) -> str:
+        """What the machine did so far, in seconds after its turn was staged: its DHCP exchange, then its
+        requests here (for a timeout's reason and the log of each deploy)."""
+        dhcp = [f"dhcp-{e.kind}@{e.at - self.t0_wall:.1f}s" for e in list(self.service.events)
+                if e.mac == self.mac and e.at >= self.t0_wall and e.kind in ("discover", "ack")]
+        return ", ".join(dhcp + self.seen)
+
+    @property
+    def md5(self) -> str:
+        """The image's md5: what a ramdisk built before CRC-32 pieces reports (only hashed for one)."""
+        assert self.image is not None
+        return self.service.md5(self.image)
+
     def wait(self, timeout_s: float) -> dict[str, Any]:
         if not self.done.wait(timeout_s):
-            got = ", ".join(self.seen) or "no request from it"
+            got = self.timeline() or "no request from it"
             raise HypervisorError(f"the machine with MAC {self.mac} did not report its {self.action} within "
                                   f"{timeout_s:g} s (seen: {got}); check that it boots from the network "
                                   f"{self.service.settings.interface} is on")
@@ -148,7 +163,7 @@ class PxeService:
         self._lock = threading.Lock()
         self._jobs: dict[str, Job] = {}  # token -> job
         self._by_mac: dict[str, Job] = {}
-        self._sums: dict[tuple[str, float], tuple[int, str, str]] = {}
+        self._sums: dict[tuple[str, float], tuple[int, str]] = {}
         self.server_ip = ""
         self._pool: list[str] = []
         self._dhcp: DhcpServer | None = None
@@ -218,7 +233,7 @@ class PxeService:
             raise InvalidSpec(f"PXE action must be one of {', '.join(ACTIONS)}, got {action!r}")
         if action == "deploy" and image is None:
             raise InvalidSpec("a deploy needs an image")
-        raw, size, digest, crc = self._raw(image) if image is not None else (None, 0, "", "")
+        raw, size, crc = self._raw(image) if image is not None else (None, 0, "")
         with self._lock:
             if mac in self._by_mac:
                 raise HypervisorError(f"machine {mac} is already in a PXE {self._by_mac[mac].action}")
@@ -227,7 +242,7 @@ class PxeService:
             if not free:
                 raise HypervisorError(f"no free deploy address on {self.settings.interface}: "
                                       f"{len(self._pool)} machines are deploying (widen baremetal_pxe_range)")
-            job = Job(self, mac, action, free[0], secrets.token_urlsafe(24), raw, size, digest, crc)
+            job = Job(self, mac, action, free[0], secrets.token_urlsafe(24), raw, size, crc)
             self._jobs[job.token] = job
             self._by_mac[mac] = job
         assert self._dhcp is not None
@@ -273,12 +288,12 @@ class PxeService:
                 f"initrd --name initrd {url}/initrd\n"
                 "boot\n")
 
-    def _raw(self, image: LocalImage) -> tuple[Path, int, str, str]:
-        """The image as a raw file (converted once with qemu-img) with its size, md5 and CRC-32s: a check
+    def _raw(self, image: LocalImage) -> tuple[Path, int, str]:
+        """The image as a raw file (converted once with qemu-img) with its size and CRC-32s: a check
         that the disk holds what was sent (glance verified the image's sha256 already), against
         accidents, not an adversary. The ramdisk hashes the disk with busybox: on an emulated CPU (the
         tests) its crc32 of a piece copied to RAM took a third of the md5 through a pipe it used to
-        run; older ramdisks still report an md5 of the whole image."""
+        run; older ramdisks still report an md5 of the whole image (``md5``, hashed only for them)."""
         src = Path(image.path)
         if image.format == "raw":
             raw = src
@@ -301,15 +316,22 @@ class PxeService:
         with self._lock:
             have = self._sums.get(key)
         if have is None:
-            h, crcs = hashlib.md5(usedforsecurity=False), []
+            crcs = []
             with open(raw, "rb") as f:
                 while block := f.read(CRC_CHUNK):
-                    h.update(block)
                     crcs.append(f"{zlib.crc32(block):08x}")
-            have = (st.st_size, h.hexdigest(), ".".join(crcs))
+            have = (st.st_size, ".".join(crcs))
             with self._lock:
                 self._sums[key] = have
-        return raw, have[0], have[1], have[2]
+        return raw, have[0], have[1]
+
+    @staticmethod
+    def md5(raw: Path) -> str:
+        h = hashlib.md5(usedforsecurity=False)
+        with open(raw, "rb") as f:
+            while block := f.read(CRC_CHUNK):
+                h.update(block)
+        return h.hexdigest()
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -381,7 +403,7 @@ class _Handler(BaseHTTPRequestHandler):
         job.saw(f"report {job.result['status']}")
         job.done.set()
         log.info("PXE %s of %s reported %s: %s (%s)", job.action, job.mac, job.result["status"],
-                 job.result["message"], ", ".join(job.seen))
+                 job.result["message"], job.timeline())
         return self._send(200, b"ok\n")
 
 

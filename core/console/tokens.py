@@ -76,7 +76,8 @@ def issue_machine(session: Session, cred: Credential, host: Any) -> tuple[str, C
     if CAPABILITY["serial"] not in set(host.capabilities or ()):
         raise UnsupportedOperationError(
             f"serial console: host {host.name} (driver {host.driver or 'unknown'}) does not support "
-            f"{CAPABILITY['serial']} (a bare-metal machine whose BMC speaks IPMI does)", host=host.name,
+            f"{CAPABILITY['serial']}: a machine's serial console is reached through IPMI serial-over-LAN; Redfish "
+            "defines no console a client can open (register the machine by its IPMI address for one)", host=host.name,
             driver=host.driver or "unknown", capability=CAPABILITY["serial"])
     if host.host_status != "online":
         raise ConflictError(f"host {host.name} is {host.host_status}: its BMC does not answer now "

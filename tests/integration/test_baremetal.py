@@ -312,6 +312,10 @@ def test_redfish_machine_power_boot_sensors(ctl: Controller, work: Path) -> None
         assert r.returncode == 0 and "CPU Temp" in r.stdout, r.stderr
         info = climc_json(ctl, "host-ipmi-info", "rf1")
         assert info["protocol"] == "redfish" and info["url"] == rf.url and "password" not in info
+        # Redfish has no console a client opens (sushy-emulator has none either): one line saying so
+        r = ctl.climc("webconsole-baremetal", "rf1")
+        assert r.returncode == 1 and "Redfish defines no console" in r.stderr and "IPMI" in r.stderr, r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr, r.stderr
         bad = climc_json(ctl, "host-create", "rf-bad", "--zone", "zone0", "--host-type", "baremetal",
                          "--redfish-url", rf.url, "--ipmi-username", USER, "--ipmi-password", "nope")
         assert bad["ipmi_status"] == "auth_failed" and bad["host_status"] == "offline"

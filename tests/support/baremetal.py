@@ -100,11 +100,27 @@ def boot_lan(bridge: str, tap: str, server_ip: str) -> Iterator[None]:
         remove()
 
 
+SMALL_KERNEL = CACHE / "deploy-kernel" / "bzImage"
+
+
+def build_small_kernel() -> None:
+    """The small deploy kernel (scripts/build-deploy-kernel.sh: minutes the first time, then cached)."""
+    r = subprocess.run([str(ROOT / "scripts" / "build-deploy-kernel.sh"), str(SMALL_KERNEL)], capture_output=True,
+                       text=True, check=False)
+    if r.returncode != 0:
+        raise RuntimeError(f"build-deploy-kernel.sh failed: {r.stderr.strip()[-2000:]}")
+
+
 def deploy_ramdisk() -> Path:
-    """deploy.kernel + deploy.initrd (scripts/build-deploy-ramdisk.sh, cached; rebuilt when changed)."""
+    """deploy.kernel + deploy.initrd (scripts/build-deploy-ramdisk.sh, cached; rebuilt when changed): with the
+    small kernel of scripts/build-deploy-kernel.sh when it was built (bench/baremetal_deploy.py builds it),
+    else the Debian cloud kernel and its modules."""
+    env = dict(os.environ)
     out = CACHE / "deploy-ramdisk"
+    if SMALL_KERNEL.is_file():
+        env["DEPLOY_KERNEL"], out = str(SMALL_KERNEL), CACHE / "deploy-ramdisk-small"
     r = subprocess.run([str(ROOT / "scripts" / "build-deploy-ramdisk.sh"), str(out), str(VIRT_WORK / "kroot")],
-                       capture_output=True, text=True, check=False)
+                       capture_output=True, text=True, check=False, env=env)
     if r.returncode != 0:
         raise RuntimeError(f"build-deploy-ramdisk.sh failed: {r.stderr.strip()}")
     return out

@@ -38,11 +38,17 @@ def test_bad_config_is_refused_naming_the_field(cfg: dict, field: str) -> None:
         BaremetalDriver(cfg).validate()
 
 
-def test_validate_does_not_contact_the_bmc() -> None:
-    t0 = time.monotonic()
+def test_validate_does_not_contact_the_bmc(monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    def no_network(*a: object, **k: object) -> None:
+        raise AssertionError("validate() opened a socket")
+
+    # (not a time bound: this 2-core box under load took 1.6 s once just to import)
+    monkeypatch.setattr(socket, "socket", no_network)
     d = BaremetalDriver({**IPMI, "ipmi_ip": "192.0.2.1"})  # TEST-NET-1: nothing answers there
     d.validate()
-    assert time.monotonic() - t0 < 1.0
+    monkeypatch.undo()
     assert isinstance(d, Probing)
     r = BaremetalDriver({"redfish_url": "https://192.0.2.1:8443/", "ipmi_username": "a", "ipmi_password": "b"})
     r.validate()
