@@ -48,11 +48,9 @@ def main() -> None:
     from tests.support.controller import Controller
 
     work = Path(tempfile.mkdtemp(prefix="bench-bmd-"))
-    if a.distro_kernel:
-        baremetal.SMALL_KERNEL = work / "none"
-    else:
+    if not a.distro_kernel:
         baremetal.build_small_kernel()
-    rd = deploy_ramdisk()
+    rd = deploy_ramdisk(small=not a.distro_kernel)
     print(f"deploy kernel {(rd / 'deploy.kernel').stat().st_size >> 10} KiB, ramdisk "
           f"{(rd / 'deploy.initrd').stat().st_size >> 10} KiB ({rd})")
     with boot_lan(BRIDGE, TAP, SERVER_IP):

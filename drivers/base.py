@@ -1201,6 +1201,10 @@ class PxeJob(Protocol):
 
     def wait(self, timeout_s: float) -> dict[str, Any]: ...
 
+    def reported(self, timeout_s: float) -> bool:
+        """Whether the ramdisk has reported, waiting up to ``timeout_s`` for it."""
+        ...
+
     def close(self) -> None: ...
 
 

@@ -132,6 +132,9 @@ class Job:
         assert self.image is not None
         return self.service.md5(self.image)
 
+    def reported(self, timeout_s: float) -> bool:
+        return self.done.wait(timeout_s)
+
     def wait(self, timeout_s: float) -> dict[str, Any]:
         if not self.done.wait(timeout_s):
             got = self.timeline() or "no request from it"

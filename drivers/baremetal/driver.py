@@ -53,6 +53,7 @@ CAPABILITIES = frozenset({Capability.BMC_POWER, Capability.BOOT_DEVICE, Capabili
 # what a protocol adds: IPMI's serial-over-LAN (Redfish BMCs offer a serial console over SSH, if at all)
 PROTOCOL_CAPABILITIES = {"ipmi": frozenset({Capability.SERIAL_CONSOLE}), "redfish": frozenset()}
 DEPLOY_TIMEOUT_S = 600.0  # power on -> the ramdisk's report (driver config ``deploy_timeout_s``)
+POWER_CHECK_S = 5.0  # while the ramdisk runs, the machine's power is read this often (it must stay on)
 _STATUS = {PowerState.ON: GuestStatus.RUNNING, PowerState.OFF: GuestStatus.STOPPED}
 
 
@@ -244,7 +245,17 @@ class BaremetalDriver:
             bmc.set_power_state("on")
             timeout = float(self._config.get("deploy_timeout_s") or DEPLOY_TIMEOUT_S)
             try:
-                result = job.wait(timeout)
+                end = time.monotonic() + timeout
+                # a machine that is off again before its ramdisk reported crashed (a kernel panic
+                # powers an emulated one off) or failed to boot: say so now, not at the timeout
+                while not job.reported(min(POWER_CHECK_S, max(0.0, end - time.monotonic()))) \
+                        and time.monotonic() < end:
+                    if bmc.get_power_state() is PowerState.OFF and not job.reported(0):
+                        raise HypervisorError(
+                            f"the machine with MAC {mac} powered off before its deploy ramdisk reported: it "
+                            "crashed or failed to boot (its serial console shows why: climc "
+                            "webconsole-baremetal HOST)")
+                result = job.wait(max(0.0, end - time.monotonic()))
             except HypervisorError:
                 try:  # do not leave a machine running a ramdisk
                     bmc.set_power_state("off")

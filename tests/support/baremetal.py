@@ -111,13 +111,13 @@ def build_small_kernel() -> None:
         raise RuntimeError(f"build-deploy-kernel.sh failed: {r.stderr.strip()[-2000:]}")
 
 
-def deploy_ramdisk() -> Path:
+def deploy_ramdisk(small: bool = False) -> Path:
     """deploy.kernel + deploy.initrd (scripts/build-deploy-ramdisk.sh, cached; rebuilt when changed): with the
-    small kernel of scripts/build-deploy-kernel.sh when it was built (bench/baremetal_deploy.py builds it),
-    else the Debian cloud kernel and its modules."""
+    small kernel of scripts/build-deploy-kernel.sh (``small``: bench/baremetal_deploy.py, after
+    ``build_small_kernel``), else the Debian cloud kernel and its modules."""
     env = dict(os.environ)
     out = CACHE / "deploy-ramdisk"
-    if SMALL_KERNEL.is_file():
+    if small:
         env["DEPLOY_KERNEL"], out = str(SMALL_KERNEL), CACHE / "deploy-ramdisk-small"
     r = subprocess.run([str(ROOT / "scripts" / "build-deploy-ramdisk.sh"), str(out), str(VIRT_WORK / "kroot")],
                        capture_output=True, text=True, check=False, env=env)

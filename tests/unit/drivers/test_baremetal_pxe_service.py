@@ -130,3 +130,44 @@ def test_an_unknown_machine_pxe_booting_is_reported_once_and_other_clients_are_n
     assert seen.wait(5)
     time.sleep(0.2)
     assert told == ["52:54:00:aa:bb:07"] and list(svc.discovered) == ["52:54:00:aa:bb:07"]
+
+
+class _CrashingMachine:
+    """A BMC whose machine powers on, then goes off by itself (a deploy kernel that panicked)."""
+
+    def __init__(self) -> None:
+        self.on_at = 0.0
+        self.calls: list[str] = []
+
+    def get_power_state(self) -> object:
+        from drivers.base import PowerState
+
+        on = self.on_at and time.monotonic() - self.on_at < 0.3
+        return PowerState.ON if on else PowerState.OFF
+
+    def set_power_state(self, action: str) -> None:
+        self.calls.append(action)
+        self.on_at = time.monotonic() if action == "on" else 0.0
+
+    def set_boot_device(self, device: object, *, persistent: bool = False) -> None:
+        self.calls.append(f"boot {device}")
+
+
+def test_a_machine_that_powers_off_before_its_ramdisk_reports_fails_the_deploy_at_once(
+        svc: PxeService, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import types
+
+    from drivers.baremetal import driver as bm
+
+    monkeypatch.setattr(bm, "POWER_CHECK_S", 0.1)
+    drv = bm.BaremetalDriver({"ipmi_ip": "127.0.0.1", "ipmi_username": "u", "ipmi_password": "p",
+                              "access_mac": MAC, "deploy_timeout_s": 60},
+                             types.SimpleNamespace(pxe=svc, data_dir=str(tmp_path)))  # type: ignore[arg-type]
+    machine = _CrashingMachine()
+    drv._bmc = machine  # type: ignore[assignment]
+    t0 = time.monotonic()
+    with pytest.raises(HypervisorError, match="powered off before its deploy ramdisk reported"):
+        drv._pxe_boot("wipe")
+    assert time.monotonic() - t0 < 30  # not the 60 s deploy timeout
+    assert machine.calls[-1] == "off" and "on" in machine.calls
+    assert svc.job("x") is None and svc.stage(MAC, "wipe")  # its turn was closed: the MAC can be staged again
