@@ -1199,7 +1199,9 @@ class PxeJob(Protocol):
     ``close``; ``wait`` returns what the ramdisk reported (raises ``HypervisorError`` with its
     reason when it failed or said nothing in time)."""
 
-    def wait(self, timeout_s: float) -> dict[str, Any]: ...
+    def wait(self, timeout_s: float, total_s: float | None = None) -> dict[str, Any]:
+        """``total_s``: the whole time given to the machine, for the error (when waited in parts)."""
+        ...
 
     def reported(self, timeout_s: float) -> bool:
         """Whether the ramdisk has reported, waiting up to ``timeout_s`` for it."""

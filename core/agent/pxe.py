@@ -135,11 +135,12 @@ class Job:
     def reported(self, timeout_s: float) -> bool:
         return self.done.wait(timeout_s)
 
-    def wait(self, timeout_s: float) -> dict[str, Any]:
+    def wait(self, timeout_s: float, total_s: float | None = None) -> dict[str, Any]:
         if not self.done.wait(timeout_s):
             got = self.timeline() or "no request from it"
+            waited = timeout_s if total_s is None else total_s
             raise HypervisorError(f"the machine with MAC {self.mac} did not report its {self.action} within "
-                                  f"{timeout_s:g} s (seen: {got}); check that it boots from the network "
+                                  f"{waited:g} s (seen: {got}); check that it boots from the network "
                                   f"{self.service.settings.interface} is on")
         res = dict(self.result or {})
         if res.get("status") != "ok":

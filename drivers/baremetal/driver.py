@@ -255,7 +255,7 @@ class BaremetalDriver:
                             f"the machine with MAC {mac} powered off before its deploy ramdisk reported: it "
                             "crashed or failed to boot (its serial console shows why: climc "
                             "webconsole-baremetal HOST)")
-                result = job.wait(max(0.0, end - time.monotonic()))
+                result = job.wait(max(0.0, end - time.monotonic()), timeout)
             except HypervisorError:
                 try:  # do not leave a machine running a ramdisk
                     bmc.set_power_state("off")
