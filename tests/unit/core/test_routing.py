@@ -1,0 +1,89 @@
+"""core.api.routing: flattened route tables answer exactly as FastAPI's nested inclusion did."""
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+from fastapi import APIRouter, FastAPI
+
+from core.api.routing import IndexedRouter, flatten
+
+
+def _routers() -> list[APIRouter]:
+    inner = APIRouter()
+
+    @inner.get("/servers/{sid}/vnc")
+    def vnc(sid: str) -> dict[str, str]:
+        return {"route": "vnc", "sid": sid}
+
+    @inner.post("/servers/action")
+    def action() -> dict[str, str]:
+        return {"route": "action"}
+
+    outer = APIRouter(tags=["region"])
+    outer.include_router(inner)
+
+    @outer.get("/{plural}/{ident}")
+    def generic(plural: str, ident: str) -> dict[str, str]:
+        return {"route": "generic", "plural": plural, "ident": ident}
+
+    @outer.get("/servers/{sid}")
+    def shadowed(sid: str) -> dict[str, str]:  # declared after the generic one: never reached
+        return {"route": "shadowed"}
+
+    @outer.get("/")
+    def root() -> dict[str, str]:
+        return {"route": "root"}
+
+    return [outer]
+
+
+def _get(app: FastAPI, method: str, path: str) -> httpx.Response:
+    async def go() -> httpx.Response:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+            return await c.request(method, path)
+
+    return asyncio.run(go())
+
+
+@pytest.fixture(scope="module")
+def apps() -> tuple[FastAPI, FastAPI]:
+    nested, flat = FastAPI(), FastAPI()
+    sub = APIRouter()
+    for r in _routers():
+        sub.include_router(r)
+    nested.mount("/api", sub)
+    flat.mount("/api", IndexedRouter(flatten(_routers())))
+    return nested, flat
+
+
+@pytest.mark.parametrize(("method", "path"), [
+    ("GET", "/api/servers/s1/vnc"), ("GET", "/api/servers/s1"), ("GET", "/api/networks/n1"),
+    ("POST", "/api/servers/action"), ("GET", "/api/servers/action"), ("DELETE", "/api/servers/s1/vnc"),
+    ("GET", "/api/"), ("GET", "/api/nothing/here/at/all"), ("PUT", "/api/zones/z"),
+])
+def test_same_answer_as_nested_inclusion(apps: tuple[FastAPI, FastAPI], method: str, path: str) -> None:
+    nested, flat = apps
+    a, b = _get(nested, method, path), _get(flat, method, path)
+    assert (b.status_code, b.content, b.headers.get("allow")) == (a.status_code, a.content, a.headers.get("allow"))
+
+
+def test_tags_carried_once() -> None:
+    routers = _routers()
+    flatten(routers)
+    routes = flatten(routers)  # twice: a second app in the same process must not repeat tags
+    vnc = next(r for r in routes if getattr(r, "path", "") == "/servers/{sid}/vnc")
+    assert vnc.tags == ["region"]  # type: ignore[attr-defined]
+
+
+def test_an_inclusion_that_changes_routes_is_refused() -> None:
+    inner, outer = APIRouter(), APIRouter()
+
+    @inner.get("/x")
+    def x() -> None:
+        return None
+
+    outer.include_router(inner, prefix="/v9")
+    with pytest.raises(ValueError, match="changes its routes"):
+        flatten([outer])
