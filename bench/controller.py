@@ -8,6 +8,7 @@ Machine noise: ±20 % on a shared 2-core box.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -27,6 +28,12 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
+def cpu_s(pid: int) -> float:
+    """utime + stime of a process: unlike wall time it barely moves with the machine's load."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=15)
@@ -35,15 +42,17 @@ def main() -> None:
         t0 = time.perf_counter()
         ctl = Controller.init(Path(d))
         print(f"ocadm init                    {time.perf_counter() - t0:7.2f} s")
-        starts = []
+        starts, cpus = [], []
         for _ in range(3):
             t0 = time.perf_counter()
             ctl.serve()
             starts.append(time.perf_counter() - t0)
+            cpus.append(cpu_s(ctl.proc.pid))  # type: ignore[union-attr]
             rss = rss_mb(ctl.proc.pid)  # type: ignore[union-attr]
             ctl.stop()
         ctl.serve()
         print(f"ocadm serve start→ready       {statistics.median(starts):7.2f} s (median of 3)")
+        print(f"  its CPU until ready         {statistics.median(cpus):7.2f} s (compare this on a loaded machine)")
         print(f"idle RSS after start          {rss:7.1f} MB")
         ctl.climc("endpoint-list")  # warm the token cache, as a user's second call would be
         xs = []
