@@ -19,7 +19,7 @@ from core.region import ipam
 from core.region.models import Host, HostStorage, HostWire, Network, Storage, Zone
 from core.region.models.host import HOST_TABLE
 from core.scheduler import HostRecord, NetworkRecord, PlacementResult, ScheduleInput, Snapshot, StorageRecord
-from core.scheduler.claims import place_and_claim
+from core.scheduler.claims import Delta, claim_delta, place_and_claim
 from core.scheduler.engine import forecast
 from core.scheduler.records import ZoneRecord
 
@@ -133,6 +133,14 @@ class SnapshotCache:
                 result.conflicts += more.conflicts
                 result.rejected, result.exhausted, result.stop_reason = more.rejected, more.exhausted, more.stop_reason
             return result
+
+    def claim_delta(self, session: Session, host_id: str, vcpu: int, vmem: int) -> str | None:
+        """Claim a change of what ``host_id`` runs (change-config) in the caller's transaction,
+        generation-guarded like ``place``; None when claimed, else why not (``claims.claim_delta``)."""
+        with self.lock:
+            snap = self.refresh(session)
+            session.info["sched_claimed"] = True
+            return claim_delta(Delta(host_id, vcpu, vmem), snap, session, HOST_TABLE)
 
     def forecast(self, session: Session, req: ScheduleInput) -> PlacementResult:
         """The same decisions ``place`` would make now, keeping nothing."""

@@ -11,7 +11,9 @@ All hosts of one call are written in ONE transaction. The table is passed in (an
 ``id``, ``generation``, ``cpu_used``, ``mem_used``), so the region points this at its real
 ``hosts`` table and tests at a test table.
 
-``place_and_claim`` is the loop: place, claim, and re-place only what conflicted.
+``place_and_claim`` is the loop: place, claim, and re-place only what conflicted. ``claim_delta`` is
+the same claim for a change of what a host already runs (change-config): no placement to decide, the
+host is given, only whether the delta fits there, written by the same generation-guarded UPDATE.
 """
 from __future__ import annotations
 
@@ -130,3 +132,39 @@ def place_and_claim(
 
 def _renumber(p: Placement, instance: int) -> Placement:
     return replace(p, instance=instance)
+
+
+NO_ROOM = "the host lacks free CPU or memory for the new configuration"
+
+
+@dataclass(frozen=True, slots=True)
+class Delta:
+    """More (or, negative, less) CPU and memory for something already on ``host_id``."""
+
+    host_id: str
+    vcpu: int
+    vmem: int
+
+
+def claim_delta(delta: Delta, snap: Snapshot, conn: Conn, table: Table, *, max_rounds: int = 5) -> str | None:
+    """Claim ``delta`` on its host if it fits there (a shrink always does); None when claimed, else
+    why not. A conflict (the host row moved since the snapshot read it) re-reads the row and
+    decides again, as ``place_and_claim`` does; the snapshot keeps the row as the DB has it after.
+    Joins the caller's transaction."""
+    for _ in range(max_rounds):
+        i = snap.host_index.get(delta.host_id)
+        if i is None:
+            return f"host {delta.host_id} is not known to the scheduler"
+        fits_cpu = delta.vcpu <= 0 or snap.cpu_used[i] + delta.vcpu <= snap.cpu_cap[i]
+        fits_mem = delta.vmem <= 0 or snap.mem_used[i] + delta.vmem <= snap.mem_cap[i]
+        if not (fits_cpu and fits_mem):
+            return NO_ROOM
+        p = Placement(claim_id=f"delta-{delta.host_id}", instance=0, host_id=delta.host_id,
+                      host_name=snap.host_names[i], generation=int(snap.generation[i]), vcpu=delta.vcpu,
+                      vmem=delta.vmem)
+        outcome = claim(conn, table, [p])
+        for host_id, (cpu, mem, gen) in read_usage(conn, table, [delta.host_id]).items():
+            snap.refresh_usage(host_id, cpu, mem, gen)
+        if outcome.committed:
+            return None
+    return f"claims kept conflicting after {max_rounds} rounds"

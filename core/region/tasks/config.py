@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from core.hostapi.protocol import (
     POWER_STATUS,
@@ -23,10 +23,8 @@ from core.hostapi.protocol import (
 from core.region import quotas
 from core.region import statemachine as sm
 from core.region.models import Disk, Host, HostStorage, Server
-from core.region.models.host import HOST_TABLE
 from core.region.release import release_host_claim
 from core.region.tasks._common import agent_payload, release_task, server_of, server_ref
-from core.scheduler.capacity import offered
 from core.tasks.engine import Run, TaskBase
 from drivers.base import Capability
 
@@ -41,15 +39,15 @@ class ServerChangeConfigTask(TaskBase):
         d = run.params["delta"]
         dc, dm = int(d.get("cpu", 0)), int(d.get("memory", 0))
         if not run.params.get("claimed") and (dc or dm):
-            h = HOST_TABLE.c
-            cap_cpu = offered(h.cpu_count, h.cpu_reserved, h.cpu_cmtbound)
-            cap_mem = offered(h.mem_size, h.mem_reserved, h.mem_cmtbound)
-            res = run.session.execute(update(HOST_TABLE).where(
-                h.id == server.host_id, (h.cpu_used + dc <= cap_cpu) | (dc <= 0),
-                (h.mem_used + dm <= cap_mem) | (dm <= 0)).values(
-                cpu_used=h.cpu_used + dc, mem_used=h.mem_used + dm, generation=h.generation + 1))
-            if res.rowcount != 1:  # type: ignore[attr-defined]
-                run.fail("the host lacks free CPU or memory for the new configuration")
+            # the one claim path: capacity from the scheduler's snapshot (capacity.offered), written
+            # generation-guarded, a conflicting writer re-read and decided again (claims.claim_delta)
+            from core.region.scheduling import CACHE
+
+            if not server.host_id:
+                run.fail("the server is on no host")
+            why = CACHE.claim_delta(run.session, str(server.host_id), dc, dm)
+            if why:
+                run.fail(why)
             hc = dict(server.held.get("host") or {})
             hc["vcpu"], hc["vmem"] = int(hc.get("vcpu", 0)) + dc, int(hc.get("vmem", 0)) + dm
             q = dict(server.held.get("quota") or {})

@@ -19,7 +19,7 @@ from sqlalchemy import (
 )
 
 from core.scheduler import HostRecord, ScheduleInput, Snapshot, place
-from core.scheduler.claims import claim, place_and_claim, read_usage
+from core.scheduler.claims import NO_ROOM, Delta, claim, claim_delta, place_and_claim, read_usage
 from tests.unit.scheduler.helpers import GB
 
 md = MetaData()
@@ -173,3 +173,35 @@ def test_concurrent_batches_on_one_shared_snapshot_never_overcommit(tmp_path: Pa
     _assert_never_overcommitted(engine, sum(placed), 1, GB)
     assert sum(placed) == 36
     assert shared.live_claims() == 0
+
+
+def test_a_delta_that_fits_is_claimed_generation_guarded(tmp_path: Path) -> None:
+    """change-config's claim: more CPU/memory for what host h0 already runs, through the same UPDATE."""
+    engine = make_db(tmp_path / "c.db", 1, cpu=8)
+    snap = load_snapshot(engine)
+    with engine.connect() as conn:
+        assert claim_delta(Delta("h0", 6, GB), snap, conn, HOSTS) is None
+        conn.commit()
+    assert db_usage(engine)["h0"][0:2] == (6, GB) and db_usage(engine)["h0"][4] == 1
+    assert (snap.cpu_used[0], snap.generation[0]) == (6, 1)  # the snapshot holds the row as written
+    with engine.connect() as conn:
+        assert claim_delta(Delta("h0", 3, 0), snap, conn, HOSTS) == NO_ROOM  # 6 + 3 > 8
+        assert claim_delta(Delta("h0", -4, -GB), snap, conn, HOSTS) is None  # a shrink always fits
+        assert claim_delta(Delta("nope", 1, 0), snap, conn, HOSTS) == "host nope is not known to the scheduler"
+        conn.commit()
+    assert db_usage(engine)["h0"][0:2] == (2, 0) and db_usage(engine)["h0"][4] == 2
+
+
+def test_a_delta_decided_on_a_stale_snapshot_is_decided_again(tmp_path: Path) -> None:
+    """Another replica took CPU on the host after this snapshot read it: the claim conflicts, the row
+    is re-read, and the delta is judged against what the host really has (never overcommitted)."""
+    engine = make_db(tmp_path / "c.db", 1, cpu=8)
+    stale = load_snapshot(engine)
+    with engine.begin() as conn:
+        conn.execute(update(HOSTS).values(cpu_used=5, generation=HOSTS.c.generation + 1))
+    with engine.connect() as conn:
+        assert claim_delta(Delta("h0", 4, 0), stale, conn, HOSTS) == NO_ROOM  # 5 + 4 > 8 once re-read
+        assert claim_delta(Delta("h0", 3, 0), stale, conn, HOSTS) is None  # 5 + 3 fits
+        conn.commit()
+    assert db_usage(engine)["h0"][0] == 8 and db_usage(engine)["h0"][4] == 2
+
