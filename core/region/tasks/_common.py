@@ -8,7 +8,21 @@ from sqlalchemy.orm import Session
 
 from core.hostapi.protocol import DeployPayload, GuestPayload, ServerRef
 from core.region.models import Disk, HostStorage, HostWire, IpAllocation, Keypair, Network, Server, Storage, Wire
-from core.tasks.engine import Run, StageError
+from core.tasks.engine import Run, StageError, TaskBase
+
+
+class ServerTask(TaskBase):
+    """A task that holds its server (``active_task_id``) while it runs. When it fails, ``undo`` gives
+    back what this task took (nothing by default; the server may be gone), then the server is let go."""
+
+    def undo(self, run: Run, server: Server | None, reason: str) -> None:
+        """What a failure of this task puts back before the server is released."""
+
+    def on_failed(self, run: Run, reason: str) -> None:
+        server = run.session.get(Server, run.task.obj_id)
+        self.undo(run, server, reason)
+        if server is not None:
+            release_task(server, run)
 
 
 def server_of(run: Run) -> Server:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from core.hostapi.protocol import BootOrderPayload, CdromPayload, CdromResult, WorkKind
 from core.region.models import Server
-from core.region.tasks._common import agent_payload, release_task, server_of, server_ref
-from core.tasks.engine import Run, TaskBase
+from core.region.tasks._common import ServerTask, agent_payload, release_task, server_of, server_ref
+from core.tasks.engine import Run
 
 
 def _keep(server: Server, **kw: object) -> None:
@@ -18,7 +18,7 @@ def _keep(server: Server, **kw: object) -> None:
     server.create_spec = spec
 
 
-class ServerCdromTask(TaskBase):
+class ServerCdromTask(ServerTask):
     name = "ServerCdromTask"
 
     def on_init(self, run: Run) -> None:
@@ -35,13 +35,9 @@ class ServerCdromTask(TaskBase):
         release_task(server, run)
         run.complete()
 
-    def on_failed(self, run: Run, reason: str) -> None:
-        server = run.session.get(Server, run.task.obj_id)
-        if server is not None:
-            release_task(server, run)
 
 
-class ServerBootOrderTask(TaskBase):
+class ServerBootOrderTask(ServerTask):
     name = "ServerBootOrderTask"
 
     def on_init(self, run: Run) -> None:
@@ -56,7 +52,3 @@ class ServerBootOrderTask(TaskBase):
         release_task(server, run)
         run.complete()
 
-    def on_failed(self, run: Run, reason: str) -> None:
-        server = run.session.get(Server, run.task.obj_id)
-        if server is not None:
-            release_task(server, run)

@@ -24,12 +24,12 @@ from core.region import quotas
 from core.region import statemachine as sm
 from core.region.models import Disk, Host, HostStorage, Server
 from core.region.release import release_host_claim
-from core.region.tasks._common import agent_payload, release_task, server_of, server_ref
-from core.tasks.engine import Run, TaskBase
+from core.region.tasks._common import ServerTask, agent_payload, release_task, server_of, server_ref
+from core.tasks.engine import Run
 from drivers.base import Capability
 
 
-class ServerChangeConfigTask(TaskBase):
+class ServerChangeConfigTask(ServerTask):
     """Claim the CPU/memory delta on the host (capacity-checked), tell the agent, then commit."""
 
     name = "ServerChangeConfigTask"
@@ -74,8 +74,7 @@ class ServerChangeConfigTask(TaskBase):
         release_task(server, run)
         run.complete()
 
-    def on_failed(self, run: Run, reason: str) -> None:
-        server = run.session.get(Server, run.task.obj_id)
+    def undo(self, run: Run, server: Server | None, reason: str) -> None:
         if server is None:
             return
         d = run.params.get("delta", {})
@@ -94,10 +93,9 @@ class ServerChangeConfigTask(TaskBase):
                     q[k] = max(int(q.get(k, 0)) - v, 0)
                 server.held = {**server.held, "quota": q}
         sm.apply_if(server, "change_config_fail")
-        release_task(server, run)
 
 
-class ServerMigrateTask(TaskBase):
+class ServerMigrateTask(ServerTask):
     """Cold migration: schedule a target (claim there); the source uploads the stopped guest's disks
     to the controller (migrate-out), the target downloads them and defines the guest (migrate-in),
     the server moves, the source forgets its copy (cleanup). Staged disks go when it ends.
@@ -154,24 +152,21 @@ class ServerMigrateTask(TaskBase):
         release_task(server, run)
         run.complete()
 
-    def on_failed(self, run: Run, reason: str) -> None:
+    def undo(self, run: Run, server: Server | None, reason: str) -> None:
         from core.hostapi import migrations
 
-        server = run.session.get(Server, run.task.obj_id)
         if server is None:
             return
         migrations.discard(server.id)
         if run.params.get("moved"):  # on its new host already: only the old copy may be left
             sm.apply_if(server, "migrated")
             sm.set_reason(server, f"migrated; cleaning up the old host failed: {reason}")
-            release_task(server, run)
             return
         if run.params.get("target"):
             release_host_claim(run.session, run.params["target"], int(run.params.get("vcpu", 0)),
                                int(run.params.get("vmem", 0)))
         sm.apply_if(server, "migrate_fail")
         sm.set_reason(server, f"migration failed, the server stays on its host: {reason}")
-        release_task(server, run)
 
 
 def move_to_target(run: Run, server: Server, paths: dict[str, str]) -> None:
@@ -224,6 +219,13 @@ def schedule_target(run: Run, server: Server, capability: Capability) -> Any:
     return p
 
 
+def _disk_ready(run: Run) -> None:
+    """The disk an attach or detach was about is back to ready, held by no task."""
+    disk = run.session.get(Disk, run.params.get("disk_id", ""))
+    if disk is not None:
+        disk.status, disk.active_task_id = "ready", None
+
+
 def _login_after_rebuild(server: Server, sealed: Any) -> None:
     """``server-logininfo`` after a rebuild: the new root's password, or none (a keypair only)."""
     from core.region.passwords import ACCOUNT, remember
@@ -234,7 +236,7 @@ def _login_after_rebuild(server: Server, sealed: Any) -> None:
         server.create_spec = {**server.create_spec, "login": {"account": ACCOUNT}}
 
 
-class ServerRebuildRootTask(TaskBase):
+class ServerRebuildRootTask(ServerTask):
     name = "ServerRebuildRootTask"
 
     def on_init(self, run: Run) -> None:
@@ -272,9 +274,8 @@ class ServerRebuildRootTask(TaskBase):
         release_task(server, run)
         run.complete()
 
-    def on_failed(self, run: Run, reason: str) -> None:
+    def undo(self, run: Run, server: Server | None, reason: str) -> None:
         run.set_params(password=None, password_sealed=None)
-        server = run.session.get(Server, run.task.obj_id)
         if server is None:
             return
         if "old_image" in run.params:
@@ -284,10 +285,9 @@ class ServerRebuildRootTask(TaskBase):
         if "old_keypair" in run.params:
             server.keypair_id = run.params["old_keypair"] or None
         sm.apply_if(server, "rebuild_root_fail")
-        release_task(server, run)
 
 
-class ServerAttachDiskTask(TaskBase):
+class ServerAttachDiskTask(ServerTask):
     name = "ServerAttachDiskTask"
 
     def on_init(self, run: Run) -> None:
@@ -324,16 +324,11 @@ class ServerAttachDiskTask(TaskBase):
         release_task(server, run)
         run.complete()
 
-    def on_failed(self, run: Run, reason: str) -> None:
-        disk = run.session.get(Disk, run.params.get("disk_id", ""))
-        if disk is not None:
-            disk.status, disk.active_task_id = "ready", None
-        server = run.session.get(Server, run.task.obj_id)
-        if server is not None:
-            release_task(server, run)
+    def undo(self, run: Run, server: Server | None, reason: str) -> None:
+        _disk_ready(run)
 
 
-class ServerDetachDiskTask(TaskBase):
+class ServerDetachDiskTask(ServerTask):
     name = "ServerDetachDiskTask"
 
     def on_init(self, run: Run) -> None:
@@ -357,16 +352,11 @@ class ServerDetachDiskTask(TaskBase):
         release_task(server, run)
         run.complete()
 
-    def on_failed(self, run: Run, reason: str) -> None:
-        disk = run.session.get(Disk, run.params.get("disk_id", ""))
-        if disk is not None:
-            disk.status, disk.active_task_id = "ready", None
-        server = run.session.get(Server, run.task.obj_id)
-        if server is not None:
-            release_task(server, run)
+    def undo(self, run: Run, server: Server | None, reason: str) -> None:
+        _disk_ready(run)
 
 
-class ServerResetPasswordTask(TaskBase):
+class ServerResetPasswordTask(ServerTask):
     """The host sets the new password (a running guest through the qemu guest agent) and rewrites the
     guest's config drive with it; on success the server keeps it (sealed) for ``server-logininfo``."""
 
@@ -390,8 +380,5 @@ class ServerResetPasswordTask(TaskBase):
         release_task(server, run)
         run.complete()
 
-    def on_failed(self, run: Run, reason: str) -> None:
-        server = run.session.get(Server, run.task.obj_id)
+    def undo(self, run: Run, server: Server | None, reason: str) -> None:
         run.set_params(password_sealed=None)
-        if server is not None:
-            release_task(server, run)

@@ -26,13 +26,13 @@ from core.hostapi.protocol import (
 from core.region import statemachine as sm
 from core.region.models import Host, Server
 from core.region.release import release_host_claim
-from core.region.tasks._common import agent_payload, release_task, server_of, server_ref
+from core.region.tasks._common import ServerTask, agent_payload, release_task, server_of, server_ref
 from core.region.tasks.config import move_to_target, schedule_target
-from core.tasks.engine import Run, TaskBase
+from core.tasks.engine import Run
 from drivers.base import Capability
 
 
-class ServerLiveMigrateTask(TaskBase):
+class ServerLiveMigrateTask(ServerTask):
     name = "ServerLiveMigrateTask"
 
     def on_init(self, run: Run) -> None:
@@ -96,18 +96,15 @@ class ServerLiveMigrateTask(TaskBase):
                  f"its preparation on host {host.name if host else run.params['target']} was not undone: "
                  f"{run.result_reason()}")
 
-    def on_failed(self, run: Run, reason: str) -> None:
-        server = run.session.get(Server, run.task.obj_id)
+    def undo(self, run: Run, server: Server | None, reason: str) -> None:
         if server is None:
             return
         if run.params.get("moved"):  # it runs on its new host already
             sm.apply_if(server, "live_migrated")
             sm.set_reason(server, f"live-migrated; then: {reason}")
-            release_task(server, run)
             return
         if run.params.get("target"):
             release_host_claim(run.session, run.params["target"], int(run.params.get("vcpu", 0)),
                                int(run.params.get("vmem", 0)))
         sm.apply_if(server, "live_migrate_fail")
         sm.set_reason(server, f"live migration failed, the server runs on its host: {reason}")
-        release_task(server, run)

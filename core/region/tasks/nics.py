@@ -6,8 +6,8 @@ from sqlalchemy import select
 from core.hostapi.protocol import NicChangePayload, NicPayload, WorkKind
 from core.region import quotas
 from core.region.models import HostWire, IpAllocation, Network, Server, Wire
-from core.region.tasks._common import release_task, server_of, server_ref
-from core.tasks.engine import Run, StageError, TaskBase
+from core.region.tasks._common import ServerTask, release_task, server_of, server_ref
+from core.tasks.engine import Run, StageError
 
 
 def _nic_payload(run: Run, server: Server, network_id: str | None = None) -> NicPayload:
@@ -38,7 +38,7 @@ def _give_back(run: Run, server: Server | None) -> None:
         server.held = {**server.held, "quota": q}
 
 
-class ServerAttachNetworkTask(TaskBase):
+class ServerAttachNetworkTask(ServerTask):
     name = "ServerAttachNetworkTask"
 
     def on_init(self, run: Run) -> None:
@@ -52,14 +52,11 @@ class ServerAttachNetworkTask(TaskBase):
         release_task(server, run)
         run.complete()
 
-    def on_failed(self, run: Run, reason: str) -> None:
-        server = run.session.get(Server, run.task.obj_id)
+    def undo(self, run: Run, server: Server | None, reason: str) -> None:
         _give_back(run, server)
-        if server is not None:
-            release_task(server, run)
 
 
-class ServerDetachNetworkTask(TaskBase):
+class ServerDetachNetworkTask(ServerTask):
     name = "ServerDetachNetworkTask"
 
     def on_init(self, run: Run) -> None:
@@ -74,13 +71,10 @@ class ServerDetachNetworkTask(TaskBase):
         release_task(server, run)
         run.complete()
 
-    def on_failed(self, run: Run, reason: str) -> None:
-        server = run.session.get(Server, run.task.obj_id)
-        if server is not None:  # the NIC stays (the host did not take it out): so does its address
-            release_task(server, run)
+    # a failure undoes nothing: the NIC stays (the host did not take it out), so does its address
 
 
-class ServerChangeIpaddrTask(TaskBase):
+class ServerChangeIpaddrTask(ServerTask):
     """The host re-leases the guest's NIC (same MAC, same device) on its new address, on the new
     network's bridge if it moves; then the NIC's row takes that address (and network) and the old
     one is given back, or kept reserved (``reserve``)."""
@@ -124,10 +118,7 @@ class ServerChangeIpaddrTask(TaskBase):
         release_task(server, run)
         run.complete()
 
-    def on_failed(self, run: Run, reason: str) -> None:
+    def undo(self, run: Run, server: Server | None, reason: str) -> None:
         held = run.session.get(IpAllocation, run.params.get("new_id", ""))
         if held is not None:  # the NIC keeps its address; the one held for it goes back
             run.session.delete(held)
-        server = run.session.get(Server, run.task.obj_id)
-        if server is not None:
-            release_task(server, run)

@@ -5,8 +5,8 @@ from core.hostapi.protocol import POWER_STATUS as SERVER_POWER
 from core.hostapi.protocol import GuestResult, PowerPayload, StatusResult, StopPayload, WorkKind, server_status
 from core.region import statemachine as sm
 from core.region.models import Server
-from core.region.tasks._common import release_task, server_of, server_ref
-from core.tasks.engine import Run, TaskBase
+from core.region.tasks._common import ServerTask, release_task, server_of, server_ref
+from core.tasks.engine import Run
 
 # action -> (progress event when dispatched, success event, failure event)
 POWER = {
@@ -19,7 +19,7 @@ POWER = {
 }
 
 
-class ServerPowerTask(TaskBase):
+class ServerPowerTask(ServerTask):
     name = "ServerPowerTask"
 
     def on_init(self, run: Run) -> None:
@@ -53,17 +53,15 @@ class ServerPowerTask(TaskBase):
         release_task(server, run)
         run.complete()
 
-    def on_failed(self, run: Run, reason: str) -> None:
-        server = run.session.get(Server, run.task.obj_id)
+    def undo(self, run: Run, server: Server | None, reason: str) -> None:
         if server is not None:
             action = str(run.params.get("action", "start"))
             _p, _ok, fail = POWER[action]
             if sm.apply_if(server, fail):
                 sm.set_reason(server, f"{action} failed: {reason}")
-            release_task(server, run)
 
 
-class ServerSyncstatusTask(TaskBase):
+class ServerSyncstatusTask(ServerTask):
     name = "ServerSyncstatusTask"
 
     def on_init(self, run: Run) -> None:
@@ -91,8 +89,6 @@ class ServerSyncstatusTask(TaskBase):
         release_task(server, run)
         run.complete()
 
-    def on_failed(self, run: Run, reason: str) -> None:
-        server = run.session.get(Server, run.task.obj_id)
+    def undo(self, run: Run, server: Server | None, reason: str) -> None:
         if server is not None:
             sm.apply_if(server, "sync_fail")
-            release_task(server, run)

@@ -4,19 +4,17 @@ from __future__ import annotations
 from core.hostapi.protocol import SaveImagePayload, WorkKind
 from core.region import statemachine as sm
 from core.region.models import Disk, Server
-from core.region.tasks._common import agent_payload, release_task, server_of, server_ref
-from core.tasks.engine import Run, TaskBase
+from core.region.tasks._common import ServerTask, agent_payload, release_task, server_of, server_ref
+from core.tasks.engine import Run
 
 
-def _let_go(run: Run, server: Server | None) -> None:
+def _disk_let_go(run: Run) -> None:
     d = run.session.get(Disk, run.params.get("disk_id", ""))
     if d is not None and d.active_task_id == run.task.id:
         d.active_task_id = None
-    if server is not None:
-        release_task(server, run)
 
 
-class ServerSaveImageTask(TaskBase):
+class ServerSaveImageTask(ServerTask):
     name = "ServerSaveImageTask"
 
     def on_init(self, run: Run) -> None:
@@ -34,19 +32,19 @@ class ServerSaveImageTask(TaskBase):
         if res.image_status != "active":
             run.fail(f"the image is {res.image_status} after the upload, not active")
         sm.apply_if(server, "saved")
-        _let_go(run, server)
+        _disk_let_go(run)
+        release_task(server, run)
         run.complete(image_id=res.image_id, size=res.size)
 
-    def on_failed(self, run: Run, reason: str) -> None:
+    def undo(self, run: Run, server: Server | None, reason: str) -> None:
         from core.glance.service import discard_unfinished_image
 
         image_id = run.params.get("image_id")
         if image_id:  # a half image is no image: gone, the reason stays on the server and the task
             discard_unfinished_image(run.session, str(image_id))
-        server = run.session.get(Server, run.task.obj_id)
         if server is not None and sm.apply_if(server, "save_image_fail"):
             sm.set_reason(server, f"save-image failed: {reason}")
-        _let_go(run, server)
+        _disk_let_go(run)
 
 
 __all__ = ["ServerSaveImageTask"]
