@@ -11,8 +11,7 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Any
 import httpx
 
 from tests.support.controller import Controller
+from tests.support.waiting import wait_for
 
 B = "/api/s/compute_v2"
 NODE_XML = """<node>
@@ -29,17 +29,6 @@ NODE_XML = """<node>
   <memory>{kib}</memory>
 </node>
 """
-
-
-def wait_for(fn: Callable[[], Any], timeout: float = 20.0, what: str = "") -> Any:
-    end = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < end:
-        last = fn()
-        if last:
-            return last
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what or fn}; last value {last!r}")
 
 
 def libvirt_or_skip() -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +17,7 @@ from tests.e2e.region_agent import TestbedAgent
 from tests.e2e.test_identity_support import KS, admin, grant, login, mk_project, mk_user, ok
 from tests.support.controller import Controller
 from tests.support.subnets import unique_octet
+from tests.support.waiting import wait_for
 
 B = "/api/s/compute_v2"
 PW = "pw-Security-1"
@@ -219,16 +220,6 @@ def mk_host(controller: Controller, infra: dict[str, str]) -> dict[str, Any]:
         "name": name, "access_mac": f"00:16:3e:{tag[:2]}:{tag[2:4]}:{tag[4:6]}", "cpu_count": 16,
         "mem_size": 65536, "storages": [{"name": f"{name}-local", "capacity": 1_000_000}],
         "wires": [{"wire": infra["wire"], "bridge": "br0"}]}}))["host"]
-
-
-def wait_for(fn: Callable[[], Any], timeout: float = 30.0) -> Any:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        got = fn()
-        if got:
-            return got
-        time.sleep(0.1)
-    raise AssertionError("timed out")
 
 
 def test_agent_backs_off_on_authentication_failures(controller: Controller, infra: dict[str, str],

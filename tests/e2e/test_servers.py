@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -12,20 +12,9 @@ import pytest
 from tests.e2e.region_agent import TestbedAgent
 from tests.support.controller import Controller
 from tests.support.subnets import unique_octet
+from tests.support.waiting import wait_for
 
 B = "/api/s/compute_v2"
-
-
-def wait_for(fn: Callable[[], Any], timeout: float = 20.0, what: Callable[[], Any] | None = None) -> Any:
-    end = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < end:
-        last = fn()
-        if last:
-            return last
-        time.sleep(0.1)
-    detail = f"; {what()}" if what else ""
-    raise AssertionError(f"timed out; last value {last!r}{detail}")
 
 
 @pytest.fixture(scope="module")

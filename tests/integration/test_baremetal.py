@@ -18,6 +18,7 @@ import pytest
 from tests.support.bmc import USER, IpmiSim, SerialPort, SushyEmulator
 from tests.support.controller import Controller
 from tests.support.pty import read_until
+from tests.support.waiting import wait_for
 
 B = "/api/s/compute_v2"
 SECRET = "Bm-s3cret-91"  # the BMC password: must never come back from any API
@@ -58,17 +59,6 @@ def host(ctl: Controller, name: str) -> Any:
     r = ctl.api.get(f"{B}/hosts/{name}")
     assert r.status_code == 200, r.text
     return r.json()["host"]
-
-
-def wait_for(fn: Any, timeout: float = 30.0) -> Any:
-    end = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < end:
-        last = fn()
-        if last:
-            return last
-        time.sleep(0.2)
-    return last
 
 
 def test_register_by_ipmi_power_boot_sensors_and_the_password_never_returned(ctl: Controller, sim: IpmiSim) -> None:

@@ -9,6 +9,7 @@ Used by tests/integration/test_scale*.py, test_faults*.py and bench/scale.py.
 """
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import subprocess
@@ -22,6 +23,7 @@ from typing import Any
 
 import httpx
 
+from tests.support import waiting
 from tests.support.balancer import Balancer
 from tests.support.controller import Controller, free_port
 
@@ -30,21 +32,8 @@ FAST_ENV = {
     "CLOUDPODS_TASK_LEASE_S": "5",  # a dead replica's tasks are taken over after 5 s (default 60)
     "CLOUDPODS_JOB_HOSTS_OFFLINE_INTERVAL_S": "1",
 }
-
-
-def wait_for(fn: Callable[[], Any], timeout: float = 30.0, what: str = "", every: float = 0.2) -> Any:
-    end = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < end:
-        try:
-            last = fn()
-        except (httpx.HTTPError, OSError) as e:  # a replica being killed under us
-            last = e
-            last = None
-        if last:
-            return last
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what or fn}; last value {last!r}")
+# the shared wait, where a replica being killed under us (a refused or reset connection) is "not yet"
+wait_for = functools.partial(waiting.wait_for, tolerate=(httpx.HTTPError, OSError))
 
 
 def need_db(kind: str) -> None:

@@ -4,14 +4,14 @@ demand, and the climc/boto3 helpers both use."""
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from tests.support.controller import Controller
 from tests.support.moto import Moto, have_moto, moto_server
+from tests.support.waiting import wait_for
 
 B = "/api/s/compute_v2"
 SECRET = "s3cret-Of-The-Account-9"
@@ -37,16 +37,6 @@ def ctl(tmp_path_factory: pytest.TempPathFactory, moto: Moto) -> Iterator[Contro
 def cloud(moto: Moto) -> Iterator[Moto]:
     moto.reset()
     yield moto
-
-
-def wait_for(fn: Callable[[], Any], timeout: float, what: str) -> Any:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        v = fn()
-        if v:
-            return v
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def climc_json(ctl: Controller, *args: str) -> Any:

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+
+from tests.support.waiting import wait_for  # noqa: F401  (the virt tests import it from here)
 
 FULL = os.environ.get("CLOUDPODS_TEST_FULL") == "1"
 
@@ -130,12 +131,3 @@ def read_events(log: Path) -> list[dict[str, str]]:
             events[-1][k] = v
     return events
 
-
-def wait_for(pred: Callable[[], object], timeout: float, what: str) -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = pred()
-        if got:
-            return got
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
