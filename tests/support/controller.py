@@ -171,7 +171,8 @@ class Controller:
         ctl.serve(*serve_args)
         return ctl
 
-    def serve(self, *args: str, timeout: float = 30.0) -> None:
+    def serve(self, *args: str, timeout: float = 90.0) -> None:
+        # generous: it returns as soon as /ping answers, and a loaded CI machine took 23–47 s to start
         port_args = ["--port", str(self._serve_port)] if self._serve_port and "--port" not in args else []
         with open(self.log_path, "ab") as log:  # the child keeps its own copy of the descriptor
             self.proc = subprocess.Popen([sys.executable, "-m", "ocadm", "serve", "--data-dir", str(self.data_dir),
