@@ -6,6 +6,7 @@ Real packets through nftables are tests/integration/test_secgroups_nft.py (root)
 from __future__ import annotations
 
 import json
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -44,6 +45,24 @@ def host_rules(controller: Controller, host_id: str) -> dict[str, Any]:
     r = controller.api.get(f"{B}/agent/hosts/{host_id}/secgroups")
     assert r.status_code == 200, r.text
     return r.json()["secgroups"]  # type: ignore[no-any-return]
+
+
+def quiet_host(controller: Controller, tag: str) -> dict[str, str]:
+    """A zone, wire, network and host of the test's own that no agent serves."""
+    n = {"zone": f"zq-{tag}", "wire": f"wq-{tag}", "net": f"nq-{tag}", "host": f"hq-{tag}"}
+    assert controller.climc("zone-create", n["zone"]).returncode == 0
+    assert controller.climc("wire-create", n["zone"], n["wire"], "1000").returncode == 0
+    third = unique_octet()
+    r = controller.climc("network-create", n["wire"], n["net"], f"10.{third}.7.10", f"10.{third}.7.40", "24",
+                         "--gateway", f"10.{third}.7.1")
+    assert r.returncode == 0, r.stderr
+    host = controller.api.post(f"{B}/zones/{n['zone']}/hosts", json={"host": {
+        "name": n["host"], "access_mac": f"00:16:3f:{tag[:2]}:{tag[2:4]}:{tag[4:6]}", "cpu_count": 4,
+        "mem_size": 8192, "storages": [{"name": f"{n['host']}-local", "capacity": 100_000}],
+        "wires": [{"wire": n["wire"], "bridge": "br0"}]}})
+    assert host.status_code == 200, host.text
+    n["host_id"] = host.json()["host"]["id"]
+    return n
 
 
 def mk_server(controller: Controller, infra: dict[str, str], name: str, *extra: str) -> dict[str, Any]:  # noqa: F811
@@ -114,8 +133,33 @@ def test_rules_reach_the_host_within_a_second(controller: Controller,
     g = f"sg-fast-{tag}"
     cj(controller, "secgroup-create", g)
     s = mk_server(controller, net, f"sg-fast-{tag}", "--secgroup", g)
+    # the poll protocol is watched on a host of the test's own that no agent serves: a raw poll of the
+    # agent's host would take work items meant for the agent
+    quiet = quiet_host(controller, tag)
+    q = cj(controller, "server-create", f"sg-quiet-{tag}", "--ncpu", "1", "--mem-spec", "64m", "--disk", "cirros",
+           "--net", quiet["net"], "--host", quiet["host"], "--secgroup", g)
+    qid = q["id"] if "id" in q else q["data"][0]["id"]
+    wait_for(lambda: srv(controller, qid)["host"] == quiet["host"], 30, lambda: srv(controller, qid)["status"])
+    # its deploy is taken and acknowledged here (no agent will run it), so the long poll below waits
+    taken = wait_for(lambda: controller.api.get(f"{B}/agent/hosts/{quiet['host_id']}/work-items",
+                                                params={"wait": 0}).json()["work_items"], 30)
+    r = controller.api.post(f"{B}/agent/hosts/{quiet['host_id']}/work-items/ack",
+                            json={"ids": [wi["id"] for wi in taken]})
+    assert r.status_code == 200, r.text
     before = host_rules(controller, net["host_id"])["version"]
-    # the agent's long poll returns early when the host's version moves (it passes the one it saw)
+    quiet_before = host_rules(controller, quiet["host_id"])["version"]
+    # a long poll that passes the version it saw returns as soon as the host's rules move, not at its end
+    poll: dict[str, Any] = {}
+
+    def long_poll() -> None:
+        t = time.monotonic()
+        poll["answer"] = controller.api.get(f"{B}/agent/hosts/{quiet['host_id']}/work-items", params={
+            "wait": 40, "secgroup_version": quiet_before, "with_secgroups": 1}, timeout=60).json()
+        poll["took"] = time.monotonic() - t
+
+    poller = threading.Thread(target=long_poll, daemon=True)
+    poller.start()
+    time.sleep(0.5)  # let the poll start waiting (if it has not, it simply sees the change at once)
     t0 = time.monotonic()
     rule = cj(controller, "secgroup-rule-create", g, "--protocol", "tcp", "--ports", "22,80-443",
               "--cidr", "10.1.0.0/16", "--priority", "50")
@@ -125,16 +169,25 @@ def test_rules_reach_the_host_within_a_second(controller: Controller,
     assert [(r["protocol"], r["ports"], r["cidrs"], r["priority"]) for r in mine["rules"]] == \
         [("tcp", "22,80-443", ["10.1.0.0/16"], 50)]
     assert agent.agent is not None
-    wait_for(lambda: (agent.agent.firewall.applied_version or 0) >= spec["version"], 5,
+    # the real agent applies it (its own long poll is 2 s here, so this bounds the whole path, not the
+    # wake-up, which the quiet host's poll proves; the 1 s promise is measured by bench/secgroup.py)
+    wait_for(lambda: (agent.agent.firewall.applied_version or 0) >= spec["version"], 30,
              lambda: agent.agent.firewall.status())
     took = time.monotonic() - t0
-    assert took < 5, took  # the promise is 1 s; bench/secgroup.py measures it, a loaded CI gets slack
-    # the poll that sees the version move carries the rules (one round trip); not asked, it does not
-    polled = controller.api.get(f"{B}/agent/hosts/{net['host_id']}/work-items", params={
-        "wait": 0, "secgroup_version": before, "with_secgroups": 1}).json()
-    assert polled["secgroups"]["version"] == polled["secgroup_version"] >= spec["version"]
-    assert "secgroups" not in controller.api.get(f"{B}/agent/hosts/{net['host_id']}/work-items", params={
-        "wait": 0, "secgroup_version": before}).json()
+    assert took < 15, took  # generous for a loaded CI box (load ~30 on 2 cores seen); typical well under 1 s
+    poller.join(60)
+    # the poll that sees the version move returns early (40 s asked; generous bound for a loaded box)
+    # and carries the rules (one round trip)
+    print(f"rule change -> agent applied: {took * 1000:.0f} ms; quiet host's long poll woke after "
+          f"{poll.get('took', -1) * 1000:.0f} ms")
+    assert poll.get("took", 99) < 30, poll
+    polled = poll["answer"]
+    assert polled["secgroups"]["version"] == polled["secgroup_version"] > quiet_before
+    quiet_port = next(p for p in polled["secgroups"]["ports"] if p["server_id"] == qid)
+    assert [(r["protocol"], r["ports"]) for r in quiet_port["rules"]] == [("tcp", "22,80-443")]
+    # not asked for the rules, it does not carry them
+    assert "secgroups" not in controller.api.get(f"{B}/agent/hosts/{quiet['host_id']}/work-items", params={
+        "wait": 0, "secgroup_version": quiet_before}).json()
     # priorities: the larger first, deny before allow at the same priority
     cj(controller, "secgroup-rule-create", g, "--action", "deny", "--protocol", "icmp", "--priority", "50")
     cj(controller, "secgroup-rule-create", g, "--direction", "out", "--priority", "100")
