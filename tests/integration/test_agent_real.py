@@ -9,11 +9,13 @@ the test reads the serial log and wants exactly the address the region allocated
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -72,39 +74,57 @@ def _upload(ctl: Controller, name: str, path: Path, fmt: str, *props: str) -> st
     return str(json.loads(r.stdout)["id"])
 
 
-@pytest.fixture
-def real_cloud(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Controller, AgentProc]]:
-    """A controller and a real agent; ``@pytest.mark.agent_config(key=value)`` overrides agent.json."""
+@contextlib.contextmanager
+def real_cloud_on(root: Path, bridge: str, prefix: str, agent_config: dict[str, Any] | None = None
+                  ) -> Iterator[tuple[Controller, AgentProc]]:
+    """A controller with network ``realnet`` (``prefix``.10-.50, gateway ``prefix``.1) on wire ``realwire``,
+    and a real agent (qemu:///system, host networking on ``bridge``); ``agent_config`` overrides agent.json."""
     _qemu_ready()
-    _remove_link(BRIDGE)  # a killed earlier run
-    ctl = Controller.start(tmp_path / "ctl")
+    _remove_link(bridge)  # a killed earlier run
+    gw = f"{prefix}.1"
+    ctl = Controller.start(root / "ctl")
     agent: AgentProc | None = None
     try:
         for args in (("wire-create", "zone0", "realwire", "1000"),
-                     ("network-create", "realwire", "realnet", f"{PREFIX}.10", f"{PREFIX}.50", "24",
-                      "--gateway", GW)):
+                     ("network-create", "realwire", "realnet", f"{prefix}.10", f"{prefix}.50", "24",
+                      "--gateway", gw)):
             r = ctl.climc(*args)
             assert r.returncode == 0, r.stderr
         tok = ctl.ocadm("token", "create", "--data-dir", str(ctl.data_dir)).stdout.strip()
-        data = tmp_path / "agent"
+        data = root / "agent"
         r = ctl.ocadm("join", "--controller", ctl.url, "--token", tok, "--name", "realhost", "--data-dir", str(data),
                       "--libvirt-uri", "qemu:///system", "--domain-type", "qemu",
-                      "--wire", f"realwire={BRIDGE}@{GW}/24", "--storage-capacity-mb", "100000")
+                      "--wire", f"realwire={bridge}@{gw}/24", "--storage-capacity-mb", "100000")
         assert r.returncode == 0 and "Registered:" in r.stdout, r.stdout + r.stderr
         cfg = json.loads((data / "agent.json").read_text())
         assert cfg["network_mode"] == "host"
-        cfg.update({"ping_interval_s": 2.0, "sync_interval_s": 5.0})
-        marker = request.node.get_closest_marker("agent_config")
-        cfg.update(marker.kwargs if marker else {})
+        cfg.update({"ping_interval_s": 2.0, "sync_interval_s": 5.0, **(agent_config or {})})
         (data / "agent.json").write_text(json.dumps(cfg))
-        agent = AgentProc(ctl, data, cfg, tmp_path / "agent.log")
+        agent = AgentProc(ctl, data, cfg, root / "agent.log")
         agent.start()
         yield ctl, agent
     finally:
         if agent is not None:
             agent.stop()
         ctl.stop()
-        _remove_link(BRIDGE)
+        _remove_link(bridge)
+
+
+@pytest.fixture
+def real_cloud(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Controller, AgentProc]]:
+    """A controller and a real agent; ``@pytest.mark.agent_config(key=value)`` overrides agent.json."""
+    marker = request.node.get_closest_marker("agent_config")
+    with real_cloud_on(tmp_path, BRIDGE, PREFIX, marker.kwargs if marker else None) as cloud:
+        yield cloud
+
+
+def upload_tiny_guest(ctl: Controller, tmp_path: Path, name: str, cmdline: str) -> None:
+    """The busybox guest as image ``name``: its kernel and initramfs, and an empty qcow2 root naming them."""
+    kernel = _upload(ctl, "cm-kernel", VIRT_WORK / "vmlinuz", "raw")
+    ramdisk = _upload(ctl, "cm-ramdisk", VIRT_WORK / "initrd.img", "raw")
+    root = tmp_path / "root.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(root), "64M"], check=True)
+    _upload(ctl, name, root, "qcow2", f"kernel_id={kernel}", f"ramdisk_id={ramdisk}", f"os_command_line={cmdline}")
 
 
 def test_guest_boots_gets_the_region_ip_from_our_dhcp_then_stops_and_is_deleted(
@@ -112,12 +132,7 @@ def test_guest_boots_gets_the_region_ip_from_our_dhcp_then_stops_and_is_deleted(
     import libvirt
 
     ctl, agent = real_cloud
-    kernel = _upload(ctl, "cm-kernel", VIRT_WORK / "vmlinuz", "raw")
-    ramdisk = _upload(ctl, "cm-ramdisk", VIRT_WORK / "initrd.img", "raw")
-    root = tmp_path / "root.qcow2"
-    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(root), "64M"], check=True)
-    _upload(ctl, "cm-tiny", root, "qcow2", f"kernel_id={kernel}", f"ramdisk_id={ramdisk}",
-            "os_command_line=console=ttyS0 panic=-1 cm.net cm.stay")
+    upload_tiny_guest(ctl, tmp_path, "cm-tiny", "console=ttyS0 panic=-1 cm.net cm.stay")
 
     r = ctl.climc("server-create", "realvm", "--disk", "cm-tiny", "--net", "realnet", "--ncpu", "1",
                   "--mem-spec", "256m", "--auto-start", "-o", "json")
@@ -170,13 +185,8 @@ def test_a_guest_powering_itself_off_is_reported_by_lifecycle_events(
         real_cloud: tuple[Controller, AgentProc], tmp_path: Path) -> None:
     """No task involved: qemu stops, libvirt's event reaches the agent, the server becomes ready."""
     ctl, agent = real_cloud
-    kernel = _upload(ctl, "cm-kernel", VIRT_WORK / "vmlinuz", "raw")
-    ramdisk = _upload(ctl, "cm-ramdisk", VIRT_WORK / "initrd.img", "raw")
-    root = tmp_path / "root.qcow2"
-    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(root), "64M"], check=True)
     # without cm.stay the initramfs powers off right after its DHCP attempt
-    _upload(ctl, "cm-once", root, "qcow2", f"kernel_id={kernel}", f"ramdisk_id={ramdisk}",
-            "os_command_line=console=ttyS0 panic=-1 cm.net")
+    upload_tiny_guest(ctl, tmp_path, "cm-once", "console=ttyS0 panic=-1 cm.net")
     r = ctl.climc("server-create", "oncevm", "--disk", "cm-once", "--net", "realnet", "--mem-spec", "256m",
                   "--auto-start", "-o", "json")
     assert r.returncode == 0, r.stderr
@@ -200,12 +210,7 @@ def test_a_guest_undefined_behind_the_agents_back_is_redefined_and_started_after
     import libvirt
 
     ctl, agent = real_cloud
-    kernel = _upload(ctl, "cm-kernel", VIRT_WORK / "vmlinuz", "raw")
-    ramdisk = _upload(ctl, "cm-ramdisk", VIRT_WORK / "initrd.img", "raw")
-    root = tmp_path / "root.qcow2"
-    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(root), "64M"], check=True)
-    _upload(ctl, "cm-tiny", root, "qcow2", f"kernel_id={kernel}", f"ramdisk_id={ramdisk}",
-            "os_command_line=console=ttyS0 panic=-1 cm.net cm.stay")
+    upload_tiny_guest(ctl, tmp_path, "cm-tiny", "console=ttyS0 panic=-1 cm.net cm.stay")
     r = ctl.climc("server-create", "lostvm", "--disk", "cm-tiny", "--net", "realnet", "--mem-spec", "256m",
                   "--auto-start", "-o", "json")
     assert r.returncode == 0, r.stderr
@@ -262,12 +267,7 @@ def test_a_disk_is_hot_plugged_into_a_running_guest_and_unplugged_again_then_reb
     import libvirt
 
     ctl, agent = real_cloud
-    kernel = _upload(ctl, "cm-kernel", VIRT_WORK / "vmlinuz", "raw")
-    ramdisk = _upload(ctl, "cm-ramdisk", VIRT_WORK / "initrd.img", "raw")
-    root = tmp_path / "root.qcow2"
-    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(root), "64M"], check=True)
-    _upload(ctl, "cm-tiny", root, "qcow2", f"kernel_id={kernel}", f"ramdisk_id={ramdisk}",
-            "os_command_line=console=ttyS0 panic=-1 cm.net cm.stay")
+    upload_tiny_guest(ctl, tmp_path, "cm-tiny", "console=ttyS0 panic=-1 cm.net cm.stay")
     host = ctl.api.get(f"{B}/hosts/{agent.host_id}").json()["host"]
     assert {"attach_disk", "attach_disk_hot", "rebuild_root"} <= set(host["capabilities"])
     r = ctl.climc("server-create", "diskvm", "--disk", "cm-tiny", "--net", "realnet", "--mem-spec", "256m",
