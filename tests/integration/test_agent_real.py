@@ -297,7 +297,7 @@ def test_a_disk_is_hot_plugged_into_a_running_guest_and_unplugged_again_then_reb
         s = settled("running")
         wait_for(lambda: serial.read_text(errors="replace").count(blk) > seen, 30,
                  "the guest kernel finding the hot-plugged disk")
-        assert [d["id"] for d in s["disks_info"]] == [s["disks_info"][0]["id"], disk_id], s  # type: ignore[index]
+        assert [d["id"] for d in s["disks_info"]] == [s["disks_info"][0]["id"], disk_id], s  # type: ignore[index, attr-defined]
         path = ctl.api.get(f"{B}/disks/{disk_id}").json()["disk"]["access_path"]
         assert path in _disk_files(dom), agent.log_path.read_text()[-3000:]  # the running qemu has it
         assert path in _disk_files(dom, libvirt.VIR_DOMAIN_XML_INACTIVE)  # and its next boot
