@@ -106,6 +106,14 @@ def _check_domain_cap(session: Session, domain_id: str, want: dict[str, int]) ->
         raise OutOfQuotaError(f"out of domain {domain_id}'s quota: " + "; ".join(over))
 
 
+def _limit(key: str, v: Any, minus_one: str) -> int:
+    """A quota limit as stored: an integer >= 0, or -1 (``minus_one`` says what it means). -5 was
+    stored and read as unlimited by every check (``< 0``); a typo must not lift a quota silently."""
+    if isinstance(v, bool) or not isinstance(v, int) or v < -1:
+        raise InputParameterError(f"{key}: must be an integer >= 0 (-1 for {minus_one}), not {v!r}"[:200])
+    return v
+
+
 def set_domain_limits(session: Session, domain_id: str, limits: dict[str, Any], reset: bool = False) -> DomainQuota:
     """Set (or with ``reset`` clear) a domain's own caps; -1 removes one cap."""
     row = session.get(DomainQuota, domain_id)
@@ -117,9 +125,7 @@ def set_domain_limits(session: Session, domain_id: str, limits: dict[str, Any], 
     for k, v in limits.items():
         if k not in KEYS:
             raise InputParameterError(f"{k}: not a quota (known: {', '.join(KEYS)})")
-        if isinstance(v, bool) or not isinstance(v, int):
-            raise InputParameterError(f"{k}: must be an integer (-1 for no domain cap)")
-        setattr(row, k, v)
+        setattr(row, k, _limit(k, v, "no domain cap"))
     return row
 
 
@@ -140,9 +146,7 @@ def set_limits(session: Session, tenant_id: str, domain_id: str, limits: dict[st
     for k, v in limits.items():
         if k not in KEYS:
             raise InputParameterError(f"{k}: not a quota (known: {', '.join(KEYS)})")
-        if isinstance(v, bool) or not isinstance(v, int):
-            raise InputParameterError(f"{k}: must be an integer (-1 for unlimited)")
-        setattr(row, k, v)
+        setattr(row, k, _limit(k, v, "unlimited"))
     return row
 
 

@@ -6,7 +6,7 @@ import threading
 import pytest
 
 from core.db.engine import Database
-from core.errors import OutOfQuotaError
+from core.errors import InputParameterError, OutOfQuotaError
 from core.region import quotas
 from core.region.common import begin_write
 from core.region.models import Quota
@@ -34,6 +34,16 @@ def test_unlimited(db: Database) -> None:
         quotas.set_limits(s, "p2", "default", {"servers": -1})
     with db.session() as s:
         quotas.reserve(s, "p2", servers=10_000)
+
+
+def test_a_limit_is_a_count_or_minus_one(db: Database) -> None:
+    for bad in (-5, 1.5, True, "3"):
+        with db.session() as s, pytest.raises(InputParameterError, match=r"eip: must be an integer >= 0 \(-1 for"):
+            quotas.set_limits(s, "p4", "default", {"eip": bad})
+        with db.session() as s, pytest.raises(InputParameterError, match=r"eip: must be an integer >= 0 \(-1 for"):
+            quotas.set_domain_limits(s, "d4", {"eip": bad})
+    with db.session() as s:
+        assert quotas.set_limits(s, "p4", "default", {"eip": 0, "cpu": -1}).eip == 0
 
 
 def test_concurrent_reservations_never_exceed(db: Database) -> None:
