@@ -15,7 +15,12 @@ from typing import Any
 
 from fastapi import APIRouter
 from fastapi.datastructures import DefaultPlaceholder
-from fastapi.routing import APIRoute, _IncludedRouter
+from fastapi.routing import APIRoute
+
+try:  # FastAPI keeps an inclusion as a branch (a private class; setup.cfg allows older releases)
+    from fastapi.routing import _IncludedRouter
+except ImportError:  # older releases copy included routes into the parent: already flat
+    _IncludedRouter = None  # type: ignore[assignment,misc]
 from starlette._utils import get_route_path
 from starlette.routing import BaseRoute, Match
 from starlette.types import Receive, Scope, Send
@@ -43,7 +48,7 @@ def flatten(routers: Iterable[APIRouter]) -> list[BaseRoute]:
     out: list[BaseRoute] = []
     for router in routers:
         for route in router.routes:
-            if isinstance(route, _IncludedRouter):
+            if _IncludedRouter is not None and isinstance(route, _IncludedRouter):
                 if not _plain(route.include_context):
                     raise ValueError(f"include of {route.original_router!r} changes its routes: "
                                      "declare prefix/dependencies on the router itself")

@@ -41,6 +41,7 @@ from starlette.concurrency import run_in_threadpool
 from core.api.context import Credential
 from core.api.deps import CredentialDep, SessionDep
 from core.api.listing import _int
+from core.config import Settings
 from core.db.base import utcnow
 from core.errors import CloudpodsError, ForbiddenError, InputParameterError, ResourceNotFoundError, UnauthorizedError
 from core.hostapi.enroll import binding_host, redeem_join_token
@@ -58,7 +59,7 @@ AnyBody = Body(default=None)
 MAX_WAIT_S = 60
 POLL_S = 0.5  # how often a long poll looks for items queued by other replicas
 PING_REFRESH_S = 10  # a poll re-writes last_ping_at when older than this (offline after 180 s)
-ACK_S = 10.0  # default of Settings.work_item_ack_s: a handed-out item not acknowledged this long goes out again
+ACK_S = Settings.work_item_ack_s  # a handed-out item not acknowledged this long goes out again
 GUEST_STATUSES = tuple(s.value for s in GuestState)
 
 

@@ -17,6 +17,7 @@ from tests.e2e.test_agent_support import AgentProc, B, server, wait_for
 from tests.integration.test_agent_real import VIRT_WORK, _qemu_ready, _upload
 from tests.integration.test_day2_real import _make_iso
 from tests.support.controller import Controller
+from tests.support.guests import destroy_domains
 from tests.support.libvirtd2 import second_libvirtd
 from tests.support.peers import need_binary
 
@@ -58,26 +59,9 @@ def two_hosts(tmp_path: Path) -> Iterator[tuple[Controller, AgentProc, AgentProc
 
 def _destroy_guests_of(agents: list[AgentProc]) -> None:
     """A failed test leaves its guest running on the system libvirtd: end the guests of these agents."""
-    import libvirt
-
     for a in agents:
         inst = a.data / "instances"
-        ids = [p.name for p in inst.iterdir()] if inst.exists() else []
-        try:
-            conn = libvirt.open(a.cfg["libvirt_uri"])
-        except libvirt.libvirtError:
-            continue  # the second daemon is gone with its guests
-        try:
-            for sid in ids:
-                try:
-                    dom = conn.lookupByUUIDString(sid)
-                    if dom.isActive():
-                        dom.destroy()
-                    dom.undefine()
-                except libvirt.libvirtError:
-                    pass
-        finally:
-            conn.close()
+        destroy_domains(a.cfg["libvirt_uri"], [p.name for p in inst.iterdir()] if inst.exists() else [])
 
 
 def _domain(uri: str, sid: str) -> object | None:

@@ -20,6 +20,7 @@ import pytest
 from drivers.kvm.instances import tap_name
 from tests.e2e.test_agent_support import B, server, wait_for
 from tests.integration.test_agent_real import real_cloud_on, upload_tiny_guest
+from tests.support.guests import destroy_domains
 from tests.support.peers import need_binary, need_root
 
 pytestmark = pytest.mark.full
@@ -33,21 +34,6 @@ def sh(*args: str, check: bool = True, timeout: float = 30) -> subprocess.Comple
     if check and p.returncode != 0:
         raise AssertionError(f"{' '.join(args)}: {p.stderr.strip()}")
     return p
-
-
-def _destroy(sid: str) -> None:
-    import libvirt
-
-    conn = libvirt.open("qemu:///system")
-    try:
-        dom = conn.lookupByUUIDString(sid)
-        if dom.isActive():
-            dom.destroy()
-        dom.undefine()
-    except libvirt.libvirtError:
-        pass  # gone already
-    finally:
-        conn.close()
 
 
 def test_a_rule_revoked_drops_real_packets_to_a_qemu_guest_and_allowed_again_when_it_comes_back(
@@ -144,7 +130,7 @@ def test_a_rule_revoked_drops_real_packets_to_a_qemu_guest_and_allowed_again_whe
                     try:
                         wait_for(lambda: ctl.api.get(f"{B}/servers/{sid}").status_code == 404, 90, "the guest deleted")
                     finally:
-                        _destroy(sid)  # whatever the agent did not get to
+                        destroy_domains("qemu:///system", [sid])  # whatever the agent did not get to
     finally:
         for family in ("inet", "bridge"):  # a stopped agent leaves its guests protected: the test's table goes
             sh("nft", "delete", "table", family, table, check=False)

@@ -87,3 +87,18 @@ def test_an_inclusion_that_changes_routes_is_refused() -> None:
     outer.include_router(inner, prefix="/v9")
     with pytest.raises(ValueError, match="changes its routes"):
         flatten([outer])
+
+
+def test_a_framework_without_inclusion_branches_is_taken_as_flat(monkeypatch: pytest.MonkeyPatch) -> None:
+    # FastAPI releases that setup.cfg still allows copy included routes into the parent and have no
+    # _IncludedRouter: flatten must then keep the routes as they are, not fail at start
+    import core.api.routing as routing
+
+    plain = APIRouter()
+
+    @plain.get("/zones")
+    def zones() -> dict[str, str]:
+        return {"route": "zones"}
+
+    monkeypatch.setattr(routing, "_IncludedRouter", None)
+    assert [getattr(r, "path", None) for r in flatten([plain])] == ["/zones"]
