@@ -144,7 +144,8 @@ class ConsoleBridge:
                     self._serial[ep.path] = guest
             head = {"endpoint": describe(ep)}
         except (DriverError, OSError) as exc:
-            head = {"error": f"{session.get('protocol')} console of {session.get('server_id')}: {exc}"}
+            of = session.get("server_id") or "the machine"  # "" = a bare-metal machine's own console
+            head = {"error": f"{session.get('protocol')} console of {of}: {exc}"}
         try:
             ws = self.link.console_socket(sid, str(session.get("relay_url") or ""))
         except CloudpodsError as exc:

@@ -218,7 +218,8 @@ class IpmiBmc:
         """A serial-over-LAN session to the machine's serial port (``BmcError`` saying why not)."""
         stream = SolStream(self)
         try:
-            self.calls.call("an SOL activation", stream.open, retry=False)
+            # up to two activation windows (SolStream.open) after the last session's logout: a slow call
+            self.calls.call("an SOL activation", stream.open, retry=False, slow=True)
         except BmcError:
             stream.close()
             raise
@@ -233,6 +234,45 @@ class IpmiBmc:
 _SOL: dict[str, SolStream] = {}  # the open SOL session of each BMC in this process
 _SEQ: dict[str, int] = {}  # the last SOL sequence number each BMC saw from this process
 _SOL_LOCK = threading.Lock()
+_ENDING: dict[str, threading.Event] = {}  # each BMC's last SOL logout (set when done): the next activation waits
+
+
+def _drop_sol_sessions(cfg: BmcConfig) -> None:
+    """Forget every pyghmi session under this BMC's SOL key (Kg = password, see ``SolStream``): only a
+    SolStream uses that key and at most one is open per BMC, so any such session is a leftover that
+    pyghmi would otherwise hand to the next Console (which then waits for a login that never comes)."""
+    from pyghmi.ipmi.private import session
+
+    sess_cls = session.Session
+    sess_cls.initting_sessions.pop((cfg.host, cfg.username, cfg.password, cfg.port, cfg.password), None)
+    for ports in list(sess_cls.bmc_handlers.values()):
+        for port, sess in list(ports.items()):
+            if getattr(sess, "bmc", None) == cfg.host and getattr(sess, "port", None) == cfg.port \
+                    and getattr(sess, "userid", None) in (cfg.username.encode(), cfg.username) \
+                    and getattr(sess, "kgo", None) == cfg.password:
+                ports.pop(port, None)
+                sess_cls.keepalive_sessions.pop(sess, None)
+
+
+def _end_console(con: Any, wait_s: float, done: threading.Event | None = None) -> None:
+    """Deactivate a pyghmi Console's payload and log its session out, in a thread of its own (a BMC that
+    went away must not hold the caller longer than ``wait_s``); ``done`` is set when it has ended."""
+    sess = con.ipmi_session
+
+    def bye() -> None:
+        try:
+            con.close()
+            if sess is not None:
+                sess.logout()
+        except Exception:  # a session already gone has nothing to end
+            pass
+        finally:
+            if done is not None:
+                done.set()
+
+    t = threading.Thread(target=bye, name="sol-close", daemon=True)
+    t.start()
+    t.join(wait_s)
 
 
 class SolStream:
@@ -272,24 +312,30 @@ class SolStream:
         if old is not None:
             old.close()
         cfg = self.bmc.cfg
-        # pyghmi keeps an ended session as "initting" and hands it to the next Console, which then waits
-        # for a login that never comes: drop it (as IpmiBmc._forget does for the power session)
-        from pyghmi.ipmi.private import session
-
-        key = (cfg.host, cfg.username, cfg.password, cfg.port, cfg.password)
-        stale = session.Session.initting_sessions.get(key)
-        if stale is not None and not getattr(stale, "logged", 0):
-            session.Session.initting_sessions.pop(key, None)
-        try:
-            self._con = console.Console(bmc=cfg.host, userid=cfg.username, password=cfg.password, port=cfg.port,
-                                        iohandler=self._got, force=True, kg=cfg.password)
-        except (exceptions.PyghmiException, OSError) as exc:
-            raise self.bmc._classify(exc) from None
-        threading.Thread(target=self._pump, name="sol-pump", daemon=True).start()
-        end = time.monotonic() + cfg.timeout_s
-        while not (self._con.connected or self._con.broken or self.error or self._closed.is_set()) \
-                and time.monotonic() < end:
-            time.sleep(0.02)
+        with _SOL_LOCK:
+            ending = _ENDING.pop(self.bmc.address, None)
+        if ending is not None:  # the previous session's logout still in flight: the BMC counts it as active
+            ending.wait(cfg.timeout_s)
+        pumping = False
+        for attempt in (1, 2):
+            _drop_sol_sessions(cfg)
+            try:
+                self._con = console.Console(bmc=cfg.host, userid=cfg.username, password=cfg.password,
+                                            port=cfg.port, iohandler=self._got, force=True, kg=cfg.password)
+            except (exceptions.PyghmiException, OSError) as exc:
+                raise self.bmc._classify(exc) from None
+            if not pumping:
+                threading.Thread(target=self._pump, name="sol-pump", daemon=True).start()
+                pumping = True
+            end = time.monotonic() + cfg.timeout_s
+            while not (self._con.connected or self._con.broken or self.error or self._closed.is_set()) \
+                    and time.monotonic() < end:
+                time.sleep(0.02)
+            if self._con.connected or self._con.broken or self.error or self._closed.is_set() or attempt == 2:
+                break
+            # No answer at all (a login or activation packet lost, or a session pyghmi handed over while
+            # it ended): end this one and activate once more on a fresh session before giving up
+            _end_console(self._con, cfg.timeout_s)
         with _SOL_LOCK:
             _SOL[self.bmc.address] = self
             # A BMC may take a packet whose sequence number equals the last one it saw (the previous
@@ -343,24 +389,13 @@ class SolStream:
             return
         self._closed.set()
         self._q.put(None)
-        with _SOL_LOCK:
+        ended = threading.Event()
+        with _SOL_LOCK:  # one step: a new session of this BMC sees either this one open or its logout pending
             if _SOL.get(self.bmc.address) is self:
                 del _SOL[self.bmc.address]
-        con, self._con = self._con, None
-        if con is None:
-            return
-        with _SOL_LOCK:
-            _SEQ[self.bmc.address] = int(con.myseq) % 15
-        sess = con.ipmi_session
-
-        def bye() -> None:
-            try:
-                con.close()
-                if sess is not None:
-                    sess.logout()
-            except Exception:  # a session already gone has nothing to end
-                pass
-
-        t = threading.Thread(target=bye, name="sol-close", daemon=True)
-        t.start()
-        t.join(self.bmc.cfg.timeout_s)  # a BMC that went away must not hold the caller
+            con, self._con = self._con, None
+            if con is not None:
+                _SEQ[self.bmc.address] = int(con.myseq) % 15
+                _ENDING[self.bmc.address] = ended
+        if con is not None:
+            _end_console(con, self.bmc.cfg.timeout_s, ended)
