@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from core.api.context import Credential
 from core.api.inputs import check_display_name
 from core.api.listing import ListQuery
-from core.errors import DuplicateNameError, InputParameterError, ResourceNotFoundError
+from core.errors import CloudpodsError, DuplicateNameError, InputParameterError, ResourceNotFoundError
 from core.keystone.models import Domain
 from core.keystone.policy import enforce
 from core.keystone.routes._common import (
@@ -116,9 +116,22 @@ class Kind:
             enforce(cred, self.action(verb))
             row = self.find(session, cred, ref)
             self._audit_as(a, row)
-            if self.target:
-                enforce(cred, self.action(verb), self.target(row))
+            self._enforce_on(cred, verb, row)
             yield row, a
+
+    def allows(self, session: Session, cred: Credential, verb: str, ref: str) -> bool:
+        """Whether ``changing`` would let the caller in, asked before costly work (a password hash) so
+        a refused caller does not cost it; ``changing`` still decides (and audits a refusal)."""
+        try:
+            enforce(cred, self.action(verb))
+            self._enforce_on(cred, verb, self.find(session, cred, ref))
+        except CloudpodsError:
+            return False
+        return True
+
+    def _enforce_on(self, cred: Credential, verb: str, row: Any) -> None:
+        if self.target:
+            enforce(cred, self.action(verb), self.target(row))
 
     def _audit_as(self, a: AuditInfo, row: Any) -> None:
         a.obj_id = str(row.id)

@@ -123,7 +123,10 @@ def get_user(ref: str, request: Request, session: SessionDep, cred: CredentialDe
 def update_user(ref: str, request: Request, session: SessionDep, cred: CredentialDep, body: UserUpdateBody
                 ) -> dict[str, Any]:
     b = body.user
-    pw_hash = hash_password(check_password_policy(b.password)) if b.password is not None else ""  # before the lock
+    # the hash is slow: taken before the write lock, and only for a caller who may change this user
+    pw_hash = ""
+    if b.password is not None and USERS.allows(session, cred, "update", ref):
+        pw_hash = hash_password(check_password_policy(b.password))
     with USERS.changing(session, cred, "update", ref) as (u, a):  # enforced on the stored owner, not the body
         if b.domain_id is not None and b.domain_id != u.domain_id:
             raise InputParameterError("domain_id is immutable: a user cannot move to another domain")
@@ -143,8 +146,8 @@ def update_user(ref: str, request: Request, session: SessionDep, cred: Credentia
                 raise ForbiddenError("you cannot disable yourself")
             u.enabled = b.enabled
             request.app.state.auth.changed(session)
-        if b.password is not None:
-            set_password(u, pw_hash)
+        if b.password is not None:  # hashed here only if the rights changed since allows()
+            set_password(u, pw_hash or hash_password(check_password_policy(b.password)))
             request.app.state.auth.changed(session)
         # which fields changed, never their values (a password must not reach the log)
         a.notes = ",".join(sorted(b.model_fields_set))
