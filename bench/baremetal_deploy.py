@@ -73,8 +73,8 @@ def main() -> None:
                     raise SystemExit(f"climc {args[0]} failed: {r.stderr.strip()}")
                 return json.loads(r.stdout) if r.stdout.strip() else {}
 
-            climc("host-create", "bench-bm", "--zone", "zone0", "--host-type", "baremetal", "--ipmi-ip", "127.0.0.1",
-                  "--ipmi-port", str(sim.port), "--ipmi-username", USER, "--ipmi-password", sim.password,
+            climc("host-create", "bench-bm", "--zone", "zone0", "--host-type", "baremetal", "--ipmi-addr", "127.0.0.1",
+                  "--ipmi-port", str(sim.port), "--ipmi-user", USER, "--ipmi-passwd", sim.password,
                   "--access-mac", MAC)
             climc("image-upload", "bench-img", str(image), "--format", "raw")
 

@@ -19,6 +19,8 @@ EVERYWHERE: dict[str, str] = {"--description": "--desc"}
 # command -> {old option spelling: the spelling to use}
 OPTIONS: dict[str, dict[str, str]] = {
     "eip-create": {"--cloudregion": "--region", "--ip": "--ip-addr"},
+    "host-create": {"--ipmi-ip": "--ipmi-addr", "--ipmi-username": "--ipmi-user", "--bmc-username": "--ipmi-user",
+                    "--ipmi-password": "--ipmi-passwd", "--bmc-password": "--ipmi-passwd"},
     "host-update": {"--desc": "--description"},
     "image-download": {"--file": "--output"},
     "image-list": {"--disk-format": "--format"},

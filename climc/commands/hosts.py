@@ -100,17 +100,19 @@ def _config_value(v: str) -> Any:
 @click.argument("mac", required=False, metavar="[MAC]")
 @click.option("--zone", required=True, help="The zone the host is in")
 @click.option("--driver", default=None, help="The driver, by its name in drivers/registry.py (e.g. kvm); "
-              "baremetal when --ipmi-ip/--redfish-url is given")
+              "baremetal when --ipmi-addr/--redfish-url is given")
 @click.option("--config", "config", multiple=True, metavar="KEY=VALUE",
               help="Driver config, e.g. uri=test:///default (repeatable)")
 @click.option("--config-file", type=click.File("r"), default=None,
               help="Driver config as a JSON object (keeps secrets off the command line)")
 @click.option("--host-type", default=None, help="hypervisor (default), baremetal, esxi, ...")
-@click.option("--ipmi-ip", "--ipmi-addr", "ipmi_ip", default=None, help="baremetal: the BMC's IPMI address")
+# Cloudpods' host-create spells the BMC --ipmi-addr/--ipmi-user/--ipmi-passwd; our first spellings stay as
+# old ones (climc.vocabulary: they parse, say the new name on stderr, and help hides them)
+@click.option("--ipmi-addr", "--ipmi-ip", "ipmi_ip", default=None, help="baremetal: the BMC's IPMI address")
 @click.option("--ipmi-port", type=click.IntRange(1, 65535), default=None, help="baremetal: the BMC's UDP port (623)")
-@click.option("--ipmi-username", "--ipmi-user", "--bmc-username", "ipmi_username", default=None,
+@click.option("--ipmi-user", "--ipmi-username", "--bmc-username", "ipmi_username", default=None,
               help="baremetal: the BMC user")
-@click.option("--ipmi-password", "--ipmi-passwd", "--bmc-password", "ipmi_password", default=None,
+@click.option("--ipmi-passwd", "--ipmi-password", "--bmc-password", "ipmi_password", default=None,
               envvar="CLIMC_IPMI_PASSWORD",
               help="baremetal: the BMC user's password (or env CLIMC_IPMI_PASSWORD; prompted when absent); "
                    "stored encrypted, never shown")
@@ -130,7 +132,7 @@ def host_create(obj: Any, name: str, mac: str | None, zone: str, driver: str | N
                 redfish_system: str | None, access_mac: str | None, storages: tuple[str, ...], wires: tuple[str, ...],
                 description: str | None) -> None:
     """Create a host run by the controller's executor (a driver whose API is remote), or register a
-    bare-metal machine by its BMC (--host-type baremetal --ipmi-ip ... or --redfish-url ...); agents
+    bare-metal machine by its BMC (--host-type baremetal --ipmi-addr ... or --redfish-url ...); agents
     enrol themselves (ocadm join). The driver is validated now; its config is stored encrypted.
     MAC (Cloudpods' host-create NAME MAC) is the bare-metal machine's PXE NIC, as --access-mac."""
     import json
@@ -159,11 +161,11 @@ def host_create(obj: Any, name: str, mac: str | None, zone: str, driver: str | N
     bmc = {k: v for k, v in bmc.items() if v is not None}
     if bmc:
         if ipmi_ip and redfish_url:
-            raise click.UsageError("give --ipmi-ip (IPMI) or --redfish-url (Redfish), not both")
+            raise click.UsageError("give --ipmi-addr (IPMI) or --redfish-url (Redfish), not both")
         if not (ipmi_ip or redfish_url):
-            raise click.UsageError("a bare-metal host needs --ipmi-ip or --redfish-url")
+            raise click.UsageError("a bare-metal host needs --ipmi-addr or --redfish-url")
         if not ipmi_username:
-            raise click.UsageError("a bare-metal host needs --ipmi-username (the BMC user)")
+            raise click.UsageError("a bare-metal host needs --ipmi-user (the BMC user)")
         if ipmi_password is None:
             ipmi_password = click.prompt("BMC password", hide_input=True, err=True)
         bmc["ipmi_password"] = ipmi_password
@@ -175,7 +177,7 @@ def host_create(obj: Any, name: str, mac: str | None, zone: str, driver: str | N
             cfg["access_mac"] = access_mac.strip().lower().replace("-", ":")
         driver = driver or "baremetal"
     if not driver:
-        raise click.UsageError("missing --driver (or --ipmi-ip/--redfish-url for a bare-metal host)")
+        raise click.UsageError("missing --driver (or --ipmi-addr/--redfish-url for a bare-metal host)")
     body: dict[str, Any] = {"name": name, "zone": zone, "target": "executor", "driver": driver,
                             "driver_config": cfg, "storages": _storages(storages),
                             "wires": [{"wire": w.partition(":")[0], "bridge": w.partition(":")[2]} for w in wires]}

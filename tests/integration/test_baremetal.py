@@ -51,8 +51,8 @@ def climc_json(ctl: Controller, *args: str) -> Any:
 
 
 def create_ipmi(ctl: Controller, name: str, sim: IpmiSim, password: str = SECRET) -> Any:
-    return climc_json(ctl, "host-create", name, "--zone", "zone0", "--host-type", "baremetal", "--ipmi-ip",
-                      "127.0.0.1", "--ipmi-port", str(sim.port), "--ipmi-username", USER, "--ipmi-password", password)
+    return climc_json(ctl, "host-create", name, "--zone", "zone0", "--host-type", "baremetal", "--ipmi-addr",
+                      "127.0.0.1", "--ipmi-port", str(sim.port), "--ipmi-user", USER, "--ipmi-passwd", password)
 
 
 def host(ctl: Controller, name: str) -> Any:
@@ -282,7 +282,7 @@ def test_a_bmc_that_stops_answering_is_marked_and_recovers(ctl: Controller, work
 def test_redfish_machine_power_boot_sensors(ctl: Controller, work: Path) -> None:
     with SushyEmulator(work) as rf:
         h = climc_json(ctl, "host-create", "rf1", "--zone", "zone0", "--host-type", "baremetal", "--redfish-url",
-                       rf.url, "--ipmi-username", USER, "--ipmi-password", "password")
+                       rf.url, "--ipmi-user", USER, "--ipmi-passwd", "password")
         assert h["ipmi_status"] == "ok" and h["power_status"] == "off" and h["host_status"] == "online", h
         assert h["driver_config"]["ipmi_password"] == "******"
         system = f"{rf.url}/redfish/v1/Systems/11111111-1111-1111-1111-111111111111"
@@ -307,7 +307,7 @@ def test_redfish_machine_power_boot_sensors(ctl: Controller, work: Path) -> None
         assert r.returncode == 1 and "Redfish defines no console" in r.stderr and "IPMI" in r.stderr, r.stderr
         assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr, r.stderr
         bad = climc_json(ctl, "host-create", "rf-bad", "--zone", "zone0", "--host-type", "baremetal",
-                         "--redfish-url", rf.url, "--ipmi-username", USER, "--ipmi-password", "nope")
+                         "--redfish-url", rf.url, "--ipmi-user", USER, "--ipmi-passwd", "nope")
         assert bad["ipmi_status"] == "auth_failed" and bad["host_status"] == "offline"
 
 
@@ -341,8 +341,8 @@ def test_the_pxe_mac_is_kept_once_and_prepare_refuses_what_is_not_a_machine(ctl:
                    "--ipmi-addr", "127.0.0.1", "--ipmi-port", str(sim.port), "--ipmi-user", USER, "--ipmi-passwd",
                    SECRET)
     assert h["access_mac"] == mac, h
-    r = ctl.climc("host-create", "bm-mac2", "--zone", "zone0", "--host-type", "baremetal", "--ipmi-ip", "127.0.0.1",
-                  "--ipmi-port", str(sim.port), "--ipmi-username", USER, "--ipmi-password", SECRET,
+    r = ctl.climc("host-create", "bm-mac2", "--zone", "zone0", "--host-type", "baremetal", "--ipmi-addr", "127.0.0.1",
+                  "--ipmi-port", str(sim.port), "--ipmi-user", USER, "--ipmi-passwd", SECRET,
                   "--access-mac", mac)
     assert r.returncode != 0 and mac in r.stderr and "Traceback" not in r.stderr, r.stderr
     assert ctl.api.get(f"{B}/hosts/bm-mac2").status_code == 404
@@ -356,11 +356,11 @@ def test_the_pxe_mac_is_kept_once_and_prepare_refuses_what_is_not_a_machine(ctl:
 
 
 def test_bad_bmc_config_is_refused_and_nothing_is_created(ctl: Controller) -> None:
-    r = ctl.climc("host-create", "bm-x", "--zone", "zone0", "--host-type", "baremetal", "--ipmi-ip", "not an ip!",
-                  "--ipmi-username", USER, "--ipmi-password", "x")
+    r = ctl.climc("host-create", "bm-x", "--zone", "zone0", "--host-type", "baremetal", "--ipmi-addr", "not an ip!",
+                  "--ipmi-user", USER, "--ipmi-passwd", "x")
     assert r.returncode != 0 and "ipmi_ip" in r.stderr and "Traceback" not in r.stderr
-    r = ctl.climc("host-create", "bm-x", "--zone", "zone0", "--ipmi-ip", "127.0.0.1")
-    assert r.returncode != 0 and "--ipmi-username" in r.stderr
+    r = ctl.climc("host-create", "bm-x", "--zone", "zone0", "--ipmi-addr", "127.0.0.1")
+    assert r.returncode != 0 and "--ipmi-user" in r.stderr
     assert ctl.api.get(f"{B}/hosts/bm-x").status_code == 404
 
 

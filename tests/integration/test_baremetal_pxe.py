@@ -84,8 +84,8 @@ def test_power_on_over_ipmi_pxe_boots_from_our_dhcp_and_tftp(boot_services: tupl
     try:
         sim.start()
         ctl.serve()
-        r = ctl.climc("host-create", "pxe1", "--zone", "zone0", "--host-type", "baremetal", "--ipmi-ip", "127.0.0.1",
-                      "--ipmi-port", str(sim.port), "--ipmi-username", USER, "--ipmi-password", sim.password,
+        r = ctl.climc("host-create", "pxe1", "--zone", "zone0", "--host-type", "baremetal", "--ipmi-addr", "127.0.0.1",
+                      "--ipmi-port", str(sim.port), "--ipmi-user", USER, "--ipmi-passwd", sim.password,
                       "-o", "json")
         assert r.returncode == 0, r.stderr
         assert json.loads(r.stdout)["power_status"] == "off"

@@ -12,9 +12,7 @@ from tests.support.mockcloud import MockCloud
 
 CLOUDPODS = json.loads((Path(__file__).parents[2] / "data" / "cloudpods_climc_syntax.json").read_text())["commands"]
 # two spellings where Cloudpods has exactly one, left undecided on purpose (with why)
-UNDECIDED = {
-    "host-create": "bare-metal options change this session (issue 13); decide with them",
-}
+UNDECIDED: dict[str, str] = {}
 
 
 def _cli() -> tuple[click.Group, click.Context]:
@@ -101,3 +99,39 @@ def test_help_shows_only_the_new_spelling() -> None:
     helptext = cloud.climc("disk-update", "--help").stdout
     assert "--desc" in helptext and "--description" not in helptext
     assert "--description" in cloud.climc("image-update", "--help").stdout  # glance's (Cloudpods') spelling
+
+
+def test_host_create_takes_cloudpods_bmc_spellings_and_still_ours() -> None:
+    """Cloudpods' host-create says --ipmi-addr/--ipmi-user/--ipmi-passwd; ours (--ipmi-ip, --ipmi-username,
+    --ipmi-password, --bmc-*) still register the same BMC, with one note each, and help shows only theirs."""
+    cloud = MockCloud()
+    sent: list[dict[str, object]] = []
+
+    def create(req: object) -> dict[str, object]:
+        body = json.loads(req.content)["host"]  # type: ignore[attr-defined]
+        sent.append(body)
+        return {"host": {"id": f"h{len(sent)}", "name": body["name"]}}
+
+    cloud.route("POST", "/hosts", create)
+    r = cloud.climc("host-create", "bm1", "--zone", "z", "--ipmi-addr", "10.0.0.9", "--ipmi-user", "root",
+                    "--ipmi-passwd", "pw1", "-o", "json")
+    assert r.exit_code == 0 and r.stderr == "", r.output
+    r = cloud.climc("host-create", "bm2", "--zone", "z", "--ipmi-ip", "10.0.0.9", "--ipmi-username", "root",
+                    "--ipmi-password", "pw1", "-o", "json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["name"] == "bm2"
+    assert r.stderr.splitlines() == [f"climc: host-create {old} is an old spelling: use {new} (the old one goes in "
+                                     "a later release)" for old, new in (("--ipmi-ip", "--ipmi-addr"),
+                                                                         ("--ipmi-username", "--ipmi-user"),
+                                                                         ("--ipmi-password", "--ipmi-passwd"))]
+    r = cloud.climc("host-create", "bm3", "--zone", "z", "--ipmi-addr", "10.0.0.9", "--bmc-username", "root",
+                    "--bmc-password", "pw1", "-o", "json")
+    assert r.exit_code == 0 and len(r.stderr.splitlines()) == 2, r.output
+    assert [b["driver_config"] for b in sent] == [{"ipmi_ip": "10.0.0.9", "ipmi_username": "root",
+                                                   "ipmi_password": "pw1"}] * 3
+    assert all(b["driver"] == "baremetal" and b["host_type"] == "baremetal" for b in sent)
+    r = cloud.climc("host-create", "bm4", "--zone", "z", "--ipmi-addr", "10.0.0.9")
+    assert r.exit_code == 2 and "--ipmi-user" in r.stderr
+    helptext = cloud.climc("host-create", "--help").stdout
+    assert all(o in helptext for o in ("--ipmi-addr", "--ipmi-user", "--ipmi-passwd"))
+    assert not any(o in helptext for o in ("--ipmi-ip ", "--ipmi-username", "--ipmi-password", "--bmc-"))
