@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shlex
 import sys
 import time
 from collections.abc import Iterator
@@ -406,6 +405,8 @@ class Client:
             parts += ["-H", f"{k}: {'***' if k.lower() == 'x-auth-token' else v}"]
         if body is not None:
             parts += ["-d", json.dumps(_redact(body))]
+        import shlex  # --debug only
+
         print(" ".join(shlex.quote(p) for p in parts), file=sys.stderr)
 
 
