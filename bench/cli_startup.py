@@ -8,11 +8,16 @@ Targets (issue 23): `climc --version` <= 60 ms, `climc server-list` <= 150 ms on
 Compares with `python -c pass` and, when installed, `openstack --version`. Machine noise: the
 figures move ±20 % between runs on a shared 2-core box; compare medians within one run. The CPU
 column (user + sys of the child) is what to compare on a loaded machine: wall clock there is
-mostly waiting for a core.
+mostly waiting for a core. The load average is printed before and after.
+
+The "floor" row is the same GET done by a program that only imports click and httpx (as
+core.client imports it) and builds one httpx.Client: what any click + httpx client pays before
+doing any work of its own. climc's round trip minus the floor is climc's own cost.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import statistics
 import subprocess
@@ -46,6 +51,7 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=30)
     ap.add_argument("--no-controller", action="store_true", help="Skip the server-list round trip")
     a = ap.parse_args()
+    print(f"load average {_load()} (2 cores: above ~1 the wall clock is mostly waiting)")
     rows = [
         ("python -c pass", [sys.executable, "-c", "pass"]),
         ("python -c 'import click'", [sys.executable, "-c", "import click"]),
@@ -61,11 +67,25 @@ def main() -> None:
         print(f"{name:28s} median {wall:7.1f} ms  (CPU {cpu:6.1f} ms; {a.runs} runs)")
     if not a.no_controller:
         round_trip(a.runs)
+    print(f"load average {_load()} (at the end)")
+
+
+def _load() -> str:
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+# the floor: click + httpx (its CLI module hidden, as core.client does) + one Client + the same GET
+FLOOR = """
+import os, sys
+sys.modules["httpx._main"] = None
+import click, httpx
+r = httpx.Client(verify=False).get(os.environ["BENCH_URL"], headers={"X-Auth-Token": os.environ["BENCH_TOKEN"]})
+sys.stdout.write(r.text)
+"""
 
 
 def round_trip(runs: int) -> None:
     """``climc server-list`` (and ``-o json``) with the environment rc_admin gives, token cached."""
-    import os
     import tempfile
 
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -80,6 +100,9 @@ def round_trip(runs: int) -> None:
                 wall, cpu = median_ms([str(BIN / "climc"), *args], runs, env)
                 # CPU: climc's own (the controller is a running child, so its time is not counted)
                 print(f"{name:28s} median {wall:7.1f} ms  (CPU {cpu:6.1f} ms; {runs} runs, round trip)")
+            floor_env = {**env, "BENCH_URL": f"{ctl.url}/api/s/compute_v2/servers", "BENCH_TOKEN": ctl.token()}
+            wall, cpu = median_ms([sys.executable, "-c", FLOOR], runs, floor_env)
+            print(f"{'floor: click+httpx GET':28s} median {wall:7.1f} ms  (CPU {cpu:6.1f} ms; {runs} runs, round trip)")
             # the shell (bare climc): one process, N lines; per line = (N+1 lines - 1 line) / N
             n = max(runs, 10)
 
