@@ -38,7 +38,7 @@ BACKGROUND: tuple[str, ...] = ("core.region.background:start", "core.metrics.lis
 # Routes whose bodies are streamed by the handler itself (no size cap here).
 STREAM_PREFIXES = ("/api/s/image/",)
 # ... and single routes, by pattern: an agent's upload of a migrating guest's disk, of a saved image
-STREAM_PATTERNS = ("core.hostapi.migrations:UPLOAD_PATH", "core.hostapi.routes:IMAGE_UPLOAD_PATH")
+STREAM_PATTERNS = ("core.hostapi.migrations:UPLOAD_PATH", "core.hostapi.routes.images:IMAGE_UPLOAD_PATH")
 
 
 def _merged_openapi(app: FastAPI, services: list[tuple[str, APIRouter]]) -> Callable[[], dict[str, Any]]:

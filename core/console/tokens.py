@@ -126,7 +126,7 @@ def redeem(session: Session, token: str, *, server_id: str, protocol: str, user:
         _refuse(session, row, user, f"presented by user {user.user_name}")
         raise ForbiddenError("console token belongs to another user")
     row.status, row.relay_url = "connecting", relay_url
-    session.info["work_queued"] = True  # wakes this replica's long polls (core.hostapi.routes)
+    session.info["work_queued"] = True  # wakes this replica's long polls (core.hostapi.routes.work)
     record(session, user, service="compute", action=f"console-open-{row.protocol}", **_obj(row),
            notes=f"console session {row.id} of user {row.user_id}")
     return row

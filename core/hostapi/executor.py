@@ -1,7 +1,7 @@
 """The in-controller executor: the target of hosts whose driver's API is remote (vCenter, clouds).
 
 A host's ``target`` says who runs its work items: ``agent`` (the host's agent pulls them over
-HTTP, core/hostapi/routes.py) or ``executor`` (this module, inside every controller replica).
+HTTP, core/hostapi/routes/) or ``executor`` (this module, inside every controller replica).
 An executor host records its driver's name (drivers/registry.py) and its driver config, the
 latter encrypted at rest with the credential key repository (core/keystone/credkeys.py), never
 returned by the API.

@@ -3,7 +3,7 @@
 A join token is stored as its SHA-256 only; it may be redeemed ``uses`` times (``used`` counts the
 redemptions, ``used_at`` is the last one) and expires. Each redemption creates a keystone service
 user for a host and an ``AgentBinding`` row: that user may act as the agent of exactly that host
-(``core.hostapi.routes.guard``).
+(``core.hostapi.routes.access.guard``).
 """
 from __future__ import annotations
 

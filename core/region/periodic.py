@@ -41,7 +41,7 @@ def mark_offline_hosts(session: Session, offline_after_s: float = OFFLINE_AFTER_
 
 def redeliver_work_items(session: Session, timeout_s: float = WORK_ITEM_TIMEOUT_S) -> int:
     """Work items fetched but never reported (the agent died) are queued again. (A hand-out the agent
-    never acknowledged goes out again sooner, with the host's next poll: core/hostapi/routes.py _take;
+    never acknowledged goes out again sooner, with the host's next poll: core/hostapi/routes/work.py _take;
     items an executor runs have a lease instead, renewed while they run: core/hostapi/executor.py.)"""
     limit = utcnow() - timedelta(seconds=timeout_s)
     begin_write(session)

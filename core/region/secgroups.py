@@ -123,7 +123,7 @@ def touch_hosts(session: Session, host_ids: Iterable[str | None]) -> None:
     conn.execute(select(Host.id).where(Host.id.in_(ids)).order_by(Host.id).with_for_update())
     conn.execute(update(Host).where(Host.id.in_(ids))
                                  .values(secgroup_version=Host.secgroup_version + 1))
-    session.info["work_queued"] = True  # wakes the long polls of this process (core/hostapi/routes.py)
+    session.info["work_queued"] = True  # wakes the long polls of this process (core/hostapi/routes/work.py)
 
 
 def touch_secgroups(session: Session, sg_ids: Iterable[str], also_hosts: Iterable[str | None] = ()) -> None:

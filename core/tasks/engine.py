@@ -34,7 +34,7 @@ log = logging.getLogger("cloudpods.tasks")
 T = TypeVar("T")
 
 # Set after any commit that queued a task, so idle workers in this process wake at once.
-# (Agents long-polling this process are woken by core/hostapi/routes.py's own after_commit hook,
+# (Agents long-polling this process are woken by core/hostapi/routes/work.py's own after_commit hook,
 # which reads "work_queued" before this one drops it.)
 WAKEUP = Wakeup()
 
