@@ -10,6 +10,8 @@ from climc.commands.compute_common import S, finish, in_turn, make_delete, make_
 from climc.output import output_options, show_object
 from climc.wait import Target, follow, wait_options
 
+snapshot_list = make_list("snapshot-list", "snapshots", ["id", "name", "disk", "size", "status", "created_at"],
+                          "List snapshots", [("disk", "disk")])
 snapshot_show = make_show("snapshot-show", "snapshots", "snapshot", "Show a snapshot")
 snapshot_delete = make_delete("snapshot-delete", "snapshots", "snapshot", "Delete snapshots", waitable=True)
 
