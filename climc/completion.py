@@ -17,6 +17,8 @@ from typing import Any
 import click
 from click.shell_completion import CompletionItem
 
+from climc.context import ClimcContext
+
 DEFAULT_TIMEOUT = 1.5  # seconds for the whole lookup, login included
 DEFAULT_LIMIT = 200
 
@@ -24,8 +26,6 @@ Completer = Callable[[click.Context, click.Parameter, str], list[CompletionItem]
 
 
 def _client(ctx: click.Context, timeout: float) -> Any:
-    from climc.group import ClimcContext
-
     root = ctx.find_root()
     obj = root.obj if isinstance(root.obj, ClimcContext) else ClimcContext(**root.params)
     opts = dict(obj.opts)

@@ -14,6 +14,8 @@ from typing import Any
 
 import click
 
+from climc.context import ClimcContext
+
 
 def run_line(group: click.Group, line: str, base: dict[str, Any]) -> int:
     """Run one command line; errors print as climc prints them and never end the shell."""
@@ -71,8 +73,6 @@ def _completer(group: click.Group) -> Any:
 
 
 def repl(group: click.Group, opts: dict[str, Any]) -> None:
-    from climc.group import ClimcContext
-
     ClimcContext.shared = {}  # one client (token, connections) for every line of the session
     lines: Any
     if sys.stdin.isatty():

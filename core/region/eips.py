@@ -2,7 +2,6 @@
 
     associate(session, cred, server, ref, ip_addr)   # the eip maps to one of the server's nics
     dissociate(session, server, auto_delete)          # back to unassociated (or released)
-    host_eips(session, server_ids)                    # GuestEip list for the host's agent
     spec = plan_create_eip(session, cred, data, count)  # server-create --eip / --eip-bw, validated
     take_eip(session, spec, server)                     # API: an existing EIP is the new server's
     allocate_for_server(session, server)                # create task: a new EIP in the host's zone
@@ -14,10 +13,10 @@ The nic an EIP maps to is the ``nic_index`` of the EIP's own address row (owner 
 column. Association changes bump the host's ``secgroup_version``: the agent's nftables table carries
 the NAT next to the security groups (DNAT eip -> guest, SNAT of the guest's traffic leaving its own
 network), so it follows the guest when it moves (the host it leaves and the one it reaches re-pull).
+The agent's EIP list is built with its rules (core.region.secgroups.host_eips).
 """
 from __future__ import annotations
 
-import ipaddress
 from typing import Any
 
 from sqlalchemy import select
@@ -25,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from core.api.context import Credential
 from core.errors import ConflictError, InputParameterError, InsufficientResourceError
-from core.hostapi.protocol import MAX_BW_LIMIT, GuestEip
+from core.hostapi.protocol import MAX_BW_LIMIT
 from core.region import ipam, quotas
 from core.region.models import Eip, Host, IpAllocation, Network, Server, Wire, Zone
 from core.region.secgroups import touch_hosts
@@ -103,31 +102,6 @@ def drop(session: Session, eip: Eip) -> None:
     ipam.release(session, "eip", eip.id)
     quotas.release(session, eip.tenant_id, {"eip": 1})
     session.delete(eip)
-
-
-def host_eips(session: Session, server_ids: list[str]) -> list[GuestEip]:
-    """Every EIP mapped to a nic of these servers (with the nic's network, for the SNAT exclusion)."""
-    if not server_ids:
-        return []
-    rows = session.execute(
-        select(Eip.ip_addr, Eip.associate_id, IpAllocation.nic_index)
-        .join(IpAllocation, (IpAllocation.owner_type == "eip") & (IpAllocation.owner_id == Eip.id))
-        .where(Eip.associate_type == "server", Eip.associate_id.in_(server_ids)).order_by(Eip.ip_addr)).all()
-    if not rows:
-        return []
-    nics = {(a.owner_id, a.nic_index): (a.ip_addr, net.guest_ip_start, net.guest_ip_mask)
-            for a, net in session.execute(
-                select(IpAllocation, Network).join(Network, Network.id == IpAllocation.network_id)
-                .where(IpAllocation.owner_type == "server",
-                       IpAllocation.owner_id.in_([r.associate_id for r in rows])))}
-    out = []
-    for eip_ip, sid, idx in rows:
-        nic = nics.get((sid, idx))
-        if nic is None or not eip_ip:
-            continue  # the nic went (detached): nothing to map until it is re-associated
-        cidr = str(ipaddress.ip_network(f"{nic[1]}/{nic[2]}", strict=False))
-        out.append(GuestEip(eip=eip_ip, ip=nic[0], cidr=cidr, server_id=sid))
-    return out
 
 
 # --- server-create --eip / --eip-bw (Cloudpods' eip, eip_bw, eip_charge_type, eip_auto_dellocate) ---

@@ -3,6 +3,7 @@
     sg = default_secgroup(session, tenant_id, domain_id)  # the project's ``Default``, made on first use
     set_server_secgroups(session, server, [sg.id, ...])   # a server is in one or more groups
     spec = host_secgroups(session, host)                  # HostSecgroups for the host's agent
+    host_eips(session, server_ids)                        # its EIPs' NAT (core/region/eips.py)
 
 Every change that alters what a host enforces bumps that host's ``secgroup_version`` in the same
 transaction (``touch_*``, and a flush hook for servers that arrive on, leave or are deleted from a
@@ -21,8 +22,8 @@ from sqlalchemy.orm import Session
 
 from core.api.context import Credential
 from core.errors import InputParameterError
-from core.hostapi.protocol import GuestPort, HostSecgroups, SecRule
-from core.region.models import GuestSecgroup, Host, IpAllocation, Secgroup, SecgroupRule, Server
+from core.hostapi.protocol import GuestEip, GuestPort, HostSecgroups, SecRule
+from core.region.models import Eip, GuestSecgroup, Host, IpAllocation, Network, Secgroup, SecgroupRule, Server
 
 DEFAULT_NAME = "Default"
 MAX_SECGROUPS = 5  # per server, as Cloudpods
@@ -249,7 +250,30 @@ def host_secgroups(session: Session, host: Host) -> HostSecgroups:
                                    src_ip_check=bool(s.src_ip_check), src_mac_check=bool(s.src_mac_check),
                                    enforce=bool(sg), rules=compiled, bw_limit=int(a.bw_limit or 0)))
     used = {r.peer for p in ports for r in p.rules if r.peer and not r.matches_nothing}
-    from core.region.eips import host_eips
-
     return HostSecgroups(version=version, ports=ports, peers={k: v for k, v in peers.items() if k in used},
                          eips=host_eips(session, sids))
+
+
+def host_eips(session: Session, server_ids: list[str]) -> list[GuestEip]:
+    """Every EIP mapped to a nic of these servers (with the nic's network, for the SNAT exclusion)."""
+    if not server_ids:
+        return []
+    rows = session.execute(
+        select(Eip.ip_addr, Eip.associate_id, IpAllocation.nic_index)
+        .join(IpAllocation, (IpAllocation.owner_type == "eip") & (IpAllocation.owner_id == Eip.id))
+        .where(Eip.associate_type == "server", Eip.associate_id.in_(server_ids)).order_by(Eip.ip_addr)).all()
+    if not rows:
+        return []
+    nics = {(a.owner_id, a.nic_index): (a.ip_addr, net.guest_ip_start, net.guest_ip_mask)
+            for a, net in session.execute(
+                select(IpAllocation, Network).join(Network, Network.id == IpAllocation.network_id)
+                .where(IpAllocation.owner_type == "server",
+                       IpAllocation.owner_id.in_([r.associate_id for r in rows])))}
+    out = []
+    for eip_ip, sid, idx in rows:
+        nic = nics.get((sid, idx))
+        if nic is None or not eip_ip:
+            continue  # the nic went (detached): nothing to map until it is re-associated
+        cidr = str(ipaddress.ip_network(f"{nic[1]}/{nic[2]}", strict=False))
+        out.append(GuestEip(eip=eip_ip, ip=nic[0], cidr=cidr, server_id=sid))
+    return out

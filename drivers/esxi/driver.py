@@ -16,7 +16,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
 from pyVmomi import vim, vmodl
@@ -33,7 +32,7 @@ from drivers.base import (
     InvalidSpec,
     StoragePath,
 )
-from drivers.esxi.inventory import Obj, collect, fetch, vm_status
+from drivers.esxi.inventory import HostRefs, Obj, collect, props, vm_status
 from drivers.esxi.provider import CAPABILITIES as PROVIDER_CAPABILITIES
 from drivers.esxi.session import EsxiConfig, Session, fault_text
 
@@ -50,19 +49,6 @@ GUEST_PATHS = ("name", "config.instanceUuid", "config.uuid", "config.hardware.nu
 T = TypeVar("T")
 
 
-@dataclass(frozen=True)
-class HostRefs:
-    """The managed objects a host's VMs live in: found once per session (``EsxiDriver.refs``)."""
-
-    host: Any
-    name: str
-    datacenter: Any
-    datacenter_name: str
-    vm_folder: Any
-    pool: Any
-
-
-props = fetch  # one collector call for the given objects
 
 
 def to_guest(o: Obj) -> Guest:

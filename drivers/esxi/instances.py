@@ -31,7 +31,7 @@ import subprocess
 import tempfile
 import urllib.parse
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pyVmomi import vim
 
@@ -46,8 +46,10 @@ from drivers.base import (
     InstanceSpec,
     not_supported,
 )
-from drivers.esxi.driver import VERSION, EsxiDriver, HostRefs, props
-from drivers.esxi.inventory import collect
+from drivers.esxi.inventory import HostRefs, collect, props
+
+if TYPE_CHECKING:  # the driver imports this module (for_host): only the type comes back
+    from drivers.esxi.driver import EsxiDriver
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +115,7 @@ class EsxiInstances:
     def __init__(self, driver: EsxiDriver, env: HostEnv) -> None:
         self.driver = driver
         self.env = env
-        self.version = VERSION
+        self.version = driver.version
         self.capabilities: frozenset[Capability] = frozenset(driver.capabilities)
         self.session = driver.session
 

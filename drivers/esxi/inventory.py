@@ -475,3 +475,18 @@ def _read_datacenter(si: Any, root: Any, dc: str, inv: Inventory, with_vms: bool
         objs = collect(si, root, vim.VirtualMachine, VM_PATHS)
         details = DETAILS.get(si, f"{inv.instance_uuid}@{endpoint_of(si)}", objs)
         inv.vms += _each(objs, "vm", dc, VM_REQUIRED, lambda o: _vm(o, dc, ds_ids, net_names, details), inv.faults)
+
+
+@dataclass(frozen=True)
+class HostRefs:
+    """The managed objects a host's VMs live in: found once per session (``EsxiDriver.refs``)."""
+
+    host: Any
+    name: str
+    datacenter: Any
+    datacenter_name: str
+    vm_folder: Any
+    pool: Any
+
+
+props = fetch  # one collector call for the given objects

@@ -37,9 +37,7 @@ from drivers.kvm.xml import (
     without_disk,
 )
 
-__all__ = ["VERSION", "KvmDriver"]
-
-VERSION = "1.2"  # of this driver's host contract implementation (reported at registration)
+__all__ = ["KvmDriver"]
 
 log = logging.getLogger(__name__)
 

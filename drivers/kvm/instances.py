@@ -49,6 +49,8 @@ from drivers.kvm.migration import KvmMigration
 from drivers.kvm.saveimage import KvmSaveImage
 from drivers.kvm.snapshots import KvmSnapshots
 
+VERSION = "1.2"  # of this driver's host contract implementation (reported at registration)
+
 log = logging.getLogger(__name__)
 
 BOOT_PROPS = ("kernel_id", "ramdisk_id", "os_command_line")
@@ -94,8 +96,6 @@ class KvmInstances(KvmMigration, KvmLiveMigration, KvmSnapshots, KvmSaveImage, K
         return tap_name(server_id, index)
 
     def __init__(self, driver: Any, env: HostEnv) -> None:
-        from drivers.kvm.driver import VERSION
-
         self.driver = driver
         self.env = env
         self.version = VERSION

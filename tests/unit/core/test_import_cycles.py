@@ -47,7 +47,10 @@ def module_imports(name: str, path: Path, known: dict[str, Path], lazy: bool = F
             here = name.split(".") if is_pkg else name.split(".")[:-1]
             here = here[: len(here) - (node.level - 1)]
             base = ".".join(here + ([base] if base else []))
-        return [base, *(f"{base}.{a.name}" for a in node.names)]
+        subs = [f"{base}.{a.name}" for a in node.names]
+        # ``from pkg import sub`` needs pkg's attribute only when a name is not a submodule of it (the
+        # package itself runs first either way, as for ``import pkg.sub``)
+        return subs if all(m in known for m in subs) else [base, *subs]
 
     def walk(body: list[ast.stmt]) -> None:
         for n in body:
@@ -137,15 +140,27 @@ def test_the_walk_finds_a_cycle(tmp_path: Path) -> None:
     assert cycles(graph) == [["pkg.a", "pkg.b"]]
 
 
-def test_no_cycle_in_keystone_even_through_lazy_imports() -> None:
-    """Identity's modules form a DAG even counting imports inside functions: route modules share views
-    (core/keystone/views.py) and the CRUD skeleton (routes/_crud.py), never each other. (Elsewhere lazy
-    cycles remain — region's server/cloud modules, the kvm/esxi driver and instances modules, climc's
-    main and repl — so this holds only where it was untangled.)"""
+# Lazy cycles not untangled yet: each group may only shrink (a module leaving it, or the group going).
+# The region's server/cloud/image modules call one another's verbs; the executor runs region code for
+# its hosts and region code reaches its driver cache. Anything else, or a module joining a group, fails.
+KNOWN_LAZY_GROUPS = (
+    frozenset({"core.region.cdrom", "core.region.cloud.accounts", "core.region.cloud.apply", "core.region.cloud.hosts",
+               "core.region.cloud.sync", "core.region.images", "core.region.managers.instance_snapshots",
+               "core.region.managers.servers", "core.region.managers.snapshots", "core.region.nics",
+               "core.region.passwords", "core.region.release", "core.region.saveimage", "core.region.server_create"}),
+    frozenset({"core.hostapi.executor", "core.region.cloud.secgroups", "core.region.host_bmc",
+               "core.region.managers.hosts"}),
+)
+
+
+def test_no_new_cycle_through_lazy_imports() -> None:
+    """Counting imports inside functions too, the tree is a DAG but for the groups above: keystone's routes
+    share views and the CRUD skeleton, climc's group, REPL and completion share climc.context, and the
+    kvm/esxi drivers' hosted halves (instances.py) need nothing back from driver.py."""
     known = _modules()
-    graph = {m: {d for d in module_imports(m, f, known, lazy=True) if d.startswith("core.keystone")}
-             for m, f in known.items() if m.startswith("core.keystone")}
-    assert not cycles(graph), f"keystone modules that import each other: {cycles(graph)}"
+    graph = {m: module_imports(m, f, known, lazy=True) for m, f in known.items()}
+    new = [c for c in cycles(graph) if not any(set(c) <= g for g in KNOWN_LAZY_GROUPS)]
+    assert not new, f"modules that import each other (inside functions too): {new}"
 
 
 def test_the_lazy_walk_sees_imports_inside_functions(tmp_path: Path) -> None:
