@@ -13,6 +13,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from core.api.context import Credential
 from core.api.deps import CredentialDep, SessionDep
@@ -22,7 +23,7 @@ from core.errors import DuplicateNameError, InputParameterError, ResourceNotFoun
 from core.keystone.credkeys import CredentialCipher, cipher_for
 from core.keystone.models import Project, User, UserCredential
 from core.keystone.policy import enforce
-from core.keystone.routes._common import Body, audited, keystone_page, link, list_reply, visible
+from core.keystone.routes._common import AuditInfo, Body, audited, keystone_page, link, list_reply, visible
 
 router = APIRouter()
 
@@ -58,7 +59,7 @@ def credential_dict(c: UserCredential, request: Request) -> dict[str, Any]:
             "blob": cipher(request).decrypt(c.encrypted_blob), "links": {"self": link(request, f"/credentials/{c.id}")}}
 
 
-def _ec2_blob(blob: str | None) -> tuple[str, str]:
+def ec2_blob(blob: str | None) -> tuple[str, str]:
     """(blob to store, id) for an EC2 credential; generates the pair when no blob is given."""
     if blob is None:
         data = {"access": secrets.token_hex(16), "secret": secrets.token_hex(20)}
@@ -73,7 +74,7 @@ def _ec2_blob(blob: str | None) -> tuple[str, str]:
     return json.dumps(data), hashlib.sha256(data["access"].encode()).hexdigest()
 
 
-def _owner_check(session: SessionDep, cred: Credential, user_id: str) -> User:
+def owned_user(session: SessionDep, cred: Credential, user_id: str) -> User:
     """Own credentials for everyone; another user's only for a system admin."""
     user = session.get(User, user_id)
     if user_id != cred.user_id:
@@ -81,6 +82,32 @@ def _owner_check(session: SessionDep, cred: Credential, user_id: str) -> User:
     if user is None:
         raise ResourceNotFoundError(f"Could not find user: {user_id}.")
     return user
+
+
+def existing_project(session: Session, project_id: str) -> None:
+    if session.get(Project, project_id) is None:
+        raise ResourceNotFoundError(f"Could not find project: {project_id}.")
+
+
+def store(session: Session, request: Request, a: AuditInfo, user: User, project_id: str | None, type_: str,
+          blob: str | None) -> UserCredential:
+    """Encrypt and add one credential of ``user`` (both create routes: /v3/credentials and OS-EC2). An
+    ec2 one's id is sha256(access), its pair generated when no blob is given; the audit names the row and
+    its user, never the blob."""
+    if type_ == "ec2":
+        blob, cid = ec2_blob(blob)
+    elif blob is None:
+        raise InputParameterError("blob is required")
+    else:
+        cid = new_hex_id()
+    if session.get(UserCredential, cid) is not None:
+        raise DuplicateNameError("a credential with this access key already exists")
+    c = UserCredential(id=cid, user_id=user.id, project_id=project_id, type=type_,
+                       encrypted_blob=cipher(request).encrypt(blob))
+    session.add(c)
+    a.obj_id = cid
+    a.notes = f"user {user.id}"
+    return c
 
 
 def _get(session: SessionDep, cred: Credential, ref: str) -> UserCredential:
@@ -96,25 +123,13 @@ def create_credential(request: Request, session: SessionDep, cred: CredentialDep
     b = body.credential
     with audited(session, cred, "create", "credential", obj_name=b.type) as a:
         enforce(cred, "identity:credentials:create")
-        user = _owner_check(session, cred, b.user_id or cred.user_id)
+        user = owned_user(session, cred, b.user_id or cred.user_id)
         project_id = b.project_id or (cred.project_id if b.type == "ec2" else None)
-        if project_id and session.get(Project, project_id) is None:
-            raise ResourceNotFoundError(f"Could not find project: {project_id}.")
-        if b.type == "ec2":
-            if not project_id:
-                raise InputParameterError("an ec2 credential needs project_id (or a project-scoped token)")
-            blob, cid = _ec2_blob(b.blob)
-        else:
-            if b.blob is None:
-                raise InputParameterError("blob is required")
-            blob, cid = b.blob, new_hex_id()
-        if session.get(UserCredential, cid) is not None:
-            raise DuplicateNameError("a credential with this access key already exists")
-        c = UserCredential(id=cid, user_id=user.id, project_id=project_id, type=b.type,
-                           encrypted_blob=cipher(request).encrypt(blob))
-        session.add(c)
-        a.obj_id = cid
-        a.notes = f"user {user.id}"  # never the blob
+        if project_id:
+            existing_project(session, project_id)
+        elif b.type == "ec2":
+            raise InputParameterError("an ec2 credential needs project_id (or a project-scoped token)")
+        c = store(session, request, a, user, project_id, b.type, b.blob)
     return {"credential": credential_dict(c, request)}
 
 
@@ -143,19 +158,18 @@ def update_credential(ref: str, request: Request, session: SessionDep, cred: Cre
     with audited(session, cred, "update", "credential", obj_id=ref) as a:
         enforce(cred, "identity:credentials:update")
         c = _get(session, cred, ref)
-        _owner_check(session, cred, c.user_id)
+        owned_user(session, cred, c.user_id)
         a.notes = ",".join(sorted(b.model_fields_set))
         if b.user_id is not None and b.user_id != c.user_id:
             raise InputParameterError("user_id is immutable: a credential cannot move to another user")
         if b.type is not None and b.type != c.type:
             raise InputParameterError("a credential's type is immutable")
         if b.project_id is not None:
-            if session.get(Project, b.project_id) is None:
-                raise ResourceNotFoundError(f"Could not find project: {b.project_id}.")
+            existing_project(session, b.project_id)
             c.project_id = b.project_id
         if b.blob is not None:
             if c.type == "ec2":
-                blob, cid = _ec2_blob(b.blob)
+                blob, cid = ec2_blob(b.blob)
                 if cid != c.id:
                     raise InputParameterError("an ec2 credential's access key is immutable; create a new one")
             else:
@@ -170,6 +184,6 @@ def delete_credential(ref: str, session: SessionDep, cred: CredentialDep) -> Res
     with audited(session, cred, "delete", "credential", obj_id=ref):
         enforce(cred, "identity:credentials:delete")
         c = _get(session, cred, ref)
-        _owner_check(session, cred, c.user_id)
+        owned_user(session, cred, c.user_id)
         session.delete(c)
     return Response(status_code=204)

@@ -15,10 +15,10 @@ from core.api.deps import CredentialDep, SessionDep
 from core.errors import ForbiddenError, InputParameterError, ResourceNotFoundError, UnauthorizedError
 from core.keystone.assignments import projects_of
 from core.keystone.ec2sig import verify
-from core.keystone.models import Project, UserCredential
+from core.keystone.models import UserCredential
 from core.keystone.policy import enforce
 from core.keystone.routes._common import Body, audited, link
-from core.keystone.routes.credentials import _ec2_blob, _owner_check, cipher
+from core.keystone.routes.credentials import cipher, existing_project, owned_user, store
 
 router = APIRouter()
 
@@ -47,27 +47,21 @@ def create_ec2(user_id: str, request: Request, session: SessionDep, cred: Creden
                ) -> dict[str, Any]:
     with audited(session, cred, "create", "credential", obj_name="ec2") as a:
         enforce(cred, "identity:credentials:create")
-        user = _owner_check(session, cred, user_id)
+        user = owned_user(session, cred, user_id)
         project_id = body.tenant_id or body.project_id
         if not project_id:
             raise InputParameterError("tenant_id: required (the project the EC2 credential acts in)")
-        if session.get(Project, project_id) is None:
-            raise ResourceNotFoundError(f"Could not find project: {project_id}.")
+        existing_project(session, project_id)
         if project_id not in {p.id for p in projects_of(session, user.id)}:
             raise ForbiddenError(f"user {user.name} has no role on project {project_id}")
-        blob, cid = _ec2_blob(None)
-        c = UserCredential(id=cid, user_id=user.id, project_id=project_id, type="ec2",
-                           encrypted_blob=cipher(request).encrypt(blob))
-        session.add(c)
-        a.obj_id = cid
-        a.notes = f"user {user.id}"  # never the secret
+        c = store(session, request, a, user, project_id, "ec2", None)
     return {"credential": _ec2_dict(c, request)}
 
 
 @router.get("/users/{user_id}/credentials/OS-EC2")
 def list_ec2(user_id: str, request: Request, session: SessionDep, cred: CredentialDep) -> dict[str, Any]:
     enforce(cred, "identity:credentials:list")
-    _owner_check(session, cred, user_id)
+    owned_user(session, cred, user_id)
     rows = session.scalars(select(UserCredential).where(UserCredential.user_id == user_id,
                                                         UserCredential.type == "ec2")
                            .order_by(UserCredential.created_at))
@@ -78,7 +72,7 @@ def list_ec2(user_id: str, request: Request, session: SessionDep, cred: Credenti
 @router.get("/users/{user_id}/credentials/OS-EC2/{access}")
 def get_ec2(user_id: str, access: str, request: Request, session: SessionDep, cred: CredentialDep) -> dict[str, Any]:
     enforce(cred, "identity:credentials:get")
-    _owner_check(session, cred, user_id)
+    owned_user(session, cred, user_id)
     return {"credential": _ec2_dict(_one(session, user_id, access), request)}
 
 
@@ -86,7 +80,7 @@ def get_ec2(user_id: str, access: str, request: Request, session: SessionDep, cr
 def delete_ec2(user_id: str, access: str, session: SessionDep, cred: CredentialDep) -> Response:
     with audited(session, cred, "delete", "credential", obj_name="ec2") as a:
         enforce(cred, "identity:credentials:delete")
-        _owner_check(session, cred, user_id)
+        owned_user(session, cred, user_id)
         c = _one(session, user_id, access)
         a.obj_id = c.id
         session.delete(c)
