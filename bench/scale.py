@@ -86,6 +86,7 @@ def run(replicas: int, servers: int, hosts: int, concurrency: int, kill_every: f
                 "load_1m": round(os.getloadavg()[0], 1),
                 "idle_cpu_pct": round(idle_pct), "run_cpu_s": round(run_cpu, 1),
                 "cpu_ms_per_server": round(1000 * run_cpu / max(1, rep.accepted)),
+                "lb_refused": cl.lb.refused,
             }
             return out
         finally:
@@ -118,7 +119,7 @@ def main() -> None:
               f"in {res['accept_all_s']}s; to agent p50/p95/max {res['to_agent_p50_s']}/{res['to_agent_p95_s']}/"
               f"{res['to_agent_max_s']}s; running p50/p95/max {res['running_p50_s']}/{res['running_p95_s']}/"
               f"{res['running_max_s']}s; {res['throughput_per_s']} servers/s; kills {res['kills']}; "
-              f"load {res['load_1m']}", flush=True)
+              f"load {res['load_1m']}; connections the balancer closed unserved {res['lb_refused']}", flush=True)
         print(f"  replicas' CPU over the run {res['run_cpu_s']}s ({res['cpu_ms_per_server']} ms per server); "
               f"idle with the agents' polls {res['idle_cpu_pct']}% of a core", flush=True)
         if res["create_error_samples"]:

@@ -23,6 +23,8 @@ import socket
 import threading
 from collections.abc import Callable, Sequence
 
+CONNECT_S = 30.0  # how long a backend may take to accept a connection before the next one is tried
+
 
 class Balancer:
     def __init__(self, backends: Sequence[int], port: int = 0, host: str = "127.0.0.1") -> None:
@@ -31,6 +33,7 @@ class Balancer:
         self._want_port = port
         self.port = 0
         self.connections: dict[int, int] = {p: 0 for p in self.backends}  # backend port -> connections made
+        self.refused = 0  # client connections closed because no backend took them (all down, or too slow)
         self._rr = itertools.count()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.AbstractServer | None = None
@@ -73,7 +76,10 @@ class Balancer:
         for i in range(n):
             port = self.backends[(start + i) % n]
             try:
-                r, w = await asyncio.wait_for(asyncio.open_connection(self.host, port), 2)
+                # a dead replica refuses at once; the bound is for one that does not answer at all.
+                # It was 2 s: with the balancer's thread starved in a loaded test process (200 create
+                # threads beside it), live replicas missed it and agents' image downloads broke off
+                r, w = await asyncio.wait_for(asyncio.open_connection(self.host, port), CONNECT_S)
             except (TimeoutError, OSError):
                 continue
             self.connections[port] = self.connections.get(port, 0) + 1
@@ -83,6 +89,7 @@ class Balancer:
     async def _handle(self, cr: asyncio.StreamReader, cw: asyncio.StreamWriter) -> None:
         up = await self._connect()
         if up is None:  # every replica down: refuse like a dead balancer would (connection reset)
+            self.refused += 1
             cw.close()
             return
         ur, uw, port = up
