@@ -7,6 +7,7 @@ database advisory lock, because N replicas may start at once.
 """
 from __future__ import annotations
 
+import ast
 import fcntl
 import functools
 import threading
@@ -47,6 +48,42 @@ def code_heads() -> set[str]:
     return set(_script().get_heads())
 
 
+@functools.cache
+def declared_heads() -> frozenset[str] | None:
+    """The heads, read from the revision files' text without importing Alembic (≈0.15–0.2 s of CPU,
+    a tenth of `ocadm serve`'s start): a revision no other one names as its ``down_revision``, as
+    Alembic counts heads (``depends_on`` does not end a head). None when a file does not state its
+    revisions as plain literals: then only Alembic's own reading is trusted. A unit test holds
+    this equal to ``code_heads()``."""
+    downs: set[str] = set()
+    revisions: set[str] = set()
+    for f in sorted((MIGRATIONS_DIR / "versions").glob("*.py")):
+        found: dict[str, object] = {}
+        for node in ast.parse(f.read_text(encoding="utf-8")).body:
+            if isinstance(node, ast.Assign) and len(node.targets) == 1:
+                target, value = node.targets[0], node.value
+            elif isinstance(node, ast.AnnAssign) and node.value is not None:
+                target, value = node.target, node.value
+            else:
+                continue
+            if isinstance(target, ast.Name) and target.id in ("revision", "down_revision"):
+                try:
+                    found[target.id] = ast.literal_eval(value)
+                except (ValueError, TypeError):
+                    return None
+        rev, down = found.get("revision"), found.get("down_revision")
+        if not isinstance(rev, str):
+            return None
+        revisions.add(rev)
+        if isinstance(down, str):
+            downs.add(down)
+        elif isinstance(down, tuple | list) and all(isinstance(d, str) for d in down):
+            downs.update(down)
+        elif down is not None:
+            return None
+    return frozenset(revisions - downs)
+
+
 def known_revisions() -> set[str]:
     return {r.revision for r in _script().walk_revisions()}
 
@@ -85,8 +122,10 @@ def applied_revisions(db: set[str]) -> set[str]:
 def schema_state(engine: Engine) -> SchemaState:
     with engine.connect() as conn:
         db = db_revisions(conn)
+    if db and db == declared_heads():  # the usual start: no Alembic import, nothing to walk
+        return SchemaState("current", frozenset(db), frozenset(db))
     code = code_heads()
-    if db and db == code:  # the usual start: nothing to walk
+    if db and db == code:
         return SchemaState("current", frozenset(db), frozenset(code))
     if not db:
         st = "empty"

@@ -91,8 +91,13 @@ def check_port(host: str, port: int) -> None:
 def serve(data_dir: Path | None, port: int | None, listen_host: str | None, log_level: str | None,
           with_agent: bool) -> None:
     """Run the controller (every service, one port)."""
+    import gc
     import os
 
+    # Importing and building the app allocates ~150k long-lived objects and no garbage worth a pass:
+    # the collector's passes over them were 0.1–0.3 s of the start's CPU. Off while building; then
+    # the built objects are frozen (never scanned again, so no request pays for a full pass over them).
+    gc.disable()
     os.umask(0o077)
     import uvicorn
 
@@ -104,6 +109,8 @@ def serve(data_dir: Path | None, port: int | None, listen_host: str | None, log_
     db = preflight(s)
     logging.basicConfig(level=s.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app = create_app(s, db=db)  # type: ignore[arg-type]
+    gc.freeze()
+    gc.enable()
     click.echo(f"cloudpods-one controller on http://{s.listen_host}:{s.port} (data: {s.data_dir})", err=True)
     stop_agent = None
     if with_agent:

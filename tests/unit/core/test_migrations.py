@@ -5,7 +5,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, inspect, text
 
 from core.db.base import Base
-from core.db.migrate import alembic_config, downgrade, schema_state, upgrade
+from core.db.migrate import alembic_config, code_heads, declared_heads, downgrade, schema_state, upgrade
 
 
 def test_one_head_per_branch_all_rooted_on_root() -> None:
@@ -24,6 +24,27 @@ def test_one_head_per_branch_all_rooted_on_root() -> None:
     assert len(labels) == len(set(labels)), f"a branch has two heads: {heads}"
     bases = script.get_bases()
     assert bases == ["root_0001"], bases
+
+
+def test_heads_read_without_alembic_are_alembics_heads() -> None:
+    """`ocadm serve` compares the database with heads read from the files' text; Alembic must agree."""
+    assert declared_heads() == frozenset(code_heads())
+
+
+def test_a_current_database_is_checked_without_importing_alembic(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'c.db'}")
+    upgrade(engine)
+    engine.dispose()
+    code = ("import sys; from sqlalchemy import create_engine; from core.db.migrate import schema_state; "
+            f"st = schema_state(create_engine('sqlite:///{tmp_path / 'c.db'}')); "
+            "print(st.state, 'alembic' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         cwd=Path(__file__).resolve().parents[3])
+    assert out.stdout.split() == ["current", "False"], out.stderr
 
 
 def test_models_match_migrations(tmp_path) -> None:  # type: ignore[no-untyped-def]
