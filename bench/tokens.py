@@ -9,6 +9,8 @@ Prints, on a scratch SQLite controller (one process, one worker):
      session, validation, JSON): ``GET /v3/auth/tokens`` — the server's own per-request cost;
   4. the same over real HTTP against ``ocadm serve`` (uvicorn, one worker), load from another
      process — includes the client's cost on the same 2 cores, so it is a floor, not a ceiling;
+     with the server process's CPU per request (utime+stime over the run ÷ requests): the figure
+     to compare on a loaded machine, and 1000 ÷ it is the rate one free core would carry;
   5. password login: the share of its time spent in the password hash.
 Machine noise: the box is shared with other builds; figures move ±30 % between runs.
 """
@@ -159,7 +161,7 @@ def w(i):
 t0 = time.perf_counter()
 ts = [threading.Thread(target=w, args=(i,)) for i in range(threads)]
 [t.start() for t in ts]; [t.join() for t in ts]
-print(sum(count) / (time.perf_counter() - t0))
+print(sum(count) / (time.perf_counter() - t0), sum(count))
 """
 
 
@@ -183,8 +185,8 @@ print(len(lat) / (time.perf_counter() - t0), lat[int(len(lat) * 0.9)] * 1000)
 
 
 @contextmanager
-def serving(settings: Any) -> Iterator[str]:
-    """``ocadm serve`` (uvicorn, one worker) on the scratch data dir; yields its base URL."""
+def serving(settings: Any) -> Iterator[tuple[str, int]]:
+    """``ocadm serve`` (uvicorn, one worker) on the scratch data dir; yields its base URL and pid."""
     import httpx
 
     env = {**os.environ, "PYTHONPATH": str(REPO)}
@@ -199,7 +201,7 @@ def serving(settings: Any) -> Iterator[str]:
                     break
             except httpx.HTTPError:
                 time.sleep(0.05)
-        yield base
+        yield base, proc.pid
     finally:
         proc.terminate()
         proc.wait(10)
@@ -213,9 +215,19 @@ def _load(script: str, *args: Any, timeout: float) -> list[float]:
     return [float(x) for x in out.stdout.split()]
 
 
-def bench_http(base: str, token: str, seconds: float, threads: int) -> float:
+def cpu_s(pid: int) -> float:
+    """utime + stime of a process, in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def bench_http(base: str, pid: int, token: str, seconds: float, threads: int) -> tuple[float, float]:
+    """(requests /s, server CPU ms per request) of token validation over HTTP."""
     url = base + "/api/s/identity/v3/auth/tokens?nocatalog"
-    return _load(LOADGEN, url, token, seconds, threads, timeout=seconds + 60)[0]
+    _load(LOADGEN, url, token, 0.5, 1, timeout=60)  # warm: first-request work, the token cache
+    before = cpu_s(pid)
+    rate_, n = _load(LOADGEN, url, token, seconds, threads, timeout=seconds + 60)
+    return rate_, (cpu_s(pid) - before) * 1000 / n
 
 
 def bench_user_create(base: str, token: str, threads: int, n: int = 40) -> tuple[float, float]:
@@ -269,10 +281,12 @@ def main() -> None:
         bare = bench_asgi(settings, token, a.seconds, "/api/s/identity/v3", auth=False)
         print(f"GET /v3 (no auth, no DB), ASGI:  {bare:>10,.0f} req/s  (the framework's own ceiling)")
         if not a.no_http:
-            with serving(settings) as base:
-                http = bench_http(base, token, a.seconds, a.http_threads)
+            with serving(settings) as (base, pid):
+                http, cpu_ms = bench_http(base, pid, token, a.seconds, a.http_threads)
                 print(f"GET /v3/auth/tokens, HTTP:       {http:>10,.0f} req/s  (uvicorn 1 worker; client on the "
                       f"same cores, {a.http_threads} threads)")
+                print(f"  server CPU per request:        {cpu_ms:>10.2f} ms  (≈{1000 / cpu_ms:,.0f} req/s on one "
+                      f"free core; load {os.getloadavg()[0]:.1f})")
                 for threads in (1, 4):
                     r, p90 = bench_user_create(base, token, threads)
                     print(f"POST /v3/users, {threads} thread(s):     {r:>10,.1f} /s  p90 {p90:.0f} ms")
