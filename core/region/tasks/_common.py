@@ -6,7 +6,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.hostapi.protocol import DeployPayload, GuestPayload, ServerRef
+from core.hostapi.protocol import DeployPayload, DiskPayload, GuestPayload, ServerRef
 from core.region.models import Disk, HostStorage, HostWire, IpAllocation, Keypair, Network, Server, Storage, Wire
 from core.tasks.engine import Run, StageError, TaskBase
 
@@ -104,3 +104,20 @@ def _snapshot_sources(session: Session, server: Server) -> dict[int, dict[str, A
 
 def server_ref(server: Server) -> ServerRef:
     return ServerRef(id=server.id, name=server.name)
+
+
+def disk_payload(d: Disk, *, index: int | None = None, with_image: bool = False) -> DiskPayload:
+    """A stored disk as the agent's work items name it (its own index unless ``index`` is given; its
+    image only where the agent may need it, e.g. an attached disk made from one)."""
+    return DiskPayload(id=d.id, index=d.disk_index if index is None else index, size=d.disk_size,
+                       format=d.disk_format or "qcow2", disk_type=d.disk_type or "data",
+                       storage_id=d.storage_id or "", image_id=(d.template_id or None) if with_image else None,
+                       access_path=d.access_path or "")
+
+
+def disk_of(run: Run) -> Disk:
+    """The task's ``disk_id`` (attach, detach): gone is a failure of the task."""
+    disk = run.session.get(Disk, run.params["disk_id"])
+    if disk is None:
+        run.fail("the disk no longer exists")
+    return disk

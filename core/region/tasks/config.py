@@ -11,7 +11,6 @@ from core.hostapi.protocol import (
     AttachDiskResult,
     DeployResult,
     DetachDiskPayload,
-    DiskPayload,
     MigrateCleanupPayload,
     MigrateInPayload,
     MigrateOutPayload,
@@ -24,7 +23,15 @@ from core.region import quotas
 from core.region import statemachine as sm
 from core.region.models import Disk, Host, HostStorage, Server
 from core.region.release import release_host_claim
-from core.region.tasks._common import ServerTask, agent_payload, release_task, server_of, server_ref
+from core.region.tasks._common import (
+    ServerTask,
+    agent_payload,
+    disk_of,
+    disk_payload,
+    release_task,
+    server_of,
+    server_ref,
+)
 from core.tasks.engine import Run
 from drivers.base import Capability
 
@@ -292,10 +299,7 @@ class ServerAttachDiskTask(ServerTask):
 
     def on_init(self, run: Run) -> None:
         server = server_of(run)
-        disk = run.session.get(Disk, run.params["disk_id"])
-        if disk is None:
-            run.fail("the disk no longer exists")
-        assert disk is not None
+        disk = disk_of(run)
         if disk.storage_id and not run.session.scalar(select(HostStorage.id).where(
                 HostStorage.host_id == server.host_id, HostStorage.storage_id == disk.storage_id)):
             run.fail(f"disk {disk.name} is on a storage host {server.host_id} cannot reach")
@@ -303,12 +307,7 @@ class ServerAttachDiskTask(ServerTask):
         index = next(i for i in range(64) if i not in used)
         run.set_params(index=index)
         run.dispatch(str(server.host_id), WorkKind.ATTACH_DISK, AttachDiskPayload(
-            server=server_ref(server), disk=DiskPayload(id=disk.id, index=index, size=disk.disk_size,
-                                                        format=disk.disk_format or "qcow2",
-                                                        disk_type=disk.disk_type or "data",
-                                                        storage_id=disk.storage_id or "",
-                                                        image_id=disk.template_id or None,
-                                                        access_path=disk.access_path or "")),
+            server=server_ref(server), disk=disk_payload(disk, index=index, with_image=True)),
             then="on_attach_complete")
 
     def on_attach_complete(self, run: Run) -> None:
@@ -333,15 +332,10 @@ class ServerDetachDiskTask(ServerTask):
 
     def on_init(self, run: Run) -> None:
         server = server_of(run)
-        disk = run.session.get(Disk, run.params["disk_id"])
-        if disk is None:
-            run.fail("the disk no longer exists")
-        assert disk is not None
+        disk = disk_of(run)
         run.dispatch(str(server.host_id), WorkKind.DETACH_DISK, DetachDiskPayload(
-            server=server_ref(server), keep_disk=bool(run.params.get("keep_disk", True)),
-            disk=DiskPayload(id=disk.id, index=disk.disk_index, size=disk.disk_size, format=disk.disk_format or "qcow2",
-                             disk_type=disk.disk_type or "data", storage_id=disk.storage_id or "",
-                             access_path=disk.access_path or "")), then="on_detach_complete")
+            server=server_ref(server), keep_disk=bool(run.params.get("keep_disk", True)), disk=disk_payload(disk)),
+            then="on_detach_complete")
 
     def on_detach_complete(self, run: Run) -> None:
         server = server_of(run)

@@ -7,7 +7,7 @@ from core.hostapi.protocol import DeletePayload, DeleteResult, DiskDeletePayload
 from core.region import statemachine as sm
 from core.region.models import Disk, Host, HostStorage, Server
 from core.region.release import release_disk, release_server
-from core.region.tasks._common import release_task, server_of, server_ref
+from core.region.tasks._common import disk_payload, release_task, server_of, server_ref
 from core.tasks.engine import Run, TaskBase
 
 # statuses in which nothing exists on a host: no agent round trip needed. An agent that reports a
@@ -77,10 +77,8 @@ class DiskDeleteTask(TaskBase):
         if host_id is None:
             run.next("on_file_deleted")
             return
-        run.dispatch(host_id, WorkKind.DISK_DELETE, DiskDeletePayload(disk=DiskPayload(
-            id=d.id, index=max(d.disk_index, 0), size=d.disk_size, format=d.disk_format or "qcow2",
-            disk_type=d.disk_type or "data", storage_id=d.storage_id or "", access_path=d.access_path or "")),
-            then="on_file_deleted")
+        run.dispatch(host_id, WorkKind.DISK_DELETE, DiskDeletePayload(disk=disk_payload(d, index=max(d.disk_index, 0))),
+                     then="on_file_deleted")
 
     def on_file_deleted(self, run: Run) -> None:
         if run.result():

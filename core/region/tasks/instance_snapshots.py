@@ -9,8 +9,7 @@ from core.hostapi.protocol import InstanceSnapshotPayload, WorkKind
 from core.region import quotas
 from core.region.managers.instance_snapshots import members
 from core.region.models import Disk, InstanceSnapshot, Server
-from core.region.tasks._common import server_ref
-from core.region.tasks.snapshots import _disk_payload
+from core.region.tasks._common import disk_payload, server_ref
 from core.tasks.engine import Run, StageError, TaskBase
 
 
@@ -44,7 +43,7 @@ class InstanceSnapshotCreateTask(TaskBase):
         if len(disks) != len(snaps) or any(d.server_id != server.id for d in disks.values()):
             raise StageError("a disk of the server was detached or deleted meanwhile")
         run.dispatch(str(server.host_id), WorkKind.INSTANCE_SNAPSHOT_CREATE, InstanceSnapshotPayload(
-            server=server_ref(server), disks=[_disk_payload(disks[s.disk_id]) for s in snaps],
+            server=server_ref(server), disks=[disk_payload(disks[s.disk_id]) for s in snaps],
             snapshot_ids=[s.id for s in snaps]), then="on_created")
 
     def on_created(self, run: Run) -> None:
@@ -145,7 +144,7 @@ class InstanceSnapshotResetTask(TaskBase):
         if disk is None or disk.server_id != server.id:
             raise StageError(f"disk {disk_id} is no longer on the server")
         run.dispatch(str(server.host_id), WorkKind.DISK_RESET,
-                     DiskResetPayload(server=server_ref(server), disk=_disk_payload(disk), snapshot_id=snap_id),
+                     DiskResetPayload(server=server_ref(server), disk=disk_payload(disk), snapshot_id=snap_id),
                      then="on_reset")
 
     def on_reset(self, run: Run) -> None:

@@ -5,17 +5,11 @@ The API held the disk and its server (``active_task_id``) when it accepted the a
 """
 from __future__ import annotations
 
-from core.hostapi.protocol import DiskPayload, DiskResetPayload, DiskResizePayload, SnapshotPayload, WorkKind
+from core.hostapi.protocol import DiskResetPayload, DiskResizePayload, SnapshotPayload, WorkKind
 from core.region import quotas
 from core.region.models import Disk, Server, Snapshot
-from core.region.tasks._common import server_ref
+from core.region.tasks._common import disk_payload, server_ref
 from core.tasks.engine import Run, StageError, TaskBase
-
-
-def _disk_payload(d: Disk) -> DiskPayload:
-    return DiskPayload(id=d.id, index=d.disk_index, size=d.disk_size, format=d.disk_format or "qcow2",
-                       disk_type=d.disk_type or "data", storage_id=d.storage_id or "",
-                       access_path=d.access_path or "")
 
 
 def _disk_server(run: Run, disk_id: str) -> tuple[Disk, Server]:
@@ -51,7 +45,7 @@ class SnapshotCreateTask(TaskBase):
         snap = _snapshot(run)
         disk, server = _disk_server(run, run.params["disk_id"])
         run.dispatch(str(server.host_id), WorkKind.SNAPSHOT_CREATE,
-                     SnapshotPayload(server=server_ref(server), disk=_disk_payload(disk), snapshot_id=snap.id),
+                     SnapshotPayload(server=server_ref(server), disk=disk_payload(disk), snapshot_id=snap.id),
                      then="on_created")
 
     def on_created(self, run: Run) -> None:
@@ -80,7 +74,7 @@ class SnapshotDeleteTask(TaskBase):
         snap = _snapshot(run)
         disk, server = _disk_server(run, run.params["disk_id"])
         run.dispatch(str(server.host_id), WorkKind.SNAPSHOT_DELETE,
-                     SnapshotPayload(server=server_ref(server), disk=_disk_payload(disk), snapshot_id=snap.id),
+                     SnapshotPayload(server=server_ref(server), disk=disk_payload(disk), snapshot_id=snap.id),
                      then="on_deleted")
 
     def on_deleted(self, run: Run) -> None:
@@ -105,7 +99,7 @@ class DiskResetTask(TaskBase):
     def on_init(self, run: Run) -> None:
         disk, server = _disk_server(run, run.task.obj_id)
         run.dispatch(str(server.host_id), WorkKind.DISK_RESET,
-                     DiskResetPayload(server=server_ref(server), disk=_disk_payload(disk),
+                     DiskResetPayload(server=server_ref(server), disk=disk_payload(disk),
                                       snapshot_id=str(run.params["snapshot_id"])), then="on_reset")
 
     def on_reset(self, run: Run) -> None:
@@ -131,7 +125,7 @@ class DiskResizeTask(TaskBase):
     def on_init(self, run: Run) -> None:
         disk, server = _disk_server(run, run.task.obj_id)
         run.dispatch(str(server.host_id), WorkKind.DISK_RESIZE,
-                     DiskResizePayload(server=server_ref(server), disk=_disk_payload(disk),
+                     DiskResizePayload(server=server_ref(server), disk=disk_payload(disk),
                                        size=int(run.params["size"])), then="on_resized")
 
     def on_resized(self, run: Run) -> None:
