@@ -25,7 +25,11 @@ from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-AGENT_WAIT_S = 20.0
+# The agent dials only once it has opened the guest's console (core/agent/console.py), so this wait covers
+# that opening too: a bare-metal machine's SOL activation alone may take SLOW x the BMC timeout = 30 s
+# (drivers/baremetal/common.py: two activation windows after the last session's logout). It was 20 s,
+# shorter than that inner wait, so a slow activation ended as 'did not connect' instead of its own answer.
+AGENT_WAIT_S = 60.0
 CLOSE_NOT_HERE = 4409  # the agent reached a replica that does not hold the session
 
 

@@ -89,3 +89,13 @@ def test_an_auth_failure_is_not_retried() -> None:
     with pytest.raises(BmcError):
         Bounded(cfg, lambda: None).call("x", refuse)
     assert len(calls) == 1
+
+
+def test_the_console_relay_outwaits_an_sol_activation() -> None:
+    # The relay waits for the agent's end of a session, which arrives only after the console has been
+    # opened: a wait shorter than an SOL activation's own deadline turned a slow activation into
+    # "the host agent did not connect" (the deadline-equal-to-the-inner-wait class of CI flake)
+    from core.console import relay
+    from drivers.baremetal.common import SLOW
+
+    assert SLOW * BmcConfig("ipmi").timeout_s + 10 < relay.AGENT_WAIT_S
