@@ -76,7 +76,7 @@ def test_server_migrate_moves_a_stopped_server_with_its_disks_and_address(
     assert [n["mac"] for n in kept] == [n["mac"] for n in nics_before]
     assert _staged(ctl) == []  # the controller's copy went with the task
     assert ctl.climc("server-start", "mover").returncode == 0
-    wait_for(lambda: server(ctl, "mover")["status"] == "running", 20, "started on the new host")
+    wait_for(lambda: server(ctl, "mover")["status"] == "running", 60, "started on the new host")
     assert server(ctl, "mover")["host_id"] == dst.host_id
     assert ctl.climc("server-stop", "mover").returncode == 0
     _ready(ctl, "mover")
@@ -119,7 +119,7 @@ def test_a_running_server_is_refused_and_a_failed_migrate_in_leaves_the_server_o
     src = by_host[s["host_id"]]
     dst = next(a for a in agents if a is not src)
     assert ctl.climc("server-start", "stayer").returncode == 0
-    wait_for(lambda: server(ctl, "stayer")["status"] == "running", 20, "running")
+    wait_for(lambda: server(ctl, "stayer")["status"] == "running", 60, "running")
     r = ctl.climc("server-migrate", "stayer")
     assert r.returncode != 0 and "running" in (r.stderr + r.stdout), r.stdout + r.stderr
     # libvirt's test:/// migrates nothing live: its hosts do not declare it, the API says so (no task)
@@ -139,8 +139,8 @@ def test_a_running_server_is_refused_and_a_failed_migrate_in_leaves_the_server_o
     try:
         r = ctl.climc("server-migrate", "stayer", "--prefer-host", dst.cfg["host_name"])
         assert r.returncode == 0, r.stderr
-        tid = wait_for(lambda: _task_id(ctl, sid), 20, "migrate task")
-        wait_for(lambda: _item_status(ctl, tid, "guest-migrate-in") == "dispatched", 20,
+        tid = wait_for(lambda: _task_id(ctl, sid), 60, "migrate task")
+        wait_for(lambda: _item_status(ctl, tid, "guest-migrate-in") == "dispatched", 60,
                  "migrate-in handed to the frozen target")
         staged = Path(ctl.data_dir) / "migrations" / sid
         files = [p for p in staged.iterdir() if not p.name.endswith(".sha256") and not p.name.startswith(".")]

@@ -122,7 +122,7 @@ def test_default_group_multiple_groups_and_the_verbs(controller: Controller,
     st = agent.agent.firewall.status() if agent.agent else {}
     assert st["enforcing"] is False and "network_mode none" in st["reason"]
     # ... and so does the host as the region shows it
-    shown = wait_for(lambda: (h := cj(controller, "host-show", net["host_id"])).get("secgroup_status") and h, 15)
+    shown = wait_for(lambda: (h := cj(controller, "host-show", net["host_id"])).get("secgroup_status") and h, 60)
     assert shown["secgroup_enforcing"] is False and "not enforced" in shown["secgroup_status"]
 
 

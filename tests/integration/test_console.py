@@ -175,7 +175,7 @@ def test_server_vnc_url_reaches_the_guest_rfb_server_through_the_agent(cloud: di
     # the session and its end are audit records; the session row knows where the agent attached
     wait_for(lambda: any(a["action"] == "console-close-vnc" and a["obj_id"] == sid
                          for a in ctl.api.get("/api/s/identity/v3/actions", params={"limit": 200})
-                         .json().get("actions", [])) or None, 20, "console-close audit")
+                         .json().get("actions", [])) or None, 60, "console-close audit")
     acts = ctl.api.get("/api/s/identity/v3/actions", params={"limit": 200}).json()["actions"]
     done = {a["action"] for a in acts if a["obj_id"] == sid}
     assert {"console-token-vnc", "console-open-vnc", "console-close-vnc"} <= done, done

@@ -106,7 +106,7 @@ def test_replica_killed_mid_stage_its_task_is_taken_over_after_the_lease(pair: C
                     assert t is not None
                     return t.owner if t.status == "running" and t.stage == "on_deploy_complete" else None
 
-            owner = wait_for(claimed, 20, "a replica running on_deploy_complete")
+            owner = wait_for(claimed, 60, "a replica running on_deploy_complete")
             victim = next(i for i in range(2) if cl.owner(i) == owner)
             cl.kill(victim)
             lock.rollback()

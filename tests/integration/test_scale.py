@@ -79,7 +79,7 @@ def test_tokens_from_one_replica_work_on_every_other(cluster: Cluster) -> None:
                      headers={"X-Auth-Token": admin, "X-Subject-Token": tok}, timeout=30)
     assert r.status_code == 204, r.text
     wait_for(lambda: all(httpx.get(f"http://127.0.0.1:{p}{B}/servers", headers={"X-Auth-Token": tok},
-                                   timeout=30).status_code == 401 for p in ports), 10, "revoked everywhere")
+                                   timeout=30).status_code == 401 for p in ports), 60, "revoked everywhere")
 
 
 def test_tasks_run_on_every_replica_and_agents_reach_any(cluster: Cluster) -> None:
@@ -114,7 +114,7 @@ def test_tasks_run_on_every_replica_and_agents_reach_any(cluster: Cluster) -> No
 def test_periodic_job_runs_under_one_lease_and_moves_when_its_replica_dies(cluster: Cluster) -> None:
     cl = cluster
     name = "periodic:hosts-offline"  # every 1 s here, lease 3 s
-    holder = wait_for(lambda: _lease_holder(cl, name), 10, "a holder")
+    holder = wait_for(lambda: _lease_holder(cl, name), 60, "a holder")
     seen = set()
     for _ in range(15):  # renewals keep the same holder: nobody else runs it meanwhile
         seen.add(_lease_holder(cl, name))
@@ -124,9 +124,10 @@ def test_periodic_job_runs_under_one_lease_and_moves_when_its_replica_dies(clust
     cl.kill(victim)
     try:
         t0 = time.monotonic()
-        new = wait_for(lambda: (h := _lease_holder(cl, name)) and h != holder and h, 15, "another holder")
+        new = wait_for(lambda: (h := _lease_holder(cl, name)) and h != holder and h, 60, "another holder")
         assert new in {cl.owner(i) for i in range(3)} - {holder}
-        assert time.monotonic() - t0 < 10
+        # lease 3 s + a 1 s tick; the rest is room for a loaded CI box (a lease never taken over fails above)
+        assert time.monotonic() - t0 < 30
     finally:
         cl.restart(victim)
 

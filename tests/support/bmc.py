@@ -165,7 +165,7 @@ class IpmiSim:
             self.port = 0
         raise RuntimeError(f"ipmi_sim did not start: {(self.dir / 'sim.out').read_text()[-500:]}")
 
-    def _wait_up(self, timeout: float = 30.0) -> bool:
+    def _wait_up(self, timeout: float = 60.0) -> bool:
         end = time.monotonic() + timeout
         while time.monotonic() < end:
             if self.proc is None or self.proc.poll() is not None:
@@ -319,7 +319,7 @@ class SushyEmulator:
         log.close()
         import httpx
 
-        end = time.monotonic() + 30
+        end = time.monotonic() + 90  # a Python app: its imports alone took > 20 s at load 30
         while time.monotonic() < end:
             if self.proc.poll() is not None:
                 break

@@ -34,7 +34,7 @@ class Moto:
             env["INITIAL_NO_AUTH_ACTION_COUNT"] = str(auth_free_calls)
         self.proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
                                      env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        end = time.monotonic() + 60
+        end = time.monotonic() + 120  # moto's imports (boto, its models) are slow on a loaded machine
         while time.monotonic() < end:
             try:
                 if httpx.get(self.url + "/moto-api/", timeout=2).status_code == 200:
@@ -42,7 +42,7 @@ class Moto:
             except httpx.HTTPError:
                 time.sleep(0.1)
         self.stop()
-        raise RuntimeError("moto server did not answer in 60 s")
+        raise RuntimeError("moto server did not answer in 120 s")
 
     def client(self, service: str = "ec2", key: str = "testing", secret: str = "testing") -> Any:
         import boto3

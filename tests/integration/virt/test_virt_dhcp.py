@@ -131,14 +131,14 @@ def test_udhcpc_renew_and_release(lan: Lan, tmp_path: Path) -> None:
             stderr=subprocess.DEVNULL,
         )
         try:
-            wait_for(lambda: any(e["_arg"] == "bound" for e in read_events(log)), 15, "udhcpc bound")
+            wait_for(lambda: any(e["_arg"] == "bound" for e in read_events(log)), 60, "udhcpc bound")
             p.send_signal(signal.SIGUSR1)  # udhcpc: renew now (unicast REQUEST from the bound address)
-            wait_for(lambda: any(e["_arg"] == "renew" for e in read_events(log)), 15, "udhcpc renew")
+            wait_for(lambda: any(e["_arg"] == "renew" for e in read_events(log)), 60, "udhcpc renew")
             assert [e["ip"] for e in read_events(log) if e["_arg"] in ("bound", "renew")] == [IP, IP]
             assert srv.responder.bindings()[MAC].ip == IP
         finally:
             stop(p)  # -R: release on exit
-        wait_for(lambda: "release" in kinds(srv), 5, "DHCPRELEASE")
+        wait_for(lambda: "release" in kinds(srv), 60, "DHCPRELEASE")
         k = kinds(srv)
         assert k[:4] == ["discover", "offer", "request:selecting", "ack"] and k[-1] == "release"
         renewals = k[4:-1]  # udhcpc may repeat its renewal REQUEST; each one is ACKed
@@ -249,7 +249,7 @@ def test_dhclient_lease_and_renew(lan: Lan, tmp_path: Path) -> None:
         p = dhclient(ns, tmp_path, script)
         try:
             wait_for(
-                lambda: [e for e in read_events(log) if e.get("reason") == "BOUND"], 20, "dhclient BOUND"
+                lambda: [e for e in read_events(log) if e.get("reason") == "BOUND"], 60, "dhclient BOUND"
             )
             b = next(e for e in read_events(log) if e.get("reason") == "BOUND")
             assert (
@@ -260,7 +260,7 @@ def test_dhclient_lease_and_renew(lan: Lan, tmp_path: Path) -> None:
                 b["new_dhcp_lease_time"],
             ) == (IP, "255.255.255.0", "10.213.78.1", "10.213.78.2 10.213.78.3", "10")
             wait_for(
-                lambda: [e for e in read_events(log) if e.get("reason") == "RENEW"], 20, "dhclient RENEW"
+                lambda: [e for e in read_events(log) if e.get("reason") == "RENEW"], 60, "dhclient RENEW"
             )
             renew = next(e for e in read_events(log) if e.get("reason") == "RENEW")
             assert renew["new_ip_address"] == IP
