@@ -43,7 +43,7 @@ def infra(controller: Controller, cirros_image: dict[str, object]) -> Iterator[d
         servers.append(r.json()["server"])
     n["servers"] = servers
     # no agent serves this host: each server settles in "deploying" (a stable status to filter on)
-    end = time.monotonic() + 30
+    end = time.monotonic() + 60
     while time.monotonic() < end and any(api.get(f"{B}/servers/{s['id']}").json()["server"]["status"] != "deploying"
                                          for s in servers):
         time.sleep(0.1)
@@ -157,7 +157,7 @@ def test_disk_size_minus_one_is_the_image_size(controller: Controller, infra: di
             "disks": [disk], "nets": [{"network": f"ln1-{t}"}]}})
         assert r.status_code == 200, r.text
         sid = r.json()["server"]["id"]
-        end = time.monotonic() + 30
+        end = time.monotonic() + 60
         while time.monotonic() < end and not api.get(f"{B}/servers/{sid}").json()["server"]["disks_info"]:
             time.sleep(0.1)
         sizes[label] = api.get(f"{B}/servers/{sid}").json()["server"]["disk"]

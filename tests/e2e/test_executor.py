@@ -28,7 +28,7 @@ def ctl(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Controller]:
     c.stop()
 
 
-def status_of(ctl: Controller, name: str, want: str, timeout: float = 30) -> str:
+def status_of(ctl: Controller, name: str, want: str, timeout: float = 60) -> str:
     end = time.monotonic() + timeout
     st = ""
     while time.monotonic() < end:

@@ -99,7 +99,7 @@ def put_head(path: str, token: str, length: int, extra: str = "") -> str:
             f"Content-Type: application/octet-stream\r\nContent-Length: {length}\r\n{extra}\r\n")
 
 
-def wait_status(api: httpx.Client, image_id: str, status: str, timeout: float = 10.0) -> dict[str, Any]:
+def wait_status(api: httpx.Client, image_id: str, status: str, timeout: float = 60.0) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     img: dict[str, Any] = {}
     while time.monotonic() < deadline:

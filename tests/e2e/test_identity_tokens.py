@@ -30,7 +30,7 @@ def _get(ctl: Controller, token: str, path: str = "/projects") -> httpx.Response
     return httpx.get(ctl.url + KS + path, headers={"X-Auth-Token": token}, timeout=30)
 
 
-def _wait_status(ctl: Controller, token: str, status: int, timeout: float = 6.0) -> int:
+def _wait_status(ctl: Controller, token: str, status: int, timeout: float = 60.0) -> int:
     """Replicas notice changes within a bounded delay; poll until ``status`` or time out."""
     deadline = time.monotonic() + timeout
     while True:

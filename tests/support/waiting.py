@@ -1,4 +1,5 @@
-"""Wait on a condition, never on a sleep: the one ``wait_for`` of the tests (PEERS.md: generous bounds)."""
+"""Wait on a condition, never on a sleep: the one ``wait_for`` of the tests (PEERS.md: generous bounds; the
+default 60 s: a task queued behind other tests' on a loaded CI box (load 30 on 2 cores) took over 30 s)."""
 from __future__ import annotations
 
 import time
@@ -6,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 
-def wait_for(fn: Callable[[], Any], timeout: float = 30.0, what: str | Callable[[], Any] = "", every: float = 0.1,
+def wait_for(fn: Callable[[], Any], timeout: float = 60.0, what: str | Callable[[], Any] = "", every: float = 0.1,
              tolerate: tuple[type[BaseException], ...] = ()) -> Any:
     """``fn()`` until it returns something truthy, which is returned. After ``timeout`` seconds an
     AssertionError names ``what`` (a text, or a function called then for details) and the last value.
