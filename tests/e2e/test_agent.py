@@ -41,7 +41,7 @@ def test_lifecycle_through_climc_across_three_agents(cloud: tuple[Controller, li
                   "-o", "json")
     assert r.returncode == 0, r.stderr
     ids = [s["id"] for s in json.loads(r.stdout)["data"]]
-    rows = [wait_for(lambda i=i: (s := server(ctl, i))["status"] == "running" and s, 30, f"server {i} running")
+    rows = [wait_for(lambda i=i: (s := server(ctl, i))["status"] == "running" and s, 60, f"server {i} running")
             for i in ids]
     # the scheduler spread them over all three agents; each guest exists on the host the region says
     assert {s["host_id"] for s in rows} == set(by_host), [s["host"] for s in rows]
@@ -66,7 +66,7 @@ def test_lifecycle_through_climc_across_three_agents(cloud: tuple[Controller, li
     # delete (skipping the recycle bin) releases addresses, quota and storage, and removes the guest
     r = ctl.climc("server-delete", "-f", *[s["name"] for s in rows])
     assert r.returncode == 0, r.stderr
-    wait_for(lambda: all(ctl.api.get(f"{B}/servers/{i}").status_code == 404 for i in ids), 30, "servers gone")
+    wait_for(lambda: all(ctl.api.get(f"{B}/servers/{i}").status_code == 404 for i in ids), 60, "servers gone")
     for s in rows:
         assert s["id"] not in by_host[s["host_id"]].instance_dirs()
     assert _usage(ctl) == before
@@ -246,7 +246,7 @@ def test_agent_killed_mid_create_resumes_after_restart(cloud: tuple[Controller, 
     half.mkdir(parents=True, exist_ok=True)
     (half / "disk0.qcow2").write_bytes(b"half-written")
     victim.start()
-    s = wait_for(lambda: (x := server(ctl, sid))["status"] == "running" and x, 30, "redelivered deploy")
+    s = wait_for(lambda: (x := server(ctl, sid))["status"] == "running" and x, 60, "redelivered deploy")
     assert s["host_id"] == victim.host_id and (victim.data / "instances" / sid / "config.iso").exists()
     assert (victim.data / "instances" / sid / "disk0.qcow2").read_bytes()[:4] == b"QFI\xfb"  # a real overlay now
     assert ctl.climc("server-delete", "-f", sid).returncode == 0
@@ -260,7 +260,7 @@ def test_offline_host_guests_turn_unknown_and_actions_are_409(cloud: tuple[Contr
                   "--auto-start", "-o", "json")
     assert r.returncode == 0, r.stderr
     sid = json.loads(r.stdout)["id"]
-    wait_for(lambda: server(ctl, sid)["status"] == "running", 30, "running")
+    wait_for(lambda: server(ctl, sid)["status"] == "running", 60, "running")
     a.kill()
     host = wait_for(lambda: (h := ctl.api.get(f"{B}/hosts/{a.host_id}").json()["host"])["host_status"] == "offline"
                     and h, 60, "host offline")
@@ -289,11 +289,11 @@ def test_embedded_default_first_server_needs_no_setup(tmp_path: Path) -> None:
     ctl = Controller.start(tmp_path, serve_args=("--with-agent",))
     try:
         wait_for(lambda: any(h["host_status"] == "online" for h in ctl.api.get(f"{B}/hosts").json()["hosts"]),
-                 30, "the in-process agent's host")
+                 60, "the in-process agent's host")
         upload_tiny_image(ctl, "first")
         r = ctl.climc("server-create", "first-vm", "--disk", "first", "--net", "default", "--auto-start")
         assert r.returncode == 0, r.stderr
-        s = wait_for(lambda: (x := server(ctl, "first-vm"))["status"] == "running" and x, 30, "running")
+        s = wait_for(lambda: (x := server(ctl, "first-vm"))["status"] == "running" and x, 60, "running")
         assert s["ips"].startswith("10.199.0.") and s["zone"] == "zone0"
         inst = ctl.data_dir / "agent" / "instances" / s["id"]
         assert (inst / "disk0.qcow2").exists() and (inst / "config.iso").exists()

@@ -48,7 +48,7 @@ def climc_json(ctl: Controller, *args: str) -> Any:
 
 def settled(ctl: Controller, name: str, status: str, what: str) -> dict[str, Any]:
     return dict(wait_for(lambda: (s := server(ctl, name))["status"] == status and not s["active_task_id"] and s,
-                         30, what))
+                         60, what))
 
 
 def disk_row(ctl: Controller, name: str) -> dict[str, Any]:
@@ -136,7 +136,7 @@ def test_attach_detach_and_rebuild_root_through_climc(cloud: tuple[Controller, A
     assert disk_row(ctl, "vm-data")["server_id"] == srv["id"]
 
     assert ctl.climc("server-delete", "-f", "vm-disks").returncode == 0
-    wait_for(lambda: ctl.api.get(f"{B}/servers/{srv['id']}").status_code == 404, 30, "server gone")
+    wait_for(lambda: ctl.api.get(f"{B}/servers/{srv['id']}").status_code == 404, 60, "server gone")
     assert disk_row(ctl, "vm-data")["status"] == "ready"  # attached after create: kept (auto_delete off)
     # ... and its data with it: the file moved out of the deleted instance, the row says where
     kept = access_path(ctl, made["id"])
@@ -153,11 +153,11 @@ def test_attach_detach_and_rebuild_root_through_climc(cloud: tuple[Controller, A
     assert kept in (agent.data / "instances" / heir["id"] / "domain.xml").read_text()
     assert Path(kept).read_bytes().endswith(b"data-that-outlives-its-server")
     assert ctl.climc("server-delete", "-f", "vm-heir").returncode == 0
-    wait_for(lambda: ctl.api.get(f"{B}/servers/{heir['id']}").status_code == 404, 30, "heir gone")
+    wait_for(lambda: ctl.api.get(f"{B}/servers/{heir['id']}").status_code == 404, 60, "heir gone")
     assert Path(kept).exists()  # kept again, in place
     # deleting the disk deletes its data: the host removes the file, then the row goes
     assert ctl.climc("disk-delete", "vm-data").returncode == 0
-    wait_for(lambda: ctl.api.get(f"{B}/disks/{made['id']}").status_code == 404, 30, "disk gone")
+    wait_for(lambda: ctl.api.get(f"{B}/disks/{made['id']}").status_code == 404, 60, "disk gone")
     assert not Path(kept).exists()
 
 
@@ -209,7 +209,7 @@ def test_rebuild_root_sets_a_new_password_and_keypair(cloud: tuple[Controller, A
     tasks = ctl.api.get(f"{B}/tasks", params={"limit": 2048}).text
     assert pw not in tasks and pw not in ctl.log_path.read_text()  # never in clear at rest or in logs
     assert ctl.climc("server-delete", "-f", "vm-rb").returncode == 0
-    wait_for(lambda: ctl.api.get(f"{B}/servers/{srv['id']}").status_code == 404, 30, "server gone")
+    wait_for(lambda: ctl.api.get(f"{B}/servers/{srv['id']}").status_code == 404, 60, "server gone")
 
 
 def test_another_projects_member_cannot_see_or_act_on_these_servers_and_disks(
@@ -234,4 +234,4 @@ def test_another_projects_member_cannot_see_or_act_on_these_servers_and_disks(
     # nothing changed for the owner
     assert server(ctl, "vm-private")["status"] == "ready" and disk_row(ctl, "d-private")["status"] == "ready"
     assert ctl.climc("server-delete", "-f", "vm-private").returncode == 0
-    wait_for(lambda: ctl.api.get(f"{B}/servers/{srv['id']}").status_code == 404, 30, "private server gone")
+    wait_for(lambda: ctl.api.get(f"{B}/servers/{srv['id']}").status_code == 404, 60, "private server gone")

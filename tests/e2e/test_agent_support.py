@@ -77,7 +77,7 @@ class AgentProc:
                                          env=self.ctl.env, stdout=log, stderr=subprocess.STDOUT,
                                          start_new_session=True)
         wait_for(lambda: self.ctl.api.get(f"{B}/hosts/{self.host_id}").json()["host"]["host_status"] == "online"
-                 and b"registered as host" in self.log_path.read_bytes(), 30, f"agent {self.cfg['host_name']}")
+                 and b"registered as host" in self.log_path.read_bytes(), 90, f"agent {self.cfg['host_name']}")
 
     def signal(self, sig: int) -> None:
         assert self.proc is not None

@@ -73,7 +73,7 @@ def test_recycle_bin_stops_the_guest_holds_its_disks_and_gives_both_back(
     assert ctl.climc("server-delete", "vm-bin").returncode == 0
     binned = wait_for(lambda: [s for s in climc_json(ctl, "server-list", "--pending-delete")["data"]
                                if s["name"] == "vm-bin" and s["status"] == "ready" and not s["active_task_id"]],
-                      30, "stopped in the recycle bin")[0]
+                      60, "stopped in the recycle bin")[0]
     assert binned["pending_deleted"] is True and binned["ips"] == ip
     assert "vm-bin" not in names(ctl, "server-list")
     assert not own & names(ctl, "disk-list")
@@ -95,9 +95,9 @@ def test_recycle_bin_stops_the_guest_holds_its_disks_and_gives_both_back(
 
     # delete + purge: the server and its own disks gone for good; the kept disk back on its own
     assert ctl.climc("server-delete", "vm-bin").returncode == 0
-    wait_for(lambda: not ctl.api.get(f"{B}/servers/{srv['id']}").json()["server"]["active_task_id"], 30, "stopped")
+    wait_for(lambda: not ctl.api.get(f"{B}/servers/{srv['id']}").json()["server"]["active_task_id"], 60, "stopped")
     assert ctl.climc("server-purge", "vm-bin").returncode == 0
-    wait_for(lambda: ctl.api.get(f"{B}/servers/{srv['id']}").status_code == 404, 30, "purged")
+    wait_for(lambda: ctl.api.get(f"{B}/servers/{srv['id']}").status_code == 404, 60, "purged")
     assert not {"vm-bin-disk0", "vm-bin-disk1"} & names(ctl, "disk-list", "--pending-delete")
     assert not {"vm-bin-disk0", "vm-bin-disk1"} & names(ctl, "disk-list")
     row = [d for d in climc_json(ctl, "disk-list", "--search", "vm-bin-kept")["data"] if d["id"] == kept["id"]]
@@ -158,7 +158,7 @@ def snap_row(ctl: Controller, name: str) -> dict[str, Any]:
 
 
 def snap_ready(ctl: Controller, name: str) -> dict[str, Any]:
-    return dict(wait_for(lambda: (s := snap_row(ctl, name))["status"] == "ready" and s, 30, f"snapshot {name}"))
+    return dict(wait_for(lambda: (s := snap_row(ctl, name))["status"] == "ready" and s, 60, f"snapshot {name}"))
 
 
 def test_snapshot_then_disk_reset_brings_the_data_back_and_delete_removes_it(
@@ -210,14 +210,14 @@ def test_snapshot_then_disk_reset_brings_the_data_back_and_delete_removes_it(
     # disk-reset: what the guest wrote before the snapshot is back
     assert ctl.climc("disk-reset", "vm-snap-disk1", "before").returncode == 0
     wait_for(lambda: (d := ctl.api.get(f"{B}/disks/{data['id']}").json()["disk"])["status"] == "ready"
-             and not d["active_task_id"], 30, "reset")
+             and not d["active_task_id"], 60, "reset")
     assert guest_reads(path, 0x61) and not guest_reads(path, 0x62)
     assert ctl.climc("server-start", "vm-snap").returncode == 0
     settled(ctl, "vm-snap", "running", "starts after the reset")
 
     # snapshot-delete: gone from the list, the file and the quota
     assert ctl.climc("snapshot-delete", "while-running").returncode == 0
-    wait_for(lambda: ctl.api.get(f"{B}/snapshots/{running['id']}").status_code == 404, 30, "deleted")
+    wait_for(lambda: ctl.api.get(f"{B}/snapshots/{running['id']}").status_code == 404, 60, "deleted")
     assert running["id"] not in file_snapshots(path) and before["id"] in file_snapshots(path)
     assert ctl.api.get(f"{B}/quotas").json()["quota"]["usage.snapshot"] == used + 1
 
@@ -233,7 +233,7 @@ def test_snapshot_then_disk_reset_brings_the_data_back_and_delete_removes_it(
     # the server purged: its disks' snapshots go with them (they were inside the files)
     settled(ctl, "vm-snap", "running", "idle")
     assert ctl.climc("server-delete", "-f", "vm-snap").returncode == 0
-    wait_for(lambda: ctl.api.get(f"{B}/servers/{srv['id']}").status_code == 404, 30, "purged")
+    wait_for(lambda: ctl.api.get(f"{B}/servers/{srv['id']}").status_code == 404, 60, "purged")
     assert ctl.api.get(f"{B}/snapshots/{before['id']}").status_code == 404
     assert ctl.api.get(f"{B}/quotas").json()["quota"]["usage.snapshot"] == used
 
@@ -259,7 +259,7 @@ def test_another_projects_member_gets_404_on_these_snapshots(cloud: tuple[Contro
         assert r.status_code == 400 and "not found" in r.text, r.text  # a reference in a body: 400 naming it
     assert snap_row(ctl, "mine")["status"] == "ready"
     assert ctl.climc("server-delete", "-f", "vm-mine").returncode == 0
-    wait_for(lambda: ctl.api.get(f"{B}/servers/{srv['id']}").status_code == 404, 30, "gone")
+    wait_for(lambda: ctl.api.get(f"{B}/servers/{srv['id']}").status_code == 404, 60, "gone")
 
 
 def _set_capabilities(ctl: Controller, host_id: str, caps: list[str]) -> None:
@@ -296,7 +296,7 @@ def test_a_host_without_the_snapshot_capability_is_refused_before_any_task(
     finally:
         _set_capabilities(ctl, agent.host_id, caps)
     assert ctl.climc("server-delete", "-f", "vm-nocap").returncode == 0
-    wait_for(lambda: ctl.api.get(f"{B}/servers/{srv['id']}").status_code == 404, 30, "gone")
+    wait_for(lambda: ctl.api.get(f"{B}/servers/{srv['id']}").status_code == 404, 60, "gone")
 
 
 def test_server_save_image_makes_an_image_a_second_server_boots_with_the_same_data(
@@ -399,18 +399,18 @@ def test_disk_resize_grows_only_and_the_quota_follows(cloud: tuple[Controller, A
     out = climc_json(ctl, "disk-resize", data["id"], "48m")
     assert out["status"] == "resizing"
     wait_for(lambda: (d := ctl.api.get(f"{B}/disks/{data['id']}").json()["disk"])["status"] == "ready"
-             and d["disk_size"] == 48 and not d["active_task_id"], 30, "resized")
+             and d["disk_size"] == 48 and not d["active_task_id"], 60, "resized")
     assert virtual_mb(path) == 48
     assert ctl.api.get(f"{B}/quotas").json()["quota"]["usage.storage"] == used + 16
     root = next(d for d in srv["disks_info"] if d["index"] == 0)
     assert ctl.climc("disk-resize", root["id"], "96m").returncode == 0
-    wait_for(lambda: ctl.api.get(f"{B}/disks/{root['id']}").json()["disk"]["disk_size"] == 96, 30, "root resized")
+    wait_for(lambda: ctl.api.get(f"{B}/disks/{root['id']}").json()["disk"]["disk_size"] == 96, 60, "root resized")
     assert virtual_mb(disk_file(ctl, root["id"])) == 96
     s = settled(ctl, "vm-grow", "running", "still running")
     assert s["disk"] == 96 + 48
     # the grown disks give it all back when the server goes
     assert ctl.climc("server-delete", "-f", "vm-grow").returncode == 0
-    wait_for(lambda: ctl.api.get(f"{B}/servers/{srv['id']}").status_code == 404, 30, "gone")
+    wait_for(lambda: ctl.api.get(f"{B}/servers/{srv['id']}").status_code == 404, 60, "gone")
     assert ctl.api.get(f"{B}/quotas").json()["quota"]["usage.storage"] == used - 64 - 32
 
 
@@ -487,12 +487,12 @@ def test_snapshots_go_to_the_recycle_bin_with_their_disk(cloud: tuple[Controller
     snap_ready(ctl, "binsnap")
     assert "binsnap" in names(ctl, "snapshot-list")
     assert ctl.climc("server-delete", "vm-binsnap").returncode == 0
-    wait_for(lambda: "binsnap" not in names(ctl, "snapshot-list"), 30, "snapshot in the bin")
+    wait_for(lambda: "binsnap" not in names(ctl, "snapshot-list"), 60, "snapshot in the bin")
     assert "binsnap" in names(ctl, "snapshot-list", "--pending-delete")
     assert ctl.climc("server-cancel-delete", "vm-binsnap").returncode == 0
     assert "binsnap" in names(ctl, "snapshot-list")
     assert ctl.climc("server-delete", "-f", "vm-binsnap").returncode == 0
-    wait_for(lambda: ctl.api.get(f"{B}/servers/{srv['id']}").status_code == 404, 30, "purged")
+    wait_for(lambda: ctl.api.get(f"{B}/servers/{srv['id']}").status_code == 404, 60, "purged")
     assert "binsnap" not in names(ctl, "snapshot-list", "--pending-delete")
 
 
@@ -543,7 +543,7 @@ def test_attach_and_detach_a_network_through_climc(cloud: tuple[Controller, Agen
     s = settled(ctl, "vm-nic", "ready", "re-attached")
     assert s["nics"][1]["ip_addr"] == new["ip_addr"] and [n["index"] for n in s["nics"]] == [0, 1, 2], s["nics"]
     assert ctl.climc("server-delete", "-f", "vm-nic").returncode == 0
-    wait_for(lambda: ctl.api.get(f"{B}/servers/{srv['id']}").status_code == 404, 30, "gone")
+    wait_for(lambda: ctl.api.get(f"{B}/servers/{srv['id']}").status_code == 404, 60, "gone")
     assert ctl.api.get(f"{B}/quotas").json()["quota"]["usage.ips"] == ips_before - 1
 
 
@@ -577,7 +577,7 @@ def test_instance_snapshot_takes_every_disk_and_a_clone_boots_from_it(cloud: tup
     # every disk of the running server in one instance snapshot: one disk snapshot per disk, in its file
     made = climc_json(ctl, "instance-snapshot-create", "vm-is", "is1")
     assert made["name"] == "is1" and made["guest_id"] == srv["id"] and made["status"] == "creating"
-    is1 = wait_for(lambda: (x := isnap_row(ctl, "is1"))["status"] == "ready" and x, 30, "instance snapshot")
+    is1 = wait_for(lambda: (x := isnap_row(ctl, "is1"))["status"] == "ready" and x, 60, "instance snapshot")
     assert is1["snapshot_count"] == 2 and is1["guest"] == "vm-is"
     assert is1["size"] == sum(d["size"] for d in srv["disks_info"])
     disk_snaps = {s["name"]: s for s in climc_json(ctl, "snapshot-list", "--limit", "200")["data"]
@@ -634,7 +634,7 @@ def test_instance_snapshot_takes_every_disk_and_a_clone_boots_from_it(cloud: tup
 
     # wrong state: a server in the recycle bin is a 400 InvalidStatusError; purged, its snapshots go
     climc_json(ctl, "instance-snapshot-create", "vm-is", "is2")
-    wait_for(lambda: isnap_row(ctl, "is2")["status"] == "ready", 30, "is2")
+    wait_for(lambda: isnap_row(ctl, "is2")["status"] == "ready", 60, "is2")
     settled(ctl, "vm-is", "ready", "idle")
     assert ctl.climc("server-delete", "vm-is").returncode == 0
     r = ctl.api.post(f"{B}/servers/{srv['id']}/instance-snapshot", json={"name": "is3"})
@@ -642,11 +642,11 @@ def test_instance_snapshot_takes_every_disk_and_a_clone_boots_from_it(cloud: tup
     r = ctl.climc("instance-snapshot-create", "vm-is-clone", "")
     assert r.returncode != 0 and "name" in r.stderr, r.stderr
     assert ctl.climc("server-purge", "vm-is").returncode == 0
-    wait_for(lambda: ctl.api.get(f"{B}/servers/{srv['id']}").status_code == 404, 30, "purged")
+    wait_for(lambda: ctl.api.get(f"{B}/servers/{srv['id']}").status_code == 404, 60, "purged")
     assert ctl.api.get(f"{B}/instance_snapshots/is2").status_code == 404
     assert ctl.api.get(f"{B}/quotas").json()["quota"]["usage.snapshot"] == used
     assert ctl.climc("server-delete", "-f", "vm-is-clone").returncode == 0
-    wait_for(lambda: ctl.api.get(f"{B}/servers/{clone['id']}").status_code == 404, 30, "clone gone")
+    wait_for(lambda: ctl.api.get(f"{B}/servers/{clone['id']}").status_code == 404, 60, "clone gone")
 
 
 def test_server_change_owner_moves_disks_snapshots_and_quota(cloud: tuple[Controller, AgentProc]) -> None:
@@ -698,7 +698,7 @@ def test_server_change_owner_moves_disks_snapshots_and_quota(cloud: tuple[Contro
             assert ours[f"usage.{key}"] == ours_before[f"usage.{key}"] - n, key
             assert now[f"usage.{key}"] == theirs_before[f"usage.{key}"] + n, key
         assert them.delete(f"{B}/servers/{srv['id']}", params={"override_pending_delete": "true"}).status_code == 200
-        wait_for(lambda: them.get(f"{B}/servers/{srv['id']}").status_code == 404, 30, "gone")
+        wait_for(lambda: them.get(f"{B}/servers/{srv['id']}").status_code == 404, 60, "gone")
         assert them.get(f"{B}/quotas").json()["quota"]["usage.snapshot"] == theirs_before["usage.snapshot"]
 
 
@@ -761,7 +761,7 @@ def test_reset_password_rewrites_the_config_drive_and_logininfo_shows_it_to_the_
     r = ctl.api.post(f"{B}/servers/{srv['id']}/set-password", json={"password": "pw-Binned-Secret4"})
     assert r.status_code == 400 and r.json()["class"] == "InvalidStatusError", r.text
     assert ctl.climc("server-purge", "vm-pw").returncode == 0
-    wait_for(lambda: ctl.api.get(f"{B}/servers/{srv['id']}").status_code == 404, 30, "gone")
+    wait_for(lambda: ctl.api.get(f"{B}/servers/{srv['id']}").status_code == 404, 60, "gone")
 
 
 def test_disk_create_from_an_image_is_attached_with_its_contents(cloud: tuple[Controller, AgentProc]) -> None:
@@ -789,7 +789,7 @@ def test_disk_create_from_an_image_is_attached_with_its_contents(cloud: tuple[Co
                                      check=True, capture_output=True, text=True).stdout)
     assert info.get("backing-filename") and info["backing-filename"] == root.get("backing-filename")
     assert ctl.climc("server-delete", "-f", "vm-dimg").returncode == 0
-    wait_for(lambda: ctl.api.get(f"{B}/servers/{srv['id']}").status_code == 404, 30, "gone")
+    wait_for(lambda: ctl.api.get(f"{B}/servers/{srv['id']}").status_code == 404, 60, "gone")
 
 
 def test_server_create_disk_makes_and_attaches_one_that_goes_with_the_server(
@@ -812,7 +812,7 @@ def test_server_create_disk_makes_and_attaches_one_that_goes_with_the_server(
     assert [(d["index"], d["size"]) for d in s["disks_info"]][1:] == [(1, 32), (2, 16)]
     assert ctl.api.get(f"{B}/quotas").json()["quota"]["usage.storage"] == storage + 48
     assert ctl.climc("server-delete", "-f", "vm-cdisk").returncode == 0
-    wait_for(lambda: ctl.api.get(f"{B}/servers/{srv['id']}").status_code == 404, 30, "gone")
+    wait_for(lambda: ctl.api.get(f"{B}/servers/{srv['id']}").status_code == 404, 60, "gone")
     assert not {"vm-cdisk-disk1", "vm-cdisk-disk2"} & names(ctl, "disk-list")
     assert ctl.api.get(f"{B}/quotas").json()["quota"]["usage.storage"] == storage - srv["disk"]
 
@@ -834,7 +834,7 @@ def _upload_iso(ctl: Controller, name: str) -> dict[str, Any]:
         "Content-Type": "application/octet-stream", "X-Image-Meta-Name": name, "X-Image-Meta-Disk-Format": "iso"})
     assert r.status_code in (200, 201), r.text
     return dict(wait_for(lambda: (i := ctl.api.get(f"/api/s/image/v1/images/{name}").json()["image"])["status"]
-                         == "active" and i, 30, "iso active"))
+                         == "active" and i, 60, "iso active"))
 
 
 def test_iso_in_the_cdrom_drive_boots_first_and_the_boot_order_is_set_while_stopped(
@@ -902,7 +902,7 @@ def test_iso_in_the_cdrom_drive_boots_first_and_the_boot_order_is_set_while_stop
     r = ctl.climc("server-eject-iso", "vm-iso")
     assert r.returncode != 0 and "cdrom_hot" in r.stderr and "stop the server first" in r.stderr, r.stderr
     assert ctl.climc("server-delete", "-f", "vm-iso").returncode == 0
-    wait_for(lambda: ctl.api.get(f"{B}/servers/{srv['id']}").status_code == 404, 30, "gone")
+    wait_for(lambda: ctl.api.get(f"{B}/servers/{srv['id']}").status_code == 404, 60, "gone")
 
 
 def test_change_ipaddr_gives_a_nic_another_address_of_its_network_or_of_another(
@@ -977,7 +977,7 @@ def test_change_ipaddr_gives_a_nic_another_address_of_its_network_or_of_another(
     for ip in (nic["ip_addr"], "10.199.0.242"):
         ctl.api.post(f"{B}/networks/{net['id']}/release-reserved-ip", json={"ip": ip}).raise_for_status()
     assert ctl.climc("server-delete", "-f", "vm-chip").returncode == 0
-    wait_for(lambda: ctl.api.get(f"{B}/servers/{srv['id']}").status_code == 404, 30, "gone")
+    wait_for(lambda: ctl.api.get(f"{B}/servers/{srv['id']}").status_code == 404, 60, "gone")
 
 
 def test_instance_snapshot_reset_rolls_every_disk_back(cloud: tuple[Controller, AgentProc]) -> None:
@@ -996,7 +996,7 @@ def test_instance_snapshot_reset_rolls_every_disk_back(cloud: tuple[Controller, 
     guest_write(paths[0], 0x51)
     guest_write(paths[1], 0x52)
     climc_json(ctl, "instance-snapshot-create", "vm-isr", "isr1")
-    isr1 = wait_for(lambda: (x := isnap_row(ctl, "isr1"))["status"] == "ready" and x, 30, "instance snapshot")
+    isr1 = wait_for(lambda: (x := isnap_row(ctl, "isr1"))["status"] == "ready" and x, 60, "instance snapshot")
     settled(ctl, "vm-isr", "ready", "idle")
     guest_write(paths[0], 0x61)
     guest_write(paths[1], 0x62)
@@ -1022,7 +1022,7 @@ def test_instance_snapshot_reset_rolls_every_disk_back(cloud: tuple[Controller, 
     assert ctl.climc("instance-snapshot-reset", "vm-isr", "--instance-snapshot", "isr1", "--auto-start").returncode == 0
     settled(ctl, "vm-isr", "running", "reset and started")
     assert ctl.climc("server-delete", "-f", "vm-isr").returncode == 0
-    wait_for(lambda: ctl.api.get(f"{B}/servers/{srv['id']}").status_code == 404, 30, "gone")
+    wait_for(lambda: ctl.api.get(f"{B}/servers/{srv['id']}").status_code == 404, 60, "gone")
 
 
 def test_schedtags_come_from_host_and_zone_metadata(cloud: tuple[Controller, AgentProc]) -> None:

@@ -95,8 +95,8 @@ def guests(open_cloud: tuple[Controller, AgentProc, int]) -> list[str]:
         assert r.returncode == 0, r.stderr
         out = json.loads(r.stdout)
         ids.append(out["data"][0]["id"] if "data" in out else out["id"])
-    wait_for(lambda: server(ctl, ids[0])["status"] == "running", 30, "running")
-    wait_for(lambda: (s := server(ctl, ids[1]))["status"] == "ready" and not s["active_task_id"], 30, "created")
+    wait_for(lambda: server(ctl, ids[0])["status"] == "running", 60, "running")
+    wait_for(lambda: (s := server(ctl, ids[1]))["status"] == "ready" and not s["active_task_id"], 60, "created")
     return ids
 
 
@@ -155,10 +155,10 @@ def test_usage_history_through_climc(open_cloud: tuple[Controller, AgentProc, in
 
     # agents ping every second here: a few samples give the running guest a cpu figure (the test
     # driver's cpu time follows the clock) and its memory; the one never started has neither
-    got = wait_for(lambda: (h := history(running))["cpu_percent"] and h, 30, "cpu samples of the running guest")
+    got = wait_for(lambda: (h := history(running))["cpu_percent"] and h, 60, "cpu samples of the running guest")
     assert all(0 < p[1] <= 100 for p in got["cpu_percent"]) and got["mem_mb"][-1][1] > 0, got
     assert all(isinstance(p[0], int) and p[0] % 60000 == 0 for p in got["cpu_percent"])  # minute buckets, ms
-    idle = wait_for(lambda: (h := history(stopped))["mem_mb"] and h, 30, "samples of the stopped guest")
+    idle = wait_for(lambda: (h := history(stopped))["mem_mb"] and h, 60, "samples of the stopped guest")
     assert all(p[1] == 0 for p in idle["mem_mb"]) and not idle["cpu_percent"], idle  # it never ran
     only = history(running, "--metric", "cpu_percent")
     assert list(only) == ["cpu_percent"]
@@ -230,7 +230,7 @@ def test_alert_fires_by_mail_and_webhook_through_climc(open_cloud: tuple[Control
         assert hook.rejected == 0 and smtp.tls_sessions == [True]
         assert f"ALERTING: hot-{tag} (fatal)" in smtp.messages[0]["Subject"]
         recs = wait_for(lambda: [r for r in ok("monitor-alertrecord-list", "--alert-id", rule["id"])["data"]
-                                 if r["state"] == "alerting" and r["notify_status"] == "sent"], 30, "record sent")
+                                 if r["state"] == "alerting" and r["notify_status"] == "sent"], 60, "record sent")
         assert recs[0]["res_name"] == "mvm-run" and recs[0]["prev_state"] == "ok", recs
         rec = ok("monitor-alertrecord-show", recs[0]["id"])
         assert sorted(n["status"] for n in rec["notifications"]) == ["sent", "sent"], rec

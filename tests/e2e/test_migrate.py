@@ -87,7 +87,7 @@ def test_server_migrate_moves_a_stopped_server_with_its_disks_and_address(
     assert back["host_id"] == src.host_id and back["ips"] == before["ips"]
     assert after["id"] in src.instance_dirs() and after["id"] not in dst.instance_dirs()
     assert ctl.climc("server-delete", "-f", "mover").returncode == 0
-    wait_for(lambda: ctl.api.get(f"{B}/servers/mover").status_code == 404, 30, "deleted")
+    wait_for(lambda: ctl.api.get(f"{B}/servers/mover").status_code == 404, 60, "deleted")
 
 
 def _item_status(ctl: Controller, task_id: str, kind: str) -> str | None:
@@ -160,7 +160,7 @@ def test_a_running_server_is_refused_and_a_failed_migrate_in_leaves_the_server_o
     finally:
         dst.signal(signal.SIGCONT)
     failed = wait_for(lambda: (x := server(ctl, "stayer"))["status"] == "migrate_fail" and not x["active_task_id"]
-                      and x, 30, "migrate_fail")
+                      and x, 60, "migrate_fail")
     assert failed["host_id"] == src.host_id and "sha256" in failed["status_reason"], failed
     assert sorted(os.listdir(src.data / "instances" / sid)) == src_files  # the source's guest is untouched
     assert sid not in dst.instance_dirs()  # nothing half-built is left on the target
@@ -172,7 +172,7 @@ def test_a_running_server_is_refused_and_a_failed_migrate_in_leaves_the_server_o
     assert moved["host_id"] == dst.host_id and moved["ips"] == s["ips"] and not moved["status_reason"]
     assert sid in dst.instance_dirs() and sid not in src.instance_dirs()
     assert ctl.climc("server-delete", "-f", "stayer").returncode == 0
-    wait_for(lambda: ctl.api.get(f"{B}/servers/{sid}").status_code == 404, 30, "deleted")
+    wait_for(lambda: ctl.api.get(f"{B}/servers/{sid}").status_code == 404, 60, "deleted")
 
 
 def test_a_failed_cleanup_keeps_the_move_and_says_what_was_left(controller: Controller,
@@ -218,4 +218,4 @@ def test_a_failed_cleanup_keeps_the_move_and_says_what_was_left(controller: Cont
         assert os.path.isdir(os.path.join(dst.cfg.instances_dir, sid))
         assert os.path.isdir(os.path.join(src.cfg.instances_dir, sid))  # the leftover the reason names
         assert ctl.climc("server-delete", "-f", sid).returncode == 0
-        wait_for(lambda: ctl.api.get(f"{B}/servers/{sid}").status_code == 404, 30, "deleted")
+        wait_for(lambda: ctl.api.get(f"{B}/servers/{sid}").status_code == 404, 60, "deleted")

@@ -32,7 +32,7 @@ def _restart(ctl: Controller) -> None:
     ctl.stop()
     ctl.serve("--with-agent")
     wait_for(lambda: any(h["host_status"] == "online" for h in ctl.api.get(f"{B}/hosts").json()["hosts"]),
-             30, "the in-process agent's host after the restart")
+             60, "the in-process agent's host after the restart")
 
 
 @pytest.fixture
@@ -41,7 +41,7 @@ def embedded(tmp_path: Path):  # type: ignore[no-untyped-def]
     ctl = Controller.start(tmp_path, serve_args=("--with-agent",))
     try:
         wait_for(lambda: any(h["host_status"] == "online" for h in ctl.api.get(f"{B}/hosts").json()["hosts"]),
-                 30, "the in-process agent's host")
+                 60, "the in-process agent's host")
         upload_tiny_image(ctl)
         yield ctl
     finally:
@@ -72,7 +72,7 @@ def test_servers_stay_operable_across_a_controller_restart(embedded: Controller)
     _settled(ctl, off, "running", "running server after the second restart")
     for name in ("keeps-running", "keeps-stopped"):
         assert ctl.climc("server-delete", "-f", name).returncode == 0
-    wait_for(lambda: not ctl.api.get(f"{B}/servers").json()["servers"], 30, "both deleted")
+    wait_for(lambda: not ctl.api.get(f"{B}/servers").json()["servers"], 60, "both deleted")
     assert not any((ctl.data_dir / "agent" / "instances").iterdir())
 
 
@@ -88,10 +88,10 @@ def test_a_guest_whose_files_are_gone_says_why(embedded: Controller) -> None:
     shutil.rmtree(inst / sid)  # its disks and description with it
     (inst / diskless / "disk0.qcow2").unlink()
     ctl.serve("--with-agent")
-    s = wait_for(lambda: (x := server(ctl, sid))["status"] == "unknown" and x["status_reason"] and x, 30,
+    s = wait_for(lambda: (x := server(ctl, sid))["status"] == "unknown" and x["status_reason"] and x, 60,
                  "a lost guest with a reason")
     assert s["status_reason"].startswith("guest lost on host ") and "kept nothing" in s["status_reason"], s
-    d = wait_for(lambda: (x := server(ctl, diskless))["status"] == "unknown" and x["status_reason"] and x, 30,
+    d = wait_for(lambda: (x := server(ctl, diskless))["status"] == "unknown" and x["status_reason"] and x, 60,
                  "a guest without its disk, with a reason")
     assert "disk0.qcow2 is missing" in d["status_reason"], d["status_reason"]
     _settled(ctl, kept, "running", "the intact guest runs again")
@@ -104,4 +104,4 @@ def test_a_guest_whose_files_are_gone_says_why(embedded: Controller) -> None:
     assert f["status_reason"].startswith("stop failed: "), f["status_reason"]
     for name in ("vanishing", "diskless", "kept"):
         assert ctl.climc("server-delete", "-f", name).returncode == 0
-    wait_for(lambda: not ctl.api.get(f"{B}/servers").json()["servers"], 30, "all deleted")
+    wait_for(lambda: not ctl.api.get(f"{B}/servers").json()["servers"], 60, "all deleted")

@@ -230,7 +230,7 @@ def test_a_guest_undefined_behind_the_agents_back_is_redefined_and_started_after
             conn.lookupByUUIDString(sid)
         agent.start()
         wait_for(lambda: _active(conn, sid), 60, "the guest re-defined and started again")
-        s = wait_for(lambda: (x := server(ctl, sid))["status"] == "running" and not x["active_task_id"] and x, 30,
+        s = wait_for(lambda: (x := server(ctl, sid))["status"] == "running" and not x["active_task_id"] and x, 60,
                      "running in the region")
         assert s["status_reason"] == "" and s["ips"].startswith(PREFIX + ".")
         assert "re-defined guest " + sid in agent.log_path.read_text()
@@ -295,7 +295,7 @@ def test_a_disk_is_hot_plugged_into_a_running_guest_and_unplugged_again_then_reb
         seen = serial.read_text(errors="replace").count(blk)
         assert ctl.climc("server-attach-disk", "diskvm", "diskvm-data").returncode == 0
         s = settled("running")
-        wait_for(lambda: serial.read_text(errors="replace").count(blk) > seen, 30,
+        wait_for(lambda: serial.read_text(errors="replace").count(blk) > seen, 60,
                  "the guest kernel finding the hot-plugged disk")
         assert [d["id"] for d in s["disks_info"]] == [s["disks_info"][0]["id"], disk_id], s  # type: ignore[index, attr-defined]
         path = ctl.api.get(f"{B}/disks/{disk_id}").json()["disk"]["access_path"]

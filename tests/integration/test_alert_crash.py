@@ -99,7 +99,7 @@ def test_controller_killed_mid_evaluation_and_mid_delivery_alert_fires_once(tmp_
                             "the record's delivery sent after the restart")
             # a few more evaluator passes: still nothing new
             passes = ok("alert-show", rule["id"])["last_eval_at"]
-            wait_for(lambda: ok("alert-show", rule["id"])["last_eval_at"] != passes, 30, "another pass")
+            wait_for(lambda: ok("alert-show", rule["id"])["last_eval_at"] != passes, 60, "another pass")
             recs = alerting(rule["id"])
             assert len(recs) == 1 and recs[0]["res_id"] == sid and recs[0]["notify_status"] == "sent", recs
             shown = ok("monitor-alertrecord-show", recs[0]["id"])

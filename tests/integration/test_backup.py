@@ -35,7 +35,7 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
         host = manual_host(ctl.api, "h-backup")
         with TestbedAgent(ctl.env, host, host_name="h-backup", wires=({"wire": DEFAULTS.wire, "bridge": "br0"},)):
             sid = create_on(ctl.api, "h-backup", "kept")
-            wait_for(lambda: ctl.api.get(f"{B}/servers/{sid}").json()["server"]["status"] == "running", 30, "running")
+            wait_for(lambda: ctl.api.get(f"{B}/servers/{sid}").json()["server"]["status"] == "running", 60, "running")
         cred = ctl.api.post(f"{ID}/credentials", json={"credential": {"type": "ec2"}})
         assert cred.status_code == 201, cred.text
         blob = json.loads(cred.json()["credential"]["blob"])
@@ -112,7 +112,7 @@ def test_restore_into_a_fresh_controller(source: dict[str, Any], tmp_path: Path,
         with TestbedAgent(ctl.env, host, host_name="h-backup", wires=({"wire": DEFAULTS.wire, "bridge": "br0"},)):
             sid = create_on(ctl.api, "h-backup", "after-restore")
             s = wait_for(lambda: (x := ctl.api.get(f"{B}/servers/{sid}").json()["server"])["status"] == "running"
-                         and x, 30, "new server")
+                         and x, 60, "new server")
         old = ctl.api.get(f"{B}/servers/{source['server']}").json()["server"]
         assert s["ips"] != old["ips"]
     finally:

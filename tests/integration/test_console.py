@@ -98,7 +98,7 @@ def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         r = ctl.climc("server-create", "cweb", "--disk", "tiny", "--net", "default", "--auto-start", "-o", "json")
         assert r.returncode == 0, r.stderr
         sid = json.loads(r.stdout)["id"]
-        wait_for(lambda: server(ctl, sid)["status"] == "running", 30, "server running")
+        wait_for(lambda: server(ctl, sid)["status"] == "running", 60, "server running")
         yield {"ctl": ctl, "agent": agent, "server": sid, "serial": serial, "qemu": qemu}
     finally:
         if agent is not None:
@@ -309,7 +309,7 @@ def test_a_stopped_server_or_a_host_without_consoles_gets_a_clear_400(cloud: dic
     r = ctl.climc("server-create", "cstop", "--disk", "tiny", "--net", "default", "-o", "json")
     assert r.returncode == 0, r.stderr
     sid = json.loads(r.stdout)["id"]
-    wait_for(lambda: server(ctl, sid)["status"] == "ready", 30, "server ready")
+    wait_for(lambda: server(ctl, sid)["status"] == "ready", 60, "server ready")
     r = ctl.climc("server-vnc", sid)
     assert r.returncode != 0 and "start it" in r.stderr and "Traceback" not in r.stderr, r.stderr
     assert ctl.climc("server-delete", "-f", sid).returncode == 0

@@ -121,7 +121,7 @@ def test_a_running_guest_moves_live_to_the_other_host_and_stays_operable(
     # no reboot: the guest kept running, so the new serial log never saw it boot
     serial_b = inst_b / "serial.log"
     assert "guest userspace up" not in (serial_b.read_text(errors="replace") if serial_b.exists() else "")
-    wait_for(lambda: (inst_b / "domain.xml").exists(), 30, "the target kept the guest's description")
+    wait_for(lambda: (inst_b / "domain.xml").exists(), 60, "the target kept the guest's description")
     paths = [ctl.api.get(f"{B}/disks/{d['id']}").json()["disk"]["access_path"] for d in s["disks_info"]]
     assert len(paths) == 2 and all(p.startswith(str(inst_b)) and Path(p).exists() for p in paths), paths
 

@@ -117,7 +117,7 @@ def create(lab: Lab, name: str, *extra: str) -> dict[str, Any]:
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     sid = out["id"] if "id" in out else out["data"][0]["id"]
-    return dict(wait_for(lambda: (s := server(lab.ctl, sid))["status"] == "running" and s, 30, f"{name} running"))
+    return dict(wait_for(lambda: (s := server(lab.ctl, sid))["status"] == "running" and s, 60, f"{name} running"))
 
 
 def chain(srv: dict[str, Any], what: str) -> str:
@@ -231,7 +231,7 @@ def test_security_groups_with_real_packets(lab: Lab) -> None:
 
         # a deleted server's chains go
         assert ctl.climc("server-delete", "-f", c["id"]).returncode == 0
-        wait_for(lambda: ctl.api.get(f"{B}/servers/{c['id']}").status_code == 404, 30, "c deleted")
+        wait_for(lambda: ctl.api.get(f"{B}/servers/{c['id']}").status_code == 404, 60, "c deleted")
         wait_for(lambda: chain(c, "in") not in lab.ruleset() and chain(c, "src") not in lab.ruleset(), 60,
                  "c's chains gone")
         assert chain(a, "in") in lab.ruleset()
@@ -357,7 +357,7 @@ def test_eip_dnat_snat_with_real_packets(lab: Lab) -> None:
         assert ctl.climc("server-associate-eip", g["id"], f"cmn-eip-{tag}").returncode == 0
         wait_for(lambda: f"{eip} : {gip}" in lab.ruleset(), 60, "the DNAT back")
         assert ctl.climc("server-delete", "-f", g["id"]).returncode == 0
-        wait_for(lambda: ctl.api.get(f"{B}/servers/{g['id']}").status_code == 404, 30, "deleted")
+        wait_for(lambda: ctl.api.get(f"{B}/servers/{g['id']}").status_code == 404, 60, "deleted")
         wait_for(lambda: f"{eip} : {gip}" not in lab.ruleset(), 60, "the DNAT gone with the server")
         shown = json.loads(ctl.climc("eip-show", f"cmn-eip-{tag}", "-o", "json").stdout)
         assert not shown.get("associate_id")
@@ -433,7 +433,7 @@ def test_nic_bandwidth_limit_with_real_packets(lab: Lab) -> None:
     # the guest's port re-created (a start, a hot-plug): limited again once the host hears of it
     lab.plug(a)  # (a periodic sync may get there first: either way it must come back)
     assert ctl.climc("server-stop", a["id"]).returncode == 0
-    wait_for(lambda: server(ctl, a["id"])["status"] == "ready", 30, "a stopped")
+    wait_for(lambda: server(ctl, a["id"])["status"] == "ready", 60, "a stopped")
     assert ctl.climc("server-start", a["id"]).returncode == 0
     wait_for(lambda: "tbf" in qdiscs(), 60, "the limit back on the new port")
     # 0 lifts it
@@ -489,7 +489,7 @@ def test_eip_and_security_group_follow_a_migration_to_another_host(lab: Lab, tmp
 
         # stopped, migrated to B, started there (its port now on B's bridge)
         assert ctl.climc("server-stop", g["id"]).returncode == 0
-        wait_for(lambda: server(ctl, g["id"])["status"] == "ready", 30, "g stopped")
+        wait_for(lambda: server(ctl, g["id"])["status"] == "ready", 60, "g stopped")
         r = ctl.climc("server-migrate", g["id"], "--prefer-host", agent_b.cfg["host_name"])
         assert r.returncode == 0, r.stderr
         moved = wait_for(lambda: (s := server(ctl, g["id"]))["status"] == "ready" and not s["active_task_id"] and s,
@@ -500,7 +500,7 @@ def test_eip_and_security_group_follow_a_migration_to_another_host(lab: Lab, tmp
         wait_for(lambda: nat in lab.ruleset(host_b) and chain(g, "in") in lab.ruleset(host_b), 60,
                  "g's chains and NAT on B")
         assert ctl.climc("server-start", g["id"]).returncode == 0
-        wait_for(lambda: server(ctl, g["id"])["status"] == "running", 30, "g running on B")
+        wait_for(lambda: server(ctl, g["id"])["status"] == "running", 60, "g running on B")
         lab.plug(g, host_b)
         sh("ip", "-n", ns, "route", "replace", "default", "via", "10.199.0.1")
         sh("ip", "-n", outside, "route", "replace", f"{eip}/32", "via", "198.51.102.1")
@@ -509,7 +509,7 @@ def test_eip_and_security_group_follow_a_migration_to_another_host(lab: Lab, tmp
         # the group still decides on B: 8081 is not allowed in
         assert sh("ip", "netns", "exec", outside, "nc", "-z", "-w1", eip, "8081", check=False).returncode != 0
         assert ctl.climc("server-delete", "-f", "--delete-eip", g["id"]).returncode == 0
-        wait_for(lambda: ctl.api.get(f"{B}/servers/{g['id']}").status_code == 404, 30, "g deleted")
+        wait_for(lambda: ctl.api.get(f"{B}/servers/{g['id']}").status_code == 404, 60, "g deleted")
         wait_for(lambda: nat not in lab.ruleset(host_b) and chain(g, "in") not in lab.ruleset(host_b), 60,
                  "g's chains and NAT gone from B")
     finally:

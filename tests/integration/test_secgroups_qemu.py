@@ -71,7 +71,7 @@ def test_a_rule_revoked_drops_real_packets_to_a_qemu_guest_and_allowed_again_whe
                 assert "CM-DHCP-OK: " in console() and f"inet {ip}/24" in console(), console()[-2000:]
                 tap = tap_name(sid, 0)
                 assert Path(f"/sys/class/net/{bridge}/brif/{tap}").exists(), "the guest's tap on the bridge"
-                wait_for(lambda: f"{ip} : jump g_" in sh("nft", "list", "table", "inet", table).stdout, 30,
+                wait_for(lambda: f"{ip} : jump g_" in sh("nft", "list", "table", "inet", table).stdout, 60,
                          "the guest's ingress chain in the agent's table")
 
                 # a peer on the guests' bridge: .5 is what the rule allows, .6 is not

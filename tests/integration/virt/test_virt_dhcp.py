@@ -283,7 +283,7 @@ def test_dhclient_foreign_address_gets_nak(lan: Lan, tmp_path: Path) -> None:
         p = dhclient(ns, tmp_path, script)
         try:
             wait_for(
-                lambda: [e for e in read_events(log) if e.get("reason") == "BOUND"], 30, "dhclient BOUND"
+                lambda: [e for e in read_events(log) if e.get("reason") == "BOUND"], 60, "dhclient BOUND"
             )
         finally:
             stop(p)
