@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tests.support import ports
 from tests.support.peers import need, need_binary
 
 SUSHY_VENV = Path(os.environ.get("CLOUDPODS_PEER_CACHE", "/var/cache/cloudpods-ci")) / "sushy-venv"
@@ -101,9 +102,7 @@ def _emu(serial: str, cpu_temp: int) -> str:
 
 
 def free_port(kind: int = socket.SOCK_DGRAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return ports.free_port(kind)
 
 
 def _stop(proc: subprocess.Popen[Any] | None) -> None:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import os
 import shlex
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -33,6 +32,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
+from tests.support import ports
 
 REPO = Path(__file__).resolve().parents[2]
 DB_ENV = {"pg": "CLOUDPODS_TEST_PG_URL", "mysql": "CLOUDPODS_TEST_MYSQL_URL"}
@@ -91,9 +92,7 @@ def drop_test_databases() -> None:
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return ports.free_port()
 
 
 def parse_rc(path: Path) -> dict[str, str]:

@@ -25,6 +25,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tests.support import ports
+
 SOURCE = Path(__file__).with_name("vcsim") / "main.go"
 GOPATH = "/usr/share/gocode"
 GOVMOMI = Path(GOPATH) / "src/github.com/vmware/govmomi/simulator"
@@ -103,9 +105,7 @@ def need_vcsim() -> Path:
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return ports.free_port()
 
 
 class Vcsim:
