@@ -19,7 +19,7 @@ def test_unschedulable_create_waits_fails_and_says_why(controller: Controller,
     # its own empty zone: no host another test registered on the shared controller can take it
     assert controller.climc("zone-create", name).returncode == 0
     r = controller.climc("server-create", name, "--ncpu", "100", "--disk", "cirros", "--count", "2", "--wait",
-                         "--timeout", "60", "--zone", name)
+                         "--timeout", "240", "--zone", name)
     assert r.returncode == 1, r.stdout + r.stderr
     assert "not scheduled" in r.stderr and "Traceback" not in r.stderr
     servers = json.loads(controller.climc("server-list", "--search", name, "-o", "json").stdout)["data"]

@@ -203,7 +203,9 @@ class Controller:
         self.proc = None
 
     def run(self, prog: str, *args: str, env: dict[str, str] | None = None, input: str | None = None,
-            timeout: float = 120) -> subprocess.CompletedProcess[str]:
+            timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        # above any `--wait --timeout` a test passes (120 s) plus the command's own start on a loaded box:
+        # at 120 s the kill came with climc's own deadline, before its clear message
         e = dict(self.env if env is None else env)
         return subprocess.run([sys.executable, "-m", prog, *args], env=e, capture_output=True, text=True,
                               input=input, timeout=timeout)
