@@ -154,15 +154,15 @@ def test_rules_reach_the_host_within_a_second(controller: Controller,
     def long_poll() -> None:
         t = time.monotonic()
         poll["answer"] = controller.api.get(f"{B}/agent/hosts/{quiet['host_id']}/work-items", params={
-            "wait": 40, "secgroup_version": quiet_before, "with_secgroups": 1}, timeout=60).json()
+            "wait": 60, "secgroup_version": quiet_before, "with_secgroups": 1}, timeout=90).json()
         poll["took"] = time.monotonic() - t
 
     poller = threading.Thread(target=long_poll, daemon=True)
     poller.start()
     time.sleep(0.5)  # let the poll start waiting (if it has not, it simply sees the change at once)
-    t0 = time.monotonic()
     rule = cj(controller, "secgroup-rule-create", g, "--protocol", "tcp", "--ports", "22,80-443",
               "--cidr", "10.1.0.0/16", "--priority", "50")
+    t0 = time.monotonic()  # from the API's answer: a climc process's own start on a loaded box is not the path
     spec = host_rules(controller, net["host_id"])
     assert spec["version"] > before
     mine = next(p for p in spec["ports"] if p["server_id"] == s["id"])
@@ -175,12 +175,13 @@ def test_rules_reach_the_host_within_a_second(controller: Controller,
              lambda: agent.agent.firewall.status())
     took = time.monotonic() - t0
     assert took < 15, took  # generous for a loaded CI box (load ~30 on 2 cores seen); typical well under 1 s
-    poller.join(60)
-    # the poll that sees the version move returns early (40 s asked; generous bound for a loaded box)
+    poller.join(90)
+    # the poll that sees the version move returns early (60 s asked, the most; it also waits out the climc
+    # process that makes the change, whose start alone takes seconds on a loaded box: 15 s of room)
     # and carries the rules (one round trip)
     print(f"rule change -> agent applied: {took * 1000:.0f} ms; quiet host's long poll woke after "
           f"{poll.get('took', -1) * 1000:.0f} ms")
-    assert poll.get("took", 99) < 30, poll
+    assert poll.get("took", 99) < 45, poll
     polled = poll["answer"]
     assert polled["secgroups"]["version"] == polled["secgroup_version"] > quiet_before
     quiet_port = next(p for p in polled["secgroups"]["ports"] if p["server_id"] == qid)
