@@ -6,6 +6,7 @@ commit becomes the reply (the dependency's own commit at exit is then a no-op).
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from collections.abc import AsyncIterator
 from typing import Annotated
 
@@ -33,7 +34,14 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
         s.close()
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+# The session ends (its closing commit) before the answer goes out, so a commit that fails is the answer
+# (a 503 while the database is down). FastAPI's default for a yield dependency is to end it after the
+# answer was sent: a closing commit that failed then (the database went away after a read) raised past
+# a finished response, and uvicorn dropped the keep-alive connection that answer went out on, so the
+# client's next request on it failed with a reset instead of a 503 (seen: tests/integration/test_faults'
+# database restart under load). ``scope`` is FastAPI >= 0.121; 0.106-0.117 end it before the answer anyway.
+_SESSION_SCOPE = {"scope": "function"} if "scope" in inspect.signature(Depends).parameters else {}
+SessionDep = Annotated[Session, Depends(get_session, **_SESSION_SCOPE)]
 
 
 def get_request_id(request: Request) -> str:
