@@ -283,8 +283,10 @@ def test_a_bmc_that_stops_answering_is_marked_and_recovers(ctl: Controller, work
 
 def test_redfish_machine_power_boot_sensors(ctl: Controller, work: Path) -> None:
     with SushyEmulator(work) as rf:
+        # the emulated BMC is a Python web app on this (loaded) machine: it answered a power-on in more than
+        # the 5 s a real BMC gets by default (twice at load 20-40), so this machine's BMC gets 30 s
         h = climc_json(ctl, "host-create", "rf1", "--zone", "zone0", "--host-type", "baremetal", "--redfish-url",
-                       rf.url, "--ipmi-user", USER, "--ipmi-passwd", "password")
+                       rf.url, "--ipmi-user", USER, "--ipmi-passwd", "password", "--config", "timeout_s=30")
         assert h["ipmi_status"] == "ok" and h["power_status"] == "off" and h["host_status"] == "online", h
         assert h["driver_config"]["ipmi_password"] == "******"
         system = f"{rf.url}/redfish/v1/Systems/11111111-1111-1111-1111-111111111111"
