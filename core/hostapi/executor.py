@@ -640,5 +640,6 @@ def heartbeat(rt: Runtime, holder: str, interval_s: float = HEARTBEAT_S) -> int 
                 info.pop("executor_error", None)
             h.sys_info = info
             s.commit()
-    probe_all(rt.db, probing)  # all at once: one dead BMC costs its own timeout, not the others'
+    # all at once: one dead BMC costs its own timeout, not the others'; each outcome only for the config probed
+    probe_all(rt.db, probing, configs={h[0]: h[3] for h in hosts})
     return len(hosts)

@@ -63,8 +63,10 @@ def bmc_fields(sys_info: dict[str, Any] | None) -> dict[str, Any]:
 
 
 def record(db: Any, host_id: str, seen: dict[str, Any], *, cred: Credential | None = None, action: str = "",
-           extra: dict[str, Any] | None = None) -> dict[str, Any] | None:
-    """Write what a BMC call showed onto the host (and an audit record for an action); the host dict."""
+           extra: dict[str, Any] | None = None, config: Any = None) -> dict[str, Any] | None:
+    """Write what a BMC call showed onto the host (and an audit record for an action); the host dict.
+    ``config``: the driver config the call used; if the host has another one by now (its BMC settings
+    were changed meanwhile, e.g. a rotated password) the outcome is about the old settings and is dropped."""
     from core.region.models import Host
     from core.region.registry import get_manager
 
@@ -72,6 +74,8 @@ def record(db: Any, host_id: str, seen: dict[str, Any], *, cred: Credential | No
         begin_write(s)
         h = s.get(Host, host_id)
         if h is None:
+            return None
+        if config is not None and h.driver_config != config:
             return None
         info = dict(h.sys_info or {})
         bmc = dict(info.get("bmc") or {})
@@ -246,10 +250,13 @@ def apply_registration(db: Any, host_id: str, reg: dict[str, Any]) -> None:
 
 
 def probe_all(db: Any, targets: list[tuple[str, str, Any]], workers: int = PROBE_WORKERS,
-              sink: Callable[[str, dict[str, Any]], Any] | None = None) -> dict[str, dict[str, Any]]:
+              sink: Callable[[str, dict[str, Any]], Any] | None = None,
+              configs: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
     """Probe every (host id, name, hosted driver) at once, each bounded by its own driver: one slow or
     dead BMC costs its own thread, never the others' time. Each outcome is recorded on its host as
-    soon as it is known (``sink`` instead, for bench/ipmi.py); {host id: outcome}."""
+    soon as it is known (``sink`` instead, for bench/ipmi.py); {host id: outcome}. ``configs``: the
+    driver config each host was probed with; an outcome is dropped if the host's changed meanwhile (a
+    probe with the old password that ended after a host-update must not mark the host auth_failed)."""
     def one(t: tuple[str, str, Any]) -> tuple[str, dict[str, Any]]:
         hid, name, hosted = t
         try:
@@ -263,7 +270,7 @@ def probe_all(db: Any, targets: list[tuple[str, str, Any]], workers: int = PROBE
         if sink is not None:
             sink(hid, seen)
         else:
-            record(db, hid, seen)
+            record(db, hid, seen, config=(configs or {}).get(hid))
         return hid, seen
 
     probing = [t for t in targets if isinstance(t[2], Probing)]

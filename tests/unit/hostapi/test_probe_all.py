@@ -44,3 +44,35 @@ def test_a_dead_bmc_does_not_delay_the_others() -> None:
 
 def test_hosts_without_a_bmc_are_not_probed() -> None:
     assert probe_all(None, [("h", "h", object())]) == {}
+
+
+def test_a_probe_with_settings_changed_meanwhile_records_nothing(db: Any) -> None:
+    # the heartbeat probed with the old password; a host-update saved the right one (and recorded "ok")
+    # before that probe ended: its auth_failed is about settings the host no longer has (seen under load:
+    # the host showed auth_failed right after a successful host-update)
+    from sqlalchemy import select
+
+    from core.region.models import Host, Zone
+
+    with db.session() as s:
+        zone = s.scalars(select(Zone)).first()
+        h = Host(name="bm-probe", zone_id=zone.id, host_type="baremetal", target="executor", driver="baremetal",
+                 driver_config="settings-new", host_status="online",
+                 sys_info={"bmc": {"ipmi_status": "ok", "ipmi_reason": ""}})
+        s.add(h)
+        s.flush()
+        hid = h.id
+
+    def status() -> str:
+        with db.session() as s:
+            return str(s.get(Host, hid).sys_info["bmc"]["ipmi_status"])
+
+    class Refused(FakeMachine):
+        def probe(self) -> dict[str, Any]:
+            raise BmcError("BMC 192.0.2.1:623 refused user 'admin'", "auth_failed")
+
+    refused = Refused(0)
+    probe_all(db, [(hid, "bm-probe", refused)], configs={hid: "settings-old"})
+    assert status() == "ok"  # dropped: probed with the old settings
+    probe_all(db, [(hid, "bm-probe", refused)], configs={hid: "settings-new"})
+    assert status() == "auth_failed"  # the settings it has now: recorded
