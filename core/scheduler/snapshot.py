@@ -232,6 +232,9 @@ class Snapshot:
         # claims applied here but not yet settled (DB write pending or refused), by id and by host
         self._claims: dict[str, Placement] = {}
         self._claims_by_host: dict[str, dict[str, Placement]] = {}
+        # Claims in flight whose CPU and memory a DB read of their host already settled (see
+        # ``_reapply_claims``): releasing one gives back everything but that usage.
+        self._absorbed: set[str] = set()
         for s in storages:
             self.upsert_storage(s)
         for n in networks:
@@ -356,8 +359,8 @@ class Snapshot:
     def upsert_host(self, rec: HostRecord) -> None:
         """Replace a host's state with the DB's view, plus the claims still in flight on it.
 
-        A claim in flight may or may not be in the row already (committed, not yet settled);
-        counting it again over-counts until the next refresh, which is the safe direction.
+        Claims in flight are told apart by generation (``_reapply_claims``): one the row has moved
+        past is in the row already or never will be, so it is not counted again.
         """
         with self.lock:
             storages = tuple(self._storage_slot(rec, sid) for sid in rec.storage_ids)
@@ -390,8 +393,7 @@ class Snapshot:
             _retag(self.host_images, self._host_images, i, rec.cached_images)
             _retag(self.host_caps, self._host_caps, i, rec.capabilities)
             self._set_groups(i, {g: int(c) for g, c in rec.group_counts.items() if c > 0})
-            for p in self._claims_by_host.get(rec.id, {}).values():
-                self._account_host(i, p, +1)
+            self._reapply_claims(i, rec.id, rec.generation, whole=True)
 
     def remove_host(self, host_id: str) -> bool:
         """Forget a host; returns False when it was not known."""
@@ -413,6 +415,7 @@ class Snapshot:
             for p in self._claims_by_host.pop(host_id, {}).values():
                 self._account_shared(p, -1)
                 del self._claims[p.claim_id]
+                self._absorbed.discard(p.claim_id)
             return True
 
     def settle(self, placements: Iterable[Placement], generations: dict[str, int]) -> None:
@@ -442,9 +445,7 @@ class Snapshot:
             self.cpu_used[i] = cpu_used
             self.mem_used[i] = mem_used
             self.generation[i] = generation
-            for p in self._claims_by_host.get(host_id, {}).values():
-                self.cpu_used[i] += p.vcpu
-                self.mem_used[i] += p.vmem
+            self._reapply_claims(i, host_id, generation, whole=False)
 
     # ---- public: claims (engine side) ------------------------------------------------------
     def apply_claim(self, p: Placement) -> None:
@@ -460,25 +461,43 @@ class Snapshot:
         """Give a claim's resources back; releasing twice (or an unknown claim) is a no-op."""
         claim_id = p if isinstance(p, str) else p.claim_id
         with self.lock:
+            absorbed = claim_id in self._absorbed
             claim = self._forget(claim_id)
             if claim is None:
                 return False
-            self._account(claim, -1)
+            self._account(claim, -1, usage=not absorbed)
             return True
 
     def live_claims(self) -> int:
         return len(self._claims)
 
     # ---- private ---------------------------------------------------------------------------
-    def _account(self, p: Placement, sign: int) -> None:
+    def _account(self, p: Placement, sign: int, *, usage: bool = True) -> None:
         h = self.host_index.get(p.host_id)
         if h is not None:
-            self._account_host(h, p, sign)
+            self._account_host(h, p, sign, usage=usage)
         self._account_shared(p, sign)
 
-    def _account_host(self, h: int, p: Placement, sign: int) -> None:
-        self.cpu_used[h] += sign * p.vcpu
-        self.mem_used[h] += sign * p.vmem
+    def _reapply_claims(self, i: int, host_id: str, db_generation: int, *, whole: bool) -> None:
+        """After host ``i``'s usage was taken from a DB read at ``db_generation``: put the claims in
+        flight on it back on top. A claim decided against an older generation is either committed
+        (its usage is in what was read) or will conflict (the guarded UPDATE can no longer match):
+        adding it again over-counted the host until its next conflict, so a free CPU looked taken
+        and a create that fitted was refused. ``whole``: the read also reset the in-flight counts."""
+        for p in self._claims_by_host.get(host_id, {}).values():
+            settled = p.generation < db_generation
+            if settled:
+                self._absorbed.add(p.claim_id)
+            if whole:
+                self._account_host(i, p, +1, usage=not (settled or p.claim_id in self._absorbed))
+            elif not (settled or p.claim_id in self._absorbed):
+                self.cpu_used[i] += p.vcpu
+                self.mem_used[i] += p.vmem
+
+    def _account_host(self, h: int, p: Placement, sign: int, *, usage: bool = True) -> None:
+        if usage:
+            self.cpu_used[h] += sign * p.vcpu
+            self.mem_used[h] += sign * p.vmem
         self.creating[h] += sign
         if p.groups:
             counts = dict(self._host_groups[h])
@@ -497,6 +516,7 @@ class Snapshot:
                 self.n_free[k] -= sign
 
     def _forget(self, claim_id: str) -> Placement | None:
+        self._absorbed.discard(claim_id)
         p = self._claims.pop(claim_id, None)
         if p is not None:
             by_host = self._claims_by_host.get(p.host_id)
