@@ -101,10 +101,16 @@ def test_replica_killed_mid_stage_its_task_is_taken_over_after_the_lease(pair: C
             assert r.status_code == 200, r.text
 
             def claimed() -> str | None:
+                # the stage has started, not only been claimed: a replica records its attempt in a
+                # transaction after the claim's, and a kill between the two leaves no attempt of its own
+                # in the log (CI killed one there once: the log then held only the take-over's run)
                 with db.session() as s:
                     t = s.get(Task, tid)
                     assert t is not None
-                    return t.owner if t.status == "running" and t.stage == "on_deploy_complete" else None
+                    last = t.stages_log[-1] if t.stages_log else {}
+                    started = t.status == "running" and t.stage == "on_deploy_complete" and \
+                        last.get("stage") == "on_deploy_complete" and last.get("by") == t.owner
+                    return t.owner if started else None
 
             owner = wait_for(claimed, 60, "a replica running on_deploy_complete")
             victim = next(i for i in range(2) if cl.owner(i) == owner)
