@@ -237,16 +237,23 @@ def make_action(name: str, plural: str, keyword: str, action: str, help_: str, *
     return cmd
 
 
+def send_update(obj: Any, plural: str, keyword: str, ident: str, fields: dict[str, Any],
+                hint: str = "give at least one option") -> None:
+    """Every ``*-update`` verb: PUT the options that were given (a usage error when none was) and show
+    the answer."""
+    body = {k: v for k, v in fields.items() if v is not None}
+    if not body:
+        raise click.UsageError(f"nothing to update: {hint}")
+    show_object(obj.client().put(S, f"/{plural}/{ident}", json={keyword: body})[keyword])
+
+
 def make_update(name: str, plural: str, keyword: str, fields: Sequence[tuple[str, Any]], help_: str) -> click.Command:
     @click.command(name, help=help_)
     @click.argument("ident", shell_complete=names_of(plural))
     @output_options
     @click.pass_obj
     def cmd(obj: Any, ident: str, **kw: Any) -> None:
-        body = {k: v for k, v in kw.items() if v is not None}
-        if not body:
-            raise click.UsageError("nothing to update: give at least one option")
-        show_object(obj.client().put(S, f"/{plural}/{ident}", json={keyword: body})[keyword])
+        send_update(obj, plural, keyword, ident, kw)
 
     for fname, ftype in reversed(fields):
         cmd = click.option(f"--{fname.replace('_', '-')}", fname, type=ftype, default=None)(cmd)

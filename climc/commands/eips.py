@@ -5,7 +5,7 @@ from typing import Any
 
 import click
 
-from climc.commands.compute_common import S, make_delete, make_list, make_show
+from climc.commands.compute_common import S, make_delete, make_list, make_show, send_update
 from climc.output import output_options, show_object
 from climc.wait import wait_options
 
@@ -94,11 +94,8 @@ def _eip_done(obj: Any, answer: dict[str, Any], task_name: str, before: set[str]
 def eip_update(obj: Any, ident: str, name: str | None, desc: str | None, bandwidth: int | None,
                auto_dellocate: str | None) -> None:
     """Update an elastic IP (Cloudpods' eip-update)."""
-    body = {k: v for k, v in (("name", name), ("description", desc), ("bandwidth", bandwidth),
-                              ("auto_dellocate", auto_dellocate)) if v is not None}
-    if not body:
-        raise click.UsageError("nothing to update: give at least one option")
-    show_object(obj.client().put(S, f"/eips/{ident}", json={"eip": body})["eip"])
+    send_update(obj, "eips", "eip", ident, {"name": name, "description": desc, "bandwidth": bandwidth,
+                                            "auto_dellocate": auto_dellocate})
 
 
 @click.command("eip-associate")

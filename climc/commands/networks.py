@@ -5,7 +5,7 @@ from typing import Any
 
 import click
 
-from climc.commands.compute_common import S, make_delete, make_list, make_show
+from climc.commands.compute_common import S, make_delete, make_list, make_show, send_update
 from climc.output import output_options, show_list, show_object
 from climc.params import NETMASK
 
@@ -108,7 +108,4 @@ def network_addresses(obj: Any, network: str) -> None:
 @click.pass_obj
 def network_update(obj: Any, ident: str, **kw: Any) -> None:
     """Update a network (Cloudpods' option names; the guest_* names work too)."""
-    body = {k: v for k, v in kw.items() if v is not None}
-    if not body:
-        raise click.UsageError("nothing to update: give at least one option")
-    show_object(obj.client().put(S, f"/networks/{ident}", json={"network": body})["network"])
+    send_update(obj, "networks", "network", ident, kw)

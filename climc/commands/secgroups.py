@@ -5,7 +5,7 @@ from typing import Any
 
 import click
 
-from climc.commands.compute_common import S, make_delete, make_list, make_show
+from climc.commands.compute_common import S, make_delete, make_list, make_show, send_update
 from climc.output import output_options, show_object
 
 secgroup_list = make_list("secgroup-list", "secgroups", ["id", "name", "rules", "created_at"],
@@ -131,10 +131,7 @@ def secgroup_rule_create(obj: Any, secgroup: str, rule_text: str | None, **rule:
 @click.pass_obj
 def secgroup_rule_update(obj: Any, ident: str, **rule: Any) -> None:
     """Change a security group rule."""
-    body = _rule_body(rule)
-    if not body:
-        raise click.UsageError("nothing to update: give at least one option")
-    show_object(obj.client().put(S, f"/secgrouprules/{ident}", json={"secgrouprule": body})["secgrouprule"])
+    send_update(obj, "secgrouprules", "secgrouprule", ident, _rule_body(rule))
 
 
 secgroup_rule_delete = make_delete("secgroup-rule-delete", "secgrouprules", "secgrouprule",
@@ -153,10 +150,7 @@ secgroup_rule_list = make_list("secgroup-rule-list", "secgrouprules",
 @click.pass_obj
 def secgroup_update(obj: Any, ident: str, name: str | None, desc: str | None) -> None:
     """Rename a security group or change its description (Cloudpods' secgroup-update)."""
-    body = {k: v for k, v in (("name", name), ("description", desc)) if v is not None}
-    if not body:
-        raise click.UsageError("nothing to update: give --name or --desc")
-    show_object(obj.client().put(S, f"/secgroups/{ident}", json={"secgroup": body})["secgroup"])
+    send_update(obj, "secgroups", "secgroup", ident, {"name": name, "description": desc}, "give --name or --desc")
 
 
 @click.command("secgroup-clone")
