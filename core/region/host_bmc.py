@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Body, Request
@@ -63,10 +64,14 @@ def bmc_fields(sys_info: dict[str, Any] | None) -> dict[str, Any]:
 
 
 def record(db: Any, host_id: str, seen: dict[str, Any], *, cred: Credential | None = None, action: str = "",
-           extra: dict[str, Any] | None = None, config: Any = None) -> dict[str, Any] | None:
+           extra: dict[str, Any] | None = None, config: Any = None,
+           since: datetime | None = None) -> dict[str, Any] | None:
     """Write what a BMC call showed onto the host (and an audit record for an action); the host dict.
     ``config``: the driver config the call used; if the host has another one by now (its BMC settings
-    were changed meanwhile, e.g. a rotated password) the outcome is about the old settings and is dropped."""
+    were changed meanwhile, e.g. a rotated password) the outcome is about the old settings and is dropped.
+    ``since``: when a mere read (a probe) began; if another outcome was recorded after that, this one may
+    be older than it and is dropped: a heartbeat probe that read "on" while a soft power-off was still
+    being applied ended after the power-off recorded "off", and the host showed "on" (seen in CI)."""
     from core.region.models import Host
     from core.region.registry import get_manager
 
@@ -79,6 +84,11 @@ def record(db: Any, host_id: str, seen: dict[str, Any], *, cred: Credential | No
             return None
         info = dict(h.sys_info or {})
         bmc = dict(info.get("bmc") or {})
+        m = get_manager("hosts")
+        if since is not None and _recorded_after(bmc.get("checked_at"), since):
+            out = m.to_dict(s, h)  # the newer outcome stands
+            s.rollback()
+            return out  # type: ignore[no-any-return]
         bmc.update(seen)
         bmc["checked_at"] = iso(utcnow())
         info["bmc"] = bmc
@@ -94,7 +104,6 @@ def record(db: Any, host_id: str, seen: dict[str, Any], *, cred: Credential | No
         h.host_status = status
         if status == "online":
             h.last_ping_at = utcnow()
-        m = get_manager("hosts")
         if action:
             m.audit(s, cred, action, h, success=bmc.get("ipmi_status") == "ok",
                     notes=str(bmc.get("ipmi_reason") or "")[:500])
@@ -102,6 +111,13 @@ def record(db: Any, host_id: str, seen: dict[str, Any], *, cred: Credential | No
         out = m.to_dict(s, h)
         s.commit()
         return out  # type: ignore[no-any-return]
+
+
+def _recorded_after(checked_at: Any, since: datetime) -> bool:
+    try:
+        return isinstance(checked_at, str) and datetime.fromisoformat(checked_at) > since
+    except ValueError:  # not a time we wrote: nothing newer is known
+        return False
 
 
 def failure(exc: BmcError) -> dict[str, Any]:
@@ -215,11 +231,12 @@ def host_ipmi(ident: str, request: Request, cred: CredentialDep) -> Response:
     """The BMC's address, user and protocol (never the password), and its power state read now."""
     host_id, name, hosted = _machine(request, cred, ident, Capability.BMC_POWER, "show IPMI info")
     db = request.app.state.db
+    started = utcnow()
     try:
         seen = {"ipmi_status": "ok", "ipmi_reason": "", "power_status": hosted.bmc.get_power_state().value}
     except BmcError as exc:
         seen = failure(exc)
-    host = record(db, host_id, seen) or {}
+    host = record(db, host_id, seen, since=started) or {}
     info = {**hosted.bmc.info(), **bmc_fields(host.get("sys_info"))}
     return json_response({"ipmi": info})
 
@@ -259,6 +276,7 @@ def probe_all(db: Any, targets: list[tuple[str, str, Any]], workers: int = PROBE
     probe with the old password that ended after a host-update must not mark the host auth_failed)."""
     def one(t: tuple[str, str, Any]) -> tuple[str, dict[str, Any]]:
         hid, name, hosted = t
+        started = utcnow()
         try:
             seen = hosted.probe()
         except BmcError as exc:
@@ -270,7 +288,7 @@ def probe_all(db: Any, targets: list[tuple[str, str, Any]], workers: int = PROBE
         if sink is not None:
             sink(hid, seen)
         else:
-            record(db, hid, seen, config=(configs or {}).get(hid))
+            record(db, hid, seen, config=(configs or {}).get(hid), since=started)
         return hid, seen
 
     probing = [t for t in targets if isinstance(t[2], Probing)]

@@ -76,3 +76,43 @@ def test_a_probe_with_settings_changed_meanwhile_records_nothing(db: Any) -> Non
     assert status() == "ok"  # dropped: probed with the old settings
     probe_all(db, [(hid, "bm-probe", refused)], configs={hid: "settings-new"})
     assert status() == "auth_failed"  # the settings it has now: recorded
+
+
+def test_a_probe_that_began_before_a_power_action_was_recorded_records_nothing(db: Any) -> None:
+    # CI: the heartbeat probe read "on" while a soft power-off was still being applied, and ended after the
+    # power-off had recorded "off": the host showed "on" for a machine that was off
+    from sqlalchemy import select
+
+    from core.region.host_bmc import record
+    from core.region.models import Host, Zone
+
+    with db.session() as s:
+        zone = s.scalars(select(Zone)).first()
+        h = Host(name="bm-late", zone_id=zone.id, host_type="baremetal", target="executor", driver="baremetal",
+                 driver_config="cfg", host_status="online", sys_info={})
+        s.add(h)
+        s.flush()
+        hid = h.id
+
+    def power() -> str:
+        with db.session() as s:
+            return str(s.get(Host, hid).sys_info["bmc"]["power_status"])
+
+    gate, probing = threading.Event(), threading.Event()
+
+    class ReadsOnThenWaits(FakeMachine):
+        def probe(self) -> dict[str, Any]:
+            probing.set()
+            gate.wait(10)  # the power action is recorded while this read is in flight
+            return {"ipmi_status": "ok", "power_status": "on", "health": "ok", "ipmi_reason": ""}
+
+    t = threading.Thread(target=probe_all, args=(db, [(hid, "bm-late", ReadsOnThenWaits(0))]),
+                         kwargs={"configs": {hid: "cfg"}})
+    t.start()
+    assert probing.wait(10)
+    record(db, hid, {"ipmi_status": "ok", "ipmi_reason": "", "power_status": "off"})  # the power-off's outcome
+    gate.set()
+    t.join(10)
+    assert power() == "off"
+    probe_all(db, [(hid, "bm-late", FakeMachine(0))], configs={hid: "cfg"})  # a probe begun after it: recorded
+    assert power() == "on"
