@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from drivers.base import BmcError, InvalidSpec
+from drivers.base import BmcError, DriverUnavailable, InvalidSpec
 
 T = TypeVar("T")
 PROTOCOLS = ("ipmi", "redfish")
@@ -167,3 +167,16 @@ def health_of(states: list[str]) -> str:
     """The worst of ok/warning/critical/unknown."""
     order = ["ok", "unknown", "warning", "critical"]
     return max(states, key=order.index) if states else "ok"
+
+
+def pyghmi() -> Any:
+    """pyghmi's ``command`` and ``exceptions`` modules (IPMI and its serial-over-LAN), or DriverUnavailable."""
+    try:
+        from pyghmi import exceptions
+        from pyghmi.ipmi import command
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.startswith("pyghmi"):
+            raise DriverUnavailable("baremetal needs pyghmi for IPMI (pip install 'cloudpods-one[baremetal]')") \
+                from exc
+        raise
+    return command, exceptions
