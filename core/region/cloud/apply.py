@@ -12,6 +12,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, select
@@ -74,6 +75,7 @@ class Context:
     unlinked: set[str] | None = None  # servers with disks not linked to a volume (None: not preloaded)
     lists_hosts: bool = False  # the provider lists its hosts (ProviderCapability.HOSTS): no zone hosts
     wire_bridges: dict[str, str] = field(default_factory=dict)  # wire external id -> bridge (this sync)
+    listed_at: datetime | None = None  # when the cloud's listing of the page being applied began
 
     @classmethod
     def of(cls, acct: Any, prov: Any) -> Context:
@@ -377,12 +379,20 @@ def _server(session: Session, ctx: Context, o: Any, row: Server | None) -> str |
         fields: dict[str, Any] = {"name": o.name, "host_id": host_id, "zone_id": zone_id}
         if o.vcpu:
             fields.update(vcpu_count=o.vcpu, vmem_size=o.memory_mb)
-        if row.active_task_id is None and status is not None:  # a task acting on it owns its status
+        # a task acting on it owns its status; a row changed after the cloud was read (a server-stop that
+        # ended meanwhile) is newer than the listing: the next sync reads the cloud again
+        if row.active_task_id is None and status is not None and not _changed_since(row, ctx.listed_at):
             fields.update(status=status, power_status=POWER_STATUS.get(status, "unknown"))
         out = out or _done(setf(row, **fields))
     if _server_ips(session, ctx, row.id, o.private_ips):
         out = out or "updated"
     return out
+
+
+def _changed_since(row: Any, listed_at: datetime | None) -> bool:
+    """Whether ``row`` was written after ``listed_at`` (then what the cloud listed then may be older)."""
+    changed = getattr(row, "updated_at", None)
+    return listed_at is not None and changed is not None and changed >= listed_at
 
 
 def _imported_secgroups(session: Session, ctx: Context, server_id: str, ext_ids: tuple[str, ...]) -> None:

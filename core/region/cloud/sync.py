@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Generator, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from datetime import datetime, timedelta
 from queue import Full, Queue
 from typing import Any
 
@@ -244,11 +244,15 @@ def sync_account(db: Any, account_id: str, owner: str, scope: dict[str, Any] | N
         provider.close()
 
 
+# one page as the sync takes it: (the page or None, why not, seconds the cloud took, when its read began)
+Got = tuple[Page | None, str, float, datetime]
+
+
 class _Stream:
     """One (kind, partition) listing run ahead by a pool thread: its pages queue up here."""
 
     def __init__(self) -> None:
-        self.q: Queue[tuple[Page | None, str, float]] = Queue(maxsize=AHEAD_PAGES)
+        self.q: Queue[Got] = Queue(maxsize=AHEAD_PAGES)
         self.dropped = threading.Event()  # its kind failed or the sync stopped: no one takes its pages
 
 
@@ -281,18 +285,18 @@ class Lister:
     def _run(self, kind: str, part: str, st: _Stream) -> None:
         token = ""
         while not (self._stop.is_set() or st.dropped.is_set()):
-            t0 = time.monotonic()
+            t0, began = time.monotonic(), utcnow()
             try:
                 page = self.provider.fetch_partition_page(kind, part, token)
             except Exception as exc:
-                self._put(st, (None, _why(exc), time.monotonic() - t0))
+                self._put(st, (None, _why(exc), time.monotonic() - t0, began))
                 return
-            self._put(st, (page, "", time.monotonic() - t0))
+            self._put(st, (page, "", time.monotonic() - t0, began))
             if not page.next_token or page.next_token == token:
                 return
             token = page.next_token
 
-    def _put(self, st: _Stream, item: tuple[Page | None, str, float]) -> None:
+    def _put(self, st: _Stream, item: Got) -> None:
         while not (self._stop.is_set() or st.dropped.is_set()):
             try:
                 st.q.put(item, timeout=0.5)
@@ -300,27 +304,29 @@ class Lister:
             except Full:
                 continue
 
-    def pages(self, kind: str) -> Generator[tuple[Page | None, str, float], None, None]:
-        """(page, "", seconds the cloud took) per page; (None, why, ...) for a page that failed, last."""
+    def pages(self, kind: str) -> Generator[Got, None, None]:
+        """(page, "", seconds the cloud took, when its read began) per page; (None, why, ...) for a page that
+        failed, last."""
         if self._pool is None:
             yield from _paged(lambda token: self.provider.fetch_page(kind, token))
             return
         streams = self._streams.get(kind)
         if streams is None or isinstance(streams, str):  # never "listed, empty": that would delete all
-            yield None, streams or f"{kind} was not listed", 0.0
+            yield None, streams or f"{kind} was not listed", 0.0, utcnow()
             return
         try:
             for st in streams:
                 token = ""
                 while True:
-                    page, why, secs = st.q.get()  # its thread always ends with a page or a failure
-                    yield page, why, secs
+                    got = st.q.get()  # its thread always ends with a page or a failure
+                    yield got
+                    page = got[0]
                     if page is None:
                         return
                     if not page.next_token:
                         break
                     if page.next_token == token:
-                        yield None, SAME_TOKEN, 0.0
+                        yield None, SAME_TOKEN, 0.0, utcnow()
                         return
                     token = page.next_token
         finally:
@@ -333,20 +339,20 @@ class Lister:
             self._pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _paged(fetch: Any) -> Iterator[tuple[Page | None, str, float]]:
+def _paged(fetch: Any) -> Iterator[Got]:
     token = ""
     while True:
-        t0 = time.monotonic()
+        t0, began = time.monotonic(), utcnow()
         try:
             page = fetch(token)
         except Exception as exc:
-            yield None, _why(exc), time.monotonic() - t0
+            yield None, _why(exc), time.monotonic() - t0, began
             return
-        yield page, "", time.monotonic() - t0
+        yield page, "", time.monotonic() - t0, began
         if not page.next_token:
             return
         if page.next_token == token:
-            yield None, SAME_TOKEN, 0.0
+            yield None, SAME_TOKEN, 0.0, began
             return
         token = page.next_token
 
@@ -362,7 +368,7 @@ def _walk(db: Any, lister: Lister, ctx: apply.Context, kind: str, seen: set[str]
         got = next(pages, None)
         if got is None:
             return True
-        page, why, cloud_s = got
+        page, why, cloud_s, ctx.listed_at = got
         # where the time goes: the cloud's API (summed over the listing threads), waiting for it
         # here (what the sync pays), and writing here
         stats["cloud_s"] = round(stats.get("cloud_s", 0.0) + cloud_s, 3)

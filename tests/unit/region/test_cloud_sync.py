@@ -224,3 +224,40 @@ def test_a_provider_listed_in_parallel_syncs_the_same_and_a_failed_partition_del
     out = run_one(db, "me")
     assert out["status"] == "connected" and out["kinds"]["servers"]["deleted"] == 10
     assert names(db) == sorted(f"vm{i}" for i in range(10))
+
+
+def test_a_listing_read_before_a_user_action_ended_does_not_undo_it(db: Database, cloud: str,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The cloud listed vm0 running; a server-stop ended (status ready, no task) before that page was
+    applied: the sync leaves the newer status, and the next sync applies what the cloud says then."""
+    from core.region.cloud.sync import run_one
+
+    assert run_one(db, "me")["status"] == "connected"
+    fetch = FakeProvider.fetch_page
+
+    def stopped_meanwhile(self: FakeProvider, kind: str, page_token: str = "") -> Page:
+        page = fetch(self, kind, page_token)
+        if kind == "servers" and not page_token:  # read (vm0 running); now the user's stop ends
+            with db.session() as s:
+                row = s.scalar(select(Server).where(Server.name == "vm0"))
+                assert row is not None and row.status == "running"
+                row.status, row.power_status = "ready", "off"
+                s.commit()
+        return page
+
+    monkeypatch.setattr(FakeProvider, "fetch_page", stopped_meanwhile)
+    with db.session() as s:
+        s.get(Cloudaccount, cloud).sync_status = "queued"
+        s.commit()
+    assert run_one(db, "me")["status"] == "connected"
+    with db.session() as s:
+        row = s.scalar(select(Server).where(Server.name == "vm0"))
+        assert row is not None and (row.status, row.power_status) == ("ready", "off")
+    monkeypatch.setattr(FakeProvider, "fetch_page", fetch)  # the cloud read again after the stop: it says running
+    with db.session() as s:
+        s.get(Cloudaccount, cloud).sync_status = "queued"
+        s.commit()
+    assert run_one(db, "me")["status"] == "connected"
+    with db.session() as s:
+        row = s.scalar(select(Server).where(Server.name == "vm0"))
+        assert row is not None and row.status == "running"
