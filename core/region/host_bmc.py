@@ -213,14 +213,15 @@ def host_ipmi_probe(ident: str, request: Request, cred: CredentialDep, body: Any
 def host_sensors(ident: str, request: Request, cred: CredentialDep) -> Response:
     host_id, name, hosted = _machine(request, cred, ident, Capability.SENSORS, "read sensors")
     db = request.app.state.db
+    started = utcnow()  # a mere read, like a probe: an outcome recorded while it ran is newer
     try:
         sensors = hosted.bmc.sensors()
     except BmcError as exc:
-        record(db, host_id, failure(exc))
+        record(db, host_id, failure(exc), since=started)
         raise InvalidStatusError(str(exc)) from None
     order = ["ok", "unknown", "warning", "critical"]
     health = max((x.health for x in sensors), key=order.index, default="ok")
-    record(db, host_id, {"ipmi_status": "ok", "ipmi_reason": "", "health": health})
+    record(db, host_id, {"ipmi_status": "ok", "ipmi_reason": "", "health": health}, since=started)
     return json_response({"sensors": [{"name": x.name, "value": x.value, "unit": x.unit, "health": x.health,
                                        "states": list(x.states)} for x in sensors], "health": health,
                           "total": len(sensors)})
