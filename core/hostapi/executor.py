@@ -327,6 +327,7 @@ class Drivers:
         self._lock = threading.Lock()
         self._building = threading.Lock()
         self._built: dict[str, tuple[str, HostedDriver]] = {}
+        self._born: dict[str, float] = {}  # host id -> when its driver was built (monotonic)
         self._images: Any = None
 
     def images(self) -> Any:
@@ -353,14 +354,21 @@ class Drivers:
             with self._lock:
                 old = self._built.get(host_id)
                 self._built[host_id] = (fp, hosted)
+                self._born[host_id] = time.monotonic()
         if old is not None:  # the host's driver or config changed
             old[1].close()
         return hosted
 
-    def forget(self, keep: set[str]) -> None:
+    def forget(self, keep: set[str], listed_at: float | None = None) -> None:
+        """Close the drivers of hosts not in ``keep``. ``listed_at``: when ``keep`` was read (monotonic);
+        a driver built after that is of a host the list could not hold yet (created meanwhile, and in
+        use by whoever built it): it stays."""
         with self._lock:
-            gone = [h for h in self._built if h not in keep]
+            gone = [h for h in self._built if h not in keep
+                    and (listed_at is None or self._born.get(h, 0.0) <= listed_at)]
             closing = [self._built.pop(h)[1] for h in gone]
+            for h in gone:
+                self._born.pop(h, None)
         for hosted in closing:
             hosted.close()
 
@@ -602,6 +610,7 @@ def heartbeat(rt: Runtime, holder: str, interval_s: float = HEARTBEAT_S) -> int 
     with rt.db.session() as s:
         if not try_acquire(s, "executor:heartbeat", holder, interval_s * 0.9):
             return None
+    listed_at = time.monotonic()
     with rt.db.session() as s:
         # a machine enrolled from its PXE boot has no BMC until baremetal-prepare: nothing to check yet
         hosts = [(h.id, h.name, h.driver, h.driver_config)
@@ -609,7 +618,7 @@ def heartbeat(rt: Runtime, holder: str, interval_s: float = HEARTBEAT_S) -> int 
     from core.region.host_bmc import probe_all
     from drivers.base import Probing
 
-    rt.drivers.forget({h[0] for h in hosts})
+    rt.drivers.forget({h[0] for h in hosts}, listed_at)  # not a host created since the list was read
     probing: list[tuple[str, str, Any]] = []
     for hid, name, driver, blob in hosts:
         problem = ""
