@@ -31,3 +31,12 @@ def test_limits() -> None:
     t0 = time.perf_counter()
     assert not verify_password("y" * 100_000, DUMMY_HASH)  # capped work, never a match
     assert time.perf_counter() - t0 < 2.0
+
+
+def test_dummy_hash_costs_what_a_real_one_does() -> None:
+    """Unknown users are checked against DUMMY_HASH: same algorithm, parameters and sizes as a stored
+    hash, so the check takes as long; it is not computed at import (no password hashes to it)."""
+    real = hash_password("some password").split("$")
+    dummy = DUMMY_HASH.split("$")
+    assert dummy[:4] == real[:4] and [len(x) for x in dummy] == [len(x) for x in real]
+    assert not verify_password("some password", DUMMY_HASH)
