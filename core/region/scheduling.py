@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session
@@ -18,10 +18,11 @@ from sqlalchemy.orm import Session
 from core.region import ipam
 from core.region.models import Host, HostStorage, HostWire, Network, Storage, Zone
 from core.region.models.host import HOST_TABLE
-from core.scheduler import HostRecord, NetworkRecord, PlacementResult, ScheduleInput, Snapshot, StorageRecord
-from core.scheduler.claims import Delta, claim_delta, place_and_claim
-from core.scheduler.engine import forecast
+from core.scheduler import HostRecord, NetworkRecord, ScheduleInput, StorageRecord
 from core.scheduler.records import ZoneRecord
+
+if TYPE_CHECKING:  # the snapshot, the claims and the engine need numpy: loaded at the first use
+    from core.scheduler import PlacementResult, Snapshot
 
 
 def schedtags_of(meta: dict[str, Any] | None) -> frozenset[str]:
@@ -65,9 +66,18 @@ def storage_record(s: Storage) -> StorageRecord:
 class SnapshotCache:
     def __init__(self) -> None:
         self.lock = threading.RLock()
-        self.snap = Snapshot()
+        self._snap: Snapshot | None = None  # made at the first use (numpy: ~0.1 s CPU, ~20 MB)
         self._host_mark: datetime | None = None
         self._storage_mark: datetime | None = None
+
+    @property
+    def snap(self) -> Snapshot:
+        with self.lock:
+            if self._snap is None:
+                from core.scheduler.snapshot import Snapshot
+
+                self._snap = Snapshot()
+            return self._snap
 
     def refresh(self, session: Session) -> Snapshot:
         with self.lock:
@@ -115,6 +125,8 @@ class SnapshotCache:
         If that transaction rolls back, the claims the snapshot settled never reached the DB, so
         the next refresh re-reads every host (``invalidate``).
         """
+        from core.scheduler.claims import place_and_claim
+
         with self.lock:
             snap = self.refresh(session)
             session.info["sched_claimed"] = True
@@ -137,6 +149,8 @@ class SnapshotCache:
     def claim_delta(self, session: Session, host_id: str, vcpu: int, vmem: int) -> str | None:
         """Claim a change of what ``host_id`` runs (change-config) in the caller's transaction,
         generation-guarded like ``place``; None when claimed, else why not (``claims.claim_delta``)."""
+        from core.scheduler.claims import Delta, claim_delta
+
         with self.lock:
             snap = self.refresh(session)
             session.info["sched_claimed"] = True
@@ -144,6 +158,8 @@ class SnapshotCache:
 
     def forecast(self, session: Session, req: ScheduleInput) -> PlacementResult:
         """The same decisions ``place`` would make now, keeping nothing."""
+        from core.scheduler.engine import forecast  # numpy loads at the first use
+
         with self.lock:
             return forecast(req, self.refresh(session))
 
@@ -153,7 +169,7 @@ class SnapshotCache:
 
     def reset(self) -> None:
         with self.lock:
-            self.snap = Snapshot()
+            self._snap = None
             self._host_mark = self._storage_mark = None
 
 

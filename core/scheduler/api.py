@@ -16,7 +16,6 @@ import core.scheduler.policies  # noqa: F401  (registers the rules)
 from core.api.deps import CredentialDep
 from core.errors import InputParameterError
 from core.keystone.policy import enforce
-from core.scheduler.engine import forecast as run_forecast
 from core.scheduler.errors import ScheduleInputError
 from core.scheduler.provider import get_snapshot, resolve_refs
 from core.scheduler.request import ScheduleInput
@@ -57,6 +56,8 @@ def _dry_run(request: Request, cred: Any, body: Any) -> Any:
         with db.session() as session:
             body = resolve_refs(session, cred, body)
     req = parse_input(body)
+    from core.scheduler.engine import forecast as run_forecast  # numpy loads at the first use
+
     try:
         return run_forecast(req, get_snapshot())
     except ScheduleInputError as exc:

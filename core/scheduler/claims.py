@@ -20,16 +20,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Table, bindparam, select, update
 from sqlalchemy.orm import Session
 
-from core.scheduler.engine import DEFAULT_CONFIG, SchedulerConfig, place
 from core.scheduler.placement import Placement
 from core.scheduler.request import ScheduleInput
 from core.scheduler.result import PlacementResult
 from core.scheduler.snapshot import Snapshot
+
+if TYPE_CHECKING:  # the engine (and numpy under it) loads at the first placement, not with the region
+    from core.scheduler.engine import SchedulerConfig
 
 Conn = Connection | Session
 
@@ -88,15 +90,18 @@ def place_and_claim(
     snap: Snapshot,
     conn: Conn,
     table: Table,
-    config: SchedulerConfig = DEFAULT_CONFIG,
+    config: SchedulerConfig | None = None,
     *,
     max_rounds: int = 5,
 ) -> PlacementResult:
     """Place the batch, claim it, and re-place only conflicting instances (up to ``max_rounds``).
 
     Each round's claim commits on its own, so what was placed stays placed even if a later
-    round finds no room; the result explains the shortfall.
+    round finds no room; the result explains the shortfall. ``config`` None is DEFAULT_CONFIG.
     """
+    from core.scheduler.engine import DEFAULT_CONFIG, place
+
+    config = config or DEFAULT_CONFIG
     caller_tx = conn.in_transaction()
     result = place(req, snap, config)
     committed: list[Placement] = []

@@ -7,17 +7,17 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from core.scheduler.snapshot import Snapshot
+if TYPE_CHECKING:  # numpy: loaded at the first snapshot, not with the API
+    from core.scheduler.snapshot import Snapshot
 
-SnapshotProvider = Callable[[], Snapshot]
+SnapshotProvider = Callable[[], "Snapshot"]
 # (session, credential, request body) -> the body with names of hosts, networks... turned to ids
 RefResolver = Callable[[Any, Any, dict[str, Any]], dict[str, Any]]
 
 _lock = threading.Lock()
 _provider: SnapshotProvider | None = None
-_empty = Snapshot()
 _resolver: RefResolver | None = None
 
 
@@ -31,7 +31,11 @@ def set_snapshot_provider(fn: SnapshotProvider | None) -> None:
 def get_snapshot() -> Snapshot:
     with _lock:
         fn = _provider
-    return fn() if fn is not None else _empty
+    if fn is not None:
+        return fn()
+    from core.scheduler.snapshot import Snapshot
+
+    return Snapshot()  # nothing is registered: no hosts
 
 
 def set_ref_resolver(fn: RefResolver | None) -> None:
