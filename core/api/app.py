@@ -84,6 +84,8 @@ def create_app(settings: Settings, db: Database | None = None, run_background: b
 
     app = FastAPI(title="cloudpods-one", version=VERSION, docs_url=None, redoc_url=None, lifespan=lifespan)
     app.state.run_background = run_background
+    # a threading.Event the server sets once it listens (ocadm serve); None: background starts at once
+    app.state.listening = None
     app.state.settings = settings
     app.state.db = db
     app.state.auth = Authenticator(codec, settings.token_lifetime_s,

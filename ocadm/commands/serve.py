@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -63,12 +64,21 @@ def preflight(settings: object) -> object:
 def _draining_server(config: object, stop_agent: object) -> object:
     """A uvicorn.Server that, on SIGTERM/SIGINT, first tells long polls to answer now
     (app.state.draining) and stops the in-process agent, so shutdown waits for no request and cancels
-    none (a cancelled long poll logged a traceback)."""
+    none (a cancelled long poll logged a traceback). Once it listens it sets app.state.listening: the
+    background threads start then, not before the first request can be answered."""
     import threading
 
     import uvicorn
 
+    listening = threading.Event()
+    config.app.state.listening = listening  # type: ignore[attr-defined]
+
     class Server(uvicorn.Server):
+        async def startup(self, sockets: list[Any] | None = None) -> None:
+            await super().startup(sockets)
+            if self.started:
+                listening.set()
+
         def handle_exit(self, sig: int, frame: object) -> None:
             self.config.app.state.draining = True  # type: ignore[union-attr]
             if callable(stop_agent) and not self.should_exit:
