@@ -31,6 +31,28 @@ def test_heads_read_without_alembic_are_alembics_heads() -> None:
     assert declared_heads() == frozenset(code_heads())
 
 
+def test_heads_read_from_a_files_head_or_else_the_whole_file(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Identifiers before the functions are read from the head alone; stated after a function (or
+    not parseable in the head) the whole file is read; not literals: None (Alembic decides)."""
+    from core.db import migrate
+
+    versions = tmp_path / "versions"
+    versions.mkdir()
+    (versions / "a.py").write_text('revision = "a"\ndown_revision = None\n\ndef upgrade():\n    x = (\n')  # head only
+    (versions / "b.py").write_text('"""doc"""\ndef upgrade():\n    pass\nrevision = "b"\ndown_revision = "a"\n')
+    (versions / "c.py").write_text('x = """\ndef no"""\nrevision: str = "c"\ndown_revision = ("b",)\n'
+                                   'def f():\n    pass\n')
+    monkeypatch.setattr(migrate, "MIGRATIONS_DIR", tmp_path)
+    migrate.declared_heads.cache_clear()
+    try:
+        assert migrate.declared_heads() == frozenset({"c"})
+        (versions / "d.py").write_text('revision = "d" + ""\ndown_revision = "c"\n')
+        migrate.declared_heads.cache_clear()
+        assert migrate.declared_heads() is None
+    finally:
+        migrate.declared_heads.cache_clear()
+
+
 def test_a_current_database_is_checked_without_importing_alembic(tmp_path) -> None:  # type: ignore[no-untyped-def]
     import subprocess
     import sys
