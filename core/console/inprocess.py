@@ -2,7 +2,7 @@
 
 An agent host's session is carried by its agent: told by its long poll, it runs ``ConsoleBridge``
 (core/agent/console.py) and dials a websocket back to the replica holding the client. An executor
-host has no agent: its driver runs inside every replica (core/hostapi/executor.py, where its BMC
+host has no agent: its driver runs inside every replica (core/region/hosted.py, where its BMC
 calls already run). So the replica that holds the client's websocket runs the same
 ``ConsoleBridge`` itself, in a thread, and hands the relay an in-process pair of ends instead of a
 websocket. Tokens, RBAC, audit, the relay's byte counting and the session record stay the same.
@@ -98,14 +98,14 @@ class _RelayEnd:
 def start(loop: asyncio.AbstractEventLoop, session: dict[str, Any], host_id: str, driver: str, blob: str) -> None:
     """Open ``session``'s console through the host's driver in this replica (a thread of its own)."""
     from core.agent.console import ConsoleBridge
-    from core.hostapi import executor
+    from core.region.hosted import runtime
     from drivers.base import DriverError
 
     pipe = _Pipe(loop)
 
     def run() -> None:
         try:
-            hosted = executor.runtime().drivers.get(host_id, driver, blob)
+            hosted = runtime().drivers.get(host_id, driver, blob)
         except Exception as exc:  # the client is told why, as an agent would tell it
             _Link(pipe, _RelayEnd(pipe)).console_socket(str(session["id"]))
             why = exc if isinstance(exc, DriverError) else f"{type(exc).__name__}: {exc}"

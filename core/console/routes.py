@@ -244,7 +244,7 @@ async def baremetal_ws(ws: WebSocket, host_id: str) -> None:
 def _executor_host(s: Any, row: Any) -> tuple[str, str, str] | None:
     """(host id, driver, driver config) when the session's host runs in the controller's executor: then
     this replica carries the session itself (core/console/inprocess.py); None for an agent's host."""
-    from core.hostapi.executor import TARGET_EXECUTOR
+    from core.region.hosted import TARGET_EXECUTOR
     from core.region.models import Host
 
     host = s.get(Host, row.host_id)

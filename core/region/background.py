@@ -2,8 +2,9 @@
 
 ``start(app)`` starts the task workers (claiming with a lease; requeues this controller's
 orphaned tasks first), the executor of hosts whose driver runs in the controller
-(core/hostapi/executor.py), cloud syncs and the periodic jobs (apscheduler, each under a DB lease so
-one replica runs it), registers the scheduler's snapshot provider, and returns the stop callable.
+(core/hostapi/executor.py; their drivers: core/region/hosted.py), cloud syncs and the periodic jobs
+(apscheduler, each under a DB lease so one replica runs it), registers the scheduler's snapshot
+provider, and returns the stop callable.
 """
 from __future__ import annotations
 
@@ -23,7 +24,8 @@ def start(app: Any) -> Callable[[], None]:
     answers before they start: ~0.06 s of the start's CPU (the first ORM query configuring every
     mapper, apscheduler's plugin scan). Work queued meanwhile waits in the database, as it does for a
     busy worker."""
-    from core.hostapi import executor, migrations
+    from core.hostapi import migrations
+    from core.region import hosted
     from core.region.scheduling import provider_snapshot
     from core.scheduler.provider import set_snapshot_provider
 
@@ -31,7 +33,7 @@ def start(app: Any) -> Callable[[], None]:
     db = app.state.db
     migrations.configure(settings.data_dir)  # where migrating disks are staged (tasks discard them)
     # the target of hosts whose driver runs in the controller: same owner, same lease as tasks
-    rt = executor.configure(settings.data_dir, db, settings)
+    rt = hosted.configure(settings.data_dir, db, settings)
     if rt.drivers.pxe is not None:  # the boot network: bare-metal deploys, and machines PXE-booting unknown
         from core.region.host_bmc import enrol_pxe_mac
 
@@ -63,7 +65,7 @@ def start(app: Any) -> Callable[[], None]:
         set_snapshot_provider(None)
         for stop_one in reversed(stops):
             stop_one()
-        executor.unconfigure()
+        hosted.unconfigure()
         migrations.unconfigure()
 
     return stop

@@ -35,12 +35,21 @@ from core.api.deps import CredentialDep, SessionDep
 from core.db.base import utcnow
 from core.errors import InvalidStatusError, UnsupportedOperationError
 from core.region.common import begin_write, iso, json_response, parse
+from core.region.hosted import (
+    bmc_failure,
+    build,
+    decrypt_config,
+    encrypt_config,
+    register_remote,
+    registration,
+    runtime,
+)
+from core.region.managers.hosts import bmc_fields
 from drivers.base import BmcError, BootDevice, Capability, DriverError, Probing
 
 log = logging.getLogger("cloudpods.bmc")
 router = APIRouter()
 AnyBody = Body(default=None)
-BMC_KEYS = ("ipmi_status", "power_status", "health", "ipmi_reason")
 PROBE_WORKERS = 32  # BMCs probed at once by the heartbeat: one slow BMC costs only its own thread
 
 
@@ -57,12 +66,6 @@ class StopIn(BaseModel):
 
 
 # ---- the host row side ------------------------------------------------------------------------
-def bmc_fields(sys_info: dict[str, Any] | None) -> dict[str, Any]:
-    """What a host shows of its BMC (from ``sys_info.bmc``); {} for a host without one."""
-    bmc = (sys_info or {}).get("bmc")
-    return {k: bmc.get(k, "") for k in (*BMC_KEYS, "checked_at")} if isinstance(bmc, dict) else {}
-
-
 def record(db: Any, host_id: str, seen: dict[str, Any], *, cred: Credential | None = None, action: str = "",
            extra: dict[str, Any] | None = None, config: Any = None,
            since: datetime | None = None) -> dict[str, Any] | None:
@@ -120,14 +123,9 @@ def _recorded_after(checked_at: Any, since: datetime) -> bool:
         return False
 
 
-def failure(exc: BmcError) -> dict[str, Any]:
-    return {"ipmi_status": exc.status, "ipmi_reason": str(exc)[:1000]}
-
-
 # ---- finding the machine and its driver -------------------------------------------------------------
 def _machine(request: Request, cred: Credential, ident: str, cap: Capability, op: str) -> tuple[str, str, Any]:
     """(host id, host name, the host's hosted driver) after RBAC and the capability check."""
-    from core.hostapi import executor
     from core.region.registry import get_manager
 
     m = get_manager("hosts")
@@ -140,7 +138,7 @@ def _machine(request: Request, cred: Credential, ident: str, cap: Capability, op
         host_id, name, driver, blob = row.id, row.name, row.driver, row.driver_config
         s.rollback()  # no transaction held while the BMC is contacted
     try:
-        hosted = executor.runtime().drivers.get(host_id, driver, blob)
+        hosted = runtime().drivers.get(host_id, driver, blob)
     except DriverError as exc:
         raise InvalidStatusError(f"host {name}: its driver does not load: {exc}") from None
     return host_id, name, hosted
@@ -154,7 +152,7 @@ def _run(request: Request, cred: Credential, ident: str, cap: Capability, op: st
     try:
         seen = call(hosted)
     except BmcError as exc:
-        record(db, host_id, failure(exc), cred=cred, action=action)
+        record(db, host_id, bmc_failure(exc), cred=cred, action=action)
         raise InvalidStatusError(str(exc)) from None
     host = record(db, host_id, {"ipmi_status": "ok", "ipmi_reason": "", **seen}, cred=cred, action=action)
     return json_response({"host": host})
@@ -201,9 +199,9 @@ def host_ipmi_probe(ident: str, request: Request, cred: CredentialDep, body: Any
     db = request.app.state.db
     try:
         seen = hosted.probe()
-        reg = registration_fields(hosted)
+        reg = registration(hosted)
     except BmcError as exc:
-        record(db, host_id, failure(exc), cred=cred, action="ipmi-probe")
+        record(db, host_id, bmc_failure(exc), cred=cred, action="ipmi-probe")
         raise InvalidStatusError(str(exc)) from None
     apply_registration(db, host_id, reg)
     return json_response({"host": record(db, host_id, seen, cred=cred, action="ipmi-probe")})
@@ -217,7 +215,7 @@ def host_sensors(ident: str, request: Request, cred: CredentialDep) -> Response:
     try:
         sensors = hosted.bmc.sensors()
     except BmcError as exc:
-        record(db, host_id, failure(exc), since=started)
+        record(db, host_id, bmc_failure(exc), since=started)
         raise InvalidStatusError(str(exc)) from None
     order = ["ok", "unknown", "warning", "critical"]
     health = max((x.health for x in sensors), key=order.index, default="ok")
@@ -236,19 +234,13 @@ def host_ipmi(ident: str, request: Request, cred: CredentialDep) -> Response:
     try:
         seen = {"ipmi_status": "ok", "ipmi_reason": "", "power_status": hosted.bmc.get_power_state().value}
     except BmcError as exc:
-        seen = failure(exc)
+        seen = bmc_failure(exc)
     host = record(db, host_id, seen, since=started) or {}
     info = {**hosted.bmc.info(), **bmc_fields(host.get("sys_info"))}
     return json_response({"ipmi": info})
 
 
 # ---- registration and the periodic probe --------------------------------------------------------------
-def registration_fields(hosted: Any) -> dict[str, Any]:
-    from core.hostapi import executor
-
-    return executor.registration(hosted)
-
-
 def apply_registration(db: Any, host_id: str, reg: dict[str, Any]) -> None:
     from core.region.models import Host
 
@@ -282,7 +274,7 @@ def probe_all(db: Any, targets: list[tuple[str, str, Any]], workers: int = PROBE
             seen = hosted.probe()
         except BmcError as exc:
             log.warning("host %s: BMC probe failed: %s", name, exc)
-            seen = failure(exc)
+            seen = bmc_failure(exc)
         except Exception as exc:
             log.exception("host %s: BMC probe failed", name)
             seen = {"ipmi_status": "error", "ipmi_reason": str(exc)[:1000]}
@@ -308,7 +300,6 @@ def enrol_pxe_mac(db: Any, mac: str) -> str | None:
     scheduler leaves it alone), unless a host already has that MAC; the new host's id, else None."""
     from sqlalchemy import select
 
-    from core.hostapi import executor
     from core.region.managers.hosts import DEFAULT_EXECUTOR_STORAGE_MB, StorageIn, attach_joints
     from core.region.models import Host, Zone
     from core.region.registry import get_manager
@@ -325,7 +316,7 @@ def enrol_pxe_mac(db: Any, mac: str) -> str | None:
         name = "bm-" + mac.replace(":", "")
         row = Host(name=name, description=f"PXE-booted from {mac}", zone_id=zone.id, host_type="baremetal",
                    target="executor", driver="baremetal", access_mac=mac, status="prepare", host_status="offline",
-                   enabled=False, driver_config=executor.encrypt_config({"access_mac": mac}),
+                   enabled=False, driver_config=encrypt_config({"access_mac": mac}),
                    sys_info={"executor_error": PREPARE_REASON})
         s.add(row)
         s.flush()
@@ -340,7 +331,6 @@ def enrol_pxe_mac(db: Any, mac: str) -> str | None:
 
 def _machine_config(request: Request, cred: Credential, ident: str, op: str) -> tuple[str, str, dict[str, Any]]:
     """(host id, name, decrypted driver config) of a bare-metal machine ``cred`` may ``op``; no transaction held."""
-    from core.hostapi import executor
     from core.region.registry import get_manager
 
     m = get_manager("hosts")
@@ -349,7 +339,7 @@ def _machine_config(request: Request, cred: Credential, ident: str, op: str) -> 
         m.enforce(cred, op, row)
         if row.host_type != "baremetal" or row.driver != "baremetal":
             raise UnsupportedOperationError(f"host {row.name} is not a bare-metal machine: it has no BMC")
-        out = row.id, row.name, executor.decrypt_config(row.driver_config)
+        out = row.id, row.name, decrypt_config(row.driver_config)
         s.rollback()
     return out
 
@@ -365,15 +355,14 @@ def _merged(config: dict[str, Any], change: Any) -> dict[str, Any]:
 def _try_bmc(name: str, host_id: str, config: dict[str, Any]) -> tuple[dict[str, Any], str]:
     """Build the machine's driver from ``config`` and contact its BMC: (registration, problem)."""
     from core.errors import InputParameterError
-    from core.hostapi import executor
 
-    rt = executor.runtime()
+    rt = runtime()
     try:
-        hosted = executor.build(rt.data_dir, host_id, "baremetal", config, rt.drivers.images())
+        hosted = build(rt.data_dir, host_id, "baremetal", config, rt.drivers.images())
     except DriverError as exc:
         raise InputParameterError(f"host {name}: {exc}") from None
     try:
-        return executor.register_remote(hosted)
+        return register_remote(hosted)
     finally:
         hosted.close()
 
@@ -421,7 +410,6 @@ def host_update(ident: str, request: Request, session: SessionDep, cred: Credent
     db = request.app.state.db
     host_id, name, new, reg = _tried(request, cred, ident, "update", change,
                                      f"the new BMC settings ({fields}) were not saved: ")
-    from core.hostapi import executor
     from core.region.models import Host
     from core.region.registry import get_manager
 
@@ -430,7 +418,7 @@ def host_update(ident: str, request: Request, session: SessionDep, cred: Credent
         h = s.get(Host, host_id)
         if h is None:
             raise InvalidStatusError(f"host {name} was deleted meanwhile")
-        h.driver_config = executor.encrypt_config(new)
+        h.driver_config = encrypt_config(new)
         h.generation += 1
         get_manager("hosts").audit(s, cred, "update", h, notes=f"BMC settings changed: {fields}")
     record(db, host_id, {**reg["sys_info"].get("bmc", {}), "ipmi_status": "ok", "ipmi_reason": ""})
@@ -458,7 +446,6 @@ class PrepareIn(BaseModel):
 def host_prepare(ident: str, request: Request, cred: CredentialDep, body: Any = AnyBody) -> Response:
     """``baremetal-prepare``: give an enrolled machine its BMC (or read an existing one again): the BMC is
     contacted, the inventory read into the host's capacity; the host leaves ``prepare`` enabled."""
-    from core.hostapi import executor
     from core.region.models import Host
     from core.region.registry import get_manager
 
@@ -478,7 +465,7 @@ def host_prepare(ident: str, request: Request, cred: CredentialDep, body: Any = 
         for k in ("cpu_count", "mem_size", "cpu_arch", "version", "driver_version", "capabilities"):
             if k in reg:
                 setattr(h, k, reg[k])
-        h.driver_config = executor.encrypt_config(config)
+        h.driver_config = encrypt_config(config)
         was = h.status
         h.status, h.enabled, h.host_status, h.last_ping_at = "running", True, "online", utcnow()
         h.generation += 1

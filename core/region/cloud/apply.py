@@ -245,7 +245,7 @@ def _zone(session: Session, ctx: Context, o: Any, row: Zone | None) -> str | Non
 
 def _zone_host(session: Session, ctx: Context, zone: Zone, region: str) -> None:
     """The zone's executor host (the account's driver, its config encrypted) and its storage."""
-    from core.hostapi import executor
+    from core.region import hosted
 
     config = {**ctx.host_config, "region": region, "zone": zone.external_id}
     host = session.scalar(select(Host).where(Host.manager_id == ctx.manager_id, Host.zone_id == zone.id))
@@ -257,7 +257,7 @@ def _zone_host(session: Session, ctx: Context, zone: Zone, region: str) -> None:
                     zone_id=zone.id, host_type=ctx.driver, target="executor", driver=ctx.driver,
                     driver_version=str(getattr(cls, "version", "") or ""),
                     capabilities=sorted(c.value for c in getattr(cls, "capabilities", ())),
-                    driver_config=executor.encrypt_config(config), status="running", host_status="online",
+                    driver_config=hosted.encrypt_config(config), status="running", host_status="online",
                     enabled=True, last_ping_at=utcnow(), cpu_count=100_000, mem_size=1 << 30, cpu_cmtbound=1.0,
                     mem_cmtbound=1.0, storage_size=1 << 40)
         session.add(host)
@@ -268,8 +268,8 @@ def _zone_host(session: Session, ctx: Context, zone: Zone, region: str) -> None:
         session.add(st)
         session.flush()
         session.add(HostStorage(host_id=host.id, storage_id=st.id, mount_point=""))
-    elif executor.decrypt_config(host.driver_config) != config:  # new credentials: re-encrypt (else: no write)
-        host.driver_config = executor.encrypt_config(config)
+    elif hosted.decrypt_config(host.driver_config) != config:  # new credentials: re-encrypt (else: no write)
+        host.driver_config = hosted.encrypt_config(config)
 
 
 def _vpc(session: Session, ctx: Context, o: Any, row: Vpc | None) -> str | None:

@@ -20,7 +20,7 @@ def driver_for(provider: str) -> tuple[str, str]:
 
 
 def _cipher() -> Any:
-    from core.hostapi.executor import runtime
+    from core.region.hosted import runtime
 
     return runtime().cipher
 

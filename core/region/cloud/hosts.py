@@ -54,7 +54,7 @@ def storage(session: Session, ctx: Any, o: Any, row: Storage | None) -> str | No
 
 
 def host(session: Session, ctx: Any, o: Any, row: Host | None) -> str | None:
-    from core.hostapi import executor
+    from core.region import hosted
     from core.region.cloud.apply import _done, _new, setf
 
     zone_id = _need(ctx, session, "zones", o.zone_id)
@@ -72,7 +72,7 @@ def host(session: Session, ctx: Any, o: Any, row: Host | None) -> str | None:
         row = Host(name=ctx.infra_name(o.name), external_id=o.external_id, host_type=ctx.driver, target="executor",
                    driver=ctx.driver, driver_version=str(getattr(cls, "version", "") or ""),
                    capabilities=sorted(c.value for c in getattr(cls, "capabilities", ())),
-                   driver_config=executor.encrypt_config(config), status="running", enabled=o.enabled,
+                   driver_config=hosted.encrypt_config(config), status="running", enabled=o.enabled,
                    last_ping_at=utcnow(), cpu_cmtbound=8.0, mem_cmtbound=1.0, sys_info=info, **fields)
         out = _new(session, ctx, "hosts", row)
     else:
@@ -80,8 +80,8 @@ def host(session: Session, ctx: Any, o: Any, row: Host | None) -> str | None:
         if {k: (row.sys_info or {}).get(k) for k in info} != info:
             row.sys_info = {**(row.sys_info or {}), **info}
             changed = True
-        if executor.decrypt_config(row.driver_config) != config:  # new credentials: re-encrypt (else no write)
-            row.driver_config = executor.encrypt_config(config)
+        if hosted.decrypt_config(row.driver_config) != config:  # new credentials: re-encrypt (else no write)
+            row.driver_config = hosted.encrypt_config(config)
             changed = True
         if changed:
             row.generation += 1

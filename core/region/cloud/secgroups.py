@@ -70,7 +70,7 @@ class Pusher:
 
     def run_once(self, lease_s: float = 10.0) -> int:
         from core.db.lease import try_acquire
-        from core.hostapi.executor import TARGET_EXECUTOR
+        from core.region.hosted import TARGET_EXECUTOR
 
         with self.rt.db.session() as s:
             rows = s.scalars(select(Host).where(Host.target == TARGET_EXECUTOR, Host.manager_id.is_not(None)))

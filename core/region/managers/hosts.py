@@ -13,6 +13,7 @@ from core.db.base import utcnow
 from core.errors import ConflictError, InputParameterError, InvalidStatusError, NotEmptyError
 from core.keystone.policy import allowed, enforce
 from core.region.common import check_name, parse, text_field
+from core.region.hosted import build, decrypt_config, encrypt_config, masked, register_remote, runtime
 from core.region.managers._util import add_names, apply_update, names_by_id, unique_name
 from core.region.managers.storages import free_capacity
 from core.region.models import Host, HostStorage, HostWire, Server, Storage, Wire, Zone
@@ -66,7 +67,8 @@ class HostRegister(BaseModel):
 
 
 class ExecutorHostIn(BaseModel):
-    """A host whose work items the controller's executor runs (core/hostapi/executor.py)."""
+    """A host whose work items the controller's executor runs (core/hostapi/executor.py; its driver:
+    core/region/hosted.py)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -92,6 +94,15 @@ DEFAULT_EXECUTOR_STORAGE_MB = 1024 * 1024  # a storage for a host created withou
 # Cloudpods' way to register a machine by its BMC: POST /hosts {"host_type": "baremetal", "ipmi_ip": ...}
 BMC_KEYS = ("ipmi_ip", "ipmi_port", "ipmi_username", "ipmi_password", "redfish_url", "redfish_system",
             "verify_tls", "timeout_s", "retries", "protocol", "deploy_timeout_s")
+
+
+BMC_STATUS_KEYS = ("ipmi_status", "power_status", "health", "ipmi_reason")  # what sys_info.bmc records
+
+
+def bmc_fields(sys_info: dict[str, Any] | None) -> dict[str, Any]:
+    """What a host shows of its BMC (from ``sys_info.bmc``, core/region/host_bmc.py); {} for a host without one."""
+    bmc = (sys_info or {}).get("bmc")
+    return {k: bmc.get(k, "") for k in (*BMC_STATUS_KEYS, "checked_at")} if isinstance(bmc, dict) else {}
 
 
 def baremetal_body(body: dict[str, Any]) -> dict[str, Any] | None:
@@ -127,16 +138,12 @@ class HostManager(Manager):
         return stmt.where(Host.target != "executor")
 
     def base_dict(self, row: Any) -> dict[str, Any]:
-        from core.region.host_bmc import bmc_fields
-
         out = super().base_dict(row)
         out.update(bmc_fields(row.sys_info))  # ipmi_status, power_status, health of a machine behind a BMC
         blob = out.pop("driver_config", "")
         if blob:  # never the stored secret: the keys, with secret-looking values hidden
-            from core.hostapi import executor
-
             try:
-                out["driver_config"] = executor.masked(executor.decrypt_config(blob))
+                out["driver_config"] = masked(decrypt_config(blob))
             except Exception as exc:  # no executor here, or its key is gone: say so, show nothing
                 out["driver_config"] = {"error": getattr(exc, "details", None) or type(exc).__name__}
         return out
@@ -200,7 +207,6 @@ class HostManager(Manager):
         """A host run by the controller's executor: its driver is built by name and validated now,
         its facts and capabilities recorded like an agent's registration, its config encrypted."""
         from core.db.base import new_uuid
-        from core.hostapi import executor
         from core.region.registry import get_manager
         from drivers.base import DriverError
 
@@ -213,7 +219,7 @@ class HostManager(Manager):
         if not zone_ref:
             raise InputParameterError("zone: required")
         zone = get_manager("zones").lookup(session, cred, str(zone_ref))
-        rt = executor.runtime()
+        rt = runtime()
         host_id = new_uuid()
         config = dict(data.driver_config)
         access_mac = data.access_mac.lower().replace("-", ":")
@@ -222,15 +228,15 @@ class HostManager(Manager):
                 raise ConflictError(f"access_mac {access_mac}: another host already has this MAC")
             config["access_mac"] = access_mac
         try:
-            hosted = executor.build(rt.data_dir, host_id, data.driver, config, rt.drivers.images())
+            hosted = build(rt.data_dir, host_id, data.driver, config, rt.drivers.images())
         except DriverError as exc:  # the config itself is wrong: nothing to create
             raise InputParameterError(f"driver {data.driver} does not validate: {exc}") from None
         try:
-            reg, problem = executor.register_remote(hosted)
+            reg, problem = register_remote(hosted)
         finally:
             hosted.close()
         row = Host(id=host_id, name=data.name, description=data.description, zone_id=zone.id, host_type=data.host_type,
-                   target="executor", access_mac=access_mac, driver_config=executor.encrypt_config(config),
+                   target="executor", access_mac=access_mac, driver_config=encrypt_config(config),
                    status="running",
                    host_status="offline" if problem else "online", last_ping_at=None if problem else utcnow(),
                    enabled=data.enabled, cpu_cmtbound=data.cpu_cmtbound, mem_cmtbound=data.mem_cmtbound, **reg)

@@ -141,15 +141,13 @@ def test_the_walk_finds_a_cycle(tmp_path: Path) -> None:
 
 
 # Lazy cycles not untangled yet: each group may only shrink (a module leaving it, or the group going).
-# The region's server/cloud/image modules call one another's verbs; the executor runs region code for
-# its hosts and region code reaches its driver cache. Anything else, or a module joining a group, fails.
+# The region's server/cloud/image modules call one another's verbs. Anything else, or a module joining
+# a group, fails.
 KNOWN_LAZY_GROUPS = (
     frozenset({"core.region.cdrom", "core.region.cloud.accounts", "core.region.cloud.apply", "core.region.cloud.hosts",
                "core.region.cloud.sync", "core.region.images", "core.region.managers.instance_snapshots",
                "core.region.managers.servers", "core.region.managers.snapshots", "core.region.nics",
                "core.region.passwords", "core.region.release", "core.region.saveimage", "core.region.server_create"}),
-    frozenset({"core.hostapi.executor", "core.region.cloud.secgroups", "core.region.host_bmc",
-               "core.region.managers.hosts"}),
 )
 
 

@@ -1,5 +1,6 @@
-"""The executor's cache of hosted drivers: the heartbeat closes the drivers of hosts gone from its
-list, never one built after it read that list (a host created meanwhile, its driver in use)."""
+"""The executor's cache of hosted drivers (core/region/hosted.py): the heartbeat closes the drivers of
+hosts gone from its list, never one built after it read that list (a host created meanwhile, its
+driver in use)."""
 from __future__ import annotations
 
 import time
@@ -8,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from core.hostapi import executor
+from core.region import hosted
 
 
 class FakeHosted:
@@ -24,9 +25,9 @@ class FakeHosted:
 
 def test_a_driver_built_after_the_heartbeat_read_its_hosts_is_not_closed(tmp_path: Path,
                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(executor, "build", lambda *a, **kw: FakeHosted())
-    monkeypatch.setattr(executor, "decrypt_config", lambda blob: {})
-    drivers = executor.Drivers(tmp_path, db=None)
+    monkeypatch.setattr(hosted, "build", lambda *a, **kw: FakeHosted())
+    monkeypatch.setattr(hosted, "decrypt_config", lambda blob: {})
+    drivers = hosted.Drivers(tmp_path, db=None)
     monkeypatch.setattr(drivers, "images", lambda: None)
     old: Any = drivers.get("h-old", "fake", "cfg")
     listed_at = time.monotonic()  # the heartbeat reads its hosts: neither h-old (deleted) nor h-new (not yet)

@@ -16,11 +16,12 @@ from core.region import background
 @pytest.fixture
 def steps(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The sync part stubbed (no database, no drivers); each background thread kind a recorder."""
-    from core.hostapi import executor, migrations
+    from core.hostapi import migrations
+    from core.region import hosted
 
     log: list[str] = []
-    monkeypatch.setattr(executor, "configure", lambda *a, **k: SimpleNamespace(drivers=SimpleNamespace(pxe=None)))
-    monkeypatch.setattr(executor, "unconfigure", lambda: log.append("unconfigure"))
+    monkeypatch.setattr(hosted, "configure", lambda *a, **k: SimpleNamespace(drivers=SimpleNamespace(pxe=None)))
+    monkeypatch.setattr(hosted, "unconfigure", lambda: log.append("unconfigure"))
     monkeypatch.setattr(migrations, "configure", lambda *a: None)
     monkeypatch.setattr(migrations, "unconfigure", lambda: None)
 

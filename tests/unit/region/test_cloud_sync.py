@@ -71,11 +71,11 @@ def vm(i: int, zone: str = "z1") -> CloudInstance:
 
 @pytest.fixture
 def cloud(db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    from core.hostapi import executor
+    from core.region import hosted
     from core.region.cloud.config import seal
     from drivers import registry
 
-    executor.configure(tmp_path, db)
+    hosted.configure(tmp_path, db)
     monkeypatch.setitem(registry._loaded, "fake", FakeDriver)
     FakeCloud.servers, FakeCloud.fail_page = [vm(i) for i in range(5)], None
     with db.session() as s:
@@ -87,7 +87,7 @@ def cloud(db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iter
         s.commit()
         aid = a.id
     yield aid
-    executor.unconfigure()
+    hosted.unconfigure()
 
 
 def names(db: Database) -> list[str]:
