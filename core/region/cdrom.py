@@ -41,7 +41,7 @@ def cdrom_of(server: Any) -> dict[str, Any]:
 
 
 def _guard(session: Session, server: Server, action: str, allowed: tuple[str, ...]) -> None:
-    from core.region.managers.servers import guard_capability, guard_host_online
+    from core.region.guards import guard_capability, guard_host_online
 
     if server.pending_deleted:
         raise InvalidStatusError(f"server {server.name} is in the recycle bin: cancel-delete it first")

@@ -90,7 +90,7 @@ def change_ipaddr(session: Session, cred: Credential, server: Server, body: dict
     OS takes the new address when its DHCP client next asks (renewal or reboot), as in Cloudpods."""
     from core.errors import InvalidStatusError
     from core.region import statemachine as sm
-    from core.region.managers.servers import guard_capability, guard_host_online
+    from core.region.guards import guard_capability, guard_host_online
     from core.region.models import Network
     from core.region.registry import get_manager
     from core.tasks.engine import submit

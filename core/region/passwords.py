@@ -27,10 +27,29 @@ def remember(server: Server, sealed: dict[str, str]) -> None:
         server.create_spec = {**(server.create_spec or {}), "login": {"account": ACCOUNT, **sealed}}
 
 
+def sealed_password(password: str | None) -> dict[str, str]:
+    """The task params that carry a server's password: encrypted with the credential keys, so the
+    tasks table (and its backups) never hold it in clear. Unsealed only into the agent payload."""
+    if not password:
+        return {}
+    from core.keystone.credkeys import seal
+
+    return {"password_sealed": seal(password)}
+
+
+def unseal_password(params: dict[str, Any]) -> str | None:
+    from core.keystone.credkeys import unseal
+
+    sealed = params.get("password_sealed")
+    if sealed:
+        return unseal(str(sealed))
+    plain = params.get("password")  # a task queued by an older controller
+    return str(plain) if plain else None
+
+
 def reset_password(session: Session, cred: Credential, server: Server, body: dict[str, Any]) -> None:
     from core.keystone.passwords import check_password_policy
-    from core.region.managers.servers import guard_capability, guard_host_online
-    from core.region.server_create import sealed_password
+    from core.region.guards import guard_capability, guard_host_online
 
     password = body.get("password")
     if not isinstance(password, str) or not password:
@@ -54,8 +73,6 @@ def reset_password(session: Session, cred: Credential, server: Server, body: dic
 def login_info(session: Session, cred: Credential, server: Server) -> dict[str, Any]:
     """The login of ``server``; its password only for a member of its own project (the action route
     audits each reading)."""
-    from core.region.server_create import unseal_password
-
     login = dict((server.create_spec or {}).get("login") or {})
     kp = session.get(Keypair, server.keypair_id) if server.keypair_id else None
     out: dict[str, Any] = {"username": login.get("account") or ACCOUNT, "keypair": kp.name if kp else "",

@@ -47,7 +47,7 @@ def release_server(session: Session, server: Server, *, keep_disks: bool = False
 
 def release_disk(session: Session, disk: Disk) -> None:
     """Before the disk row is deleted: its storage, quota and snapshots (kept inside its file) given back."""
-    from core.region.managers.snapshots import drop_disk_snapshots
+    from core.region.managers.snapshot_base import drop_disk_snapshots
 
     drop_disk_snapshots(session, disk)
     held = dict(disk.held or {})

@@ -39,7 +39,7 @@ def _inherited_properties(session: Session, cred: Credential, server: Server, di
 
 def save_image(session: Session, cred: Credential, server: Server, disk: Disk, body: dict[str, Any]) -> dict[str, Any]:
     from core.glance.service import create_queued_image
-    from core.region.managers.servers import guard_capability, guard_host_online
+    from core.region.guards import guard_capability, guard_host_online
 
     name = body.get("name") or body.get("image_name")
     if not isinstance(name, str) or not name:

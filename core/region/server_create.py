@@ -19,6 +19,7 @@ from core.region import statemachine as sm
 from core.region.common import check_name, parse
 from core.region.images import check_image
 from core.region.models import Disk, Server
+from core.region.passwords import remember, sealed_password
 from core.region.secgroups import default_secgroup, secgroup_refs, set_server_secgroups
 from core.region.sizes import MAX_DISKS, MAX_NICS, to_mb
 from core.tasks.engine import submit
@@ -160,7 +161,7 @@ def _from_instance_snapshot(session: Session, cred: Credential, data: ServerCrea
     """``instance_snapshot``: the clone's shape (CPU, memory, networks unless given) and its disks,
     each a copy of its disk snapshot, on the host that keeps them (``data`` filled in; the disks)."""
     from core.errors import InvalidStatusError
-    from core.region.managers.instance_snapshots import members
+    from core.region.managers.snapshot_base import members
     from core.region.registry import get_manager
 
     isnap = get_manager("instance_snapshots").lookup(session, cred, str(data.instance_snapshot), "instance_snapshot")
@@ -375,8 +376,6 @@ def create_servers(manager: Any, session: Session, cred: Credential, body: dict[
         take_eip(session, plan.eip, r)
     sealed = sealed_password(data.password)
     if sealed:
-        from core.region.passwords import remember
-
         for r in rows:
             remember(r, sealed)
     params = {"server_ids": [r.id for r in rows], "sched": plan.sched, **sealed}
@@ -387,26 +386,6 @@ def create_servers(manager: Any, session: Session, cred: Credential, body: dict[
         r.create_spec = {**r.create_spec, "create_task_id": task.id}
         manager.audit(session, cred, "create", r)
     return rows
-
-
-def sealed_password(password: str | None) -> dict[str, str]:
-    """The task params that carry a server's password: encrypted with the credential keys, so the
-    tasks table (and its backups) never hold it in clear. Unsealed only into the agent payload."""
-    if not password:
-        return {}
-    from core.keystone.credkeys import seal
-
-    return {"password_sealed": seal(password)}
-
-
-def unseal_password(params: dict[str, Any]) -> str | None:
-    from core.keystone.credkeys import unseal
-
-    sealed = params.get("password_sealed")
-    if sealed:
-        return unseal(str(sealed))
-    plain = params.get("password")  # a task queued by an older controller
-    return str(plain) if plain else None
 
 
 def forecast_servers(session: Session, cred: Credential, body: dict[str, Any]) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from core.db.base import utcnow
 from core.hostapi.protocol import POWER_STATUS, guest_state, server_status
 from core.region.cloud import hosts as cloud_hosts
+from core.region.cloud.rows import created, setf, updated
 from core.region.models import (
     Cachedimage,
     Cloudregion,
@@ -156,16 +157,6 @@ def lists_hosts(driver: str) -> bool:
     return ProviderCapability.HOSTS in caps
 
 
-def setf(row: Any, **fields: Any) -> bool:
-    """Set only the fields whose value differs; True if any did."""
-    changed = False
-    for k, v in fields.items():
-        if getattr(row, k) != v:
-            setattr(row, k, v)
-            changed = True
-    return changed
-
-
 def apply_page(session: Session, ctx: Context, kind: str, items: list[Any], seen: set[str],
                stats: dict[str, Any], error: ErrorFn) -> None:
     """Apply one page: all of it in one savepoint (the fast path); if anything in it fails, again
@@ -206,26 +197,13 @@ def _apply_all(session: Session, ctx: Context, kind: str, items: list[Any]) -> l
     return [fn(session, ctx, item, rows.get(item.external_id)) for item in items]
 
 
-def _new(session: Session, ctx: Context, kind: str, row: Any) -> str:
-    if not row.id:  # the id now, not at flush: a page of new rows is flushed once, at its end
-        row.id = _uuid()
-    row.manager_id = ctx.manager_id
-    session.add(row)
-    ctx.remember(kind, row.external_id, row.id)
-    return "created"
-
-
-def _done(changed: bool) -> str | None:
-    return "updated" if changed else None
-
-
 # ---- per kind -----------------------------------------------------------------------------------------
 def _region(session: Session, ctx: Context, o: Any, row: Cloudregion | None) -> str | None:
     status = INFRA_STATUS.get(o.status, "unknown")
     if row is None:
-        return _new(session, ctx, "cloudregions", Cloudregion(
+        return created(session, ctx, "cloudregions", Cloudregion(
             name=ctx.infra_name(o.name), external_id=o.external_id, provider=ctx.provider, status=status))
-    return _done(setf(row, status=status, provider=ctx.provider))
+    return updated(setf(row, status=status, provider=ctx.provider))
 
 
 def _zone(session: Session, ctx: Context, o: Any, row: Zone | None) -> str | None:
@@ -235,9 +213,9 @@ def _zone(session: Session, ctx: Context, o: Any, row: Zone | None) -> str | Non
     status = "enable" if o.status is CloudStatus.AVAILABLE else "disable"
     if row is None:
         row = Zone(name=ctx.infra_name(o.name), external_id=o.external_id, cloudregion_id=region_id, status=status)
-        out: str | None = _new(session, ctx, "zones", row)
+        out: str | None = created(session, ctx, "zones", row)
     else:
-        out = _done(setf(row, cloudregion_id=region_id, status=status))
+        out = updated(setf(row, cloudregion_id=region_id, status=status))
     if not ctx.lists_hosts:
         _zone_host(session, ctx, row, o.region_id)
     return out
@@ -278,10 +256,10 @@ def _vpc(session: Session, ctx: Context, o: Any, row: Vpc | None) -> str | None:
         raise ValueError(f"its region {o.region_id} was not synced")
     status = INFRA_STATUS.get(o.status, "unknown")
     if row is None:
-        return _new(session, ctx, "vpcs", Vpc(name=ctx.infra_name(o.name), external_id=o.external_id,
+        return created(session, ctx, "vpcs", Vpc(name=ctx.infra_name(o.name), external_id=o.external_id,
                                               cloudregion_id=region_id, cidr_block=o.cidr_block,
                                               is_default=o.is_default, status=status))
-    return _done(setf(row, cloudregion_id=region_id, cidr_block=o.cidr_block, is_default=o.is_default, status=status))
+    return updated(setf(row, cloudregion_id=region_id, cidr_block=o.cidr_block, is_default=o.is_default, status=status))
 
 
 def _wire(session: Session, ctx: Context, vpc_ext: str, zone_ext: str) -> str:
@@ -312,9 +290,9 @@ def _network(session: Session, ctx: Context, o: Any, row: Network | None) -> str
               "guest_gateway": o.gateway, "ip_start_int": ipam.ip_int(o.ip_start), "ip_end_int": ipam.ip_int(o.ip_end),
               "status": INFRA_STATUS.get(o.status, "unknown")}
     if row is None:
-        return _new(session, ctx, "networks", Network(name=o.name, external_id=o.external_id, server_type="guest",
+        return created(session, ctx, "networks", Network(name=o.name, external_id=o.external_id, server_type="guest",
                                                       alloc_policy="none", vlan_id=1, **fields, **ctx.owner()))
-    return _done(setf(row, **fields))
+    return updated(setf(row, **fields))
 
 
 def _secgroup(session: Session, ctx: Context, o: Any, row: Secgroup | None) -> str | None:
@@ -327,10 +305,10 @@ def _secgroup(session: Session, ctx: Context, o: Any, row: Secgroup | None) -> s
     if row is None:
         row = Secgroup(name=o.name, external_id=o.external_id, description=o.description, status="ready",
                        **ctx.owner())
-        out = _new(session, ctx, "secgroups", row)
+        out = created(session, ctx, "secgroups", row)
         have: list[Any] = []
     else:
-        out = _done(setf(row, name=o.name, description=o.description))
+        out = updated(setf(row, name=o.name, description=o.description))
         have = sorted((r.direction, r.protocol, r.ports, r.cidr, r.action, r.priority) for r in session.scalars(
             select(SecgroupRule).where(SecgroupRule.secgroup_id == row.id)))
     if have != want:
@@ -345,9 +323,9 @@ def _secgroup(session: Session, ctx: Context, o: Any, row: Secgroup | None) -> s
 def _image(session: Session, ctx: Context, o: Any, row: Cachedimage | None) -> str | None:
     fields = {"name": o.name, "size": o.size_mb, "os_type": o.os_type, "status": IMAGE_STATUS.get(o.status, "unknown")}
     if row is None:
-        return _new(session, ctx, "cachedimages", Cachedimage(external_id=o.external_id, image_type="system",
+        return created(session, ctx, "cachedimages", Cachedimage(external_id=o.external_id, image_type="system",
                                                               **fields, **ctx.owner()))
-    return _done(setf(row, **fields))
+    return updated(setf(row, **fields))
 
 
 def _server(session: Session, ctx: Context, o: Any, row: Server | None) -> str | None:
@@ -371,7 +349,7 @@ def _server(session: Session, ctx: Context, o: Any, row: Server | None) -> str |
                      status=status or "unknown", power_status=POWER_STATUS.get(status or "", "unknown"),
                      vcpu_count=o.vcpu or 1, vmem_size=o.memory_mb or 0, hypervisor=ctx.driver, os_type=o.os_type,
                      host_id=host_id, zone_id=zone_id, **ctx.owner())
-        out = _new(session, ctx, "servers", row)
+        out = created(session, ctx, "servers", row)
         if row.id not in ctx.ips:
             ctx.ips[row.id] = set()  # a row new here holds no address yet
         _imported_secgroups(session, ctx, row.id, o.secgroup_ids)
@@ -383,7 +361,7 @@ def _server(session: Session, ctx: Context, o: Any, row: Server | None) -> str |
         # ended meanwhile) is newer than the listing: the next sync reads the cloud again
         if row.active_task_id is None and status is not None and not _changed_since(row, ctx.listed_at):
             fields.update(status=status, power_status=POWER_STATUS.get(status, "unknown"))
-        out = out or _done(setf(row, **fields))
+        out = out or updated(setf(row, **fields))
     if _server_ips(session, ctx, row.id, o.private_ips):
         out = out or "updated"
     return out
@@ -464,9 +442,9 @@ def _disk(session: Session, ctx: Context, o: Any, row: Disk | None) -> str | Non
             setf(row, **{k: v for k, v in fields.items() if k != "name"})
             return "updated"
     if row is None:
-        return _new(session, ctx, "disks", Disk(external_id=o.external_id, disk_format="raw", disk_type=o.disk_type,
+        return created(session, ctx, "disks", Disk(external_id=o.external_id, disk_format="raw", disk_type=o.disk_type,
                                                 auto_delete=True, **fields, **ctx.owner()))
-    return _done(setf(row, **fields))
+    return updated(setf(row, **fields))
 
 
 def _eip(session: Session, ctx: Context, o: Any, row: Eip | None) -> str | None:
@@ -482,11 +460,11 @@ def _eip(session: Session, ctx: Context, o: Any, row: Eip | None) -> str | None:
             setf(row, **fields)
             return "updated"
     if row is None:
-        return _new(session, ctx, "eips", Eip(external_id=o.external_id, name=o.name, status="ready", **fields,
+        return created(session, ctx, "eips", Eip(external_id=o.external_id, name=o.name, status="ready", **fields,
                                               **ctx.owner()))
     if row.status not in ("ready", "unknown"):  # a task of its own is changing it: the task says how it ends
-        return _done(setf(row, ip_addr=o.ip_addr, cloudregion_id=fields["cloudregion_id"]))
-    return _done(setf(row, status="ready", **fields))
+        return updated(setf(row, ip_addr=o.ip_addr, cloudregion_id=fields["cloudregion_id"]))
+    return updated(setf(row, status="ready", **fields))
 
 
 APPLIERS: dict[str, Callable[[Session, Context, Any, Any], str | None]] = {

@@ -6,7 +6,7 @@ external id, encrypted) with the host's real capacity, joined to the storages it
 wires it reaches (the wire's ``bridge`` is the port group its VMs' NICs go on). Servers land on
 their ``CloudInstance.host_id`` host, disks on their ``CloudDisk.storage_id`` storage.
 
-Like every applier (core/region/cloud/apply.py), fields are written only when they changed and
+Like every applier (core/region/cloud/apply.py, rows.py), fields are written only when they changed and
 the joints only when they differ, so an unchanged vCenter syncs with no write.
 """
 from __future__ import annotations
@@ -17,6 +17,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from core.db.base import utcnow
+from core.region.cloud.rows import created, setf, updated
 from core.region.models import Disk, Host, HostStorage, HostWire, Network, Server, Storage, Wire
 from drivers.base import CloudStatus
 
@@ -29,34 +30,28 @@ def _need(ctx: Any, session: Session, kind: str, external_id: str) -> str:
 
 
 def wire(session: Session, ctx: Any, o: Any, row: Wire | None) -> str | None:
-    from core.region.cloud.apply import _done, _new, setf
-
     zone_id, vpc_id = _need(ctx, session, "zones", o.zone_id), _need(ctx, session, "vpcs", o.vpc_id)
     ctx.wire_bridges[o.external_id] = o.bridge or o.name
     if row is None:
-        return _new(session, ctx, "wires", Wire(name=ctx.infra_name(o.name), external_id=o.external_id,
+        return created(session, ctx, "wires", Wire(name=ctx.infra_name(o.name), external_id=o.external_id,
                                                 vpc_id=vpc_id, zone_id=zone_id, bandwidth=10000, mtu=1500,
                                                 status="available"))
-    return _done(setf(row, vpc_id=vpc_id, zone_id=zone_id))
+    return updated(setf(row, vpc_id=vpc_id, zone_id=zone_id))
 
 
 def storage(session: Session, ctx: Any, o: Any, row: Storage | None) -> str | None:
-    from core.region.cloud.apply import _done, _new, setf
-
     zone_id = _need(ctx, session, "zones", o.zone_id)
     status = "online" if o.status is CloudStatus.AVAILABLE else "offline"
     fields = {"zone_id": zone_id, "capacity": o.capacity_mb, "storage_type": o.storage_type or "vmfs",
               "status": status}
     if row is None:
-        return _new(session, ctx, "storages", Storage(name=ctx.infra_name(o.name), external_id=o.external_id,
+        return created(session, ctx, "storages", Storage(name=ctx.infra_name(o.name), external_id=o.external_id,
                                                       medium_type="rotate", enabled=True, **fields))
-    return _done(setf(row, **fields))
+    return updated(setf(row, **fields))
 
 
 def host(session: Session, ctx: Any, o: Any, row: Host | None) -> str | None:
     from core.region import hosted
-    from core.region.cloud.apply import _done, _new, setf
-
     zone_id = _need(ctx, session, "zones", o.zone_id)
     config = {**ctx.host_config, "zone": o.zone_id, "host": o.external_id}
     online = o.status is CloudStatus.AVAILABLE
@@ -74,7 +69,7 @@ def host(session: Session, ctx: Any, o: Any, row: Host | None) -> str | None:
                    capabilities=sorted(c.value for c in getattr(cls, "capabilities", ())),
                    driver_config=hosted.encrypt_config(config), status="running", enabled=o.enabled,
                    last_ping_at=utcnow(), cpu_cmtbound=8.0, mem_cmtbound=1.0, sys_info=info, **fields)
-        out = _new(session, ctx, "hosts", row)
+        out = created(session, ctx, "hosts", row)
     else:
         changed = setf(row, **fields)
         if {k: (row.sys_info or {}).get(k) for k in info} != info:
@@ -85,7 +80,7 @@ def host(session: Session, ctx: Any, o: Any, row: Host | None) -> str | None:
             changed = True
         if changed:
             row.generation += 1
-        out = _done(changed)
+        out = updated(changed)
     if _joints(session, ctx, row, o):
         out = out or "updated"
     return out

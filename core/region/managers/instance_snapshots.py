@@ -9,7 +9,7 @@ write lands between two disks). Its disk snapshots live inside their disks' file
 - they count against the ``snapshot`` quota, one per disk;
 - they are deleted with the instance snapshot, not one by one (``snapshot-delete`` of one is a 400);
 - when one of its disks is gone for good (the server purged), its snapshot goes with it and the
-  instance snapshot is dropped: a clone needs every disk (``drop_instance_snapshots``);
+  instance snapshot is dropped: a clone needs every disk (``snapshot_base.drop_instance_snapshots``);
 - a clone is made on the same host, copying each disk out of its snapshot (the files are there).
 """
 from __future__ import annotations
@@ -25,6 +25,7 @@ from core.errors import InputParameterError, InvalidStatusError
 from core.region import quotas
 from core.region import statemachine as sm
 from core.region.managers._util import add_names, apply_update, names_by_id, unique_name
+from core.region.managers.snapshot_base import members
 from core.region.models import Disk, Host, InstanceSnapshot, IpAllocation, Server, Snapshot
 from core.region.resource import Manager
 from core.tasks.engine import submit
@@ -37,7 +38,7 @@ def _server_disks(session: Session, server: Server) -> list[Disk]:
 def _guard_server(session: Session, server: Server, action: str) -> list[Disk]:
     """The server's host can act on all its disks now: deployed, out of the recycle bin, idle, host
     online and able; its disks (all idle)."""
-    from core.region.managers.servers import guard_capability, guard_host_online
+    from core.region.guards import guard_capability, guard_host_online
 
     if server.pending_deleted:
         raise InvalidStatusError(f"server {server.name} is in the recycle bin: cancel-delete it first")
@@ -95,23 +96,6 @@ def _hold(server: Server, disks: list[Disk], task_id: str | None) -> None:
     server.active_task_id = task_id
     for d in disks:
         d.active_task_id = task_id
-
-
-def members(session: Session, isnap_id: str) -> list[Snapshot]:
-    return list(session.scalars(select(Snapshot).where(Snapshot.instance_snapshot_id == isnap_id)))
-
-
-def drop_instance_snapshots(session: Session, snaps: list[Snapshot]) -> None:
-    """Disk snapshots ``snaps`` are gone with their disk: an instance snapshot that had one of them
-    cannot be cloned any more, so it goes; its other disk snapshots stay as plain disk snapshots
-    (still in their files, still counted, deletable with ``snapshot-delete``)."""
-    ids = {s.instance_snapshot_id for s in snaps if s.instance_snapshot_id}
-    gone = {s.id for s in snaps}
-    for isnap in session.scalars(select(InstanceSnapshot).where(InstanceSnapshot.id.in_(sorted(ids)))):
-        for s in members(session, isnap.id):
-            if s.id not in gone:
-                s.instance_snapshot_id = None
-        session.delete(isnap)
 
 
 class InstanceSnapshotManager(Manager):

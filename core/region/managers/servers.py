@@ -11,9 +11,10 @@ from core.api.context import Credential
 from core.api.inputs import int64
 from core.api.listing import ListQuery, parse_bool
 from core.db.base import utcnow
-from core.errors import ConflictError, InputParameterError, InvalidStatusError
+from core.errors import InputParameterError, InvalidStatusError
 from core.region import quotas
 from core.region import statemachine as sm
+from core.region.guards import guard_capability, guard_host_online
 from core.region.managers._util import apply_update, names_by_id, unique_name
 from core.region.models import Disk, Eip, Host, IpAllocation, Network, Server, Zone
 from core.region.resource import Manager
@@ -365,8 +366,8 @@ class ServerManager(Manager):
         Cloudpods sets it: ``password`` (policy-checked) and/or ``keypair`` (id or name; the server's
         keypair changes with it). Neither: the new root has the keypair the server had, no password."""
         from core.region.images import check_image
+        from core.region.passwords import sealed_password
         from core.region.registry import get_manager
-        from core.region.server_create import sealed_password
 
         for key in ("image_id", "image", "password", "keypair", "keypair_id"):
             if body.get(key) is not None and not isinstance(body[key], str):
@@ -550,42 +551,3 @@ class ServerManager(Manager):
     def spec_status(self, session: Session, cred: Credential, row: Any, q: ListQuery) -> dict[str, Any]:
         return {"status": row.status, "power_status": row.power_status, "status_reason": row.status_reason,
                 "active_task_id": row.active_task_id}
-
-
-def guard_capability(session: Session, row: Any, action: str) -> None:
-    """An action the server's host driver does not declare is a 400 naming host, driver and
-    capability, before any task starts (capabilities are what the host registered: data, not probes)."""
-    from core.errors import UnsupportedOperationError
-    from core.hostapi.protocol import ACTION_CAPABILITY
-    from drivers.base import Capability
-
-    cap = ACTION_CAPABILITY.get(action)
-    host = session.get(Host, row.host_id) if row.host_id else None
-    if cap is None or host is None:
-        return
-    declared = set(host.capabilities or ())
-    if action in ("attachdisk", "detachdisk") and row.status == "running":
-        cap = Capability.ATTACH_DISK_HOT  # plugging a disk into a running guest is its own capability
-    if action in ("attachnetwork", "detachnetwork") and row.status == "running":
-        cap = Capability.ATTACH_NIC_HOT  # ... and so is a NIC
-    if action in ("insertiso", "ejectiso") and row.status == "running":
-        cap = Capability.CDROM_HOT  # ... and a media change
-    if action == "reset-password" and row.status == "running":
-        cap = Capability.GUEST_AGENT  # a running guest's password goes through the qemu guest agent
-    if cap.value not in declared:
-        driver = host.driver or "unknown"
-        cold = {Capability.ATTACH_DISK_HOT: Capability.ATTACH_DISK, Capability.ATTACH_NIC_HOT: Capability.ATTACH_NIC,
-                Capability.CDROM_HOT: Capability.CDROM, Capability.GUEST_AGENT: Capability.CONFIG_DRIVE}
-        hint = " (stop the server first)" if cap in cold and cold[cap].value in declared else ""
-        raise UnsupportedOperationError(
-            f"{action}: host {host.name} (driver {driver}) does not support {cap.value}{hint}",
-            host=host.name, driver=driver, capability=cap.value)
-
-
-def guard_host_online(session: Session, row: Any) -> None:
-    """An action needs the server's host agent: an offline host is a 409 saying so (not a queued task)."""
-    host = session.get(Host, row.host_id) if row.host_id else None
-    if host is not None and host.host_status != "online":
-        seen = host.last_ping_at.isoformat(timespec="seconds") if host.last_ping_at else "never"
-        raise ConflictError(f"host {host.name} of server {row.name} is {host.host_status} (last ping {seen}): "
-                            "its agent cannot act now; retry when the host is back online")

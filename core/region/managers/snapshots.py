@@ -2,7 +2,7 @@
 
 A snapshot belongs to its disk's project; the host keeps it inside the disk's file (drivers name
 it by the snapshot's id), so it goes with its disk: the region deletes a disk's snapshot rows when
-the disk goes (``drop_disk_snapshots``). Each snapshot counts against the project's ``snapshot``
+the disk goes (``snapshot_base.drop_disk_snapshots``). Each snapshot counts against the project's ``snapshot``
 quota. While a snapshot task runs, the disk and its server are held (a second action is a 409).
 """
 from __future__ import annotations
@@ -27,7 +27,7 @@ from core.tasks.engine import submit
 def _server_for(session: Session, disk: Disk, action: str) -> Server:
     """The server whose host acts on ``disk``, checked: attached, not in the recycle bin, not busy,
     host online and able (400 naming the capability)."""
-    from core.region.managers.servers import guard_capability, guard_host_online
+    from core.region.guards import guard_capability, guard_host_online
 
     server = session.get(Server, disk.server_id) if disk.server_id else None
     if server is None or not server.host_id:
@@ -119,21 +119,6 @@ def resize_disk(session: Session, cred: Credential, disk: Disk, size: Any) -> No
                tenant_id=disk.tenant_id, domain_id=disk.domain_id)
     _hold(server, disk, t.id)
     disk.status = "resizing"
-
-
-def drop_disk_snapshots(session: Session, disk: Disk) -> None:
-    """A disk is gone for good: its snapshots were inside it. Rows deleted, quota given back."""
-    from core.region.managers.instance_snapshots import drop_instance_snapshots
-
-    rows = list(session.scalars(select(Snapshot).where(Snapshot.disk_id == disk.id)))
-    drop_instance_snapshots(session, rows)
-    for s in rows:
-        session.delete(s)
-    held = sum(1 for s in rows if s.status != "create_failed")  # a failed create gave its quota back already
-    if held:
-        quotas.release(session, disk.tenant_id, {"snapshot": held})
-    if rows:
-        session.flush()
 
 
 class SnapshotManager(Manager):

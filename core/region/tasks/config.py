@@ -258,7 +258,7 @@ class ServerRebuildRootTask(ServerTask):
         if kp and kp != server.keypair_id:
             run.set_params(old_keypair=server.keypair_id or "")
             server.keypair_id = kp
-        from core.region.server_create import unseal_password
+        from core.region.passwords import unseal_password
 
         payload = agent_payload(run.session, server, unseal_password(run.params), model=RebuildRootPayload)
         run.dispatch(str(server.host_id), WorkKind.REBUILD_ROOT, payload, then="on_rebuild_complete")
@@ -358,7 +358,7 @@ class ServerResetPasswordTask(ServerTask):
 
     def on_init(self, run: Run) -> None:
         from core.hostapi.protocol import ResetPasswordPayload
-        from core.region.server_create import unseal_password
+        from core.region.passwords import unseal_password
 
         server = server_of(run)
         payload = agent_payload(run.session, server, unseal_password(run.params), model=ResetPasswordPayload)

@@ -133,7 +133,7 @@ class ServerCreateTask(TaskBase):
         for d in run.session.scalars(select(Disk).where(Disk.server_id == server.id, Disk.status == "init")):
             d.status = "allocating"
         sm.apply_if(server, "disk_ok")  # a re-run of this stage after a crash finds it deploying
-        from core.region.server_create import unseal_password
+        from core.region.passwords import unseal_password
 
         payload = agent_payload(run.session, server, unseal_password(run.params))
         run.dispatch(server.host_id, WorkKind.DEPLOY, payload, then="on_deploy_complete")

@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from core.hostapi.protocol import InstanceSnapshotPayload, WorkKind
 from core.region import quotas
-from core.region.managers.instance_snapshots import members
+from core.region.managers.snapshot_base import members
 from core.region.models import Disk, InstanceSnapshot, Server
 from core.region.tasks._common import disk_payload, server_ref
 from core.tasks.engine import Run, StageError, TaskBase

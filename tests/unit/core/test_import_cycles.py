@@ -140,25 +140,13 @@ def test_the_walk_finds_a_cycle(tmp_path: Path) -> None:
     assert cycles(graph) == [["pkg.a", "pkg.b"]]
 
 
-# Lazy cycles not untangled yet: each group may only shrink (a module leaving it, or the group going).
-# The region's server/cloud/image modules call one another's verbs. Anything else, or a module joining
-# a group, fails.
-KNOWN_LAZY_GROUPS = (
-    frozenset({"core.region.cdrom", "core.region.cloud.accounts", "core.region.cloud.apply", "core.region.cloud.hosts",
-               "core.region.cloud.sync", "core.region.images", "core.region.managers.instance_snapshots",
-               "core.region.managers.servers", "core.region.managers.snapshots", "core.region.nics",
-               "core.region.passwords", "core.region.release", "core.region.saveimage", "core.region.server_create"}),
-)
-
-
-def test_no_new_cycle_through_lazy_imports() -> None:
-    """Counting imports inside functions too, the tree is a DAG but for the groups above: keystone's routes
-    share views and the CRUD skeleton, climc's group, REPL and completion share climc.context, and the
-    kvm/esxi drivers' hosted halves (instances.py) need nothing back from driver.py."""
+def test_no_cycle_through_lazy_imports() -> None:
+    """Counting imports inside functions too, the tree is a DAG: a late import is no licence for two
+    modules to need each other (what both need goes in a third: core/region/guards.py,
+    core/region/hosted.py, core/region/cloud/rows.py, core/region/managers/snapshot_base.py)."""
     known = _modules()
     graph = {m: module_imports(m, f, known, lazy=True) for m, f in known.items()}
-    new = [c for c in cycles(graph) if not any(set(c) <= g for g in KNOWN_LAZY_GROUPS)]
-    assert not new, f"modules that import each other (inside functions too): {new}"
+    assert not cycles(graph), f"modules that import each other (inside functions too): {cycles(graph)}"
 
 
 def test_the_lazy_walk_sees_imports_inside_functions(tmp_path: Path) -> None:
