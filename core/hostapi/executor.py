@@ -38,6 +38,7 @@ from core.db.base import utcnow
 from core.errors import CloudpodsError
 from core.hostapi.protocol import ContractError, error_result
 from core.region.hosted import TARGET_EXECUTOR, Runtime
+from core.tasks.loops import Loops
 from core.tasks.payload_secrets import open_payload
 from core.tasks.wakeup import Wakeup
 from drivers.base import DriverError, GuestNotFound
@@ -196,27 +197,28 @@ class Executor:
         self.threads = threads
         self.lease_s = lease_s
         self.heartbeat_s = heartbeat_s
-        self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
+        self._loops = Loops(log, WAKEUP)
         self._inflight: set[str] = set()
         self._lock = threading.Lock()
         self.handled = 0
 
     def start(self) -> None:
+        from core.region.cloud.secgroups import Pusher
+
         recover(self.rt.db, self.owner)
-        loops = [(f"executor-{i}", self._loop) for i in range(self.threads)]
-        for name, fn in [*loops, ("executor-lease", self._lease_loop), ("executor-heartbeat", self._heartbeat_loop),
-                         ("executor-secgroups", self._secgroup_loop)]:
-            th = threading.Thread(target=fn, name=name, daemon=True)
-            th.start()
-            self._threads.append(th)
+        for i in range(self.threads):
+            self._loops.work(f"executor-{i}", self.run_one, IDLE_POLL_S, "executor error")
+        self._loops.every("executor-lease", max(0.2, self.lease_s / 3), self.renew_leases,
+                          "renewing executor leases failed")
+        self._loops.every("executor-heartbeat", self.heartbeat_s,
+                          lambda: heartbeat(self.rt, self.owner, self.heartbeat_s), "executor heartbeat failed",
+                          wait_first=False)
+        # security groups of cloud zones' hosts, pushed when they change (core/region/cloud/secgroups.py)
+        self._loops.every("executor-secgroups", 1.0, Pusher(self.rt, self.owner).run_once,
+                          "pushing security groups failed")
 
     def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        WAKEUP.set()
-        for th in self._threads:
-            th.join(timeout)
-        self._threads.clear()
+        self._loops.stop(timeout)
 
     def run_pending(self, limit: int = 100) -> int:
         """Run claimable items in the calling thread until none is left (tests, tools)."""
@@ -244,56 +246,21 @@ class Executor:
                 self._inflight.discard(item["id"])
         return True
 
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            seen = WAKEUP.generation()
-            try:
-                if self.run_one():
-                    continue
-            except Exception:
-                log.exception("executor error")
-                self._stop.wait(1.0)
-                continue
-            WAKEUP.wait(seen, IDLE_POLL_S)
-
-    def _lease_loop(self) -> None:
+    def renew_leases(self) -> None:
         """Renew the leases of the items this replica is running (a dead replica stops renewing)."""
         from core.db.engine import begin_write
         from core.tasks.models import WorkItem
 
-        while not self._stop.wait(max(0.2, self.lease_s / 3)):
-            with self._lock:
-                ids = list(self._inflight)
-            if not ids:
-                continue
-            try:
-                with self.rt.db.session() as s:
-                    begin_write(s, background=True)
-                    s.execute(update(WorkItem).where(WorkItem.id.in_(ids), WorkItem.owner == self.owner,
-                                                     WorkItem.status == "dispatched")
-                              .values(lease_expires_at=utcnow() + timedelta(seconds=self.lease_s)))
-                    s.commit()
-            except Exception:
-                log.exception("renewing executor leases failed")
-
-    def _secgroup_loop(self) -> None:
-        """Security groups of cloud zones' hosts, pushed when they change (core/region/cloud/secgroups.py)."""
-        from core.region.cloud.secgroups import Pusher
-
-        pusher = Pusher(self.rt, self.owner)
-        while not self._stop.wait(1.0):
-            try:
-                pusher.run_once()
-            except Exception:
-                log.exception("pushing security groups failed")
-
-    def _heartbeat_loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                heartbeat(self.rt, self.owner, self.heartbeat_s)
-            except Exception:
-                log.exception("executor heartbeat failed")
-            self._stop.wait(self.heartbeat_s)
+        with self._lock:
+            ids = list(self._inflight)
+        if not ids:
+            return
+        with self.rt.db.session() as s:
+            begin_write(s, background=True)
+            s.execute(update(WorkItem).where(WorkItem.id.in_(ids), WorkItem.owner == self.owner,
+                                             WorkItem.status == "dispatched")
+                      .values(lease_expires_at=utcnow() + timedelta(seconds=self.lease_s)))
+            s.commit()
 
 
 def heartbeat(rt: Runtime, holder: str, interval_s: float = HEARTBEAT_S) -> int | None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import socket
-import threading
 from datetime import timedelta
 from typing import Any
 
@@ -22,6 +21,7 @@ from sqlalchemy import or_, select, update
 from core.db.base import utcnow
 from core.db.engine import begin_write
 from core.tasks.engine import WAKEUP, execute
+from core.tasks.loops import Loops
 from core.tasks.models import QUEUED, RUNNING, Task
 
 log = logging.getLogger("cloudpods.tasks")
@@ -78,22 +78,15 @@ class Worker:
         self.threads = threads
         self.idle_poll_s = idle_poll_s
         self.lease_s = lease_s
-        self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
+        self._loops = Loops(log, WAKEUP)
 
     def start(self) -> None:
         recover(self.db, self.owner)
         for i in range(self.threads):
-            th = threading.Thread(target=self._loop, name=f"task-worker-{i}", daemon=True)
-            th.start()
-            self._threads.append(th)
+            self._loops.work(f"task-worker-{i}", self._step, self.idle_poll_s, "task worker error")
 
     def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        WAKEUP.set()
-        for th in self._threads:
-            th.join(timeout)
-        self._threads.clear()
+        self._loops.stop(timeout)
 
     def run_pending(self, limit: int = 1000) -> int:
         """Run runnable tasks in the calling thread until none is left (tests, tools)."""
@@ -106,16 +99,9 @@ class Worker:
             n += 1
         return n
 
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            seen = WAKEUP.generation()
-            try:
-                tid = claim_one(self.db, self.owner, self.lease_s)
-                if tid is not None:
-                    execute(self.db, tid, self.owner, self.lease_s)
-                    continue
-            except Exception:
-                log.exception("task worker error")
-                self._stop.wait(1.0)
-                continue
-            WAKEUP.wait(seen, self.idle_poll_s)
+    def _step(self) -> bool:
+        tid = claim_one(self.db, self.owner, self.lease_s)
+        if tid is None:
+            return False
+        execute(self.db, tid, self.owner, self.lease_s)
+        return True

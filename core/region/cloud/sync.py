@@ -36,6 +36,7 @@ from core.region.cloud import apply
 from core.region.cloud.config import provider_of
 from core.region.models import Cloudaccount, Cloudprovider
 from core.tasks.engine import Run, TaskBase
+from core.tasks.loops import Loops
 from core.tasks.wakeup import Wakeup
 from drivers.base import (
     CLOUD_KINDS,
@@ -478,33 +479,15 @@ class Syncer:
                  list_threads: int = LIST_THREADS) -> None:
         self.db, self.owner, self.threads, self.poll_s = db, owner, threads, poll_s
         self.list_threads = list_threads
-        self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
+        self._loops = Loops(log, WAKEUP)
 
     def start(self) -> None:
         for i in range(self.threads):
-            th = threading.Thread(target=self._loop, name=f"cloudsync-{i}", daemon=True)
-            th.start()
-            self._threads.append(th)
+            self._loops.work(f"cloudsync-{i}", lambda: run_one(self.db, self.owner, self.list_threads) is not None,
+                             self.poll_s, "cloud sync runner error", backoff_s=2.0)
 
     def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        WAKEUP.set()
-        for th in self._threads:
-            th.join(timeout)
-        self._threads.clear()
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            seen = WAKEUP.generation()
-            try:
-                if run_one(self.db, self.owner, self.list_threads) is not None:
-                    continue
-            except Exception:
-                log.exception("cloud sync runner error")
-                self._stop.wait(2.0)
-                continue
-            WAKEUP.wait(seen, self.poll_s)
+        self._loops.stop(timeout)
 
 
 def _after_commit(session: Session) -> None:

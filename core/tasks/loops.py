@@ -1,0 +1,79 @@
+"""The background threads of a controller's pools (task workers, the executor, cloud syncs): one way
+to run a loop until stopped.
+
+``Loops`` owns a pool's daemon threads and their one stop event. A thread runs either
+
+- ``work``: a step that claims and runs one piece of work (True) or finds none (False); it runs again
+  at once after work, else waits for the pool's ``Wakeup`` (a commit that queued work) or its idle
+  poll, whichever comes first; or
+- ``every``: a job every ``interval_s`` (a lease renewal, a heartbeat).
+
+Either way an exception is logged with what failed and the loop goes on (after ``backoff_s`` for a
+work step, at its next interval for a job): a thread of the pool never dies of one bad run.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+from core.tasks.wakeup import Wakeup
+
+
+class Loops:
+    def __init__(self, log: logging.Logger, wakeup: Wakeup | None = None) -> None:
+        self.log = log
+        self.wakeup = wakeup
+        self.stopping = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def _spawn(self, name: str, target: Callable[[], None]) -> None:
+        th = threading.Thread(target=target, name=name, daemon=True)
+        th.start()
+        self._threads.append(th)
+
+    def work(self, name: str, step: Callable[[], bool], idle_s: float, what: str, backoff_s: float = 1.0) -> None:
+        """A thread running ``step`` while it finds work; idle, it waits for the wake-up or ``idle_s``."""
+        wakeup = self.wakeup
+        if wakeup is None:
+            raise ValueError("a work loop needs the pool's Wakeup")
+
+        def loop() -> None:
+            while not self.stopping.is_set():
+                seen = wakeup.generation()
+                try:
+                    if step():
+                        continue
+                except Exception:
+                    self.log.exception(what)
+                    self.stopping.wait(backoff_s)
+                    continue
+                wakeup.wait(seen, idle_s)
+
+        self._spawn(name, loop)
+
+    def every(self, name: str, interval_s: float, job: Callable[[], object], what: str, *,
+              wait_first: bool = True) -> None:
+        """A thread running ``job`` every ``interval_s`` (the first run at once unless ``wait_first``)."""
+        def run() -> None:
+            try:
+                job()
+            except Exception:
+                self.log.exception(what)
+
+        def loop() -> None:
+            if not wait_first and not self.stopping.is_set():
+                run()
+            while not self.stopping.wait(interval_s):
+                run()
+
+        self._spawn(name, loop)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop every thread: idle ones wake at once; each is given ``timeout`` to finish its run."""
+        self.stopping.set()
+        if self.wakeup is not None:
+            self.wakeup.set()
+        for th in self._threads:
+            th.join(timeout)
+        self._threads.clear()
