@@ -23,11 +23,9 @@ from core.api.context import Credential
 from core.api.listing import ListQuery
 from core.errors import InputParameterError, InvalidStatusError
 from core.region import quotas
-from core.region import statemachine as sm
-from core.region.managers._util import add_names, apply_update, names_by_id, unique_name
-from core.region.managers.snapshot_base import members
+from core.region.managers._util import add_names, names_by_id, unique_name
+from core.region.managers.snapshot_base import SnapshotManagerBase, drop_rows, guard_host_acts, hold, members
 from core.region.models import Disk, Host, InstanceSnapshot, IpAllocation, Server, Snapshot
-from core.region.resource import Manager
 from core.tasks.engine import submit
 
 
@@ -38,18 +36,12 @@ def _server_disks(session: Session, server: Server) -> list[Disk]:
 def _guard_server(session: Session, server: Server, action: str) -> list[Disk]:
     """The server's host can act on all its disks now: deployed, out of the recycle bin, idle, host
     online and able; its disks (all idle)."""
-    from core.region.guards import guard_capability, guard_host_online
-
     if server.pending_deleted:
         raise InvalidStatusError(f"server {server.name} is in the recycle bin: cancel-delete it first")
     if not server.host_id:
         raise InvalidStatusError(f"server {server.name} is not deployed on a host")
-    sm.guard_busy(server)
     disks = _server_disks(session, server)
-    for d in disks:
-        sm.guard_busy(d, "disk")
-    guard_host_online(session, server)
-    guard_capability(session, server, action)
+    guard_host_acts(session, server, disks, action)
     return disks
 
 
@@ -88,47 +80,24 @@ def create_instance_snapshot(session: Session, cred: Credential, server: Server,
     session.flush()
     t = submit(session, "InstanceSnapshotCreateTask", "instance_snapshot", isnap.id, isnap.name,
                {"server_id": server.id}, cred=cred, tenant_id=server.tenant_id, domain_id=server.domain_id)
-    _hold(server, disks, t.id)
+    hold(server, disks, t.id)
     return isnap
 
 
-def _hold(server: Server, disks: list[Disk], task_id: str | None) -> None:
-    server.active_task_id = task_id
-    for d in disks:
-        d.active_task_id = task_id
+class InstanceSnapshotManager(SnapshotManagerBase):
+    """``POST /instance_snapshots {guest_id|server, name}``: Cloudpods' spelling besides the action."""
 
-
-class InstanceSnapshotManager(Manager):
     keyword, plural, model = "instance_snapshot", "instance_snapshots", InstanceSnapshot
-    owned = True
     contexts: ClassVar[dict[str, str]] = {"servers": "guest_id"}
+    of = ("servers", "server", ("guest_id", "server", "server_id"))
 
     def list_filter(self, session: Session, cred: Credential, stmt: Any, q: ListQuery) -> Any:
         """``?server=<id or name>`` (``guest_id`` takes ids, as every column)."""
         ids = self.ref_values(session, cred, q, "server", "server_id")
         return stmt.where(InstanceSnapshot.guest_id.in_(ids)) if ids else stmt
 
-    def create(self, session: Session, cred: Credential, body: dict[str, Any], count: int,
-               ctx: tuple[str, str] | None = None) -> list[Any]:
-        """``POST /instance_snapshots {guest_id|server, name}`` (Cloudpods' spelling besides the action)."""
-        from core.region.registry import get_manager
-
-        ref = (ctx[1] if ctx else None) or body.get("guest_id") or body.get("server") or body.get("server_id")
-        if not ref:
-            raise InputParameterError("guest_id: required (the server to snapshot)")
-        if count != 1:
-            raise InputParameterError("count: one instance snapshot at a time")
-        server = get_manager("servers").lookup(session, cred, str(ref), "server")
-        isnap = create_instance_snapshot(session, cred, server, body.get("name"))
-        self.audit(session, cred, "create", isnap)
-        return [isnap]
-
-    def update(self, session: Session, cred: Credential, row: Any, body: dict[str, Any]) -> Any:
-        if "name" in body:
-            unique_name(session, InstanceSnapshot, body["name"], scope={"tenant_id": row.tenant_id},
-                        exclude_id=row.id)
-        apply_update(row, body, ("name", "description"))
-        return row
+    def take(self, session: Session, cred: Credential, of: Any, name: Any) -> Any:
+        return create_instance_snapshot(session, cred, of, name)
 
     def delete(self, session: Session, cred: Credential, row: Any, params: dict[str, str]) -> dict[str, Any] | None:
         if row.status in ("creating", "deleting"):
@@ -138,16 +107,13 @@ class InstanceSnapshotManager(Manager):
         live = [s for s in snaps if s.status != "create_failed"]
         if not live or server is None or not server.host_id:
             # nothing on a host to remove (never taken), or no host can reach it: the rows go
-            for s in snaps:
-                session.delete(s)
-            if live:
-                quotas.release(session, row.tenant_id, {"snapshot": len(live)})
+            drop_rows(session, row.tenant_id, snaps)
             session.delete(row)
             return None
         disks = _guard_server(session, server, "instance-snapshot")
         t = submit(session, "InstanceSnapshotDeleteTask", "instance_snapshot", row.id, row.name, {},
                    cred=cred, tenant_id=row.tenant_id, domain_id=row.domain_id)
-        _hold(server, disks, t.id)
+        hold(server, disks, t.id)
         row.status = "deleting"
         for s in snaps:
             s.status = "deleting"
@@ -199,6 +165,6 @@ def reset_to_instance_snapshot(session: Session, cred: Credential, server: Serve
     t = submit(session, "InstanceSnapshotResetTask", "server", server.id, server.name,
                {"instance_snapshot_id": isnap.id, "resets": [[s.disk_id, s.id] for s in snaps], "done": 0,
                 "auto_start": auto_start}, cred=cred, tenant_id=server.tenant_id, domain_id=server.domain_id)
-    _hold(server, list(disks.values()), t.id)
+    hold(server, list(disks.values()), t.id)
     for s in snaps:
         disks[s.disk_id].status = "resetting"

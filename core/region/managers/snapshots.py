@@ -16,34 +16,24 @@ from core.api.context import Credential
 from core.api.listing import ListQuery
 from core.errors import InputParameterError, InvalidStatusError
 from core.region import quotas
-from core.region import statemachine as sm
 from core.region.managers._util import add_names, names_by_id, unique_name
+from core.region.managers.snapshot_base import SnapshotManagerBase, drop_rows, guard_host_acts, hold
 from core.region.managers.storages import free_capacity
 from core.region.models import Disk, Server, Snapshot
-from core.region.resource import Manager
 from core.tasks.engine import submit
 
 
 def _server_for(session: Session, disk: Disk, action: str) -> Server:
     """The server whose host acts on ``disk``, checked: attached, not in the recycle bin, not busy,
     host online and able (400 naming the capability)."""
-    from core.region.guards import guard_capability, guard_host_online
-
     server = session.get(Server, disk.server_id) if disk.server_id else None
     if server is None or not server.host_id:
         raise InvalidStatusError(f"disk {disk.name} is not attached to a deployed server: its snapshots are "
                                  "taken by the host that runs it (attach it first)")
     if server.pending_deleted or disk.pending_deleted:
         raise InvalidStatusError(f"disk {disk.name} is in the recycle bin with server {server.name}")
-    sm.guard_busy(server)
-    sm.guard_busy(disk, "disk")
-    guard_host_online(session, server)
-    guard_capability(session, server, action)
+    guard_host_acts(session, server, [disk], action)
     return server
-
-
-def _hold(server: Server, disk: Disk, task_id: str) -> None:
-    server.active_task_id = disk.active_task_id = task_id
 
 
 def create_snapshot(session: Session, cred: Credential, disk: Disk, name: Any) -> Snapshot:
@@ -62,7 +52,7 @@ def create_snapshot(session: Session, cred: Credential, disk: Disk, name: Any) -
     session.flush()
     t = submit(session, "SnapshotCreateTask", "snapshot", snap.id, snap.name, {"disk_id": disk.id}, cred=cred,
                tenant_id=disk.tenant_id, domain_id=disk.domain_id)
-    _hold(server, disk, t.id)
+    hold(server, [disk], t.id)
     return snap
 
 
@@ -83,7 +73,7 @@ def reset_disk(session: Session, cred: Credential, disk: Disk, ref: Any) -> None
                                  "stop the server first (allowed: ready)")
     t = submit(session, "DiskResetTask", "disk", disk.id, disk.name, {"snapshot_id": snap.id}, cred=cred,
                tenant_id=disk.tenant_id, domain_id=disk.domain_id)
-    _hold(server, disk, t.id)
+    hold(server, [disk], t.id)
     disk.status = "resetting"
 
 
@@ -117,14 +107,14 @@ def resize_disk(session: Session, cred: Credential, disk: Disk, size: Any) -> No
     adjust_storage(session, disk.storage_id, grow)
     t = submit(session, "DiskResizeTask", "disk", disk.id, disk.name, {"size": new, "grow": grow}, cred=cred,
                tenant_id=disk.tenant_id, domain_id=disk.domain_id)
-    _hold(server, disk, t.id)
+    hold(server, [disk], t.id)
     disk.status = "resizing"
 
 
-class SnapshotManager(Manager):
+class SnapshotManager(SnapshotManagerBase):
     keyword, plural, model = "snapshot", "snapshots", Snapshot
-    owned = True
     contexts: ClassVar[dict[str, str]] = {"disks": "disk_id"}
+    of = ("disks", "disk", ("disk", "disk_id"))
 
     def list_filter(self, session: Session, cred: Credential, stmt: Any, q: ListQuery) -> Any:
         """Snapshots follow their disk into the recycle bin: listed with ``--pending-delete`` only."""
@@ -135,27 +125,8 @@ class SnapshotManager(Manager):
             return stmt.where(Snapshot.disk_id.in_(binned))
         return stmt.where(Snapshot.disk_id.not_in(binned))
 
-    def create(self, session: Session, cred: Credential, body: dict[str, Any], count: int,
-               ctx: tuple[str, str] | None = None) -> list[Any]:
-        from core.region.registry import get_manager
-
-        ref = (ctx[1] if ctx else None) or body.get("disk") or body.get("disk_id")
-        if not ref:
-            raise InputParameterError("disk: required (the disk to snapshot)")
-        if count != 1:
-            raise InputParameterError("count: one snapshot at a time")
-        disk = get_manager("disks").lookup(session, cred, str(ref), "disk")
-        snap = create_snapshot(session, cred, disk, body.get("name"))
-        self.audit(session, cred, "create", snap)
-        return [snap]
-
-    def update(self, session: Session, cred: Credential, row: Any, body: dict[str, Any]) -> Any:
-        from core.region.managers._util import apply_update
-
-        if "name" in body:
-            unique_name(session, Snapshot, body["name"], scope={"tenant_id": row.tenant_id}, exclude_id=row.id)
-        apply_update(row, body, ("name", "description"))
-        return row
+    def take(self, session: Session, cred: Credential, of: Any, name: Any) -> Any:
+        return create_snapshot(session, cred, of, name)
 
     def delete(self, session: Session, cred: Credential, row: Any, params: dict[str, str]) -> dict[str, Any] | None:
         if row.status == "deleting":
@@ -173,14 +144,12 @@ class SnapshotManager(Manager):
         server = session.get(Server, disk.server_id) if disk is not None and disk.server_id else None
         if disk is None or server is None or not server.host_id or row.status == "create_failed":
             # nothing on a host to remove (never taken), or no host can reach it: the row goes
-            session.delete(row)
-            if row.status != "create_failed":  # a failed create gave its quota back already
-                quotas.release(session, row.tenant_id, {"snapshot": 1})
+            drop_rows(session, row.tenant_id, [row])
             return None
         _server_for(session, disk, "create-snapshot")
         t = submit(session, "SnapshotDeleteTask", "snapshot", row.id, row.name, {"disk_id": disk.id}, cred=cred,
                    tenant_id=row.tenant_id, domain_id=row.domain_id)
-        _hold(server, disk, t.id)
+        hold(server, [disk], t.id)
         row.status = "deleting"
         return self.to_dict(session, row)
 
