@@ -38,15 +38,19 @@ def _snapshot(run: Run) -> Snapshot:
     return snap
 
 
+def _dispatch(run: Run, kind: WorkKind, then: str) -> None:
+    """The snapshot's work item (take or delete) to the host of its disk's server."""
+    snap = _snapshot(run)
+    disk, server = _disk_server(run, run.params["disk_id"])
+    run.dispatch(str(server.host_id), kind,
+                 SnapshotPayload(server=server_ref(server), disk=disk_payload(disk), snapshot_id=snap.id), then=then)
+
+
 class SnapshotCreateTask(TaskBase):
     name = "SnapshotCreateTask"
 
     def on_init(self, run: Run) -> None:
-        snap = _snapshot(run)
-        disk, server = _disk_server(run, run.params["disk_id"])
-        run.dispatch(str(server.host_id), WorkKind.SNAPSHOT_CREATE,
-                     SnapshotPayload(server=server_ref(server), disk=disk_payload(disk), snapshot_id=snap.id),
-                     then="on_created")
+        _dispatch(run, WorkKind.SNAPSHOT_CREATE, then="on_created")
 
     def on_created(self, run: Run) -> None:
         snap = _snapshot(run)
@@ -71,11 +75,7 @@ class SnapshotDeleteTask(TaskBase):
     name = "SnapshotDeleteTask"
 
     def on_init(self, run: Run) -> None:
-        snap = _snapshot(run)
-        disk, server = _disk_server(run, run.params["disk_id"])
-        run.dispatch(str(server.host_id), WorkKind.SNAPSHOT_DELETE,
-                     SnapshotPayload(server=server_ref(server), disk=disk_payload(disk), snapshot_id=snap.id),
-                     then="on_deleted")
+        _dispatch(run, WorkKind.SNAPSHOT_DELETE, then="on_deleted")
 
     def on_deleted(self, run: Run) -> None:
         snap = _snapshot(run)
