@@ -350,7 +350,7 @@ class Client:
                            open_timeout=open_timeout, compression=None, max_size=None, ssl=ssl_ctx).__enter__()
         except InvalidStatus as e:
             body = bytes(e.response.body or b"")
-            raise _to_error(httpx.Response(e.response.status_code, content=body,
+            raise to_error(httpx.Response(e.response.status_code, content=body,
                                            headers={"content-type": "application/json"})) from None
         except (OSError, TimeoutError, WebSocketException) as e:
             raise ConnectionFailedError(f"cannot open a websocket to {_origin(url)}: {_reason(e)}") from None
@@ -364,7 +364,7 @@ class Client:
             with self._http(url).stream(method, url, headers=headers, **kw) as resp:
                 if resp.status_code >= 400:
                     resp.read()
-                    raise _to_error(resp)
+                    raise to_error(resp)
                 yield resp
         except httpx.TransportError as e:
             raise ConnectionFailedError(f"cannot reach {_origin(url)}: {_reason(e)}") from None
@@ -392,7 +392,7 @@ class Client:
             print(f"# -> {resp.status_code} {resp.reason_phrase} ({resp.elapsed.total_seconds()*1000:.0f} ms)",
                   file=sys.stderr)
         if resp.status_code >= 400:
-            raise _to_error(resp)
+            raise to_error(resp)
         return resp
 
     def _print_curl(self, method: str, url: str, headers: dict[str, str], body: Any, params: Any = None) -> None:
@@ -440,7 +440,7 @@ def _json(resp: httpx.Response) -> Any:
         return {"raw": resp.text}
 
 
-def _to_error(resp: httpx.Response) -> CloudpodsError:
+def to_error(resp: httpx.Response) -> CloudpodsError:
     try:
         body = resp.json()
     except ValueError:

@@ -150,7 +150,7 @@ class Settings:
         for f in fields(self):
             if f.name == "data_dir":
                 continue
-            lines.append(f"{f.name} = {_toml_value(getattr(self, f.name))}")
+            lines.append(f"{f.name} = {toml_value(getattr(self, f.name))}")
         write_private(self.config_path, "\n".join(lines) + "\n")
         return self.config_path
 
@@ -160,7 +160,7 @@ class Settings:
         return out
 
 
-def _toml_value(v: Any) -> str:
+def toml_value(v: Any) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, int | float):

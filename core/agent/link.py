@@ -237,7 +237,7 @@ def join(controller: str, token: str, host_name: str, access_mac: str = "", time
     """Spend a join token at ``controller`` (its base URL); returns the new agent's identity."""
     import httpx
 
-    from core.client import _to_error
+    from core.client import to_error
     from core.errors import ConnectionFailedError, InputParameterError
 
     if not controller.startswith(("http://", "https://")):
@@ -249,5 +249,5 @@ def join(controller: str, token: str, host_name: str, access_mac: str = "", time
     except httpx.TransportError as e:
         raise ConnectionFailedError(f"cannot reach the controller at {controller}: {e}") from None
     if resp.status_code >= 400:
-        raise _to_error(resp)
+        raise to_error(resp)
     return dict(resp.json())

@@ -60,7 +60,7 @@ def token_from(request: Request) -> str | None:
     return tok or None
 
 
-def _validate(request: Request, tok: str) -> Credential:
+def credential_of_token(request: Request, tok: str) -> Credential:
     with request.app.state.db.session() as s:
         cred: Credential = request.app.state.auth.validate(s, tok)
         return cred
@@ -74,7 +74,7 @@ async def get_credential(request: Request) -> Credential:
         raise UnauthorizedError("missing X-Auth-Token")
     cred = request.app.state.auth.cached(tok)
     if cred is None:
-        cred = await run_in_threadpool(_validate, request, tok)
+        cred = await run_in_threadpool(credential_of_token, request, tok)
     rules = getattr(cred, "access_rules", ())
     if rules and not request_allowed(rules, request.method, request.scope["path"]):
         # Keystone's access rules (application credentials): the token may call only what they list

@@ -33,7 +33,7 @@ from fastapi.responses import FileResponse, HTMLResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from core.api.context import Credential
-from core.api.deps import CredentialDep, SessionDep, _validate
+from core.api.deps import CredentialDep, SessionDep, credential_of_token
 from core.console import relay, tokens
 from core.errors import CloudpodsError, InputParameterError, ResourceNotFoundError
 from core.region.common import begin_write, iso, json_response
@@ -218,7 +218,7 @@ async def _ws_user(ws: WebSocket) -> Credential | None:
         return None
     cred = ws.app.state.auth.cached(tok)
     if cred is None:
-        cred = await run_in_threadpool(_validate, ws, tok)  # type: ignore[arg-type]
+        cred = await run_in_threadpool(credential_of_token, ws, tok)  # type: ignore[arg-type]
     return dataclasses.replace(cred, request_id="")
 
 

@@ -247,11 +247,11 @@ def _safe_member(name: str) -> bool:
 
 def _rewrite_config(text_: str, values: dict[str, Any]) -> str:
     """Replace top-level ``key = value`` lines (before the first [table]); add missing ones."""
-    from core.config import _toml_value
+    from core.config import toml_value
 
     head, sep, tail = text_.partition("\n[")
     for k, v in values.items():
-        line = f"{k} = {_toml_value(v)}"
+        line = f"{k} = {toml_value(v)}"
         pat = re.compile(rf"^{re.escape(k)}\s*=.*$", re.M)
         head = pat.sub(line.replace("\\", "\\\\"), head) if pat.search(head) else head.rstrip("\n") + "\n" + line
     return head.rstrip("\n") + "\n" + (sep + tail if sep else "")

@@ -394,11 +394,11 @@ def host_update(ident: str, request: Request, session: SessionDep, cred: Credent
     (outside any transaction): a wrong password is a 400 naming the fix and changes nothing. The new
     config is stored encrypted, never shown; the audit record says which fields changed, not their values."""
     from core.region.common import unwrap
-    from core.region.routes import _update
+    from core.region.routes import update_resource
 
     data = unwrap(body, "host")
     if not isinstance(data, dict) or not any(k in data for k in BMC_UPDATE_KEYS):
-        return _update(session, cred, "hosts", ident, body)
+        return update_resource(session, cred, "hosts", ident, body)
     session.rollback()
     rest = {k: v for k, v in data.items() if k not in BMC_UPDATE_KEYS}
     given = {k: data[k] for k in BMC_UPDATE_KEYS if k in data}
@@ -423,7 +423,7 @@ def host_update(ident: str, request: Request, session: SessionDep, cred: Credent
         get_manager("hosts").audit(s, cred, "update", h, notes=f"BMC settings changed: {fields}")
     record(db, host_id, {**reg["sys_info"].get("bmc", {}), "ipmi_status": "ok", "ipmi_reason": ""})
     if rest:
-        return _update(session, cred, "hosts", ident, {"host": rest})
+        return update_resource(session, cred, "hosts", ident, {"host": rest})
     with db.session() as s:
         m = get_manager("hosts")
         out = m.to_dict(s, m.fetch(s, cred, host_id))

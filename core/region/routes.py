@@ -98,7 +98,7 @@ def head_resource(plural: str, ident: str, session: SessionDep, cred: Credential
     return Response(status_code=200)
 
 
-def _update(session: Any, cred: Any, plural: str, ident: str, body: Any) -> Response:
+def update_resource(session: Any, cred: Any, plural: str, ident: str, body: Any) -> Response:
     m = _mgr(plural)
     begin_write(session)
     row = m.fetch(session, cred, ident)
@@ -114,13 +114,13 @@ def _update(session: Any, cred: Any, plural: str, ident: str, body: Any) -> Resp
 
 @router.put("/{plural}/{ident}")
 def put_resource(plural: str, ident: str, session: SessionDep, cred: CredentialDep, body: Any = AnyBody) -> Response:
-    return _update(session, cred, plural, ident, body)
+    return update_resource(session, cred, plural, ident, body)
 
 
 @router.patch("/{plural}/{ident}")
 def patch_resource(plural: str, ident: str, session: SessionDep, cred: CredentialDep,
                    body: Any = AnyBody) -> Response:
-    return _update(session, cred, plural, ident, body)
+    return update_resource(session, cred, plural, ident, body)
 
 
 @router.delete("/{plural}/{ident}")

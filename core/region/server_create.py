@@ -112,7 +112,7 @@ class ServerCreate(BaseModel):
         return v
 
 
-def _disk_from_str(s: str) -> DiskIn:
+def disk_from_str(s: str) -> DiskIn:
     """``IMAGE[:size]`` or ``size`` (climc's --disk form)."""
     head, _, size = s.partition(":")
     if size.strip().lower() in ("-1", "autoextend"):
@@ -261,13 +261,13 @@ def plan_servers(session: Session, cred: Credential, body: dict[str, Any], count
     if data.hypervisor not in ("kvm", "baremetal", "esxi", "container", "aws", "cloudpods"):
         raise InputParameterError(f"hypervisor: {data.hypervisor!r} is not supported")
     if data.hypervisor == "baremetal" and not any(
-            (_disk_from_str(d) if isinstance(d, str) else d).image_id for d in data.disks[:1]):
+            (disk_from_str(d) if isinstance(d, str) else d).image_id for d in data.disks[:1]):
         raise InputParameterError("disks: a bare-metal server is deployed from an image: give --image (or "
                                   "--disk IMAGE as its first disk)")
     # disks: the first is the system disk (from an image), the others data disks
     disks: list[dict[str, Any]] = list(clone or [])
     for i, raw in enumerate(data.disks):
-        d = _disk_from_str(raw) if isinstance(raw, str) else raw
+        d = disk_from_str(raw) if isinstance(raw, str) else raw
         if d.format not in DISK_FORMATS:
             raise InputParameterError(f"disks.{i}.format: must be one of {', '.join(DISK_FORMATS)}")
         img = check_image(session, d.image_id, cred) if d.image_id else None

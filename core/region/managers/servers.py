@@ -408,7 +408,7 @@ class ServerManager(Manager):
         """``server-create-disk SERVER SIZE|IMAGE[:SIZE]``: a data disk made on the system disk's storage
         and attached in one call (Cloudpods' createdisk); it goes with the server (auto_delete)."""
         from core.region.registry import get_manager
-        from core.region.server_create import DiskIn, _disk_from_str
+        from core.region.server_create import DiskIn, disk_from_str
 
         raw = body.get("disks", body.get("disk"))
         if isinstance(raw, list):
@@ -416,7 +416,7 @@ class ServerManager(Manager):
                 raise InputParameterError("disks: one disk at a time")
             raw = raw[0]
         if isinstance(raw, str) and raw:
-            spec = _disk_from_str(raw)
+            spec = disk_from_str(raw)
         elif isinstance(raw, dict):
             spec = DiskIn.model_validate(raw)
         else:
