@@ -53,8 +53,12 @@ def start(app: Any) -> Callable[[], None]:
                 if stopping.is_set():
                     return
                 stops.append(step())
-        except Exception:
+        except Exception as exc:
             log.exception("starting the region's background threads failed")
+            # a controller without task workers would accept work it never does: the server stops
+            failed = getattr(app.state, "background_failed", None)
+            if callable(failed):
+                failed(exc)
 
     starter = threading.Thread(target=run, name="background-start", daemon=True)
     starter.start()

@@ -74,6 +74,12 @@ def _draining_server(config: object, stop_agent: object) -> object:
     config.app.state.listening = listening  # type: ignore[attr-defined]
 
     class Server(uvicorn.Server):
+        failure = ""  # why the region's background threads did not start (the server then stops)
+
+        def background_failed(self, exc: BaseException) -> None:
+            self.failure = str(exc) or type(exc).__name__
+            self.should_exit = True
+
         async def startup(self, sockets: list[Any] | None = None) -> None:
             await super().startup(sockets)
             if self.started:
@@ -85,7 +91,9 @@ def _draining_server(config: object, stop_agent: object) -> object:
                 threading.Thread(target=stop_agent, name="agent-stop", daemon=True).start()
             super().handle_exit(sig, frame)  # type: ignore[arg-type]
 
-    return Server(config)  # type: ignore[arg-type]
+    server = Server(config)  # type: ignore[arg-type]
+    config.app.state.background_failed = server.background_failed  # type: ignore[attr-defined]
+    return server
 
 
 def check_port(host: str, port: int) -> None:
@@ -151,8 +159,13 @@ def serve(data_dir: Path | None, port: int | None, listen_host: str | None, log_
                             log_level=s.log_level if s.log_level != "info" else "warning",
                             access_log=s.log_level == "debug", server_header=False, timeout_graceful_shutdown=5,
                             timeout_keep_alive=KEEP_ALIVE_S)
+    server = _draining_server(config, stop_agent)
     try:
-        _draining_server(config, stop_agent).run()  # type: ignore[attr-defined]
+        server.run()  # type: ignore[attr-defined]
     finally:
         if stop_agent is not None:
             stop_agent()
+    if server.failure:  # type: ignore[attr-defined]
+        raise click.ClickException(f"the controller stopped: its task workers and executor did not start "
+                                   f"({server.failure}); see the log above, fix the database or "  # type: ignore[attr-defined]
+                                   "configuration, and start it again")

@@ -75,3 +75,22 @@ def test_without_a_server_they_start_at_once(steps: list[str]) -> None:
     finally:
         stop()
     assert steps[-1] == "unconfigure"
+
+
+def test_a_failed_start_tells_the_server_which_stops(steps: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    # a controller without task workers would accept creates it never runs: ocadm serve stops with the reason
+    def broken(settings: Any, db: Any, rt: Any) -> list[Callable[[], Callable[[], None]]]:
+        def start() -> Callable[[], None]:
+            raise RuntimeError("database is locked")
+        return [start]
+
+    monkeypatch.setattr(background, "_threads", broken)
+    told: list[BaseException] = []
+    app = _app(None)
+    app.state.background_failed = told.append
+    stop = background.start(app)
+    try:
+        _wait_for(lambda: bool(told))
+    finally:
+        stop()
+    assert str(told[0]) == "database is locked"
