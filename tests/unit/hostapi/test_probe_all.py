@@ -25,6 +25,29 @@ class FakeMachine:
         return {"ipmi_status": "ok", "power_status": "on", "health": "ok", "ipmi_reason": ""}
 
 
+def machine(db: Any, name: str, config: str, sys_info: dict[str, Any]) -> str:
+    """A bare-metal host row (online, its driver config ``config``) in the first zone; its id."""
+    from sqlalchemy import select
+
+    from core.region.models import Host, Zone
+
+    with db.session() as s:
+        zone = s.scalars(select(Zone)).first()
+        h = Host(name=name, zone_id=zone.id, host_type="baremetal", target="executor", driver="baremetal",
+                 driver_config=config, host_status="online", sys_info=sys_info)
+        s.add(h)
+        s.flush()
+        return str(h.id)
+
+
+def bmc(db: Any, host_id: str, key: str) -> str:
+    """What the host row records of its BMC under ``key``."""
+    from core.region.models import Host
+
+    with db.session() as s:
+        return str(s.get(Host, host_id).sys_info["bmc"][key])
+
+
 def test_a_dead_bmc_does_not_delay_the_others() -> None:
     done: dict[str, float] = {}
     lock = threading.Lock()
@@ -50,22 +73,10 @@ def test_a_probe_with_settings_changed_meanwhile_records_nothing(db: Any) -> Non
     # the heartbeat probed with the old password; a host-update saved the right one (and recorded "ok")
     # before that probe ended: its auth_failed is about settings the host no longer has (seen under load:
     # the host showed auth_failed right after a successful host-update)
-    from sqlalchemy import select
-
-    from core.region.models import Host, Zone
-
-    with db.session() as s:
-        zone = s.scalars(select(Zone)).first()
-        h = Host(name="bm-probe", zone_id=zone.id, host_type="baremetal", target="executor", driver="baremetal",
-                 driver_config="settings-new", host_status="online",
-                 sys_info={"bmc": {"ipmi_status": "ok", "ipmi_reason": ""}})
-        s.add(h)
-        s.flush()
-        hid = h.id
+    hid = machine(db, "bm-probe", "settings-new", {"bmc": {"ipmi_status": "ok", "ipmi_reason": ""}})
 
     def status() -> str:
-        with db.session() as s:
-            return str(s.get(Host, hid).sys_info["bmc"]["ipmi_status"])
+        return bmc(db, hid, "ipmi_status")
 
     class Refused(FakeMachine):
         def probe(self) -> dict[str, Any]:
@@ -81,22 +92,12 @@ def test_a_probe_with_settings_changed_meanwhile_records_nothing(db: Any) -> Non
 def test_a_probe_that_began_before_a_power_action_was_recorded_records_nothing(db: Any) -> None:
     # CI: the heartbeat probe read "on" while a soft power-off was still being applied, and ended after the
     # power-off had recorded "off": the host showed "on" for a machine that was off
-    from sqlalchemy import select
-
     from core.region.host_bmc import record
-    from core.region.models import Host, Zone
 
-    with db.session() as s:
-        zone = s.scalars(select(Zone)).first()
-        h = Host(name="bm-late", zone_id=zone.id, host_type="baremetal", target="executor", driver="baremetal",
-                 driver_config="cfg", host_status="online", sys_info={})
-        s.add(h)
-        s.flush()
-        hid = h.id
+    hid = machine(db, "bm-late", "cfg", {})
 
     def power() -> str:
-        with db.session() as s:
-            return str(s.get(Host, hid).sys_info["bmc"]["power_status"])
+        return bmc(db, hid, "power_status")
 
     gate, probing = threading.Event(), threading.Event()
 

@@ -90,6 +90,21 @@ def cloud(db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iter
     hosted.unconfigure()
 
 
+def queue_again(db: Database, account_id: str) -> None:
+    """The account is due again (as the periodic job or ``cloud-account-sync`` makes it)."""
+    with db.session() as s:
+        s.get(Cloudaccount, account_id).sync_status = "queued"
+        s.commit()
+
+
+def vm0(db: Database) -> tuple[str, str]:
+    """(status, power_status) of the synced server vm0."""
+    with db.session() as s:
+        row = s.scalar(select(Server).where(Server.name == "vm0"))
+        assert row is not None
+        return row.status, row.power_status
+
+
 def names(db: Database) -> list[str]:
     with db.session() as s:
         return sorted(s.scalars(select(Server.name)))
@@ -138,9 +153,7 @@ def test_a_failed_page_deletes_nothing_and_the_account_is_partial(db: Database, 
         assert "sekrit-pw-7f3e" not in host.driver_config  # (a short secret can occur in base64 by chance)
     FakeCloud.servers = [vm(i) for i in (0, 1, 3)]  # vm2 and vm4 are gone from the cloud...
     FakeCloud.fail_page = 1  # ... but the second page cannot be read
-    with db.session() as s:
-        s.get(Cloudaccount, cloud).sync_status = "queued"
-        s.commit()
+    queue_again(db, cloud)
     out = run_one(db, "me")
     assert out["status"] == "partial" and out["incomplete"] == ["servers"], out
     assert names(db) == ["vm0", "vm1", "vm2", "vm3", "vm4"]
@@ -148,9 +161,7 @@ def test_a_failed_page_deletes_nothing_and_the_account_is_partial(db: Database, 
         acct = s.get(Cloudaccount, cloud)
         assert acct.status == "partial" and "page failed on purpose" in acct.status_reason
     FakeCloud.fail_page = None
-    with db.session() as s:
-        s.get(Cloudaccount, cloud).sync_status = "queued"
-        s.commit()
+    queue_again(db, cloud)
     out = run_one(db, "me")
     assert out["status"] == "connected" and out["kinds"]["servers"]["deleted"] == 2
     assert names(db) == ["vm0", "vm1", "vm3"]
@@ -165,9 +176,7 @@ def test_one_bad_object_costs_only_itself_and_an_unchanged_cloud_writes_nothing(
     assert len(errs) == 1 and errs[0].startswith("i-1:"), errs
     assert names(db) == ["vm0", "vm2"]
     FakeCloud.servers = [vm(0), vm(2)]
-    with db.session() as s:
-        s.get(Cloudaccount, cloud).sync_status = "queued"
-        s.commit()
+    queue_again(db, cloud)
     out = run_one(db, "me")
     assert out["status"] == "connected" and out["changed"] == 0, out
 
@@ -208,9 +217,7 @@ def test_a_provider_listed_in_parallel_syncs_the_same_and_a_failed_partition_del
     FakeCloud.servers = [vm(i) for i in range(10)]  # half are gone from the cloud, but one partition fails
     PartitionedProvider.fail_part = "p1"
     try:
-        with db.session() as s:
-            s.get(Cloudaccount, cloud).sync_status = "queued"
-            s.commit()
+        queue_again(db, cloud)
         out = run_one(db, "me")
     finally:
         PartitionedProvider.fail_part = None
@@ -218,9 +225,7 @@ def test_a_provider_listed_in_parallel_syncs_the_same_and_a_failed_partition_del
     assert "p1 failed on purpose" in out["reason"]
     assert len(names(db)) == 20  # nothing it could not see is gone
     assert threading.active_count() == before  # every listing thread ended (none left blocked on its queue)
-    with db.session() as s:
-        s.get(Cloudaccount, cloud).sync_status = "queued"
-        s.commit()
+    queue_again(db, cloud)
     out = run_one(db, "me")
     assert out["status"] == "connected" and out["kinds"]["servers"]["deleted"] == 10
     assert names(db) == sorted(f"vm{i}" for i in range(10))
@@ -246,18 +251,10 @@ def test_a_listing_read_before_a_user_action_ended_does_not_undo_it(db: Database
         return page
 
     monkeypatch.setattr(FakeProvider, "fetch_page", stopped_meanwhile)
-    with db.session() as s:
-        s.get(Cloudaccount, cloud).sync_status = "queued"
-        s.commit()
+    queue_again(db, cloud)
     assert run_one(db, "me")["status"] == "connected"
-    with db.session() as s:
-        row = s.scalar(select(Server).where(Server.name == "vm0"))
-        assert row is not None and (row.status, row.power_status) == ("ready", "off")
+    assert vm0(db) == ("ready", "off")
     monkeypatch.setattr(FakeProvider, "fetch_page", fetch)  # the cloud read again after the stop: it says running
-    with db.session() as s:
-        s.get(Cloudaccount, cloud).sync_status = "queued"
-        s.commit()
+    queue_again(db, cloud)
     assert run_one(db, "me")["status"] == "connected"
-    with db.session() as s:
-        row = s.scalar(select(Server).where(Server.name == "vm0"))
-        assert row is not None and row.status == "running"
+    assert vm0(db)[0] == "running"
