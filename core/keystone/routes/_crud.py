@@ -11,13 +11,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from fastapi import Request
+from fastapi import APIRouter, Request, Response
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from core.api.context import Credential
+from core.api.deps import CredentialDep, SessionDep
 from core.api.inputs import check_display_name
-from core.api.listing import ListQuery
+from core.api.listing import ListDep, ListQuery
 from core.errors import CloudpodsError, DuplicateNameError, InputParameterError, ResourceNotFoundError
 from core.keystone.models import Domain
 from core.keystone.policy import enforce
@@ -93,6 +94,43 @@ class Kind:
         row = self.find(session, cred, ref)
         if self.show_target and self.target:
             enforce(cred, self.action("get"), self.target(row))
+        return self.one(row, request)
+
+    def mount_list(self, router: APIRouter, path: str, stmt: Callable[[ListQuery], Select[Any]] | None = None
+                   ) -> None:
+        """``GET path``: the list, from ``stmt(query)`` when the resource narrows it first. The route is
+        named ``list_<plural>`` as a hand-written one was (its OpenAPI operation id)."""
+        def list_rows(request: Request, session: SessionDep, cred: CredentialDep, q: ListDep) -> dict[str, Any]:
+            return self.list(request, session, cred, q, stmt(q) if stmt else None)
+
+        router.add_api_route(path, list_rows, methods=["GET"], name=f"list_{self.plural}")
+
+    def mount_show(self, router: APIRouter, path: str) -> None:
+        """``GET path/{ref}``: one row, named ``get_<name>``."""
+        def show_row(ref: str, request: Request, session: SessionDep, cred: CredentialDep) -> dict[str, Any]:
+            return self.show(request, session, cred, ref)
+
+        router.add_api_route(f"{path}/{{ref}}", show_row, methods=["GET"], name=f"get_{self.name}")
+
+    def mount_reads(self, router: APIRouter, path: str) -> None:
+        """The list and the show of a resource that narrows neither."""
+        self.mount_list(router, path)
+        self.mount_show(router, path)
+
+    def mount_delete(self, router: APIRouter, path: str) -> None:
+        """``DELETE path/{ref}`` of a row that goes with nothing to check first (what hangs off it goes by
+        ON DELETE CASCADE), named ``delete_<name>``."""
+        def delete_row(ref: str, session: SessionDep, cred: CredentialDep) -> Response:
+            with self.changing(session, cred, "delete", ref) as (row, _):
+                session.delete(row)
+            return Response(status_code=204)
+
+        router.add_api_route(f"{path}/{{ref}}", delete_row, methods=["DELETE"], status_code=204,
+                             name=f"delete_{self.name}")
+
+    def refreshed(self, session: Session, row: Any, request: Request) -> dict[str, Any]:
+        """The reply of an update: the row as stored (defaults and triggers applied)."""
+        session.refresh(row)
         return self.one(row, request)
 
     @contextmanager

@@ -4,11 +4,11 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 
 from core.api.deps import CredentialDep, SessionDep
 from core.api.inputs import check_display_name
-from core.api.listing import ListDep
+from core.api.listing import ListQuery
 from core.db.base import new_hex_id
 from core.errors import DuplicateNameError, InputParameterError, NotEmptyError
 from core.keystone.catalog import INTERFACES
@@ -70,14 +70,7 @@ def create_service(request: Request, session: SessionDep, cred: CredentialDep, b
     return SERVICES.one(s, request)
 
 
-@router.get("/services")
-def list_services(request: Request, session: SessionDep, cred: CredentialDep, q: ListDep) -> dict[str, Any]:
-    return SERVICES.list(request, session, cred, q)
-
-
-@router.get("/services/{ref}")
-def get_service(ref: str, request: Request, session: SessionDep, cred: CredentialDep) -> dict[str, Any]:
-    return SERVICES.show(request, session, cred, ref)
+SERVICES.mount_reads(router, "/services")
 
 
 @router.patch("/services/{ref}")
@@ -93,15 +86,10 @@ def update_service(ref: str, request: Request, session: SessionDep, cred: Creden
             s.description = b.description
         if b.enabled is not None:
             s.enabled = b.enabled
-    session.refresh(s)
-    return SERVICES.one(s, request)
+    return SERVICES.refreshed(session, s, request)
 
 
-@router.delete("/services/{ref}", status_code=204)
-def delete_service(ref: str, session: SessionDep, cred: CredentialDep) -> Response:
-    with SERVICES.changing(session, cred, "delete", ref) as (s, _):
-        session.delete(s)  # its endpoints go with it (ON DELETE CASCADE)
-    return Response(status_code=204)
+SERVICES.mount_delete(router, "/services")  # its endpoints go with it (ON DELETE CASCADE)
 
 
 # ---- endpoints ---------------------------------------------------------------------------------
@@ -155,17 +143,15 @@ def create_endpoint(request: Request, session: SessionDep, cred: CredentialDep, 
     return ENDPOINTS.one(e, request)
 
 
-@router.get("/endpoints")
-def list_endpoints(request: Request, session: SessionDep, cred: CredentialDep, q: ListDep) -> dict[str, Any]:
+def _endpoints_of(q: ListQuery) -> Select[Any]:
     stmt = select(Endpoint)
     if q.get("region"):  # Keystone's v2-era name of region_id
         stmt = stmt.where(Endpoint.region_id == q.get("region"))
-    return ENDPOINTS.list(request, session, cred, q, stmt)
+    return stmt
 
 
-@router.get("/endpoints/{ref}")
-def get_endpoint(ref: str, request: Request, session: SessionDep, cred: CredentialDep) -> dict[str, Any]:
-    return ENDPOINTS.show(request, session, cred, ref)
+ENDPOINTS.mount_list(router, "/endpoints", _endpoints_of)
+ENDPOINTS.mount_show(router, "/endpoints")
 
 
 @router.patch("/endpoints/{ref}")
@@ -185,15 +171,10 @@ def update_endpoint(ref: str, request: Request, session: SessionDep, cred: Crede
             e.region_id = region_id
         if b.enabled is not None:
             e.enabled = b.enabled
-    session.refresh(e)
-    return ENDPOINTS.one(e, request)
+    return ENDPOINTS.refreshed(session, e, request)
 
 
-@router.delete("/endpoints/{ref}", status_code=204)
-def delete_endpoint(ref: str, session: SessionDep, cred: CredentialDep) -> Response:
-    with ENDPOINTS.changing(session, cred, "delete", ref) as (e, _):
-        session.delete(e)
-    return Response(status_code=204)
+ENDPOINTS.mount_delete(router, "/endpoints")
 
 
 # ---- regions -----------------------------------------------------------------------------------
@@ -250,9 +231,7 @@ def put_region(rid: str, request: Request, session: SessionDep, cred: Credential
     return _create_region(rid, request, session, cred, body.region)
 
 
-@router.get("/regions")
-def list_regions(request: Request, session: SessionDep, cred: CredentialDep, q: ListDep) -> dict[str, Any]:
-    return REGIONS.list(request, session, cred, q)
+REGIONS.mount_list(router, "/regions")
 
 
 @router.get("/regions/{rid}")

@@ -7,7 +7,6 @@ from fastapi import APIRouter, Request, Response
 from sqlalchemy import func, select
 
 from core.api.deps import CredentialDep, SessionDep
-from core.api.listing import ListDep
 from core.errors import ForbiddenError, NotEmptyError
 from core.keystone.models import Assignment, Domain, Group, Project, Role, User
 from core.keystone.routes._common import Body
@@ -54,14 +53,7 @@ def create_domain(request: Request, session: SessionDep, cred: CredentialDep, bo
     return DOMAINS.one(d, request)
 
 
-@router.get("/domains")
-def list_domains(request: Request, session: SessionDep, cred: CredentialDep, q: ListDep) -> dict[str, Any]:
-    return DOMAINS.list(request, session, cred, q)
-
-
-@router.get("/domains/{ref}")
-def get_domain(ref: str, request: Request, session: SessionDep, cred: CredentialDep) -> dict[str, Any]:
-    return DOMAINS.show(request, session, cred, ref)
+DOMAINS.mount_reads(router, "/domains")
 
 
 @router.patch("/domains/{ref}")
@@ -79,8 +71,7 @@ def update_domain(ref: str, request: Request, session: SessionDep, cred: Credent
             d.enabled = b.enabled
             request.app.state.auth.changed(session)  # its users' and projects' tokens die with it
         a.notes = ",".join(k for k, v in b.model_dump().items() if v is not None)
-    session.refresh(d)
-    return DOMAINS.one(d, request)
+    return DOMAINS.refreshed(session, d, request)
 
 
 @router.delete("/domains/{ref}", status_code=204)

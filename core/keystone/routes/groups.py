@@ -7,7 +7,6 @@ from fastapi import APIRouter, Request, Response
 from sqlalchemy import delete, select
 
 from core.api.deps import CredentialDep, SessionDep
-from core.api.listing import ListDep
 from core.errors import InputParameterError, ResourceNotFoundError
 from core.keystone.models import Assignment, Group, GroupMember, User
 from core.keystone.policy import enforce
@@ -51,14 +50,7 @@ def create_group(request: Request, session: SessionDep, cred: CredentialDep, bod
     return GROUPS.one(g, request)
 
 
-@router.get("/groups")
-def list_groups(request: Request, session: SessionDep, cred: CredentialDep, q: ListDep) -> dict[str, Any]:
-    return GROUPS.list(request, session, cred, q)
-
-
-@router.get("/groups/{ref}")
-def get_group(ref: str, request: Request, session: SessionDep, cred: CredentialDep) -> dict[str, Any]:
-    return GROUPS.show(request, session, cred, ref)
+GROUPS.mount_reads(router, "/groups")
 
 
 @router.patch("/groups/{ref}")
@@ -72,8 +64,7 @@ def update_group(ref: str, request: Request, session: SessionDep, cred: Credenti
             g.name = GROUPS.checked_name(session, b.name, domain_id=g.domain_id, exclude=g.id)
         if b.description is not None:
             g.description = b.description
-    session.refresh(g)
-    return GROUPS.one(g, request)
+    return GROUPS.refreshed(session, g, request)
 
 
 @router.delete("/groups/{ref}", status_code=204)

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Request
 
 from core.api.deps import CredentialDep, SessionDep
-from core.api.listing import ListDep
 from core.errors import InputParameterError
 from core.keystone.models import Policy
 from core.keystone.routes._common import Body
@@ -57,14 +56,7 @@ def create_policy(request: Request, session: SessionDep, cred: CredentialDep, bo
     return POLICIES.one(p, request)
 
 
-@router.get("/policies")
-def list_policies(request: Request, session: SessionDep, cred: CredentialDep, q: ListDep) -> dict[str, Any]:
-    return POLICIES.list(request, session, cred, q)
-
-
-@router.get("/policies/{ref}")
-def get_policy(ref: str, request: Request, session: SessionDep, cred: CredentialDep) -> dict[str, Any]:
-    return POLICIES.show(request, session, cred, ref)
+POLICIES.mount_reads(router, "/policies")
 
 
 @router.patch("/policies/{ref}")
@@ -77,12 +69,7 @@ def update_policy(ref: str, request: Request, session: SessionDep, cred: Credent
             p.type = b.type
         if b.blob is not None:
             p.blob = b.blob
-    session.refresh(p)
-    return POLICIES.one(p, request)
+    return POLICIES.refreshed(session, p, request)
 
 
-@router.delete("/policies/{ref}", status_code=204)
-def delete_policy(ref: str, session: SessionDep, cred: CredentialDep) -> Response:
-    with POLICIES.changing(session, cred, "delete", ref) as (p, _):
-        session.delete(p)
-    return Response(status_code=204)
+POLICIES.mount_delete(router, "/policies")

@@ -9,7 +9,6 @@ from sqlalchemy import delete, func, select
 
 from core.api.context import Credential
 from core.api.deps import CredentialDep, SessionDep
-from core.api.listing import ListDep
 from core.errors import ForbiddenError, InputParameterError, NotEmptyError, ResourceNotFoundError
 from core.keystone.holdings import refusal
 from core.keystone.models import Assignment, Project
@@ -92,14 +91,7 @@ def create_project(request: Request, session: SessionDep, cred: CredentialDep, b
     return PROJECTS.one(p, request)
 
 
-@router.get("/projects")
-def list_projects(request: Request, session: SessionDep, cred: CredentialDep, q: ListDep) -> dict[str, Any]:
-    return PROJECTS.list(request, session, cred, q)
-
-
-@router.get("/projects/{ref}")
-def get_project(ref: str, request: Request, session: SessionDep, cred: CredentialDep) -> dict[str, Any]:
-    return PROJECTS.show(request, session, cred, ref)
+PROJECTS.mount_reads(router, "/projects")
 
 
 @router.patch("/projects/{ref}")
@@ -123,8 +115,7 @@ def update_project(ref: str, request: Request, session: SessionDep, cred: Creden
             p.enabled = b.enabled
             request.app.state.auth.changed(session)
         a.notes = ",".join(k for k, v in b.model_dump().items() if v is not None)
-    session.refresh(p)
-    return PROJECTS.one(p, request)
+    return PROJECTS.refreshed(session, p, request)
 
 
 @router.delete("/projects/{ref}", status_code=204)

@@ -4,10 +4,10 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
-from sqlalchemy import select
+from sqlalchemy import Select, select
 
 from core.api.deps import CredentialDep, SessionDep
-from core.api.listing import ListDep
+from core.api.listing import ListQuery
 from core.errors import ConflictError, ForbiddenError, InputParameterError, ResourceNotFoundError
 from core.keystone.assignments import would_cycle
 from core.keystone.bootstrap import DEFAULT_ROLES
@@ -54,15 +54,12 @@ def create_role(request: Request, session: SessionDep, cred: CredentialDep, body
     return ROLES.one(r, request)
 
 
-@router.get("/roles")
-def list_roles(request: Request, session: SessionDep, cred: CredentialDep, q: ListDep) -> dict[str, Any]:
-    global_or_asked = select(Role).where(Role.domain_id == (q.get("domain_id") or ""))  # Keystone: global unless asked
-    return ROLES.list(request, session, cred, q, global_or_asked)
+def _global_or_asked(q: ListQuery) -> Select[Any]:
+    return select(Role).where(Role.domain_id == (q.get("domain_id") or ""))  # Keystone: global unless asked
 
 
-@router.get("/roles/{ref}")
-def get_role(ref: str, request: Request, session: SessionDep, cred: CredentialDep) -> dict[str, Any]:
-    return ROLES.show(request, session, cred, ref)
+ROLES.mount_list(router, "/roles", _global_or_asked)
+ROLES.mount_show(router, "/roles")
 
 
 @router.patch("/roles/{ref}")
@@ -79,8 +76,7 @@ def update_role(ref: str, request: Request, session: SessionDep, cred: Credentia
             request.app.state.auth.changed(session)
         if b.description is not None:
             r.description = b.description
-    session.refresh(r)
-    return ROLES.one(r, request)
+    return ROLES.refreshed(session, r, request)
 
 
 @router.delete("/roles/{ref}", status_code=204)

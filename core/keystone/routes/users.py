@@ -12,7 +12,6 @@ from sqlalchemy import delete, select
 
 from core.api.context import Credential
 from core.api.deps import CredentialDep, SessionDep
-from core.api.listing import ListDep
 from core.errors import ForbiddenError, InputParameterError
 from core.keystone.assignments import group_ids_of, projects_of
 from core.keystone.auth import set_user_password as set_password
@@ -109,14 +108,7 @@ def create_user(request: Request, session: SessionDep, cred: CredentialDep, body
     return USERS.one(u, request)
 
 
-@router.get("/users")
-def list_users(request: Request, session: SessionDep, cred: CredentialDep, q: ListDep) -> dict[str, Any]:
-    return USERS.list(request, session, cred, q)
-
-
-@router.get("/users/{ref}")
-def get_user(ref: str, request: Request, session: SessionDep, cred: CredentialDep) -> dict[str, Any]:
-    return USERS.show(request, session, cred, ref)
+USERS.mount_reads(router, "/users")
 
 
 @router.patch("/users/{ref}")
@@ -151,8 +143,7 @@ def update_user(ref: str, request: Request, session: SessionDep, cred: Credentia
             request.app.state.auth.changed(session)
         # which fields changed, never their values (a password must not reach the log)
         a.notes = ",".join(sorted(b.model_fields_set))
-    session.refresh(u)
-    return USERS.one(u, request)
+    return USERS.refreshed(session, u, request)
 
 
 @router.delete("/users/{ref}", status_code=204)
@@ -189,8 +180,7 @@ def unlock_user(ref: str, request: Request, session: SessionDep, cred: Credentia
     with USERS.changing(session, cred, "unlock", ref) as (u, _):
         u.failed_logins = 0
         u.locked_until = None
-    session.refresh(u)
-    return USERS.one(u, request)
+    return USERS.refreshed(session, u, request)
 
 
 @router.get("/users/{ref}/groups")
