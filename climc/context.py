@@ -46,4 +46,5 @@ class ClimcContext:
         if o.get("os_system_scope"):
             auth.system_scope = True
         return Client(auth, timeout=o.get("timeout") or 30.0, insecure=bool(o.get("insecure")),
-                      debug=self.debug, transport=self.transport, use_cache=self.transport is None)
+                      debug=self.debug, transport=self.transport, use_cache=self.transport is None,
+                      plain_http=True)

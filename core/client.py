@@ -135,7 +135,8 @@ class AuthOptions:
 
 class Client:
     def __init__(self, auth: AuthOptions, *, timeout: float = 30.0, insecure: bool = False,
-                 debug: bool = False, use_cache: bool = True, transport: Any = None) -> None:
+                 debug: bool = False, use_cache: bool = True, transport: Any = None,
+                 plain_http: bool = False) -> None:
         auth.auth_url = check_auth_url(auth.auth_url)
         auth.interface = normalize_interface(auth.interface)
         self.auth = auth
@@ -144,6 +145,9 @@ class Client:
         self._timeout = timeout
         self._insecure = insecure
         self._transport = transport  # an httpx transport (tests: httpx.MockTransport); None = the network
+        # http:// through core.plain_http (the standard library's HTTP/1.1) instead of httpcore: for
+        # one-shot processes (climc), where importing httpcore costs more than the request
+        self._plain_http = plain_http
         self._clients: dict[str, httpx.Client] = {}
         self._token: str = auth.token
         self._token_body: dict[str, Any] | None = None
@@ -165,8 +169,13 @@ class Client:
         c = self._clients.get(scheme)
         if c is None:
             verify = (not self._insecure) if scheme == "https" else False  # no TLS on http://
+            transport = self._transport
+            if transport is None and scheme == "http" and self._plain_http:
+                from core.plain_http import PlainHTTPTransport
+
+                transport = PlainHTTPTransport()
             c = httpx.Client(timeout=self._timeout, verify=verify, headers={"User-Agent": USER_AGENT},
-                             transport=self._transport)
+                             transport=transport)
             self._clients[scheme] = c
         return c
 
