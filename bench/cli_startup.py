@@ -10,6 +10,10 @@ figures move ±20 % between runs on a shared 2-core box; compare medians within 
 column (user + sys of the child) is what to compare on a loaded machine: wall clock there is
 mostly waiting for a core. The load average is printed before and after.
 
+The "installed" rows run climc from a non-editable install of this tree (as `pip install
+cloudpods-one` gives a user), its dependencies taken from this venv: a development venv's editable
+install adds setuptools' import finder (pathlib, fnmatch, urllib.parse: ~10-30 ms) to every start.
+
 The "floor" row is the same GET done by a program that only imports click and httpx (as
 core.client imports it) and builds one httpx.Client: what any click + httpx client pays before
 doing any work of its own. climc's round trip minus the floor is climc's own cost.
@@ -22,6 +26,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -50,6 +55,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=30)
     ap.add_argument("--no-controller", action="store_true", help="Skip the server-list round trip")
+    ap.add_argument("--no-installed", action="store_true", help="Skip the rows of a non-editable install")
     a = ap.parse_args()
     print(f"load average {_load()} (2 cores: above ~1 the wall clock is mostly waiting)")
     rows = [
@@ -65,8 +71,13 @@ def main() -> None:
     for name, cmd in rows:
         wall, cpu = median_ms(cmd, a.runs)
         print(f"{name:28s} median {wall:7.1f} ms  (CPU {cpu:6.1f} ms; {a.runs} runs)")
-    if not a.no_controller:
-        round_trip(a.runs)
+    with tempfile.TemporaryDirectory(prefix="bench-cli-inst-") as tmp:
+        installed = None if a.no_installed else install_copy(Path(tmp))
+        if installed:
+            wall, cpu = median_ms([str(installed), "--version"], a.runs)
+            print(f"{'climc --version (installed)':28s} median {wall:7.1f} ms  (CPU {cpu:6.1f} ms; {a.runs} runs)")
+        if not a.no_controller:
+            round_trip(a.runs, installed)
     print(f"load average {_load()} (at the end)")
 
 
@@ -84,10 +95,31 @@ sys.stdout.write(r.text)
 """
 
 
-def round_trip(runs: int) -> None:
-    """``climc server-list`` (and ``-o json``) with the environment rc_admin gives, token cached."""
-    import tempfile
+def install_copy(tmp: Path) -> Path | None:
+    """A venv holding a regular (non-editable) install of this tree, its dependencies read from
+    this venv's site-packages; returns its climc, or None (with the reason) when pip cannot build it."""
+    import sysconfig
 
+    venv = tmp / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    purelib = "import sysconfig; print(sysconfig.get_path('purelib'))"
+    site = Path(subprocess.run([str(venv / "bin" / "python"), "-c", purelib],
+                               check=True, capture_output=True, text=True).stdout.strip())
+    r = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps",
+                        "--target", str(site), str(Path(__file__).resolve().parent.parent)],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        print(f"(installed rows skipped: pip could not install this tree: {r.stderr.strip().splitlines()[-1:]})")
+        return None
+    (site / "bench-deps.pth").write_text(sysconfig.get_path("purelib") + "\n")  # click, httpx … from here
+    climc = venv / "bin" / "climc"
+    climc.write_text(f"#!{venv / 'bin' / 'python'}\nimport sys\nfrom climc.main import main\nsys.exit(main())\n")
+    climc.chmod(0o755)
+    return climc
+
+
+def round_trip(runs: int, installed: Path | None = None) -> None:
+    """``climc server-list`` (and ``-o json``) with the environment rc_admin gives, token cached."""
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     from tests.support.controller import Controller
 
@@ -95,9 +127,14 @@ def round_trip(runs: int) -> None:
         ctl = Controller.start(Path(d))
         try:
             env = {**os.environ, **ctl.env}
-            for name, args in (("climc server-list", ["server-list"]),
-                               ("climc server-list -o json", ["server-list", "-o", "json"])):
-                wall, cpu = median_ms([str(BIN / "climc"), *args], runs, env)
+            rows = [("climc server-list", [str(BIN / "climc"), "server-list"]),
+                    ("climc server-list -o json", [str(BIN / "climc"), "server-list", "-o", "json"])]
+            if installed:
+                rows.append(("climc server-list (installed)", [str(installed), "server-list"]))
+            for name, cmd in rows:
+                # the installed copy must not see the tree through the controller's PYTHONPATH
+                run_env = {k: v for k, v in env.items() if k != "PYTHONPATH"} if "installed" in name else env
+                wall, cpu = median_ms(cmd, runs, run_env)
                 # CPU: climc's own (the controller is a running child, so its time is not counted)
                 print(f"{name:28s} median {wall:7.1f} ms  (CPU {cpu:6.1f} ms; {runs} runs, round trip)")
             floor_env = {**env, "BENCH_URL": f"{ctl.url}/api/s/compute_v2/servers", "BENCH_TOKEN": ctl.token()}
