@@ -36,7 +36,7 @@ sys.path.insert(0, str(REPO / "bench"))
 def spec(guests: int, rules: int, distinct: int = 0) -> Any:
     """``guests`` ports of ``rules`` rules each (a HostSecgroups): every guest's rules its own
     (``distinct`` 0: no two guests alike) or one of ``distinct`` rule sets."""
-    from core.hostapi.protocol import GuestPort, HostSecgroups, SecRule
+    from core.host_protocol import GuestPort, HostSecgroups, SecRule
 
     ports = []
     for g in range(guests):

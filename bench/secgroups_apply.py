@@ -39,7 +39,7 @@ def names(sid: str, i: int) -> str:
 def full_apply(fw: Any, raw: dict[str, Any], label: str, runs: int = 3) -> None:
     """``runs`` full applies through FirewallSync as the agent makes them; prints the medians."""
     from core.agent.firewall import FirewallSync, NoFirewall
-    from core.hostapi.protocol import HostSecgroups
+    from core.host_protocol import HostSecgroups
 
     spent = []
     validate = []
@@ -65,7 +65,7 @@ def full_apply(fw: Any, raw: dict[str, Any], label: str, runs: int = 3) -> None:
 
 
 def with_eips(spec: Any) -> Any:
-    from core.hostapi.protocol import GuestEip
+    from core.host_protocol import GuestEip
 
     spec.eips = [GuestEip(eip=f"203.0.113.{i + 10}", ip=p.ip, cidr=f"{p.ip.rsplit('.', 1)[0]}.0/24",
                           server_id=p.server_id) for i, p in enumerate(spec.ports[:5])]
@@ -105,7 +105,7 @@ def full_applies(guests: int, rules: int, shared: int, nft_command: bool = False
 
 def main() -> None:
     from core.agent.firewall import build_plan, render_delta, render_full
-    from core.hostapi.protocol import SecRule
+    from core.host_protocol import SecRule
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--guests", type=int, default=500)

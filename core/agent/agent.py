@@ -31,7 +31,7 @@ from core.agent.link import ControllerLink, DiskTransfer
 from core.agent.metrics import AgentCollector, MetricsServer, Sampler
 from core.agent.network import GuestNetwork
 from core.errors import CloudpodsError, ConnectionFailedError
-from core.hostapi.protocol import ContractError, error_result, guest_state
+from core.host_protocol import ContractError, error_result, guest_state
 from drivers.base import DriverError, GuestEvent, GuestStatus, HostedDriver, HostEnv
 
 log = logging.getLogger("cloudpods.agent")
@@ -107,7 +107,7 @@ class Agent:
         self._busy: dict[str, int] = {}
         self._deferred: set[str] = set()
         self._busy_lock = threading.Lock()
-        # delivery is at least once (core.hostapi.protocol, WorkAck): the ids of items held here (queued
+        # delivery is at least once (core.host_protocol, WorkAck): the ids of items held here (queued
         # or running) and the results of the last ones finished, so that a redelivered item is not run twice
         self._held: set[str] = set()
         self._finished: OrderedDict[str, dict[str, Any]] = OrderedDict()

@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.hostapi.protocol import HostSecgroups, SecRule
+from core.host_protocol import HostSecgroups, SecRule
 
 log = logging.getLogger("cloudpods.agent.firewall")
 

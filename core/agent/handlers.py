@@ -1,4 +1,4 @@
-"""Work items (core.hostapi.protocol) → calls on the hosted driver → the typed result.
+"""Work items (core.host_protocol) → calls on the hosted driver → the typed result.
 
 One handler per ``WorkKind`` (a test fails when a kind has none). A handler gets the parsed
 payload and returns the kind's result model; raising makes the report an ``ErrorResult`` so
@@ -11,8 +11,8 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
-from core.hostapi import protocol as hp
-from core.hostapi.protocol import WorkKind
+from core import host_protocol as hp
+from core.host_protocol import WorkKind
 from drivers.base import (
     ColdMigratable,
     DiskFiles,

@@ -65,8 +65,8 @@ class ControllerLink:
         return list(self.client.post("compute_v2", f"{self.host}/work-items/ack", json={"ids": ids}).get("acked", []))
 
     def secgroups(self) -> Any:
-        """The host's guest ports with their effective rules (core.hostapi.protocol.HostSecgroups)."""
-        from core.hostapi.protocol import HostSecgroups
+        """The host's guest ports with their effective rules (core.host_protocol.HostSecgroups)."""
+        from core.host_protocol import HostSecgroups
 
         return HostSecgroups.model_validate(self.client.get("compute_v2", f"{self.host}/secgroups")["secgroups"])
 

@@ -23,11 +23,18 @@ from core.loader import load
 from core.version import VERSION
 
 # (service type, gateway prefix, router) — a static table: no scanning (PyInstaller-safe).
-SERVICE_ROUTERS: tuple[tuple[str, str, str], ...] = (
-    ("identity", "/api/s/identity/v3", "core.keystone.api:router"),
-    ("compute_v2", "/api/s/compute_v2", "core.region.api:router"),
-    ("image", "/api/s/image", "core.glance.api:router"),
-    ("scheduler", "/api/s/scheduler", "core.scheduler.api:router"),
+# A service's routers in matching order: specific routes before a generic grammar.
+SERVICE_ROUTERS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("identity", "/api/s/identity/v3", ("core.keystone.api:router",)),
+    ("compute_v2", "/api/s/compute_v2", (
+        "core.hostapi.routes:router",  # /agent/...
+        "core.console.routes:router",  # /servers/<id>/vnc, /webconsole/...
+        "core.region.api:specific",  # quotas, capabilities, host BMC actions
+        "core.metrics.api:router",  # /servers/<id>/metrics, /hosts/<id>/metrics
+        "core.region.api:router",  # the generic resource grammar
+    )),
+    ("image", "/api/s/image", ("core.glance.api:router",)),
+    ("scheduler", "/api/s/scheduler", ("core.scheduler.api:router",)),
 )
 # Routers at the root, next to the services: GET /metrics, and the identity version discovery at
 # /api/s/identity. In a table (not inline strings) so the binary's bundle plan sees them.
@@ -101,8 +108,8 @@ def create_app(settings: Settings, db: Database | None = None, run_background: b
     # The mounted router runs inside this app: its errors reach this app's handlers, request.app is
     # this app (one settings/db/auth for every service), and no second middleware stack is paid.
     services: list[tuple[str, APIRouter]] = []
-    for service, prefix, ref in SERVICE_ROUTERS:
-        sub = IndexedRouter(flatten([service_router(service), load(ref)]))
+    for service, prefix, refs in SERVICE_ROUTERS:
+        sub = IndexedRouter(flatten([service_router(service), *(load(ref) for ref in refs)]))
         app.mount(prefix, sub)
         services.append((prefix, sub))
     app.openapi = _merged_openapi(app, services)  # type: ignore[method-assign]

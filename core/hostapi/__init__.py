@@ -1,7 +1,7 @@
-"""The host contract and the controller's host-facing side.
+"""The controller's host-facing side. The host contract itself (work kinds, typed payloads/results,
+guest states -> server status; no DB) is core/host_protocol.py, below this package and the region's:
+the region's tasks, the agent daemon and these routes all import it, and it imports none of them.
 
-    protocol.py   work kinds, typed payloads/results, guest states -> server status (no DB: the
-                  agent daemon imports it too)
     routes.py     /api/s/compute_v2/agent/...: join, register, ping, guests, work items, reports, images
     enroll.py     join tokens (a use count and an expiry), enrolling and unenrolling hosts; the per-host
                   service users are keystone's (core.keystone.service_users); models.py: the tables

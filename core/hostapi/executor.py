@@ -36,7 +36,7 @@ from sqlalchemy.orm import Session
 
 from core.db.base import utcnow
 from core.errors import CloudpodsError
-from core.hostapi.protocol import ContractError, error_result
+from core.host_protocol import ContractError, error_result
 from core.region.hosted import TARGET_EXECUTOR, Runtime
 from core.tasks.loops import Loops
 from core.tasks.payload_secrets import open_payload

@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import select
 
 from core.errors import ForbiddenError, InputParameterError, ResourceNotFoundError
-from core.hostapi.protocol import WorkKind
+from core.host_protocol import WorkKind
 from core.tasks.models import WorkItem
 
 _SID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")

@@ -9,7 +9,7 @@ import time
 from typing import Any
 
 from core.api.middleware import ASGIApp, Message, Receive, Scope, Send
-from core.metrics.registry import HTTP_LATENCY, HTTP_REQUESTS
+from core.counters import HTTP_LATENCY, HTTP_REQUESTS
 
 UNMATCHED = "unmatched"
 

@@ -16,9 +16,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
 
 from core.api.deps import get_credential
+from core.counters import REGISTRY
 from core.keystone.policy import Rule, enforce, register
 from core.metrics.collect import DatabaseCollector
-from core.metrics.registry import REGISTRY
 
 register((Rule("monitor:metrics:get", "admin", ("system",),
                description="Scrape the controller's Prometheus metrics (every project's usage)."),))

@@ -3,9 +3,6 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from core.console.routes import router as console_router
-from core.hostapi.routes import router as host_agent_router
-from core.metrics.api import router as metrics_router
 from core.region.capabilities import router as capabilities_router
 from core.region.host_bmc import router as host_bmc_router
 from core.region.quota_api import router as quota_router
@@ -15,11 +12,10 @@ from core.scheduler.provider import set_ref_resolver
 
 set_ref_resolver(resolve_schedule_refs)  # the scheduler accepts names wherever ids, as Cloudpods'
 
-router = APIRouter()
-router.include_router(host_agent_router)  # /agent/...: before the generic grammar
-router.include_router(console_router)  # /servers/<id>/vnc, /webconsole/...: before the generic grammar
-router.include_router(quota_router)
-router.include_router(capabilities_router)  # /capabilities: before the generic grammar
-router.include_router(host_bmc_router)  # /hosts/<id>/start|stop|reset|ipmi|sensors...: before the grammar
-router.include_router(metrics_router)  # /servers/<id>/metrics, /hosts/<id>/metrics: before the grammar
-router.include_router(resource_router)
+# The service's routes are these two around the host agents', consoles' and metrics' (core/api/app.py's
+# SERVICE_ROUTERS puts them in matching order), so the region never imports those packages.
+specific = APIRouter()  # matched before the generic grammar
+specific.include_router(quota_router)
+specific.include_router(capabilities_router)  # /capabilities
+specific.include_router(host_bmc_router)  # /hosts/<id>/start|stop|reset|ipmi|sensors...
+router = resource_router  # the generic resource grammar, matched last

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from core.api.context import Credential
 from core.errors import ConflictError, InputParameterError, InsufficientResourceError
-from core.hostapi.protocol import MAX_BW_LIMIT
+from core.host_protocol import MAX_BW_LIMIT
 from core.region import ipam, quotas
 from core.region.models import Eip, Host, IpAllocation, Network, Server, Wire, Zone
 from core.region.secgroups import touch_hosts

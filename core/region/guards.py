@@ -16,7 +16,7 @@ def guard_capability(session: Session, row: Any, action: str) -> None:
     """An action the server's host driver does not declare is a 400 naming host, driver and
     capability, before any task starts (capabilities are what the host registered: data, not probes)."""
     from core.errors import UnsupportedOperationError
-    from core.hostapi.protocol import ACTION_CAPABILITY
+    from core.host_protocol import ACTION_CAPABILITY
     from drivers.base import Capability
 
     cap = ACTION_CAPABILITY.get(action)

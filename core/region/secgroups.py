@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from core.api.context import Credential
 from core.errors import InputParameterError
-from core.hostapi.protocol import GuestEip, GuestPort, HostSecgroups, SecRule
+from core.host_protocol import GuestEip, GuestPort, HostSecgroups, SecRule
 from core.region.models import Eip, GuestSecgroup, Host, IpAllocation, Network, Secgroup, SecgroupRule, Server
 
 DEFAULT_NAME = "Default"

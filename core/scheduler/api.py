@@ -12,7 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Request
 from pydantic import ValidationError
 
-import core.scheduler.policies  # noqa: F401  (registers the rules)
+import core.keystone.policies.scheduler  # noqa: F401  (registers the rules)
 from core.api.deps import CredentialDep
 from core.errors import InputParameterError
 from core.keystone.policy import enforce

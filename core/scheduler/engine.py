@@ -21,7 +21,7 @@ from typing import Literal
 
 import numpy as np
 
-from core.metrics.registry import record_placement
+from core.counters import record_placement
 from core.scheduler.context import RequestContext, build_context
 from core.scheduler.filters import Filter, Rejection, default_filters
 from core.scheduler.filters.network import assign_nics

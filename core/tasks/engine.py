@@ -21,11 +21,11 @@ from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
 
 from core.api.context import Credential, cred_snapshot
+from core.counters import TASK_STAGE_FAILURES, TASK_STAGE_SECONDS
 from core.db.base import new_uuid, utcnow
 from core.db.engine import begin_write, is_transient
 from core.errors import CloudpodsError, ConflictError, InputParameterError, ResourceNotFoundError
-from core.hostapi.protocol import PAYLOADS, ContractError, ErrorResult, WorkKind, dump, error_result, parse_result
-from core.metrics.registry import TASK_STAGE_FAILURES, TASK_STAGE_SECONDS
+from core.host_protocol import PAYLOADS, ContractError, ErrorResult, WorkKind, dump, error_result, parse_result
 from core.tasks.models import DONE, FAILED, FINISHED, QUEUED, RUNNING, WAITING, Task, WorkItem
 from core.tasks.payload_secrets import scrub_payload, seal_payload
 from core.tasks.wakeup import Wakeup

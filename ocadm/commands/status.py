@@ -45,7 +45,7 @@ def status(data_dir: Path | None, output_format: str) -> None:
         db.dispose()
     base = f"http://{'127.0.0.1' if s.listen_host in ('0.0.0.0', '::') else s.listen_host}:{s.port}"
     with httpx.Client(timeout=3.0) as http:
-        for service, prefix, _ref in SERVICE_ROUTERS:
+        for service, prefix, _refs in SERVICE_ROUTERS:
             url = base + prefix
             t0 = time.monotonic()
             try:

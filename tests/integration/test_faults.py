@@ -59,7 +59,7 @@ def take_item(api: httpx.Client, host_id: str, server_id: str) -> dict[str, Any]
 
 
 def deployed(wi: dict[str, Any]) -> dict[str, Any]:
-    """The agent's report of a deploy, in the contract's shape (core.hostapi.protocol.DeployResult)."""
+    """The agent's report of a deploy, in the contract's shape (core.host_protocol.DeployResult)."""
     return {"work_item_id": wi["id"], "guest_status": "running",
             "disks": [{"id": d["id"], "access_path": f"/fake/{d['id']}"} for d in wi["payload"]["disks"]]}
 

@@ -1,4 +1,4 @@
-"""Routes for host agents under ``/api/s/compute_v2/agent`` (mounted by core/region/api.py).
+"""Routes for host agents under ``/api/s/compute_v2/agent`` (mounted by core/api/app.py's SERVICE_ROUTERS).
 
     POST /agent/join                          {token, host_name, access_mac}  (no auth: the token is it)
     POST /agent/hosts/<id>/register           host facts, storages, wires → the host
@@ -9,7 +9,7 @@
                                               dispatched (≤ N s, ≤ limit), console sessions to open
                                               ({"consoles": [...]}) and the host's secgroup_version
                                               (returns early when it is not V: rules changed)
-    POST /agent/hosts/<id>/work-items/ack     {ids} the items the poll's reply brought (core.hostapi.protocol.WorkAck);
+    POST /agent/hosts/<id>/work-items/ack     {ids} the items the poll's reply brought (core.host_protocol.WorkAck);
                                               unacknowledged ones are handed out again after work_item_ack_s
     GET  /agent/hosts/<id>/secgroups          every guest port of the host with its effective rules
     WS   /agent/hosts/<id>/consoles/<sid>     the agent's outbound side of a console session (core/console)

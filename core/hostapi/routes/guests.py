@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from core.api.deps import CredentialDep, SessionDep
 from core.errors import InputParameterError
-from core.hostapi.protocol import POWER_STATUS, GuestState, server_status
+from core.host_protocol import POWER_STATUS, GuestState, server_status
 from core.hostapi.routes.access import AnyBody, guard, json_body
 from core.region.common import begin_write, json_response
 from core.region.models import Server

@@ -33,7 +33,7 @@ def _host_images(session: Any, host: Host) -> set[str]:
     ids = set(session.scalars(select(Disk.template_id).join(Server, Server.id == Disk.server_id)
                               .where(Server.host_id == host.id, Disk.template_id != "")))
     # ... and those of guests migrating in, cold or live (on their source host until the move is done)
-    from core.hostapi.protocol import WorkKind
+    from core.host_protocol import WorkKind
 
     incoming = (WorkKind.MIGRATE_IN.value, WorkKind.LIVE_MIGRATE_PREPARE.value)
     for p in session.scalars(select(WorkItem.payload).where(WorkItem.host_id == host.id,
@@ -94,7 +94,7 @@ async def upload_saved_image(host_id: str, image_id: str, request: Request, cred
     this host names, streamed through glance's own intake (size cap, quota, qemu-img inspection)."""
     from core.glance.context import glance_ctx
     from core.glance.intake import UploadRequest, content_length_of, receive
-    from core.hostapi.protocol import WorkKind
+    from core.host_protocol import WorkKind
 
     db = request.app.state.db
 

@@ -7,7 +7,7 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 
 from core.api.deps import CredentialDep, SessionDep
-from core.hostapi.protocol import dump
+from core.host_protocol import dump
 from core.hostapi.routes.access import guard
 from core.region.common import json_response
 from core.region.secgroups import host_secgroups
@@ -24,6 +24,6 @@ def rules_if_moved(s: Any, host: Any, applied: int | None, wanted: bool) -> Any:
 
 @router.get("/hosts/{host_id}/secgroups")
 def secgroups(host_id: str, session: SessionDep, cred: CredentialDep) -> Response:
-    """What the host's agent enforces (core.hostapi.protocol.HostSecgroups): all its guests' ports."""
+    """What the host's agent enforces (core.host_protocol.HostSecgroups): all its guests' ports."""
     host = guard(session, cred, host_id)
     return json_response({"secgroups": dump(host_secgroups(session, host))})

@@ -19,7 +19,7 @@ from core.api.listing import _int
 from core.config import Settings
 from core.db.base import utcnow
 from core.errors import ResourceNotFoundError
-from core.hostapi.protocol import WorkAck
+from core.host_protocol import WorkAck
 from core.hostapi.routes.access import AnyBody, guard, json_body
 from core.hostapi.routes.secgroups import rules_if_moved
 from core.region.common import begin_write, iso, json_response, parse

@@ -5,7 +5,7 @@ from core.keystone.policies import (
     identity,
     image,
     region,  # noqa: F401  (region rules)
+    scheduler,
 )
-from core.scheduler import policies as scheduler
 
 __all__ = ["identity", "image", "scheduler"]

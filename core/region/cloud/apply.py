@@ -19,7 +19,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from core.db.base import utcnow
-from core.hostapi.protocol import POWER_STATUS, guest_state, server_status
+from core.host_protocol import POWER_STATUS, guest_state, server_status
 from core.region.cloud import hosts as cloud_hosts
 from core.region.cloud.rows import created, setf, updated
 from core.region.models import (

@@ -284,7 +284,7 @@ class ServerManager(Manager):
     def do_change_bandwidth(self, session: Session, cred: Credential, row: Any, body: dict[str, Any]) -> None:
         """Cloudpods' change-bandwidth: one nic (``index``, ``mac`` or ``ip_addr``) gets ``bandwidth``
         Mbps each way (0: no limit); its host's agent applies it with tc on the running guest's port."""
-        from core.hostapi.protocol import MAX_BW_LIMIT
+        from core.host_protocol import MAX_BW_LIMIT
         from core.region.secgroups import touch_hosts
 
         bw = body.get("bandwidth")

@@ -6,7 +6,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.hostapi.protocol import DeployPayload, DiskPayload, GuestPayload, ServerRef
+from core.host_protocol import DeployPayload, DiskPayload, GuestPayload, ServerRef
 from core.region.models import Disk, HostStorage, HostWire, IpAllocation, Keypair, Network, Server, Storage, Wire
 from core.tasks.engine import Run, StageError, TaskBase
 

@@ -2,7 +2,7 @@
 what its drive holds and its boot order (core.region.cdrom)."""
 from __future__ import annotations
 
-from core.hostapi.protocol import BootOrderPayload, CdromPayload, CdromResult, WorkKind
+from core.host_protocol import BootOrderPayload, CdromPayload, CdromResult, WorkKind
 from core.region.models import Server
 from core.region.tasks._common import ServerTask, agent_payload, release_task, server_of, server_ref
 from core.tasks.engine import Run

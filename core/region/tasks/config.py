@@ -5,7 +5,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from core.hostapi.protocol import (
+from core.host_protocol import (
     POWER_STATUS,
     AttachDiskPayload,
     AttachDiskResult,
@@ -357,7 +357,7 @@ class ServerResetPasswordTask(ServerTask):
     name = "ServerResetPasswordTask"
 
     def on_init(self, run: Run) -> None:
-        from core.hostapi.protocol import ResetPasswordPayload
+        from core.host_protocol import ResetPasswordPayload
         from core.region.passwords import unseal_password
 
         server = server_of(run)

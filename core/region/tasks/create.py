@@ -12,7 +12,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from core.audit import record_for_task
-from core.hostapi.protocol import POWER_STATUS, DeployResult, WorkKind, server_status
+from core.host_protocol import POWER_STATUS, DeployResult, WorkKind, server_status
 from core.region import ipam
 from core.region import statemachine as sm
 from core.region.models import Disk, Host, IpAllocation, Network, Server

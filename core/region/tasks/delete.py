@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from core.hostapi.protocol import DeletePayload, DeleteResult, DiskDeletePayload, DiskPayload, WorkKind
+from core.host_protocol import DeletePayload, DeleteResult, DiskDeletePayload, DiskPayload, WorkKind
 from core.region import statemachine as sm
 from core.region.models import Disk, Host, HostStorage, Server
 from core.region.release import release_disk, release_server

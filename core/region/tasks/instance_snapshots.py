@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from core.hostapi.protocol import InstanceSnapshotPayload, WorkKind
+from core.host_protocol import InstanceSnapshotPayload, WorkKind
 from core.region import quotas
 from core.region.managers.snapshot_base import members
 from core.region.models import Disk, InstanceSnapshot, Server
@@ -120,7 +120,7 @@ class InstanceSnapshotResetTask(TaskBase):
         self._next(run)
 
     def _next(self, run: Run) -> None:
-        from core.hostapi.protocol import DiskResetPayload
+        from core.host_protocol import DiskResetPayload
 
         server = run.session.get(Server, run.task.obj_id)
         done = int(run.params.get("done", 0))

@@ -14,7 +14,7 @@
 """
 from __future__ import annotations
 
-from core.hostapi.protocol import (
+from core.host_protocol import (
     POWER_STATUS,
     LiveMigratePayload,
     LiveMigratePreparePayload,

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from core.hostapi.protocol import NicChangePayload, NicPayload, WorkKind
+from core.host_protocol import NicChangePayload, NicPayload, WorkKind
 from core.region import quotas
 from core.region.models import HostWire, IpAllocation, Network, Server, Wire
 from core.region.tasks._common import ServerTask, release_task, server_of, server_ref

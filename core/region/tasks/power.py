@@ -1,8 +1,8 @@
 """Power actions and status sync: one work item each, the agent's report settles the status."""
 from __future__ import annotations
 
-from core.hostapi.protocol import POWER_STATUS as SERVER_POWER
-from core.hostapi.protocol import GuestResult, PowerPayload, StatusResult, StopPayload, WorkKind, server_status
+from core.host_protocol import POWER_STATUS as SERVER_POWER
+from core.host_protocol import GuestResult, PowerPayload, StatusResult, StopPayload, WorkKind, server_status
 from core.region import statemachine as sm
 from core.region.models import Server
 from core.region.tasks._common import ServerTask, release_task, server_of, server_ref

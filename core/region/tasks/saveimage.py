@@ -1,7 +1,7 @@
 """Save a disk as an image: one work item to the server's host, which uploads into glance itself."""
 from __future__ import annotations
 
-from core.hostapi.protocol import SaveImagePayload, WorkKind
+from core.host_protocol import SaveImagePayload, WorkKind
 from core.region import statemachine as sm
 from core.region.models import Disk, Server
 from core.region.tasks._common import ServerTask, agent_payload, release_task, server_of, server_ref

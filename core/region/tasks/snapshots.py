@@ -5,7 +5,7 @@ The API held the disk and its server (``active_task_id``) when it accepted the a
 """
 from __future__ import annotations
 
-from core.hostapi.protocol import DiskResetPayload, DiskResizePayload, SnapshotPayload, WorkKind
+from core.host_protocol import DiskResetPayload, DiskResizePayload, SnapshotPayload, WorkKind
 from core.region import quotas
 from core.region.models import Disk, Server, Snapshot
 from core.region.tasks._common import disk_payload, server_ref

@@ -1,4 +1,5 @@
-"""No import cycle at import time: the module-level imports of the product's packages form a DAG.
+"""No import cycle at import time: the module-level imports of the product's packages form a DAG, and
+so do the service packages' (core.keystone, core.region, core.hostapi, ...) taken as wholes.
 
 Walks every module's top-level imports with ``ast`` (imports under ``if TYPE_CHECKING:`` and inside
 functions are left out: they run after every module is initialised, which is how a deliberate
@@ -158,3 +159,52 @@ def test_the_lazy_walk_sees_imports_inside_functions(tmp_path: Path) -> None:
     assert module_imports("pkg.b", b, known, lazy=True) == {"pkg.a"}
     graph = {m: module_imports(m, f, known, lazy=True) for m, f in known.items()}
     assert cycles(graph) == [["pkg.a", "pkg.b"]]
+
+
+# The service packages: each is one node of the package graph. core.api and core.db are the layers
+# below them (contexts, deps, sessions) that also hold the composition roots (app.py mounts every
+# service, db/models.py imports every table): they are not services and may reach up.
+SERVICES = ("core.keystone", "core.region", "core.hostapi", "core.glance", "core.scheduler", "core.tasks",
+            "core.agent", "core.console", "core.metrics")
+
+
+def _service(module: str) -> str | None:
+    return next((s for s in SERVICES if module == s or module.startswith(s + ".")), None)
+
+
+def package_graph(known: dict[str, Path], lazy: bool = False) -> tuple[dict[str, set[str]], dict[tuple[str, str], str]]:
+    """Which service package imports which (one example module pair per edge, for the message)."""
+    graph: dict[str, set[str]] = {s: set() for s in SERVICES}
+    why: dict[tuple[str, str], str] = {}
+    for m, f in sorted(known.items()):
+        a = _service(m)
+        if a is None:
+            continue
+        for t in sorted(module_imports(m, f, known, lazy=lazy)):
+            b = _service(t)
+            if b is not None and b != a:
+                graph[a].add(b)
+                why.setdefault((a, b), f"{m} -> {t}")
+    return graph, why
+
+
+def test_no_import_time_cycle_between_service_packages() -> None:
+    """A service package's modules may import another's, or be imported by it, not both: what two
+    services share goes below both (core/host_protocol.py, the host contract; core/counters.py, the
+    process's Prometheus counters; core/keystone/policies/*, every service's rules), and a service made
+    of several packages' routers is put together by core/api/app.py (SERVICE_ROUTERS)."""
+    graph, why = package_graph(_modules())
+    found = cycles(graph)
+    edges = [why[(a, b)] for c in found for a in c for b in c if (a, b) in why]
+    assert not found, f"service packages that import each other at import time: {found}; through {edges}"
+
+
+def test_the_package_walk_finds_a_cycle(tmp_path: Path) -> None:
+    a, b = tmp_path / "a.py", tmp_path / "b.py"
+    a.write_text("from core.region import x\n")
+    b.write_text("import core.hostapi.y\n")
+    known = {"core.hostapi.routes": a, "core.region.api": b, "core.region.x": b, "core.hostapi.y": a}
+    graph, why = package_graph(known)
+    assert "core.region" in graph["core.hostapi"] and "core.hostapi" in graph["core.region"]
+    assert cycles(graph) == [["core.hostapi", "core.region"]]
+    assert why[("core.hostapi", "core.region")] == "core.hostapi.routes -> core.region.x"

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from core.agent.firewall import FirewallSync, NoFirewall, compile_ruleset, firewall_backend
-from core.hostapi.protocol import ContractError, GuestPort, HostSecgroups, SecRule
+from core.host_protocol import ContractError, GuestPort, HostSecgroups, SecRule
 
 
 def port(ip: str, rules: list[SecRule], **kw: Any) -> GuestPort:
@@ -154,7 +154,7 @@ def test_a_change_to_one_guest_replaces_only_its_chains() -> None:
 
 
 def test_an_eip_becomes_dnat_and_snat_outside_its_network() -> None:
-    from core.hostapi.protocol import GuestEip
+    from core.host_protocol import GuestEip
 
     p = port("10.0.0.5", [])
     spec = HostSecgroups(version=1, ports=[p], eips=[GuestEip(eip="203.0.113.9", ip="10.0.0.5", cidr="10.0.0.0/24",

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
+from core import host_protocol as hp
 from core.agent.handlers import HANDLERS, handle
-from core.hostapi import protocol as hp
-from core.hostapi.protocol import ACTION_CAPABILITY, KIND_CAPABILITY, PAYLOADS, RESULTS, ContractError, WorkKind
+from core.host_protocol import ACTION_CAPABILITY, KIND_CAPABILITY, PAYLOADS, RESULTS, ContractError, WorkKind
 from drivers.base import DriverUnavailable, HostEnv, NotSupported
 
 REPO = Path(__file__).resolve().parents[3]

@@ -10,7 +10,7 @@ from sqlalchemy import select, update
 
 from core.db.base import utcnow
 from core.db.engine import Database
-from core.hostapi.protocol import PowerPayload, ServerRef, WorkKind
+from core.host_protocol import PowerPayload, ServerRef, WorkKind
 from core.tasks.engine import Run, TaskBase, report, submit
 from core.tasks.models import DONE, FAILED, QUEUED, RUNNING, WAITING, Task, WorkItem
 from core.tasks.registry import EXTRA
