@@ -1,8 +1,10 @@
 """Run some of PyInstaller's standard runtime hooks on first import of their module, not at start.
 
-PyInstaller runs ``pyi_rth_inspect``, ``pyi_rth_pkgutil`` and ``pyi_rth_multiprocessing`` before
-the program starts; each imports its module (and ``inspect``'s imports ``zipfile``), about 50 ms
-of every ``climc`` call although ``climc --version`` uses none of them. Each hook only patches its
+PyInstaller runs ``pyi_rth_inspect``, ``pyi_rth_pkgutil``, ``pyi_rth_multiprocessing`` and
+``pyi_rth_pkgres`` before the program starts; each imports its module (``inspect``'s imports
+``zipfile``; ``pkg_resources`` — bundled because setuptools is in the environment — imports its
+vendored packaging/pyparsing, ctypes and plistlib: ~2/3 of ``climc --version``'s CPU in the binary),
+although ``climc --version`` uses none of them and nothing we ship imports ``pkg_resources``. Each hook only patches its
 own module, so running it right after that module is first imported is equivalent: a meta-path
 finder finds the module through the other finders and wraps the loader so the hook runs at the end
 of ``exec_module``, before any importer sees the module.
@@ -12,7 +14,8 @@ of ``exec_module``, before any importer sees the module.
 from __future__ import annotations
 
 # runtime hook name -> the module whose first import triggers it
-DEFERRED = {"pyi_rth_inspect": "inspect", "pyi_rth_pkgutil": "pkgutil", "pyi_rth_multiprocessing": "multiprocessing"}
+DEFERRED = {"pyi_rth_inspect": "inspect", "pyi_rth_pkgutil": "pkgutil", "pyi_rth_multiprocessing": "multiprocessing",
+            "pyi_rth_pkgres": "pkg_resources"}
 # click imports inspect on every call, and the inspect hook reads base_library.zip's name list (via
 # zipfile): that one waits further, until the one function it replaces is first called
 FIRST_CALL = {"inspect": "getsourcefile"}
