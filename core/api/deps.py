@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from core.api.context import Credential
+from core.db.engine import committed
 from core.errors import ForbiddenError, UnauthorizedError
 from core.keystone.app_creds import request_allowed
 
@@ -23,15 +24,8 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
     """A session per request. Opening one does no I/O, so this runs on the event loop: a sync
     generator dependency costs two thread-pool hops per request. The closing commit/rollback is
     short (the handler already committed its own work), so it runs here too."""
-    s = request.app.state.db.sessionmaker()
-    try:
+    with committed(request.app.state.db.sessionmaker()) as s:
         yield s
-        s.commit()
-    except BaseException:
-        s.rollback()
-        raise
-    finally:
-        s.close()
 
 
 # The session ends (its closing commit) before the answer goes out, so a commit that fails is the answer

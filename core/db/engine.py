@@ -18,6 +18,20 @@ _DRIVER_HINT = {
 }
 
 
+@contextmanager
+def committed(s: Session) -> Iterator[Session]:
+    """``s`` for the block: committed when it ends, rolled back when it raises (anything, a
+    cancellation too), closed either way. The one way a session's life is ended."""
+    try:
+        yield s
+        s.commit()
+    except BaseException:
+        s.rollback()
+        raise
+    finally:
+        s.close()
+
+
 def normalise_url(url: str) -> str:
     """Pick the drivers we ship for bare dialect names (postgresql://, mysql://, mariadb://)."""
     scheme, sep, rest = url.partition("://")
@@ -82,15 +96,8 @@ class Database:
     @contextmanager
     def session(self) -> Iterator[Session]:
         """A session that commits on success and rolls back on error."""
-        s = self.sessionmaker()
-        try:
+        with committed(self.sessionmaker()) as s:
             yield s
-            s.commit()
-        except BaseException:
-            s.rollback()
-            raise
-        finally:
-            s.close()
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -16,6 +16,7 @@ from typing import Any, BinaryIO
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.api.context import Credential
+from core.db.engine import committed
 from core.errors import InvalidStatusError
 from core.glance.config import GlanceConfig
 from core.glance.dbutil import begin_write
@@ -107,16 +108,9 @@ def open_image(session: Session, id_or_name: str, cred: Credential, *, data_dir:
 
         @contextmanager
         def sessions() -> Any:
-            s = maker()
-            try:
+            with committed(maker()) as s:
                 begin_write(s)
                 yield s
-                s.commit()
-            except BaseException:
-                s.rollback()
-                raise
-            finally:
-                s.close()
 
         key, out_fmt = ensure_subformat(sessions, store, cfg, img.id, fmt), fmt
 
