@@ -11,8 +11,8 @@ import numpy as np
 
 from core.scheduler.errors import ScheduleInputError
 from core.scheduler.records import GroupRecord
-from core.scheduler.request import DiskConfig, NetworkConfig, ScheduleInput
-from core.scheduler.snapshot import Snapshot
+from core.scheduler.request import DiskConfig, NetworkConfig, ScheduleInput, TagTarget
+from core.scheduler.snapshot import Membership, Snapshot
 
 
 @dataclass(slots=True)
@@ -68,6 +68,15 @@ def build_context(req: ScheduleInput, snap: Snapshot) -> RequestContext:
     )
 
 
+def _only(index: dict[str, int], key: str, n: int) -> np.ndarray:
+    """A mask over ``n`` slots with only ``key``'s set (none when ``key`` is unknown)."""
+    only = np.zeros(n, np.bool_)
+    slot = index.get(key)
+    if slot is not None:
+        only[slot] = True
+    return only
+
+
 def _disk_groups(req: ScheduleInput, snap: Snapshot) -> list[DiskGroup]:
     by_key: dict[tuple[str | None, str | None, str | None], list[tuple[int, DiskConfig]]] = {}
     for pos, d in enumerate(req.disks):
@@ -84,11 +93,7 @@ def _disk_groups(req: ScheduleInput, snap: Snapshot) -> list[DiskGroup]:
         if medium:
             mask &= snap.s_medium == snap.medium_codes.find(medium)
         if sid:
-            only = np.zeros(n, np.bool_)
-            s = snap.storage_index.get(sid)
-            if s is not None:
-                only[s] = True
-            mask &= only
+            mask &= _only(snap.storage_index, sid, n)
         for t in require:
             mask &= snap.storage_tags.mask(t, n)
         for t in exclude:
@@ -111,11 +116,7 @@ def _nic_groups(req: ScheduleInput, snap: Snapshot) -> list[NicGroup]:
     for (net, wire), nics in by_key.items():
         mask = snap.n_ok.copy()
         if net:
-            only = np.zeros(n, np.bool_)
-            k = snap.network_index.get(net)
-            if k is not None:
-                only[k] = True
-            mask &= only
+            mask &= _only(snap.network_index, net, n)
         if wire:
             mask &= snap.n_wire == snap.wire_codes.find(wire)
         for t in require:
@@ -126,11 +127,11 @@ def _nic_groups(req: ScheduleInput, snap: Snapshot) -> list[NicGroup]:
     return out
 
 
-def _tag_bonus(members, n: int, req: ScheduleInput, target: str) -> np.ndarray:  # type: ignore[no-untyped-def]
+def _tag_bonus(members: Membership, n: int, req: ScheduleInput, target: TagTarget) -> np.ndarray:
     bonus = np.zeros(n, np.float64)
-    for t in req.tags(target, "prefer"):  # type: ignore[arg-type]
+    for t in req.tags(target, "prefer"):
         bonus += members.mask(t, n)
-    for t in req.tags(target, "avoid"):  # type: ignore[arg-type]
+    for t in req.tags(target, "avoid"):
         bonus -= members.mask(t, n)
     return bonus
 

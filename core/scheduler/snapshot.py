@@ -61,7 +61,7 @@ class _Codes:
         return len(self._codes)
 
 
-class _Membership:
+class Membership:
     """key -> member slots (tags, cached images), with a boolean mask per key on demand.
 
     A key starts as a set of slots; once it holds many members it becomes a dense boolean
@@ -206,8 +206,8 @@ class Snapshot:
         self._host_images: list[frozenset[str]] = []
         self._host_groups: list[dict[str, int]] = []
         self._host_caps: list[frozenset[str]] = []
-        self.host_tags, self.host_images = _Membership(), _Membership()
-        self.host_caps = _Membership()  # what each host's driver declared (drivers.base.Capability)
+        self.host_tags, self.host_images = Membership(), Membership()
+        self.host_caps = Membership()  # what each host's driver declared (drivers.base.Capability)
         self._present_idx: np.ndarray | None = None
         self._hs_pairs: tuple[np.ndarray, np.ndarray] | None = None
         self._hw_pairs: tuple[np.ndarray, np.ndarray] | None = None
@@ -216,13 +216,13 @@ class Snapshot:
         self.storage_index: dict[str, int] = {}
         self._s = _Columns({"type": np.int32, "medium": np.int32, "cap": np.float64, "used": np.float64,
                             "ok": np.bool_})
-        self.storage_tags = _Membership()
+        self.storage_tags = Membership()
         self._storage_tagsets: list[frozenset[str]] = []
         # networks
         self.network_ids: list[str] = []
         self.network_index: dict[str, int] = {}
         self._n = _Columns({"wire": np.int32, "free": np.float64, "ok": np.bool_})
-        self.network_tags = _Membership()
+        self.network_tags = Membership()
         self._network_tagsets: list[frozenset[str]] = []
         self.wire_networks: dict[int, list[int]] = {}
         # zones and groups
@@ -570,7 +570,7 @@ class Snapshot:
         self._cap = cap
 
 
-def _retag(members: _Membership, current: list[frozenset[str]], i: int, new: frozenset[str]) -> None:
+def _retag(members: Membership, current: list[frozenset[str]], i: int, new: frozenset[str]) -> None:
     old = current[i]
     if old == new:
         return

@@ -1,4 +1,5 @@
-"""Filters, one module each, run in the order of ``DEFAULT_FILTERS`` (cheap and static first).
+"""Filters, one module each (vCPUs and memory share capacity.py), run in the order of
+``DEFAULT_FILTERS`` (cheap and static first).
 
 The table is explicit on purpose: discovery by scanning breaks a frozen binary (STYLE pitfall 2).
 """
@@ -7,11 +8,10 @@ from __future__ import annotations
 from core.scheduler.filters.arch import ArchFilter
 from core.scheduler.filters.base import Filter, Rejection
 from core.scheduler.filters.capability import CapabilityFilter
-from core.scheduler.filters.cpu import CpuFilter
+from core.scheduler.filters.capacity import CpuFilter, MemoryFilter
 from core.scheduler.filters.group import GroupFilter
 from core.scheduler.filters.host import HostFilter
 from core.scheduler.filters.hypervisor import HypervisorFilter
-from core.scheduler.filters.memory import MemoryFilter
 from core.scheduler.filters.network import NetworkFilter
 from core.scheduler.filters.quota import QuotaFilter
 from core.scheduler.filters.schedtag import SchedtagFilter

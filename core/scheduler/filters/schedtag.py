@@ -5,6 +5,8 @@ import numpy as np
 
 from core.scheduler.context import RequestContext
 from core.scheduler.filters.base import Filter, Rejection
+from core.scheduler.request import ScheduleInput, TagTarget
+from core.scheduler.snapshot import Membership
 
 HOST_LACKS_TAG = "host(s) lack a required schedtag"
 HOST_HAS_EXCLUDED_TAG = "host(s) carry an excluded schedtag"
@@ -12,6 +14,18 @@ ZONE_LACKS_TAG = "host(s) are in a zone lacking a required schedtag"
 ZONE_HAS_EXCLUDED_TAG = "host(s) are in a zone carrying an excluded schedtag"
 NO_STORAGE_WITH_TAGS = "host(s) have no storage matching the storage schedtags"
 NO_NETWORK_WITH_TAGS = "host(s) reach no network matching the network schedtags"
+
+
+def _tagged(req: ScheduleInput, target: TagTarget, usable: np.ndarray, tags: Membership, count: int
+            ) -> np.ndarray:
+    """Which of ``count`` storages (networks) are usable, carry every required tag of the request's and
+    none it excludes."""
+    ok = usable.copy()
+    for t in req.tags(target, "require"):
+        ok &= tags.mask(t, count)
+    for t in req.tags(target, "exclude"):
+        ok &= ~tags.mask(t, count)
+    return ok
 
 
 class SchedtagFilter(Filter):
@@ -29,22 +43,12 @@ class SchedtagFilter(Filter):
         for t in req.tags("zones", "exclude"):
             out.append(Rejection(ZONE_HAS_EXCLUDED_TAG, True, s.zone_tag_mask(t)))
         if req.disks and (req.tags("storages", "require") or req.tags("storages", "exclude")):
-            ok = s.s_ok.copy()
-            ns = len(s.storage_ids)
-            for t in req.tags("storages", "require"):
-                ok &= s.storage_tags.mask(t, ns)
-            for t in req.tags("storages", "exclude"):
-                ok &= ~s.storage_tags.mask(t, ns)
+            ok = _tagged(req, "storages", s.s_ok, s.storage_tags, len(s.storage_ids))
             owner, flat = s.storage_pairs()
             has = np.bincount(owner[ok[flat]], minlength=n) > 0
             out.append(Rejection(NO_STORAGE_WITH_TAGS, True, ~has))
         if req.networks and (req.tags("networks", "require") or req.tags("networks", "exclude")):
-            ok = s.n_ok.copy()
-            nn = len(s.network_ids)
-            for t in req.tags("networks", "require"):
-                ok &= s.network_tags.mask(t, nn)
-            for t in req.tags("networks", "exclude"):
-                ok &= ~s.network_tags.mask(t, nn)
+            ok = _tagged(req, "networks", s.n_ok, s.network_tags, len(s.network_ids))
             wire_ok = np.bincount(s.n_wire[ok], minlength=len(s.wire_codes)) > 0
             owner, flat = s.wire_pairs()
             has = np.bincount(owner[wire_ok[flat]], minlength=n) > 0

@@ -13,7 +13,7 @@ from core.scheduler import (
     forecast,
     place,
 )
-from core.scheduler.filters import cpu, group, memory, network, zone
+from core.scheduler.filters import capacity, group, network, zone
 from tests.unit.scheduler.helpers import GB, host, request, snapshot
 
 
@@ -48,7 +48,7 @@ def test_forecast_matches_what_place_then_does() -> None:
     by_filter = {e["filter_name"]: e for e in reply["filtered_candidates"]}
     assert by_filter["zone"]["count"] == 1 and by_filter["zone"]["reasons"] == [f"1 {zone.WRONG_ZONE}"]
     assert by_filter["host_status"]["count"] == 1
-    assert by_filter["memory"]["reasons"] == [f"1 {memory.MEM_LACKS_FREE}"]
+    assert by_filter["memory"]["reasons"] == [f"1 {capacity.MEM_LACKS_FREE}"]
     assert any(network.NETWORK_LACKS_IPS in r for r in by_filter["network"]["reasons"])
     assert real.explanation() == reply["not_allow_reasons"][0]
 
@@ -69,14 +69,14 @@ def test_no_hosts_is_explained() -> None:
 def test_every_host_filtered_names_each_reason_with_counts() -> None:
     snap = snapshot(hosts=[host(0, cpu_count=1), host(1, cpu_used=8), host(2, cpu_used=8)])
     text = place(request(vcpu_count=2), snap).explanation()
-    assert text == (f"placed 0 of 1 (of 3 hosts): 2 {cpu.CPU_LACKS_FREE}; 1 {cpu.CPU_TOO_SMALL}")
+    assert text == (f"placed 0 of 1 (of 3 hosts): 2 {capacity.CPU_LACKS_FREE}; 1 {capacity.CPU_TOO_SMALL}")
 
 
 def test_batch_updates_the_snapshot_as_it_goes() -> None:
     snap = snapshot(hosts=[host(0, cpu_count=4)], storages=None)
     result = place(request(vcpu_count=1, vmem_size=GB, count=6, disks=[{"size": 10 * GB}], nets=[{}]), snap)
     assert len(result.placements) == 4  # 4 vCPUs, cmtbound 1
-    assert f"1 {cpu.CPU_LACKS_FREE} (after this batch used them)" in result.explanation()
+    assert f"1 {capacity.CPU_LACKS_FREE} (after this batch used them)" in result.explanation()
     assert snap.cpu_used[0] == 4 and snap.mem_used[0] == 4 * GB
     assert snap.s_used[0] == 40 * GB and snap.n_free[0] == 96
     for p in result.placements:

@@ -18,12 +18,11 @@ from core.scheduler.filters import (
     StorageFilter,
     ZoneFilter,
     arch,
-    cpu,
+    capacity,
     default_filters,
     group,
     host,
     hypervisor,
-    memory,
     network,
     quota,
     schedtag,
@@ -115,8 +114,8 @@ def test_cpu_with_reserved_and_cmtbound() -> None:
     ])
     v = verdicts(CpuFilter(), snap, vcpu_count=4)
     assert v["h0"].ok
-    assert (v["h1"].status, v["h1"].reason) == ("unfit", cpu.CPU_LACKS_FREE)
-    assert (v["h2"].status, v["h2"].reason) == ("unfit_final", cpu.CPU_TOO_SMALL)
+    assert (v["h1"].status, v["h1"].reason) == ("unfit", capacity.CPU_LACKS_FREE)
+    assert (v["h2"].status, v["h2"].reason) == ("unfit_final", capacity.CPU_TOO_SMALL)
 
 
 def test_memory_with_reserved_and_cmtbound() -> None:
@@ -127,8 +126,8 @@ def test_memory_with_reserved_and_cmtbound() -> None:
     ])
     v = verdicts(MemoryFilter(), snap, vmem_size=4 * GB)
     assert v["h0"].ok
-    assert (v["h1"].status, v["h1"].reason) == ("unfit", memory.MEM_LACKS_FREE)
-    assert (v["h2"].status, v["h2"].reason) == ("unfit_final", memory.MEM_TOO_SMALL)
+    assert (v["h1"].status, v["h1"].reason) == ("unfit", capacity.MEM_LACKS_FREE)
+    assert (v["h2"].status, v["h2"].reason) == ("unfit_final", capacity.MEM_TOO_SMALL)
 
 
 def test_storage_type_medium_capacity_and_id() -> None:
