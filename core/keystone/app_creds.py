@@ -15,9 +15,9 @@ from sqlalchemy.orm import Session
 
 from core.errors import InputParameterError, UnauthorizedError
 from core.keystone.assignments import expand_implied, implied_map
-from core.keystone.models import AccessRule, AppCredAccessRule, AppCredRole, ApplicationCredential, Domain, User
+from core.keystone.models import AccessRule, AppCredAccessRule, AppCredRole, ApplicationCredential, User
 from core.keystone.passwords import DUMMY_HASH, verify_password
-from core.keystone.refs import find_domain
+from core.keystone.refs import find_in_domain
 
 AUTH_FAILED = "The request you have made requires authentication."
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
@@ -28,14 +28,7 @@ RuleTuple = tuple[str, str, str, str]
 def _user_of(session: Session, ref: Any) -> User | None:
     if not isinstance(ref, dict):
         raise InputParameterError("auth.identity.application_credential.user must be an object with id or name")
-    if ref.get("id"):
-        return session.get(User, str(ref["id"]))
-    if ref.get("name"):
-        dom: Domain | None = find_domain(session, ref.get("domain"))
-        if dom is None:
-            return None
-        return session.scalar(select(User).where(User.domain_id == dom.id, User.name == str(ref["name"])))
-    raise InputParameterError("auth.identity.application_credential.user needs id or name")
+    return find_in_domain(session, User, ref, "auth.identity.application_credential.user")
 
 
 def authenticate(session: Session, ref: Any) -> ApplicationCredential:

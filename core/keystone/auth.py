@@ -17,7 +17,7 @@ from core.keystone.app_creds import RuleTuple
 from core.keystone.assignments import SYSTEM, begin_write, bump_revision, current_revision, effective_roles
 from core.keystone.models import ApplicationCredential, Domain, Project, RevokedToken, User
 from core.keystone.passwords import DUMMY_HASH, verify_password
-from core.keystone.refs import find_domain
+from core.keystone.refs import find_domain, find_in_domain
 from core.keystone.tokens import TokenCodec, TokenPayload, new_audit_id
 
 # admin ⊃ member ⊃ reader: Keystone's default implied roles, seeded as ks_implied_roles rows
@@ -142,15 +142,7 @@ class Authenticator:
         password = u.get("password")
         if not isinstance(password, str):
             raise InputParameterError("auth.identity.password.user.password is required")
-        user: User | None = None
-        if u.get("id"):
-            user = session.get(User, str(u["id"]))
-        elif u.get("name"):
-            domain = find_domain(session, u.get("domain"))
-            if domain is not None and domain.enabled:
-                user = session.scalar(select(User).where(User.domain_id == domain.id, User.name == str(u["name"])))
-        else:
-            raise InputParameterError("auth.identity.password.user needs id or name")
+        user = find_in_domain(session, User, u, "auth.identity.password.user", enabled_domain=True)
         self.check_user_password(session, user, password)
         assert user is not None
         return user
@@ -199,16 +191,7 @@ class Authenticator:
             p = scope["project"]
             if not isinstance(p, dict):
                 raise InputParameterError("auth.scope.project must be an object")
-            proj: Project | None = None
-            if p.get("id"):
-                proj = session.get(Project, str(p["id"]))
-            elif p.get("name"):
-                domain = find_domain(session, p.get("domain"))
-                if domain is not None:
-                    proj = session.scalar(select(Project).where(Project.domain_id == domain.id,
-                                                                Project.name == str(p["name"])))
-            else:
-                raise InputParameterError("auth.scope.project needs id or name")
+            proj = find_in_domain(session, Project, p, "auth.scope.project")
             if proj is None or not proj.enabled or not role_names_for(session, user.id, "project", proj.id):
                 raise UnauthorizedError(f"user has no access to project {p.get('name') or p.get('id')}")
             return "project", proj.id

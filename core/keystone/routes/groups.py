@@ -1,6 +1,8 @@
 """``/v3/groups`` and membership (``/v3/groups/{g}/users/{u}``)."""
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -91,6 +93,20 @@ def _member_refs(session: SessionDep, cred: CredentialDep, gref: str, uref: str)
     return g, u
 
 
+@contextmanager
+def _member_change(session: SessionDep, cred: CredentialDep, gref: str, uref: str, verb: str
+                   ) -> Iterator[tuple[Group, User]]:
+    """An audited ``add``/``remove`` of a user in a group, enforced on the caller and on the group's
+    domain; committed when the block ends."""
+    with audited(session, cred, f"{verb}-user", "group", obj_id=gref) as a:
+        enforce(cred, f"identity:group_users:{verb}")
+        g, u = _member_refs(session, cred, gref, uref)
+        a.set(g)
+        a.notes = f"user {u.id}"
+        enforce(cred, f"identity:group_users:{verb}", {"domain_id": g.domain_id})
+        yield g, u
+
+
 @router.head("/groups/{gref}/users/{uref}", status_code=204)
 @router.get("/groups/{gref}/users/{uref}", status_code=204)
 def check_member(gref: str, uref: str, session: SessionDep, cred: CredentialDep) -> Response:
@@ -103,12 +119,7 @@ def check_member(gref: str, uref: str, session: SessionDep, cred: CredentialDep)
 
 @router.put("/groups/{gref}/users/{uref}", status_code=204)
 def add_member(gref: str, uref: str, request: Request, session: SessionDep, cred: CredentialDep) -> Response:
-    with audited(session, cred, "add-user", "group", obj_id=gref) as a:
-        enforce(cred, "identity:group_users:add")
-        g, u = _member_refs(session, cred, gref, uref)
-        a.set(g)
-        a.notes = f"user {u.id}"
-        enforce(cred, "identity:group_users:add", {"domain_id": g.domain_id})
+    with _member_change(session, cred, gref, uref, "add") as (g, u):
         enforce(cred, "identity:group_users:add", {"domain_id": u.domain_id})
         if session.get(GroupMember, {"group_id": g.id, "user_id": u.id}) is None:
             session.add(GroupMember(group_id=g.id, user_id=u.id))
@@ -118,12 +129,7 @@ def add_member(gref: str, uref: str, request: Request, session: SessionDep, cred
 
 @router.delete("/groups/{gref}/users/{uref}", status_code=204)
 def remove_member(gref: str, uref: str, request: Request, session: SessionDep, cred: CredentialDep) -> Response:
-    with audited(session, cred, "remove-user", "group", obj_id=gref) as a:
-        enforce(cred, "identity:group_users:remove")
-        g, u = _member_refs(session, cred, gref, uref)
-        a.set(g)
-        a.notes = f"user {u.id}"
-        enforce(cred, "identity:group_users:remove", {"domain_id": g.domain_id})
+    with _member_change(session, cred, gref, uref, "remove") as (g, u):
         m = session.get(GroupMember, {"group_id": g.id, "user_id": u.id})
         if m is None:
             raise ResourceNotFoundError(f"user {u.id} is not a member of group {g.id}")
