@@ -34,6 +34,16 @@ def _mgr(plural: str) -> Any:
     return get_manager(plural)
 
 
+def _held(m: Any, session: Any, cred: Any, ident: str, verb: str, op: str) -> Any:
+    """Row ``ident`` of ``m`` under the write lock, once the caller may ``verb`` it and its cloud
+    account allows ``op`` on it."""
+    begin_write(session)
+    row = m.fetch(session, cred, ident)
+    m.enforce(cred, verb, row)
+    m.check_cloud(row, op)
+    return row
+
+
 def _list(session: Any, cred: Any, m: Any, q: ListQuery, ctx: tuple[str, str] | None = None) -> Response:
     m.enforce(cred, "list")
     stmt = m.visible(m.base_stmt(), cred, q.scope)
@@ -100,10 +110,7 @@ def head_resource(plural: str, ident: str, session: SessionDep, cred: Credential
 
 def update_resource(session: Any, cred: Any, plural: str, ident: str, body: Any) -> Response:
     m = _mgr(plural)
-    begin_write(session)
-    row = m.fetch(session, cred, ident)
-    m.enforce(cred, "update", row)
-    m.check_cloud(row, "update")
+    row = _held(m, session, cred, ident, "update", "update")
     row = m.update(session, cred, row, unwrap(body, m.keyword))
     m.audit(session, cred, "update", row)
     session.flush()
@@ -126,10 +133,7 @@ def patch_resource(plural: str, ident: str, session: SessionDep, cred: Credentia
 @router.delete("/{plural}/{ident}")
 def delete_resource(plural: str, ident: str, request: Request, session: SessionDep, cred: CredentialDep) -> Response:
     m = _mgr(plural)
-    begin_write(session)
-    row = m.fetch(session, cred, ident)
-    m.enforce(cred, "delete", row)
-    m.check_cloud(row, "delete")
+    row = _held(m, session, cred, ident, "delete", "delete")
     params = dict(request.query_params)
     snapshot = m.to_dict(session, row)
     out = m.delete(session, cred, row, params)
@@ -171,10 +175,7 @@ def perform_action(plural: str, ident: str, action: str, session: SessionDep, cr
         return _create(session, cred, get_manager(action), body, (plural, ident))
     m = _mgr(plural)
     fn = m.action_fn(action)
-    begin_write(session)
-    row = m.fetch(session, cred, ident)
-    m.enforce(cred, "perform", row)
-    m.check_cloud(row, action)
+    row = _held(m, session, cred, ident, "perform", action)
     out = fn(m, session, cred, row, unwrap(body, m.keyword))
     m.audit(session, cred, action, row)
     session.flush()
@@ -208,10 +209,7 @@ def joint_show(plural: str, ident: str, slave: str, sid: str, session: SessionDe
 def joint_attach(plural: str, ident: str, slave: str, sid: str, session: SessionDep, cred: CredentialDep,
                  body: Any = AnyBody) -> Response:
     m, j, s = _joint(plural, ident, slave)
-    begin_write(session)
-    master = m.fetch(session, cred, ident)
-    m.enforce(cred, "update", master)
-    m.check_cloud(master, f"attach-{slave}")
+    master = _held(m, session, cred, ident, "update", f"attach-{slave}")
     other = s.fetch(session, cred, sid)
     out = j.attach(session, cred, master, other, unwrap(body, ""))
     m.audit(session, cred, f"attach-{s.keyword}", master, notes=str(other.id))
@@ -222,10 +220,7 @@ def joint_attach(plural: str, ident: str, slave: str, sid: str, session: Session
 @router.delete("/{plural}/{ident}/{slave}/{sid}")
 def joint_detach(plural: str, ident: str, slave: str, sid: str, session: SessionDep, cred: CredentialDep) -> Response:
     m, j, s = _joint(plural, ident, slave)
-    begin_write(session)
-    master = m.fetch(session, cred, ident)
-    m.enforce(cred, "update", master)
-    m.check_cloud(master, f"detach-{slave}")
+    master = _held(m, session, cred, ident, "update", f"detach-{slave}")
     other = s.fetch(session, cred, sid)
     j.detach(session, cred, master, other)
     m.audit(session, cred, f"detach-{s.keyword}", master, notes=str(other.id))

@@ -97,21 +97,25 @@ class StorageManager(Manager):
         row.enabled = False
 
 
-class HostStorageManager(Manager):
+class JointManager(Manager):
+    """A joint table's rows (a host's storages, its wires): listed under either side, each row shown
+    with the names of both."""
+
+    searchable = ()
+    sides: ClassVar[tuple[tuple[str, Any, str], ...]]  # (id column, model it points at, name key)
+
+    def add_details(self, session: Session, rows: Any, items: list[dict[str, Any]]) -> None:
+        for column, model, key in self.sides:
+            add_names(items, column, names_by_id(session, model, [getattr(r, column) for r in rows]), key)
+
+
+class HostStorageManager(JointManager):
     keyword, plural, model = "hoststorage", "hoststorages", HostStorage
     contexts: ClassVar[dict[str, str]] = {"hosts": "host_id", "storages": "storage_id"}
-    searchable = ()
-
-    def add_details(self, session: Session, rows: Any, items: list[dict[str, Any]]) -> None:
-        add_names(items, "host_id", names_by_id(session, Host, [r.host_id for r in rows]), "host")
-        add_names(items, "storage_id", names_by_id(session, Storage, [r.storage_id for r in rows]), "storage")
+    sides = (("host_id", Host, "host"), ("storage_id", Storage, "storage"))
 
 
-class HostWireManager(Manager):
+class HostWireManager(JointManager):
     keyword, plural, model = "hostwire", "hostwires", HostWire
     contexts: ClassVar[dict[str, str]] = {"hosts": "host_id", "wires": "wire_id"}
-    searchable = ()
-
-    def add_details(self, session: Session, rows: Any, items: list[dict[str, Any]]) -> None:
-        add_names(items, "host_id", names_by_id(session, Host, [r.host_id for r in rows]), "host")
-        add_names(items, "wire_id", names_by_id(session, Wire, [r.wire_id for r in rows]), "wire")
+    sides = (("host_id", Host, "host"), ("wire_id", Wire, "wire"))
