@@ -17,14 +17,23 @@ from __future__ import annotations
 
 import enum
 import re
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from drivers.base import Capability, GuestStatus
 
 _UUID = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 _MAC = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
+
+
+def _mac(v: str) -> str:
+    if not _MAC.match(v):
+        raise ValueError(f"bad MAC {v!r}")
+    return v.lower()
+
+
+Mac = Annotated[str, AfterValidator(_mac)]  # aa:bb:cc:dd:ee:ff, kept in lower case
 
 
 class WorkKind(str, enum.Enum):
@@ -183,7 +192,7 @@ class NicPayload(_Model):
     index: int = Field(ge=0, le=63)
     ifname: str = ""
     ip: str
-    mac: str
+    mac: Mac
     mask: int = Field(ge=0, le=32)
     gateway: str = ""
     dns: str = ""
@@ -192,13 +201,6 @@ class NicPayload(_Model):
     wire_id: str = ""
     bridge: str = ""
     mtu: int = Field(default=1500, ge=0, le=65535)
-
-    @field_validator("mac")
-    @classmethod
-    def _mac(cls, v: str) -> str:
-        if not _MAC.match(v):
-            raise ValueError(f"bad MAC {v!r}")
-        return v.lower()
 
 
 class SnapshotSource(_Model):
@@ -726,20 +728,13 @@ class GuestPort(_Model):
 
     server_id: str = Field(pattern=_UUID)
     index: int = Field(ge=0, le=63)
-    mac: str
+    mac: Mac
     ip: str = Field(pattern=_IPV4)
     src_ip_check: bool = True
     src_mac_check: bool = True
     enforce: bool = True  # False: the server is in no security group (everything allowed)
     bw_limit: int = Field(default=0, ge=0, le=MAX_BW_LIMIT)  # Mbps each way on the port (tc); 0: none
     rules: list[SecRule] = Field(default_factory=list, max_length=10000)
-
-    @field_validator("mac")
-    @classmethod
-    def _mac(cls, v: str) -> str:
-        if not _MAC.match(v):
-            raise ValueError(f"bad MAC {v!r}")
-        return v.lower()
 
 
 class GuestEip(_Model):
