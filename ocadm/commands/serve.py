@@ -2,12 +2,18 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from types import FrameType
+from typing import TYPE_CHECKING, Any, Protocol
 
 import click
 
 from ocadm.commands import data_dir_option, load_settings
+
+if TYPE_CHECKING:
+    import uvicorn
+    from fastapi import FastAPI
 
 # An idle keep-alive connection is closed by the server after this long. It must outlast every
 # client's own idle expiry (httpx's is 5 s; Go's is 90 s, but Go retries idempotent requests): at
@@ -61,7 +67,13 @@ def preflight(settings: object) -> object:
     return db
 
 
-def _draining_server(config: object, stop_agent: object) -> object:
+class Serving(Protocol):
+    failure: str  # why the server stopped on its own ("" when it was asked to)
+
+    def run(self) -> None: ...
+
+
+def _draining_server(config: uvicorn.Config, app: FastAPI, stop_agent: Callable[[], None] | None) -> Serving:
     """A uvicorn.Server that, on SIGTERM/SIGINT, first tells long polls to answer now
     (app.state.draining) and stops the in-process agent, so shutdown waits for no request and cancels
     none (a cancelled long poll logged a traceback). Once it listens it sets app.state.listening: the
@@ -71,7 +83,7 @@ def _draining_server(config: object, stop_agent: object) -> object:
     import uvicorn
 
     listening = threading.Event()
-    config.app.state.listening = listening  # type: ignore[attr-defined]
+    app.state.listening = listening
 
     class Server(uvicorn.Server):
         failure = ""  # why the region's background threads did not start (the server then stops)
@@ -85,14 +97,14 @@ def _draining_server(config: object, stop_agent: object) -> object:
             if self.started:
                 listening.set()
 
-        def handle_exit(self, sig: int, frame: object) -> None:
-            self.config.app.state.draining = True  # type: ignore[union-attr]
-            if callable(stop_agent) and not self.should_exit:
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            app.state.draining = True
+            if stop_agent is not None and not self.should_exit:
                 threading.Thread(target=stop_agent, name="agent-stop", daemon=True).start()
-            super().handle_exit(sig, frame)  # type: ignore[arg-type]
+            super().handle_exit(sig, frame)
 
-    server = Server(config)  # type: ignore[arg-type]
-    config.app.state.background_failed = server.background_failed  # type: ignore[attr-defined]
+    server = Server(config)
+    app.state.background_failed = server.background_failed
     return server
 
 
@@ -148,7 +160,7 @@ def serve(data_dir: Path | None, port: int | None, listen_host: str | None, log_
     gc.freeze()
     gc.enable()
     click.echo(f"cloudpods-one controller on http://{s.listen_host}:{s.port} (data: {s.data_dir})", err=True)
-    stop_agent = None
+    stop_agent: Callable[[], None] | None = None
     if with_agent:
         from core.agent.local import start_local_agent
 
@@ -159,13 +171,13 @@ def serve(data_dir: Path | None, port: int | None, listen_host: str | None, log_
                             log_level=s.log_level if s.log_level != "info" else "warning",
                             access_log=s.log_level == "debug", server_header=False, timeout_graceful_shutdown=5,
                             timeout_keep_alive=KEEP_ALIVE_S)
-    server = _draining_server(config, stop_agent)
+    server = _draining_server(config, app, stop_agent)
     try:
-        server.run()  # type: ignore[attr-defined]
+        server.run()
     finally:
         if stop_agent is not None:
             stop_agent()
-    if server.failure:  # type: ignore[attr-defined]
+    if server.failure:
         raise click.ClickException(f"the controller stopped: its task workers and executor did not start "
-                                   f"({server.failure}); see the log above, fix the database or "  # type: ignore[attr-defined]
+                                   f"({server.failure}); see the log above, fix the database or "
                                    "configuration, and start it again")
