@@ -6,9 +6,9 @@ import base64
 import hashlib
 import ipaddress
 import re
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -108,41 +108,32 @@ class KeypairManager(Manager):
 NOT_BOTH = "give cidr or peer_secgroup_id, not both"
 
 
+def _one_of(*allowed: str) -> AfterValidator:
+    """A field that takes one of ``allowed`` ("must be allow or deny" otherwise)."""
+    words = f"{', '.join(allowed[:-1])} or {allowed[-1]}"
+
+    def check(v: str) -> str:
+        if v not in allowed:
+            raise ValueError(f"must be {words}")
+        return v
+
+    return AfterValidator(check)
+
+
 class RuleIn(BaseModel):
     """A security group rule as Cloudpods' API takes it: the larger ``priority`` (1..100) wins, deny
     before allow at equal priority; ``cidr`` or ``peer_secgroup_id`` (the addresses of that group's
     guests) narrow the remote side, neither means any address; ``ports`` only for tcp/udp."""
 
     model_config = ConfigDict(extra="ignore")
-    direction: str = "in"
-    action: str = "allow"
-    protocol: str = "any"
+    direction: Annotated[str, _one_of("in", "out")] = "in"
+    action: Annotated[str, _one_of("allow", "deny")] = "allow"
+    protocol: Annotated[str, _one_of("any", "tcp", "udp", "icmp")] = "any"
     ports: str = ""
     cidr: str = ""
     priority: int = Field(default=1, ge=1, le=100)
     description: str = Field(default="", max_length=255)
     peer_secgroup_id: str | None = None
-
-    @field_validator("direction")
-    @classmethod
-    def _dir(cls, v: str) -> str:
-        if v not in ("in", "out"):
-            raise ValueError("must be in or out")
-        return v
-
-    @field_validator("action")
-    @classmethod
-    def _act(cls, v: str) -> str:
-        if v not in ("allow", "deny"):
-            raise ValueError("must be allow or deny")
-        return v
-
-    @field_validator("protocol")
-    @classmethod
-    def _proto(cls, v: str) -> str:
-        if v not in ("any", "tcp", "udp", "icmp"):
-            raise ValueError("must be any, tcp, udp or icmp")
-        return v
 
     @field_validator("ports")
     @classmethod
