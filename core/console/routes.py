@@ -211,7 +211,7 @@ def _ws_token(ws: WebSocket) -> tuple[str, str | None]:
     return token, answer
 
 
-async def _ws_user(ws: WebSocket) -> Credential | None:
+async def ws_user(ws: WebSocket) -> Credential | None:
     """The caller's keystone identity if it sent one (climc does; a browser cannot)."""
     tok = ws.headers.get("x-auth-token")
     if not tok:
@@ -222,7 +222,7 @@ async def _ws_user(ws: WebSocket) -> Credential | None:
     return dataclasses.replace(cred, request_id="")
 
 
-async def _deny(ws: WebSocket, err: CloudpodsError) -> None:
+async def ws_deny(ws: WebSocket, err: CloudpodsError) -> None:
     """Refuse before the handshake: an HTTP answer in the API's error shape where the server can
     send one (uvicorn's websocket.http.response), else a close code 4000 + HTTP status."""
     try:
@@ -262,7 +262,7 @@ async def _console(ws: WebSocket, server_id: str, protocol: str, host_id: str) -
     sid = ""
     local: list[tuple[str, str, str] | None] = [None]
     try:
-        user = await _ws_user(ws)
+        user = await ws_user(ws)
 
         def redeem() -> str:
             with db.session() as s:
@@ -277,7 +277,7 @@ async def _console(ws: WebSocket, server_id: str, protocol: str, host_id: str) -
         p = relay.expect(sid) if sid else None
         sid = await run_in_threadpool(redeem)
     except CloudpodsError as err:
-        await _deny(ws, err)
+        await ws_deny(ws, err)
         if p is not None:
             relay.forget(sid, p)
         return

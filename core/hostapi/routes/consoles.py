@@ -16,7 +16,7 @@ async def console_link(ws: WebSocket, host_id: str, session_id: str) -> None:
     """The agent dials out to carry one console session (it was told by its long poll)."""
     from core.console import relay
     from core.console.models import ConsoleSession
-    from core.console.routes import _deny, _ws_user
+    from core.console.routes import ws_deny, ws_user
 
     def allowed(cred: Credential) -> None:
         with ws.app.state.db.session() as s:
@@ -26,11 +26,11 @@ async def console_link(ws: WebSocket, host_id: str, session_id: str) -> None:
                 raise ResourceNotFoundError(f"no console session {session_id} waits for host {host_id}")
 
     try:
-        cred = await _ws_user(ws)
+        cred = await ws_user(ws)
         if cred is None:
             raise UnauthorizedError("missing X-Auth-Token")
         await run_in_threadpool(allowed, cred)
     except CloudpodsError as err:
-        await _deny(ws, err)
+        await ws_deny(ws, err)
         return
     await relay.agent_arrived(session_id, ws)
