@@ -224,6 +224,11 @@ def execute(db: Any, task_id: str, owner: str, lease_s: float) -> None:
                     TASK_STAGE_SECONDS.labels(task_name, stage).observe(time.perf_counter() - started)
                 if run.outcome is None:
                     raise StageError(f"stage {stage} of {t.task_name} ended without an outcome")
+                # the outcome commits only while the task is still ours: a stage that outlived its
+                # lease (or went outside its transaction) may have been taken over by another
+                # replica, whose run of the stage then counts, not this one (the row stays locked
+                # until the commit; this also flushes the stage's changes, inside the retry below)
+                ours = s.scalar(select(Task.owner).where(Task.id == task_id).with_for_update()) == owner
             except Exception as exc:
                 s.rollback()
                 if is_transient(exc) and t.attempts < impl.max_attempts:
@@ -237,7 +242,12 @@ def execute(db: Any, task_id: str, owner: str, lease_s: float) -> None:
                 reason = exc.details if isinstance(exc, CloudpodsError) else f"{type(exc).__name__}: {exc}"
                 if not isinstance(exc, CloudpodsError):
                     log.exception("task %s stage %s failed", task_id, stage)
-                _fail_in_new_tx(db, task_id, reason)
+                _fail_in_new_tx(db, task_id, owner, reason)
+                return
+            if not ours:
+                s.rollback()
+                log.warning("task %s stage %s: taken over by another controller meanwhile; its outcome "
+                            "is dropped", task_id, stage)
                 return
             kind, arg = run.outcome
             if kind == "next":
@@ -253,13 +263,13 @@ def execute(db: Any, task_id: str, owner: str, lease_s: float) -> None:
                 return
 
 
-def _fail_in_new_tx(db: Any, task_id: str, reason: str) -> None:
+def _fail_in_new_tx(db: Any, task_id: str, owner: str, reason: str) -> None:
     from core.tasks.registry import task_class
 
     with db.session() as s:
         begin_write(s, background=True)
-        t = s.get(Task, task_id)
-        if t is None or t.status in FINISHED:
+        t = s.scalar(select(Task).where(Task.id == task_id).with_for_update())
+        if t is None or t.status != RUNNING or t.owner != owner:  # finished, or taken over meanwhile
             return
         try:
             impl = task_class(t.task_name)()

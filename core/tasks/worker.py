@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import threading
 from datetime import timedelta
 from typing import Any
 
@@ -27,6 +28,20 @@ from core.tasks.models import QUEUED, RUNNING, Task
 log = logging.getLogger("cloudpods.tasks")
 LEASE_S = 60.0
 
+# Tasks a thread of this process is executing. Every thread of a controller claims under the same
+# owner, so once a slow stage outlived its lease another thread of the same process could claim the
+# task again and pass every owner check: the stage ran twice at once (under load, bench/scale.py saw
+# one server's quota short: a batch create scheduled twice). A live controller never takes over its
+# own task; the lease is for other controllers taking over a dead one's.
+_busy: set[tuple[str, str]] = set()  # (owner, task id)
+_busy_lock = threading.Lock()
+
+
+def done_with(owner: str, task_id: str) -> None:
+    """The claim of ``claim_held`` ended (the task waits, finished, or this thread gave up)."""
+    with _busy_lock:
+        _busy.discard((owner, task_id))
+
 
 def default_owner(port: int | str = "") -> str:
     return f"{socket.gethostname()}:{port}"
@@ -34,25 +49,51 @@ def default_owner(port: int | str = "") -> str:
 
 def claim_one(db: Any, owner: str, lease_s: float = LEASE_S) -> str | None:
     """Claim one runnable task for ``owner``; its id, or None when nothing is runnable."""
+    tid = claim_held(db, owner, lease_s)
+    if tid is not None:
+        done_with(owner, tid)  # the caller runs it (or not) on its own: this process keeps no claim
+    return tid
+
+
+def claim_held(db: Any, owner: str, lease_s: float = LEASE_S) -> str | None:
+    """``claim_one``, the task then counting as executing in this process until ``done_with``."""
 
     now = utcnow()
     claimable = or_(
         (Task.status == QUEUED) & (Task.run_after <= now),
         (Task.status == RUNNING) & (Task.lease_expires_at < now),
     )
-    with db.session() as s:
-        begin_write(s, background=True)
-        stmt = select(Task.id).where(claimable).order_by(Task.run_after).limit(1)
-        if db.dialect in ("postgresql", "mysql", "mariadb"):
-            stmt = stmt.with_for_update(skip_locked=True)
-        tid = s.scalar(stmt)
-        if tid is None:
-            return None
-        res = s.execute(update(Task).where(Task.id == tid, claimable).values(
-            status=RUNNING, owner=owner, lease_expires_at=now + timedelta(seconds=lease_s)))
-        if res.rowcount != 1:
-            return None
-        return str(tid)
+    tid: str | None = None
+    try:
+        with db.session() as s:
+            begin_write(s, background=True)
+            with _busy_lock:
+                busy = sorted(t for o, t in _busy if o == owner)
+            stmt = select(Task.id).where(claimable)
+            if busy:
+                stmt = stmt.where(Task.id.not_in(busy))
+            stmt = stmt.order_by(Task.run_after).limit(1)
+            if db.dialect in ("postgresql", "mysql", "mariadb"):
+                stmt = stmt.with_for_update(skip_locked=True)
+            found = s.scalar(stmt)
+            if found is None:
+                return None
+            with _busy_lock:
+                if (owner, found) in _busy:  # another thread claimed it since the look at _busy
+                    return None
+                _busy.add((owner, found))
+                tid = str(found)
+            res = s.execute(update(Task).where(Task.id == tid, claimable).values(
+                status=RUNNING, owner=owner, lease_expires_at=now + timedelta(seconds=lease_s)))
+            if res.rowcount != 1:
+                done_with(owner, tid)
+                tid = None
+                return None
+        return tid
+    except BaseException:
+        if tid is not None:
+            done_with(owner, tid)
+        raise
 
 
 def recover(db: Any, owner: str) -> int:
@@ -92,16 +133,22 @@ class Worker:
         """Run runnable tasks in the calling thread until none is left (tests, tools)."""
         n = 0
         while n < limit:
-            tid = claim_one(self.db, self.owner, self.lease_s)
+            tid = claim_held(self.db, self.owner, self.lease_s)
             if tid is None:
                 return n
-            execute(self.db, tid, self.owner, self.lease_s)
+            self._execute(tid)
             n += 1
         return n
 
     def _step(self) -> bool:
-        tid = claim_one(self.db, self.owner, self.lease_s)
+        tid = claim_held(self.db, self.owner, self.lease_s)
         if tid is None:
             return False
-        execute(self.db, tid, self.owner, self.lease_s)
+        self._execute(tid)
         return True
+
+    def _execute(self, task_id: str) -> None:
+        try:
+            execute(self.db, task_id, self.owner, self.lease_s)
+        finally:
+            done_with(self.owner, task_id)

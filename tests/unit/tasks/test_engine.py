@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 
 import pytest
@@ -82,10 +83,35 @@ class Crashy(TaskBase):
         LOG.append("crashy released")
 
 
+# what Slow's stage does while it is outside its transaction, past its lease
+MEANWHILE: list[Callable[[], None]] = []
+
+
+class Slow(TaskBase):
+    """A stage that calls out (a cloud's API, say) for longer than its lease."""
+
+    name = "Slow"
+
+    def on_init(self, run: Run) -> None:
+        lease = run.task.lease_expires_at
+        assert lease is not None
+
+        def call_out() -> None:
+            while utcnow() <= lease:  # until the lease has run out
+                time.sleep(0.05)
+            for fn in MEANWHILE:
+                fn()
+
+        run.outside_transaction(call_out)
+        LOG.append("slow stage ran")
+        run.complete()
+
+
 @pytest.fixture(autouse=True)
 def _register() -> Iterator[None]:
     LOG.clear()
-    for cls in (TwoStage, Boom, Parent, Agented, Crashy):
+    MEANWHILE.clear()
+    for cls in (TwoStage, Boom, Parent, Agented, Crashy, Slow):
         EXTRA[cls.name] = cls
     yield
     EXTRA.clear()
@@ -225,3 +251,47 @@ def test_claims_are_exclusive_across_threads(db: Database) -> None:
     assert len(claimed) == 60 and len(set(claimed)) == 60
     with db.session() as s:
         assert s.scalar(select(Task.id).where(Task.status == QUEUED)) is None
+
+
+def test_a_stage_past_its_lease_is_not_taken_again_by_its_own_controller(db: Database) -> None:
+    """Every worker thread of a controller claims under one owner: once a slow stage outlived its lease,
+    another thread of the same controller claimed the task again and ran the stage a second time at
+    once (bench/scale.py: one server's quota released twice). A live controller never takes over its
+    own task; the lease is for other controllers taking over a dead one's."""
+    tid = _submit(db, "Slow")
+    again: list[str | None] = []
+    MEANWHILE.append(lambda: again.append(claim_one(db, "me")))  # a second thread of the same controller
+    Worker(db, "me", lease_s=0.3).run_pending()
+    assert again == [None]
+    assert _task(db, tid).status == DONE and LOG == ["slow stage ran"]
+
+
+def test_two_threads_run_a_slow_stage_once(db: Database) -> None:
+    tid = _submit(db, "Slow")
+    seen_idle = threading.Event()
+    MEANWHILE.append(lambda: time.sleep(0.5))  # the other thread looks for work meanwhile, every 20 ms
+    MEANWHILE.append(seen_idle.set)
+    w = Worker(db, "me", threads=2, idle_poll_s=0.02, lease_s=0.3)
+    w.start()
+    try:
+        deadline = time.monotonic() + 60
+        while _task(db, tid).status != DONE and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        w.stop()
+    assert seen_idle.is_set() and _task(db, tid).status == DONE
+    assert LOG == ["slow stage ran"]
+
+
+def test_an_outcome_is_dropped_when_another_controller_took_the_task_over(db: Database) -> None:
+    """The stage outlived its lease and another controller claimed the task meanwhile: that claim
+    counts (it runs the stage again); the first run's outcome must not commit as well."""
+    tid = _submit(db, "Slow")
+    taken: list[str | None] = []
+    MEANWHILE.append(lambda: taken.append(claim_one(db, "other")))
+    Worker(db, "me", lease_s=0.3).run_pending()
+    assert taken == [tid]
+    t = _task(db, tid)
+    assert (t.status, t.owner, t.stage) == (RUNNING, "other", "on_init")
+    assert LOG == ["slow stage ran"]  # ran once, its outcome dropped
+
