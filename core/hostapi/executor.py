@@ -248,19 +248,12 @@ class Executor:
 
     def renew_leases(self) -> None:
         """Renew the leases of the items this replica is running (a dead replica stops renewing)."""
-        from core.db.engine import begin_write
         from core.tasks.models import WorkItem
+        from core.tasks.worker import renew
 
         with self._lock:
-            ids = list(self._inflight)
-        if not ids:
-            return
-        with self.rt.db.session() as s:
-            begin_write(s, background=True)
-            s.execute(update(WorkItem).where(WorkItem.id.in_(ids), WorkItem.owner == self.owner,
-                                             WorkItem.status == "dispatched")
-                      .values(lease_expires_at=utcnow() + timedelta(seconds=self.lease_s)))
-            s.commit()
+            ids = sorted(self._inflight)
+        renew(self.rt.db, WorkItem, ids, self.owner, "dispatched", self.lease_s)
 
 
 def heartbeat(rt: Runtime, holder: str, interval_s: float = HEARTBEAT_S) -> int | None:

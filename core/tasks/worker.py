@@ -23,7 +23,7 @@ from core.db.base import utcnow
 from core.db.engine import begin_write
 from core.tasks.engine import WAKEUP, execute
 from core.tasks.loops import Loops
-from core.tasks.models import QUEUED, RUNNING, Task
+from core.tasks.models import QUEUED, RUNNING, Task, WorkItem
 
 log = logging.getLogger("cloudpods.tasks")
 LEASE_S = 60.0
@@ -96,6 +96,28 @@ def claim_held(db: Any, owner: str, lease_s: float = LEASE_S) -> str | None:
         raise
 
 
+def renew(db: Any, model: type[Task] | type[WorkItem], ids: list[str], owner: str, status: str,
+          lease_s: float) -> None:
+    """Push the leases of the rows ``owner`` is running (``ids``, still ``status``) ``lease_s`` ahead:
+    the task workers' and the executor's renewal, every lease/3 while they run them.
+
+    On PostgreSQL and MariaDB a row another transaction holds locked is skipped, not waited for: it
+    is this controller's own stage (or report) flushing it, and while it is locked no other replica
+    can claim it (their claims skip locked rows too); the next renewal gets it."""
+    if not ids:
+        return
+    with db.session() as s:
+        begin_write(s, background=True)
+        mine = (model.id.in_(ids)) & (model.owner == owner) & (model.status == status)
+        if db.dialect in ("postgresql", "mysql", "mariadb"):
+            ids = list(s.scalars(select(model.id).where(mine).order_by(model.id)
+                                 .with_for_update(skip_locked=True)))
+            if not ids:
+                return
+            mine = mine & model.id.in_(ids)
+        s.execute(update(model).where(mine).values(lease_expires_at=utcnow() + timedelta(seconds=lease_s)))
+
+
 def recover(db: Any, owner: str) -> int:
     """Requeue tasks this controller owned when it died (called once at start)."""
 
@@ -125,6 +147,10 @@ class Worker:
         recover(self.db, self.owner)
         for i in range(self.threads):
             self._loops.work(f"task-worker-{i}", self._step, self.idle_poll_s, "task worker error")
+        # a stage may run longer than its lease (a call-out to a slow cloud): while it runs, its
+        # lease is kept alive, so another replica takes a task over only when its controller died
+        self._loops.every("task-lease", max(0.2, self.lease_s / 3), self.renew_leases,
+                          "renewing task leases failed")
 
     def stop(self, timeout: float = 10.0) -> None:
         self._loops.stop(timeout)
@@ -152,3 +178,9 @@ class Worker:
             execute(self.db, task_id, self.owner, self.lease_s)
         finally:
             done_with(self.owner, task_id)
+
+    def renew_leases(self) -> None:
+        """Renew the leases of the tasks this controller is executing (a dead one stops renewing)."""
+        with _busy_lock:
+            ids = sorted(t for o, t in _busy if o == self.owner)
+        renew(self.db, Task, ids, self.owner, RUNNING, self.lease_s)

@@ -107,11 +107,35 @@ class Slow(TaskBase):
         run.complete()
 
 
+class Long(TaskBase):
+    """A stage that calls out until its first lease is ``LONG_PAST_S`` behind, doing what ``MEANWHILE``
+    says every 50 ms meanwhile."""
+
+    name = "Long"
+
+    def on_init(self, run: Run) -> None:
+        lease = run.task.lease_expires_at
+        assert lease is not None
+
+        def call_out() -> None:
+            while utcnow() <= lease + timedelta(seconds=LONG_PAST_S):
+                for fn in MEANWHILE:
+                    fn()
+                time.sleep(0.05)
+
+        run.outside_transaction(call_out)
+        LOG.append("long stage ran")
+        run.complete()
+
+
+LONG_PAST_S = 2.0
+
+
 @pytest.fixture(autouse=True)
 def _register() -> Iterator[None]:
     LOG.clear()
     MEANWHILE.clear()
-    for cls in (TwoStage, Boom, Parent, Agented, Crashy, Slow):
+    for cls in (TwoStage, Boom, Parent, Agented, Crashy, Slow, Long):
         EXTRA[cls.name] = cls
     yield
     EXTRA.clear()
@@ -295,3 +319,23 @@ def test_an_outcome_is_dropped_when_another_controller_took_the_task_over(db: Da
     assert (t.status, t.owner, t.stage) == (RUNNING, "other", "on_init")
     assert LOG == ["slow stage ran"]  # ran once, its outcome dropped
 
+
+def test_a_running_stage_keeps_its_lease(db: Database) -> None:
+    """With several replicas, a stage longer than its lease passed from one to the next (each claim
+    an attempt) and failed after 3 attempts: while a stage runs, its controller renews the lease
+    every lease/3, so another controller never takes a live one's task over."""
+    tid = _submit(db, "Long")
+    taken: list[str | None] = []
+    MEANWHILE.append(lambda: taken.append(claim_one(db, "other")))  # another controller, all along
+    w = Worker(db, "me", threads=1, idle_poll_s=0.05, lease_s=3.0)
+    w.start()
+    try:
+        deadline = time.monotonic() + 90
+        while _task(db, tid).status != DONE and not any(taken) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        w.stop()
+    t = _task(db, tid)
+    assert t.status == DONE and t.attempts == 1 and LOG == ["long stage ran"]
+    assert {x["by"] for x in t.stages_log} == {"me"} and len(t.stages_log) == 1
+    assert len(taken) > 10 and set(taken) == {None}
