@@ -8,7 +8,6 @@ import core.audit
 import core.console.models
 import core.db.lease
 import core.glance.models
-import core.hostapi.models
 import core.keystone.models
 import core.metrics.models
 import core.region.models  # noqa: F401  (region + task tables)

@@ -3,8 +3,9 @@ guest states -> server status; no DB) is core/host_protocol.py, below this packa
 the region's tasks, the agent daemon and these routes all import it, and it imports none of them.
 
     routes.py     /api/s/compute_v2/agent/...: join, register, ping, guests, work items, reports, images
-    enroll.py     join tokens (a use count and an expiry), enrolling and unenrolling hosts; the per-host
-                  service users are keystone's (core.keystone.service_users); models.py: the tables
+
+Enrolling hosts (join tokens, the agents' service users and bindings) is the host registry's:
+core/region/enroll.py, its tables core/region/models/agents.py.
 """
 from __future__ import annotations
 

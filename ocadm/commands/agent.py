@@ -60,7 +60,7 @@ def _hollow(root: Path, n: int, controller_data_dir: Path | None, prefix: str, c
     import logging
     import threading
 
-    from core.agent.hollow import hollow_configs, start_hollow
+    from core.hostapi.hollow import hollow_configs, start_hollow
 
     assert isinstance(done, threading.Event)
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -162,7 +162,7 @@ def serve(data_dir: Path | None, port: int | None, listen_host: str | None, log_
     click.echo(f"cloudpods-one controller on http://{s.listen_host}:{s.port} (data: {s.data_dir})", err=True)
     stop_agent: Callable[[], None] | None = None
     if with_agent:
-        from core.agent.local import start_local_agent
+        from core.hostapi.local_agent import start_local_agent
 
         # its threads register (retrying) once the port below is listening
         stop_agent = start_local_agent(s, db)

@@ -43,8 +43,8 @@ def create(data_dir: Path | None, zone: str | None, ttl: str, uses: str, descrip
 
     from core.db.engine import Database
     from core.errors import InputParameterError
-    from core.hostapi.enroll import MAX_USES, create_join_token, parse_ttl
     from core.region.defaults import DEFAULTS
+    from core.region.enroll import MAX_USES, create_join_token, parse_ttl
 
     seconds = parse_ttl(ttl)  # bad input fails before the data dir or database is touched
     if not uses.strip().isascii() or not uses.strip().isdigit():
@@ -72,7 +72,7 @@ def list_(data_dir: Path | None, output_format: str) -> None:
     """List join tokens: uses, used, expiry and state (never the token itself)."""
     from climc.output import show_list
     from core.db.engine import Database
-    from core.hostapi.enroll import list_join_tokens
+    from core.region.enroll import list_join_tokens
 
     s = load_settings(data_dir)
     db = Database(s.database_url)

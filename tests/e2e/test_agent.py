@@ -80,7 +80,7 @@ def test_join_tokens_are_one_time_and_expire(cloud: tuple[Controller, list[Agent
 
     from core.db.base import utcnow
     from core.db.engine import Database
-    from core.hostapi.models import JoinToken
+    from core.region.models.agents import JoinToken
 
     ctl, _ = cloud
     url = ctl.url + f"{B}/agent/join"

@@ -18,7 +18,7 @@
     PUT  /agent/hosts/<id>/migrations/<server_id>/disks/<disk_id>  a migrating guest's disk, from its source
     GET  /agent/hosts/<id>/migrations/<server_id>/disks/<disk_id>  the same, to its target (core/hostapi/migrations.py)
 
-An agent's service user (core.hostapi.enroll) may call these for its own host only (403 else);
+An agent's service user (core.region.enroll) may call these for its own host only (403 else);
 a cloud admin may call them for any host (the tests' agent, tools). These are the ONLY routes
 an agent uses: the real agent, hollow agents and the tests' agent all speak exactly this.
 

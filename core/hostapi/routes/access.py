@@ -7,8 +7,8 @@ from fastapi import Body
 
 from core.api.context import Credential
 from core.errors import ForbiddenError, InputParameterError, ResourceNotFoundError
-from core.hostapi.enroll import binding_host
 from core.keystone.policy import enforce
+from core.region.enroll import binding_host
 from core.region.models import Host
 
 AnyBody = Body(default=None)

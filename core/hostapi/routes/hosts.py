@@ -10,9 +10,9 @@ from sqlalchemy import select
 from core.api.deps import CredentialDep, SessionDep
 from core.db.base import utcnow
 from core.errors import InputParameterError
-from core.hostapi.enroll import redeem_join_token
 from core.hostapi.routes.access import AnyBody, guard, json_body
 from core.region.common import begin_write, json_response
+from core.region.enroll import redeem_join_token
 from core.region.models import Server
 from core.tasks.models import WorkItem
 

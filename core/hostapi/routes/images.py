@@ -15,9 +15,9 @@ from starlette.concurrency import run_in_threadpool
 from core.api.context import Credential
 from core.api.deps import CredentialDep, SessionDep
 from core.errors import ForbiddenError
-from core.hostapi.enroll import binding_host
 from core.hostapi.routes.access import guard
 from core.region.common import json_response
+from core.region.enroll import binding_host
 from core.region.models import Disk, Host, Server
 from core.tasks.models import WorkItem
 

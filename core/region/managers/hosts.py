@@ -270,7 +270,7 @@ class HostManager(Manager):
             raise NotEmptyError(f"host {row.name} still has {n} server(s)")
 
     def delete(self, session: Session, cred: Credential, row: Any, params: dict[str, str]) -> None:
-        from core.hostapi.enroll import unenroll_host
+        from core.region.enroll import unenroll_host
 
         self.validate_delete(session, row)
         # the host's agent identity goes with it: its service user (audited by keystone) and binding,

@@ -14,7 +14,12 @@ from core.audit import Action
 from core.db.base import utcnow
 from core.db.engine import Database
 from core.errors import InputParameterError, UnauthorizedError
-from core.hostapi.enroll import (
+from core.keystone import auth as auth_mod
+from core.keystone.auth import Authenticator
+from core.keystone.models import Assignment, Project, User
+from core.keystone.service_users import delete_service_user, ensure_service_user
+from core.region.defaults import DEFAULTS
+from core.region.enroll import (
     AGENT_PROJECT,
     create_join_token,
     list_join_tokens,
@@ -22,13 +27,8 @@ from core.hostapi.enroll import (
     redeem_join_token,
     unenroll_host,
 )
-from core.hostapi.models import AgentBinding, JoinToken
-from core.keystone import auth as auth_mod
-from core.keystone.auth import Authenticator
-from core.keystone.models import Assignment, Project, User
-from core.keystone.service_users import delete_service_user, ensure_service_user
-from core.region.defaults import DEFAULTS
 from core.region.models import Host
+from core.region.models.agents import AgentBinding, JoinToken
 from core.region.registry import get_manager
 
 

@@ -58,8 +58,8 @@ def _enroll(root: Path, which: list[int], settings: Any, *, prefix: str, cpus: i
 
     import core.db.models  # noqa: F401  (every table mapped)
     from core.db.engine import Database, begin_write
-    from core.hostapi.enroll import enroll_host
     from core.region.defaults import DEFAULTS
+    from core.region.enroll import enroll_host
     from core.region.models import Zone
 
     db = Database(settings.database_url)

@@ -28,8 +28,8 @@ from core.audit import record
 from core.db.base import utcnow
 from core.db.engine import begin_write
 from core.errors import InputParameterError, UnauthorizedError
-from core.hostapi.models import AgentBinding, JoinToken
 from core.keystone.holdings import register_service_project
+from core.region.models.agents import AgentBinding, JoinToken
 
 if TYPE_CHECKING:
     from core.api.context import Credential
