@@ -39,9 +39,12 @@ SERVICE_ROUTERS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
 # Routers at the root, next to the services: GET /metrics, and the identity version discovery at
 # /api/s/identity. In a table (not inline strings) so the binary's bundle plan sees them.
 ROOT_ROUTERS: tuple[str, ...] = ("core.metrics.routes:router", "core.keystone.api:discovery_router")
-# Background services started with the app (task workers, periodic jobs, the in-process agent):
-# "module:function" taking the app and returning a stop callable. Static, like the routers.
-BACKGROUND: tuple[str, ...] = ("core.region.background:start", "core.metrics.listener:start")
+# Background services started with the app, in order, and stopped in reverse (task workers, cloud
+# syncs and periodic jobs; the executor of hosts whose driver runs in the controller, after the region
+# configured their runtime; the metrics listener): "module:function" taking the app and returning a
+# stop callable. Static, like the routers.
+BACKGROUND: tuple[str, ...] = ("core.region.background:start", "core.hostapi.background:start",
+                               "core.metrics.listener:start")
 # Routes whose bodies are streamed by the handler itself (no size cap here).
 STREAM_PREFIXES = ("/api/s/image/",)
 # ... and single routes, by pattern: an agent's upload of a migrating guest's disk, of a saved image

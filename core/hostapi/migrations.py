@@ -1,12 +1,10 @@
-"""Disks of a cold migration, staged on the controller between the source's upload and the target's download.
-
-    <data_dir>/migrations/<server id>/<disk id>          the file (0600, dirs 0700)
-    <data_dir>/migrations/<server id>/<disk id>.sha256   its sha256, computed while it streamed in
+"""Disks of a cold migration, staged on the controller between the source's upload and the target's
+download: their transfer (the staging area itself, which the region's migrate task discards, is
+core/region/migration_staging.py).
 
 Only the source host of a dispatched migrate-out item for the server may upload, only the target
 host of a queued or dispatched migrate-in item may download (``may_upload`` / ``may_download``,
-checked against the work items themselves). ``ServerMigrateTask`` discards the server's
-staging dir when the migration completes or fails.
+checked against the work items themselves).
 """
 from __future__ import annotations
 
@@ -14,7 +12,6 @@ import asyncio
 import hashlib
 import os
 import re
-import shutil
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -22,46 +19,15 @@ from typing import Any
 
 from sqlalchemy import select
 
-from core.errors import ForbiddenError, InputParameterError, ResourceNotFoundError
+from core.errors import ForbiddenError, InputParameterError
 from core.host_protocol import WorkKind
+from core.region.migration_staging import disk_file
 from core.tasks.models import WorkItem
 
-_SID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
-_DISK = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 _SHA = re.compile(r"^[0-9a-f]{64}$")
 WRITE_CHUNK = 4 << 20  # bytes gathered before one write to the staged file
 # the upload route, exempt from the gateway's body cap (core/api/app.py): it streams to disk
 UPLOAD_PATH = re.compile(r"^/api/s/compute_v2/agent/hosts/[^/]+/migrations/[^/]+/disks/[^/]+$")
-
-_root: list[Path] = []  # set by the region's background start (the task's cleanup needs it)
-
-
-def configure(data_dir: Path | str) -> None:
-    _root[:] = [Path(data_dir) / "migrations"]
-
-
-def unconfigure() -> None:
-    _root.clear()
-
-
-def staging_dir(data_dir: Path | str, server_id: str) -> Path:
-    if not _SID.match(server_id):
-        raise InputParameterError(f"bad server id {server_id!r}")
-    return Path(data_dir) / "migrations" / server_id
-
-
-def _disk_file(data_dir: Path | str, server_id: str, disk_id: str) -> Path:
-    if not _DISK.match(disk_id):
-        raise InputParameterError(f"bad disk id {disk_id!r}")
-    return staging_dir(data_dir, server_id) / disk_id
-
-
-def discard(server_id: str, data_dir: Path | str | None = None) -> None:
-    """The server's staged disks gone (fine if there were none)."""
-    roots = [Path(data_dir) / "migrations"] if data_dir is not None else list(_root)
-    for root in roots:
-        if _SID.match(server_id):
-            shutil.rmtree(root / server_id, ignore_errors=True)
 
 
 def _item_for(session: Any, host_id: str, kind: WorkKind, statuses: tuple[str, ...], server_id: str,
@@ -93,7 +59,7 @@ async def receive(data_dir: Path | str, server_id: str, disk_id: str, chunks: As
     want = expect_sha256.lower()
     if want and not _SHA.match(want):
         raise InputParameterError(f"x-disk-sha256: bad sha256 {expect_sha256!r}")
-    dest = _disk_file(data_dir, server_id, disk_id)
+    dest = disk_file(data_dir, server_id, disk_id)
     dest.parent.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     dest.parent.mkdir(mode=0o700, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{disk_id}.", suffix=".part")  # mode 0600
@@ -149,15 +115,3 @@ def chunks_of(path: Path, size: int = WRITE_CHUNK) -> Iterator[bytes]:
     with open(path, "rb") as f:
         while block := f.read(size):
             yield block
-
-
-def staged(data_dir: Path | str, server_id: str, disk_id: str) -> tuple[Path, str]:
-    """The staged file and its sha256 (404 if the source has not uploaded it)."""
-    path = _disk_file(data_dir, server_id, disk_id)
-    try:
-        sha = (path.parent / f"{disk_id}.sha256").read_text().strip()
-    except FileNotFoundError:
-        sha = ""
-    if not path.is_file() or not sha:
-        raise ResourceNotFoundError(f"disk {disk_id} of server {server_id} is not staged on the controller")
-    return path, sha

@@ -1,5 +1,5 @@
 """A migrating guest's disks: the source host uploads each one, the target host downloads it
-(staged by core/hostapi/migrations.py)."""
+(core/hostapi/migrations.py; staged in core/region/migration_staging.py)."""
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
@@ -37,10 +37,11 @@ def download_migrating_disk(host_id: str, server_id: str, disk_id: str, request:
                             cred: CredentialDep) -> Response:
     """The target host takes one staged disk of a guest it migrates in (streamed, x-disk-sha256)."""
     from core.hostapi import migrations
+    from core.region.migration_staging import staged
 
     guard(session, cred, host_id)
     migrations.may_download(session, host_id, server_id, disk_id)
-    path, sha = migrations.staged(request.app.state.settings.data_dir, server_id, disk_id)
+    path, sha = staged(request.app.state.settings.data_dir, server_id, disk_id)
     session.commit()  # nothing to write; do not hold a transaction while streaming
     return StreamingResponse(migrations.chunks_of(path), media_type="application/octet-stream",
                              headers={"x-disk-sha256": sha, "content-length": str(path.stat().st_size)})

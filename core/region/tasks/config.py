@@ -152,19 +152,19 @@ class ServerMigrateTask(ServerTask):
                               f"was not removed: {run.result_reason()}")
 
     def _finish(self, run: Run, server: Server) -> None:
-        from core.hostapi import migrations
+        from core.region import migration_staging
 
-        migrations.discard(server.id)
+        migration_staging.discard(server.id)
         sm.apply_if(server, "migrated")
         release_task(server, run)
         run.complete()
 
     def undo(self, run: Run, server: Server | None, reason: str) -> None:
-        from core.hostapi import migrations
+        from core.region import migration_staging
 
         if server is None:
             return
-        migrations.discard(server.id)
+        migration_staging.discard(server.id)
         if run.params.get("moved"):  # on its new host already: only the old copy may be left
             sm.apply_if(server, "migrated")
             sm.set_reason(server, f"migrated; cleaning up the old host failed: {reason}")

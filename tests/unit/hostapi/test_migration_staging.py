@@ -13,6 +13,7 @@ import pytest
 
 from core.errors import InputParameterError, ResourceNotFoundError
 from core.hostapi import migrations
+from core.region import migration_staging
 
 SID = "0b7c8a52-3a4f-4a6e-9b0e-3f1f6c1d2e11"
 
@@ -26,15 +27,15 @@ def test_an_upload_lands_whole_private_and_hashed(tmp_path: Path) -> None:
     data = os.urandom((9 << 20) + 123)  # over two write blocks and a tail
     out = asyncio.run(migrations.receive(tmp_path, SID, "disk-1", _chunks(data)))
     assert out == {"id": "disk-1", "sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
-    path, sha = migrations.staged(tmp_path, SID, "disk-1")
+    path, sha = migration_staging.staged(tmp_path, SID, "disk-1")
     assert path.read_bytes() == data and sha == out["sha256"]
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
     assert b"".join(migrations.chunks_of(path)) == data
-    migrations.discard(SID, tmp_path)
+    migration_staging.discard(SID, tmp_path)
     assert not path.parent.exists()
     with pytest.raises(ResourceNotFoundError):
-        migrations.staged(tmp_path, SID, "disk-1")
+        migration_staging.staged(tmp_path, SID, "disk-1")
 
 
 def test_a_wrong_sha256_publishes_nothing(tmp_path: Path) -> None:

@@ -16,16 +16,15 @@ from core.region import background
 @pytest.fixture
 def steps(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The sync part stubbed (no database, no drivers); each background thread kind a recorder."""
-    from core.hostapi import migrations
-    from core.region import hosted
+    from core.region import hosted, migration_staging
 
     log: list[str] = []
     monkeypatch.setattr(hosted, "configure", lambda *a, **k: SimpleNamespace(drivers=SimpleNamespace(pxe=None)))
     monkeypatch.setattr(hosted, "unconfigure", lambda: log.append("unconfigure"))
-    monkeypatch.setattr(migrations, "configure", lambda *a: None)
-    monkeypatch.setattr(migrations, "unconfigure", lambda: None)
+    monkeypatch.setattr(migration_staging, "configure", lambda *a: None)
+    monkeypatch.setattr(migration_staging, "unconfigure", lambda: None)
 
-    def fake_threads(settings: Any, db: Any, rt: Any) -> list[Callable[[], Callable[[], None]]]:
+    def fake_threads(settings: Any, db: Any) -> list[Callable[[], Callable[[], None]]]:
         def step(name: str) -> Callable[[], Callable[[], None]]:
             def start() -> Callable[[], None]:
                 log.append(f"start {name}")
@@ -79,7 +78,7 @@ def test_without_a_server_they_start_at_once(steps: list[str]) -> None:
 
 def test_a_failed_start_tells_the_server_which_stops(steps: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
     # a controller without task workers would accept creates it never runs: ocadm serve stops with the reason
-    def broken(settings: Any, db: Any, rt: Any) -> list[Callable[[], Callable[[], None]]]:
+    def broken(settings: Any, db: Any) -> list[Callable[[], Callable[[], None]]]:
         def start() -> Callable[[], None]:
             raise RuntimeError("database is locked")
         return [start]
