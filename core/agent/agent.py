@@ -32,6 +32,7 @@ from core.agent.metrics import AgentCollector, MetricsServer, Sampler
 from core.agent.network import GuestNetwork
 from core.errors import CloudpodsError, ConnectionFailedError
 from core.host_protocol import ContractError, error_result, guest_state
+from core.tasks.loops import Loops
 from drivers.base import DriverError, GuestEvent, GuestStatus, HostedDriver, HostEnv
 
 log = logging.getLogger("cloudpods.agent")
@@ -95,9 +96,10 @@ class Agent:
         if not self.firewall.backend.enforcing:
             log.warning("security groups are NOT enforced on this host: %s", self.firewall.backend.reason)
         self.pool = ThreadPoolExecutor(max_workers=cfg.workers, thread_name_prefix="agent-work")
-        self._stop = threading.Event()
+        # the agent's threads (poll, heartbeat, events, firewall) and their one stop event
+        self.loops = Loops(log)
+        self._stop = self.loops.stopping
         self._events: queue.Queue[GuestEvent] = queue.Queue(maxsize=10000)
-        self._threads: list[threading.Thread] = []
         self._inflight = threading.BoundedSemaphore(cfg.workers * 2)
         # what the hypervisor says and what reports say must reach the region in the order they
         # were true: a status read (sync, event) and its post hold this lock, and so does a report
@@ -136,9 +138,7 @@ class Agent:
         for name, fn in (("agent-poll", self._poll_loop), ("agent-heartbeat", self._heartbeat_loop),
                          ("agent-events", self._event_loop),
                          ("agent-firewall", lambda: self.firewall.run(self._stop, self.registered))):
-            t = threading.Thread(target=fn, name=name, daemon=True)
-            t.start()
-            self._threads.append(t)
+            self.loops.loop(name, fn)
         if self.cfg.metrics_listen:
             self.metrics = MetricsServer(metrics_address(self.cfg.metrics_listen),
                                          AgentCollector(self.cfg.host_name, self.cfg.data_dir, self.driver))
@@ -150,8 +150,7 @@ class Agent:
             self.metrics.stop()
             self.metrics = None
         self.firewall.kick()  # its thread wakes and sees the stop (the ruleset stays: guests stay protected)
-        for t in self._threads:
-            t.join(1)  # daemon threads: a long poll in flight is abandoned, not waited for
+        self.loops.stop(1)  # daemon threads: a long poll in flight is abandoned, not waited for
         self.pool.shutdown(wait=True, cancel_futures=True)
         self.network.close()
         self.link.close()

@@ -39,6 +39,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from core.agent.dhcp import DhcpServer, Lease, interface_ipv4
+from core.tasks.loops import Loops
 from drivers.base import HypervisorError, InvalidSpec, LocalImage
 
 log = logging.getLogger("cloudpods.pxe")
@@ -423,8 +424,7 @@ class RouterAdvertiser:
         self.interface = interface
         self.interval_s = interval_s
         self._sock: socket.socket | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._loops = Loops(log)  # its one thread, ra-<interface>
         self.sent = 0
 
     def start(self) -> None:
@@ -445,8 +445,7 @@ class RouterAdvertiser:
             pass
         s.settimeout(self.interval_s)
         self._sock, self._idx = s, idx
-        self._thread = threading.Thread(target=self._serve, name=f"ra-{self.interface}", daemon=True)
-        self._thread.start()
+        self._loops.loop(f"ra-{self.interface}", self._serve)
 
     def _advertise(self) -> None:
         assert self._sock is not None
@@ -462,7 +461,7 @@ class RouterAdvertiser:
     def _serve(self) -> None:
         assert self._sock is not None
         next_at = 0.0
-        while not self._stop.is_set():
+        while not self._loops.stopping.is_set():
             if time.monotonic() >= next_at:
                 self._advertise()
                 next_at = time.monotonic() + self.interval_s
@@ -474,9 +473,7 @@ class RouterAdvertiser:
                 self._advertise()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(self.interval_s + 1)
+        self._loops.stop(self.interval_s + 1)
         if self._sock is not None:
             self._sock.close()
-        self._sock = self._thread = None
+        self._sock = None

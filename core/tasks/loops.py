@@ -1,15 +1,18 @@
-"""The background threads of a controller's pools (task workers, the executor, cloud syncs): one way
-to run a loop until stopped.
+"""The background threads of a controller's pools (task workers, the executor, cloud syncs), of a host
+agent and of the PXE boot network: one way to run a loop until stopped.
 
 ``Loops`` owns a pool's daemon threads and their one stop event. A thread runs either
 
 - ``work``: a step that claims and runs one piece of work (True) or finds none (False); it runs again
   at once after work, else waits for the pool's ``Wakeup`` (a commit that queued work) or its idle
   poll, whichever comes first; or
-- ``every``: a job every ``interval_s`` (a lease renewal, a heartbeat).
+- ``every``: a job every ``interval_s`` (a lease renewal, a heartbeat); or
+- ``loop``: a body that paces itself (a long poll, a queue, a socket, a backoff of its own) and
+  returns once ``stopping`` is set.
 
-Either way an exception is logged with what failed and the loop goes on (after ``backoff_s`` for a
-work step, at its next interval for a job): a thread of the pool never dies of one bad run.
+For ``work`` and ``every`` an exception is logged with what failed and the loop goes on (after
+``backoff_s`` for a work step, at its next interval for a job): a thread of the pool never dies of one
+bad run. A ``loop`` body handles its own failures.
 """
 from __future__ import annotations
 
@@ -69,6 +72,15 @@ class Loops:
 
         self._spawn(name, loop)
 
+    def loop(self, name: str, body: Callable[[], None]) -> None:
+        """A thread running ``body``, which loops until ``stopping`` is set and paces itself."""
+        self._spawn(name, body)
+
+    @property
+    def threads(self) -> tuple[threading.Thread, ...]:
+        """The threads started (also after ``stop``: one given up on may still be running)."""
+        return tuple(self._threads)
+
     def stop(self, timeout: float = 10.0) -> None:
         """Stop every thread: idle ones wake at once; each is given ``timeout`` to finish its run."""
         self.stopping.set()
@@ -76,4 +88,3 @@ class Loops:
             self.wakeup.set()
         for th in self._threads:
             th.join(timeout)
-        self._threads.clear()

@@ -97,7 +97,7 @@ class TestbedAgent:
             # a long poll still in flight could take the next test's work item for this host:
             # wait until every thread of this agent is really gone
             end = time.monotonic() + 3 * self.cfg.poll_wait_s + 10
-            for t in self.agent._threads:
+            for t in self.agent.loops.threads:
                 t.join(max(0.0, end - time.monotonic()))
                 assert not t.is_alive(), f"agent thread {t.name} still running"
         if self._tmp is not None:

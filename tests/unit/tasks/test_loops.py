@@ -85,3 +85,20 @@ def test_a_job_runs_every_interval_first_at_once_unless_it_waits_and_survives_a_
 def test_a_work_loop_needs_a_wakeup() -> None:
     with pytest.raises(ValueError, match="Wakeup"):
         Loops(logging.getLogger("test.loops")).work("x", lambda: False, 1.0, "x")
+
+
+def test_a_self_paced_loop_runs_until_stopped_and_its_thread_stays_listed() -> None:
+    loops = Loops(logging.getLogger("test.loops"))
+    turns: list[int] = []
+
+    def body() -> None:
+        while not loops.stopping.wait(0.01):
+            turns.append(1)
+
+    loops.loop("test-paced", body)
+    try:
+        _until(lambda: len(turns) >= 3)
+    finally:
+        loops.stop(timeout=DEADLINE_S)
+    (th,) = loops.threads
+    assert th.name == "test-paced" and not th.is_alive()
