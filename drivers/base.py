@@ -77,6 +77,11 @@ __all__ = [
     "HostFacts",
     "HostNic",
     "HostedDriver",
+    "KeptElsewhere",
+    "delete_guest",
+    "NoDiskVerbs",
+    "CloudZoneGuests",
+    "CloudZoneHosted",
     "HypervisorDriver",
     "ImageSaver",
     "DiskResizable",
@@ -725,6 +730,95 @@ class HostedDriver(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+# --- parts hosted drivers share (mixins: a driver class lists those whose behaviour it has) ------------
+
+
+def delete_guest(driver: HypervisorDriver, server_id: str) -> bool:
+    """``HostedDriver.remove`` of a driver whose guest is all there is: delete it; False if it was gone."""
+    try:
+        driver.delete_guest(server_id)
+    except GuestNotFound:
+        return False
+    return True
+
+
+class KeptElsewhere:
+    """``persist``/``restore`` of a hosted driver whose instances someone else keeps (a cloud, a
+    vCenter, the machine's own disk): nothing to write on this host, nothing to re-define after a restart."""
+
+    def persist(self, server_id: str) -> None:
+        return None
+
+    def restore(self) -> list[tuple[str, str]]:
+        return []
+
+
+class NoDiskVerbs:
+    """A hosted driver that neither attaches nor detaches data disks nor rebuilds a root disk."""
+
+    name: str
+
+    def attach_disk(self, server_id: str, disk: InstanceDisk) -> tuple[str, bool]:
+        not_supported(self.name, "attach_disk")
+
+    def detach_disk(self, server_id: str, disk: InstanceDisk, *, keep: bool = True) -> bool:
+        not_supported(self.name, "detach_disk")
+
+    def rebuild_root(self, spec: InstanceSpec) -> Deployed:
+        not_supported(self.name, "rebuild_root")
+
+
+class CloudZoneGuests:
+    """The ``HypervisorDriver`` side of a cloud's zone (aws, cloudpods): guests are made by the hosted
+    driver's ``deploy``; no hard reset, suspend or resume; no lifecycle events (the periodic sync reads
+    statuses); the zone has no fixed size."""
+
+    name: ClassVar[str]
+    capabilities: ClassVar[frozenset[Capability]]
+
+    def reset_guest(self, guest_id: str) -> None:
+        not_supported(self.name, "reset")
+
+    def suspend_guest(self, guest_id: str) -> None:
+        not_supported(self.name, "suspend")
+
+    def resume_guest(self, guest_id: str) -> None:
+        not_supported(self.name, "resume")
+
+    def create_guest(self, spec: Any, *, start: bool = True) -> Guest:
+        not_supported(self.name, "create_guest (use deploy)")
+
+    def watch_events(self, callback: Callable[[Any], None]) -> None:
+        return None
+
+    def zone_facts(self, hostname: str, version: str) -> HostFacts:
+        # a cloud zone has no fixed size: large numbers, so only quotas bound what is placed there
+        return HostFacts(hostname=hostname, arch="x86_64", cpu_model=self.name, cpu_count=100_000, cpu_mhz=0,
+                         sockets=1, cores_per_socket=100_000, threads_per_core=1, memory_mb=1 << 30, numa=(),
+                         hypervisor=self.name, hypervisor_version=version, guest_types=(self.name,), storage=(),
+                         nics=(), gpus=())
+
+
+class CloudZoneHosted(KeptElsewhere):
+    """The ``HostedDriver`` side of a cloud's zone (aws, cloudpods): an instance is removed by deleting
+    it there; the cloud keeps it and the disks a server keeps (they stay where they are); no resize."""
+
+    name: str
+    driver: HypervisorDriver
+
+    def remove(self, server_id: str) -> bool:
+        return delete_guest(self.driver, server_id)
+
+    def reconfigure(self, server_id: str, *, vcpu: int, memory_mb: int) -> None:
+        not_supported(self.name, "change_config")
+
+    def keep_disks(self, server_id: str, disks: list[InstanceDisk]) -> list[tuple[str, str]]:
+        return [(d.id, d.access_path) for d in disks]
+
+    def close(self) -> None:
+        self.driver.close()
 
 
 @runtime_checkable

@@ -10,13 +10,15 @@ from __future__ import annotations
 import base64
 import hashlib
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from drivers.aws.provider import DISK_TAG, INSTANCE_TYPES, SECGROUP_TAG, SERVER_TAG, instance_of
 from drivers.aws.session import AwsAccount, call
 from drivers.base import (
     Capability,
+    CloudZoneGuests,
+    CloudZoneHosted,
     Deployed,
     Guest,
     GuestNotFound,
@@ -48,7 +50,7 @@ def pick_instance_type(vcpu: int, memory_mb: int) -> str:
     return min(fits)[3]
 
 
-class AwsInstances:
+class AwsInstances(CloudZoneGuests):
     """The zone's instances as a HypervisorDriver (what the contract's handlers call)."""
 
     name = "aws"
@@ -125,38 +127,19 @@ class AwsInstances:
         iid = self.find(guest_id)["InstanceId"]
         call("RebootInstances", self.ec2.reboot_instances, InstanceIds=[iid])
 
-    def reset_guest(self, guest_id: str) -> None:
-        not_supported(self.name, "reset")
-
-    def suspend_guest(self, guest_id: str) -> None:
-        not_supported(self.name, "suspend")
-
-    def resume_guest(self, guest_id: str) -> None:
-        not_supported(self.name, "resume")
-
     def delete_guest(self, guest_id: str) -> None:
         iid = self.find(guest_id)["InstanceId"]
         call("TerminateInstances", self.ec2.terminate_instances, InstanceIds=[iid])
         self._wait(iid, {"terminated"})
 
-    def create_guest(self, spec: Any, *, start: bool = True) -> Guest:
-        not_supported(self.name, "create_guest (use deploy)")
-
-    def watch_events(self, callback: Callable[[Any], None]) -> None:
-        return None
-
     def host_facts(self) -> HostFacts:
-        # a cloud zone has no fixed size: large numbers, so only quotas bound what is placed there
-        return HostFacts(hostname=self.zone or self.region, arch="x86_64", cpu_model="aws", cpu_count=100_000,
-                         cpu_mhz=0, sockets=1, cores_per_socket=100_000, threads_per_core=1,
-                         memory_mb=1 << 30, numa=(), hypervisor="aws", hypervisor_version=VERSION,
-                         guest_types=("aws",), storage=(), nics=(), gpus=())
+        return self.zone_facts(self.zone or self.region, VERSION)
 
     def close(self) -> None:
         self.acct.close()
 
 
-class AwsHosted:
+class AwsHosted(CloudZoneHosted):
     """The HostedDriver the executor builds for an AWS zone host."""
 
     name = "aws"
@@ -165,7 +148,7 @@ class AwsHosted:
 
     def __init__(self, env: HostEnv) -> None:
         self.env = env
-        self.driver = AwsInstances(env.options)
+        self.driver: AwsInstances = AwsInstances(env.options)
 
     def validate(self) -> None:
         call("DescribeAvailabilityZones", self.driver.ec2.describe_availability_zones,
@@ -224,16 +207,6 @@ class AwsHosted:
             call("StopInstances", self.driver.ec2.stop_instances, InstanceIds=[iid])
             self.driver._wait(iid, {"stopped"})
         return Deployed(guest_id=iid, status=GuestStatus.RUNNING if spec.auto_start else GuestStatus.STOPPED)
-
-    def remove(self, server_id: str) -> bool:
-        try:
-            self.driver.delete_guest(server_id)
-        except GuestNotFound:
-            return False
-        return True
-
-    def reconfigure(self, server_id: str, *, vcpu: int, memory_mb: int) -> None:
-        not_supported(self.name, "change_config")
 
     def _volume(self, disk: InstanceDisk, instance_id: str) -> dict[str, Any] | None:
         """The disk's EBS volume: the one tagged with its id, else the one at its device."""
@@ -305,13 +278,6 @@ class AwsHosted:
         call("DeleteVolume", self.driver.ec2.delete_volume, VolumeId=vols[0]["VolumeId"])
         return True
 
-    def keep_disks(self, server_id: str, disks: list[InstanceDisk]) -> list[tuple[str, str]]:
-        # EBS volumes a server keeps are the cloud's: they stay where they are
-        return [(d.id, d.access_path) for d in disks]
-
-    def persist(self, server_id: str) -> None:
-        return None  # the cloud keeps the instance; nothing to keep here
-
     # ---- security groups (drivers.base SecgroupPushing) -----------------------------------------
     def push_secgroups(self, groups: Sequence[SecgroupSpec], servers: Mapping[str, Sequence[str]]) -> tuple[str, ...]:
         """Each group becomes an EC2 security group in the VPC of its servers' instances (named
@@ -374,11 +340,6 @@ class AwsHosted:
             if want - have:
                 call("AuthorizeSecurityGroup", grant, GroupId=sg, IpPermissions=[_perm(p) for p in sorted(want - have)])
 
-    def restore(self) -> list[tuple[str, str]]:
-        return []
-
-    def close(self) -> None:
-        self.driver.close()
 
 
 # one EC2 permission, flat: (protocol, from, to, "cidr" | "group", value); "-1" protocols have no ports

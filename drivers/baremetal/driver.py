@@ -42,7 +42,9 @@ from drivers.base import (
     InstanceDisk,
     InstanceSpec,
     InvalidSpec,
+    KeptElsewhere,
     Management,
+    NoDiskVerbs,
     PowerState,
     PxeBoot,
     not_supported,
@@ -155,7 +157,7 @@ class MachineFacts:
         self.bmc.close()
 
 
-class BaremetalDriver:
+class BaremetalDriver(KeptElsewhere, NoDiskVerbs):
     name = "baremetal"
     version = VERSION
     capabilities: frozenset[Capability] = CAPABILITIES
@@ -304,22 +306,7 @@ class BaremetalDriver:
     def reconfigure(self, server_id: str, *, vcpu: int, memory_mb: int) -> None:
         not_supported(self.name, "reconfigure")
 
-    def attach_disk(self, server_id: str, disk: InstanceDisk) -> tuple[str, bool]:
-        not_supported(self.name, "attach_disk")
-
-    def detach_disk(self, server_id: str, disk: InstanceDisk, *, keep: bool = True) -> bool:
-        not_supported(self.name, "detach_disk")
-
-    def rebuild_root(self, spec: InstanceSpec) -> Deployed:
-        not_supported(self.name, "rebuild_root")
-
     def keep_disks(self, server_id: str, disks: list[InstanceDisk]) -> list[tuple[str, str]]:
-        return []
-
-    def persist(self, server_id: str) -> None:
-        return None
-
-    def restore(self) -> list[tuple[str, str]]:
         return []
 
     def close(self) -> None:

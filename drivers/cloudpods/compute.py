@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import ipaddress
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from drivers.base import (
     Capability,
+    CloudZoneGuests,
+    CloudZoneHosted,
     Deployed,
     Guest,
     GuestNotFound,
@@ -21,11 +23,10 @@ from drivers.base import (
     HostEnv,
     HostFacts,
     HypervisorError,
-    InstanceDisk,
     InstanceSpec,
     InvalidSpec,
+    NoDiskVerbs,
     imported_server_id,
-    not_supported,
 )
 from drivers.cloudpods.provider import SERVER_TAG, instance_of
 from drivers.cloudpods.session import COMPUTE, Remote
@@ -36,7 +37,7 @@ WAIT_S = 300.0
 SETTLED = {"running", "ready", "suspend", "unknown"}
 
 
-class CloudpodsServers:
+class CloudpodsServers(CloudZoneGuests):
     name = "cloudpods"
     capabilities = CAPABILITIES
 
@@ -97,15 +98,6 @@ class CloudpodsServers:
     def reboot_guest(self, guest_id: str) -> None:
         self._act(guest_id, "restart", {}, {"running"})
 
-    def reset_guest(self, guest_id: str) -> None:
-        not_supported(self.name, "reset")
-
-    def suspend_guest(self, guest_id: str) -> None:
-        not_supported(self.name, "suspend")
-
-    def resume_guest(self, guest_id: str) -> None:
-        not_supported(self.name, "resume")
-
     def delete_guest(self, guest_id: str) -> None:
         rid = self.find(guest_id)["id"]
         try:
@@ -114,30 +106,21 @@ class CloudpodsServers:
             return
         self.wait(rid, {"gone"})
 
-    def create_guest(self, spec: Any, *, start: bool = True) -> Guest:
-        not_supported(self.name, "create_guest (use deploy)")
-
-    def watch_events(self, callback: Callable[[Any], None]) -> None:
-        return None
-
     def host_facts(self) -> HostFacts:
-        return HostFacts(hostname=self.zone, arch="x86_64", cpu_model="cloudpods", cpu_count=100_000, cpu_mhz=0,
-                         sockets=1, cores_per_socket=100_000, threads_per_core=1, memory_mb=1 << 30, numa=(),
-                         hypervisor="cloudpods", hypervisor_version=VERSION, guest_types=("cloudpods",), storage=(),
-                         nics=(), gpus=())
+        return self.zone_facts(self.zone, VERSION)
 
     def close(self) -> None:
         self.remote.close()
 
 
-class CloudpodsHosted:
+class CloudpodsHosted(CloudZoneHosted, NoDiskVerbs):
     name = "cloudpods"
     version = VERSION
     capabilities = CAPABILITIES
 
     def __init__(self, env: HostEnv) -> None:
         self.env = env
-        self.driver = CloudpodsServers(env.options)
+        self.driver: CloudpodsServers = CloudpodsServers(env.options)
 
     def validate(self) -> None:
         self.driver.remote.login()
@@ -178,34 +161,3 @@ class CloudpodsHosted:
                 raise HypervisorError(f"cloudpods: the other controller did not say which server it made: {out}")
         status = self.driver.wait(rid, {"running", "ready"})
         return Deployed(guest_id=rid, status=GuestStatus.RUNNING if status == "running" else GuestStatus.STOPPED)
-
-    def remove(self, server_id: str) -> bool:
-        try:
-            self.driver.delete_guest(server_id)
-        except GuestNotFound:
-            return False
-        return True
-
-    def reconfigure(self, server_id: str, *, vcpu: int, memory_mb: int) -> None:
-        not_supported(self.name, "change_config")
-
-    def attach_disk(self, server_id: str, disk: InstanceDisk) -> tuple[str, bool]:
-        not_supported(self.name, "attach_disk")
-
-    def detach_disk(self, server_id: str, disk: InstanceDisk, *, keep: bool = True) -> bool:
-        not_supported(self.name, "detach_disk")
-
-    def rebuild_root(self, spec: InstanceSpec) -> Deployed:
-        not_supported(self.name, "rebuild_root")
-
-    def keep_disks(self, server_id: str, disks: list[InstanceDisk]) -> list[tuple[str, str]]:
-        return [(d.id, d.access_path) for d in disks]
-
-    def persist(self, server_id: str) -> None:
-        return None
-
-    def restore(self) -> list[tuple[str, str]]:
-        return []
-
-    def close(self) -> None:
-        self.driver.close()

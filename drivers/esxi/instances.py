@@ -38,13 +38,14 @@ from pyVmomi import vim
 from drivers.base import (
     Capability,
     Deployed,
-    GuestNotFound,
     HostEnv,
     HypervisorError,
     InstanceDisk,
     InstanceNic,
     InstanceSpec,
-    not_supported,
+    KeptElsewhere,
+    NoDiskVerbs,
+    delete_guest,
 )
 from drivers.esxi.inventory import HostRefs, collect, props
 
@@ -107,8 +108,9 @@ def _disk(key: int, controller: int, index: int, size_mb: int, file: str, *, cre
                                           capacityInKB=size_mb * 1024, backing=backing), create=create)
 
 
-class EsxiInstances:
-    """The ``HostedDriver`` of ESXi: instances built from ``InstanceSpec`` on an ``EsxiDriver``."""
+class EsxiInstances(KeptElsewhere, NoDiskVerbs):
+    """The ``HostedDriver`` of ESXi: instances built from ``InstanceSpec`` on an ``EsxiDriver``. vCenter
+    keeps the VMs' definitions: nothing to re-define after a restart, the sync reads it."""
 
     name = "esxi"
 
@@ -132,12 +134,6 @@ class EsxiInstances:
 
     def close(self) -> None:
         self.driver.close()
-
-    def persist(self, server_id: str) -> None:
-        return None  # vCenter keeps the VM's definition
-
-    def restore(self) -> list[tuple[str, str]]:
-        return []  # nothing to re-define: vCenter is the source of truth, the sync reads it
 
     def deploy(self, spec: InstanceSpec) -> Deployed:
         sid = spec.server_id
@@ -166,23 +162,10 @@ class EsxiInstances:
         return Deployed(guest_id=sid, status=guest.status, disks=tuple(paths))
 
     def remove(self, server_id: str, nics: Any = None) -> bool:
-        try:
-            self.driver.delete_guest(server_id)
-        except GuestNotFound:
-            return False
-        return True
+        return delete_guest(self.driver, server_id)
 
     def reconfigure(self, server_id: str, *, vcpu: int, memory_mb: int) -> None:
         self.driver.reconfigure(server_id, vcpu=vcpu, memory_mb=memory_mb)
-
-    def attach_disk(self, server_id: str, disk: InstanceDisk) -> tuple[str, bool]:
-        not_supported(self.name, "attach_disk")
-
-    def detach_disk(self, server_id: str, disk: InstanceDisk, *, keep: bool = True) -> bool:
-        not_supported(self.name, "detach_disk")
-
-    def rebuild_root(self, spec: InstanceSpec) -> Deployed:
-        not_supported(self.name, "rebuild_root")
 
     def keep_disks(self, server_id: str, disks: list[InstanceDisk]) -> list[tuple[str, str]]:
         """Before ``remove``: detach these data disks and move their files to
