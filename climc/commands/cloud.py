@@ -39,8 +39,17 @@ def sync_wait_options(f: Any) -> Any:
                         "exit 1 if the account ends up not connected")(f)
 
 
-def create_account(obj: Any, body: dict[str, Any], wait: bool, timeout: float) -> None:
-    """POST the account; with --wait, follow its first sync to the end and show its report."""
+def create_account(obj: Any, provider: str, name: str, account: str, secret: str, access_url: str,
+                   options: dict[str, Any], *, no_sync: bool, sync_interval: int | None, desc: str | None,
+                   wait: bool, timeout: float) -> None:
+    """POST the account (every ``cloud-account-create-*``); with --wait, follow its first sync to the end
+    and show its report."""
+    body: dict[str, Any] = {"name": name, "provider": provider, "account": account, "secret": secret,
+                            "access_url": access_url, "options": options, "auto_sync": not no_sync}
+    if sync_interval is not None:
+        body["sync_interval_seconds"] = sync_interval
+    if desc:
+        body["description"] = desc
     if wait and not body.get("auto_sync"):
         raise click.UsageError("--wait follows the first sync: drop --no-sync (or --wait)")
     acct = obj.client().post(S, "/cloudaccounts", json={"cloudaccount": body})["cloudaccount"]
@@ -85,13 +94,8 @@ def cloud_account_create_aws(obj: Any, name: str, access_key: str, secret: str, 
         options["image_owners"] = list(image_owners)
     if page_size:
         options["page_size"] = page_size
-    body: dict[str, Any] = {"name": name, "provider": "Aws", "account": access_key, "secret": secret,
-                            "access_url": access_url, "options": options, "auto_sync": not no_sync}
-    if sync_interval is not None:
-        body["sync_interval_seconds"] = sync_interval
-    if desc:
-        body["description"] = desc
-    create_account(obj, body, wait, timeout)
+    create_account(obj, "Aws", name, access_key, secret, access_url, options, no_sync=no_sync,
+                   sync_interval=sync_interval, desc=desc, wait=wait, timeout=timeout)
 
 
 @click.command("cloud-account-create-cloudpods")
@@ -114,13 +118,8 @@ def cloud_account_create_cloudpods(obj: Any, name: str, access_url: str, user: s
                                    timeout: float = 1800.0) -> None:
     """Create an account on another Cloudpods controller (the login is checked first)."""
     options = {k: v for k, v in (("project", project), ("domain", domain)) if v}
-    body: dict[str, Any] = {"name": name, "provider": "Cloudpods", "account": user, "secret": password,
-                            "access_url": access_url, "options": options, "auto_sync": not no_sync}
-    if sync_interval is not None:
-        body["sync_interval_seconds"] = sync_interval
-    if desc:
-        body["description"] = desc
-    create_account(obj, body, wait, timeout)
+    create_account(obj, "Cloudpods", name, user, password, access_url, options, no_sync=no_sync,
+                   sync_interval=sync_interval, desc=desc, wait=wait, timeout=timeout)
 
 
 @click.command("cloud-account-update-credential")

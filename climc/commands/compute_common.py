@@ -204,32 +204,28 @@ def make_show(name: str, plural: str, keyword: str, help_: str) -> click.Command
 
 def make_delete(name: str, plural: str, keyword: str, help_: str, *, waitable: bool = False) -> click.Command:
     """``<res>-delete ID...``; ``waitable``: the delete runs as a task, so --wait follows it."""
-    @click.command(name, help=help_)
-    @click.argument("idents", nargs=-1, required=True, shell_complete=names_of(plural))
-    @output_options
-    @click.pass_obj
-    def cmd(obj: Any, idents: tuple[str, ...], wait: bool = False, wait_timeout: float = 900.0) -> None:
-        c = obj.client()
-        batch(obj, idents, keyword, "delete", lambda i: c.delete(S, f"/{plural}/{i}"), wait=wait,
-              timeout=wait_timeout, gone=lambda i: f"/{plural}/{i}", refetch=lambda i: c.get(S, f"/{plural}/{i}"))
-    if waitable:
-        from climc.wait import wait_options
-
-        cmd = wait_options()(cmd)
-    return cmd
+    return _make_batch(name, plural, keyword, "delete", help_, waitable,
+                       lambda c, i: c.delete(S, f"/{plural}/{i}"), gone=lambda i: f"/{plural}/{i}")
 
 
 def make_action(name: str, plural: str, keyword: str, action: str, help_: str, *,
                 waitable: bool = False) -> click.Command:
     """``<res>-<action> ID...``; ``waitable``: the action runs as a task, so --wait follows it."""
+    return _make_batch(name, plural, keyword, action, help_, waitable,
+                       lambda c, i: c.post(S, f"/{plural}/{i}/{action}", json={}))
+
+
+def _make_batch(name: str, plural: str, keyword: str, verb: str, help_: str, waitable: bool,
+                send: Callable[[Any, str], Any], gone: Callable[[str], str] | None = None) -> click.Command:
+    """A command sending ``send(client, id)`` for each of its ids (``batch``)."""
     @click.command(name, help=help_)
     @click.argument("idents", nargs=-1, required=True, shell_complete=names_of(plural))
     @output_options
     @click.pass_obj
     def cmd(obj: Any, idents: tuple[str, ...], wait: bool = False, wait_timeout: float = 900.0) -> None:
         c = obj.client()
-        batch(obj, idents, keyword, action, lambda i: c.post(S, f"/{plural}/{i}/{action}", json={}), wait=wait,
-              timeout=wait_timeout, refetch=lambda i: c.get(S, f"/{plural}/{i}"))
+        batch(obj, idents, keyword, verb, lambda i: send(c, i), wait=wait, timeout=wait_timeout, gone=gone,
+              refetch=lambda i: c.get(S, f"/{plural}/{i}"))
     if waitable:
         from climc.wait import wait_options
 

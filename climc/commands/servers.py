@@ -248,28 +248,22 @@ def server_rebuild_root(obj: Any, ident: str, image: str | None, password: str |
            wait=wait, timeout=wait_timeout, refetch=f"/servers/{ident}")
 
 
-@click.command("server-attach-disk")
-@click.argument("ident", shell_complete=SERVERS)
-@click.argument("disk")
-@wait_options()
-@output_options
-@click.pass_obj
-def server_attach_disk(obj: Any, ident: str, disk: str, wait: bool = False, wait_timeout: float = 900.0) -> None:
-    """Attach a disk to a server."""
-    out = obj.client().post(S, f"/servers/{ident}/attachdisk", json={"disk_id": disk})["server"]
-    finish(obj, f"server {ident}", out, wait=wait, timeout=wait_timeout, refetch=f"/servers/{ident}")
+def _disk_verb(name: str, action: str, help_: str) -> click.Command:
+    """``server-attach-disk`` / ``server-detach-disk`` IDENT DISK: one action on the server's disk."""
+    @click.command(name, help=help_)
+    @click.argument("ident", shell_complete=SERVERS)
+    @click.argument("disk")
+    @wait_options()
+    @output_options
+    @click.pass_obj
+    def cmd(obj: Any, ident: str, disk: str, wait: bool = False, wait_timeout: float = 900.0) -> None:
+        out = obj.client().post(S, f"/servers/{ident}/{action}", json={"disk_id": disk})["server"]
+        finish(obj, f"server {ident}", out, wait=wait, timeout=wait_timeout, refetch=f"/servers/{ident}")
+    return cmd
 
 
-@click.command("server-detach-disk")
-@click.argument("ident", shell_complete=SERVERS)
-@click.argument("disk")
-@wait_options()
-@output_options
-@click.pass_obj
-def server_detach_disk(obj: Any, ident: str, disk: str, wait: bool = False, wait_timeout: float = 900.0) -> None:
-    """Detach a disk from a server."""
-    out = obj.client().post(S, f"/servers/{ident}/detachdisk", json={"disk_id": disk})["server"]
-    finish(obj, f"server {ident}", out, wait=wait, timeout=wait_timeout, refetch=f"/servers/{ident}")
+server_attach_disk = _disk_verb("server-attach-disk", "attachdisk", "Attach a disk to a server.")
+server_detach_disk = _disk_verb("server-detach-disk", "detachdisk", "Detach a disk from a server.")
 
 
 @click.command("server-tasks")

@@ -62,10 +62,5 @@ def cloud_account_create_vmware(obj: Any, name: str, host: str, port: int, usern
     if datastore:
         options["datastore"] = datastore
     url = f"https://{host}" + (f":{port}" if port != 443 else "")
-    body: dict[str, Any] = {"name": name, "provider": "VMware", "account": username, "secret": password,
-                            "access_url": url, "options": options, "auto_sync": not no_sync}
-    if sync_interval is not None:
-        body["sync_interval_seconds"] = sync_interval
-    if desc:
-        body["description"] = desc
-    create_account(obj, body, wait, timeout)
+    create_account(obj, "VMware", name, username, password, url, options, no_sync=no_sync,
+                   sync_interval=sync_interval, desc=desc, wait=wait, timeout=timeout)
