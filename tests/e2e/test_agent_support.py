@@ -3,6 +3,7 @@
     agent = AgentProc.join(ctl, tmp_path / "a1", "node-a")   # libvirt test:///<its node.xml>
     agent.start(); ...; agent.kill()                          # SIGKILL, like a crash
     with agent_cloud(tmp_path, 2, "node") as (ctl, agents): ...  # a controller and N started agents
+    with agent_host(tmp_path, "day2-node") as (ctl, agent): ...  # a controller and one started agent
 """
 from __future__ import annotations
 
@@ -136,16 +137,33 @@ def agent_cloud(root: Path, n: int, prefix: str, *, quick_offline: bool = True
     """A controller under ``root`` with ``n`` real agents (``<prefix>-0`` ...) started and the tiny
     image uploaded; everything stopped on exit. ``quick_offline``: hosts go offline 4 s after their
     last ping, checked every second (the defaults are 180 s / 30 s)."""
+    with _cloud(root, [(root / f"{prefix}{i}", f"{prefix}-{i}") for i in range(n)], quick_offline) as cloud:
+        yield cloud
+
+
+@contextmanager
+def agent_host(root: Path, name: str, *, images: tuple[str, ...] = ("tiny",)
+               ) -> Iterator[tuple[Controller, AgentProc]]:
+    """A controller under ``root`` with one real agent, host ``name``, started and ``images`` (tiny
+    images of these names) uploaded; everything stopped on exit. Hosts go offline after the defaults."""
+    with _cloud(root, [(root / "a", name)], False, images) as (ctl, agents):
+        yield ctl, agents[0]
+
+
+@contextmanager
+def _cloud(root: Path, hosts: list[tuple[Path, str]], quick_offline: bool, images: tuple[str, ...] = ("tiny",)
+           ) -> Iterator[tuple[Controller, list[AgentProc]]]:
     ctl = Controller.init(root / "ctl")
     if quick_offline:
         ctl.env.update({"CLOUDPODS_HOST_OFFLINE_S": "4", "CLOUDPODS_JOB_HOSTS_OFFLINE_INTERVAL_S": "1"})
     agents: list[AgentProc] = []
     try:
         ctl.serve()
-        agents += [AgentProc.join(ctl, root / f"{prefix}{i}", f"{prefix}-{i}") for i in range(n)]
+        agents += [AgentProc.join(ctl, data, name) for data, name in hosts]
         for a in agents:
             a.start()
-        upload_tiny_image(ctl)
+        for image in images:
+            upload_tiny_image(ctl, image)
         yield ctl, agents
     finally:
         for a in agents:
@@ -153,12 +171,13 @@ def agent_cloud(root: Path, n: int, prefix: str, *, quick_offline: bool = True
         ctl.stop()
 
 
-def outsider_token(ctl: Controller) -> str:
-    """A token of a member of a fresh project: another tenant, for cross-tenant checks."""
+def outsider_token(ctl: Controller, role: str = "member") -> str:
+    """A token of a new user with ``role`` (member, admin) in a fresh project: another tenant, for
+    cross-tenant checks (a project's admin is no cloud admin either)."""
     from tests.e2e.test_identity_support import admin, grant, login, mk_project, mk_user
 
     ks = admin(ctl)
     p = mk_project(ks)
     u = mk_user(ks, "pw-Secret-1")
-    grant(ks, f"projects/{p['id']}", u["id"], "member")
+    grant(ks, f"projects/{p['id']}", u["id"], role)
     return str(login(ctl, u["name"], "pw-Secret-1", {"project": {"id": p["id"]}}))

@@ -40,15 +40,12 @@ def test_unschedulable_create_waits_fails_and_says_why(controller: Controller,
 @pytest.fixture(scope="module")
 def ctl(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Controller]:
     libvirt_or_skip()
-    c = Controller.init(tmp_path_factory.mktemp("wait"))
-    c.env["CLOUDPODS_EXECUTOR_HEARTBEAT_S"] = "1"
-    c.serve()
-    upload_tiny_image(c)
-    r = c.climc("host-create", "wait-kvm", "--zone", "zone0", "--driver", "kvm", "--config",
-                "uri=test:///default", "--wire", "default")
-    assert r.returncode == 0, r.stderr
-    yield c
-    c.stop()
+    with Controller.serving(tmp_path_factory.mktemp("wait"), {"CLOUDPODS_EXECUTOR_HEARTBEAT_S": "1"}) as c:
+        upload_tiny_image(c)
+        r = c.climc("host-create", "wait-kvm", "--zone", "zone0", "--driver", "kvm", "--config",
+                    "uri=test:///default", "--wire", "default")
+        assert r.returncode == 0, r.stderr
+        yield c
 
 
 def test_wait_returns_when_the_server_is_there(ctl: Controller) -> None:

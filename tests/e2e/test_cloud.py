@@ -27,7 +27,7 @@ from tests.support.moto import Moto
 
 def test_a_cloud_sync_is_a_task_and_an_elastic_ip_goes_through_its_life_in_the_cloud(
         ctl: Controller, cloud: Moto) -> None:  # noqa: F811
-    from tests.e2e.test_identity_support import admin, grant, login, mk_project, mk_user
+    from tests.e2e.test_agent_support import outsider_token
 
     ec2 = cloud.client()
     stock = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
@@ -55,11 +55,7 @@ def test_a_cloud_sync_is_a_task_and_an_elastic_ip_goes_through_its_life_in_the_c
     r = ctl.climc("cloud-account-sync", "aws-db", "--wait", "--timeout", "120", "-o", "json")
     assert r.returncode == 0 and json.loads(r.stdout)["changed"] == 0, r.stdout
     # another project sees none of it
-    ks = admin(ctl)
-    p = mk_project(ks)
-    u = mk_user(ks, "pw-Secret-1")
-    grant(ks, f"projects/{p['id']}", u["id"], "member")
-    tok = login(ctl, u["name"], "pw-Secret-1", {"project": {"id": p["id"]}})
+    tok = outsider_token(ctl)
     with httpx.Client(base_url=ctl.url + B, headers={"X-Auth-Token": tok}, timeout=30) as c:
         assert c.get(f"/eips/{eip['id']}").status_code == 404
         assert c.post(f"/eips/{eip['id']}/dissociate", json={}).status_code == 404

@@ -16,26 +16,15 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.test_agent_support import AgentProc, B, libvirt_or_skip, server, upload_tiny_image, wait_for
+from tests.e2e.test_agent_support import AgentProc, B, agent_host, libvirt_or_skip, server, wait_for
 from tests.support.controller import Controller
 
 
 @pytest.fixture(scope="module")
 def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Controller, AgentProc]]:
     libvirt_or_skip()
-    root = tmp_path_factory.mktemp("day2")
-    ctl = Controller.init(root / "ctl")
-    agent = None
-    try:
-        ctl.serve()
-        agent = AgentProc.join(ctl, root / "a", "day2-node")
-        agent.start()
-        upload_tiny_image(ctl)
-        yield ctl, agent
-    finally:
-        if agent is not None:
-            agent.stop()
-        ctl.stop()
+    with agent_host(tmp_path_factory.mktemp("day2"), "day2-node") as cloud:
+        yield cloud
 
 
 def climc_json(ctl: Controller, *args: str) -> Any:

@@ -20,12 +20,9 @@ B = "/api/s/compute_v2"
 @pytest.fixture(scope="module")
 def ctl(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Controller]:
     libvirt_or_skip()
-    c = Controller.init(tmp_path_factory.mktemp("exec"))
-    c.env["CLOUDPODS_EXECUTOR_HEARTBEAT_S"] = "1"
-    c.serve()
-    upload_tiny_image(c)
-    yield c
-    c.stop()
+    with Controller.serving(tmp_path_factory.mktemp("exec"), {"CLOUDPODS_EXECUTOR_HEARTBEAT_S": "1"}) as c:
+        upload_tiny_image(c)
+        yield c
 
 
 def status_of(ctl: Controller, name: str, want: str, timeout: float = 60) -> str:
@@ -90,13 +87,9 @@ def test_unknown_driver_is_refused_and_nothing_is_created(ctl: Controller) -> No
 
 
 def test_non_admin_cannot_see_or_create_executor_hosts(ctl: Controller) -> None:
-    from tests.e2e.test_identity_support import admin, grant, login, mk_project, mk_user
+    from tests.e2e.test_agent_support import outsider_token
 
-    ks = admin(ctl)
-    p = mk_project(ks)
-    u = mk_user(ks, "pw-Secret-1")
-    grant(ks, f"projects/{p['id']}", u["id"], "admin")  # even a project's admin is no cloud admin
-    tok = login(ctl, u["name"], "pw-Secret-1", {"project": {"id": p["id"]}})
+    tok = outsider_token(ctl, "admin")  # even a project's admin is no cloud admin
     import httpx
 
     with httpx.Client(base_url=ctl.url, headers={"X-Auth-Token": tok}, timeout=30) as c:

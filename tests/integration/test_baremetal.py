@@ -37,11 +37,8 @@ def sim(work: Path) -> Iterator[IpmiSim]:
 
 @pytest.fixture(scope="module")
 def ctl(work: Path, sim: IpmiSim) -> Iterator[Controller]:
-    c = Controller.init(work / "ctl")
-    c.env["CLOUDPODS_EXECUTOR_HEARTBEAT_S"] = "2"
-    c.serve()
-    yield c
-    c.stop()
+    with Controller.serving(work / "ctl", {"CLOUDPODS_EXECUTOR_HEARTBEAT_S": "2"}) as c:
+        yield c
 
 
 def climc_json(ctl: Controller, *args: str) -> Any:

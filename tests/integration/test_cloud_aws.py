@@ -263,7 +263,7 @@ def test_refused_keys_are_a_clear_error_and_make_the_account_unhealthy(ctl: Cont
 
 
 def test_another_project_sees_no_account_and_nothing_it_synced(ctl: Controller, cloud: Moto) -> None:
-    from tests.e2e.test_identity_support import admin, grant, login, mk_project, mk_user
+    from tests.e2e.test_agent_support import outsider_token
 
     ec2 = cloud.client()
     base_image(ec2)
@@ -273,11 +273,7 @@ def test_another_project_sees_no_account_and_nothing_it_synced(ctl: Controller, 
     acct = create_account(ctl, "aws-t", cloud.url)
     assert sync(ctl, "aws-t").returncode == 0
     srv = server_status(ctl, "private-vm", "running")
-    ks = admin(ctl)
-    p = mk_project(ks)
-    u = mk_user(ks, "pw-Secret-1")
-    grant(ks, f"projects/{p['id']}", u["id"], "admin")
-    tok = login(ctl, u["name"], "pw-Secret-1", {"project": {"id": p["id"]}})
+    tok = outsider_token(ctl, "admin")
     with httpx.Client(base_url=ctl.url + B, headers={"X-Auth-Token": tok}, timeout=30) as c:
         assert c.get("/cloudaccounts").json()["cloudaccounts"] == []
         assert c.get("/cloudproviders").json()["cloudproviders"] == []
@@ -297,7 +293,7 @@ def test_another_project_sees_no_account_and_nothing_it_synced(ctl: Controller, 
 
 
 def test_an_elastic_ip_is_allocated_associated_dissociated_and_released_in_ec2(ctl: Controller, cloud: Moto) -> None:
-    from tests.e2e.test_identity_support import admin, grant, login, mk_project, mk_user
+    from tests.e2e.test_agent_support import outsider_token
 
     ec2 = cloud.client()
     base_image(ec2)
@@ -337,11 +333,7 @@ def test_an_elastic_ip_is_allocated_associated_dissociated_and_released_in_ec2(c
     assert sorted(e["external_id"] for e in mine) == sorted([eip["external_id"], other["AllocationId"]]), mine
     assert eip_row(ctl, "eip-a")["associate_id"] == srv["id"]
     # another project sees none of it and can change none of it
-    ks = admin(ctl)
-    p = mk_project(ks)
-    u = mk_user(ks, "pw-Secret-1")
-    grant(ks, f"projects/{p['id']}", u["id"], "admin")
-    tok = login(ctl, u["name"], "pw-Secret-1", {"project": {"id": p["id"]}})
+    tok = outsider_token(ctl, "admin")
     with httpx.Client(base_url=ctl.url + B, headers={"X-Auth-Token": tok}, timeout=30) as c:
         assert all(e["id"] != eip["id"] for e in c.get("/eips", params={"limit": 100}).json()["eips"])
         assert c.get(f"/eips/{eip['id']}").status_code == 404
@@ -497,7 +489,7 @@ def test_a_sync_is_a_task_and_can_be_narrowed_to_regions_and_resources(ctl: Cont
 def test_a_create_names_its_cloud_by_cloudprovider_and_region_and_never_another_projects(
         ctl: Controller, cloud: Moto) -> None:
     from core.scheduler.filters.zone import NOT_USABLE, WRONG_REGION
-    from tests.e2e.test_identity_support import admin, grant, login, mk_project, mk_user
+    from tests.e2e.test_agent_support import outsider_token
 
     ec2 = cloud.client()
     base_image(ec2)
@@ -528,11 +520,7 @@ def test_a_create_names_its_cloud_by_cloudprovider_and_region_and_never_another_
         assert r.returncode != 0 and fragment in r.stderr and "Traceback" not in r.stderr, r.stderr
     assert ctl.api.get(f"{B}/servers/vm-m-bad").status_code == 404
     # another project can name neither the cloudprovider nor its regions, and is never placed on them
-    ks = admin(ctl)
-    p = mk_project(ks)
-    u = mk_user(ks, "pw-Secret-1")
-    grant(ks, f"projects/{p['id']}", u["id"], "admin")
-    tok = login(ctl, u["name"], "pw-Secret-1", {"project": {"id": p["id"]}})
+    tok = outsider_token(ctl, "admin")
     with httpx.Client(base_url=ctl.url + B, headers={"X-Auth-Token": tok}, timeout=30) as c:
         for ref in ({"prefer_manager_id": prov}, {"prefer_manager_id": "aws-m"}, {"prefer_region_id": east["id"]},
                     {"prefer_region_id": east["name"]}):

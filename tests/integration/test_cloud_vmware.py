@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.cloud import climc_json, drop_account, server_status
+from tests.support.cloud import ON_DEMAND, climc_json, drop_account, server_status
 from tests.support.controller import Controller
 from tests.support.vcsim import Vcsim, need_vcsim
 
@@ -36,11 +36,8 @@ def sim() -> Iterator[Vcsim]:
 
 @pytest.fixture(scope="module")
 def ctl(tmp_path_factory: pytest.TempPathFactory, sim: Vcsim) -> Iterator[Controller]:
-    c = Controller.init(tmp_path_factory.mktemp("vmware"))
-    c.env["CLOUDPODS_JOB_CLOUDSYNC"] = "0"  # syncs on demand only: the tests decide when
-    c.serve()
-    yield c
-    c.stop()
+    with Controller.serving(tmp_path_factory.mktemp("vmware"), ON_DEMAND) as c:
+        yield c
 
 
 def create(ctl: Controller, name: str, sim: Vcsim, password: str = PASSWORD) -> Any:
@@ -187,17 +184,13 @@ def test_a_vm_whose_config_cannot_be_read_leaves_the_account_partial_and_the_res
 
 
 def test_another_project_sees_no_vmware_account_and_nothing_it_synced(ctl: Controller, sim: Vcsim) -> None:
-    from tests.e2e.test_identity_support import admin, grant, login, mk_project, mk_user
+    from tests.e2e.test_agent_support import outsider_token
 
     assert create(ctl, "vc-t", sim).returncode == 0
     assert sync(ctl, "vc-t").returncode == 0
     acct = climc_json(ctl, "vcenter-show", "vc-t")
     srv = server_status(ctl, "DC0_H0_VM0", "running")
-    ks = admin(ctl)
-    p = mk_project(ks)
-    u = mk_user(ks, "pw-Secret-1")
-    grant(ks, f"projects/{p['id']}", u["id"], "admin")
-    tok = login(ctl, u["name"], "pw-Secret-1", {"project": {"id": p["id"]}})
+    tok = outsider_token(ctl, "admin")
     with httpx.Client(base_url=ctl.url + B, headers={"X-Auth-Token": tok}, timeout=30) as c:
         assert c.get("/cloudaccounts", params={"provider": "VMware"}).json()["cloudaccounts"] == []
         assert c.get(f"/cloudaccounts/{acct['id']}").status_code == 404

@@ -31,14 +31,9 @@ def sim() -> Iterator[Vcsim]:
 
 @pytest.fixture(scope="module")
 def ctl(tmp_path_factory: pytest.TempPathFactory, sim: Vcsim) -> Iterator[Controller]:
-    c = Controller.init(tmp_path_factory.mktemp("esxi"))
-    c.env["CLOUDPODS_EXECUTOR_HEARTBEAT_S"] = "1"
-    c.serve()
-    try:
+    with Controller.serving(tmp_path_factory.mktemp("esxi"), {"CLOUDPODS_EXECUTOR_HEARTBEAT_S": "1"}) as c:
         upload_tiny_image(c)
         yield c
-    finally:
-        c.stop()
 
 
 def esxi_host_args(sim: Vcsim, name: str, password: str = PASSWORD) -> list[str]:

@@ -15,6 +15,7 @@ from tests.support.waiting import wait_for
 
 B = "/api/s/compute_v2"
 SECRET = "s3cret-Of-The-Account-9"
+ON_DEMAND = {"CLOUDPODS_JOB_CLOUDSYNC": "0"}  # a controller that syncs on demand only: the tests decide when
 
 
 @pytest.fixture(scope="module")
@@ -26,11 +27,8 @@ def moto() -> Iterator[Moto]:
 
 @pytest.fixture(scope="module")
 def ctl(tmp_path_factory: pytest.TempPathFactory, moto: Moto) -> Iterator[Controller]:
-    c = Controller.init(tmp_path_factory.mktemp("cloud"))
-    c.env["CLOUDPODS_JOB_CLOUDSYNC"] = "0"  # syncs on demand only: the tests decide when
-    c.serve()
-    yield c
-    c.stop()
+    with Controller.serving(tmp_path_factory.mktemp("cloud"), ON_DEMAND) as c:
+        yield c
 
 
 @pytest.fixture()

@@ -27,6 +27,8 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -169,6 +171,19 @@ class Controller:
         ctl = cls.init(root, *init_args, db=db)
         ctl.serve(*serve_args)
         return ctl
+
+    @classmethod
+    @contextmanager
+    def serving(cls, root: Path, env: dict[str, str] | None = None) -> Iterator[Controller]:
+        """``init`` in ``root`` with these settings (environment) added, then ``serve``; stopped on exit
+        (a module fixture's body: ``with Controller.serving(...) as c: yield c``)."""
+        ctl = cls.init(root)
+        ctl.env.update(env or {})
+        ctl.serve()
+        try:
+            yield ctl
+        finally:
+            ctl.stop()
 
     def serve(self, *args: str, timeout: float = 90.0) -> None:
         # generous: it returns as soon as /ping answers, and a loaded CI machine took 23–47 s to start
