@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.baremetal import vm_script
 from tests.support.bmc import USER, IpmiSim
 from tests.support.controller import Controller
 from tests.support.peers import need, need_binary, need_root
@@ -23,24 +24,13 @@ BRIDGE, TAP, SERVER_IP = "bmpx0", "bmpx0-t0", "10.213.91.1"
 MAC, MACHINE_IP = "52:54:00:91:00:10", "10.213.91.10"
 VIRT_WORK = Path(os.environ.get("VIRT_WORK", "/tmp/cm-virt"))
 
-VM_SH = """#!/bin/sh
-# start | stop | status of the qemu "machine" behind the simulated BMC (must return at once)
-D=$(dirname "$0"); PIDF=$D/vm.pid
-alive() { [ -s $PIDF ] || return 1; st=$(awk '/^State:/{print $2}' /proc/$(cat $PIDF)/status 2>/dev/null)
-          [ -n "$st" ] && [ "$st" != Z ]; }
-case $1 in
-start) order=n; [ "$(cat $D/boot.state 2>/dev/null)" = pxe ] || order=cn
+# no disk: it boots from the network, or from the (empty) CD-ROM then the network
+VM_SH = vm_script("""start) order=n; [ "$(cat $D/boot.state 2>/dev/null)" = pxe ] || order=cn
        : > $D/serial.log
        qemu-system-x86_64 -name bmpx-vm -accel tcg -m 256 -smp 1 -display none -monitor none -no-reboot \\
          -boot $order -netdev tap,id=n0,ifname=@TAP@,script=no,downscript=no \\
          -device virtio-net-pci,netdev=n0,mac=@MAC@ -serial file:$D/serial.log \\
-         -pidfile $PIDF -daemonize </dev/null >>$D/qemu.log 2>&1 ;;
-stop) if alive; then kill $(cat $PIDF); i=0; while alive && [ $i -lt 50 ]; do sleep 0.05; i=$((i+1)); done
-        alive && kill -9 $(cat $PIDF); fi; rm -f $PIDF ;;
-status) if alive; then echo 1; else echo 0; fi ;;
-esac
-exit 0
-"""
+         -pidfile $PIDF -daemonize </dev/null >>$D/qemu.log 2>&1 ;;""")
 
 
 @pytest.fixture(scope="module")

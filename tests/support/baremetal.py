@@ -17,26 +17,33 @@ ROOT = Path(__file__).resolve().parents[2]
 IMAGE_MB = 64
 BOOTED = b"CP-DISK-BOOTED"
 
-VM_SH = """#!/bin/sh
+def vm_script(start: str) -> str:
+    """The chassis program of ipmi_sim: start | stop | status of the qemu "machine" behind the simulated
+    BMC (each returns at once); ``start`` is the shell of the ``start)`` case (its ``;;`` included)."""
+    return """#!/bin/sh
 # start | stop | status of the qemu "machine" behind the simulated BMC (must return at once)
 D=$(dirname "$0"); PIDF=$D/vm.pid
 alive() { [ -s $PIDF ] || return 1; st=$(awk '/^State:/{print $2}' /proc/$(cat $PIDF)/status 2>/dev/null)
           [ -n "$st" ] && [ "$st" != Z ]; }
 case $1 in
-start) order=c; [ "$(cat $D/boot.state 2>/dev/null)" = pxe ] && order=n
-       echo "$(date +%s.%N) start $order" >> $D/boots
-       [ -s $D/serial.log ] && cat $D/serial.log >> $D/serial.all; : > $D/serial.log
-       qemu-system-x86_64 -name bmdp-vm -accel tcg -m 256 -smp 1 -display none -monitor none -no-reboot \\
-         -boot $order -drive file=$D/disk.raw,if=virtio,format=raw,cache=unsafe \\
-         -netdev tap,id=n0,ifname=@TAP@,script=no,downscript=no \\
-         -device virtio-net-pci,netdev=n0,mac=@MAC@ -serial file:$D/serial.log \\
-         -pidfile $PIDF -daemonize </dev/null >>$D/qemu.log 2>&1 ;;
+""" + start + """
 stop) if alive; then kill $(cat $PIDF); i=0; while alive && [ $i -lt 50 ]; do sleep 0.05; i=$((i+1)); done
         alive && kill -9 $(cat $PIDF); fi; rm -f $PIDF ;;
 status) if alive; then echo 1; else echo 0; fi ;;
 esac
 exit 0
 """
+
+
+# the deploy machine: a disk, booted from the network when its BMC's next boot device is pxe
+VM_SH = vm_script("""start) order=c; [ "$(cat $D/boot.state 2>/dev/null)" = pxe ] && order=n
+       echo "$(date +%s.%N) start $order" >> $D/boots
+       [ -s $D/serial.log ] && cat $D/serial.log >> $D/serial.all; : > $D/serial.log
+       qemu-system-x86_64 -name bmdp-vm -accel tcg -m 256 -smp 1 -display none -monitor none -no-reboot \\
+         -boot $order -drive file=$D/disk.raw,if=virtio,format=raw,cache=unsafe \\
+         -netdev tap,id=n0,ifname=@TAP@,script=no,downscript=no \\
+         -device virtio-net-pci,netdev=n0,mac=@MAC@ -serial file:$D/serial.log \\
+         -pidfile $PIDF -daemonize </dev/null >>$D/qemu.log 2>&1 ;;""")
 
 
 def boot_sector_image(path: Path, size_mb: int = IMAGE_MB) -> str:

@@ -44,6 +44,18 @@ def kinds(srv: DhcpServer, mac: str = MAC) -> list[str]:
     return [e.kind + (f":{e.detail}" if e.kind == "request" else "") for e in srv.events if e.mac == mac]
 
 
+def udhcpc(ns: str, script: Path, *flags: str) -> list[str]:
+    """busybox udhcpc on eth0 in the client's namespace ``ns``, reporting through ``script``."""
+    return ["ip", "netns", "exec", ns, "busybox", "udhcpc", "-i", "eth0", *flags, "-s", str(script)]
+
+
+def udhcpc_once(ns: str, script: Path, *, tries: str, wait_s: str) -> subprocess.CompletedProcess[str]:
+    """One udhcpc run in the foreground: it exits 0 with a lease, or 1 after ``tries`` DISCOVERs
+    ``wait_s`` apart that nobody answered."""
+    return subprocess.run(udhcpc(ns, script, "-n", "-q", "-f", "-t", tries, "-T", wait_s), capture_output=True,
+                          text=True, timeout=30, check=False)
+
+
 def stop(p: subprocess.Popen[bytes]) -> None:
     if p.poll() is None:
         p.terminate()
@@ -62,31 +74,7 @@ def test_udhcpc_gets_exactly_the_lease(lan: Lan, tmp_path: Path) -> None:
     ns = lan.add_client(MAC)
     script, log = event_script(tmp_path)
     with DhcpServer(lan.bridge, [lease()]) as srv:
-        r = subprocess.run(
-            [
-                "ip",
-                "netns",
-                "exec",
-                ns,
-                "busybox",
-                "udhcpc",
-                "-i",
-                "eth0",
-                "-n",
-                "-q",
-                "-f",
-                "-t",
-                "5",
-                "-T",
-                "2",
-                "-s",
-                str(script),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
+        r = udhcpc_once(ns, script, tries="5", wait_s="2")
         assert r.returncode == 0, r.stderr
         bound = [e for e in read_events(log) if e["_arg"] == "bound"]
         assert len(bound) == 1
@@ -109,24 +97,7 @@ def test_udhcpc_renew_and_release(lan: Lan, tmp_path: Path) -> None:
     script, log = event_script(tmp_path)
     with DhcpServer(lan.bridge, [lease()]) as srv:
         p = subprocess.Popen(
-            [
-                "ip",
-                "netns",
-                "exec",
-                ns,
-                "busybox",
-                "udhcpc",
-                "-i",
-                "eth0",
-                "-f",
-                "-R",
-                "-t",
-                "5",
-                "-T",
-                "2",
-                "-s",
-                str(script),
-            ],
+            udhcpc(ns, script, "-f", "-R", "-t", "5", "-T", "2"),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -152,31 +123,7 @@ def test_unknown_mac_is_ignored(lan: Lan, tmp_path: Path) -> None:
     ns = lan.add_client(stranger)
     script, log = event_script(tmp_path)
     with DhcpServer(lan.bridge, [lease()]) as srv:
-        r = subprocess.run(
-            [
-                "ip",
-                "netns",
-                "exec",
-                ns,
-                "busybox",
-                "udhcpc",
-                "-i",
-                "eth0",
-                "-n",
-                "-q",
-                "-f",
-                "-t",
-                "2",
-                "-T",
-                "1",
-                "-s",
-                str(script),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
+        r = udhcpc_once(ns, script, tries="2", wait_s="1")
         assert r.returncode != 0  # no lease: nobody answered
         assert not [e for e in read_events(log) if e["_arg"] == "bound"]
         seen = [e for e in srv.events if e.mac == stranger]
@@ -189,28 +136,9 @@ def test_mapping_changes_at_runtime(lan: Lan, tmp_path: Path) -> None:
     ns = lan.add_client(MAC)
     script, log = event_script(tmp_path)
     with DhcpServer(lan.bridge, []) as srv:
-        cmd = [
-            "ip",
-            "netns",
-            "exec",
-            ns,
-            "busybox",
-            "udhcpc",
-            "-i",
-            "eth0",
-            "-n",
-            "-q",
-            "-f",
-            "-t",
-            "2",
-            "-T",
-            "1",
-            "-s",
-            str(script),
-        ]
-        assert subprocess.run(cmd, capture_output=True, timeout=30, check=False).returncode != 0
+        assert udhcpc_once(ns, script, tries="2", wait_s="1").returncode != 0
         srv.set_lease(lease(ip="10.213.78.61"))
-        assert subprocess.run(cmd, capture_output=True, timeout=30, check=False).returncode == 0
+        assert udhcpc_once(ns, script, tries="2", wait_s="1").returncode == 0
         assert [e["ip"] for e in read_events(log) if e["_arg"] == "bound"] == ["10.213.78.61"]
 
 

@@ -7,23 +7,18 @@ from pathlib import Path
 import pytest
 
 from core.db.engine import Database
-from core.db.migrate import upgrade
 from core.keystone.auth import Authenticator
-from core.keystone.bootstrap import bootstrap
 from core.keystone.keys import KeyRepository
 from core.keystone.tokens import TokenCodec
+from tests.support.unitdb import ADMIN_PW, migrated_db
 
-ADMIN_PW = "admin-Pw-1"
+__all__ = ["ADMIN_PW"]  # the tests log the bootstrapped admin in with it
 
 
 @pytest.fixture
 def db(tmp_path: Path) -> Iterator[Database]:
-    d = Database(f"sqlite:///{tmp_path / 'ks.db'}")
-    upgrade(d.engine)
-    with d.session() as s:
-        bootstrap(s, admin_password=ADMIN_PW, public_url="http://127.0.0.1:1", region_id="region0")
-    yield d
-    d.dispose()
+    with migrated_db(tmp_path / "ks.db", bootstrapped=True) as d:
+        yield d
 
 
 @pytest.fixture

@@ -7,12 +7,10 @@ from pathlib import Path
 import pytest
 
 from core.db.engine import Database
-from core.db.migrate import upgrade
+from tests.support.unitdb import migrated_db
 
 
 @pytest.fixture
 def db(tmp_path: Path) -> Iterator[Database]:
-    d = Database(f"sqlite:///{tmp_path / 'region.db'}")
-    upgrade(d.engine)
-    yield d
-    d.dispose()
+    with migrated_db(tmp_path / "region.db") as d:
+        yield d
