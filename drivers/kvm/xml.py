@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import string
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from drivers.base import DiskSpec, GuestSpec, InvalidSpec, NicSpec
@@ -294,25 +295,16 @@ def disk_device_xml(disk: DiskSpec, dev: str) -> str:
 
 def with_disk(xml: str, disk: DiskSpec, dev: str) -> str:
     """``xml`` (a domain) with one more disk, after its last disk (a redefinition, for a stopped guest)."""
-    root = _parse(xml)
-    devices = root.find("devices")
-    if devices is None:
-        devices = ET.SubElement(root, "devices")
-    el = ET.fromstring(disk_device_xml(disk, dev))
-    disks = devices.findall("disk")
-    devices.insert(list(devices).index(disks[-1]) + 1 if disks else 0, el)
-    return ET.tostring(root, encoding="unicode")
+    return _with_device(xml, disk_device_xml(disk, dev), first=True)
 
 
 def without_disk(xml: str, path: str) -> str:
     """``xml`` (a domain) without the disk whose source file is ``path``."""
-    root = _parse(xml)
-    devices = root.find("devices")
-    for d in list(devices) if devices is not None else []:
+    def is_it(d: ET.Element) -> bool:
         src = d.find("source")
-        if d.tag == "disk" and src is not None and src.get("file") == path:
-            devices.remove(d)  # type: ignore[union-attr]
-    return ET.tostring(root, encoding="unicode")
+        return src is not None and src.get("file") == path
+
+    return _without_device(xml, "disk", is_it)
 
 
 def interface_device_xml(nic: NicSpec) -> str:
@@ -350,23 +342,37 @@ def rebridged(xml: str, mac: str, bridge: str) -> str | None:
 
 def with_interface(xml: str, nic: NicSpec) -> str:
     """``xml`` (a domain) with one more NIC, after its last one (a redefinition, for a stopped guest)."""
-    root = _parse(xml)
-    devices = root.find("devices")
-    if devices is None:
-        devices = ET.SubElement(root, "devices")
-    el = ET.fromstring(interface_device_xml(nic))
-    nics = devices.findall("interface")
-    devices.insert(list(devices).index(nics[-1]) + 1 if nics else len(devices), el)
-    return ET.tostring(root, encoding="unicode")
+    return _with_device(xml, interface_device_xml(nic), first=False)
 
 
 def without_interface(xml: str, mac: str) -> str:
     """``xml`` (a domain) without the NIC whose MAC is ``mac``."""
+    def is_it(el: ET.Element) -> bool:
+        m = el.find("mac")
+        return m is not None and (m.get("address") or "").lower() == mac.lower()
+
+    return _without_device(xml, "interface", is_it)
+
+
+def _with_device(xml: str, device: str, *, first: bool) -> str:
+    """``xml`` (a domain) with the element ``device`` after the last of its kind (none yet: first in
+    ``<devices>`` when ``first``, else last)."""
+    root = _parse(xml)
+    devices = root.find("devices")
+    if devices is None:
+        devices = ET.SubElement(root, "devices")
+    el = ET.fromstring(device)
+    same = devices.findall(el.tag)
+    devices.insert(list(devices).index(same[-1]) + 1 if same else 0 if first else len(devices), el)
+    return ET.tostring(root, encoding="unicode")
+
+
+def _without_device(xml: str, tag: str, is_it: Callable[[ET.Element], bool]) -> str:
+    """``xml`` (a domain) without its ``<tag>`` devices that ``is_it``."""
     root = _parse(xml)
     devices = root.find("devices")
     for el in list(devices) if devices is not None else []:
-        m = el.find("mac")
-        if el.tag == "interface" and m is not None and (m.get("address") or "").lower() == mac.lower():
+        if el.tag == tag and is_it(el):
             devices.remove(el)  # type: ignore[union-attr]
     return ET.tostring(root, encoding="unicode")
 

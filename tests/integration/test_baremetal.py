@@ -17,7 +17,7 @@ import pytest
 
 from tests.support.bmc import USER, IpmiSim, SerialPort, SushyEmulator
 from tests.support.controller import Controller
-from tests.support.pty import read_until
+from tests.support.pty import climc_in_terminal
 from tests.support.waiting import wait_for
 
 B = "/api/s/compute_v2"
@@ -115,22 +115,6 @@ def test_register_by_ipmi_power_boot_sensors_and_the_password_never_returned(ctl
         assert SECRET.encode() not in (ctl.data_dir / "cloudpods.db").read_bytes()
 
 
-def _pty_climc(ctl: Controller, *args: str) -> tuple[Any, int, bytearray]:
-    """climc in a terminal (a pty), as a person runs a console: (process, pty master, what it printed)."""
-    import os
-    import subprocess
-    import sys
-
-    master, slave = os.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "climc", *args], env=ctl.env, stdin=slave, stdout=slave,
-                            stderr=slave, start_new_session=True)
-    os.close(slave)
-    return proc, master, bytearray()
-
-
-_until = read_until  # one pty reader for every console test (tests/support/pty.py)
-
-
 def test_serial_over_lan_console_of_a_machine_through_climc(ctl: Controller, work: Path) -> None:
     """webconsole-baremetal: the terminal reaches the machine's serial port through ipmi_sim's SOL
     (what is typed arrives, the machine's answer comes back), again after leaving; audited."""
@@ -143,17 +127,12 @@ def test_serial_over_lan_console_of_a_machine_through_climc(ctl: Controller, wor
         h = create_ipmi(ctl, name, bmc)
         assert "serial_console" in h["capabilities"], h["capabilities"]
         for attempt in (1, 2):  # a second session after the first one left: the BMC takes it again
-            proc, master, out = _pty_climc(ctl, "webconsole-baremetal", name)
-            try:
-                _until(master, out, b"escape character is ^]")
-                os.write(master, f"uname-{tag}-{attempt}\r".encode())
-                _until(master, out, f"SOL-{tag}: UNAME-{tag.upper()}-{attempt}".encode())
-                os.write(master, b"\x1d")  # Ctrl-]
-                assert proc.wait(30) == 0
-            finally:
-                if proc.poll() is None:
-                    proc.kill()
-                os.close(master)
+            with climc_in_terminal(ctl.env, "webconsole-baremetal", name) as term:
+                term.until(b"escape character is ^]")
+                term.type(f"uname-{tag}-{attempt}\r".encode())
+                term.until(f"SOL-{tag}: UNAME-{tag.upper()}-{attempt}".encode())
+                term.type(b"\x1d")  # Ctrl-]
+                assert term.proc.wait(30) == 0
         assert port.lines == [f"uname-{tag}-1", f"uname-{tag}-2"]
         hid = h["id"]
         acts = ctl.api.get("/api/s/identity/v3/actions", params={"limit": 300}).json()["actions"]
@@ -170,15 +149,10 @@ def test_serial_over_lan_refusals_name_the_fix(ctl: Controller, work: Path, sim:
     tag = os.urandom(3).hex()
     name = f"bm-nosol-{tag}"
     create_ipmi(ctl, name, sim)  # the module's ipmi_sim has no sol line
-    proc, master, out = _pty_climc(ctl, "webconsole-baremetal", name)
-    try:
-        _until(master, out, b"refused serial-over-LAN")
-        assert proc.wait(30) == 1  # the reason, and a non-zero exit
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        os.close(master)
-    assert b"console closed:" in out and b"enable SOL" in out, bytes(out)
+    with climc_in_terminal(ctl.env, "webconsole-baremetal", name) as term:
+        term.until(b"refused serial-over-LAN")
+        assert term.proc.wait(30) == 1  # the reason, and a non-zero exit
+    assert b"console closed:" in term.out and b"enable SOL" in term.out, bytes(term.out)
     assert ctl.climc("host-disable", name).returncode == 0 and ctl.climc("host-delete", name).returncode == 0
 
 

@@ -20,7 +20,6 @@ import select
 import socket
 import struct
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -32,7 +31,7 @@ from tests.e2e.test_agent_support import AgentProc, B, libvirt_or_skip, server, 
 from tests.e2e.test_identity_support import admin, grant, login, mk_project, mk_user
 from tests.support.controller import Controller
 from tests.support.peers import need_binary
-from tests.support.pty import read_until
+from tests.support.pty import climc_in_terminal
 
 pytestmark = pytest.mark.full
 
@@ -281,27 +280,14 @@ def test_console_access_needs_perform_rights_and_stays_in_the_tenant(cloud: dict
 def test_server_console_attaches_the_terminal_to_the_serial_console(cloud: dict[str, Any]) -> None:
     """climc in a real terminal (a pty): raw mode, bytes to the guest's serial port and back, Ctrl-] leaves."""
     ctl, serial = cloud["ctl"], cloud["serial"]
-    master, slave = os.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "climc", "server-console", "cweb"], env=ctl.env,
-                            stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
-    os.close(slave)
-    out = bytearray()
-
-    def until(marker: bytes, timeout: float = 30) -> None:
-        read_until(master, out, marker, timeout)
-
-    try:
-        until(b"escape character is ^]")
-        os.write(master, b"hello console\r")
-        until(b"HELLO CONSOLE\r")  # the stand-in guest's answer, through agent and controller
+    with climc_in_terminal(ctl.env, "server-console", "cweb") as term:
+        term.until(b"escape character is ^]", 30)
+        term.type(b"hello console\r")
+        term.until(b"HELLO CONSOLE\r", 30)  # the stand-in guest's answer, through agent and controller
         assert b"hello console\r" in serial.seen  # raw: a CR stays a CR, nothing echoed locally
-        assert b"hello console" not in out.replace(b"HELLO CONSOLE", b"")
-        os.write(master, b"\x1d")  # Ctrl-]
-        assert proc.wait(30) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        os.close(master)
+        assert b"hello console" not in term.out.replace(b"HELLO CONSOLE", b"")
+        term.type(b"\x1d")  # Ctrl-]
+        assert term.proc.wait(30) == 0
 
 
 def test_a_stopped_server_or_a_host_without_consoles_gets_a_clear_400(cloud: dict[str, Any]) -> None:

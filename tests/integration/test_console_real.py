@@ -13,7 +13,6 @@ import json
 import os
 import struct
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ from tests.integration.test_agent_real import VIRT_WORK, _upload
 from tests.support import chromium
 from tests.support.controller import Controller
 from tests.support.peers import need
-from tests.support.pty import read_until
+from tests.support.pty import climc_in_terminal
 
 # true once noVNC's canvas holds a pixel that is not black (the guest's screen arrived)
 NONBLANK = """(() => { const c = document.querySelector('#screen canvas');
@@ -114,27 +113,14 @@ def test_vnc_and_serial_console_of_a_real_guest_through_the_proxy(
         assert browser.evaluate("location.href").endswith("/webconsole/vnc")  # the token left the address bar
 
     # serial: climc in a terminal; the guest's tty echoes, and a reset shows its boot through the console
-    master, slave = os.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "climc", "server-console", "convm"], env=ctl.env,
-                            stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
-    os.close(slave)
-    out = bytearray()
-
-    def until(marker: bytes, timeout: float) -> None:
-        read_until(master, out, marker, timeout)
-
-    try:
-        until(b"escape character is ^]", 60)
-        os.write(master, b"cm-probe-42")
-        until(b"cm-probe-42", 60)  # echoed by the guest kernel's tty, not by ours (raw mode)
+    with climc_in_terminal(ctl.env, "server-console", "convm") as term:
+        term.until(b"escape character is ^]", 60)
+        term.type(b"cm-probe-42")
+        term.until(b"cm-probe-42", 60)  # echoed by the guest kernel's tty, not by ours (raw mode)
         assert ctl.climc("server-reset", "convm").returncode == 0
-        until(b"CM-MARKER: guest userspace up", 180)
-        os.write(master, b"\x1d")
-        assert proc.wait(30) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        os.close(master)
+        term.until(b"CM-MARKER: guest userspace up", 180)
+        term.type(b"\x1d")
+        assert term.proc.wait(30) == 0
     acts = ctl.api.get("/api/s/identity/v3/actions", params={"limit": 200}).json()["actions"]
     assert {"console-open-vnc", "console-open-serial"} <= {a["action"] for a in acts if a["obj_id"] == sid}
     assert ctl.climc("server-delete", "-f", "convm").returncode == 0
