@@ -174,10 +174,6 @@ def _cloud(root: Path, hosts: list[tuple[Path, str]], quick_offline: bool, image
 def outsider_token(ctl: Controller, role: str = "member") -> str:
     """A token of a new user with ``role`` (member, admin) in a fresh project: another tenant, for
     cross-tenant checks (a project's admin is no cloud admin either)."""
-    from tests.e2e.test_identity_support import admin, grant, login, mk_project, mk_user
+    from tests.e2e.test_identity_support import admin, project_user
 
-    ks = admin(ctl)
-    p = mk_project(ks)
-    u = mk_user(ks, "pw-Secret-1")
-    grant(ks, f"projects/{p['id']}", u["id"], role)
-    return str(login(ctl, u["name"], "pw-Secret-1", {"project": {"id": p["id"]}}))
+    return project_user(ctl, admin(ctl), role=role)[2]

@@ -64,3 +64,12 @@ def mk_user(api: httpx.Client, password: str = "pw-Secret-1", domain_id: str = "
 def grant(api: httpx.Client, target: str, user_id: str, role: str) -> None:
     """target: 'projects/<id>', 'domains/<id>' or 'system'."""
     ok(api.put(f"/{target}/users/{user_id}/roles/{role}"), 204)
+
+
+def project_user(ctl: Controller, api: httpx.Client, password: str = "pw-Secret-1", role: str = "member"
+                 ) -> tuple[dict[str, Any], dict[str, Any], str]:
+    """A new user with ``role`` in a new project, logged in there: (user, project, token)."""
+    u = mk_user(api, password)
+    p = mk_project(api)
+    grant(api, f"projects/{p['id']}", u["id"], role)
+    return u, p, login(ctl, u["name"], password, {"project": {"id": p["id"]}})

@@ -19,6 +19,7 @@ from tests.e2e.test_identity_support import (
     mk_project,
     mk_user,
     ok,
+    project_user,
     uniq,
 )
 from tests.support.controller import Controller, parse_rc
@@ -50,10 +51,7 @@ def test_garbage_and_missing_tokens_are_401_in_keystone_shape(controller: Contro
 
 def test_validate_check_revoke(controller: Controller) -> None:
     api = admin(controller)
-    u = mk_user(api, PW)
-    p = mk_project(api)
-    grant(api, f"projects/{p['id']}", u["id"], "member")
-    tok = login(controller, u["name"], PW, {"project": {"id": p["id"]}})
+    u, p, tok = project_user(controller, api, PW)
     me = client(controller, tok)
     body = ok(me.get("/auth/tokens", headers={"X-Subject-Token": tok}))["token"]
     assert body["project"]["id"] == p["id"] and {r["name"] for r in body["roles"]} == {"member", "reader"}
@@ -111,10 +109,7 @@ def test_scopes_and_rescoping(controller: Controller) -> None:
 
 def test_disabled_user_and_removed_role(controller: Controller) -> None:
     api = admin(controller)
-    u = mk_user(api, PW)
-    p = mk_project(api)
-    grant(api, f"projects/{p['id']}", u["id"], "member")
-    tok = login(controller, u["name"], PW, {"project": {"id": p["id"]}})
+    u, p, tok = project_user(controller, api, PW)
     assert _get(controller, tok).status_code == 200
     ok(api.delete(f"/projects/{p['id']}/users/{u['id']}/roles/member"), 204)
     assert _wait_status(controller, tok, 401) == 401

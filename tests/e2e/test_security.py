@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from tests.e2e.region_agent import TestbedAgent
-from tests.e2e.test_identity_support import KS, admin, grant, login, mk_project, mk_user, ok
+from tests.e2e.test_identity_support import KS, admin, grant, login, mk_project, mk_user, ok, project_user
 from tests.support.controller import Controller
 from tests.support.subnets import unique_octet
 from tests.support.waiting import wait_for
@@ -106,10 +106,7 @@ def test_token_variants_are_401(controller: Controller) -> None:
     from tests.unit.keystone.test_tokens import variants
 
     api = admin(controller)
-    u = mk_user(api, PW)
-    p = mk_project(api)
-    grant(api, f"projects/{p['id']}", u["id"], "member")
-    tok = login(controller, u["name"], PW, {"project": {"id": p["id"]}})
+    u, p, tok = project_user(controller, api, PW)
     assert httpx.get(controller.url + KS + "/auth/tokens", timeout=30,
                      headers={"X-Auth-Token": tok, "X-Subject-Token": tok}).status_code == 200
     for bad in variants(tok):
@@ -202,15 +199,7 @@ def test_projects_holding_users_resources_or_platform_identities_are_403(control
 @pytest.fixture(scope="module")
 def infra(controller: Controller) -> dict[str, str]:
     """A zone, wire and network of their own, for the hosts of the agent tests below."""
-    tag = uuid.uuid4().hex[:6]
-    third = unique_octet()
-    names = {"zone": f"sz-{tag}", "wire": f"sw-{tag}", "net": f"sn-{tag}", "tag": tag}
-    ok(controller.api.post(f"{B}/zones", json={"zone": {"name": names["zone"]}}))
-    ok(controller.api.post(f"{B}/wires", json={"wire": {"name": names["wire"], "zone": names["zone"]}}))
-    ok(controller.api.post(f"{B}/networks", json={"network": {
-        "name": names["net"], "wire": names["wire"], "guest_ip_start": f"10.{third}.9.10",
-        "guest_ip_end": f"10.{third}.9.40", "guest_ip_mask": 24, "guest_gateway": f"10.{third}.9.1"}}))
-    return names
+    return make_infra(controller)
 
 
 def mk_host(controller: Controller, infra: dict[str, str]) -> dict[str, Any]:
@@ -262,6 +251,7 @@ def test_backoff_doubles_up_to_its_cap() -> None:
 
 # ---- 5. a server's password is sealed at rest --------------------------------------------------
 def make_infra(ctl: Controller) -> dict[str, str]:
+    """A new zone with a wire and a network (names in the answer, with their ``tag``)."""
     tag = uuid.uuid4().hex[:6]
     third = unique_octet()
     names = {"zone": f"sz-{tag}", "wire": f"sw-{tag}", "net": f"sn-{tag}", "tag": tag}
