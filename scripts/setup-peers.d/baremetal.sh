@@ -7,13 +7,9 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 PY=${PYTHON:-.venv/bin/python}
 CACHE=${CLOUDPODS_PEER_CACHE:-/var/cache/cloudpods-ci}
-missing=$(for p in openipmi ipmitool; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || echo "$p"; done)
-if [ -n "${missing// /}" ]; then
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get install -y -qq -o DPkg::Lock::Timeout=600 --no-install-recommends $missing >/dev/null \
-    || { apt-get update -qq -o DPkg::Lock::Timeout=600 >/dev/null; \
-         apt-get install -y -qq -o DPkg::Lock::Timeout=600 --no-install-recommends $missing >/dev/null; }
-fi
+# shellcheck source=scripts/lib/apt.sh
+. scripts/lib/apt.sh  # the working directory is the repository (above)
+apt_install_missing openipmi ipmitool
 "$PY" -c "import pyghmi" 2>/dev/null || "$PY" -m pip install -q "pyghmi>=1.5"
 SV="$CACHE/sushy-venv"
 if [ ! -x "$SV/bin/sushy-emulator" ]; then

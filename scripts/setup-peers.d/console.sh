@@ -4,11 +4,7 @@
 # peer of the fast-tier console tests (scripts/setup-virt.sh installs it too), and chromium, the browser
 # of the real-tier console test (headless, over its DevTools websocket).
 set -euo pipefail
-missing=$(for p in novnc qemu-system-x86 chromium; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || echo "$p"; done)
-if [ -n "${missing// /}" ]; then
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get install -y -qq -o DPkg::Lock::Timeout=600 --no-install-recommends $missing >/dev/null \
-    || { apt-get update -qq -o DPkg::Lock::Timeout=600 >/dev/null; \
-         apt-get install -y -qq -o DPkg::Lock::Timeout=600 --no-install-recommends $missing >/dev/null; }
-fi
+# shellcheck source=scripts/lib/apt.sh
+. "$(dirname "$0")/../lib/apt.sh"
+apt_install_missing novnc qemu-system-x86 chromium
 echo "console peers ready: noVNC in /usr/share/novnc, qemu-system-x86_64, chromium"
