@@ -123,6 +123,28 @@ def enabled_flag(f: Callable[..., Any]) -> Callable[..., Any]:
 
 
 # ---- domains -----------------------------------------------------------------------------------
+def _show(keyword: str, help_: str) -> click.Command:
+    """``<keyword>-show <KEYWORD>``: one row of ``/<keyword>s``."""
+    @click.command(f"{keyword}-show", help=help_)
+    @click.argument(keyword)
+    @output_options
+    @click.pass_obj
+    def cmd(obj: Any, **kw: str) -> None:
+        show_object(obj.client().get(ID, f"/{keyword}s/{kw[keyword]}")[keyword])
+    return cmd
+
+
+def _delete(keyword: str, help_: str) -> click.Command:
+    """``<keyword>-delete <KEYWORD>S...``: each row of ``/<keyword>s`` named (``batch``)."""
+    @click.command(f"{keyword}-delete", help=help_)
+    @click.argument(f"{keyword}s", nargs=-1, required=True)
+    @click.pass_obj
+    def cmd(obj: Any, **kw: tuple[str, ...]) -> None:
+        c = obj.client()
+        batch(kw[f"{keyword}s"], keyword, "deleted", lambda ref: c.delete(ID, f"/{keyword}s/{ref}"))
+    return cmd
+
+
 @click.command("domain-list")
 @click.option("--name", default=None)
 @list_options
@@ -134,13 +156,7 @@ def domain_list(obj: Any, name: str | None, **kw: Any) -> None:
     do_list(obj, "/domains", "domains", {**list_params(kw), "name": name})
 
 
-@click.command("domain-show")
-@click.argument("domain")
-@output_options
-@click.pass_obj
-def domain_show(obj: Any, domain: str) -> None:
-    """Show a domain."""
-    show_object(obj.client().get(ID, f"/domains/{domain}")["domain"])
+domain_show = _show("domain", "Show a domain.")
 
 
 @click.command("domain-create")
@@ -168,13 +184,7 @@ def domain_update(obj: Any, domain: str, name: str | None, desc: str | None, ena
     show_object(obj.client().patch(ID, f"/domains/{domain}", json={"domain": body})["domain"])
 
 
-@click.command("domain-delete")
-@click.argument("domains", nargs=-1, required=True)
-@click.pass_obj
-def domain_delete(obj: Any, domains: tuple[str, ...]) -> None:
-    """Delete disabled, empty domains."""
-    c = obj.client()
-    batch(domains, "domain", "deleted", lambda d: c.delete(ID, f"/domains/{d}"))
+domain_delete = _delete("domain", "Delete disabled, empty domains.")
 
 
 # ---- projects ----------------------------------------------------------------------------------
@@ -194,13 +204,7 @@ def project_list(obj: Any, domain: str | None, name: str | None, user: str | Non
     do_list(obj, "/projects", "projects", {**list_params(kw), "domain_id": domain, "name": name})
 
 
-@click.command("project-show")
-@click.argument("project")
-@output_options
-@click.pass_obj
-def project_show(obj: Any, project: str) -> None:
-    """Show a project."""
-    show_object(obj.client().get(ID, f"/projects/{project}")["project"])
+project_show = _show("project", "Show a project.")
 
 
 @click.command("project-create")
@@ -229,13 +233,7 @@ def project_update(obj: Any, project: str, name: str | None, desc: str | None, e
     show_object(obj.client().patch(ID, f"/projects/{project}", json={"project": body})["project"])
 
 
-@click.command("project-delete")
-@click.argument("projects", nargs=-1, required=True)
-@click.pass_obj
-def project_delete(obj: Any, projects: tuple[str, ...]) -> None:
-    """Delete projects."""
-    c = obj.client()
-    batch(projects, "project", "deleted", lambda p: c.delete(ID, f"/projects/{p}"))
+project_delete = _delete("project", "Delete projects.")
 
 
 @click.command("project-add-user")
@@ -277,13 +275,7 @@ def user_list(obj: Any, domain: str | None, name: str | None, group: str | None,
     do_list(obj, "/users", "users", {**list_params(kw), "domain_id": domain, "name": name})
 
 
-@click.command("user-show")
-@click.argument("user")
-@output_options
-@click.pass_obj
-def user_show(obj: Any, user: str) -> None:
-    """Show a user."""
-    show_object(obj.client().get(ID, f"/users/{user}")["user"])
+user_show = _show("user", "Show a user.")
 
 
 def _password(value: str | None, prompt: bool, label: str = "Password") -> str | None:
@@ -345,13 +337,7 @@ def user_update(obj: Any, user: str, name: str | None, password: str | None, pas
     show_object(c.patch(ID, f"/users/{user}", json={"user": body})["user"])
 
 
-@click.command("user-delete")
-@click.argument("users", nargs=-1, required=True)
-@click.pass_obj
-def user_delete(obj: Any, users: tuple[str, ...]) -> None:
-    """Delete users."""
-    c = obj.client()
-    batch(users, "user", "deleted", lambda u: c.delete(ID, f"/users/{u}"))
+user_delete = _delete("user", "Delete users.")
 
 
 @click.command("user-unlock")
@@ -379,13 +365,7 @@ def group_list(obj: Any, domain: str | None, user: str | None, **kw: Any) -> Non
     do_list(obj, "/groups", "groups", {**list_params(kw), "domain_id": domain})
 
 
-@click.command("group-show")
-@click.argument("group")
-@output_options
-@click.pass_obj
-def group_show(obj: Any, group: str) -> None:
-    """Show a group."""
-    show_object(obj.client().get(ID, f"/groups/{group}")["group"])
+group_show = _show("group", "Show a group.")
 
 
 @click.command("group-create")
@@ -412,13 +392,7 @@ def group_update(obj: Any, group: str, name: str | None, desc: str | None) -> No
                 ["group"])
 
 
-@click.command("group-delete")
-@click.argument("groups", nargs=-1, required=True)
-@click.pass_obj
-def group_delete(obj: Any, groups: tuple[str, ...]) -> None:
-    """Delete groups."""
-    c = obj.client()
-    batch(groups, "group", "deleted", lambda g: c.delete(ID, f"/groups/{g}"))
+group_delete = _delete("group", "Delete groups.")
 
 
 @click.command("group-add-user")
@@ -452,13 +426,7 @@ def role_list(obj: Any, domain: str | None, **kw: Any) -> None:
     do_list(obj, "/roles", "roles", {**list_params(kw), "domain_id": domain})
 
 
-@click.command("role-show")
-@click.argument("role")
-@output_options
-@click.pass_obj
-def role_show(obj: Any, role: str) -> None:
-    """Show a role."""
-    show_object(obj.client().get(ID, f"/roles/{role}")["role"])
+role_show = _show("role", "Show a role.")
 
 
 @click.command("role-create")
@@ -485,13 +453,7 @@ def role_update(obj: Any, role: str, name: str | None, desc: str | None) -> None
                 ["role"])
 
 
-@click.command("role-delete")
-@click.argument("roles", nargs=-1, required=True)
-@click.pass_obj
-def role_delete(obj: Any, roles: tuple[str, ...]) -> None:
-    """Delete roles (their assignments go with them)."""
-    c = obj.client()
-    batch(roles, "role", "deleted", lambda r: c.delete(ID, f"/roles/{r}"))
+role_delete = _delete("role", "Delete roles (their assignments go with them).")
 
 
 @click.command("role-implied-list")
@@ -615,13 +577,7 @@ def service_list(obj: Any, stype: str | None, **kw: Any) -> None:
     do_list(obj, "/services", "services", {**list_params(kw), "type": stype})
 
 
-@click.command("service-show")
-@click.argument("service")
-@output_options
-@click.pass_obj
-def service_show(obj: Any, service: str) -> None:
-    """Show a service."""
-    show_object(obj.client().get(ID, f"/services/{service}")["service"])
+service_show = _show("service", "Show a service.")
 
 
 @click.command("service-create")
@@ -652,13 +608,7 @@ def service_update(obj: Any, service: str, stype: str | None, name: str | None, 
     show_object(obj.client().patch(ID, f"/services/{service}", json={"service": body})["service"])
 
 
-@click.command("service-delete")
-@click.argument("services", nargs=-1, required=True)
-@click.pass_obj
-def service_delete(obj: Any, services: tuple[str, ...]) -> None:
-    """Delete services (and their endpoints)."""
-    c = obj.client()
-    batch(services, "service", "deleted", lambda s: c.delete(ID, f"/services/{s}"))
+service_delete = _delete("service", "Delete services (and their endpoints).")
 
 
 @click.command("endpoint-list")
@@ -675,13 +625,7 @@ def endpoint_list(obj: Any, interface: str | None, region: str | None, service: 
             {**list_params(kw), "interface": interface, "region_id": region, "service_id": service})
 
 
-@click.command("endpoint-show")
-@click.argument("endpoint")
-@output_options
-@click.pass_obj
-def endpoint_show(obj: Any, endpoint: str) -> None:
-    """Show an endpoint."""
-    show_object(obj.client().get(ID, f"/endpoints/{endpoint}")["endpoint"])
+endpoint_show = _show("endpoint", "Show an endpoint.")
 
 
 @click.command("endpoint-create")
@@ -721,13 +665,7 @@ def endpoint_update(obj: Any, endpoint: str, url: str | None, interface: str | N
     show_object(obj.client().patch(ID, f"/endpoints/{endpoint}", json={"endpoint": body})["endpoint"])
 
 
-@click.command("endpoint-delete")
-@click.argument("endpoints", nargs=-1, required=True)
-@click.pass_obj
-def endpoint_delete(obj: Any, endpoints: tuple[str, ...]) -> None:
-    """Delete endpoints."""
-    c = obj.client()
-    batch(endpoints, "endpoint", "deleted", lambda e: c.delete(ID, f"/endpoints/{e}"))
+endpoint_delete = _delete("endpoint", "Delete endpoints.")
 
 
 # ---- credentials -------------------------------------------------------------------------------
@@ -781,13 +719,7 @@ def credential_create(obj: Any, ctype: str, user: str | None, project: str | Non
                           with_secret=True))
 
 
-@click.command("credential-delete")
-@click.argument("credentials", nargs=-1, required=True)
-@click.pass_obj
-def credential_delete(obj: Any, credentials: tuple[str, ...]) -> None:
-    """Delete credentials."""
-    c = obj.client()
-    batch(credentials, "credential", "deleted", lambda x: c.delete(ID, f"/credentials/{x}"))
+credential_delete = _delete("credential", "Delete credentials.")
 
 
 # ---- audit -------------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 
 from tests.support.controller import Controller
+from tests.support.procs import stop_process
 from tests.support.waiting import wait_for
 
 B = "/api/s/compute_v2"
@@ -91,12 +92,7 @@ class AgentProc:
         self.proc = None
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        stop_process(self.proc, 15, group=True, kill_wait=10)
         self.proc = None
 
     def client(self) -> httpx.Client:

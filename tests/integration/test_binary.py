@@ -22,6 +22,7 @@ import pytest
 from climc.command_table import COMMANDS as CLIMC
 from tests.support.controller import REPO, free_port, parse_rc
 from tests.support.peers import need, need_binary
+from tests.support.procs import stop_process
 
 pytestmark = pytest.mark.full
 MIGRATIONS = REPO / "core" / "db" / "migrations" / "versions"
@@ -99,12 +100,7 @@ def served(bundle: Path, home: Path) -> Iterator[dict[str, str]]:
             time.sleep(0.1)
         yield parse_rc(data / "rc_admin")
     finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        stop_process(proc, 15)
         log.close()
 
 

@@ -26,6 +26,7 @@ import httpx
 from tests.support import waiting
 from tests.support.balancer import Balancer
 from tests.support.controller import Controller, free_port
+from tests.support.procs import stop_process
 
 B = "/api/s/compute_v2"
 FAST_ENV = {
@@ -51,13 +52,7 @@ class HollowProc:
     n: int
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(5)
+        stop_process(self.proc, 30, group=True)
 
     def kill(self) -> None:
         if self.proc.poll() is None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import time
@@ -21,6 +20,7 @@ from typing import Any
 
 from tests.support import ports
 from tests.support.peers import need, need_binary
+from tests.support.procs import stop_process
 
 SUSHY_VENV = Path(os.environ.get("CLOUDPODS_PEER_CACHE", "/var/cache/cloudpods-ci")) / "sushy-venv"
 USER, PASSWORD = "admin", "password"
@@ -105,17 +105,6 @@ def free_port(kind: int = socket.SOCK_DGRAM) -> int:
     return ports.free_port(kind)
 
 
-def _stop(proc: subprocess.Popen[Any] | None) -> None:
-    if proc is None or proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(5)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(5)
-
-
 class IpmiSim:
     """One ipmi_sim BMC on 127.0.0.1:<free UDP port>, users admin/password (admin)."""
 
@@ -160,7 +149,7 @@ class IpmiSim:
             log.close()
             if self._wait_up():
                 return self
-            _stop(self.proc)
+            stop_process(self.proc)
             self.port = 0
         raise RuntimeError(f"ipmi_sim did not start: {(self.dir / 'sim.out').read_text()[-500:]}")
 
@@ -178,7 +167,7 @@ class IpmiSim:
         return False
 
     def stop(self) -> None:
-        _stop(self.proc)
+        stop_process(self.proc)
         self.proc = None
 
     def __enter__(self) -> IpmiSim:
@@ -332,7 +321,7 @@ class SushyEmulator:
         raise RuntimeError(f"sushy-emulator did not start: {(self.dir / 'sushy.out').read_text()[-800:]}")
 
     def stop(self) -> None:
-        _stop(self.proc)
+        stop_process(self.proc)
         self.proc = None
 
     def __enter__(self) -> SushyEmulator:

@@ -36,6 +36,7 @@ from typing import Any
 import httpx
 
 from tests.support import ports
+from tests.support.procs import stop_process
 
 REPO = Path(__file__).resolve().parents[2]
 DB_ENV = {"pg": "CLOUDPODS_TEST_PG_URL", "mysql": "CLOUDPODS_TEST_MYSQL_URL"}
@@ -208,13 +209,7 @@ class Controller:
         if self._api is not None:
             self._api.close()
             self._api = None
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, sig)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(5)
+        stop_process(self.proc, 10, group=True, sig=sig)
         self.proc = None
 
     def run(self, prog: str, *args: str, env: dict[str, str] | None = None, input: str | None = None,

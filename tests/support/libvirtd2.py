@@ -11,15 +11,15 @@ reach it at ``qemu+unix:///system?socket=<dir>/run/libvirt-sock``. Root only.
 """
 from __future__ import annotations
 
-import os
 import shutil
-import signal
 import subprocess
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from tests.support.procs import stop_process
 
 _MOUNTS = {"run": "/run/libvirt", "lib": "/var/lib/libvirt", "cache": "/var/cache/libvirt",
            "log": "/var/log/libvirt", "etc": "/etc/libvirt"}
@@ -76,11 +76,5 @@ def second_libvirtd(root: Path) -> Iterator[str]:
             conn.close()
         except libvirt.libvirtError:
             pass
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                os.kill(proc.pid, signal.SIGKILL)
-                proc.wait(5)
+        stop_process(proc, 15)
         log.close()

@@ -15,6 +15,7 @@ import httpx
 
 from tests.support.controller import free_port
 from tests.support.peers import need
+from tests.support.procs import stop_process
 
 
 def have_moto() -> None:
@@ -60,13 +61,7 @@ class Moto:
         httpx.post(self.url + "/moto-api/reset", timeout=30).raise_for_status()
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        stop_process(self.proc, 10)
 
 
 @contextmanager

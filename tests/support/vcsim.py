@@ -17,7 +17,6 @@ import fcntl
 import hashlib
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -26,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.support import ports
+from tests.support.procs import stop_process
 
 SOURCE = Path(__file__).with_name("vcsim") / "main.go"
 GOPATH = "/usr/share/gocode"
@@ -148,13 +148,7 @@ class Vcsim:
         p, self.proc = self.proc, None
         if p is None:
             return ""
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-            try:
-                p.wait(15)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait(15)
+        stop_process(p, 15, kill_wait=15)
         try:
             return p.stderr.read() if p.stderr else ""
         except (OSError, ValueError):

@@ -11,6 +11,7 @@ import pytest
 from virt_peers import Lan, event_script, need_exe, read_events, wait_for
 
 from core.agent.dhcp import DhcpServer, Lease
+from tests.support.procs import stop_process
 
 pytestmark = pytest.mark.full
 
@@ -56,16 +57,6 @@ def udhcpc_once(ns: str, script: Path, *, tries: str, wait_s: str) -> subprocess
                           text=True, timeout=30, check=False)
 
 
-def stop(p: subprocess.Popen[bytes]) -> None:
-    if p.poll() is None:
-        p.terminate()
-        try:
-            p.wait(5)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait(5)
-
-
 # --- busybox udhcpc ---------------------------------------------------------------------------
 
 
@@ -108,7 +99,7 @@ def test_udhcpc_renew_and_release(lan: Lan, tmp_path: Path) -> None:
             assert [e["ip"] for e in read_events(log) if e["_arg"] in ("bound", "renew")] == [IP, IP]
             assert srv.responder.bindings()[MAC].ip == IP
         finally:
-            stop(p)  # -R: release on exit
+            stop_process(p)  # -R: release on exit
         wait_for(lambda: "release" in kinds(srv), 60, "DHCPRELEASE")
         k = kinds(srv)
         assert k[:4] == ["discover", "offer", "request:selecting", "ack"] and k[-1] == "release"
@@ -193,7 +184,7 @@ def test_dhclient_lease_and_renew(lan: Lan, tmp_path: Path) -> None:
             renew = next(e for e in read_events(log) if e.get("reason") == "RENEW")
             assert renew["new_ip_address"] == IP
         finally:
-            stop(p)
+            stop_process(p)
         assert kinds(srv)[:5] == ["discover", "offer", "request:selecting", "ack", "request:renewing"]
 
 
@@ -214,7 +205,7 @@ def test_dhclient_foreign_address_gets_nak(lan: Lan, tmp_path: Path) -> None:
                 lambda: [e for e in read_events(log) if e.get("reason") == "BOUND"], 60, "dhclient BOUND"
             )
         finally:
-            stop(p)
+            stop_process(p)
         events = [(e.kind, e.ip) for e in srv.events if e.mac == MAC]
         assert events[:2] == [("request", "10.213.78.99"), ("nak", IP)]
         assert ("ack", IP) in events[2:]

@@ -1,0 +1,29 @@
+"""Stopping the processes tests start (controllers, agents, simulators, DHCP clients): one way."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from typing import Any
+
+
+def stop_process(proc: subprocess.Popen[Any] | None, timeout: float = 5, *, group: bool = False,
+                 sig: int = signal.SIGTERM, kill_wait: float = 5) -> None:
+    """``sig`` (SIGTERM) to ``proc`` — to its whole process group with ``group`` (one started with
+    ``start_new_session``) — then SIGKILL if it has not exited within ``timeout``, and wait ``kill_wait``
+    for that. A process that has exited already (or None) is left alone."""
+    if proc is None or proc.poll() is not None:
+        return
+
+    def send(s: int) -> None:
+        if group:
+            os.killpg(proc.pid, s)
+        else:
+            proc.send_signal(s)
+
+    send(sig)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        send(signal.SIGKILL)
+        proc.wait(kill_wait)
