@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from drivers.base import BmcError, DriverUnavailable, InvalidSpec
+from drivers.base import BmcError, DriverUnavailable, InvalidSpec, PowerState
 
 T = TypeVar("T")
 PROTOCOLS = ("ipmi", "redfish")
@@ -116,6 +116,18 @@ def parse_config(cfg: dict[str, Any]) -> BmcConfig:
     return BmcConfig("redfish", host=parts.hostname, port=parts.port or (443 if parts.scheme == "https" else 80),
                      url=url, username=username, password=password, system=str(cfg.get("redfish_system") or ""),
                      verify_tls=bool(verify), timeout_s=timeout, retries=retries)
+
+
+def await_power(read: Callable[[], PowerState], want: str, timeout_s: float, step_s: float) -> PowerState:
+    """After a power action: the state ``read`` returns once it is ``want`` (on/off), polled every
+    ``step_s``; after ``timeout_s`` whatever it reads then."""
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end:
+        st = read()
+        if st.value == want:
+            return st
+        time.sleep(step_s)
+    return read()
 
 
 class Bounded:

@@ -8,10 +8,9 @@ Its serial-over-LAN console is drivers/baremetal/sol.py.
 from __future__ import annotations
 
 import threading
-import time
 from typing import Any
 
-from drivers.baremetal.common import BmcConfig, Bounded, health_of, pyghmi
+from drivers.baremetal.common import BmcConfig, Bounded, await_power, health_of, pyghmi
 from drivers.baremetal.sol import SolStream
 from drivers.base import BmcError, BootDevice, MachineInventory, PowerState, Sensor
 
@@ -150,12 +149,7 @@ class IpmiBmc:
             raise BmcError(f"BMC {self.address} refused a soft (ACPI) power off ({exc}): power off without "
                            "--soft instead", "error") from None
         if action in ("on", "off"):
-            end = time.monotonic() + self.cfg.timeout_s
-            while time.monotonic() < end:
-                st = self.get_power_state()
-                if st.value == action:
-                    return st
-                time.sleep(0.1)
+            return await_power(self.get_power_state, action, self.cfg.timeout_s, 0.1)
         return self.get_power_state()
 
     # ---- management -----------------------------------------------------------------------------

@@ -6,12 +6,11 @@ power call reads back until the state is the one asked for, within the configure
 """
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import httpx
 
-from drivers.baremetal.common import BmcConfig, Bounded, health_of
+from drivers.baremetal.common import BmcConfig, Bounded, await_power, health_of
 from drivers.base import BmcError, BootDevice, MachineInventory, PowerState, Sensor
 
 _RESET = {"on": "On", "off": "ForceOff", "soft": "GracefulShutdown", "reset": "ForceRestart"}
@@ -105,13 +104,8 @@ class RedfishBmc:
 
         self._do(f"power {action}", reset, retry=action in ("on", "off"))
         want = {"on": "on", "off": "off", "soft": "off"}.get(action)
-        if want:
-            end = time.monotonic() + max(self.cfg.timeout_s, 15.0)  # Redfish applies power changes late
-            while time.monotonic() < end:
-                st = self.get_power_state()
-                if st.value == want:
-                    return st
-                time.sleep(0.25)
+        if want:  # Redfish applies power changes late
+            return await_power(self.get_power_state, want, max(self.cfg.timeout_s, 15.0), 0.25)
         return self.get_power_state()
 
     # ---- management -------------------------------------------------------------------------------
