@@ -127,6 +127,19 @@ def upload_tiny_guest(ctl: Controller, tmp_path: Path, name: str, cmdline: str) 
     _upload(ctl, name, root, "qcow2", f"kernel_id={kernel}", f"ramdisk_id={ramdisk}", f"os_command_line={cmdline}")
 
 
+def running_guest(ctl: Controller, agent: AgentProc, name: str, image: str, *extra: str,
+                  what: str = "deployed") -> dict[str, Any]:
+    """``server-create NAME`` from ``image`` on realnet (256 MB, started), once it runs: the server row
+    (it failing to deploy fails the test with the agent's log)."""
+    r = ctl.climc("server-create", name, "--disk", image, "--net", "realnet", "--mem-spec", "256m", *extra,
+                  "--auto-start", "-o", "json")
+    assert r.returncode == 0, r.stderr
+    sid = json.loads(r.stdout)["id"]
+    s = wait_for(lambda: (x := server(ctl, sid))["status"] in ("running", "deploy_fail") and x, 120, what)
+    assert s["status"] == "running", f"{s.get('create_spec')}\n{agent.log_path.read_text()[-3000:]}"
+    return dict(s)
+
+
 def test_guest_boots_gets_the_region_ip_from_our_dhcp_then_stops_and_is_deleted(
         real_cloud: tuple[Controller, AgentProc], tmp_path: Path) -> None:
     import libvirt
@@ -134,12 +147,8 @@ def test_guest_boots_gets_the_region_ip_from_our_dhcp_then_stops_and_is_deleted(
     ctl, agent = real_cloud
     upload_tiny_guest(ctl, tmp_path, "cm-tiny", "console=ttyS0 panic=-1 cm.net cm.stay")
 
-    r = ctl.climc("server-create", "realvm", "--disk", "cm-tiny", "--net", "realnet", "--ncpu", "1",
-                  "--mem-spec", "256m", "--auto-start", "-o", "json")
-    assert r.returncode == 0, r.stderr
-    sid = json.loads(r.stdout)["id"]
-    s = wait_for(lambda: (x := server(ctl, sid))["status"] in ("running", "deploy_fail") and x, 120, "deployed")
-    assert s["status"] == "running", s.get("create_spec") or agent.log_path.read_text()[-3000:]
+    s = running_guest(ctl, agent, "realvm", "cm-tiny", "--ncpu", "1")
+    sid = s["id"]
     ip = s["ips"]
     assert ip.startswith(PREFIX + ".")
     inst = agent.data / "instances" / sid
@@ -211,12 +220,7 @@ def test_a_guest_undefined_behind_the_agents_back_is_redefined_and_started_after
 
     ctl, agent = real_cloud
     upload_tiny_guest(ctl, tmp_path, "cm-tiny", "console=ttyS0 panic=-1 cm.net cm.stay")
-    r = ctl.climc("server-create", "lostvm", "--disk", "cm-tiny", "--net", "realnet", "--mem-spec", "256m",
-                  "--auto-start", "-o", "json")
-    assert r.returncode == 0, r.stderr
-    sid = json.loads(r.stdout)["id"]
-    s = wait_for(lambda: (x := server(ctl, sid))["status"] in ("running", "deploy_fail") and x, 120, "deployed")
-    assert s["status"] == "running", agent.log_path.read_text()[-3000:]
+    sid = running_guest(ctl, agent, "lostvm", "cm-tiny")["id"]
     desc = agent.data / "instances" / sid / "domain.xml"
     assert desc.exists() and oct(desc.stat().st_mode & 0o777) == "0o600"
 
@@ -270,12 +274,8 @@ def test_a_disk_is_hot_plugged_into_a_running_guest_and_unplugged_again_then_reb
     upload_tiny_guest(ctl, tmp_path, "cm-tiny", "console=ttyS0 panic=-1 cm.net cm.stay")
     host = ctl.api.get(f"{B}/hosts/{agent.host_id}").json()["host"]
     assert {"attach_disk", "attach_disk_hot", "rebuild_root"} <= set(host["capabilities"])
-    r = ctl.climc("server-create", "diskvm", "--disk", "cm-tiny", "--net", "realnet", "--mem-spec", "256m",
-                  "--auto-start", "-o", "json")
-    assert r.returncode == 0, r.stderr
-    sid = json.loads(r.stdout)["id"]
-    s = wait_for(lambda: (x := server(ctl, sid))["status"] in ("running", "deploy_fail") and x, 120, "deployed")
-    assert s["status"] == "running", agent.log_path.read_text()[-3000:]
+    s = running_guest(ctl, agent, "diskvm", "cm-tiny")
+    sid = s["id"]
     r = ctl.climc("disk-create", "diskvm-data", "32m", "--storage", s["disks_info"][0]["storage_id"], "-o", "json")
     assert r.returncode == 0, r.stderr
     disk_id = json.loads(r.stdout)["id"]

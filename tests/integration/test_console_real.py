@@ -12,14 +12,13 @@ from __future__ import annotations
 import json
 import os
 import struct
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
-from tests.e2e.test_agent_support import AgentProc, B, server, wait_for
+from tests.e2e.test_agent_support import AgentProc, B, wait_for
 from tests.integration import test_agent_real
-from tests.integration.test_agent_real import VIRT_WORK, _upload
+from tests.integration.test_agent_real import running_guest, upload_tiny_guest
 from tests.support import chromium
 from tests.support.controller import Controller
 from tests.support.peers import need
@@ -50,18 +49,8 @@ def test_vnc_and_serial_console_of_a_real_guest_through_the_proxy(
     ctl, agent = real_cloud
     host = ctl.api.get(f"{B}/hosts/{agent.host_id}").json()["host"]
     assert {"vnc", "serial_console"} <= set(host["capabilities"]), host["capabilities"]
-    kernel = _upload(ctl, "cm-kernel", VIRT_WORK / "vmlinuz", "raw")
-    ramdisk = _upload(ctl, "cm-ramdisk", VIRT_WORK / "initrd.img", "raw")
-    root = tmp_path / "root.qcow2"
-    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(root), "64M"], check=True)
-    _upload(ctl, "cm-con", root, "qcow2", f"kernel_id={kernel}", f"ramdisk_id={ramdisk}",
-            "os_command_line=console=ttyS0 panic=-1 cm.stay")
-    r = ctl.climc("server-create", "convm", "--disk", "cm-con", "--net", "realnet", "--mem-spec", "256m",
-                  "--auto-start", "-o", "json")
-    assert r.returncode == 0, r.stderr
-    sid = json.loads(r.stdout)["id"]
-    s = wait_for(lambda: (x := server(ctl, sid))["status"] in ("running", "deploy_fail") and x, 120, "deployed")
-    assert s["status"] == "running", agent.log_path.read_text()[-3000:]
+    upload_tiny_guest(ctl, tmp_path, "cm-con", "console=ttyS0 panic=-1 cm.stay")
+    sid = running_guest(ctl, agent, "convm", "cm-con")["id"]
     log = agent.data / "instances" / sid / "serial.log"
     wait_for(lambda: log.exists() and "CM-MARKER: staying up" in log.read_text(errors="replace"), 150,
              "the guest up (its serial log, now a pty's log)")

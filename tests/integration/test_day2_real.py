@@ -16,7 +16,7 @@ import pytest
 import tests.integration.test_agent_real as real
 from drivers.kvm.xml import interface_xml_of
 from tests.e2e.test_agent_support import AgentProc, B, server, wait_for
-from tests.integration.test_agent_real import VIRT_WORK, _upload, real_cloud  # noqa: F401 (the fixture)
+from tests.integration.test_agent_real import VIRT_WORK, _upload, real_cloud, running_guest  # noqa: F401 (the fixture)
 from tests.support.controller import Controller
 
 pytestmark = pytest.mark.full
@@ -169,12 +169,7 @@ def test_live_snapshot_online_resize_and_a_saved_image_that_boots(
     img = ctl.api.get("/api/s/image/v1/images/d2-saved").json()["image"]
     assert img["status"] == "active", (img, server(ctl, sid).get("status_reason"))
     assert img["properties"].get("kernel_id") == kernel
-    r = ctl.climc("server-create", "d2clone", "--disk", "d2-saved", "--net", "realnet", "--mem-spec", "256m",
-                  "--auto-start", "-o", "json")
-    assert r.returncode == 0, r.stderr
-    cid = json.loads(r.stdout)["id"]
-    c = wait_for(lambda: (x := server(ctl, cid))["status"] in ("running", "deploy_fail") and x, 120, "clone")
-    assert c["status"] == "running", agent.log_path.read_text()[-3000:]
+    cid = running_guest(ctl, agent, "d2clone", "d2-saved", what="clone")["id"]
     clone_serial = agent.data / "instances" / cid / "serial.log"
     wait_for(lambda: clone_serial.exists() and "CM-MARKER: staying up" in clone_serial.read_text(errors="replace"),
              150, "the clone up")

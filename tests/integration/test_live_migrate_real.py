@@ -6,7 +6,6 @@ moved server stays operable there."""
 from __future__ import annotations
 
 import json
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import pytest
 
 from drivers.kvm.xml import parse_disks
 from tests.e2e.test_agent_support import AgentProc, B, server, wait_for
-from tests.integration.test_agent_real import VIRT_WORK, _qemu_ready, _upload
+from tests.integration.test_agent_real import _qemu_ready, _upload, upload_tiny_guest
 from tests.integration.test_day2_real import _make_iso
 from tests.support.controller import Controller
 from tests.support.guests import destroy_domains
@@ -82,12 +81,7 @@ def test_a_running_guest_moves_live_to_the_other_host_and_stays_operable(
     ctl, a, b = two_hosts
     for h in (a, b):
         assert "live_migrate" in ctl.api.get(f"{B}/hosts/{h.host_id}").json()["host"]["capabilities"]
-    kernel = _upload(ctl, "cm-kernel", VIRT_WORK / "vmlinuz", "raw")
-    ramdisk = _upload(ctl, "cm-ramdisk", VIRT_WORK / "initrd.img", "raw")
-    root = tmp_path / "root.qcow2"
-    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(root), "64M"], check=True)
-    _upload(ctl, "cm-tiny", root, "qcow2", f"kernel_id={kernel}", f"ramdisk_id={ramdisk}",
-            "os_command_line=console=ttyS0 panic=-1 cm.stay")
+    upload_tiny_guest(ctl, tmp_path, "cm-tiny", "console=ttyS0 panic=-1 cm.stay")
     r = ctl.climc("server-create", "livevm", "--disk", "cm-tiny", "--disk", "32", "--ncpu", "1",
                   "--mem-spec", "256m", "--host", "lm-a", "--auto-start", "-o", "json")
     assert r.returncode == 0, r.stderr
