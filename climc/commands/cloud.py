@@ -39,6 +39,15 @@ def sync_wait_options(f: Any) -> Any:
                         "exit 1 if the account ends up not connected")(f)
 
 
+def account_create_options(f: Any) -> Any:
+    """The last options of every ``cloud-account-create-*`` (after its own and ``--sync-interval``):
+    --no-sync, --desc, --wait/--timeout, the output flags; they reach ``create_account`` as they are."""
+    f = output_options(click.pass_obj(f))
+    f = sync_wait_options(f)
+    f = click.option("--desc", default=None)(f)
+    return click.option("--no-sync", is_flag=True, help="Do not start the first sync now")(f)
+
+
 def create_account(obj: Any, provider: str, name: str, account: str, secret: str, access_url: str,
                    options: dict[str, Any], *, no_sync: bool, sync_interval: int | None, desc: str | None,
                    wait: bool, timeout: float) -> None:
@@ -77,15 +86,10 @@ cachedimage_list = make_list("cachedimage-list", "cachedimages",
 @click.option("--sync-interval", type=int, default=None, help="Seconds between periodic syncs (0: none)")
 @click.option("--page-size", type=click.IntRange(5, 1000), default=None,
               help="Objects per listing call (default 500)")
-@click.option("--no-sync", is_flag=True, help="Do not start the first sync now")
-@click.option("--desc", default=None)
-@sync_wait_options
-@output_options
-@click.pass_obj
+@account_create_options
 def cloud_account_create_aws(obj: Any, name: str, access_key: str, secret: str, access_url: str,
-                             regions: tuple[str, ...], image_owners: tuple[str, ...], sync_interval: int | None,
-                             page_size: int | None, no_sync: bool, desc: str | None, wait: bool = False,
-                             timeout: float = 1800.0) -> None:
+                             regions: tuple[str, ...], image_owners: tuple[str, ...], page_size: int | None,
+                             **account: Any) -> None:
     """Create an AWS cloud account (the keys are checked against the cloud first)."""
     options: dict[str, Any] = {}
     if regions:
@@ -94,8 +98,7 @@ def cloud_account_create_aws(obj: Any, name: str, access_key: str, secret: str, 
         options["image_owners"] = list(image_owners)
     if page_size:
         options["page_size"] = page_size
-    create_account(obj, "Aws", name, access_key, secret, access_url, options, no_sync=no_sync,
-                   sync_interval=sync_interval, desc=desc, wait=wait, timeout=timeout)
+    create_account(obj, "Aws", name, access_key, secret, access_url, options, **account)
 
 
 @click.command("cloud-account-create-cloudpods")
@@ -107,19 +110,12 @@ def cloud_account_create_aws(obj: Any, name: str, access_key: str, secret: str, 
 @click.option("--project", default=None, help="Project there (default: system)")
 @click.option("--domain", default=None, help="Domain there (default: Default)")
 @click.option("--sync-interval", type=int, default=None, help="Seconds between periodic syncs (0: none)")
-@click.option("--no-sync", is_flag=True, help="Do not start the first sync now")
-@click.option("--desc", default=None)
-@sync_wait_options
-@output_options
-@click.pass_obj
+@account_create_options
 def cloud_account_create_cloudpods(obj: Any, name: str, access_url: str, user: str, password: str,
-                                   project: str | None, domain: str | None, sync_interval: int | None,
-                                   no_sync: bool, desc: str | None, wait: bool = False,
-                                   timeout: float = 1800.0) -> None:
+                                   project: str | None, domain: str | None, **account: Any) -> None:
     """Create an account on another Cloudpods controller (the login is checked first)."""
     options = {k: v for k, v in (("project", project), ("domain", domain)) if v}
-    create_account(obj, "Cloudpods", name, user, password, access_url, options, no_sync=no_sync,
-                   sync_interval=sync_interval, desc=desc, wait=wait, timeout=timeout)
+    create_account(obj, "Cloudpods", name, user, password, access_url, options, **account)
 
 
 @click.command("cloud-account-update-credential")

@@ -203,33 +203,25 @@ def server_change_config(obj: Any, ident: str, vcpu_count: int | None, mem_spec:
            wait=wait, timeout=wait_timeout, refetch=f"/servers/{ident}")
 
 
-@click.command("server-migrate")
-@click.argument("ident", shell_complete=SERVERS)
-@click.option("--prefer-host", "--host", "host", default=None,
-              help="Target host (id or name) [default: the scheduler's pick]")
-@wait_options()
-@output_options
-@click.pass_obj
-def server_migrate(obj: Any, ident: str, host: str | None, wait: bool = False, wait_timeout: float = 900.0) -> None:
-    """Move a stopped server to another host."""
-    body = {"prefer_host": host} if host else {}
-    finish(obj, f"server {ident}", obj.client().post(S, f"/servers/{ident}/migrate", json=body)["server"],
-           wait=wait, timeout=wait_timeout, refetch=f"/servers/{ident}")
+def _migrate_verb(name: str, action: str, help_: str) -> click.Command:
+    """``server-migrate`` / ``server-live-migrate`` IDENT [--prefer-host HOST]."""
+    @click.command(name, help=help_)
+    @click.argument("ident", shell_complete=SERVERS)
+    @click.option("--prefer-host", "--host", "host", default=None,
+                  help="Target host (id or name) [default: the scheduler's pick]")
+    @wait_options()
+    @output_options
+    @click.pass_obj
+    def cmd(obj: Any, ident: str, host: str | None, wait: bool = False, wait_timeout: float = 900.0) -> None:
+        body = {"prefer_host": host} if host else {}
+        finish(obj, f"server {ident}", obj.client().post(S, f"/servers/{ident}/{action}", json=body)["server"],
+               wait=wait, timeout=wait_timeout, refetch=f"/servers/{ident}")
+    return cmd
 
 
-@click.command("server-live-migrate")
-@click.argument("ident", shell_complete=SERVERS)
-@click.option("--prefer-host", "--host", "host", default=None,
-              help="Target host (id or name) [default: the scheduler's pick]")
-@wait_options()
-@output_options
-@click.pass_obj
-def server_live_migrate(obj: Any, ident: str, host: str | None, wait: bool = False,
-                        wait_timeout: float = 900.0) -> None:
-    """Move a running server to another host without stopping it."""
-    body = {"prefer_host": host} if host else {}
-    finish(obj, f"server {ident}", obj.client().post(S, f"/servers/{ident}/live-migrate", json=body)["server"],
-           wait=wait, timeout=wait_timeout, refetch=f"/servers/{ident}")
+server_migrate = _migrate_verb("server-migrate", "migrate", "Move a stopped server to another host.")
+server_live_migrate = _migrate_verb("server-live-migrate", "live-migrate",
+                                    "Move a running server to another host without stopping it.")
 
 
 @click.command("server-rebuild-root")

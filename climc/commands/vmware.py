@@ -5,7 +5,7 @@ from typing import Any
 
 import click
 
-from climc.commands.cloud import create_account, sync_wait_options
+from climc.commands.cloud import account_create_options, create_account
 from climc.commands.compute_common import S, list_flags, run_list
 from climc.output import output_options, show_object
 from core.errors import ResourceNotFoundError
@@ -44,15 +44,9 @@ def vcenter_show(obj: Any, ident: str) -> None:
 @click.option("--datacenter", default=None, help="Sync only this datacenter (name or id)")
 @click.option("--datastore", default=None, help="Datastore for new VMs (default: the host's with most free space)")
 @click.option("--sync-interval", type=int, default=None, help="Seconds between periodic syncs (0: none)")
-@click.option("--no-sync", is_flag=True, help="Do not start the first sync now")
-@click.option("--desc", default=None)
-@sync_wait_options
-@output_options
-@click.pass_obj
+@account_create_options
 def cloud_account_create_vmware(obj: Any, name: str, host: str, port: int, username: str, password: str,
-                                insecure: bool, datacenter: str | None, datastore: str | None,
-                                sync_interval: int | None, no_sync: bool, desc: str | None, wait: bool = False,
-                                timeout: float = 1800.0) -> None:
+                                insecure: bool, datacenter: str | None, datastore: str | None, **account: Any) -> None:
     """Create a VMware account: a vCenter or an ESXi (the login is checked first)."""
     options: dict[str, Any] = {}
     if insecure:
@@ -62,5 +56,4 @@ def cloud_account_create_vmware(obj: Any, name: str, host: str, port: int, usern
     if datastore:
         options["datastore"] = datastore
     url = f"https://{host}" + (f":{port}" if port != 443 else "")
-    create_account(obj, "VMware", name, username, password, url, options, no_sync=no_sync,
-                   sync_interval=sync_interval, desc=desc, wait=wait, timeout=timeout)
+    create_account(obj, "VMware", name, username, password, url, options, **account)

@@ -12,7 +12,6 @@ gives it its BMC."""
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -163,7 +162,5 @@ def test_server_create_deploys_an_image_onto_a_pxe_booted_machine_and_delete_wip
         assert hs["host_status"] == "online", hs
     finally:
         ctl.stop()
-        vm = sim.dir / "vm.sh"
-        if vm.exists():
-            os.system(f"{vm} stop")
+        sim.stop_vm()
         sim.stop()

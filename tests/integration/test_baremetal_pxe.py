@@ -109,7 +109,5 @@ def test_power_on_over_ipmi_pxe_boots_from_our_dhcp_and_tftp(boot_services: tupl
         assert sim.ipmitool("chassis", "power", "status").stdout.strip() == "Chassis Power is off"
     finally:
         ctl.stop()
-        vm = sim.dir / "vm.sh"
-        if vm.exists():
-            os.system(f"{vm} stop")
+        sim.stop_vm()
         sim.stop()

@@ -198,6 +198,12 @@ class IpmiSim:
         vm.write_text(script)
         vm.chmod(0o755)
 
+    def stop_vm(self) -> None:
+        """The attached machine stopped (its script's ``stop``), if one is attached."""
+        vm = self.dir / "vm.sh"
+        if vm.exists():
+            subprocess.run([str(vm), "stop"], check=False)
+
     def boot_device(self) -> str:
         p = self.dir / "boot.state"
         return p.read_text().strip() if p.exists() else "default"
