@@ -43,7 +43,7 @@ def main() -> None:
         raise SystemExit("run as root (the boot network's DHCP listens on port 67, the VM needs a tap)")
     from drivers.baremetal.driver import BaremetalDriver
     from tests.support import baremetal
-    from tests.support.baremetal import VM_SH, blank_disk, boot_lan, boot_sector_image, deploy_ramdisk
+    from tests.support.baremetal import VM_SH, blank_disk, boot_lan, boot_sector_image, deploy_ramdisk, pxe_settings
     from tests.support.bmc import USER, IpmiSim
     from tests.support.controller import Controller
 
@@ -60,9 +60,7 @@ def main() -> None:
         image = work / "img.raw"
         boot_sector_image(image)
         ctl = Controller.init(work / "ctl")
-        ctl.env.update(CLOUDPODS_BAREMETAL_PXE_INTERFACE=BRIDGE,
-                       CLOUDPODS_BAREMETAL_DEPLOY_KERNEL=str(rd / "deploy.kernel"),
-                       CLOUDPODS_BAREMETAL_DEPLOY_RAMDISK=str(rd / "deploy.initrd"))
+        ctl.env.update(pxe_settings(BRIDGE, rd))
         try:
             sim.start()
             ctl.serve()

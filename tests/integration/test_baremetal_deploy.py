@@ -29,6 +29,7 @@ from tests.support.baremetal import (
     boot_sector_image,
     deploy_ramdisk,
     file_sha,
+    pxe_settings,
 )
 from tests.support.bmc import USER, IpmiSim
 from tests.support.controller import Controller
@@ -84,9 +85,7 @@ def test_server_create_deploys_an_image_onto_a_pxe_booted_machine_and_delete_wip
     image = tmp_path / "bm-image.raw"
     image_sha = boot_sector_image(image)
     ctl = Controller.init(tmp_path / "ctl")
-    ctl.env.update(CLOUDPODS_BAREMETAL_PXE_INTERFACE=BRIDGE,
-                   CLOUDPODS_BAREMETAL_DEPLOY_KERNEL=str(ramdisk / "deploy.kernel"),
-                   CLOUDPODS_BAREMETAL_DEPLOY_RAMDISK=str(ramdisk / "deploy.initrd"))
+    ctl.env.update(pxe_settings(BRIDGE, ramdisk))
     try:
         sim.start()
         ctl.serve()

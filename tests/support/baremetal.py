@@ -133,6 +133,14 @@ def deploy_ramdisk(small: bool = False) -> Path:
     return out
 
 
+def pxe_settings(bridge: str, ramdisk: Path) -> dict[str, str]:
+    """A controller's environment for its PXE boot network on ``bridge`` with the deploy kernel and
+    ramdisk of ``ramdisk`` (``deploy_ramdisk()``)."""
+    return {"CLOUDPODS_BAREMETAL_PXE_INTERFACE": bridge,
+            "CLOUDPODS_BAREMETAL_DEPLOY_KERNEL": str(ramdisk / "deploy.kernel"),
+            "CLOUDPODS_BAREMETAL_DEPLOY_RAMDISK": str(ramdisk / "deploy.initrd")}
+
+
 def blank_disk(path: Path, size_mb: int) -> None:
     with open(path, "wb") as f:
         f.truncate(size_mb << 20)
