@@ -17,7 +17,7 @@ import pytest
 
 from tests.e2e.region_agent import TestbedAgent
 from tests.e2e.test_security import Tenants, flat_error, tenants  # noqa: F401  (fixture)
-from tests.e2e.test_servers import agent_for, infra, srv, wait_for  # noqa: F401  (fixture)
+from tests.e2e.test_servers import agent_for, host_infra, infra, srv, wait_for  # noqa: F401  (fixture)
 from tests.support.controller import Controller
 from tests.support.subnets import unique_octet
 
@@ -50,19 +50,7 @@ def host_rules(controller: Controller, host_id: str) -> dict[str, Any]:
 def quiet_host(controller: Controller, tag: str) -> dict[str, str]:
     """A zone, wire, network and host of the test's own that no agent serves."""
     n = {"zone": f"zq-{tag}", "wire": f"wq-{tag}", "net": f"nq-{tag}", "host": f"hq-{tag}"}
-    assert controller.climc("zone-create", n["zone"]).returncode == 0
-    assert controller.climc("wire-create", n["zone"], n["wire"], "1000").returncode == 0
-    third = unique_octet()
-    r = controller.climc("network-create", n["wire"], n["net"], f"10.{third}.7.10", f"10.{third}.7.40", "24",
-                         "--gateway", f"10.{third}.7.1")
-    assert r.returncode == 0, r.stderr
-    host = controller.api.post(f"{B}/zones/{n['zone']}/hosts", json={"host": {
-        "name": n["host"], "access_mac": f"00:16:3f:{tag[:2]}:{tag[2:4]}:{tag[4:6]}", "cpu_count": 4,
-        "mem_size": 8192, "storages": [{"name": f"{n['host']}-local", "capacity": 100_000}],
-        "wires": [{"wire": n["wire"], "bridge": "br0"}]}})
-    assert host.status_code == 200, host.text
-    n["host_id"] = host.json()["host"]["id"]
-    return n
+    return host_infra(controller, n, tag, oui="00:16:3f", cpus=4, mem_mb=8192, storage_mb=100_000)
 
 
 def mk_server(controller: Controller, infra: dict[str, str], name: str, *extra: str) -> dict[str, Any]:  # noqa: F811

@@ -21,22 +21,28 @@ B = "/api/s/compute_v2"
 def infra(controller: Controller, cirros_image: dict[str, object]) -> Iterator[dict[str, str]]:
     tag = uuid.uuid4().hex[:6]
     names = {"zone": f"z-{tag}", "wire": f"w-{tag}", "net": f"n-{tag}", "host": f"h-{tag}", "tag": tag}
-    r = controller.climc("zone-create", names["zone"])
-    assert r.returncode == 0, r.stderr
-    r = controller.climc("wire-create", names["zone"], names["wire"], "1000")
-    assert r.returncode == 0, r.stderr
+    yield host_infra(controller, names, tag, oui="00:16:3e", cpus=16, mem_mb=65536, storage_mb=1_000_000)
+
+
+def host_infra(controller: Controller, names: dict[str, str], tag: str, *, oui: str, cpus: int, mem_mb: int,
+               storage_mb: int) -> dict[str, str]:
+    """The zone, wire, network (``10.N.7.10-40``, its ``prefix`` added) and registered host (its
+    ``host_id`` added) that ``names`` names, through climc and the API; the host's MAC is ``oui`` + tag."""
+    for args in (("zone-create", names["zone"]), ("wire-create", names["zone"], names["wire"], "1000")):
+        r = controller.climc(*args)
+        assert r.returncode == 0, r.stderr
     third = unique_octet()
     r = controller.climc("network-create", names["wire"], names["net"], f"10.{third}.7.10", f"10.{third}.7.40", "24",
                          "--gateway", f"10.{third}.7.1", "-o", "json")
     assert r.returncode == 0, r.stderr
     names["prefix"] = f"10.{third}.7."
     host = controller.api.post(f"{B}/zones/{names['zone']}/hosts", json={"host": {
-        "name": names["host"], "access_mac": f"00:16:3e:{tag[:2]}:{tag[2:4]}:{tag[4:6]}", "cpu_count": 16,
-        "mem_size": 65536, "storages": [{"name": f"{names['host']}-local", "capacity": 1_000_000}],
+        "name": names["host"], "access_mac": f"{oui}:{tag[:2]}:{tag[2:4]}:{tag[4:6]}", "cpu_count": cpus,
+        "mem_size": mem_mb, "storages": [{"name": f"{names['host']}-local", "capacity": storage_mb}],
         "wires": [{"wire": names["wire"], "bridge": "br0"}]}})
     assert host.status_code == 200, host.text
     names["host_id"] = host.json()["host"]["id"]
-    yield names
+    return names
 
 
 def agent_for(controller: Controller, infra: dict[str, str], **kw: Any) -> TestbedAgent:
