@@ -28,9 +28,9 @@ def test_limits() -> None:
     for bad in ("", "x" * (MAX_PASSWORD_BYTES + 1)):
         with pytest.raises(InputParameterError):
             hash_password(bad)
-    t0 = time.perf_counter()
+    t0 = time.process_time()  # CPU, not wall clock: a loaded machine must not fail this
     assert not verify_password("y" * 100_000, DUMMY_HASH)  # capped work, never a match
-    assert time.perf_counter() - t0 < 2.0
+    assert time.process_time() - t0 < 2.0
 
 
 def test_dummy_hash_costs_what_a_real_one_does() -> None:
