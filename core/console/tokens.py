@@ -29,6 +29,7 @@ from core.errors import (
     UnauthorizedError,
     UnsupportedOperationError,
 )
+from core.host_wake import wake_on_commit
 
 TTL_S = 600
 PROTOCOLS = ("vnc", "serial")
@@ -126,7 +127,7 @@ def redeem(session: Session, token: str, *, server_id: str, protocol: str, user:
         _refuse(session, row, user, f"presented by user {user.user_name}")
         raise ForbiddenError("console token belongs to another user")
     row.status, row.relay_url = "connecting", relay_url
-    session.info["work_queued"] = True  # wakes this replica's long polls (core.hostapi.routes.work)
+    wake_on_commit(session, [row.host_id])  # the host's long polls in this replica (core.host_wake)
     record(session, user, service="compute", action=f"console-open-{row.protocol}", **_obj(row),
            notes=f"console session {row.id} of user {row.user_id}")
     return row

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from core.api.context import Credential
 from core.errors import InputParameterError
 from core.host_protocol import GuestEip, GuestPort, HostSecgroups, SecRule
+from core.host_wake import wake_on_commit
 from core.region.models import Eip, GuestSecgroup, Host, IpAllocation, Network, Secgroup, SecgroupRule, Server
 
 DEFAULT_NAME = "Default"
@@ -124,7 +125,7 @@ def touch_hosts(session: Session, host_ids: Iterable[str | None]) -> None:
     conn.execute(select(Host.id).where(Host.id.in_(ids)).order_by(Host.id).with_for_update())
     conn.execute(update(Host).where(Host.id.in_(ids))
                                  .values(secgroup_version=Host.secgroup_version + 1))
-    session.info["work_queued"] = True  # wakes the long polls of this process (core/hostapi/routes/work.py)
+    wake_on_commit(session, ids, rules=True)  # the hosts' long polls in this process (core/host_wake.py)
 
 
 def touch_secgroups(session: Session, sg_ids: Iterable[str], also_hosts: Iterable[str | None] = ()) -> None:

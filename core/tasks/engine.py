@@ -34,8 +34,8 @@ log = logging.getLogger("cloudpods.tasks")
 T = TypeVar("T")
 
 # Set after any commit that queued a task, so idle workers in this process wake at once.
-# (Agents long-polling this process are woken by core/hostapi/routes/work.py's own after_commit hook,
-# which reads "work_queued" before this one drops it.)
+# (Agents long-polling this process are woken by core/host_wake.py: a flush that queues a work item
+# names its host.)
 WAKEUP = Wakeup()
 
 
@@ -43,13 +43,11 @@ WAKEUP = Wakeup()
 def _after_commit(session: Session) -> None:
     if session.info.pop("tasks_queued", False):
         WAKEUP.set()
-    session.info.pop("work_queued", None)
 
 
 @event.listens_for(Session, "after_rollback")
 def _after_rollback(session: Session) -> None:
     session.info.pop("tasks_queued", None)
-    session.info.pop("work_queued", None)
 
 
 class StageError(CloudpodsError):
@@ -143,7 +141,6 @@ class Run:
                           payload=seal_payload({**dump(payload), "task_id": self.task.id}))
             s.add(wi)
             s.flush()
-            s.info["work_queued"] = True
         self.wait(then)
         return wi
 

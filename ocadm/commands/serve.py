@@ -99,6 +99,9 @@ def _draining_server(config: uvicorn.Config, app: FastAPI, stop_agent: Callable[
 
         def handle_exit(self, sig: int, frame: FrameType | None) -> None:
             app.state.draining = True
+            from core.host_wake import HUB
+
+            HUB.wake_all()  # waiting polls look again now, see draining and answer
             if stop_agent is not None and not self.should_exit:
                 threading.Thread(target=stop_agent, name="agent-stop", daemon=True).start()
             super().handle_exit(sig, frame)

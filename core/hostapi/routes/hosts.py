@@ -50,8 +50,7 @@ def register(host_id: str, session: SessionDep, cred: CredentialDep, body: Any =
     (row,) = get_manager("hosts").create(session, cred, data, 1, ("zones", host.zone_id))
     # a restarted agent lost what it had fetched: hand those work items out again
     for wi in session.scalars(select(WorkItem).where(WorkItem.host_id == host.id, WorkItem.status == "dispatched")):
-        wi.status, wi.dispatched_at, wi.lease_expires_at = "queued", None, None
-        session.info["work_queued"] = True
+        wi.status, wi.dispatched_at, wi.lease_expires_at = "queued", None, None  # (wakes its polls: host_wake)
     session.flush()
     out = {"id": row.id, "name": row.name, "zone_id": row.zone_id, "host_status": row.host_status,
            "enabled": row.enabled, **capacity(row)}

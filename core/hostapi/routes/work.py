@@ -9,8 +9,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from sqlalchemy import event, select
-from sqlalchemy.orm import Session
+from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from core.api.context import Credential
@@ -20,6 +19,7 @@ from core.config import Settings
 from core.db.base import utcnow
 from core.errors import ResourceNotFoundError
 from core.host_protocol import WorkAck
+from core.host_wake import HUB, PING_REFRESH_S, RULES, takeable
 from core.hostapi.routes.access import AnyBody, guard, json_body
 from core.hostapi.routes.secgroups import rules_if_moved
 from core.region.common import begin_write, iso, json_response, parse
@@ -28,24 +28,22 @@ from core.tasks.payload_secrets import open_payload
 
 router = APIRouter(prefix="/agent")
 MAX_WAIT_S = 60
-POLL_S = 0.5  # how often a long poll looks for items queued by other replicas
-PING_REFRESH_S = 10  # a poll re-writes last_ping_at when older than this (offline after 180 s)
+TICK_S = 1.0  # how often a waiting poll checks that its agent is still there
 ACK_S = Settings.work_item_ack_s  # a handed-out item not acknowledged this long goes out again
 
 
 def _takeable(host_id: str, now: Any) -> Any:
-    """The host's items a poll may hand out: queued ones, and those handed out earlier whose
-    acknowledgement is overdue (the reply never reached the agent: its replica died after the commit)."""
-    overdue = (WorkItem.status == "dispatched") & (WorkItem.owner == "") & (WorkItem.lease_expires_at < now)
-    return (WorkItem.host_id == host_id) & ((WorkItem.status == "queued") | overdue)
+    """The host's items a poll may hand out (core.host_wake.takeable)."""
+    return (WorkItem.host_id == host_id) & takeable(now)
 
 
 def _take(db: Any, cred: Credential, host_id: str, limit: int, applied: int | None = None,
-          with_secgroups: bool = False, ack_s: float = ACK_S
+          with_secgroups: bool = False, ack_s: float = ACK_S, rules_ok: bool = True
           ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int, Any]:
     """Hand out up to ``limit`` items of the host (marked ``dispatched``, to be acknowledged within
     ``ack_s``) and the console sessions its agent should connect (``connecting`` → ``dispatched``),
-    with the host's secgroup_version; the poll is a ping."""
+    with the host's secgroup_version; the poll is a ping. The host's rules (when asked for and moved)
+    come along if ``rules_ok`` (not throttled) or with the items."""
     from core.console.models import ConsoleSession
 
     with db.session() as s:
@@ -56,7 +54,8 @@ def _take(db: Any, cred: Credential, host_id: str, limit: int, applied: int | No
         fresh = (host.host_status == "online" and host.last_ping_at is not None
                  and utcnow() - host.last_ping_at < timedelta(seconds=PING_REFRESH_S))
         if fresh and not _has_work(s, host.id):
-            return [], [], int(host.secgroup_version or 0), rules_if_moved(s, host, applied, with_secgroups)
+            return [], [], int(host.secgroup_version or 0), rules_if_moved(s, host, applied,
+                                                                              with_secgroups and rules_ok)
         s.rollback()
         begin_write(s)
         host = guard(s, cred, host_id)
@@ -86,7 +85,8 @@ def _take(db: Any, cred: Credential, host_id: str, limit: int, applied: int | No
         # items commit only once the whole answer is ready, so a replica killed between the commit and
         # the reply strands as few items as before (reading them after the commit widened that window
         # and the chaos test saw a server stuck in deploying)
-        return out, consoles, int(host.secgroup_version or 0), rules_if_moved(s, host, applied, with_secgroups)
+        rules = rules_if_moved(s, host, applied, with_secgroups and bool(rules_ok or out or consoles))
+        return out, consoles, int(host.secgroup_version or 0), rules
 
 
 def _has_work(s: Any, host_id: str) -> bool:
@@ -95,19 +95,6 @@ def _has_work(s: Any, host_id: str) -> bool:
     item = s.scalar(select(WorkItem.id).where(_takeable(host_id, utcnow())).limit(1))
     return item is not None or s.scalar(select(ConsoleSession.id).where(
         ConsoleSession.host_id == host_id, ConsoleSession.status == "connecting").limit(1)) is not None
-
-
-# A generation bumped by every commit that queued a work item in this process. Each long poll
-# remembers the one it saw, so no waiter can consume another's wake-up (a shared Event that
-# every waiter clears loses them when several agents wait at once); other replicas' items are
-# found by the periodic re-check every POLL_S.
-_work_gen = [0]
-
-
-@event.listens_for(Session, "after_commit", insert=True)  # before core.tasks.engine pops the flag
-def _work_committed(session: Session) -> None:
-    if session.info.get("work_queued"):
-        _work_gen[0] += 1
 
 
 @router.get("/hosts/{host_id}/work-items")
@@ -120,25 +107,44 @@ async def work_items(host_id: str, request: Request, cred: CredentialDep) -> Res
     db = request.app.state.db
     ack_s = float(getattr(request.app.state.settings, "work_item_ack_s", ACK_S))
     deadline = time.monotonic() + wait
-    while True:
-        seen = _work_gen[0]
-        # an agent that went away (stopped, restarted) mid-poll must not be handed items it will
-        # never see: they would sit "dispatched" until the redelivery job, not go to its successor
-        if await request.is_disconnected():
-            return json_response({"work_items": []})
-        items, consoles, version, rules = await run_in_threadpool(_take, db, cred, host_id, limit, applied,
-                                                                  want_rules, ack_s)
-        draining = getattr(request.app.state, "draining", False)  # the controller is shutting down
-        changed = applied is not None and version != applied
-        if items or consoles or draining or time.monotonic() >= deadline or changed:
-            out: dict[str, Any] = {"work_items": items, "consoles": consoles, "secgroup_version": version}
-            if rules is not None:
-                # the new rules ride on this answer: the agent applies them without a second round trip
-                out["secgroups"] = rules
-            return json_response(out)
-        until = min(time.monotonic() + POLL_S, deadline)
-        while _work_gen[0] == seen and time.monotonic() < until and not getattr(request.app.state, "draining", False):
-            await asyncio.sleep(0.01)
+    # registered before the first look: a commit that queues an item for this host after the look
+    # wakes this poll (and only this host's polls: core/host_wake.py)
+    w = HUB.add(host_id, db)
+    try:
+        while True:
+            # an agent that went away (stopped, restarted) mid-poll must not be handed items it will
+            # never see: they would sit "dispatched" until the redelivery job, not go to its successor
+            if await request.is_disconnected():
+                return json_response({"work_items": []})
+            w.clear()
+            throttled = applied is not None and time.monotonic() < RULES.due(host_id)
+            items, consoles, version, rules = await run_in_threadpool(_take, db, cred, host_id, limit, applied,
+                                                                      want_rules, ack_s, not throttled)
+            w.version = version if applied is not None else None
+            draining = getattr(request.app.state, "draining", False)  # the controller is shutting down
+            changed = applied is not None and version != applied
+            now = time.monotonic()
+            if items or consoles or draining or now >= deadline or (changed and not throttled):
+                if changed and rules is None and throttled and applied is not None:
+                    version = applied  # its rules were held back (throttled): they come with a later answer
+                out: dict[str, Any] = {"work_items": items, "consoles": consoles, "secgroup_version": version}
+                if rules is not None:
+                    # the new rules ride on this answer: the agent applies them without a second round trip
+                    out["secgroups"] = rules
+                    RULES.sent(host_id)
+                elif changed and not want_rules:
+                    RULES.sent(host_id)  # the agent fetches them itself
+                return json_response(out)
+            until = min(RULES.due(host_id), deadline) if changed else deadline
+            while not w.event.is_set() and now < until and not getattr(request.app.state, "draining", False):
+                try:  # woken by a commit or the sweep (core/host_wake.py); a tick to notice a disconnect
+                    await asyncio.wait_for(w.event.wait(), min(TICK_S, until - now))
+                except TimeoutError:
+                    if await request.is_disconnected():
+                        break
+                now = time.monotonic()
+    finally:
+        HUB.drop(w)
 
 
 @router.post("/hosts/{host_id}/work-items/ack")
