@@ -67,7 +67,8 @@ def parse_bool(value: str | bool | None, name: str, default: bool | None = None)
     raise InputParameterError(f"{name}: {value!r} is not a boolean")
 
 
-def _int(value: str | None, name: str, default: int, lo: int, hi: int | None = None) -> int:
+def parse_int(value: str | None, name: str, default: int, lo: int, hi: int | None = None) -> int:
+    """A query parameter as an int in [lo, hi] (default when absent or empty; a 400 else)."""
     if value is None or value == "":
         return default
     return int64(value, name, lo, INT64_MAX if hi is None else hi)
@@ -131,7 +132,7 @@ def list_query(request: Request) -> ListQuery:
 
 def parse_list_query(items: Sequence[tuple[str, str]]) -> ListQuery:
     qp = _Params(items)
-    limit = _int(qp.get("limit"), "limit", MAX_LIMIT, 0)
+    limit = parse_int(qp.get("limit"), "limit", MAX_LIMIT, 0)
     order = (qp.get("order") or "desc").lower()
     if order not in ("asc", "desc"):
         raise InputParameterError(f"order: {order!r} must be asc or desc")
@@ -150,7 +151,7 @@ def parse_list_query(items: Sequence[tuple[str, str]]) -> ListQuery:
             extra[k] = qp.getlist(k)
     return ListQuery(
         limit=MAX_LIMIT if limit == 0 else min(limit, MAX_LIMIT),
-        offset=_int(qp.get("offset"), "offset", 0, 0),
+        offset=parse_int(qp.get("offset"), "offset", 0, 0),
         paging_marker=qp.get("paging_marker") or None,
         order_by=[o for v in qp.getlist("order_by") for o in v.split(",") if o],
         order=order,

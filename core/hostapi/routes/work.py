@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from core.api.context import Credential
 from core.api.deps import CredentialDep, SessionDep
-from core.api.listing import _int
+from core.api.listing import parse_int
 from core.config import Settings
 from core.db.base import utcnow
 from core.errors import ResourceNotFoundError
@@ -99,10 +99,10 @@ def _has_work(s: Any, host_id: str) -> bool:
 
 @router.get("/hosts/{host_id}/work-items")
 async def work_items(host_id: str, request: Request, cred: CredentialDep) -> Response:
-    wait = _int(request.query_params.get("wait"), "wait", 0, 0, MAX_WAIT_S)
-    limit = _int(request.query_params.get("limit"), "limit", 10, 1, 100)
+    wait = parse_int(request.query_params.get("wait"), "wait", 0, 0, MAX_WAIT_S)
+    limit = parse_int(request.query_params.get("limit"), "limit", 10, 1, 100)
     known = request.query_params.get("secgroup_version")
-    applied = _int(known, "secgroup_version", 0, 0, 2**62) if known is not None else None
+    applied = parse_int(known, "secgroup_version", 0, 0, 2**62) if known is not None else None
     want_rules = request.query_params.get("with_secgroups") in ("1", "true")
     db = request.app.state.db
     ack_s = float(getattr(request.app.state.settings, "work_item_ack_s", ACK_S))
