@@ -32,7 +32,7 @@ from core.agent.metrics import AgentCollector, MetricsServer, Sampler
 from core.agent.network import GuestNetwork
 from core.errors import CloudpodsError, ConnectionFailedError
 from core.host_protocol import ContractError, error_result, guest_state
-from core.tasks.loops import Loops
+from core.loops import Loops
 from drivers.base import DriverError, GuestEvent, GuestStatus, HostedDriver, HostEnv
 
 log = logging.getLogger("cloudpods.agent")

@@ -39,7 +39,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from core.agent.dhcp import DhcpServer, Lease, interface_ipv4
-from core.tasks.loops import Loops
+from core.loops import Loops
 from drivers.base import HypervisorError, InvalidSpec, LocalImage
 
 log = logging.getLogger("cloudpods.pxe")

@@ -37,10 +37,10 @@ from sqlalchemy.orm import Session
 from core.db.base import utcnow
 from core.errors import CloudpodsError
 from core.host_protocol import ContractError, error_result
+from core.loops import Loops
 from core.region.hosted import TARGET_EXECUTOR, Runtime
-from core.tasks.loops import Loops
 from core.tasks.payload_secrets import open_payload
-from core.tasks.wakeup import Wakeup
+from core.wakeup import Wakeup
 from drivers.base import DriverError, GuestNotFound
 
 log = logging.getLogger("cloudpods.executor")

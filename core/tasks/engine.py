@@ -28,7 +28,7 @@ from core.errors import CloudpodsError, ConflictError, InputParameterError, Reso
 from core.host_protocol import PAYLOADS, ContractError, ErrorResult, WorkKind, dump, error_result, parse_result
 from core.tasks.models import DONE, FAILED, FINISHED, QUEUED, RUNNING, WAITING, Task, WorkItem
 from core.tasks.payload_secrets import scrub_payload, seal_payload
-from core.tasks.wakeup import Wakeup
+from core.wakeup import Wakeup
 
 log = logging.getLogger("cloudpods.tasks")
 T = TypeVar("T")

@@ -21,8 +21,8 @@ from sqlalchemy import or_, select, update
 
 from core.db.base import utcnow
 from core.db.engine import begin_write
+from core.loops import Loops
 from core.tasks.engine import WAKEUP, execute
-from core.tasks.loops import Loops
 from core.tasks.models import QUEUED, RUNNING, Task, WorkItem
 
 log = logging.getLogger("cloudpods.tasks")

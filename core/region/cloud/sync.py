@@ -32,12 +32,12 @@ from sqlalchemy.orm import Session
 from core.db.base import utcnow
 from core.db.engine import begin_write
 from core.db.lease import release, try_acquire
+from core.loops import Loops
 from core.region.cloud import apply
 from core.region.cloud.config import provider_of
 from core.region.models import Cloudaccount, Cloudprovider
 from core.tasks.engine import Run, TaskBase
-from core.tasks.loops import Loops
-from core.tasks.wakeup import Wakeup
+from core.wakeup import Wakeup
 from drivers.base import (
     CLOUD_KINDS,
     HOST_KINDS,

@@ -214,3 +214,15 @@ def test_the_package_walk_finds_a_cycle(tmp_path: Path) -> None:
     assert "core.region" in graph["core.hostapi"] and "core.hostapi" in graph["core.region"]
     assert cycles(graph) == [["core.hostapi", "core.region"]]
     assert why[("core.hostapi", "core.region")] == "core.hostapi.routes -> core.region.x"
+
+
+def test_the_host_agent_does_not_load_the_database_stack() -> None:
+    """The agent runs on every host and keeps no database: its background loops (core.loops) must
+    not pull in the task engine and SQLAlchemy (~0.2 s and ~20 MB at every agent start)."""
+    import subprocess
+    import sys
+
+    probe = "import sys, core.agent.agent; print(sorted(m for m in ('sqlalchemy', 'core.tasks') if m in sys.modules))"
+    r = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "[]", r.stdout

@@ -4,7 +4,7 @@ from __future__ import annotations
 import threading
 import time
 
-from core.tasks.wakeup import Wakeup
+from core.wakeup import Wakeup
 
 
 def test_a_signal_after_looking_wakes_a_waiter_that_another_waiter_already_saw() -> None:

@@ -1,4 +1,4 @@
-"""The one background loop of the controller's pools (core/tasks/loops.py): a work loop runs its step
+"""The one background loop of the controller's pools (core/loops.py): a work loop runs its step
 again at once after work, idles until woken, survives a failing step; a job runs every interval and
 survives a failing run; stop ends both and wakes idle threads at once."""
 from __future__ import annotations
@@ -10,8 +10,8 @@ from collections.abc import Callable
 
 import pytest
 
-from core.tasks.loops import Loops
-from core.tasks.wakeup import Wakeup
+from core.loops import Loops
+from core.wakeup import Wakeup
 
 DEADLINE_S = 60.0  # generous: the CI box is loaded
 

@@ -20,7 +20,7 @@ import logging
 import threading
 from collections.abc import Callable
 
-from core.tasks.wakeup import Wakeup
+from core.wakeup import Wakeup
 
 
 class Loops:
