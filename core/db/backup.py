@@ -364,6 +364,12 @@ def _check_empty(db: Any, force: bool) -> None:
     if not force:
         raise InputParameterError(f"the target database already has {len(names)} table(s): restore into an empty "
                                   "database (or use --force to replace it)")
+    drop_all_tables(db)
+
+
+def drop_all_tables(db: Any) -> None:
+    """Every table the database has, ours or not, dropped (restore --force; tests that need an
+    empty PostgreSQL/MariaDB database: MariaDB's DDL is not transactional, so a failed run leaves debris)."""
     meta = MetaData()
     meta.reflect(db.engine)
     with db.engine.begin() as c:

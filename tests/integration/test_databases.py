@@ -7,6 +7,7 @@ import os
 import pytest
 from sqlalchemy import text
 
+from core.db.backup import drop_all_tables
 from core.db.engine import Database
 from core.db.migrate import downgrade, schema_state, upgrade
 from tests.support.controller import Controller
@@ -17,14 +18,7 @@ DIALECTS = [("postgresql", "CLOUDPODS_TEST_PG_URL"), ("mariadb", "CLOUDPODS_TEST
 
 def _reset(db: Database) -> None:
     """Start from an empty database: MariaDB DDL is not transactional, so a failed run leaves debris."""
-    from sqlalchemy import MetaData
-
-    meta = MetaData()
-    meta.reflect(db.engine)
-    with db.engine.begin() as c:
-        if db.dialect in ("mysql", "mariadb"):
-            c.execute(text("SET FOREIGN_KEY_CHECKS=0"))
-        meta.drop_all(c)
+    drop_all_tables(db)
 
 
 def _url(env: str) -> str:
