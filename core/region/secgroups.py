@@ -104,17 +104,17 @@ def set_server_secgroups(session: Session, server: Server, ids: list[str]) -> No
     touch_secgroups(session, changed, also_hosts=[server.host_id])
 
 
-def drop_server(session: Session, server_id: str, also_hosts: Iterable[str | None] = ()) -> None:
-    """A deleted server leaves its groups (peers' rules shrink). ``also_hosts`` (the server's own
-    host) are locked and bumped in the same one id-ordered pass as the peers' hosts: a delete that
-    locked its own host afterwards (releasing its claim) took host rows out of order, and two
-    concurrent deletes deadlocked on PostgreSQL (test_scale, ~1 run in 5-10 under load)."""
-    rows = list(session.scalars(select(GuestSecgroup).where(GuestSecgroup.guest_id == server_id)))
+def drop_server(session: Session, server: Server) -> None:
+    """A deleted server leaves its groups (peers' rules shrink). Its own host is locked and bumped in
+    the same one id-ordered pass as the peers' hosts, so call this before anything else writes a host
+    row of the delete (release_server's claim): a delete that locked its own host out of that order
+    deadlocked against another on PostgreSQL (test_scale, ~1 run in 5-10 under load)."""
+    rows = list(session.scalars(select(GuestSecgroup).where(GuestSecgroup.guest_id == server.id)))
     for g in rows:
         session.delete(g)
     if rows:
         session.flush()
-    touch_secgroups(session, {g.secgroup_id for g in rows}, also_hosts=also_hosts)
+    touch_secgroups(session, {g.secgroup_id for g in rows}, also_hosts=[server.host_id])
 
 
 def touch_hosts(session: Session, host_ids: Iterable[str | None]) -> None:

@@ -511,8 +511,8 @@ def purge_row(session: Session, kind: str, row: Any) -> None:
         from core.region.release import release_server
         from core.region.secgroups import drop_server
 
+        drop_server(session, row)  # first: host rows are locked in one order (see drop_server)
         release_server(session, row, keep_disks=True)
-        drop_server(session, row.id)
         for d in session.scalars(select(Disk).where(Disk.server_id == row.id)):
             d.server_id = None
     elif kind == "disks":

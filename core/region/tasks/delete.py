@@ -43,10 +43,8 @@ class ServerDeleteTask(TaskBase):
                     d.access_path = k.access_path
         from core.region.secgroups import drop_server
 
-        # first: it locks the hosts it bumps, the server's own among them, in one id-ordered pass, before
-        # release_server updates the own host's claim (concurrent deletes took host rows in opposite
-        # orders and deadlocked on PostgreSQL); the own host re-pulls its rules at the delete anyway
-        drop_server(run.session, server.id, also_hosts=[server.host_id])  # peers' rules no longer name its address
+        # first: it locks the hosts it bumps, the server's own among them, in one id-ordered pass
+        drop_server(run.session, server)  # peers' rules no longer name its address
         from core.region.eips import dissociate
 
         # the EIP stays, free, unless delete_eip or its auto_dellocate says otherwise (as Cloudpods)

@@ -38,7 +38,9 @@ def test_the_own_host_is_locked_with_the_peers_hosts(db: Database) -> None:
     event.listen(db.engine, "before_cursor_execute", record)
     try:
         with db.session() as s:
-            drop_server(s, "srv-gone", also_hosts=["h-lock-b"])
+            gone = s.get(Server, "srv-gone")
+            assert gone is not None
+            drop_server(s, gone)
             s.commit()
     finally:
         event.remove(db.engine, "before_cursor_execute", record)
