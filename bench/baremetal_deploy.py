@@ -30,6 +30,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from tests.support.procs import cpu_seconds
+
 BRIDGE, TAP, SERVER_IP, MAC = "bmbn0", "bmbn0-t0", "10.213.93.1", "52:54:00:93:00:10"
 
 
@@ -141,15 +143,13 @@ class VmCpu:
         self._t.start()
 
     def _run(self) -> None:
-        tick = os.sysconf("SC_CLK_TCK")
         while not self._stop.wait(0.05):
             try:
                 pid = self.pidfile.read_text().strip()
                 if not self._pid and pid and pid != self._old:
                     self._pid = int(pid)
                 if self._pid:
-                    f = Path(f"/proc/{self._pid}/stat").read_text().rsplit(")", 1)[1].split()
-                    self.first = (int(f[11]) + int(f[12])) / tick
+                    self.first = cpu_seconds(self._pid)
             except (OSError, ValueError, IndexError):
                 continue
 

@@ -8,7 +8,6 @@ Machine noise: ±20 % on a shared 2-core box.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import tempfile
@@ -19,6 +18,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.support.controller import Controller
+from tests.support.procs import cpu_seconds
 
 
 def rss_mb(pid: int) -> float:
@@ -28,10 +28,6 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
-def cpu_s(pid: int) -> float:
-    """utime + stime of a process: unlike wall time it barely moves with the machine's load."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def main() -> None:
@@ -47,7 +43,7 @@ def main() -> None:
             t0 = time.perf_counter()
             ctl.serve()
             starts.append(time.perf_counter() - t0)
-            cpus.append(cpu_s(ctl.proc.pid))  # type: ignore[union-attr]
+            cpus.append(cpu_seconds(ctl.proc.pid))  # type: ignore[union-attr]
             rss = rss_mb(ctl.proc.pid)  # type: ignore[union-attr]
             ctl.stop()
         ctl.serve()

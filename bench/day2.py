@@ -25,6 +25,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from tests.support.procs import cpu_seconds  # noqa: E402
+
 
 def _fill(path: str, mb: int, kind: str = "pattern") -> None:
     """``mb`` MiB written through qcow2 (qemu-io, 64 MiB pieces): allocated clusters. ``pattern``: each
@@ -41,11 +43,6 @@ def _fill(path: str, mb: int, kind: str = "pattern") -> None:
         subprocess.run(["qemu-io", "-f", "qcow2", *cmds, path], check=True, capture_output=True)
 
 
-def _cpu_s(pid: int) -> float:
-    """CPU seconds a process and its waited-for children (qemu-img) used: a figure the machine's load
-    inflates far less than wall time."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
 
 
 def main() -> None:
@@ -93,7 +90,7 @@ def main() -> None:
         saves = []
         cpu: dict[str, list[float]] = {k: [] for k in pids}
         for i in range(a.runs):
-            c0 = {k: _cpu_s(p) for k, p in pids.items()}
+            c0 = {k: cpu_seconds(p, children=True) for k, p in pids.items()}
             t0 = time.monotonic()
             # climc's own --wait (polls every 0.3 s, as a user would): a 10 Hz poll of the bench's would
             # cost the controller ~2 s of CPU per save on this 2-core machine, inflating both figures
@@ -103,7 +100,7 @@ def main() -> None:
             assert img["status"] == "active", img
             saves.append(time.monotonic() - t0)
             for k, p in pids.items():
-                cpu[k].append(_cpu_s(p) - c0[k])
+                cpu[k].append(cpu_seconds(p, children=True) - c0[k])
         print(f"save-image of a system disk with {a.root_mb} MiB written ({a.fill}; {img['size'] >> 20} MiB image), "
               f"climc -> image active: median {statistics.median(saves):.2f} s, runs "
               f"{[round(x, 2) for x in saves]} (target <= 15 s); CPU s per save (median): "

@@ -26,6 +26,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from tests.support.procs import cpu_seconds  # noqa: E402
+
 
 def _phases(logs: list[Path]) -> dict[str, float]:
     """The agents' own timing of the latest migrate-out / -in / cleanup (ms), from their logs."""
@@ -41,13 +43,7 @@ def _phases(logs: list[Path]) -> dict[str, float]:
 
 def _cpu_s(pids: list[int]) -> float:
     """User+system CPU seconds of these processes and their waited-for children (qemu-img)."""
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for pid in pids:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        total += sum(int(x) for x in fields[11:15])  # utime stime cutime cstime
-    return total / tick
+    return sum(cpu_seconds(pid, children=True) for pid in pids)
 
 
 def main() -> None:

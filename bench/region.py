@@ -18,7 +18,6 @@ quiet box); CPU per request barely moves with the load.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import tempfile
@@ -32,14 +31,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import httpx
 
 from tests.support.controller import Controller
+from tests.support.procs import cpu_seconds
 
 B = "/api/s/compute_v2"
 
 
-def cpu_s(pid: int) -> float:
-    """utime + stime of a process, seconds: unlike wall time it barely moves with the machine's load."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class ServerCpu:
@@ -49,11 +45,11 @@ class ServerCpu:
         self.pid = pid
 
     def __enter__(self) -> ServerCpu:
-        self.t0 = cpu_s(self.pid)
+        self.t0 = cpu_seconds(self.pid)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.used = cpu_s(self.pid) - self.t0
+        self.used = cpu_seconds(self.pid) - self.t0
 
     def per(self, n: int) -> float:
         return self.used * 1000 / n

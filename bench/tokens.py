@@ -32,6 +32,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from tests.support.procs import cpu_seconds  # noqa: E402
+
 
 def setup(data_dir: Path) -> tuple[Any, str, str]:
     """ocadm init's steps, in-process: settings, keys, schema, bootstrap. Returns (settings, user, pw)."""
@@ -215,19 +217,15 @@ def _load(script: str, *args: Any, timeout: float) -> list[float]:
     return [float(x) for x in out.stdout.split()]
 
 
-def cpu_s(pid: int) -> float:
-    """utime + stime of a process, in seconds."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def bench_http(base: str, pid: int, token: str, seconds: float, threads: int) -> tuple[float, float]:
     """(requests /s, server CPU ms per request) of token validation over HTTP."""
     url = base + "/api/s/identity/v3/auth/tokens?nocatalog"
     _load(LOADGEN, url, token, 0.5, 1, timeout=60)  # warm: first-request work, the token cache
-    before = cpu_s(pid)
+    before = cpu_seconds(pid)
     rate_, n = _load(LOADGEN, url, token, seconds, threads, timeout=seconds + 60)
-    return rate_, (cpu_s(pid) - before) * 1000 / n
+    return rate_, (cpu_seconds(pid) - before) * 1000 / n
 
 
 def bench_user_create(base: str, token: str, threads: int, n: int = 40) -> tuple[float, float]:

@@ -1,7 +1,6 @@
 """Tokens, passwords, lockout, revocation, key rotation and the admin reset path, end to end."""
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +22,7 @@ from tests.e2e.test_identity_support import (
     uniq,
 )
 from tests.support.controller import Controller, parse_rc
+from tests.support.procs import cpu_seconds
 
 PW = "pw-Token-1"
 
@@ -244,13 +244,6 @@ def strict_controller(tmp_path: Path) -> Iterator[Controller]:
     ctl.stop()
 
 
-def _cpu_s(pid: int) -> float:
-    """utime + stime of the controller process (what a login costs it; unlike wall time, this does
-    not move with what else the machine runs)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def _login_costs(ctl: Controller, logins: dict[str, tuple[str, str]], n: int = 6
                  ) -> tuple[dict[str, float], dict[str, set[str]]]:
     """The controller's CPU seconds for n refused logins of each kind, taken in turns so the
@@ -260,9 +253,9 @@ def _login_costs(ctl: Controller, logins: dict[str, tuple[str, str]], n: int = 6
     messages: dict[str, set[str]] = {k: set() for k in logins}
     for _ in range(n):
         for kind, (name, pw) in logins.items():
-            before = _cpu_s(ctl.proc.pid)
+            before = cpu_seconds(ctl.proc.pid)
             r = login_raw(ctl, name, pw)
-            cost[kind] += _cpu_s(ctl.proc.pid) - before
+            cost[kind] += cpu_seconds(ctl.proc.pid) - before
             assert r.status_code == 401
             messages[kind].add(r.json()["error"]["message"])
     return cost, messages

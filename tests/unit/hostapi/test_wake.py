@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -24,6 +26,17 @@ async def _set_within(w: wake.Waiter, timeout: float = WAIT_S) -> bool:
         return False
 
 
+@contextmanager
+def _waiters(hub: wake.Hub, db: Database, *hosts: str) -> Iterator[list[wake.Waiter]]:
+    """One long poll's waiter per host, dropped from the hub however the test ends."""
+    ws = [hub.add(h, db) for h in hosts]
+    try:
+        yield ws
+    finally:
+        for w in ws:
+            hub.drop(w)
+
+
 def _task(db: Database) -> str:
     with db.session() as s:
         t = submit(s, "noop", "server", "srv-wake", "srv-wake")
@@ -36,8 +49,7 @@ def test_a_commit_wakes_only_its_hosts_polls(db: Database, monkeypatch: pytest.M
     monkeypatch.setattr(wake, "HUB", hub)
 
     async def main() -> None:
-        a, b = hub.add("host-wake-a", db), hub.add("host-wake-b", db)
-        try:
+        with _waiters(hub, db, "host-wake-a", "host-wake-b") as (a, b):
             with db.session() as s:
                 s.execute(select(WorkItem.id).limit(1))  # a transaction is open
                 wake.wake_on_commit(s, ["host-wake-a"])
@@ -50,9 +62,6 @@ def test_a_commit_wakes_only_its_hosts_polls(db: Database, monkeypatch: pytest.M
             assert await _set_within(a)
             await asyncio.sleep(0.05)
             assert not b.event.is_set()
-        finally:
-            hub.drop(a)
-            hub.drop(b)
 
     asyncio.run(main())
 
@@ -63,8 +72,7 @@ def test_a_queued_item_wakes_its_host_on_commit(db: Database, monkeypatch: pytes
     task_id = _task(db)
 
     async def main() -> None:
-        a, b = hub.add("host-item-a", db), hub.add("host-item-b", db)
-        try:
+        with _waiters(hub, db, "host-item-a", "host-item-b") as (a, b):
             def queue() -> None:  # in a thread, as a task worker does
                 with db.session() as s:
                     s.add(WorkItem(task_id=task_id, stage="on_x", host_id="host-item-a", kind="guest-start"))
@@ -75,9 +83,6 @@ def test_a_queued_item_wakes_its_host_on_commit(db: Database, monkeypatch: pytes
             await asyncio.to_thread(queue)
             assert await _set_within(a)
             assert not b.event.is_set()
-        finally:
-            hub.drop(a)
-            hub.drop(b)
 
     asyncio.run(main())
 
@@ -88,17 +93,13 @@ def test_the_sweep_finds_what_another_replica_queued(db: Database, monkeypatch: 
     task_id = _task(db)
 
     async def main() -> None:
-        a, b = hub.add("host-sweep-a", db), hub.add("host-sweep-b", db)
-        try:
+        with _waiters(hub, db, "host-sweep-a", "host-sweep-b") as (a, b):
             with db.engine.begin() as c:  # a Core insert: no Session hook runs, as on another replica
                 c.execute(insert(WorkItem).values(id="wi-sweep-1", task_id=task_id, stage="on_x",
                                                   host_id="host-sweep-a", kind="guest-start", payload={},
                                                   status="queued", owner="", result={}))
             assert await _set_within(a)
             assert not b.event.is_set()
-        finally:
-            hub.drop(a)
-            hub.drop(b)
 
     asyncio.run(main())
 
@@ -109,8 +110,7 @@ def test_rules_wakes_are_held_after_an_answer_with_rules(db: Database, monkeypat
     monkeypatch.setattr(wake, "RULES", wake._RulesDue())
 
     async def main() -> None:
-        w = hub.add("host-rules-a", db)
-        try:
+        with _waiters(hub, db, "host-rules-a") as (w,):
             w.version = 3
             hub.wake(["host-rules-a"], rules=True)  # nothing sent yet: at once
             assert await _set_within(w)
@@ -136,8 +136,6 @@ def test_rules_wakes_are_held_after_an_answer_with_rules(db: Database, monkeypat
             hub.wake(["host-rules-a"], rules=True)
             await asyncio.sleep(0.05)
             assert not w.event.is_set()
-        finally:
-            hub.drop(w)
 
     asyncio.run(main())
 
@@ -146,12 +144,9 @@ def test_a_wake_between_the_look_and_the_wait_is_kept(db: Database) -> None:
     hub = wake.Hub()
 
     async def main() -> Any:
-        w = hub.add("host-race-a", db)
-        try:
+        with _waiters(hub, db, "host-race-a") as (w,):
             w.clear()  # the poll looks (finds nothing) ...
             await asyncio.to_thread(hub.wake, ["host-race-a"])  # ... a commit lands meanwhile ...
             assert await _set_within(w)  # ... and the wait returns at once
-        finally:
-            hub.drop(w)
 
     asyncio.run(main())
