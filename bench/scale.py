@@ -25,7 +25,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.region import cpu_s
 from tests.e2e.test_agent_support import upload_tiny_image
 from tests.integration.test_scale_support import (
     Cluster,
@@ -36,11 +35,12 @@ from tests.integration.test_scale_support import (
     wait_for,
 )
 from tests.support.controller import drop_test_databases
+from tests.support.procs import cpu_seconds
 
 
 def replicas_cpu_s(cl: Cluster) -> float:
     """utime+stime of every live replica, seconds."""
-    return sum(cpu_s(r.proc.pid) for r in cl.replicas if r.proc is not None and r.proc.poll() is None)
+    return sum(cpu_seconds(r.proc.pid) for r in cl.replicas if r.proc is not None and r.proc.poll() is None)
 
 
 def run(replicas: int, servers: int, hosts: int, concurrency: int, kill_every: float, db: str,
