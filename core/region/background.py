@@ -1,8 +1,8 @@
 """Background services of the region, hooked into ``core.api.app.BACKGROUND``.
 
 ``start(app)`` starts the task workers (claiming with a lease; requeues this controller's
-orphaned tasks first), cloud syncs and the periodic jobs (apscheduler, each under a DB lease so one
-replica runs it), configures the runtime of hosts whose driver runs in the controller
+orphaned tasks first), cloud syncs and the periodic jobs (core/tasks/periodic.py, each under a DB lease so
+one replica runs it), configures the runtime of hosts whose driver runs in the controller
 (core/region/hosted.py; their executor is started after this by core/hostapi/background.py),
 registers the scheduler's snapshot provider, and returns the stop callable.
 """
@@ -23,7 +23,7 @@ def start(app: Any) -> Callable[[], None]:
     migrating disks are staged, the scheduler's snapshot provider, the PXE listener); the threads that
     work on their own (task workers, cloud syncs, periodic jobs) start once the server listens
     (core/api/background.py), so the controller answers before they start: ~0.06 s of the start's CPU
-    (the first ORM query configuring every mapper, apscheduler's plugin scan)."""
+    (the first ORM query configuring every mapper)."""
     from core.api.background import when_listening
     from core.region import hosted, migration_staging
     from core.region.scheduling import provider_snapshot

@@ -68,3 +68,52 @@ def test_glance_janitor_runs_as_a_periodic_job(db: Database, tmp_path) -> None: 
     settings = Settings(data_dir=tmp_path)
     assert run_job(db, job, "replica-a", settings) == 0
     assert run_job(db, job, "replica-b", settings) is None  # one lease mechanism for every job
+
+
+def test_the_runner_runs_each_enabled_job_in_its_own_thread_until_stopped(db: Database, tmp_path,
+                                                                          monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """PeriodicRunner on core.loops: a job runs again every interval, one thread per enabled job, all of
+    them gone after stop (no apscheduler: issue 22, its ~1.8 MB at idle)."""
+    import sys
+    import time
+
+    from core.tasks.periodic import PeriodicRunner
+
+    monkeypatch.setenv("CLOUDPODS_JOB_CLOUDSYNC", "0")
+    monkeypatch.setenv("CLOUDPODS_JOB_HOSTS_OFFLINE_INTERVAL_S", "0.05")
+    settings = Settings.load(tmp_path)
+    with db.session() as s:
+        z = Zone(name="z", cloudregion_id="default")
+        s.add(z)
+        s.flush()
+        zone_id = z.id
+
+    def add_stale(name: str) -> None:
+        with db.session() as s:
+            s.add(Host(name=name, zone_id=zone_id, host_status="online",
+                       last_ping_at=utcnow() - timedelta(seconds=500)))
+
+    def status(name: str) -> str:
+        with db.session() as s:
+            return str(s.query(Host).filter_by(name=name).one().host_status)
+
+    def wait_for(cond) -> None:  # type: ignore[no-untyped-def]
+        deadline = time.monotonic() + 60
+        while not cond():
+            assert time.monotonic() < deadline, "timed out"
+            time.sleep(0.02)
+
+    runner = PeriodicRunner(db, "runner-test", settings)
+    runner.start()
+    try:
+        threads = runner.threads
+        assert len(threads) == sum(1 for j in JOBS if j.enabled(settings)) < len(JOBS)
+        add_stale("stale-1")
+        wait_for(lambda: status("stale-1") == "offline")
+        add_stale("stale-2")  # a later run finds it too
+        wait_for(lambda: status("stale-2") == "offline")
+    finally:
+        runner.stop()
+    wait_for(lambda: not any(t.is_alive() for t in threads))
+    assert runner.threads == ()
+    assert "apscheduler" not in sys.modules
