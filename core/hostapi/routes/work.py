@@ -131,9 +131,9 @@ async def work_items(host_id: str, request: Request, cred: CredentialDep) -> Res
                 if rules is not None:
                     # the new rules ride on this answer: the agent applies them without a second round trip
                     out["secgroups"] = rules
-                    RULES.sent(host_id)
+                    RULES.sent(host_id, HUB.hosts_waiting())
                 elif changed and not want_rules:
-                    RULES.sent(host_id)  # the agent fetches them itself
+                    RULES.sent(host_id, HUB.hosts_waiting())  # the agent fetches them itself
                 return json_response(out)
             until = min(RULES.due(host_id), deadline) if changed else deadline
             while not w.event.is_set() and now < until and not getattr(request.app.state, "draining", False):

@@ -150,3 +150,27 @@ def test_a_wake_between_the_look_and_the_wait_is_kept(db: Database) -> None:
             assert await _set_within(w)  # ... and the wait returns at once
 
     asyncio.run(main())
+
+
+def test_the_rules_hold_grows_with_the_hosts_waiting(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A burst of rules changes costs a process at most ~RULES_PER_S rules answers a second: with 70
+    hosts waiting every answer used to hold only 2 s, so each host's poll came back every 2 s."""
+    monkeypatch.setattr(wake, "RULES", wake._RulesDue())
+    t0 = time.monotonic()
+    wake.RULES.sent("host-hold-few", hosts_waiting=3)
+    wake.RULES.sent("host-hold-many", hosts_waiting=70)
+    few, many = wake.RULES.due("host-hold-few") - t0, wake.RULES.due("host-hold-many") - t0
+    assert wake.RULES_MIN_S <= few < wake.RULES_MIN_S + 1  # a few hosts: the floor
+    assert many >= 70 / wake.RULES_PER_S > wake.RULES_MIN_S
+
+
+def test_the_hub_counts_the_hosts_waiting(db: Database) -> None:
+    hub = wake.Hub()
+
+    async def main() -> None:
+        assert hub.hosts_waiting() == 0
+        with _waiters(hub, db, "host-count-a", "host-count-a", "host-count-b"):
+            assert hub.hosts_waiting() == 2  # two polls of one host count once
+        assert hub.hosts_waiting() == 0
+
+    asyncio.run(main())
