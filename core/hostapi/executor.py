@@ -58,9 +58,15 @@ WAKEUP = Wakeup()
 
 @event.listens_for(Session, "after_flush")
 def _saw_work_item(session: Session, _ctx: Any) -> None:
+    """A new item of an executor host wakes the executor; one of an agent's host does not (each deploy
+    for an agent woke both executor threads for a claim that found nothing: ~5 % of a controller's
+    CPU in 200 creates on 70 hosts)."""
+    from core.region.models import Host
     from core.tasks.models import WorkItem
 
-    if any(isinstance(o, WorkItem) for o in session.new):
+    hosts = {o.host_id for o in session.new if isinstance(o, WorkItem)}
+    if hosts and not session.info.get("executor_work") and session.connection().scalar(
+            select(Host.id).where(Host.id.in_(hosts), Host.target == TARGET_EXECUTOR).limit(1)) is not None:
         session.info["executor_work"] = True
 
 
