@@ -388,7 +388,8 @@ class Agent:
             log.info("%s for task %s: %s in %.0f ms", wi["kind"], wi["task_id"],
                      "failed" if result.get("__status__") == "error" else "done", (time.monotonic() - t0) * 1000)
             self._report(wi, result)
-            self.firewall.kick()  # a guest built or gone: its ports' rules (and rate limits) now
+            # a guest built or gone: its ports' rules (and rate limits) now, from the rules the poll brought
+            self.firewall.kick(refetch=False)
         finally:
             with self._held_lock:
                 self._held.discard(str(wi["id"]))

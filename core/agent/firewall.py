@@ -534,6 +534,8 @@ class FirewallSync:
         self._full = False
         self._offer_lock = threading.Lock()
         self._offered: dict[str, Any] | None = None  # a HostSecgroups the long poll brought, not yet applied
+        self._spec_applied: HostSecgroups | None = None  # what the last apply compiled
+        self._refetch = True  # the next apply fetches (unless offered); False: kicked to re-apply the last
         self.plan: Plan | None = None  # what the kernel holds (None: unknown, the next apply is full)
         self.applied_version: int | None = None
         self.applied_at: float | None = None
@@ -544,13 +546,18 @@ class FirewallSync:
         self.applies = 0
         self.last_mode = ""  # full | delta | none (nothing differed)
 
-    def kick(self, full: bool = False, spec: dict[str, Any] | None = None) -> None:
+    def kick(self, full: bool = False, spec: dict[str, Any] | None = None, refetch: bool = True) -> None:
         """Apply soon; ``spec``: the host's security groups as the long poll brought them (the
-        next apply uses them instead of fetching; the newest of several offered wins)."""
+        next apply uses them instead of fetching; the newest of several offered wins).
+        ``refetch=False``: the rules are those last applied, only the host changed (a guest built or
+        gone: its port's device now exists or not), so they are compiled again without a fetch. A
+        change of the rules comes with the long poll (the deploy's item came with its port's rules)."""
         import time
 
         if full:
             self._full = True
+        if refetch:
+            self._refetch = True
         if spec is not None:
             with self._offer_lock:
                 have = self._offered
@@ -563,11 +570,15 @@ class FirewallSync:
     def _spec(self) -> HostSecgroups:
         with self._offer_lock:
             raw, self._offered = self._offered, None
+        refetch, self._refetch = self._refetch, False
         if raw is not None and int(raw.get("version") or 0) >= (self.applied_version or 0):  # never go back
             try:
                 return HostSecgroups.model_validate(raw)
             except ValueError as exc:
                 log.warning("security groups from the long poll refused (%s): fetching them", exc)
+                refetch = True
+        if not refetch and self._spec_applied is not None and self.plan is not None:
+            return self._spec_applied
         return self.fetch()
 
     def status(self) -> dict[str, Any]:
@@ -606,11 +617,12 @@ class FirewallSync:
             self.qos.apply(plan.limits)  # never raises: its error is reported (and retried next sync)
         except Exception as exc:  # the loop goes on; the reason is what the host reports
             self.plan = None
+            self._refetch = True
             self.error = str(exc)[:500] or type(exc).__name__
             log.warning("security groups not applied: %s", self.error)
             return False
         changed = spec.version != self.applied_version
-        self.plan = plan
+        self.plan, self._spec_applied = plan, spec
         self.last_mode = "none" if not text else "full" if old is None else "delta"
         self.applied_version, self.applied_at = spec.version, time.time()
         self.ports, self.enforced, self.eips, self.error = plan.ports, plan.enforced, plan.eips, ""
@@ -635,7 +647,8 @@ class FirewallSync:
             self._kick.clear()
             if self.sync_once():
                 failures = 0
-                self._kick.wait(60)
+                if not self._kick.wait(60):
+                    self._refetch = True  # the minute's sync asks the region
             else:
                 failures += 1
                 self._kick.wait(min(30.0, 0.5 * 2 ** min(failures, 6)))

@@ -206,3 +206,25 @@ def test_bandwidth_limits_shape_both_ways_and_only_change_what_changed(monkeypat
     q.apply({"cpx0": 0})
     assert any("qdisc del dev cpx0 root" in i for _, i in calls)
     assert ["ip", "link", "del", ifb_name("cpx0")] in [c for c, _ in calls] and q.limited == 0
+
+
+def test_a_guest_built_recompiles_the_rules_it_has_without_a_fetch() -> None:
+    """After a work item the agent re-applies the rules the long poll brought (the new guest's device
+    now exists) instead of fetching them: each deploy of bench/scale.py cost a full GET .../secgroups."""
+    fetched: list[int] = []
+    p = port("10.0.0.9", [])
+
+    def fetch() -> HostSecgroups:
+        fetched.append(1)
+        return HostSecgroups(version=3, ports=[p])
+
+    devices: dict[tuple[str, int], str] = {}
+    sync = FirewallSync(firewall_backend("auto", "none", "cmn_t"), "cmn_t", fetch,
+                        lambda sid, idx: devices.get((sid, idx), ""))
+    assert sync.sync_once() and len(fetched) == 1 and sync.ports == 0  # no device yet
+    devices[(p.server_id, 0)] = "vnet-built"  # the deploy made the guest's device
+    sync.kick(refetch=False)
+    assert sync.sync_once() and len(fetched) == 1  # compiled again from what it had
+    assert sync.applies == 2 and sync.applied_version == 3 and sync.ports == 1
+    sync.kick()  # a plain kick (start, the minute's sync) asks the region
+    assert sync.sync_once() and len(fetched) == 2
