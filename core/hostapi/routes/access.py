@@ -21,6 +21,11 @@ def guard(session: Any, cred: Credential, host_id: str) -> Host:
         enforce(cred, "compute:hosts:agent")
     elif bound != host_id:
         raise ForbiddenError(f"this agent acts for host {bound} only, not {host_id}")
+    return agent_host(session, host_id)
+
+
+def agent_host(session: Any, host_id: str) -> Host:
+    """The host row of an agent's request whose ``guard`` passed earlier in the same request."""
     host = session.get(Host, host_id)
     if host is None:
         raise ResourceNotFoundError(f"host {host_id} not found")

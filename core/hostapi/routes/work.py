@@ -20,7 +20,7 @@ from core.db.base import utcnow
 from core.errors import ResourceNotFoundError
 from core.host_protocol import WorkAck
 from core.host_wake import HUB, PING_REFRESH_S, RULES, takeable
-from core.hostapi.routes.access import AnyBody, guard, json_body
+from core.hostapi.routes.access import AnyBody, agent_host, guard, json_body
 from core.hostapi.routes.secgroups import rules_if_moved
 from core.region.common import begin_write, iso, json_response, parse
 from core.tasks.models import WorkItem
@@ -58,7 +58,7 @@ def _take(db: Any, cred: Credential, host_id: str, limit: int, applied: int | No
                                                                               with_secgroups and rules_ok)
         s.rollback()
         begin_write(s)
-        host = guard(s, cred, host_id)
+        host = agent_host(s, host_id)  # the binding was checked above, in this call
         # SKIP LOCKED: a second poll for the host on another replica (the agent gave up on a slow one
         # and asked again) must not be handed the same items (PostgreSQL/MariaDB; SQLite has one writer)
         now = utcnow()
