@@ -175,29 +175,44 @@ def submit(session: Session, task_name: str, obj_type: str, obj_id: str, obj_nam
 
 
 # ---- running -------------------------------------------------------------------------------
-def execute(db: Any, task_id: str, owner: str, lease_s: float) -> None:
-    """Run the claimed task's stages until it waits, finishes or loses its claim."""
+def record_stage(s: Session, task_id: str, owner: str, lease_s: float) -> str | None:
+    """In ``s`` (a write transaction): count an attempt of the claimed task's current stage and log
+    it; the stage to run once ``s`` commits, or None (not ours, or failed: too many attempts)."""
+    from core.tasks.registry import task_class
+
+    t = s.get(Task, task_id)
+    if t is None or t.owner != owner or t.status != RUNNING:
+        return None
+    try:
+        impl = task_class(t.task_name)()
+    except KeyError:
+        _finish_failed(s, t, None, f"unknown task {t.task_name}")
+        return None
+    if t.attempts >= impl.max_attempts:
+        _fail_task(s, t, impl, f"stage {t.stage} did not complete after {t.attempts} attempt(s)")
+        return None
+    t.attempts += 1
+    t.lease_expires_at = utcnow() + timedelta(seconds=lease_s)
+    t.stages_log = [*t.stages_log[-49:], {"stage": t.stage, "at": utcnow().isoformat(),
+                                          "attempt": t.attempts, "by": owner}]  # which replica
+    return t.stage
+
+
+def execute(db: Any, task_id: str, owner: str, lease_s: float, recorded: str | None = None) -> None:
+    """Run the claimed task's stages until it waits, finishes or loses its claim. ``recorded``: the
+    claim's transaction already recorded this stage (``record_stage``, committed): it runs at once."""
     from core.tasks.registry import task_class
 
     for _ in range(100):  # a task never needs more stages in one go; bounds a buggy loop
-        with db.session() as s:
-            begin_write(s, background=True)
-            t = s.get(Task, task_id)
-            if t is None or t.owner != owner or t.status != RUNNING:
+        if recorded is not None:
+            stage, recorded = recorded, None
+        else:
+            with db.session() as s:
+                begin_write(s, background=True)
+                rec = record_stage(s, task_id, owner, lease_s)
+            if rec is None:
                 return
-            try:
-                impl = task_class(t.task_name)()
-            except KeyError:
-                _finish_failed(s, t, None, f"unknown task {t.task_name}")
-                return
-            if t.attempts >= impl.max_attempts:
-                _fail_task(s, t, impl, f"stage {t.stage} did not complete after {t.attempts} attempt(s)")
-                return
-            t.attempts += 1
-            t.lease_expires_at = utcnow() + timedelta(seconds=lease_s)
-            t.stages_log = [*t.stages_log[-49:], {"stage": t.stage, "at": utcnow().isoformat(),
-                                                  "attempt": t.attempts, "by": owner}]  # which replica
-            stage = t.stage
+            stage = rec
         # the stage is recorded; now act
         with db.session() as s:
             begin_write(s, background=True)
@@ -247,8 +262,9 @@ def execute(db: Any, task_id: str, owner: str, lease_s: float) -> None:
                             "is dropped", task_id, stage)
                 return
             kind, arg = run.outcome
-            if kind == "next":
+            if kind == "next":  # the next stage is recorded in this same commit (one transaction less)
                 t.stage, t.attempts = arg, 0
+                recorded = record_stage(s, task_id, owner, lease_s)
             elif kind == "wait":
                 t.stage, t.attempts, t.status = arg, 0, WAITING
                 t.owner, t.lease_expires_at = "", None

@@ -22,7 +22,7 @@ from sqlalchemy import or_, select, update
 from core.db.base import utcnow
 from core.db.engine import begin_write
 from core.loops import Loops
-from core.tasks.engine import WAKEUP, execute
+from core.tasks.engine import WAKEUP, execute, record_stage
 from core.tasks.models import QUEUED, RUNNING, Task, WorkItem
 
 log = logging.getLogger("cloudpods.tasks")
@@ -57,7 +57,13 @@ def claim_one(db: Any, owner: str, lease_s: float = LEASE_S) -> str | None:
 
 def claim_held(db: Any, owner: str, lease_s: float = LEASE_S) -> str | None:
     """``claim_one``, the task then counting as executing in this process until ``done_with``."""
+    return _claim(db, owner, lease_s, record=False)[0]
 
+
+def _claim(db: Any, owner: str, lease_s: float, record: bool) -> tuple[str | None, str | None]:
+    """``claim_held``; with ``record`` the claim's transaction also records the task's stage
+    (``record_stage``: one transaction less per stage run): (task id, stage to run or None when
+    the task failed meanwhile: too many attempts)."""
     now = utcnow()
     claimable = or_(
         (Task.status == QUEUED) & (Task.run_after <= now),
@@ -77,10 +83,10 @@ def claim_held(db: Any, owner: str, lease_s: float = LEASE_S) -> str | None:
                 stmt = stmt.with_for_update(skip_locked=True)
             found = s.scalar(stmt)
             if found is None:
-                return None
+                return None, None
             with _busy_lock:
                 if (owner, found) in _busy:  # another thread claimed it since the look at _busy
-                    return None
+                    return None, None
                 _busy.add((owner, found))
                 tid = str(found)
             res = s.execute(update(Task).where(Task.id == tid, claimable).values(
@@ -88,8 +94,9 @@ def claim_held(db: Any, owner: str, lease_s: float = LEASE_S) -> str | None:
             if res.rowcount != 1:
                 done_with(owner, tid)
                 tid = None
-                return None
-        return tid
+                return None, None
+            stage = record_stage(s, tid, owner, lease_s) if record else None
+        return tid, stage
     except BaseException:
         if tid is not None:
             done_with(owner, tid)
@@ -158,26 +165,20 @@ class Worker:
     def run_pending(self, limit: int = 1000) -> int:
         """Run runnable tasks in the calling thread until none is left (tests, tools)."""
         n = 0
-        while n < limit:
-            tid = claim_held(self.db, self.owner, self.lease_s)
-            if tid is None:
-                return n
-            self._execute(tid)
+        while n < limit and self._step():
             n += 1
         return n
 
     def _step(self) -> bool:
-        tid = claim_held(self.db, self.owner, self.lease_s)
+        tid, stage = _claim(self.db, self.owner, self.lease_s, record=True)
         if tid is None:
             return False
-        self._execute(tid)
-        return True
-
-    def _execute(self, task_id: str) -> None:
         try:
-            execute(self.db, task_id, self.owner, self.lease_s)
+            if stage is not None:  # else the claim failed it (too many attempts): nothing to run
+                execute(self.db, tid, self.owner, self.lease_s, recorded=stage)
         finally:
-            done_with(self.owner, task_id)
+            done_with(self.owner, tid)
+        return True
 
     def renew_leases(self) -> None:
         """Renew the leases of the tasks this controller is executing (a dead one stops renewing)."""

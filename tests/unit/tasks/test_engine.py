@@ -339,3 +339,26 @@ def test_a_running_stage_keeps_its_lease(db: Database) -> None:
     assert t.status == DONE and t.attempts == 1 and LOG == ["long stage ran"]
     assert {x["by"] for x in t.stages_log} == {"me"} and len(t.stages_log) == 1
     assert len(taken) > 10 and set(taken) == {None}
+
+
+def test_a_stage_is_recorded_in_the_claim_or_the_previous_outcome(db: Database) -> None:
+    """Recording a stage (attempts + 1, stages log) commits before it runs, in the same transaction as
+    the claim or as the previous stage's outcome: three commits for a two-stage task, not five."""
+    from sqlalchemy import event
+
+    tid = _submit(db, "TwoStage")
+    commits: list[int] = []
+
+    def on_commit(conn: object) -> None:
+        commits.append(1)
+
+    event.listen(db.engine, "commit", on_commit)
+    try:
+        assert Worker(db, "me").run_pending() == 1
+    finally:
+        event.remove(db.engine, "commit", on_commit)
+    t = _task(db, tid)
+    assert t.status == DONE and LOG == ["init", "second"]
+    assert [(x["stage"], x["attempt"], x["by"]) for x in t.stages_log] == [("on_init", 1, "me"), ("on_second", 1, "me")]
+    # claim + on_init recorded; on_init's outcome + on_second recorded; done; the claim that finds none
+    assert len(commits) == 4
