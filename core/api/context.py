@@ -31,6 +31,17 @@ class Credential:
     expires_at: datetime | None = None
     request_id: str = field(default="", compare=False)
 
+    def for_request(self, request_id: str) -> Credential:
+        """This credential tagged with one request's id (a copy: the cached one is shared). Same as
+        ``dataclasses.replace(self, request_id=...)`` without re-running ``__init__`` per field,
+        which cost more than the rest of a cached token check."""
+        if self.request_id == request_id:
+            return self
+        new = object.__new__(type(self))
+        new.__dict__.update(self.__dict__)
+        new.__dict__["request_id"] = request_id
+        return new
+
     def has_role(self, *names: str) -> bool:
         return any(r in self.roles for r in names)
 

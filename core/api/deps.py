@@ -5,7 +5,6 @@ commit becomes the reply (the dependency's own commit at exit is then a no-op).
 """
 from __future__ import annotations
 
-import dataclasses
 import inspect
 from collections.abc import AsyncIterator
 from typing import Annotated
@@ -74,7 +73,7 @@ async def get_credential(request: Request) -> Credential:
         # Keystone's access rules (application credentials): the token may call only what they list
         raise ForbiddenError(f"this application credential's access rules do not allow {request.method} "
                              f"{request.scope['path']}")
-    return dataclasses.replace(cred, request_id=get_request_id(request))
+    return cred.for_request(get_request_id(request))
 
 
 CredentialDep = Annotated[Credential, Depends(get_credential)]

@@ -24,7 +24,8 @@ def committed(s: Session) -> Iterator[Session]:
     cancellation too), closed either way. The one way a session's life is ended."""
     try:
         yield s
-        s.commit()
+        if s.in_transaction():  # nothing begun, nothing to commit (a commit would begin one first)
+            s.commit()
     except BaseException:
         s.rollback()
         raise

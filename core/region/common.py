@@ -1,17 +1,14 @@
 """Small helpers every region module shares: write transactions, names, owners, input models."""
 from __future__ import annotations
 
-import json
 import re
-from datetime import datetime
 from typing import Any, TypeVar
 
-import orjson
-from fastapi.responses import Response
 from pydantic import BaseModel, ValidationError
 
 from core.api.inputs import check_display_name, reject_bool_numbers
-from core.db.base import iso
+from core.api.jsonio import json_bytes, json_response  # noqa: F401  (re-exported, as begin_write)
+from core.db.base import iso  # noqa: F401  (re-exported: region code imports it from here)
 from core.db.engine import begin_write  # noqa: F401  (re-exported: region code imports it from here)
 from core.errors import InputParameterError
 
@@ -80,27 +77,3 @@ def owner_of(row: Any) -> dict[str, Any]:
     """RBAC target from a stored row (never from the request)."""
     tenant = getattr(row, "tenant_id", None)
     return {"project_id": tenant or None, "domain_id": getattr(row, "domain_id", None)}
-
-
-def _default(o: Any) -> Any:
-    if isinstance(o, datetime):
-        return iso(o)
-    if isinstance(o, set | frozenset | tuple):
-        return list(o)
-    raise TypeError(f"not serialisable: {type(o).__name__}")
-
-
-def json_bytes(data: Any) -> bytes:
-    """Compact UTF-8 JSON, byte-identical to ``json.dumps(..., separators=(",", ":"), ensure_ascii=False)``
-    but several times faster on list pages of thousands of rows (orjson); datetimes go through
-    ``iso()`` so the bytes keep our one time format. What orjson refuses (integers beyond
-    64 bits, non-string keys, lone surrogates) goes through the standard encoder, as before."""
-    try:
-        return orjson.dumps(data, default=_default, option=orjson.OPT_PASSTHROUGH_DATETIME)
-    except (orjson.JSONEncodeError, TypeError):
-        return json.dumps(data, default=_default, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-def json_response(data: Any, status: int = 200) -> Response:
-    """Serialise without FastAPI's per-field encoder (lists of thousands of rows)."""
-    return Response(json_bytes(data), status_code=status, media_type="application/json")

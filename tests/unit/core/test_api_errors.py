@@ -39,6 +39,9 @@ def test_a_closing_commit_that_fails_is_the_answer_not_a_dropped_connection() ->
     from sqlalchemy.exc import OperationalError
 
     class _Session:
+        def in_transaction(self) -> bool:
+            return True  # the GET read: its transaction is open
+
         def commit(self) -> None:
             raise OperationalError("COMMIT", {}, Exception("server closed the connection unexpectedly"))
 

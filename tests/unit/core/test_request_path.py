@@ -1,0 +1,128 @@
+"""What every request pays, kept cheap without changing an answer (issue 22's per-request costs):
+token validation from the cache opens no database session, a session nobody used commits nothing,
+a credential is tagged with its request id without re-running its constructor, and replies built
+with ``json_response`` are the bytes and headers a JSONResponse would send."""
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from sqlalchemy import event, text
+
+from core.db.engine import Database, committed
+from core.keystone.auth import KeystoneCredential
+from tests.support.unitdb import ADMIN_PW, migrated_db
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> Iterator[FastAPI]:
+    from core.api.app import create_app
+    from core.config import Settings
+    from core.keystone.keys import KeyRepository
+
+    s = Settings.load(tmp_path / "data", port=1)
+    s.save()
+    KeyRepository(s.key_dir).create()
+    with migrated_db(Path(s.database_url.removeprefix("sqlite:///")), bootstrapped=True):
+        pass
+    yield create_app(s, run_background=False)
+
+
+def _call(app: FastAPI, method: str, path: str, **kw: Any) -> httpx.Response:
+    async def go() -> httpx.Response:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+            return await c.request(method, path, **kw)
+
+    return asyncio.run(go())
+
+
+def _login(app: FastAPI) -> str:
+    body = {"auth": {"identity": {"methods": ["password"], "password": {"user": {
+        "name": "admin", "password": ADMIN_PW, "domain": {"name": "Default"}}}},
+        "scope": {"project": {"name": "system", "domain": {"name": "Default"}}}}}
+    r = _call(app, "POST", "/api/s/identity/v3/auth/tokens", json=body)
+    assert r.status_code == 201, r.text
+    return r.headers["x-subject-token"]
+
+
+def test_cached_token_validation_opens_no_session_and_answers_the_same(
+        app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("core.keystone.auth.REVISION_POLL_S", 3600.0)  # the cache stays trusted in this test
+    tok = _login(app)
+    path = "/api/s/identity/v3/auth/tokens?nocatalog"
+    headers = {"X-Auth-Token": tok, "X-Subject-Token": tok}
+    first = _call(app, "GET", path, headers=headers)  # validates (and caches) through the database
+    assert first.status_code == 200, first.text
+
+    def no_session() -> None:
+        raise AssertionError("a cached token's validation opened a database session")
+
+    monkeypatch.setattr(app.state.db, "sessionmaker", no_session)
+    again = _call(app, "GET", path, headers=headers)
+    assert again.status_code == 200, again.text
+    assert again.content == first.content and again.headers["x-subject-token"] == tok
+    # the bytes Starlette's JSONResponse rendered before
+    assert again.content == json.dumps(again.json(), ensure_ascii=False, separators=(",", ":")).encode()
+    assert again.headers["content-type"] == "application/json"
+    assert re.fullmatch(r"[0-9a-f]{16}", again.headers["x-request-id"])  # one made for the request
+    monkeypatch.undo()
+    # a subject token it does not know goes to the database, and is still a 404
+    bad = _call(app, "GET", path, headers={"X-Auth-Token": tok, "X-Subject-Token": tok[:-4] + "AAAA"})
+    assert bad.status_code == 404, bad.text
+
+
+def test_a_session_nobody_used_begins_nothing_and_one_used_commits(tmp_path: Path) -> None:
+    with migrated_db(tmp_path / "x.db") as db:
+        begins: list[int] = []
+        event.listen(db.engine, "begin", lambda conn: begins.append(1))
+        with committed(db.sessionmaker()) as s:
+            pass
+        assert begins == [] and not s.in_transaction()
+        with committed(db.sessionmaker()) as s:
+            s.execute(text("CREATE TABLE t_committed (x INTEGER)"))
+            s.execute(text("INSERT INTO t_committed VALUES (1)"))
+        assert begins == [1]
+        other = Database(str(db.engine.url))
+        try:
+            with other.session() as s2:
+                assert s2.scalar(text("SELECT count(*) FROM t_committed")) == 1
+        finally:
+            other.dispose()
+
+
+def test_for_request_is_replace_without_touching_the_cached_credential() -> None:
+    cred = KeystoneCredential(token="t", user_id="u", user_name="n", user_domain_id="d", user_domain_name="D",
+                              scope="project", roles=("admin",), role_ids=("r",), project_id="p",
+                              issued_at=datetime.now(UTC), is_admin_project=True, app_cred_id="ac",
+                              access_rules=(("i", "s", "/p", "GET"),))
+    tagged = cred.for_request("rid-1")
+    assert type(tagged) is KeystoneCredential
+    assert dataclasses.asdict(tagged) == dataclasses.asdict(dataclasses.replace(cred, request_id="rid-1"))
+    assert cred.request_id == "" and tagged.request_id == "rid-1"
+    assert tagged.for_request("rid-1") is tagged
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        tagged.request_id = "x"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("data", [
+    {"token": {"user": {"name": "ünïcode ☃", "id": "x"}, "roles": [], "n": 2**40, "ok": True, "none": None}},
+    {"k": [1, 2.5, "a\"b\\c\n"], "big": 2**70},  # past 64 bits: the standard encoder's path
+])
+def test_json_response_sends_what_jsonresponse_sent(data: dict[str, Any]) -> None:
+    from core.api.jsonio import json_response
+
+    ours = json_response(data, headers={"X-Subject-Token": "abc"})
+    theirs = JSONResponse(data, headers={"X-Subject-Token": "abc"})
+    assert ours.body == theirs.body
+    assert ours.raw_headers == theirs.raw_headers
+    assert ours.status_code == theirs.status_code
