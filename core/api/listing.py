@@ -19,12 +19,13 @@ values meaning IN, unless the route read the key itself (``ListQuery.get`` marks
 """
 from __future__ import annotations
 
+import functools
 import operator
 import re
-from collections.abc import Callable, Sequence
+from collections import namedtuple
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from types import SimpleNamespace
 from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Depends, Request
@@ -33,6 +34,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement
 
 from core.api.inputs import INT64_MAX, int64
+from core.db.engine import plain_rows
 from core.errors import InputParameterError
 
 MAX_LIMIT = 2048
@@ -295,6 +297,12 @@ def field_conditions(model: Any, q: ListQuery, resolve: Resolver | None = None) 
     return conds
 
 
+@functools.cache
+def _row_maker(columns: tuple[str, ...]) -> Callable[[Iterable[Any]], Any]:
+    """Makes the rows of a plain list page: named tuples, attribute access by column name."""
+    return namedtuple("PageRow", columns)._make  # type: ignore[misc,attr-defined,no-any-return]
+
+
 def paginate(session: Session, stmt: Select[Any], model: Any, q: ListQuery,
              searchable: tuple[str, ...] = ("name",), count: bool = True,
              columns: Sequence[str] | None = None, plain_filters: bool = True,
@@ -330,12 +338,11 @@ def paginate(session: Session, stmt: Select[Any], model: Any, q: ListQuery,
         total = session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0
     def run(st: Select[Any]) -> list[Any]:
         if columns:
-            if session.new or session.dirty or session.deleted:
-                session.flush()  # what autoflush would do: the connection below bypasses the ORM
-            # on the session's connection: plain rows without the ORM's per-row loading machinery
-            res = session.connection().execute(st.with_only_columns(*[getattr(model, c) for c in columns]))
-            # SQLAlchemy Row attribute access costs ~1.5 us; a namespace is a plain dict lookup
-            return [SimpleNamespace(**dict(zip(columns, r, strict=True))) for r in res]
+            # on the session's connection: plain rows without the ORM's per-row loading machinery;
+            # SQLAlchemy Row attribute access costs ~1.5 us, a named tuple's is C (and making one is
+            # a tenth of a namespace's cost)
+            make = _row_maker(tuple(columns))
+            return [make(r) for r in plain_rows(session, st.with_only_columns(*[getattr(model, c) for c in columns]))]
         return list(session.scalars(st))
 
     if q.paging_marker is not None:

@@ -22,10 +22,15 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+_ISO_UTC = "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ"
+
+
 def iso(dt: datetime | None) -> str | None:
     """The one timestamp format on the wire: UTC, microseconds, ``Z`` (Cloudpods' and Keystone's)."""
     if dt is None:
         return None
+    if dt.tzinfo is UTC:  # what the database and utcnow() give: formatted directly, at half the cost
+        return _ISO_UTC % (dt.year, dt.month, dt.day, dt.hour, dt.minute, dt.second, dt.microsecond)
     return dt.isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 import threading
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import CursorResult, Engine, Executable, create_engine, event, text
 from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
 _DRIVER_HINT = {
@@ -31,6 +31,16 @@ def committed(s: Session) -> Iterator[Session]:
         raise
     finally:
         s.close()
+
+
+def plain_rows(session: Session, stmt: Executable, params: Mapping[str, Any] | None = None) -> CursorResult[Any]:
+    """Run ``stmt`` (a select of columns, not of mapped objects) on the session's connection: its
+    rows without the ORM's per-statement machinery, about half the cost of ``session.execute`` for
+    a statement built once (read paths run several per request). Pending changes are flushed first,
+    as the ORM's autoflush would do (not inside ``no_autoflush``)."""
+    if session.autoflush:
+        session.flush()
+    return session.connection().execute(stmt, params)
 
 
 def normalise_url(url: str) -> str:

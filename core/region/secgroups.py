@@ -17,10 +17,11 @@ import ipaddress
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import event, inspect, or_, select, update
+from sqlalchemy import bindparam, event, inspect, or_, select, update
 from sqlalchemy.orm import Session
 
 from core.api.context import Credential
+from core.db.engine import plain_rows
 from core.errors import InputParameterError
 from core.host_protocol import GuestEip, GuestPort, HostSecgroups, SecRule
 from core.host_wake import wake_on_commit
@@ -76,12 +77,15 @@ def secgroups_of(session: Session, server_ids: list[str]) -> dict[str, list[dict
     out: dict[str, list[dict[str, str]]] = {}
     if not server_ids:
         return out
-    for gid, sid, name in session.execute(
-            select(GuestSecgroup.guest_id, Secgroup.id, Secgroup.name)
-            .join(Secgroup, Secgroup.id == GuestSecgroup.secgroup_id)
-            .where(GuestSecgroup.guest_id.in_(server_ids)).order_by(GuestSecgroup.created_at, GuestSecgroup.id)):
+    for gid, sid, name in plain_rows(session, _SECGROUPS_OF, {"ids": server_ids}):
         out.setdefault(gid, []).append({"id": sid, "name": name})
     return out
+
+
+_SECGROUPS_OF = (select(GuestSecgroup.guest_id, Secgroup.id, Secgroup.name)
+                 .join(Secgroup, Secgroup.id == GuestSecgroup.secgroup_id)
+                 .where(GuestSecgroup.guest_id.in_(bindparam("ids", expanding=True)))
+                 .order_by(GuestSecgroup.created_at, GuestSecgroup.id))  # built once: read on every server show
 
 
 def set_server_secgroups(session: Session, server: Server, ids: list[str]) -> None:

@@ -1,23 +1,30 @@
 """Helpers the managers share: name uniqueness, names of referenced rows, simple updates."""
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, bindparam, select
 from sqlalchemy.orm import Session
 
 from core.api.inputs import int64
 from core.api.listing import parse_bool
+from core.db.engine import plain_rows
 from core.errors import DuplicateNameError, InputParameterError
 from core.region.common import check_name
+
+
+@functools.cache
+def _names_stmt(model: Any) -> Select[Any]:
+    return select(model.id, model.name).where(model.id.in_(bindparam("ids", expanding=True)))
 
 
 def names_by_id(session: Session, model: Any, ids: Iterable[str | None]) -> dict[str, str]:
     wanted = sorted({i for i in ids if i})
     if not wanted:
         return {}
-    return dict(session.execute(select(model.id, model.name).where(model.id.in_(wanted))).all())  # type: ignore[arg-type]
+    return dict(plain_rows(session, _names_stmt(model), {"ids": wanted}).tuples().all())
 
 
 def unique_name(session: Session, model: Any, name: str, *, scope: dict[str, Any] | None = None,

@@ -4,13 +4,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import BindParameter, bindparam, func, or_, select
 from sqlalchemy.orm import Session
 
 from core.api.context import Credential
 from core.api.inputs import int64
 from core.api.listing import ListQuery, parse_bool
 from core.db.base import utcnow
+from core.db.engine import plain_rows
 from core.errors import InputParameterError, InvalidStatusError
 from core.region import quotas
 from core.region import statemachine as sm
@@ -23,6 +24,18 @@ from core.tasks.engine import submit
 from core.tasks.models import Task
 
 POWER_ACTIONS = ("start", "stop", "restart", "reset", "suspend", "resume")
+# The detail queries of every server list page and show, built once (building and keying a statement
+# cost more than running it): each takes the page's server ids as ``ids``.
+_IDS: BindParameter[list[str]] = bindparam("ids", expanding=True)
+_NICS = (select(IpAllocation.owner_id, IpAllocation.nic_index, IpAllocation.ip_addr, IpAllocation.mac,
+                IpAllocation.network_id, IpAllocation.ifname, IpAllocation.bw_limit, Network.name)
+         .join(Network, Network.id == IpAllocation.network_id)
+         .where(IpAllocation.owner_type == "server", IpAllocation.owner_id.in_(_IDS))
+         .order_by(IpAllocation.nic_index))
+_DISKS = (select(Disk.server_id, Disk.id, Disk.disk_index, Disk.disk_size, Disk.disk_type, Disk.disk_format,
+                 Disk.storage_id, Disk.template_id, Disk.status)
+          .where(Disk.server_id.in_(_IDS)).order_by(Disk.disk_index))
+_EIPS = select(Eip.associate_id, Eip.ip_addr).where(Eip.associate_type == "server", Eip.associate_id.in_(_IDS))
 
 
 class ServerManager(Manager):
@@ -92,17 +105,13 @@ class ServerManager(Manager):
         hosts = names_by_id(session, Host, [r.host_id for r in rows])
         zones = names_by_id(session, Zone, [r.zone_id for r in rows])
         nics: dict[str, list[dict[str, Any]]] = {}
-        for a, net_name in session.execute(
-                select(IpAllocation, Network.name).join(Network, Network.id == IpAllocation.network_id)
-                .where(IpAllocation.owner_type == "server", IpAllocation.owner_id.in_(ids))
-                .order_by(IpAllocation.nic_index)):
-            nics.setdefault(a.owner_id, []).append({"index": a.nic_index, "ip_addr": a.ip_addr, "mac": a.mac,
-                                                    "network_id": a.network_id, "network": net_name,
-                                                    "ifname": a.ifname, "bw_limit": a.bw_limit})
+        for owner_id, index, ip_addr, mac, network_id, ifname, bw_limit, net_name in plain_rows(
+                session, _NICS, {"ids": ids}):
+            nics.setdefault(owner_id, []).append({"index": index, "ip_addr": ip_addr, "mac": mac,
+                                                  "network_id": network_id, "network": net_name,
+                                                  "ifname": ifname, "bw_limit": bw_limit})
         disks: dict[str, list[dict[str, Any]]] = {}
-        for d in session.execute(select(Disk.server_id, Disk.id, Disk.disk_index, Disk.disk_size, Disk.disk_type,
-                                        Disk.disk_format, Disk.storage_id, Disk.template_id, Disk.status)
-                                 .where(Disk.server_id.in_(ids)).order_by(Disk.disk_index)):
+        for d in plain_rows(session, _DISKS, {"ids": ids}):
             disks.setdefault(d.server_id, []).append({
                 "id": d.id, "index": d.disk_index, "size": d.disk_size, "disk_type": d.disk_type,
                 "disk_format": d.disk_format, "storage_id": d.storage_id, "image_id": d.template_id or None,
@@ -110,8 +119,7 @@ class ServerManager(Manager):
         from core.region.secgroups import secgroups_of
 
         sgs = secgroups_of(session, ids)
-        eips = dict(session.execute(select(Eip.associate_id, Eip.ip_addr).where(
-            Eip.associate_type == "server", Eip.associate_id.in_(ids))).tuples().all()) if ids else {}
+        eips = dict(plain_rows(session, _EIPS, {"ids": ids}).tuples().all()) if ids else {}
         for r, it in zip(rows, items, strict=True):
             it["eip"] = eips.get(r.id, "")
             it["secgroups"] = sgs.get(r.id, [])

@@ -153,3 +153,20 @@ def test_resolver_maps_names_of_referenced_rows(session: Session) -> None:
     session.execute(Action.__table__.update().where(Action.id == "id05").values(obj_id="id05"))
     p = paginate(session, select(Action), Action, parse_list_query([("obj", "five")]), resolve=resolve)
     assert [a.id for a in p.rows] == ["id05"] and seen == [("obj_id", "five")]
+
+
+def test_column_pages_are_the_orm_pages_as_plain_rows_and_see_pending_changes(session: Session) -> None:
+    """``columns=``: the same rows, order and values as the ORM page, read by attribute (and read-only);
+    a row added but not flushed yet is on the page, as the ORM's autoflush would have it."""
+    session.add(Action(id="id99", action="create", obj_type="server", obj_name="pending", success=True,
+                       start_time=utcnow() + timedelta(hours=1)))
+    cols = ["id", "obj_name", "start_time", "success"]
+    query = q(limit=6, order_by=["start_time"])
+    orm = paginate(session, select(Action), Action, query)
+    plain = paginate(session, select(Action), Action, query, columns=cols)
+    assert plain.total == orm.total == 31
+    assert [tuple(getattr(r, c) for c in cols) for r in plain.rows] == \
+        [tuple(getattr(a, c) for c in cols) for a in orm.rows]
+    assert plain.rows[0].id == "id99" and plain.rows[0].start_time.tzinfo is not None
+    with pytest.raises(AttributeError):
+        plain.rows[0].id = "changed"

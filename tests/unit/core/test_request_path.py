@@ -9,7 +9,7 @@ import dataclasses
 import json
 import re
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -126,3 +126,31 @@ def test_json_response_sends_what_jsonresponse_sent(data: dict[str, Any]) -> Non
     assert ours.body == theirs.body
     assert ours.raw_headers == theirs.raw_headers
     assert ours.status_code == theirs.status_code
+
+
+@pytest.mark.parametrize("dt", [
+    datetime(2026, 12, 7, 21, 28, 34, 123456, tzinfo=UTC), datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
+    datetime(999, 1, 1, tzinfo=UTC), datetime.now(UTC),
+    datetime(2026, 12, 7, 21, 28, 34, 5, tzinfo=timezone(timedelta(0))),  # UTC, another tzinfo object
+    datetime(2026, 12, 7, 21, 28, 34, tzinfo=timezone(timedelta(hours=8))),
+])
+def test_iso_is_the_one_format_on_every_path(dt: datetime) -> None:
+    from core.db.base import iso
+
+    assert iso(dt) == dt.isoformat(timespec="microseconds").replace("+00:00", "Z")
+    assert iso(None) is None
+
+
+def test_plain_rows_flushes_pending_changes_first(tmp_path: Path) -> None:
+    from sqlalchemy import select
+
+    from core.db.engine import plain_rows
+    from core.keystone.models import Domain
+
+    with migrated_db(tmp_path / "x.db") as db, db.session() as s:
+        s.add(Domain(id="dom-plain-rows", name="dom-plain-rows", description="", enabled=True))
+        st = select(Domain.name).where(Domain.id == "dom-plain-rows")
+        assert plain_rows(s, st).scalars().all() == ["dom-plain-rows"]
+        with s.no_autoflush:
+            s.add(Domain(id="dom-plain-rows2", name="dom-plain-rows2", description="", enabled=True))
+            assert plain_rows(s, select(Domain.id).where(Domain.id == "dom-plain-rows2")).all() == []
