@@ -131,8 +131,10 @@ def _net_from_str(s: str) -> NetIn:
 
 def pick_names(session: Session, tenant_id: str, data: ServerCreate, count: int) -> list[str]:
     def taken(names: list[str]) -> set[str]:
-        return set(session.scalars(select(Server.name).where(Server.tenant_id == tenant_id,
-                                                             Server.name.in_(names))))
+        # found by name, the project compared here: given both, SQLite searched the project's index and
+        # read every server the project owns (10,000 rows per create at 10k servers)
+        return {n for t, n in session.execute(select(Server.tenant_id, Server.name).where(Server.name.in_(names)))
+                if t == tenant_id}
 
     if data.generate_name:
         base = check_name(data.generate_name, "generate_name")
