@@ -7,9 +7,10 @@ and we read the row to say which limit it would exceed). A negative limit means 
 """
 from __future__ import annotations
 
+import functools
 from typing import Any
 
-from sqlalchemy import and_, case, func, select, update
+from sqlalchemy import BindParameter, Integer, Update, and_, bindparam, case, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -58,20 +59,13 @@ def reserve(session: Session, tenant_id: str, domain_id: str = "default", **amou
     if not want:
         return {}
     _check_domain_cap(session, domain_id, want)
-    conds = []
-    for k, v in want.items():
-        limit, used = getattr(Quota, k), getattr(Quota, f"used_{k}")
-        if v > 0:
-            conds.append((limit < 0) | (used + v <= limit))
-    # plain SQL UPDATE (no ORM session sync: nothing here reads a cached Quota afterwards)
-    stmt = (update(Quota).where(Quota.tenant_id == tenant_id, and_(*conds))
-            .values({f"used_{k}": getattr(Quota, f"used_{k}") + v for k, v in want.items()})
-            .execution_options(synchronize_session=False))
-    if session.execute(stmt).rowcount == 1:  # type: ignore[attr-defined]
+    stmt = _reserve_stmt(tuple((k, v > 0) for k, v in want.items()))
+    params = {"project": tenant_id, **{f"add_{k}": v for k, v in want.items()}}
+    if session.execute(stmt, params).rowcount == 1:  # type: ignore[attr-defined]
         return want
     if session.get(Quota, tenant_id) is None:  # the project's first reservation: make its row, try again
         ensure(session, tenant_id, domain_id)
-        if session.execute(stmt).rowcount == 1:  # type: ignore[attr-defined]
+        if session.execute(stmt, params).rowcount == 1:  # type: ignore[attr-defined]
             return want
     row = session.scalar(select(Quota).where(Quota.tenant_id == tenant_id).execution_options(populate_existing=True))
     assert row is not None
@@ -84,12 +78,33 @@ def reserve(session: Session, tenant_id: str, domain_id: str = "default", **amou
     raise OutOfQuotaError("out of quota: " + "; ".join(over or ["limits changed, retry"]))
 
 
+@functools.cache
+def _reserve_stmt(keys: tuple[tuple[str, bool], ...]) -> Update:
+    """The conditional UPDATE for these keys ((key, adds more) pairs, in order), built once per shape:
+    each addition is the bind parameter ``add_<key>``, the project ``project``. A plain SQL UPDATE
+    (no ORM session sync: nothing here reads a cached Quota afterwards)."""
+    conds = []
+    for k, positive in keys:
+        if positive:
+            conds.append((getattr(Quota, k) < 0) | (getattr(Quota, f"used_{k}") + _add(k) <= getattr(Quota, k)))
+    return (update(Quota).where(Quota.tenant_id == bindparam("project"), and_(*conds))
+            .values({f"used_{k}": getattr(Quota, f"used_{k}") + _add(k) for k, _p in keys})
+            .execution_options(synchronize_session=False))
+
+
+def _add(key: str) -> BindParameter[int]:
+    return bindparam(f"add_{key}", type_=Integer)
+
+
+_DOMAIN_CAP = (select(DomainQuota).where(DomainQuota.domain_id == bindparam("domain_id")).with_for_update()
+               .execution_options(populate_existing=True))
+
+
 def _check_domain_cap(session: Session, domain_id: str, want: dict[str, int]) -> None:
     """A domain with a cap of its own (POST /quotas/domains/<d>): its projects' usage together plus
     ``want`` must stay within it. The cap row is locked, so two projects of one domain reserving at
     once are checked one after the other (domains without a cap pay one primary-key read)."""
-    cap = session.scalar(select(DomainQuota).where(DomainQuota.domain_id == domain_id).with_for_update()
-                         .execution_options(populate_existing=True))
+    cap = session.scalar(_DOMAIN_CAP, {"domain_id": domain_id})
     if cap is None:
         return
     over = []
