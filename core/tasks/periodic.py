@@ -1,8 +1,9 @@
 """Periodic jobs, listed in one place; each runs under a DB lease so one replica runs it.
 
 Each job finds candidates, then handles them in its own transaction, in batches. ``PeriodicRunner``
-runs each enabled job in a thread of its own (core.loops), every interval after its last run ended (a
-slow run is never overlapped by the next one, missed runs are one run); ``run_once`` runs every job
+fires each enabled job every interval from one scheduling thread (core.loops); a run gets a thread of
+its own that ends with it (a slow job delays no other one; a run still going when its job is due again
+means that firing is skipped, and missed firings are one). ``run_once`` runs every job
 immediately (tests, ``ocadm`` tools). Switches, intervals
 and the values a job needs are fields of ``core.config.Settings`` (``CLOUDPODS_<FIELD>`` in the
 environment), read when the runner starts and passed to the job as keyword arguments.
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -84,34 +86,58 @@ def run_once(db: Any, holder: str, settings: Settings) -> dict[str, int | None]:
 
 
 class PeriodicRunner:
-    """The jobs on core.loops (one thread each; apscheduler did this before at ~1.8 MB of RSS and 30
-    modules, with a scheduler thread and a pool of its own: issue 22)."""
+    """The jobs on core.loops: one waiting thread for all of them, a thread per run (apscheduler did
+    this before at ~1.8 MB of RSS and 30 modules; a thread per job would hold ~140 kB of RSS each while
+    it waits: issue 22)."""
 
     def __init__(self, db: Any, holder: str, settings: Settings) -> None:
         self.db = db
         self.holder = holder
         self.settings = settings
         self._loops: Loops | None = None
+        self._runs: dict[str, threading.Thread] = {}  # the last run of each job
 
     def start(self) -> None:
         loops = Loops(log)
-        for job in JOBS:
-            if job.enabled(self.settings):
-                loops.every(f"periodic-{job.name}", job.interval_s(self.settings), partial(self._run, job),
-                            f"periodic job {job.name} failed")
+        jobs = [(job, job.interval_s(self.settings)) for job in JOBS if job.enabled(self.settings)]
+        loops.loop("periodic", partial(self._schedule, jobs, loops.stopping))
         self._loops = loops
 
+    def _schedule(self, jobs: list[tuple[Job, float]], stopping: threading.Event) -> None:
+        now = time.monotonic()
+        due = {job.name: now + interval for job, interval in jobs}  # the first run after one interval
+        while due:
+            job, interval = min(jobs, key=lambda ji: due[ji[0].name])
+            if stopping.wait(max(0.0, due[job.name] - time.monotonic())):
+                return
+            last = self._runs.get(job.name)
+            if last is None or not last.is_alive():
+                run = threading.Thread(target=self._run, args=(job,), name=f"periodic-{job.name}", daemon=True)
+                try:
+                    run.start()
+                    self._runs[job.name] = run
+                except RuntimeError:  # no thread to be had now (a resource limit): the next firing tries again
+                    log.exception("periodic job %s could not start", job.name)
+            nxt, now = due[job.name] + interval, time.monotonic()
+            due[job.name] = nxt if nxt > now else now + interval  # fixed rate; missed firings are one
+        stopping.wait()
+
     def _run(self, job: Job) -> None:
-        n = run_job(self.db, job, self.holder, self.settings)
-        if n:
-            log.info("periodic %s handled %d item(s)", job.name, n)
+        try:
+            n = run_job(self.db, job, self.holder, self.settings)
+            if n:
+                log.info("periodic %s handled %d item(s)", job.name, n)
+        except Exception:
+            log.exception("periodic job %s failed", job.name)
 
     @property
     def threads(self) -> tuple[threading.Thread, ...]:
-        return self._loops.threads if self._loops is not None else ()
+        """The scheduling thread and the runs still going."""
+        loops = self._loops.threads if self._loops is not None else ()
+        return (*loops, *(t for t in list(self._runs.values()) if t.is_alive()))
 
     def stop(self) -> None:
-        """Stop at once: a job still running finishes in its (daemon) thread, under its lease."""
+        """Stop at once: a run still going finishes in its (daemon) thread, under its lease."""
         if self._loops is not None:
             self._loops.stop(timeout=0)
             self._loops = None
