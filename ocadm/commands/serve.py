@@ -25,28 +25,21 @@ KEEP_ALIVE_S = 75
 # (scrypt's 16 MiB) every later 16 MiB buffer came from the heap, which seldom shrinks, once per
 # thread's arena: RSS grew from 120 to 153 MB over a few hundred requests and kept growing with load.
 MMAP_THRESHOLD = 1024 * 1024
-# At most this many malloc arenas. glibc gives each thread that allocates concurrently its own arena (up
-# to 8 per core), and every arena keeps its own free pages: the controller runs ~16 threads (uvicorn's
-# thread pool, task workers, periodic jobs, the executor), which mostly wait, so more arenas buy no
-# speed (Python allocates under the GIL) and cost ~1 MB of RSS idle and after load (issue 22: 103.7 →
-# 102.9 MB idle, 106.8 → 105.8 MB after 3,000 requests). An operator's MALLOC_ARENA_MAX wins.
-MALLOC_ARENAS = 2
+# The number of malloc arenas is left to glibc: capping it at 2 (tried for issue 22) saved ~0.8 MB
+# idle but made requests 20-40 % dearer in server CPU (sqlite3 and other C code allocate outside
+# the GIL, and the threads then queue on the arenas' locks). An operator can still set MALLOC_ARENA_MAX.
 
 
-def tune_malloc() -> None:
-    """Pin glibc's mmap threshold (which also stops its dynamic adjustment) and cap its arenas; set here,
-    where the controller starts, before its threads do (an arena is made when a thread first needs one)."""
+def fix_malloc_threshold() -> None:
+    """Pin glibc's mmap threshold (which also stops its dynamic adjustment); nothing elsewhere."""
     import ctypes
-    import os
 
     try:
         mallopt = ctypes.CDLL(None).mallopt  # the C library the interpreter runs on
     except (OSError, AttributeError):  # no mallopt (macOS): its allocator gives big blocks back itself
         return
-    m_mmap_threshold, m_arena_max = -3, -8  # <malloc.h>
+    m_mmap_threshold = -3  # <malloc.h>
     mallopt(m_mmap_threshold, MMAP_THRESHOLD)
-    if not os.environ.get("MALLOC_ARENA_MAX"):
-        mallopt(m_arena_max, MALLOC_ARENAS)
 
 
 def preflight(settings: object) -> object:
@@ -158,7 +151,7 @@ def serve(data_dir: Path | None, port: int | None, listen_host: str | None, log_
     # the collector's passes over them were 0.1–0.3 s of the start's CPU. Off while building; then
     # the built objects are frozen (never scanned again, so no request pays for a full pass over them).
     gc.disable()
-    tune_malloc()
+    fix_malloc_threshold()
     os.umask(0o077)
     import uvicorn
 
