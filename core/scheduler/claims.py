@@ -7,7 +7,13 @@
 A placement was decided against the host as it was at generation ``seen``; if another writer
 (a concurrent batch, another controller replica) changed the row since, the UPDATE matches no
 row and only that host's placements come back as conflicts to re-place against a fresh row.
-All hosts of one call are written in ONE transaction. The table is passed in (any table with
+All hosts of one call are written in ONE transaction, in host id order: a transaction that bumps
+hosts' rules versions locks its hosts in id order too (core/region/secgroups.touch_hosts), and a batch
+claimed in placement order deadlocked against it on PostgreSQL (bench/scale.py, 3 replicas). A later
+round of the same transaction (a conflict re-placed) may pick a host sorting below one it already
+claimed: that row is taken without waiting (``FOR UPDATE SKIP LOCKED``), a row another transaction
+holds is a conflict like a moved generation, so no transaction waits for a host row out of order.
+The table is passed in (any table with
 ``id``, ``generation``, ``cpu_used``, ``mem_used``), so the region points this at its real
 ``hosts`` table and tests at a test table.
 
@@ -63,17 +69,40 @@ def claim(conn: Conn, table: Table, placements: Sequence[Placement]) -> ClaimOut
             generation=table.c.generation + 1,
         )
     )
+    no_wait = (
+        select(table.c.id)
+        .where(table.c.id == bindparam("b_id"), table.c.generation == bindparam("b_seen"))
+        .with_for_update(skip_locked=True)
+    )
     tx: Any = nullcontext() if conn.in_transaction() else conn.begin()
     with tx:
-        for (host_id, seen), ps in by_host.items():
+        top = _highest_claimed(conn)
+        for (host_id, seen), ps in sorted(by_host.items()):
             params = {"b_id": host_id, "b_seen": seen,
                       "b_cpu": sum(p.vcpu for p in ps), "b_mem": sum(p.vmem for p in ps)}
+            below = host_id < top[0]  # out of order in this transaction: never wait for it
+            if below and conn.execute(no_wait, params).first() is None:
+                outcome.conflicts.extend(ps)
+                continue
             if conn.execute(stmt, params).rowcount == 1:  # type: ignore[attr-defined]
+                top[0] = max(top[0], host_id)
                 outcome.committed.extend(ps)
                 outcome.generations[host_id] = seen + 1
             else:
                 outcome.conflicts.extend(ps)
     return outcome
+
+
+def _highest_claimed(conn: Conn) -> list[str]:
+    """The highest host id claimed so far in ``conn``'s current transaction (a one-item list the
+    caller updates), "" when none: kept in ``conn.info`` for the transaction it was taken in."""
+    tx = conn.get_transaction()
+    mark = conn.info.get("claims_highest_host")
+    if mark is None or mark[0] is not tx:
+        mark = (tx, [""])
+        conn.info["claims_highest_host"] = mark
+    top: list[str] = mark[1]
+    return top
 
 
 def read_usage(conn: Conn, table: Table, host_ids: Sequence[str]) -> dict[str, tuple[float, float, int]]:

@@ -182,11 +182,15 @@ def move_to_target(run: Run, server: Server, paths: dict[str, str]) -> None:
     from core.region.release import adjust_storage
 
     old = server.held.get("host") or {}
-    if old.get("host_id"):
-        release_host_claim(run.session, old["host_id"], int(old.get("vcpu", 0)), int(old.get("vmem", 0)))
     target = run.session.get(Host, run.params["target"])
     server.host_id = run.params["target"]
     server.zone_id = target.zone_id if target else server.zone_id
+    # the move's flush bumps the rules of the source and the target, both locked in one id-ordered pass
+    # (secgroups.touch_hosts); the source's claim is released after it, on a row already held: released
+    # first, the source was locked out of that order (the deadlock class of drop_server)
+    run.session.flush()
+    if old.get("host_id"):
+        release_host_claim(run.session, old["host_id"], int(old.get("vcpu", 0)), int(old.get("vmem", 0)))
     server.held = {**server.held, "host": {"host_id": run.params["target"], "vcpu": run.params["vcpu"],
                                            "vmem": run.params["vmem"]}}
     by_index = {d["index"]: d["storage_id"] for d in run.params.get("disks", [])}

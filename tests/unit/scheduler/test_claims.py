@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import (
     Column,
@@ -13,6 +14,7 @@ from sqlalchemy import (
     String,
     Table,
     create_engine,
+    event,
     insert,
     select,
     update,
@@ -20,6 +22,7 @@ from sqlalchemy import (
 
 from core.scheduler import HostRecord, ScheduleInput, Snapshot, place
 from core.scheduler.claims import NO_ROOM, Delta, claim, claim_delta, place_and_claim, read_usage
+from core.scheduler.placement import Placement
 from tests.unit.scheduler.helpers import GB
 
 md = MetaData()
@@ -205,3 +208,53 @@ def test_a_delta_decided_on_a_stale_snapshot_is_decided_again(tmp_path: Path) ->
         conn.commit()
     assert db_usage(engine)["h0"][0] == 8 and db_usage(engine)["h0"][4] == 2
 
+
+
+def _recorded(engine: Engine) -> tuple[list[tuple[str, str]], Any]:
+    """(kind, host id) of each host row statement a claim runs, in order; and the listener to remove."""
+    seen: list[tuple[str, str]] = []
+
+    def record(conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: bool) -> None:
+        if "test_hosts" in statement and isinstance(params, tuple) and params:
+            kind = "update" if statement.lstrip().upper().startswith("UPDATE") else "select"
+            seen.extend([(kind, p) for p in params if isinstance(p, str) and p.startswith("h")][:1])
+
+    event.listen(engine, "before_cursor_execute", record)
+    return seen, record
+
+
+def _at(host_id: str, instance: int = 0) -> Placement:
+    return Placement(claim_id="order", instance=instance, host_id=host_id, host_name=host_id, generation=0,
+                     vcpu=1, vmem=GB)
+
+
+def test_a_batch_claims_its_hosts_in_id_order(tmp_path: Path) -> None:
+    """A batch placed best-host-first was written in that order: against a transaction locking its
+    hosts in id order (a deploy bumping its group's hosts' rules versions) it deadlocked on PostgreSQL."""
+    engine = make_db(tmp_path / "c.db", 6)
+    seen, record = _recorded(engine)
+    try:
+        with engine.connect() as conn:
+            out = claim(conn, HOSTS, [_at("h4", 0), _at("h1", 1), _at("h5", 2), _at("h1", 3), _at("h0", 4)])
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert len(out.committed) == 5 and out.conflicts == []
+    assert seen == [("update", "h0"), ("update", "h1"), ("update", "h4"), ("update", "h5")]
+
+
+def test_a_later_claim_below_a_claimed_host_does_not_wait_for_it(tmp_path: Path) -> None:
+    """A second claim in the same transaction (a conflict re-placed) on a host sorting below one already
+    claimed takes that row without waiting (SELECT ... FOR UPDATE SKIP LOCKED first); above, it waits."""
+    engine = make_db(tmp_path / "c.db", 6)
+    seen, record = _recorded(engine)
+    try:
+        with engine.connect() as conn, conn.begin():
+            claim(conn, HOSTS, [_at("h3")])
+            claim(conn, HOSTS, [_at("h1"), _at("h5")])
+        with engine.connect() as conn, conn.begin():  # a new transaction has claimed nothing yet
+            claim(conn, HOSTS, [_at("h2")])
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert seen == [("update", "h3"), ("select", "h1"), ("update", "h1"), ("update", "h5"), ("update", "h2")]
+    assert {h: u[4] for h, u in db_usage(engine).items()} == {"h0": 0, "h1": 1, "h2": 1, "h3": 1, "h4": 0,
+                                                              "h5": 1}
