@@ -26,7 +26,8 @@ def mark_offline_hosts(session: Session, offline_after_s: float = OFFLINE_AFTER_
     limit = utcnow() - timedelta(seconds=offline_after_s)
     begin_write(session)
     stale = (Host.host_status == "online", (Host.last_ping_at < limit) | Host.last_ping_at.is_(None))
-    gone = list(session.scalars(select(Host.id).where(*stale).with_for_update()))
+    # in id order, as every transaction locking several host rows (secgroups.touch_hosts, scheduler claims)
+    gone = list(session.scalars(select(Host.id).where(*stale).order_by(Host.id).with_for_update()))
     if not gone:
         return 0
     session.execute(update(Host).where(Host.id.in_(gone), *stale)
