@@ -8,14 +8,14 @@ A placement was decided against the host as it was at generation ``seen``; if an
 (a concurrent batch, another controller replica) changed the row since, the UPDATE matches no
 row and only that host's placements come back as conflicts to re-place against a fresh row.
 All hosts of one call are written in ONE transaction, in host id order: a transaction that bumps
-hosts' rules versions locks its hosts in id order too (core/region/secgroups.touch_hosts), and a batch
-claimed in placement order deadlocked against it on PostgreSQL (bench/scale.py, 3 replicas). A later
-round of the same transaction (a conflict re-placed) may pick a host sorting below one it already
-claimed: that row is taken without waiting (``FOR UPDATE SKIP LOCKED``), a row another transaction
-holds is a conflict like a moved generation, so no transaction waits for a host row out of order.
-The table is passed in (any table with
-``id``, ``generation``, ``cpu_used``, ``mem_used``), so the region points this at its real
-``hosts`` table and tests at a test table.
+hosts' rules versions locks its hosts in id order too (core/region/secgroups.touch_hosts), and a claim
+out of that order deadlocked against it on PostgreSQL (bench/scale.py, 3 replicas). A later round of
+the same transaction (a conflict re-placed) may pick a host sorting below one it already claimed or
+tried to (a conflicting UPDATE waited for the row and leaves it locked, on PostgreSQL and InnoDB):
+that row is taken without waiting (``FOR UPDATE SKIP LOCKED``) and one another transaction holds is a
+conflict like a moved generation, so no claim waits for a host row out of id order. The table is
+passed in (any table with ``id``, ``generation``, ``cpu_used``, ``mem_used``), so the region points
+this at its real ``hosts`` table and tests at a test table.
 
 ``place_and_claim`` is the loop: place, claim, and re-place only what conflicted. ``claim_delta`` is
 the same claim for a change of what a host already runs (change-config): no placement to decide, the
@@ -84,8 +84,9 @@ def claim(conn: Conn, table: Table, placements: Sequence[Placement]) -> ClaimOut
             if below and conn.execute(no_wait, params).first() is None:
                 outcome.conflicts.extend(ps)
                 continue
-            if conn.execute(stmt, params).rowcount == 1:  # type: ignore[attr-defined]
-                top[0] = max(top[0], host_id)
+            done = conn.execute(stmt, params).rowcount == 1  # type: ignore[attr-defined]
+            top[0] = max(top[0], host_id)  # a conflict too: the UPDATE waited for the row and may hold it
+            if done:
                 outcome.committed.extend(ps)
                 outcome.generations[host_id] = seen + 1
             else:
@@ -94,7 +95,7 @@ def claim(conn: Conn, table: Table, placements: Sequence[Placement]) -> ClaimOut
 
 
 def _highest_claimed(conn: Conn) -> list[str]:
-    """The highest host id claimed so far in ``conn``'s current transaction (a one-item list the
+    """The highest host id claimed (or tried) so far in ``conn``'s current transaction (a one-item list the
     caller updates), "" when none: kept in ``conn.info`` for the transaction it was taken in."""
     tx = conn.get_transaction()
     mark = conn.info.get("claims_highest_host")

@@ -253,8 +253,14 @@ def test_a_later_claim_below_a_claimed_host_does_not_wait_for_it(tmp_path: Path)
             claim(conn, HOSTS, [_at("h1"), _at("h5")])
         with engine.connect() as conn, conn.begin():  # a new transaction has claimed nothing yet
             claim(conn, HOSTS, [_at("h2")])
+        with engine.connect() as conn, conn.begin():  # a conflict's UPDATE may have left its row locked
+            stale = Placement(claim_id="order", instance=0, host_id="h4", host_name="h4", generation=7, vcpu=1,
+                              vmem=GB)
+            assert claim(conn, HOSTS, [stale]).conflicts == [stale]
+            claim(conn, HOSTS, [_at("h0")])
     finally:
         event.remove(engine, "before_cursor_execute", record)
-    assert seen == [("update", "h3"), ("select", "h1"), ("update", "h1"), ("update", "h5"), ("update", "h2")]
-    assert {h: u[4] for h, u in db_usage(engine).items()} == {"h0": 0, "h1": 1, "h2": 1, "h3": 1, "h4": 0,
+    assert seen == [("update", "h3"), ("select", "h1"), ("update", "h1"), ("update", "h5"), ("update", "h2"),
+                    ("update", "h4"), ("select", "h0"), ("update", "h0")]
+    assert {h: u[4] for h, u in db_usage(engine).items()} == {"h0": 1, "h1": 1, "h2": 1, "h3": 1, "h4": 0,
                                                               "h5": 1}
