@@ -9,13 +9,15 @@ A placement was decided against the host as it was at generation ``seen``; if an
 row and only that host's placements come back as conflicts to re-place against a fresh row.
 All hosts of one call are written in ONE transaction, in host id order: a transaction that bumps
 hosts' rules versions locks its hosts in id order too (core/region/secgroups.touch_hosts), and a claim
-out of that order deadlocked against it on PostgreSQL (bench/scale.py, 3 replicas). A later round of
-the same transaction (a conflict re-placed) may pick a host sorting below one it already claimed or
-tried to (a conflicting UPDATE waited for the row and leaves it locked, on PostgreSQL and InnoDB):
-that row is taken without waiting (``FOR UPDATE SKIP LOCKED``) and one another transaction holds is a
-conflict like a moved generation, so no claim waits for a host row out of id order. The table is
-passed in (any table with ``id``, ``generation``, ``cpu_used``, ``mem_used``), so the region points
-this at its real ``hosts`` table and tests at a test table.
+out of that order deadlocked against it on PostgreSQL (bench/scale.py, 3 replicas). A conflicting
+UPDATE waited for its row and leaves it locked: on PostgreSQL each UPDATE runs in a savepoint, rolled
+back on a conflict, which unlocks the row (a single-server create that conflicted on one host and was
+re-placed on a lower one waited for it holding the first). A later round of the same transaction may
+still pick a host sorting below one it claimed (or, elsewhere, tried to): that row is taken without
+waiting (``FOR UPDATE SKIP LOCKED``) and one another transaction holds is a conflict like a moved
+generation, so no claim waits for a host row out of id order. The table is passed in (any table with
+``id``, ``generation``, ``cpu_used``, ``mem_used``), so the region points this at its real ``hosts``
+table and tests at a test table.
 
 ``place_and_claim`` is the loop: place, claim, and re-place only what conflicted. ``claim_delta`` is
 the same claim for a change of what a host already runs (change-config): no placement to decide, the
@@ -77,6 +79,8 @@ def claim(conn: Conn, table: Table, placements: Sequence[Placement]) -> ClaimOut
     tx: Any = nullcontext() if conn.in_transaction() else conn.begin()
     with tx:
         top = _highest_claimed(conn)
+        raw = conn.connection() if isinstance(conn, Session) else conn
+        pg = raw.dialect.name == "postgresql"
         for (host_id, seen), ps in sorted(by_host.items()):
             params = {"b_id": host_id, "b_seen": seen,
                       "b_cpu": sum(p.vcpu for p in ps), "b_mem": sum(p.vmem for p in ps)}
@@ -84,8 +88,17 @@ def claim(conn: Conn, table: Table, placements: Sequence[Placement]) -> ClaimOut
             if below and conn.execute(no_wait, params).first() is None:
                 outcome.conflicts.extend(ps)
                 continue
-            done = conn.execute(stmt, params).rowcount == 1  # type: ignore[attr-defined]
-            top[0] = max(top[0], host_id)  # a conflict too: the UPDATE waited for the row and may hold it
+            if below or not pg:
+                done = conn.execute(stmt, params).rowcount == 1  # type: ignore[attr-defined]
+                top[0] = max(top[0], host_id)  # a conflict too: the UPDATE waited for the row, may hold it
+            else:  # in a savepoint: a conflict rolled back to it holds nothing (InnoDB would keep the lock)
+                sp = raw.begin_nested()
+                done = raw.execute(stmt, params).rowcount == 1
+                if done:
+                    sp.commit()
+                    top[0] = max(top[0], host_id)
+                else:
+                    sp.rollback()
             if done:
                 outcome.committed.extend(ps)
                 outcome.generations[host_id] = seen + 1
