@@ -7,6 +7,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from sqlalchemy.orm import Session
+
 from core.db.engine import Database
 from core.db.migrate import upgrade
 
@@ -33,3 +35,16 @@ def migrated_db(path: Path, *, bootstrapped: bool = False, defaults: bool = Fals
         yield d
     finally:
         d.dispose()
+
+
+def add_hosts(s: Session, tag: str, *host_ids: str) -> None:
+    """A region ``r-<tag>`` with a zone ``z-<tag>`` holding hosts named as their ids, flushed: the
+    least a region-level unit test needs before servers, claims or rules can be placed."""
+    from core.region.models import Cloudregion, Host, Zone
+
+    s.add(Cloudregion(id=f"r-{tag}", name=f"r-{tag}"))
+    s.flush()
+    s.add(Zone(id=f"z-{tag}", name=f"z-{tag}", cloudregion_id=f"r-{tag}"))
+    s.flush()
+    s.add_all([Host(id=h, name=h, zone_id=f"z-{tag}") for h in host_ids])
+    s.flush()

@@ -7,18 +7,14 @@ from typing import Any
 from sqlalchemy import event
 
 from core.db.engine import Database
-from core.region.models import Cloudregion, GuestSecgroup, Host, Secgroup, Server, Zone
+from core.region.models import GuestSecgroup, Host, Secgroup, Server
 from core.region.secgroups import drop_server
+from tests.support.unitdb import add_hosts
 
 
 def test_the_own_host_is_locked_with_the_peers_hosts(db: Database) -> None:
     with db.session() as s:
-        s.add(Cloudregion(id="r-lock", name="r-lock"))
-        s.flush()
-        s.add(Zone(id="z-lock", name="z-lock", cloudregion_id="r-lock"))
-        s.flush()
-        for hid in ("h-lock-a", "h-lock-b"):
-            s.add(Host(id=hid, name=hid, zone_id="z-lock"))
+        add_hosts(s, "lock", "h-lock-a", "h-lock-b")
         s.add(Secgroup(id="sg-lock", name="sg-lock"))
         s.flush()
         # the deleted server lives on b; a peer in its group lives on a (id order: a before b)

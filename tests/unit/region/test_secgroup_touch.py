@@ -7,19 +7,16 @@ from datetime import datetime
 from sqlalchemy import update
 
 from core.db.engine import Database
-from core.region.models import Cloudregion, Host, Zone
+from core.region.models import Host
 from core.region.secgroups import touch_hosts
+from tests.support.unitdb import add_hosts
 
 LONG_AGO = datetime(2020, 1, 1)
 
 
 def test_a_rules_bump_keeps_the_hosts_updated_at(db: Database) -> None:
     with db.session() as s:
-        s.add(Cloudregion(id="r-touch", name="r-touch"))
-        s.flush()
-        s.add(Zone(id="z-touch", name="z-touch", cloudregion_id="r-touch"))
-        s.flush()
-        s.add(Host(id="h-touch", name="h-touch", zone_id="z-touch"))
+        add_hosts(s, "touch", "h-touch")
         s.commit()
         s.execute(update(Host).where(Host.id == "h-touch").values(updated_at=LONG_AGO))
         s.commit()
