@@ -14,7 +14,8 @@ members changes every host's peers) costs each host one recomputation per hold, 
 The hold grows with the hosts waiting here (``RULES_PER_S``): a burst costs the process at most
 about that many rules answers a second however many hosts it serves (200 creates on 70 hosts woke
 every host's poll for its rules every 2 s, most of the controller's poll traffic). A change after a
-quiet spell still goes out at once. Work items are never held.
+quiet spell still goes out at once, and no hold is longer than ``RULES_MAX_S`` (a revoked rule reaches
+every host within it, however many hosts). Work items are never held.
 """
 from __future__ import annotations
 
@@ -39,6 +40,9 @@ POLL_S = 0.5  # how often the database is swept for changes other replicas commi
 PING_REFRESH_S = 10  # a poll re-writes its host's last_ping_at when older than this (offline after 180 s)
 RULES_MIN_S = 2.0  # at least this long between two answers carrying a host's rules (per process)
 RULES_PER_S = 10.0  # with more hosts waiting than RULES_MIN_S x this, the hold grows to keep this rate
+# ... but never past this: a rules change is also a revocation (a rule deleted, a peer gone), and how late
+# a host may enforce one must not grow with the size of the fleet (1,000 hosts would be 100 s)
+RULES_MAX_S = 10.0
 _WORK, _RULES = "work_hosts", "rules_hosts"  # Session.info keys: hosts to wake once the commit is done
 
 
@@ -91,7 +95,7 @@ class _RulesDue:
             now = time.monotonic()
             if len(self._due) > 10_000:  # hosts come and go: forget the long past
                 self._due = {h: t for h, t in self._due.items() if t > now}
-            self._due[host_id] = now + max(RULES_MIN_S, hosts_waiting / RULES_PER_S)
+            self._due[host_id] = now + min(RULES_MAX_S, max(RULES_MIN_S, hosts_waiting / RULES_PER_S))
 
 
 RULES = _RulesDue()

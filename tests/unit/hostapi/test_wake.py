@@ -164,6 +164,14 @@ def test_the_rules_hold_grows_with_the_hosts_waiting(monkeypatch: pytest.MonkeyP
     assert many >= 70 / wake.RULES_PER_S > wake.RULES_MIN_S
 
 
+def test_the_rules_hold_has_a_ceiling(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A rules change may be a revocation: how late a host enforces it does not grow with the fleet."""
+    monkeypatch.setattr(wake, "RULES", wake._RulesDue())
+    t0 = time.monotonic()
+    wake.RULES.sent("host-hold-fleet", hosts_waiting=5000)  # 500 s at RULES_PER_S without the ceiling
+    assert wake.RULES.due("host-hold-fleet") - t0 <= wake.RULES_MAX_S + 1
+
+
 def test_the_hub_counts_the_hosts_waiting(db: Database) -> None:
     hub = wake.Hub()
 
