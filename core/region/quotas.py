@@ -14,6 +14,7 @@ from sqlalchemy import BindParameter, Integer, Update, and_, bindparam, case, fu
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from core.db.engine import plain_rows
 from core.errors import InputParameterError, OutOfQuotaError
 from core.region.models import DomainQuota, Quota
 
@@ -61,11 +62,11 @@ def reserve(session: Session, tenant_id: str, domain_id: str = "default", **amou
     _check_domain_cap(session, domain_id, want)
     stmt = _reserve_stmt(tuple((k, v > 0) for k, v in want.items()))
     params = {"project": tenant_id, **{f"add_{k}": v for k, v in want.items()}}
-    if session.execute(stmt, params).rowcount == 1:  # type: ignore[attr-defined]
+    if plain_rows(session, stmt, params).rowcount == 1:
         return want
     if session.get(Quota, tenant_id) is None:  # the project's first reservation: make its row, try again
         ensure(session, tenant_id, domain_id)
-        if session.execute(stmt, params).rowcount == 1:  # type: ignore[attr-defined]
+        if plain_rows(session, stmt, params).rowcount == 1:
             return want
     row = session.scalar(select(Quota).where(Quota.tenant_id == tenant_id).execution_options(populate_existing=True))
     assert row is not None
@@ -82,7 +83,7 @@ def reserve(session: Session, tenant_id: str, domain_id: str = "default", **amou
 def _reserve_stmt(keys: tuple[tuple[str, bool], ...]) -> Update:
     """The conditional UPDATE for these keys ((key, adds more) pairs, in order), built once per shape:
     each addition is the bind parameter ``add_<key>``, the project ``project``. A plain SQL UPDATE
-    (no ORM session sync: nothing here reads a cached Quota afterwards)."""
+    (no ORM session sync: nothing here reads a cached Quota afterwards), run without the ORM."""
     conds = []
     for k, positive in keys:
         if positive:
@@ -96,15 +97,15 @@ def _add(key: str) -> BindParameter[int]:
     return bindparam(f"add_{key}", type_=Integer)
 
 
-_DOMAIN_CAP = (select(DomainQuota).where(DomainQuota.domain_id == bindparam("domain_id")).with_for_update()
-               .execution_options(populate_existing=True))
+_DOMAIN_CAP = (select(DomainQuota.__table__).where(DomainQuota.domain_id == bindparam("domain_id"))
+               .with_for_update())  # the row's columns as read now (no ORM object that could be stale)
 
 
 def _check_domain_cap(session: Session, domain_id: str, want: dict[str, int]) -> None:
     """A domain with a cap of its own (POST /quotas/domains/<d>): its projects' usage together plus
     ``want`` must stay within it. The cap row is locked, so two projects of one domain reserving at
     once are checked one after the other (domains without a cap pay one primary-key read)."""
-    cap = session.scalar(_DOMAIN_CAP, {"domain_id": domain_id})
+    cap = plain_rows(session, _DOMAIN_CAP, {"domain_id": domain_id}).first()
     if cap is None:
         return
     over = []
