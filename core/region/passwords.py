@@ -24,7 +24,12 @@ ACCOUNT = "root"  # whose password the config drive sets (drivers/kvm/configdriv
 def remember(server: Server, sealed: dict[str, str]) -> None:
     """Keep the server's (sealed) password for ``server-logininfo``."""
     if sealed:
-        server.create_spec = {**(server.create_spec or {}), "login": {"account": ACCOUNT, **sealed}}
+        server.create_spec = {**(server.create_spec or {}), **login_spec(sealed)}
+
+
+def login_spec(sealed: dict[str, str]) -> dict[str, Any]:
+    """The ``create_spec`` key that keeps a (sealed) password for ``server-logininfo`` (none without one)."""
+    return {"login": {"account": ACCOUNT, **sealed}} if sealed else {}
 
 
 def sealed_password(password: str | None) -> dict[str, str]:

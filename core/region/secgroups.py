@@ -2,6 +2,7 @@
 
     sg = default_secgroup(session, tenant_id, domain_id)  # the project's ``Default``, made on first use
     set_server_secgroups(session, server, [sg.id, ...])   # a server is in one or more groups
+    join_new_servers(session, servers, [sg.id, ...])      # ... and servers being created
     spec = host_secgroups(session, host)                  # HostSecgroups for the host's agent
     host_eips(session, server_ids)                        # its EIPs' NAT (core/region/eips.py)
 
@@ -15,12 +16,14 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import bindparam, event, inspect, or_, select, update
 from sqlalchemy.orm import Session
 
 from core.api.context import Credential
+from core.db.base import utcnow
 from core.db.engine import plain_rows
 from core.errors import InputParameterError
 from core.host_protocol import GuestEip, GuestPort, HostSecgroups, SecRule
@@ -33,10 +36,17 @@ MAX_SECGROUPS = 5  # per server, as Cloudpods
 
 def default_secgroup(session: Session, tenant_id: str, domain_id: str) -> Secgroup:
     """The project's ``Default`` group (allow all egress, ingress from the same group), made on demand."""
-    row = session.scalar(select(Secgroup).where(Secgroup.tenant_id == tenant_id, Secgroup.name == DEFAULT_NAME)
-                         .order_by(Secgroup.created_at).limit(1))
-    if row is not None:
-        return row
+    row = session.get(Secgroup, default_secgroup_id(session, tenant_id, domain_id))
+    assert row is not None
+    return row
+
+
+def default_secgroup_id(session: Session, tenant_id: str, domain_id: str) -> str:
+    """The id of the project's ``Default`` group, made on demand (found by one statement built once:
+    every create without ``secgroups`` asks)."""
+    found = plain_rows(session, _DEFAULT_OF, {"tenant": tenant_id}).scalar()
+    if found is not None:
+        return str(found)
     row = Secgroup(name=DEFAULT_NAME, description="allow all egress, ingress from the same group", status="ready",
                    tenant_id=tenant_id, domain_id=domain_id or "default")
     session.add(row)
@@ -52,7 +62,11 @@ def default_secgroup(session: Session, tenant_id: str, domain_id: str) -> Secgro
 
     record(session, None, service="compute", action="create", obj_type="secgroup", obj_id=row.id,
            obj_name=row.name, success=True, notes=f"default security group of project {tenant_id}")
-    return row
+    return row.id
+
+
+_DEFAULT_OF = (select(Secgroup.id).where(Secgroup.tenant_id == bindparam("tenant"), Secgroup.name == DEFAULT_NAME)
+               .order_by(Secgroup.created_at).limit(1))
 
 
 def secgroup_refs(session: Session, cred: Credential, refs: list[str], field: str) -> list[str]:
@@ -106,6 +120,20 @@ def set_server_secgroups(session: Session, server: Server, ids: list[str]) -> No
         return  # not placed yet: no port, no address; its deploy tells the hosts (see _servers_moved)
     # the server's own host (its rules) and the hosts of guests whose rules name these groups as peers
     touch_secgroups(session, changed, also_hosts=[server.host_id])
+
+
+def join_new_servers(session: Session, servers: list[Server], ids: list[str]) -> None:
+    """Servers being created (not placed: no host enforces anything for them yet, their deploy tells
+    the hosts) join groups ``ids``, in that order: rows added, nothing read or flushed."""
+    ids = list(dict.fromkeys(ids))
+    # a server's groups are read in created_at order: one microsecond apart, not whatever the
+    # clock gave rows inserted together (a tie fell back on the random ids)
+    at = [utcnow() + timedelta(microseconds=i) for i in range(len(ids))]
+    for server in servers:
+        assert server.host_id is None and server.id, "join_new_servers: for new, unplaced servers with an id"
+        session.add_all([GuestSecgroup(guest_id=server.id, secgroup_id=sid, created_at=t, updated_at=t)
+                         for sid, t in zip(ids, at, strict=True)])
+        server.secgroup_id = ids[0] if ids else None
 
 
 def drop_server(session: Session, server: Server) -> None:

@@ -9,18 +9,20 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from core.api.context import Credential
+from core.db.base import new_uuid
+from core.db.engine import plain_rows
 from core.errors import DuplicateNameError, InputParameterError
 from core.region import ipam, quotas
 from core.region import statemachine as sm
 from core.region.common import check_name, parse
 from core.region.images import check_image
 from core.region.models import Disk, Server
-from core.region.passwords import remember, sealed_password
-from core.region.secgroups import default_secgroup, secgroup_refs, set_server_secgroups
+from core.region.passwords import login_spec, sealed_password
+from core.region.secgroups import default_secgroup_id, join_new_servers, secgroup_refs
 from core.region.sizes import MAX_DISKS, MAX_NICS, to_mb
 from core.tasks.engine import submit
 
@@ -129,12 +131,14 @@ def _net_from_str(s: str) -> NetIn:
     return NetIn(network=net, address=addr or None)
 
 
+_NAMES_TAKEN = select(Server.tenant_id, Server.name).where(Server.name.in_(bindparam("names", expanding=True)))
+
+
 def pick_names(session: Session, tenant_id: str, data: ServerCreate, count: int) -> list[str]:
     def taken(names: list[str]) -> set[str]:
         # found by name, the project compared here: given both, SQLite searched the project's index and
         # read every server the project owns (10,000 rows per create at 10k servers)
-        return {n for t, n in session.execute(select(Server.tenant_id, Server.name).where(Server.name.in_(names)))
-                if t == tenant_id}
+        return {n for t, n in plain_rows(session, _NAMES_TAKEN, {"names": names}) if t == tenant_id}
 
     if data.generate_name:
         base = check_name(data.generate_name, "generate_name")
@@ -358,34 +362,31 @@ def create_servers(manager: Any, session: Session, cred: Credential, body: dict[
         spec.update(cdrom=plan.cdrom, boot_order=["cdrom", f"disk{disks[0]['index']}"])
     if plan.eip and "bw" in plan.eip:
         spec["eip"] = plan.eip  # allocated by the create task once the host (its zone) is known
+    # no group asked for: the project's Default (made on first use), as Cloudpods does
+    sg_ids = plan.secgroup_ids or [default_secgroup_id(session, tenant, domain)]
+    sealed = sealed_password(data.password)
+    spec.update(login_spec(sealed))
+    # every row is built complete (ids made here, the task's id in it) and flushed once, by the caller
+    ids = [new_uuid() for _ in names]
+    params = {"server_ids": ids, "sched": plan.sched, **sealed}
+    task = submit(session, "ServerBatchCreateTask", "server", ids[0], names[0], params, cred=cred)
     rows = []
-    for name in names:
-        s = Server(name=name, description=data.description, status="init", vcpu_count=data.vcpu_count,
+    for sid, name in zip(ids, names, strict=True):
+        # server-tasks of every server of the batch lists the batch task (its scheduling verdict)
+        s = Server(id=sid, name=name, description=data.description, status="init", vcpu_count=data.vcpu_count,
                    vmem_size=plan.vmem, hypervisor=data.hypervisor, os_type=os_type, os_arch=data.os_arch or "",
                    tenant_id=tenant, domain_id=domain, keypair_id=plan.keypair_id,
                    auto_start=data.auto_start, src_ip_check=data.src_ip_check, src_mac_check=data.src_mac_check,
-                   user_data=data.user_data, create_spec=spec, held={"quota": per_server})
+                   user_data=data.user_data, create_spec={**spec, "create_task_id": task.id},
+                   held={"quota": per_server}, active_task_id=task.id)
         sm.apply(s, "schedule")
-        session.add(s)
         rows.append(s)
-    session.flush()
-    # no group asked for: the project's Default (made on first use), as Cloudpods does
-    sg_ids = plan.secgroup_ids or [default_secgroup(session, tenant, domain).id]
+    session.add_all(rows)
+    join_new_servers(session, rows, sg_ids)
     from core.region.eips import take_eip
 
     for r in rows:
-        set_server_secgroups(session, r, sg_ids)
         take_eip(session, plan.eip, r)
-    sealed = sealed_password(data.password)
-    if sealed:
-        for r in rows:
-            remember(r, sealed)
-    params = {"server_ids": [r.id for r in rows], "sched": plan.sched, **sealed}
-    task = submit(session, "ServerBatchCreateTask", "server", rows[0].id, rows[0].name, params, cred=cred)
-    for r in rows:
-        r.active_task_id = task.id
-        # server-tasks of every server of the batch lists the batch task (its scheduling verdict)
-        r.create_spec = {**r.create_spec, "create_task_id": task.id}
         manager.audit(session, cred, "create", r)
     return rows
 

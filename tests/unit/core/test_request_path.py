@@ -4,7 +4,6 @@ a credential is tagged with its request id without re-running its constructor, a
 with ``json_response`` are the bytes and headers a JSONResponse would send."""
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import json
 import re
@@ -13,7 +12,6 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
@@ -21,54 +19,29 @@ from sqlalchemy import event, text
 
 from core.db.engine import Database, committed
 from core.keystone.auth import KeystoneCredential
-from tests.support.unitdb import ADMIN_PW, migrated_db
+from tests.support.inproc import admin_token, call, controller_app
+from tests.support.unitdb import migrated_db
 
 
 @pytest.fixture
 def app(tmp_path: Path) -> Iterator[FastAPI]:
-    from core.api.app import create_app
-    from core.config import Settings
-    from core.keystone.keys import KeyRepository
-
-    s = Settings.load(tmp_path / "data", port=1)
-    s.save()
-    KeyRepository(s.key_dir).create()
-    with migrated_db(Path(s.database_url.removeprefix("sqlite:///")), bootstrapped=True):
-        pass
-    yield create_app(s, run_background=False)
-
-
-def _call(app: FastAPI, method: str, path: str, **kw: Any) -> httpx.Response:
-    async def go() -> httpx.Response:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
-            return await c.request(method, path, **kw)
-
-    return asyncio.run(go())
-
-
-def _login(app: FastAPI) -> str:
-    body = {"auth": {"identity": {"methods": ["password"], "password": {"user": {
-        "name": "admin", "password": ADMIN_PW, "domain": {"name": "Default"}}}},
-        "scope": {"project": {"name": "system", "domain": {"name": "Default"}}}}}
-    r = _call(app, "POST", "/api/s/identity/v3/auth/tokens", json=body)
-    assert r.status_code == 201, r.text
-    return r.headers["x-subject-token"]
+    yield controller_app(tmp_path)
 
 
 def test_cached_token_validation_opens_no_session_and_answers_the_same(
         app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("core.keystone.auth.REVISION_POLL_S", 3600.0)  # the cache stays trusted in this test
-    tok = _login(app)
+    tok = admin_token(app)
     path = "/api/s/identity/v3/auth/tokens?nocatalog"
     headers = {"X-Auth-Token": tok, "X-Subject-Token": tok}
-    first = _call(app, "GET", path, headers=headers)  # validates (and caches) through the database
+    first = call(app, "GET", path, headers=headers)  # validates (and caches) through the database
     assert first.status_code == 200, first.text
 
     def no_session() -> None:
         raise AssertionError("a cached token's validation opened a database session")
 
     monkeypatch.setattr(app.state.db, "sessionmaker", no_session)
-    again = _call(app, "GET", path, headers=headers)
+    again = call(app, "GET", path, headers=headers)
     assert again.status_code == 200, again.text
     assert again.content == first.content and again.headers["x-subject-token"] == tok
     # the bytes Starlette's JSONResponse rendered before
@@ -77,7 +50,7 @@ def test_cached_token_validation_opens_no_session_and_answers_the_same(
     assert re.fullmatch(r"[0-9a-f]{16}", again.headers["x-request-id"])  # one made for the request
     monkeypatch.undo()
     # a subject token it does not know goes to the database, and is still a 404
-    bad = _call(app, "GET", path, headers={"X-Auth-Token": tok, "X-Subject-Token": tok[:-4] + "AAAA"})
+    bad = call(app, "GET", path, headers={"X-Auth-Token": tok, "X-Subject-Token": tok[:-4] + "AAAA"})
     assert bad.status_code == 404, bad.text
 
 
