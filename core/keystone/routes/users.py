@@ -12,8 +12,9 @@ from sqlalchemy import delete, select
 
 from core.api.context import Credential
 from core.api.deps import CredentialDep, SessionDep
-from core.errors import ForbiddenError, InputParameterError
+from core.errors import ForbiddenError, InputParameterError, UnauthorizedError
 from core.keystone.assignments import group_ids_of, projects_of
+from core.keystone.auth import AUTH_FAILED
 from core.keystone.auth import set_user_password as set_password
 from core.keystone.models import Assignment, Group, Project, User
 from core.keystone.passwords import check_password_policy, hash_password
@@ -166,9 +167,20 @@ def change_password(user_id: str, request: Request, session: SessionDep, body: P
     pw_hash = hash_password(check_password_policy(b.password))  # before the write lock
     u = session.get(User, user_id)
     auth = request.app.state.auth
-    with audited(session, None, "change-password", "user", obj_id=user_id) as a:
+    # the original is checked before the write lock too (a hash, tens of ms: under SQLite's one
+    # writer it held every other write back); a refusal is raised, and audited, inside it
+    refused: UnauthorizedError | None = None
+    checked = u.password_hash if u is not None else None
+    try:
         auth.check_user_password(session, u, b.original_password)  # 401 for unknown/locked/wrong alike
-        assert u is not None
+    except UnauthorizedError as e:
+        refused = e
+    with audited(session, None, "change-password", "user", obj_id=user_id) as a:
+        if refused is not None:
+            raise refused
+        u = session.get(User, user_id, populate_existing=True)
+        if u is None or u.password_hash != checked:  # changed (or gone) since the check: refused alike
+            raise UnauthorizedError(AUTH_FAILED)
         a.set(u)
         set_password(u, pw_hash)
         auth.changed(session)
