@@ -8,7 +8,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import CursorResult, Engine, Executable, create_engine, event, text
+from sqlalchemy import CursorResult, Engine, Executable, create_engine, event
 from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
 _DRIVER_HINT = {
@@ -193,7 +193,8 @@ def begin_write(session: Session, *, background: bool = False) -> None:
     gate.acquire(background)
     session.info["_sqlite_writer"] = gate
     try:
-        session.execute(text("UPDATE db_leases SET name = name WHERE 0 = 1"))  # no row, but the write lock
+        # no row, but the write lock (on the session's connection: the ORM's statement path cost more than this)
+        session.connection().exec_driver_sql("UPDATE db_leases SET name = name WHERE 0 = 1")
     except BaseException:
         session.rollback()
         raise
