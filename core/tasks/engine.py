@@ -41,8 +41,13 @@ WAKEUP = Wakeup()
 
 @event.listens_for(Session, "after_commit")
 def _after_commit(session: Session) -> None:
-    if session.info.pop("tasks_queued", False):
+    if session.info.pop("tasks_queued", 0):  # how many (True: some); 0 when the worker took them itself
         WAKEUP.set()
+
+
+def _queued(session: Session, n: int) -> None:
+    """Count ``n`` more (or fewer) tasks made runnable by ``session``'s transaction."""
+    session.info["tasks_queued"] = max(0, int(session.info.get("tasks_queued", 0)) + n)
 
 
 @event.listens_for(Session, "after_rollback")
@@ -73,6 +78,7 @@ class Run:
         self.task = task
         self.impl = impl
         self.outcome: tuple[str, Any] | None = None
+        self.spawned: list[Task] = []
 
     @property
     def params(self) -> dict[str, Any]:
@@ -146,9 +152,11 @@ class Run:
 
     def spawn(self, task_name: str, obj_type: str, obj_id: str, obj_name: str = "",
               params: dict[str, Any] | None = None) -> Task:
-        return submit(self.session, task_name, obj_type, obj_id, obj_name, params or {},
-                      cred_dict=self.task.user_cred, parent_id=self.task.id, tenant_id=self.task.tenant_id,
-                      domain_id=self.task.domain_id)
+        t = submit(self.session, task_name, obj_type, obj_id, obj_name, params or {},
+                   cred_dict=self.task.user_cred, parent_id=self.task.id, tenant_id=self.task.tenant_id,
+                   domain_id=self.task.domain_id)
+        self.spawned.append(t)
+        return t
 
     def wait_children(self, stage: str) -> None:
         """Wait until every sub-task finished; resumes at ``stage`` (now, if none is left)."""
@@ -170,7 +178,7 @@ def submit(session: Session, task_name: str, obj_type: str, obj_id: str, obj_nam
              domain_id=domain_id or str(uc.get("domain_id") or ""))
     t.id = task_id or new_uuid()  # now, not at flush: callers store it on the object at once
     session.add(t)
-    session.info["tasks_queued"] = True
+    _queued(session, 1)
     return t
 
 
@@ -178,11 +186,24 @@ def submit(session: Session, task_name: str, obj_type: str, obj_id: str, obj_nam
 def record_stage(s: Session, task_id: str, owner: str, lease_s: float) -> str | None:
     """In ``s`` (a write transaction): count an attempt of the claimed task's current stage and log
     it; the stage to run once ``s`` commits, or None (not ours, or failed: too many attempts)."""
-    from core.tasks.registry import task_class
-
     t = s.get(Task, task_id)
     if t is None or t.owner != owner or t.status != RUNNING:
         return None
+    return _record(s, t, owner, lease_s)
+
+
+def take(s: Session, t: Task, owner: str, lease_s: float) -> str | None:
+    """Claim ``t`` for ``owner`` in ``s`` and record its stage (``record_stage``): ``t`` is a row
+    ``s`` holds locked and found claimable, or one ``s`` made runnable itself."""
+    t.status, t.owner = RUNNING, owner
+    t.lease_expires_at = utcnow() + timedelta(seconds=lease_s)
+    return _record(s, t, owner, lease_s)
+
+
+def _record(s: Session, t: Task, owner: str, lease_s: float) -> str | None:
+    """``record_stage`` of the task ``t`` (claimed by ``owner``, in ``s``)."""
+    from core.tasks.registry import task_class
+
     try:
         impl = task_class(t.task_name)()
     except KeyError:
@@ -198,9 +219,15 @@ def record_stage(s: Session, task_id: str, owner: str, lease_s: float) -> str | 
     return t.stage
 
 
-def execute(db: Any, task_id: str, owner: str, lease_s: float, recorded: str | None = None) -> None:
+def execute(db: Any, task_id: str, owner: str, lease_s: float,
+            recorded: str | None = None) -> tuple[str, str] | None:
     """Run the claimed task's stages until it waits, finishes or loses its claim. ``recorded``: the
-    claim's transaction already recorded this stage (``record_stage``, committed): it runs at once."""
+    claim's transaction already recorded this stage (``record_stage``, committed): it runs at once.
+
+    When the last outcome made another task runnable — a sub-task it spawned, or its parent whose
+    last sub-task this was — the same commit claims that task for ``owner`` and records its stage
+    (``take``): (its id, the stage to run), for the caller to run next as it would a claimed one.
+    One claim transaction less, and no other thread woken to find the task already gone."""
     from core.tasks.registry import task_class
 
     for _ in range(100):  # a task never needs more stages in one go; bounds a buggy loop
@@ -211,14 +238,14 @@ def execute(db: Any, task_id: str, owner: str, lease_s: float, recorded: str | N
                 begin_write(s, background=True)
                 rec = record_stage(s, task_id, owner, lease_s)
             if rec is None:
-                return
+                return None
             stage = rec
         # the stage is recorded; now act
         with db.session() as s:
             begin_write(s, background=True)
             t = s.get(Task, task_id)
             if t is None or t.owner != owner:
-                return
+                return None
             impl = task_class(t.task_name)()
             task_name = t.task_name  # read now: after a rollback the row's attributes are expired
             run = Run(s, t, impl)
@@ -255,25 +282,35 @@ def execute(db: Any, task_id: str, owner: str, lease_s: float, recorded: str | N
                 if not isinstance(exc, CloudpodsError):
                     log.exception("task %s stage %s failed", task_id, stage)
                 _fail_in_new_tx(db, task_id, owner, reason)
-                return
+                return None
             if not ours:
                 s.rollback()
                 log.warning("task %s stage %s: taken over by another controller meanwhile; its outcome "
                             "is dropped", task_id, stage)
-                return
+                return None
             kind, arg = run.outcome
+            then: Task | None = None  # a task this outcome made runnable, which this worker runs next
             if kind == "next":  # the next stage is recorded in this same commit (one transaction less)
                 t.stage, t.attempts = arg, 0
                 recorded = record_stage(s, task_id, owner, lease_s)
             elif kind == "wait":
                 t.stage, t.attempts, t.status = arg, 0, WAITING
                 t.owner, t.lease_expires_at = "", None
+                then = next((c for c in run.spawned if c.status == QUEUED), None)
             elif kind == "done":
                 t.status, t.finished_at, t.owner, t.lease_expires_at = DONE, utcnow(), "", None
                 t.stage = "complete"
-                _on_finished(s, t)
-            if kind != "next":
-                return
+                then = _on_finished(s, t)
+            if kind == "next":
+                continue
+            if then is None:
+                return None
+            s.flush()  # a sub-task made by this stage gets its columns' defaults
+            then_id, then_stage = then.id, take(s, then, owner, lease_s)
+            _queued(s, -1)  # taken here: nobody else needs waking for it
+        # committed: the task taken is this worker's to run
+        return (then_id, then_stage) if then_stage is not None else None
+    return None
 
 
 def _fail_in_new_tx(db: Any, task_id: str, owner: str, reason: str) -> None:
@@ -309,19 +346,22 @@ def _finish_failed(s: Session, t: Task, impl: TaskBase | None, reason: str) -> N
     _on_finished(s, t)
 
 
-def _on_finished(s: Session, t: Task) -> None:
-    """Wake the parent when its last sub-task finished (the parent row is locked first)."""
+def _on_finished(s: Session, t: Task) -> Task | None:
+    """Wake the parent when its last sub-task finished (the parent row is locked first): the parent
+    when it was queued."""
     s.flush()
     if not t.parent_task_id:
-        return
+        return None
     parent = s.scalar(select(Task).where(Task.id == t.parent_task_id).with_for_update())
     if parent is None or parent.status != WAITING:
-        return
+        return None
     left = s.scalar(select(func.count()).select_from(Task).where(
         Task.parent_task_id == parent.id, Task.status.not_in(FINISHED)))
-    if not left:
-        parent.status, parent.run_after = QUEUED, utcnow()
-        s.info["tasks_queued"] = True
+    if left:
+        return None
+    parent.status, parent.run_after = QUEUED, utcnow()
+    _queued(s, 1)
+    return parent
 
 
 # ---- agents report ---------------------------------------------------------------------------
@@ -356,5 +396,5 @@ def report(session: Session, task_id: str, body: dict[str, Any]) -> Task:
     if failed:
         t.stage = f"{t.stage}_failed"
     t.status, t.run_after = QUEUED, utcnow()
-    session.info["tasks_queued"] = True
+    _queued(session, 1)
     return t

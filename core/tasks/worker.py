@@ -1,9 +1,10 @@
 """Workers: claim runnable tasks under a lease and execute them.
 
-Claiming is one conditional UPDATE (``... WHERE id = :id AND <still claimable>``) checked by its
-row count, so two workers — threads or replicas — never run the same task. On PostgreSQL and
-MariaDB the candidate SELECT also uses ``FOR UPDATE SKIP LOCKED`` so replicas do not queue on the
-same row; SQLite has one writer anyway.
+Claiming reads one claimable task row locked — ``FOR UPDATE SKIP LOCKED`` on PostgreSQL and
+MariaDB, so replicas do not queue on the same row; SQLite's transaction is its one writer from the
+start (``begin_write``) — and marks it running with this worker's lease in the same transaction, so
+two workers (threads or replicas) never run the same task. A stage's outcome may also claim the task
+it made runnable (``execute``): the same worker runs it next.
 
 ``owner`` is stable for a controller (host name + port), so a controller restarted after
 ``kill -9`` recognises the tasks it owned and puts them back in the queue at the recorded stage
@@ -22,7 +23,7 @@ from sqlalchemy import or_, select, update
 from core.db.base import utcnow
 from core.db.engine import begin_write
 from core.loops import Loops
-from core.tasks.engine import WAKEUP, execute, record_stage
+from core.tasks.engine import WAKEUP, execute, take
 from core.tasks.models import QUEUED, RUNNING, Task, WorkItem
 
 log = logging.getLogger("cloudpods.tasks")
@@ -75,27 +76,27 @@ def _claim(db: Any, owner: str, lease_s: float, record: bool) -> tuple[str | Non
             begin_write(s, background=True)
             with _busy_lock:
                 busy = sorted(t for o, t in _busy if o == owner)
-            stmt = select(Task.id).where(claimable)
+            stmt = select(Task).where(claimable)
             if busy:
                 stmt = stmt.where(Task.id.not_in(busy))
             stmt = stmt.order_by(Task.run_after).limit(1)
             if db.dialect in ("postgresql", "mysql", "mariadb"):
                 stmt = stmt.with_for_update(skip_locked=True)
+            # the row is ours now: locked (PostgreSQL, MariaDB) or under SQLite's one writer
             found = s.scalar(stmt)
             if found is None:
                 return None, None
             with _busy_lock:
-                if (owner, found) in _busy:  # another thread claimed it since the look at _busy
+                if (owner, found.id) in _busy:  # another thread claimed it since the look at _busy
                     return None, None
-                _busy.add((owner, found))
-                tid = str(found)
-            res = s.execute(update(Task).where(Task.id == tid, claimable).values(
-                status=RUNNING, owner=owner, lease_expires_at=now + timedelta(seconds=lease_s)))
-            if res.rowcount != 1:
-                done_with(owner, tid)
-                tid = None
-                return None, None
-            stage = record_stage(s, tid, owner, lease_s) if record else None
+                _busy.add((owner, found.id))
+                tid = str(found.id)
+            if record:
+                stage = take(s, found, owner, lease_s)
+            else:
+                stage = None
+                found.status, found.owner = RUNNING, owner
+                found.lease_expires_at = now + timedelta(seconds=lease_s)
         return tid, stage
     except BaseException:
         if tid is not None:
@@ -173,11 +174,17 @@ class Worker:
         tid, stage = _claim(self.db, self.owner, self.lease_s, record=True)
         if tid is None:
             return False
-        try:
-            if stage is not None:  # else the claim failed it (too many attempts): nothing to run
-                execute(self.db, tid, self.owner, self.lease_s, recorded=stage)
-        finally:
-            done_with(self.owner, tid)
+        while tid is not None:
+            then = None
+            try:
+                if stage is not None:  # else the claim failed it (too many attempts): nothing to run
+                    then = execute(self.db, tid, self.owner, self.lease_s, recorded=stage)
+                    if then is not None:  # a task its outcome claimed for this worker: run it next
+                        with _busy_lock:
+                            _busy.add((self.owner, then[0]))
+            finally:
+                done_with(self.owner, tid)
+            tid, stage = then if then is not None else (None, None)
         return True
 
     def renew_leases(self) -> None:

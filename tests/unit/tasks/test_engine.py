@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from core.db.base import utcnow
 from core.db.engine import Database
@@ -49,6 +49,20 @@ class Parent(TaskBase):
     def on_init(self, run: Run) -> None:
         for i in range(3):
             run.spawn("TwoStage", "thing", f"c{i}")
+        run.wait_children("on_children_done")
+
+    def on_children_done(self, run: Run) -> None:
+        LOG.append("parent done")
+        run.complete()
+
+
+class OneChild(TaskBase):
+    """A batch create's shape: one sub-task, then a last stage."""
+
+    name = "OneChild"
+
+    def on_init(self, run: Run) -> None:
+        run.spawn("TwoStage", "thing", "c0")
         run.wait_children("on_children_done")
 
     def on_children_done(self, run: Run) -> None:
@@ -135,7 +149,7 @@ LONG_PAST_S = 2.0
 def _register() -> Iterator[None]:
     LOG.clear()
     MEANWHILE.clear()
-    for cls in (TwoStage, Boom, Parent, Agented, Crashy, Slow, Long):
+    for cls in (TwoStage, Boom, Parent, OneChild, Agented, Crashy, Slow, Long):
         EXTRA[cls.name] = cls
     yield
     EXTRA.clear()
@@ -362,3 +376,74 @@ def test_a_stage_is_recorded_in_the_claim_or_the_previous_outcome(db: Database) 
     assert [(x["stage"], x["attempt"], x["by"]) for x in t.stages_log] == [("on_init", 1, "me"), ("on_second", 1, "me")]
     # claim + on_init recorded; on_init's outcome + on_second recorded; done; the claim that finds none
     assert len(commits) == 4
+
+
+def test_an_outcome_claims_the_task_it_made_runnable(db: Database) -> None:
+    """A stage that spawns a sub-task and waits, and a sub-task whose end wakes its parent, claim that
+    task in their outcome's commit (its stage recorded there too) and the worker runs it next: one
+    claim for the three tasks, six commits instead of eight, and no other worker woken for them."""
+    from sqlalchemy import event
+
+    from core.tasks.engine import WAKEUP
+
+    tid = _submit(db, "OneChild")
+    commits: list[int] = []
+
+    def on_commit(conn: object) -> None:
+        commits.append(1)
+
+    event.listen(db.engine, "commit", on_commit)
+    seen = WAKEUP.generation()
+    try:
+        assert Worker(db, "me").run_pending() == 1  # one claim ran all three tasks
+    finally:
+        event.remove(db.engine, "commit", on_commit)
+    assert WAKEUP.generation() == seen  # nothing was left queued for another worker
+    t = _task(db, tid)
+    assert t.status == DONE and LOG == ["init", "second", "parent done"]
+    assert [(x["stage"], x["attempt"], x["by"]) for x in t.stages_log] == [
+        ("on_init", 1, "me"), ("on_children_done", 1, "me")]
+    with db.session() as s:
+        child = s.scalars(select(Task).where(Task.parent_task_id == tid)).one()
+        assert child.status == DONE and child.owner == "" and child.lease_expires_at is None
+        assert [(x["stage"], x["attempt"]) for x in child.stages_log] == [("on_init", 1), ("on_second", 1)]
+    # claim + on_init; on_init waits + the child claimed; child's on_init + on_second recorded;
+    # child done + the parent claimed; parent done; the claim that finds none
+    assert len(commits) == 6
+
+
+def test_a_task_claimed_by_an_outcome_is_recorded_before_it_runs(db: Database) -> None:
+    """The sub-task an outcome claims is committed running, leased and at its recorded stage before its
+    stage runs (a crash then finds it as after a claim); siblings stay queued for any worker."""
+    seen: list[tuple[str, str, int, bool]] = []
+
+    class Peek(TaskBase):
+        name = "Peek"
+
+        def on_init(self, run: Run) -> None:
+            with db.session() as other:  # another connection: only what was committed
+                t = other.get(Task, run.task.id)
+                assert t is not None
+                seen.append((t.status, t.owner, t.attempts, t.lease_expires_at is not None))
+                seen.append(("queued siblings", "", int(other.scalar(
+                    select(func.count()).select_from(Task).where(Task.parent_task_id == t.parent_task_id,
+                                                                 Task.status == QUEUED)) or 0), True))
+            run.complete()
+
+    class TwoPeeks(TaskBase):
+        name = "TwoPeeks"
+
+        def on_init(self, run: Run) -> None:
+            run.spawn("Peek", "thing", "p0")
+            run.spawn("Peek", "thing", "p1")
+            run.wait_children("on_children_done")
+
+        def on_children_done(self, run: Run) -> None:
+            run.complete()
+
+    EXTRA[Peek.name], EXTRA[TwoPeeks.name] = Peek, TwoPeeks
+    tid = _submit(db, "TwoPeeks")
+    w = Worker(db, "me")
+    assert w.run_pending() == 2  # the first child ran with the parent's claim; its sibling needed one
+    assert seen[:2] == [(RUNNING, "me", 1, True), ("queued siblings", "", 1, True)]
+    assert _task(db, tid).status == DONE
