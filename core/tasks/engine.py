@@ -161,8 +161,8 @@ class Run:
     def wait_children(self, stage: str) -> None:
         """Wait until every sub-task finished; resumes at ``stage`` (now, if none is left)."""
         self.session.flush()
-        left = self.session.scalar(select(func.count()).select_from(Task).where(
-            Task.parent_task_id == self.task.id, Task.status.not_in(FINISHED)))
+        left = bool(self.spawned) or self.session.scalar(select(func.count()).select_from(Task).where(
+            Task.parent_task_id == self.task.id, Task.status.not_in(FINISHED)))  # spawned here: not finished
         self.outcome = ("wait", stage) if left else ("next", stage)
 
 
@@ -219,15 +219,17 @@ def _record(s: Session, t: Task, owner: str, lease_s: float) -> str | None:
     return t.stage
 
 
-def execute(db: Any, task_id: str, owner: str, lease_s: float,
-            recorded: str | None = None) -> tuple[str, str] | None:
+def execute(db: Any, task_id: str, owner: str, lease_s: float, recorded: str | None = None,
+            task: Task | None = None) -> tuple[Task, str] | None:
     """Run the claimed task's stages until it waits, finishes or loses its claim. ``recorded``: the
     claim's transaction already recorded this stage (``record_stage``, committed): it runs at once.
+    ``task``: the row as that transaction committed it (while it runs, only its owner changes a
+    running task's row; a takeover is caught before the outcome commits): not read again.
 
     When the last outcome made another task runnable — a sub-task it spawned, or its parent whose
     last sub-task this was — the same commit claims that task for ``owner`` and records its stage
-    (``take``): (its id, the stage to run), for the caller to run next as it would a claimed one.
-    One claim transaction less, and no other thread woken to find the task already gone."""
+    (``take``): (that task as committed, the stage to run), for the caller to run next as it would a
+    claimed one. One claim transaction less, and no other thread woken to find the task gone."""
     from core.tasks.registry import task_class
 
     for _ in range(100):  # a task never needs more stages in one go; bounds a buggy loop
@@ -243,7 +245,8 @@ def execute(db: Any, task_id: str, owner: str, lease_s: float,
         # the stage is recorded; now act
         with db.session() as s:
             begin_write(s, background=True)
-            t = s.get(Task, task_id)
+            t = s.merge(task, load=False) if task is not None else s.get(Task, task_id)
+            task = None  # read again after a rollback
             if t is None or t.owner != owner:
                 return None
             impl = task_class(t.task_name)()
@@ -302,14 +305,15 @@ def execute(db: Any, task_id: str, owner: str, lease_s: float,
                 t.stage = "complete"
                 then = _on_finished(s, t)
             if kind == "next":
+                task = t  # as this commit leaves it
                 continue
             if then is None:
                 return None
             s.flush()  # a sub-task made by this stage gets its columns' defaults
-            then_id, then_stage = then.id, take(s, then, owner, lease_s)
+            then_stage = take(s, then, owner, lease_s)
             _queued(s, -1)  # taken here: nobody else needs waking for it
         # committed: the task taken is this worker's to run
-        return (then_id, then_stage) if then_stage is not None else None
+        return (then, then_stage) if then_stage is not None else None
     return None
 
 

@@ -58,13 +58,14 @@ def claim_one(db: Any, owner: str, lease_s: float = LEASE_S) -> str | None:
 
 def claim_held(db: Any, owner: str, lease_s: float = LEASE_S) -> str | None:
     """``claim_one``, the task then counting as executing in this process until ``done_with``."""
-    return _claim(db, owner, lease_s, record=False)[0]
+    t = _claim(db, owner, lease_s, record=False)[0]
+    return t.id if t is not None else None
 
 
-def _claim(db: Any, owner: str, lease_s: float, record: bool) -> tuple[str | None, str | None]:
+def _claim(db: Any, owner: str, lease_s: float, record: bool) -> tuple[Task | None, str | None]:
     """``claim_held``; with ``record`` the claim's transaction also records the task's stage
-    (``record_stage``: one transaction less per stage run): (task id, stage to run or None when
-    the task failed meanwhile: too many attempts)."""
+    (``record_stage``: one transaction less per stage run): (the task as committed, stage to run or
+    None when the task failed meanwhile: too many attempts)."""
     now = utcnow()
     claimable = or_(
         (Task.status == QUEUED) & (Task.run_after <= now),
@@ -97,7 +98,7 @@ def _claim(db: Any, owner: str, lease_s: float, record: bool) -> tuple[str | Non
                 stage = None
                 found.status, found.owner = RUNNING, owner
                 found.lease_expires_at = now + timedelta(seconds=lease_s)
-        return tid, stage
+        return found, stage
     except BaseException:
         if tid is not None:
             done_with(owner, tid)
@@ -171,20 +172,20 @@ class Worker:
         return n
 
     def _step(self) -> bool:
-        tid, stage = _claim(self.db, self.owner, self.lease_s, record=True)
-        if tid is None:
+        task, stage = _claim(self.db, self.owner, self.lease_s, record=True)
+        if task is None:
             return False
-        while tid is not None:
+        while task is not None:
             then = None
             try:
                 if stage is not None:  # else the claim failed it (too many attempts): nothing to run
-                    then = execute(self.db, tid, self.owner, self.lease_s, recorded=stage)
+                    then = execute(self.db, task.id, self.owner, self.lease_s, recorded=stage, task=task)
                     if then is not None:  # a task its outcome claimed for this worker: run it next
                         with _busy_lock:
-                            _busy.add((self.owner, then[0]))
+                            _busy.add((self.owner, then[0].id))
             finally:
-                done_with(self.owner, tid)
-            tid, stage = then if then is not None else (None, None)
+                done_with(self.owner, task.id)
+            task, stage = then if then is not None else (None, None)
         return True
 
     def renew_leases(self) -> None:

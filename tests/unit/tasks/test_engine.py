@@ -1,6 +1,7 @@
 """The task engine on a real (SQLite) database: stages, failures, sub-tasks, reports, recovery."""
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -447,3 +448,28 @@ def test_a_task_claimed_by_an_outcome_is_recorded_before_it_runs(db: Database) -
     assert w.run_pending() == 2  # the first child ran with the parent's claim; its sibling needed one
     assert seen[:2] == [(RUNNING, "me", 1, True), ("queued siblings", "", 1, True)]
     assert _task(db, tid).status == DONE
+
+
+def test_a_claimed_task_is_not_read_again_by_its_stages(db: Database) -> None:
+    """The row the claim (or the previous stage's outcome) committed is what the next stage starts
+    from: no stage reads the task again. What reads a task by id are locks: its owner before each
+    outcome commits, and the parent when its last child ends."""
+    from sqlalchemy import event
+
+    tid = _submit(db, "OneChild")
+    reads: list[str] = []
+
+    def on_sql(conn: object, cursor: object, statement: str, *_: object) -> None:
+        m = re.fullmatch(r"SELECT (.*?) FROM tasks WHERE tasks\.id = \S+( FOR UPDATE)?", " ".join(statement.split()))
+        if m:
+            reads.append(m.group(1).split(",")[0])  # a read by the ORM's get() is "tasks.id AS tasks_id"
+
+    event.listen(db.engine, "before_cursor_execute", on_sql)
+    try:
+        assert Worker(db, "me").run_pending() == 1
+    finally:
+        event.remove(db.engine, "before_cursor_execute", on_sql)
+    assert _task(db, tid).status == DONE and LOG == ["init", "second", "parent done"]
+    # four outcomes: parent's on_init, child's on_init and on_second, parent's last stage; the
+    # parent's lock when the child ends
+    assert sorted(reads) == ["tasks.id"] + ["tasks.owner"] * 4
