@@ -20,10 +20,16 @@ class Wakeup:
         """Read before looking for work; pass to ``wait`` if none was found."""
         return self._gen
 
-    def set(self) -> None:
+    def set(self, n: int | None = None) -> None:
+        """Wake every waiter, or ``n`` of them (``n`` pieces of work queued: the other idle threads
+        would each run a claim that finds nothing). A thread that was busy meanwhile still sees the
+        new generation when it next waits, and looks at once."""
         with self._cond:
             self._gen += 1
-            self._cond.notify_all()
+            if n is None:
+                self._cond.notify_all()
+            else:
+                self._cond.notify(n)
 
     def wait(self, seen: int, timeout: float) -> bool:
         """Wait until a ``set()`` after generation ``seen`` (True) or ``timeout`` seconds (False)."""

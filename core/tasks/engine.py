@@ -41,8 +41,9 @@ WAKEUP = Wakeup()
 
 @event.listens_for(Session, "after_commit")
 def _after_commit(session: Session) -> None:
-    if session.info.pop("tasks_queued", 0):  # how many (True: some); 0 when the worker took them itself
-        WAKEUP.set()
+    n = int(session.info.pop("tasks_queued", 0))  # 0 when the worker took them itself
+    if n:
+        WAKEUP.set(n)  # as many idle workers as tasks: more would only claim nothing
 
 
 def _queued(session: Session, n: int) -> None:

@@ -28,3 +28,24 @@ def test_waits_the_timeout_without_a_signal_and_wakes_every_waiter_on_one() -> N
     for t in threads:
         t.join(10)
     assert woke == [True, True, True]
+
+
+def test_a_signal_for_n_pieces_of_work_wakes_n_waiters() -> None:
+    w = Wakeup()
+    seen, woke = w.generation(), []
+    threads = [threading.Thread(target=lambda: woke.append(w.wait(seen, 60.0)), daemon=True) for _ in range(2)]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 60
+    while len(w._cond._waiters) < 2 and time.monotonic() < deadline:  # type: ignore[attr-defined]
+        time.sleep(0.01)
+    w.set(1)
+    while not woke and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.2)
+    assert woke == [True]  # the other waiter sleeps on (with set() it would have woken too)
+    w.set(1)
+    for t in threads:
+        t.join(60)
+    assert woke == [True, True]
+    assert w.wait(seen, 0) is True  # a thread that was busy meanwhile looks at once

@@ -473,3 +473,23 @@ def test_a_claimed_task_is_not_read_again_by_its_stages(db: Database) -> None:
     # four outcomes: parent's on_init, child's on_init and on_second, parent's last stage; the
     # parent's lock when the child ends
     assert sorted(reads) == ["tasks.id"] + ["tasks.owner"] * 4
+
+
+def test_a_commit_wakes_as_many_idle_workers_as_it_queued_tasks(db: Database,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from core.tasks.engine import WAKEUP
+
+    calls: list[int | None] = []
+    monkeypatch.setattr(WAKEUP, "set", lambda n=None: calls.append(n))
+    with db.session() as s:
+        for i in range(3):
+            submit(s, "TwoStage", "thing", f"t{i}")
+    assert calls == [3]
+    calls.clear()
+    tid = _submit(db, "Parent")
+    assert calls == [1]
+    Worker(db, "me").run_pending()
+    assert _task(db, tid).status == DONE
+    # the parent's three children: one it ran itself, two for whoever is idle; the last child's end
+    # hands the parent to its own worker: nobody else is woken for it
+    assert calls == [1, 2]
