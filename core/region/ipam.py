@@ -8,13 +8,15 @@ next candidate, so two allocations can never hold the same address.
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import random
 import secrets
+import threading
 from collections.abc import Iterable, Iterator
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, event, func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, SessionTransaction
 
 from core.db.base import new_uuid
 from core.errors import ConflictError, InputParameterError, InsufficientResourceError
@@ -22,6 +24,13 @@ from core.region.models import IpAllocation, Network
 
 ALLOC_POLICIES = ("none", "stepdown", "stepup", "random")
 MAX_RETRIES = 64
+
+# Addresses this process's open transactions have inserted, per network: an allocation in another
+# thread tries them last. Without it the task workers of one controller allocating on one network
+# all pick its first free address; on PostgreSQL/MariaDB each INSERT but one waits for the winner's
+# transaction to end, fails on the unique key and tries the next (bench/scale.py: ~14 of 200 creates).
+_inflight: dict[str, set[int]] = {}
+_inflight_lock = threading.Lock()
 
 
 def ip_int(addr: str, what: str = "address") -> int:
@@ -104,13 +113,35 @@ def allocate(session: Session, net: Network, owner_type: str, owner_id: str, *, 
             raise ConflictError(f"address {address} of network {net.name} is already in use")
         return row
     used = used_ints(session, net.id)
-    for tries, n in enumerate(_candidates(net, used, net.alloc_policy), 1):
+    mine = {n for nid, n in session.info.get("ipam_inflight", ()) if nid == net.id}  # already in ``used``
+    with _inflight_lock:
+        elsewhere = set(_inflight.get(net.id, ())) - mine
+    # free addresses first, then those another open transaction of this process holds (it may roll back)
+    free = (n for n in _candidates(net, used, net.alloc_policy) if n not in elsewhere)
+    for tries, n in enumerate(itertools.chain(free, sorted(elsewhere - used)), 1):
         row = _insert(session, net, n, owner_type, owner_id, mac, ifname, nic_index, notes)
         if row is not None:
+            with _inflight_lock:
+                _inflight.setdefault(net.id, set()).add(n)
+            session.info.setdefault("ipam_inflight", []).append((net.id, n))
             return row
         if tries >= MAX_RETRIES:
             break
     raise InsufficientResourceError(f"network {net.name} has no free address")
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _allocations_ended(session: Session, transaction: SessionTransaction) -> None:
+    """The transaction committed or rolled back: its addresses are no longer in flight."""
+    if transaction.parent is not None or "ipam_inflight" not in session.info:
+        return
+    with _inflight_lock:
+        for net_id, n in session.info.pop("ipam_inflight"):
+            held = _inflight.get(net_id)
+            if held is not None:
+                held.discard(n)
+                if not held:
+                    del _inflight[net_id]
 
 
 def _insert(session: Session, net: Network, n: int, owner_type: str, owner_id: str, mac: str, ifname: str,

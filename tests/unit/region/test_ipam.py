@@ -125,3 +125,38 @@ def test_concurrent_allocations_never_share_an_address(db: Database) -> None:
     assert len(got) == 80 and len(set(got)) == 80
     with db.session() as s:
         assert s.query(IpAllocation).filter_by(network_id=nid).count() == 80
+
+
+def test_an_address_another_open_transaction_inserted_is_tried_last(db: Database,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two task workers of one controller allocating on one network: the second does not pick the
+    address the first inserted and has not committed (on PostgreSQL/MariaDB its INSERT would wait for
+    that transaction and then fail on the unique key); once the first ends, the address is free game."""
+    nid = make_net(db, "10.1.0.10", "10.1.0.20")
+    tried: list[str] = []
+    real_insert = ipam._insert
+
+    def recording(session: object, net: Network, n: int, *a: object) -> object:
+        tried.append(ipam.ip_str(n))
+        return real_insert(session, net, n, *a)  # type: ignore[arg-type]
+
+    with db.session() as first:
+        net = first.get(Network, nid)
+        assert net is not None
+        assert ipam.allocate(first, net, "server", "first").ip_addr == "10.1.0.10"  # not committed yet
+        monkeypatch.setattr(ipam, "_insert", lambda *a: tried.append(ipam.ip_str(a[2])) or "sentinel")
+        with db.session() as second:  # SQLite would make it wait for the first's write lock: record only
+            net2 = second.get(Network, nid)
+            assert net2 is not None
+            assert ipam.allocate(second, net2, "server", "second") == "sentinel"
+            second.rollback()
+        assert tried == ["10.1.0.11"]
+        monkeypatch.setattr(ipam, "_insert", recording)
+    tried.clear()
+    with db.session() as third:  # the first committed: nothing in flight
+        net3 = third.get(Network, nid)
+        assert net3 is not None
+        ipam.release(third, "server", "first")
+        third.flush()
+        assert ipam.allocate(third, net3, "server", "third").ip_addr == "10.1.0.10"
+    assert tried == ["10.1.0.10"] and ipam._inflight == {}
