@@ -5,7 +5,9 @@ agent and of the PXE boot network: one way to run a loop until stopped.
 
 - ``work``: a step that claims and runs one piece of work (True) or finds none (False); it runs again
   at once after work, else waits for the pool's ``Wakeup`` (a commit that queued work) or its idle
-  poll, whichever comes first; or
+  poll, whichever comes first. The idle poll is the pool's, not each thread's: a thread whose poll
+  comes while another thread of the pool found nothing since the last wake-up, less than ``idle_s``
+  ago, waits on (N idle threads ran N claims that found nothing per idle poll); or
 - ``every``: a job every ``interval_s`` (a lease renewal, a heartbeat); or
 - ``loop``: a body that paces itself (a long poll, a queue, a socket, a backoff of its own) and
   returns once ``stopping`` is set.
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 from core.wakeup import Wakeup
@@ -29,6 +32,9 @@ class Loops:
         self.wakeup = wakeup
         self.stopping = threading.Event()
         self._threads: list[threading.Thread] = []
+        # per work step: (wake-up generation, monotonic time) of the pool's last look that found nothing
+        self._found_none: dict[Callable[[], bool], tuple[int, float]] = {}
+        self._lock = threading.Lock()
 
     def _spawn(self, name: str, target: Callable[[], None]) -> None:
         th = threading.Thread(target=target, name=name, daemon=True)
@@ -44,6 +50,12 @@ class Loops:
         def loop() -> None:
             while not self.stopping.is_set():
                 seen = wakeup.generation()
+                with self._lock:
+                    gen, at = self._found_none.get(step, (-1, 0.0))
+                ago = time.monotonic() - at
+                if gen == seen and ago < idle_s:  # another thread looked since the last wake-up
+                    wakeup.wait(seen, idle_s)  # a whole period: the looks of the pool stay staggered
+                    continue
                 try:
                     if step():
                         continue
@@ -51,6 +63,8 @@ class Loops:
                     self.log.exception(what)
                     self.stopping.wait(backoff_s)
                     continue
+                with self._lock:
+                    self._found_none[step] = (seen, time.monotonic())
                 wakeup.wait(seen, idle_s)
 
         self._spawn(name, loop)

@@ -102,3 +102,35 @@ def test_a_self_paced_loop_runs_until_stopped_and_its_thread_stays_listed() -> N
         loops.stop(timeout=DEADLINE_S)
     (th,) = loops.threads
     assert th.name == "test-paced" and not th.is_alive()
+
+
+def test_idle_threads_of_a_pool_share_one_idle_poll() -> None:
+    """N idle threads look for work about once per idle period between them, not N times: a thread
+    whose poll comes while another found nothing since the last wake-up, less than a period ago,
+    waits on. A wake-up still sends them looking at once."""
+    wake = Wakeup()
+    loops = Loops(logging.getLogger("test.loops"), wake)
+    looks: list[float] = []
+    lock = threading.Lock()
+
+    def step() -> bool:
+        with lock:
+            looks.append(time.monotonic())
+        return False
+
+    idle_s, window_s = 0.2, 3.0
+    for i in range(4):
+        loops.work(f"test-idle-{i}", step, idle_s=idle_s, what="test step failed")
+    try:
+        _until(lambda: len(looks) >= 1)
+        time.sleep(window_s)
+        with lock:
+            n = len(looks)
+        # four threads each polling would look ~4 x 15 times; one poll per period between them ~15
+        # (two threads may look at once at a period's edge: at most twice that)
+        assert n <= 2 * (window_s / idle_s + 4), n
+        before = n
+        wake.set()
+        _until(lambda: len(looks) > before)  # woken: someone looks at once
+    finally:
+        loops.stop(timeout=DEADLINE_S)
