@@ -84,18 +84,20 @@ def seed(ctl: Controller, n: int) -> str:
                                                         "disks": ["1g"]}})
     first.raise_for_status()
     tenant = first.json()["server"]["tenant_id"]
-    from sqlalchemy import insert
+    from sqlalchemy import insert, select
 
     from core.db.base import utcnow
     from core.db.engine import Database
     from core.region.models import Server
 
     db = Database(f"sqlite:///{ctl.data_dir / 'cloudpods.db'}")
+    with db.session() as s:  # every row gets a real create spec (disks, nets, groups), as a created server has
+        spec = s.scalar(select(Server.create_spec).where(Server.name == "seed"))
     now = utcnow()
     rows = [{"id": str(uuid.uuid4()), "name": f"bench-{i:05d}", "description": "", "status": "ready",
              "meta": {}, "tenant_id": tenant, "domain_id": "default", "is_public": False, "pending_deleted": False,
              "vcpu_count": 1 + i % 8, "vmem_size": 1024, "hypervisor": "kvm", "os_type": "Linux", "os_arch": "",
-             "power_status": "off", "auto_start": False, "create_spec": {}, "user_data": "", "held": {},
+             "power_status": "off", "auto_start": False, "create_spec": spec, "user_data": "", "held": {},
              "created_at": now, "updated_at": now} for i in range(n)]
     with db.session() as s:
         for k in range(0, n, 2000):

@@ -203,6 +203,22 @@ def test_no_host_fits_is_sched_fail(controller: Controller, infra: dict[str, str
     wait_for(lambda: srv(controller, sid)["status"] == "sched_fail")
 
 
+def test_a_list_row_is_the_servers_show(controller: Controller, infra: dict[str, str]) -> None:
+    """The list reads create_spec's shown keys (fail_reason here) in SQL, on every dialect: its row
+    of a server is the server's show."""
+    zone = f"empty-{infra['tag']}"  # no host: the create is sched_fail with the scheduler's reason
+    assert controller.api.post(f"{B}/zones", json={"zone": {"name": zone}}).status_code == 200
+    r = controller.api.post(f"{B}/servers", json={"server": {
+        "name": f"nowhere-{infra['tag']}", "vcpu_count": 1, "vmem_size": 64, "prefer_zone": zone, "disks": ["1g"]}})
+    assert r.status_code == 200, r.text
+    sid = r.json()["server"]["id"]
+    wait_for(lambda: (x := srv(controller, sid))["status"] == "sched_fail" and not x["active_task_id"], 90)
+    before = srv(controller, sid)
+    page = controller.api.get(f"{B}/servers", params={"search": f"nowhere-{infra['tag']}", "details": "true"})
+    listed = [x for x in page.json()["servers"] if x["id"] == sid]
+    assert before["fail_reason"] and listed and listed[0] in (before, srv(controller, sid)), (listed, before)
+
+
 @pytest.mark.parametrize(("body", "fragment"), [
     ({"name": "x", "vcpu_count": 0}, "vcpu_count"),
     ({"name": "x", "vcpu_count": -1}, "vcpu_count"),

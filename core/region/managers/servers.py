@@ -36,6 +36,16 @@ _DISKS = (select(Disk.server_id, Disk.id, Disk.disk_index, Disk.disk_size, Disk.
                  Disk.storage_id, Disk.template_id, Disk.status)
           .where(Disk.server_id.in_(_IDS)).order_by(Disk.disk_index))
 _EIPS = select(Eip.associate_id, Eip.ip_addr).where(Eip.associate_type == "server", Eip.associate_id.in_(_IDS))
+_SPEC_KEYS = ("cdrom", "boot_order", "fail_reason")  # what add_details shows of create_spec
+
+
+def _spec_shown(row: Any) -> tuple[Any, ...]:
+    """create_spec's cdrom, boot_order and fail_reason: a list page's plain row carries them as
+    columns (``list_extra_columns``), a server loaded whole in its create_spec."""
+    if hasattr(row, "spec_cdrom"):
+        return row.spec_cdrom, row.spec_boot_order, row.spec_fail_reason
+    spec = row.create_spec or {}
+    return tuple(spec.get(k) for k in _SPEC_KEYS)
 
 
 class ServerManager(Manager):
@@ -67,7 +77,8 @@ class ServerManager(Manager):
     class_actions: ClassVar[dict[str, str]] = {"forecast": "forecast"}
     cloud_ops = None  # a cloud's server verbs go through its zone host's driver (capabilities decide)
     row_lists = True  # lists load plain rows: base_dict/add_details read only these columns
-    list_extra_columns = ("create_spec",)
+    # of create_spec a list shows three keys: read just those in SQL, not every row's whole spec
+    list_extra_columns = tuple(Server.create_spec[k].label(f"spec_{k}") for k in _SPEC_KEYS)
 
     def list_filter(self, session: Session, cred: Credential, stmt: Any, q: ListQuery) -> Any:
         """``?network=``: servers with a NIC on that network (Cloudpods' server list filter)."""
@@ -132,12 +143,13 @@ class ServerManager(Manager):
             dl = disks.get(r.id, [])
             it["disks_info"] = dl
             it["disk"] = sum(x["size"] for x in dl)
-            if (r.create_spec or {}).get("cdrom"):
-                it["cdrom"] = r.create_spec["cdrom"].get("name", "")
-            if (r.create_spec or {}).get("boot_order"):
-                it["boot_order"] = ",".join(r.create_spec["boot_order"])
-            if (r.create_spec or {}).get("fail_reason"):
-                it["fail_reason"] = r.create_spec["fail_reason"]  # e.g. the scheduler's explanation
+            cdrom, boot_order, fail_reason = _spec_shown(r)
+            if cdrom:
+                it["cdrom"] = cdrom.get("name", "")
+            if boot_order:
+                it["boot_order"] = ",".join(boot_order)
+            if fail_reason:
+                it["fail_reason"] = fail_reason  # e.g. the scheduler's explanation
 
     # ---- recycle bin -------------------------------------------------------------------------
     def delete(self, session: Session, cred: Credential, row: Any, params: dict[str, str]) -> dict[str, Any] | None:
