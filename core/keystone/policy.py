@@ -93,30 +93,38 @@ def allowed(cred: Credential, action: str, target: dict[str, Any] | None = None)
     return rule is not None and rule.allows(cred, target)
 
 
-def restrict(stmt: Select[T], cred: Credential, model: Any, scope: str | None = None) -> Select[T]:
-    """Add the tenant filter for ``cred`` to a list query over ``model``.
-
-    ``model`` has ``tenant_id`` (project) and/or ``domain_id`` columns. ``scope`` is the list
-    parameter (``system|domain|project``): a caller may narrow, never widen, its reach.
-    """
+def owner_filter(cred: Credential, model: Any, scope: str | None = None) -> tuple[str, Any] | None:
+    """What ``restrict`` compares for ``cred`` over ``model``: None for every row, else the column
+    and the value it must equal; the column is "" when no row is visible at all."""
     where = reach(cred)
     if scope in ALL_SCOPES and ALL_SCOPES.index(scope) > ALL_SCOPES.index(where if where in ALL_SCOPES else "project"):
         where = scope
     has_tenant = hasattr(model, "tenant_id")
     has_domain = hasattr(model, "domain_id")
     if where == "system":
-        return stmt
+        return None
     if where == "domain":
         dom = cred.domain_id if cred.scope == "domain" else cred.owner_domain_id
-        if has_domain:
-            return stmt.where(model.domain_id == dom)
-        return stmt.where(false())
+        return ("domain_id", dom) if has_domain else ("", None)
     if where == "project" and cred.project_id:
         if has_tenant:
-            return stmt.where(model.tenant_id == cred.project_id)
+            return ("tenant_id", cred.project_id)
         if has_domain:
-            return stmt.where(model.domain_id == cred.project_domain_id)
-    return stmt.where(false())
+            return ("domain_id", cred.project_domain_id)
+    return ("", None)
+
+
+def restrict(stmt: Select[T], cred: Credential, model: Any, scope: str | None = None) -> Select[T]:
+    """Add the tenant filter for ``cred`` to a list query over ``model``.
+
+    ``model`` has ``tenant_id`` (project) and/or ``domain_id`` columns. ``scope`` is the list
+    parameter (``system|domain|project``): a caller may narrow, never widen, its reach.
+    """
+    f = owner_filter(cred, model, scope)
+    if f is None:
+        return stmt
+    column, value = f
+    return stmt.where(getattr(model, column) == value) if column else stmt.where(false())
 
 
 def dump() -> list[dict[str, Any]]:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import DateTime, Select, false, or_, select
+from sqlalchemy import DateTime, Select, bindparam, false, or_, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import Label
 
@@ -20,7 +20,7 @@ from core.api.context import Credential
 from core.api.listing import ListQuery
 from core.audit import record
 from core.errors import ActionNotFoundError, InputParameterError, ResourceNotFoundError, SpecNotFoundError
-from core.keystone.policy import enforce, restrict
+from core.keystone.policy import enforce, owner_filter, restrict
 from core.region.common import iso, owner_of
 
 # (manager, session, cred, row, body) -> reply dict
@@ -88,16 +88,42 @@ class Manager:
         """The row with id ``ident`` or else the one named ``ident``; another tenant's is 404."""
         if not isinstance(ident, str) or not ident:
             raise ResourceNotFoundError(f"{self.keyword} not found")
-        stmt = self.visible(self.base_stmt(), cred)
-        row = session.scalar(stmt.where(self.model.id == ident))
-        if row is None and hasattr(self.model, "name"):  # rows without a name (rules) are found by id only
-            rows = list(session.scalars(stmt.where(self.model.name == ident).limit(2)))
+        by_id, by_name, params = self._fetch_stmts(cred)
+        params["ident"] = ident
+        row = session.scalar(by_id, params)
+        if row is None and by_name is not None:  # rows without a name (rules) are found by id only
+            rows = list(session.scalars(by_name, params))
             if len(rows) > 1:
                 raise InputParameterError(f"{self.keyword} name {ident!r} is ambiguous: use the id")
             row = rows[0] if rows else None
         if row is None or (not pending and getattr(row, "pending_deleted", False)):
             raise ResourceNotFoundError(f"{self.keyword} {ident} not found")
         return row
+
+    def _fetch_stmts(self, cred: Credential) -> tuple[Select[Any], Select[Any] | None, dict[str, Any]]:
+        """``fetch``'s selects by id and by name (``ident`` bound) under ``cred``'s tenant filter, with
+        their parameters. Built once per filter column and kept (building and keying a select cost
+        more than running it); a manager with its own ``base_stmt``/``visible`` builds them each time."""
+        f = owner_filter(cred, self.model) if self.owned else None
+        cacheable = (type(self).base_stmt is Manager.base_stmt and type(self).visible is Manager.visible
+                     and (f is None or f[1] is not None))
+        key = f[0] if f is not None else None
+        cache: dict[str | None, Any] = self.__dict__.setdefault("_fetch_cache", {})
+        stmts = cache.get(key) if cacheable else None
+        if stmts is None:
+            if cacheable:
+                stmt = self.base_stmt()
+                if f is not None:  # visible()'s filter with the owner as a parameter
+                    own = getattr(self.model, f[0]) == bindparam("owner")
+                    stmt = stmt.where(or_(own, self.model.is_public.is_(True)) if self.shareable else own)
+            else:
+                stmt = self.visible(self.base_stmt(), cred)
+            by_name = (stmt.where(self.model.name == bindparam("ident")).limit(2)
+                       if hasattr(self.model, "name") else None)
+            stmts = (stmt.where(self.model.id == bindparam("ident")), by_name)
+            if cacheable:
+                cache[key] = stmts
+        return stmts[0], stmts[1], ({"owner": f[1]} if cacheable and f is not None else {})
 
     def lookup(self, session: Session, cred: Credential, ident: str, what: str | None = None) -> Any:
         """Like ``fetch`` but for a reference in a request body: unknown → 400 naming it."""
