@@ -23,13 +23,27 @@ import functools
 import operator
 import re
 from collections import namedtuple
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Depends, Request
-from sqlalchemy import JSON, Boolean, DateTime, Float, Integer, Numeric, Select, and_, false, func, or_, select
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    Integer,
+    Numeric,
+    Select,
+    and_,
+    bindparam,
+    false,
+    func,
+    or_,
+    select,
+)
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement
 from sqlalchemy.sql.elements import Label
@@ -39,6 +53,7 @@ from core.db.engine import plain_rows
 from core.errors import InputParameterError
 
 MAX_LIMIT = 2048
+_LIMIT, _OFFSET = bindparam("page_limit", type_=Integer), bindparam("page_offset", type_=Integer)
 _FILTER = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)\.([a-z]+)\((.*)\)$", re.S)
 _TRUE = {"true", "1", "yes", "on", "t", "y"}
 _FALSE = {"false", "0", "no", "off", "f", "n"}
@@ -307,7 +322,8 @@ def _row_maker(columns: tuple[str, ...]) -> Callable[[Iterable[Any]], Any]:
 def paginate(session: Session, stmt: Select[Any], model: Any, q: ListQuery,
              searchable: tuple[str, ...] = ("name",), count: bool = True,
              columns: Sequence[str | Label[Any]] | None = None, plain_filters: bool = True,
-             resolve: Resolver | None = None) -> Page[Any]:
+             resolve: Resolver | None = None, params: Mapping[str, Any] | None = None,
+             kept: dict[Any, Any] | None = None) -> Page[Any]:
     """Apply search/filter/order/paging to ``stmt`` (already tenant-restricted) and run it.
 
     With ``columns``, the page is loaded as plain rows of just those columns (attribute access
@@ -315,8 +331,48 @@ def paginate(session: Session, stmt: Select[Any], model: Any, q: ListQuery,
     labelled expression among them is read by its label (e.g. one key of a JSON column).
     ``plain_filters`` turns every unconsumed query key naming a column into a filter (Keystone's
     grammar differs, ``name__contains`` / ``lt:``, so its lists turn it off); ``resolve`` maps a
-    referenced row's name to its id for ``*_id`` columns.
+    referenced row's name to its id for ``*_id`` columns. ``params``: values of ``stmt``'s bind
+    parameters. ``kept``: a dict the caller keeps with this very ``stmt`` (same parameters only);
+    a query of order and paging only (no filter, search or marker) keeps its built selects there.
     """
+    shape = None
+    if kept is not None and not q.extra and not q.search and not q.filters and q.paging_marker is None:
+        shape = ("page", q.order, tuple(q.order_by), q.pending_delete, count,
+                 tuple(c if isinstance(c, str) else c.name for c in columns or ()))
+    built = kept.get(shape) if kept is not None and shape is not None else None
+    if built is None:
+        built = _page_selects(stmt, model, q, searchable, count, columns, plain_filters, resolve)
+        if kept is not None and shape is not None:
+            kept[shape] = built
+    count_stmt, page_stmt, make = built
+    args = dict(params or {})
+    total = (plain_rows(session, count_stmt, args).scalar() or 0) if count_stmt is not None else 0
+
+    def run(st: Select[Any], limit: int, offset: int) -> list[Any]:
+        values = {**args, "page_limit": limit, "page_offset": offset}
+        if make is not None:
+            # on the session's connection: plain rows without the ORM's per-row loading machinery;
+            # SQLAlchemy Row attribute access costs ~1.5 us, a named tuple's is C (and making one is
+            # a tenth of a namespace's cost). All rows in one fetch: iterating a result fetches one
+            # row per Python call.
+            return [make(r) for r in plain_rows(session, st, values).all()]
+        return list(session.scalars(st, values))
+
+    if q.paging_marker is not None:
+        # keyset paging over id: stable under concurrent inserts, O(limit) per page
+        args["page_marker"] = q.paging_marker
+        rows = run(page_stmt, q.limit + 1, 0)
+        nxt = rows[q.limit - 1].id if len(rows) > q.limit else None
+        return Page(rows[: q.limit], total, q.limit, 0, nxt)
+    rows = run(page_stmt, q.limit, q.offset)
+    return Page(rows, total, q.limit, q.offset)
+
+
+def _page_selects(stmt: Select[Any], model: Any, q: ListQuery, searchable: tuple[str, ...], count: bool,
+                  columns: Sequence[str | Label[Any]] | None, plain_filters: bool,
+                  resolve: Resolver | None) -> tuple[Any, Select[Any], Callable[[Iterable[Any]], Any] | None]:
+    """paginate's count select (None: not counted), its page select (limit, offset and marker bound
+    as ``page_limit``, ``page_offset``, ``page_marker``) and the row maker of a plain page."""
     cols = _columns(model)
     if plain_filters:
         conds = field_conditions(model, q, resolve)
@@ -335,26 +391,14 @@ def paginate(session: Session, stmt: Select[Any], model: Any, q: ListQuery,
             stmt = stmt.where(model.pending_deleted.is_(q.pending_delete == "true"))
     elif "pending_deleted" in cols:
         stmt = stmt.where(model.pending_deleted.is_(False))
-    total = 0
-    if count:
-        total = session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0
-    def run(st: Select[Any]) -> list[Any]:
-        if columns:
-            # on the session's connection: plain rows without the ORM's per-row loading machinery;
-            # SQLAlchemy Row attribute access costs ~1.5 us, a named tuple's is C (and making one is
-            # a tenth of a namespace's cost). All rows in one fetch: iterating a result fetches one
-            # row per Python call.
-            make = _row_maker(tuple(c if isinstance(c, str) else c.name for c in columns))
-            sel = st.with_only_columns(*[getattr(model, c) if isinstance(c, str) else c for c in columns])
-            return [make(r) for r in plain_rows(session, sel).all()]
-        return list(session.scalars(st))
-
+    count_stmt = select(func.count()).select_from(stmt.order_by(None).subquery()) if count else None
+    make = None
+    if columns:
+        make = _row_maker(tuple(c if isinstance(c, str) else c.name for c in columns))
+        stmt = stmt.with_only_columns(*[getattr(model, c) if isinstance(c, str) else c for c in columns])
     if q.paging_marker is not None:
-        # keyset paging over id: stable under concurrent inserts, O(limit) per page
-        stmt = stmt.where(model.id > q.paging_marker).order_by(model.id.asc())
-        rows = run(stmt.limit(q.limit + 1))
-        nxt = rows[q.limit - 1].id if len(rows) > q.limit else None
-        return Page(rows[: q.limit], total, q.limit, 0, nxt)
+        stmt = stmt.where(model.id > bindparam("page_marker")).order_by(model.id.asc())
+        return count_stmt, stmt.limit(_LIMIT), make
     order_cols = q.order_by or (["created_at"] if "created_at" in cols else [])
     for name in order_cols:
         if name not in cols:
@@ -363,5 +407,4 @@ def paginate(session: Session, stmt: Select[Any], model: Any, q: ListQuery,
         stmt = stmt.order_by(c.desc() if q.order == "desc" else c.asc())
     if "id" in cols:
         stmt = stmt.order_by(model.id.desc() if q.order == "desc" else model.id.asc())
-    rows = run(stmt.offset(q.offset).limit(q.limit))
-    return Page(rows, total, q.limit, q.offset)
+    return count_stmt, stmt.offset(_OFFSET).limit(_LIMIT), make

@@ -100,30 +100,38 @@ class Manager:
             raise ResourceNotFoundError(f"{self.keyword} {ident} not found")
         return row
 
-    def _fetch_stmts(self, cred: Credential) -> tuple[Select[Any], Select[Any] | None, dict[str, Any]]:
-        """``fetch``'s selects by id and by name (``ident`` bound) under ``cred``'s tenant filter, with
-        their parameters. Built once per filter column and kept (building and keying a select cost
-        more than running it); a manager with its own ``base_stmt``/``visible`` builds them each time."""
-        f = owner_filter(cred, self.model) if self.owned else None
-        cacheable = (type(self).base_stmt is Manager.base_stmt and type(self).visible is Manager.visible
-                     and (f is None or f[1] is not None))
+    def visible_kept(self, cred: Credential, scope: str | None = None) -> tuple[Select[Any], dict[str, Any],
+                                                                                 dict[Any, Any] | None]:
+        """``visible(base_stmt(), cred, scope)`` with the owner as the bind parameter ``owner``: the
+        select, its parameters, and a dict kept with that select for what callers build on it (None:
+        built for this call only, for a manager with its own ``base_stmt``/``visible``). Kept per
+        filter column: building and keying a select cost more than running it."""
+        f = owner_filter(cred, self.model, scope) if self.owned else None
+        if (type(self).base_stmt is not Manager.base_stmt or type(self).visible is not Manager.visible
+                or (f is not None and f[1] is None)):
+            return self.visible(self.base_stmt(), cred, scope), {}, None
+        kept: dict[str | None, Any] = self.__dict__.setdefault("_kept", {})
         key = f[0] if f is not None else None
-        cache: dict[str | None, Any] = self.__dict__.setdefault("_fetch_cache", {})
-        stmts = cache.get(key) if cacheable else None
+        if key not in kept:
+            stmt = self.base_stmt()
+            if f is not None:  # visible()'s filter
+                own = getattr(self.model, f[0]) == bindparam("owner")
+                stmt = stmt.where(or_(own, self.model.is_public.is_(True)) if self.shareable else own)
+            kept[key] = (stmt, {})
+        stmt, built = kept[key]
+        return stmt, ({"owner": f[1]} if f is not None else {}), built
+
+    def _fetch_stmts(self, cred: Credential) -> tuple[Select[Any], Select[Any] | None, dict[str, Any]]:
+        """``fetch``'s selects by id and by name (``ident`` bound), with their parameters."""
+        stmt, params, built = self.visible_kept(cred)
+        stmts = built.get("fetch") if built is not None else None
         if stmts is None:
-            if cacheable:
-                stmt = self.base_stmt()
-                if f is not None:  # visible()'s filter with the owner as a parameter
-                    own = getattr(self.model, f[0]) == bindparam("owner")
-                    stmt = stmt.where(or_(own, self.model.is_public.is_(True)) if self.shareable else own)
-            else:
-                stmt = self.visible(self.base_stmt(), cred)
             by_name = (stmt.where(self.model.name == bindparam("ident")).limit(2)
                        if hasattr(self.model, "name") else None)
             stmts = (stmt.where(self.model.id == bindparam("ident")), by_name)
-            if cacheable:
-                cache[key] = stmts
-        return stmts[0], stmts[1], ({"owner": f[1]} if cacheable and f is not None else {})
+            if built is not None:
+                built["fetch"] = stmts
+        return stmts[0], stmts[1], params
 
     def lookup(self, session: Session, cred: Credential, ident: str, what: str | None = None) -> Any:
         """Like ``fetch`` but for a reference in a request body: unknown → 400 naming it."""

@@ -46,12 +46,14 @@ def _held(m: Any, session: Any, cred: Any, ident: str, verb: str, op: str) -> An
 
 def _list(session: Any, cred: Any, m: Any, q: ListQuery, ctx: tuple[str, str] | None = None) -> Response:
     m.enforce(cred, "list")
-    stmt = m.visible(m.base_stmt(), cred, q.scope)
+    base, params, kept = m.visible_kept(cred, q.scope)
+    stmt = base
     if ctx is not None:
         stmt = m.context_filter(session, cred, stmt, *ctx)
     stmt = tag_filter(m.list_filter(session, cred, stmt, q), m.model, q)
     page = paginate(session, stmt, m.model, q, searchable=m.searchable, columns=m.list_columns(),
-                    resolve=lambda col, v: m.resolve_ref(session, cred, col, v))
+                    resolve=lambda col, v: m.resolve_ref(session, cred, col, v), params=params,
+                    kept=kept if stmt is base else None)  # the page's selects are kept with an unfiltered base
     items = m.to_dicts(session, page.rows, q.details)
     if q.fields:
         items = [{k: v for k, v in it.items() if k in q.fields} for it in items]

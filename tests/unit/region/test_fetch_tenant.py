@@ -69,3 +69,32 @@ def test_fetch_of_a_shared_row_reaches_every_project(db: Database) -> None:
         assert _seen(db, "networks", pa, "mine") == "mine" and _seen(db, "networks", pa, "theirs") is None
         assert _seen(db, "networks", pa, "shared") == "shared" and _seen(db, "networks", pb, "theirs") == "theirs"
         assert _seen(db, "networks", pb, "mine") is None and _seen(db, "networks", _cred("project"), "mine") is None
+
+
+def test_list_pages_on_the_kept_selects_stay_each_callers(db: Database) -> None:
+    """The list route keeps a page's selects with the kept tenant filter: alternating callers, and
+    a filtered query in between (never kept), each get their own rows."""
+    from core.api.listing import paginate, parse_list_query
+
+    with db.session() as s:
+        s.add_all([_server("web", "pa", "default"), _server("web", "pb", "default"), _server("db", "pb", "default"),
+                   _server("far", "pc", "d2")])
+    m = get_manager("servers")
+    callers = {"pa": (_cred("project", "pa"), {"id-web-pa"}), "pb": (_cred("project", "pb"), {"id-web-pb", "id-db-pb"}),
+               "dom2": (_cred("domain", domain="d2"), {"id-far-pc"}),
+               "sys": (_cred("system"), {"id-web-pa", "id-web-pb", "id-db-pb", "id-far-pc"}),
+               "none": (_cred("project"), set())}
+
+    def page(cred: Credential, query: list[tuple[str, str]]) -> tuple[set[str], int]:
+        stmt, params, kept = m.visible_kept(cred)
+        with db.session() as s:
+            p = paginate(s, stmt, Server, parse_list_query(query), columns=m.list_columns(), params=params, kept=kept)
+        return {r.id for r in p.rows}, p.total
+
+    for _ in range(2):
+        for cred, want in callers.values():
+            assert page(cred, [("limit", "20")]) == (want, len(want))
+            webs = {i for i in want if "web" in i}
+            assert page(cred, [("name", "web")]) == (webs, len(webs))
+            assert page(cred, [("limit", "1"), ("offset", "1")])[0] <= want
+    assert m.visible_kept(callers["pa"][0])[2], "the plain page's selects are kept"
