@@ -144,7 +144,9 @@ class _Params:
         return iter(self.multi)
 
 
-def list_query(request: Request) -> ListQuery:
+async def list_query(request: Request) -> ListQuery:
+    """The list parameters of a request: pure CPU, so on the event loop (a sync dependency is a
+    thread-pool hop of its own per list request)."""
     return parse_list_query(request.query_params.multi_items())
 
 
