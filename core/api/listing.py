@@ -53,6 +53,7 @@ from core.db.engine import plain_rows
 from core.errors import InputParameterError
 
 MAX_LIMIT = 2048
+KEPT_SHAPES = 64  # built page selects kept per tenant filter, at most
 _LIMIT, _OFFSET = bindparam("page_limit", type_=Integer), bindparam("page_offset", type_=Integer)
 _FILTER = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)\.([a-z]+)\((.*)\)$", re.S)
 _TRUE = {"true", "1", "yes", "on", "t", "y"}
@@ -344,7 +345,7 @@ def paginate(session: Session, stmt: Select[Any], model: Any, q: ListQuery,
     built = kept.get(shape) if kept is not None and shape is not None else None
     if built is None:
         built = _page_selects(stmt, model, q, searchable, count, columns, plain_filters, resolve)
-        if kept is not None and shape is not None:
+        if kept is not None and shape is not None and len(kept) < KEPT_SHAPES:  # order_by combinations are many
             kept[shape] = built
     count_stmt, page_stmt, make = built
     args = dict(params or {})

@@ -98,3 +98,19 @@ def test_list_pages_on_the_kept_selects_stay_each_callers(db: Database) -> None:
             assert page(cred, [("name", "web")]) == (webs, len(webs))
             assert page(cred, [("limit", "1"), ("offset", "1")])[0] <= want
     assert m.visible_kept(callers["pa"][0])[2], "the plain page's selects are kept"
+
+
+def test_kept_page_selects_are_bounded(db: Database) -> None:
+    """Every order_by combination is a shape of its own (81 here): the kept ones stop at KEPT_SHAPES."""
+    from core.api.listing import KEPT_SHAPES, paginate, parse_list_query
+
+    m = get_manager("servers")
+    stmt, params, kept = m.visible_kept(_cred("project", "pbound"))
+    assert kept is not None
+    cols = ["name", "status", "created_at", "updated_at", "vcpu_count", "vmem_size", "hypervisor", "os_type", "os_arch"]
+    with db.session() as s:
+        for a in cols:
+            for b in cols:
+                q = parse_list_query([("order_by", f"{a},{b}")])
+                paginate(s, stmt, Server, q, columns=m.list_columns(), params=params, kept=kept)
+    assert len(kept) <= KEPT_SHAPES + 1  # + fetch's selects
