@@ -11,7 +11,7 @@ from fastapi import APIRouter, FastAPI
 from core.api import errors
 from core.api.common import root_router, service_router
 from core.api.middleware import GatewayMiddleware
-from core.api.routing import IndexedRouter, flatten
+from core.api.routing import IndexedRouter, LazyRouter, flatten
 from core.config import Settings
 from core.db.engine import Database
 from core.keystone.auth import Authenticator
@@ -36,6 +36,8 @@ SERVICE_ROUTERS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("image", "/api/s/image", ("core.glance.api:router",)),
     ("scheduler", "/api/s/scheduler", ("core.scheduler.api:router",)),
 )
+# Services whose routers are built at their first request: an idle controller does not use them.
+LAZY_SERVICES = frozenset({"image"})
 # Routers at the root, next to the services: GET /metrics, and the identity version discovery at
 # /api/s/identity. In a table (not inline strings) so the binary's bundle plan sees them.
 ROOT_ROUTERS: tuple[str, ...] = ("core.metrics.routes:router", "core.keystone.api:discovery_router")
@@ -51,7 +53,7 @@ STREAM_PREFIXES = ("/api/s/image/",)
 STREAM_PATTERNS = ("core.hostapi.migrations:UPLOAD_PATH", "core.hostapi.routes.images:IMAGE_UPLOAD_PATH")
 
 
-def _merged_openapi(app: FastAPI, services: list[tuple[str, APIRouter]]) -> Callable[[], dict[str, Any]]:
+def _merged_openapi(app: FastAPI, services: list[tuple[str, APIRouter | LazyRouter]]) -> Callable[[], dict[str, Any]]:
     """One OpenAPI document for the whole process: the root routes plus every service's, prefixed."""
     from fastapi.openapi.utils import get_openapi
 
@@ -110,9 +112,12 @@ def create_app(settings: Settings, db: Database | None = None, run_background: b
     # only its service's routes (matching every route of every service cost ~25% of a request's CPU).
     # The mounted router runs inside this app: its errors reach this app's handlers, request.app is
     # this app (one settings/db/auth for every service), and no second middleware stack is paid.
-    services: list[tuple[str, APIRouter]] = []
+    services: list[tuple[str, APIRouter | LazyRouter]] = []
     for service, prefix, refs in SERVICE_ROUTERS:
-        sub = IndexedRouter(flatten([service_router(service), *(load(ref) for ref in refs)]))
+        def build(service: str = service, refs: tuple[str, ...] = refs) -> IndexedRouter:
+            return IndexedRouter(flatten([service_router(service), *(load(ref) for ref in refs)]))
+
+        sub: APIRouter | LazyRouter = LazyRouter(build) if service in LAZY_SERVICES else build()
         app.mount(prefix, sub)
         services.append((prefix, sub))
     app.openapi = _merged_openapi(app, services)  # type: ignore[method-assign]
