@@ -10,12 +10,15 @@ from core.version import VERSION
 def service_router(service: str) -> APIRouter:
     r = APIRouter(tags=[service])
 
+    # async: answered on the event loop, not through a worker thread (a load balancer's and the
+    # agents' probes are the most frequent requests, and the first one came before `ocadm serve`
+    # could say it was ready: that hop's first use imported anyio's thread machinery, ~30-100 ms)
     @r.get("/version", response_class=PlainTextResponse, include_in_schema=False)
-    def version() -> str:
+    async def version() -> str:
         return VERSION
 
     @r.get("/ping", include_in_schema=False)
-    def ping() -> Response:
+    async def ping() -> Response:
         return Response(status_code=204)
 
     return r
