@@ -3,6 +3,9 @@ services): for unit tests of what one request does (its statements, sessions, by
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -42,3 +45,24 @@ def admin_token(app: FastAPI) -> str:
     r = call(app, "POST", "/api/s/identity/v3/auth/tokens", json=body)
     assert r.status_code == 201, r.text
     return r.headers["x-subject-token"]
+
+
+def run_with_fresh_app(tmp_path: Path, script: str) -> None:
+    """Run ``script`` in a fresh interpreter once it has built the controller app as ``app`` (keys
+    under ``tmp_path/data``, no database yet, ``run_background=False``): for what building the app or
+    a request imports, which this test process has long imported. Fails with the script's stderr."""
+    preamble = f"""
+import sys
+from pathlib import Path
+from core.api.app import create_app
+from core.config import Settings
+from core.keystone.keys import KeyRepository
+s = Settings.load(Path({str(tmp_path / "data")!r}), port=1)
+s.save()
+KeyRepository(s.key_dir).create()
+app = create_app(s, run_background=False)
+"""
+    repo = Path(__file__).resolve().parents[2]
+    r = subprocess.run([sys.executable, "-c", preamble + textwrap.dedent(script)], capture_output=True, text=True,
+                       cwd=repo, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]

@@ -7,8 +7,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -21,7 +19,7 @@ from sqlalchemy import event, text
 
 from core.db.engine import Database, committed
 from core.keystone.auth import KeystoneCredential
-from tests.support.inproc import admin_token, call, controller_app
+from tests.support.inproc import admin_token, call, controller_app, run_with_fresh_app
 from tests.support.unitdb import migrated_db
 
 
@@ -158,31 +156,20 @@ def test_a_list_request_takes_one_thread_pool_hop(app: FastAPI, monkeypatch: pyt
 def test_ping_and_version_are_answered_without_a_worker_thread(tmp_path: Path) -> None:
     # the most frequent probes, and the first request `ocadm serve` answers: no thread hop (the hop's
     # first use imports anyio's worker-thread backend). A fresh interpreter: other tests import it.
-    script = f"""
-import asyncio, sys
-from pathlib import Path
-from core.api.app import create_app
-from core.config import Settings
-from core.keystone.keys import KeyRepository
-s = Settings.load(Path({str(tmp_path / "data")!r}), port=1)
-s.save()
-KeyRepository(s.key_dir).create()
-app = create_app(s, run_background=False)
-sent = []
-async def call(path):
-    scope = {{"type": "http", "method": "GET", "path": path, "raw_path": path.encode(), "query_string": b"",
-             "headers": [], "http_version": "1.1", "scheme": "http", "server": ("t", 80), "client": ("c", 1),
-             "root_path": ""}}
-    async def receive():
-        return {{"type": "http.request", "body": b"", "more_body": False}}
-    async def send(m):
-        sent.append(m)
-    await app(scope, receive, send)
-for path in ("/ping", "/api/s/compute_v2/ping", "/version"):
-    asyncio.run(call(path))
-assert [m["status"] for m in sent if m["type"] == "http.response.start"] == [204, 204, 200], sent
-assert "anyio._backends._asyncio" not in sys.modules, "a probe went through a worker thread"
-"""
-    repo = Path(__file__).resolve().parents[3]
-    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=repo, timeout=300)
-    assert r.returncode == 0, r.stderr[-3000:]
+    run_with_fresh_app(tmp_path, """
+        import asyncio
+        sent = []
+        async def call(path):
+            scope = {"type": "http", "method": "GET", "path": path, "raw_path": path.encode(), "query_string": b"",
+                     "headers": [], "http_version": "1.1", "scheme": "http", "server": ("t", 80), "client": ("c", 1),
+                     "root_path": ""}
+            async def receive():
+                return {"type": "http.request", "body": b"", "more_body": False}
+            async def send(m):
+                sent.append(m)
+            await app(scope, receive, send)
+        for path in ("/ping", "/api/s/compute_v2/ping", "/version"):
+            asyncio.run(call(path))
+        assert [m["status"] for m in sent if m["type"] == "http.response.start"] == [204, 204, 200], sent
+        assert "anyio._backends._asyncio" not in sys.modules, "a probe went through a worker thread"
+        """)

@@ -11,6 +11,7 @@ import pytest
 from fastapi import APIRouter, FastAPI
 
 from core.api.routing import IndexedRouter, flatten
+from tests.support.inproc import run_with_fresh_app
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -131,22 +132,11 @@ def test_a_lazy_router_is_built_at_its_first_request_and_answers_as_built() -> N
 
 def test_the_lazy_image_service_is_built_by_its_first_request_or_by_openapi(tmp_path: Path) -> None:
     # the image service's modules are not imported by building the app (≈1.2 MB of an idle controller)
-    script = f"""
-import sys
-from pathlib import Path
-from core.api.app import create_app
-from core.config import Settings
-from core.keystone.keys import KeyRepository
-s = Settings.load(Path({str(tmp_path / "data")!r}), port=1)
-s.save()
-KeyRepository(s.key_dir).create()
-app = create_app(s, run_background=False)
-assert "core.glance.api" not in sys.modules, "building the app imported the image service"
-assert "/api/s/image/v1/images" in app.openapi()["paths"]
-assert "core.glance.api" in sys.modules
-"""
-    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, timeout=300)
-    assert r.returncode == 0, r.stderr[-3000:]
+    run_with_fresh_app(tmp_path, """
+        assert "core.glance.api" not in sys.modules, "building the app imported the image service"
+        assert "/api/s/image/v1/images" in app.openapi()["paths"]
+        assert "core.glance.api" in sys.modules
+        """)
 
 
 def test_route_building_imports_no_pydantic_v1_and_still_refuses_v1_models() -> None:
