@@ -126,37 +126,81 @@ BACKGROUND_YIELD_S = 0.05
 
 
 class _WriterGate:
+    """Release wakes one thread that can proceed — a foreground waiter if any (these include
+    background ones past their yield), else one background waiter — not every waiting thread. The
+    gate is handed to the woken foreground waiter: a thread arriving meanwhile does not take it
+    first (the releasing thread would otherwise re-take it at once and the woken one wait again)."""
+
     def __init__(self) -> None:
-        self._cond = threading.Condition()
+        lock = threading.Lock()
+        self._fg = threading.Condition(lock)  # API requests, and background writers past their yield
+        self._bg = threading.Condition(lock)  # background writers within their yield
         self._owner: int | None = None
         self._depth = 0
         self._fg_waiting = 0
+        self._bg_waiting = 0
+        self._handoff = False  # a foreground waiter was woken to take the free gate
+
+    def _wake_one(self) -> None:
+        if self._fg_waiting:
+            self._handoff = True
+            self._fg.notify()
+        elif self._bg_waiting:
+            self._bg.notify()
+
+    def _free(self) -> bool:
+        return self._owner is None and not self._handoff
 
     def acquire(self, background: bool) -> None:
         me = threading.get_ident()
-        with self._cond:
+        with self._fg:
             if self._owner == me:  # re-entry from a second session of the same thread
                 self._depth += 1
                 return
-            if background:
-                deadline = time.monotonic() + BACKGROUND_YIELD_S
-                while self._owner is not None or (self._fg_waiting and time.monotonic() < deadline):
-                    self._cond.wait(max(0.001, deadline - time.monotonic()) if self._fg_waiting else None)
-            else:
-                self._fg_waiting += 1
+            if not self._free() or (background and self._fg_waiting):
                 try:
-                    while self._owner is not None:
-                        self._cond.wait()
-                finally:
-                    self._fg_waiting -= 1
-            self._owner, self._depth = me, 1
+                    if background:
+                        self._wait_background()
+                    else:
+                        self._wait()
+                except BaseException:
+                    if self._owner is None:  # this thread may have had the wake-up: pass it on
+                        self._handoff = False
+                        self._wake_one()
+                    raise
+            self._owner, self._depth, self._handoff = me, 1, False
+
+    def _wait(self) -> None:
+        self._fg_waiting += 1
+        try:
+            self._fg.wait()
+            while self._owner is not None:
+                self._fg.wait()
+        finally:
+            self._fg_waiting -= 1
+
+    def _wait_background(self) -> None:
+        deadline = time.monotonic() + BACKGROUND_YIELD_S
+        self._bg_waiting += 1
+        try:
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                if self._free() and not self._fg_waiting:
+                    return
+                self._bg.wait(left)  # a foreground waiter may come meanwhile: the yield ends at the deadline
+        finally:
+            self._bg_waiting -= 1
+        if not self._free():
+            self._wait()  # past its yield: waits among the foreground ones
 
     def release(self) -> None:
-        with self._cond:
+        with self._fg:
             self._depth -= 1
             if self._depth == 0:
                 self._owner = None
-                self._cond.notify_all()
+                self._wake_one()
 
 
 _GATES: weakref.WeakKeyDictionary[Engine, _WriterGate] = weakref.WeakKeyDictionary()
