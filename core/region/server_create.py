@@ -355,7 +355,6 @@ def create_servers(manager: Any, session: Session, cred: Credential, body: dict[
     if plan.eip and "bw" in plan.eip:
         per_server["eip"] = 1  # the EIP the create task makes: held by the server until then
     tenant, domain = cred.project_id, cred.project_domain_id or "default"
-    quotas.reserve(session, tenant, domain, **{k: v * count for k, v in per_server.items()})
     os_type = data.os_type or (disks[0]["os_type"] if disks else "")
     spec: dict[str, Any] = {"disks": disks, "nets": [dict(n) for n in nets], "secgroups": plan.secgroup_ids}
     if plan.cdrom:  # the installer boots first; the system disk after it (once the ISO is ejected)
@@ -388,6 +387,12 @@ def create_servers(manager: Any, session: Session, cred: Credential, body: dict[
     for r in rows:
         take_eip(session, plan.eip, r)
         manager.audit(session, cred, "create", r)
+    # The quota last, after the rows are written: its conditional UPDATE locks the project's quota row
+    # until the commit, and every create of the project queues on that row (PostgreSQL/MariaDB). Taken
+    # first, the row stayed locked through the whole create, so a burst of 200 creates was accepted one
+    # at a time (issue 22). Over quota, the transaction rolls back with everything written before it.
+    session.flush()
+    quotas.reserve(session, tenant, domain, **{k: v * count for k, v in per_server.items()})
     return rows
 
 

@@ -106,3 +106,32 @@ def test_groups_in_the_order_given_and_default_made_once(app: FastAPI) -> None:
             assert srv.create_spec["create_task_id"] == srv.active_task_id
             assert srv.held == {"quota": {"cpu": 1, "memory": 64, "storage": 1024, "servers": 1,
                                           "ips": 0 if srv.name.startswith("grouped") else 1}}
+
+
+def test_the_quota_is_taken_after_the_rows_are_written(app: FastAPI) -> None:
+    """The project's quota row is locked from its UPDATE to the commit and every create of the project
+    queues on it: the UPDATE comes after every write of the create, so only the answer's reads and the
+    commit follow it."""
+    _create(app, "quota-first-of-project")
+    with _Watch(app) as w:
+        _create(app, "quota-second")
+    writes = [i for i, s in enumerate(w.sql) if s.startswith(("INSERT", "UPDATE", "DELETE"))
+              and "db_leases" not in s]  # the write lock's no-op statement comes first
+    quota = [i for i in writes if w.sql[i].startswith("UPDATE quotas")]
+    assert len(quota) == 1, [w.sql[i] for i in writes]
+    assert writes[-1] == quota[0], [w.sql[i].split("(")[0][:60] for i in writes]
+
+
+def test_over_quota_a_create_leaves_nothing(app: FastAPI) -> None:
+    h = app.state.test_headers
+    me = call(app, "GET", "/api/s/identity/v3/auth/tokens", headers={**h, "X-Subject-Token": h["X-Auth-Token"]})
+    project = me.json()["token"]["project"]["id"]
+    r = call(app, "POST", f"{B}/quotas", json={"quota": {"tenant": project, "servers": 1}}, headers=h)
+    assert r.status_code < 300, r.text
+    _create(app, "quota-only-one")
+    body = {"server": {"name": "quota-too-many", "vcpu_count": 1, "vmem_size": 64, "disks": ["1g"], "nets": ["cn"]}}
+    r = call(app, "POST", f"{B}/servers", json=body, headers=h)
+    assert r.status_code == 400 or r.status_code == 403 or r.status_code == 409, r.text
+    assert "quota" in r.text
+    names = [s["name"] for s in call(app, "GET", f"{B}/servers?scope=system", headers=h).json()["servers"]]
+    assert "quota-too-many" not in names and "quota-only-one" in names
