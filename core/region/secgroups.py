@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import bindparam, event, inspect, or_, select, update
@@ -111,9 +111,11 @@ def set_server_secgroups(session: Session, server: Server, ids: list[str]) -> No
         if sid not in ids:
             session.delete(g)
     session.flush()
-    for sid in ids:
-        if sid not in have:
-            session.add(GuestSecgroup(guest_id=server.id, secgroup_id=sid))
+    for sid, t in zip(ids, _in_order(len(ids)), strict=True):
+        if sid in have:  # kept: it moves to its place in the new order
+            have[sid].created_at = t
+        else:
+            session.add(GuestSecgroup(guest_id=server.id, secgroup_id=sid, created_at=t, updated_at=t))
     server.secgroup_id = ids[0] if ids else None
     session.flush()
     if server.host_id is None:
@@ -122,13 +124,19 @@ def set_server_secgroups(session: Session, server: Server, ids: list[str]) -> No
     touch_secgroups(session, changed, also_hosts=[server.host_id])
 
 
+def _in_order(n: int) -> list[datetime]:
+    """Timestamps for ``n`` memberships of one server, in the order given. A server's groups are read
+    in ``created_at`` order: one microsecond apart, not whatever the clock gave rows written together
+    (a tie fell back on the random ids)."""
+    now = utcnow()
+    return [now + timedelta(microseconds=i) for i in range(n)]
+
+
 def join_new_servers(session: Session, servers: list[Server], ids: list[str]) -> None:
     """Servers being created (not placed: no host enforces anything for them yet, their deploy tells
     the hosts) join groups ``ids``, in that order: rows added, nothing read or flushed."""
     ids = list(dict.fromkeys(ids))
-    # a server's groups are read in created_at order: one microsecond apart, not whatever the
-    # clock gave rows inserted together (a tie fell back on the random ids)
-    at = [utcnow() + timedelta(microseconds=i) for i in range(len(ids))]
+    at = _in_order(len(ids))
     for server in servers:
         assert server.host_id is None and server.id, "join_new_servers: for new, unplaced servers with an id"
         session.add_all([GuestSecgroup(guest_id=server.id, secgroup_id=sid, created_at=t, updated_at=t)
